@@ -1,0 +1,255 @@
+#include "graph/ir.h"
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+namespace locus {
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::F32: return "float32";
+    case DType::F64: return "float64";
+    case DType::I64: return "int64";
+    case DType::I32: return "int32";
+    case DType::I8: return "int8";
+    case DType::U8: return "uint8";
+    case DType::Bool: return "bool";
+    default: return "undefined";
+  }
+}
+
+size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::F32: case DType::I32: return 4;
+    case DType::F64: case DType::I64: return 8;
+    case DType::I8: case DType::U8: case DType::Bool: return 1;
+    default: return 0;
+  }
+}
+
+std::string shape_str(const Shape& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+int64_t checked_numel(const Shape& s, const std::string& what) {
+  int64_t n = 1;
+  for (int64_t d : s) {
+    LOCUS_CHECK(d >= 0, what, " has a negative dimension in shape ", shape_str(s));
+    if (d == 0) return 0;
+    LOCUS_CHECK(n <= kMaxTensorElements / d, what, " has shape ", shape_str(s),
+                ", more than the limit of ", kMaxTensorElements, " elements");
+    n *= d;
+  }
+  return n;
+}
+
+Tensor::Tensor(DType t, Shape s) : dtype(t), shape(std::move(s)) {
+  bytes.resize(size_t(checked_numel(shape, "tensor")) * dtype_size(t));
+}
+
+Tensor Tensor::scalar_f32(float v) { return from_f32({}, {v}); }
+
+Tensor Tensor::from_f32(Shape s, const std::vector<float>& v) {
+  Tensor t(DType::F32, std::move(s));
+  LOCUS_CHECK(size_t(t.numel()) == v.size(), "Tensor::from_f32: size mismatch");
+  std::memcpy(t.bytes.data(), v.data(), v.size() * 4);
+  return t;
+}
+
+Tensor Tensor::from_i64(Shape s, const std::vector<int64_t>& v) {
+  Tensor t(DType::I64, std::move(s));
+  LOCUS_CHECK(size_t(t.numel()) == v.size(), "Tensor::from_i64: size mismatch");
+  std::memcpy(t.bytes.data(), v.data(), v.size() * 8);
+  return t;
+}
+
+int64_t Tensor::numel() const {
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return n;
+}
+
+double Tensor::get(int64_t i) const {
+  switch (dtype) {
+    case DType::F32: return data<float>()[i];
+    case DType::F64: return data<double>()[i];
+    case DType::I64: return double(data<int64_t>()[i]);
+    case DType::I32: return data<int32_t>()[i];
+    case DType::I8: return data<int8_t>()[i];
+    case DType::U8: case DType::Bool: return data<uint8_t>()[i];
+    default: fail("tensor of undefined dtype");
+  }
+}
+
+int64_t Tensor::get_int(int64_t i) const {
+  switch (dtype) {
+    case DType::I64: return data<int64_t>()[i];
+    case DType::I32: return data<int32_t>()[i];
+    case DType::I8: return data<int8_t>()[i];
+    case DType::U8: case DType::Bool: return data<uint8_t>()[i];
+    case DType::F32: return int64_t(data<float>()[i]);
+    case DType::F64: return int64_t(data<double>()[i]);
+    default: fail("tensor of undefined dtype");
+  }
+}
+
+std::vector<int64_t> Tensor::to_i64() const {
+  std::vector<int64_t> r(size_t(numel()));
+  for (int64_t i = 0; i < numel(); ++i) r[size_t(i)] = get_int(i);
+  return r;
+}
+
+int64_t Node::i(const std::string& a, int64_t def) const {
+  auto it = attrs.find(a);
+  if (it == attrs.end()) return def;
+  if (auto p = std::get_if<int64_t>(&it->second)) return *p;
+  fail("node '", name, "' (", op, "): attribute '", a, "' should be an int");
+}
+
+float Node::f(const std::string& a, float def) const {
+  auto it = attrs.find(a);
+  if (it == attrs.end()) return def;
+  if (auto p = std::get_if<float>(&it->second)) return *p;
+  if (auto p = std::get_if<int64_t>(&it->second)) return float(*p);
+  fail("node '", name, "' (", op, "): attribute '", a, "' should be a float");
+}
+
+std::string Node::s(const std::string& a, const std::string& def) const {
+  auto it = attrs.find(a);
+  if (it == attrs.end()) return def;
+  if (auto p = std::get_if<std::string>(&it->second)) return *p;
+  fail("node '", name, "' (", op, "): attribute '", a, "' should be a string");
+}
+
+std::vector<int64_t> Node::ints(const std::string& a, std::vector<int64_t> def) const {
+  auto it = attrs.find(a);
+  if (it == attrs.end()) return def;
+  if (auto p = std::get_if<std::vector<int64_t>>(&it->second)) return *p;
+  fail("node '", name, "' (", op, "): attribute '", a, "' should be a list of ints");
+}
+
+std::vector<float> Node::floats(const std::string& a, std::vector<float> def) const {
+  auto it = attrs.find(a);
+  if (it == attrs.end()) return def;
+  if (auto p = std::get_if<std::vector<float>>(&it->second)) return *p;
+  fail("node '", name, "' (", op, "): attribute '", a, "' should be a list of floats");
+}
+
+const Tensor* Node::tensor(const std::string& a) const {
+  auto it = attrs.find(a);
+  if (it == attrs.end()) return nullptr;
+  if (auto p = std::get_if<Tensor>(&it->second)) return p;
+  fail("node '", name, "' (", op, "): attribute '", a, "' should be a tensor");
+}
+
+size_t Node::num_inputs() const {
+  size_t n = inputs.size();
+  while (n > 0 && inputs[n - 1].empty()) --n;
+  return n;
+}
+
+const std::string& Node::input(size_t k) const {
+  static const std::string empty;
+  return k < inputs.size() ? inputs[k] : empty;
+}
+
+const Tensor* Graph::constant(const std::string& v) const {
+  auto it = constants.find(v);
+  return it == constants.end() ? nullptr : &it->second;
+}
+
+ValueInfo Graph::info(const std::string& v) const {
+  if (auto c = constant(v)) return ValueInfo{c->dtype, c->shape, true};
+  auto it = values.find(v);
+  LOCUS_CHECK(it != values.end() && it->second.known, "value '", v, "' has no known shape");
+  return it->second;
+}
+
+int Graph::producer(const std::string& v) const {
+  for (size_t i = 0; i < nodes.size(); ++i)
+    for (auto& o : nodes[i].outputs)
+      if (o == v) return int(i);
+  return -1;
+}
+
+std::vector<int> Graph::consumers(const std::string& v) const {
+  std::vector<int> r;
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (std::find(nodes[i].inputs.begin(), nodes[i].inputs.end(), v) != nodes[i].inputs.end())
+      r.push_back(int(i));
+  return r;
+}
+
+bool Graph::is_graph_output(const std::string& v) const {
+  return std::find(outputs.begin(), outputs.end(), v) != outputs.end();
+}
+
+std::string Graph::fresh_name(const std::string& base) const {
+  auto used = [&](const std::string& n) {
+    if (constants.count(n) || values.count(n)) return true;
+    if (std::find(inputs.begin(), inputs.end(), n) != inputs.end()) return true;
+    return producer(n) >= 0;
+  };
+  if (!used(base)) return base;
+  for (int k = 1;; ++k) {
+    std::string n = base + "_" + std::to_string(k);
+    if (!used(n)) return n;
+  }
+}
+
+void Graph::topo_sort() {
+  std::map<std::string, int> prod;
+  for (size_t i = 0; i < nodes.size(); ++i)
+    for (auto& o : nodes[i].outputs) {
+      if (o.empty()) continue;
+      LOCUS_CHECK(!prod.count(o), "value '", o, "' is produced by two nodes ('",
+                  nodes[size_t(prod[o])].name, "' and '", nodes[i].name, "')");
+      LOCUS_CHECK(!constants.count(o), "value '", o, "' is both a constant and the output of node '",
+                  nodes[i].name, "'");
+      prod[o] = int(i);
+    }
+  std::set<std::string> available(inputs.begin(), inputs.end());
+  std::vector<int> state(nodes.size(), 0);  // 0 new, 1 in progress, 2 done
+  std::vector<Node> sorted;
+  sorted.reserve(nodes.size());
+  // iterative DFS so a deep graph cannot overflow the stack
+  for (size_t root = 0; root < nodes.size(); ++root) {
+    if (state[root]) continue;
+    std::vector<std::pair<int, size_t>> stack{{int(root), 0}};
+    state[root] = 1;
+    while (!stack.empty()) {
+      auto& [n, k] = stack.back();
+      const Node& node = nodes[size_t(n)];
+      if (k < node.inputs.size()) {
+        const std::string& in = node.inputs[k++];
+        if (in.empty() || constants.count(in) || available.count(in)) continue;
+        auto it = prod.find(in);
+        LOCUS_CHECK(it != prod.end(), "node '", node.name, "' (", node.op, ") reads value '", in,
+                    "' which no node produces and which is neither an input nor a constant");
+        int p = it->second;
+        LOCUS_CHECK(state[size_t(p)] != 1, "the graph has a cycle through node '", nodes[size_t(p)].name, "'");
+        if (state[size_t(p)] == 0) {
+          state[size_t(p)] = 1;
+          stack.push_back({p, 0});
+        }
+      } else {
+        state[size_t(n)] = 2;
+        sorted.push_back(node);
+        stack.pop_back();
+      }
+    }
+  }
+  nodes = std::move(sorted);
+}
+
+void Graph::erase_nodes(const std::vector<bool>& keep) {
+  std::vector<Node> kept;
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (keep[i]) kept.push_back(std::move(nodes[i]));
+  nodes = std::move(kept);
+}
+
+}  // namespace locus

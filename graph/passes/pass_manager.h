@@ -1,0 +1,55 @@
+// Passes and the pass manager. A pass is a small file that says what it matches and what it
+// guarantees; run() returns how many rewrites it made and may explain why it did not fire.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "graph/ir.h"
+
+namespace locus {
+
+struct PassRemark {
+  std::string pass, node, message;  // e.g. {"fold-batchnorm", "bn3", "not folded: ..."}
+};
+
+struct PassResult {
+  std::string pass;
+  int changes = 0;
+};
+
+struct PassReport {
+  std::vector<PassResult> results;
+  std::vector<PassRemark> remarks;
+};
+
+class Pass {
+ public:
+  virtual ~Pass() = default;
+  virtual std::string name() const = 0;
+  virtual std::string description() const = 0;
+  // Rewrites g; returns the number of changes. Shapes in g.values are valid on entry and must be
+  // valid on exit. Remarks explain matches that were refused.
+  virtual int run(Graph& g, std::vector<PassRemark>& remarks) = 0;
+};
+
+std::unique_ptr<Pass> make_constant_folding_pass();
+std::unique_ptr<Pass> make_dead_code_elimination_pass();
+std::unique_ptr<Pass> make_fold_batchnorm_pass();
+std::unique_ptr<Pass> make_fuse_activation_pass();
+
+class PassManager {
+ public:
+  void add(std::unique_ptr<Pass> p) { passes_.push_back(std::move(p)); }
+  // The default pipeline: constant folding, dead-code elimination, BatchNorm folding, activation
+  // fusion, dead-code elimination. Passes named in `disabled` are left out.
+  static PassManager default_pipeline(const std::vector<std::string>& disabled = {});
+  PassReport run(Graph& g) const;
+  std::vector<std::string> names() const;
+
+ private:
+  std::vector<std::unique_ptr<Pass>> passes_;
+};
+
+}  // namespace locus

@@ -1,0 +1,44 @@
+// 2-D convolution on NHWC activations. Weights arrive in ONNX order [OC, C/G, KH, KW] and are
+// packed once (pack_conv2d) for the path the shape selects:
+//   pointwise  (1x1, stride 1, no padding, G = 1)      -> one GEMM over all pixels
+//   depthwise  (G = C = OC)                              -> direct loop vectorised over channels
+//   general    (anything else, incl. grouped)            -> im2col per group + GEMM
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/native/activation.h"
+#include "kernels/native/gemm.h"
+
+namespace locus::kernels {
+
+struct Conv2dShape {
+  int64_t N = 1, H = 0, W = 0, C = 0;  // input
+  int64_t OH = 0, OW = 0, OC = 0;      // output
+  int64_t KH = 1, KW = 1, SH = 1, SW = 1;
+  int64_t PT = 0, PL = 0, PB = 0, PR = 0;  // pads: top, left, bottom, right
+  int64_t DH = 1, DW = 1, G = 1;
+};
+
+enum class ConvPath : uint8_t { Pointwise, Depthwise, General };
+
+struct PackedConv2d {
+  Conv2dShape s;
+  ConvPath path = ConvPath::General;
+  Activation act;
+  std::vector<float> bias;          // OC entries (zeros if the model had none)
+  std::vector<float> dw_weights;    // depthwise: [KH*KW][C]
+  std::vector<PackedB> group_b;     // pointwise / general: one packed B per group
+};
+
+PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float* bias,
+                         const Activation& act);
+
+// Scratch (in floats) that conv2d_nhwc needs for this conv; the caller provides it.
+int64_t conv2d_scratch_floats(const PackedConv2d& p, int num_threads);
+
+// out[N, OH, OW, OC] = act(conv(in[N, H, W, C]) + bias)
+void conv2d_nhwc(const PackedConv2d& p, const float* in, float* out, float* scratch);
+
+}  // namespace locus::kernels

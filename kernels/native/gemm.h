@@ -1,0 +1,27 @@
+// Single-precision GEMM used by pointwise convolutions, im2col convolutions, Gemm and MatMul.
+//   C[M x N] = A[M x K] * B[K x N] (+ bias[N]) then activation.
+// B is packed once (at session creation when it is a weight) into the layout the micro-kernel reads.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/native/activation.h"
+
+namespace locus::kernels {
+
+struct PackedB {
+  int64_t K = 0, N = 0;
+  std::vector<float> data;  // implementation-defined panel layout
+};
+
+// Pack B (K x N, element (k, n) at b[k * ldb + n], or at b[n * ldb + k] if trans_b) scaled by alpha.
+PackedB pack_b(int64_t K, int64_t N, const float* b, int64_t ldb, bool trans_b, float alpha = 1.f);
+
+// C (row stride ldc) = A (row stride lda) * B + bias (nullable, length N), then act.
+// If accumulate is true, C += A * B instead (bias and act still applied once, at the end).
+// Parallel over M with OpenMP unless called from inside a parallel region.
+void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c, int64_t ldc,
+              const float* bias, const Activation& act, bool accumulate = false);
+
+}  // namespace locus::kernels

@@ -1,0 +1,23 @@
+// Pooling on NHWC activations. Window positions outside the input are skipped (MaxPool) or, for
+// AveragePool, counted only if count_include_pad and they lie inside the explicit pads (positions
+// added by ceil_mode beyond the pads are never counted), as the ONNX reference does.
+#pragma once
+
+#include <cstdint>
+
+namespace locus::kernels {
+
+struct Pool2dShape {
+  int64_t N = 1, H = 0, W = 0, C = 0, OH = 0, OW = 0;
+  int64_t KH = 1, KW = 1, SH = 1, SW = 1;
+  int64_t PT = 0, PL = 0, PB = 0, PR = 0;
+  int64_t DH = 1, DW = 1;
+  bool count_include_pad = false;
+};
+
+void maxpool2d_nhwc(const Pool2dShape& s, const float* in, float* out);
+void avgpool2d_nhwc(const Pool2dShape& s, const float* in, float* out);
+// out[N, C] = mean over HW of in[N, HW, C]
+void global_avgpool_nhwc(int64_t N, int64_t HW, int64_t C, const float* in, float* out);
+
+}  // namespace locus::kernels

@@ -1,0 +1,54 @@
+// Session: load -> optimise -> compile once, then run many times.
+//
+//   locus::SessionOptions o;  o.backend = "native";
+//   locus::Session s = locus::Session::from_file("mobilenetv2.onnx", o);
+//   auto out = s.run({{"input", tensor}});   // named inputs, outputs in graph order
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "graph/ir.h"
+#include "graph/passes/pass_manager.h"
+#include "runtime/backend.h"
+
+namespace locus {
+
+struct SessionOptions {
+  std::string backend = "native";
+  int threads = 0;          // 0: OpenMP default (all cores)
+  int64_t batch = 1;        // value for symbolic dims of graph inputs
+  bool optimize = true;     // run the default pass pipeline
+  std::vector<std::string> disabled_passes;
+  // Inputs whose values are fixed at session creation (folded as constants), e.g. the int64 shape
+  // inputs of ONNX node tests. They are then no longer session inputs.
+  std::map<std::string, Tensor> bind_constants;
+};
+
+class Session {
+ public:
+  static Session from_file(const std::string& model_path, const SessionOptions& o = {});
+  static Session from_graph(Graph g, const SessionOptions& o = {});
+
+  const Graph& graph() const { return graph_; }  // the optimised graph
+  const std::vector<std::string>& input_names() const { return graph_.inputs; }
+  const std::vector<std::string>& output_names() const { return graph_.outputs; }
+  ValueInfo input_info(const std::string& name) const { return graph_.info(name); }
+  const PassReport& pass_report() const { return report_; }
+  int64_t activation_bytes() const { return exe_->activation_bytes(); }
+  Executable& executable() { return *exe_; }
+
+  // Checks names, dtypes and shapes of the inputs (one-line Error on mismatch), runs, returns the
+  // outputs in output_names() order.
+  std::vector<Tensor> run(const std::map<std::string, Tensor>& inputs);
+
+ private:
+  Session() = default;
+  Graph graph_;
+  PassReport report_;
+  std::unique_ptr<Executable> exe_;
+};
+
+}  // namespace locus
