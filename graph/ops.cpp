@@ -1,1 +1,123 @@
-// placeholder
+// The operator catalogue (which ops run), whole-graph shape inference, and the two shape helpers
+// shared with the kernels (pooled_size, broadcast_shapes). Per-op rules live in
+// graph/shape_inference*.cpp.
+#include "graph/ops.h"
+
+#include <algorithm>
+
+#include "graph/shape_inference_internal.h"
+
+namespace locus {
+
+const std::vector<std::string>& supported_ops() {
+  static const std::vector<std::string> ops = {
+      "Add",     "AveragePool", "BatchNormalization", "Clip",    "Concat",  "Conv",
+      "Div",     "Flatten",     "Gather",             "Gemm",    "GlobalAveragePool",
+      "Identity", "MatMul",     "MaxPool",            "Mul",     "Relu",    "Reshape",
+      "Shape",   "Softmax",     "Squeeze",            "Sub",     "Unsqueeze"};
+  return ops;
+}
+
+bool is_supported_op(const std::string& op) {
+  const auto& ops = supported_ops();
+  return std::binary_search(ops.begin(), ops.end(), op);
+}
+
+namespace shape_inference {
+
+namespace {
+std::string attr_text(const Attr& a) {
+  if (auto s = std::get_if<std::string>(&a)) return *s;
+  if (auto v = std::get_if<std::vector<std::string>>(&a)) {
+    std::string r;
+    for (auto& s : *v) r += (r.empty() ? "" : ", ") + s;
+    return r;
+  }
+  return "";
+}
+}  // namespace
+
+std::string unsupported_reason(const Node& n) {
+  if (!n.domain.empty() && n.domain != "ai.onnx")
+    return cat("operator ", n.op, " of domain '", n.domain, "' is not supported");
+  if (!is_supported_op(n.op)) return cat("operator ", n.op, " is not supported");
+  if (auto it = n.attrs.find("locus.unsupported_attr"); it != n.attrs.end()) {
+    std::string what = attr_text(it->second);
+    return what.empty() ? std::string("an attribute value is not supported")
+                        : cat("attribute ", what, " is not supported");
+  }
+  if (n.has("locus.training")) return "the training-mode form is not supported";
+  if (n.has("locus.indices")) return "the Indices output is not supported";
+  return "";
+}
+
+}  // namespace shape_inference
+
+std::vector<std::string> unsupported_nodes(const Graph& g) {
+  std::vector<std::string> r;
+  for (const Node& n : g.nodes)
+    if (!shape_inference::unsupported_reason(n).empty()) r.push_back(cat(n.op, " (node '", n.name, "')"));
+  return r;
+}
+
+void infer_shapes(Graph& g) {
+  std::vector<std::string> bad = unsupported_nodes(g);
+  if (!bad.empty()) {
+    std::string list;
+    for (auto& b : bad) list += (list.empty() ? "" : ", ") + b;
+    throw Unsupported("unsupported operators: " + list);
+  }
+  for (Node& n : g.nodes) {
+    std::vector<ValueInfo> in(n.inputs.size());
+    std::vector<const Tensor*> consts(n.inputs.size(), nullptr);
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      const std::string& v = n.inputs[k];
+      if (v.empty()) continue;
+      if (const Tensor* t = g.constant(v)) {
+        consts[k] = t;
+        in[k] = ValueInfo{t->dtype, t->shape, true};
+        continue;
+      }
+      auto it = g.values.find(v);
+      LOCUS_CHECK(it != g.values.end() && it->second.known, "node '", n.name, "' (", n.op,
+                  "): input '", v, "' has no known shape (not a graph input, a constant or the output "
+                  "of an earlier node)");
+      in[k] = it->second;
+    }
+    std::vector<ValueInfo> out = infer_node(n, in, consts);
+    for (size_t k = 0; k < n.outputs.size() && k < out.size(); ++k) {
+      if (n.outputs[k].empty()) continue;
+      out[k].known = true;
+      g.values[n.outputs[k]] = out[k];
+    }
+  }
+}
+
+int64_t pooled_size(int64_t in, int64_t k, int64_t stride, int64_t pad_begin, int64_t pad_end,
+                    int64_t dilation, bool ceil_mode) {
+  const int64_t window = (k - 1) * dilation + 1;
+  const int64_t span = in + pad_begin + pad_end - window;  // room for the window to slide
+  if (span < 0 || stride <= 0) return 0;
+  if (!ceil_mode) return span / stride + 1;
+  int64_t out = (span + stride - 1) / stride + 1;
+  // ONNX (opset 10+ reference, as PyTorch): the last window must start inside the input or the
+  // left padding; a window that would start in the right padding or beyond is dropped.
+  if ((out - 1) * stride >= in + pad_begin) --out;
+  return out;
+}
+
+Shape broadcast_shapes(const Shape& a, const Shape& b, const std::string& what) {
+  const size_t r = std::max(a.size(), b.size());
+  Shape out(r);
+  for (size_t i = 0; i < r; ++i) {
+    // align from the right
+    int64_t da = i < r - a.size() ? 1 : a[i - (r - a.size())];
+    int64_t db = i < r - b.size() ? 1 : b[i - (r - b.size())];
+    if (da == db || db == 1) out[i] = da;
+    else if (da == 1) out[i] = db;
+    else fail(what, ": shapes ", shape_str(a), " and ", shape_str(b), " cannot be broadcast");
+  }
+  return out;
+}
+
+}  // namespace locus

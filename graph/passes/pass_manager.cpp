@@ -1,1 +1,42 @@
-// placeholder
+#include "graph/passes/pass_manager.h"
+
+#include <algorithm>
+
+namespace locus {
+
+PassManager PassManager::default_pipeline(const std::vector<std::string>& disabled) {
+  PassManager pm;
+  auto add = [&](std::unique_ptr<Pass> p) {
+    if (std::find(disabled.begin(), disabled.end(), p->name()) == disabled.end()) pm.add(std::move(p));
+  };
+  add(make_constant_folding_pass());
+  add(make_eliminate_identity_pass());
+  add(make_dead_code_elimination_pass());
+  add(make_fold_batchnorm_pass());
+  add(make_fuse_activation_pass());
+  add(make_dead_code_elimination_pass());
+  return pm;
+}
+
+std::vector<std::string> PassManager::names() const {
+  std::vector<std::string> r;
+  for (auto& p : passes_) r.push_back(p->name());
+  return r;
+}
+
+std::vector<std::string> all_pass_names() {
+  return {make_constant_folding_pass()->name(), make_eliminate_identity_pass()->name(),
+          make_dead_code_elimination_pass()->name(), make_fold_batchnorm_pass()->name(),
+          make_fuse_activation_pass()->name()};
+}
+
+PassReport PassManager::run(Graph& g) const {
+  PassReport report;
+  for (auto& p : passes_) {
+    int n = p->run(g, report.remarks);
+    report.results.push_back({p->name(), n});
+  }
+  return report;
+}
+
+}  // namespace locus

@@ -38,11 +38,15 @@ std::unique_ptr<Pass> make_constant_folding_pass();
 std::unique_ptr<Pass> make_dead_code_elimination_pass();
 std::unique_ptr<Pass> make_fold_batchnorm_pass();
 std::unique_ptr<Pass> make_fuse_activation_pass();
+std::unique_ptr<Pass> make_eliminate_identity_pass();
+
+// Names of every pass (for --help and for validating --disable-pass).
+std::vector<std::string> all_pass_names();
 
 class PassManager {
  public:
   void add(std::unique_ptr<Pass> p) { passes_.push_back(std::move(p)); }
-  // The default pipeline: constant folding, dead-code elimination, BatchNorm folding, activation
+  // The default pipeline: constant folding, identity elimination, dead-code elimination, BatchNorm folding, activation
   // fusion, dead-code elimination. Passes named in `disabled` are left out.
   static PassManager default_pipeline(const std::vector<std::string>& disabled = {});
   PassReport run(Graph& g) const;

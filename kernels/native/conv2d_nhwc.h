@@ -30,12 +30,15 @@ struct PackedConv2d {
   std::vector<float> bias;          // OC entries (zeros if the model had none)
   std::vector<float> dw_weights;    // depthwise: [KH*KW][C]
   std::vector<PackedB> group_b;     // pointwise / general: one packed B per group
+  std::vector<float> zeros;         // depthwise: C zeros, read for padded taps
 };
 
 PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float* bias,
                          const Activation& act);
 
-// Scratch (in floats) that conv2d_nhwc needs for this conv; the caller provides it.
+// Scratch (in floats) that conv2d_nhwc needs for this conv; the caller provides it. conv2d_nhwc
+// uses up to omp_get_max_threads() threads (1 when called inside a parallel region), so pass at least
+// that many. Only the general path with a kernel larger than 1x1 or with padding needs scratch.
 int64_t conv2d_scratch_floats(const PackedConv2d& p, int num_threads);
 
 // out[N, OH, OW, OC] = act(conv(in[N, H, W, C]) + bias)

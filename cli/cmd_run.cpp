@@ -1,0 +1,186 @@
+// `locus run`: classify photos with a model, or run it on serialized TensorProto inputs.
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/image.h"
+#include "importers/onnx/onnx_importer.h"
+#include "models/model_path.h"
+
+namespace fs = std::filesystem;
+
+namespace locus::cli {
+
+static const char* kRunHelp =
+    "usage: locus run MODEL --image PHOTO [--image PHOTO ...] [options]\n"
+    "       locus run MODEL --input NAME=FILE.pb [--output-dir DIR] [options]\n"
+    "\n"
+    "Photos are decoded, resized (short side 256), centre-cropped to 224, scaled to [0,1] and\n"
+    "normalised with the ImageNet mean/std (RGB, NCHW), then classified one at a time; further\n"
+    "positional arguments after MODEL are taken as photos too. Prints, per photo, the top-K classes\n"
+    "(rank, class id, probability, label) and the inference latency.\n"
+    "\n"
+    "options:\n"
+    "  --image FILE        a photo to classify (repeatable)\n"
+    "  --input NAME=FILE   feed a serialized ONNX TensorProto to input NAME (repeatable)\n"
+    "  --output-dir DIR    write every output as DIR/output_N.pb\n"
+    "  --labels FILE       class labels, one per line ('nXXXXXXXX label' or 'label');\n"
+    "                      default: imagenet_synset.txt from the model search path for 1000 classes\n"
+    "  --top K             classes to print per photo (default 5)\n"
+    "  --threads N         OpenMP threads (default: all cores)\n"
+    "  --backend NAME      native (default) or reference\n"
+    "  --batch N           value for a symbolic batch dimension (default 1)\n"
+    "  --model-dir DIR     folder searched for MODEL and labels\n"
+    "  --no-optimize       skip the graph passes\n";
+
+static std::vector<std::string> load_labels(const std::string& path) {
+  std::ifstream f(path);
+  LOCUS_CHECK(f, "cannot open labels file '", path, "'");
+  std::vector<std::string> labels;
+  std::string line;
+  while (std::getline(f, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    // "n01440764 tench, Tinca tinca" -> "tench, Tinca tinca"
+    if (line.size() > 10 && line[0] == 'n' && line[9] == ' ' &&
+        std::all_of(line.begin() + 1, line.begin() + 9, ::isdigit))
+      line = line.substr(10);
+    labels.push_back(line);
+  }
+  return labels;
+}
+
+// Probabilities from the output: softmax unless it already is a distribution.
+static std::vector<double> to_probabilities(const Tensor& t) {
+  std::vector<double> v(size_t(t.numel()));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = t.get(int64_t(i));
+  double sum = std::accumulate(v.begin(), v.end(), 0.0);
+  bool is_dist = std::all_of(v.begin(), v.end(), [](double x) { return x >= 0 && x <= 1; }) && std::fabs(sum - 1) < 1e-3;
+  if (is_dist) return v;
+  double mx = *std::max_element(v.begin(), v.end());
+  double s = 0;
+  for (auto& x : v) s += (x = std::exp(x - mx));
+  for (auto& x : v) x /= s;
+  return v;
+}
+
+static SessionOptions session_options(const Args& a) {
+  SessionOptions o;
+  o.backend = a.get("--backend", "native");
+  o.threads = int(a.get_int("--threads", 0, 1, 1024));
+  o.batch = a.get_int("--batch", 1, 1, 4096);
+  o.optimize = !a.flag("--no-optimize");
+  return o;
+}
+
+int cmd_run(int argc, char** argv) {
+  Args a(argc, argv, 2,
+         {"--image", "--input", "--output-dir", "--labels", "--top", "--threads", "--backend", "--batch",
+          "--model-dir"},
+         {"--help", "-h", "--no-optimize"});
+  if (a.flag("--help") || a.flag("-h")) {
+    std::fputs(kRunHelp, stdout);
+    return 0;
+  }
+  if (a.positional().empty()) throw UsageError("run: missing MODEL");
+  std::string model = resolve_model(a.positional()[0], a.get("--model-dir"));
+  std::vector<std::string> images = a.all("--image");
+  images.insert(images.end(), a.positional().begin() + 1, a.positional().end());
+  auto inputs = a.all("--input");
+  if (images.empty() && inputs.empty()) throw UsageError("run: give --image PHOTO or --input NAME=FILE.pb");
+  if (!images.empty() && !inputs.empty()) throw UsageError("run: use either --image or --input, not both");
+  int64_t top = a.get_int("--top", 5, 1, 1000000);
+
+  Session session = Session::from_file(model, session_options(a));
+  auto run_timed = [&](const std::map<std::string, Tensor>& feed, double& ms) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto out = session.run(feed);
+    ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    return out;
+  };
+
+  if (!inputs.empty()) {
+    std::map<std::string, Tensor> feed;
+    for (auto& spec : inputs) {
+      auto eq = spec.find('=');
+      if (eq == std::string::npos || eq == 0) throw UsageError("--input expects NAME=FILE.pb, got '" + spec + "'");
+      feed[spec.substr(0, eq)] = onnx_import::load_tensor_file(spec.substr(eq + 1));
+    }
+    double ms = 0;
+    auto out = run_timed(feed, ms);
+    std::string dir = a.get("--output-dir");
+    for (size_t i = 0; i < out.size(); ++i) {
+      std::printf("output %zu '%s' %s %s\n", i, session.output_names()[i].c_str(), dtype_name(out[i].dtype),
+                  shape_str(out[i].shape).c_str());
+      if (!dir.empty()) {
+        fs::create_directories(dir);
+        onnx_import::save_tensor_file((fs::path(dir) / ("output_" + std::to_string(i) + ".pb")).string(), out[i],
+                                      session.output_names()[i]);
+      }
+    }
+    std::printf("latency %.3f ms\n", ms);
+    return 0;
+  }
+
+  LOCUS_CHECK(session.input_names().size() == 1, "run --image needs a model with one input; this one has ",
+              session.input_names().size());
+  const std::string& in_name = session.input_names()[0];
+  ValueInfo vi = session.input_info(in_name);
+  LOCUS_CHECK(vi.dtype == DType::F32 && vi.shape.size() == 4 && vi.shape[1] == 3,
+              "run --image needs a float32 [N,3,H,W] input; '", in_name, "' is ", dtype_name(vi.dtype), " ",
+              shape_str(vi.shape));
+  LOCUS_CHECK(vi.shape[0] == 1, "run --image classifies one photo at a time; the model input has batch ", vi.shape[0]);
+  LOCUS_CHECK(vi.shape[2] == vi.shape[3], "run --image needs a square input, got ", shape_str(vi.shape));
+  int64_t crop = vi.shape[2];
+  int64_t resize = crop * 256 / 224;
+
+  std::vector<std::string> labels;
+  if (a.has("--labels")) {
+    labels = load_labels(a.get("--labels"));
+  } else {
+    try {
+      labels = load_labels(models::find_model("imagenet_synset.txt", a.get("--model-dir")));
+    } catch (const Error&) {
+      // no labels: class ids only
+    }
+  }
+
+  std::string dir = a.get("--output-dir");
+  for (size_t k = 0; k < images.size(); ++k) {
+    Tensor x = preprocess_imagenet(decode_image(images[k]), resize, crop);
+    double ms = 0;
+    auto out = run_timed({{in_name, std::move(x)}}, ms);
+    const Tensor& logits = out[0];
+    LOCUS_CHECK(logits.dtype == DType::F32, "output 0 is not float32");
+    auto prob = to_probabilities(logits);
+    std::vector<size_t> order(prob.size());
+    std::iota(order.begin(), order.end(), 0);
+    size_t kk = std::min<size_t>(size_t(top), order.size());
+    std::partial_sort(order.begin(), order.begin() + long(kk), order.end(),
+                      [&](size_t i, size_t j) { return prob[i] > prob[j] || (prob[i] == prob[j] && i < j); });
+    std::printf("# %s  %.2f ms\n", images[k].c_str(), ms);
+    for (size_t r = 0; r < kk; ++r) {
+      size_t c = order[r];
+      std::string label = (labels.size() == prob.size()) ? labels[c] : "";
+      std::printf("%zu\t%zu\t%.4f\t%s\n", r + 1, c, prob[c], label.c_str());
+    }
+    if (!dir.empty()) {
+      fs::create_directories(dir);
+      for (size_t i = 0; i < out.size(); ++i)
+        onnx_import::save_tensor_file(
+            (fs::path(dir) / (fs::path(images[k]).stem().string() + "_output_" + std::to_string(i) + ".pb")).string(),
+            out[i], session.output_names()[i]);
+    }
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+}  // namespace locus::cli

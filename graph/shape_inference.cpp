@@ -1,0 +1,129 @@
+// infer_node: checks that a node is executable (catalogue op, default domain, supported form),
+// then dispatches to the per-op rule. Also the NodeContext helpers every rule uses.
+#include <algorithm>
+#include <map>
+
+#include "graph/ops.h"
+#include "graph/shape_inference_internal.h"
+
+namespace locus {
+namespace shape_inference {
+
+std::string NodeContext::prefix() const { return cat("node '", n_.name, "' (", n_.op, "): "); }
+
+std::string NodeContext::input_name(size_t k) const {
+  return k < n_.inputs.size() ? n_.inputs[k] : std::string();
+}
+
+bool NodeContext::has(size_t k) const { return k < n_.inputs.size() && !n_.inputs[k].empty(); }
+
+void NodeContext::require_inputs(size_t min, size_t max) const {
+  for (size_t k = 0; k < min; ++k)
+    if (!has(k)) error("input ", k, " is required but missing (", n_.num_inputs(), " given)");
+  if (n_.num_inputs() > max) error("takes at most ", max, " inputs, got ", n_.num_inputs());
+}
+
+const ValueInfo& NodeContext::info(size_t k) const {
+  if (!has(k)) error("input ", k, " is missing");
+  if (k >= in_.size() || !in_[k].known) error("input '", n_.inputs[k], "' has no known shape");
+  return in_[k];
+}
+
+const Tensor* NodeContext::constant(size_t k) const {
+  return has(k) && k < consts_.size() ? consts_[k] : nullptr;
+}
+
+std::vector<int64_t> NodeContext::constant_ints(size_t k, const char* what) const {
+  const Tensor* t = constant(k);
+  if (!t) unsupported(what, " input must be constant ('", input_name(k), "' is computed at run time)");
+  if (t->dtype != DType::I64 && t->dtype != DType::I32)
+    error(what, " input '", input_name(k), "' must be int64, got ", dtype_name(t->dtype));
+  if (t->shape.size() > 1)
+    error(what, " input '", input_name(k), "' must be 1-D, got shape ", shape_str(t->shape));
+  return t->to_i64();
+}
+
+void NodeContext::require_f32(size_t k) const {
+  DType t = dtype(k);
+  if (t != DType::F32)
+    unsupported("input '", input_name(k), "' has dtype ", dtype_name(t), "; only float32 is supported");
+}
+
+void NodeContext::require_shape_dtype(size_t k) const {
+  DType t = dtype(k);
+  if (t != DType::F32 && t != DType::I64 && t != DType::I32)
+    unsupported("input '", input_name(k), "' has dtype ", dtype_name(t),
+                "; only float32, int64 and int32 are supported");
+}
+
+void NodeContext::require_same_dtype(size_t a, size_t b) const {
+  if (dtype(a) != dtype(b))
+    error("inputs '", input_name(a), "' (", dtype_name(dtype(a)), ") and '", input_name(b), "' (",
+          dtype_name(dtype(b)), ") must have the same dtype");
+}
+
+int64_t NodeContext::normalize_axis(int64_t axis, int64_t rank, const char* what, bool inclusive) const {
+  int64_t hi = inclusive ? rank : rank - 1;
+  if (axis < -rank || axis > hi)
+    error(what, " ", axis, " is out of range for rank ", rank, " (valid: ", -rank, "..", hi, ")");
+  return axis < 0 ? axis + rank : axis;
+}
+
+ValueInfo NodeContext::output(DType t, Shape s) const {
+  std::string out = n_.outputs.empty() ? std::string("?") : n_.outputs[0];
+  checked_numel(s, cat(prefix(), "output '", out, "'"));
+  return ValueInfo{t, std::move(s), true};
+}
+
+namespace {
+
+using Rule = ValueInfo (*)(NodeContext&);
+
+const std::map<std::string, Rule>& rules() {
+  static const std::map<std::string, Rule> r = {
+      {"Add", infer_binary},
+      {"AveragePool", infer_pool},
+      {"BatchNormalization", infer_batch_norm},
+      {"Clip", infer_activation},
+      {"Concat", infer_concat},
+      {"Conv", infer_conv},
+      {"Div", infer_binary},
+      {"Flatten", infer_flatten},
+      {"Gather", infer_gather},
+      {"Gemm", infer_gemm},
+      {"GlobalAveragePool", infer_global_average_pool},
+      {"Identity", infer_identity},
+      {"MatMul", infer_matmul},
+      {"MaxPool", infer_pool},
+      {"Mul", infer_binary},
+      {"Relu", infer_activation},
+      {"Reshape", infer_reshape},
+      {"Shape", infer_shape},
+      {"Softmax", infer_softmax},
+      {"Squeeze", infer_squeeze},
+      {"Sub", infer_binary},
+      {"Unsqueeze", infer_unsqueeze},
+  };
+  return r;
+}
+
+}  // namespace
+}  // namespace shape_inference
+
+std::vector<ValueInfo> infer_node(Node& n, const std::vector<ValueInfo>& in,
+                                  const std::vector<const Tensor*>& consts) {
+  using namespace shape_inference;
+  NodeContext c(n, in, consts);
+  if (std::string why = unsupported_reason(n); !why.empty()) c.unsupported(why);
+  auto it = rules().find(n.op);
+  if (it == rules().end()) c.unsupported("operator ", n.op, " has no shape inference");
+  if (n.outputs.empty() || n.outputs[0].empty()) c.error("has no output");
+  // Every catalogue op has one output in its inference form (BatchNormalization's running
+  // statistics, MaxPool's Indices and Dropout's mask are training / unsupported forms).
+  for (size_t k = 1; k < n.outputs.size(); ++k)
+    if (!n.outputs[k].empty())
+      c.unsupported("output ", k, " ('", n.outputs[k], "') is not supported (only the first output is)");
+  return {it->second(c)};
+}
+
+}  // namespace locus

@@ -1,0 +1,202 @@
+// Opset canonicalisation: rewrites the opset 7..17 variants of default-domain ops into the single
+// canonical form of each op described in graph/ops.h, so nothing after the importer needs the opset.
+//   Constant                      -> Graph::constants (node removed)
+//   Clip < 11 (attrs min/max)     -> constant inputs 1 and 2
+//   Unsqueeze/Squeeze < 13 (axes) -> constant int64 input 1
+//   Softmax (+LogSoftmax/Hardmax) -> explicit axis and legacy (1 for opset < 13)
+//   Dropout                       -> Identity (unless its mask is used or it runs in training mode)
+//   BatchNormalization            -> one output, no spatial/is_test/training_mode
+//   MaxPool                       -> one output (unless Indices is used)
+// Forms we cannot rewrite are left in place with a "locus.*" marker or their original op so that
+// shape inference reports them as unsupported.
+#include <cfloat>
+#include <set>
+
+#include "importers/onnx/importer_internal.h"
+
+namespace locus::onnx_import::detail {
+namespace {
+
+// Value names already in use anywhere in the graph, so that created constants never collide with a
+// value, including names only referenced (and thus left for topo_sort to report).
+class Names {
+ public:
+  explicit Names(const Graph& g) {
+    names_.insert(g.inputs.begin(), g.inputs.end());
+    names_.insert(g.outputs.begin(), g.outputs.end());
+    for (auto& [name, t] : g.constants) names_.insert(name);
+    for (auto& n : g.nodes) {
+      names_.insert(n.inputs.begin(), n.inputs.end());
+      names_.insert(n.outputs.begin(), n.outputs.end());
+    }
+  }
+  std::string fresh(const std::string& base) {
+    std::string name = base;
+    for (int k = 1; names_.count(name); ++k) name = cat(base, "_", k);
+    names_.insert(name);
+    return name;
+  }
+
+ private:
+  std::set<std::string> names_;
+};
+
+Tensor constant_value(const Node& n) {
+  const std::string what = cat("Constant node '", n.name, "'");
+  if (n.has("locus.unsupported_attr"))
+    throw Unsupported(cat(what, " has a '", n.s("locus.unsupported_attr", ""), "' value, which is not supported"));
+  if (n.has("value_string") || n.has("value_strings"))
+    throw Unsupported(cat(what, " holds strings, which are not supported"));
+  LOCUS_CHECK(n.attrs.size() == 1, what, " must have exactly one value attribute, not ", n.attrs.size());
+  const auto& [key, attr] = *n.attrs.begin();
+  if (key == "value") return *n.tensor("value");
+  if (key == "value_float") return Tensor::scalar_f32(n.f(key, 0));
+  if (key == "value_floats") {
+    auto v = n.floats(key);
+    return Tensor::from_f32({int64_t(v.size())}, v);
+  }
+  if (key == "value_int") return Tensor::from_i64({}, {n.i(key, 0)});
+  if (key == "value_ints") {
+    auto v = n.ints(key);
+    return Tensor::from_i64({int64_t(v.size())}, v);
+  }
+  throw Unsupported(cat(what, " has attribute '", key, "', which is not supported"));
+}
+
+// Moves every default-domain Constant node into g.constants.
+void fold_constant_nodes(Graph& g) {
+  std::vector<bool> keep(g.nodes.size(), true);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = g.nodes[i];
+    if (n.op != "Constant" || !n.domain.empty()) continue;
+    LOCUS_CHECK(n.outputs.size() == 1 && !n.outputs[0].empty(), "Constant node '", n.name,
+                "' must have exactly one output");
+    const std::string& out = n.outputs[0];
+    LOCUS_CHECK(!g.constants.count(out), "value '", out, "' is defined twice (Constant node '", n.name,
+                "' and an initializer or another Constant)");
+    LOCUS_CHECK(!g.values.count(out), "value '", out, "' is both a graph input and the output of Constant node '",
+                n.name, "'");
+    g.constants.emplace(out, constant_value(n));
+    keep[i] = false;
+  }
+  g.erase_nodes(keep);
+}
+
+// A scalar of `dt` (F32 or F64) holding v.
+Tensor scalar(DType dt, double v) {
+  Tensor t(dt, {});
+  if (dt == DType::F64)
+    *t.data<double>() = v;
+  else
+    *t.data<float>() = float(v);
+  return t;
+}
+
+struct Canonicalizer {
+  Graph& g;
+  Names names{g};
+  std::map<std::string, int> uses;  // node-input uses plus graph-output uses of each value
+
+  explicit Canonicalizer(Graph& graph) : g(graph) {
+    for (auto& n : g.nodes)
+      for (auto& in : n.inputs)
+        if (!in.empty()) ++uses[in];
+    for (auto& o : g.outputs) ++uses[o];
+  }
+
+  bool used(const std::string& v) const { return !v.empty() && uses.count(v); }
+
+  std::string add_constant(const std::string& base, Tensor t) {
+    std::string name = names.fresh(base);
+    g.constants.emplace(name, std::move(t));
+    return name;
+  }
+
+  DType known_dtype(const std::string& v) const {
+    if (auto c = g.constant(v)) return c->dtype;
+    auto it = g.values.find(v);
+    return it == g.values.end() ? DType::Undefined : it->second.dtype;
+  }
+
+  void clip(Node& n) {
+    if (g.opset >= 11 || n.inputs.empty()) return;
+    double lo = n.f("min", -FLT_MAX), hi = n.f("max", FLT_MAX);
+    n.attrs.erase("min");
+    n.attrs.erase("max");
+    DType dt = known_dtype(n.inputs[0]) == DType::F64 ? DType::F64 : DType::F32;
+    n.inputs.resize(1);
+    n.inputs.push_back(add_constant(n.name + "_min", scalar(dt, lo)));
+    n.inputs.push_back(add_constant(n.name + "_max", scalar(dt, hi)));
+  }
+
+  void squeeze_unsqueeze(Node& n) {
+    if (g.opset >= 13 || n.inputs.empty() || !n.has("axes")) return;
+    std::vector<int64_t> axes = n.ints("axes");
+    n.attrs.erase("axes");
+    n.inputs.resize(1);
+    n.inputs.push_back(add_constant(n.name + "_axes", Tensor::from_i64({int64_t(axes.size())}, axes)));
+  }
+
+  void softmax(Node& n) {
+    bool legacy = g.opset < 13;
+    n.attrs["axis"] = n.i("axis", legacy ? 1 : -1);
+    n.attrs["legacy"] = int64_t(legacy);
+  }
+
+  void dropout(Node& n) {
+    if (n.outputs.empty() || n.outputs[0].empty()) return;
+    if (n.outputs.size() > 1 && used(n.outputs[1])) return;  // mask needed: left as Dropout
+    if (g.opset >= 12 && !n.input(2).empty()) {               // training_mode input
+      const Tensor* t = g.constant(n.input(2));
+      if (!t || t->numel() != 1 || t->get(0) != 0) return;    // training or unknown: left as Dropout
+    }
+    n.op = "Identity";
+    n.inputs.resize(1);
+    n.outputs.resize(1);
+    n.attrs.clear();  // ratio, seed, is_test (opset < 7)
+  }
+
+  void batch_norm(Node& n) {
+    if (g.opset < 9) {
+      n.attrs.erase("is_test");
+      if (n.has("spatial") && n.i("spatial", 1) == 1) n.attrs.erase("spatial");  // spatial=0 stays: reported
+    }
+    bool training = n.i("training_mode", 0) != 0;  // opset 14+
+    n.attrs.erase("training_mode");
+    for (size_t k = 1; k < n.outputs.size(); ++k) training |= used(n.outputs[k]);
+    if (training)
+      n.attrs["locus.training"] = int64_t(1);
+    else if (n.outputs.size() > 1)
+      n.outputs.resize(1);
+  }
+
+  void max_pool(Node& n) {
+    if (n.outputs.size() < 2) return;
+    if (used(n.outputs[1]))
+      n.attrs["locus.indices"] = int64_t(1);
+    else
+      n.outputs.resize(1);
+  }
+
+  void run() {
+    for (Node& n : g.nodes) {
+      if (!n.domain.empty()) continue;
+      // errors from the Node accessors below name the node and op
+      if (n.op == "Clip") clip(n);
+      else if (n.op == "Unsqueeze" || n.op == "Squeeze") squeeze_unsqueeze(n);
+      else if (n.op == "Softmax" || n.op == "LogSoftmax" || n.op == "Hardmax") softmax(n);
+      else if (n.op == "Dropout") dropout(n);
+      else if (n.op == "BatchNormalization") batch_norm(n);
+      else if (n.op == "MaxPool") max_pool(n);
+    }
+  }
+};
+
+}  // namespace
+
+void canonicalize(Graph& g) {
+  fold_constant_nodes(g);
+  Canonicalizer(g).run();
+}
+
+}  // namespace locus::onnx_import::detail

@@ -1,0 +1,261 @@
+// NHWC convolution: weight packing, path selection and the three drivers.
+//   pointwise / unpadded 1x1 (any stride, any G): GEMM straight on the input, rows read with a
+//     stride (no im2col); stride 1 is one GEMM over all pixels per group, stride > 1 one per row.
+//   depthwise: per output pixel, gather KH*KW tap pointers (zero row for padding; the horizontal
+//     interior skips the column checks) and run the dwconv micro-kernel over all channels.
+//   general: im2col of a block of output pixels into per-thread scratch, then one GEMM per group
+//     written into that group's channel slice of the NHWC output (ldc = OC).
+#include "kernels/native/conv2d_nhwc.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "graph/error.h"
+#include "kernels/native/cpu_features.h"
+#include "kernels/native/dwconv_microkernel.h"
+#include "kernels/native/gemm_microkernel.h"
+
+namespace locus::kernels {
+namespace {
+
+constexpr int64_t kIm2colBudgetFloats = 32 * 1024;  // per thread: 128 KiB, a quarter of L2
+constexpr int64_t kIm2colPixelQuantum = 12;         // multiple of every micro-kernel MR (4, 6)
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+bool is_direct_1x1(const Conv2dShape& s) {
+  return s.KH == 1 && s.KW == 1 && s.PT == 0 && s.PL == 0 && s.PB == 0 && s.PR == 0;
+}
+
+// Output pixels per im2col block: as many rows of K = KH*KW*C/G floats as fit the budget.
+int64_t im2col_block_pixels(const Conv2dShape& s) {
+  const int64_t kg = s.KH * s.KW * (s.C / s.G);
+  int64_t p = std::max<int64_t>(kIm2colPixelQuantum, kIm2colBudgetFloats / std::max<int64_t>(kg, 1));
+  p = p / kIm2colPixelQuantum * kIm2colPixelQuantum;
+  return std::max<int64_t>(1, std::min(p, s.N * s.OH * s.OW));
+}
+
+int thread_count() { return omp_in_parallel() ? 1 : omp_get_max_threads(); }
+
+// ---- pointwise and unpadded 1x1 -------------------------------------------------------------
+
+void conv_1x1(const PackedConv2d& p, const float* in, float* out) {
+  const Conv2dShape& s = p.s;
+  const int64_t cg = s.C / s.G, ocg = s.OC / s.G;
+  if (s.SH == 1 && s.SW == 1) {
+    for (int64_t g = 0; g < s.G; ++g)
+      gemm_f32(s.N * s.H * s.W, in + g * cg, s.C, p.group_b[g], out + g * ocg, s.OC,
+               p.bias.data() + g * ocg, p.act);
+    return;
+  }
+  const int64_t rows = s.N * s.OH;
+  auto row = [&](int64_t r) {
+    const int64_t n = r / s.OH, oh = r % s.OH;
+    const float* src = in + ((n * s.H + oh * s.SH) * s.W) * s.C;
+    float* dst = out + r * s.OW * s.OC;
+    for (int64_t g = 0; g < s.G; ++g)
+      gemm_f32(s.OW, src + g * cg, s.SW * s.C, p.group_b[g], dst + g * ocg, s.OC,
+               p.bias.data() + g * ocg, p.act);
+  };
+  if (thread_count() > 1 && rows > 1) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) row(r);
+  } else {
+    for (int64_t r = 0; r < rows; ++r) row(r);
+  }
+}
+
+// ---- depthwise ------------------------------------------------------------------------------
+
+void conv_depthwise(const PackedConv2d& p, const float* in, float* out) {
+  const Conv2dShape& s = p.s;
+  const int64_t C = s.C, ntaps = s.KH * s.KW;
+  const DwConvMicroKernel ukernel =
+      active_isa() == Isa::Avx2 ? f32_dwconv_avx2 : f32_dwconv_generic;
+  const GemmEpilogue act_ep = epilogue_for(p.act);
+  const GemmEpilogue* ep = act_ep.clamp ? &act_ep : nullptr;
+  const float* zeros = p.zeros.data();
+  const float* w = p.dw_weights.data();
+  const float* bias = p.bias.data();
+
+  // Output columns whose every tap column lies inside the input.
+  const int64_t ow_lo = std::min(s.OW, ceil_div(s.PL, s.SW));
+  const int64_t ow_hi =
+      std::clamp(floor_div(s.W - 1 + s.PL - (s.KW - 1) * s.DW, s.SW) + 1, ow_lo, s.OW);
+
+  auto row = [&](int64_t r) {
+    const int64_t n = r / s.OH, oh = r % s.OH;
+    const int64_t ih0 = oh * s.SH - s.PT;
+    const float* img = in + n * s.H * s.W * C;
+    const float* taps[kDwMaxTaps];
+    for (int64_t ow = 0; ow < s.OW; ++ow) {
+      const int64_t iw0 = ow * s.SW - s.PL;
+      const bool interior = ow >= ow_lo && ow < ow_hi;
+      float* o = out + (r * s.OW + ow) * C;
+      int64_t t = 0, t0 = 0;
+      for (int64_t kh = 0; kh < s.KH; ++kh) {
+        const int64_t ih = ih0 + kh * s.DH;
+        const bool row_ok = ih >= 0 && ih < s.H;
+        const int64_t row_off = ih * s.W;  // only dereferenced when row_ok
+        for (int64_t kw = 0; kw < s.KW; ++kw, ++t) {
+          const int64_t iw = iw0 + kw * s.DW;
+          const bool ok = row_ok && (interior || (iw >= 0 && iw < s.W));
+          const float* tp = ok ? img + (row_off + iw) * C : zeros;
+          taps[t - t0] = tp;
+          if (t + 1 - t0 == kDwMaxTaps || t + 1 == ntaps) {
+            const bool first = t0 == 0, last = t + 1 == ntaps;
+            ukernel(C, taps, t + 1 - t0, w + t0 * C, first ? bias : nullptr, o,
+                    last ? ep : nullptr);
+            t0 = t + 1;
+          }
+        }
+      }
+    }
+  };
+
+  const int64_t rows = s.N * s.OH;
+  if (thread_count() > 1 && rows > 1) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) row(r);
+  } else {
+    for (int64_t r = 0; r < rows; ++r) row(r);
+  }
+}
+
+// ---- general: im2col + GEMM -----------------------------------------------------------------
+
+// Rows [p0, p0 + np) of the im2col matrix of group g; row layout (kh, kw, c) with c fastest.
+void im2col(const Conv2dShape& s, int64_t g, const float* in, int64_t p0, int64_t np,
+            float* __restrict dst) {
+  const int64_t cg = s.C / s.G, kg = s.KH * s.KW * cg;
+  const int64_t ohw = s.OH * s.OW;
+  for (int64_t i = 0; i < np; ++i) {
+    const int64_t px = p0 + i;
+    const int64_t n = px / ohw, oh = (px % ohw) / s.OW, ow = px % s.OW;
+    float* row = dst + i * kg;
+    for (int64_t kh = 0; kh < s.KH; ++kh) {
+      const int64_t ih = oh * s.SH - s.PT + kh * s.DH;
+      float* seg = row + kh * s.KW * cg;
+      if (ih < 0 || ih >= s.H) {
+        std::memset(seg, 0, s.KW * cg * sizeof(float));
+        continue;
+      }
+      for (int64_t kw = 0; kw < s.KW; ++kw, seg += cg) {
+        const int64_t iw = ow * s.SW - s.PL + kw * s.DW;
+        if (iw < 0 || iw >= s.W) {
+          for (int64_t c = 0; c < cg; ++c) seg[c] = 0.f;
+          continue;
+        }
+        const float* src = in + ((n * s.H + ih) * s.W + iw) * s.C + g * cg;
+        if (cg >= 16)
+          std::memcpy(seg, src, cg * sizeof(float));
+        else
+          for (int64_t c = 0; c < cg; ++c) seg[c] = src[c];
+      }
+    }
+  }
+}
+
+void conv_im2col(const PackedConv2d& p, const float* in, float* out, float* scratch) {
+  const Conv2dShape& s = p.s;
+  const int64_t cg = s.C / s.G, ocg = s.OC / s.G, kg = s.KH * s.KW * cg;
+  const int64_t total = s.N * s.OH * s.OW;
+  const int64_t block = im2col_block_pixels(s);
+  const int64_t blocks = ceil_div(total, block);
+
+  auto run_block = [&](int64_t b, float* buf) {
+    const int64_t p0 = b * block, np = std::min(block, total - p0);
+    for (int64_t g = 0; g < s.G; ++g) {
+      im2col(s, g, in, p0, np, buf);
+      gemm_f32(np, buf, kg, p.group_b[g], out + p0 * s.OC + g * ocg, s.OC,
+               p.bias.data() + g * ocg, p.act);
+    }
+  };
+
+  const int nt = thread_count();
+  if (nt > 1 && blocks >= 2 * nt) {
+    // Parallel over pixel blocks; each thread im2cols into its own slice, GEMMs run serially.
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t b = 0; b < blocks; ++b) run_block(b, scratch + omp_get_thread_num() * block * kg);
+  } else {
+    // Few blocks: im2col serially, let each GEMM use the threads.
+    for (int64_t b = 0; b < blocks; ++b) run_block(b, scratch);
+  }
+}
+
+}  // namespace
+
+PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float* bias,
+                         const Activation& act) {
+  LOCUS_CHECK(s.N >= 1 && s.H >= 1 && s.W >= 1 && s.C >= 1 && s.OC >= 1, "conv2d: bad shape");
+  LOCUS_CHECK(s.KH >= 1 && s.KW >= 1 && s.SH >= 1 && s.SW >= 1 && s.DH >= 1 && s.DW >= 1,
+              "conv2d: bad kernel, stride or dilation");
+  LOCUS_CHECK(s.PT >= 0 && s.PL >= 0 && s.PB >= 0 && s.PR >= 0, "conv2d: negative pads");
+  LOCUS_CHECK(s.G >= 1 && s.C % s.G == 0 && s.OC % s.G == 0, "conv2d: C=", s.C, " OC=", s.OC,
+              " not divisible by group=", s.G);
+  LOCUS_CHECK(s.OH == (s.H + s.PT + s.PB - s.DH * (s.KH - 1) - 1) / s.SH + 1 &&
+                  s.OW == (s.W + s.PL + s.PR - s.DW * (s.KW - 1) - 1) / s.SW + 1 && s.OH >= 1 &&
+                  s.OW >= 1,
+              "conv2d: output ", s.OH, "x", s.OW, " does not match the input and kernel");
+
+  PackedConv2d p;
+  p.s = s;
+  p.act = act;
+  p.bias.assign(s.OC, 0.f);
+  if (bias) std::copy(bias, bias + s.OC, p.bias.begin());
+
+  const int64_t cg = s.C / s.G, ocg = s.OC / s.G, taps = s.KH * s.KW;
+  const bool pointwise = is_direct_1x1(s) && s.SH == 1 && s.SW == 1 && s.G == 1;
+  if (pointwise) {
+    p.path = ConvPath::Pointwise;
+  } else if (s.G == s.C && s.OC == s.C) {
+    p.path = ConvPath::Depthwise;
+  } else {
+    p.path = ConvPath::General;
+  }
+
+  if (p.path == ConvPath::Depthwise) {
+    p.dw_weights.resize(taps * s.C);
+    for (int64_t c = 0; c < s.C; ++c)
+      for (int64_t t = 0; t < taps; ++t) p.dw_weights[t * s.C + c] = w_oihw[c * taps + t];
+    p.zeros.assign(s.C, 0.f);
+    return p;
+  }
+
+  // B for group g: K = (kh, kw, c) rows, N = the group's output channels.
+  const int64_t kg = taps * cg;
+  std::vector<float> b(kg * ocg);
+  for (int64_t g = 0; g < s.G; ++g) {
+    for (int64_t o = 0; o < ocg; ++o) {
+      const float* wo = w_oihw + (g * ocg + o) * cg * taps;  // [c][kh][kw]
+      for (int64_t c = 0; c < cg; ++c)
+        for (int64_t t = 0; t < taps; ++t) b[(t * cg + c) * ocg + o] = wo[c * taps + t];
+    }
+    p.group_b.push_back(pack_b(kg, ocg, b.data(), ocg, false));
+  }
+  return p;
+}
+
+int64_t conv2d_scratch_floats(const PackedConv2d& p, int num_threads) {
+  if (p.path != ConvPath::General || is_direct_1x1(p.s)) return 0;
+  const int64_t kg = p.s.KH * p.s.KW * (p.s.C / p.s.G);
+  return int64_t(std::max(num_threads, 1)) * im2col_block_pixels(p.s) * kg;
+}
+
+void conv2d_nhwc(const PackedConv2d& p, const float* in, float* out, float* scratch) {
+  switch (p.path) {
+    case ConvPath::Depthwise: conv_depthwise(p, in, out); break;
+    case ConvPath::Pointwise: conv_1x1(p, in, out); break;
+    case ConvPath::General:
+      if (is_direct_1x1(p.s))
+        conv_1x1(p, in, out);
+      else
+        conv_im2col(p, in, out, scratch);
+      break;
+  }
+}
+
+}  // namespace locus::kernels

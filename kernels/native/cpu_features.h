@@ -1,0 +1,27 @@
+// Run-time ISA selection for the native kernels. Kernels compiled for AVX2+FMA live in *_avx2.cpp;
+// callers ask active_isa() at dispatch time and fall back to the portable kernels otherwise.
+//
+// Order of precedence: set_isa_override() (tests), then the LOCUS_ISA environment variable
+// ("generic" or "avx2", read once), then the best ISA the CPU supports. A request for an ISA the CPU
+// lacks is clamped down to what it supports.
+#pragma once
+
+#include <cstdint>
+
+namespace locus::kernels {
+
+enum class Isa : uint8_t { Generic, Avx2 };
+
+const char* isa_name(Isa isa);
+
+// Best ISA this CPU supports (AVX2 requires both avx2 and fma).
+Isa detected_isa();
+
+// The ISA kernels dispatch to right now.
+Isa active_isa();
+
+// Force an ISA (clamped to detected_isa()); clear_isa_override() restores the default.
+void set_isa_override(Isa isa);
+void clear_isa_override();
+
+}  // namespace locus::kernels

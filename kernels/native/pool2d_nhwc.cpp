@@ -1,0 +1,118 @@
+// NHWC pooling: max, average (count_include_pad per the header) and global average. Each output
+// pixel reduces its valid window taps over all channels with loops the compiler vectorises;
+// parallel over (n, output row).
+#include "kernels/native/pool2d_nhwc.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "graph/error.h"
+
+namespace locus::kernels {
+namespace {
+
+void check(const Pool2dShape& s) {
+  LOCUS_CHECK(s.N >= 1 && s.H >= 1 && s.W >= 1 && s.C >= 1 && s.OH >= 1 && s.OW >= 1,
+              "pool2d: bad shape");
+  LOCUS_CHECK(s.KH >= 1 && s.KW >= 1 && s.SH >= 1 && s.SW >= 1 && s.DH >= 1 && s.DW >= 1,
+              "pool2d: bad kernel, stride or dilation");
+}
+
+// Calls row(r) for every output row r in [0, N*OH), in parallel when worthwhile.
+template <class F>
+void for_rows(const Pool2dShape& s, F&& row) {
+  const int64_t rows = s.N * s.OH;
+  const bool par = rows > 1 && !omp_in_parallel() && omp_get_max_threads() > 1 &&
+                   rows * s.OW * s.C * s.KH * s.KW >= (int64_t(1) << 15);
+  if (par) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) row(r);
+  } else {
+    for (int64_t r = 0; r < rows; ++r) row(r);
+  }
+}
+
+// Number of taps k in [0, K) with lo <= base + k * dil < hi.
+int64_t taps_in(int64_t base, int64_t K, int64_t dil, int64_t lo, int64_t hi) {
+  int64_t n = 0;
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t x = base + k * dil;
+    n += (x >= lo && x < hi);
+  }
+  return n;
+}
+
+}  // namespace
+
+void maxpool2d_nhwc(const Pool2dShape& s, const float* in, float* out) {
+  check(s);
+  const int64_t C = s.C;
+  for_rows(s, [&](int64_t r) {
+    const int64_t n = r / s.OH, oh = r % s.OH;
+    const int64_t ih0 = oh * s.SH - s.PT;
+    for (int64_t ow = 0; ow < s.OW; ++ow) {
+      const int64_t iw0 = ow * s.SW - s.PL;
+      float* __restrict o = out + (r * s.OW + ow) * C;
+      for (int64_t c = 0; c < C; ++c) o[c] = -INFINITY;  // stays -inf if no tap is inside
+      for (int64_t kh = 0; kh < s.KH; ++kh) {
+        const int64_t ih = ih0 + kh * s.DH;
+        if (ih < 0 || ih >= s.H) continue;
+        for (int64_t kw = 0; kw < s.KW; ++kw) {
+          const int64_t iw = iw0 + kw * s.DW;
+          if (iw < 0 || iw >= s.W) continue;
+          const float* __restrict x = in + ((n * s.H + ih) * s.W + iw) * C;
+          for (int64_t c = 0; c < C; ++c) o[c] = x[c] > o[c] ? x[c] : o[c];
+        }
+      }
+    }
+  });
+}
+
+void avgpool2d_nhwc(const Pool2dShape& s, const float* in, float* out) {
+  check(s);
+  const int64_t C = s.C;
+  for_rows(s, [&](int64_t r) {
+    const int64_t n = r / s.OH, oh = r % s.OH;
+    const int64_t ih0 = oh * s.SH - s.PT;
+    // Taps inside the input, and inside input + explicit pads (count_include_pad).
+    const int64_t rows_in = taps_in(ih0, s.KH, s.DH, 0, s.H);
+    const int64_t rows_pad = taps_in(ih0, s.KH, s.DH, -s.PT, s.H + s.PB);
+    for (int64_t ow = 0; ow < s.OW; ++ow) {
+      const int64_t iw0 = ow * s.SW - s.PL;
+      float* __restrict o = out + (r * s.OW + ow) * C;
+      for (int64_t c = 0; c < C; ++c) o[c] = 0.f;
+      for (int64_t kh = 0; kh < s.KH; ++kh) {
+        const int64_t ih = ih0 + kh * s.DH;
+        if (ih < 0 || ih >= s.H) continue;
+        for (int64_t kw = 0; kw < s.KW; ++kw) {
+          const int64_t iw = iw0 + kw * s.DW;
+          if (iw < 0 || iw >= s.W) continue;
+          const float* __restrict x = in + ((n * s.H + ih) * s.W + iw) * C;
+          for (int64_t c = 0; c < C; ++c) o[c] += x[c];
+        }
+      }
+      const int64_t count =
+          s.count_include_pad ? rows_pad * taps_in(iw0, s.KW, s.DW, -s.PL, s.W + s.PR)
+                              : rows_in * taps_in(iw0, s.KW, s.DW, 0, s.W);
+      const float inv = count > 0 ? 1.f / float(count) : 0.f;  // empty window -> 0
+      for (int64_t c = 0; c < C; ++c) o[c] *= inv;
+    }
+  });
+}
+
+void global_avgpool_nhwc(int64_t N, int64_t HW, int64_t C, const float* in, float* out) {
+  const float inv = HW > 0 ? 1.f / float(HW) : 0.f;
+  for (int64_t n = 0; n < N; ++n) {
+    float* __restrict o = out + n * C;
+    for (int64_t c = 0; c < C; ++c) o[c] = 0.f;
+    for (int64_t p = 0; p < HW; ++p) {
+      const float* __restrict x = in + (n * HW + p) * C;
+      for (int64_t c = 0; c < C; ++c) o[c] += x[c];
+    }
+    for (int64_t c = 0; c < C; ++c) o[c] *= inv;
+  }
+}
+
+}  // namespace locus::kernels

@@ -1,0 +1,44 @@
+// Private to the reference kernels: one function per op family and the small index helpers they
+// share. Each kernel receives the node after infer_node has normalised its attributes (explicit
+// pads/strides/dilations, axes >= 0), its inputs (nullptr where omitted) and the output tensor
+// already allocated with the inferred dtype and shape.
+#pragma once
+
+#include <vector>
+
+#include "graph/ir.h"
+
+namespace locus::reference::detail {
+
+using Inputs = std::vector<const Tensor*>;
+
+// Row-major strides of a shape (in elements).
+std::vector<int64_t> strides_of(const Shape& s);
+// Strides of `in` viewed as broadcast to `out` (numpy rules): 0 along broadcast dimensions,
+// one entry per dimension of `out`.
+std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out);
+// Offset into a tensor with per-dimension strides `st` of the element at linear index `i` of `out`.
+int64_t broadcast_offset(int64_t i, const Shape& out, const std::vector<int64_t>& st);
+// Product of s[begin, end).
+int64_t dims_product(const Shape& s, size_t begin, size_t end);
+
+// reference_nn.cpp (float32)
+void conv(const Node& n, const Inputs& in, Tensor& y);
+void max_pool(const Node& n, const Inputs& in, Tensor& y);
+void average_pool(const Node& n, const Inputs& in, Tensor& y);
+void global_average_pool(const Node& n, const Inputs& in, Tensor& y);
+void batch_norm(const Node& n, const Inputs& in, Tensor& y);
+void relu(const Node& n, const Inputs& in, Tensor& y);
+void clip(const Node& n, const Inputs& in, Tensor& y);
+void softmax(const Node& n, const Inputs& in, Tensor& y);
+void gemm(const Node& n, const Inputs& in, Tensor& y);
+void matmul(const Node& n, const Inputs& in, Tensor& y);
+
+// reference_tensor.cpp (float32, int64, int32)
+void binary(const Node& n, const Inputs& in, Tensor& y);  // Add, Sub, Mul, Div
+void copy_data(const Node& n, const Inputs& in, Tensor& y);  // Identity, Reshape, Flatten, (Un)Squeeze
+void concat(const Node& n, const Inputs& in, Tensor& y);
+void shape_of(const Node& n, const Inputs& in, Tensor& y);
+void gather(const Node& n, const Inputs& in, Tensor& y);
+
+}  // namespace locus::reference::detail

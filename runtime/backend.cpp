@@ -1,0 +1,18 @@
+#include "runtime/backend.h"
+
+namespace locus {
+
+std::unique_ptr<Backend> make_native_backend();
+std::unique_ptr<Backend> make_reference_backend();
+
+std::vector<std::string> backend_names() { return {"native", "reference"}; }
+
+std::unique_ptr<Backend> make_backend(const std::string& name) {
+  if (name == "native") return make_native_backend();
+  if (name == "reference") return make_reference_backend();
+  std::string known;
+  for (auto& b : backend_names()) known += (known.empty() ? "" : ", ") + b;
+  fail("unknown backend '", name, "' (known: ", known, ")");
+}
+
+}  // namespace locus

@@ -1,0 +1,29 @@
+// Memory planner: places every intermediate activation in one arena so that buffers whose lifetimes
+// do not overlap share memory. Lifetimes are step intervals [first, last] (inclusive); the planner
+// is greedy by size (largest first, lowest offset that does not collide with an already placed
+// buffer alive at the same time), which is simple and close to optimal for CNN chains.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace locus {
+
+struct BufferRequest {
+  std::string name;
+  int64_t bytes = 0;
+  int first = 0, last = 0;  // steps during which the buffer must stay intact
+};
+
+struct MemoryPlan {
+  std::vector<int64_t> offsets;  // per request, bytes from the arena start (aligned)
+  int64_t arena_bytes = 0;       // peak: arena size
+  int64_t unshared_bytes = 0;    // sum of all requests (what no reuse would need)
+};
+
+inline constexpr int64_t kArenaAlignment = 64;
+
+MemoryPlan plan_memory(const std::vector<BufferRequest>& requests);
+
+}  // namespace locus

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages locus builds against, if any is missing. Idempotent; uses sudo
+# when not root.
+set -euo pipefail
+pkgs=(build-essential cmake ninja-build pkg-config
+      libonnx-dev libprotobuf-dev protobuf-compiler libdnnl-dev
+      libgtest-dev libgmock-dev libbenchmark-dev libstb-dev libeigen3-dev
+      libonnx-testdata clang libclang-rt-14-dev valgrind)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
