@@ -97,7 +97,7 @@ int64_t Tensor::get_int(int64_t i) const {
 }
 
 std::vector<int64_t> Tensor::to_i64() const {
-  std::vector<int64_t> r(size_t(numel()));
+  std::vector<int64_t> r(static_cast<size_t>(numel()));
   for (int64_t i = 0; i < numel(); ++i) r[size_t(i)] = get_int(i);
   return r;
 }

@@ -1,13 +1,17 @@
-// NetBuilder: graph IR construction with deterministic weights (see graph_builder.h).
+// NetBuilder: graph IR construction with deterministic weights and BN statistics (see
+// graph_builder.h).
 //
-// Reproducibility notes: every float below is produced either by one correctly rounded operation or
-// as float(double(a) * double(b) + double(c)) with a, b floats (the product of two floats is exact in
-// double, so a fused multiply-add gives the same result as separate ones). Channel statistics use
-// products, quotients, sums and sqrt only.
+// Reproducibility notes: weights are float(q) * step with q an integer from the generator and step a
+// power-of-two fraction of the bound (one rounding). Other floats are rounded once from double
+// values computed with +, -, *, /, sqrt, floor, ldexp and the exp below, without FMA contraction.
 #include "models/graph_builder.h"
 
 #include <cmath>
 #include <utility>
+
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
 
 namespace locus::models {
 
@@ -16,14 +20,68 @@ namespace {
 constexpr float kTwoPow23 = 8388608.0f;
 constexpr float kTwoPowMinus24 = 1.0f / 16777216.0f;
 constexpr float kBnEpsilon = 1e-5f;
-// For z ~ N(0, v): E[max(z, 0)] = sqrt(v / (2 pi)), Var[max(z, 0)] = v (1/2 - 1/(2 pi)).
-constexpr double kReluMeanPerStd = 0.3989422804014327;
-constexpr double kReluVarFactor = 0.3408450569081046;
 
-// a * b + c rounded once to float; identical with or without FMA contraction.
+// exp(x) for x <= 0 with basic arithmetic only: x = n ln2 + r, |r| <= ln2 / 2, Taylor series of
+// degree 12 for exp(r) (relative error < 1e-15), times 2^n.
+double exp_nonpositive(double x) {
+  if (x < -700.0) return 0.0;
+  constexpr double kLn2 = 0.6931471805599453;
+  const double n = std::floor(x / kLn2 + 0.5);
+  const double r = x - n * kLn2;
+  double p = 1.0;
+  for (int k = 12; k >= 1; --k) p = 1.0 + p * r / double(k);
+  return std::ldexp(p, int(n));
+}
+
+double normal_pdf(double z) { return 0.3989422804014327 * exp_nonpositive(-0.5 * z * z); }
+
+// Standard normal CDF via erfc (Abramowitz & Stegun 7.1.26, absolute error < 1.5e-7).
+double normal_cdf(double z) {
+  const double x = std::fabs(z) / 1.4142135623730951;
+  const double t = 1.0 / (1.0 + 0.3275911 * x);
+  const double poly =
+      t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+  const double erfc = poly * exp_nonpositive(-x * x);
+  return z >= 0 ? 1.0 - 0.5 * erfc : 0.5 * erfc;
+}
+
+// Mean and variance of max(z, 0) for z ~ N(m, v).
+void rectified_moments(double m, double v, double* mean, double* var) {
+  if (!(v > 0.0)) {
+    *mean = m > 0.0 ? m : 0.0;
+    *var = 0.0;
+    return;
+  }
+  const double s = std::sqrt(v);
+  const double cdf = normal_cdf(m / s), pdf = normal_pdf(m / s);
+  *mean = m * cdf + s * pdf;
+  const double second = (m * m + v) * cdf + m * s * pdf;
+  const double d = second - *mean * *mean;
+  *var = d > 0.0 ? d : 0.0;
+}
+
+// a * b + c rounded once to float (a, b floats: the product is exact in double).
 float mul_add(float a, float b, float c) {
-  double product = double(a) * double(b);  // exact
+  double product = double(a) * double(b);
   return float(product + double(c));
+}
+
+Activation like(const Activation& x, const std::string& name) {
+  Activation y;
+  y.name = name;
+  y.channels = x.channels;
+  return y;
+}
+
+// Statistics of Relu/Clip(0, 6) of x (the cap at 6 is rarely reached and ignored).
+Activation rectified(const Activation& x, const std::string& name) {
+  Activation y = like(x, name);
+  y.mean.resize(x.mean.size());
+  y.var.resize(x.var.size());
+  for (size_t c = 0; c < x.mean.size(); ++c) rectified_moments(x.mean[c], x.var[c], &y.mean[c], &y.var[c]);
+  y.pre_mean = x.mean;
+  y.pre_var = x.var;
+  return y;
 }
 
 }  // namespace
@@ -65,8 +123,8 @@ Activation NetBuilder::input(const std::string& name, int64_t batch, int64_t cha
   Activation a;
   a.name = name;
   a.channels = channels;
-  a.mean = 0.0;
-  a.var = 1.0;
+  a.mean.assign(size_t(channels), 0.0);
+  a.var.assign(size_t(channels), 1.0);
   return a;
 }
 
@@ -74,30 +132,37 @@ Activation NetBuilder::conv(const Activation& x, const std::string& name, int64_
                             int64_t kernel, int64_t stride, int64_t group) {
   LOCUS_CHECK(group >= 1 && x.channels % group == 0 && out_channels % group == 0,
               "model builder: conv '", name, "' has group ", group, " not dividing its channels");
-  const int64_t in_per_group = x.channels / group;
-  const int64_t per_filter = in_per_group * kernel * kernel;  // fan_in
-  const float bound = float(std::sqrt(6.0 / double(per_filter)));
+  const int64_t in_per_group = x.channels / group, out_per_group = out_channels / group;
+  const int64_t taps = kernel * kernel;
+  const float bound = float(std::sqrt(6.0 / double(in_per_group * taps)));  // He-uniform
   const float step = bound / kTwoPow23;
+  const double step2 = double(step) * double(step);
 
   Tensor w(DType::F32, {out_channels, in_per_group, kernel, kernel});
   float* wp = w.data<float>();
   Activation y;
   y.name = name;
   y.channels = out_channels;
-  y.channel_mean.resize(size_t(out_channels));
-  y.channel_var.resize(size_t(out_channels));
+  y.mean.resize(size_t(out_channels));
+  y.var.resize(size_t(out_channels));
   for (int64_t oc = 0; oc < out_channels; ++oc) {
-    int64_t sum_q = 0, sum_q2 = 0;  // exact
-    for (int64_t k = 0; k < per_filter; ++k) {
-      int32_t q = rng_.next_q();
-      sum_q += q;
-      sum_q2 += int64_t(q) * q;
-      wp[oc * per_filter + k] = float(q) * step;
+    const int64_t first_in = (oc / out_per_group) * in_per_group;
+    double mean = 0.0, var = 0.0;
+    for (int64_t ic = 0; ic < in_per_group; ++ic) {
+      int64_t sum_q = 0, sum_q2 = 0;  // exact
+      for (int64_t k = 0; k < taps; ++k) {
+        const int32_t q = rng_.next_q();
+        sum_q += q;
+        sum_q2 += int64_t(q) * q;
+        *wp++ = float(q) * step;
+      }
+      const double mean_term = x.mean[size_t(first_in + ic)] * (double(step) * double(sum_q));
+      const double var_term = x.var[size_t(first_in + ic)] * (step2 * double(sum_q2));
+      mean += mean_term;
+      var += var_term;
     }
-    const double sum_w = double(step) * double(sum_q);
-    const double sum_w2 = double(step) * double(step) * double(sum_q2);
-    y.channel_mean[size_t(oc)] = x.mean * sum_w;
-    y.channel_var[size_t(oc)] = x.var * sum_w2;
+    y.mean[size_t(oc)] = mean;
+    y.var[size_t(oc)] = var;
   }
   const std::string wname = add_constant(name + ".weight", std::move(w));
 
@@ -108,39 +173,29 @@ Activation NetBuilder::conv(const Activation& x, const std::string& name, int64_
   n.attrs["pads"] = std::vector<int64_t>{pad, pad, pad, pad};
   n.attrs["dilations"] = std::vector<int64_t>{1, 1};
   n.attrs["group"] = group;
-
-  // Scalar summary (only used if no BN follows, which the builders never do).
-  double mean_sum = 0, var_sum = 0;
-  for (int64_t oc = 0; oc < out_channels; ++oc) {
-    mean_sum += y.channel_mean[size_t(oc)];
-    var_sum += y.channel_var[size_t(oc)];
-  }
-  y.mean = mean_sum / double(out_channels);
-  y.var = var_sum / double(out_channels);
   return y;
 }
 
 Activation NetBuilder::batch_norm(const Activation& x, const std::string& name, float gamma_lo,
                                   float gamma_hi) {
   const int64_t c = x.channels;
-  LOCUS_CHECK(x.channel_mean.size() == size_t(c), "model builder: batch_norm '", name,
-              "' must follow a conv");
   const size_t count = static_cast<size_t>(c);
   std::vector<float> scale(count), bias(count), mean(count), var(count);
-  double bias_sum = 0, var_sum = 0;
-  for (int64_t k = 0; k < c; ++k) {
-    const size_t i = size_t(k);
-    const float expected_sd = float(std::sqrt(x.channel_var[i]));
-    // The running statistics: the conv's expected channel statistics, slightly perturbed.
-    mean[i] = mul_add(rng_.symmetric(0.1f), expected_sd, float(x.channel_mean[i]));
-    var[i] = float(x.channel_var[i] * double(rng_.uniform(0.9f, 1.1f)));
+  Activation y = like(x, name);
+  y.mean.resize(count);
+  y.var.resize(count);
+  for (size_t i = 0; i < count; ++i) {
+    // Running statistics: the estimate, perturbed (mean by up to 5% of a standard deviation).
+    const float sd = float(std::sqrt(x.var[i]));
+    mean[i] = mul_add(rng_.symmetric(0.05f), sd, float(x.mean[i]));
+    var[i] = float(x.var[i] * double(rng_.uniform(0.95f, 1.05f)));
     scale[i] = rng_.uniform(gamma_lo, gamma_hi);
     bias[i] = rng_.symmetric(0.1f);
-    // Output channel variance: scale^2 * var_c / (running_var + eps).
-    const double scale2 = double(scale[i]) * double(scale[i]);
-    const double out_var = (scale2 * x.channel_var[i]) / (double(var[i]) + double(kBnEpsilon));
-    bias_sum += double(bias[i]);
-    var_sum += out_var;
+    // y = scale (x - mean) / sqrt(var + eps) + bias
+    const double denom2 = double(var[i]) + double(kBnEpsilon);
+    const double gain = double(scale[i]) / std::sqrt(denom2);
+    y.mean[i] = gain * (x.mean[i] - double(mean[i])) + double(bias[i]);
+    y.var[i] = gain * gain * x.var[i];
   }
   const std::string s = add_constant(name + ".weight", Tensor::from_f32({c}, scale));
   const std::string b = add_constant(name + ".bias", Tensor::from_f32({c}, bias));
@@ -148,23 +203,12 @@ Activation NetBuilder::batch_norm(const Activation& x, const std::string& name, 
   const std::string v = add_constant(name + ".running_var", Tensor::from_f32({c}, var));
   Node& n = add_node("BatchNormalization", name, {x.name, s, b, m, v}, name);
   n.attrs["epsilon"] = kBnEpsilon;
-
-  Activation y;
-  y.name = name;
-  y.channels = c;
-  y.mean = bias_sum / double(c);
-  y.var = var_sum / double(c);
   return y;
 }
 
 Activation NetBuilder::relu(const Activation& x, const std::string& name) {
   add_node("Relu", name, {x.name}, name);
-  Activation y;
-  y.name = name;
-  y.channels = x.channels;
-  y.mean = kReluMeanPerStd * std::sqrt(x.var);
-  y.var = kReluVarFactor * x.var;
-  return y;
+  return rectified(x, name);
 }
 
 Activation NetBuilder::clip6(const Activation& x, const std::string& name) {
@@ -173,23 +217,18 @@ Activation NetBuilder::clip6(const Activation& x, const std::string& name) {
     add_constant("relu6.max", Tensor::scalar_f32(6.0f));
   }
   add_node("Clip", name, {x.name, "relu6.min", "relu6.max"}, name);
-  Activation y;  // the cap at 6 is rarely reached: statistics as for Relu
-  y.name = name;
-  y.channels = x.channels;
-  y.mean = kReluMeanPerStd * std::sqrt(x.var);
-  y.var = kReluVarFactor * x.var;
-  return y;
+  return rectified(x, name);
 }
 
 Activation NetBuilder::add(const Activation& a, const Activation& b, const std::string& name) {
   LOCUS_CHECK(a.channels == b.channels, "model builder: add '", name, "' of ", a.channels, " and ",
               b.channels, " channels");
   add_node("Add", name, {a.name, b.name}, name);
-  Activation y;
-  y.name = name;
-  y.channels = a.channels;
-  y.mean = a.mean + b.mean;
-  y.var = a.var + b.var;
+  Activation y = like(a, name);
+  for (size_t c = 0; c < a.mean.size(); ++c) {
+    y.mean.push_back(a.mean[c] + b.mean[c]);
+    y.var.push_back(a.var[c] + b.var[c]);  // the two operands taken as uncorrelated
+  }
   return y;
 }
 
@@ -201,28 +240,37 @@ Activation NetBuilder::max_pool(const Activation& x, const std::string& name, in
   n.attrs["pads"] = std::vector<int64_t>{pad, pad, pad, pad};
   n.attrs["dilations"] = std::vector<int64_t>{1, 1};
   n.attrs["ceil_mode"] = int64_t(0);
-  Activation y;  // a maximum of a window: larger mean, smaller spread (rough)
-  y.name = name;
-  y.channels = x.channels;
-  y.mean = x.mean + std::sqrt(x.var);
-  y.var = 0.5 * x.var;
+  // The maximum of 9 independent N(m, v): mean m + 1.485 sd, variance 0.37 v (rough for other
+  // window sizes and correlated neighbours). Max pooling commutes with a preceding Relu.
+  const bool after_relu = !x.pre_mean.empty();
+  Activation pooled = like(x, name);
+  for (size_t c = 0; c < x.mean.size(); ++c) {
+    const double m = after_relu ? x.pre_mean[c] : x.mean[c];
+    const double v = after_relu ? x.pre_var[c] : x.var[c];
+    pooled.mean.push_back(m + 1.485 * std::sqrt(v));
+    pooled.var.push_back(0.37 * v);
+  }
+  if (!after_relu) return pooled;
+  Activation y = rectified(pooled, name);
+  y.pre_mean.clear();
+  y.pre_var.clear();
   return y;
 }
 
 Activation NetBuilder::global_average_pool(const Activation& x, const std::string& name) {
   add_node("GlobalAveragePool", name, {x.name}, name);
-  Activation y = x;
-  y.name = name;
-  y.channel_mean.clear();
-  y.channel_var.clear();
+  Activation y = like(x, name);
+  y.mean = x.mean;
+  y.var = x.var;  // overestimates: averaging reduces the variance by an unknown factor
   return y;
 }
 
 Activation NetBuilder::flatten(const Activation& x, const std::string& name) {
   Node& n = add_node("Flatten", name, {x.name}, name);
   n.attrs["axis"] = int64_t(1);
-  Activation y = x;
-  y.name = name;
+  Activation y = like(x, name);
+  y.mean = x.mean;
+  y.var = x.var;
   return y;
 }
 

@@ -7,11 +7,16 @@
 // compiler and standard library (std::uniform_real_distribution would not).
 //
 // Keeping activations O(1) through 50+ layers: each conv's weights are He-uniform, and the following
-// BatchNormalization gets running statistics computed from those weights and a rough running estimate
-// of the conv input's element mean and variance (mean_c = mu_in * sum(w_c), var_c = var_in *
-// sum(w_c^2), as for inputs with independent elements), so that every BN approximately standardises
-// its channels before its random scale and shift. The statistics are computed in double with
-// products and sums only (no libm call except the correctly rounded sqrt), hence also reproducible.
+// BatchNormalization gets running statistics that approximately standardise its input. The builder
+// propagates an estimate of every channel's mean and variance through the network (inputs N(0, 1);
+// conv: mean_o = sum_c mu_c sum(w_oc), var_o = sum_c var_c sum(w_oc^2), as for independent elements;
+// Relu/Clip: the moments of a rectified normal; Add: sums; MaxPool: the maximum of 9 normals), and
+// each BN's running mean/var are that estimate, slightly perturbed, before its random scale and
+// shift. This is a data-free version of calibrating BN statistics on random inputs.
+//
+// Reproducibility: the statistics use +, -, *, /, sqrt and an exp of our own (no libm function whose
+// result may differ between libraries), and no expression can be fused into an FMA differently by
+// different compilers (GCC does not contract in ISO C++ mode; graph_builder.cpp tells clang not to).
 #pragma once
 
 #include <cstdint>
@@ -38,29 +43,28 @@ class WeightRng {
   std::mt19937 gen_;
 };
 
-// A value of the network under construction with the builder's estimate of its element statistics.
+// A value of the network under construction with the builder's estimate of its channels' statistics.
 struct Activation {
   std::string name;
   int64_t channels = 0;
-  double mean = 0.0;  // rough mean and variance of one element over inputs and positions
-  double var = 1.0;
-  // Set by conv(): the expected mean and variance of each output channel, for the following BN.
-  std::vector<double> channel_mean, channel_var;
+  std::vector<double> mean, var;  // per channel, over inputs and positions
+  // For Relu/Clip outputs: the statistics of their input (max pooling commutes with them).
+  std::vector<double> pre_mean, pre_var;
 };
 
 class NetBuilder {
  public:
   NetBuilder(Graph& g, uint32_t seed);
 
-  // Declares the graph input "name" as float32 [batch, channels, size, size] with N(0, 1) elements.
+  // Declares the graph input "name" as float32 [batch, channels, size, size] (assumed N(0, 1)).
   Activation input(const std::string& name, int64_t batch, int64_t channels, int64_t size);
 
   // Conv without bias, square kernel, pads kernel/2 on every side, dilation 1. He-uniform weights
   // (bound sqrt(6 / fan_in)). Node, output value and weight names derive from `name`.
   Activation conv(const Activation& x, const std::string& name, int64_t out_channels, int64_t kernel,
                   int64_t stride, int64_t group = 1);
-  // BatchNormalization (epsilon 1e-5) after a conv: running statistics from the conv's estimate,
-  // scale uniform in [gamma_lo, gamma_hi), bias uniform in [-0.1, 0.1).
+  // BatchNormalization (epsilon 1e-5): running statistics from the estimate of x (perturbed by a few
+  // percent), scale uniform in [gamma_lo, gamma_hi), bias uniform in [-0.1, 0.1).
   Activation batch_norm(const Activation& x, const std::string& name, float gamma_lo = 0.8f,
                         float gamma_hi = 1.2f);
   Activation relu(const Activation& x, const std::string& name);

@@ -1,0 +1,590 @@
+// Native NHWC kernels against naive references written here (double accumulation), on ragged
+// shapes. GEMM and convolution run once per ISA the CPU supports (generic, avx2) via
+// set_isa_override.
+//
+// Tolerance: an output that sums terms t_i passes if |got - want| <= 1e-4 * (sum |t_i| + 1e-3),
+// i.e. 1e-4 relative to the magnitude of the sum (float accumulation of up to ~1200 terms).
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "kernels/native/activation.h"
+#include "kernels/native/conv2d_nhwc.h"
+#include "kernels/native/cpu_features.h"
+#include "kernels/native/elementwise.h"
+#include "kernels/native/gemm.h"
+#include "kernels/native/pool2d_nhwc.h"
+#include "tests/test_support.h"
+
+namespace locus::kernels {
+namespace {
+
+using test::random_floats;
+
+constexpr double kRelTol = 1e-4;
+
+Activation relu() { return {ActKind::Relu, 0.f, 0.f}; }
+Activation clip(float lo, float hi) { return {ActKind::Clip, lo, hi}; }
+
+double act_ref(const Activation& a, double x) {
+  if (a.kind == ActKind::Relu) return x > 0 ? x : 0;
+  if (a.kind == ActKind::Clip) return std::min(std::max(x, double(a.lo)), double(a.hi));
+  return x;
+}
+
+// Compares got[i] with want[i], scale[i] = sum of |terms| of output i.
+void expect_close(const std::vector<float>& got, const std::vector<double>& want,
+                  const std::vector<double>& scale, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  int bad = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double tol = kRelTol * (scale[i] + 1e-3);
+    if (!(std::fabs(got[i] - want[i]) <= tol)) {
+      ADD_FAILURE() << what << ": element " << i << " got " << got[i] << " want " << want[i]
+                    << " (tol " << tol << ")";
+      if (++bad >= 5) return;
+    }
+  }
+}
+
+// ---- ISA parameterisation -------------------------------------------------------------------
+
+std::vector<Isa> supported_isas() {
+  std::vector<Isa> v{Isa::Generic};
+  if (detected_isa() == Isa::Avx2) v.push_back(Isa::Avx2);
+  return v;
+}
+
+class IsaTest : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    set_isa_override(GetParam());
+    ASSERT_EQ(active_isa(), GetParam());
+  }
+  void TearDown() override { clear_isa_override(); }
+};
+
+std::string isa_param_name(const ::testing::TestParamInfo<Isa>& info) {
+  return isa_name(info.param);
+}
+
+TEST(CpuFeatures, OverrideSelectsIsa) {
+  set_isa_override(Isa::Generic);
+  EXPECT_EQ(active_isa(), Isa::Generic);
+  set_isa_override(Isa::Avx2);
+  EXPECT_EQ(active_isa(), detected_isa());  // clamped to what the CPU has
+  clear_isa_override();
+}
+
+// ---- GEMM -----------------------------------------------------------------------------------
+
+struct GemmCase {
+  int64_t M, N, K;
+  bool trans_b = false;
+  float alpha = 1.f;
+  bool bias = false;
+  Activation act;
+  bool accumulate = false;
+  int64_t pad = 0;  // extra elements on lda / ldb / ldc
+};
+
+std::string describe(const GemmCase& c) {
+  return "gemm M=" + std::to_string(c.M) + " N=" + std::to_string(c.N) + " K=" +
+         std::to_string(c.K) + (c.trans_b ? " transB" : "") + " alpha=" + std::to_string(c.alpha) +
+         (c.bias ? " bias" : "") + " act=" + std::to_string(int(c.act.kind)) +
+         (c.accumulate ? " accumulate" : "") + " pad=" + std::to_string(c.pad);
+}
+
+void run_gemm_case(const GemmCase& c, uint32_t seed) {
+  const int64_t lda = c.K + c.pad, ldc = c.N + c.pad;
+  const int64_t ldb = (c.trans_b ? c.K : c.N) + c.pad;
+  const auto a = random_floats(c.M * lda + 1, seed);
+  const auto b = random_floats((c.trans_b ? c.N : c.K) * ldb + 1, seed + 1);
+  const auto bias = random_floats(c.N, seed + 2);
+  auto cbuf = random_floats(c.M * ldc + 1, seed + 3);
+  const std::vector<float> c0 = cbuf;
+
+  std::vector<double> want(c.M * c.N), scale(c.M * c.N);
+  for (int64_t m = 0; m < c.M; ++m)
+    for (int64_t n = 0; n < c.N; ++n) {
+      double s = 0, sa = 0;
+      for (int64_t k = 0; k < c.K; ++k) {
+        const double bv = c.trans_b ? b[n * ldb + k] : b[k * ldb + n];
+        const double t = double(a[m * lda + k]) * c.alpha * bv;
+        s += t;
+        sa += std::fabs(t);
+      }
+      if (c.accumulate) s += c0[m * ldc + n], sa += std::fabs(c0[m * ldc + n]);
+      if (c.bias) s += bias[n], sa += std::fabs(bias[n]);
+      want[m * c.N + n] = act_ref(c.act, s);
+      scale[m * c.N + n] = sa;
+    }
+
+  const PackedB pb = pack_b(c.K, c.N, b.data(), ldb, c.trans_b, c.alpha);
+  gemm_f32(c.M, a.data(), lda, pb, cbuf.data(), ldc, c.bias ? bias.data() : nullptr, c.act,
+           c.accumulate);
+
+  std::vector<float> got(c.M * c.N);
+  for (int64_t m = 0; m < c.M; ++m)
+    for (int64_t n = 0; n < c.N; ++n) got[m * c.N + n] = cbuf[m * ldc + n];
+  expect_close(got, want, scale, describe(c));
+  // Padding columns of C and the element past the end are untouched.
+  for (int64_t m = 0; m < c.M; ++m)
+    for (int64_t n = c.N; n < ldc; ++n)
+      ASSERT_EQ(cbuf[m * ldc + n], c0[m * ldc + n]) << describe(c) << ": wrote past N";
+  ASSERT_EQ(cbuf.back(), c0.back()) << describe(c) << ": wrote past the end";
+}
+
+class GemmTest : public IsaTest {};
+
+TEST_P(GemmTest, RaggedShapesAllOptions) {
+  const int64_t sizes[] = {1, 5, 17, 33, 67, 130};
+  int i = 0;
+  for (int64_t M : sizes)
+    for (int64_t N : sizes)
+      for (int64_t K : sizes) {
+        GemmCase c;
+        c.M = M, c.N = N, c.K = K;
+        c.trans_b = i % 2 == 1;
+        c.alpha = (i % 3 == 2) ? 0.5f : 1.f;
+        c.bias = i % 4 != 3;
+        c.act = i % 3 == 0 ? Activation{} : i % 3 == 1 ? relu() : clip(-0.5f, 0.75f);
+        c.accumulate = i % 5 == 4;
+        c.pad = i % 7 == 0 ? 3 : 0;
+        run_gemm_case(c, 100 + i);
+        ++i;
+        if (HasFailure()) return;
+      }
+}
+
+TEST_P(GemmTest, LongKBlocksWithAccumulateAndEpilogue) {
+  // K > 256 splits into K blocks: bias and activation must be applied once, after the last one.
+  for (int64_t K : {257, 600, 1100}) {
+    run_gemm_case({37, 45, K, false, 1.f, true, clip(-1.f, 1.f), true}, 7);
+    run_gemm_case({70, 16, K, true, 2.f, true, relu(), false, 1}, 8);
+  }
+}
+
+TEST_P(GemmTest, MobileNetShapes) {
+  run_gemm_case({56 * 56, 144, 24, false, 1.f, true, clip(0.f, 6.f)}, 11);
+  run_gemm_case({7 * 7, 320, 960, false, 1.f, true, Activation{}}, 12);
+  run_gemm_case({1, 1000, 1280, true, 1.f, true, Activation{}}, 13);
+}
+
+TEST_P(GemmTest, ZeroK) {
+  // K = 0: C = act(bias), or act(C + bias) when accumulating.
+  run_gemm_case({5, 19, 0, false, 1.f, true, relu(), false}, 21);
+  run_gemm_case({5, 19, 0, false, 1.f, true, Activation{}, true}, 22);
+}
+
+TEST_P(GemmTest, CalledInsideParallelRegion) {
+  const int64_t M = 40, N = 24, K = 30;
+  const auto a = random_floats(M * K, 31), b = random_floats(K * N, 32);
+  const PackedB pb = pack_b(K, N, b.data(), N, false);
+  std::vector<float> want(M * N);
+  gemm_f32(M, a.data(), K, pb, want.data(), N, nullptr, {});
+  std::vector<std::vector<float>> outs(4, std::vector<float>(M * N));
+#pragma omp parallel for num_threads(2)
+  for (int t = 0; t < 4; ++t) gemm_f32(M, a.data(), K, pb, outs[t].data(), N, nullptr, {});
+  for (const auto& o : outs) EXPECT_EQ(o, want);
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, GemmTest, ::testing::ValuesIn(supported_isas()), isa_param_name);
+
+// ---- Convolution ----------------------------------------------------------------------------
+
+Conv2dShape conv_shape(int64_t N, int64_t H, int64_t W, int64_t C, int64_t OC, int64_t K,
+                       int64_t S, int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t D = 1,
+                       int64_t G = 1) {
+  Conv2dShape s;
+  s.N = N, s.H = H, s.W = W, s.C = C, s.OC = OC;
+  s.KH = s.KW = K, s.SH = s.SW = S, s.DH = s.DW = D, s.G = G;
+  s.PT = pt, s.PL = pl, s.PB = pb, s.PR = pr;
+  s.OH = (H + pt + pb - D * (K - 1) - 1) / S + 1;
+  s.OW = (W + pl + pr - D * (K - 1) - 1) / S + 1;
+  return s;
+}
+
+void run_conv_case(const Conv2dShape& s, const Activation& act, ConvPath want_path,
+                   const std::string& what, uint32_t seed) {
+  const int64_t cg = s.C / s.G, ocg = s.OC / s.G;
+  const auto in = random_floats(s.N * s.H * s.W * s.C, seed);
+  const auto w = random_floats(s.OC * cg * s.KH * s.KW, seed + 1);
+  const auto bias = random_floats(s.OC, seed + 2);
+
+  std::vector<double> want(s.N * s.OH * s.OW * s.OC), scale(want.size());
+  for (int64_t n = 0; n < s.N; ++n)
+    for (int64_t oh = 0; oh < s.OH; ++oh)
+      for (int64_t ow = 0; ow < s.OW; ++ow)
+        for (int64_t oc = 0; oc < s.OC; ++oc) {
+          const int64_t g = oc / ocg;
+          double acc = bias[oc], sa = std::fabs(bias[oc]);
+          for (int64_t c = 0; c < cg; ++c)
+            for (int64_t kh = 0; kh < s.KH; ++kh)
+              for (int64_t kw = 0; kw < s.KW; ++kw) {
+                const int64_t ih = oh * s.SH - s.PT + kh * s.DH;
+                const int64_t iw = ow * s.SW - s.PL + kw * s.DW;
+                if (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W) continue;
+                const double t = double(in[((n * s.H + ih) * s.W + iw) * s.C + g * cg + c]) *
+                                 w[((oc * cg + c) * s.KH + kh) * s.KW + kw];
+                acc += t;
+                sa += std::fabs(t);
+              }
+          const int64_t o = ((n * s.OH + oh) * s.OW + ow) * s.OC + oc;
+          want[o] = act_ref(act, acc);
+          scale[o] = sa;
+        }
+
+  const PackedConv2d p = pack_conv2d(s, w.data(), bias.data(), act);
+  EXPECT_EQ(int(p.path), int(want_path)) << what;
+  const int64_t scratch_n = conv2d_scratch_floats(p, omp_get_max_threads());
+  constexpr int64_t kGuard = 64;
+  std::vector<float> scratch(scratch_n + kGuard, 12345.f);
+  std::vector<float> out(want.size() + kGuard, -777.f);
+  conv2d_nhwc(p, in.data(), out.data(), scratch.data());
+  for (int64_t i = 0; i < kGuard; ++i) {
+    ASSERT_EQ(scratch[scratch_n + i], 12345.f) << what << ": scratch overrun";
+    ASSERT_EQ(out[want.size() + i], -777.f) << what << ": output overrun";
+  }
+  out.resize(want.size());
+  expect_close(out, want, scale, what);
+}
+
+class ConvTest : public IsaTest {};
+
+TEST_P(ConvTest, Pointwise) {
+  run_conv_case(conv_shape(2, 5, 7, 17, 33, 1, 1, 0, 0, 0, 0), relu(), ConvPath::Pointwise,
+                "pointwise", 1);
+  run_conv_case(conv_shape(1, 14, 14, 96, 24, 1, 1, 0, 0, 0, 0), {}, ConvPath::Pointwise,
+                "pointwise-projection", 2);
+}
+
+TEST_P(ConvTest, Depthwise) {
+  run_conv_case(conv_shape(1, 9, 11, 37, 37, 3, 1, 1, 1, 1, 1, 1, 37), clip(0.f, 6.f),
+                ConvPath::Depthwise, "dw3x3 s1 p1", 3);
+  run_conv_case(conv_shape(2, 10, 9, 24, 24, 3, 2, 1, 1, 1, 1, 1, 24), relu(),
+                ConvPath::Depthwise, "dw3x3 s2 p1", 4);
+  run_conv_case(conv_shape(1, 10, 10, 19, 19, 3, 2, 0, 0, 1, 1, 1, 19), {}, ConvPath::Depthwise,
+                "dw3x3 s2 pads 0,0,1,1", 5);
+  run_conv_case(conv_shape(1, 12, 13, 20, 20, 5, 1, 4, 4, 4, 4, 2, 20), clip(-0.3f, 0.3f),
+                ConvPath::Depthwise, "dw5x5 dilation 2", 6);
+  run_conv_case(conv_shape(1, 11, 9, 8, 8, 7, 1, 3, 3, 3, 3, 1, 8), {}, ConvPath::Depthwise,
+                "dw7x7 (49 taps, two passes)", 7);
+  run_conv_case(conv_shape(1, 4, 4, 5, 5, 3, 1, 2, 2, 2, 2, 1, 5), relu(), ConvPath::Depthwise,
+                "dw with pads wider than the input interior", 8);
+  run_conv_case(conv_shape(1, 28, 28, 144, 144, 3, 2, 0, 0, 1, 1, 1, 144), clip(0.f, 6.f),
+                ConvPath::Depthwise, "dw mobilenet s2", 9);
+}
+
+TEST_P(ConvTest, General) {
+  run_conv_case(conv_shape(1, 17, 17, 3, 32, 3, 2, 1, 1, 1, 1), clip(0.f, 6.f), ConvPath::General,
+                "stem 3x3 s2 C=3", 10);
+  run_conv_case(conv_shape(1, 16, 16, 3, 32, 3, 2, 0, 0, 1, 1), clip(0.f, 6.f), ConvPath::General,
+                "stem 3x3 s2 pads 0,0,1,1", 11);
+  run_conv_case(conv_shape(2, 40, 40, 8, 20, 3, 1, 1, 1, 1, 1), relu(), ConvPath::General,
+                "3x3 many im2col blocks", 12);
+  run_conv_case(conv_shape(1, 9, 8, 6, 10, 3, 1, 1, 0, 2, 1), {}, ConvPath::General,
+                "3x3 asymmetric pads 1,0,2,1", 13);
+  run_conv_case(conv_shape(1, 8, 8, 64, 40, 3, 1, 1, 1, 1, 1), {}, ConvPath::General,
+                "3x3 K=576", 14);
+}
+
+TEST_P(ConvTest, Grouped) {
+  run_conv_case(conv_shape(1, 9, 10, 8, 12, 3, 1, 1, 1, 1, 1, 1, 2), relu(), ConvPath::General,
+                "grouped G=2", 15);
+  run_conv_case(conv_shape(2, 11, 9, 16, 8, 3, 2, 1, 1, 1, 1, 1, 4), {}, ConvPath::General,
+                "grouped G=4 s2", 16);
+  run_conv_case(conv_shape(1, 7, 7, 6, 12, 3, 1, 1, 1, 1, 1, 1, 6), {}, ConvPath::General,
+                "depthwise multiplier 2 (G=C, OC=2C)", 17);
+  run_conv_case(conv_shape(1, 6, 5, 8, 20, 1, 1, 0, 0, 0, 0, 1, 2), relu(), ConvPath::General,
+                "grouped 1x1 G=2", 18);
+}
+
+TEST_P(ConvTest, OneByOneVariants) {
+  run_conv_case(conv_shape(1, 9, 9, 16, 24, 1, 2, 0, 0, 0, 0), relu(), ConvPath::General,
+                "1x1 stride 2", 19);
+  run_conv_case(conv_shape(2, 10, 7, 16, 24, 1, 3, 0, 0, 0, 0, 1, 4), {}, ConvPath::General,
+                "1x1 stride 3 grouped", 20);
+  run_conv_case(conv_shape(1, 5, 6, 7, 9, 1, 1, 1, 0, 0, 2), relu(), ConvPath::General,
+                "1x1 padded", 21);
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, ConvTest, ::testing::ValuesIn(supported_isas()), isa_param_name);
+
+// ---- Pooling --------------------------------------------------------------------------------
+
+Pool2dShape pool_shape(int64_t N, int64_t H, int64_t W, int64_t C, int64_t K, int64_t S,
+                       int64_t pt, int64_t pl, int64_t pb, int64_t pr, bool ceil_mode,
+                       int64_t D = 1) {
+  Pool2dShape s;
+  s.N = N, s.H = H, s.W = W, s.C = C, s.KH = s.KW = K, s.SH = s.SW = S, s.DH = s.DW = D;
+  s.PT = pt, s.PL = pl, s.PB = pb, s.PR = pr;
+  auto out = [&](int64_t in, int64_t p) {
+    const int64_t span = in + p - D * (K - 1) - 1;
+    return (ceil_mode ? (span + S - 1) / S : span / S) + 1;
+  };
+  s.OH = out(H, pt + pb);
+  s.OW = out(W, pl + pr);
+  return s;
+}
+
+// Reference pooling: max over in-input taps; average over in-input taps divided by the count of
+// taps inside the input (or inside input + explicit pads when count_include_pad).
+std::vector<double> pool_ref(const Pool2dShape& s, const std::vector<float>& in, bool is_max) {
+  std::vector<double> out(s.N * s.OH * s.OW * s.C);
+  for (int64_t n = 0; n < s.N; ++n)
+    for (int64_t oh = 0; oh < s.OH; ++oh)
+      for (int64_t ow = 0; ow < s.OW; ++ow)
+        for (int64_t c = 0; c < s.C; ++c) {
+          double mx = -INFINITY, sum = 0;
+          int64_t cnt_in = 0, cnt_pad = 0;
+          for (int64_t kh = 0; kh < s.KH; ++kh)
+            for (int64_t kw = 0; kw < s.KW; ++kw) {
+              const int64_t ih = oh * s.SH - s.PT + kh * s.DH;
+              const int64_t iw = ow * s.SW - s.PL + kw * s.DW;
+              if (ih >= -s.PT && ih < s.H + s.PB && iw >= -s.PL && iw < s.W + s.PR) ++cnt_pad;
+              if (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W) continue;
+              const double v = in[((n * s.H + ih) * s.W + iw) * s.C + c];
+              mx = std::max(mx, v);
+              sum += v;
+              ++cnt_in;
+            }
+          const int64_t cnt = s.count_include_pad ? cnt_pad : cnt_in;
+          out[((n * s.OH + oh) * s.OW + ow) * s.C + c] = is_max ? mx : sum / cnt;
+        }
+  return out;
+}
+
+void run_pool_case(Pool2dShape s, bool is_max, const std::string& what) {
+  const auto in = random_floats(s.N * s.H * s.W * s.C, 40);
+  const auto want = pool_ref(s, in, is_max);
+  std::vector<float> out(want.size());
+  if (is_max)
+    maxpool2d_nhwc(s, in.data(), out.data());
+  else
+    avgpool2d_nhwc(s, in.data(), out.data());
+  expect_close(out, want, std::vector<double>(want.size(), 1.0), what);
+}
+
+TEST(Pool, MaxPool) {
+  run_pool_case(pool_shape(2, 9, 9, 19, 3, 2, 1, 1, 1, 1, false), true, "max 3x3 s2 p1");
+  run_pool_case(pool_shape(1, 8, 8, 5, 3, 2, 0, 0, 0, 0, true), true, "max ceil mode");
+  run_pool_case(pool_shape(1, 10, 11, 4, 3, 1, 2, 2, 2, 2, false, 2), true, "max dilated");
+  run_pool_case(pool_shape(1, 7, 9, 3, 2, 2, 0, 1, 1, 0, true), true, "max asym pads ceil");
+}
+
+TEST(Pool, AvgPoolCountIncludePad) {
+  for (bool cip : {false, true}) {
+    const std::string tag = cip ? " include_pad" : " exclude_pad";
+    Pool2dShape s = pool_shape(2, 8, 8, 21, 3, 2, 1, 1, 1, 1, /*ceil_mode=*/true);
+    ASSERT_EQ(s.OH, 5);  // last window starts at 7: covers 7 (input), 8 (pad), 9 (ceil only)
+    s.count_include_pad = cip;
+    run_pool_case(s, false, "avg ceil" + tag);
+    s = pool_shape(1, 7, 6, 9, 3, 1, 1, 1, 1, 1, false);
+    s.count_include_pad = cip;
+    run_pool_case(s, false, "avg 3x3 s1 p1" + tag);
+    s = pool_shape(1, 9, 9, 6, 2, 2, 0, 0, 1, 0, true);
+    s.count_include_pad = cip;
+    run_pool_case(s, false, "avg asym" + tag);
+  }
+}
+
+TEST(Pool, GlobalAverage) {
+  const int64_t N = 2, HW = 49, C = 37;
+  const auto in = random_floats(N * HW * C, 41);
+  std::vector<double> want(N * C, 0.0);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t p = 0; p < HW; ++p)
+      for (int64_t c = 0; c < C; ++c) want[n * C + c] += in[(n * HW + p) * C + c] / double(HW);
+  std::vector<float> out(N * C);
+  global_avgpool_nhwc(N, HW, C, in.data(), out.data());
+  expect_close(out, want, std::vector<double>(want.size(), 1.0), "global avg");
+}
+
+// ---- Element-wise ---------------------------------------------------------------------------
+
+std::vector<int64_t> contiguous_strides(const std::vector<int64_t>& shape) {
+  std::vector<int64_t> st(shape.size());
+  int64_t s = 1;
+  for (size_t i = shape.size(); i-- > 0;) st[i] = s, s *= shape[i];
+  return st;
+}
+
+int64_t numel(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+double binop_ref(BinaryOp op, double a, double b) {
+  switch (op) {
+    case BinaryOp::Add: return a + b;
+    case BinaryOp::Sub: return a - b;
+    case BinaryOp::Mul: return a * b;
+    default: return a / b;
+  }
+}
+
+// Reference strided binary: walks every index of `shape`.
+void binary_case(BinaryOp op, const std::vector<int64_t>& shape, const std::vector<int64_t>& sa,
+                 const std::vector<int64_t>& sb, const std::vector<int64_t>& so,
+                 const Activation& act, const std::string& what) {
+  auto extent = [&](const std::vector<int64_t>& st) {
+    int64_t e = 1;
+    for (size_t i = 0; i < shape.size(); ++i) e += (shape[i] - 1) * st[i];
+    return e;
+  };
+  const auto a = random_floats(extent(sa), 50);
+  auto b = random_floats(extent(sb), 51, 0.5f, 2.f);  // away from 0 for Div
+  const int64_t total = numel(shape), out_n = extent(so);
+  std::vector<float> out(out_n, 0.f);
+  std::vector<double> want(out_n, 0.0);
+  std::vector<int64_t> idx(shape.size(), 0);
+  for (int64_t i = 0; i < total; ++i) {
+    int64_t oa = 0, ob = 0, oo = 0;
+    for (size_t d = 0; d < shape.size(); ++d) oa += idx[d] * sa[d], ob += idx[d] * sb[d], oo += idx[d] * so[d];
+    want[oo] = act_ref(act, binop_ref(op, a[oa], b[ob]));
+    for (size_t d = shape.size(); d-- > 0;) {
+      if (++idx[d] < shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  binary_f32(op, shape, {a.data(), sa}, {b.data(), sb}, out.data(), so, act);
+  std::vector<double> scale(out_n);
+  for (int64_t i = 0; i < out_n; ++i) scale[i] = std::fabs(want[i]) + 1.0;
+  expect_close(out, want, scale, what);
+}
+
+TEST(Binary, BroadcastPatterns) {
+  const std::vector<int64_t> nchw{2, 3, 4, 5};
+  const auto c = contiguous_strides(nchw);
+  for (BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div}) {
+    const std::string o = " op=" + std::to_string(int(op));
+    binary_case(op, nchw, c, c, c, {}, "same shape" + o);
+    binary_case(op, nchw, c, {0, 0, 0, 0}, c, relu(), "scalar b" + o);
+    binary_case(op, nchw, {0, 0, 0, 0}, c, c, {}, "scalar a" + o);
+    // Per-channel on NHWC: iteration shape [N, H, W, C], b = C values.
+    const std::vector<int64_t> nhwc{2, 4, 5, 19};
+    const auto cn = contiguous_strides(nhwc);
+    binary_case(op, nhwc, cn, {0, 0, 0, 1}, cn, clip(-1.f, 1.f), "per-channel NHWC" + o);
+    // b of shape [N, 1, H, 1] against [N, C, H, W].
+    binary_case(op, nchw, c, {4, 0, 1, 0}, c, {}, "[N,1,H,1]" + o);
+    // a broadcast along W, output written transposed (NCHW iteration into NHWC output).
+    binary_case(op, nchw, {12, 4, 1, 0}, c, {60, 1, 15, 3}, {}, "bcast a, NHWC out" + o);
+  }
+  // Large enough to run in parallel.
+  const std::vector<int64_t> big{1, 56, 56, 144};
+  const auto cb = contiguous_strides(big);
+  binary_case(BinaryOp::Add, big, cb, {0, 0, 0, 1}, cb, relu(), "big per-channel");
+  binary_case(BinaryOp::Mul, {}, {}, {}, {}, {}, "rank 0");
+}
+
+TEST(Binary, EmptyShapeWritesNothing) {
+  float a = 1, b = 2, out = 7;
+  binary_f32(BinaryOp::Add, {3, 0}, {&a, {0, 0}}, {&b, {0, 0}}, &out, {0, 0});
+  EXPECT_EQ(out, 7.f);
+}
+
+TEST(Binary, SameShapeAndInPlace) {
+  const int64_t n = 100003;
+  const auto a = random_floats(n, 60), b = random_floats(n, 61, 0.5f, 2.f);
+  for (BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div}) {
+    std::vector<float> out(n), inplace = a;
+    binary_same_f32(op, n, a.data(), b.data(), out.data(), clip(-0.5f, 0.5f));
+    binary_same_f32(op, n, inplace.data(), b.data(), inplace.data(), clip(-0.5f, 0.5f));
+    for (int64_t i = 0; i < n; ++i) {
+      const float want = clip(-0.5f, 0.5f).apply(float(binop_ref(op, a[i], b[i])));
+      ASSERT_NEAR(out[i], want, 1e-6f) << i;
+      ASSERT_EQ(inplace[i], out[i]) << i;
+    }
+  }
+}
+
+TEST(CopyStrided, NchwNhwcRoundTrip) {
+  for (const std::vector<int64_t>& shape :
+       std::vector<std::vector<int64_t>>{{2, 5, 7, 9}, {1, 3, 224, 224}, {1, 32, 56, 56}}) {
+    const int64_t N = shape[0], C = shape[1], H = shape[2], W = shape[3];
+    const auto src = random_floats(numel(shape), 70);
+    const std::vector<int64_t> nchw{C * H * W, H * W, W, 1}, nhwc{H * W * C, 1, W * C, C};
+    std::vector<float> t(src.size()), back(src.size());
+    copy_strided_f32(shape, src.data(), nchw, t.data(), nhwc);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t h = 0; h < H; ++h)
+          for (int64_t w = 0; w < W; ++w)
+            ASSERT_EQ(t[((n * H + h) * W + w) * C + c], src[((n * C + c) * H + h) * W + w]);
+    copy_strided_f32(shape, t.data(), nhwc, back.data(), nchw);
+    EXPECT_EQ(back, src);
+  }
+}
+
+TEST(CopyStrided, ConcatSliceAndGeneral) {
+  // Concat along C in NHWC: copy a [1, 4, 5, 3] block into channels [2, 5) of a [1, 4, 5, 8].
+  const auto src = random_floats(60, 71);
+  std::vector<float> dst(160, -1.f);
+  copy_strided_f32({1, 4, 5, 3}, src.data(), {60, 15, 3, 1}, dst.data() + 2, {160, 40, 8, 1});
+  for (int64_t h = 0; h < 4; ++h)
+    for (int64_t w = 0; w < 5; ++w)
+      for (int64_t c = 0; c < 8; ++c) {
+        const float want = (c >= 2 && c < 5) ? src[(h * 5 + w) * 3 + c - 2] : -1.f;
+        ASSERT_EQ(dst[(h * 5 + w) * 8 + c], want);
+      }
+  // No unit stride anywhere: element loop.
+  const auto s2 = random_floats(100, 72);
+  std::vector<float> d2(40, 0.f);
+  copy_strided_f32({4, 5}, s2.data(), {10, 2}, d2.data(), {2, 8});
+  for (int64_t i = 0; i < 4; ++i)
+    for (int64_t j = 0; j < 5; ++j) ASSERT_EQ(d2[i * 2 + j * 8], s2[i * 10 + j * 2]);
+  // Scalar and flatten (fully contiguous).
+  float one = 3.f, got = 0.f;
+  copy_strided_f32({}, &one, {}, &got, {});
+  EXPECT_EQ(got, 3.f);
+  std::vector<float> flat(60);
+  copy_strided_f32({3, 4, 5}, src.data(), {20, 5, 1}, flat.data(), {20, 5, 1});
+  EXPECT_EQ(flat, src);
+}
+
+TEST(Elementwise, ChannelAffine) {
+  const int64_t rows = 37, C = 21;
+  const auto x = random_floats(rows * C, 80), sc = random_floats(C, 81), sh = random_floats(C, 82);
+  std::vector<float> y(rows * C);
+  channel_affine_f32(rows, C, x.data(), sc.data(), sh.data(), y.data(), relu());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < C; ++c)
+      ASSERT_NEAR(y[r * C + c], std::max(0.f, x[r * C + c] * sc[c] + sh[c]), 1e-6f);
+}
+
+TEST(Elementwise, Activation) {
+  const auto x = random_floats(1000, 90, -8.f, 8.f);
+  std::vector<float> y(x.size());
+  activation_f32(relu(), x.data(), y.data(), 1000);
+  for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(y[i], std::max(x[i], 0.f));
+  y = x;
+  activation_f32(clip(0.f, 6.f), y.data(), y.data(), 1000);  // in place
+  for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(y[i], std::min(std::max(x[i], 0.f), 6.f));
+}
+
+TEST(Elementwise, SoftmaxRows) {
+  const int64_t rows = 3, cols = 1000;
+  auto x = random_floats(rows * cols, 91, -10.f, 10.f);
+  x[5] = 500.f;  // would overflow exp without subtracting the max
+  std::vector<float> y(x.size());
+  softmax_rows_f32(rows, cols, x.data(), y.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    double mx = -INFINITY, sum = 0, ysum = 0;
+    for (int64_t c = 0; c < cols; ++c) mx = std::max(mx, double(x[r * cols + c]));
+    for (int64_t c = 0; c < cols; ++c) sum += std::exp(x[r * cols + c] - mx);
+    for (int64_t c = 0; c < cols; ++c) {
+      const double want = std::exp(x[r * cols + c] - mx) / sum;
+      ASSERT_NEAR(y[r * cols + c], want, 1e-6 + 1e-5 * want) << r << "," << c;
+      ysum += y[r * cols + c];
+    }
+    EXPECT_NEAR(ysum, 1.0, 1e-5);
+  }
+}
+
+}  // namespace
+}  // namespace locus::kernels

@@ -1,0 +1,92 @@
+// Whole networks: the real MobileNetV2 against ONNX Runtime's stored outputs, and the in-code
+// MobileNetV2 and ResNet-50 against the reference backend.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "importers/onnx/onnx_importer.h"
+#include "models/builders.h"
+#include "runtime/session.h"
+#include "tests/graph_builder_util.h"
+
+using namespace locus;
+namespace fs = std::filesystem;
+
+namespace {
+
+int64_t argmax(const Tensor& t) {
+  const float* p = t.data<float>();
+  return std::max_element(p, p + t.numel()) - p;
+}
+
+bool allclose(const Tensor& got, const Tensor& want, double rtol, double atol, std::string& why) {
+  if (got.shape != want.shape) { why = "shape " + shape_str(got.shape); return false; }
+  for (int64_t i = 0; i < got.numel(); ++i) {
+    double g = got.data<float>()[i], w = want.data<float>()[i];
+    if (!(std::fabs(g - w) <= atol + rtol * std::fabs(w))) {
+      why = cat("index ", i, ": got ", g, ", want ", w);
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST(Network, RealMobileNetV2MatchesOnnxRuntimeOnAllFiveSets) {
+  std::string dir = test::mobilenet_fp32_dir();
+  if (dir.empty()) GTEST_SKIP() << "../shared/models not found (set LOCUS_MODEL_DIR)";
+  Session s = Session::from_file(dir + "/mobilenetv2-12-fp32-from-int8.onnx");
+  const int64_t expected_top1[5] = {282, 249, 22, 12, 457};  // test_data_sets.tsv (ONNX Runtime)
+  for (int k = 0; k < 5; ++k) {
+    std::string set = dir + "/test_data_set_" + std::to_string(k);
+    Tensor in = onnx_import::load_tensor_file(set + "/input_0.pb");
+    Tensor want = onnx_import::load_tensor_file(set + "/output_0.pb");
+    auto out = s.run({{"input", in}});
+    std::string why;
+    EXPECT_TRUE(allclose(out[0], want, 1e-3, 1e-4, why)) << "set " << k << ": " << why;
+    EXPECT_EQ(argmax(out[0]), expected_top1[k]) << "set " << k;
+    EXPECT_EQ(argmax(want), expected_top1[k]);
+  }
+  // the optimised graph has BatchNorm-free convs with fused ReLU6 and no shape idiom left
+  int convs = 0, clips = 0, shapes = 0;
+  for (auto& n : s.graph().nodes) {
+    convs += n.op == "Conv";
+    clips += n.op == "Clip";
+    shapes += n.op == "Shape" || n.op == "Gather";
+  }
+  EXPECT_EQ(convs, 52);
+  EXPECT_EQ(clips, 0);
+  EXPECT_EQ(shapes, 0);
+}
+
+TEST(Network, BuiltMobileNetV2NativeAgreesWithReference) {
+  Graph g = models::build_mobilenet_v2({});
+  Tensor x = test::random_tensor({1, 3, 224, 224}, 11);
+  SessionOptions ref;
+  ref.backend = "reference";
+  auto want = Session::from_graph(g, ref).run({{"input", x}});
+  auto got = Session::from_graph(g).run({{"input", x}});
+  std::string why;
+  EXPECT_TRUE(allclose(got[0], want[0], 1e-3, 1e-4, why)) << why;
+  EXPECT_EQ(argmax(got[0]), argmax(want[0]));
+}
+
+TEST(Network, BuiltResNet50NativeAgreesWithReference) {
+  Graph g = models::build_resnet50({});
+  Tensor x = test::random_tensor({1, 3, 224, 224}, 12);
+  SessionOptions ref;
+  ref.backend = "reference";
+  ref.optimize = false;  // the reference runs the graph exactly as built: Conv, BN, Relu, Add, MaxPool
+  auto want = Session::from_graph(g, ref).run({{"input", x}});
+  Session native = Session::from_graph(g);
+  auto got = native.run({{"input", x}});
+  ASSERT_EQ(got[0].shape, (Shape{1, 1000}));
+  std::string why;
+  EXPECT_TRUE(allclose(got[0], want[0], 1e-3, 1e-4, why)) << why;
+  EXPECT_EQ(argmax(got[0]), argmax(want[0]));
+  // the activations are reused: the arena is far below the sum of all intermediate values
+  EXPECT_GT(native.activation_bytes(), 0);
+  EXPECT_LT(native.activation_bytes(), 16 * 1024 * 1024);
+}
