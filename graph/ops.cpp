@@ -11,10 +11,12 @@ namespace locus {
 
 const std::vector<std::string>& supported_ops() {
   static const std::vector<std::string> ops = {
-      "Add",     "AveragePool", "BatchNormalization", "Clip",    "Concat",  "Conv",
-      "Div",     "Flatten",     "Gather",             "Gemm",    "GlobalAveragePool",
-      "Identity", "MatMul",     "MaxPool",            "Mul",     "Relu",    "Reshape",
-      "Shape",   "Softmax",     "Squeeze",            "Sub",     "Unsqueeze"};
+      "Add",       "AveragePool", "BatchNormalization", "Clip",    "Concat",  "Conv",
+      "Div",       "Flatten",     "Gather",             "Gemm",    "GlobalAveragePool",
+      "Identity",  "MatMul",      "MaxPool",            "Mul",     "Relu",
+      "Reshape",   "Shape",       "Softmax",            "Squeeze", "Sub",
+      "Unsqueeze",
+  };  // sorted: is_supported_op binary-searches it
   return ops;
 }
 

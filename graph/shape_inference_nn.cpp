@@ -154,6 +154,8 @@ ValueInfo infer_global_average_pool(NodeContext& c) {
 ValueInfo infer_batch_norm(NodeContext& c) {
   c.require_inputs(5, 5);
   if (c.node().i("training_mode", 0) != 0) c.unsupported("training_mode=1 is not supported");
+  // opset < 9 spatial=0 (per-element statistics) is left in place by the importer
+  if (c.node().i("spatial", 1) == 0) c.unsupported("spatial=0 is not supported");
   for (size_t k = 0; k < 5; ++k) c.require_f32(k);
   const Shape& x = c.shape(0);
   if (x.size() < 2) c.error("input '", c.input_name(0), "' must have rank >= 2, got ", shape_str(x));

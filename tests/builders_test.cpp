@@ -49,8 +49,8 @@ Shape weight_shape(const Graph& g, const std::string& node_name) {
   return g.constant(node(g, node_name).inputs[1])->shape;
 }
 
-// Everything in the graph as bytes, for byte-identity comparisons.
-std::string serialize(const Graph& g) {
+// The graph's structure (nodes, attributes, interface, constant names and shapes) as text.
+std::string structure(const Graph& g) {
   std::string s = g.name + "|" + std::to_string(g.opset) + "\n";
   for (const Node& n : g.nodes) {
     s += n.op + " " + n.name + " (";
@@ -74,13 +74,19 @@ std::string serialize(const Graph& g) {
     s += "\n";
   }
   for (const auto& [name, t] : g.constants) {
-    s += name + " " + shape_str(t.shape) + " " + dtype_name(t.dtype) + ":";
-    s.append(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
-    s += "\n";
+    s += name + " " + shape_str(t.shape) + " " + dtype_name(t.dtype) + "\n";
   }
   for (const auto& i : g.inputs) s += "in " + i + " " + shape_str(g.values.at(i).shape) + "\n";
   for (const auto& o : g.outputs) s += "out " + o + "\n";
   return s;
+}
+
+// Structure and every constant byte equal.
+bool identical(const Graph& a, const Graph& b) {
+  if (structure(a) != structure(b) || a.constants.size() != b.constants.size()) return false;
+  for (const auto& [name, t] : a.constants)
+    if (t.bytes != b.constants.at(name).bytes) return false;
+  return true;
 }
 
 // FNV-1a over the constants' names and bytes: a fingerprint of the generated weights.
@@ -139,7 +145,9 @@ void check_common(const Graph& g, const models::BuildOptions& o) {
   EXPECT_TRUE(available.count("output"));
   for (const auto& [name, t] : g.constants) {
     ASSERT_EQ(t.dtype, DType::F32) << name;
-    for (int64_t k = 0; k < t.numel(); ++k) ASSERT_TRUE(std::isfinite(t.data<float>()[k])) << name;
+    int64_t non_finite = 0;
+    for (int64_t k = 0; k < t.numel(); ++k) non_finite += !std::isfinite(t.data<float>()[k]);
+    EXPECT_EQ(non_finite, 0) << name;
   }
 }
 
@@ -268,25 +276,26 @@ TEST(Builders, Options) {
 TEST(Builders, DeterministicWeights) {
   models::BuildOptions a, b;
   a.seed = b.seed = 42;
-  EXPECT_EQ(serialize(models::build_mobilenet_v2(a)), serialize(models::build_mobilenet_v2(b)));
-  EXPECT_EQ(serialize(models::build_resnet50(a)), serialize(models::build_resnet50(b)));
+  EXPECT_TRUE(identical(models::build_mobilenet_v2(a), models::build_mobilenet_v2(b)));
+  EXPECT_TRUE(identical(models::build_resnet50(a), models::build_resnet50(b)));
 
   b.seed = 43;
   Graph ga = models::build_mobilenet_v2(a), gb = models::build_mobilenet_v2(b);
-  EXPECT_NE(serialize(ga), serialize(gb));
-  ASSERT_EQ(ga.constants.size(), gb.constants.size());
+  EXPECT_EQ(structure(ga), structure(gb));  // same architecture, other weights
+  EXPECT_FALSE(identical(ga, gb));
   for (const auto& [name, t] : ga.constants) {  // every weight tensor changes with the seed
     if (name.rfind("relu6.", 0) == 0) continue;
     EXPECT_NE(t.bytes, gb.constants.at(name).bytes) << name;
   }
-  EXPECT_NE(serialize(models::build_resnet50(a)), serialize(models::build_resnet50(b)));
+  EXPECT_FALSE(identical(models::build_resnet50(a), models::build_resnet50(b)));
 }
 
-// The weights must be bit-identical on every machine. These fingerprints were recorded with
-// g++ 12 / libstdc++ on x86-64; a mismatch elsewhere means the generator is not portable.
+// The weights must be bit-identical on every machine. These fingerprints (seed 1) were recorded on
+// x86-64 and agree between g++ 12 and clang, -O0 to -O3 -march=native, with and without
+// -ffp-contract=fast; a mismatch elsewhere means the generator is not portable.
 TEST(Builders, WeightsFingerprint) {
-  EXPECT_EQ(weights_fingerprint(models::build_mobilenet_v2()), 0x0ull);
-  EXPECT_EQ(weights_fingerprint(models::build_resnet50()), 0x0ull);
+  EXPECT_EQ(weights_fingerprint(models::build_mobilenet_v2()), 0x8286a77cf802bb36ull);
+  EXPECT_EQ(weights_fingerprint(models::build_resnet50()), 0x72ba56057c596428ull);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // and the errors / Unsupported reports. Expected shapes are worked out by hand in the comments.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <functional>
 #include <string>
 
@@ -76,11 +77,14 @@ bool is_unsupported(const std::function<void()>& f) {
 
 TEST(Catalogue, ListsExactlyTheSupportedOpsSorted) {
   const std::vector<std::string> expected = {
-      "Add",      "AveragePool", "BatchNormalization", "Clip",    "Concat",  "Conv",     "Div",
-      "Flatten",  "Gather",      "Gemm",               "GlobalAveragePool",  "Identity", "MatMul",
-      "MaxPool",  "Mul",         "Relu",               "Reshape", "Shape",   "Softmax",  "Squeeze",
-      "Sub",      "Unsqueeze"};
+      "Add",       "AveragePool", "BatchNormalization", "Clip",    "Concat",  "Conv",
+      "Div",       "Flatten",     "Gather",             "Gemm",    "GlobalAveragePool",
+      "Identity",  "MatMul",      "MaxPool",            "Mul",     "Relu",
+      "Reshape",   "Shape",       "Softmax",            "Squeeze", "Sub",
+      "Unsqueeze"};
   EXPECT_EQ(supported_ops(), expected);
+  EXPECT_TRUE(std::is_sorted(supported_ops().begin(), supported_ops().end()));
+  for (const std::string& op : expected) EXPECT_TRUE(is_supported_op(op)) << op;
   EXPECT_TRUE(is_supported_op("Conv"));
   EXPECT_FALSE(is_supported_op("Dropout"));
   EXPECT_FALSE(is_supported_op("conv"));
@@ -383,6 +387,11 @@ TEST(BatchNormShape, SameShapeAndParamCheck) {
   Node& n = train.node("BatchNormalization", {"x", "s", "bb", "m", "v"}, "y");
   n.outputs.push_back("running_mean");
   EXPECT_TRUE(is_unsupported([&] { infer_shapes(train.g); }));
+
+  GraphBuilder old;  // opset < 9 spatial=0, kept by the importer to be reported here
+  old.input("x", {1, 4, 2, 2}).weight("s", {4}).weight("bb", {4}).weight("m", {4}).weight("v", {4});
+  old.node("BatchNormalization", {"x", "s", "bb", "m", "v"}, "y").attrs["spatial"] = int64_t(0);
+  EXPECT_CONTAINS(message_of<Unsupported>([&] { infer_shapes(old.g); }), "spatial=0");
 }
 
 TEST(ActivationShape, ReluClipAndDtypes) {

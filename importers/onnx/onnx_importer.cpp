@@ -191,7 +191,12 @@ Graph import_model(const void* data, size_t size, const std::string& base_dir, c
                 " and ", o.version(), ")");
     opset = o.version();
   }
-  LOCUS_CHECK(opset >= 0, label, " declares no opset for the default ONNX domain");
+  if (opset < 0) {
+    std::string msg = cat(label, " declares no opset for the default ONNX domain");
+    if (m.opset_import_size() > 0)  // e.g. only ai.onnx.preview.training: a model we cannot run
+      throw Unsupported(cat(msg, " (only '", m.opset_import(0).domain(), "')"));
+    fail(msg);
+  }
   if (opset < kMinOpset || opset > kMaxOpset)
     throw Unsupported(cat(label, " uses opset ", opset, " of the default ONNX domain; supported are opsets ",
                           kMinOpset, " to ", kMaxOpset));

@@ -41,6 +41,15 @@ class Names {
   std::set<std::string> names_;
 };
 
+// A 1-D (or, with `scalar`, 0-D) tensor holding v. Not Tensor::from_f32/from_i64: those memcpy from
+// v.data(), which is null for an empty vector (undefined behaviour, found by the fuzzer).
+template <class T>
+Tensor vector_tensor(DType dt, const std::vector<T>& v, bool scalar = false) {
+  Tensor t(dt, scalar ? Shape{} : Shape{int64_t(v.size())});
+  for (size_t i = 0; i < v.size(); ++i) t.data<T>()[i] = v[i];
+  return t;
+}
+
 Tensor constant_value(const Node& n) {
   const std::string what = cat("Constant node '", n.name, "'");
   if (n.has("locus.unsupported_attr"))
@@ -50,16 +59,10 @@ Tensor constant_value(const Node& n) {
   LOCUS_CHECK(n.attrs.size() == 1, what, " must have exactly one value attribute, not ", n.attrs.size());
   const auto& [key, attr] = *n.attrs.begin();
   if (key == "value") return *n.tensor("value");
-  if (key == "value_float") return Tensor::scalar_f32(n.f(key, 0));
-  if (key == "value_floats") {
-    auto v = n.floats(key);
-    return Tensor::from_f32({int64_t(v.size())}, v);
-  }
-  if (key == "value_int") return Tensor::from_i64({}, {n.i(key, 0)});
-  if (key == "value_ints") {
-    auto v = n.ints(key);
-    return Tensor::from_i64({int64_t(v.size())}, v);
-  }
+  if (key == "value_float") return vector_tensor(DType::F32, std::vector<float>{n.f(key, 0)}, true);
+  if (key == "value_floats") return vector_tensor(DType::F32, n.floats(key));
+  if (key == "value_int") return vector_tensor(DType::I64, std::vector<int64_t>{n.i(key, 0)}, true);
+  if (key == "value_ints") return vector_tensor(DType::I64, n.ints(key));
   throw Unsupported(cat(what, " has attribute '", key, "', which is not supported"));
 }
 
@@ -134,7 +137,7 @@ struct Canonicalizer {
     std::vector<int64_t> axes = n.ints("axes");
     n.attrs.erase("axes");
     n.inputs.resize(1);
-    n.inputs.push_back(add_constant(n.name + "_axes", Tensor::from_i64({int64_t(axes.size())}, axes)));
+    n.inputs.push_back(add_constant(n.name + "_axes", vector_tensor(DType::I64, axes)));
   }
 
   void softmax(Node& n) {

@@ -1,8 +1,9 @@
 // NHWC convolution: weight packing, path selection and the three drivers.
 //   pointwise / unpadded 1x1 (any stride, any G): GEMM straight on the input, rows read with a
 //     stride (no im2col); stride 1 is one GEMM over all pixels per group, stride > 1 one per row.
-//   depthwise: per output pixel, gather KH*KW tap pointers (zero row for padding; the horizontal
-//     interior skips the column checks) and run the dwconv micro-kernel over all channels.
+//   depthwise: per output row, gather KH*KW tap pointers once for the horizontal interior (one
+//     micro-kernel call steps them along the row) and per pixel at the left/right borders; padded
+//     positions read a zero row.
 //   general: im2col of a block of output pixels into per-thread scratch, then one GEMM per group
 //     written into that group's channel slice of the NHWC output (ldc = OC).
 #include "kernels/native/conv2d_nhwc.h"
@@ -77,7 +78,6 @@ void conv_depthwise(const PackedConv2d& p, const float* in, float* out) {
       active_isa() == Isa::Avx2 ? f32_dwconv_avx2 : f32_dwconv_generic;
   const GemmEpilogue act_ep = epilogue_for(p.act);
   const GemmEpilogue* ep = act_ep.clamp ? &act_ep : nullptr;
-  const float* zeros = p.zeros.data();
   const float* w = p.dw_weights.data();
   const float* bias = p.bias.data();
 
@@ -86,34 +86,41 @@ void conv_depthwise(const PackedConv2d& p, const float* in, float* out) {
   const int64_t ow_hi =
       std::clamp(floor_div(s.W - 1 + s.PL - (s.KW - 1) * s.DW, s.SW) + 1, ow_lo, s.OW);
 
-  auto row = [&](int64_t r) {
-    const int64_t n = r / s.OH, oh = r % s.OH;
-    const int64_t ih0 = oh * s.SH - s.PT;
+  // Runs the micro-kernel on npix pixels starting at output column ow0 of row (n, oh). Taps of
+  // rows outside the input point into the zero row at the same column, so they advance with the
+  // pixel like real ones; with `check`, columns outside the input are zeroed too (npix must be 1).
+  auto run = [&](int64_t n, int64_t oh, int64_t ow0, int64_t npix, bool check) {
     const float* img = in + n * s.H * s.W * C;
+    float* o = out + ((n * s.OH + oh) * s.OW + ow0) * C;
+    const int64_t ih0 = oh * s.SH - s.PT, iw0 = ow0 * s.SW - s.PL;
     const float* taps[kDwMaxTaps];
-    for (int64_t ow = 0; ow < s.OW; ++ow) {
-      const int64_t iw0 = ow * s.SW - s.PL;
-      const bool interior = ow >= ow_lo && ow < ow_hi;
-      float* o = out + (r * s.OW + ow) * C;
-      int64_t t = 0, t0 = 0;
-      for (int64_t kh = 0; kh < s.KH; ++kh) {
-        const int64_t ih = ih0 + kh * s.DH;
-        const bool row_ok = ih >= 0 && ih < s.H;
-        const int64_t row_off = ih * s.W;  // only dereferenced when row_ok
-        for (int64_t kw = 0; kw < s.KW; ++kw, ++t) {
-          const int64_t iw = iw0 + kw * s.DW;
-          const bool ok = row_ok && (interior || (iw >= 0 && iw < s.W));
-          const float* tp = ok ? img + (row_off + iw) * C : zeros;
-          taps[t - t0] = tp;
-          if (t + 1 - t0 == kDwMaxTaps || t + 1 == ntaps) {
-            const bool first = t0 == 0, last = t + 1 == ntaps;
-            ukernel(C, taps, t + 1 - t0, w + t0 * C, first ? bias : nullptr, o,
-                    last ? ep : nullptr);
-            t0 = t + 1;
-          }
+    int64_t t = 0, t0 = 0;
+    for (int64_t kh = 0; kh < s.KH; ++kh) {
+      const int64_t ih = ih0 + kh * s.DH;
+      const bool row_ok = ih >= 0 && ih < s.H;
+      for (int64_t kw = 0; kw < s.KW; ++kw, ++t) {
+        const int64_t iw = iw0 + kw * s.DW;
+        if (check && !(iw >= 0 && iw < s.W))
+          taps[t - t0] = p.zeros.data();
+        else if (!row_ok)
+          taps[t - t0] = p.zeros.data() + (iw + s.PL) * C;
+        else
+          taps[t - t0] = img + (ih * s.W + iw) * C;
+        if (t + 1 - t0 == kDwMaxTaps || t + 1 == ntaps) {
+          const bool first = t0 == 0, last = t + 1 == ntaps;
+          ukernel(C, npix, taps, t + 1 - t0, s.SW * C, w + t0 * C, first ? bias : nullptr, o,
+                  last ? ep : nullptr);
+          t0 = t + 1;
         }
       }
     }
+  };
+
+  auto row = [&](int64_t r) {
+    const int64_t n = r / s.OH, oh = r % s.OH;
+    for (int64_t ow = 0; ow < ow_lo; ++ow) run(n, oh, ow, 1, true);
+    if (ow_hi > ow_lo) run(n, oh, ow_lo, ow_hi - ow_lo, false);
+    for (int64_t ow = ow_hi; ow < s.OW; ++ow) run(n, oh, ow, 1, true);
   };
 
   const int64_t rows = s.N * s.OH;
@@ -221,7 +228,8 @@ PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float*
     p.dw_weights.resize(taps * s.C);
     for (int64_t c = 0; c < s.C; ++c)
       for (int64_t t = 0; t < taps; ++t) p.dw_weights[t * s.C + c] = w_oihw[c * taps + t];
-    p.zeros.assign(s.C, 0.f);
+    // One zero row of the padded input width: taps of out-of-range rows read it at their column.
+    p.zeros.assign((s.W + s.PL + s.PR) * s.C, 0.f);
     return p;
   }
 

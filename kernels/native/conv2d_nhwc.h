@@ -30,7 +30,7 @@ struct PackedConv2d {
   std::vector<float> bias;          // OC entries (zeros if the model had none)
   std::vector<float> dw_weights;    // depthwise: [KH*KW][C]
   std::vector<PackedB> group_b;     // pointwise / general: one packed B per group
-  std::vector<float> zeros;         // depthwise: C zeros, read for padded taps
+  std::vector<float> zeros;         // depthwise: (W + PL + PR) * C zeros, read for padded taps
 };
 
 PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float* bias,

@@ -1,5 +1,9 @@
 // f32_dwconv_avx2: depthwise-convolution micro-kernel for one output pixel, vectorised over
 // channels with AVX2+FMA. Compiled with -mavx2 -mfma; selected at run time by conv2d_nhwc.cpp.
+//
+// The tap sum is a chain of dependent FMAs (4-cycle latency), so each channel block keeps at least
+// four independent accumulators: 32 channels use four vectors; 16 and 8 channels split the taps into
+// even/odd partial sums; the tail (C % 8) uses masked loads.
 #include <immintrin.h>
 
 #include "kernels/native/dwconv_microkernel.h"
@@ -7,51 +11,102 @@
 namespace locus::kernels {
 namespace {
 
-inline __m256 tail_mask(int64_t n) {  // lanes [0, n) set, 0 < n < 8
+inline __m256i tail_mask(int64_t n) {  // lanes [0, n) set, 0 < n < 8
   const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), idx));
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), idx);
+}
+
+struct Clamp {
+  bool on;
+  __m256 lo, hi;
+  __m256 operator()(__m256 v) const { return on ? _mm256_min_ps(_mm256_max_ps(v, lo), hi) : v; }
+};
+
+// Channels [c, c + 8 * NV). NT > 0 fixes the tap count at compile time (loop fully unrolled).
+template <int NT, int NV>
+inline void block(int64_t C, int64_t c, int64_t off, const float* const* taps, int64_t ntaps,
+                  const float* __restrict w, const float* __restrict bias, float* __restrict out,
+                  const Clamp& clamp) {
+  if constexpr (NT > 0) ntaps = NT;
+  constexpr int NP = NV >= 4 ? 1 : 2;  // partial sums per vector
+  __m256 acc[NP][NV];
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) {
+    acc[0][v] = _mm256_loadu_ps((bias ? bias : out) + c + 8 * v);
+    if constexpr (NP == 2) acc[1][v] = _mm256_setzero_ps();
+  }
+  int64_t t = 0;
+#pragma GCC unroll 32
+  for (; t + NP <= ntaps; t += NP) {
+#pragma GCC unroll 2
+    for (int p = 0; p < NP; ++p) {
+      const float* x = taps[t + p] + off + c;
+      const float* wp = w + (t + p) * C + c;
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v)
+        acc[p][v] = _mm256_fmadd_ps(_mm256_loadu_ps(x + 8 * v), _mm256_loadu_ps(wp + 8 * v),
+                                    acc[p][v]);
+    }
+  }
+  if (NP == 2 && t < ntaps) {
+    const float* x = taps[t] + off + c;
+    const float* wp = w + t * C + c;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v)
+      acc[0][v] = _mm256_fmadd_ps(_mm256_loadu_ps(x + 8 * v), _mm256_loadu_ps(wp + 8 * v),
+                                  acc[0][v]);
+  }
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) {
+    __m256 r = acc[0][v];
+    if constexpr (NP == 2) r = _mm256_add_ps(r, acc[1][v]);
+    _mm256_storeu_ps(out + c + 8 * v, clamp(r));
+  }
+}
+
+// Channels [c, C) with C - c < 8, through masked loads and stores.
+inline void tail(int64_t C, int64_t c, int64_t off, const float* const* taps, int64_t ntaps,
+                 const float* __restrict w, const float* __restrict bias, float* __restrict out,
+                 const Clamp& clamp) {
+  const __m256i m = tail_mask(C - c);
+  __m256 a0 = _mm256_maskload_ps((bias ? bias : out) + c, m), a1 = _mm256_setzero_ps();
+  int64_t t = 0;
+  for (; t + 2 <= ntaps; t += 2) {
+    a0 = _mm256_fmadd_ps(_mm256_maskload_ps(taps[t] + off + c, m),
+                         _mm256_maskload_ps(w + t * C + c, m), a0);
+    a1 = _mm256_fmadd_ps(_mm256_maskload_ps(taps[t + 1] + off + c, m),
+                         _mm256_maskload_ps(w + (t + 1) * C + c, m), a1);
+  }
+  if (t < ntaps)
+    a0 = _mm256_fmadd_ps(_mm256_maskload_ps(taps[t] + off + c, m),
+                         _mm256_maskload_ps(w + t * C + c, m), a0);
+  _mm256_maskstore_ps(out + c, m, clamp(_mm256_add_ps(a0, a1)));
+}
+
+template <int NT>
+void dwconv(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, int64_t step,
+            const float* w, const float* bias, float* out, const GemmEpilogue* ep) {
+  const Clamp clamp{ep && ep->clamp, _mm256_set1_ps(ep ? ep->lo : 0.f),
+                    _mm256_set1_ps(ep ? ep->hi : 0.f)};
+  for (int64_t i = 0; i < npix; ++i, out += C) {
+    const int64_t off = i * step;
+    int64_t c = 0;
+    for (; c + 32 <= C; c += 32) block<NT, 4>(C, c, off, taps, ntaps, w, bias, out, clamp);
+    if (c + 16 <= C) block<NT, 2>(C, c, off, taps, ntaps, w, bias, out, clamp), c += 16;
+    if (c + 8 <= C) block<NT, 1>(C, c, off, taps, ntaps, w, bias, out, clamp), c += 8;
+    if (c < C) tail(C, c, off, taps, ntaps, w, bias, out, clamp);
+  }
 }
 
 }  // namespace
 
-void f32_dwconv_avx2(int64_t C, const float* const* taps, int64_t ntaps, const float* __restrict w,
-                     const float* __restrict bias, float* __restrict out, const GemmEpilogue* ep) {
-  const bool clamp = ep && ep->clamp;
-  const __m256 lo = _mm256_set1_ps(clamp ? ep->lo : 0.f);
-  const __m256 hi = _mm256_set1_ps(clamp ? ep->hi : 0.f);
-  int64_t c = 0;
-  for (; c + 16 <= C; c += 16) {
-    __m256 acc0 = bias ? _mm256_loadu_ps(bias + c) : _mm256_loadu_ps(out + c);
-    __m256 acc1 = bias ? _mm256_loadu_ps(bias + c + 8) : _mm256_loadu_ps(out + c + 8);
-    const float* wp = w + c;
-    for (int64_t t = 0; t < ntaps; ++t, wp += C) {
-      const float* x = taps[t] + c;
-      acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(x), _mm256_loadu_ps(wp), acc0);
-      acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + 8), _mm256_loadu_ps(wp + 8), acc1);
-    }
-    if (clamp) {
-      acc0 = _mm256_min_ps(_mm256_max_ps(acc0, lo), hi);
-      acc1 = _mm256_min_ps(_mm256_max_ps(acc1, lo), hi);
-    }
-    _mm256_storeu_ps(out + c, acc0);
-    _mm256_storeu_ps(out + c + 8, acc1);
-  }
-  for (; c + 8 <= C; c += 8) {
-    __m256 acc = bias ? _mm256_loadu_ps(bias + c) : _mm256_loadu_ps(out + c);
-    const float* wp = w + c;
-    for (int64_t t = 0; t < ntaps; ++t, wp += C)
-      acc = _mm256_fmadd_ps(_mm256_loadu_ps(taps[t] + c), _mm256_loadu_ps(wp), acc);
-    if (clamp) acc = _mm256_min_ps(_mm256_max_ps(acc, lo), hi);
-    _mm256_storeu_ps(out + c, acc);
-  }
-  if (c < C) {
-    const __m256i m = _mm256_castps_si256(tail_mask(C - c));
-    __m256 acc = bias ? _mm256_maskload_ps(bias + c, m) : _mm256_maskload_ps(out + c, m);
-    const float* wp = w + c;
-    for (int64_t t = 0; t < ntaps; ++t, wp += C)
-      acc = _mm256_fmadd_ps(_mm256_maskload_ps(taps[t] + c, m), _mm256_maskload_ps(wp, m), acc);
-    if (clamp) acc = _mm256_min_ps(_mm256_max_ps(acc, lo), hi);
-    _mm256_maskstore_ps(out + c, m, acc);
+void f32_dwconv_avx2(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps,
+                     int64_t step, const float* w, const float* bias, float* out,
+                     const GemmEpilogue* ep) {
+  switch (ntaps) {
+    case 9: return dwconv<9>(C, npix, taps, ntaps, step, w, bias, out, ep);
+    case 25: return dwconv<25>(C, npix, taps, ntaps, step, w, bias, out, ep);
+    default: return dwconv<0>(C, npix, taps, ntaps, step, w, bias, out, ep);
   }
 }
 

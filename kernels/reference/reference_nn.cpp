@@ -45,8 +45,8 @@ void conv(const Node& n, const Inputs& in, Tensor& y) {
   const int64_t G = n.i("group", 1), OCg = OC / G;
   const Window g = window_of(n);
   const std::string act = n.s("activation", "");
-  const float lo = n.f("activation_min", std::numeric_limits<float>::lowest());
-  const float hi = n.f("activation_max", std::numeric_limits<float>::max());
+  const float lo = n.f("activation_min", -std::numeric_limits<float>::infinity());
+  const float hi = n.f("activation_max", std::numeric_limits<float>::infinity());
   const float* xd = x.data<float>();
   const float* wd = w.data<float>();
   float* yd = y.data<float>();

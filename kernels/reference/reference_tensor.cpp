@@ -83,6 +83,7 @@ void concat(const Node& n, const Inputs& in, Tensor& y) {
   int64_t at = 0;                                  // offset of this input's block within a row
   for (const Tensor* t : in) {
     const int64_t row = t->shape[axis] * inner;
+    if (row == 0) continue;  // an empty input contributes nothing
     for (int64_t o = 0; o < outer; ++o)
       std::memcpy(y.bytes.data() + size_t(o * out_row + at) * esize,
                   t->bytes.data() + size_t(o * row) * esize, size_t(row) * esize);
@@ -104,6 +105,7 @@ void gather(const Node& n, const Inputs& in, Tensor& y) {
   const int64_t dim = x.shape[axis];
   const int64_t inner = dims_product(x.shape, axis + 1, x.shape.size());
   const int64_t count = idx.numel();
+  if (inner == 0 || outer == 0) return;
   for (int64_t j = 0; j < count; ++j) {
     int64_t k = idx.get_int(j);
     LOCUS_CHECK(k >= -dim && k < dim, "node '", n.name, "' (Gather): index ", k,

@@ -1,0 +1,107 @@
+// Micro-benchmarks for the native kernels: GEMM on MobileNetV2 1x1-conv shapes (GFLOP/s counter),
+// for the generic and AVX2 micro-kernels, a depthwise 3x3, the stem convolution and the NCHW->NHWC
+// input conversion. Rates use wall time (the kernels are multi-threaded).
+// Keep runs short: the machine is shared (e.g. --benchmark_min_time=0.2).
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <vector>
+
+#include "kernels/native/conv2d_nhwc.h"
+#include "kernels/native/cpu_features.h"
+#include "kernels/native/elementwise.h"
+#include "kernels/native/gemm.h"
+
+namespace locus::kernels {
+namespace {
+
+std::vector<float> randoms(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+
+// Args: M, N, K, isa (0 generic, 1 avx2).
+void BM_Gemm(benchmark::State& st) {
+  const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
+  const Isa isa = st.range(3) ? Isa::Avx2 : Isa::Generic;
+  if (isa == Isa::Avx2 && detected_isa() != Isa::Avx2) {
+    st.SkipWithError("no AVX2");
+    return;
+  }
+  set_isa_override(isa);
+  const auto a = randoms(M * K, 1), b = randoms(K * N, 2), bias = randoms(N, 3);
+  std::vector<float> c(M * N);
+  const PackedB pb = pack_b(K, N, b.data(), N, false);
+  const Activation act{ActKind::Clip, 0.f, 6.f};
+  for (auto _ : st) {
+    gemm_f32(M, a.data(), K, pb, c.data(), N, bias.data(), act);
+    benchmark::DoNotOptimize(c.data());
+  }
+  clear_isa_override();
+  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate,
+                                              benchmark::Counter::kIs1000);
+  st.SetLabel(isa_name(isa));
+}
+BENCHMARK(BM_Gemm)
+    ->ArgsProduct({{112 * 112}, {16}, {32}, {0, 1}})
+    ->ArgsProduct({{56 * 56}, {144}, {24}, {0, 1}})
+    ->ArgsProduct({{28 * 28}, {32}, {192}, {0, 1}})
+    ->ArgsProduct({{14 * 14}, {384}, {64}, {0, 1}})
+    ->ArgsProduct({{7 * 7}, {320}, {960}, {0, 1}})
+    ->ArgsProduct({{1}, {1000}, {1280}, {0, 1}})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+// Args: H (= W), C, KH (= KW), stride, groups (0 = depthwise, G = C = OC).
+void BM_Conv(benchmark::State& st) {
+  Conv2dShape s;
+  s.H = s.W = st.range(0);
+  s.C = st.range(1);
+  s.KH = s.KW = st.range(2);
+  s.SH = s.SW = st.range(3);
+  s.OC = st.range(4) == 0 ? s.C : 32;
+  s.G = st.range(4) == 0 ? s.C : 1;
+  s.PT = s.PL = s.PB = s.PR = s.KH / 2;
+  s.OH = (s.H + 2 * s.PT - s.KH) / s.SH + 1;
+  s.OW = (s.W + 2 * s.PL - s.KW) / s.SW + 1;
+  const auto in = randoms(s.H * s.W * s.C, 4);
+  const auto w = randoms(s.OC * (s.C / s.G) * s.KH * s.KW, 5);
+  const PackedConv2d p = pack_conv2d(s, w.data(), nullptr, {ActKind::Clip, 0.f, 6.f});
+  std::vector<float> scratch(conv2d_scratch_floats(p, 64));
+  std::vector<float> out(s.OH * s.OW * s.OC);
+  for (auto _ : st) {
+    conv2d_nhwc(p, in.data(), out.data(), scratch.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  const double flops = 2.0 * s.OH * s.OW * s.OC * (s.C / s.G) * s.KH * s.KW;
+  st.counters["GFLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate,
+                                              benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_Conv)
+    ->Args({112, 32, 3, 1, 0})   // depthwise 3x3, first bottleneck
+    ->Args({56, 144, 3, 2, 0})   // depthwise 3x3 stride 2
+    ->Args({224, 3, 3, 2, 1})    // stem: im2col + GEMM
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+// NCHW -> NHWC layout conversion. Args: C, H (= W).
+void BM_NchwToNhwc(benchmark::State& st) {
+  const int64_t C = st.range(0), H = st.range(1), W = H;
+  const auto src = randoms(C * H * W, 6);
+  std::vector<float> dst(src.size());
+  for (auto _ : st) {
+    copy_strided_f32({1, C, H, W}, src.data(), {C * H * W, H * W, W, 1}, dst.data(),
+                     {H * W * C, 1, W * C, C});
+    benchmark::DoNotOptimize(dst.data());
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * 2 * sizeof(float) * C * H * W);
+}
+BENCHMARK(BM_NchwToNhwc)->Args({3, 224})->Args({32, 112})->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+}  // namespace
+}  // namespace locus::kernels
+
+BENCHMARK_MAIN();
