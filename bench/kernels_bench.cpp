@@ -41,8 +41,8 @@ void BM_Gemm(benchmark::State& st) {
     benchmark::DoNotOptimize(c.data());
   }
   clear_isa_override();
-  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate,
-                                              benchmark::Counter::kIs1000);
+  st.counters["GFLOP/s"] = benchmark::Counter(
+      2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
   st.SetLabel(isa_name(isa));
 }
 BENCHMARK(BM_Gemm)
@@ -99,7 +99,11 @@ void BM_NchwToNhwc(benchmark::State& st) {
   }
   st.SetBytesProcessed(int64_t(st.iterations()) * 2 * sizeof(float) * C * H * W);
 }
-BENCHMARK(BM_NchwToNhwc)->Args({3, 224})->Args({32, 112})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_NchwToNhwc)
+    ->Args({3, 224})
+    ->Args({32, 112})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace locus::kernels

@@ -1,4 +1,5 @@
-// Image decoding with stb_image and torchvision/PIL-compatible ImageNet preprocessing (see image.h).
+// Image decoding with stb_image and torchvision/PIL-compatible ImageNet preprocessing (see
+// image.h).
 #include "cli/image.h"
 
 #include <stb/stb_image.h>
@@ -34,28 +35,29 @@ std::vector<unsigned char> read_file(const std::string& path) {
   return bytes;
 }
 
-// stb_image decodes a truncated JPEG without complaint (the missing part comes out grey); PIL
-// refuses it. A complete JPEG has an end-of-image marker (FF D9) after its first scan header: walk
-// the marker segments up to that header (skipping embedded thumbnails) and look for one after it.
+// A truncated JPEG: stb_image says only "expected marker" (and some versions decode it, the missing
+// part grey), so we check first. A complete JPEG has an end-of-image marker (FF D9) after its first
+// scan header: walk the marker segments up to that header (skipping embedded thumbnails) and look
+// for one after it.
 bool is_truncated_jpeg(const unsigned char* p, size_t n) {
   if (n < 4 || p[0] != 0xFF || p[1] != 0xD8) return false;  // not a JPEG
   size_t pos = 2;
   while (true) {
-    if (pos + 1 >= n) return true;          // ran out of data in the headers
-    if (p[pos] != 0xFF) return false;       // malformed: leave it to the decoder
+    if (pos + 1 >= n) return true;     // ran out of data in the headers
+    if (p[pos] != 0xFF) return false;  // malformed: leave it to the decoder
     const unsigned char marker = p[pos + 1];
-    if (marker == 0xFF) {                   // fill byte
+    if (marker == 0xFF) {  // fill byte
       ++pos;
       continue;
     }
-    if (marker == 0xD9) return false;       // EOI before any scan: the decoder will complain
+    if (marker == 0xD9) return false;  // EOI before any scan: the decoder will complain
     if (marker == 0xD8 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {
-      pos += 2;                             // markers without a length
+      pos += 2;  // markers without a length
       continue;
     }
     if (pos + 3 >= n) return true;
     const size_t length = (size_t(p[pos + 2]) << 8) | p[pos + 3];
-    if (marker == 0xDA) {                   // start of scan: entropy-coded data follows
+    if (marker == 0xDA) {  // start of scan: entropy-coded data follows
       pos += 2 + length;
       break;
     }
@@ -72,11 +74,12 @@ const char* stb_reason() {
 }
 
 // Filter coefficients of one resampling pass, as PIL computes them for its BILINEAR filter (a
-// triangle of radius 1, widened by the downscale factor), in 8-bit fixed point with 22 fraction bits.
+// triangle of radius 1, widened by the downscale factor), in 8-bit fixed point with 22 fraction
+// bits.
 struct PassCoefficients {
-  int64_t taps = 0;                  // coefficients stored per output position
+  int64_t taps = 0;                   // coefficients stored per output position
   std::vector<int64_t> first, count;  // input range [first, first + count) of each output
-  std::vector<int32_t> weights;      // [out][taps]
+  std::vector<int32_t> weights;       // [out][taps]
 };
 
 constexpr int kPrecisionBits = 22;  // 32 - 8 (pixel) - 2 (headroom), as PIL
@@ -171,10 +174,10 @@ Image vertical_pass(const Image& in, int64_t out_height, const PassCoefficients&
   return out;
 }
 
-// Python's round() of h / 2.0 for an integer h: round half to even.
-int64_t half_rounded_to_even(int64_t h) {
-  const int64_t q = h / 2;
-  if (h % 2 == 0) return q;
+// torchvision CenterCrop: int(round(excess / 2.0)), Python rounding half to even.
+int64_t crop_offset(int64_t excess) {
+  const int64_t q = excess / 2;
+  if (excess % 2 == 0) return q;
   return q % 2 == 0 ? q : q + 1;
 }
 
@@ -185,8 +188,8 @@ Image decode_image_from_memory(const void* data, size_t size, const std::string&
   LOCUS_CHECK(size <= size_t(INT_MAX), "'", what, "' is too large to decode");
   const auto* bytes = static_cast<const stbi_uc*>(data);
   int w = 0, h = 0, channels = 0;
-  LOCUS_CHECK(stbi_info_from_memory(bytes, int(size), &w, &h, &channels),
-              "'", what, "' is not a decodable image (stb: ", stb_reason(), ")");
+  LOCUS_CHECK(stbi_info_from_memory(bytes, int(size), &w, &h, &channels), "'", what,
+              "' is not a decodable image (stb: ", stb_reason(), ")");
   LOCUS_CHECK(w >= 1 && h >= 1 && w <= kMaxImageSide && h <= kMaxImageSide, "'", what, "' is ", w,
               "x", h, " pixels; each side must be between 1 and ", kMaxImageSide);
   LOCUS_CHECK(!is_truncated_jpeg(bytes, size), "'", what,
@@ -222,23 +225,33 @@ Image resize_bilinear(const Image& in, int64_t width, int64_t height) {
   return vertical_pass(horizontal_pass(in, width, first_row, end_row), height, pc, first_row);
 }
 
-Tensor preprocess_imagenet(const Image& image, int64_t resize_short, int64_t crop) {
-  LOCUS_CHECK(crop >= 1 && crop <= resize_short && resize_short <= kMaxImageSide,
-              "preprocessing: need 1 <= crop (", crop, ") <= resize (", resize_short, ") <= ",
-              kMaxImageSide);
+std::pair<int64_t, int64_t> resized_size(const Image& image, int64_t resize_short,
+                                         LongSide long_side) {
   LOCUS_CHECK(image.width >= 1 && image.height >= 1, "preprocessing: empty image");
+  LOCUS_CHECK(resize_short >= 1 && resize_short <= kMaxImageSide, "preprocessing: resize to ",
+              resize_short, " is outside [1, ", kMaxImageSide, "]");
   // torchvision Resize(int): short side to resize_short, long side int(resize_short * long / short)
   const bool portrait = image.width <= image.height;
   const int64_t short_side = portrait ? image.width : image.height;
-  const int64_t long_side = portrait ? image.height : image.width;
-  const auto new_long =
-      int64_t(double(resize_short * long_side) / double(short_side));  // Python int(a * b / c)
-  const int64_t width = portrait ? resize_short : new_long;
-  const int64_t height = portrait ? new_long : resize_short;
+  const int64_t long_side_in = portrait ? image.height : image.width;
+  const double exact = double(resize_short * long_side_in) / double(short_side);  // as Python's /
+  int64_t new_long = int64_t(exact);
+  if (long_side == LongSide::Round) {
+    const double fraction = exact - double(new_long);
+    if (fraction > 0.5 || (fraction == 0.5 && new_long % 2 != 0)) ++new_long;
+  }
+  return portrait ? std::pair{resize_short, new_long} : std::pair{new_long, resize_short};
+}
+
+Tensor preprocess_imagenet(const Image& image, int64_t resize_short, int64_t crop,
+                           LongSide long_side) {
+  LOCUS_CHECK(crop >= 1 && crop <= resize_short, "preprocessing: need 1 <= crop (", crop,
+              ") <= resize (", resize_short, ")");
+  const auto [width, height] = resized_size(image, resize_short, long_side);
   const Image resized = resize_bilinear(image, width, height);
 
-  const int64_t top = half_rounded_to_even(height - crop);
-  const int64_t left = half_rounded_to_even(width - crop);
+  const int64_t top = crop_offset(height - crop);
+  const int64_t left = crop_offset(width - crop);
   const float mean[3] = {0.485f, 0.456f, 0.406f};
   const float stddev[3] = {0.229f, 0.224f, 0.225f};
   Tensor t(DType::F32, {1, 3, crop, crop});

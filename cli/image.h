@@ -1,11 +1,11 @@
 // Image decoding (stb_image) and the standard ImageNet preprocessing, matching torchvision on PIL
 // images bit for bit up to the JPEG decoder:
-//   transforms.Resize(256)      short side to 256, long side int(256 * long / short), PIL bilinear
-//                               (antialiased: the filter widens with the downscale factor; a
-//                               horizontal then a vertical pass, each in 8-bit fixed point)
-//   transforms.CenterCrop(224)  top = int(round((h - 224) / 2.0)) (round half to even), left likewise
-//   transforms.ToTensor()       /255, HWC -> CHW
-//   transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
+//   Resize(256)      short side to 256, long side int(256 * long / short) (see LongSide), PIL
+//                    bilinear: antialiased (the filter widens with the downscale factor), a
+//                    horizontal then a vertical pass, each rounded to 8 bits as PIL does
+//   CenterCrop(224)  top = int(round((h - 224) / 2.0)) (round half to even), left likewise
+//   ToTensor()       /255, HWC -> CHW
+//   Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
 // JPEG decoders differ slightly (PIL uses libjpeg, we use stb_image): expect pixel values within a
 // few levels of PIL's.
 #pragma once
@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "graph/ir.h"
@@ -42,8 +43,18 @@ Image decode_image_from_memory(const void* data, size_t size, const std::string&
 // PIL's Image.resize(size, Image.BILINEAR) of an 8-bit image (see above). Sizes must be >= 1.
 Image resize_bilinear(const Image& in, int64_t width, int64_t height);
 
-// Resize(resize_short) + CenterCrop(crop) + ToTensor + Normalize(ImageNet): float32 [1, 3, crop, crop].
-// Requires 1 <= crop <= resize_short.
-Tensor preprocess_imagenet(const Image& image, int64_t resize_short = 256, int64_t crop = 224);
+// How the long side of the resized image is computed from resize_short * long / short.
+enum class LongSide {
+  Truncate,  // int(...), as torchvision's transforms.Resize(int)
+  Round,     // Python round(...) (half to even), as the generator of the shared reference tensors
+};
+
+// Resize(resize_short) + CenterCrop(crop) + ToTensor + Normalize(ImageNet): float32 [1, 3, crop,
+// crop]. Requires 1 <= crop <= resize_short.
+Tensor preprocess_imagenet(const Image& image, int64_t resize_short = 256, int64_t crop = 224,
+                           LongSide long_side = LongSide::Truncate);
+// The (width, height) preprocess_imagenet resizes `image` to before cropping.
+std::pair<int64_t, int64_t> resized_size(const Image& image, int64_t resize_short,
+                                         LongSide long_side = LongSide::Truncate);
 
 }  // namespace locus::cli

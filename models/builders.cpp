@@ -1,5 +1,6 @@
-// MobileNetV2 (width 1.0) and ResNet-50 (v1.5) as graph IR, following torchvision's module structure;
-// node names are torchvision's module paths ("features.3.conv.1.0", "layer2.0.downsample.0").
+// MobileNetV2 (width 1.0) and ResNet-50 (v1.5) as graph IR, following torchvision's module
+// structure; node names are torchvision's module paths ("features.3.conv.1.0",
+// "layer2.0.downsample.0").
 #include "models/builders.h"
 
 #include <array>
@@ -14,8 +15,8 @@ namespace {
 void check_options(const BuildOptions& o) {
   LOCUS_CHECK(o.batch >= 1 && o.batch <= 4096, "model builder: batch ", o.batch,
               " is outside [1, 4096]");
-  LOCUS_CHECK(o.resolution >= 1 && o.resolution <= 4096, "model builder: resolution ",
-              o.resolution, " is outside [1, 4096]");
+  LOCUS_CHECK(o.resolution >= 1 && o.resolution <= 4096, "model builder: resolution ", o.resolution,
+              " is outside [1, 4096]");
   LOCUS_CHECK(o.num_classes >= 1 && o.num_classes <= 100000, "model builder: num_classes ",
               o.num_classes, " is outside [1, 100000]");
 }
@@ -47,8 +48,8 @@ Activation inverted_residual(NetBuilder& b, const Activation& x, const std::stri
   return h;
 }
 
-// torchvision Bottleneck (v1.5: stride on the 3x3 conv). The block's last BN gets a smaller scale so
-// that the residual stream grows slowly over the 16 blocks.
+// torchvision Bottleneck (v1.5: stride on the 3x3 conv). The block's last BN gets a smaller scale
+// so that the residual stream grows slowly over the 16 blocks.
 Activation bottleneck(NetBuilder& b, const Activation& x, const std::string& prefix, int64_t width,
                       int64_t stride, bool downsample) {
   const int64_t out_channels = width * 4;

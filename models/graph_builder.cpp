@@ -1,8 +1,8 @@
 // NetBuilder: graph IR construction with deterministic weights and BN statistics (see
 // graph_builder.h).
 //
-// Reproducibility notes: weights are float(q) * step with q an integer from the generator and step a
-// power-of-two fraction of the bound (one rounding). Other floats are rounded once from double
+// Reproducibility notes: weights are float(q) * step with q an integer from the generator and step
+// a power-of-two fraction of the bound (one rounding). Other floats are rounded once from double
 // values computed with +, -, *, /, sqrt, floor, ldexp and the exp below, without FMA contraction.
 #include "models/graph_builder.h"
 
@@ -40,7 +40,8 @@ double normal_cdf(double z) {
   const double x = std::fabs(z) / 1.4142135623730951;
   const double t = 1.0 / (1.0 + 0.3275911 * x);
   const double poly =
-      t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+      t *
+      (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
   const double erfc = poly * exp_nonpositive(-x * x);
   return z >= 0 ? 1.0 - 0.5 * erfc : 0.5 * erfc;
 }
@@ -78,7 +79,8 @@ Activation rectified(const Activation& x, const std::string& name) {
   Activation y = like(x, name);
   y.mean.resize(x.mean.size());
   y.var.resize(x.var.size());
-  for (size_t c = 0; c < x.mean.size(); ++c) rectified_moments(x.mean[c], x.var[c], &y.mean[c], &y.var[c]);
+  for (size_t c = 0; c < x.mean.size(); ++c)
+    rectified_moments(x.mean[c], x.var[c], &y.mean[c], &y.var[c]);
   y.pre_mean = x.mean;
   y.pre_var = x.var;
   return y;
@@ -117,7 +119,8 @@ std::string NetBuilder::add_constant(const std::string& name, Tensor t) {
   return name;
 }
 
-Activation NetBuilder::input(const std::string& name, int64_t batch, int64_t channels, int64_t size) {
+Activation NetBuilder::input(const std::string& name, int64_t batch, int64_t channels,
+                             int64_t size) {
   g_.inputs.push_back(name);
   g_.values[name] = ValueInfo{DType::F32, {batch, channels, size, size}, true};
   Activation a;

@@ -1,16 +1,22 @@
 // Tests of the in-code MobileNetV2 and ResNet-50 builders: structure (node counts, attributes,
-// names, shapes of the weights), parameter counts against torchvision's published totals, and
-// determinism of the pseudo-random weights.
+// names, shapes of the weights, inferred shapes), parameter counts against torchvision's published
+// totals, determinism of the pseudo-random weights, and bounded activations (reference kernels).
+#include "models/builders.h"
+
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <set>
 #include <string>
 
 #include "graph/ir.h"
-#include "models/builders.h"
+#include "graph/ops.h"
+#include "kernels/reference/reference_ops.h"
+#include "tests/test_support.h"
 
 namespace locus {
 namespace {
@@ -63,11 +69,14 @@ std::string structure(const Graph& g) {
       std::visit(
           [&](const auto& v) {
             using V = std::decay_t<decltype(v)>;
-            if constexpr (std::is_same_v<V, int64_t>) s += std::to_string(v);
-            else if constexpr (std::is_same_v<V, float>) s.append(reinterpret_cast<const char*>(&v), 4);
+            if constexpr (std::is_same_v<V, int64_t>)
+              s += std::to_string(v);
+            else if constexpr (std::is_same_v<V, float>)
+              s.append(reinterpret_cast<const char*>(&v), 4);
             else if constexpr (std::is_same_v<V, std::vector<int64_t>>)
               for (int64_t x : v) s += std::to_string(x) + ",";
-            else s += "?";
+            else
+              s += "?";
           },
           value);
     }
@@ -118,7 +127,8 @@ void check_common(const Graph& g, const models::BuildOptions& o) {
   for (const Node& n : g.nodes) {
     EXPECT_TRUE(names.insert(n.name).second) << "duplicate node name " << n.name;
     for (const auto& i : n.inputs)
-      EXPECT_TRUE(available.count(i) || g.is_constant(i)) << n.name << " reads " << i << " too early";
+      EXPECT_TRUE(available.count(i) || g.is_constant(i))
+          << n.name << " reads " << i << " too early";
     for (const auto& out : n.outputs) available.insert(out);
     if (n.op == "Conv") {
       EXPECT_EQ(n.inputs.size(), 2u) << n.name << ": conv without bias";
@@ -245,6 +255,94 @@ TEST(Builders, ResNet50Structure) {
   EXPECT_EQ(node(g, "layer1.1.add").inputs,
             (std::vector<std::string>{"layer1.1.bn3", "layer1.0.relu_2"}));
   EXPECT_EQ(node(g, "layer1.1.relu_2").inputs, std::vector<std::string>{"layer1.1.add"});
+}
+
+TEST(Builders, ShapesInferred) {
+  models::BuildOptions o;
+  Graph m = models::build_mobilenet_v2(o);
+  infer_shapes(m);
+  EXPECT_EQ(m.info("output").shape, (Shape{1, 1000}));
+  EXPECT_EQ(m.info("features.0.2").shape, (Shape{1, 32, 112, 112}));
+  EXPECT_EQ(m.info("features.1.conv.2").shape, (Shape{1, 16, 112, 112}));
+  EXPECT_EQ(m.info("features.17.conv.3").shape, (Shape{1, 320, 7, 7}));
+  EXPECT_EQ(m.info("features.18.2").shape, (Shape{1, 1280, 7, 7}));
+
+  Graph r = models::build_resnet50(o);
+  infer_shapes(r);
+  EXPECT_EQ(r.info("output").shape, (Shape{1, 1000}));
+  EXPECT_EQ(r.info("maxpool").shape, (Shape{1, 64, 56, 56}));
+  EXPECT_EQ(r.info("layer1.2.relu_2").shape, (Shape{1, 256, 56, 56}));
+  EXPECT_EQ(r.info("layer2.0.relu_2").shape, (Shape{1, 512, 28, 28}));
+  EXPECT_EQ(r.info("layer4.2.relu_2").shape, (Shape{1, 2048, 7, 7}));
+
+  o.batch = 3;
+  o.resolution = 160;
+  o.num_classes = 17;
+  Graph m2 = models::build_mobilenet_v2(o);
+  infer_shapes(m2);
+  EXPECT_EQ(m2.info("output").shape, (Shape{3, 17}));
+  EXPECT_EQ(m2.info("features.18.2").shape, (Shape{3, 1280, 5, 5}));
+  Graph r2 = models::build_resnet50(o);
+  infer_shapes(r2);
+  EXPECT_EQ(r2.info("output").shape, (Shape{3, 17}));
+}
+
+// Runs the graph with the reference kernels on a uniform random input of unit variance. Returns the
+// logits and records the standard deviation of every BatchNormalization output.
+std::vector<float> run_reference(Graph g, std::vector<double>* bn_stddevs) {
+  infer_shapes(g);
+  const ValueInfo in = g.values.at("input");
+  std::map<std::string, Tensor> values;
+  values["input"] = Tensor::from_f32(
+      in.shape,
+      test::random_floats(size_t(checked_numel(in.shape, "input")), 5, -1.7320508f, 1.7320508f));
+  for (const Node& n : g.nodes) {
+    std::vector<const Tensor*> inputs;
+    for (const auto& name : n.inputs)
+      inputs.push_back(g.is_constant(name) ? g.constant(name) : &values.at(name));
+    std::vector<Tensor> outs = reference::evaluate(n, inputs);
+    if (n.op == "BatchNormalization") {
+      const Tensor& t = outs[0];
+      double sum = 0, sum2 = 0;
+      for (int64_t k = 0; k < t.numel(); ++k) {
+        sum += t.data<float>()[k];
+        sum2 += double(t.data<float>()[k]) * t.data<float>()[k];
+      }
+      const double mean = sum / double(t.numel());
+      bn_stddevs->push_back(std::sqrt(std::max(0.0, sum2 / double(t.numel()) - mean * mean)));
+    }
+    values[n.outputs[0]] = std::move(outs[0]);
+  }
+  const Tensor& out = values.at("output");
+  return std::vector<float>(out.data<float>(), out.data<float>() + out.numel());
+}
+
+// The weights keep activations O(1) through the network (BN outputs near unit spread) and the
+// logits finite with a sensible spread.
+TEST(Builders, ActivationsStayBounded) {
+  models::BuildOptions o;
+  o.resolution = 96;
+  for (bool resnet : {false, true}) {
+    SCOPED_TRACE(resnet ? "resnet50" : "mobilenet_v2");
+    std::vector<double> bn;
+    const std::vector<float> logits =
+        run_reference(resnet ? models::build_resnet50(o) : models::build_mobilenet_v2(o), &bn);
+    ASSERT_EQ(logits.size(), 1000u);
+    double sum = 0, sum2 = 0;
+    for (float v : logits) {
+      ASSERT_TRUE(std::isfinite(v));
+      sum += v;
+      sum2 += double(v) * v;
+    }
+    const double mean = sum / 1000.0, sd = std::sqrt(sum2 / 1000.0 - mean * mean);
+    const auto [lo, hi] = std::minmax_element(bn.begin(), bn.end());
+    std::printf("[ builders ] %s: logits mean %.4f std %.4f; BN output std %.3f..%.3f\n",
+                resnet ? "resnet50" : "mobilenet_v2", mean, sd, *lo, *hi);
+    EXPECT_GT(sd, 1e-2);
+    EXPECT_LT(sd, 1e2);
+    EXPECT_GT(*lo, 0.1);
+    EXPECT_LT(*hi, 10.0);
+  }
 }
 
 TEST(Builders, ParameterCountsMatchTorchvision) {

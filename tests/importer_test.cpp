@@ -566,6 +566,13 @@ TEST(ImporterGraph, AttributeTypes) {
   EXPECT_EQ(c.s("locus.unsupported_attr", ""), "body");
 }
 
+TEST(ImporterGraph, ReservedAttributePrefix) {
+  onnx::NodeProto* n;
+  auto m = unary_model(13, "BatchNormalization", &n);
+  attr_int(n, "locus.training", 0);  // a model must not set the runtime's own markers
+  expect_error([&] { load(m); }, {"n0", "locus.training", "reserved"});
+}
+
 TEST(ImporterGraph, NodeNamesGeneratedAndUnique) {
   auto m = make_model(13);
   add_input(m, "x", {1});

@@ -312,6 +312,21 @@ TEST_P(ConvTest, OneByOneVariants) {
                 "1x1 padded", 21);
 }
 
+TEST_P(ConvTest, CalledInsideParallelRegion) {
+  // Inside a parallel region conv2d_nhwc runs serially and needs scratch for one thread only.
+  const Conv2dShape s = conv_shape(1, 12, 12, 8, 16, 3, 1, 1, 1, 1, 1);
+  const auto in = random_floats(s.H * s.W * s.C, 25), w = random_floats(s.OC * s.C * 9, 26);
+  const PackedConv2d p = pack_conv2d(s, w.data(), nullptr, relu());
+  const int64_t per = conv2d_scratch_floats(p, 1), n_out = s.OH * s.OW * s.OC;
+  std::vector<float> want(n_out), scratch(conv2d_scratch_floats(p, omp_get_max_threads()));
+  conv2d_nhwc(p, in.data(), want.data(), scratch.data());
+  std::vector<std::vector<float>> outs(4, std::vector<float>(n_out));
+  std::vector<std::vector<float>> bufs(4, std::vector<float>(per));
+#pragma omp parallel for num_threads(2)
+  for (int t = 0; t < 4; ++t) conv2d_nhwc(p, in.data(), outs[t].data(), bufs[t].data());
+  for (const auto& o : outs) EXPECT_EQ(o, want);
+}
+
 INSTANTIATE_TEST_SUITE_P(Isa, ConvTest, ::testing::ValuesIn(supported_isas()), isa_param_name);
 
 // ---- Pooling --------------------------------------------------------------------------------
@@ -445,7 +460,8 @@ void binary_case(BinaryOp op, const std::vector<int64_t>& shape, const std::vect
   std::vector<int64_t> idx(shape.size(), 0);
   for (int64_t i = 0; i < total; ++i) {
     int64_t oa = 0, ob = 0, oo = 0;
-    for (size_t d = 0; d < shape.size(); ++d) oa += idx[d] * sa[d], ob += idx[d] * sb[d], oo += idx[d] * so[d];
+    for (size_t d = 0; d < shape.size(); ++d)
+      oa += idx[d] * sa[d], ob += idx[d] * sb[d], oo += idx[d] * so[d];
     want[oo] = act_ref(act, binop_ref(op, a[oa], b[ob]));
     for (size_t d = shape.size(); d-- > 0;) {
       if (++idx[d] < shape[d]) break;

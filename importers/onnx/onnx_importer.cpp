@@ -6,6 +6,7 @@
 #include <onnx/onnx_pb.h>
 
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "importers/onnx/importer_internal.h"
@@ -73,8 +74,9 @@ Node convert_node(const onnx::NodeProto& np, int index, const std::string& base_
   std::string unsupported;
   for (const auto& a : np.attribute()) {
     LOCUS_CHECK(!a.name().empty(), what, " (", n.op, ") has an attribute without a name");
-    LOCUS_CHECK(!n.attrs.count(a.name()) && a.name() != kUnsupportedAttr, what, " (", n.op,
-                ") has attribute '", a.name(), "' twice");
+    LOCUS_CHECK(a.name().rfind("locus.", 0) != 0, what, " (", n.op, ") has attribute '", a.name(),
+                "': the 'locus.' prefix is reserved for the runtime");
+    LOCUS_CHECK(!n.attrs.count(a.name()), what, " (", n.op, ") has attribute '", a.name(), "' twice");
     Attr v;
     try {
       if (!convert_attr(a, base_dir, &v)) {
@@ -93,6 +95,7 @@ Node convert_node(const onnx::NodeProto& np, int index, const std::string& base_
 // Node names as in the model; empty ones become "<op>_<index>"; duplicates get a "_<k>" suffix.
 void make_node_names_unique(std::vector<Node>& nodes) {
   std::set<std::string> explicit_names, used;
+  std::map<std::string, int> next_suffix;  // per base name, so many duplicates stay linear
   for (auto& n : nodes)
     if (!n.name.empty()) explicit_names.insert(n.name);
   for (size_t i = 0; i < nodes.size(); ++i) {
@@ -100,8 +103,8 @@ void make_node_names_unique(std::vector<Node>& nodes) {
     if (!n.name.empty() && used.insert(n.name).second) continue;
     std::string base = n.name.empty() ? cat(n.op, "_", i) : n.name;
     std::string name = base;
-    for (int k = 1; used.count(name) || (name != n.name && explicit_names.count(name)); ++k)
-      name = cat(base, "_", k);
+    int& k = next_suffix[base];
+    while (used.count(name) || (name != n.name && explicit_names.count(name))) name = cat(base, "_", ++k);
     n.name = name;
     used.insert(name);
   }
@@ -137,17 +140,20 @@ void add_graph_input(Graph& g, const onnx::ValueInfoProto& vi, const ImportOptio
   g.values[name] = ValueInfo{dt, shape, true};
 }
 
-Graph build_graph(const onnx::GraphProto& gp, int64_t opset, const std::string& base_dir, const ImportOptions& opts) {
+// Consumes gp's initializer data (cleared once copied, to halve the peak memory of big models).
+Graph build_graph(onnx::GraphProto& gp, int64_t opset, const std::string& base_dir, const ImportOptions& opts) {
   LOCUS_CHECK(opts.default_dim >= 1, "ImportOptions::default_dim must be at least 1, not ", opts.default_dim);
   Graph g;
   g.name = gp.name();
   g.opset = opset;
   if (gp.sparse_initializer_size())
     throw Unsupported(cat("sparse initializer '", gp.sparse_initializer(0).values().name(), "' is not supported"));
-  for (const auto& t : gp.initializer()) {
+  for (auto& t : *gp.mutable_initializer()) {
     LOCUS_CHECK(!t.name().empty(), "an initializer has no name");
     LOCUS_CHECK(!g.constants.count(t.name()), "initializer '", t.name(), "' is defined twice");
     g.constants.emplace(t.name(), tensor_from_proto(t, base_dir));
+    t.clear_raw_data();
+    t.clear_float_data();
   }
   for (const auto& vi : gp.input()) add_graph_input(g, vi, opts);
   for (const auto& vi : gp.output()) {
@@ -174,24 +180,29 @@ Graph build_graph(const onnx::GraphProto& gp, int64_t opset, const std::string& 
   return g;
 }
 
-Graph import_model(const void* data, size_t size, const std::string& base_dir, const ImportOptions& opts,
-                   const std::string& label) {
-  onnx::ModelProto m;
-  LOCUS_CHECK(detail::parse_bounded(data, size, &m), label,
+void parse_model(const void* data, size_t size, const std::string& label, onnx::ModelProto* m) {
+  LOCUS_CHECK(detail::parse_bounded(data, size, m), label,
               " is not a valid ONNX model (protobuf parse failed; truncated or not ONNX?)");
+}
+
+// Checks the model header and builds the graph; consumes m's tensor data.
+Graph import_model(onnx::ModelProto& m, const std::string& base_dir, const ImportOptions& opts,
+                   const std::string& label) {
   LOCUS_CHECK(m.has_ir_version() && m.ir_version() > 0, label, " has no ir_version (not an ONNX model?)");
   if (m.ir_version() < kMinIrVersion || m.ir_version() > kMaxIrVersion)
     throw Unsupported(cat(label, " has IR version ", m.ir_version(), "; supported are ", kMinIrVersion, " to ",
                           kMaxIrVersion));
   LOCUS_CHECK(m.has_graph(), label, " has no graph");
-  int64_t opset = -1;
+  int64_t opset = 0;
+  bool has_default = false;
   for (const auto& o : m.opset_import()) {
     if (o.domain() != "" && o.domain() != "ai.onnx") continue;  // other domains: their nodes are kept
-    LOCUS_CHECK(opset < 0 || opset == o.version(), label, " imports the default ONNX domain twice (opsets ", opset,
-                " and ", o.version(), ")");
+    LOCUS_CHECK(!has_default || opset == o.version(), label, " imports the default ONNX domain twice (opsets ",
+                opset, " and ", o.version(), ")");
     opset = o.version();
+    has_default = true;
   }
-  if (opset < 0) {
+  if (!has_default) {
     std::string msg = cat(label, " declares no opset for the default ONNX domain");
     if (m.opset_import_size() > 0)  // e.g. only ai.onnx.preview.training: a model we cannot run
       throw Unsupported(cat(msg, " (only '", m.opset_import(0).domain(), "')"));
@@ -201,7 +212,7 @@ Graph import_model(const void* data, size_t size, const std::string& base_dir, c
     throw Unsupported(cat(label, " uses opset ", opset, " of the default ONNX domain; supported are opsets ",
                           kMinOpset, " to ", kMaxOpset));
   try {
-    return build_graph(m.graph(), opset, base_dir, opts);
+    return build_graph(*m.mutable_graph(), opset, base_dir, opts);
   } catch (...) {
     detail::rethrow_with_prefix(label + ": ");
   }
@@ -210,16 +221,22 @@ Graph import_model(const void* data, size_t size, const std::string& base_dir, c
 }  // namespace
 
 Graph load_model(const std::string& path, const ImportOptions& opts) {
-  std::string bytes = detail::read_file_bytes(path, "model file");
+  const std::string label = cat("model '", path, "'");
+  onnx::ModelProto m;
+  {
+    std::string bytes = detail::read_file_bytes(path, "model file");
+    parse_model(bytes.data(), bytes.size(), label, &m);
+  }  // the file's bytes are freed before the tensors are copied out of m
   fs::path dir = fs::path(path).parent_path();
-  return import_model(bytes.data(), bytes.size(), dir.empty() ? std::string(".") : dir.string(), opts,
-                      cat("model '", path, "'"));
+  return import_model(m, dir.empty() ? std::string(".") : dir.string(), opts, label);
 }
 
 Graph load_model_from_bytes(const void* data, size_t size, const ImportOptions& opts) {
   LOCUS_CHECK(size > 0, "model bytes are empty");
   LOCUS_CHECK(size <= size_t(detail::kMaxFileBytes), "model bytes are larger than 2 GiB");
-  return import_model(data, size, "", opts, "model bytes");
+  onnx::ModelProto m;
+  parse_model(data, size, "model bytes", &m);
+  return import_model(m, "", opts, "model bytes");
 }
 
 }  // namespace locus::onnx_import

@@ -34,7 +34,8 @@ bool is_direct_1x1(const Conv2dShape& s) {
 // Output pixels per im2col block: as many rows of K = KH*KW*C/G floats as fit the budget.
 int64_t im2col_block_pixels(const Conv2dShape& s) {
   const int64_t kg = s.KH * s.KW * (s.C / s.G);
-  int64_t p = std::max<int64_t>(kIm2colPixelQuantum, kIm2colBudgetFloats / std::max<int64_t>(kg, 1));
+  int64_t p = kIm2colBudgetFloats / std::max<int64_t>(kg, 1);
+  p = std::max(kIm2colPixelQuantum, p);
   p = p / kIm2colPixelQuantum * kIm2colPixelQuantum;
   return std::max<int64_t>(1, std::min(p, s.N * s.OH * s.OW));
 }

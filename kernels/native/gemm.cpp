@@ -103,7 +103,8 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
       mc = std::max<int64_t>(MR, ceil_div(ceil_div(M, want), MR) * MR);
       m_blocks = ceil_div(M, mc);
     }
-    if (m_blocks < want) panels_per_block = ceil_div(panels, std::min(panels, ceil_div(want, m_blocks)));
+    if (m_blocks < want)
+      panels_per_block = ceil_div(panels, std::min(panels, ceil_div(want, m_blocks)));
   }
   const int64_t n_blocks = ceil_div(panels, panels_per_block);
   const int64_t tasks = m_blocks * n_blocks;
