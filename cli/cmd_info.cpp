@@ -39,7 +39,7 @@ int cmd_info(int argc, char** argv) {
     for (auto& b : bad) msg += (msg.empty() ? "" : ", ") + b;
     throw Unsupported("unsupported operators: " + msg);
   }
-  infer_shapes(g);
+  infer_shapes_and_fold(g);
   PassReport report;
   if (!a.flag("--no-optimize")) report = PassManager::default_pipeline().run(g);
 

@@ -23,7 +23,8 @@ static const char* kRunHelp =
     "usage: locus run MODEL --image PHOTO [--image PHOTO ...] [options]\n"
     "       locus run MODEL --input NAME=FILE.pb [--output-dir DIR] [options]\n"
     "\n"
-    "Photos are decoded, resized (short side 256), centre-cropped to 224, scaled to [0,1] and\n"
+    "Photos are decoded, resized (short side 256, long side rounded, PIL bilinear with antialias),\n"
+    "centre-cropped to 224, scaled to [0,1] and\n"
     "normalised with the ImageNet mean/std (RGB, NCHW), then classified one at a time; further\n"
     "positional arguments after MODEL are taken as photos too. Prints, per photo, the top-K classes\n"
     "(rank, class id, probability, label) and the inference latency.\n"
@@ -154,7 +155,7 @@ int cmd_run(int argc, char** argv) {
 
   std::string dir = a.get("--output-dir");
   for (size_t k = 0; k < images.size(); ++k) {
-    Tensor x = preprocess_imagenet(decode_image(images[k]), resize, crop);
+    Tensor x = preprocess_imagenet(decode_image(images[k]), resize, crop, LongSide::Round);
     double ms = 0;
     auto out = run_timed({{in_name, std::move(x)}}, ms);
     const Tensor& logits = out[0];

@@ -62,14 +62,16 @@ std::vector<std::string> unsupported_nodes(const Graph& g) {
   return r;
 }
 
-void infer_shapes(Graph& g) {
+void infer_shapes(Graph& g, const FoldHook& fold) {
   std::vector<std::string> bad = unsupported_nodes(g);
   if (!bad.empty()) {
     std::string list;
     for (auto& b : bad) list += (list.empty() ? "" : ", ") + b;
     throw Unsupported("unsupported operators: " + list);
   }
-  for (Node& n : g.nodes) {
+  std::vector<bool> keep(g.nodes.size(), true);
+  for (size_t idx = 0; idx < g.nodes.size(); ++idx) {
+    Node& n = g.nodes[idx];
     std::vector<ValueInfo> in(n.inputs.size());
     std::vector<const Tensor*> consts(n.inputs.size(), nullptr);
     for (size_t k = 0; k < n.inputs.size(); ++k) {
@@ -92,7 +94,9 @@ void infer_shapes(Graph& g) {
       out[k].known = true;
       g.values[n.outputs[k]] = out[k];
     }
+    if (fold && fold(n, g)) keep[idx] = false;
   }
+  g.erase_nodes(keep);
 }
 
 int64_t pooled_size(int64_t in, int64_t k, int64_t stride, int64_t pad_begin, int64_t pad_end,

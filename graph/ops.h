@@ -21,6 +21,7 @@
 // Constant nodes become Graph::constants in the importer.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -40,7 +41,12 @@ std::vector<std::string> unsupported_nodes(const Graph& g);
 // explicit pads; normalises negative axes. Requires g.values to hold the graph inputs' info and the
 // nodes to be topologically sorted. Throws Unsupported for unsupported ops / forms (all unsupported
 // op names at once), Error for inconsistent models (shape mismatch, bad attribute, absurd sizes).
-void infer_shapes(Graph& g);
+//
+// `fold`, if given, is called after each node's outputs are inferred; if it returns true it has
+// replaced the node's outputs by constants and the node is removed. This lets shape-computing
+// subgraphs (Shape -> Gather -> Unsqueeze -> Concat -> Reshape) hand later nodes constant inputs.
+using FoldHook = std::function<bool(const Node&, Graph&)>;
+void infer_shapes(Graph& g, const FoldHook& fold = nullptr);
 
 // Shape inference for one node given its input infos (constants given in `consts`, nullptr where
 // the input is not constant). Returns output infos. May normalise the node's attributes.

@@ -33,7 +33,7 @@ Session Session::from_graph(Graph g, const SessionOptions& o) {
     for (size_t i = 0; i < bad.size(); ++i) msg += (i ? ", " : "") + bad[i];
     throw Unsupported(msg);
   }
-  infer_shapes(g);
+  infer_shapes_and_fold(g);
   Session s;
   if (o.optimize) {
     for (auto& d : o.disabled_passes) {

@@ -43,6 +43,13 @@ std::unique_ptr<Pass> make_eliminate_identity_pass();
 // Names of every pass (for --help and for validating --disable-pass).
 std::vector<std::string> all_pass_names();
 
+// Constant folding of one node (see constant_folding.cpp): replaces its outputs by constants and
+// returns true, or returns false (with a remark if `remarks` is given).
+bool fold_node(const Node& n, Graph& g, std::vector<PassRemark>* remarks);
+
+// Shape inference with constant folding as it goes: what a Session runs before the passes.
+void infer_shapes_and_fold(Graph& g);
+
 class PassManager {
  public:
   void add(std::unique_ptr<Pass> p) { passes_.push_back(std::move(p)); }
