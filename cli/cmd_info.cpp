@@ -62,7 +62,7 @@ int cmd_info(int argc, char** argv) {
     int64_t macs = node_macs(g, n);
     total += macs;
     std::string op = n.op;
-    if (n.op == "Conv") op += n.s("activation", "").empty() ? "" : "+" + n.s("activation", "");
+    if (n.op == "Conv") op += n.s("locus.activation", "").empty() ? "" : "+" + n.s("locus.activation", "");
     std::printf("%-4zu %-40s %-18s %-20s %14lld\n", i, n.name.c_str(), op.c_str(),
                 shape_str(g.info(n.outputs[0]).shape).c_str(), (long long)macs);
   }

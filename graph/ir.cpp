@@ -59,14 +59,14 @@ Tensor Tensor::scalar_f32(float v) { return from_f32({}, {v}); }
 Tensor Tensor::from_f32(Shape s, const std::vector<float>& v) {
   Tensor t(DType::F32, std::move(s));
   LOCUS_CHECK(size_t(t.numel()) == v.size(), "Tensor::from_f32: size mismatch");
-  std::memcpy(t.bytes.data(), v.data(), v.size() * 4);
+  if (!v.empty()) std::memcpy(t.bytes.data(), v.data(), v.size() * 4);
   return t;
 }
 
 Tensor Tensor::from_i64(Shape s, const std::vector<int64_t>& v) {
   Tensor t(DType::I64, std::move(s));
   LOCUS_CHECK(size_t(t.numel()) == v.size(), "Tensor::from_i64: size mismatch");
-  std::memcpy(t.bytes.data(), v.data(), v.size() * 8);
+  if (!v.empty()) std::memcpy(t.bytes.data(), v.data(), v.size() * 8);
   return t;
 }
 
@@ -88,14 +88,20 @@ double Tensor::get(int64_t i) const {
   }
 }
 
+// Integer value of a float element; NaN or values outside int64 are an error, not undefined behaviour.
+static int64_t float_to_int(double v) {
+  LOCUS_CHECK(v == v && v > -9.2e18 && v < 9.2e18, "float value ", v, " used where an integer is expected");
+  return int64_t(v);
+}
+
 int64_t Tensor::get_int(int64_t i) const {
   switch (dtype) {
     case DType::I64: return data<int64_t>()[i];
     case DType::I32: return data<int32_t>()[i];
     case DType::I8: return data<int8_t>()[i];
     case DType::U8: case DType::Bool: return data<uint8_t>()[i];
-    case DType::F32: return int64_t(data<float>()[i]);
-    case DType::F64: return int64_t(data<double>()[i]);
+    case DType::F32: return float_to_int(data<float>()[i]);
+    case DType::F64: return float_to_int(data<double>()[i]);
     default: fail("tensor of undefined dtype");
   }
 }

@@ -107,8 +107,8 @@ ValueInfo infer_conv(NodeContext& c) {
   if (n.has("kernel_shape") && n.ints("kernel_shape") != kernel)
     c.error("kernel_shape ", shape_str(n.ints("kernel_shape")), " does not match weight ", shape_str(w));
   if (w[2] < 1 || w[3] < 1) c.error("weight ", shape_str(w), " has an empty kernel");
-  if (n.has("activation")) {
-    std::string act = n.s("activation", "");
+  if (n.has("locus.activation")) {
+    std::string act = n.s("locus.activation", "");
     if (act != "relu" && act != "clip") c.unsupported("fused activation '", act, "' is not supported");
   }
   auto out = resolve_window(c, x, kernel, WindowOptions{true, false, false});

@@ -207,11 +207,11 @@ float* NativeExecutable::rowmajor_out(const Val& y, Step& post) {
 }
 
 Activation activation_of(const Node& n) {
-  std::string a = n.s("activation", "");
+  std::string a = n.s("locus.activation", "");
   if (a == "relu") return {ActKind::Relu};
   if (a == "clip")
-    return {ActKind::Clip, n.f("activation_min", -std::numeric_limits<float>::infinity()),
-            n.f("activation_max", std::numeric_limits<float>::infinity())};
+    return {ActKind::Clip, n.f("locus.activation_min", -std::numeric_limits<float>::infinity()),
+            n.f("locus.activation_max", std::numeric_limits<float>::infinity())};
   LOCUS_CHECK(a.empty(), "node '", n.name, "': unknown fused activation '", a, "'");
   return {};
 }

@@ -114,7 +114,7 @@ TEST(Cli, UnsupportedOperatorsAreAllNamed) {
 }
 
 TEST(Cli, AbsurdDimensions) {
-  expect_clean_error(run_locus("info " + write_model("absurd.onnx", {"Relu"}, {1 << 20, 1 << 20, 1 << 20})), "limit");
+  expect_clean_error(run_locus("info " + write_model("absurd.onnx", {"Relu"}, {1 << 20, 1 << 20, 1 << 20})), "absurd dimensions");
 }
 
 TEST(Cli, WrongInputShapeAndType) {

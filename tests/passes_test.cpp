@@ -79,9 +79,9 @@ TEST(Passes, FuseActivationAttachesClipBoundsToConv) {
   ASSERT_EQ(g.nodes.size(), 1u);
   const Node& conv = g.nodes[0];
   EXPECT_EQ(conv.op, "Conv");
-  EXPECT_EQ(conv.s("activation", ""), "clip");
-  EXPECT_FLOAT_EQ(conv.f("activation_min", -1), 0.f);
-  EXPECT_FLOAT_EQ(conv.f("activation_max", -1), 0.5f);
+  EXPECT_EQ(conv.s("locus.activation", ""), "clip");
+  EXPECT_FLOAT_EQ(conv.f("locus.activation_min", -1), 0.f);
+  EXPECT_FLOAT_EQ(conv.f("locus.activation_max", -1), 0.5f);
   auto after = run_reference(g, in, false);
   EXPECT_LT(test::max_abs_diff(before[0].data<float>(), after[0].data<float>(), size_t(before[0].numel())), 1e-5);
   // some outputs must actually be clipped for the test to mean anything

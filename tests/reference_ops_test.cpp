@@ -95,15 +95,15 @@ TEST(ReferenceConv, TinyHandComputed) {
   expect_near(floats(eval1(n, {&x, &w})), {12, 16, 24, 28});
 
   Node r = make_node("Conv", 3);
-  r.attrs["activation"] = std::string("relu");
+  r.attrs["locus.activation"] = std::string("relu");
   Tensor y = eval1(r, {&x, &w, &b});
   EXPECT_EQ(y.shape, (Shape{1, 1, 2, 2}));
   expect_near(floats(y), {0, 0, 4, 8});
 
   Node c = make_node("Conv", 3);
-  c.attrs["activation"] = std::string("clip");
-  c.attrs["activation_min"] = 1.f;
-  c.attrs["activation_max"] = 6.f;
+  c.attrs["locus.activation"] = std::string("clip");
+  c.attrs["locus.activation_min"] = 1.f;
+  c.attrs["locus.activation_max"] = 6.f;
   expect_near(floats(eval1(c, {&x, &w, &b})), {1, 1, 4, 6});
 }
 

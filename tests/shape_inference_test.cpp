@@ -241,7 +241,7 @@ TEST(ConvShape, UnsupportedForms) {
   {
     GraphBuilder b;
     b.input("x", {1, 3, 4, 4}).weight("w", {4, 3, 1, 1});
-    b.node("Conv", {"x", "w"}, "y").attrs["activation"] = std::string("gelu");
+    b.node("Conv", {"x", "w"}, "y").attrs["locus.activation"] = std::string("gelu");
     EXPECT_CONTAINS(message_of<Unsupported>([&] { infer_shapes(b.g); }), "gelu");
   }
 }

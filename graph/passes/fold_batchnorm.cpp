@@ -34,7 +34,7 @@ class FoldBatchNorm : public Pass {
       if (g.consumers(conv.outputs[0]).size() != 1 || g.is_graph_output(conv.outputs[0])) {
         refuse("the Conv output '" + conv.outputs[0] + "' is also read elsewhere"); continue;
       }
-      if (conv.has("activation")) { refuse("the Conv already has a fused activation"); continue; }
+      if (conv.has("locus.activation")) { refuse("the Conv already has a fused activation"); continue; }
       const Tensor* w = g.constant(conv.input(1));
       const Tensor* b = conv.input(2).empty() ? nullptr : g.constant(conv.input(2));
       if (!w || (!conv.input(2).empty() && !b)) { refuse("Conv weights are not constant"); continue; }

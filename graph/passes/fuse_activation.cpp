@@ -1,7 +1,7 @@
 // Pass `fuse-activation`.
 // Matches: Conv -> Relu and Conv -> Clip (constant scalar min/max, either may be omitted) where the
 //   Conv output is read only by the activation and is not a graph output.
-// Guarantees: the Conv gets attrs activation = "relu" | "clip" (+ activation_min/max, +-inf for an
+// Guarantees: the Conv gets attrs locus.activation = "relu" | "clip" (+ locus.activation_min/max, +-inf for an
 //   omitted bound) and takes over the activation's output name; the activation node is removed.
 #include <limits>
 
@@ -28,7 +28,7 @@ class FuseActivation : public Pass {
       int p = g.producer(act.input(0));
       if (p < 0 || g.nodes[size_t(p)].op != "Conv") { refuse("input is not produced by a Conv"); continue; }
       Node& conv = g.nodes[size_t(p)];
-      if (conv.has("activation")) { refuse("the Conv already has an activation"); continue; }
+      if (conv.has("locus.activation")) { refuse("the Conv already has an activation"); continue; }
       if (g.consumers(conv.outputs[0]).size() != 1 || g.is_graph_output(conv.outputs[0])) {
         refuse("the Conv output '" + conv.outputs[0] + "' is also read elsewhere"); continue;
       }
@@ -42,11 +42,11 @@ class FuseActivation : public Pass {
         if ((mn && mn->numel() != 1) || (mx && mx->numel() != 1)) { refuse("Clip bounds are not scalars"); continue; }
         if (mn) lo = float(mn->get(0));
         if (mx) hi = float(mx->get(0));
-        conv.attrs["activation"] = std::string("clip");
-        conv.attrs["activation_min"] = lo;
-        conv.attrs["activation_max"] = hi;
+        conv.attrs["locus.activation"] = std::string("clip");
+        conv.attrs["locus.activation_min"] = lo;
+        conv.attrs["locus.activation_max"] = hi;
       } else {
-        conv.attrs["activation"] = std::string("relu");
+        conv.attrs["locus.activation"] = std::string("relu");
       }
       g.values.erase(conv.outputs[0]);
       conv.outputs[0] = act.outputs[0];

@@ -44,9 +44,9 @@ void conv(const Node& n, const Inputs& in, Tensor& y) {
   const int64_t OH = y.shape[2], OW = y.shape[3];
   const int64_t G = n.i("group", 1), OCg = OC / G;
   const Window g = window_of(n);
-  const std::string act = n.s("activation", "");
-  const float lo = n.f("activation_min", -std::numeric_limits<float>::infinity());
-  const float hi = n.f("activation_max", std::numeric_limits<float>::infinity());
+  const std::string act = n.s("locus.activation", "");
+  const float lo = n.f("locus.activation_min", -std::numeric_limits<float>::infinity());
+  const float hi = n.f("locus.activation_max", std::numeric_limits<float>::infinity());
   const float* xd = x.data<float>();
   const float* wd = w.data<float>();
   float* yd = y.data<float>();
