@@ -7,6 +7,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "graph/ops.h"
 #include "importers/onnx/onnx_importer.h"
 
 namespace fs = std::filesystem;
@@ -20,8 +21,9 @@ static const char* kCheckHelp =
     "/usr/share/libonnx-testdata/data/node). Every data set is run and each output compared with\n"
     "|got - want| <= atol + rtol * |want|. One line per test: PASS, FAIL with the worst error, or\n"
     "SKIP with the reason (unsupported operators or types); then 'N passed, N failed, N skipped'.\n"
-    "Exit status 0 only if nothing failed. Integer inputs are bound as constants at session\n"
-    "creation (they are shapes, axes or indices in these tests).\n"
+    "Exit status 0 only if nothing failed. Integer inputs, and float inputs read only as parameters\n"
+    "(Conv weights and bias, BatchNormalization statistics, Clip bounds), are bound as constants at\n"
+    "session creation, as a framework holding the weights would.\n"
     "\n"
     "options:\n"
     "  --rtol X           relative tolerance (default 1e-3)\n"
@@ -85,6 +87,19 @@ std::string compare(const Tensor& got, const Tensor& want, double rtol, double a
   return cat("max abs err ", worst_abs, "; worst at index ", bad, ": got ", got.get(bad), ", want ", want.get(bad));
 }
 
+// A graph input read only as a parameter (Conv weights, BatchNormalization statistics, Clip
+// bounds, shapes, indices): bound as a constant, as a framework would hold it.
+bool parameter_only(const Graph& g, const std::string& name) {
+  bool used = false;
+  for (auto& n : g.nodes)
+    for (size_t k = 0; k < n.inputs.size(); ++k)
+      if (n.inputs[k] == name) {
+        if (!is_parameter_operand(n, k)) return false;
+        used = true;
+      }
+  return used && !g.is_graph_output(name);
+}
+
 Result check_one(const fs::path& dir, const SessionOptions& base, double rtol, double atol) {
   std::vector<fs::path> models = sorted_glob(dir, "", ".onnx");
   if (models.size() != 1) return {Outcome::Fail, cat("expected one .onnx file, found ", models.size())};
@@ -105,7 +120,7 @@ Result check_one(const fs::path& dir, const SessionOptions& base, double rtol, d
       for (size_t i = 0; i < in_files.size(); ++i) {
         Tensor t = onnx_import::load_tensor_file(in_files[i].string());
         const std::string& name = probe.inputs[i];
-        if (t.dtype != DType::F32) o.bind_constants[name] = std::move(t);
+        if (t.dtype != DType::F32 || parameter_only(probe, name)) o.bind_constants[name] = std::move(t);
         else feed[name] = std::move(t);
       }
       Session s = Session::from_graph(std::move(probe), o);

@@ -126,4 +126,11 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const std::string& what) 
   return out;
 }
 
+bool is_parameter_operand(const Node& n, size_t k) {
+  if (k == 0) return false;
+  const std::string& op = n.op;
+  return op == "Conv" || op == "BatchNormalization" || op == "Clip" || op == "Reshape" || op == "Gather" ||
+         op == "Unsqueeze" || op == "Squeeze";
+}
+
 }  // namespace locus

@@ -57,6 +57,11 @@ std::vector<ValueInfo> infer_node(Node& n, const std::vector<ValueInfo>& in,
 int64_t pooled_size(int64_t in, int64_t k, int64_t stride, int64_t pad_begin, int64_t pad_end,
                     int64_t dilation, bool ceil_mode);
 
+// True if input `k` of `n` is a parameter rather than data: Conv weights and bias,
+// BatchNormalization statistics, Clip bounds, shape/axes/indices operands. Backends may require
+// parameters to be constants; a session can bind graph inputs used only this way as constants.
+bool is_parameter_operand(const Node& n, size_t k);
+
 // Multidirectional broadcast of two shapes; throws Error naming `what` if incompatible.
 Shape broadcast_shapes(const Shape& a, const Shape& b, const std::string& what);
 
