@@ -24,6 +24,7 @@ static const char* kUsage =
     "  run MODEL --image PHOTO...   classify photos (or --input NAME=FILE.pb), print top-K and latency\n"
     "  info MODEL                   operators, parameters, per-layer shapes and MACs\n"
     "  check DIR...                 run ONNX test-layout folders and compare with their outputs\n"
+    "  bench MODEL                  latency, memory and cache misses per backend, side by side\n"
     "\n"
     "MODEL is a .onnx file or a folder holding one, looked up as given, then in --model-dir,\n"
     "$LOCUS_MODEL_DIR and ../shared/models beside the source checkout.\n"
@@ -61,6 +62,7 @@ int main(int argc, char** argv) {
     if (cmd == "run") return cmd_run(argc, argv);
     if (cmd == "info") return cmd_info(argc, argv);
     if (cmd == "check") return cmd_check(argc, argv);
+    if (cmd == "bench") return cmd_bench(argc, argv);
     throw UsageError("unknown command '" + cmd + "'");
   } catch (const UsageError& e) {
     std::cerr << "locus: " << e.what() << " (see 'locus " << (cmd.rfind("-", 0) == 0 ? "" : cmd + " ")

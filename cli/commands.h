@@ -17,6 +17,7 @@ class UsageError : public std::runtime_error {
 int cmd_run(int argc, char** argv);
 int cmd_info(int argc, char** argv);
 int cmd_check(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
 
 // MODEL may be a .onnx path, a folder holding exactly one .onnx file (the ONNX test layout), or
 // either of those relative to the model search path (--model-dir, $LOCUS_MODEL_DIR, ../shared/models).

@@ -33,6 +33,8 @@ class Executable {
   // Enables per-node timing; timings() then holds the last run's times.
   virtual void set_profiling(bool on) { (void)on; }
   virtual std::vector<NodeTiming> timings() const { return {}; }
+  // One line about how the backend ran the graph (e.g. how many layers it fused); may be empty.
+  virtual std::string describe() const { return {}; }
 };
 
 class Backend {

@@ -1,0 +1,104 @@
+// `locus bench --cachegrind`: runs this same program under valgrind's cache simulator for exactly
+// one inference and reads back the simulated D1 and LL misses.
+//
+// valgrind 3.19's cachegrind cannot restrict counting to a region, so the simulation uses
+// callgrind with --cache-sim=yes (the same cache simulator as cachegrind) and
+// --toggle-collect=locus_measured_inference: only the inference is counted, not model loading,
+// weight packing or input generation. The cache geometry is the host's (D1 = L1d, LL = the last
+// level), read from /sys. One thread (valgrind serialises threads anyway).
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "graph/error.h"
+#include "runtime/machine_info.h"
+
+namespace fs = std::filesystem;
+
+namespace locus::cli {
+
+namespace {
+
+std::string geometry(const CacheLevel& c) {
+  return std::to_string(c.size_bytes) + "," + std::to_string(c.ways) + "," + std::to_string(c.line_bytes);
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string r = "'";
+  for (char c : s) r += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return r + "'";
+}
+
+}  // namespace
+
+std::map<std::string, double> run_under_cachegrind(const std::string& model, const std::string& backend,
+                                                   int64_t batch, std::string* note) {
+  LOCUS_CHECK(std::system("command -v valgrind >/dev/null 2>&1") == 0,
+              "--cachegrind needs valgrind (apt-get install valgrind)");
+  MachineInfo mi = read_machine_info();
+  const CacheLevel *d1 = nullptr, *ll = nullptr;
+  for (auto& c : mi.caches) {
+    if (c.type == "Instruction") continue;
+    if (c.level == 1) d1 = &c;
+    if (!ll || c.level > ll->level) ll = &c;
+  }
+  std::string geo;
+  if (d1 && ll && d1->ways > 0 && ll->ways > 0 && d1->line_bytes > 0)
+    geo = " --D1=" + geometry(*d1) + " --LL=" + geometry(*ll);
+  if (note) *note = geo.empty() ? "valgrind default cache geometry" : "host geometry:" + geo;
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  LOCUS_CHECK(n > 0, "cannot locate the locus executable (/proc/self/exe)");
+  self[n] = 0;
+  fs::path dir = fs::temp_directory_path() / ("locus_cachegrind_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  fs::path out = dir / "callgrind.out", log = dir / "valgrind.log";
+  std::string cmd = "OMP_NUM_THREADS=1 valgrind --tool=callgrind --cache-sim=yes" + geo +
+                    " --toggle-collect=locus_measured_inference --callgrind-out-file=" + shell_quote(out.string()) +
+                    " " + shell_quote(self) + " bench " + shell_quote(model) + " --backend " + shell_quote(backend) +
+                    " --batch " + std::to_string(batch) + " --threads 1 --single-inference >" +
+                    shell_quote(log.string()) + " 2>&1";
+  int rc = std::system(cmd.c_str());
+  std::ifstream f(out);
+  std::string line, events, totals;
+  while (std::getline(f, line)) {
+    if (line.rfind("events:", 0) == 0) events = line.substr(7);
+    if (line.rfind("totals:", 0) == 0 || line.rfind("summary:", 0) == 0) totals = line.substr(line.find(':') + 1);
+  }
+  if (rc != 0 || events.empty() || totals.empty()) {
+    std::ifstream lf(log);
+    std::string last, l;
+    while (std::getline(lf, l))
+      if (!l.empty()) last = l;
+    fs::remove_all(dir);
+    fail("valgrind run for backend '", backend, "' failed: ", last.empty() ? "no output" : last);
+  }
+  std::istringstream es(events), ts(totals);
+  std::vector<std::string> names;
+  for (std::string e; es >> e;) names.push_back(e);
+  std::map<std::string, double> raw;
+  for (auto& nm : names) {
+    double v = 0;
+    ts >> v;
+    raw[nm] = v;
+  }
+  fs::remove_all(dir);
+  // Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw
+  std::map<std::string, double> r;
+  r["instructions"] = raw["Ir"];
+  r["data_reads"] = raw["Dr"];
+  r["data_writes"] = raw["Dw"];
+  r["d1_read_misses"] = raw["D1mr"];
+  r["d1_write_misses"] = raw["D1mw"];
+  r["ll_read_misses"] = raw["DLmr"];
+  r["ll_write_misses"] = raw["DLmw"];
+  r["ll_misses"] = raw["DLmr"] + raw["DLmw"];
+  return r;
+}
+
+}  // namespace locus::cli

@@ -1,0 +1,318 @@
+// `locus bench`: latency, throughput, activation memory and hardware counters of one model under
+// one or several backends, side by side; --json for machine-readable results; --profile for a
+// per-node time table.
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/json_writer.h"
+#include "runtime/machine_info.h"
+#include "runtime/perf_counters.h"
+
+// The inference that --cachegrind measures: valgrind collects only inside this function.
+extern "C" __attribute__((noinline)) void locus_measured_inference(locus::Session* s,
+                                                                    const std::map<std::string, locus::Tensor>* in,
+                                                                    std::vector<locus::Tensor>* out) {
+  *out = s->run(*in);
+}
+
+namespace locus::cli {
+
+static const char* kBenchHelp =
+    "usage: locus bench MODEL [options]\n"
+    "\n"
+    "Runs MODEL with deterministic pseudo-random inputs: warm-up runs, then timed runs, for each\n"
+    "backend. Prints median, min and p90 latency, images/s, the planned activation memory and,\n"
+    "where the machine exposes them, hardware counters per inference (cycles, instructions, L1D\n"
+    "read misses, LLC references and misses). On machines without counters it says so; use\n"
+    "--cachegrind for simulated cache misses instead. Timings are wall-clock per inference.\n"
+    "\n"
+    "options:\n"
+    "  --backend LIST     comma-separated backends (default native); see 'locus run --help'\n"
+    "  --batch N          value for a symbolic batch dimension (default 1)\n"
+    "  --threads N        OpenMP threads (default: all cores)\n"
+    "  --warmup N         untimed runs first (default 5)\n"
+    "  --runs N           timed runs (default 50)\n"
+    "  --profile          also time every node (separate runs) and list each node's share\n"
+    "  --cachegrind       instead of timing, run one inference per backend under valgrind's cache\n"
+    "                     simulator (host cache geometry) and report D1 and LL misses\n"
+    "  --json FILE        write the results as JSON (schema locus-bench/1)\n"
+    "  --model-dir DIR    folder searched for MODEL\n";
+
+namespace {
+
+struct BackendResult {
+  std::string backend, describe;
+  std::vector<double> ms;  // per timed run
+  int64_t activation_bytes = 0;
+  std::vector<CounterReading> counters;  // per inference
+  std::vector<NodeTiming> profile;       // mean per node
+  std::map<std::string, double> cachegrind;
+};
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  if (v.empty()) return NAN;
+  double idx = p * double(v.size() - 1);
+  size_t lo = size_t(std::floor(idx)), hi = size_t(std::ceil(idx));
+  return v[lo] + (v[hi] - v[lo]) * (idx - double(lo));
+}
+
+std::map<std::string, Tensor> make_inputs(const Session& s) {
+  std::map<std::string, Tensor> in;
+  std::mt19937 rng(1);
+  for (auto& name : s.input_names()) {
+    ValueInfo vi = s.input_info(name);
+    LOCUS_CHECK(vi.dtype == DType::F32, "bench: input '", name, "' is ", dtype_name(vi.dtype), "; only float32 inputs are generated");
+    Tensor t(DType::F32, vi.shape);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = float(int32_t(rng() >> 8) - (1 << 23)) / float(1 << 23);
+    in[name] = std::move(t);
+  }
+  return in;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> r;
+  std::istringstream is(s);
+  for (std::string p; std::getline(is, p, sep);)
+    if (!p.empty()) r.push_back(p);
+  return r;
+}
+
+std::string fmt(std::optional<double> v, const char* f = "%.0f") {
+  if (!v) return "n/a";
+  char b[64];
+  std::snprintf(b, sizeof b, f, *v);
+  return b;
+}
+
+}  // namespace
+
+// --cachegrind: defined in cachegrind_runner.cpp
+std::map<std::string, double> run_under_cachegrind(const std::string& model, const std::string& backend,
+                                                   int64_t batch, std::string* note);
+
+int cmd_bench(int argc, char** argv) {
+  Args a(argc, argv, 2,
+         {"--backend", "--batch", "--threads", "--warmup", "--runs", "--json", "--model-dir"},
+         {"--help", "-h", "--profile", "--cachegrind", "--single-inference"});
+  if (a.flag("--help") || a.flag("-h")) {
+    std::fputs(kBenchHelp, stdout);
+    return 0;
+  }
+  if (a.positional().size() != 1) throw UsageError("bench: expected exactly one MODEL");
+  std::string model = resolve_model(a.positional()[0], a.get("--model-dir"));
+  auto backends = split(a.get("--backend", "native"), ',');
+  if (backends.empty()) throw UsageError("bench: --backend needs at least one name");
+  for (auto& b : backends) make_backend(b);  // unknown names fail before any work
+  SessionOptions o;
+  o.batch = a.get_int("--batch", 1, 1, 4096);
+  o.threads = int(a.get_int("--threads", 0, 1, 1024));
+  int64_t warmup = a.get_int("--warmup", 5, 0, 100000), runs = a.get_int("--runs", 50, 1, 1000000);
+  bool profile = a.flag("--profile");
+
+  // Internal mode used by --cachegrind: one inference inside locus_measured_inference.
+  if (a.flag("--single-inference")) {
+    o.backend = backends[0];
+    Session s = Session::from_file(model, o);
+    auto in = make_inputs(s);
+    std::vector<Tensor> out;
+    locus_measured_inference(&s, &in, &out);
+    return 0;
+  }
+
+  MachineInfo mi = read_machine_info();
+  int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
+  // Counters are opened before any session so that the OpenMP threads created later inherit them.
+  PerfCounters pc = a.flag("--cachegrind") ? PerfCounters() : PerfCounters::open_default();
+
+  std::vector<BackendResult> results;
+  for (auto& b : backends) {
+    BackendResult r;
+    r.backend = b;
+    o.backend = b;
+    if (a.flag("--cachegrind")) {
+      std::string note;
+      std::fprintf(stderr, "bench: %s: one inference under valgrind (slow: about a minute)...\n", b.c_str());
+      r.cachegrind = run_under_cachegrind(model, b, o.batch, &note);
+      results.push_back(r);
+      continue;
+    }
+    std::fprintf(stderr, "bench: %s: %lld warm-up + %lld timed runs...\n", b.c_str(), (long long)warmup, (long long)runs);
+    Session s = Session::from_file(model, o);
+    r.describe = s.executable().describe();
+    r.activation_bytes = s.activation_bytes();
+    auto in = make_inputs(s);
+    for (int64_t i = 0; i < warmup; ++i) s.run(in);
+    pc.reset();
+    for (int64_t i = 0; i < runs; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      pc.start();
+      s.run(in);
+      pc.stop();
+      r.ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    r.counters = pc.read();
+    for (auto& c : r.counters)
+      if (c.value) *c.value /= double(runs);
+    if (profile) {
+      s.executable().set_profiling(true);
+      std::map<std::string, size_t> index;
+      for (int64_t i = 0; i < runs; ++i) {
+        s.run(in);
+        for (auto& t : s.executable().timings()) {
+          auto it = index.find(t.node);
+          if (it == index.end()) {
+            index[t.node] = r.profile.size();
+            r.profile.push_back({t.node, t.op, 0});
+            it = index.find(t.node);
+          }
+          r.profile[it->second].ms += t.ms / double(runs);
+        }
+      }
+      s.executable().set_profiling(false);
+      if (r.profile.empty()) std::fprintf(stderr, "bench: %s: this backend has no per-node profile\n", b.c_str());
+    }
+    results.push_back(std::move(r));
+  }
+
+  // ---- table ----
+  std::printf("model    %s\n", model.c_str());
+  std::printf("machine  %s\n", mi.summary().c_str());
+  std::printf("setting  batch %lld, %d threads, %lld warm-up, %lld timed runs\n", (long long)o.batch, threads,
+              (long long)warmup, (long long)runs);
+  auto row = [&](const std::string& label, auto cell) {
+    std::printf("%-24s", label.c_str());
+    for (auto& r : results) std::printf(" %16s", cell(r).c_str());
+    std::printf("\n");
+  };
+  row("", [](const BackendResult& r) { return r.backend; });
+  if (!a.flag("--cachegrind")) {
+    row("median ms", [](const BackendResult& r) { return fmt(percentile(r.ms, 0.5), "%.3f"); });
+    row("min ms", [](const BackendResult& r) { return fmt(*std::min_element(r.ms.begin(), r.ms.end()), "%.3f"); });
+    row("p90 ms", [](const BackendResult& r) { return fmt(percentile(r.ms, 0.9), "%.3f"); });
+    row("images/s", [&](const BackendResult& r) { return fmt(1000.0 * double(o.batch) / percentile(r.ms, 0.5), "%.1f"); });
+    row("activation MiB", [](const BackendResult& r) { return fmt(double(r.activation_bytes) / (1 << 20), "%.2f"); });
+    if (!results.empty())
+      for (size_t k = 0; k < results[0].counters.size(); ++k)
+        row(results[0].counters[k].name + "/inf", [k](const BackendResult& r) { return fmt(r.counters[k].value); });
+    if (!pc.any_available()) std::printf("counters %s\n", pc.unavailable_reason().c_str());
+  } else {
+    std::vector<std::string> keys;
+    for (auto& r : results)
+      for (auto& [k, v] : r.cachegrind)
+        if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
+    for (auto& k : keys)
+      row(k, [&](const BackendResult& r) {
+        auto it = r.cachegrind.find(k);
+        return it == r.cachegrind.end() ? std::string("n/a") : fmt(it->second);
+      });
+    std::printf("cache    simulated by valgrind (callgrind --cache-sim=yes, host D1/LL geometry), one inference, 1 thread\n");
+  }
+  for (auto& r : results)
+    if (!r.describe.empty()) std::printf("note     %s\n", r.describe.c_str());
+  for (auto& r : results) {
+    if (r.profile.empty()) continue;
+    double total = 0;
+    for (auto& t : r.profile) total += t.ms;
+    std::printf("\nprofile  %s (mean over %lld runs, total %.3f ms)\n", r.backend.c_str(), (long long)runs, total);
+    std::printf("%-4s %-40s %-16s %10s %7s\n", "#", "node", "op", "ms", "share");
+    for (size_t i = 0; i < r.profile.size(); ++i)
+      std::printf("%-4zu %-40s %-16s %10.4f %6.1f%%\n", i, r.profile[i].node.c_str(), r.profile[i].op.c_str(),
+                  r.profile[i].ms, 100.0 * r.profile[i].ms / total);
+  }
+
+  // ---- json ----
+  if (a.has("--json")) {
+    JsonWriter j;
+    j.begin_object();
+    j.kv("schema", "locus-bench/1");
+    j.kv("model", model);
+    j.key("machine");
+    j.begin_object();
+    j.kv("cpu", mi.cpu_model);
+    j.kv("logical_cpus", int64_t(mi.logical_cpus));
+    j.kv("virtual_machine", mi.hypervisor);
+    j.key("caches");
+    j.begin_array();
+    for (auto& c : mi.caches) {
+      j.begin_object();
+      j.kv("level", int64_t(c.level));
+      j.kv("type", c.type);
+      j.kv("bytes", c.size_bytes);
+      j.kv("ways", int64_t(c.ways));
+      j.kv("line", int64_t(c.line_bytes));
+      j.end_object();
+    }
+    j.end_array();
+    j.key("isa");
+    j.begin_array();
+    for (auto& f : mi.isa) j.value(f);
+    j.end_array();
+    j.end_object();
+    j.kv("batch", o.batch);
+    j.kv("threads", int64_t(threads));
+    j.kv("warmup", warmup);
+    j.kv("runs", runs);
+    j.kv("mode", a.flag("--cachegrind") ? "cachegrind" : "timing");
+    j.kv("counters_available", pc.any_available());
+    if (!pc.any_available() && !a.flag("--cachegrind")) j.kv("counters_note", pc.unavailable_reason());
+    j.key("results");
+    j.begin_array();
+    for (auto& r : results) {
+      j.begin_object();
+      j.kv("backend", r.backend);
+      if (!r.describe.empty()) j.kv("describe", r.describe);
+      if (!r.ms.empty()) {
+        j.kv("median_ms", percentile(r.ms, 0.5));
+        j.kv("min_ms", *std::min_element(r.ms.begin(), r.ms.end()));
+        j.kv("p90_ms", percentile(r.ms, 0.9));
+        j.kv("images_per_s", 1000.0 * double(o.batch) / percentile(r.ms, 0.5));
+        j.kv("activation_bytes", r.activation_bytes);
+        j.key("counters_per_inference");
+        j.begin_object();
+        for (auto& c : r.counters) {
+          if (c.value) j.kv(c.name, *c.value);
+          else j.kv_null(c.name);
+        }
+        j.end_object();
+      }
+      if (!r.cachegrind.empty()) {
+        j.key("cachegrind");
+        j.begin_object();
+        for (auto& [k, v] : r.cachegrind) j.kv(k, v);
+        j.end_object();
+      }
+      if (!r.profile.empty()) {
+        j.key("profile");
+        j.begin_array();
+        for (auto& t : r.profile) {
+          j.begin_object();
+          j.kv("node", t.node);
+          j.kv("op", t.op);
+          j.kv("ms", t.ms);
+          j.end_object();
+        }
+        j.end_array();
+      }
+      j.end_object();
+    }
+    j.end_array();
+    j.end_object();
+    std::ofstream f(a.get("--json"));
+    LOCUS_CHECK(f, "cannot write '", a.get("--json"), "'");
+    f << j.str() << "\n";
+  }
+  return 0;
+}
+
+}  // namespace locus::cli
