@@ -169,3 +169,30 @@ TEST(Cli, CheckPassesTheRealModelAndFailsOnAWrongTolerance) {
   EXPECT_EQ(strict.status, 1);
   EXPECT_NE(strict.out.find("FAIL"), std::string::npos) << strict.out;
 }
+
+TEST(Cli, BenchWritesItsJsonSchema) {
+  std::string src = real_model();
+  if (src.empty()) GTEST_SKIP() << "shared models not found";
+  std::string json = test::temp_dir() + "/bench.json";
+  auto r = run_locus("bench " + src + " --runs 3 --warmup 1 --profile --json " + json);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("median ms"), std::string::npos) << r.out;
+  // Validated by Python's json module, independently of our writer: required keys and types, and
+  // counters that are null (unknown) rather than zero when the machine has none.
+  std::string py =
+      "import json,sys\n"
+      "d=json.load(open(sys.argv[1]))\n"
+      "assert d['schema']=='locus-bench/1'\n"
+      "assert d['batch']==1 and d['runs']==3 and d['warmup']==1\n"
+      "m=d['machine']; assert isinstance(m['cpu'],str) and m['logical_cpus']>=1\n"
+      "r=d['results'][0]; assert r['backend']=='native'\n"
+      "assert 0 < r['min_ms'] <= r['median_ms'] <= r['p90_ms']\n"
+      "assert r['images_per_s'] > 0 and r['activation_bytes'] > 0\n"
+      "c=r['counters_per_inference']\n"
+      "assert set(c) >= {'cycles','instructions'}\n"
+      "assert all(v is None or v > 0 for v in c.values())\n"
+      "assert d['counters_available'] or all(v is None for v in c.values())\n"
+      "p=r['profile']; assert len(p) > 50 and all(x['ms'] >= 0 for x in p)\n";
+  std::string script = write_file("check_bench.py", py);
+  EXPECT_EQ(std::system(("python3 " + script + " " + json).c_str()), 0);
+}
