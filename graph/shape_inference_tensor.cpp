@@ -10,6 +10,10 @@
 namespace locus::shape_inference {
 
 ValueInfo infer_binary(NodeContext& c) {
+  // Opsets < 7 broadcasting B at an axis of A: the ONNX importer rewrites it into numpy form (trailing
+  // 1s on B) and removes the marker; a node still carrying it would broadcast wrongly.
+  if (c.node().has("locus.legacy_axis"))
+    c.unsupported("legacy broadcast with axis (opsets < 7) is not supported in this form");
   c.require_inputs(2, 2);
   c.require_shape_dtype(0);
   c.require_shape_dtype(1);

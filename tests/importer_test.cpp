@@ -257,7 +257,7 @@ TEST(ImporterMobileNet, TruncatedFileIsAnError) {
 // ---------------------------------------------------------------------------------------------
 // Canonicalisation
 
-// Clip-6 (opsets 6..10) has min/max attributes; opset 7 is the oldest we accept.
+// Clip-1 and Clip-6 (opsets 1..10) have min/max attributes.
 TEST(ImporterCanonical, ClipAttributesBecomeInputs) {
   onnx::NodeProto* n;
   auto m = unary_model(7, "Clip", &n);
@@ -498,6 +498,253 @@ TEST(ImporterCanonical, MaxPoolIndices) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Legacy opsets 1..6: accepted only for the ops of importers/onnx/legacy_opsets.cpp
+
+// x [2,3,4,5] (op) b -> y, b a constant of shape b_dims or, if b_input, a graph input.
+onnx::ModelProto legacy_binary_model(int64_t opset, const std::string& op, std::vector<int64_t> b_dims,
+                                     bool b_input = false, onnx::NodeProto** node = nullptr) {
+  auto m = make_model(opset, 3);
+  add_input(m, "x", {2, 3, 4, 5});
+  if (b_input) {
+    add_input(m, "b", b_dims);
+  } else {
+    int64_t n = 1;
+    for (auto d : b_dims) n *= d;
+    auto* t = add_initializer(m, "b", b_dims);
+    for (int64_t i = 0; i < n; ++i) t->add_float_data(float(i));
+  }
+  auto* nd = add_node(m, op, {"x", "b"}, {"y"}, "n0");
+  add_output(m, "y");
+  if (node) *node = nd;
+  return m;
+}
+
+TEST(ImporterLegacy, BinaryBroadcastRightAlignedBecomesNumpy) {
+  for (const char* op : {"Add", "Sub", "Mul", "Div"}) {
+    onnx::NodeProto* n;
+    auto m = legacy_binary_model(6, op, {4, 5}, false, &n);
+    attr_int(n, "broadcast", 1);
+    Graph g = load(m);
+    ASSERT_EQ(g.nodes.size(), 1u) << op;
+    const Node& b = g.nodes[0];
+    EXPECT_EQ(b.op, op);
+    EXPECT_EQ(b.inputs, (std::vector<std::string>{"x", "b"}));
+    EXPECT_TRUE(b.attrs.empty()) << op;  // broadcast removed, no marker left
+    EXPECT_EQ(g.constant("b")->shape, (Shape{4, 5}));
+  }
+  // broadcast=0 (equal shapes), and an axis equal to the suffix alignment: nothing to rewrite
+  onnx::NodeProto* n;
+  auto m0 = legacy_binary_model(6, "Add", {2, 3, 4, 5}, false, &n);
+  attr_int(n, "broadcast", 0);
+  attr_int(n, "axis", 1);  // ignored without broadcast
+  EXPECT_TRUE(load(m0).nodes[0].attrs.empty());
+  auto m1 = legacy_binary_model(6, "Mul", {4, 5}, false, &n);
+  attr_int(n, "broadcast", 1);
+  attr_int(n, "axis", 2);
+  Graph g1 = load(m1);
+  EXPECT_TRUE(g1.nodes[0].attrs.empty());
+  EXPECT_EQ(g1.nodes[0].inputs[1], "b");
+}
+
+TEST(ImporterLegacy, BinaryBroadcastAxisPadsConstant) {
+  onnx::NodeProto* n;
+  auto m = legacy_binary_model(6, "Add", {3, 4}, false, &n);
+  attr_int(n, "broadcast", 1);
+  attr_int(n, "axis", 1);  // B [3,4] at dims 1,2 of [2,3,4,5] -> [3,4,1]
+  Graph g = load(m);
+  ASSERT_EQ(g.nodes.size(), 1u);
+  const Node& add = g.nodes[0];
+  EXPECT_TRUE(add.attrs.empty());
+  const Tensor* b = g.constant(add.inputs[1]);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->shape, (Shape{3, 4, 1}));
+  EXPECT_EQ(b->get(5), 5.0);
+  EXPECT_EQ(g.constant("b")->shape, (Shape{3, 4}));  // the original is untouched
+}
+
+TEST(ImporterLegacy, BinaryBroadcastAxisUnsqueezesComputedInput) {
+  // B computed by a node: its rank is learned by a shape-inference pre-pass, then an Unsqueeze
+  // appends the trailing 1s
+  auto m = make_model(6, 3);
+  add_input(m, "x", {2, 3, 4, 5});
+  add_input(m, "b", {3});
+  add_node(m, "Relu", {"b"}, {"rb"}, "relu");
+  auto* n = add_node(m, "Mul", {"x", "rb"}, {"y"}, "mul");
+  attr_int(n, "broadcast", 1);
+  attr_int(n, "axis", 1);
+  add_output(m, "y");
+  Graph g = load(m);
+  ASSERT_EQ(g.nodes.size(), 3u);
+  EXPECT_EQ(g.nodes[0].op, "Relu");
+  const Node& u = g.nodes[1];
+  EXPECT_EQ(u.op, "Unsqueeze");
+  EXPECT_EQ(u.inputs[0], "rb");
+  ASSERT_TRUE(g.is_constant(u.inputs[1]));
+  EXPECT_EQ(g.constant(u.inputs[1])->to_i64(), (std::vector<int64_t>{1, 2}));  // [3] -> [3,1,1]
+  const Node& mul = g.nodes[2];
+  EXPECT_EQ(mul.op, "Mul");
+  EXPECT_EQ(mul.inputs[1], u.outputs[0]);
+  EXPECT_TRUE(mul.attrs.empty());
+}
+
+TEST(ImporterLegacy, BinaryBroadcastAxisProblems) {
+  onnx::NodeProto* n;
+  auto m = legacy_binary_model(6, "Add", {3, 4}, false, &n);
+  attr_int(n, "broadcast", 1);
+  attr_int(n, "axis", 3);  // [3,4] does not fit at dim 3 of a rank-4 input
+  expect_error([&] { load(m); }, {"Add at opset 6", "'n0'", "axis 3"});
+  auto m2 = legacy_binary_model(6, "Add", {3}, false, &n);
+  attr_int(n, "broadcast", 1);
+  attr_int(n, "axis", -2);
+  std::string p2 = save_model(m2);
+  EXPECT_THROW(load_model(p2), Unsupported);
+  expect_error([&] { load_model(p2); }, {"Add at opset 6 (legacy broadcast with axis)", "axis -2"});
+  // the rank of A cannot be learned: its producer is not an op shape inference knows
+  auto m3 = make_model(6, 3);
+  auto* ms = m3.add_opset_import();
+  ms->set_domain("com.example");
+  ms->set_version(1);
+  add_input(m3, "x", {2, 3});
+  add_initializer(m3, "b", {2})->add_float_data(1.f);
+  m3.mutable_graph()->mutable_initializer(0)->add_float_data(2.f);
+  add_node(m3, "Mystery", {"x"}, {"a"}, "mystery")->set_domain("com.example");
+  auto* sub = add_node(m3, "Sub", {"a", "b"}, {"y"}, "sub");
+  attr_int(sub, "broadcast", 1);
+  attr_int(sub, "axis", 0);
+  add_output(m3, "y");
+  std::string p3 = save_model(m3);
+  EXPECT_THROW(load_model(p3), Unsupported);
+  expect_error([&] { load_model(p3); }, {"Sub at opset 6 (legacy broadcast with axis)", "'a'", "'sub'"});
+}
+
+TEST(ImporterLegacy, ReshapeShapeAttributeBecomesInput) {
+  onnx::NodeProto* n;
+  auto m = unary_model(4, "Reshape", &n);  // Reshape-1 (opsets 1..4): attribute shape
+  attr_ints(n, "shape", {2, -1});
+  attr_ints(n, "consumed_inputs", {0});
+  Graph g = load(m);
+  const Node* r = find_node(g, "Reshape");
+  ASSERT_NE(r, nullptr);
+  EXPECT_TRUE(r->attrs.empty());
+  ASSERT_EQ(r->num_inputs(), 2u);
+  const Tensor* shape = g.constant(r->inputs[1]);
+  ASSERT_NE(shape, nullptr);
+  EXPECT_EQ(shape->dtype, DType::I64);
+  EXPECT_EQ(shape->to_i64(), (std::vector<int64_t>{2, -1}));
+
+  auto m5 = unary_model(5, "Reshape", &n);  // Reshape-5: the input form, kept
+  add_initializer(m5, "s", {1}, onnx::TensorProto::INT64)->add_int64_data(4);
+  n->add_input("s");
+  EXPECT_EQ(find_node(load(m5), "Reshape")->inputs, (std::vector<std::string>{"x", "s"}));
+
+  auto bad = unary_model(4, "Reshape");  // no shape attribute
+  expect_error([&] { load(bad); }, {"Reshape at opset 4", "shape"});
+}
+
+TEST(ImporterLegacy, ConsumedInputsDropped) {
+  for (const char* op : {"Relu", "Clip", "Dropout"}) {
+    onnx::NodeProto* n;
+    auto m = unary_model(5, op, &n);
+    attr_ints(n, "consumed_inputs", {0});
+    if (std::string(op) == "Dropout") attr_int(n, "is_test", 1);
+    Graph g = load(m);
+    ASSERT_EQ(g.nodes.size(), 1u) << op;
+    EXPECT_FALSE(g.nodes[0].has("consumed_inputs")) << op;
+    EXPECT_FALSE(g.nodes[0].has("is_test")) << op;
+  }
+  onnx::NodeProto* n;
+  auto m = legacy_binary_model(1, "Add", {5}, false, &n);
+  attr_ints(n, "consumed_inputs", {0, 0});
+  attr_int(n, "broadcast", 1);
+  EXPECT_TRUE(load(m).nodes[0].attrs.empty());
+
+  // BatchNormalization-1: consumed_inputs (required there) and is_test=1
+  auto bn = make_model(5, 3);
+  add_input(bn, "x", {1, 2, 3, 3});
+  for (auto name : {"s", "b", "mean", "var"}) {
+    auto* t = add_initializer(bn, name, {2});
+    t->add_float_data(1.f);
+    t->add_float_data(1.f);
+  }
+  auto* b = add_node(bn, "BatchNormalization", {"x", "s", "b", "mean", "var"}, {"y"}, "bn");
+  attr_ints(b, "consumed_inputs", {0, 0, 0, 1, 1});
+  attr_int(b, "is_test", 1);
+  add_output(bn, "y");
+  Graph gb = load(bn);
+  EXPECT_FALSE(find_node(gb, "BatchNormalization")->has("consumed_inputs"));
+  EXPECT_FALSE(find_node(gb, "BatchNormalization")->has("is_test"));
+}
+
+TEST(ImporterLegacy, OtherLegacyAttributes) {
+  // Concat-1: axis defaults to 1
+  auto m = make_model(3, 3);
+  add_input(m, "x", {2, 3});
+  add_node(m, "Concat", {"x", "x"}, {"y"});
+  add_output(m, "y");
+  EXPECT_EQ(find_node(load(m), "Concat")->i("axis", 99), 1);
+  auto m4 = make_model(4, 3);  // Concat-4: axis required, left as it is (shape inference reports it)
+  add_input(m4, "x", {2, 3});
+  add_node(m4, "Concat", {"x", "x"}, {"y"});
+  add_output(m4, "y");
+  EXPECT_FALSE(find_node(load(m4), "Concat")->has("axis"));
+
+  // Gemm-6: broadcast dropped
+  auto gm = make_model(6, 3);
+  add_input(gm, "a", {2, 3});
+  add_input(gm, "b", {3, 4});
+  add_input(gm, "c", {4});
+  auto* n = add_node(gm, "Gemm", {"a", "b", "c"}, {"y"});
+  attr_int(n, "broadcast", 1);
+  attr_float(n, "beta", 0.5f);
+  add_output(gm, "y");
+  const Node* gemm = find_node(load(gm), "Gemm");
+  EXPECT_FALSE(gemm->has("broadcast"));
+  EXPECT_FLOAT_EQ(gemm->f("beta", 0), 0.5f);
+}
+
+TEST(ImporterLegacy, TrainingModeRefused) {
+  // is_test=0 (the opset < 7 default, but written explicitly) is training mode, as in ONNX's converter
+  onnx::NodeProto* n;
+  auto m = unary_model(6, "Dropout", &n);
+  attr_int(n, "is_test", 0);
+  std::string p = save_model(m);
+  EXPECT_THROW(load_model(p), Unsupported);
+  expect_error([&] { load_model(p); }, {"Dropout at opset 6", "is_test=0"});
+  auto m2 = unary_model(6, "Dropout");  // no is_test: the inference form
+  EXPECT_EQ(count_op(load(m2), "Identity"), 1);
+}
+
+TEST(ImporterLegacy, UnhandledOpsRefusedWithOpset) {
+  onnx::NodeProto* n;
+  auto m = unary_model(6, "Elu", &n);  // Elu is not canonicalised (nor executed) at any opset
+  std::string p = save_model(m);
+  EXPECT_THROW(load_model(p), Unsupported);
+  expect_error([&] { load_model(p); }, {p, "Elu at opset 6 is not supported", "'n0'"});
+  // LogSoftmax is canonicalised from opset 7 on (not executed), but is not in the legacy table
+  expect_error([&] { load(unary_model(2, "LogSoftmax")); }, {"LogSoftmax at opset 2"});
+  // the same op at opset 7 is kept, to be reported with the other unsupported nodes
+  EXPECT_EQ(count_op(load(unary_model(7, "Elu")), "Elu"), 1);
+  // other domains do not follow the default opset: kept
+  auto m3 = unary_model(6, "Relu");
+  auto* ms = m3.add_opset_import();
+  ms->set_domain("com.example");
+  ms->set_version(1);
+  m3.mutable_graph()->mutable_node(0)->set_domain("com.example");
+  EXPECT_EQ(load(m3).nodes.size(), 1u);
+}
+
+TEST(ImporterLegacy, PytorchConvertedConv2d) {
+  fs::path model = "/usr/share/libonnx-testdata/data/pytorch-converted/test_Conv2d/model.onnx";
+  if (!fs::exists(model)) GTEST_SKIP() << "ONNX backend test data (pytorch-converted) not installed";
+  Graph g = load_model(model.string());
+  EXPECT_EQ(g.opset, 6);
+  ASSERT_EQ(g.nodes.size(), 1u);
+  EXPECT_EQ(g.nodes[0].op, "Conv");
+  EXPECT_EQ(g.nodes[0].num_inputs(), 3u);
+  EXPECT_TRUE(g.is_constant(g.nodes[0].inputs[1]));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Graph construction
 
 TEST(ImporterGraph, UnknownOpsAndDomainsAreKept) {
@@ -670,7 +917,10 @@ TEST(ImporterGraph, OpsetAndIrVersionLimits) {
   std::string p18 = save_model(unary_model(18, "Relu"));
   EXPECT_THROW(load_model(p18), Unsupported);
   expect_error([&] { load_model(p18); }, {p18, "opset 18"});
-  expect_error([&] { load(unary_model(6, "Relu")); }, {"opset 6"});
+  std::string p0 = save_model(unary_model(0, "Relu"));
+  EXPECT_THROW(load_model(p0), Unsupported);
+  expect_error([&] { load_model(p0); }, {p0, "opset 0", "supported are opsets 1 to 17"});
+  EXPECT_EQ(load(unary_model(6, "Relu")).opset, 6);  // legacy opsets: see ImporterLegacy
   auto no_default = unary_model(13, "Relu");
   no_default.mutable_opset_import(0)->set_domain("com.example");
   expect_error([&] { load(no_default); }, {"no opset for the default ONNX domain"});

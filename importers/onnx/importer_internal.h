@@ -36,7 +36,23 @@ std::string onnx_dtype_name(int32_t onnx_type);
 [[noreturn]] void rethrow_with_prefix(const std::string& prefix);
 
 // Rewrites opset-specific node forms into the canonical forms of graph/ops.h and folds Constant
-// nodes into g.constants. g.opset must be set; g.inputs / g.outputs / g.constants filled.
+// nodes into g.constants. g.opset must be set; g.inputs / g.outputs / g.constants filled. For opsets
+// older than 7 it first calls check_legacy_opset. Binary ops with a legacy broadcast axis are left
+// with the attribute kLegacyAxisAttr for resolve_legacy_broadcast.
 void canonicalize(Graph& g);
+
+// Legacy opsets 1..6 (legacy_opsets.cpp). Throws Unsupported naming the op and the opset if g.opset
+// is older than 7 and a default-domain node is not an op (or form) whose behaviour at that opset the
+// importer canonicalises exactly. No-op for opsets 7 and later.
+void check_legacy_opset(const Graph& g);
+
+// Add/Sub/Mul/Div of opsets < 7 with broadcast=1 and an axis: the axis the second input is aligned at.
+inline constexpr const char* kLegacyAxisAttr = "locus.legacy_axis";
+
+// Rewrites every node carrying kLegacyAxisAttr into numpy broadcasting by giving its second input B
+// trailing 1s up to the rank of A (a reshaped copy if B is a constant, an Unsqueeze node otherwise),
+// learning ranks by a shape-inference pre-pass. Throws Unsupported if a rank cannot be learned. Needs
+// the nodes in topological order and g.values holding the graph inputs.
+void resolve_legacy_broadcast(Graph& g);
 
 }  // namespace locus::onnx_import::detail

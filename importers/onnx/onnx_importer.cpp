@@ -16,9 +16,10 @@ namespace fs = std::filesystem;
 namespace locus::onnx_import {
 namespace {
 
-constexpr int64_t kMinOpset = 7, kMaxOpset = 17;
-// IR 3 is the first with opset imports as we know them (opset 7); IR 10 is what ONNX 1.16 writes,
-// and a newer exporter may write a newer IR for an old opset. Newer IRs only add dtypes we refuse.
+// Opsets 1 to 6 are accepted only for the ops (and forms) listed in legacy_opsets.cpp.
+constexpr int64_t kMinOpset = 1, kMaxOpset = 17;
+// IR 3 (ONNX 1.0) is the first with opset imports; IR 10 is what ONNX 1.16 writes, and a newer
+// exporter may write a newer IR for an old opset. Newer IRs only add dtypes we refuse.
 constexpr int64_t kMinIrVersion = 3, kMaxIrVersion = 10;
 
 // Marker attribute for attributes the IR cannot hold (GRAPH, SPARSE_TENSOR, TENSORS, TYPE_PROTO,
@@ -177,6 +178,7 @@ Graph build_graph(onnx::GraphProto& gp, int64_t opset, const std::string& base_d
   for (const auto& o : g.outputs)
     LOCUS_CHECK(defined.count(o), "graph output '", o, "' is not produced by any node, input or constant");
   g.topo_sort();
+  detail::resolve_legacy_broadcast(g);  // needs the topological order
   return g;
 }
 
@@ -210,7 +212,7 @@ Graph import_model(onnx::ModelProto& m, const std::string& base_dir, const Impor
   }
   if (opset < kMinOpset || opset > kMaxOpset)
     throw Unsupported(cat(label, " uses opset ", opset, " of the default ONNX domain; supported are opsets ",
-                          kMinOpset, " to ", kMaxOpset));
+                          kMinOpset, " to ", kMaxOpset, " (opsets before 7 only for some ops)"));
   try {
     return build_graph(*m.mutable_graph(), opset, base_dir, opts);
   } catch (...) {

@@ -1,4 +1,5 @@
-// ONNX importer: a .onnx file (opset 7..17 of the default domain) into the graph IR, in the
+// ONNX importer: a .onnx file (opset 7..17 of the default domain; opsets 1..6 only if every op is
+// one whose legacy form is canonicalised, see legacy_opsets.cpp) into the graph IR, in the
 // canonical op forms of graph/ops.h. Initializers and Constant nodes become Graph::constants;
 // attributes are typed; ONNX defaults are left to the consumers (Node::i(name, default)).
 //
@@ -27,7 +28,8 @@ struct ImportOptions {
 // Loads a model file. Throws Error with a one-line message naming the problem (missing file, empty
 // file, not an ONNX model, truncated, bad tensor, unsupported opset/domain, ...). Operators that are
 // not in the catalogue are NOT an error here: they stay in the graph so that the caller can report
-// all of them at once (graph/ops.h: unsupported_nodes).
+// all of them at once (graph/ops.h: unsupported_nodes). Exception: a model older than opset 7 with
+// an op outside the legacy table is refused here (Unsupported naming the op and the opset).
 Graph load_model(const std::string& path, const ImportOptions& opts = {});
 
 // Same, from bytes already in memory (external data then refused). Used by the fuzzer.

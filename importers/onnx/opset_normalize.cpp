@@ -1,11 +1,19 @@
-// Opset canonicalisation: rewrites the opset 7..17 variants of default-domain ops into the single
+// Opset canonicalisation: rewrites the opset 1..17 variants of default-domain ops into the single
 // canonical form of each op described in graph/ops.h, so nothing after the importer needs the opset.
+// Opsets older than 7 are first checked against the table of legacy_opsets.cpp.
 //   Constant                      -> Graph::constants (node removed)
+//   consumed_inputs (opsets < 6)  -> dropped (a legacy optimisation hint)
+//   Add/Sub/Mul/Div < 7           -> broadcast / axis dropped: numpy broadcasting (an axis becomes
+//                                    locus.legacy_axis, resolved by resolve_legacy_broadcast)
+//   Gemm < 7 (broadcast)          -> dropped (unidirectional broadcasting of C)
+//   Reshape < 5 (attr shape)      -> constant int64 input 1
+//   Concat < 4                    -> explicit axis (default 1)
 //   Clip < 11 (attrs min/max)     -> constant inputs 1 and 2
 //   Unsqueeze/Squeeze < 13 (axes) -> constant int64 input 1
 //   Softmax (+LogSoftmax/Hardmax) -> explicit axis and legacy (1 for opset < 13)
-//   Dropout                       -> Identity (unless its mask is used or it runs in training mode)
-//   BatchNormalization            -> one output, no spatial/is_test/training_mode
+//   Dropout                       -> Identity (unless its mask is used or it runs in training mode;
+//                                    is_test=0 of opsets < 7 is refused by check_legacy_opset)
+//   BatchNormalization            -> one output, no spatial/is_test/training_mode/consumed_inputs
 //   MaxPool                       -> one output (unless Indices is used)
 // Forms we cannot rewrite are left in place with a "locus.*" marker or their original op so that
 // shape inference reports them as unsupported.
@@ -161,7 +169,7 @@ struct Canonicalizer {
 
   void batch_norm(Node& n) {
     if (g.opset < 9) {
-      n.attrs.erase("is_test");
+      n.attrs.erase("is_test");  // opsets < 7; an explicit is_test=0 was refused by check_legacy_opset
       if (n.has("spatial") && n.i("spatial", 1) == 1) n.attrs.erase("spatial");  // spatial=0 stays: reported
     }
     bool training = n.i("training_mode", 0) != 0;  // opset 14+
@@ -171,6 +179,27 @@ struct Canonicalizer {
       n.attrs["locus.training"] = int64_t(1);
     else if (n.outputs.size() > 1)
       n.outputs.resize(1);
+  }
+
+  // Add/Sub/Mul/Div of opsets < 7. broadcast=0 needs equal shapes and broadcast=1 without axis
+  // aligns B's dims with A's last ones: both as numpy broadcasting for any valid model.
+  void legacy_broadcast(Node& n) {
+    const bool broadcast = n.i("broadcast", 0) != 0;
+    const bool has_axis = n.has("axis");
+    const int64_t axis = n.i("axis", 0);
+    n.attrs.erase("broadcast");
+    n.attrs.erase("axis");  // without broadcast=1 the axis has no effect
+    if (broadcast && has_axis) n.attrs[kLegacyAxisAttr] = axis;
+  }
+
+  // Reshape of opsets < 5: the target shape is attribute `shape`.
+  void legacy_reshape(Node& n) {
+    LOCUS_CHECK(n.num_inputs() == 1 && n.has("shape"), "node '", n.name, "' (Reshape at opset ", g.opset,
+                ") must have one input and a 'shape' attribute");
+    std::vector<int64_t> shape = n.ints("shape");
+    n.attrs.erase("shape");
+    n.inputs.resize(1);
+    n.inputs.push_back(add_constant(n.name + "_shape", vector_tensor(DType::I64, shape)));
   }
 
   void max_pool(Node& n) {
@@ -185,6 +214,13 @@ struct Canonicalizer {
     for (Node& n : g.nodes) {
       if (!n.domain.empty()) continue;
       // errors from the Node accessors below name the node and op
+      if (g.opset < 7) {  // only the ops of legacy_opsets.cpp's table get here
+        n.attrs.erase("consumed_inputs");
+        if (n.op == "Add" || n.op == "Sub" || n.op == "Mul" || n.op == "Div") legacy_broadcast(n);
+        else if (n.op == "Gemm") n.attrs.erase("broadcast");
+        else if (n.op == "Reshape" && g.opset < 5) legacy_reshape(n);
+        else if (n.op == "Concat" && g.opset < 4 && !n.has("axis")) n.attrs["axis"] = int64_t(1);
+      }
       if (n.op == "Clip") clip(n);
       else if (n.op == "Unsqueeze" || n.op == "Squeeze") squeeze_unsqueeze(n);
       else if (n.op == "Softmax" || n.op == "LogSoftmax" || n.op == "Hardmax") softmax(n);
@@ -198,6 +234,7 @@ struct Canonicalizer {
 }  // namespace
 
 void canonicalize(Graph& g) {
+  check_legacy_opset(g);
   fold_constant_nodes(g);
   Canonicalizer(g).run();
 }

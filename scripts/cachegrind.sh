@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# Simulated cache misses of exactly one inference of MODEL (not model loading, not weight packing,
+# not output writing), with the host's cache geometry. See docs/cache-measurement.md.
+#
+# usage: scripts/cachegrind.sh MODEL [options]
+#
+#   MODEL               a .onnx file, a folder holding one (ONNX test layout: its
+#                       test_data_set_0/input_N.pb are used as inputs), or a name on the model
+#                       search path ($LOCUS_MODEL_DIR, ../shared/models beside the checkout)
+#   --input NAME=FILE   serialized TensorProto for input NAME (repeatable); required unless MODEL
+#                       is a test-layout folder
+#   --backend NAME      backend passed to `locus run` (default native)
+#   --threads N         OpenMP threads (default 1; see the note on threads below)
+#   --json FILE         also write the results as JSON
+#   --ll-level N        cache level simulated as LL (default: the last level, e.g. 3; 2 gives
+#                       misses of an L2-sized LL instead)
+#   --toggle FUNC       function whose calls are measured (default 'locus::Session::run*')
+#   --locus PATH        the locus program (default $LOCUS_BIN, else build/locus)
+#   --keep DIR          keep the callgrind output and log in DIR (for callgrind_annotate)
+#
+# Output: one `key value` line per measure on stdout (d1_read_misses d1_write_misses
+# ll_read_misses ll_write_misses instructions data_refs data_reads data_writes); the cache
+# geometry used and the run time on stderr.
+#
+# Method: valgrind --tool=callgrind --cache-sim=yes (the same cache simulator as cachegrind) with
+# --collect-atstart=no --toggle-collect=FUNC: the simulator runs over the whole program, so the
+# caches hold what model loading left in them, but events are only collected between entry and
+# exit of FUNC on the thread that calls it. `locus run --input` calls Session::run exactly once.
+# Threads: collection is per thread, so with --threads N > 1 the work done by OpenMP worker
+# threads is NOT counted (valgrind runs the threads one at a time anyway); use 1 (the default).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+
+die() { echo "cachegrind.sh: $*" >&2; exit 1; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2; }
+
+model="" backend=native threads=1 json="" ll_level="" toggle='locus::Session::run*' keep=""
+locus=${LOCUS_BIN:-$repo/build/locus}
+inputs=()
+while (($#)); do
+  case $1 in
+    --input) (($# >= 2)) || die "--input needs NAME=FILE"; inputs+=("$2"); shift 2 ;;
+    --backend) (($# >= 2)) || die "--backend needs a NAME"; backend=$2; shift 2 ;;
+    --threads) (($# >= 2)) || die "--threads needs N"; threads=$2; shift 2 ;;
+    --json) (($# >= 2)) || die "--json needs a FILE"; json=$2; shift 2 ;;
+    --ll-level) (($# >= 2)) || die "--ll-level needs N"; ll_level=$2; shift 2 ;;
+    --toggle) (($# >= 2)) || die "--toggle needs a function"; toggle=$2; shift 2 ;;
+    --locus) (($# >= 2)) || die "--locus needs a PATH"; locus=$2; shift 2 ;;
+    --keep) (($# >= 2)) || die "--keep needs a DIR"; keep=$2; shift 2 ;;
+    -h|--help) usage ;;
+    -*) die "unknown option '$1' (see --help)" ;;
+    *) [[ -z $model ]] || die "one MODEL only (got '$model' and '$1')"; model=$1; shift ;;
+  esac
+done
+[[ -n $model ]] || usage
+[[ $threads =~ ^[1-9][0-9]*$ ]] || die "--threads expects a positive integer, got '$threads'"
+[[ -z $ll_level || $ll_level =~ ^[1-9]$ ]] || die "--ll-level expects a cache level (1-9), got '$ll_level'"
+command -v valgrind >/dev/null || die "needs valgrind (apt-get install valgrind)"
+[[ -x $locus ]] || die "no locus program at '$locus' (build it, or pass --locus PATH / set LOCUS_BIN)"
+((threads == 1)) || echo "cachegrind.sh: warning: --threads $threads: callgrind collects per thread, so the" \
+  "work of the $((threads - 1)) OpenMP worker thread(s) is not counted; the figures are incomplete" >&2
+
+# ---- the model and its inputs ----
+model_path=$model
+if [[ ! -e $model_path ]]; then
+  for d in "${LOCUS_MODEL_DIR:-}" "$repo/../shared/models"; do
+    if [[ -n $d && -e $d/$model ]]; then model_path=$d/$model; break; fi
+  done
+fi
+[[ -e $model_path ]] || die "model '$model' not found (as a path, in \$LOCUS_MODEL_DIR or $repo/../shared/models)"
+model_dir=$model_path
+[[ -d $model_dir ]] || model_dir=$(dirname "$model_path")
+if ((${#inputs[@]} == 0)); then
+  [[ -f $model_dir/test_data_set_0/input_0.pb ]] ||
+    die "'$model' is not an ONNX test-layout folder (no test_data_set_0/input_0.pb): give --input NAME=FILE.pb" \
+      "(or use 'locus bench MODEL --cachegrind', which generates pseudo-random inputs)"
+  mapfile -t names < <("$locus" info "$model_path" --no-optimize | awk '$1 == "input" { print $2 }')
+  ((${#names[@]} > 0)) || die "'locus info $model_path' lists no inputs"
+  for i in "${!names[@]}"; do
+    f=$model_dir/test_data_set_0/input_$i.pb
+    [[ -f $f ]] || die "model input $i '${names[$i]}' has no $f"
+    inputs+=("${names[$i]}=$f")
+  done
+fi
+run_args=()
+for spec in "${inputs[@]}"; do
+  [[ $spec == ?*=?* ]] || die "--input expects NAME=FILE.pb, got '$spec'"
+  [[ -f ${spec#*=} ]] || die "input file '${spec#*=}' does not exist"
+  run_args+=(--input "$spec")
+done
+
+# ---- cache geometry of the host, made acceptable to valgrind ----
+# valgrind needs: line a power of two >= 16; size a multiple of assoc*line; size/(assoc*line)
+# sets a power of two; assoc <= size/line.
+is_pow2() { (($1 > 0 && ($1 & ($1 - 1)) == 0)); }
+to_bytes() {  # "32K" "512K" "32768K" "1M" "12345" -> bytes
+  local s=$1 n=${1%[KMG]}
+  case $s in *K) echo $((n << 10)) ;; *M) echo $((n << 20)) ;; *G) echo $((n << 30)) ;; *) echo "$n" ;; esac
+}
+fix_geometry() {  # size assoc line -> "size assoc line|what was changed"
+  local size=$1 assoc=$2 line=$3 notes="" l sets p new_assoc new_size
+  if ! is_pow2 "$line" || ((line < 16)); then
+    l=16; while ((l * 2 <= line)); do l=$((l * 2)); done
+    notes+="line $line -> $l; "; line=$l
+  fi
+  if ((assoc <= 0)); then notes+="associativity '$assoc' unknown -> 8; "; assoc=8; fi
+  if ((size < line * assoc)); then notes+="associativity $assoc > size/line -> $((size / line)); "; assoc=$((size / line)); fi
+  # what valgrind 3.19 does to an auto-detected LL (cg_arch.c, maybe_tweak_LLc): sets rounded down to
+  # a power of two, associativity raised by the same factor (rounded), size recomputed
+  sets=$((size / (line * assoc)))
+  if is_pow2 "$sets"; then
+    new_assoc=$assoc
+  else
+    p=1; while ((p * 2 <= sets)); do p=$((p * 2)); done
+    new_assoc=$(((2 * sets * assoc + p) / (2 * p)))
+    notes+="$sets sets is not a power of two -> $p sets, associativity $assoc -> $new_assoc; "
+    sets=$p
+  fi
+  new_size=$((line * new_assoc * sets))
+  ((new_size == size)) || notes+="size $size -> $new_size; "
+  echo "$new_size $new_assoc $line|${notes%; }"
+}
+sysc=/sys/devices/system/cpu/cpu0/cache
+# per cache: "size assoc line" used, the host's description, what was adjusted
+d1_geo="" d1_host="" d1_adj="" ll_geo="" ll_host="" ll_adj="" i1_geo="" best_level=0
+for d in "$sysc"/index*; do
+  [[ -r $d/level && -r $d/size && -r $d/type ]] || continue
+  level=$(cat "$d/level"); type=$(cat "$d/type"); hsize=$(cat "$d/size"); size=$(to_bytes "$hsize")
+  ways=$(cat "$d/ways_of_associativity" 2>/dev/null || echo 0)
+  line=$(cat "$d/coherency_line_size" 2>/dev/null || echo 64)
+  fixed=$(fix_geometry "$size" "$ways" "$line")
+  geo=${fixed%%|*} adj=${fixed#*|} desc="L$level $type $hsize ${ways}-way ${line}B"
+  if [[ $type == Instruction ]]; then
+    ((level != 1)) || i1_geo=$geo
+    continue
+  fi
+  if ((level == 1)); then d1_geo=$geo d1_host=$desc d1_adj=$adj; fi
+  take=0
+  if [[ -n $ll_level ]]; then ((level != ll_level)) || take=1; elif ((level > best_level)); then take=1; fi
+  if ((take)); then best_level=$level ll_geo=$geo ll_host=$desc ll_adj=$adj; fi
+done
+[[ -z $ll_level || -n $ll_geo ]] || die "the host has no data/unified cache at level $ll_level"
+geo_args=() d1_used="" ll_used=""
+if [[ -n $d1_geo && -n $ll_geo ]]; then
+  d1_used=${d1_geo// /,} ll_used=${ll_geo// /,}
+  geo_args+=(--D1="$d1_used" --LL="$ll_used")
+  [[ -z $i1_geo ]] || geo_args+=(--I1="${i1_geo// /,}")
+  echo "cache geometry: --D1=$d1_used (host $d1_host)${d1_adj:+, adjusted for valgrind: $d1_adj}" >&2
+  echo "cache geometry: --LL=$ll_used (host $ll_host)${ll_adj:+, adjusted for valgrind: $ll_adj}" >&2
+else
+  echo "cache geometry: $sysc not readable; valgrind's own detection is used" >&2
+fi
+
+# ---- one run under callgrind ----
+work=$(mktemp -d "${TMPDIR:-/tmp}/locus-cachegrind.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+out=$work/callgrind.out log=$work/valgrind.log
+echo "cachegrind.sh: $backend, $threads thread(s), collecting in '$toggle' (valgrind: about a minute)..." >&2
+t0=$(date +%s.%N)
+set +e
+OMP_NUM_THREADS=$threads valgrind --tool=callgrind --cache-sim=yes "${geo_args[@]}" \
+  --collect-atstart=no --toggle-collect="$toggle" --callgrind-out-file="$out" \
+  "$locus" run "$model_path" "${run_args[@]}" --backend "$backend" --threads "$threads" >"$log" 2>&1
+rc=$?
+set -e
+t1=$(date +%s.%N)
+wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+if [[ -n $keep ]]; then mkdir -p "$keep"; cp "$out" "$log" "$keep"/ 2>/dev/null || true; fi
+if ((rc != 0)) || [[ ! -s $out ]]; then
+  grep -v '^==[0-9]*==' "$log" | grep -v '^--[0-9]*-- warning: L3 cache found' | tail -3 >&2 || true
+  die "the run under valgrind failed (exit $rc; backend '$backend')"
+fi
+events=$(sed -n 's/^events: *//p' "$out" | head -1)
+totals=$(sed -n 's/^totals: *//p' "$out" | head -1)
+[[ -n $totals ]] || totals=$(sed -n 's/^summary: *//p' "$out" | head -1)
+[[ -n $events && -n $totals ]] || die "no event totals in the callgrind output"
+declare -A ev
+read -r -a en <<<"$events"
+read -r -a tv <<<"$totals"
+for i in "${!en[@]}"; do ev[${en[$i]}]=${tv[$i]:-0}; done
+((${ev[Ir]:-0} > 0)) || die "nothing was collected: '$toggle' was never entered (inlined, renamed, or a" \
+  "different entry point for this backend?); run with --keep DIR and inspect with callgrind_annotate"
+
+keys=(d1_read_misses d1_write_misses ll_read_misses ll_write_misses instructions data_refs data_reads data_writes)
+declare -A val=(
+  [d1_read_misses]=${ev[D1mr]} [d1_write_misses]=${ev[D1mw]}
+  [ll_read_misses]=${ev[DLmr]} [ll_write_misses]=${ev[DLmw]}
+  [instructions]=${ev[Ir]} [data_refs]=$((ev[Dr] + ev[Dw])) [data_reads]=${ev[Dr]} [data_writes]=${ev[Dw]}
+)
+for k in "${keys[@]}"; do echo "$k ${val[$k]}"; done
+echo "cachegrind.sh: done in ${wall}s (one inference under valgrind, plus loading)" >&2
+
+if [[ -n $json ]]; then
+  jstr() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "$s"; }
+  geo_json() {  # used-geometry host-description adjustments
+    local s a l; IFS=, read -r s a l <<<"$1"
+    printf '{"size": %s, "assoc": %s, "line": %s, "host": %s, "adjusted": %s}' "${s:-0}" "${a:-0}" "${l:-0}" \
+      "$(jstr "$2")" "$(jstr "$3")"
+  }
+  {
+    echo "{"
+    echo "  \"schema\": \"locus-cachegrind/1\","
+    echo "  \"model\": $(jstr "$model_path"),"
+    echo "  \"backend\": $(jstr "$backend"),"
+    echo "  \"threads\": $threads,"
+    printf '  "inputs": ['
+    sep=""; for spec in "${inputs[@]}"; do printf '%s%s' "$sep" "$(jstr "$spec")"; sep=", "; done
+    echo "],"
+    echo "  \"region\": $(jstr "$toggle"),"
+    echo "  \"tool\": $(jstr "$(valgrind --version) --tool=callgrind --cache-sim=yes --collect-atstart=no --toggle-collect"),"
+    if [[ -n $d1_used ]]; then
+      echo "  \"d1\": $(geo_json "$d1_used" "$d1_host" "$d1_adj"),"
+      echo "  \"ll\": $(geo_json "$ll_used" "$ll_host" "$ll_adj"),"
+    fi
+    echo "  \"wall_seconds\": $wall,"
+    echo "  \"measures\": {"
+    for i in "${!keys[@]}"; do
+      printf '    "%s": %s%s\n' "${keys[$i]}" "${val[${keys[$i]}]}" "$( ((i + 1 < ${#keys[@]})) && echo ,)"
+    done
+    echo "  }"
+    echo "}"
+  } >"$json"
+  echo "cachegrind.sh: wrote $json" >&2
+fi
