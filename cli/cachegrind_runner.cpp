@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -24,8 +25,33 @@ namespace locus::cli {
 
 namespace {
 
-std::string geometry(const CacheLevel& c) {
-  return std::to_string(c.size_bytes) + "," + std::to_string(c.ways) + "," + std::to_string(c.line_bytes);
+bool is_pow2(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
+
+// "size,assoc,line" valgrind accepts for this cache: valgrind 3.19 needs a power-of-two line of at
+// least 16 bytes and a power-of-two number of sets; like valgrind's own tweak of an auto-detected
+// LL, the sets are rounded down to a power of two and the associativity raised to keep the size.
+std::string geometry(const CacheLevel& c, std::string* adjusted) {
+  int64_t line = c.line_bytes, assoc = c.ways, size = c.size_bytes;
+  if (!is_pow2(line) || line < 16) {
+    int64_t l = 16;
+    while (l * 2 <= line) l *= 2;
+    line = l;
+  }
+  if (assoc <= 0) assoc = 8;
+  if (size < line * assoc) assoc = std::max<int64_t>(1, size / line);
+  int64_t sets = size / (line * assoc);
+  if (!is_pow2(sets)) {
+    int64_t p = 1;
+    while (p * 2 <= sets) p *= 2;
+    assoc = (2 * sets * assoc + p) / (2 * p);
+    sets = p;
+  }
+  int64_t new_size = line * assoc * sets;
+  std::string g = std::to_string(new_size) + "," + std::to_string(assoc) + "," + std::to_string(line);
+  if (adjusted && (new_size != c.size_bytes || assoc != c.ways || line != c.line_bytes))
+    *adjusted += " (L" + std::to_string(c.level) + " adjusted for valgrind from " + std::to_string(c.size_bytes) + "," +
+                 std::to_string(c.ways) + "," + std::to_string(c.line_bytes) + ")";
+  return g;
 }
 
 std::string shell_quote(const std::string& s) {
@@ -47,10 +73,10 @@ std::map<std::string, double> run_under_cachegrind(const std::string& model, con
     if (c.level == 1) d1 = &c;
     if (!ll || c.level > ll->level) ll = &c;
   }
-  std::string geo;
-  if (d1 && ll && d1->ways > 0 && ll->ways > 0 && d1->line_bytes > 0)
-    geo = " --D1=" + geometry(*d1) + " --LL=" + geometry(*ll);
-  if (note) *note = geo.empty() ? "valgrind default cache geometry" : "host geometry:" + geo;
+  std::string geo, adjusted;
+  if (d1 && ll && d1->size_bytes > 0 && ll->size_bytes > 0)
+    geo = " --D1=" + geometry(*d1, &adjusted) + " --LL=" + geometry(*ll, &adjusted);
+  if (note) *note = geo.empty() ? "valgrind's own cache detection" : "host geometry:" + geo + adjusted;
   char self[4096];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   LOCUS_CHECK(n > 0, "cannot locate the locus executable (/proc/self/exe)");
@@ -58,7 +84,7 @@ std::map<std::string, double> run_under_cachegrind(const std::string& model, con
   fs::path dir = fs::temp_directory_path() / ("locus_cachegrind_" + std::to_string(getpid()));
   fs::create_directories(dir);
   fs::path out = dir / "callgrind.out", log = dir / "valgrind.log";
-  std::string cmd = "OMP_NUM_THREADS=1 valgrind --tool=callgrind --cache-sim=yes" + geo +
+  std::string cmd = "OMP_NUM_THREADS=1 valgrind --tool=callgrind --cache-sim=yes --collect-atstart=no" + geo +
                     " --toggle-collect=locus_measured_inference --callgrind-out-file=" + shell_quote(out.string()) +
                     " " + shell_quote(self) + " bench " + shell_quote(model) + " --backend " + shell_quote(backend) +
                     " --batch " + std::to_string(batch) + " --threads 1 --single-inference >" +

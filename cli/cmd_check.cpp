@@ -28,7 +28,7 @@ static const char* kCheckHelp =
     "options:\n"
     "  --rtol X           relative tolerance (default 1e-3)\n"
     "  --atol X           absolute tolerance (default 1e-4)\n"
-    "  --backend NAME     native (default) or reference\n"
+    "  --backend NAME     native (default), onednn, onednn-dwfused, reference\n"
     "  --threads N        OpenMP threads (default: all cores)\n"
     "  --quiet            print only failures and the closing line\n";
 

@@ -37,7 +37,7 @@ static const char* kRunHelp =
     "                      default: imagenet_synset.txt from the model search path for 1000 classes\n"
     "  --top K             classes to print per photo (default 5)\n"
     "  --threads N         OpenMP threads (default: all cores)\n"
-    "  --backend NAME      native (default) or reference\n"
+    "  --backend NAME      native (default), onednn, onednn-dwfused, reference\n"
     "  --batch N           value for a symbolic batch dimension (default 1)\n"
     "  --model-dir DIR     folder searched for MODEL and labels\n"
     "  --no-optimize       skip the graph passes\n";

@@ -45,7 +45,7 @@ class Backend {
   virtual std::unique_ptr<Executable> compile(const Graph& g, const BackendOptions& o) = 0;
 };
 
-// Registered backends: "native", "reference". Throws Error listing the known ones otherwise.
+// Registered backends: "native", "onednn", "onednn-dwfused", "reference". Throws Error listing the known ones otherwise.
 std::unique_ptr<Backend> make_backend(const std::string& name);
 std::vector<std::string> backend_names();
 

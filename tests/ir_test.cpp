@@ -2,6 +2,8 @@
 // attribute access.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "graph/ir.h"
 
 using namespace locus;
