@@ -1,7 +1,7 @@
 // The operator catalogue: which ops the runtime executes, in which canonical form, and their shape
 // inference.
 //
-// The ONNX importer rewrites every opset 7..17 variant into one canonical form, so that nothing after
+// The ONNX importer rewrites every opset 1..17 variant it accepts into one canonical form, so that nothing after
 // the importer needs to know the opset:
 //   Conv(X, W, [B])            attrs strides, pads[4] (top, left, bottom, right), dilations, group,
 //                              kernel_shape; after infer_shapes auto_pad is resolved into pads and

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,6 +45,11 @@ class Backend {
   // Throws Unsupported naming every node it cannot run.
   virtual std::unique_ptr<Executable> compile(const Graph& g, const BackendOptions& o) = 0;
 };
+
+// Throws Unsupported naming, all at once, every node whose op `handles` rejects and every
+// non-float32 runtime value (integer tensors exist only as constants in the CPU backends).
+void require_float_graph(const Graph& g, const std::string& backend,
+                         const std::function<bool(const std::string& op)>& handles);
 
 // Registered backends: "native", "onednn", "onednn-dwfused", "reference". Throws Error listing the known ones otherwise.
 std::unique_ptr<Backend> make_backend(const std::string& name);

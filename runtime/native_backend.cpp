@@ -123,21 +123,7 @@ class NativeExecutable : public Executable {
 };
 
 NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o) : g_(g), opts_(o) {
-  // Every runtime value must be float32: integer tensors only exist as constants here.
-  std::vector<std::string> problems;
-  for (auto& n : g.nodes) {
-    if (!is_supported_op(n.op) || !n.domain.empty()) problems.push_back(cat(n.op, " (node '", n.name, "')"));
-    for (auto& out : n.outputs)
-      if (!out.empty() && g.info(out).dtype != DType::F32)
-        problems.push_back(cat(n.op, " (node '", n.name, "') producing ", dtype_name(g.info(out).dtype)));
-  }
-  for (auto& in : g.inputs)
-    if (g.info(in).dtype != DType::F32) problems.push_back(cat("input '", in, "' of type ", dtype_name(g.info(in).dtype)));
-  if (!problems.empty()) {
-    std::string msg = "native backend cannot run: ";
-    for (size_t i = 0; i < problems.size(); ++i) msg += (i ? ", " : "") + problems[i];
-    throw Unsupported(msg);
-  }
+  require_float_graph(g, "native", is_supported_op);
 
   // Lifetimes: inputs live from step 0, node outputs from their step; all until their last reader;
   // graph outputs until the end.

@@ -216,20 +216,7 @@ const std::set<std::string>& handled_ops() {
 OnednnExecutable::OnednnExecutable(const Graph& g, const BackendOptions& o, bool dw_fusion)
     : g_(g), opts_(o), dw_fusion_(dw_fusion) {
   const char* who = dw_fusion ? "onednn-dwfused" : "onednn";
-  std::vector<std::string> problems;
-  for (auto& n : g.nodes) {
-    if (!handled_ops().count(n.op) || !n.domain.empty()) problems.push_back(cat(n.op, " (node '", n.name, "')"));
-    for (auto& out : n.outputs)
-      if (!out.empty() && g.info(out).dtype != DType::F32)
-        problems.push_back(cat(n.op, " (node '", n.name, "') producing ", dtype_name(g.info(out).dtype)));
-  }
-  for (auto& in : g.inputs)
-    if (g.info(in).dtype != DType::F32) problems.push_back(cat("input '", in, "' of type ", dtype_name(g.info(in).dtype)));
-  if (!problems.empty()) {
-    std::string msg = cat(who, " backend cannot run: ");
-    for (size_t i = 0; i < problems.size(); ++i) msg += (i ? ", " : "") + problems[i];
-    throw Unsupported(msg);
-  }
+  require_float_graph(g, who, [](const std::string& op) { return handled_ops().count(op) != 0; });
   if (opts_.threads > 0) omp_set_num_threads(opts_.threads);
 
   for (auto& [name, vi] : g.values) shapes_[name] = vi.shape;

@@ -1,6 +1,8 @@
 // Building small graphs by hand in tests.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -50,6 +52,27 @@ inline Tensor random_tensor(Shape s, uint32_t seed, float lo = -1.f, float hi = 
   int64_t n = 1;
   for (auto d : s) n *= d;
   return Tensor::from_f32(s, random_floats(size_t(n), seed, lo, hi));
+}
+
+inline int64_t argmax(const Tensor& t) {
+  const float* p = t.data<float>();
+  return std::max_element(p, p + t.numel()) - p;
+}
+
+// numpy.allclose on float32 tensors; on failure `why` names the first offending element.
+inline bool allclose(const Tensor& got, const Tensor& want, double rtol, double atol, std::string& why) {
+  if (got.shape != want.shape) {
+    why = "shape " + shape_str(got.shape) + " vs " + shape_str(want.shape);
+    return false;
+  }
+  for (int64_t i = 0; i < got.numel(); ++i) {
+    double g = got.data<float>()[i], w = want.data<float>()[i];
+    if (!(std::fabs(g - w) <= atol + rtol * std::fabs(w))) {
+      why = cat("index ", i, ": got ", g, ", want ", w);
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace locus::test

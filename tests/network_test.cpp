@@ -11,26 +11,12 @@
 #include "tests/graph_builder_util.h"
 
 using namespace locus;
+using locus::test::allclose;
+using locus::test::argmax;
 namespace fs = std::filesystem;
 
 namespace {
 
-int64_t argmax(const Tensor& t) {
-  const float* p = t.data<float>();
-  return std::max_element(p, p + t.numel()) - p;
-}
-
-bool allclose(const Tensor& got, const Tensor& want, double rtol, double atol, std::string& why) {
-  if (got.shape != want.shape) { why = "shape " + shape_str(got.shape); return false; }
-  for (int64_t i = 0; i < got.numel(); ++i) {
-    double g = got.data<float>()[i], w = want.data<float>()[i];
-    if (!(std::fabs(g - w) <= atol + rtol * std::fabs(w))) {
-      why = cat("index ", i, ": got ", g, ", want ", w);
-      return false;
-    }
-  }
-  return true;
-}
 
 }  // namespace
 

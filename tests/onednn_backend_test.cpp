@@ -13,6 +13,8 @@
 #include "tests/graph_builder_util.h"
 
 using namespace locus;
+using locus::test::allclose;
+using locus::test::argmax;
 using locus::test::GraphBuilder;
 using locus::test::random_tensor;
 
@@ -24,25 +26,6 @@ using Inputs = std::map<std::string, Tensor>;
 
 const std::vector<std::string> kOnednn = {"onednn", "onednn-dwfused"};
 
-int64_t argmax(const Tensor& t) {
-  const float* p = t.data<float>();
-  return std::max_element(p, p + t.numel()) - p;
-}
-
-bool allclose(const Tensor& got, const Tensor& want, double rtol, double atol, std::string& why) {
-  if (got.shape != want.shape) {
-    why = "shape " + shape_str(got.shape) + " vs " + shape_str(want.shape);
-    return false;
-  }
-  for (int64_t i = 0; i < got.numel(); ++i) {
-    double g = got.data<float>()[i], w = want.data<float>()[i];
-    if (!(std::fabs(g - w) <= atol + rtol * std::fabs(w))) {
-      why = cat("index ", i, ": got ", g, ", want ", w);
-      return false;
-    }
-  }
-  return true;
-}
 
 std::vector<Tensor> run_with(const Graph& g, const Inputs& in, const std::string& backend, bool optimize = true) {
   SessionOptions o;
