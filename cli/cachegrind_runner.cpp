@@ -63,7 +63,7 @@ std::string shell_quote(const std::string& s) {
 }  // namespace
 
 std::map<std::string, double> run_under_cachegrind(const std::string& model, const std::string& backend,
-                                                   int64_t batch, std::string* note) {
+                                                   int64_t batch, int ll_level, std::string* note) {
   LOCUS_CHECK(std::system("command -v valgrind >/dev/null 2>&1") == 0,
               "--cachegrind needs valgrind (apt-get install valgrind)");
   MachineInfo mi = read_machine_info();
@@ -71,8 +71,9 @@ std::map<std::string, double> run_under_cachegrind(const std::string& model, con
   for (auto& c : mi.caches) {
     if (c.type == "Instruction") continue;
     if (c.level == 1) d1 = &c;
-    if (!ll || c.level > ll->level) ll = &c;
+    if (ll_level > 0 ? c.level == ll_level : (!ll || c.level > ll->level)) ll = &c;
   }
+  LOCUS_CHECK(ll_level <= 0 || ll, "--ll-level ", ll_level, ": this machine has no data cache at that level");
   std::string geo, adjusted;
   if (d1 && ll && d1->size_bytes > 0 && ll->size_bytes > 0)
     geo = " --D1=" + geometry(*d1, &adjusted) + " --LL=" + geometry(*ll, &adjusted);

@@ -46,6 +46,8 @@ static const char* kBenchHelp =
     "  --cachegrind       instead of timing, run one inference per backend (after one warm-up)\n"
     "                     under valgrind's cache simulator with the host's D1/LL geometry, one\n"
     "                     thread, and report D1 and LL misses of that inference only\n"
+    "  --ll-level N       with --cachegrind: simulate cache level N (2 or 3) as the last level\n"
+    "                     (default: the host's last level; 2 shows what misses an L2-sized buffer)\n"
     "  --json FILE        write the results as JSON (schema locus-bench/1)\n"
     "  --model-dir DIR    folder searched for MODEL\n";
 
@@ -100,11 +102,11 @@ std::string fmt(std::optional<double> v, const char* f = "%.0f") {
 
 // --cachegrind: defined in cachegrind_runner.cpp
 std::map<std::string, double> run_under_cachegrind(const std::string& model, const std::string& backend,
-                                                   int64_t batch, std::string* note);
+                                                   int64_t batch, int ll_level, std::string* note);
 
 int cmd_bench(int argc, char** argv) {
   Args a(argc, argv, 2,
-         {"--backend", "--batch", "--threads", "--warmup", "--runs", "--json", "--model-dir"},
+         {"--backend", "--batch", "--threads", "--warmup", "--runs", "--json", "--model-dir", "--ll-level"},
          {"--help", "-h", "--profile", "--cachegrind", "--single-inference"});
   if (a.flag("--help") || a.flag("-h")) {
     std::fputs(kBenchHelp, stdout);
@@ -120,6 +122,7 @@ int cmd_bench(int argc, char** argv) {
   o.threads = int(a.get_int("--threads", 0, 1, 1024));
   int64_t warmup = a.get_int("--warmup", 5, 0, 100000), runs = a.get_int("--runs", 50, 1, 1000000);
   bool profile = a.flag("--profile");
+  int ll_level = int(a.get_int("--ll-level", 0, 2, 4));
 
   // Internal mode used by --cachegrind: one inference inside locus_measured_inference.
   if (a.flag("--single-inference")) {
@@ -144,7 +147,7 @@ int cmd_bench(int argc, char** argv) {
     if (a.flag("--cachegrind")) {
       std::string note;
       std::fprintf(stderr, "bench: %s: one inference under valgrind (slow: about a minute)...\n", b.c_str());
-      r.cachegrind = run_under_cachegrind(model, b, o.batch, &note);
+      r.cachegrind = run_under_cachegrind(model, b, o.batch, ll_level, &note);
       r.describe = note;
       results.push_back(r);
       continue;
@@ -270,6 +273,7 @@ int cmd_bench(int argc, char** argv) {
     j.kv("warmup", warmup);
     j.kv("runs", runs);
     j.kv("mode", a.flag("--cachegrind") ? "cachegrind" : "timing");
+    if (a.flag("--cachegrind")) j.kv("ll_level", int64_t(ll_level));
     j.kv("counters_available", pc.any_available());
     if (!pc.any_available() && !a.flag("--cachegrind")) j.kv("counters_note", pc.unavailable_reason());
     j.key("results");
