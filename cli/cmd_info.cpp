@@ -39,9 +39,13 @@ int cmd_info(int argc, char** argv) {
     for (auto& b : bad) msg += (msg.empty() ? "" : ", ") + b;
     throw Unsupported("unsupported operators: " + msg);
   }
-  infer_shapes_and_fold(g);
   PassReport report;
-  if (!a.flag("--no-optimize")) report = PassManager::default_pipeline().run(g);
+  report.results.push_back({"constant-folding (during shape inference)", infer_shapes_and_fold(g)});
+  if (!a.flag("--no-optimize")) {
+    PassReport r = PassManager::default_pipeline().run(g);
+    report.results.insert(report.results.end(), r.results.begin(), r.results.end());
+    report.remarks = std::move(r.remarks);
+  }
 
   std::printf("model      %s\n", path.c_str());
   std::printf("opset      %lld\n", (long long)g.opset);
@@ -69,7 +73,7 @@ int cmd_info(int argc, char** argv) {
   std::printf("\ntotal MACs %lld (%.3f G)\n", (long long)total, double(total) / 1e9);
   if (a.flag("--passes")) {
     std::printf("\npasses\n");
-    for (auto& r : report.results) std::printf("  %-24s %d changes\n", r.pass.c_str(), r.changes);
+    for (auto& r : report.results) std::printf("  %-42s %d changes\n", r.pass.c_str(), r.changes);
     for (auto& r : report.remarks)
       std::printf("  %-24s %s: %s\n", r.pass.c_str(), r.node.c_str(), r.message.c_str());
   }

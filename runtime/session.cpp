@@ -33,14 +33,17 @@ Session Session::from_graph(Graph g, const SessionOptions& o) {
     for (size_t i = 0; i < bad.size(); ++i) msg += (i ? ", " : "") + bad[i];
     throw Unsupported(msg);
   }
-  infer_shapes_and_fold(g);
+  int folded = infer_shapes_and_fold(g);
   Session s;
+  s.report_.results.push_back({"constant-folding (during shape inference)", folded});
   if (o.optimize) {
     for (auto& d : o.disabled_passes) {
       auto names = all_pass_names();
       LOCUS_CHECK(std::find(names.begin(), names.end(), d) != names.end(), "unknown pass '", d, "'");
     }
-    s.report_ = PassManager::default_pipeline(o.disabled_passes).run(g);
+    PassReport r = PassManager::default_pipeline(o.disabled_passes).run(g);
+    s.report_.results.insert(s.report_.results.end(), r.results.begin(), r.results.end());
+    s.report_.remarks = std::move(r.remarks);
   }
   if (o.threads > 0) omp_set_num_threads(o.threads);
   BackendOptions bo;

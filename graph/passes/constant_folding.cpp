@@ -60,8 +60,10 @@ bool fold_node(const Node& n, Graph& g, std::vector<PassRemark>* remarks) {
   return true;
 }
 
-void infer_shapes_and_fold(Graph& g) {
-  infer_shapes(g, [](const Node& n, Graph& graph) { return fold_node(n, graph, nullptr); });
+int infer_shapes_and_fold(Graph& g) {
+  int folded = 0;
+  infer_shapes(g, [&folded](const Node& n, Graph& graph) { return fold_node(n, graph, nullptr) && ++folded; });
+  return folded;
 }
 
 namespace {

@@ -48,7 +48,8 @@ std::vector<std::string> all_pass_names();
 bool fold_node(const Node& n, Graph& g, std::vector<PassRemark>* remarks);
 
 // Shape inference with constant folding as it goes: what a Session runs before the passes.
-void infer_shapes_and_fold(Graph& g);
+// Returns the number of nodes folded.
+int infer_shapes_and_fold(Graph& g);
 
 class PassManager {
  public:
