@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <cctype>
+#include <cmath>
+
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -86,6 +89,29 @@ std::string format_bytes(int64_t b) {
   else if (b >= 1024) std::snprintf(buf, sizeof buf, "%lldK", (long long)(b >> 10));
   else std::snprintf(buf, sizeof buf, "%lldB", (long long)b);
   return buf;
+}
+
+int64_t parse_bytes(const std::string& s) {
+  size_t pos = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &pos);
+  } catch (...) {
+    return -1;
+  }
+  if (pos == 0 || !(v >= 0) || !std::isdigit(static_cast<unsigned char>(s[0]))) return -1;
+  std::string suf = s.substr(pos);
+  for (auto& ch : suf) ch = char(std::toupper(static_cast<unsigned char>(ch)));
+  if (suf.size() >= 2 && suf.compare(suf.size() - 2, 2, "IB") == 0) suf.resize(suf.size() - 2);
+  else if (suf.size() >= 2 && suf.back() == 'B') suf.pop_back();
+  double mul = 1;
+  if (suf == "K") mul = 1024.0;
+  else if (suf == "M") mul = 1024.0 * 1024;
+  else if (suf == "G") mul = 1024.0 * 1024 * 1024;
+  else if (!suf.empty() && suf != "B") return -1;
+  const double b = v * mul;
+  if (b > 9e18) return -1;
+  return int64_t(b);
 }
 
 std::string MachineInfo::summary() const {

@@ -35,4 +35,8 @@ MachineInfo read_machine_info();
 // "32K", "1M", "1.5M"
 std::string format_bytes(int64_t bytes);
 
+// Inverse of format_bytes for user input: "524288", "512K", "1M", "1.5M", "2G" (suffix case-
+// insensitive, optional trailing "B"/"iB"; K = 1024). Returns -1 if `s` is not such a size.
+int64_t parse_bytes(const std::string& s);
+
 }  // namespace locus

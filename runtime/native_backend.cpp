@@ -7,11 +7,13 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <functional>
 #include <limits>
 #include <map>
+#include <optional>
 
 #include "graph/ops.h"
 #include "kernels/native/activation.h"
@@ -20,6 +22,7 @@
 #include "kernels/native/gemm.h"
 #include "kernels/native/pool2d_nhwc.h"
 #include "runtime/backend.h"
+#include "runtime/machine_info.h"
 #include "runtime/memory_planner.h"
 
 namespace locus {
@@ -72,6 +75,34 @@ std::vector<int64_t> broadcast_strides(const Val& v, const Shape& out) {
 
 using Step = std::function<void()>;
 
+// Cache tiling of pointwise convolutions (docs/method.md section 8): the core's L2 is the planner's
+// on-chip buffer, S = L2 bytes / 4 (floats) x a safety fraction of 0.5. LOCUS_L2 overrides the L2
+// size ("1M", "512K"; "0" turns the planned path off and runs one gemm_f32 over all pixels);
+// LOCUS_TILE_ORDER picks the order family (scan, the default, row or col).
+struct PointwiseTiling {
+  int64_t S = 0;  // buffer entries, 0 = no plan
+  TileOrder order = TileOrder::Scan;
+};
+
+constexpr double kL2SafetyFraction = 0.5;
+
+PointwiseTiling pointwise_tiling() {
+  PointwiseTiling t;
+  int64_t l2 = 0;
+  if (const char* e = std::getenv("LOCUS_L2"); e && *e) {
+    l2 = parse_bytes(e);
+    if (l2 < 0) throw Error(cat("LOCUS_L2='", e, "' is not a size (e.g. 512K, 1M, 0)"));
+  } else {
+    l2 = read_machine_info().cache_bytes(2);
+  }
+  t.S = int64_t(double(l2 / 4) * kL2SafetyFraction);
+  if (t.S < 3) t.S = 0;  // unknown L2 (or absurdly small): no plan
+  if (const char* e = std::getenv("LOCUS_TILE_ORDER"); e && *e)
+    if (!parse_tile_order(e, &t.order))
+      throw Error(cat("LOCUS_TILE_ORDER='", e, "' is not one of scan, row, col"));
+  return t;
+}
+
 struct StepInfo {
   std::string node, op;
   Step fn;
@@ -120,6 +151,7 @@ class NativeExecutable : public Executable {
   std::vector<StepInfo> steps_;
   bool profiling_ = false;
   std::vector<NodeTiming> timings_;
+  std::optional<PointwiseTiling> pw_tiling_;  // read once, at the first Conv
 };
 
 NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o) : g_(g), opts_(o) {
@@ -240,7 +272,9 @@ Step NativeExecutable::conv(const Node& n) {
   s.PT = pads[0]; s.PL = pads[1]; s.PB = pads[2]; s.PR = pads[3];
   s.DH = dil[0]; s.DW = dil[1];
   s.G = n.i("group", 1);
-  auto packed = std::make_shared<PackedConv2d>(pack_conv2d(s, w->data<float>(), b ? b->data<float>() : nullptr, activation_of(n)));
+  if (!pw_tiling_) pw_tiling_ = pointwise_tiling();
+  auto packed = std::make_shared<PackedConv2d>(pack_conv2d(s, w->data<float>(), b ? b->data<float>() : nullptr,
+                                                           activation_of(n), pw_tiling_->S, pw_tiling_->order));
   int threads = opts_.threads > 0 ? opts_.threads : omp_get_max_threads();
   workspace_floats_ = std::max(workspace_floats_, conv2d_scratch_floats(*packed, threads));
   const float* in = x.ptr;

@@ -47,6 +47,10 @@ int thread_count() { return omp_in_parallel() ? 1 : omp_get_max_threads(); }
 void conv_1x1(const PackedConv2d& p, const float* in, float* out) {
   const Conv2dShape& s = p.s;
   const int64_t cg = s.C / s.G, ocg = s.OC / s.G;
+  if (p.scan) {  // pointwise path with a cache plan (G = 1, stride 1)
+    pointwise_scan_f32(*p.scan, in, s.C, out, s.OC, p.bias.data(), p.act);
+    return;
+  }
   if (s.SH == 1 && s.SW == 1) {
     for (int64_t g = 0; g < s.G; ++g)
       gemm_f32(s.N * s.H * s.W, in + g * cg, s.C, p.group_b[g], out + g * ocg, s.OC,
@@ -197,7 +201,8 @@ void conv_im2col(const PackedConv2d& p, const float* in, float* out, float* scra
 }  // namespace
 
 PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float* bias,
-                         const Activation& act) {
+                         const Activation& act, int64_t l2_entries, TileOrder order) {
+  LOCUS_CHECK(l2_entries >= 0, "conv2d: negative buffer size ", l2_entries);
   LOCUS_CHECK(s.N >= 1 && s.H >= 1 && s.W >= 1 && s.C >= 1 && s.OC >= 1, "conv2d: bad shape");
   LOCUS_CHECK(s.KH >= 1 && s.KW >= 1 && s.SH >= 1 && s.SW >= 1 && s.DH >= 1 && s.DW >= 1,
               "conv2d: bad kernel, stride or dilation");
@@ -243,7 +248,11 @@ PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float*
       for (int64_t c = 0; c < cg; ++c)
         for (int64_t t = 0; t < taps; ++t) b[(t * cg + c) * ocg + o] = wo[c * taps + t];
     }
-    p.group_b.push_back(pack_b(kg, ocg, b.data(), ocg, false));
+    if (p.path == ConvPath::Pointwise && l2_entries > 0)
+      p.scan = std::make_shared<const PointwiseScan>(
+          pack_pointwise_scan(s.N * s.H * s.W, kg, ocg, b.data(), ocg, l2_entries, order));
+    else
+      p.group_b.push_back(pack_b(kg, ocg, b.data(), ocg, false));
   }
   return p;
 }

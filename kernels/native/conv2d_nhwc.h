@@ -6,10 +6,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "kernels/native/activation.h"
 #include "kernels/native/gemm.h"
+#include "kernels/native/pointwise_scan.h"
 
 namespace locus::kernels {
 
@@ -29,12 +31,19 @@ struct PackedConv2d {
   Activation act;
   std::vector<float> bias;          // OC entries (zeros if the model had none)
   std::vector<float> dw_weights;    // depthwise: [KH*KW][C]
-  std::vector<PackedB> group_b;     // pointwise / general: one packed B per group
+  std::vector<PackedB> group_b;     // pointwise / general: one packed B per group (empty if scan)
+  // Pointwise with a cache plan (pack_conv2d got l2_entries > 0): B packed per N strip of the plan,
+  // run by pointwise_scan_f32 in the plan's tile order instead of one gemm_f32 over all pixels.
+  std::shared_ptr<const PointwiseScan> scan;
   std::vector<float> zeros;         // depthwise: (W + PL + PR) * C zeros, read for padded taps
 };
 
+// l2_entries: the on-chip buffer S (in floats) for the pointwise path's tiling planner, safety
+// fraction already applied by the caller; 0 keeps the plain gemm_f32 over all pixels. `order` is
+// the order family the planner may choose from (pointwise path with l2_entries > 0 only).
 PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float* bias,
-                         const Activation& act);
+                         const Activation& act, int64_t l2_entries = 0,
+                         TileOrder order = TileOrder::Scan);
 
 // Scratch (in floats) that conv2d_nhwc needs for this conv; the caller provides it. conv2d_nhwc
 // uses up to omp_get_max_threads() threads (1 when called inside a parallel region), so pass at least

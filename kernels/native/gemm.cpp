@@ -75,6 +75,44 @@ PackedB pack_b(int64_t K, int64_t N, const float* b, int64_t ldb, bool trans_b, 
   return p;
 }
 
+namespace {
+
+// Rows [m0, m1) x panels [p0, p1) of C over the reduction range [kb0, kb1) of B, in K blocks of
+// (nearly) equal size of at most kMaxKC. The first block loads C only if `accumulate`; the epilogue
+// (bias + activation) runs on the last block only, and only if `epilogue`.
+void run_block(const Kernel& kern, const float* a, int64_t lda, const PackedB& b, int64_t m0,
+               int64_t m1, int64_t p0, int64_t p1, int64_t kb0, int64_t kb1, float* c, int64_t ldc,
+               const float* bias, const GemmEpilogue& act_ep, bool epilogue, bool accumulate) {
+  const int64_t K = b.K, N = b.N, MR = kern.mr;
+  const int64_t kspan = kb1 - kb0;
+  const int64_t k_blocks = std::max<int64_t>(1, ceil_div(kspan, kMaxKC));
+  const int64_t kc_step = std::max<int64_t>(1, ceil_div(kspan, k_blocks));
+  for (int64_t off = 0; off < std::max<int64_t>(kspan, 1); off += kc_step) {
+    const int64_t k0 = kb0 + off;
+    const int64_t kc = std::min(kc_step, kspan - off);
+    const bool load_c = accumulate || off > 0;
+    const bool last_k = off + kc_step >= kspan;
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t n0 = p * NR, nr = std::min(NR, N - n0);
+      const float* w = b.data.data() + p * K * NR + k0 * NR;
+      GemmEpilogue ep = act_ep;
+      ep.bias = bias ? bias + n0 : nullptr;
+      const GemmEpilogue* epp = (last_k && epilogue) ? &ep : nullptr;
+      for (int64_t m = m0; m < m1; m += MR) {
+        const int64_t mr = std::min(MR, m1 - m);
+        const float* ap = a + m * lda + k0;
+        float* cp = c + m * ldc + n0;
+        if (nr == NR)
+          kern.fn(mr, kc, ap, lda, w, cp, ldc, load_c, epp);
+        else
+          edge_tile(kern, mr, nr, kc, ap, lda, w, cp, ldc, load_c, epp);
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c, int64_t ldc,
               const float* bias, const Activation& act, bool accumulate) {
   const int64_t K = b.K, N = b.N;
@@ -82,10 +120,6 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
   const Kernel kern = select_kernel();
   const int64_t MR = kern.mr;
   const int64_t panels = ceil_div(N, NR);
-
-  // K blocks of (nearly) equal size, each at most kMaxKC.
-  const int64_t k_blocks = std::max<int64_t>(1, ceil_div(K, kMaxKC));
-  const int64_t kc_step = std::max<int64_t>(1, ceil_div(K, k_blocks));
 
   const GemmEpilogue act_ep = epilogue_for(act);
   const bool has_epilogue = bias != nullptr || act_ep.clamp;
@@ -113,27 +147,7 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
     const int64_t mb = t / n_blocks, nb = t % n_blocks;
     const int64_t m0 = mb * mc, m1 = std::min(M, m0 + mc);
     const int64_t p0 = nb * panels_per_block, p1 = std::min(panels, p0 + panels_per_block);
-    for (int64_t k0 = 0; k0 < std::max<int64_t>(K, 1); k0 += kc_step) {
-      const int64_t kc = std::min(kc_step, K - k0);
-      const bool load_c = accumulate || k0 > 0;
-      const bool last_k = k0 + kc_step >= K;
-      for (int64_t p = p0; p < p1; ++p) {
-        const int64_t n0 = p * NR, nr = std::min(NR, N - n0);
-        const float* w = b.data.data() + p * K * NR + k0 * NR;
-        GemmEpilogue ep = act_ep;
-        ep.bias = bias ? bias + n0 : nullptr;
-        const GemmEpilogue* epp = (last_k && has_epilogue) ? &ep : nullptr;
-        for (int64_t m = m0; m < m1; m += MR) {
-          const int64_t mr = std::min(MR, m1 - m);
-          const float* ap = a + m * lda + k0;
-          float* cp = c + m * ldc + n0;
-          if (nr == NR)
-            kern.fn(mr, kc, ap, lda, w, cp, ldc, load_c, epp);
-          else
-            edge_tile(kern, mr, nr, kc, ap, lda, w, cp, ldc, load_c, epp);
-        }
-      }
-    }
+    run_block(kern, a, lda, b, m0, m1, p0, p1, 0, K, c, ldc, bias, act_ep, has_epilogue, accumulate);
   };
 
   if (parallel && tasks > 1) {
@@ -142,6 +156,23 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
   } else {
     for (int64_t t = 0; t < tasks; ++t) run_task(t);
   }
+}
+
+void gemm_f32_tile(const float* a, int64_t lda, const PackedB& b, int64_t i0, int64_t i1, int64_t j0,
+                   int64_t j1, int64_t k0, int64_t k1, float* c, int64_t ldc, const float* bias,
+                   const Activation& act, bool accumulate) {
+  LOCUS_CHECK(j0 % NR == 0 && j0 >= 0 && j1 <= b.N && 0 <= k0 && k0 <= k1 && k1 <= b.K,
+              "gemm_f32_tile: bad range j=[", j0, ",", j1, ") k=[", k0, ",", k1, ") for K=", b.K,
+              " N=", b.N);
+  if (i1 <= i0 || j1 <= j0) return;
+  const Kernel kern = select_kernel();
+  const GemmEpilogue act_ep = epilogue_for(act);
+  const bool epilogue = k1 == b.K && (bias != nullptr || act_ep.clamp);
+  // Columns [j0, j1) are panels [j0/16, ceil(j1/16)); the last one is clipped to N by run_block, so
+  // j1 must be N or a multiple of 16.
+  LOCUS_CHECK(j1 == b.N || j1 % NR == 0, "gemm_f32_tile: j1=", j1, " is neither N nor panel-aligned");
+  run_block(kern, a, lda, b, i0, i1, j0 / NR, ceil_div(j1, NR), k0, k1, c, ldc, bias, act_ep, epilogue,
+            accumulate);
 }
 
 }  // namespace locus::kernels

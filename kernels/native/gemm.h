@@ -24,4 +24,13 @@ PackedB pack_b(int64_t K, int64_t N, const float* b, int64_t ldb, bool trans_b, 
 void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c, int64_t ldc,
               const float* bias, const Activation& act, bool accumulate = false);
 
+// One cache tile, run serially on the calling thread: C[i0:i1, j0:j1] = (accumulate ? C : 0) +
+// A[i0:i1, k0:k1] * B[k0:k1, j0:j1], then bias[j] (nullable, indexed by absolute column) and act
+// only when k1 == B.K (the tile's reduction is complete). j0 must be a multiple of 16 (a packed-B
+// panel boundary) and j1 either B.N or a multiple of 16. A rows i are at a + i * lda (a is the base
+// of the whole A, column 0), C rows at c + i * ldc.
+void gemm_f32_tile(const float* a, int64_t lda, const PackedB& b, int64_t i0, int64_t i1, int64_t j0,
+                   int64_t j1, int64_t k0, int64_t k1, float* c, int64_t ldc, const float* bias,
+                   const Activation& act, bool accumulate);
+
 }  // namespace locus::kernels

@@ -1,0 +1,166 @@
+#include "kernels/native/pointwise_scan.h"
+
+#include <omp.h>
+
+#include <algorithm>
+
+#include "graph/error.h"
+
+namespace locus::kernels {
+namespace {
+
+constexpr double kMinParallelFlops = 2e5;  // as gemm_f32: below this, threads cost more than they save
+
+bool in_family(tiling::Order o, TileOrder f) {
+  switch (f) {
+    case TileOrder::Scan: return o == tiling::Order::ScanRows || o == tiling::Order::ScanCols;
+    case TileOrder::Row: return o == tiling::Order::RowMajor;
+    case TileOrder::Col: return o == tiling::Order::ColMajor;
+  }
+  return false;
+}
+
+int order_rank(tiling::Order o) {
+  switch (o) {
+    case tiling::Order::ScanRows: return 0;
+    case tiling::Order::ScanCols: return 1;
+    case tiling::Order::RowMajor: return 2;
+    case tiling::Order::ColMajor: return 3;
+  }
+  return 4;
+}
+
+}  // namespace
+
+const char* tile_order_name(TileOrder o) {
+  switch (o) {
+    case TileOrder::Scan: return "scan";
+    case TileOrder::Row: return "row";
+    case TileOrder::Col: return "col";
+  }
+  return "?";
+}
+
+bool parse_tile_order(const std::string& s, TileOrder* out) {
+  if (s == "scan") *out = TileOrder::Scan;
+  else if (s == "row") *out = TileOrder::Row;
+  else if (s == "col") *out = TileOrder::Col;
+  else return false;
+  return true;
+}
+
+tiling::Plan plan_pointwise(int64_t M, int64_t K, int64_t N, int64_t S, TileOrder order) {
+  const tiling::TilingPlanner planner(S, {kPointwiseMr, kPointwiseNr});
+  const tiling::GemmShape g{M, K, N, 4};
+  tiling::Plan best = planner.plan(g);
+  if (!in_family(best.order, order)) {
+    // Same ranking as TilingPlanner::plan (traffic, efficiency, steps, larger k, order), within the family.
+    const tiling::Alternative* pick = nullptr;
+    for (const auto& a : best.alternatives) {
+      if (a.verdict == tiling::Verdict::ExceedsBuffer || !in_family(a.order, order)) continue;
+      auto better = [](const tiling::Alternative& x, const tiling::Alternative& y) {
+        if (x.traffic.total != y.traffic.total) return x.traffic.total < y.traffic.total;
+        if (x.efficiency != y.efficiency) return x.efficiency > y.efficiency;
+        if (x.steps != y.steps) return x.steps < y.steps;
+        if (x.k != y.k) return x.k > y.k;
+        return order_rank(x.order) < order_rank(y.order);
+      };
+      if (!pick || better(a, *pick)) pick = &a;
+    }
+    LOCUS_CHECK(pick, "pointwise: no ", tile_order_name(order), "-order plan for M=", M, " K=", K, " N=", N,
+                " S=", S);
+    best = planner.make_plan(g, pick->m, pick->n, pick->k, pick->order);
+  }
+  best.alternatives.clear();
+  best.alternatives.shrink_to_fit();
+  return best;
+}
+
+PointwiseScan pack_pointwise_scan(int64_t M, int64_t K, int64_t N, const float* b, int64_t ldb,
+                                  int64_t S, TileOrder order) {
+  PointwiseScan p;
+  p.plan = plan_pointwise(M, K, N, S, order);
+  p.seq = p.plan.sequence();
+  p.n_bounds = p.plan.n_bounds();
+  for (size_t s = 0; s + 1 < p.n_bounds.size(); ++s) {
+    const int64_t j0 = p.n_bounds[s], j1 = p.n_bounds[s + 1];
+    p.strips.push_back(pack_b(K, j1 - j0, b + j0, ldb, false));
+  }
+  p.strip.resize(p.seq.size());
+  double work = 0;
+  for (size_t v = 0; v < p.seq.size(); ++v) {
+    const tiling::TileVisit& t = p.seq[v];
+    p.strip[v] = int32_t(std::upper_bound(p.n_bounds.begin(), p.n_bounds.end(), t.j0) - p.n_bounds.begin() - 1);
+    LOCUS_CHECK(p.n_bounds[p.strip[v]] == t.j0 && p.n_bounds[p.strip[v] + 1] == t.j1,
+                "pointwise: visit columns do not match the plan's N strips");
+    if (v == 0 || t.i0 != p.seq[v - 1].i0 || t.j0 != p.seq[v - 1].j0) {
+      p.group_start.push_back(int64_t(v));
+      p.group_cum_work.push_back(work);
+    }
+    work += double(t.i1 - t.i0) * double(t.j1 - t.j0) * double(t.k1 - t.k0);
+  }
+  p.group_start.push_back(int64_t(p.seq.size()));
+  p.group_cum_work.push_back(work);
+  return p;
+}
+
+void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, float* c, int64_t ldc,
+                        const float* bias, const Activation& act) {
+  const int64_t groups = int64_t(p.group_start.size()) - 1;
+  if (groups <= 0) return;
+  const double total = p.group_cum_work.back();
+
+  // Visits of groups [g0, g1), in sequence order. A C tile's first visit (k0 == 0) overwrites it.
+  auto run = [&](int64_t g0, int64_t g1) {
+    for (int64_t v = p.group_start[g0]; v < p.group_start[g1]; ++v) {
+      const tiling::TileVisit& t = p.seq[v];
+      const int64_t j0 = t.j0;
+      gemm_f32_tile(a, lda, p.strips[p.strip[v]], t.i0, t.i1, 0, t.j1 - j0, t.k0, t.k1, c + j0, ldc,
+                    bias ? bias + j0 : nullptr, act, t.k0 > 0);
+    }
+  };
+
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (threads <= 1 || 2.0 * total < kMinParallelFlops) {
+    run(0, groups);
+    return;
+  }
+  if (groups < 4 * int64_t(threads)) {
+    // Few C tiles (under 4 per thread, e.g. the 7x7 layers, where whole-tile stretches would leave
+    // threads idle or unbalanced): every thread walks the whole sequence on its own slice of each
+    // tile's rows (cut at multiples of the register tile); slices never overlap.
+#pragma omp parallel num_threads(threads)
+    {
+      const int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
+      for (size_t v = 0; v < p.seq.size(); ++v) {
+        const tiling::TileVisit& tv = p.seq[v];
+        const int64_t rows = tv.i1 - tv.i0;
+        auto cut = [&](int64_t u) {
+          return u >= T ? tv.i1 : tv.i0 + std::min(rows, (rows * u / T + kPointwiseMr - 1) / kPointwiseMr * kPointwiseMr);
+        };
+        const int64_t r0 = cut(t), r1 = cut(t + 1);
+        if (r0 < r1)
+          gemm_f32_tile(a, lda, p.strips[p.strip[v]], r0, r1, 0, tv.j1 - tv.j0, tv.k0, tv.k1, c + tv.j0, ldc,
+                        bias ? bias + tv.j0 : nullptr, act, tv.k0 > 0);
+      }
+    }
+    return;
+  }
+  const int nt = threads;
+  // Thread t takes the groups whose start falls in [t, t + 1) * total / T of the work: contiguous
+  // stretches of the walk, whole C tiles each.
+#pragma omp parallel num_threads(nt)
+  {
+    const int T = omp_get_num_threads(), t = omp_get_thread_num();
+    auto start = [&](int u) -> int64_t {
+      if (u >= T) return groups;
+      const double w = total * double(u) / double(T);
+      return std::lower_bound(p.group_cum_work.begin(), p.group_cum_work.end() - 1, w) -
+             p.group_cum_work.begin();
+    };
+    const int64_t g0 = start(t), g1 = start(t + 1);
+    if (g0 < g1) run(g0, g1);
+  }
+}
+
+}  // namespace locus::kernels

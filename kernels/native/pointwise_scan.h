@@ -1,0 +1,61 @@
+// Scan-ordered pointwise convolution: the GEMM C[M x N] = A[M x K] . B[K x N] of a 1x1 conv
+// (M = pixels, K = input channels, N = output channels) cut into cache tiles by the tiling planner
+// (kernels/tiling/tiling_planner.h) with the core's L2 as the on-chip buffer of S entries
+// (docs/method.md sections 2-4 and 8).
+//
+// Pack time (once, at session creation): plan_pointwise() asks the planner for the cheapest tiles
+// (register tile 6x16) in the requested order family, and pack_pointwise_scan() stores the plan, its
+// tile sequence and B packed once per N strip of the plan (so every strip starts on a micro-kernel
+// panel boundary whatever the planner's edge-tile placement).
+// Run time: pointwise_scan_f32() walks the sequence; every visit runs the GEMM micro-kernel driver on
+// one C tile over one K range (gemm_f32_tile), bias and activation once the tile's reduction is
+// complete. Threads take contiguous stretches of the walk (method section 8); a stretch always holds
+// whole C tiles (all their K visits), so no two threads ever write the same C tile. With fewer than 4
+// C tiles per thread, each thread instead walks the whole sequence on its own slice of every tile's
+// rows.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/native/activation.h"
+#include "kernels/native/gemm.h"
+#include "kernels/tiling/tiling_planner.h"
+
+namespace locus::kernels {
+
+// Which visiting orders the planner may choose from: Scan = ScanRows or ScanCols (serpentine),
+// Row = RowMajor, Col = ColMajor. Tiles are chosen by modelled traffic within the family.
+enum class TileOrder : uint8_t { Scan, Row, Col };
+const char* tile_order_name(TileOrder o);
+// "scan", "row" or "col" (case-sensitive); returns false for anything else.
+bool parse_tile_order(const std::string& s, TileOrder* out);
+
+inline constexpr int64_t kPointwiseMr = 6;   // register tile the planner rounds M tiles to
+inline constexpr int64_t kPointwiseNr = 16;  // and N tiles to
+
+// The planner's best plan for C[M x N] = A[M x K] . B[K x N] with an S-entry buffer, restricted to
+// the order family (alternatives are dropped). Throws locus::Error if S cannot hold any tile.
+tiling::Plan plan_pointwise(int64_t M, int64_t K, int64_t N, int64_t S, TileOrder order);
+
+struct PointwiseScan {
+  tiling::Plan plan;
+  std::vector<tiling::TileVisit> seq;  // plan.sequence()
+  std::vector<int64_t> n_bounds;       // plan.n_bounds()
+  std::vector<int32_t> strip;          // per visit: index into strips / n_bounds
+  std::vector<PackedB> strips;         // B columns [n_bounds[s], n_bounds[s + 1]) packed
+  std::vector<int64_t> group_start;    // visits of C tile g: [group_start[g], group_start[g + 1])
+  std::vector<double> group_cum_work;  // MACs of C tiles before g (size groups + 1)
+};
+
+// B is K x N row-major with row stride ldb (b[k * ldb + n]).
+PointwiseScan pack_pointwise_scan(int64_t M, int64_t K, int64_t N, const float* b, int64_t ldb,
+                                  int64_t S, TileOrder order);
+
+// C (row stride ldc) = act(A (row stride lda) . B + bias), A having the plan's M rows. bias is
+// nullable (length N). Uses up to omp_get_max_threads() threads (1 inside a parallel region).
+void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, float* c, int64_t ldc,
+                        const float* bias, const Activation& act);
+
+}  // namespace locus::kernels
