@@ -76,9 +76,10 @@ std::vector<int64_t> broadcast_strides(const Val& v, const Shape& out) {
 using Step = std::function<void()>;
 
 // Cache tiling of pointwise convolutions (docs/method.md section 8): the core's L2 is the planner's
-// on-chip buffer, S = L2 bytes / 4 (floats) x a safety fraction of 0.5. LOCUS_L2 overrides the L2
-// size ("1M", "512K"; "0" turns the planned path off and runs one gemm_f32 over all pixels);
-// LOCUS_TILE_ORDER picks the order family (scan, the default, row or col).
+// on-chip buffer, S = L2 bytes / 4 (floats) x a safety fraction of 0.5. The planned path is OPT-IN
+// for now: it is used only when LOCUS_L2 ("1M", "512K"; "0" = off) or LOCUS_TILE_ORDER (scan, row,
+// col) is set, because at batch 8 it is still 2-3x slower than one gemm_f32 over all pixels
+// (measured 155 ms vs 56 ms for MobileNetV2, 2 threads); at batch 1 the two are level. Issue 4.
 struct PointwiseTiling {
   int64_t S = 0;  // buffer entries, 0 = no plan
   TileOrder order = TileOrder::Scan;
@@ -89,10 +90,11 @@ constexpr double kL2SafetyFraction = 0.5;
 PointwiseTiling pointwise_tiling() {
   PointwiseTiling t;
   int64_t l2 = 0;
+  const char* order_env = std::getenv("LOCUS_TILE_ORDER");
   if (const char* e = std::getenv("LOCUS_L2"); e && *e) {
     l2 = parse_bytes(e);
     if (l2 < 0) throw Error(cat("LOCUS_L2='", e, "' is not a size (e.g. 512K, 1M, 0)"));
-  } else {
+  } else if (order_env && *order_env) {
     l2 = read_machine_info().cache_bytes(2);
   }
   t.S = int64_t(double(l2 / 4) * kL2SafetyFraction);
