@@ -107,11 +107,12 @@ Result check_one(const fs::path& dir, const SessionOptions& base, double rtol, d
   if (sets.empty()) return {Outcome::Fail, "no test_data_set_* folders"};
   double worst = 0;
   try {
+    // the model's runtime inputs, in order (initializers excluded); loaded once, copied per set
+    const Graph model = onnx_import::load_model(models[0].string(), {base.batch});
     for (auto& set : sets) {
       auto in_files = sorted_glob(set, "input_", ".pb");
       auto out_files = sorted_glob(set, "output_", ".pb");
-      // the model's runtime inputs, in order (initializers excluded)
-      Graph probe = onnx_import::load_model(models[0].string(), {base.batch});
+      Graph probe = model;
       if (in_files.size() != probe.inputs.size())
         return {Outcome::Fail, cat(set.filename().string(), ": ", in_files.size(), " input files for ",
                                    probe.inputs.size(), " model inputs")};

@@ -38,8 +38,17 @@ std::vector<int64_t> rowmajor_strides(const Shape& s) {
   return st;
 }
 
-// A value as the native backend stores it.
-struct Val {
+// A value as the native backend stores it: 4-D values NHWC, everything else row-major. Its strides
+// are computed once, when the value is created at compile time, so run-time steps only read them.
+class Val {
+ public:
+  Val() = default;
+  Val(Shape s, float* p) : shape(std::move(s)), ptr(p) {
+    layout = shape.size() == 4 ? Layout::NHWC : Layout::RowMajor;
+    rowmajor_ = rowmajor_strides(shape);
+    if (layout == Layout::NHWC) strides_ = {shape[1] * shape[2] * shape[3], 1, shape[3] * shape[1], shape[1]};
+    else strides_ = rowmajor_;
+  }
   Shape shape;
   Layout layout = Layout::RowMajor;
   float* ptr = nullptr;
@@ -49,24 +58,21 @@ struct Val {
     return n;
   }
   // Element stride of each logical dimension in this value's physical layout.
-  std::vector<int64_t> strides() const {
-    if (layout == Layout::NHWC) {
-      const auto& s = shape;  // N, C, H, W
-      return {s[1] * s[2] * s[3], 1, s[3] * s[1], s[1]};
-    }
-    return rowmajor_strides(shape);
-  }
+  const std::vector<int64_t>& strides() const { return strides_; }
+  // Strides of the same shape stored row-major (the logical, ONNX order).
+  const std::vector<int64_t>& rowmajor() const { return rowmajor_; }
   // NHWC and row-major coincide when C == 1 or H * W == 1.
   bool is_rowmajor() const {
     return layout == Layout::RowMajor || shape[1] == 1 || shape[2] * shape[3] == 1;
   }
-};
 
-Layout layout_for(const Shape& s) { return s.size() == 4 ? Layout::NHWC : Layout::RowMajor; }
+ private:
+  std::vector<int64_t> strides_, rowmajor_;
+};
 
 // Strides of `v` broadcast to `out` (numpy rules: align right, size-1 dims get stride 0).
 std::vector<int64_t> broadcast_strides(const Val& v, const Shape& out) {
-  auto st = v.strides();
+  const auto& st = v.strides();
   std::vector<int64_t> r(out.size(), 0);
   size_t off = out.size() - v.shape.size();
   for (size_t i = 0; i < v.shape.size(); ++i) r[off + i] = v.shape[i] == 1 ? 0 : st[i];
@@ -175,7 +181,7 @@ NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o) : g_
   std::vector<BufferRequest> list;
   for (auto& [name, r] : req) {
     ValueInfo vi = g.info(name);
-    Val v{vi.shape, layout_for(vi.shape), nullptr};
+    Val v(vi.shape, nullptr);
     r.bytes = v.numel() * int64_t(sizeof(float));
     vals_[name] = v;
     list.push_back(r);
@@ -199,11 +205,9 @@ Val& NativeExecutable::val(const std::string& name) {
   const Tensor* c = g_.constant(name);
   LOCUS_CHECK(c, "native backend: value '", name, "' is unknown");
   if (c->dtype != DType::F32) throw Unsupported(cat("native backend: constant '", name, "' of type ", dtype_name(c->dtype), " used as a float operand"));
-  Val v{c->shape, layout_for(c->shape), nullptr};
-  float* p = scratch(v.numel());
-  auto src = rowmajor_strides(v.shape);
-  copy_strided_f32(v.shape, c->data<float>(), src, p, v.strides());
-  v.ptr = p;
+  Val v(c->shape, nullptr);
+  v.ptr = scratch(v.numel());
+  copy_strided_f32(v.shape, c->data<float>(), v.rowmajor(), v.ptr, v.strides());
   return vals_[name] = v;
 }
 
@@ -215,14 +219,14 @@ float* NativeExecutable::scratch(int64_t floats) {
 const float* NativeExecutable::rowmajor_in(const Val& x, Step& pre) {
   if (x.is_rowmajor()) return x.ptr;
   float* buf = scratch(x.numel());
-  pre = [x, buf] { copy_strided_f32(x.shape, x.ptr, x.strides(), buf, rowmajor_strides(x.shape)); };
+  pre = [x, buf] { copy_strided_f32(x.shape, x.ptr, x.strides(), buf, x.rowmajor()); };
   return buf;
 }
 
 float* NativeExecutable::rowmajor_out(const Val& y, Step& post) {
   if (y.is_rowmajor()) return y.ptr;
   float* buf = scratch(y.numel());
-  post = [y, buf] { copy_strided_f32(y.shape, buf, rowmajor_strides(y.shape), y.ptr, y.strides()); };
+  post = [y, buf] { copy_strided_f32(y.shape, buf, y.rowmajor(), y.ptr, y.strides()); };
   return buf;
 }
 
@@ -434,11 +438,12 @@ Step NativeExecutable::gemm(const Node& n) {
     } else {
       const Val& c = val(n.input(2));
       float* scaled = scratch(c.numel());
-      StridedF32 sc{scaled, broadcast_strides(Val{c.shape, c.layout, scaled}, y.shape)};
+      StridedF32 sc{scaled, broadcast_strides(Val(c.shape, scaled), y.shape)};
       int64_t cn = c.numel();
-      post_c = [c, scaled, cn, beta, sc, y] {
+      StridedF32 sy{y.ptr, y.strides()};
+      post_c = [c, scaled, cn, beta, sc, sy, y] {
         for (int64_t i = 0; i < cn; ++i) scaled[i] = beta * c.ptr[i];
-        binary_f32(BinaryOp::Add, y.shape, StridedF32{y.ptr, y.strides()}, sc, y.ptr, y.strides());
+        binary_f32(BinaryOp::Add, y.shape, sy, sc, y.ptr, y.strides());
       };
     }
   }
@@ -583,7 +588,7 @@ void NativeExecutable::run(const std::vector<const Tensor*>& inputs, std::vector
   if (opts_.threads > 0) omp_set_num_threads(opts_.threads);
   for (size_t i = 0; i < input_names_.size(); ++i) {
     const Val& v = vals_.at(input_names_[i]);
-    copy_strided_f32(v.shape, inputs[i]->data<float>(), rowmajor_strides(v.shape), v.ptr, v.strides());
+    copy_strided_f32(v.shape, inputs[i]->data<float>(), v.rowmajor(), v.ptr, v.strides());
   }
   if (profiling_) {
     timings_.clear();
@@ -602,7 +607,7 @@ void NativeExecutable::run(const std::vector<const Tensor*>& inputs, std::vector
     if (auto c = constant_outputs_.find(name); c != constant_outputs_.end()) { outputs[i] = c->second; continue; }
     const Val& v = vals_.at(name);
     Tensor t(DType::F32, v.shape);
-    copy_strided_f32(v.shape, v.ptr, v.strides(), t.data<float>(), rowmajor_strides(v.shape));
+    copy_strided_f32(v.shape, v.ptr, v.strides(), t.data<float>(), v.rowmajor());
     outputs[i] = std::move(t);
   }
 }

@@ -9,6 +9,7 @@
 #include "models/builders.h"
 #include "runtime/session.h"
 #include "tests/graph_builder_util.h"
+#include "tests/real_model_util.h"
 
 using namespace locus;
 using locus::test::allclose;
@@ -24,17 +25,7 @@ TEST(Network, RealMobileNetV2MatchesOnnxRuntimeOnAllFiveSets) {
   std::string dir = test::mobilenet_fp32_dir();
   if (dir.empty()) GTEST_SKIP() << "../shared/models not found (set LOCUS_MODEL_DIR)";
   Session s = Session::from_file(dir + "/mobilenetv2-12-fp32-from-int8.onnx");
-  const int64_t expected_top1[5] = {282, 249, 22, 12, 457};  // test_data_sets.tsv (ONNX Runtime)
-  for (int k = 0; k < 5; ++k) {
-    std::string set = dir + "/test_data_set_" + std::to_string(k);
-    Tensor in = onnx_import::load_tensor_file(set + "/input_0.pb");
-    Tensor want = onnx_import::load_tensor_file(set + "/output_0.pb");
-    auto out = s.run({{"input", in}});
-    std::string why;
-    EXPECT_TRUE(allclose(out[0], want, 1e-3, 1e-4, why)) << "set " << k << ": " << why;
-    EXPECT_EQ(argmax(out[0]), expected_top1[k]) << "set " << k;
-    EXPECT_EQ(argmax(want), expected_top1[k]);
-  }
+  test::expect_matches_onnx_runtime(s, dir, "native");
   // the optimised graph has BatchNorm-free convs with fused ReLU6 and no shape idiom left
   int convs = 0, clips = 0, shapes = 0;
   for (auto& n : s.graph().nodes) {
