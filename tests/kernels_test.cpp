@@ -174,6 +174,22 @@ TEST_P(GemmTest, MobileNetShapes) {
   run_gemm_case({1, 1000, 1280, true, 1.f, true, Activation{}}, 13);
 }
 
+TEST_P(GemmTest, PanelWidthsAndRowSplits) {
+  // N % 16 of 0, 8 (a full narrow 8-wide last panel), 1..7 (ragged narrow) and 9..15 (ragged wide);
+  // M with every remainder modulo 6 and 12 (the row-group splits of both AVX2 kernels); K below,
+  // at and above one k block, so multi-panel calls, the chunking of B and A prefetch all run.
+  int i = 0;
+  for (int64_t N : {8, 16, 24, 29, 40, 45, 96})
+    for (int64_t M : {7, 13, 19, 49})
+      for (int64_t K : {16, 300}) {
+        run_gemm_case({M, N, K, false, 1.f, i % 2 == 0, i % 3 ? clip(0.f, 6.f) : Activation{}, i % 4 == 3}, 300 + i);
+        ++i;
+        if (HasFailure()) return;
+      }
+  // Large enough for A to be prefetched (M x K x 4 > 512 KiB).
+  run_gemm_case({3001, 24, 48, false, 1.f, true, relu()}, 399);
+}
+
 TEST_P(GemmTest, ZeroK) {
   // K = 0: C = act(bias), or act(C + bias) when accumulating.
   run_gemm_case({5, 19, 0, false, 1.f, true, relu(), false}, 21);
@@ -208,8 +224,11 @@ Conv2dShape conv_shape(int64_t N, int64_t H, int64_t W, int64_t C, int64_t OC, i
   return s;
 }
 
-void run_conv_case(const Conv2dShape& s, const Activation& act, ConvPath want_path,
-                   const std::string& what, uint32_t seed) {
+// Packs with a tiling buffer of l2_entries (0: none), checks that only G = 1 unpadded 1x1 convs,
+// strided or not, get a plan, and returns whether this one did.
+bool run_conv_case(const Conv2dShape& s, const Activation& act, ConvPath want_path,
+                   const std::string& what, uint32_t seed, int64_t l2_entries = 0,
+                   TileOrder order = TileOrder::Scan) {
   const int64_t cg = s.C / s.G, ocg = s.OC / s.G;
   const auto in = random_floats(s.N * s.H * s.W * s.C, seed);
   const auto w = random_floats(s.OC * cg * s.KH * s.KW, seed + 1);
@@ -238,19 +257,28 @@ void run_conv_case(const Conv2dShape& s, const Activation& act, ConvPath want_pa
           scale[o] = sa;
         }
 
-  const PackedConv2d p = pack_conv2d(s, w.data(), bias.data(), act);
+  const PackedConv2d p = pack_conv2d(s, w.data(), bias.data(), act, l2_entries, order);
   EXPECT_EQ(int(p.path), int(want_path)) << what;
+  const bool unpadded_1x1 = s.KH == 1 && s.KW == 1 && !(s.PT || s.PL || s.PB || s.PR);
+  const bool strided = s.SH != 1 || s.SW != 1;
+  if (p.scan) {
+    EXPECT_TRUE(l2_entries > 0 && unpadded_1x1 && s.G == 1) << what;
+    EXPECT_EQ(p.scan->plan.shape.M, s.N * s.OH * s.OW) << what;
+    EXPECT_EQ(conv2d_scratch_floats(p, 1), strided ? s.N * s.OH * s.OW * s.C : 0) << what;
+  }
   const int64_t scratch_n = conv2d_scratch_floats(p, omp_get_max_threads());
   constexpr int64_t kGuard = 64;
   std::vector<float> scratch(scratch_n + kGuard, 12345.f);
   std::vector<float> out(want.size() + kGuard, -777.f);
   conv2d_nhwc(p, in.data(), out.data(), scratch.data());
   for (int64_t i = 0; i < kGuard; ++i) {
-    ASSERT_EQ(scratch[scratch_n + i], 12345.f) << what << ": scratch overrun";
-    ASSERT_EQ(out[want.size() + i], -777.f) << what << ": output overrun";
+    EXPECT_EQ(scratch[scratch_n + i], 12345.f) << what << ": scratch overrun";
+    EXPECT_EQ(out[want.size() + i], -777.f) << what << ": output overrun";
+    if (::testing::Test::HasFailure()) return p.scan != nullptr;
   }
   out.resize(want.size());
   expect_close(out, want, scale, what);
+  return p.scan != nullptr;
 }
 
 class ConvTest : public IsaTest {};
@@ -310,6 +338,69 @@ TEST_P(ConvTest, OneByOneVariants) {
                 "1x1 stride 3 grouped", 20);
   run_conv_case(conv_shape(1, 5, 6, 7, 9, 1, 1, 1, 0, 0, 2), relu(), ConvPath::General,
                 "1x1 padded", 21);
+}
+
+// Strided unpadded 1x1 convs (ResNet-50's downsampling shortcuts) through the planned kernel: the
+// strided pixels are gathered into scratch, then pointwise_scan_f32 runs with M = N*OH*OW. Ragged
+// shapes, strides 2 and 3 (also unequal), a buffer small enough to split K (k < K) and a large one,
+// every order family. Grouped strided 1x1 stays on the per-row GEMM (no plan), and so does one
+// whose buffer cannot hold the kernel's minimum tile.
+TEST_P(ConvTest, StridedOneByOneThroughPlan) {
+  Conv2dShape uneven = conv_shape(2, 9, 11, 13, 20, 1, 1, 0, 0, 0, 0);
+  uneven.SH = 3, uneven.SW = 2, uneven.OH = (9 - 1) / 3 + 1, uneven.OW = (11 - 1) / 2 + 1;
+  const struct {
+    Conv2dShape s;
+    Activation act;
+    const char* what;
+  } cases[] = {
+      {conv_shape(1, 9, 9, 16, 24, 1, 2, 0, 0, 0, 0), relu(), "1x1 s2 9x9"},
+      {conv_shape(2, 11, 7, 37, 53, 1, 2, 0, 0, 0, 0), clip(-0.5f, 0.75f), "1x1 s2 ragged N=2"},
+      {conv_shape(2, 10, 13, 21, 19, 1, 3, 0, 0, 0, 0), {}, "1x1 s3 ragged"},
+      {conv_shape(1, 28, 28, 64, 128, 1, 2, 0, 0, 0, 0), relu(), "1x1 s2 downsample 28x28x64->128"},
+      {conv_shape(1, 15, 13, 200, 40, 1, 2, 0, 0, 0, 0), clip(0.f, 6.f), "1x1 s2 K=200"},
+      {conv_shape(1, 1, 1, 5, 7, 1, 2, 0, 0, 0, 0), {}, "1x1 s2 on a 1x1 input"},
+      {uneven, relu(), "1x1 stride 3x2"},
+  };
+  // S = 4000 holds the kernel's minimum tile (24 x 16, k 64) but not K = 200 with it: k < K there.
+  uint32_t seed = 40;
+  for (int64_t S : {int64_t(4000), int64_t(32768)})
+    for (TileOrder order : {TileOrder::Scan, TileOrder::Row, TileOrder::Col})
+      for (const auto& c : cases) {
+        const std::string what = std::string(c.what) + " S=" + std::to_string(S) + " " + tile_order_name(order);
+        EXPECT_TRUE(run_conv_case(c.s, c.act, ConvPath::General, what, seed++, S, order)) << what << ": no plan";
+        if (HasFailure()) return;
+      }
+  const Conv2dShape big_k = cases[4].s;
+  const auto w = random_floats(big_k.OC * big_k.C, 61);
+  const PackedConv2d split = pack_conv2d(big_k, w.data(), nullptr, {}, 4000);
+  ASSERT_NE(split.scan, nullptr);
+  EXPECT_LT(split.scan->plan.k, big_k.C) << split.scan->plan.describe();
+  // grouped: no plan, same results
+  EXPECT_FALSE(run_conv_case(conv_shape(2, 10, 7, 16, 24, 1, 3, 0, 0, 0, 0, 1, 4), {}, ConvPath::General,
+                             "1x1 s3 grouped with a buffer", 60, 32768));
+  // a buffer too small for any tile: plain GEMM per row, no scratch, same results
+  EXPECT_FALSE(run_conv_case(cases[1].s, cases[1].act, ConvPath::General, "1x1 s2 S=100", 70, 100));
+  EXPECT_FALSE(run_conv_case(conv_shape(1, 9, 7, 80, 40, 1, 1, 0, 0, 0, 0), relu(), ConvPath::Pointwise,
+                             "pointwise S=100", 71, 100));
+}
+
+TEST_P(ConvTest, StridedOneByOnePlannedInsideParallelRegion) {
+  // Inside a parallel region the gather and the planned kernel run serially; each caller passes
+  // its own scratch of conv2d_scratch_floats(p, 1).
+  const Conv2dShape s = conv_shape(2, 13, 11, 24, 40, 1, 2, 0, 0, 0, 0);
+  const auto in = random_floats(s.N * s.H * s.W * s.C, 62), w = random_floats(s.OC * s.C, 63);
+  const PackedConv2d p = pack_conv2d(s, w.data(), nullptr, relu(), 4000);
+  ASSERT_NE(p.scan, nullptr);
+  const int64_t per = conv2d_scratch_floats(p, 1), n_out = s.N * s.OH * s.OW * s.OC;
+  std::vector<float> want(n_out), scratch(conv2d_scratch_floats(p, omp_get_max_threads()));
+  conv2d_nhwc(p, in.data(), want.data(), scratch.data());
+  std::vector<std::vector<float>> outs(4, std::vector<float>(n_out));
+  std::vector<std::vector<float>> bufs(4, std::vector<float>(per));
+#pragma omp parallel for num_threads(2)
+  for (int t = 0; t < 4; ++t) conv2d_nhwc(p, in.data(), outs[t].data(), bufs[t].data());
+  // serial vs threaded walks may split the rows differently: equal up to rounding
+  for (const auto& o : outs)
+    for (int64_t i = 0; i < n_out; ++i) ASSERT_NEAR(o[i], want[i], 1e-5f * (1.f + std::fabs(want[i]))) << i;
 }
 
 TEST_P(ConvTest, CalledInsideParallelRegion) {

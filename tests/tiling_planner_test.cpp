@@ -187,6 +187,50 @@ TEST(TilingPlanner, SmallBufferUsesPartialReduction) {
   expect_plan_respects_buffer(p);
 }
 
+TEST(TilingPlanner, KernelMinimumTiles) {
+  // M=392 K=960 N=160 at S=64K: the traffic-optimal plan keeps the whole C tile on chip and walks
+  // the reduction in slices of k=5 (compulsory traffic). With a CPU kernel's minimum k=64 that plan
+  // is rejected as BelowMinimum and the chosen one has k >= 64, n >= 16, m >= 24 (more traffic).
+  const GemmShape g{392, 960, 160, 4};
+  const Plan free_plan = TilingPlanner(65536, {6, 16}).plan(g);
+  EXPECT_LT(free_plan.k, 64) << free_plan.describe();
+  PlannerOptions o{6, 16};
+  o.min_m = 24, o.min_n = 16, o.min_k = 64;
+  const Plan p = TilingPlanner(65536, o).plan(g);
+  SCOPED_TRACE(p.describe());
+  EXPECT_GE(p.k, 64);
+  EXPECT_GE(p.n, 16);
+  EXPECT_GE(p.m, 24);
+  EXPECT_GE(p.traffic.total, free_plan.traffic.total);
+  expect_plan_respects_buffer(p);
+  expect_model_matches_sim(p);
+  bool saw_below = false;
+  for (const Alternative& a : p.alternatives) {
+    if (a.verdict == Verdict::BelowMinimum) {
+      saw_below = true;
+      EXPECT_TRUE(a.m < 24 || a.n < 16 || a.k < 64);
+      EXPECT_GT(a.traffic.total, 0);  // listed with its traffic
+    }
+    if (a.verdict == Verdict::Chosen) EXPECT_EQ(a.k, p.k);
+  }
+  EXPECT_TRUE(saw_below);
+  // Minimums larger than the GEMM clamp to its extent: a 10 x 20 x 12 GEMM still plans whole.
+  const Plan whole = TilingPlanner(65536, o).plan({10, 20, 12, 4});
+  EXPECT_EQ(whole.m, 10);
+  EXPECT_EQ(whole.n, 12);
+  EXPECT_EQ(whole.k, 20);
+}
+
+TEST(TilingPlanner, KernelMinimumFallsBackWhenBufferTooSmall) {
+  // S=200 cannot hold m=24, n=16, k=37 tiles: the planner falls back to the cheapest tiles that fit.
+  PlannerOptions o{6, 16};
+  o.min_m = 24, o.min_n = 16, o.min_k = 64;
+  const Plan p = TilingPlanner(200, o).plan({97, 37, 53, 4});
+  expect_plan_respects_buffer(p);
+  expect_model_matches_sim(p);
+  EXPECT_LT(p.m * p.n, 24 * 16);
+}
+
 TEST(TilingPlanner, BufferTooSmallNamesS) {
   try {
     TilingPlanner(2).plan({4, 2, 4, 4});

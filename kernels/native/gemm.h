@@ -29,8 +29,13 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
 // only when k1 == B.K (the tile's reduction is complete). j0 must be a multiple of 16 (a packed-B
 // panel boundary) and j1 either B.N or a multiple of 16. A rows i are at a + i * lda (a is the base
 // of the whole A, column 0), C rows at c + i * ldc.
+// prefetch_a: software-prefetch the next rows of A while a row group computes (worth it when A
+// comes from beyond L2; see gemm_prefetch_a).
 void gemm_f32_tile(const float* a, int64_t lda, const PackedB& b, int64_t i0, int64_t i1, int64_t j0,
                    int64_t j1, int64_t k0, int64_t k1, float* c, int64_t ldc, const float* bias,
-                   const Activation& act, bool accumulate);
+                   const Activation& act, bool accumulate, bool prefetch_a = false);
+
+// Whether an A of M x K floats is large enough (beyond L2) for gemm_f32 to prefetch it.
+bool gemm_prefetch_a(int64_t M, int64_t K);
 
 }  // namespace locus::kernels

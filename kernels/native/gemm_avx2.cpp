@@ -1,85 +1,111 @@
-// f32_gemm_6x16_avx2: the AVX2+FMA GEMM micro-kernel (6 rows x 16 columns, 12 ymm accumulators).
-// Compiled with -mavx2 -mfma; selected at run time by gemm.cpp.
+// AVX2 + FMA GEMM micro-kernels (compiled with -mavx2 -mfma; selected at run time by gemm.cpp):
+//   f32_gemm_6x16_avx2  6 rows x 16 columns: 12 ymm accumulators, 2 B loads + 6 broadcasts per k
+//   f32_gemm_12x8_avx2  12 rows x 8 columns: 12 ymm accumulators, 1 B load + 12 broadcasts per k
+// Both are one template, instantiated for every row count 1..MR, so a ragged last row tile costs
+// in proportion to its rows (no rows are computed twice).
 #include <immintrin.h>
+
+#include <utility>
 
 #include "kernels/native/gemm_microkernel.h"
 
 namespace locus::kernels {
+namespace {
 
-void f32_gemm_6x16_avx2(int64_t mr, int64_t kc, const float* __restrict a, int64_t lda,
-                        const float* __restrict w, float* __restrict c, int64_t ldc, bool load_c,
-                        const GemmEpilogue* ep) {
-  // Rows past mr alias the previous row: they compute the same values and store them to the same
-  // place, so no row beyond mr is touched and the loop body stays branch-free.
-  const float* a0 = a;
-  const float* a1 = mr > 1 ? a0 + lda : a0;
-  const float* a2 = mr > 2 ? a1 + lda : a1;
-  const float* a3 = mr > 3 ? a2 + lda : a2;
-  const float* a4 = mr > 4 ? a3 + lda : a3;
-  const float* a5 = mr > 5 ? a4 + lda : a4;
-  float* c0 = c;
-  float* c1 = mr > 1 ? c0 + ldc : c0;
-  float* c2 = mr > 2 ? c1 + ldc : c1;
-  float* c3 = mr > 3 ? c2 + ldc : c2;
-  float* c4 = mr > 4 ? c3 + ldc : c3;
-  float* c5 = mr > 5 ? c4 + ldc : c4;
-
-  __m256 v00, v01, v10, v11, v20, v21, v30, v31, v40, v41, v50, v51;
+// C[R x 8*V] (row stride ldc) = (load_c ? C : 0) + A[R x kc] . W[kc x 8*V] (+ epilogue).
+// W is a K-major panel of width 8*V (8*V floats per k). All loops have compile-time bounds and are
+// fully unrolled, so acc[][] lives in registers (R*V <= 12 accumulators).
+template <int R, int V>
+__attribute__((always_inline)) inline void tile(int64_t kc, const float* __restrict a, int64_t lda,
+                                                const float* __restrict w, float* __restrict c,
+                                                int64_t ldc, bool load_c, const GemmEpilogue* ep,
+                                                int64_t col) {
+  static_assert(R * V <= 12 && V >= 1 && V <= 2);
+  __m256 acc[R][V];
+  // Without load_c, the accumulators start from the bias (saving the epilogue's adds).
+  const bool bias_first = !load_c && ep && ep->bias;
   if (load_c) {
-    v00 = _mm256_loadu_ps(c0); v01 = _mm256_loadu_ps(c0 + 8);
-    v10 = _mm256_loadu_ps(c1); v11 = _mm256_loadu_ps(c1 + 8);
-    v20 = _mm256_loadu_ps(c2); v21 = _mm256_loadu_ps(c2 + 8);
-    v30 = _mm256_loadu_ps(c3); v31 = _mm256_loadu_ps(c3 + 8);
-    v40 = _mm256_loadu_ps(c4); v41 = _mm256_loadu_ps(c4 + 8);
-    v50 = _mm256_loadu_ps(c5); v51 = _mm256_loadu_ps(c5 + 8);
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) acc[i][v] = _mm256_loadu_ps(c + i * ldc + 8 * v);
   } else {
-    v00 = v01 = v10 = v11 = v20 = v21 = _mm256_setzero_ps();
-    v30 = v31 = v40 = v41 = v50 = v51 = _mm256_setzero_ps();
+    __m256 init[V];
+#pragma GCC unroll 2
+    for (int v = 0; v < V; ++v) init[v] = bias_first ? _mm256_loadu_ps(ep->bias + col + 8 * v) : _mm256_setzero_ps();
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) acc[i][v] = init[v];
   }
 
+  const float* ar[R];
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) ar[i] = a + i * lda;
+
+#pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
-    const __m256 b0 = _mm256_loadu_ps(w);
-    const __m256 b1 = _mm256_loadu_ps(w + 8);
-    w += 16;
-    __m256 x = _mm256_broadcast_ss(a0 + k);
-    v00 = _mm256_fmadd_ps(x, b0, v00); v01 = _mm256_fmadd_ps(x, b1, v01);
-    x = _mm256_broadcast_ss(a1 + k);
-    v10 = _mm256_fmadd_ps(x, b0, v10); v11 = _mm256_fmadd_ps(x, b1, v11);
-    x = _mm256_broadcast_ss(a2 + k);
-    v20 = _mm256_fmadd_ps(x, b0, v20); v21 = _mm256_fmadd_ps(x, b1, v21);
-    x = _mm256_broadcast_ss(a3 + k);
-    v30 = _mm256_fmadd_ps(x, b0, v30); v31 = _mm256_fmadd_ps(x, b1, v31);
-    x = _mm256_broadcast_ss(a4 + k);
-    v40 = _mm256_fmadd_ps(x, b0, v40); v41 = _mm256_fmadd_ps(x, b1, v41);
-    x = _mm256_broadcast_ss(a5 + k);
-    v50 = _mm256_fmadd_ps(x, b0, v50); v51 = _mm256_fmadd_ps(x, b1, v51);
+    __m256 b[V];
+#pragma GCC unroll 2
+    for (int v = 0; v < V; ++v) b[v] = _mm256_loadu_ps(w + 8 * v);
+    w += 8 * V;
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      const __m256 x = _mm256_broadcast_ss(ar[i] + k);
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) acc[i][v] = _mm256_fmadd_ps(x, b[v], acc[i][v]);
+    }
   }
 
   if (ep) {
-    if (ep->bias) {
-      const __m256 b0 = _mm256_loadu_ps(ep->bias), b1 = _mm256_loadu_ps(ep->bias + 8);
-      v00 = _mm256_add_ps(v00, b0); v01 = _mm256_add_ps(v01, b1);
-      v10 = _mm256_add_ps(v10, b0); v11 = _mm256_add_ps(v11, b1);
-      v20 = _mm256_add_ps(v20, b0); v21 = _mm256_add_ps(v21, b1);
-      v30 = _mm256_add_ps(v30, b0); v31 = _mm256_add_ps(v31, b1);
-      v40 = _mm256_add_ps(v40, b0); v41 = _mm256_add_ps(v41, b1);
-      v50 = _mm256_add_ps(v50, b0); v51 = _mm256_add_ps(v51, b1);
+    if (ep->bias && !bias_first) {
+      __m256 bias[V];
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) bias[v] = _mm256_loadu_ps(ep->bias + col + 8 * v);
+#pragma GCC unroll 16
+      for (int i = 0; i < R; ++i)
+#pragma GCC unroll 2
+        for (int v = 0; v < V; ++v) acc[i][v] = _mm256_add_ps(acc[i][v], bias[v]);
     }
     if (ep->clamp) {
       const __m256 lo = _mm256_set1_ps(ep->lo), hi = _mm256_set1_ps(ep->hi);
-      auto cl = [&](__m256 v) { return _mm256_min_ps(_mm256_max_ps(v, lo), hi); };
-      v00 = cl(v00); v01 = cl(v01); v10 = cl(v10); v11 = cl(v11);
-      v20 = cl(v20); v21 = cl(v21); v30 = cl(v30); v31 = cl(v31);
-      v40 = cl(v40); v41 = cl(v41); v50 = cl(v50); v51 = cl(v51);
+#pragma GCC unroll 16
+      for (int i = 0; i < R; ++i)
+#pragma GCC unroll 2
+        for (int v = 0; v < V; ++v) acc[i][v] = _mm256_min_ps(_mm256_max_ps(acc[i][v], lo), hi);
     }
   }
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < V; ++v) _mm256_storeu_ps(c + i * ldc + 8 * v, acc[i][v]);
+}
 
-  _mm256_storeu_ps(c5, v50); _mm256_storeu_ps(c5 + 8, v51);
-  _mm256_storeu_ps(c4, v40); _mm256_storeu_ps(c4 + 8, v41);
-  _mm256_storeu_ps(c3, v30); _mm256_storeu_ps(c3 + 8, v31);
-  _mm256_storeu_ps(c2, v20); _mm256_storeu_ps(c2 + 8, v21);
-  _mm256_storeu_ps(c1, v10); _mm256_storeu_ps(c1 + 8, v11);
-  _mm256_storeu_ps(c0, v00); _mm256_storeu_ps(c0 + 8, v01);
+// np panels side by side: panel p's weights at w + p * w_stride, its C columns and bias entries
+// start at p * 8 * V.
+template <int R, int V>
+void tiles(int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride, float* c,
+           int64_t ldc, bool load_c, const GemmEpilogue* ep) {
+  for (int64_t p = 0; p < np; ++p) tile<R, V>(kc, a, lda, w + p * w_stride, c + p * 8 * V, ldc, load_c, ep, p * 8 * V);
+}
+
+template <int V, int... Rs>
+void dispatch(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride,
+              float* c, int64_t ldc, bool load_c, const GemmEpilogue* ep, std::integer_sequence<int, Rs...>) {
+  // Calls tiles<mr, V> for the runtime mr (1..sizeof(Rs)).
+  (void)((mr == Rs + 1 ? (tiles<Rs + 1, V>(np, kc, a, lda, w, w_stride, c, ldc, load_c, ep), true) : false) || ...);
+}
+
+}  // namespace
+
+void f32_gemm_6x16_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
+                        int64_t w_stride, float* c, int64_t ldc, bool load_c, const GemmEpilogue* ep) {
+  dispatch<2>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, std::make_integer_sequence<int, 6>{});
+}
+
+void f32_gemm_12x8_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
+                        int64_t w_stride, float* c, int64_t ldc, bool load_c, const GemmEpilogue* ep) {
+  dispatch<1>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, std::make_integer_sequence<int, 12>{});
 }
 
 }  // namespace locus::kernels

@@ -1,5 +1,6 @@
-// f32_gemm_4x16_generic: the portable GEMM micro-kernel. Plain loops over a 4x8 accumulator block
-// (eight 128-bit registers under SSE2), run twice per 16-wide panel.
+// The portable GEMM micro-kernels: plain loops over a 4x8 accumulator block (eight 128-bit
+// registers under SSE2), run twice per 16-wide panel (f32_gemm_4x16_generic) or once per 8-wide
+// panel (f32_gemm_4x8_generic).
 #include <algorithm>
 
 #include "kernels/native/gemm_microkernel.h"
@@ -10,7 +11,7 @@ namespace {
 constexpr int kMR = 4;
 constexpr int kNB = 8;  // columns per half-panel
 
-// One 4x8 half: columns [col, col + 8) of the 16-wide panel.
+// One 4x8 block: columns [col, col + 8) of a panel whose rows are w_stride floats apart.
 // GCC's loop vectoriser would vectorise the k loop (with shuffles); with it off, SLP vectorises the
 // j loops into whole-register multiply-adds (about 2.5x faster).
 #if defined(__GNUC__) && !defined(__clang__)
@@ -21,7 +22,7 @@ constexpr int kNB = 8;  // columns per half-panel
 
 LOCUS_NO_LOOP_VECTORIZE inline void half_4x8(int64_t mr, int64_t kc,
                                               const float* const* arow, const float* w,
-                                              float* const* crow, bool load_c,
+                                              int64_t w_stride, float* const* crow, bool load_c,
                                               const GemmEpilogue* ep, int col) {
   const float* __restrict a0 = arow[0];
   const float* __restrict a1 = arow[1];
@@ -36,7 +37,7 @@ LOCUS_NO_LOOP_VECTORIZE inline void half_4x8(int64_t mr, int64_t kc,
   }
 
   const float* __restrict wp = w + col;
-  for (int64_t k = 0; k < kc; ++k, wp += kGemmNR) {
+  for (int64_t k = 0; k < kc; ++k, wp += w_stride) {
     const float x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
 #pragma GCC unroll 8
     for (int j = 0; j < kNB; ++j) {
@@ -61,18 +62,38 @@ LOCUS_NO_LOOP_VECTORIZE inline void half_4x8(int64_t mr, int64_t kc,
 
 }  // namespace
 
-void f32_gemm_4x16_generic(int64_t mr, int64_t kc, const float* a, int64_t lda, const float* w,
-                           float* c, int64_t ldc, bool load_c, const GemmEpilogue* ep) {
+namespace {
+
+// np panels of `halves` 4x8 blocks each (panel width 8 * halves).
+void panels_4xw(int halves, int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
+                int64_t w_stride, float* c, int64_t ldc, bool load_c, const GemmEpilogue* ep) {
+  const int64_t pw = kNB * halves;
   // Rows past mr alias the last real row (read only; only mr rows are stored).
   const float* arow[kMR];
-  float* crow[kMR];
-  for (int i = 0; i < kMR; ++i) {
-    const int64_t r = std::min<int64_t>(i, mr - 1);
-    arow[i] = a + r * lda;
-    crow[i] = c + r * ldc;
+  for (int i = 0; i < kMR; ++i) arow[i] = a + std::min<int64_t>(i, mr - 1) * lda;
+  for (int64_t p = 0; p < np; ++p) {
+    float* crow[kMR];
+    for (int i = 0; i < kMR; ++i) crow[i] = c + std::min<int64_t>(i, mr - 1) * ldc + p * pw;
+    GemmEpilogue pep;
+    if (ep) {
+      pep = *ep;
+      if (pep.bias) pep.bias += p * pw;
+    }
+    for (int h = 0; h < halves; ++h)
+      half_4x8(mr, kc, arow, w + p * w_stride, pw, crow, load_c, ep ? &pep : nullptr, h * kNB);
   }
-  half_4x8(mr, kc, arow, w, crow, load_c, ep, 0);
-  half_4x8(mr, kc, arow, w, crow, load_c, ep, kNB);
+}
+
+}  // namespace
+
+void f32_gemm_4x16_generic(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
+                           int64_t w_stride, float* c, int64_t ldc, bool load_c, const GemmEpilogue* ep) {
+  panels_4xw(2, mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep);
+}
+
+void f32_gemm_4x8_generic(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
+                          int64_t w_stride, float* c, int64_t ldc, bool load_c, const GemmEpilogue* ep) {
+  panels_4xw(1, mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep);
 }
 
 }  // namespace locus::kernels

@@ -49,15 +49,27 @@ bool parse_tile_order(const std::string& s, TileOrder* out) {
   return true;
 }
 
+tiling::PlannerOptions pointwise_planner_options() {
+  tiling::PlannerOptions o;
+  o.m_step = kPointwiseMr;
+  o.n_step = kPointwiseNr;
+  o.min_m = kPointwiseMinM;
+  o.min_n = kPointwiseMinN;
+  o.min_k = kPointwiseMinK;
+  return o;
+}
+
 tiling::Plan plan_pointwise(int64_t M, int64_t K, int64_t N, int64_t S, TileOrder order) {
-  const tiling::TilingPlanner planner(S, {kPointwiseMr, kPointwiseNr});
+  const tiling::TilingPlanner planner(S, pointwise_planner_options());
   const tiling::GemmShape g{M, K, N, 4};
   tiling::Plan best = planner.plan(g);
   if (!in_family(best.order, order)) {
     // Same ranking as TilingPlanner::plan (traffic, efficiency, steps, larger k, order), within the family.
     const tiling::Alternative* pick = nullptr;
     for (const auto& a : best.alternatives) {
-      if (a.verdict == tiling::Verdict::ExceedsBuffer || !in_family(a.order, order)) continue;
+      if (a.verdict == tiling::Verdict::ExceedsBuffer || a.verdict == tiling::Verdict::BelowMinimum ||
+          !in_family(a.order, order))
+        continue;
       auto better = [](const tiling::Alternative& x, const tiling::Alternative& y) {
         if (x.traffic.total != y.traffic.total) return x.traffic.total < y.traffic.total;
         if (x.efficiency != y.efficiency) return x.efficiency > y.efficiency;
@@ -109,6 +121,7 @@ void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, flo
   const int64_t groups = int64_t(p.group_start.size()) - 1;
   if (groups <= 0) return;
   const double total = p.group_cum_work.back();
+  const bool prefetch_a = gemm_prefetch_a(p.plan.shape.M, p.plan.shape.K);
 
   // Visits of groups [g0, g1), in sequence order. A C tile's first visit (k0 == 0) overwrites it.
   auto run = [&](int64_t g0, int64_t g1) {
@@ -116,7 +129,7 @@ void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, flo
       const tiling::TileVisit& t = p.seq[v];
       const int64_t j0 = t.j0;
       gemm_f32_tile(a, lda, p.strips[p.strip[v]], t.i0, t.i1, 0, t.j1 - j0, t.k0, t.k1, c + j0, ldc,
-                    bias ? bias + j0 : nullptr, act, t.k0 > 0);
+                    bias ? bias + j0 : nullptr, act, t.k0 > 0, prefetch_a);
     }
   };
 
@@ -141,7 +154,7 @@ void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, flo
         const int64_t r0 = cut(t), r1 = cut(t + 1);
         if (r0 < r1)
           gemm_f32_tile(a, lda, p.strips[p.strip[v]], r0, r1, 0, tv.j1 - tv.j0, tv.k0, tv.k1, c + tv.j0, ldc,
-                        bias ? bias + tv.j0 : nullptr, act, tv.k0 > 0);
+                        bias ? bias + tv.j0 : nullptr, act, tv.k0 > 0, prefetch_a);
       }
     }
     return;

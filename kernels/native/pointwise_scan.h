@@ -34,6 +34,16 @@ bool parse_tile_order(const std::string& s, TileOrder* out);
 
 inline constexpr int64_t kPointwiseMr = 6;   // register tile the planner rounds M tiles to
 inline constexpr int64_t kPointwiseNr = 16;  // and N tiles to
+// The smallest tiles the kernel is given (clamped to M, N, K): every visit costs a driver call and
+// every k range beyond the first reloads and restores the C tile, so a k range under 64 (C reloaded
+// every few FMAs) or n under one panel loses more time than the traffic it saves. Measured at batch
+// 8 before this floor: k = 5 and n = 1 plans ran 2-12x slower than one GEMM over all pixels.
+inline constexpr int64_t kPointwiseMinM = 4 * kPointwiseMr;
+inline constexpr int64_t kPointwiseMinN = kPointwiseNr;
+inline constexpr int64_t kPointwiseMinK = 64;
+
+// The planner options the pointwise kernel plans with (register tile and minimum tiles above).
+tiling::PlannerOptions pointwise_planner_options();
 
 // The planner's best plan for C[M x N] = A[M x K] . B[K x N] with an S-entry buffer, restricted to
 // the order family (alternatives are dropped). Throws locus::Error if S cannot hold any tile.

@@ -153,6 +153,7 @@ const char* verdict_reason(Verdict v) {
   switch (v) {
     case Verdict::Chosen: return "chosen";
     case Verdict::ExceedsBuffer: return "rejected: exceeds buffer";
+    case Verdict::BelowMinimum: return "rejected: tile below the kernel's minimum";
     case Verdict::MoreTraffic: return "rejected: more traffic";
     case Verdict::LostTie: return "rejected: equal traffic, tie broken by compute efficiency";
   }
@@ -252,6 +253,8 @@ Plan TilingPlanner::plan(const GemmShape& g) const {
         } else {
           Plan p = make_plan(g, m, n, k, o);
           Eval e = evaluate(p);
+          if (m < std::min(g.M, opts_.min_m) || n < std::min(g.N, opts_.min_n) || a.k < std::min(g.K, opts_.min_k))
+            a.verdict = Verdict::BelowMinimum;
           a.resident_strips = e.resident;
           a.buffer_entries = e.buffer;
           a.traffic = e.traffic;
@@ -269,16 +272,24 @@ Plan TilingPlanner::plan(const GemmShape& g) const {
     if (x.k != y.k) return x.k > y.k;
     return order_rank(x.order) < order_rank(y.order);
   };
+  // The cheapest candidate that meets the kernel's minimum tiles; if the buffer is too small for
+  // any of those, the cheapest of all that fit.
   int64_t best = -1;
-  for (size_t i = 0; i < alts.size(); ++i) {
-    if (alts[i].verdict == Verdict::ExceedsBuffer) continue;
-    if (best < 0 || better(alts[i], alts[best])) best = int64_t(i);
+  for (bool allow_small : {false, true}) {
+    for (size_t i = 0; i < alts.size(); ++i) {
+      if (alts[i].verdict == Verdict::ExceedsBuffer) continue;
+      if (alts[i].verdict == Verdict::BelowMinimum && !allow_small) continue;
+      if (best < 0 || better(alts[i], alts[best])) best = int64_t(i);
+    }
+    if (best >= 0) break;
   }
+  const bool small_chosen = best >= 0 && alts[best].verdict == Verdict::BelowMinimum;
   LOCUS_CHECK(best >= 0, "tiling: a buffer of S=", S_, " entries cannot hold any tile of M=", g.M, " K=", g.K,
               " N=", g.N);
   for (size_t i = 0; i < alts.size(); ++i) {
     Alternative& a = alts[i];
     if (a.verdict == Verdict::ExceedsBuffer) continue;
+    if (a.verdict == Verdict::BelowMinimum && !small_chosen) continue;
     if (int64_t(i) == best)
       a.verdict = Verdict::Chosen;
     else

@@ -60,7 +60,10 @@ struct TileVisit {
   int64_t i0, i1, j0, j1, k0, k1;
 };
 
-enum class Verdict { Chosen, ExceedsBuffer, MoreTraffic, LostTie };
+// BelowMinimum: the tiles fit but are smaller than the kernel's minimum (PlannerOptions::min_*);
+// such alternatives are listed with their traffic and chosen only when the buffer cannot hold any
+// tile that meets the minimum (then they are ranked like the others).
+enum class Verdict { Chosen, ExceedsBuffer, BelowMinimum, MoreTraffic, LostTie };
 const char* verdict_reason(Verdict v);
 
 struct Alternative {
@@ -100,6 +103,12 @@ struct Plan {
 struct PlannerOptions {
   int64_t m_step = 1;  // register-tile granularity along M (e.g. 6)
   int64_t n_step = 1;  // along N (e.g. 16)
+  // Smallest tiles the executing kernel runs efficiently (each clamped to the GEMM's extent): a CPU
+  // kernel pays a fixed cost per tile visit and reloads C once per k range, so tiles that minimise
+  // traffic with, say, k = 5 or n = 1 are useless to it. 1 = no constraint (the accelerator model).
+  int64_t min_m = 1;
+  int64_t min_n = 1;
+  int64_t min_k = 1;
 };
 
 class TilingPlanner {
