@@ -63,7 +63,8 @@ std::string shell_quote(const std::string& s) {
 }  // namespace
 
 std::map<std::string, double> run_under_cachegrind(const std::string& model, const std::string& backend,
-                                                   int64_t batch, int ll_level, std::string* note) {
+                                                   int64_t batch, int ll_level, const std::string& extra_args,
+                                                   std::string* note) {
   LOCUS_CHECK(std::system("command -v valgrind >/dev/null 2>&1") == 0,
               "--cachegrind needs valgrind (apt-get install valgrind)");
   MachineInfo mi = read_machine_info();
@@ -88,7 +89,7 @@ std::map<std::string, double> run_under_cachegrind(const std::string& model, con
   std::string cmd = "OMP_NUM_THREADS=1 valgrind --tool=callgrind --cache-sim=yes --collect-atstart=no" + geo +
                     " --toggle-collect=locus_measured_inference --callgrind-out-file=" + shell_quote(out.string()) +
                     " " + shell_quote(self) + " bench " + shell_quote(model) + " --backend " + shell_quote(backend) +
-                    " --batch " + std::to_string(batch) + " --threads 1 --single-inference >" +
+                    " --batch " + std::to_string(batch) + " --threads 1 --single-inference" + extra_args + " >" +
                     shell_quote(log.string()) + " 2>&1";
   int rc = std::system(cmd.c_str());
   std::ifstream f(out);

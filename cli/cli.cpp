@@ -2,14 +2,17 @@
 // one line on stderr and a non-zero exit status.
 #include "cli/cli.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "graph/error.h"
 #include "models/model_path.h"
+#include "runtime/machine_info.h"
 
 namespace fs = std::filesystem;
 
@@ -22,7 +25,8 @@ static const char* kUsage =
     "\n"
     "commands:\n"
     "  run MODEL --image PHOTO...   classify photos (or --input NAME=FILE.pb), print top-K and latency\n"
-    "  info MODEL                   operators, parameters, per-layer shapes and MACs\n"
+    "  info MODEL                   operators, parameters, per-layer shapes and MACs; --plans: the\n"
+    "                               cache plan of every 1x1 conv\n"
     "  check DIR...                 run ONNX test-layout folders and compare with their outputs\n"
     "  bench MODEL                  latency, memory and cache misses per backend, side by side\n"
     "\n"
@@ -42,6 +46,70 @@ std::string resolve_model(const std::string& model, const std::string& model_dir
     return found[0];
   }
   return p;
+}
+
+std::string tiling_options_help(int width) {
+  auto line = [&](const std::string& opt, const std::string& text) {
+    std::string l = "  " + opt;
+    l += std::string(size_t(std::max<int>(1, width - int(l.size()))), ' ');
+    return l + text + "\n";
+  };
+  const std::string pad(size_t(width), ' ');
+  return line("--l2 SIZE", "L2 bytes the 1x1 convs' cache tiles are planned for (native backend;") +
+         pad + "the planner gets half): 512K, 1M, 1.5M (at least 1K); 0 = no tiling, one\n" +
+         pad + "GEMM per 1x1 conv. Default: $LOCUS_L2, else this core's L2 as the OS\n" +
+         pad + "reports it (no tiling if it does not)\n" +
+         line("--tile-order O", "scan, row or col: the tile orders the planner may choose from") + pad +
+         "(default: $LOCUS_TILE_ORDER, else scan)\n";
+}
+
+void apply_tiling_options(const Args& a, SessionOptions& o) {
+  if (a.has("--l2")) {
+    const std::string v = a.get("--l2");
+    const int64_t b = parse_bytes(v);
+    if (b < 0) throw UsageError("option --l2 expects a size such as 512K, 1M or 0 (off), got '" + v + "'");
+    if (b > 0 && b < kMinL2Bytes)
+      throw UsageError("option --l2 " + v + " is below the minimum of " + format_bytes(kMinL2Bytes) +
+                       " (sizes are in bytes: 512K, 1M; 0 turns tiling off)");
+    o.l2_bytes = b;
+  }
+  if (a.has("--tile-order")) {
+    const std::string v = a.get("--tile-order");
+    kernels::TileOrder t;
+    if (!kernels::parse_tile_order(v, &t))
+      throw UsageError("option --tile-order expects scan, row or col, got '" + v + "'");
+    o.tile_order = t;
+  }
+}
+
+std::string l2_setting_label(const PointwiseTilingSettings& t) {
+  std::string v = t.l2_bytes > 0 ? format_bytes(t.l2_bytes) : "off";
+  switch (t.l2_source) {
+    case SettingSource::Option: return v + " (--l2)";
+    case SettingSource::Env: return v + " (LOCUS_L2)";
+    case SettingSource::OS: return v + " (os)";
+    case SettingSource::Default: return v + " (L2 unknown)";
+  }
+  return v;
+}
+
+std::string order_setting_label(const PointwiseTilingSettings& t) {
+  std::string v = kernels::tile_order_name(t.order);
+  switch (t.order_source) {
+    case SettingSource::Option: return v + " (--tile-order)";
+    case SettingSource::Env: return v + " (LOCUS_TILE_ORDER)";
+    default: return v + " (default)";
+  }
+}
+
+std::string setting_source_label(SettingSource s, bool is_l2) {
+  switch (s) {
+    case SettingSource::Option: return "flag";
+    case SettingSource::Env: return "env";
+    case SettingSource::OS: return "os";
+    case SettingSource::Default: return is_l2 ? "none" : "default";
+  }
+  return "?";
 }
 
 int main(int argc, char** argv) {

@@ -51,6 +51,12 @@ static const char* kBenchHelp =
     "  --json FILE        write the results as JSON (schema locus-bench/1)\n"
     "  --model-dir DIR    folder searched for MODEL\n";
 
+static const char* kBenchTilingNote =
+    "\n"
+    "The table and the JSON (results[].pointwise_tiling) give, for the native backend, the L2 size\n"
+    "the 1x1 convs were tiled for and where it came from (--l2, LOCUS_L2 or the OS), the tile order\n"
+    "family and how many 1x1 convs got a plan; 'locus info MODEL --plans' lists the plans.\n";
+
 namespace {
 
 struct BackendResult {
@@ -60,6 +66,8 @@ struct BackendResult {
   std::vector<CounterReading> counters;  // per inference
   std::vector<NodeTiming> profile;       // mean per node
   std::map<std::string, double> cachegrind;
+  std::optional<PointwiseTilingSettings> tiling;  // native backend only
+  int64_t planned_convs = -1, pointwise_convs = -1;  // 1x1 convs with a plan / all (timing mode)
 };
 
 double percentile(std::vector<double> v, double p) {
@@ -102,22 +110,33 @@ std::string fmt(std::optional<double> v, const char* f = "%.0f") {
 
 // --cachegrind: defined in cachegrind_runner.cpp
 std::map<std::string, double> run_under_cachegrind(const std::string& model, const std::string& backend,
-                                                   int64_t batch, int ll_level, std::string* note);
+                                                   int64_t batch, int ll_level, const std::string& extra_args,
+                                                   std::string* note);
 
 int cmd_bench(int argc, char** argv) {
   Args a(argc, argv, 2,
-         {"--backend", "--batch", "--threads", "--warmup", "--runs", "--json", "--model-dir", "--ll-level"},
+         {"--backend", "--batch", "--threads", "--warmup", "--runs", "--json", "--model-dir", "--ll-level", "--l2",
+          "--tile-order"},
          {"--help", "-h", "--profile", "--cachegrind", "--single-inference"});
   if (a.flag("--help") || a.flag("-h")) {
     std::fputs(kBenchHelp, stdout);
+    std::fputs(tiling_options_help(21).c_str(), stdout);
+    std::fputs(kBenchTilingNote, stdout);
     return 0;
   }
   if (a.positional().size() != 1) throw UsageError("bench: expected exactly one MODEL");
+  SessionOptions o;
+  apply_tiling_options(a, o);  // bad values fail before any work
   std::string model = resolve_model(a.positional()[0], a.get("--model-dir"));
   auto backends = split(a.get("--backend", "native"), ',');
   if (backends.empty()) throw UsageError("bench: --backend needs at least one name");
   for (auto& b : backends) make_backend(b);  // unknown names fail before any work
-  SessionOptions o;
+  if (std::find(backends.begin(), backends.end(), "native") != backends.end()) {
+    BackendOptions bo;  // so does a bad LOCUS_L2 / LOCUS_TILE_ORDER
+    bo.l2_bytes = o.l2_bytes;
+    bo.tile_order = o.tile_order;
+    resolve_pointwise_tiling(bo);
+  }
   o.batch = a.get_int("--batch", 1, 1, 4096);
   o.threads = int(a.get_int("--threads", 0, 1, 1024));
   int64_t warmup = a.get_int("--warmup", 5, 0, 100000), runs = a.get_int("--runs", 50, 1, 1000000);
@@ -147,8 +166,17 @@ int cmd_bench(int argc, char** argv) {
     if (a.flag("--cachegrind")) {
       std::string note;
       std::fprintf(stderr, "bench: %s: one inference under valgrind (slow: about a minute)...\n", b.c_str());
-      r.cachegrind = run_under_cachegrind(model, b, o.batch, ll_level, &note);
+      std::string extra;  // the validated tiling options, normalised (no quoting needed)
+      if (o.l2_bytes >= 0) extra += " --l2 " + std::to_string(o.l2_bytes);
+      if (o.tile_order) extra += std::string(" --tile-order ") + kernels::tile_order_name(*o.tile_order);
+      r.cachegrind = run_under_cachegrind(model, b, o.batch, ll_level, extra, &note);
       r.describe = note;
+      if (b == "native") {  // the child resolves the same options, environment and OS
+        BackendOptions bo;
+        bo.l2_bytes = o.l2_bytes;
+        bo.tile_order = o.tile_order;
+        r.tiling = resolve_pointwise_tiling(bo);
+      }
       results.push_back(r);
       continue;
     }
@@ -156,6 +184,12 @@ int cmd_bench(int argc, char** argv) {
     Session s = Session::from_file(model, o);
     r.describe = s.executable().describe();
     r.activation_bytes = s.activation_bytes();
+    r.tiling = s.executable().pointwise_tiling();
+    if (r.tiling) {
+      auto plans = s.executable().pointwise_plans();
+      r.pointwise_convs = int64_t(plans.size());
+      r.planned_convs = std::count_if(plans.begin(), plans.end(), [](auto& p) { return p.plan.has_value(); });
+    }
     auto in = make_inputs(s);
     for (int64_t i = 0; i < warmup; ++i) s.run(in);
     pc.reset();
@@ -205,6 +239,15 @@ int cmd_bench(int argc, char** argv) {
     std::printf("\n");
   };
   row("", [](const BackendResult& r) { return r.backend; });
+  if (std::any_of(results.begin(), results.end(), [](auto& r) { return r.tiling.has_value(); })) {
+    row("1x1 tiling L2", [](const BackendResult& r) { return r.tiling ? l2_setting_label(*r.tiling) : "n/a"; });
+    row("1x1 tile order", [](const BackendResult& r) { return r.tiling ? order_setting_label(*r.tiling) : "n/a"; });
+    if (!a.flag("--cachegrind"))
+      row("1x1 convs planned", [](const BackendResult& r) {
+        return r.pointwise_convs >= 0 ? std::to_string(r.planned_convs) + "/" + std::to_string(r.pointwise_convs)
+                                      : std::string("n/a");
+      });
+  }
   if (!a.flag("--cachegrind")) {
     row("median ms", [](const BackendResult& r) { return fmt(percentile(r.ms, 0.5), "%.3f"); });
     row("min ms", [](const BackendResult& r) { return fmt(*std::min_element(r.ms.begin(), r.ms.end()), "%.3f"); });
@@ -282,6 +325,23 @@ int cmd_bench(int argc, char** argv) {
       j.begin_object();
       j.kv("backend", r.backend);
       if (!r.describe.empty()) j.kv("describe", r.describe);
+      if (r.tiling) {
+        j.key("pointwise_tiling");
+        j.begin_object();
+        j.kv("l2_bytes", r.tiling->l2_bytes);
+        j.kv("l2_source", setting_source_label(r.tiling->l2_source, true));
+        j.kv("order", kernels::tile_order_name(r.tiling->order));
+        j.kv("order_source", setting_source_label(r.tiling->order_source, false));
+        j.kv("buffer_entries", r.tiling->buffer_entries);
+        j.kv("safety_fraction", kL2SafetyFraction);
+        if (r.pointwise_convs >= 0) {
+          j.kv("pointwise_convs", r.pointwise_convs);
+          j.kv("planned_convs", r.planned_convs);
+        }
+        j.end_object();
+      } else {
+        j.kv_null("pointwise_tiling");
+      }
       if (!r.ms.empty()) {
         j.kv("median_ms", percentile(r.ms, 0.5));
         j.kv("min_ms", *std::min_element(r.ms.begin(), r.ms.end()));

@@ -154,9 +154,11 @@ bool is_test_dir(const fs::path& d) {
 }  // namespace
 
 int cmd_check(int argc, char** argv) {
-  Args a(argc, argv, 2, {"--rtol", "--atol", "--backend", "--threads"}, {"--help", "-h", "--quiet"});
+  Args a(argc, argv, 2, {"--rtol", "--atol", "--backend", "--threads", "--l2", "--tile-order"},
+         {"--help", "-h", "--quiet"});
   if (a.flag("--help") || a.flag("-h")) {
     std::fputs(kCheckHelp, stdout);
+    std::fputs(tiling_options_help(21).c_str(), stdout);
     return 0;
   }
   if (a.positional().empty()) throw UsageError("check: expected at least one DIR");
@@ -164,6 +166,13 @@ int cmd_check(int argc, char** argv) {
   SessionOptions o;
   o.backend = a.get("--backend", "native");
   o.threads = int(a.get_int("--threads", 0, 1, 1024));
+  apply_tiling_options(a, o);
+  if (o.backend == "native") {  // a bad LOCUS_L2 / LOCUS_TILE_ORDER: one error, not a FAIL per test
+    BackendOptions bo;
+    bo.l2_bytes = o.l2_bytes;
+    bo.tile_order = o.tile_order;
+    resolve_pointwise_tiling(bo);
+  }
   bool quiet = a.flag("--quiet");
 
   std::vector<fs::path> dirs;

@@ -1,4 +1,5 @@
 // `locus info`: what a model is made of — operators, parameters, per-layer shapes and MACs.
+#include <algorithm>
 #include <cstdio>
 #include <map>
 
@@ -7,6 +8,7 @@
 #include "cli/model_stats.h"
 #include "graph/ops.h"
 #include "importers/onnx/onnx_importer.h"
+#include "runtime/backend.h"
 
 namespace locus::cli {
 
@@ -21,15 +23,81 @@ static const char* kInfoHelp =
     "  --batch N          value for a symbolic batch dimension (default 1)\n"
     "  --model-dir DIR    folder searched for MODEL\n"
     "  --no-optimize      show the imported graph\n"
-    "  --passes           also list what each pass did and why it did not fire\n";
+    "  --passes           also list what each pass did and why it did not fire\n"
+    "  --plans            also compile for the native backend and list the cache plan of every\n"
+    "                     1x1 conv (see below)\n";
+
+static const char* kPlansHelp =
+    "\n"
+    "--plans prints a line 'plans  <settings>' and a table, one row per 1x1 conv, columns separated\n"
+    "by spaces (awk-friendly; '-' where a value does not apply):\n"
+    "  node        the Conv node\n"
+    "  M K N       its GEMM: pixels (batch x OH x OW), input channels, output channels\n"
+    "  stride      SHxSW; a strided 1x1 has its pixels gathered into rows before the planned kernel\n"
+    "  m n k       the cache tile; k = K: the whole reduction stays on chip\n"
+    "  order       the visiting order chosen (ScanRows, ScanCols, RowMajor, ColMajor), or gemm\n"
+    "  resident    strips of the streaming operand kept on chip beyond the working set\n"
+    "  A B C total modelled DRAM (L2-miss) traffic in entries (floats): A and B read, C written\n"
+    "  *_MiB       the same in MiB (entries x 4 bytes)\n"
+    "  compulsory  M*K + K*N + M*N entries: each operand moved once, the least any order can do\n"
+    "  ratio       total / compulsory\n"
+    "  note        gathered (strided), or why there is no plan: off, grouped, padded,\n"
+    "              no-fit (the planner found no tile for the buffer)\n"
+    "The plans are the ones a native session makes once at creation, with the same --l2 and\n"
+    "--tile-order (or LOCUS_L2, LOCUS_TILE_ORDER, the OS) as run and bench would use.\n";
+
+// The native backend's plan for every 1x1 conv, as compiled by a session (`exe`).
+static void print_plans(const Executable* exe) {
+  const PointwiseTilingSettings t = *exe->pointwise_tiling();
+  const auto rows = exe->pointwise_plans();
+  const auto planned = std::count_if(rows.begin(), rows.end(), [](auto& r) { return r.plan.has_value(); });
+  if (t.enabled())
+    std::printf("\nplans      L2 %s, S = %lld floats (L2/4 x %g), order %s; %lld of %zu 1x1 convs planned\n",
+                l2_setting_label(t).c_str(), (long long)t.buffer_entries, kL2SafetyFraction,
+                order_setting_label(t).c_str(), (long long)planned, rows.size());
+  else
+    std::printf("\nplans      L2 %s: no tiling, every 1x1 conv runs as one GEMM%s\n", l2_setting_label(t).c_str(),
+                t.l2_source == SettingSource::Default ? " (the OS reports no L2 size; give --l2 or LOCUS_L2)" : "");
+  std::printf("%-32s %7s %5s %5s %6s %6s %5s %5s %-8s %8s %10s %10s %10s %10s %8s %8s %8s %9s %10s %14s %6s %s\n",
+              "node", "M", "K", "N", "stride", "m", "n", "k", "order", "resident", "A", "B", "C", "total", "A_MiB",
+              "B_MiB", "C_MiB", "total_MiB", "compulsory", "compulsory_MiB", "ratio", "note");
+  const double mib = 4.0 / (1 << 20);
+  for (const PointwisePlanRow& r : rows) {
+    char stride[48];
+    std::snprintf(stride, sizeof stride, "%lldx%lld", (long long)r.stride_h, (long long)r.stride_w);
+    const int64_t comp = r.M * r.K + r.K * r.N + r.M * r.N;
+    std::printf("%-32s %7lld %5lld %5lld %6s ", r.node.empty() ? "-" : r.node.c_str(), (long long)r.M, (long long)r.K, (long long)r.N,
+                stride);
+    if (r.plan) {
+      const tiling::Plan& p = *r.plan;
+      const tiling::Traffic& t = p.traffic;
+      const bool strided = r.stride_h != 1 || r.stride_w != 1;
+      std::printf("%6lld %5lld %5lld %-8s %8lld %10lld %10lld %10lld %10lld %8.3f %8.3f %8.3f %9.3f %10lld %14.3f %6.3f %s\n",
+                  (long long)p.m, (long long)p.n, (long long)p.k, tiling::order_name(p.order),
+                  (long long)p.resident_strips, (long long)t.reads_a, (long long)t.reads_b, (long long)t.writes_c,
+                  (long long)t.total, double(t.reads_a) * mib, double(t.reads_b) * mib, double(t.writes_c) * mib,
+                  double(t.total) * mib, (long long)comp, double(comp) * mib, double(t.total) / double(comp),
+                  strided ? "gathered" : "-");
+    } else {
+      std::printf("%6s %5s %5s %-8s %8s %10s %10s %10s %10s %8s %8s %8s %9s %10lld %14.3f %6s %s\n", "-", "-", "-",
+                  "gemm", "-", "-", "-", "-", "-", "-", "-", "-", "-", (long long)comp, double(comp) * mib, "-",
+                  r.why_not.c_str());
+    }
+  }
+}
 
 int cmd_info(int argc, char** argv) {
-  Args a(argc, argv, 2, {"--batch", "--model-dir"}, {"--help", "-h", "--no-optimize", "--passes"});
+  Args a(argc, argv, 2, {"--batch", "--model-dir", "--l2", "--tile-order"},
+         {"--help", "-h", "--no-optimize", "--passes", "--plans"});
   if (a.flag("--help") || a.flag("-h")) {
     std::fputs(kInfoHelp, stdout);
+    std::fputs(tiling_options_help(21).c_str(), stdout);
+    std::fputs(kPlansHelp, stdout);
     return 0;
   }
   if (a.positional().size() != 1) throw UsageError("info: expected exactly one MODEL");
+  SessionOptions so;
+  apply_tiling_options(a, so);  // bad values fail before any work
   std::string path = resolve_model(a.positional()[0], a.get("--model-dir"));
   onnx_import::ImportOptions io;
   io.default_dim = a.get_int("--batch", 1, 1, 4096);
@@ -45,6 +113,16 @@ int cmd_info(int argc, char** argv) {
     PassReport r = PassManager::default_pipeline().run(g);
     report.results.insert(report.results.end(), r.results.begin(), r.results.end());
     report.remarks = std::move(r.remarks);
+  }
+
+  // --plans: compiled for the native backend as a session would (plans made once, read back) before
+  // anything is printed, so that a bad LOCUS_L2 / LOCUS_TILE_ORDER fails without partial output.
+  std::unique_ptr<Executable> plans;
+  if (a.flag("--plans")) {
+    BackendOptions bo;
+    bo.l2_bytes = so.l2_bytes;
+    bo.tile_order = so.tile_order;
+    plans = make_backend("native")->compile(g, bo);
   }
 
   std::printf("model      %s\n", path.c_str());
@@ -66,7 +144,10 @@ int cmd_info(int argc, char** argv) {
     int64_t macs = node_macs(g, n);
     total += macs;
     std::string op = n.op;
-    if (n.op == "Conv") op += n.s("locus.activation", "").empty() ? "" : "+" + n.s("locus.activation", "");
+    if (const std::string act = n.s("locus.activation", ""); n.op == "Conv" && !act.empty()) {
+      op += '+';
+      op += act;
+    }
     std::printf("%-4zu %-40s %-18s %-20s %14lld\n", i, n.name.c_str(), op.c_str(),
                 shape_str(g.info(n.outputs[0]).shape).c_str(), (long long)macs);
   }
@@ -77,6 +158,7 @@ int cmd_info(int argc, char** argv) {
     for (auto& r : report.remarks)
       std::printf("  %-24s %s: %s\n", r.pass.c_str(), r.node.c_str(), r.message.c_str());
   }
+  if (plans) print_plans(plans.get());
   return 0;
 }
 

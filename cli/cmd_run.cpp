@@ -78,19 +78,22 @@ static SessionOptions session_options(const Args& a) {
   o.threads = int(a.get_int("--threads", 0, 1, 1024));
   o.batch = a.get_int("--batch", 1, 1, 4096);
   o.optimize = !a.flag("--no-optimize");
+  apply_tiling_options(a, o);
   return o;
 }
 
 int cmd_run(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--image", "--input", "--output-dir", "--labels", "--top", "--threads", "--backend", "--batch",
-          "--model-dir"},
+          "--model-dir", "--l2", "--tile-order"},
          {"--help", "-h", "--no-optimize"});
   if (a.flag("--help") || a.flag("-h")) {
     std::fputs(kRunHelp, stdout);
+    std::fputs(tiling_options_help(22).c_str(), stdout);
     return 0;
   }
   if (a.positional().empty()) throw UsageError("run: missing MODEL");
+  const SessionOptions so = session_options(a);  // bad option values fail before any work
   std::string model = resolve_model(a.positional()[0], a.get("--model-dir"));
   std::vector<std::string> images = a.all("--image");
   images.insert(images.end(), a.positional().begin() + 1, a.positional().end());
@@ -99,7 +102,7 @@ int cmd_run(int argc, char** argv) {
   if (!images.empty() && !inputs.empty()) throw UsageError("run: use either --image or --input, not both");
   int64_t top = a.get_int("--top", 5, 1, 1000000);
 
-  Session session = Session::from_file(model, session_options(a));
+  Session session = Session::from_file(model, so);
   auto run_timed = [&](const std::map<std::string, Tensor>& feed, double& ms) {
     auto t0 = std::chrono::steady_clock::now();
     auto out = session.run(feed);

@@ -19,6 +19,20 @@ int cmd_info(int argc, char** argv);
 int cmd_check(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 
+class Args;
+
+// --l2 SIZE and --tile-order ORDER, taken by every command that builds a session (run, check,
+// bench, info): their --help lines (option names padded to `width`
+// columns), and applying them to SessionOptions. Bad values are a UsageError naming the option and
+// the value; absent options leave o.l2_bytes = -1 and o.tile_order unset (environment, then OS).
+std::string tiling_options_help(int width);
+void apply_tiling_options(const Args& a, SessionOptions& o);
+// "512K (--l2)", "off (LOCUS_L2)", "512K (os)", "off (L2 unknown)"; "scan (default)", "row (--tile-order)".
+std::string l2_setting_label(const PointwiseTilingSettings& t);
+std::string order_setting_label(const PointwiseTilingSettings& t);
+// "flag", "env", "os" or "none" (L2 unknown), "default" (order): for JSON.
+std::string setting_source_label(SettingSource s, bool is_l2);
+
 // MODEL may be a .onnx path, a folder holding exactly one .onnx file (the ONNX test layout), or
 // either of those relative to the model search path (--model-dir, $LOCUS_MODEL_DIR, ../shared/models).
 std::string resolve_model(const std::string& model, const std::string& model_dir);

@@ -1,5 +1,9 @@
 #include "runtime/backend.h"
 
+#include <cstdlib>
+
+#include "runtime/machine_info.h"
+
 namespace locus {
 
 std::unique_ptr<Backend> make_native_backend();
@@ -22,6 +26,61 @@ void require_float_graph(const Graph& g, const std::string& backend,
   std::string msg = backend + " backend cannot run: ";
   for (size_t i = 0; i < problems.size(); ++i) msg += (i ? ", " : "") + problems[i];
   throw Unsupported(msg);
+}
+
+const char* setting_source_name(SettingSource s) {
+  switch (s) {
+    case SettingSource::Option: return "option";
+    case SettingSource::Env: return "env";
+    case SettingSource::OS: return "os";
+    case SettingSource::Default: return "default";
+  }
+  return "?";
+}
+
+std::string PointwiseTilingSettings::describe() const {
+  const char* how = "; 1x1 convs run as one GEMM each";
+  if (!enabled()) {
+    if (l2_source == SettingSource::Default)
+      return cat("pointwise tiling off: the OS reports no L2 size (set --l2 or LOCUS_L2)", how);
+    return cat("pointwise tiling off (L2 0 from ", setting_source_name(l2_source), ")", how);
+  }
+  return cat("pointwise tiling: L2 ", format_bytes(l2_bytes), " (", setting_source_name(l2_source), "), S = ",
+             buffer_entries, " floats (x", kL2SafetyFraction, "), ", kernels::tile_order_name(order), " order (",
+             setting_source_name(order_source), ")");
+}
+
+PointwiseTilingSettings resolve_pointwise_tiling(const BackendOptions& o) {
+  PointwiseTilingSettings t;
+  const std::string too_small = cat(" is below the minimum of ", format_bytes(kMinL2Bytes),
+                                    " (sizes are in bytes, e.g. 512K, 1M; 0 turns tiling off)");
+  LOCUS_CHECK(o.l2_bytes >= -1, "l2_bytes must be -1 (environment or OS), 0 (off) or a size in bytes, got ",
+              o.l2_bytes);
+  if (o.l2_bytes >= 0) {
+    LOCUS_CHECK(o.l2_bytes == 0 || o.l2_bytes >= kMinL2Bytes, "l2_bytes ", o.l2_bytes, too_small);
+    t.l2_bytes = o.l2_bytes;
+    t.l2_source = SettingSource::Option;
+  } else if (const char* e = std::getenv("LOCUS_L2"); e && *e) {
+    t.l2_bytes = parse_bytes(e);
+    LOCUS_CHECK(t.l2_bytes >= 0, "LOCUS_L2='", e, "' is not a size (e.g. 512K, 1M, 0 = off)");
+    LOCUS_CHECK(t.l2_bytes == 0 || t.l2_bytes >= kMinL2Bytes, "LOCUS_L2='", e, "'", too_small);
+    t.l2_source = SettingSource::Env;
+  } else {
+    const int64_t os = current_core_cache_bytes(2);
+    if (os >= kMinL2Bytes) {
+      t.l2_bytes = os;
+      t.l2_source = SettingSource::OS;
+    }  // else: unknown, off (l2_source stays Default)
+  }
+  t.buffer_entries = int64_t(double(t.l2_bytes / 4) * kL2SafetyFraction);
+  if (o.tile_order) {
+    t.order = *o.tile_order;
+    t.order_source = SettingSource::Option;
+  } else if (const char* e = std::getenv("LOCUS_TILE_ORDER"); e && *e) {
+    LOCUS_CHECK(kernels::parse_tile_order(e, &t.order), "LOCUS_TILE_ORDER='", e, "' is not one of scan, row, col");
+    t.order_source = SettingSource::Env;
+  }
+  return t;
 }
 
 std::vector<std::string> backend_names() { return {"native", "reference", "onednn", "onednn-dwfused"}; }

@@ -6,15 +6,68 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "graph/ir.h"
+#include "kernels/native/pointwise_scan.h"  // kernels::TileOrder
+#include "kernels/tiling/tiling_planner.h"
 
 namespace locus {
 
 struct BackendOptions {
   int threads = 0;  // 0: OpenMP default
+  // Cache tiling of pointwise (1x1) convolutions (native backend; the others ignore both).
+  // l2_bytes: the L2 size the tiling planner plans for. -1: $LOCUS_L2 if set, else the L2 of the
+  // core running the compilation as the OS reports it (tiling off if the OS does not say);
+  // 0: off (every 1x1 conv one plain GEMM); otherwise a size in bytes, at least kMinL2Bytes.
+  int64_t l2_bytes = -1;
+  // The order family the planner chooses from. Unset: $LOCUS_TILE_ORDER if set, else Scan.
+  std::optional<kernels::TileOrder> tile_order;
+};
+
+// ---- pointwise tiling settings ----
+
+// The planner's buffer is S = L2 bytes / 4 (floats) x this fraction. The other half is headroom for
+// what the model leaves out: the L2 is not a fully associative LRU buffer (set conflicts, pseudo-LRU
+// replacement), it also holds the code, stack, bias, the packed B's padding to 16 columns and the
+// output tiles' write-allocate lines, and the next tile's prefetched lines arrive before the current
+// ones are dead.
+inline constexpr double kL2SafetyFraction = 0.5;
+// Smaller l2_bytes are refused (a size of a few hundred is almost surely a missing "K").
+inline constexpr int64_t kMinL2Bytes = 1024;
+
+enum class SettingSource { Option, Env, OS, Default };
+// "option", "env", "os", "default"
+const char* setting_source_name(SettingSource s);
+
+struct PointwiseTilingSettings {
+  int64_t l2_bytes = 0;  // planned for; 0: tiling off
+  SettingSource l2_source = SettingSource::Default;  // Default: the OS did not report an L2 size
+  int64_t buffer_entries = 0;  // S = l2_bytes / 4 * kL2SafetyFraction; 0 when off
+  kernels::TileOrder order = kernels::TileOrder::Scan;
+  SettingSource order_source = SettingSource::Default;
+  bool enabled() const { return buffer_entries > 0; }
+  // One line, e.g. "pointwise tiling: L2 512K (os), S = 65536 floats (x0.5), scan order (default)"
+  // or "pointwise tiling off: the OS reports no L2 size (set --l2 or LOCUS_L2); 1x1 convs run as one GEMM".
+  std::string describe() const;
+};
+
+// Resolves the settings: option > environment ($LOCUS_L2, $LOCUS_TILE_ORDER) > OS > default.
+// Throws Error with one line naming the option or variable and its value when it is not valid.
+PointwiseTilingSettings resolve_pointwise_tiling(const BackendOptions& o);
+
+// How one 1x1 convolution runs (native backend): its GEMM view and the cache plan made for it at
+// compile time, or why it has none.
+struct PointwisePlanRow {
+  std::string node;
+  int64_t M = 0, K = 0, N = 0;  // pixels (N*OH*OW), input channels, output channels
+  int64_t stride_h = 1, stride_w = 1;  // > 1: the strided pixels are gathered into rows first
+  int64_t groups = 1;
+  std::optional<tiling::Plan> plan;  // m n k, order, resident strips, modelled traffic
+  std::string why_not;               // when !plan, one word: "off" (tiling off), "grouped", "padded",
+                                     // "no-fit" (the planner found no tile for S)
 };
 
 // Per-node timing collected when profiling is on.
@@ -36,6 +89,10 @@ class Executable {
   virtual std::vector<NodeTiming> timings() const { return {}; }
   // One line about how the backend ran the graph (e.g. how many layers it fused); may be empty.
   virtual std::string describe() const { return {}; }
+  // The pointwise tiling settings it compiled with; nullopt for backends without that path.
+  virtual std::optional<PointwiseTilingSettings> pointwise_tiling() const { return std::nullopt; }
+  // One row per 1x1 convolution, in graph order, as planned at compile time (empty if not native).
+  virtual std::vector<PointwisePlanRow> pointwise_plans() const { return {}; }
 };
 
 class Backend {

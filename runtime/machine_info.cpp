@@ -1,5 +1,6 @@
 #include "runtime/machine_info.h"
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -7,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -92,26 +94,57 @@ std::string format_bytes(int64_t b) {
 }
 
 int64_t parse_bytes(const std::string& s) {
-  size_t pos = 0;
-  double v = 0;
-  try {
-    v = std::stod(s, &pos);
-  } catch (...) {
-    return -1;
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  auto digit = [&](size_t i) { return i < s.size() && s[i] >= '0' && s[i] <= '9'; };
+  size_t i = 0;
+  if (!digit(0)) return -1;
+  int64_t whole = 0;
+  for (; digit(i); ++i) {
+    const int d = s[i] - '0';
+    if (whole > (kMax - d) / 10) return -1;
+    whole = whole * 10 + d;
   }
-  if (pos == 0 || !(v >= 0) || !std::isdigit(static_cast<unsigned char>(s[0]))) return -1;
-  std::string suf = s.substr(pos);
+  int64_t frac = 0, frac_div = 1;  // fraction = frac / frac_div
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (!digit(i)) return -1;
+    for (int n = 0; digit(i); ++i, ++n) {
+      if (n == 9) return -1;
+      frac = frac * 10 + (s[i] - '0');
+      frac_div *= 10;
+    }
+  }
+  std::string suf = s.substr(i);
   for (auto& ch : suf) ch = char(std::toupper(static_cast<unsigned char>(ch)));
-  if (suf.size() >= 2 && suf.compare(suf.size() - 2, 2, "IB") == 0) suf.resize(suf.size() - 2);
-  else if (suf.size() >= 2 && suf.back() == 'B') suf.pop_back();
-  double mul = 1;
-  if (suf == "K") mul = 1024.0;
-  else if (suf == "M") mul = 1024.0 * 1024;
-  else if (suf == "G") mul = 1024.0 * 1024 * 1024;
-  else if (!suf.empty() && suf != "B") return -1;
-  const double b = v * mul;
-  if (b > 9e18) return -1;
-  return int64_t(b);
+  int64_t mul = 1;
+  if (!suf.empty() && (suf[0] == 'K' || suf[0] == 'M' || suf[0] == 'G')) {
+    mul = suf[0] == 'K' ? int64_t(1) << 10 : suf[0] == 'M' ? int64_t(1) << 20 : int64_t(1) << 30;
+    suf.erase(0, 1);
+    if (suf == "IB") suf.clear();
+  }
+  if (!suf.empty() && suf != "B") return -1;
+  if (whole > kMax / mul) return -1;
+  const int64_t frac_bytes = frac * mul / frac_div;  // < mul; frac < 1e9 and mul <= 2^30: no overflow
+  if (whole * mul > kMax - frac_bytes) return -1;
+  return whole * mul + frac_bytes;
+}
+
+int64_t current_core_cache_bytes(int level) {
+  const int cpu = sched_getcpu();
+  for (int c : {cpu, 0}) {
+    if (c < 0) continue;
+    std::error_code ec;
+    const fs::path base = fs::path("/sys/devices/system/cpu") / ("cpu" + std::to_string(c)) / "cache";
+    if (!fs::exists(base, ec)) continue;
+    for (int i = 0; i < 16; ++i) {
+      const fs::path d = base / ("index" + std::to_string(i));
+      if (!fs::exists(d, ec)) break;
+      if (std::atoi(read_line(d / "level").c_str()) != level || read_line(d / "type") == "Instruction") continue;
+      return parse_size(read_line(d / "size"));
+    }
+    return 0;  // this cpu lists its caches, none at `level`
+  }
+  return 0;
 }
 
 std::string MachineInfo::summary() const {

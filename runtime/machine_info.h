@@ -35,8 +35,18 @@ MachineInfo read_machine_info();
 // "32K", "1M", "1.5M"
 std::string format_bytes(int64_t bytes);
 
-// Inverse of format_bytes for user input: "524288", "512K", "1M", "1.5M", "2G" (suffix case-
-// insensitive, optional trailing "B"/"iB"; K = 1024). Returns -1 if `s` is not such a size.
+// Size of the data/unified cache at `level` of the core this thread is running on
+// (/sys/devices/system/cpu/cpuN/cache, N = sched_getcpu(); cpu0 if that fails), 0 if the OS does not
+// say. On hybrid CPUs cores differ; MachineInfo::cache_bytes describes cpu0 only.
+int64_t current_core_cache_bytes(int level);
+
+// A byte size typed by a user (--l2, LOCUS_L2), the inverse of format_bytes. Grammar, exactly:
+//   DIGITS [ "." DIGITS ] [ "K" | "M" | "G" ] [ "B" | "iB" ]      (letters case-insensitive)
+// K = 1024, M = 1024^2, G = 1024^3 ("KB", "KiB", "kb" all mean 1024). Examples: "524288", "512K",
+// "512KiB", "1M", "1m", "1.5M" (1572864), "0". A fraction is allowed (at most 9 digits) and the
+// result is rounded down to whole bytes ("1.5" is 1, "0.1K" is 102).
+// Returns -1 for anything else: empty, a sign ("-1", "+1"), spaces, exponents ("1e3"), hex, other
+// suffixes ("1T", "1KK"), or a value of 2^63 bytes or more (overflow).
 int64_t parse_bytes(const std::string& s);
 
 }  // namespace locus

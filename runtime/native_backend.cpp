@@ -22,7 +22,6 @@
 #include "kernels/native/gemm.h"
 #include "kernels/native/pool2d_nhwc.h"
 #include "runtime/backend.h"
-#include "runtime/machine_info.h"
 #include "runtime/memory_planner.h"
 
 namespace locus {
@@ -81,35 +80,11 @@ std::vector<int64_t> broadcast_strides(const Val& v, const Shape& out) {
 
 using Step = std::function<void()>;
 
-// Cache tiling of pointwise convolutions (docs/method.md section 8): the core's L2 is the planner's
-// on-chip buffer, S = L2 bytes / 4 (floats) x a safety fraction of 0.5. The planned path is OPT-IN
-// for now: it is used only when LOCUS_L2 ("1M", "512K"; "0" = off) or LOCUS_TILE_ORDER (scan, row,
-// col) is set, because at batch 8 it is still 2-3x slower than one gemm_f32 over all pixels
-// (measured 155 ms vs 56 ms for MobileNetV2, 2 threads); at batch 1 the two are level. Issue 4.
-struct PointwiseTiling {
-  int64_t S = 0;  // buffer entries, 0 = no plan
-  TileOrder order = TileOrder::Scan;
-};
-
-constexpr double kL2SafetyFraction = 0.5;
-
-PointwiseTiling pointwise_tiling() {
-  PointwiseTiling t;
-  int64_t l2 = 0;
-  const char* order_env = std::getenv("LOCUS_TILE_ORDER");
-  if (const char* e = std::getenv("LOCUS_L2"); e && *e) {
-    l2 = parse_bytes(e);
-    if (l2 < 0) throw Error(cat("LOCUS_L2='", e, "' is not a size (e.g. 512K, 1M, 0)"));
-  } else if (order_env && *order_env) {
-    l2 = read_machine_info().cache_bytes(2);
-  }
-  t.S = int64_t(double(l2 / 4) * kL2SafetyFraction);
-  if (t.S < 3) t.S = 0;  // unknown L2 (or absurdly small): no plan
-  if (const char* e = std::getenv("LOCUS_TILE_ORDER"); e && *e)
-    if (!parse_tile_order(e, &t.order))
-      throw Error(cat("LOCUS_TILE_ORDER='", e, "' is not one of scan, row, col"));
-  return t;
-}
+// Cache tiling of pointwise convolutions (docs/method.md section 8) is ON by default: every G = 1,
+// unpadded 1x1 conv (strided ones through a row gather) runs pointwise_scan_f32 on a plan made at
+// compile time, with the core's L2 as the planner's buffer (settings: resolve_pointwise_tiling in
+// runtime/backend.h: option > LOCUS_L2 / LOCUS_TILE_ORDER > the OS). When the L2 size is unknown,
+// or l2_bytes is 0, they run as one gemm_f32 each, and describe() says so.
 
 struct StepInfo {
   std::string node, op;
@@ -123,6 +98,9 @@ class NativeExecutable : public Executable {
   int64_t activation_bytes() const override { return arena_bytes_; }
   void set_profiling(bool on) override { profiling_ = on; }
   std::vector<NodeTiming> timings() const override { return timings_; }
+  std::string describe() const override;
+  std::optional<PointwiseTilingSettings> pointwise_tiling() const override { return tiling_; }
+  std::vector<PointwisePlanRow> pointwise_plans() const override { return plans_; }
 
  private:
   // --- compile helpers ---
@@ -159,11 +137,13 @@ class NativeExecutable : public Executable {
   std::vector<StepInfo> steps_;
   bool profiling_ = false;
   std::vector<NodeTiming> timings_;
-  std::optional<PointwiseTiling> pw_tiling_;  // read once, at the first Conv
+  PointwiseTilingSettings tiling_;        // resolved once, before any Conv is packed
+  std::vector<PointwisePlanRow> plans_;   // one per 1x1 conv, in graph order
 };
 
 NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o) : g_(g), opts_(o) {
   require_float_graph(g, "native", is_supported_op);
+  tiling_ = resolve_pointwise_tiling(o);
 
   // Lifetimes: inputs live from step 0, node outputs from their step; all until their last reader;
   // graph outputs until the end.
@@ -278,9 +258,24 @@ Step NativeExecutable::conv(const Node& n) {
   s.PT = pads[0]; s.PL = pads[1]; s.PB = pads[2]; s.PR = pads[3];
   s.DH = dil[0]; s.DW = dil[1];
   s.G = n.i("group", 1);
-  if (!pw_tiling_) pw_tiling_ = pointwise_tiling();
   auto packed = std::make_shared<PackedConv2d>(pack_conv2d(s, w->data<float>(), b ? b->data<float>() : nullptr,
-                                                           activation_of(n), pw_tiling_->S, pw_tiling_->order));
+                                                           activation_of(n), tiling_.buffer_entries, tiling_.order));
+  if (s.KH == 1 && s.KW == 1) {
+    PointwisePlanRow r;
+    r.node = n.name;
+    r.M = s.N * s.OH * s.OW;
+    r.K = s.C / s.G;
+    r.N = s.OC / s.G;
+    r.stride_h = s.SH;
+    r.stride_w = s.SW;
+    r.groups = s.G;
+    if (packed->scan) r.plan = packed->scan->plan;
+    else if (!tiling_.enabled()) r.why_not = "off";
+    else if (s.G > 1) r.why_not = "grouped";
+    else if (s.PT || s.PL || s.PB || s.PR) r.why_not = "padded";
+    else r.why_not = "no-fit";  // the planner found no tile for the buffer
+    plans_.push_back(std::move(r));
+  }
   int threads = opts_.threads > 0 ? opts_.threads : omp_get_max_threads();
   workspace_floats_ = std::max(workspace_floats_, conv2d_scratch_floats(*packed, threads));
   const float* in = x.ptr;
@@ -582,6 +577,14 @@ Step NativeExecutable::gather(const Node& n) {
       }
     if (post) post();
   };
+}
+
+std::string NativeExecutable::describe() const {
+  size_t planned = 0;
+  for (auto& r : plans_) planned += r.plan.has_value();
+  std::string d = tiling_.describe();
+  if (tiling_.enabled()) d += cat("; ", planned, " of ", plans_.size(), " 1x1 convs planned");
+  return d;
 }
 
 void NativeExecutable::run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>& outputs) {

@@ -48,6 +48,8 @@ Session Session::from_graph(Graph g, const SessionOptions& o) {
   if (o.threads > 0) omp_set_num_threads(o.threads);
   BackendOptions bo;
   bo.threads = o.threads;
+  bo.l2_bytes = o.l2_bytes;
+  bo.tile_order = o.tile_order;
   s.exe_ = make_backend(o.backend)->compile(g, bo);
   s.graph_ = std::move(g);
   return s;

@@ -7,6 +7,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,11 @@ struct SessionOptions {
   int64_t batch = 1;        // value for symbolic dims of graph inputs
   bool optimize = true;     // run the default pass pipeline
   std::vector<std::string> disabled_passes;
+  // Cache tiling of 1x1 convolutions (native backend), as BackendOptions (runtime/backend.h):
+  // l2_bytes -1 = $LOCUS_L2, else the core's L2 from the OS; 0 = off (plain GEMM); > 0 = bytes.
+  // tile_order unset = $LOCUS_TILE_ORDER, else Scan. CLI: --l2 SIZE, --tile-order scan|row|col.
+  int64_t l2_bytes = -1;
+  std::optional<kernels::TileOrder> tile_order;
   // Inputs whose values are fixed at session creation (folded as constants), e.g. the int64 shape
   // inputs of ONNX node tests. They are then no longer session inputs.
   std::map<std::string, Tensor> bind_constants;

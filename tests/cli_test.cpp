@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 
 #include "importers/onnx/onnx_importer.h"
 #include "tests/test_support.h"
@@ -23,10 +24,12 @@ struct Result {
   std::string out, err;
 };
 
-Result run_locus(const std::string& args) {
+// env: "NAME=value ..." set for this run only.
+Result run_locus(const std::string& args, const std::string& env = "") {
   std::string dir = test::temp_dir();
   std::string out = dir + "/stdout.txt", err = dir + "/stderr.txt";
-  std::string cmd = "timeout 120 " + std::string(LOCUS_BINARY_DIR) + "/locus " + args + " >" + out + " 2>" + err;
+  std::string cmd = (env.empty() ? "" : "env " + env + " ") + "timeout 120 " + std::string(LOCUS_BINARY_DIR) +
+                    "/locus " + args + " >" + out + " 2>" + err;
   int rc = std::system(cmd.c_str());
   Result r;
   if (WIFEXITED(rc)) r.status = WEXITSTATUS(rc);
@@ -71,13 +74,79 @@ std::string write_model(const std::string& name, const std::vector<std::string>&
     n->set_op_type(ops[i]);
     n->set_name("node" + std::to_string(i));
     n->add_input(prev);
-    prev = "v" + std::to_string(i);
+    prev = "v";
+    prev += std::to_string(i);
     n->add_output(prev);
   }
   g->add_output()->set_name(prev);
   std::string bytes;
   m.SerializeToString(&bytes);
   return write_file(name, bytes);
+}
+
+// Two 1x1 convs: x [1,16,14,14] -> conv_a (24 channels, bias) -> conv_b (40 channels, stride 2).
+std::string write_pointwise_model() {
+  onnx::ModelProto m;
+  m.set_ir_version(7);
+  m.add_opset_import()->set_version(13);
+  auto* g = m.mutable_graph();
+  g->set_name("pw");
+  auto* in = g->add_input();
+  in->set_name("x");
+  in->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : {1, 16, 14, 14}) in->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(d);
+  std::mt19937 rng(7);
+  auto init = [&](const std::string& name, std::vector<int64_t> dims) {
+    auto* t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    int64_t n = 1;
+    for (auto d : dims) {
+      t->add_dims(d);
+      n *= d;
+    }
+    for (int64_t i = 0; i < n; ++i) t->add_float_data(float(int(rng() % 2001) - 1000) / 4000.f);
+  };
+  init("wa", {24, 16, 1, 1});
+  init("ba", {24});
+  init("wb", {40, 24, 1, 1});
+  auto* a = g->add_node();
+  a->set_op_type("Conv");
+  a->set_name("conv_a");
+  for (const char* i : {"x", "wa", "ba"}) a->add_input(i);
+  a->add_output("ya");
+  auto* b = g->add_node();
+  b->set_op_type("Conv");
+  b->set_name("conv_b");
+  for (const char* i : {"ya", "wb"}) b->add_input(i);
+  b->add_output("y");
+  auto* st = b->add_attribute();
+  st->set_name("strides");
+  st->set_type(onnx::AttributeProto::INTS);
+  st->add_ints(2);
+  st->add_ints(2);
+  g->add_output()->set_name("y");
+  std::string bytes;
+  m.SerializeToString(&bytes);
+  return write_file("pointwise.onnx", bytes);
+}
+
+// The --plans rows (after the column header), one per 1x1 conv.
+std::vector<std::string> plan_rows(const std::string& out) {
+  std::vector<std::string> rows;
+  auto at = out.find("\nplans ");
+  if (at == std::string::npos) return rows;
+  std::istringstream is(out.substr(at + 1));
+  std::string line;
+  std::getline(is, line);  // plans  <settings>
+  std::getline(is, line);  // column header
+  while (std::getline(is, line) && !line.empty()) rows.push_back(line);
+  return rows;
+}
+
+std::string plans_line(const std::string& out) {
+  auto at = out.find("\nplans ");
+  return at == std::string::npos ? "" : out.substr(at + 1, out.find('\n', at + 1) - at - 1);
 }
 
 std::string real_model() {
@@ -192,7 +261,124 @@ TEST(Cli, BenchWritesItsJsonSchema) {
       "assert set(c) >= {'cycles','instructions'}\n"
       "assert all(v is None or v > 0 for v in c.values())\n"
       "assert d['counters_available'] or all(v is None for v in c.values())\n"
-      "p=r['profile']; assert len(p) > 50 and all(x['ms'] >= 0 for x in p)\n";
+      "p=r['profile']; assert len(p) > 50 and all(x['ms'] >= 0 for x in p)\n"
+      "t=r['pointwise_tiling']; assert t['l2_source'] in ('os','env','none') and t['order'] in ('scan','row','col')\n"
+      "assert (t['l2_bytes'] > 0) == (t['planned_convs'] > 0) and t['pointwise_convs'] == 34\n";
   std::string script = write_file("check_bench.py", py);
   EXPECT_EQ(std::system(("python3 " + script + " " + json).c_str()), 0);
+}
+
+TEST(Cli, InfoPlansFollowL2AndTileOrder) {
+  std::string model = write_pointwise_model();
+  auto r = run_locus("info " + model + " --plans --l2 1M");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(plans_line(r.out).find("L2 1M (--l2), S = 131072 floats"), std::string::npos) << r.out;
+  auto rows = plan_rows(r.out);
+  ASSERT_EQ(rows.size(), 2u) << r.out;
+  EXPECT_EQ(rows[0].rfind("conv_a ", 0), 0u) << rows[0];
+  EXPECT_NE(rows[0].find(" 196 "), std::string::npos) << rows[0];  // M = 14 x 14
+  EXPECT_NE(rows[0].find(" Scan"), std::string::npos) << rows[0];
+  EXPECT_EQ(rows[1].rfind("conv_b ", 0), 0u) << rows[1];
+  EXPECT_NE(rows[1].find(" 49 "), std::string::npos) << rows[1];  // M = 7 x 7 after stride 2
+  EXPECT_NE(rows[1].find(" 2x2 "), std::string::npos) << rows[1];
+  EXPECT_NE(rows[1].find("gathered"), std::string::npos) << rows[1];
+
+  // a smaller L2 gives other tiles; the order family is obeyed
+  auto small = run_locus("info " + model + " --plans --l2 24K");
+  ASSERT_EQ(small.status, 0) << small.err;
+  ASSERT_EQ(plan_rows(small.out).size(), 2u) << small.out;
+  EXPECT_NE(plan_rows(small.out)[0], rows[0]);
+  for (auto [order, name] : {std::pair{"row", "RowMajor"}, std::pair{"col", "ColMajor"}}) {
+    auto o = run_locus("info " + model + " --plans --tile-order " + order);
+    ASSERT_EQ(o.status, 0) << o.err;
+    EXPECT_NE(plans_line(o.out).find(std::string("order ") + order + " (--tile-order)"), std::string::npos) << o.out;
+    for (auto& row : plan_rows(o.out)) EXPECT_NE(row.find(name), std::string::npos) << order << ": " << row;
+  }
+  // 0 = off: every row says gemm / off
+  auto off = run_locus("info " + model + " --plans --l2 0");
+  ASSERT_EQ(off.status, 0) << off.err;
+  EXPECT_NE(plans_line(off.out).find("no tiling"), std::string::npos) << off.out;
+  for (auto& row : plan_rows(off.out)) {
+    EXPECT_NE(row.find(" gemm "), std::string::npos) << row;
+    EXPECT_NE(row.find(" off"), std::string::npos) << row;
+  }
+  // the environment is used when no flag is given, and the flag wins over it
+  auto env = run_locus("info " + model + " --plans", "LOCUS_L2=64K LOCUS_TILE_ORDER=col");
+  ASSERT_EQ(env.status, 0) << env.err;
+  EXPECT_NE(plans_line(env.out).find("L2 64K (LOCUS_L2)"), std::string::npos) << env.out;
+  EXPECT_NE(plans_line(env.out).find("order col (LOCUS_TILE_ORDER)"), std::string::npos) << env.out;
+  auto flag = run_locus("info " + model + " --plans --l2 1M", "LOCUS_L2=64K");
+  EXPECT_NE(plans_line(flag.out).find("L2 1M (--l2)"), std::string::npos) << flag.out;
+}
+
+TEST(Cli, BadTilingValuesAreOneLineErrors) {
+  std::string model = write_pointwise_model();
+  // wrong flag values: usage errors (exit 2), one line naming the flag and the value, for every command
+  auto usage = [](const Result& r, const std::string& flag, const std::string& value) {
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(flag), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(value), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;  // nothing done before the check
+  };
+  for (const std::string& cmd : std::vector<std::string>{"info " + model + " --plans", "run " + model + " --input x=none.pb",
+                                "bench " + model + " --runs 1", "check " + test::temp_dir()}) {
+    usage(run_locus(cmd + " --l2 banana"), "--l2", "'banana'");
+    usage(run_locus(cmd + " --l2 -1"), "--l2", "'-1'");
+    usage(run_locus(cmd + " --l2 1.5T"), "--l2", "'1.5T'");
+    usage(run_locus(cmd + " --tile-order zigzag"), "--tile-order", "'zigzag'");
+  }
+  usage(run_locus("info " + model + " --plans --l2 512"), "--l2", "below the minimum");
+  // wrong environment values: errors (exit 1), one line naming the variable and the value
+  expect_clean_error(run_locus("info " + model + " --plans", "LOCUS_L2=banana"), "LOCUS_L2='banana'");
+  expect_clean_error(run_locus("info " + model + " --plans", "LOCUS_TILE_ORDER=zigzag"), "LOCUS_TILE_ORDER='zigzag'");
+  expect_clean_error(run_locus("bench " + model + " --runs 1", "LOCUS_L2=12x"), "LOCUS_L2='12x'");
+  // a flag makes the variable irrelevant
+  EXPECT_EQ(run_locus("info " + model + " --plans --l2 1M", "LOCUS_L2=banana").status, 0);
+}
+
+TEST(Cli, HelpListsTheTilingOptions) {
+  for (const char* cmd : {"run", "check", "bench", "info"}) {
+    auto h = run_locus(std::string(cmd) + " --help");
+    EXPECT_EQ(h.status, 0) << cmd;
+    EXPECT_NE(h.out.find("--l2 SIZE"), std::string::npos) << cmd << ": " << h.out;
+    EXPECT_NE(h.out.find("--tile-order"), std::string::npos) << cmd << ": " << h.out;
+    EXPECT_NE(h.out.find("LOCUS_L2"), std::string::npos) << cmd << ": " << h.out;
+  }
+  auto info = run_locus("info --help");
+  EXPECT_NE(info.out.find("--plans"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("compulsory"), std::string::npos) << info.out;
+}
+
+TEST(Cli, BenchReportsTheTilingSettings) {
+  std::string model = write_pointwise_model();
+  std::string json = test::temp_dir() + "/bench_tiling.json";
+  auto r = run_locus("bench " + model + " --runs 2 --warmup 0 --backend native,reference --l2 1M --tile-order col --json " +
+                     json);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("1M (--l2)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("col (--tile-order)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("2/2"), std::string::npos) << r.out;  // both 1x1 convs planned
+  std::string py =
+      "import json,sys\n"
+      "d=json.load(open(sys.argv[1]))\n"
+      "n,ref=d['results']\n"
+      "t=n['pointwise_tiling']\n"
+      "assert t['l2_bytes']==1048576 and t['l2_source']=='flag', t\n"
+      "assert t['order']=='col' and t['order_source']=='flag', t\n"
+      "assert t['buffer_entries']==131072 and t['safety_fraction']==0.5, t\n"
+      "assert t['pointwise_convs']==2 and t['planned_convs']==2, t\n"
+      "assert ref['backend']=='reference' and ref['pointwise_tiling'] is None\n";
+  std::string script = write_file("check_bench_tiling.py", py);
+  EXPECT_EQ(std::system(("python3 " + script + " " + json).c_str()), 0);
+  // from the environment: the source says so
+  auto e = run_locus("bench " + model + " --runs 1 --warmup 0 --json " + json, "LOCUS_L2=0");
+  ASSERT_EQ(e.status, 0) << e.err;
+  EXPECT_NE(e.out.find("off (LOCUS_L2)"), std::string::npos) << e.out;
+  std::string py2 =
+      "import json,sys\n"
+      "t=json.load(open(sys.argv[1]))['results'][0]['pointwise_tiling']\n"
+      "assert t['l2_bytes']==0 and t['l2_source']=='env' and t['planned_convs']==0, t\n";
+  std::string script2 = write_file("check_bench_tiling_env.py", py2);
+  EXPECT_EQ(std::system(("python3 " + script2 + " " + json).c_str()), 0);
 }

@@ -54,7 +54,8 @@ void expect_close(const std::vector<float>& got, const std::vector<double>& want
 
 std::vector<Isa> supported_isas() {
   std::vector<Isa> v{Isa::Generic};
-  if (detected_isa() == Isa::Avx2) v.push_back(Isa::Avx2);
+  if (has_avx2(detected_isa())) v.push_back(Isa::Avx2);
+  if (detected_isa() == Isa::Avx512) v.push_back(Isa::Avx512);
   return v;
 }
 
@@ -344,7 +345,7 @@ TEST_P(ConvTest, OneByOneVariants) {
 // strided pixels are gathered into scratch, then pointwise_scan_f32 runs with M = N*OH*OW. Ragged
 // shapes, strides 2 and 3 (also unequal), a buffer small enough to split K (k < K) and a large one,
 // every order family. Grouped strided 1x1 stays on the per-row GEMM (no plan), and so does one
-// whose buffer cannot hold the kernel's minimum tile.
+// for which the planner finds no tile.
 TEST_P(ConvTest, StridedOneByOneThroughPlan) {
   Conv2dShape uneven = conv_shape(2, 9, 11, 13, 20, 1, 1, 0, 0, 0, 0);
   uneven.SH = 3, uneven.SW = 2, uneven.OH = (9 - 1) / 3 + 1, uneven.OW = (11 - 1) / 2 + 1;
@@ -361,7 +362,8 @@ TEST_P(ConvTest, StridedOneByOneThroughPlan) {
       {conv_shape(1, 1, 1, 5, 7, 1, 2, 0, 0, 0, 0), {}, "1x1 s2 on a 1x1 input"},
       {uneven, relu(), "1x1 stride 3x2"},
   };
-  // S = 4000 holds the kernel's minimum tile (24 x 16, k 64) but not K = 200 with it: k < K there.
+  // S = 4000 holds the kernel's preferred minimum tile (24 x 16, k 64) but not K = 200 with it:
+  // k < K there.
   uint32_t seed = 40;
   for (int64_t S : {int64_t(4000), int64_t(32768)})
     for (TileOrder order : {TileOrder::Scan, TileOrder::Row, TileOrder::Col})
@@ -378,10 +380,10 @@ TEST_P(ConvTest, StridedOneByOneThroughPlan) {
   // grouped: no plan, same results
   EXPECT_FALSE(run_conv_case(conv_shape(2, 10, 7, 16, 24, 1, 3, 0, 0, 0, 0, 1, 4), {}, ConvPath::General,
                              "1x1 s3 grouped with a buffer", 60, 32768));
-  // a buffer too small for any tile: plain GEMM per row, no scratch, same results
-  EXPECT_FALSE(run_conv_case(cases[1].s, cases[1].act, ConvPath::General, "1x1 s2 S=100", 70, 100));
+  // a buffer too small for any tile (the planner refuses S < 3): plain GEMM, no scratch, same results
+  EXPECT_FALSE(run_conv_case(cases[1].s, cases[1].act, ConvPath::General, "1x1 s2 S=2", 70, 2));
   EXPECT_FALSE(run_conv_case(conv_shape(1, 9, 7, 80, 40, 1, 1, 0, 0, 0, 0), relu(), ConvPath::Pointwise,
-                             "pointwise S=100", 71, 100));
+                             "pointwise S=2", 71, 2));
 }
 
 TEST_P(ConvTest, StridedOneByOnePlannedInsideParallelRegion) {

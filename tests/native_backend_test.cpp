@@ -1,8 +1,14 @@
 // The native backend against the reference backend, op by op, on small ragged graphs: this is
 // where NHWC layout handling (broadcasts, concat on the channel axis, flatten, softmax on axis 1)
-// is checked, plus the arena and the session's input checks.
+// is checked, plus the arena, the session's input checks and the pointwise tiling settings (on by
+// default; options > LOCUS_L2 / LOCUS_TILE_ORDER > the OS; every order matches the reference).
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <functional>
+#include <optional>
+
+#include "runtime/machine_info.h"
 #include "runtime/session.h"
 #include "tests/graph_builder_util.h"
 
@@ -140,4 +146,190 @@ TEST(NativeBackend, SessionRejectsWrongInputs) {
   EXPECT_NE(msg({{"x", Tensor(DType::I64, {1, 2, 3, 3})}}).find("has type int64"), std::string::npos);
   EXPECT_NE(msg({}).find("missing input 'x'"), std::string::npos);
   EXPECT_NE(msg({{"x", random_tensor({1, 2, 3, 3}, 1)}, {"q", random_tensor({1}, 1)}}).find("no input named 'q'"), std::string::npos);
+}
+
+// ---- pointwise tiling (runtime/backend.h: resolve_pointwise_tiling) ----
+
+namespace {
+
+// Sets or unsets LOCUS_L2 and LOCUS_TILE_ORDER for one scope, restoring them afterwards.
+class TilingEnv {
+ public:
+  TilingEnv(const char* l2, const char* order) {
+    save("LOCUS_L2", l2);
+    save("LOCUS_TILE_ORDER", order);
+  }
+  ~TilingEnv() {
+    for (auto& [name, old] : saved_) {
+      if (old) setenv(name.c_str(), old->c_str(), 1);
+      else unsetenv(name.c_str());
+    }
+  }
+
+ private:
+  void save(const char* name, const char* v) {
+    const char* old = std::getenv(name);
+    saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
+    if (v) setenv(name, v, 1);
+    else unsetenv(name);
+  }
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+// MobileNetV2-shaped 1x1 convs at 28x28 -> 14x14: expansion with a fused clip, projection, a strided
+// 1x1 (ResNet-style downsample, gathered rows), expansion again; plus a grouped 1x1 that keeps GEMM.
+Graph pointwise_chain() {
+  GraphBuilder b;
+  auto x = b.input("x", {1, 24, 28, 28});
+  auto e = b.node("Conv", {x, b.random_constant("w1", {144, 24, 1, 1}, 1), b.random_constant("b1", {144}, 2)});
+  e = b.node("Clip", {e, b.constant("lo", Tensor::scalar_f32(0.f)), b.constant("hi", Tensor::scalar_f32(6.f))});
+  auto p = b.node("Conv", {e, b.random_constant("w2", {32, 144, 1, 1}, 3), b.random_constant("b2", {32}, 4)});
+  auto s = b.node("Conv", {p, b.random_constant("w3", {64, 32, 1, 1}, 5)}, {{"strides", Ints{2, 2}}});
+  auto q = b.node("Conv", {s, b.random_constant("w4", {160, 64, 1, 1}, 6), b.random_constant("b4", {160}, 7)});
+  auto g = b.node("Conv", {q, b.random_constant("w5", {40, 40, 1, 1}, 8)}, {{"group", int64_t(4)}});
+  return b.finish({g});
+}
+
+}  // namespace
+
+TEST(NativeBackend, PointwiseTilingIsTheDefault) {
+  TilingEnv env(nullptr, nullptr);
+  Session s = Session::from_graph(pointwise_chain());
+  auto t = s.executable().pointwise_tiling();
+  ASSERT_TRUE(t.has_value());
+  auto plans = s.executable().pointwise_plans();
+  ASSERT_EQ(plans.size(), 5u);  // every 1x1 conv, in graph order
+  EXPECT_EQ(plans[2].stride_h, 2);
+  EXPECT_EQ(plans[2].M, 14 * 14);
+  EXPECT_EQ(plans[4].groups, 4);
+  EXPECT_FALSE(plans[4].plan.has_value());
+  EXPECT_EQ(t->order, kernels::TileOrder::Scan);
+  EXPECT_EQ(t->order_source, SettingSource::Default);
+  const int64_t os_l2 = current_core_cache_bytes(2);
+  if (os_l2 < kMinL2Bytes) {
+    // The OS does not say: plain GEMM, and describe() says why.
+    EXPECT_FALSE(t->enabled());
+    EXPECT_NE(s.executable().describe().find("reports no L2 size"), std::string::npos) << s.executable().describe();
+    return;
+  }
+  EXPECT_EQ(t->l2_source, SettingSource::OS);
+  EXPECT_EQ(t->l2_bytes, os_l2);
+  EXPECT_EQ(t->buffer_entries, int64_t(double(os_l2 / 4) * kL2SafetyFraction));
+  for (size_t i = 0; i < 4; ++i) {
+    ASSERT_TRUE(plans[i].plan.has_value()) << plans[i].node << ": " << plans[i].why_not;
+    EXPECT_EQ(plans[i].plan->shape.M, plans[i].M);
+    EXPECT_EQ(plans[i].plan->S, t->buffer_entries);
+    EXPECT_TRUE(plans[i].plan->order == tiling::Order::ScanRows || plans[i].plan->order == tiling::Order::ScanCols);
+  }
+  EXPECT_EQ(plans[4].why_not, "grouped");
+  EXPECT_NE(s.executable().describe().find("4 of 5 1x1 convs planned"), std::string::npos) << s.executable().describe();
+}
+
+TEST(NativeBackend, PointwiseTilingOffAndEveryOrderMatchTheReference) {
+  TilingEnv env(nullptr, nullptr);
+  const Graph g = pointwise_chain();
+  std::map<std::string, Tensor> in{{"x", random_tensor({1, 24, 28, 28}, 9)}};
+  SessionOptions ref;
+  ref.backend = "reference";
+  ref.optimize = false;
+  const Tensor want = Session::from_graph(g, ref).run(in)[0];
+  // Float accumulation through four layers of up to 144 terms: relative to the largest output.
+  double peak = 0;
+  for (int64_t i = 0; i < want.numel(); ++i) peak = std::max(peak, double(std::fabs(want.data<float>()[i])));
+  const double atol = 1e-5 * peak;
+  struct Config {
+    int64_t l2;
+    std::optional<kernels::TileOrder> order;
+    const char* what;
+  };
+  const Config configs[] = {{0, std::nullopt, "--l2 0"},
+                            {-1, kernels::TileOrder::Scan, "scan"},
+                            {-1, kernels::TileOrder::Row, "row"},
+                            {-1, kernels::TileOrder::Col, "col"},
+                            {64 << 10, kernels::TileOrder::Scan, "scan 64K"},
+                            {24 << 10, kernels::TileOrder::Col, "col 24K"}};
+  for (const Config& c : configs) {
+    SessionOptions o;
+    o.l2_bytes = c.l2;
+    o.tile_order = c.order;
+    Session s = Session::from_graph(g, o);
+    const Tensor got = s.run(in)[0];
+    std::string why;
+    EXPECT_TRUE(test::allclose(got, want, 1e-4, atol, why)) << c.what << ": " << why << " (peak " << peak << ")";
+    for (auto& r : s.executable().pointwise_plans()) {
+      if (c.l2 == 0) {
+        EXPECT_FALSE(r.plan.has_value()) << c.what;
+        EXPECT_EQ(r.why_not, "off") << c.what;
+      }
+      if (!r.plan) continue;
+      const tiling::Order po = r.plan->order;
+      switch (*c.order) {
+        case kernels::TileOrder::Row: EXPECT_EQ(po, tiling::Order::RowMajor) << c.what; break;
+        case kernels::TileOrder::Col: EXPECT_EQ(po, tiling::Order::ColMajor) << c.what; break;
+        case kernels::TileOrder::Scan:
+          EXPECT_TRUE(po == tiling::Order::ScanRows || po == tiling::Order::ScanCols) << c.what;
+          break;
+      }
+    }
+  }
+}
+
+TEST(NativeBackend, PointwiseTilingPrecedenceAndErrors) {
+  {
+    TilingEnv env("1M", "row");
+    PointwiseTilingSettings t = resolve_pointwise_tiling({});
+    EXPECT_EQ(t.l2_bytes, 1 << 20);
+    EXPECT_EQ(t.l2_source, SettingSource::Env);
+    EXPECT_EQ(t.buffer_entries, (1 << 20) / 4 / 2);
+    EXPECT_EQ(t.order, kernels::TileOrder::Row);
+    EXPECT_EQ(t.order_source, SettingSource::Env);
+    BackendOptions o;  // options win over the environment
+    o.l2_bytes = 256 << 10;
+    o.tile_order = kernels::TileOrder::Col;
+    t = resolve_pointwise_tiling(o);
+    EXPECT_EQ(t.l2_bytes, 256 << 10);
+    EXPECT_EQ(t.l2_source, SettingSource::Option);
+    EXPECT_EQ(t.order, kernels::TileOrder::Col);
+    EXPECT_EQ(t.order_source, SettingSource::Option);
+    o.l2_bytes = 0;
+    t = resolve_pointwise_tiling(o);
+    EXPECT_FALSE(t.enabled());
+    EXPECT_NE(t.describe().find("off"), std::string::npos) << t.describe();
+  }
+  {
+    TilingEnv env("0", nullptr);
+    PointwiseTilingSettings t = resolve_pointwise_tiling({});
+    EXPECT_FALSE(t.enabled());
+    EXPECT_EQ(t.l2_source, SettingSource::Env);
+  }
+  {
+    TilingEnv env("banana", "zigzag");
+    EXPECT_NE(error_of([] { resolve_pointwise_tiling({}); }).find("LOCUS_L2='banana' is not a size"), std::string::npos);
+    BackendOptions o;
+    o.l2_bytes = 1 << 20;  // the variable is not read when the option is given
+    EXPECT_NE(error_of([&] { resolve_pointwise_tiling(o); }).find("LOCUS_TILE_ORDER='zigzag'"), std::string::npos);
+    o.tile_order = kernels::TileOrder::Scan;
+    EXPECT_EQ(error_of([&] { resolve_pointwise_tiling(o); }), "no error");
+    // and a session reports a bad variable as one line naming it
+    EXPECT_NE(error_of([] { Session::from_graph(pointwise_chain()); }).find("LOCUS_L2='banana'"), std::string::npos);
+  }
+  {
+    TilingEnv env("100", nullptr);
+    EXPECT_NE(error_of([] { resolve_pointwise_tiling({}); }).find("LOCUS_L2='100' is below the minimum"), std::string::npos);
+  }
+  TilingEnv env(nullptr, nullptr);
+  BackendOptions o;
+  o.l2_bytes = -2;
+  EXPECT_NE(error_of([&] { resolve_pointwise_tiling(o); }).find("l2_bytes must be"), std::string::npos);
+  o.l2_bytes = 512;
+  EXPECT_NE(error_of([&] { resolve_pointwise_tiling(o); }).find("l2_bytes 512 is below the minimum"), std::string::npos);
 }

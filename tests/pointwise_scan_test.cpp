@@ -23,7 +23,8 @@ using test::random_floats;
 
 std::vector<Isa> supported_isas() {
   std::vector<Isa> v{Isa::Generic};
-  if (detected_isa() == Isa::Avx2) v.push_back(Isa::Avx2);
+  if (has_avx2(detected_isa())) v.push_back(Isa::Avx2);
+  if (detected_isa() == Isa::Avx512) v.push_back(Isa::Avx512);
   return v;
 }
 

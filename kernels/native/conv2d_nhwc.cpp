@@ -1,6 +1,8 @@
 // NHWC convolution: weight packing, path selection and the three drivers.
-//   pointwise / unpadded 1x1 (any stride, any G): GEMM straight on the input, rows read with a
-//     stride (no im2col); stride 1 is one GEMM over all pixels per group, stride > 1 one per row.
+//   pointwise / unpadded 1x1 (any stride, any G): with a cache plan (G = 1, pack_conv2d got a buffer
+//     size) pointwise_scan_f32 over all pixels; a strided one first gathers its pixels into a
+//     contiguous (N*OH*OW x C) scratch. Without a plan, GEMM straight on the input, rows read with
+//     a stride (no im2col); stride 1 is one GEMM over all pixels per group, stride > 1 one per row.
 //   depthwise: per output row, gather KH*KW tap pointers once for the horizontal interior (one
 //     micro-kernel call steps them along the row) and per pixel at the left/right borders; padded
 //     positions read a zero row.
@@ -44,11 +46,37 @@ int thread_count() { return omp_in_parallel() ? 1 : omp_get_max_threads(); }
 
 // ---- pointwise and unpadded 1x1 -------------------------------------------------------------
 
-void conv_1x1(const PackedConv2d& p, const float* in, float* out) {
+bool is_strided(const Conv2dShape& s) { return s.SH != 1 || s.SW != 1; }
+
+// The input pixels a strided unpadded 1x1 conv reads, as rows of C floats in output order: the
+// A matrix (N*OH*OW x C) of the GEMM, contiguous.
+void gather_strided_pixels(const Conv2dShape& s, const float* in, float* __restrict a) {
+  const int64_t rows = s.N * s.OH;
+  auto row = [&](int64_t r) {
+    const int64_t n = r / s.OH, oh = r % s.OH;
+    const float* src = in + ((n * s.H + oh * s.SH) * s.W) * s.C;
+    float* dst = a + r * s.OW * s.C;
+    for (int64_t ow = 0; ow < s.OW; ++ow)
+      std::memcpy(dst + ow * s.C, src + ow * s.SW * s.C, size_t(s.C) * sizeof(float));
+  };
+  if (thread_count() > 1 && rows > 1) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) row(r);
+  } else {
+    for (int64_t r = 0; r < rows; ++r) row(r);
+  }
+}
+
+void conv_1x1(const PackedConv2d& p, const float* in, float* out, float* scratch) {
   const Conv2dShape& s = p.s;
   const int64_t cg = s.C / s.G, ocg = s.OC / s.G;
-  if (p.scan) {  // pointwise path with a cache plan (G = 1, stride 1)
-    pointwise_scan_f32(*p.scan, in, s.C, out, s.OC, p.bias.data(), p.act);
+  if (p.scan) {  // with a cache plan (G = 1): stride 1 reads the input as is, strided gathers first
+    const float* a = in;
+    if (is_strided(s)) {
+      gather_strided_pixels(s, in, scratch);
+      a = scratch;
+    }
+    pointwise_scan_f32(*p.scan, a, s.C, out, s.OC, p.bias.data(), p.act);
     return;
   }
   if (s.SH == 1 && s.SW == 1) {
@@ -80,7 +108,7 @@ void conv_depthwise(const PackedConv2d& p, const float* in, float* out) {
   const Conv2dShape& s = p.s;
   const int64_t C = s.C, ntaps = s.KH * s.KW;
   const DwConvMicroKernel ukernel =
-      active_isa() == Isa::Avx2 ? f32_dwconv_avx2 : f32_dwconv_generic;
+      has_avx2(active_isa()) ? f32_dwconv_avx2 : f32_dwconv_generic;
   const GemmEpilogue act_ep = epilogue_for(p.act);
   const GemmEpilogue* ep = act_ep.clamp ? &act_ep : nullptr;
   const float* w = p.dw_weights.data();
@@ -248,16 +276,27 @@ PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float*
       for (int64_t c = 0; c < cg; ++c)
         for (int64_t t = 0; t < taps; ++t) b[(t * cg + c) * ocg + o] = wo[c * taps + t];
     }
-    if (p.path == ConvPath::Pointwise && l2_entries > 0)
-      p.scan = std::make_shared<const PointwiseScan>(
-          pack_pointwise_scan(s.N * s.H * s.W, kg, ocg, b.data(), ocg, l2_entries, order));
-    else
-      p.group_b.push_back(pack_b(kg, ocg, b.data(), ocg, false));
+    // Planned: the pointwise path and strided unpadded 1x1 convs (their pixels gathered into rows
+    // at run time), M = N*OH*OW. Grouped 1x1 convs stay on gemm_f32 per group: each group's A is a
+    // column slice of the input, and the plan/kernel pair has no notion of groups yet.
+    // When the planner finds no tile for this buffer (it throws), no plan: gemm_f32 then.
+    const bool plannable = p.path == ConvPath::Pointwise || (is_direct_1x1(s) && s.G == 1);
+    if (plannable && l2_entries > 0) {
+      try {
+        p.scan = std::make_shared<const PointwiseScan>(
+            pack_pointwise_scan(s.N * s.OH * s.OW, kg, ocg, b.data(), ocg, l2_entries, order));
+        continue;
+      } catch (const Error&) {
+        // no tile fits: fall through to the plain GEMM
+      }
+    }
+    p.group_b.push_back(pack_b(kg, ocg, b.data(), ocg, false));
   }
   return p;
 }
 
 int64_t conv2d_scratch_floats(const PackedConv2d& p, int num_threads) {
+  if (p.scan && is_strided(p.s)) return p.s.N * p.s.OH * p.s.OW * p.s.C;  // the gathered pixels
   if (p.path != ConvPath::General || is_direct_1x1(p.s)) return 0;
   const int64_t kg = p.s.KH * p.s.KW * (p.s.C / p.s.G);
   return int64_t(std::max(num_threads, 1)) * im2col_block_pixels(p.s) * kg;
@@ -266,10 +305,10 @@ int64_t conv2d_scratch_floats(const PackedConv2d& p, int num_threads) {
 void conv2d_nhwc(const PackedConv2d& p, const float* in, float* out, float* scratch) {
   switch (p.path) {
     case ConvPath::Depthwise: conv_depthwise(p, in, out); break;
-    case ConvPath::Pointwise: conv_1x1(p, in, out); break;
+    case ConvPath::Pointwise: conv_1x1(p, in, out, scratch); break;
     case ConvPath::General:
       if (is_direct_1x1(p.s))
-        conv_1x1(p, in, out);
+        conv_1x1(p, in, out, scratch);
       else
         conv_im2col(p, in, out, scratch);
       break;

@@ -1,8 +1,11 @@
 // 2-D convolution on NHWC activations. Weights arrive in ONNX order [OC, C/G, KH, KW] and are
 // packed once (pack_conv2d) for the path the shape selects:
-//   pointwise  (1x1, stride 1, no padding, G = 1)      -> one GEMM over all pixels
+//   pointwise  (1x1, stride 1, no padding, G = 1)      -> one GEMM over all pixels, or the
+//                                                           cache-planned pointwise_scan_f32
 //   depthwise  (G = C = OC)                              -> direct loop vectorised over channels
-//   general    (anything else, incl. grouped)            -> im2col per group + GEMM
+//   general    (anything else, incl. grouped)            -> im2col per group + GEMM; unpadded 1x1
+//                                                           with stride: GEMM per output row, or
+//                                                           (G = 1, planned) rows gathered + scan
 #pragma once
 
 #include <cstdint>
@@ -32,22 +35,26 @@ struct PackedConv2d {
   std::vector<float> bias;          // OC entries (zeros if the model had none)
   std::vector<float> dw_weights;    // depthwise: [KH*KW][C]
   std::vector<PackedB> group_b;     // pointwise / general: one packed B per group (empty if scan)
-  // Pointwise with a cache plan (pack_conv2d got l2_entries > 0): B packed per N strip of the plan,
-  // run by pointwise_scan_f32 in the plan's tile order instead of one gemm_f32 over all pixels.
+  // Pointwise, or unpadded strided 1x1 with G = 1, with a cache plan (pack_conv2d got l2_entries > 0):
+  // B packed per N strip of the plan, run by pointwise_scan_f32 in the plan's tile order (M =
+  // N*OH*OW) instead of gemm_f32. Strided convs gather their pixels into scratch first.
   std::shared_ptr<const PointwiseScan> scan;
   std::vector<float> zeros;         // depthwise: (W + PL + PR) * C zeros, read for padded taps
 };
 
 // l2_entries: the on-chip buffer S (in floats) for the pointwise path's tiling planner, safety
 // fraction already applied by the caller; 0 keeps the plain gemm_f32 over all pixels. `order` is
-// the order family the planner may choose from (pointwise path with l2_entries > 0 only).
+// the order family the planner may choose from. Planned (p.scan set when l2_entries > 0): every
+// unpadded 1x1 conv with G = 1, strided or not, unless the planner finds no tile for l2_entries
+// (then plain gemm_f32, p.scan null); grouped 1x1 convs keep one gemm_f32 per group.
 PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float* bias,
                          const Activation& act, int64_t l2_entries = 0,
                          TileOrder order = TileOrder::Scan);
 
 // Scratch (in floats) that conv2d_nhwc needs for this conv; the caller provides it. conv2d_nhwc
 // uses up to omp_get_max_threads() threads (1 when called inside a parallel region), so pass at least
-// that many. Only the general path with a kernel larger than 1x1 or with padding needs scratch.
+// that many. Needs scratch: the general path with a kernel larger than 1x1 or with padding (per
+// thread), and a planned strided 1x1 (N*OH*OW*C floats for its gathered pixels, any thread count).
 int64_t conv2d_scratch_floats(const PackedConv2d& p, int num_threads);
 
 // out[N, OH, OW, OC] = act(conv(in[N, H, W, C]) + bias)

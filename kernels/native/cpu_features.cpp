@@ -1,4 +1,4 @@
-// CPU feature detection and the ISA override used to pick between portable and AVX2 kernels.
+// CPU feature detection and the ISA override used to pick between portable, AVX2 and AVX-512 kernels.
 #include "kernels/native/cpu_features.h"
 
 #include <atomic>
@@ -20,6 +20,7 @@ Isa env_or_detected() {
     const char* e = std::getenv("LOCUS_ISA");
     if (e && std::strcmp(e, "generic") == 0) return Isa::Generic;
     if (e && std::strcmp(e, "avx2") == 0) return clamp_to_cpu(Isa::Avx2);
+    if (e && std::strcmp(e, "avx512") == 0) return clamp_to_cpu(Isa::Avx512);
     return detected_isa();
   }();
   return isa;
@@ -30,6 +31,7 @@ Isa env_or_detected() {
 const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::Avx2: return "avx2";
+    case Isa::Avx512: return "avx512";
     default: return "generic";
   }
 }
@@ -37,7 +39,9 @@ const char* isa_name(Isa isa) {
 Isa detected_isa() {
   static const Isa isa = [] {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (avx2 && __builtin_cpu_supports("avx512f")) return Isa::Avx512;
+    if (avx2) return Isa::Avx2;
     return Isa::Generic;
   }();
   return isa;

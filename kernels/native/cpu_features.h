@@ -2,7 +2,7 @@
 // callers ask active_isa() at dispatch time and fall back to the portable kernels otherwise.
 //
 // Order of precedence: set_isa_override() (tests), then the LOCUS_ISA environment variable
-// ("generic" or "avx2", read once), then the best ISA the CPU supports. A request for an ISA the CPU
+// ("generic", "avx2" or "avx512", read once), then the best ISA the CPU supports. A request for an ISA the CPU
 // lacks is clamped down to what it supports.
 #pragma once
 
@@ -10,11 +10,15 @@
 
 namespace locus::kernels {
 
-enum class Isa : uint8_t { Generic, Avx2 };
+// Ordered: each ISA includes the ones before it (Avx512 = AVX-512F + AVX2 + FMA).
+enum class Isa : uint8_t { Generic, Avx2, Avx512 };
+
+// Whether kernels compiled for AVX2+FMA may run under `isa`.
+inline bool has_avx2(Isa isa) { return isa >= Isa::Avx2; }
 
 const char* isa_name(Isa isa);
 
-// Best ISA this CPU supports (AVX2 requires both avx2 and fma).
+// Best ISA this CPU supports (AVX2 requires both avx2 and fma; AVX512 also avx512f).
 Isa detected_isa();
 
 // The ISA kernels dispatch to right now.

@@ -34,7 +34,11 @@ struct Kernels {
 };
 
 Kernels select_kernels() {
-  if (active_isa() == Isa::Avx2) return {f32_gemm_6x16_avx2, 6, f32_gemm_12x8_avx2, 12};
+  switch (active_isa()) {
+    case Isa::Avx512: return {f32_gemm_12x16_avx512f, 12, f32_gemm_12x8_avx2, 12};
+    case Isa::Avx2: return {f32_gemm_6x16_avx2, 6, f32_gemm_12x8_avx2, 12};
+    case Isa::Generic: break;
+  }
   return {f32_gemm_4x16_generic, 4, f32_gemm_4x8_generic, 4};
 }
 

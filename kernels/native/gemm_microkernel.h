@@ -56,6 +56,11 @@ void f32_gemm_6x16_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int6
 void f32_gemm_12x8_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
     const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const GemmEpilogue* ep);
 
+// AVX-512F (only call if active_isa() == Isa::Avx512): one zmm per row of a 16-wide panel, 12
+// accumulators, an instantiation per row count. Narrow panels use f32_gemm_12x8_avx2.
+void f32_gemm_12x16_avx512f(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
+    const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const GemmEpilogue* ep);
+
 // Portable C++, 4x8 blocks (auto-vectorised to SSE2 by the compiler): two per 16-wide panel, one
 // per 8-wide panel.
 void f32_gemm_4x16_generic(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,

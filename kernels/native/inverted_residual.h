@@ -1,0 +1,75 @@
+// The fused inverted-residual kernel (docs/method.md section 5): 1x1 expand (+act) -> depthwise KxK
+// (+act, any stride) -> 1x1 project (+act) [+ the block input], on NHWC activations, without ever
+// materialising the expanded tensor. Either 1x1 stage may be absent (MobileNetV2's first block is
+// dw -> 1x1). Schedule: kernels/tiling/fused_block_planner.h (bands of output rows x chunks of
+// expanded channels, Scan over the chunks, the core's L2 as the buffer).
+//
+// Pack time: the plan, and every weight cut per chunk in the layout its micro-kernel reads (expand
+// and project as packed GEMM panels, depthwise as [tap][channel]).
+// Run time, per band (threads take contiguous stretches of bands, each walking its bands'
+// chunks in alternating directions): for each chunk, expand the band's input rows (halo included)
+// into the chunk buffer (GEMM), filter them (depthwise micro-kernel) into the second chunk buffer and
+// accumulate their projection into the band's output rows (GEMM; bias on the band's first chunk,
+// activation on its last); then add the block input when `residual`.
+//
+// Designed for more than one depthwise stage (the pw -> dw(Kx1) -> dw(1xK) -> pw chains that CP
+// decomposition produces) in that the depthwise stage is a step of the chunk loop with its own
+// geometry; only one stage is implemented so far.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/native/activation.h"
+#include "kernels/native/gemm.h"
+#include "kernels/tiling/fused_block_planner.h"
+
+namespace locus::kernels {
+
+struct InvertedResidualShape {
+  int64_t N = 1, H = 0, W = 0, C = 0;  // block input
+  int64_t E = 0;                       // expanded channels (= C if !expand)
+  int64_t OC = 0;                      // output channels (= E if !project)
+  int64_t KH = 3, KW = 3, SH = 1, SW = 1, PT = 1, PL = 1, PB = 1, PR = 1;
+  bool expand = true, project = true, residual = false;
+  int64_t OH() const { return (H + PT + PB - KH) / SH + 1; }
+  int64_t OW() const { return (W + PL + PR - KW) / SW + 1; }
+  tiling::FusedBlockShape block() const;
+};
+
+struct InvertedResidualWeights {
+  const float* expand = nullptr;   // [E, C, 1, 1] (ONNX OIHW), when shape.expand
+  const float* expand_bias = nullptr;  // [E] or null
+  Activation expand_act;
+  const float* dw = nullptr;       // [E, 1, KH, KW]
+  const float* dw_bias = nullptr;  // [E] or null
+  Activation dw_act;
+  const float* project = nullptr;  // [OC, E, 1, 1], when shape.project
+  const float* project_bias = nullptr;  // [OC] or null
+  Activation project_act;
+};
+
+struct PackedInvertedResidual {
+  InvertedResidualShape s;
+  tiling::FusedBlockPlan plan;
+  Activation expand_act, dw_act, project_act;
+  std::vector<PackedB> expand_chunks;   // chunk i: B = C x chunk (the chunk's expand weights)
+  std::vector<std::vector<float>> dw_chunks;  // chunk i: [KH*KW][chunk]
+  std::vector<PackedB> project_chunks;  // chunk i: B = chunk x OC
+  std::vector<float> expand_bias, dw_bias, project_bias;  // full length, zeros if absent
+  std::vector<float> zeros;             // a zero input row for padded taps
+};
+
+// S: the buffer in entries (floats) the planner may use (the caller applies any safety fraction).
+// Throws locus::Error on inconsistent shapes or when no band fits in S.
+PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, const InvertedResidualWeights& w,
+                                              int64_t S);
+
+// Scratch floats inverted_residual_nhwc needs when run with up to `threads` threads.
+int64_t inverted_residual_scratch_floats(const PackedInvertedResidual& p, int threads);
+
+// out[N, OH, OW, OC] from in[N, H, W, C]; uses up to omp_get_max_threads() threads (1 inside a
+// parallel region). out must not alias in.
+void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, float* out, float* scratch);
+
+}  // namespace locus::kernels

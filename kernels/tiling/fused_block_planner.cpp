@@ -1,0 +1,117 @@
+#include "kernels/tiling/fused_block_planner.h"
+
+#include <algorithm>
+#include <sstream>
+#include <vector>
+
+#include "graph/error.h"
+
+namespace locus::tiling {
+namespace {
+
+// Objective weight of a recomputed expand MAC against one entry of DRAM traffic. A core streams about
+// 10 GB/s from beyond its L2 (0.4 ns per 4-byte entry) and does about 50 MACs/ns, so one entry costs
+// the time of roughly 20 MACs; 16 keeps the estimate conservative towards less recomputation.
+constexpr int64_t kMacsPerEntry = 16;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+int64_t FusedBlockPlan::band_in_first(int64_t b) const {
+  return std::max<int64_t>(0, b * rows * shape.SH - shape.PT);
+}
+
+int64_t FusedBlockPlan::band_in_last(int64_t b) const {
+  const int64_t last_oh = std::min(shape.OH(), (b + 1) * rows) - 1;
+  return std::min(shape.H, last_oh * shape.SH - shape.PT + shape.KH);
+}
+
+FusedBlockPlan make_fused_block_plan(const FusedBlockShape& s, int64_t S, int64_t rows, int64_t chunk) {
+  LOCUS_CHECK(s.H > 0 && s.W > 0 && s.C > 0 && s.E > 0 && s.OC > 0 && s.OH() > 0 && s.OW() > 0,
+              "fused block: bad shape H=", s.H, " W=", s.W, " C=", s.C, " E=", s.E, " OC=", s.OC);
+  LOCUS_CHECK(rows >= 1 && chunk >= 1 && chunk <= s.E, "fused block: bad tiles rows=", rows, " chunk=", chunk);
+  FusedBlockPlan p;
+  p.shape = s;
+  p.S = S;
+  p.rows = std::min(rows, s.OH());
+  p.chunk = chunk;
+  p.bands = ceil_div(s.OH(), p.rows);
+  p.chunks = ceil_div(s.E, chunk);
+  const int64_t OW = s.OW();
+  // Largest input band (rows of the first full band, clamped).
+  int64_t in_rows_max = 0;
+  for (int64_t b = 0; b < p.bands; ++b) in_rows_max = std::max(in_rows_max, p.band_in_last(b) - p.band_in_first(b));
+  const int64_t w_chunk = (s.expand ? s.C * chunk : 0) + s.KH * s.KW * chunk + (s.project ? chunk * s.OC : 0);
+  const int64_t w_total = (s.expand ? s.C * s.E : 0) + s.KH * s.KW * s.E + (s.project ? s.E * s.OC : 0);
+  p.buffer_entries = in_rows_max * s.W * s.C + (s.expand ? in_rows_max * s.W * chunk : 0) +
+                     (s.project ? p.rows * OW * chunk : 0) + p.rows * OW * s.OC + w_chunk;
+  LOCUS_CHECK(p.buffer_entries <= S, "fused block: rows=", rows, " chunk=", chunk, " need ", p.buffer_entries,
+              " entries, more than S=", S);
+  for (int64_t b = 0; b < p.bands; ++b) {
+    const int64_t in_rows = p.band_in_last(b) - p.band_in_first(b);
+    p.reads_input += in_rows * s.W * s.C;
+    if (s.expand) p.expand_macs += in_rows * s.W * s.C * s.E;
+  }
+  p.reads_weights = p.chunks == 1 ? w_total : p.bands * w_total - (p.bands - 1) * w_chunk;
+  p.writes_output = s.OH() * OW * s.OC;
+  p.total = p.reads_input + p.reads_weights + p.writes_output;
+  return p;
+}
+
+FusedBlockPlan plan_fused_block(const FusedBlockShape& s, int64_t S, const FusedPlannerOptions& o) {
+  // Chunk candidates: multiples of chunk_step and E. Those below the kernel's minimum chunk are
+  // tried only when no larger chunk fits the buffer.
+  std::vector<int64_t> preferred, small;
+  if (!s.project) {
+    preferred.push_back(s.E);  // the filtered chunk is written straight to the output: one chunk
+  } else {
+    const int64_t lo = std::min(s.E, o.min_chunk);
+    for (int64_t c = o.chunk_step; c < s.E; c += o.chunk_step) (c >= lo ? preferred : small).push_back(c);
+    preferred.push_back(s.E);
+    if (s.E > o.chunk_step) small.insert(small.begin(), std::min(s.E, int64_t(8)));
+  }
+  FusedBlockPlan best;
+  int64_t best_cost = -1, candidates = 0, over = 0;
+  const int64_t min_expand = s.expand ? s.H * s.W * s.C * s.E : 0;
+  for (const std::vector<int64_t>* chunks : {&preferred, &small}) {
+    for (int64_t rows = 1; rows <= s.OH(); ++rows) {
+      for (int64_t c : *chunks) {
+        ++candidates;
+        FusedBlockPlan p;
+        try {
+          p = make_fused_block_plan(s, S, rows, c);
+        } catch (const Error&) {
+          ++over;
+          continue;
+        }
+        const int64_t cost = p.total + (p.expand_macs - min_expand) / kMacsPerEntry;
+        // Ties: fewer band x chunk steps, then taller bands.
+        if (best_cost < 0 || cost < best_cost ||
+            (cost == best_cost && (p.bands * p.chunks < best.bands * best.chunks ||
+                                   (p.bands * p.chunks == best.bands * best.chunks && p.rows > best.rows)))) {
+          best = p;
+          best_cost = cost;
+        }
+      }
+    }
+    if (best_cost >= 0) break;
+  }
+  LOCUS_CHECK(best_cost >= 0, "fused block: a buffer of S=", S, " entries cannot hold any band of H=", s.H,
+              " W=", s.W, " C=", s.C, " E=", s.E, " OC=", s.OC);
+  best.candidates = candidates;
+  best.over_buffer = over;
+  return best;
+}
+
+std::string FusedBlockPlan::describe() const {
+  std::ostringstream o;
+  o << "H=" << shape.H << " W=" << shape.W << " C=" << shape.C << " E=" << shape.E << " OC=" << shape.OC
+    << " k=" << shape.KH << "x" << shape.KW << " s=" << shape.SH << " S=" << S << ": rows=" << rows
+    << " chunk=" << chunk << " bands=" << bands << " chunks=" << chunks << " buffer=" << buffer_entries
+    << " traffic input=" << reads_input << " weights=" << reads_weights << " output=" << writes_output
+    << " total=" << total << " expand_macs=" << expand_macs;
+  return o.str();
+}
+
+}  // namespace locus::tiling

@@ -1,0 +1,73 @@
+// Tiling planner for a fused inverted-residual block, 1x1 expand -> depthwise KxK -> 1x1 project
+// (docs/method.md section 5), with an on-chip buffer of S entries (a CPU core's L2 in floats, or an
+// accelerator's global buffer).
+//
+// Schedule: the output of one image is cut into bands of `rows` output rows (a tile spans the full
+// width), the E expanded channels into chunks of `chunk` channels. For each band the kernel walks the
+// chunks; for each chunk it expands the band's input rows (its halo rows included) into the chunk
+// buffer, filters them depthwise and accumulates the chunk's projection into the band's output tile.
+// Consecutive bands walk the chunks in opposite directions (Scan): the chunk at each turn is the
+// same, so its weights are still on chip.
+//
+// On chip at once: the band's input tile (in_rows x W x C, kept across the chunks), the expanded
+// chunk (in_rows x W x chunk), the filtered chunk (rows x OW x chunk), the output tile
+// (rows x OW x OC, accumulated across the chunks) and the chunk's weights (C.chunk + KH.KW.chunk +
+// chunk.OC). The expanded tensor never leaves the chip.
+//
+// Modelled DRAM traffic per image, in entries:
+//   input   every band reads its in_rows input rows once (halo rows are read by both neighbours)
+//   weights every band reads every chunk's weights, except the chunk at a Scan turn (still on chip);
+//           with one chunk the weights are read once
+//   output  written once
+// Compute overhead: halo rows are expanded by both neighbouring bands; `expand_macs` counts it.
+// The plan minimises traffic + the recomputed expand MACs (both in entries / MACs, weighted 1:1),
+// under the buffer constraint and the kernel's minimum chunk.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace locus::tiling {
+
+struct FusedBlockShape {
+  int64_t H = 0, W = 0, C = 0;  // block input (one image)
+  int64_t E = 0;                // expanded channels (= C without an expand stage)
+  int64_t OC = 0;               // output channels (= E without a project stage)
+  int64_t KH = 3, KW = 3, SH = 1, SW = 1, PT = 1, PB = 1, PL = 1, PR = 1;
+  bool expand = true, project = true;
+  int64_t OH() const { return (H + PT + PB - KH) / SH + 1; }
+  int64_t OW() const { return (W + PL + PR - KW) / SW + 1; }
+};
+
+struct FusedBlockPlan {
+  FusedBlockShape shape;
+  int64_t S = 0;
+  int64_t rows = 0;   // output rows per band
+  int64_t chunk = 0;  // expanded channels per chunk
+  int64_t bands = 0, chunks = 0;
+  int64_t buffer_entries = 0;  // the most the plan keeps on chip
+  int64_t reads_input = 0, reads_weights = 0, writes_output = 0, total = 0;  // per image, entries
+  int64_t expand_macs = 0;   // per image, halo recomputation included
+  int64_t candidates = 0;    // (rows, chunk) pairs considered
+  int64_t over_buffer = 0;   // of which exceeded the buffer
+  // Input rows [first, last) that band b needs (clamped to the image).
+  int64_t band_in_first(int64_t b) const;
+  int64_t band_in_last(int64_t b) const;
+  std::string describe() const;
+};
+
+struct FusedPlannerOptions {
+  int64_t chunk_step = 16;  // chunks are multiples of this (or E)
+  // Smallest chunk the kernel prefers (clamped to E): every chunk beyond the first reloads and
+  // restores the band's output tile, so chunks under 64 (projection K under 64) cost more than
+  // they save. Smaller chunks (multiples of chunk_step, or 8) are used only when nothing else fits.
+  int64_t min_chunk = 64;
+};
+
+// Throws locus::Error when no (rows, chunk) fits in S.
+FusedBlockPlan plan_fused_block(const FusedBlockShape& s, int64_t S, const FusedPlannerOptions& o = {});
+
+// The plan for given rows and chunk (no search; throws if it does not fit in S).
+FusedBlockPlan make_fused_block_plan(const FusedBlockShape& s, int64_t S, int64_t rows, int64_t chunk);
+
+}  // namespace locus::tiling

@@ -1,0 +1,202 @@
+// The fused inverted-residual kernel (kernels/native/inverted_residual.h) against the unfused
+// composition of the native conv2d kernels (each tested against the naive reference in
+// kernels_test), on ragged shapes: strides 1 and 2, with and without residual, without the expand or
+// project stage, relu / clip / none, small buffers (many bands and chunks) and large ones (one chunk),
+// 1 and 2 threads, every ISA the CPU runs. Also the fused-block planner's invariants.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "graph/error.h"
+#include "kernels/native/conv2d_nhwc.h"
+#include "kernels/native/cpu_features.h"
+#include "kernels/native/inverted_residual.h"
+#include "kernels/tiling/fused_block_planner.h"
+#include "tests/test_support.h"
+
+namespace locus::kernels {
+namespace {
+
+using test::random_floats;
+
+std::vector<Isa> supported_isas() {
+  std::vector<Isa> v{Isa::Generic};
+  if (has_avx2(detected_isa())) v.push_back(Isa::Avx2);
+  if (detected_isa() == Isa::Avx512) v.push_back(Isa::Avx512);
+  return v;
+}
+
+struct Case {
+  InvertedResidualShape s;
+  int act = 0;  // 0: relu6 on expand + dw, none on project (MobileNetV2); 1: relu everywhere; 2: none
+  int64_t S = 65536;
+  std::string describe() const {
+    return "N=" + std::to_string(s.N) + " H=" + std::to_string(s.H) + " W=" + std::to_string(s.W) +
+           " C=" + std::to_string(s.C) + " E=" + std::to_string(s.E) + " OC=" + std::to_string(s.OC) +
+           " k=" + std::to_string(s.KH) + " s=" + std::to_string(s.SH) + (s.expand ? "" : " no-expand") +
+           (s.project ? "" : " no-project") + (s.residual ? " residual" : "") + " act=" + std::to_string(act) +
+           " S=" + std::to_string(S);
+  }
+};
+
+Conv2dShape conv(int64_t N, int64_t H, int64_t W, int64_t C, int64_t OC, int64_t K, int64_t stride, int64_t pad,
+                 int64_t G) {
+  Conv2dShape c;
+  c.N = N, c.H = H, c.W = W, c.C = C, c.OC = OC, c.KH = c.KW = K, c.SH = c.SW = stride;
+  c.PT = c.PL = c.PB = c.PR = pad, c.G = G;
+  c.OH = (H + 2 * pad - K) / stride + 1;
+  c.OW = (W + 2 * pad - K) / stride + 1;
+  return c;
+}
+
+void run_case(const Case& k, uint32_t seed) {
+  SCOPED_TRACE(k.describe());
+  const InvertedResidualShape& s = k.s;
+  const Activation relu6{ActKind::Clip, 0.f, 6.f}, relu{ActKind::Relu}, none{};
+  const Activation ae = k.act == 0 ? relu6 : k.act == 1 ? relu : none;
+  const Activation ad = ae;
+  const Activation ap = k.act == 1 ? relu : none;
+  const auto x = random_floats(s.N * s.H * s.W * s.C, seed);
+  const auto we = random_floats(s.E * s.C, seed + 1), be = random_floats(s.E, seed + 2);
+  const auto wd = random_floats(s.E * s.KH * s.KW, seed + 3), bd = random_floats(s.E, seed + 4);
+  const auto wp = random_floats(s.OC * s.E, seed + 5), bp = random_floats(s.OC, seed + 6);
+
+  // Unfused: three native convolutions (+ the residual add).
+  const int64_t OH = s.OH(), OW = s.OW();
+  std::vector<float> e(s.N * s.H * s.W * s.E), d(s.N * OH * OW * s.E), want(s.N * OH * OW * s.OC);
+  const float* din = x.data();
+  if (s.expand) {
+    const PackedConv2d pe = pack_conv2d(conv(s.N, s.H, s.W, s.C, s.E, 1, 1, 0, 1), we.data(), be.data(), ae);
+    conv2d_nhwc(pe, x.data(), e.data(), nullptr);
+    din = e.data();
+  }
+  const PackedConv2d pd =
+      pack_conv2d(conv(s.N, s.H, s.W, s.E, s.E, s.KH, s.SH, s.PT, s.E), wd.data(), bd.data(), ad);
+  std::vector<float> dscratch(conv2d_scratch_floats(pd, 64));
+  conv2d_nhwc(pd, din, s.project ? d.data() : want.data(), dscratch.data());
+  if (s.project) {
+    const PackedConv2d pp = pack_conv2d(conv(s.N, OH, OW, s.E, s.OC, 1, 1, 0, 1), wp.data(), bp.data(), ap);
+    conv2d_nhwc(pp, d.data(), want.data(), nullptr);
+  }
+  if (s.residual)
+    for (size_t i = 0; i < want.size(); ++i) want[i] += x[i];
+
+  InvertedResidualWeights w;
+  w.expand = we.data(), w.expand_bias = be.data(), w.expand_act = ae;
+  w.dw = wd.data(), w.dw_bias = bd.data(), w.dw_act = ad;
+  w.project = wp.data(), w.project_bias = bp.data(), w.project_act = ap;
+  const PackedInvertedResidual p = pack_inverted_residual(s, w, k.S);
+  EXPECT_LE(p.plan.buffer_entries, k.S);
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    std::vector<float> scratch(inverted_residual_scratch_floats(p, threads));
+    std::vector<float> got(want.size() + 1, 12345.f);  // one guard element past the end
+    inverted_residual_nhwc(p, x.data(), got.data(), scratch.data());
+    ASSERT_EQ(got.back(), 12345.f) << "wrote past the output";
+    int bad = 0;
+    for (size_t i = 0; i < want.size() && bad < 5; ++i) {
+      const double tol = 1e-4 * (1.0 + std::fabs(want[i])) * std::sqrt(double(s.C + s.E));
+      if (!(std::fabs(got[i] - want[i]) <= tol)) {
+        ADD_FAILURE() << "threads=" << threads << " plan " << p.plan.describe() << ": element " << i << " got "
+                      << got[i] << " want " << want[i];
+        ++bad;
+      }
+    }
+  }
+  omp_set_num_threads(2);
+}
+
+class InvertedResidualTest : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override { set_isa_override(GetParam()); }
+  void TearDown() override { clear_isa_override(); }
+};
+
+InvertedResidualShape shape(int64_t N, int64_t H, int64_t W, int64_t C, int64_t E, int64_t OC, int64_t stride,
+                            bool residual, int64_t K = 3) {
+  InvertedResidualShape s;
+  s.N = N, s.H = H, s.W = W, s.C = C, s.E = E, s.OC = OC;
+  s.KH = s.KW = K, s.SH = s.SW = stride, s.PT = s.PL = s.PB = s.PR = K / 2;
+  s.residual = residual;
+  return s;
+}
+
+TEST_P(InvertedResidualTest, RaggedShapesStridesResidual) {
+  uint32_t seed = 1;
+  for (int64_t S : {int64_t(3000), int64_t(65536)}) {
+    run_case({shape(1, 9, 10, 5, 37, 5, 1, true), 0, S}, seed++);
+    run_case({shape(2, 11, 7, 6, 50, 13, 2, false), 1, S}, seed++);
+    run_case({shape(1, 10, 9, 7, 29, 7, 1, false), 2, S}, seed++);
+    run_case({shape(1, 8, 8, 3, 100, 3, 1, true, 5), 0, S}, seed++);
+    run_case({shape(1, 13, 13, 4, 24, 9, 2, false, 5), 1, S}, seed++);
+    if (HasFailure()) return;
+  }
+}
+
+TEST_P(InvertedResidualTest, TwoLayerForms) {
+  InvertedResidualShape dw_pw = shape(1, 12, 11, 19, 19, 10, 1, false);  // MobileNetV2 block 1
+  dw_pw.expand = false;
+  run_case({dw_pw, 0, 4096}, 40);
+  run_case({dw_pw, 0, 65536}, 41);
+  InvertedResidualShape pw_dw = shape(2, 9, 9, 6, 33, 33, 2, false);
+  pw_dw.project = false;
+  run_case({pw_dw, 1, 8192}, 42);
+  run_case({pw_dw, 0, 65536}, 43);
+}
+
+TEST_P(InvertedResidualTest, MobileNetV2Blocks) {
+  // Real block shapes (smaller images): 24 -> 144 -> 24 with residual; 32 -> 192 -> 64 stride 2.
+  run_case({shape(1, 28, 28, 24, 144, 24, 1, true), 0, 65536}, 50);
+  run_case({shape(1, 14, 14, 32, 192, 64, 2, false), 0, 65536}, 51);
+  run_case({shape(2, 7, 7, 160, 960, 160, 1, true), 0, 65536}, 52);
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, InvertedResidualTest, ::testing::ValuesIn(supported_isas()),
+                         [](const ::testing::TestParamInfo<Isa>& i) { return std::string(isa_name(i.param)); });
+
+TEST(FusedBlockPlanner, RespectsBufferAndCountsTraffic) {
+  tiling::FusedBlockShape s;
+  s.H = s.W = 56, s.C = 24, s.E = 144, s.OC = 24;
+  for (int64_t S : {int64_t(20000), int64_t(65536), int64_t(1) << 20}) {
+    const tiling::FusedBlockPlan p = tiling::plan_fused_block(s, S);
+    SCOPED_TRACE(p.describe());
+    EXPECT_LE(p.buffer_entries, S);
+    if (S >= 65536) {
+      EXPECT_GE(p.chunk, std::min<int64_t>(64, s.E));  // the kernel's preferred minimum
+    }
+    // Traffic: at least compulsory (input once, weights once, output once); the output exactly once.
+    EXPECT_EQ(p.writes_output, 56 * 56 * 24);
+    EXPECT_GE(p.reads_input, 56 * 56 * 24);
+    EXPECT_GE(p.reads_weights, 24 * 144 + 9 * 144 + 144 * 24);
+    EXPECT_EQ(p.total, p.reads_input + p.reads_weights + p.writes_output);
+    // Bands cover the output exactly, and their input rows the rows the 3x3 window needs.
+    EXPECT_GE(p.bands * p.rows, 56);
+    EXPECT_LT((p.bands - 1) * p.rows, 56);
+    EXPECT_EQ(p.band_in_first(0), 0);
+    EXPECT_EQ(p.band_in_last(p.bands - 1), 56);
+  }
+  // A bigger buffer never plans more traffic.
+  EXPECT_LE(tiling::plan_fused_block(s, 1 << 20).total, tiling::plan_fused_block(s, 20000).total);
+  // With the whole block on chip: one band, one chunk, compulsory traffic exactly.
+  const tiling::FusedBlockPlan whole = tiling::plan_fused_block(s, int64_t(1) << 24);
+  EXPECT_EQ(whole.bands, 1);
+  EXPECT_EQ(whole.chunks, 1);
+  EXPECT_EQ(whole.total, 56 * 56 * 24 * 2 + 24 * 144 + 9 * 144 + 144 * 24);
+}
+
+TEST(FusedBlockPlanner, TooSmallBufferNamesS) {
+  tiling::FusedBlockShape s;
+  s.H = s.W = 56, s.C = 24, s.E = 144, s.OC = 24;
+  try {
+    tiling::plan_fused_block(s, 500);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("S=500"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace locus::kernels
