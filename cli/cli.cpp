@@ -60,10 +60,13 @@ std::string tiling_options_help(int width) {
          pad + "GEMM per 1x1 conv. Default: $LOCUS_L2, else this core's L2 as the OS\n" +
          pad + "reports it (no tiling if it does not)\n" +
          line("--tile-order O", "scan, row or col: the tile orders the planner may choose from") + pad +
-         "(default: $LOCUS_TILE_ORDER, else scan)\n";
+         "(default: $LOCUS_TILE_ORDER, else scan)\n" +
+         line("--no-fuse", "do not fuse 1x1 -> depthwise -> 1x1 blocks into one kernel (native and") + pad +
+         "reference backends fuse them by default)\n";
 }
 
 void apply_tiling_options(const Args& a, SessionOptions& o) {
+  if (a.flag("--no-fuse")) o.disabled_passes.push_back("fuse-inverted-residual");
   if (a.has("--l2")) {
     const std::string v = a.get("--l2");
     const int64_t b = parse_bytes(v);

@@ -117,7 +117,7 @@ int cmd_bench(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--backend", "--batch", "--threads", "--warmup", "--runs", "--json", "--model-dir", "--ll-level", "--l2",
           "--tile-order"},
-         {"--help", "-h", "--profile", "--cachegrind", "--single-inference"});
+         {"--help", "-h", "--profile", "--cachegrind", "--single-inference", "--no-fuse"});
   if (a.flag("--help") || a.flag("-h")) {
     std::fputs(kBenchHelp, stdout);
     std::fputs(tiling_options_help(21).c_str(), stdout);
@@ -169,6 +169,7 @@ int cmd_bench(int argc, char** argv) {
       std::string extra;  // the validated tiling options, normalised (no quoting needed)
       if (o.l2_bytes >= 0) extra += " --l2 " + std::to_string(o.l2_bytes);
       if (o.tile_order) extra += std::string(" --tile-order ") + kernels::tile_order_name(*o.tile_order);
+      if (a.flag("--no-fuse")) extra += " --no-fuse";
       r.cachegrind = run_under_cachegrind(model, b, o.batch, ll_level, extra, &note);
       r.describe = note;
       if (b == "native") {  // the child resolves the same options, environment and OS

@@ -155,7 +155,7 @@ bool is_test_dir(const fs::path& d) {
 
 int cmd_check(int argc, char** argv) {
   Args a(argc, argv, 2, {"--rtol", "--atol", "--backend", "--threads", "--l2", "--tile-order"},
-         {"--help", "-h", "--quiet"});
+         {"--help", "-h", "--quiet", "--no-fuse"});
   if (a.flag("--help") || a.flag("-h")) {
     std::fputs(kCheckHelp, stdout);
     std::fputs(tiling_options_help(21).c_str(), stdout);

@@ -88,7 +88,7 @@ static void print_plans(const Executable* exe) {
 
 int cmd_info(int argc, char** argv) {
   Args a(argc, argv, 2, {"--batch", "--model-dir", "--l2", "--tile-order"},
-         {"--help", "-h", "--no-optimize", "--passes", "--plans"});
+         {"--help", "-h", "--no-optimize", "--passes", "--plans", "--no-fuse"});
   if (a.flag("--help") || a.flag("-h")) {
     std::fputs(kInfoHelp, stdout);
     std::fputs(tiling_options_help(21).c_str(), stdout);
@@ -110,7 +110,7 @@ int cmd_info(int argc, char** argv) {
   PassReport report;
   report.results.push_back({"constant-folding (during shape inference)", infer_shapes_and_fold(g)});
   if (!a.flag("--no-optimize")) {
-    PassReport r = PassManager::default_pipeline().run(g);
+    PassReport r = PassManager::default_pipeline(so.disabled_passes, /*fuse_inverted_residuals=*/true).run(g);
     report.results.insert(report.results.end(), r.results.begin(), r.results.end());
     report.remarks = std::move(r.remarks);
   }

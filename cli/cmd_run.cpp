@@ -86,7 +86,7 @@ int cmd_run(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--image", "--input", "--output-dir", "--labels", "--top", "--threads", "--backend", "--batch",
           "--model-dir", "--l2", "--tile-order"},
-         {"--help", "-h", "--no-optimize"});
+         {"--help", "-h", "--no-optimize", "--no-fuse"});
   if (a.flag("--help") || a.flag("-h")) {
     std::fputs(kRunHelp, stdout);
     std::fputs(tiling_options_help(22).c_str(), stdout);

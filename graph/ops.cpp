@@ -25,6 +25,16 @@ bool is_supported_op(const std::string& op) {
   return std::binary_search(ops.begin(), ops.end(), op);
 }
 
+const std::vector<std::string>& locus_ops() {
+  static const std::vector<std::string> ops = {"FusedInvertedResidual"};  // sorted
+  return ops;
+}
+
+bool is_locus_op(const std::string& op) {
+  const auto& ops = locus_ops();
+  return std::binary_search(ops.begin(), ops.end(), op);
+}
+
 namespace shape_inference {
 
 namespace {
@@ -40,9 +50,13 @@ std::string attr_text(const Attr& a) {
 }  // namespace
 
 std::string unsupported_reason(const Node& n) {
-  if (!n.domain.empty() && n.domain != "ai.onnx")
-    return cat("operator ", n.op, " of domain '", n.domain, "' is not supported");
-  if (!is_supported_op(n.op)) return cat("operator ", n.op, " is not supported");
+  if (n.domain == kLocusDomain) {
+    if (!is_locus_op(n.op)) return cat("operator ", n.op, " of domain '", n.domain, "' is not supported");
+  } else {
+    if (!n.domain.empty() && n.domain != "ai.onnx")
+      return cat("operator ", n.op, " of domain '", n.domain, "' is not supported");
+    if (!is_supported_op(n.op)) return cat("operator ", n.op, " is not supported");
+  }
   if (auto it = n.attrs.find("locus.unsupported_attr"); it != n.attrs.end()) {
     std::string what = attr_text(it->second);
     return what.empty() ? std::string("an attribute value is not supported")
@@ -129,8 +143,8 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const std::string& what) 
 bool is_parameter_operand(const Node& n, size_t k) {
   if (k == 0) return false;
   const std::string& op = n.op;
-  return op == "Conv" || op == "BatchNormalization" || op == "Clip" || op == "Reshape" || op == "Gather" ||
-         op == "Unsqueeze" || op == "Squeeze";
+  return op == "Conv" || op == "FusedInvertedResidual" || op == "BatchNormalization" || op == "Clip" ||
+         op == "Reshape" || op == "Gather" || op == "Unsqueeze" || op == "Squeeze";
 }
 
 }  // namespace locus

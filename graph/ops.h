@@ -19,6 +19,28 @@
 //   Shape(X) attrs start, end.   Gather(X, indices) attr axis (>= 0).
 //   Unsqueeze(X, axes)   Squeeze(X, [axes])  (the opset < 13 attribute forms become constant inputs)
 // Constant nodes become Graph::constants in the importer.
+//
+// Ops of the "locus" domain (kLocusDomain) are created by passes, never by the importer's
+// canonicalisation (a model may still name them; they are then checked like any other node):
+//   FusedInvertedResidual(X, W_expand, B_expand, W_dw, B_dw, W_project, B_project)
+//     (graph/passes/fuse_inverted_residual.cpp) One MobileNetV2 block,
+//       Y = act_p(project(act_d(dw(act_e(expand(X)))))) [+ X],
+//     fixed input positions, "" when absent (the pass writes all seven; read them with
+//     Node::input(k)): 0 X [N,C,H,W]; 1 W_expand [E,C,1,1]; 2 B_expand [E];
+//     3 W_dw [E,1,KH,KW] (required); 4 B_dw [E]; 5 W_project [OC,E,1,1]; 6 B_project [OC].
+//     W_expand absent: no expand stage, E = C (B_expand must be absent too). W_project absent: no
+//     project stage, Y has E channels (B_project must be absent too). Absent biases are zero.
+//     The 1x1 stages have stride 1, no pads, group 1; the dw stage has group E, dilation 1.
+//     attrs (shape inference writes every one back explicitly):
+//       expand_activation, dw_activation, project_activation: "none" | "relu" | "clip"
+//         (a stage that is absent must say "none");
+//       expand_activation_min/_max, dw_activation_min/_max, project_activation_min/_max: float,
+//         used only for "clip", -inf / +inf for an omitted bound (as Conv's locus.activation_*);
+//       dw_strides [SH, SW] (>= 1), dw_pads [top, left, bottom, right] (>= 0);
+//       residual: 0 | 1. 1: the Add of the block input was fused, Y = act_p(project(...)) + X;
+//         needs the project stage and Y's shape equal to X's;
+//       fused_nodes: the names of the original nodes, joined by ", " (for explanations).
+//     Output Y [N, OC (or E without project), OH, OW], OH/OW as the dw conv's (dilation 1).
 #pragma once
 
 #include <functional>
@@ -32,6 +54,12 @@ namespace locus {
 // Op types (default domain) that the runtime can execute, sorted.
 const std::vector<std::string>& supported_ops();
 bool is_supported_op(const std::string& op);
+
+// The domain of the ops passes create, and its op types (sorted). A node is in the catalogue if it
+// is a supported_ops() op of the default domain ("" or "ai.onnx") or a locus_ops() op of kLocusDomain.
+inline constexpr const char* kLocusDomain = "locus";
+const std::vector<std::string>& locus_ops();
+bool is_locus_op(const std::string& op);
 
 // Names (with node names) of every node whose op is not supported, e.g. "Foo (node 'n3')".
 // Empty if all are supported.
@@ -57,7 +85,7 @@ std::vector<ValueInfo> infer_node(Node& n, const std::vector<ValueInfo>& in,
 int64_t pooled_size(int64_t in, int64_t k, int64_t stride, int64_t pad_begin, int64_t pad_end,
                     int64_t dilation, bool ceil_mode);
 
-// True if input `k` of `n` is a parameter rather than data: Conv weights and bias,
+// True if input `k` of `n` is a parameter rather than data: Conv (and FusedInvertedResidual) weights and bias,
 // BatchNormalization statistics, Clip bounds, shape/axes/indices operands. Backends may require
 // parameters to be constants; a session can bind graph inputs used only this way as constants.
 bool is_parameter_operand(const Node& n, size_t k);

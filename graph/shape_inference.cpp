@@ -1,4 +1,4 @@
-// infer_node: checks that a node is executable (catalogue op, default domain, supported form),
+// infer_node: checks that a node is executable (catalogue op of its domain, supported form),
 // then dispatches to the per-op rule. Also the NodeContext helpers every rule uses.
 #include <algorithm>
 #include <map>
@@ -89,6 +89,7 @@ const std::map<std::string, Rule>& rules() {
       {"Conv", infer_conv},
       {"Div", infer_binary},
       {"Flatten", infer_flatten},
+      {"FusedInvertedResidual", infer_fused_inverted_residual},  // domain locus
       {"Gather", infer_gather},
       {"Gemm", infer_gemm},
       {"GlobalAveragePool", infer_global_average_pool},

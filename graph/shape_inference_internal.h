@@ -91,4 +91,7 @@ ValueInfo infer_gather(NodeContext& c);
 ValueInfo infer_unsqueeze(NodeContext& c);
 ValueInfo infer_squeeze(NodeContext& c);
 
+// Ops of the locus domain (graph/shape_inference_fused.cpp).
+ValueInfo infer_fused_inverted_residual(NodeContext& c);
+
 }  // namespace locus::shape_inference

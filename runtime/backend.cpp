@@ -15,7 +15,9 @@ void require_float_graph(const Graph& g, const std::string& backend,
                          const std::function<bool(const std::string& op)>& handles) {
   std::vector<std::string> problems;
   for (auto& n : g.nodes) {
-    if (!handles(n.op) || !n.domain.empty()) problems.push_back(cat(n.op, " (node '", n.name, "')"));
+    // Ops of another domain are asked for as "<domain>.<op>" (e.g. "locus.FusedInvertedResidual").
+    const std::string key = n.domain.empty() ? n.op : n.domain + "." + n.op;
+    if (!handles(key)) problems.push_back(cat(key, " (node '", n.name, "')"));
     for (auto& out : n.outputs)
       if (!out.empty() && g.info(out).dtype != DType::F32)
         problems.push_back(cat(n.op, " (node '", n.name, "') producing ", dtype_name(g.info(out).dtype)));

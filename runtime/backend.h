@@ -12,6 +12,7 @@
 
 #include "graph/ir.h"
 #include "kernels/native/pointwise_scan.h"  // kernels::TileOrder
+#include "kernels/tiling/fused_block_planner.h"
 #include "kernels/tiling/tiling_planner.h"
 
 namespace locus {
@@ -70,6 +71,12 @@ struct PointwisePlanRow {
                                      // "no-fit" (the planner found no tile for S)
 };
 
+// How one FusedInvertedResidual runs (native backend): the fused-block plan made at compile time.
+struct FusedBlockPlanRow {
+  std::string node;
+  tiling::FusedBlockPlan plan;  // band rows, chunk, modelled traffic per image
+};
+
 // Per-node timing collected when profiling is on.
 struct NodeTiming {
   std::string node, op;
@@ -93,6 +100,8 @@ class Executable {
   virtual std::optional<PointwiseTilingSettings> pointwise_tiling() const { return std::nullopt; }
   // One row per 1x1 convolution, in graph order, as planned at compile time (empty if not native).
   virtual std::vector<PointwisePlanRow> pointwise_plans() const { return {}; }
+  // One row per fused inverted-residual block, in graph order (empty if none or not native).
+  virtual std::vector<FusedBlockPlanRow> fused_block_plans() const { return {}; }
 };
 
 class Backend {

@@ -18,6 +18,7 @@
 #include "graph/ops.h"
 #include "kernels/native/activation.h"
 #include "kernels/native/conv2d_nhwc.h"
+#include "kernels/native/inverted_residual.h"
 #include "kernels/native/elementwise.h"
 #include "kernels/native/gemm.h"
 #include "kernels/native/pool2d_nhwc.h"
@@ -101,6 +102,7 @@ class NativeExecutable : public Executable {
   std::string describe() const override;
   std::optional<PointwiseTilingSettings> pointwise_tiling() const override { return tiling_; }
   std::vector<PointwisePlanRow> pointwise_plans() const override { return plans_; }
+  std::vector<FusedBlockPlanRow> fused_block_plans() const override { return fused_plans_; }
 
  private:
   // --- compile helpers ---
@@ -108,6 +110,7 @@ class NativeExecutable : public Executable {
   float* scratch(int64_t floats);        // step-owned buffer, allocated now
   Step build(const Node& n);
   Step conv(const Node& n);
+  Step fused_block(const Node& n);
   Step binary(const Node& n, BinaryOp op);
   Step activation(const Node& n);
   Step batchnorm(const Node& n);
@@ -139,10 +142,13 @@ class NativeExecutable : public Executable {
   std::vector<NodeTiming> timings_;
   PointwiseTilingSettings tiling_;        // resolved once, before any Conv is packed
   std::vector<PointwisePlanRow> plans_;   // one per 1x1 conv, in graph order
+  std::vector<FusedBlockPlanRow> fused_plans_;  // one per FusedInvertedResidual, in graph order
 };
 
 NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o) : g_(g), opts_(o) {
-  require_float_graph(g, "native", is_supported_op);
+  require_float_graph(g, "native", [](const std::string& op) {
+    return op == "locus.FusedInvertedResidual" || (op.find('.') == std::string::npos && is_supported_op(op));
+  });
   tiling_ = resolve_pointwise_tiling(o);
 
   // Lifetimes: inputs live from step 0, node outputs from their step; all until their last reader;
@@ -223,6 +229,7 @@ Activation activation_of(const Node& n) {
 Step NativeExecutable::build(const Node& n) {
   const std::string& op = n.op;
   if (op == "Conv") return conv(n);
+  if (op == "FusedInvertedResidual" && n.domain == "locus") return fused_block(n);
   if (op == "Add") return binary(n, BinaryOp::Add);
   if (op == "Sub") return binary(n, BinaryOp::Sub);
   if (op == "Mul") return binary(n, BinaryOp::Mul);
@@ -281,6 +288,55 @@ Step NativeExecutable::conv(const Node& n) {
   const float* in = x.ptr;
   float* out = y.ptr;
   return [this, packed, in, out] { conv2d_nhwc(*packed, in, out, workspace_.data()); };
+}
+
+// Stage activation of a FusedInvertedResidual: attrs <stage>_activation ("none" | "relu" | "clip")
+// and <stage>_activation_min / _max.
+Activation stage_activation(const Node& n, const std::string& stage) {
+  const std::string a = n.s(stage + "_activation", "none");
+  if (a == "relu") return {ActKind::Relu};
+  if (a == "clip")
+    return {ActKind::Clip, n.f(stage + "_activation_min", -std::numeric_limits<float>::infinity()),
+            n.f(stage + "_activation_max", std::numeric_limits<float>::infinity())};
+  LOCUS_CHECK(a == "none", "node '", n.name, "': unknown ", stage, " activation '", a, "'");
+  return {};
+}
+
+// FusedInvertedResidual (graph/ops.h): expand -> depthwise -> project [+ X] as one kernel
+// (kernels/native/inverted_residual.h), planned with the same L2 buffer as the pointwise tiling.
+Step NativeExecutable::fused_block(const Node& n) {
+  const Val& x = val(n.input(0));
+  const Val& y = val(n.outputs[0]);
+  auto weight = [&](size_t i) -> const float* {
+    if (n.input(i).empty()) return nullptr;
+    const Tensor* t = g_.constant(n.input(i));
+    if (!t) throw Unsupported(cat("native backend: FusedInvertedResidual '", n.name, "' input ", i, " is not constant"));
+    return t->data<float>();
+  };
+  const Tensor* wd = n.input(3).empty() ? nullptr : g_.constant(n.input(3));
+  if (!wd) throw Unsupported(cat("native backend: FusedInvertedResidual '", n.name, "' without constant depthwise weights"));
+  auto st = n.ints("dw_strides", {1, 1}), pads = n.ints("dw_pads", {0, 0, 0, 0});
+  InvertedResidualShape s;
+  s.N = x.shape[0], s.C = x.shape[1], s.H = x.shape[2], s.W = x.shape[3];
+  s.E = wd->shape[0], s.OC = y.shape[1];
+  s.KH = wd->shape[2], s.KW = wd->shape[3], s.SH = st[0], s.SW = st[1];
+  s.PT = pads[0], s.PL = pads[1], s.PB = pads[2], s.PR = pads[3];
+  s.expand = !n.input(1).empty();
+  s.project = !n.input(5).empty();
+  s.residual = n.i("residual", 0) != 0;
+  LOCUS_CHECK(s.OH() == y.shape[2] && s.OW() == y.shape[3], "native backend: FusedInvertedResidual '", n.name,
+              "': output shape does not match the depthwise geometry");
+  InvertedResidualWeights w;
+  w.expand = weight(1), w.expand_bias = weight(2), w.expand_act = stage_activation(n, "expand");
+  w.dw = wd->data<float>(), w.dw_bias = weight(4), w.dw_act = stage_activation(n, "dw");
+  w.project = weight(5), w.project_bias = weight(6), w.project_act = stage_activation(n, "project");
+  // Without an L2 plan (tiling off) the block still needs a buffer: the default 512K's worth.
+  const int64_t S = tiling_.buffer_entries > 0 ? tiling_.buffer_entries : int64_t(512 * 1024 / 4 / 2);
+  auto packed = std::make_shared<PackedInvertedResidual>(pack_inverted_residual(s, w, S));
+  fused_plans_.push_back({n.name, packed->plan});
+  const int threads = opts_.threads > 0 ? opts_.threads : omp_get_max_threads();
+  workspace_floats_ = std::max(workspace_floats_, inverted_residual_scratch_floats(*packed, threads));
+  return [this, packed, in = x.ptr, out = y.ptr] { inverted_residual_nhwc(*packed, in, out, workspace_.data()); };
 }
 
 Step NativeExecutable::binary(const Node& n, BinaryOp op) {
@@ -584,6 +640,7 @@ std::string NativeExecutable::describe() const {
   for (auto& r : plans_) planned += r.plan.has_value();
   std::string d = tiling_.describe();
   if (tiling_.enabled()) d += cat("; ", planned, " of ", plans_.size(), " 1x1 convs planned");
+  if (!fused_plans_.empty()) d += cat("; ", fused_plans_.size(), " inverted-residual blocks fused");
   return d;
 }
 

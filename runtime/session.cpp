@@ -41,7 +41,10 @@ Session Session::from_graph(Graph g, const SessionOptions& o) {
       auto names = all_pass_names();
       LOCUS_CHECK(std::find(names.begin(), names.end(), d) != names.end(), "unknown pass '", d, "'");
     }
-    PassReport r = PassManager::default_pipeline(o.disabled_passes).run(g);
+    // Inverted-residual fusion only for the backends that execute FusedInvertedResidual (the native
+    // kernel and the reference's composition); turned off with --disable-pass fuse-inverted-residual.
+    const bool fuse_blocks = o.backend == "native" || o.backend == "reference";
+    PassReport r = PassManager::default_pipeline(o.disabled_passes, fuse_blocks).run(g);
     s.report_.results.insert(s.report_.results.end(), r.results.begin(), r.results.end());
     s.report_.remarks = std::move(r.remarks);
   }

@@ -26,16 +26,40 @@ TEST(Network, RealMobileNetV2MatchesOnnxRuntimeOnAllFiveSets) {
   if (dir.empty()) GTEST_SKIP() << "../shared/models not found (set LOCUS_MODEL_DIR)";
   Session s = Session::from_file(dir + "/mobilenetv2-12-fp32-from-int8.onnx");
   test::expect_matches_onnx_runtime(s, dir, "native");
-  // the optimised graph has BatchNorm-free convs with fused ReLU6 and no shape idiom left
-  int convs = 0, clips = 0, shapes = 0;
+  // the optimised graph has BatchNorm-free convs with fused ReLU6, no shape idiom left, and all 17
+  // inverted-residual blocks fused (1 dw -> 1x1, 16 three-layer, 10 with the residual Add): only
+  // the stem 3x3 and the last 1x1 remain as Convs
+  int convs = 0, clips = 0, shapes = 0, fused = 0, residual = 0, adds = 0;
   for (auto& n : s.graph().nodes) {
     convs += n.op == "Conv";
     clips += n.op == "Clip";
+    adds += n.op == "Add";
     shapes += n.op == "Shape" || n.op == "Gather";
+    fused += n.op == "FusedInvertedResidual";
+    residual += n.op == "FusedInvertedResidual" && n.i("residual", 0) == 1;
   }
-  EXPECT_EQ(convs, 52);
+  EXPECT_EQ(fused, 17);
+  EXPECT_EQ(residual, 10);
+  EXPECT_EQ(convs, 2);
+  EXPECT_EQ(adds, 0);
   EXPECT_EQ(clips, 0);
   EXPECT_EQ(shapes, 0);
+}
+
+TEST(Network, RealMobileNetV2UnfusedMatchesOnnxRuntime) {
+  std::string dir = test::mobilenet_fp32_dir();
+  if (dir.empty()) GTEST_SKIP() << "../shared/models not found (set LOCUS_MODEL_DIR)";
+  SessionOptions o;
+  o.disabled_passes = {"fuse-inverted-residual"};
+  Session s = Session::from_file(dir + "/mobilenetv2-12-fp32-from-int8.onnx", o);
+  test::expect_matches_onnx_runtime(s, dir, "native");
+  int convs = 0, fused = 0;
+  for (auto& n : s.graph().nodes) {
+    convs += n.op == "Conv";
+    fused += n.op == "FusedInvertedResidual";
+  }
+  EXPECT_EQ(convs, 52);
+  EXPECT_EQ(fused, 0);
 }
 
 TEST(Network, BuiltMobileNetV2NativeAgreesWithReference) {

@@ -5,6 +5,10 @@
 namespace locus {
 
 PassManager PassManager::default_pipeline(const std::vector<std::string>& disabled) {
+  return default_pipeline(disabled, false);
+}
+
+PassManager PassManager::default_pipeline(const std::vector<std::string>& disabled, bool fuse_inverted_residuals) {
   PassManager pm;
   auto add = [&](std::unique_ptr<Pass> p) {
     if (std::find(disabled.begin(), disabled.end(), p->name()) == disabled.end()) pm.add(std::move(p));
@@ -15,6 +19,10 @@ PassManager PassManager::default_pipeline(const std::vector<std::string>& disabl
   add(make_fold_batchnorm_pass());
   add(make_fuse_activation_pass());
   add(make_dead_code_elimination_pass());
+  if (fuse_inverted_residuals) {
+    add(make_fuse_inverted_residual_pass());
+    add(make_dead_code_elimination_pass());
+  }
   return pm;
 }
 
@@ -27,7 +35,7 @@ std::vector<std::string> PassManager::names() const {
 std::vector<std::string> all_pass_names() {
   return {make_constant_folding_pass()->name(), make_eliminate_identity_pass()->name(),
           make_dead_code_elimination_pass()->name(), make_fold_batchnorm_pass()->name(),
-          make_fuse_activation_pass()->name()};
+          make_fuse_activation_pass()->name(), make_fuse_inverted_residual_pass()->name()};
 }
 
 PassReport PassManager::run(Graph& g) const {

@@ -39,6 +39,9 @@ std::unique_ptr<Pass> make_dead_code_elimination_pass();
 std::unique_ptr<Pass> make_fold_batchnorm_pass();
 std::unique_ptr<Pass> make_fuse_activation_pass();
 std::unique_ptr<Pass> make_eliminate_identity_pass();
+// Fuses MobileNetV2 blocks into FusedInvertedResidual (graph/ops.h). Not in the default pipeline:
+// only the reference backend executes that op so far.
+std::unique_ptr<Pass> make_fuse_inverted_residual_pass();
 
 // Names of every pass (for --help and for validating --disable-pass).
 std::vector<std::string> all_pass_names();
@@ -57,6 +60,10 @@ class PassManager {
   // The default pipeline: constant folding, identity elimination, dead-code elimination, BatchNorm folding, activation
   // fusion, dead-code elimination. Passes named in `disabled` are left out.
   static PassManager default_pipeline(const std::vector<std::string>& disabled = {});
+  // The default pipeline, plus (if fuse_inverted_residuals) fuse-inverted-residual and another
+  // dead-code elimination after fuse-activation. With false it is default_pipeline(disabled).
+  // Only for backends that execute FusedInvertedResidual (today: reference).
+  static PassManager default_pipeline(const std::vector<std::string>& disabled, bool fuse_inverted_residuals);
   PassReport run(Graph& g) const;
   std::vector<std::string> names() const;
 

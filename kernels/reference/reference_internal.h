@@ -41,4 +41,7 @@ void concat(const Node& n, const Inputs& in, Tensor& y);
 void shape_of(const Node& n, const Inputs& in, Tensor& y);
 void gather(const Node& n, const Inputs& in, Tensor& y);
 
+// reference_fused.cpp (float32): locus-domain ops, by composition of the kernels above
+void fused_inverted_residual(const Node& n, const Inputs& in, Tensor& y);
+
 }  // namespace locus::reference::detail

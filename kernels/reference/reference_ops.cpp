@@ -62,6 +62,7 @@ const std::map<std::string, Kernel>& kernels() {
       {"Conv", conv},
       {"Div", binary},
       {"Flatten", copy_data},
+      {"FusedInvertedResidual", fused_inverted_residual},  // domain locus
       {"Gather", gather},
       {"Gemm", gemm},
       {"GlobalAveragePool", global_average_pool},

@@ -13,6 +13,7 @@ namespace locus::reference {
 // Evaluate one node (in canonical form, after infer_shapes) on the given inputs (nullptr for an
 // omitted optional input). F32 for every op; I64/I32 too for the shape-manipulation ops used in
 // folding (Shape, Gather, Unsqueeze, Squeeze, Concat, Reshape, Flatten, Identity, Add, Sub, Mul, Div).
+// Locus-domain ops (FusedInvertedResidual) evaluate as the composition of the ops they replace.
 // Throws Unsupported for anything else.
 std::vector<Tensor> evaluate(const Node& n, const std::vector<const Tensor*>& inputs);
 

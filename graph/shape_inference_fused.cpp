@@ -1,0 +1,104 @@
+// Shape inference for the ops of the "locus" domain that passes create (graph/ops.h documents their
+// contract): FusedInvertedResidual. Every attribute is written back explicitly, so that kernels
+// read them without defaults.
+#include <limits>
+
+#include "graph/ops.h"
+#include "graph/shape_inference_internal.h"
+
+namespace locus::shape_inference {
+namespace {
+
+// Checks that input k has exactly `want` as shape (error naming the role otherwise).
+void require_shape(NodeContext& c, size_t k, const char* role, const Shape& want, const char* form) {
+  if (c.shape(k) != want)
+    c.error(role, " '", c.input_name(k), "' must have shape ", form, " = ", shape_str(want), ", got ",
+            shape_str(c.shape(k)));
+}
+
+// Reads, validates and writes back <stage>_activation and <stage>_activation_min/_max.
+void stage_activation(NodeContext& c, const std::string& stage, bool present) {
+  Node& n = c.node();
+  const std::string key = stage + "_activation";
+  const std::string act = n.s(key, "none");
+  if (act != "none" && act != "relu" && act != "clip")
+    c.unsupported(key, " '", act, "' is not supported (none, relu or clip)");
+  if (!present && act != "none") c.error(key, " is '", act, "' but there is no ", stage, " stage");
+  const float lo = n.f(key + "_min", -std::numeric_limits<float>::infinity());
+  const float hi = n.f(key + "_max", std::numeric_limits<float>::infinity());
+  n.attrs[key] = act;
+  n.attrs[key + "_min"] = lo;
+  n.attrs[key + "_max"] = hi;
+}
+
+std::vector<int64_t> ints_attr(NodeContext& c, const char* name, std::vector<int64_t> def, size_t size,
+                               int64_t lo) {
+  std::vector<int64_t> v = c.node().ints(name, std::move(def));
+  if (v.size() != size) c.error("attribute ", name, " must have ", size, " values, got ", v.size());
+  for (int64_t x : v)
+    if (x < lo || x > kMaxTensorElements) c.error("attribute ", name, " has invalid value ", x);
+  return v;
+}
+
+}  // namespace
+
+ValueInfo infer_fused_inverted_residual(NodeContext& c) {
+  Node& n = c.node();
+  c.require_inputs(1, 7);
+  if (!c.has(3)) c.error("input 3 (W_dw) is required: the depthwise stage is always present");
+  for (size_t k = 0; k < 7; ++k)
+    if (c.has(k)) c.require_f32(k);
+  const Shape& x = c.shape(0);
+  if (x.size() != 4) c.error("input '", c.input_name(0), "' must have rank 4 [N,C,H,W], got shape ", shape_str(x));
+  const int64_t C = x[1];
+  const bool expand = c.has(1), project = c.has(5);
+  if (!expand && c.has(2)) c.error("B_expand '", c.input_name(2), "' is given without W_expand");
+  if (!project && c.has(6)) c.error("B_project '", c.input_name(6), "' is given without W_project");
+
+  int64_t E = C;
+  if (expand) {
+    const Shape& w = c.shape(1);
+    if (w.size() != 4 || w[1] != C || w[2] != 1 || w[3] != 1 || w[0] < 1)
+      c.error("W_expand '", c.input_name(1), "' must have shape [E,", C, ",1,1], got ", shape_str(w));
+    E = w[0];
+    if (c.has(2)) require_shape(c, 2, "B_expand", {E}, "[E]");
+  }
+  const Shape& wd = c.shape(3);
+  if (wd.size() != 4 || wd[0] != E || wd[1] != 1 || wd[2] < 1 || wd[3] < 1)
+    c.error("W_dw '", c.input_name(3), "' must have shape [", E, ",1,KH,KW] (E = ", E, "), got ", shape_str(wd));
+  if (c.has(4)) require_shape(c, 4, "B_dw", {E}, "[E]");
+  int64_t OC = E;
+  if (project) {
+    const Shape& w = c.shape(5);
+    if (w.size() != 4 || w[1] != E || w[2] != 1 || w[3] != 1 || w[0] < 1)
+      c.error("W_project '", c.input_name(5), "' must have shape [OC,", E, ",1,1], got ", shape_str(w));
+    OC = w[0];
+    if (c.has(6)) require_shape(c, 6, "B_project", {OC}, "[OC]");
+  }
+
+  stage_activation(c, "expand", expand);
+  stage_activation(c, "dw", true);
+  stage_activation(c, "project", project);
+  const auto strides = ints_attr(c, "dw_strides", {1, 1}, 2, 1);
+  const auto pads = ints_attr(c, "dw_pads", {0, 0, 0, 0}, 4, 0);
+  int64_t out[2];
+  for (size_t i = 0; i < 2; ++i) {
+    out[i] = pooled_size(x[2 + i], wd[2 + i], strides[i], pads[i], pads[i + 2], 1, false);
+    if (out[i] <= 0)
+      c.error("depthwise kernel ", wd[2 + i], " does not fit input size ", x[2 + i], " with pads ", pads[i], "+",
+              pads[i + 2], " on spatial axis ", i);
+  }
+  n.attrs["dw_strides"] = strides;
+  n.attrs["dw_pads"] = pads;
+  const Shape y = {x[0], OC, out[0], out[1]};
+  const int64_t residual = n.i("residual", 0);
+  if (residual != 0 && residual != 1) c.error("residual must be 0 or 1, got ", residual);
+  if (residual == 1 && !project) c.error("residual = 1 needs the project stage (W_project)");
+  if (residual == 1 && y != x)
+    c.error("residual = 1 needs the output shape ", shape_str(y), " to equal the input shape ", shape_str(x));
+  n.attrs["residual"] = residual;
+  n.attrs["fused_nodes"] = n.s("fused_nodes", "");
+  return c.output(DType::F32, y);
+}
+
+}  // namespace locus::shape_inference

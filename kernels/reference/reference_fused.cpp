@@ -1,0 +1,72 @@
+// Reference kernels of the locus-domain ops (graph/ops.h), by composition of the reference kernels
+// of the ops they replace, so that a fused graph evaluates to exactly the numbers of the unfused one
+// (each stage rounds to float32 as the separate nodes do).
+//   FusedInvertedResidual: expand 1x1 Conv (+act) -> depthwise Conv (+act) -> project 1x1 Conv
+//   (+act) [-> Add X], stages absent when their weight is.
+#include <limits>
+
+#include "graph/ops.h"
+#include "kernels/reference/reference_internal.h"
+
+namespace locus::reference::detail {
+namespace {
+
+const Tensor* optional_input(const Inputs& in, size_t k) { return k < in.size() ? in[k] : nullptr; }
+
+// One Conv stage of a fused node: `stage` names the attributes (<stage>_activation[_min|_max]).
+Tensor conv_stage(const Node& fused, const std::string& stage, const Tensor& x, const Tensor& w, const Tensor* b,
+                  int64_t group, const std::vector<int64_t>& strides, const std::vector<int64_t>& pads) {
+  Node c;
+  c.op = "Conv";
+  c.name = fused.name + "/" + stage;
+  c.attrs["kernel_shape"] = std::vector<int64_t>{w.shape[2], w.shape[3]};
+  c.attrs["strides"] = strides;
+  c.attrs["pads"] = pads;
+  c.attrs["dilations"] = std::vector<int64_t>{1, 1};
+  c.attrs["group"] = group;
+  const std::string act = fused.s(stage + "_activation", "none");
+  if (act != "none") {
+    c.attrs["locus.activation"] = act;
+    c.attrs["locus.activation_min"] = fused.f(stage + "_activation_min", -std::numeric_limits<float>::infinity());
+    c.attrs["locus.activation_max"] = fused.f(stage + "_activation_max", std::numeric_limits<float>::infinity());
+  }
+  Shape s = {x.shape[0], w.shape[0], 0, 0};
+  for (size_t i = 0; i < 2; ++i)
+    s[2 + i] = pooled_size(x.shape[2 + i], w.shape[2 + i], strides[i], pads[i], pads[i + 2], 1, false);
+  Tensor y(DType::F32, s);
+  conv(c, {&x, &w, b}, y);
+  return y;
+}
+
+}  // namespace
+
+void fused_inverted_residual(const Node& n, const Inputs& in, Tensor& y) {
+  const Tensor& x = *in[0];
+  const std::vector<int64_t> one{1, 1}, none{0, 0, 0, 0};
+  Tensor h;
+  const Tensor* cur = &x;
+  if (const Tensor* we = optional_input(in, 1)) {
+    h = conv_stage(n, "expand", x, *we, optional_input(in, 2), 1, one, none);
+    cur = &h;
+  }
+  const Tensor& wd = *in[3];
+  Tensor d = conv_stage(n, "dw", *cur, wd, optional_input(in, 4), wd.shape[0], n.ints("dw_strides"),
+                        n.ints("dw_pads"));
+  Tensor p;
+  if (const Tensor* wp = optional_input(in, 5))
+    p = conv_stage(n, "project", d, *wp, optional_input(in, 6), 1, one, none);
+  else
+    p = std::move(d);
+  LOCUS_CHECK(p.shape == y.shape, "node '", n.name, "' (", n.op, "): stages produce ", shape_str(p.shape),
+              ", expected ", shape_str(y.shape));
+  if (n.i("residual", 0) == 1) {
+    Node add;
+    add.op = "Add";
+    add.name = n.name + "/residual";
+    binary(add, {&p, &x}, y);
+  } else {
+    y = std::move(p);
+  }
+}
+
+}  // namespace locus::reference::detail
