@@ -84,6 +84,22 @@ static void print_plans(const Executable* exe) {
                   r.why_not.c_str());
     }
   }
+  const auto fused = exe->fused_block_plans();
+  if (fused.empty()) return;
+  // Fused inverted-residual blocks: bands of output rows x chunks of expanded channels (per image).
+  std::printf("\nfused      %zu inverted-residual blocks, planned with the same S\n", fused.size());
+  std::printf("%-32s %4s %4s %5s %5s %5s %3s %6s %6s %6s %6s %10s %10s %10s %10s %9s %12s\n", "node", "H", "W", "C", "E",
+              "OC", "s", "rows", "chunk", "bands", "chunks", "input", "weights", "output", "total", "total_MiB",
+              "expand_MACs");
+  for (const FusedBlockPlanRow& r : fused) {
+    const tiling::FusedBlockPlan& p = r.plan;
+    const tiling::FusedBlockShape& b = p.shape;
+    std::printf("%-32s %4lld %4lld %5lld %5lld %5lld %3lld %6lld %6lld %6lld %6lld %10lld %10lld %10lld %10lld %9.3f %12lld\n",
+                r.node.c_str(), (long long)b.H, (long long)b.W, (long long)b.C, (long long)b.E, (long long)b.OC,
+                (long long)b.SH, (long long)p.rows, (long long)p.chunk, (long long)p.bands, (long long)p.chunks,
+                (long long)p.reads_input, (long long)p.reads_weights, (long long)p.writes_output, (long long)p.total,
+                double(p.total) * mib, (long long)p.expand_macs);
+  }
 }
 
 int cmd_info(int argc, char** argv) {

@@ -187,6 +187,21 @@ TEST(FusedBlockPlanner, RespectsBufferAndCountsTraffic) {
   EXPECT_EQ(whole.total, 56 * 56 * 24 * 2 + 24 * 144 + 9 * 144 + 144 * 24);
 }
 
+TEST(FusedBlockPlanner, HaloCacheReadsAndExpandsEachRowOnce) {
+  tiling::FusedBlockShape s;
+  s.H = s.W = 56, s.C = 24, s.E = 144, s.OC = 24;
+  const tiling::FusedBlockPlan with = tiling::make_fused_block_plan(s, 1 << 20, 4, 64, true);
+  const tiling::FusedBlockPlan without = tiling::make_fused_block_plan(s, 1 << 20, 4, 64, false);
+  EXPECT_TRUE(with.halo_cache);
+  EXPECT_EQ(with.halo_rows, 2);  // 3x3, stride 1: consecutive bands share 2 input rows
+  EXPECT_EQ(with.reads_input, 56 * 56 * 24);
+  EXPECT_EQ(with.expand_macs, 56 * 56 * 24 * 144);
+  EXPECT_EQ(without.reads_input, (14 * 6 - 2) * 56 * 24);  // 14 bands of 6 rows, first and last clamped
+  EXPECT_EQ(with.buffer_entries - without.buffer_entries, 6 * 56 * (144 - 64));  // ring of all chunks
+  s.SH = s.SW = 2;  // stride 2: bands of 4 output rows read 9 input rows, sharing 1
+  EXPECT_EQ(tiling::make_fused_block_plan(s, 1 << 20, 4, 64, true).halo_rows, 1);
+}
+
 TEST(FusedBlockPlanner, TooSmallBufferNamesS) {
   tiling::FusedBlockShape s;
   s.H = s.W = 56, s.C = 24, s.E = 144, s.OC = 24;

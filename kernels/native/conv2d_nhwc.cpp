@@ -183,6 +183,13 @@ void im2col(const Conv2dShape& s, int64_t g, const float* in, int64_t p0, int64_
         std::memset(seg, 0, s.KW * cg * sizeof(float));
         continue;
       }
+      const int64_t iw_first = ow * s.SW - s.PL, iw_last = iw_first + (s.KW - 1) * s.DW;
+      if (s.G == 1 && s.DW == 1 && iw_first >= 0 && iw_last < s.W) {
+        // Interior, one group, no dilation: the KW taps of this kernel row are KW * C contiguous
+        // floats of the input row (one copy instead of KW; matters for small C, e.g. the RGB stem).
+        std::memcpy(seg, in + ((n * s.H + ih) * s.W + iw_first) * s.C, s.KW * cg * sizeof(float));
+        continue;
+      }
       for (int64_t kw = 0; kw < s.KW; ++kw, seg += cg) {
         const int64_t iw = ow * s.SW - s.PL + kw * s.DW;
         if (iw < 0 || iw >= s.W) {

@@ -16,14 +16,16 @@ namespace {
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Depthwise filter of output rows [oh0, oh1) of one image, channels [0, C) of a band.
-// The band holds input rows [ih0, ih1) (row ih at band + (ih - ih0) * W * ps, pixel stride ps); rows
-// and columns outside the image read `zeros` (at least (W + PL + PR) * ps floats). Output pixel
+// The band holds input rows [ih0, ih1): row ih at band + (ring ? ih mod ring : ih - ih0) * W * ps
+// (pixel stride ps); rows and columns outside the image read `zeros` (at least (W + PL + PR) * ps
+// floats). Output pixel
 // (oh, ow) goes to out + ((oh - oh0) * OW + ow) * ops.
 struct DwBand {
   const InvertedResidualShape* s;
   DwConvMicroKernel uk;
   const float* band;
   int64_t ih0, ih1, ps;
+  int64_t ring;  // rows in the ring buffer, 0 = linear
   const float* zeros;
   const float* w;     // [taps][C]
   const float* bias;  // [C]
@@ -53,7 +55,7 @@ struct DwBand {
             else if (!row_ok)
               taps[t] = zeros + (iw + g.PL) * ps;
             else
-              taps[t] = band + ((ih - ih0) * g.W + iw) * ps;
+              taps[t] = band + ((ring ? ih % ring : ih - ih0) * g.W + iw) * ps;
           }
         }
         uk(C, npix, taps, ntaps, g.SW * ps, w, bias, out + ((oh - oh0) * OW + ow0) * ops, ep);
@@ -113,10 +115,13 @@ PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, co
 }
 
 namespace {
-// Per-thread scratch: the expanded chunk (the tallest band's input rows x W x chunk) then the
-// filtered chunk (rows x OW x chunk), each rounded up to 16 floats.
+// Per-thread scratch, each part rounded up to 16 floats: the expanded rows (the tallest band's
+// in_rows x W x chunk; with the halo cache a ring of in_rows rows for every chunk, chunk i's ring at
+// i * chunk * in_rows * W with pixel stride = that chunk's width, input row ih in slot ih mod
+// in_rows) and the filtered chunk (rows x OW x chunk).
 struct ScratchLayout {
   int64_t exp = 0, dw = 0;
+  int64_t ring = 0;  // rows of the expanded ring (halo cache), 0 = no ring
   int64_t total() const { return exp + dw; }
 };
 ScratchLayout scratch_layout(const PackedInvertedResidual& p) {
@@ -125,8 +130,9 @@ ScratchLayout scratch_layout(const PackedInvertedResidual& p) {
   for (int64_t b = 0; b < pl.bands; ++b) in_rows = std::max(in_rows, pl.band_in_last(b) - pl.band_in_first(b));
   auto r16 = [](int64_t v) { return (v + 15) / 16 * 16; };
   ScratchLayout l;
-  l.exp = p.s.expand ? r16(in_rows * p.s.W * pl.chunk) : 0;
+  l.exp = p.s.expand ? r16(in_rows * p.s.W * (pl.halo_cache ? p.s.E : pl.chunk)) : 0;
   l.dw = p.s.project ? r16(pl.rows * p.s.OW() * pl.chunk) : 0;
+  l.ring = pl.halo_cache ? in_rows : 0;
   return l;
 }
 }  // namespace
@@ -150,6 +156,8 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
   auto walk = [&](int64_t g0, int64_t g1, float* buf) {
     float* expbuf = buf;
     float* dwbuf = buf + layout.exp;
+    const int64_t R = layout.ring;
+    int64_t prev_ih1 = -1;  // with the ring: input rows [.., prev_ih1) of this image are already expanded
     for (int64_t g = g0; g < g1; ++g) {
       const int64_t n = g / pl.bands, b = g % pl.bands;
       const int64_t oh0 = b * pl.rows, oh1 = std::min(OH, oh0 + pl.rows);
@@ -157,22 +165,31 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
       const float* img = in + n * s.H * s.W * s.C;
       float* out_rows = out + (n * OH + oh0) * OW * s.OC;
       const bool forward = (g - g0) % 2 == 0;  // Scan: alternate the chunk direction band to band
+      // Rows to expand: all of the band's, or with the ring only those the previous band lacked.
+      const int64_t new0 = R && g > g0 && b > 0 ? std::max(ih0, prev_ih1) : ih0;
       for (int64_t step = 0; step < chunks; ++step) {
         const int64_t ci = forward ? step : chunks - 1 - step;
         const int64_t e0 = ci * ch, ec = std::min(ch, s.E - e0);
         const bool first = step == 0, last = step + 1 == chunks;
-        // 1. expand the band's input rows (halo included) for this chunk
+        // 1. expand the band's (new) input rows for this chunk
         const float* band;
         int64_t ps;
+        float* exp_c = R ? expbuf + e0 * R * s.W : expbuf;
         if (s.expand) {
-          gemm_f32((ih1 - ih0) * s.W, img + ih0 * s.W * s.C, s.C, p.expand_chunks[size_t(ci)], expbuf, ec,
-                   p.expand_bias.data() + e0, p.expand_act);
-          band = expbuf, ps = ec;
+          // Rows [new0, ih1) go to ring slots new0 mod R.. (wrapping at most once), or linearly.
+          for (int64_t r0 = new0; r0 < ih1;) {
+            const int64_t slot = R ? r0 % R : r0 - ih0;
+            const int64_t r1 = R ? std::min(ih1, r0 + (R - slot)) : ih1;
+            gemm_f32((r1 - r0) * s.W, img + r0 * s.W * s.C, s.C, p.expand_chunks[size_t(ci)], exp_c + slot * s.W * ec,
+                     ec, p.expand_bias.data() + e0, p.expand_act);
+            r0 = r1;
+          }
+          band = exp_c, ps = ec;
         } else {
           band = img + ih0 * s.W * s.C + e0, ps = s.C;
         }
         // 2. depthwise, into the chunk buffer (or straight into the output without a project stage)
-        DwBand dw{&s, uk, band, ih0, ih1, ps, p.zeros.data(), p.dw_chunks[size_t(ci)].data(),
+        DwBand dw{&s, uk, band, ih0, ih1, ps, s.expand ? R : 0, p.zeros.data(), p.dw_chunks[size_t(ci)].data(),
                   p.dw_bias.data() + e0, dw_ep.clamp ? &dw_ep : nullptr, ec};
         if (!s.project) {
           dw.run(oh0, oh1, out_rows + e0, ec);  // single chunk: ec == E == OC
@@ -183,6 +200,7 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
         gemm_f32((oh1 - oh0) * OW, dwbuf, ec, p.project_chunks[size_t(ci)], out_rows, s.OC,
                  first ? p.project_bias.data() : nullptr, last ? p.project_act : none, !first);
       }
+      prev_ih1 = ih1;
       if (s.residual) {
         const float* x = img + oh0 * s.W * s.C;  // stride 1, same shape: input row oh = output row oh
         binary_same_f32(BinaryOp::Add, (oh1 - oh0) * OW * s.OC, out_rows, x, out_rows);

@@ -27,7 +27,8 @@ int64_t FusedBlockPlan::band_in_last(int64_t b) const {
   return std::min(shape.H, last_oh * shape.SH - shape.PT + shape.KH);
 }
 
-FusedBlockPlan make_fused_block_plan(const FusedBlockShape& s, int64_t S, int64_t rows, int64_t chunk) {
+FusedBlockPlan make_fused_block_plan(const FusedBlockShape& s, int64_t S, int64_t rows, int64_t chunk,
+                                     bool halo_cache) {
   LOCUS_CHECK(s.H > 0 && s.W > 0 && s.C > 0 && s.E > 0 && s.OC > 0 && s.OH() > 0 && s.OW() > 0,
               "fused block: bad shape H=", s.H, " W=", s.W, " C=", s.C, " E=", s.E, " OC=", s.OC);
   LOCUS_CHECK(rows >= 1 && chunk >= 1 && chunk <= s.E, "fused block: bad tiles rows=", rows, " chunk=", chunk);
@@ -44,12 +45,24 @@ FusedBlockPlan make_fused_block_plan(const FusedBlockShape& s, int64_t S, int64_
   for (int64_t b = 0; b < p.bands; ++b) in_rows_max = std::max(in_rows_max, p.band_in_last(b) - p.band_in_first(b));
   const int64_t w_chunk = (s.expand ? s.C * chunk : 0) + s.KH * s.KW * chunk + (s.project ? chunk * s.OC : 0);
   const int64_t w_total = (s.expand ? s.C * s.E : 0) + s.KH * s.KW * s.E + (s.project ? s.E * s.OC : 0);
-  p.buffer_entries = in_rows_max * s.W * s.C + (s.expand ? in_rows_max * s.W * chunk : 0) +
-                     (s.project ? p.rows * OW * chunk : 0) + p.rows * OW * s.OC + w_chunk;
+  // Halo cache: the rows band b shares with band b + 1 (the same for every pair of full bands).
+  p.halo_cache = halo_cache && s.expand && p.bands > 1;
+  if (p.halo_cache)
+    for (int64_t b = 0; b + 1 < p.bands; ++b)
+      p.halo_rows = std::max(p.halo_rows, p.band_in_last(b) - p.band_in_first(b + 1));
+  if (p.halo_rows <= 0) p.halo_cache = false, p.halo_rows = 0;
+  // Expanded rows: the band's rows of the current chunk, or with the halo cache a ring of the
+  // band's rows for every chunk (rows shared with the next band stay in place).
+  const int64_t exp_entries = !s.expand ? 0 : in_rows_max * s.W * (p.halo_cache ? s.E : chunk);
+  p.buffer_entries = in_rows_max * s.W * s.C + exp_entries + (s.project ? p.rows * OW * chunk : 0) +
+                     p.rows * OW * s.OC + w_chunk;
   LOCUS_CHECK(p.buffer_entries <= S, "fused block: rows=", rows, " chunk=", chunk, " need ", p.buffer_entries,
               " entries, more than S=", S);
   for (int64_t b = 0; b < p.bands; ++b) {
-    const int64_t in_rows = p.band_in_last(b) - p.band_in_first(b);
+    // With the halo cache, rows already expanded by band b - 1 are neither read nor expanded again.
+    const int64_t first = p.halo_cache && b > 0 ? std::max(p.band_in_first(b), p.band_in_last(b - 1))
+                                                : p.band_in_first(b);
+    const int64_t in_rows = std::max<int64_t>(0, p.band_in_last(b) - first);
     p.reads_input += in_rows * s.W * s.C;
     if (s.expand) p.expand_macs += in_rows * s.W * s.C * s.E;
   }
@@ -77,21 +90,24 @@ FusedBlockPlan plan_fused_block(const FusedBlockShape& s, int64_t S, const Fused
   for (const std::vector<int64_t>* chunks : {&preferred, &small}) {
     for (int64_t rows = 1; rows <= s.OH(); ++rows) {
       for (int64_t c : *chunks) {
-        ++candidates;
-        FusedBlockPlan p;
-        try {
-          p = make_fused_block_plan(s, S, rows, c);
-        } catch (const Error&) {
-          ++over;
-          continue;
-        }
-        const int64_t cost = p.total + (p.expand_macs - min_expand) / kMacsPerEntry;
-        // Ties: fewer band x chunk steps, then taller bands.
-        if (best_cost < 0 || cost < best_cost ||
-            (cost == best_cost && (p.bands * p.chunks < best.bands * best.chunks ||
-                                   (p.bands * p.chunks == best.bands * best.chunks && p.rows > best.rows)))) {
-          best = p;
-          best_cost = cost;
+        for (bool halo : {true, false}) {  // with the halo cache, and without (a smaller buffer)
+          if (halo && !o.halo_cache) continue;
+          ++candidates;
+          FusedBlockPlan p;
+          try {
+            p = make_fused_block_plan(s, S, rows, c, halo);
+          } catch (const Error&) {
+            ++over;
+            continue;
+          }
+          const int64_t cost = p.total + (p.expand_macs - min_expand) / kMacsPerEntry;
+          // Ties: fewer band x chunk steps, then taller bands.
+          if (best_cost < 0 || cost < best_cost ||
+              (cost == best_cost && (p.bands * p.chunks < best.bands * best.chunks ||
+                                     (p.bands * p.chunks == best.bands * best.chunks && p.rows > best.rows)))) {
+            best = p;
+            best_cost = cost;
+          }
         }
       }
     }
@@ -110,7 +126,8 @@ std::string FusedBlockPlan::describe() const {
     << " k=" << shape.KH << "x" << shape.KW << " s=" << shape.SH << " S=" << S << ": rows=" << rows
     << " chunk=" << chunk << " bands=" << bands << " chunks=" << chunks << " buffer=" << buffer_entries
     << " traffic input=" << reads_input << " weights=" << reads_weights << " output=" << writes_output
-    << " total=" << total << " expand_macs=" << expand_macs;
+    << " total=" << total << " expand_macs=" << expand_macs << (halo_cache ? " halo_cache=" : "")
+    << (halo_cache ? std::to_string(halo_rows) : "");
   return o.str();
 }
 

@@ -19,9 +19,13 @@
 //   weights every band reads every chunk's weights, except the chunk at a Scan turn (still on chip);
 //           with one chunk the weights are read once
 //   output  written once
-// Compute overhead: halo rows are expanded by both neighbouring bands; `expand_macs` counts it.
-// The plan minimises traffic + the recomputed expand MACs (both in entries / MACs, weighted 1:1),
-// under the buffer constraint and the kernel's minimum chunk.
+// Halo cache (default on, expand stage present): the expanded rows live in a ring of in_rows rows
+// for every chunk (in_rows x W x E on chip instead of in_rows x W x chunk), so the rows a band shares
+// with the next one (KH - SH when positive) stay where they are and each input row is read and
+// expanded once. Without it, halo rows are
+// read and expanded by both neighbouring bands; `expand_macs` counts the recomputation.
+// The plan minimises traffic + recomputed expand MACs / 16 (see kMacsPerEntry in the .cpp), under
+// the buffer constraint and the kernel's minimum chunk.
 #pragma once
 
 #include <cstdint>
@@ -47,6 +51,8 @@ struct FusedBlockPlan {
   int64_t bands = 0, chunks = 0;
   int64_t buffer_entries = 0;  // the most the plan keeps on chip
   int64_t reads_input = 0, reads_weights = 0, writes_output = 0, total = 0;  // per image, entries
+  bool halo_cache = false;   // expanded halo rows kept on chip between consecutive bands
+  int64_t halo_rows = 0;     // rows consecutive bands share (0 without the cache)
   int64_t expand_macs = 0;   // per image, halo recomputation included
   int64_t candidates = 0;    // (rows, chunk) pairs considered
   int64_t over_buffer = 0;   // of which exceeded the buffer
@@ -62,12 +68,14 @@ struct FusedPlannerOptions {
   // restores the band's output tile, so chunks under 64 (projection K under 64) cost more than
   // they save. Smaller chunks (multiples of chunk_step, or 8) are used only when nothing else fits.
   int64_t min_chunk = 64;
+  bool halo_cache = true;
 };
 
 // Throws locus::Error when no (rows, chunk) fits in S.
 FusedBlockPlan plan_fused_block(const FusedBlockShape& s, int64_t S, const FusedPlannerOptions& o = {});
 
 // The plan for given rows and chunk (no search; throws if it does not fit in S).
-FusedBlockPlan make_fused_block_plan(const FusedBlockShape& s, int64_t S, int64_t rows, int64_t chunk);
+FusedBlockPlan make_fused_block_plan(const FusedBlockShape& s, int64_t S, int64_t rows, int64_t chunk,
+                                     bool halo_cache = true);
 
 }  // namespace locus::tiling
