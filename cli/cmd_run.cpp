@@ -40,7 +40,10 @@ static const char* kRunHelp =
     "  --backend NAME      native (default), onednn, onednn-dwfused, reference\n"
     "  --batch N           value for a symbolic batch dimension (default 1)\n"
     "  --model-dir DIR     folder searched for MODEL and labels\n"
-    "  --no-optimize       skip the graph passes\n";
+    "  --no-optimize       skip the graph passes\n"
+    "  --explain           before running, print to stderr how the graph was rewritten: one line\n"
+    "                      per fused inverted-residual block (the nodes it replaced) and one per\n"
+    "                      pass remark (a chain that was not fused, and why)\n";
 
 static std::vector<std::string> load_labels(const std::string& path) {
   std::ifstream f(path);
@@ -86,7 +89,7 @@ int cmd_run(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--image", "--input", "--output-dir", "--labels", "--top", "--threads", "--backend", "--batch",
           "--model-dir", "--l2", "--tile-order"},
-         {"--help", "-h", "--no-optimize", "--no-fuse"});
+         {"--help", "-h", "--no-optimize", "--no-fuse", "--explain"});
   if (a.flag("--help") || a.flag("-h")) {
     std::fputs(kRunHelp, stdout);
     std::fputs(tiling_options_help(22).c_str(), stdout);
@@ -103,6 +106,19 @@ int cmd_run(int argc, char** argv) {
   int64_t top = a.get_int("--top", 5, 1, 1000000);
 
   Session session = Session::from_file(model, so);
+  if (a.flag("--explain")) {
+    int fused = 0;
+    for (const Node& n : session.graph().nodes)
+      if (n.op == "FusedInvertedResidual") {
+        ++fused;
+        std::fprintf(stderr, "explain: fused %s <- %s%s\n", n.name.c_str(), n.s("fused_nodes", "?").c_str(),
+                     n.i("residual", 0) ? " (with residual add)" : "");
+      }
+    for (const PassRemark& r : session.pass_report().remarks)
+      std::fprintf(stderr, "explain: %s: %s: %s\n", r.pass.c_str(), r.node.c_str(), r.message.c_str());
+    std::fprintf(stderr, "explain: %d inverted-residual blocks fused, %zu remarks (%s backend)\n", fused,
+                 session.pass_report().remarks.size(), so.backend.c_str());
+  }
   auto run_timed = [&](const std::map<std::string, Tensor>& feed, double& ms) {
     auto t0 = std::chrono::steady_clock::now();
     auto out = session.run(feed);

@@ -227,6 +227,28 @@ TEST(Cli, ClassifiesTheSharedPhotos) {
   }
 }
 
+TEST(Cli, ExplainListsFusedBlocksAndNoFuseKeepsTopOne) {
+  std::string dir = test::shared_models_dir();
+  if (dir.empty() || real_model().empty()) GTEST_SKIP() << "shared models not found";
+  auto count = [](const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
+    return n;
+  };
+  const std::string photo = " --top 1 --image " + dir + "/images/dog.jpg";
+  auto fused = run_locus("run " + real_model() + photo + " --explain");
+  ASSERT_EQ(fused.status, 0) << fused.err;
+  EXPECT_EQ(count(fused.err, "explain: fused "), 17u) << fused.err;
+  EXPECT_EQ(count(fused.err, "(with residual add)"), 10u) << fused.err;
+  EXPECT_NE(fused.err.find("17 inverted-residual blocks fused"), std::string::npos) << fused.err;
+  auto unfused = run_locus("run " + real_model() + photo + " --explain --no-fuse");
+  ASSERT_EQ(unfused.status, 0) << unfused.err;
+  EXPECT_EQ(count(unfused.err, "explain: fused "), 0u) << unfused.err;
+  // Same top-1 either way (the output line after the header: "1\t249\t...").
+  EXPECT_NE(fused.out.find("\n1\t249\t"), std::string::npos) << fused.out;
+  EXPECT_NE(unfused.out.find("\n1\t249\t"), std::string::npos) << unfused.out;
+}
+
 TEST(Cli, CheckPassesTheRealModelAndFailsOnAWrongTolerance) {
   std::string d = test::mobilenet_fp32_dir();
   if (d.empty()) GTEST_SKIP() << "shared models not found";
