@@ -22,6 +22,8 @@ run --backend "$backends" --cachegrind --ll-level 2 --json "$out/cachegrind_l2.j
 echo "+ build/bench/pointwise_bench (MobileNetV2 1x1 layers)" >&2
 OMP_NUM_THREADS=1 build/bench/pointwise_bench --benchmark_min_time=0.2 --benchmark_filter='peak|pw/b1/|pw/b8/' \
   --benchmark_repetitions=3 --benchmark_report_aggregates_only=true --pw_summary >"$out/pointwise.txt"
+echo "+ build/bench/blocks_bench (the 17 inverted-residual blocks)" >&2
+OMP_NUM_THREADS=1 build/bench/blocks_bench --benchmark_min_time=0.15 --benchmark_filter='/b1/' >"$out/blocks.txt" 2>/dev/null
 echo "+ scripts/pointwise-cachegrind.sh" >&2
 scripts/pointwise-cachegrind.sh --bench build/bench/pointwise_bench >"$out/pointwise_cachegrind.md"
 {
@@ -39,5 +41,16 @@ scripts/pointwise-cachegrind.sh --bench build/bench/pointwise_bench >"$out/point
   echo 'Command: `scripts/pointwise-cachegrind.sh` (callgrind cache simulator, D1 32K, LL = the 512K L2).'
   echo
   cat "$out/pointwise_cachegrind.md"
+  echo
+  echo "# Inverted-residual blocks (batch 1, 1 thread)"
+  echo
+  echo 'Command: `OMP_NUM_THREADS=1 build/bench/blocks_bench --benchmark_min_time=0.15 --benchmark_filter=/b1/`.'
+  echo 'Each block is a one-block model run through a Session, so every time includes converting the'
+  echo "block's input and output to and from NCHW (see bench/blocks_bench.cpp); the per-node profile"
+  echo 'above gives in-network times.'
+  echo
+  echo '```'
+  grep '^block' "$out/blocks.txt"
+  echo '```'
 } >docs/benchmarks.md
 echo "wrote docs/benchmarks.md" >&2
