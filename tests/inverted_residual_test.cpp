@@ -15,6 +15,7 @@
 #include "kernels/native/cpu_features.h"
 #include "kernels/native/inverted_residual.h"
 #include "kernels/tiling/fused_block_planner.h"
+#include "tests/isa_util.h"
 #include "tests/test_support.h"
 
 namespace locus::kernels {
@@ -22,12 +23,7 @@ namespace {
 
 using test::random_floats;
 
-std::vector<Isa> supported_isas() {
-  std::vector<Isa> v{Isa::Generic};
-  if (has_avx2(detected_isa())) v.push_back(Isa::Avx2);
-  if (detected_isa() == Isa::Avx512) v.push_back(Isa::Avx512);
-  return v;
-}
+using test::supported_isas;
 
 struct Case {
   InvertedResidualShape s;

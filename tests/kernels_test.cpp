@@ -17,6 +17,7 @@
 #include "kernels/native/elementwise.h"
 #include "kernels/native/gemm.h"
 #include "kernels/native/pool2d_nhwc.h"
+#include "tests/isa_util.h"
 #include "tests/test_support.h"
 
 namespace locus::kernels {
@@ -52,12 +53,7 @@ void expect_close(const std::vector<float>& got, const std::vector<double>& want
 
 // ---- ISA parameterisation -------------------------------------------------------------------
 
-std::vector<Isa> supported_isas() {
-  std::vector<Isa> v{Isa::Generic};
-  if (has_avx2(detected_isa())) v.push_back(Isa::Avx2);
-  if (detected_isa() == Isa::Avx512) v.push_back(Isa::Avx512);
-  return v;
-}
+using test::supported_isas;
 
 class IsaTest : public ::testing::TestWithParam<Isa> {
  protected:

@@ -14,6 +14,7 @@
 #include "kernels/native/cpu_features.h"
 #include "kernels/native/gemm.h"
 #include "kernels/native/pointwise_scan.h"
+#include "tests/isa_util.h"
 #include "tests/test_support.h"
 
 namespace locus::kernels {
@@ -21,12 +22,7 @@ namespace {
 
 using test::random_floats;
 
-std::vector<Isa> supported_isas() {
-  std::vector<Isa> v{Isa::Generic};
-  if (has_avx2(detected_isa())) v.push_back(Isa::Avx2);
-  if (detected_isa() == Isa::Avx512) v.push_back(Isa::Avx512);
-  return v;
-}
+using test::supported_isas;
 
 struct Ref {
   std::vector<double> want, scale;

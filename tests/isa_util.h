@@ -1,0 +1,19 @@
+// The ISAs a kernel test runs under: every one this CPU can execute (generic always, AVX2 and
+// AVX-512 when present). Header-only, for tests that link the native kernels.
+#pragma once
+
+#include <vector>
+
+#include "kernels/native/cpu_features.h"
+
+namespace locus::test {
+
+inline std::vector<kernels::Isa> supported_isas() {
+  using kernels::Isa;
+  std::vector<Isa> v{Isa::Generic};
+  if (kernels::has_avx2(kernels::detected_isa())) v.push_back(Isa::Avx2);
+  if (kernels::detected_isa() == Isa::Avx512) v.push_back(Isa::Avx512);
+  return v;
+}
+
+}  // namespace locus::test
