@@ -31,15 +31,6 @@ void stage_activation(NodeContext& c, const std::string& stage, bool present) {
   n.attrs[key + "_max"] = hi;
 }
 
-std::vector<int64_t> ints_attr(NodeContext& c, const char* name, std::vector<int64_t> def, size_t size,
-                               int64_t lo) {
-  std::vector<int64_t> v = c.node().ints(name, std::move(def));
-  if (v.size() != size) c.error("attribute ", name, " must have ", size, " values, got ", v.size());
-  for (int64_t x : v)
-    if (x < lo || x > kMaxTensorElements) c.error("attribute ", name, " has invalid value ", x);
-  return v;
-}
-
 }  // namespace
 
 ValueInfo infer_fused_inverted_residual(NodeContext& c) {
@@ -79,8 +70,8 @@ ValueInfo infer_fused_inverted_residual(NodeContext& c) {
   stage_activation(c, "expand", expand);
   stage_activation(c, "dw", true);
   stage_activation(c, "project", project);
-  const auto strides = ints_attr(c, "dw_strides", {1, 1}, 2, 1);
-  const auto pads = ints_attr(c, "dw_pads", {0, 0, 0, 0}, 4, 0);
+  const auto strides = window_attr(c, "dw_strides", {1, 1}, 2, 1);
+  const auto pads = window_attr(c, "dw_pads", {0, 0, 0, 0}, 4, 0);
   int64_t out[2];
   for (size_t i = 0; i < 2; ++i) {
     out[i] = pooled_size(x[2 + i], wd[2 + i], strides[i], pads[i], pads[i + 2], 1, false);

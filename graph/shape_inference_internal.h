@@ -71,6 +71,10 @@ class NodeContext {
 };
 
 // Compute ops (graph/shape_inference_nn.cpp).
+// An ints attribute of exactly `size` entries, each in [lo, kMaxTensorElements] (else c.error).
+std::vector<int64_t> window_attr(NodeContext& c, const char* name, std::vector<int64_t> def, size_t size,
+                                 int64_t lo);
+
 ValueInfo infer_conv(NodeContext& c);
 ValueInfo infer_pool(NodeContext& c);  // MaxPool, AveragePool
 ValueInfo infer_global_average_pool(NodeContext& c);

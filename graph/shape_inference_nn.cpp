@@ -8,6 +8,17 @@
 #include "graph/shape_inference_internal.h"
 
 namespace locus::shape_inference {
+
+// An ints attribute of exactly `size` entries, each in [lo, kMaxTensorElements].
+std::vector<int64_t> window_attr(NodeContext& c, const char* name, std::vector<int64_t> def, size_t size,
+                                 int64_t lo) {
+  std::vector<int64_t> v = c.node().ints(name, std::move(def));
+  if (v.size() != size) c.error("attribute ", name, " must have ", size, " values, got ", v.size());
+  for (int64_t x : v)
+    if (x < lo || x > kMaxTensorElements) c.error("attribute ", name, " has invalid value ", x);
+  return v;
+}
+
 namespace {
 
 // 2-D spatial only: rank 3 / 5 (1-D / 3-D) are valid ONNX but not implemented.
@@ -18,16 +29,6 @@ void require_2d_spatial(NodeContext& c, size_t k) {
     c.unsupported("only 2-D spatial input is supported; input '", c.input_name(k), "' has shape ",
                   shape_str(c.shape(k)), " (", r - 2, "-D)");
   c.error("input '", c.input_name(k), "' must have rank 4 [N,C,H,W], got shape ", shape_str(c.shape(k)));
-}
-
-// An ints attribute of exactly `size` entries, each in [lo, kMaxTensorElements].
-std::vector<int64_t> window_attr(NodeContext& c, const char* name, std::vector<int64_t> def, size_t size,
-                                 int64_t lo) {
-  std::vector<int64_t> v = c.node().ints(name, std::move(def));
-  if (v.size() != size) c.error("attribute ", name, " must have ", size, " values, got ", v.size());
-  for (int64_t x : v)
-    if (x < lo || x > kMaxTensorElements) c.error("attribute ", name, " has invalid value ", x);
-  return v;
 }
 
 struct WindowOptions {

@@ -74,7 +74,7 @@ PointwiseTilingSettings resolve_pointwise_tiling(const BackendOptions& o) {
       t.l2_source = SettingSource::OS;
     }  // else: unknown, off (l2_source stays Default)
   }
-  t.buffer_entries = int64_t(double(t.l2_bytes / 4) * kL2SafetyFraction);
+  t.buffer_entries = l2_buffer_entries(t.l2_bytes);
   if (o.tile_order) {
     t.order = *o.tile_order;
     t.order_source = SettingSource::Option;

@@ -36,6 +36,12 @@ struct BackendOptions {
 // output tiles' write-allocate lines, and the next tile's prefetched lines arrive before the current
 // ones are dead.
 inline constexpr double kL2SafetyFraction = 0.5;
+// The planner's buffer S (floats) for an L2 of l2_bytes.
+inline int64_t l2_buffer_entries(int64_t l2_bytes) { return int64_t(double(l2_bytes / 4) * kL2SafetyFraction); }
+// The L2 the fused inverted-residual blocks plan for when the pointwise tiling is off or the L2 is
+// unknown: a fused block has no unfused fallback, so it always needs a buffer (512K: Zen 2-4, and
+// less than most server cores have).
+inline constexpr int64_t kFusedFallbackL2Bytes = 512 * 1024;
 // Smaller l2_bytes are refused (a size of a few hundred is almost surely a missing "K").
 inline constexpr int64_t kMinL2Bytes = 1024;
 

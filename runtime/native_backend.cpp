@@ -330,8 +330,7 @@ Step NativeExecutable::fused_block(const Node& n) {
   w.expand = weight(1), w.expand_bias = weight(2), w.expand_act = stage_activation(n, "expand");
   w.dw = wd->data<float>(), w.dw_bias = weight(4), w.dw_act = stage_activation(n, "dw");
   w.project = weight(5), w.project_bias = weight(6), w.project_act = stage_activation(n, "project");
-  // Without an L2 plan (tiling off) the block still needs a buffer: the default 512K's worth.
-  const int64_t S = tiling_.buffer_entries > 0 ? tiling_.buffer_entries : int64_t(512 * 1024 / 4 / 2);
+  const int64_t S = tiling_.enabled() ? tiling_.buffer_entries : l2_buffer_entries(kFusedFallbackL2Bytes);
   auto packed = std::make_shared<PackedInvertedResidual>(pack_inverted_residual(s, w, S));
   fused_plans_.push_back({n.name, packed->plan});
   const int threads = opts_.threads > 0 ? opts_.threads : omp_get_max_threads();

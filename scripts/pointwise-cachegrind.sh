@@ -83,33 +83,9 @@ else
   done
 fi
 
-# ---- cache geometry of the host, made acceptable to valgrind (as scripts/cachegrind.sh) ----
-is_pow2() { (($1 > 0 && ($1 & ($1 - 1)) == 0)); }
-to_bytes() {  # "32K" "512K" "1M" "12345" -> bytes
-  local s=$1 n=${1%[KMG]}
-  case $s in *K) echo $((n << 10)) ;; *M) echo $((n << 20)) ;; *G) echo $((n << 30)) ;; *) echo "$n" ;; esac
-}
-fix_geometry() {  # size assoc line -> "size assoc line|what was changed"
-  local size=$1 assoc=$2 line=$3 notes="" l sets p new_assoc new_size
-  if ! is_pow2 "$line" || ((line < 16)); then
-    l=16; while ((l * 2 <= line)); do l=$((l * 2)); done
-    notes+="line $line -> $l; "; line=$l
-  fi
-  if ((assoc <= 0)); then notes+="associativity '$assoc' unknown -> 8; "; assoc=8; fi
-  if ((size < line * assoc)); then notes+="associativity $assoc > size/line -> $((size / line)); "; assoc=$((size / line)); fi
-  sets=$((size / (line * assoc)))
-  if is_pow2 "$sets"; then
-    new_assoc=$assoc
-  else
-    p=1; while ((p * 2 <= sets)); do p=$((p * 2)); done
-    new_assoc=$(((2 * sets * assoc + p) / (2 * p)))
-    notes+="$sets sets is not a power of two -> $p sets, associativity $assoc -> $new_assoc; "
-    sets=$p
-  fi
-  new_size=$((line * new_assoc * sets))
-  ((new_size == size)) || notes+="size $size -> $new_size; "
-  echo "$new_size $new_assoc $line|${notes%; }"
-}
+# ---- cache geometry of the host, made acceptable to valgrind ----
+# shellcheck source=scripts/valgrind-geometry.sh
+source "$repo/scripts/valgrind-geometry.sh"
 sysc=/sys/devices/system/cpu/cpu0/cache
 d1_geo="" ll_geo="" i1_geo="" ll_line=64 ll_desc="LL"
 for d in "$sysc"/index*; do

@@ -17,7 +17,9 @@
 
 #include "graph/error.h"
 #include "kernels/native/cpu_features.h"
+#include "kernels/native/depthwise_row.h"
 #include "kernels/native/dwconv_microkernel.h"
+#include "kernels/native/elementwise.h"
 #include "kernels/native/gemm_microkernel.h"
 
 namespace locus::kernels {
@@ -27,7 +29,6 @@ constexpr int64_t kIm2colBudgetFloats = 32 * 1024;  // per thread: 128 KiB, a qu
 constexpr int64_t kIm2colPixelQuantum = 12;         // multiple of every micro-kernel MR (4, 6)
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 bool is_direct_1x1(const Conv2dShape& s) {
   return s.KH == 1 && s.KW == 1 && s.PT == 0 && s.PL == 0 && s.PB == 0 && s.PR == 0;
@@ -44,28 +45,20 @@ int64_t im2col_block_pixels(const Conv2dShape& s) {
 
 int thread_count() { return omp_in_parallel() ? 1 : omp_get_max_threads(); }
 
+// fn(r) for r in [0, rows), split statically over the threads (serial inside a parallel region).
+template <class F>
+void parallel_rows(int64_t rows, const F& fn) {
+  if (thread_count() > 1 && rows > 1) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) fn(r);
+  } else {
+    for (int64_t r = 0; r < rows; ++r) fn(r);
+  }
+}
+
 // ---- pointwise and unpadded 1x1 -------------------------------------------------------------
 
 bool is_strided(const Conv2dShape& s) { return s.SH != 1 || s.SW != 1; }
-
-// The input pixels a strided unpadded 1x1 conv reads, as rows of C floats in output order: the
-// A matrix (N*OH*OW x C) of the GEMM, contiguous.
-void gather_strided_pixels(const Conv2dShape& s, const float* in, float* __restrict a) {
-  const int64_t rows = s.N * s.OH;
-  auto row = [&](int64_t r) {
-    const int64_t n = r / s.OH, oh = r % s.OH;
-    const float* src = in + ((n * s.H + oh * s.SH) * s.W) * s.C;
-    float* dst = a + r * s.OW * s.C;
-    for (int64_t ow = 0; ow < s.OW; ++ow)
-      std::memcpy(dst + ow * s.C, src + ow * s.SW * s.C, size_t(s.C) * sizeof(float));
-  };
-  if (thread_count() > 1 && rows > 1) {
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) row(r);
-  } else {
-    for (int64_t r = 0; r < rows; ++r) row(r);
-  }
-}
 
 void conv_1x1(const PackedConv2d& p, const float* in, float* out, float* scratch) {
   const Conv2dShape& s = p.s;
@@ -73,7 +66,10 @@ void conv_1x1(const PackedConv2d& p, const float* in, float* out, float* scratch
   if (p.scan) {  // with a cache plan (G = 1): stride 1 reads the input as is, strided gathers first
     const float* a = in;
     if (is_strided(s)) {
-      gather_strided_pixels(s, in, scratch);
+      // The input pixels the conv reads, as rows of C floats in output order: the GEMM's A
+      // (N*OH*OW x C), contiguous in scratch.
+      copy_strided_f32({s.N, s.OH, s.OW, s.C}, in, {s.H * s.W * s.C, s.SH * s.W * s.C, s.SW * s.C, 1}, scratch,
+                       {s.OH * s.OW * s.C, s.OW * s.C, s.C, 1});
       a = scratch;
     }
     pointwise_scan_f32(*p.scan, a, s.C, out, s.OC, p.bias.data(), p.act);
@@ -85,84 +81,31 @@ void conv_1x1(const PackedConv2d& p, const float* in, float* out, float* scratch
                p.bias.data() + g * ocg, p.act);
     return;
   }
-  const int64_t rows = s.N * s.OH;
-  auto row = [&](int64_t r) {
+  parallel_rows(s.N * s.OH, [&](int64_t r) {
     const int64_t n = r / s.OH, oh = r % s.OH;
     const float* src = in + ((n * s.H + oh * s.SH) * s.W) * s.C;
     float* dst = out + r * s.OW * s.OC;
     for (int64_t g = 0; g < s.G; ++g)
       gemm_f32(s.OW, src + g * cg, s.SW * s.C, p.group_b[g], dst + g * ocg, s.OC,
                p.bias.data() + g * ocg, p.act);
-  };
-  if (thread_count() > 1 && rows > 1) {
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) row(r);
-  } else {
-    for (int64_t r = 0; r < rows; ++r) row(r);
-  }
+  });
 }
 
 // ---- depthwise ------------------------------------------------------------------------------
 
 void conv_depthwise(const PackedConv2d& p, const float* in, float* out) {
   const Conv2dShape& s = p.s;
-  const int64_t C = s.C, ntaps = s.KH * s.KW;
-  const DwConvMicroKernel ukernel =
-      has_avx2(active_isa()) ? f32_dwconv_avx2 : f32_dwconv_generic;
+  const DwConvMicroKernel ukernel = has_avx2(active_isa()) ? f32_dwconv_avx2 : f32_dwconv_generic;
   const GemmEpilogue act_ep = epilogue_for(p.act);
   const GemmEpilogue* ep = act_ep.clamp ? &act_ep : nullptr;
-  const float* w = p.dw_weights.data();
-  const float* bias = p.bias.data();
-
-  // Output columns whose every tap column lies inside the input.
-  const int64_t ow_lo = std::min(s.OW, ceil_div(s.PL, s.SW));
-  const int64_t ow_hi =
-      std::clamp(floor_div(s.W - 1 + s.PL - (s.KW - 1) * s.DW, s.SW) + 1, ow_lo, s.OW);
-
-  // Runs the micro-kernel on npix pixels starting at output column ow0 of row (n, oh). Taps of
-  // rows outside the input point into the zero row at the same column, so they advance with the
-  // pixel like real ones; with `check`, columns outside the input are zeroed too (npix must be 1).
-  auto run = [&](int64_t n, int64_t oh, int64_t ow0, int64_t npix, bool check) {
-    const float* img = in + n * s.H * s.W * C;
-    float* o = out + ((n * s.OH + oh) * s.OW + ow0) * C;
-    const int64_t ih0 = oh * s.SH - s.PT, iw0 = ow0 * s.SW - s.PL;
-    const float* taps[kDwMaxTaps];
-    int64_t t = 0, t0 = 0;
-    for (int64_t kh = 0; kh < s.KH; ++kh) {
-      const int64_t ih = ih0 + kh * s.DH;
-      const bool row_ok = ih >= 0 && ih < s.H;
-      for (int64_t kw = 0; kw < s.KW; ++kw, ++t) {
-        const int64_t iw = iw0 + kw * s.DW;
-        if (check && !(iw >= 0 && iw < s.W))
-          taps[t - t0] = p.zeros.data();
-        else if (!row_ok)
-          taps[t - t0] = p.zeros.data() + (iw + s.PL) * C;
-        else
-          taps[t - t0] = img + (ih * s.W + iw) * C;
-        if (t + 1 - t0 == kDwMaxTaps || t + 1 == ntaps) {
-          const bool first = t0 == 0, last = t + 1 == ntaps;
-          ukernel(C, npix, taps, t + 1 - t0, s.SW * C, w + t0 * C, first ? bias : nullptr, o,
-                  last ? ep : nullptr);
-          t0 = t + 1;
-        }
-      }
-    }
-  };
-
-  auto row = [&](int64_t r) {
+  const DwInterior interior = dw_interior(s);
+  parallel_rows(s.N * s.OH, [&](int64_t r) {
     const int64_t n = r / s.OH, oh = r % s.OH;
-    for (int64_t ow = 0; ow < ow_lo; ++ow) run(n, oh, ow, 1, true);
-    if (ow_hi > ow_lo) run(n, oh, ow_lo, ow_hi - ow_lo, false);
-    for (int64_t ow = ow_hi; ow < s.OW; ++ow) run(n, oh, ow, 1, true);
-  };
-
-  const int64_t rows = s.N * s.OH;
-  if (thread_count() > 1 && rows > 1) {
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) row(r);
-  } else {
-    for (int64_t r = 0; r < rows; ++r) row(r);
-  }
+    const float* img = in + n * s.H * s.W * s.C;
+    auto row_of = [&](int64_t ih) { return ih >= 0 && ih < s.H ? img + ih * s.W * s.C : nullptr; };
+    depthwise_row(s, interior, s.C, s.C, ukernel, row_of, oh, p.zeros.data(), p.dw_weights.data(), p.bias.data(), ep,
+                  out + r * s.OW * s.C);
+  });
 }
 
 // ---- general: im2col + GEMM -----------------------------------------------------------------

@@ -7,69 +7,11 @@
 
 #include "graph/error.h"
 #include "kernels/native/cpu_features.h"
+#include "kernels/native/depthwise_row.h"
 #include "kernels/native/dwconv_microkernel.h"
 #include "kernels/native/elementwise.h"
 
 namespace locus::kernels {
-namespace {
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-// Depthwise filter of output rows [oh0, oh1) of one image, channels [0, C) of a band.
-// The band holds input rows [ih0, ih1): row ih at band + (ring ? ih mod ring : ih - ih0) * W * ps
-// (pixel stride ps); rows and columns outside the image read `zeros` (at least (W + PL + PR) * ps
-// floats). Output pixel
-// (oh, ow) goes to out + ((oh - oh0) * OW + ow) * ops.
-struct DwBand {
-  const InvertedResidualShape* s;
-  DwConvMicroKernel uk;
-  const float* band;
-  int64_t ih0, ih1, ps;
-  int64_t ring;  // rows in the ring buffer, 0 = linear
-  const float* zeros;
-  const float* w;     // [taps][C]
-  const float* bias;  // [C]
-  const GemmEpilogue* ep;
-  int64_t C;
-
-  void run(int64_t oh0, int64_t oh1, float* out, int64_t ops) const {
-    const InvertedResidualShape& g = *s;
-    const int64_t OW = g.OW(), ntaps = g.KH * g.KW;
-    LOCUS_CHECK(ntaps <= kDwMaxTaps, "fused block: depthwise kernel with ", ntaps, " taps (max ", kDwMaxTaps, ")");
-    LOCUS_CHECK(ops == C, "fused block: depthwise output must be dense");
-    const int64_t ow_lo = std::min(OW, ceil_div(g.PL, g.SW));
-    int64_t ow_hi = (g.W - 1 + g.PL - (g.KW - 1)) >= 0 ? (g.W - 1 + g.PL - (g.KW - 1)) / g.SW + 1 : 0;
-    ow_hi = std::clamp(ow_hi, ow_lo, OW);
-    for (int64_t oh = oh0; oh < oh1; ++oh) {
-      auto px = [&](int64_t ow0, int64_t npix, bool check) {
-        const float* taps[kDwMaxTaps];
-        const int64_t ihb = oh * g.SH - g.PT, iwb = ow0 * g.SW - g.PL;
-        int64_t t = 0;
-        for (int64_t kh = 0; kh < g.KH; ++kh) {
-          const int64_t ih = ihb + kh;
-          const bool row_ok = ih >= ih0 && ih < ih1;
-          for (int64_t kw = 0; kw < g.KW; ++kw, ++t) {
-            const int64_t iw = iwb + kw;
-            if (check && !(iw >= 0 && iw < g.W))
-              taps[t] = zeros;
-            else if (!row_ok)
-              taps[t] = zeros + (iw + g.PL) * ps;
-            else
-              taps[t] = band + ((ring ? ih % ring : ih - ih0) * g.W + iw) * ps;
-          }
-        }
-        uk(C, npix, taps, ntaps, g.SW * ps, w, bias, out + ((oh - oh0) * OW + ow0) * ops, ep);
-      };
-      for (int64_t ow = 0; ow < ow_lo; ++ow) px(ow, 1, true);
-      if (ow_hi > ow_lo) px(ow_lo, ow_hi - ow_lo, false);
-      for (int64_t ow = ow_hi; ow < OW; ++ow) px(ow, 1, true);
-    }
-  }
-};
-
-GemmEpilogue clamp_of(const Activation& a) { return epilogue_for(a); }
-
-}  // namespace
 
 tiling::FusedBlockShape InvertedResidualShape::block() const {
   tiling::FusedBlockShape b;
@@ -111,34 +53,27 @@ PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, co
   }
   const int64_t ps = s.expand ? ch : s.C;
   p.zeros.assign(size_t((s.W + s.PL + s.PR) * ps), 0.f);
-  return p;
-}
 
-namespace {
-// Per-thread scratch, each part rounded up to 16 floats: the expanded rows (the tallest band's
-// in_rows x W x chunk; with the halo cache a ring of in_rows rows for every chunk, chunk i's ring at
-// i * chunk * in_rows * W with pixel stride = that chunk's width, input row ih in slot ih mod
-// in_rows) and the filtered chunk (rows x OW x chunk).
-struct ScratchLayout {
-  int64_t exp = 0, dw = 0;
-  int64_t ring = 0;  // rows of the expanded ring (halo cache), 0 = no ring
-  int64_t total() const { return exp + dw; }
-};
-ScratchLayout scratch_layout(const PackedInvertedResidual& p) {
-  const auto& pl = p.plan;
+  Conv2dShape& d = p.dw_geometry;
+  d.N = 1, d.H = s.H, d.W = s.W, d.C = d.OC = d.G = s.E, d.OH = s.OH(), d.OW = s.OW();
+  d.KH = s.KH, d.KW = s.KW, d.SH = s.SH, d.SW = s.SW, d.PT = s.PT, d.PL = s.PL, d.PB = s.PB, d.PR = s.PR;
+  p.dw_epilogue = epilogue_for(p.dw_act);
+  // Per-thread scratch, each part rounded up to 16 floats: the expanded rows (the tallest band's
+  // in_rows x W x chunk; with the halo cache a ring of in_rows rows for every chunk, chunk i's ring
+  // at i * chunk * in_rows * W with pixel stride = that chunk's width, input row ih in slot
+  // ih mod in_rows) and the filtered chunk (rows x OW x chunk).
+  const tiling::FusedBlockPlan& pl = p.plan;
   int64_t in_rows = 0;
   for (int64_t b = 0; b < pl.bands; ++b) in_rows = std::max(in_rows, pl.band_in_last(b) - pl.band_in_first(b));
   auto r16 = [](int64_t v) { return (v + 15) / 16 * 16; };
-  ScratchLayout l;
-  l.exp = p.s.expand ? r16(in_rows * p.s.W * (pl.halo_cache ? p.s.E : pl.chunk)) : 0;
-  l.dw = p.s.project ? r16(pl.rows * p.s.OW() * pl.chunk) : 0;
-  l.ring = pl.halo_cache ? in_rows : 0;
-  return l;
+  p.ring_rows = pl.halo_cache ? in_rows : 0;
+  p.scratch_exp = s.expand ? r16(in_rows * s.W * (pl.halo_cache ? s.E : ch)) : 0;
+  p.scratch_dw = s.project ? r16(pl.rows * s.OW() * ch) : 0;
+  return p;
 }
-}  // namespace
 
 int64_t inverted_residual_scratch_floats(const PackedInvertedResidual& p, int threads) {
-  return scratch_layout(p).total() * std::max(threads, 1);
+  return (p.scratch_exp + p.scratch_dw) * std::max(threads, 1);
 }
 
 void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, float* out, float* scratch) {
@@ -147,16 +82,15 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
   const int64_t OH = s.OH(), OW = s.OW(), chunks = pl.chunks, ch = pl.chunk;
   const int64_t total_bands = s.N * pl.bands;
   const DwConvMicroKernel uk = has_avx2(active_isa()) ? f32_dwconv_avx2 : f32_dwconv_generic;
-  const GemmEpilogue dw_ep = clamp_of(p.dw_act);
-  const ScratchLayout layout = scratch_layout(p);
-  const int64_t per_thread = layout.total();
+  const GemmEpilogue* dw_ep = p.dw_epilogue.clamp ? &p.dw_epilogue : nullptr;
+  const DwInterior interior = dw_interior(p.dw_geometry);
+  const int64_t per_thread = p.scratch_exp + p.scratch_dw, R = p.ring_rows;
   const Activation none{};
 
   // Bands [g0, g1) of the whole batch, on the calling thread with scratch `buf`.
   auto walk = [&](int64_t g0, int64_t g1, float* buf) {
     float* expbuf = buf;
-    float* dwbuf = buf + layout.exp;
-    const int64_t R = layout.ring;
+    float* dwbuf = buf + p.scratch_exp;
     int64_t prev_ih1 = -1;  // with the ring: input rows [.., prev_ih1) of this image are already expanded
     for (int64_t g = g0; g < g1; ++g) {
       const int64_t n = g / pl.bands, b = g % pl.bands;
@@ -188,14 +122,18 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
         } else {
           band = img + ih0 * s.W * s.C + e0, ps = s.C;
         }
-        // 2. depthwise, into the chunk buffer (or straight into the output without a project stage)
-        DwBand dw{&s, uk, band, ih0, ih1, ps, s.expand ? R : 0, p.zeros.data(), p.dw_chunks[size_t(ci)].data(),
-                  p.dw_bias.data() + e0, dw_ep.clamp ? &dw_ep : nullptr, ec};
-        if (!s.project) {
-          dw.run(oh0, oh1, out_rows + e0, ec);  // single chunk: ec == E == OC
-          continue;
-        }
-        dw.run(oh0, oh1, dwbuf, ec);
+        // 2. depthwise, into the chunk buffer (or straight into the output without a project stage;
+        // then there is one chunk, ec == E == OC). Rows outside [ih0, ih1) are outside the image.
+        const int64_t ring = s.expand ? R : 0;
+        auto row_of = [&](int64_t ih) -> const float* {
+          if (ih < ih0 || ih >= ih1) return nullptr;
+          return band + (ring ? ih % ring : ih - ih0) * s.W * ps;
+        };
+        float* dw_out = s.project ? dwbuf : out_rows + e0;
+        for (int64_t oh = oh0; oh < oh1; ++oh)
+          depthwise_row(p.dw_geometry, interior, ec, ps, uk, row_of, oh, p.zeros.data(), p.dw_chunks[size_t(ci)].data(),
+                        p.dw_bias.data() + e0, dw_ep, dw_out + (oh - oh0) * OW * ec);
+        if (!s.project) continue;
         // 3. accumulate the chunk's projection into the band's output rows
         gemm_f32((oh1 - oh0) * OW, dwbuf, ec, p.project_chunks[size_t(ci)], out_rows, s.OC,
                  first ? p.project_bias.data() : nullptr, last ? p.project_act : none, !first);

@@ -21,7 +21,9 @@
 #include <vector>
 
 #include "kernels/native/activation.h"
+#include "kernels/native/conv2d_nhwc.h"
 #include "kernels/native/gemm.h"
+#include "kernels/native/gemm_microkernel.h"
 #include "kernels/tiling/fused_block_planner.h"
 
 namespace locus::kernels {
@@ -58,6 +60,11 @@ struct PackedInvertedResidual {
   std::vector<PackedB> project_chunks;  // chunk i: B = chunk x OC
   std::vector<float> expand_bias, dw_bias, project_bias;  // full length, zeros if absent
   std::vector<float> zeros;             // a zero input row for padded taps
+  // Derived once at pack time for the run path:
+  Conv2dShape dw_geometry;              // the depthwise stage as a conv (one image, E channels)
+  GemmEpilogue dw_epilogue;             // dw_act as the micro-kernel's clamp
+  int64_t ring_rows = 0;                // rows of the expanded ring (halo cache), 0 = linear buffer
+  int64_t scratch_exp = 0, scratch_dw = 0;  // per-thread scratch: expanded rows, filtered chunk
 };
 
 // S: the buffer in entries (floats) the planner may use (the caller applies any safety fraction).

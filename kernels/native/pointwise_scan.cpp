@@ -113,6 +113,7 @@ PointwiseScan pack_pointwise_scan(int64_t M, int64_t K, int64_t N, const float* 
   }
   p.group_start.push_back(int64_t(p.seq.size()));
   p.group_cum_work.push_back(work);
+  p.prefetch_a = gemm_prefetch_a(M, K);
   return p;
 }
 
@@ -121,7 +122,7 @@ void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, flo
   const int64_t groups = int64_t(p.group_start.size()) - 1;
   if (groups <= 0) return;
   const double total = p.group_cum_work.back();
-  const bool prefetch_a = gemm_prefetch_a(p.plan.shape.M, p.plan.shape.K);
+  const bool prefetch_a = p.prefetch_a;
 
   // Visits of groups [g0, g1), in sequence order. A C tile's first visit (k0 == 0) overwrites it.
   auto run = [&](int64_t g0, int64_t g1) {

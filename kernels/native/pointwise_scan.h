@@ -57,6 +57,7 @@ struct PointwiseScan {
   std::vector<PackedB> strips;         // B columns [n_bounds[s], n_bounds[s + 1]) packed
   std::vector<int64_t> group_start;    // visits of C tile g: [group_start[g], group_start[g + 1])
   std::vector<double> group_cum_work;  // MACs of C tiles before g (size groups + 1)
+  bool prefetch_a = false;             // gemm_prefetch_a(M, K): A comes from beyond L2
 };
 
 // B is K x N row-major with row stride ldb (b[k * ldb + n]).
