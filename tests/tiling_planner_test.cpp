@@ -211,7 +211,9 @@ TEST(TilingPlanner, KernelMinimumTiles) {
       EXPECT_TRUE(a.m < 24 || a.n < 16 || a.k < 64);
       EXPECT_GT(a.traffic.total, 0);  // listed with its traffic
     }
-    if (a.verdict == Verdict::Chosen) EXPECT_EQ(a.k, p.k);
+    if (a.verdict == Verdict::Chosen) {
+      EXPECT_EQ(a.k, p.k);
+    }
   }
   EXPECT_TRUE(saw_below);
   // Minimums larger than the GEMM clamp to its extent: a 10 x 20 x 12 GEMM still plans whole.

@@ -11,25 +11,6 @@ namespace {
 
 constexpr double kMinParallelFlops = 2e5;  // as gemm_f32: below this, threads cost more than they save
 
-bool in_family(tiling::Order o, TileOrder f) {
-  switch (f) {
-    case TileOrder::Scan: return o == tiling::Order::ScanRows || o == tiling::Order::ScanCols;
-    case TileOrder::Row: return o == tiling::Order::RowMajor;
-    case TileOrder::Col: return o == tiling::Order::ColMajor;
-  }
-  return false;
-}
-
-int order_rank(tiling::Order o) {
-  switch (o) {
-    case tiling::Order::ScanRows: return 0;
-    case tiling::Order::ScanCols: return 1;
-    case tiling::Order::RowMajor: return 2;
-    case tiling::Order::ColMajor: return 3;
-  }
-  return 4;
-}
-
 }  // namespace
 
 const char* tile_order_name(TileOrder o) {
@@ -60,29 +41,13 @@ tiling::PlannerOptions pointwise_planner_options() {
 }
 
 tiling::Plan plan_pointwise(int64_t M, int64_t K, int64_t N, int64_t S, TileOrder order) {
-  const tiling::TilingPlanner planner(S, pointwise_planner_options());
-  const tiling::GemmShape g{M, K, N, 4};
-  tiling::Plan best = planner.plan(g);
-  if (!in_family(best.order, order)) {
-    // Same ranking as TilingPlanner::plan (traffic, efficiency, steps, larger k, order), within the family.
-    const tiling::Alternative* pick = nullptr;
-    for (const auto& a : best.alternatives) {
-      if (a.verdict == tiling::Verdict::ExceedsBuffer || a.verdict == tiling::Verdict::BelowMinimum ||
-          !in_family(a.order, order))
-        continue;
-      auto better = [](const tiling::Alternative& x, const tiling::Alternative& y) {
-        if (x.traffic.total != y.traffic.total) return x.traffic.total < y.traffic.total;
-        if (x.efficiency != y.efficiency) return x.efficiency > y.efficiency;
-        if (x.steps != y.steps) return x.steps < y.steps;
-        if (x.k != y.k) return x.k > y.k;
-        return order_rank(x.order) < order_rank(y.order);
-      };
-      if (!pick || better(a, *pick)) pick = &a;
-    }
-    LOCUS_CHECK(pick, "pointwise: no ", tile_order_name(order), "-order plan for M=", M, " K=", K, " N=", N,
-                " S=", S);
-    best = planner.make_plan(g, pick->m, pick->n, pick->k, pick->order);
+  tiling::PlannerOptions o = pointwise_planner_options();
+  switch (order) {
+    case TileOrder::Scan: o.orders = {tiling::Order::ScanRows, tiling::Order::ScanCols}; break;
+    case TileOrder::Row: o.orders = {tiling::Order::RowMajor}; break;
+    case TileOrder::Col: o.orders = {tiling::Order::ColMajor}; break;
   }
+  tiling::Plan best = tiling::TilingPlanner(S, o).plan({M, K, N, 4});
   best.alternatives.clear();
   best.alternatives.shrink_to_fit();
   return best;

@@ -229,7 +229,8 @@ Plan TilingPlanner::plan(const GemmShape& g) const {
   LOCUS_CHECK(S_ >= 3, "tiling: a buffer of S=", S_,
               " entries cannot hold any tile (the smallest, 1x1 of A, B and C, needs 3 entries)");
   std::vector<int64_t> ms = candidates(g.M, opts_.m_step), ns = candidates(g.N, opts_.n_step);
-  const Order orders[] = {Order::RowMajor, Order::ColMajor, Order::ScanRows, Order::ScanCols};
+  LOCUS_CHECK(!opts_.orders.empty(), "tiling: no visiting order allowed");
+  const std::vector<Order>& orders = opts_.orders;
   std::vector<Alternative> alts;
   alts.reserve(ms.size() * ns.size() * 4);
   for (int64_t m : ms) {

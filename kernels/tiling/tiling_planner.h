@@ -109,6 +109,8 @@ struct PlannerOptions {
   int64_t min_m = 1;
   int64_t min_n = 1;
   int64_t min_k = 1;
+  // The visiting orders the planner may choose from (e.g. only Scan, to measure its effect).
+  std::vector<Order> orders = {Order::RowMajor, Order::ColMajor, Order::ScanRows, Order::ScanCols};
 };
 
 class TilingPlanner {
