@@ -2,8 +2,9 @@
 # Installs the Debian 12 packages locus builds against, if any is missing. Idempotent; uses sudo
 # when not root.
 set -euo pipefail
+# ocl-icd-opencl-dev: dnnl-config.cmake calls find_package(OpenCL); it is only a Recommends of libdnnl-dev.
 pkgs=(build-essential cmake ninja-build pkg-config
-      libonnx-dev libprotobuf-dev protobuf-compiler libdnnl-dev
+      libonnx-dev libprotobuf-dev protobuf-compiler libdnnl-dev ocl-icd-opencl-dev
       libgtest-dev libgmock-dev libbenchmark-dev libstb-dev libeigen3-dev
       libonnx-testdata clang libclang-rt-14-dev valgrind python3)
 missing=()
