@@ -29,6 +29,8 @@ static const char* kUsage =
     "                               cache plan of every 1x1 conv\n"
     "  check DIR...                 run ONNX test-layout folders and compare with their outputs\n"
     "  bench MODEL                  latency, memory and cache misses per backend, side by side\n"
+    "  energy MODEL                 projected DRAM energy on the accelerator model, per schedule\n"
+    "  decompose MODEL -o OUT.onnx  CP-decompose standard convolutions, write a standard ONNX model\n"
     "\n"
     "MODEL is a .onnx file or a folder holding one, looked up as given, then in --model-dir,\n"
     "$LOCUS_MODEL_DIR and ../shared/models beside the source checkout.\n"
@@ -134,6 +136,8 @@ int main(int argc, char** argv) {
     if (cmd == "info") return cmd_info(argc, argv);
     if (cmd == "check") return cmd_check(argc, argv);
     if (cmd == "bench") return cmd_bench(argc, argv);
+    if (cmd == "energy") return cmd_energy(argc, argv);
+    if (cmd == "decompose") return cmd_decompose(argc, argv);
     throw UsageError("unknown command '" + cmd + "'");
   } catch (const UsageError& e) {
     std::cerr << "locus: " << e.what() << " (see 'locus " << (cmd.rfind("-", 0) == 0 ? "" : cmd + " ")

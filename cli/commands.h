@@ -18,6 +18,8 @@ int cmd_run(int argc, char** argv);
 int cmd_info(int argc, char** argv);
 int cmd_check(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int cmd_energy(int argc, char** argv);     // cli/cmd_energy.cpp (accelerator model)
+int cmd_decompose(int argc, char** argv);  // cli/cmd_decompose.cpp (CP decomposition)
 
 class Args;
 

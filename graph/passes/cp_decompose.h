@@ -1,0 +1,65 @@
+// The cp-decompose pass (docs/method.md section 6): replaces standard KxK convolutions (group 1,
+// not 1x1) by a CP-decomposed chain that the fuse-inverted-residual pass can then fuse:
+//   3-way (default): 1x1 (Cin -> R) -> depthwise KhxKw over R channels -> 1x1 (R -> Cout, + bias)
+//   4-way (Lebedev): 1x1 (Cin -> R) -> depthwise Khx1 -> depthwise 1xKw -> 1x1 (R -> Cout, + bias)
+// Stride, padding and dilation go to the depthwise stage(s) exactly; the original bias and any fused
+// activation (locus.activation) go to the last 1x1. 1x1 and depthwise convolutions are left alone.
+// Not in the default pipeline: the session adds it when asked (--decompose POLICY).
+//
+// INTERFACE CONTRACT (shared by the pass, the CLI and the exporter side): extend, do not change.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "graph/passes/pass_manager.h"
+
+namespace locus {
+
+enum class CpForm { ThreeWay, FourWay };
+
+// How the rank R of each layer is chosen.
+struct RankPolicy {
+  enum class Kind { Fixed, Ratio, Error, MacBudget };
+  Kind kind = Kind::Ratio;
+  double value = 0.5;  // Fixed: R; Ratio: R = ceil(value x min(Cin, Cout)); Error: the smallest R whose
+                       // relative reconstruction error is <= value; MacBudget: the smallest R whose
+                       // decomposed MACs are <= value x the original MACs (then capped by accuracy: none)
+  // "rank=16", "ratio=0.5", "error=0.05", "macs=0.3" (case-sensitive keys). Throws locus::Error naming the
+  // text otherwise.
+  static RankPolicy parse(const std::string& text);
+  std::string describe() const;  // e.g. "ratio 0.5 of min(Cin, Cout)"
+};
+
+struct CpDecomposeOptions {
+  RankPolicy policy;
+  CpForm form = CpForm::ThreeWay;
+  // Only convolutions whose node name is listed (empty: all eligible ones).
+  std::vector<std::string> only_nodes;
+  int max_iterations = 200;  // ALS iteration cap
+  double tolerance = 1e-6;   // stop when the relative error improves by less than this
+};
+
+// One row per convolution considered.
+struct CpLayerReport {
+  std::string node;
+  int64_t cout = 0, cin = 0, kh = 0, kw = 0;
+  bool decomposed = false;
+  std::string why_not;      // when !decomposed: "1x1", "depthwise", "grouped", "filtered", ...
+  int64_t rank = 0;
+  double rel_error = 0;     // ||W - W_R||_F / ||W||_F
+  int iterations = 0;
+  int64_t params_before = 0, params_after = 0;
+  int64_t macs_before = 0, macs_after = 0;  // per image, from the output shape
+};
+
+// Runs the decomposition on g (shapes must be inferred); returns the per-layer report. Names of the
+// new nodes and weights derive from the original node's name (e.g. "conv1/cp_in", "conv1/cp_dw",
+// "conv1/cp_out") so a decomposed model reads back with recognisable names.
+std::vector<CpLayerReport> cp_decompose(Graph& g, const CpDecomposeOptions& o);
+
+// The same as a Pass (remarks say why a convolution was not decomposed).
+std::unique_ptr<Pass> make_cp_decompose_pass(const CpDecomposeOptions& o);
+
+}  // namespace locus
