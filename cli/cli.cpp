@@ -11,6 +11,8 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "graph/error.h"
+#include "importers/onnx/onnx_importer.h"
+#include "models/builders.h"
 #include "models/model_path.h"
 #include "runtime/machine_info.h"
 
@@ -33,10 +35,19 @@ static const char* kUsage =
     "  decompose MODEL -o OUT.onnx  CP-decompose standard convolutions, write a standard ONNX model\n"
     "\n"
     "MODEL is a .onnx file or a folder holding one, looked up as given, then in --model-dir,\n"
-    "$LOCUS_MODEL_DIR and ../shared/models beside the source checkout.\n"
+    "$LOCUS_MODEL_DIR and ../shared/models beside the source checkout; builtin:mobilenetv2 and\n"
+    "builtin:resnet50 are the in-code architectures with seeded random weights.\n"
     "Run 'locus <command> --help' for the options of a command.\n";
 
+static const char* kBuiltinPrefix = "builtin:";
+
 std::string resolve_model(const std::string& model, const std::string& model_dir) {
+  if (model.rfind(kBuiltinPrefix, 0) == 0) {
+    const std::string name = model.substr(std::strlen(kBuiltinPrefix));
+    LOCUS_CHECK(name == "mobilenetv2" || name == "resnet50", "unknown builtin model '", name,
+                "' (known: builtin:mobilenetv2, builtin:resnet50)");
+    return model;
+  }
   std::string p = models::find_model(model, model_dir);
   std::error_code ec;
   if (fs::is_directory(p, ec)) {
@@ -48,6 +59,17 @@ std::string resolve_model(const std::string& model, const std::string& model_dir
     return found[0];
   }
   return p;
+}
+
+Graph load_model_graph(const std::string& model, int64_t batch) {
+  if (model.rfind(kBuiltinPrefix, 0) == 0) {
+    models::BuildOptions bo;
+    bo.batch = batch;
+    return model == "builtin:resnet50" ? models::build_resnet50(bo) : models::build_mobilenet_v2(bo);
+  }
+  onnx_import::ImportOptions io;
+  io.default_dim = batch;
+  return onnx_import::load_model(model, io);
 }
 
 std::string tiling_options_help(int width) {

@@ -146,7 +146,7 @@ int cmd_bench(int argc, char** argv) {
   // Internal mode used by --cachegrind: one inference inside locus_measured_inference.
   if (a.flag("--single-inference")) {
     o.backend = backends[0];
-    Session s = Session::from_file(model, o);
+    Session s = Session::from_graph(load_model_graph(model, o.batch), o);
     auto in = make_inputs(s);
     std::vector<Tensor> out = s.run(in);  // not counted: lazy setup done, simulated caches warm
     locus_measured_inference(&s, &in, &out);
@@ -182,7 +182,7 @@ int cmd_bench(int argc, char** argv) {
       continue;
     }
     std::fprintf(stderr, "bench: %s: %lld warm-up + %lld timed runs...\n", b.c_str(), (long long)warmup, (long long)runs);
-    Session s = Session::from_file(model, o);
+    Session s = Session::from_graph(load_model_graph(model, o.batch), o);
     r.describe = s.executable().describe();
     r.activation_bytes = s.activation_bytes();
     r.tiling = s.executable().pointwise_tiling();

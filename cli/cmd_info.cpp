@@ -115,9 +115,7 @@ int cmd_info(int argc, char** argv) {
   SessionOptions so;
   apply_tiling_options(a, so);  // bad values fail before any work
   std::string path = resolve_model(a.positional()[0], a.get("--model-dir"));
-  onnx_import::ImportOptions io;
-  io.default_dim = a.get_int("--batch", 1, 1, 4096);
-  Graph g = onnx_import::load_model(path, io);
+  Graph g = load_model_graph(path, a.get_int("--batch", 1, 1, 4096));
   if (auto bad = unsupported_nodes(g); !bad.empty()) {
     std::string msg;
     for (auto& b : bad) msg += (msg.empty() ? "" : ", ") + b;

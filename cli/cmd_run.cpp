@@ -105,7 +105,7 @@ int cmd_run(int argc, char** argv) {
   if (!images.empty() && !inputs.empty()) throw UsageError("run: use either --image or --input, not both");
   int64_t top = a.get_int("--top", 5, 1, 1000000);
 
-  Session session = Session::from_file(model, so);
+  Session session = Session::from_graph(load_model_graph(model, so.batch), so);
   if (a.flag("--explain")) {
     int fused = 0;
     for (const Node& n : session.graph().nodes)

@@ -37,6 +37,11 @@ std::string setting_source_label(SettingSource s, bool is_l2);
 
 // MODEL may be a .onnx path, a folder holding exactly one .onnx file (the ONNX test layout), or
 // either of those relative to the model search path (--model-dir, $LOCUS_MODEL_DIR, ../shared/models).
+// "builtin:mobilenetv2" and "builtin:resnet50" name the in-code builders (models/builders.h, seeded
+// random weights, 224x224) and are returned unchanged.
 std::string resolve_model(const std::string& model, const std::string& model_dir);
+
+// The graph of a resolved MODEL (an .onnx path or a builtin: name), symbolic dims set to `batch`.
+Graph load_model_graph(const std::string& model, int64_t batch);
 
 }  // namespace locus::cli
