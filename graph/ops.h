@@ -22,12 +22,15 @@
 //
 // Ops of the "locus" domain (kLocusDomain) are created by passes, never by the importer's
 // canonicalisation (a model may still name them; they are then checked like any other node):
-//   FusedInvertedResidual(X, W_expand, B_expand, W_dw, B_dw, W_project, B_project)
+//   FusedInvertedResidual(X, W_expand, B_expand, W_dw, B_dw, W_project, B_project[, W_dw2, B_dw2])
 //     (graph/passes/fuse_inverted_residual.cpp) One MobileNetV2 block,
 //       Y = act_p(project(act_d(dw(act_e(expand(X)))))) [+ X],
 //     fixed input positions, "" when absent (the pass writes all seven; read them with
 //     Node::input(k)): 0 X [N,C,H,W]; 1 W_expand [E,C,1,1]; 2 B_expand [E];
-//     3 W_dw [E,1,KH,KW] (required); 4 B_dw [E]; 5 W_project [OC,E,1,1]; 6 B_project [OC].
+//     3 W_dw [E,1,KH,KW] (required); 4 B_dw [E]; 5 W_project [OC,E,1,1]; 6 B_project [OC];
+//     optionally 7 W_dw2 [E,1,KH2,KW2] and 8 B_dw2 [E]: a second depthwise stage applied to the
+//     first one's output (the dw(Kx1) -> dw(1xK) pair of a 4-way CP decomposition), then
+//     Y = act_p(project(act_d2(dw2(act_d(dw(act_e(expand(X)))))))) [+ X].
 //     W_expand absent: no expand stage, E = C (B_expand must be absent too). W_project absent: no
 //     project stage, Y has E channels (B_project must be absent too). Absent biases are zero.
 //     The 1x1 stages have stride 1, no pads, group 1; the dw stage has group E, dilation 1.
@@ -37,10 +40,12 @@
 //       expand_activation_min/_max, dw_activation_min/_max, project_activation_min/_max: float,
 //         used only for "clip", -inf / +inf for an omitted bound (as Conv's locus.activation_*);
 //       dw_strides [SH, SW] (>= 1), dw_pads [top, left, bottom, right] (>= 0);
+//       with W_dw2: dw2_activation (+ _min/_max), dw2_strides, dw2_pads, the same for the second
+//         stage (without W_dw2 they must be absent or dw2_activation "none");
 //       residual: 0 | 1. 1: the Add of the block input was fused, Y = act_p(project(...)) + X;
 //         needs the project stage and Y's shape equal to X's;
 //       fused_nodes: the names of the original nodes, joined by ", " (for explanations).
-//     Output Y [N, OC (or E without project), OH, OW], OH/OW as the dw conv's (dilation 1).
+//     Output Y [N, OC (or E without project), OH, OW], OH/OW as the (last) dw conv's (dilation 1).
 #pragma once
 
 #include <functional>

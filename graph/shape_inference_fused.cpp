@@ -35,9 +35,9 @@ void stage_activation(NodeContext& c, const std::string& stage, bool present) {
 
 ValueInfo infer_fused_inverted_residual(NodeContext& c) {
   Node& n = c.node();
-  c.require_inputs(1, 7);
+  c.require_inputs(1, 9);
   if (!c.has(3)) c.error("input 3 (W_dw) is required: the depthwise stage is always present");
-  for (size_t k = 0; k < 7; ++k)
+  for (size_t k = 0; k < 9; ++k)
     if (c.has(k)) c.require_f32(k);
   const Shape& x = c.shape(0);
   if (x.size() != 4) c.error("input '", c.input_name(0), "' must have rank 4 [N,C,H,W], got shape ", shape_str(x));
@@ -58,6 +58,14 @@ ValueInfo infer_fused_inverted_residual(NodeContext& c) {
   if (wd.size() != 4 || wd[0] != E || wd[1] != 1 || wd[2] < 1 || wd[3] < 1)
     c.error("W_dw '", c.input_name(3), "' must have shape [", E, ",1,KH,KW] (E = ", E, "), got ", shape_str(wd));
   if (c.has(4)) require_shape(c, 4, "B_dw", {E}, "[E]");
+  const bool dw2 = c.has(7);
+  if (!dw2 && c.has(8)) c.error("B_dw2 '", c.input_name(8), "' is given without W_dw2");
+  if (dw2) {
+    const Shape& w2 = c.shape(7);
+    if (w2.size() != 4 || w2[0] != E || w2[1] != 1 || w2[2] < 1 || w2[3] < 1)
+      c.error("W_dw2 '", c.input_name(7), "' must have shape [", E, ",1,KH2,KW2] (E = ", E, "), got ", shape_str(w2));
+    if (c.has(8)) require_shape(c, 8, "B_dw2", {E}, "[E]");
+  }
   int64_t OC = E;
   if (project) {
     const Shape& w = c.shape(5);
@@ -70,17 +78,31 @@ ValueInfo infer_fused_inverted_residual(NodeContext& c) {
   stage_activation(c, "expand", expand);
   stage_activation(c, "dw", true);
   stage_activation(c, "project", project);
-  const auto strides = window_attr(c, "dw_strides", {1, 1}, 2, 1);
-  const auto pads = window_attr(c, "dw_pads", {0, 0, 0, 0}, 4, 0);
+  // A depthwise stage's output size (error if its kernel does not fit).
+  auto stage_out = [&](const std::string& stage, const Shape& w, int64_t in_h, int64_t in_w, int64_t out[2]) {
+    const auto strides = window_attr(c, (stage + "_strides").c_str(), {1, 1}, 2, 1);
+    const auto pads = window_attr(c, (stage + "_pads").c_str(), {0, 0, 0, 0}, 4, 0);
+    const int64_t in_size[2] = {in_h, in_w};
+    for (size_t i = 0; i < 2; ++i) {
+      out[i] = pooled_size(in_size[i], w[2 + i], strides[i], pads[i], pads[i + 2], 1, false);
+      if (out[i] <= 0)
+        c.error(stage == "dw" ? "depthwise" : "second depthwise", " kernel ", w[2 + i], " does not fit input size ", in_size[i], " with pads ", pads[i], "+",
+                pads[i + 2], " on spatial axis ", i);
+    }
+    n.attrs[stage + "_strides"] = strides;
+    n.attrs[stage + "_pads"] = pads;
+  };
   int64_t out[2];
-  for (size_t i = 0; i < 2; ++i) {
-    out[i] = pooled_size(x[2 + i], wd[2 + i], strides[i], pads[i], pads[i + 2], 1, false);
-    if (out[i] <= 0)
-      c.error("depthwise kernel ", wd[2 + i], " does not fit input size ", x[2 + i], " with pads ", pads[i], "+",
-              pads[i + 2], " on spatial axis ", i);
+  stage_out("dw", wd, x[2], x[3], out);
+  if (dw2) {
+    stage_activation(c, "dw2", true);
+    const int64_t mid[2] = {out[0], out[1]};
+    stage_out("dw2", c.shape(7), mid[0], mid[1], out);
+  } else {
+    for (const char* k : {"dw2_strides", "dw2_pads"})
+      if (n.has(k)) c.error(k, " is given without W_dw2 (input 7)");
+    stage_activation(c, "dw2", false);
   }
-  n.attrs["dw_strides"] = strides;
-  n.attrs["dw_pads"] = pads;
   const Shape y = {x[0], OC, out[0], out[1]};
   const int64_t residual = n.i("residual", 0);
   if (residual != 0 && residual != 1) c.error("residual must be 0 or 1, got ", residual);

@@ -302,7 +302,7 @@ Activation stage_activation(const Node& n, const std::string& stage) {
   return {};
 }
 
-// FusedInvertedResidual (graph/ops.h): expand -> depthwise -> project [+ X] as one kernel
+// FusedInvertedResidual (graph/ops.h): expand -> depthwise [-> depthwise] -> project [+ X] as one kernel
 // (kernels/native/inverted_residual.h), planned with the same L2 buffer as the pointwise tiling.
 Step NativeExecutable::fused_block(const Node& n) {
   const Val& x = val(n.input(0));
@@ -324,12 +324,22 @@ Step NativeExecutable::fused_block(const Node& n) {
   s.expand = !n.input(1).empty();
   s.project = !n.input(5).empty();
   s.residual = n.i("residual", 0) != 0;
+  const Tensor* wd2 = n.input(7).empty() ? nullptr : g_.constant(n.input(7));
+  if (!n.input(7).empty() && !wd2)
+    throw Unsupported(cat("native backend: FusedInvertedResidual '", n.name, "' input 7 is not constant"));
+  if (wd2) {
+    auto st2 = n.ints("dw2_strides", {1, 1}), pads2 = n.ints("dw2_pads", {0, 0, 0, 0});
+    s.dw2 = true;
+    s.KH2 = wd2->shape[2], s.KW2 = wd2->shape[3], s.SH2 = st2[0], s.SW2 = st2[1];
+    s.PT2 = pads2[0], s.PL2 = pads2[1], s.PB2 = pads2[2], s.PR2 = pads2[3];
+  }
   LOCUS_CHECK(s.OH() == y.shape[2] && s.OW() == y.shape[3], "native backend: FusedInvertedResidual '", n.name,
               "': output shape does not match the depthwise geometry");
   InvertedResidualWeights w;
   w.expand = weight(1), w.expand_bias = weight(2), w.expand_act = stage_activation(n, "expand");
   w.dw = wd->data<float>(), w.dw_bias = weight(4), w.dw_act = stage_activation(n, "dw");
   w.project = weight(5), w.project_bias = weight(6), w.project_act = stage_activation(n, "project");
+  if (wd2) w.dw2 = wd2->data<float>(), w.dw2_bias = weight(8), w.dw2_act = stage_activation(n, "dw2");
   const int64_t S = tiling_.enabled() ? tiling_.buffer_entries : l2_buffer_entries(kFusedFallbackL2Bytes);
   auto packed = std::make_shared<PackedInvertedResidual>(pack_inverted_residual(s, w, S));
   fused_plans_.push_back({n.name, packed->plan});

@@ -98,6 +98,10 @@ struct Spec {
   std::vector<int64_t> pads;  // empty: K / 2 on every side
   bool expand = true, project = true, residual = false, bias = true;
   bool tail = false;  // a Relu reads the block output, which stays a graph output too
+  // The depthwise stage as a 4-way CP decomposition writes it: K x 1 (stride (stride, 1), pads top
+  // and bottom) then 1 x K (stride (1, stride), pads left and right), activation `d1a` then `da`.
+  bool cp4 = false;
+  Act d1a = none();
   Act ea = clip(-0.2f, 0.6f), da = relu(), pa = none();
 };
 
@@ -123,10 +127,21 @@ Built build_chain(const Spec& s, uint32_t seed) {
     r.names.push_back(b.g.nodes.back().name);
   }
   std::vector<int64_t> pads = s.pads.empty() ? std::vector<int64_t>(4, s.K / 2) : s.pads;
-  std::vector<std::string> din = {h, b.random_constant("wd", {E, 1, s.K, s.K}, seed++)};
-  if (s.bias) din.push_back(bias("bd", E));
-  h = b.node("Conv", din, conv_attrs(E, {s.stride, s.stride}, pads, s.da));
-  r.names.push_back(b.g.nodes.back().name);
+  if (s.cp4) {
+    std::vector<std::string> d1 = {h, b.random_constant("wd", {E, 1, s.K, 1}, seed++)};
+    if (s.bias) d1.push_back(bias("bd", E));
+    h = b.node("Conv", d1, conv_attrs(E, {s.stride, 1}, {pads[0], 0, pads[2], 0}, s.d1a));
+    r.names.push_back(b.g.nodes.back().name);
+    std::vector<std::string> d2 = {h, b.random_constant("wd2", {E, 1, 1, s.K}, seed++)};
+    if (s.bias) d2.push_back(bias("bd2", E));
+    h = b.node("Conv", d2, conv_attrs(E, {1, s.stride}, {0, pads[1], 0, pads[3]}, s.da));
+    r.names.push_back(b.g.nodes.back().name);
+  } else {
+    std::vector<std::string> din = {h, b.random_constant("wd", {E, 1, s.K, s.K}, seed++)};
+    if (s.bias) din.push_back(bias("bd", E));
+    h = b.node("Conv", din, conv_attrs(E, {s.stride, s.stride}, pads, s.da));
+    r.names.push_back(b.g.nodes.back().name);
+  }
   if (s.project) {
     std::vector<std::string> in = {h, b.random_constant("wp", {s.OC, E, 1, 1}, seed++)};
     if (s.bias) in.push_back(bias("bp", s.OC));
@@ -424,26 +439,33 @@ void expect_fuses(const Spec& s, uint32_t seed) {
   EXPECT_EQ(f.domain, "locus");
   EXPECT_EQ(f.name, b.names.front() + ".." + b.names.back());
   EXPECT_EQ(f.s("fused_nodes", ""), join(b.names));
-  ASSERT_EQ(f.inputs.size(), 7u);
+  ASSERT_EQ(f.inputs.size(), s.cp4 ? 9u : 7u);
   auto opt = [](bool present, const char* name) { return present ? std::string(name) : std::string(); };
-  EXPECT_EQ(f.inputs, (std::vector<std::string>{"x", opt(s.expand, "we"), opt(s.expand && s.bias, "be"), "wd",
-                                                opt(s.bias, "bd"), opt(s.project, "wp"), opt(s.project && s.bias, "bp")}));
+  std::vector<std::string> want_inputs = {"x", opt(s.expand, "we"), opt(s.expand && s.bias, "be"), "wd",
+                                          opt(s.bias, "bd"), opt(s.project, "wp"), opt(s.project && s.bias, "bp")};
+  if (s.cp4) want_inputs.insert(want_inputs.end(), {"wd2", opt(s.bias, "bd2")});
+  EXPECT_EQ(f.inputs, want_inputs);
   ASSERT_EQ(f.outputs, std::vector<std::string>{b.out});  // the last fused node's output name
   if (s.tail) {
     EXPECT_EQ(b.g.nodes[1].inputs[0], b.out);
   }
   EXPECT_EQ(f.s("expand_activation", ""), s.expand ? s.ea.kind : "none");
-  EXPECT_EQ(f.s("dw_activation", ""), s.da.kind);
+  EXPECT_EQ(f.s("dw_activation", ""), s.cp4 ? s.d1a.kind : s.da.kind);
+  if (s.cp4) {
+    EXPECT_EQ(f.s("dw2_activation", ""), s.da.kind);
+    EXPECT_EQ(f.ints("dw2_strides"), (std::vector<int64_t>{1, s.stride}));
+  }
   EXPECT_EQ(f.s("project_activation", ""), s.project ? s.pa.kind : "none");
   if (s.expand && s.ea.kind == "clip") {
     EXPECT_EQ(f.f("expand_activation_min", 0), s.ea.lo);
     EXPECT_EQ(f.f("expand_activation_max", 0), s.ea.hi);
   }
   if (s.da.kind == "clip") {
-    EXPECT_EQ(f.f("dw_activation_min", 0), s.da.lo);
-    EXPECT_EQ(f.f("dw_activation_max", 0), s.da.hi);
+    const std::string stage = s.cp4 ? "dw2" : "dw";
+    EXPECT_EQ(f.f(stage + "_activation_min", 0), s.da.lo);
+    EXPECT_EQ(f.f(stage + "_activation_max", 0), s.da.hi);
   }
-  EXPECT_EQ(f.ints("dw_strides"), (std::vector<int64_t>{s.stride, s.stride}));
+  EXPECT_EQ(f.ints("dw_strides"), (std::vector<int64_t>{s.stride, s.cp4 ? 1 : s.stride}));
   EXPECT_EQ(f.i("residual", -1), s.residual ? 1 : 0);
   // intermediates are gone, weights stay constants, the output keeps its shape
   for (auto& [name, vi] : unfused.values)
@@ -551,6 +573,56 @@ void expect_refused(Graph g, const std::string& node, const std::string& reason)
 }
 
 }  // namespace
+
+// The chains a 4-way CP decomposition produces: 1x1 -> dw Kx1 -> dw 1xK -> 1x1 (and shorter forms).
+TEST(FuseInvertedResidual, TwoDepthwiseStages) {
+  Spec s;
+  s.cp4 = true;
+  s.ea = none();
+  s.da = none();
+  expect_fuses(s, 70);
+  s.stride = 2;
+  s.K = 5;
+  s.pads = {2, 1, 1, 2};
+  s.d1a = relu();
+  s.da = clip(0.f, 6.f);
+  expect_fuses(s, 71);
+  s = Spec();
+  s.cp4 = true;
+  s.C = s.OC = 6;
+  s.residual = true;
+  expect_fuses(s, 72);
+  s = Spec();
+  s.cp4 = true;
+  s.project = false;
+  expect_fuses(s, 73);
+}
+
+// The same chains on the native backend (the fused kernel's second stage) against the reference.
+TEST(FuseInvertedResidual, TwoDepthwiseStagesRunNatively) {
+  for (int stride : {1, 2}) {
+    Spec s;
+    s.cp4 = true;
+    s.stride = stride;
+    s.N = 2;
+    s.H = 11;
+    s.W = 13;
+    s.da = relu();
+    Built b = build_chain(s, 80 + uint32_t(stride));
+    std::map<std::string, Tensor> in{{"x", test::random_tensor({s.N, s.C, s.H, s.W}, 90 + uint32_t(stride))}};
+    auto want = run_reference(b.g, in);
+    SessionOptions o;
+    o.backend = "native";
+    Session session = Session::from_graph(b.g, o);
+    EXPECT_EQ(count_op(session.graph(), "FusedInvertedResidual"), 1);
+    auto got = session.run(in);
+    ASSERT_EQ(got.size(), 1u);
+    ASSERT_EQ(got[0].shape, want[0].shape);
+    for (int64_t i = 0; i < got[0].numel(); ++i)
+      ASSERT_NEAR(got[0].data<float>()[i], want[0].data<float>()[i], 1e-4f * (1.f + std::fabs(want[0].data<float>()[i])))
+          << "stride " << stride << " element " << i;
+  }
+}
 
 TEST(FuseInvertedResidual, RefusesIntermediateReadElsewhereOrAGraphOutput) {
   Spec s;

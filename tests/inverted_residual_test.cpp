@@ -2,7 +2,8 @@
 // composition of the native conv2d kernels (each tested against the naive reference in
 // kernels_test), on ragged shapes: strides 1 and 2, with and without residual, without the expand or
 // project stage, relu / clip / none, small buffers (many bands and chunks) and large ones (one chunk),
-// 1 and 2 threads, every ISA the CPU runs. Also the fused-block planner's invariants.
+// 1 and 2 threads, every ISA the CPU runs; chains with two depthwise stages (4-way CP). Also the
+// fused-block planner's invariants.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -33,7 +34,11 @@ struct Case {
     return "N=" + std::to_string(s.N) + " H=" + std::to_string(s.H) + " W=" + std::to_string(s.W) +
            " C=" + std::to_string(s.C) + " E=" + std::to_string(s.E) + " OC=" + std::to_string(s.OC) +
            " k=" + std::to_string(s.KH) + " s=" + std::to_string(s.SH) + (s.expand ? "" : " no-expand") +
-           (s.project ? "" : " no-project") + (s.residual ? " residual" : "") + " act=" + std::to_string(act) +
+           (s.project ? "" : " no-project") + (s.residual ? " residual" : "") +
+           (s.dw2 ? " dw2=" + std::to_string(s.KH2) + "x" + std::to_string(s.KW2) + "/" + std::to_string(s.SH2) +
+                        "x" + std::to_string(s.SW2)
+                  : "") +
+           " act=" + std::to_string(act) +
            " S=" + std::to_string(S);
   }
 };
@@ -59,20 +64,36 @@ void run_case(const Case& k, uint32_t seed) {
   const auto we = random_floats(s.E * s.C, seed + 1), be = random_floats(s.E, seed + 2);
   const auto wd = random_floats(s.E * s.KH * s.KW, seed + 3), bd = random_floats(s.E, seed + 4);
   const auto wp = random_floats(s.OC * s.E, seed + 5), bp = random_floats(s.OC, seed + 6);
+  const auto wd2 = random_floats(s.E * s.KH2 * s.KW2, seed + 7), bd2 = random_floats(s.E, seed + 8);
+  const Activation ad2 = k.act == 2 ? none : relu;
 
-  // Unfused: three native convolutions (+ the residual add).
-  const int64_t OH = s.OH(), OW = s.OW();
-  std::vector<float> e(s.N * s.H * s.W * s.E), d(s.N * OH * OW * s.E), want(s.N * OH * OW * s.OC);
+  // Unfused: three (four) native convolutions (+ the residual add).
+  const int64_t OH = s.OH(), OW = s.OW(), MH = s.MH(), MW = s.MW();
+  std::vector<float> e(s.N * s.H * s.W * s.E), m(s.N * MH * MW * s.E), d(s.N * OH * OW * s.E),
+      want(s.N * OH * OW * s.OC);
   const float* din = x.data();
   if (s.expand) {
     const PackedConv2d pe = pack_conv2d(conv(s.N, s.H, s.W, s.C, s.E, 1, 1, 0, 1), we.data(), be.data(), ae);
     conv2d_nhwc(pe, x.data(), e.data(), nullptr);
     din = e.data();
   }
-  const PackedConv2d pd =
-      pack_conv2d(conv(s.N, s.H, s.W, s.E, s.E, s.KH, s.SH, s.PT, s.E), wd.data(), bd.data(), ad);
+  Conv2dShape g1;  // the (first) depthwise stage
+  g1.N = s.N, g1.H = s.H, g1.W = s.W, g1.C = g1.OC = g1.G = s.E, g1.KH = s.KH, g1.KW = s.KW, g1.SH = s.SH,
+  g1.SW = s.SW, g1.PT = s.PT, g1.PL = s.PL, g1.PB = s.PB, g1.PR = s.PR, g1.OH = MH, g1.OW = MW;
+  const PackedConv2d pd = pack_conv2d(g1, wd.data(), bd.data(), ad);
   std::vector<float> dscratch(conv2d_scratch_floats(pd, 64));
-  conv2d_nhwc(pd, din, s.project ? d.data() : want.data(), dscratch.data());
+  float* dw_final = s.project ? d.data() : want.data();
+  conv2d_nhwc(pd, din, s.dw2 ? m.data() : dw_final, dscratch.data());
+  InvertedResidualWeights w;
+  if (s.dw2) {
+    Conv2dShape g2 = g1;
+    g2.H = MH, g2.W = MW, g2.KH = s.KH2, g2.KW = s.KW2, g2.SH = s.SH2, g2.SW = s.SW2, g2.PT = s.PT2, g2.PL = s.PL2,
+    g2.PB = s.PB2, g2.PR = s.PR2, g2.OH = OH, g2.OW = OW;
+    const PackedConv2d pd2 = pack_conv2d(g2, wd2.data(), bd2.data(), ad2);
+    std::vector<float> scratch2(conv2d_scratch_floats(pd2, 64));
+    conv2d_nhwc(pd2, m.data(), dw_final, scratch2.data());
+    w.dw2 = wd2.data(), w.dw2_bias = bd2.data(), w.dw2_act = ad2;
+  }
   if (s.project) {
     const PackedConv2d pp = pack_conv2d(conv(s.N, OH, OW, s.E, s.OC, 1, 1, 0, 1), wp.data(), bp.data(), ap);
     conv2d_nhwc(pp, d.data(), want.data(), nullptr);
@@ -80,7 +101,6 @@ void run_case(const Case& k, uint32_t seed) {
   if (s.residual)
     for (size_t i = 0; i < want.size(); ++i) want[i] += x[i];
 
-  InvertedResidualWeights w;
   w.expand = we.data(), w.expand_bias = be.data(), w.expand_act = ae;
   w.dw = wd.data(), w.dw_bias = bd.data(), w.dw_act = ad;
   w.project = wp.data(), w.project_bias = bp.data(), w.project_act = ap;
@@ -143,6 +163,37 @@ TEST_P(InvertedResidualTest, TwoLayerForms) {
   run_case({pw_dw, 0, 65536}, 43);
 }
 
+// The pw -> dw(Kx1) -> dw(1xK) -> pw chains of a 4-way CP decomposition, and a general second stage
+// with its own vertical halo (KH2 > 1) and strides.
+InvertedResidualShape cp_shape(int64_t N, int64_t H, int64_t W, int64_t C, int64_t R, int64_t OC, int64_t K,
+                               int64_t stride) {
+  InvertedResidualShape s;
+  s.N = N, s.H = H, s.W = W, s.C = C, s.E = R, s.OC = OC;
+  s.KH = K, s.KW = 1, s.SH = stride, s.SW = 1, s.PT = s.PB = K / 2, s.PL = s.PR = 0;
+  s.dw2 = true;
+  s.KH2 = 1, s.KW2 = K, s.SH2 = 1, s.SW2 = stride, s.PT2 = s.PB2 = 0, s.PL2 = s.PR2 = K / 2;
+  return s;
+}
+
+TEST_P(InvertedResidualTest, TwoDepthwiseStages) {
+  uint32_t seed = 60;
+  for (int64_t S : {int64_t(2500), int64_t(65536)}) {
+    run_case({cp_shape(1, 11, 9, 7, 21, 13, 3, 1), 2, S}, seed++);
+    run_case({cp_shape(2, 13, 10, 5, 40, 6, 3, 2), 1, S}, seed++);
+    run_case({cp_shape(1, 9, 12, 3, 17, 8, 7, 2), 2, S}, seed++);  // the 7x7 stem of ResNet-50, small
+    InvertedResidualShape r = cp_shape(1, 10, 10, 6, 30, 6, 3, 1);
+    r.residual = true;
+    run_case({r, 0, S}, seed++);
+    InvertedResidualShape g = shape(1, 12, 11, 5, 26, 9, 2, false);  // 3x3 s2, then 3x3 s1 with pads 1
+    g.dw2 = true, g.KH2 = g.KW2 = 3, g.PT2 = g.PL2 = g.PB2 = g.PR2 = 1;
+    run_case({g, 1, S}, seed++);
+    InvertedResidualShape np = cp_shape(1, 8, 9, 4, 12, 12, 3, 1);  // no project stage
+    np.project = false;
+    run_case({np, 2, S}, seed++);
+    if (HasFailure()) return;
+  }
+}
+
 TEST_P(InvertedResidualTest, MobileNetV2Blocks) {
   // Real block shapes (smaller images): 24 -> 144 -> 24 with residual; 32 -> 192 -> 64 stride 2.
   run_case({shape(1, 28, 28, 24, 144, 24, 1, true), 0, 65536}, 50);
@@ -196,6 +247,34 @@ TEST(FusedBlockPlanner, HaloCacheReadsAndExpandsEachRowOnce) {
   EXPECT_EQ(with.buffer_entries - without.buffer_entries, 6 * 56 * (144 - 64));  // ring of all chunks
   s.SH = s.SW = 2;  // stride 2: bands of 4 output rows read 9 input rows, sharing 1
   EXPECT_EQ(tiling::make_fused_block_plan(s, 1 << 20, 4, 64, true).halo_rows, 1);
+}
+
+TEST(FusedBlockPlanner, SecondDepthwiseStageHalo) {
+  // 3x1 (stride 2, pads 1) then 1x3: bands of output rows map to the same mid rows, whose input
+  // rows follow the first stage's window.
+  tiling::FusedBlockShape s;
+  s.H = 20, s.W = 16, s.C = 8, s.E = 32, s.OC = 8;
+  s.KH = 3, s.KW = 1, s.SH = 2, s.SW = 1, s.PT = s.PB = 1, s.PL = s.PR = 0;
+  s.dw2 = true, s.KH2 = 1, s.KW2 = 3, s.SH2 = 1, s.SW2 = 2, s.PL2 = s.PR2 = 1;
+  EXPECT_EQ(s.MH(), 10);
+  EXPECT_EQ(s.MW(), 16);
+  EXPECT_EQ(s.OH(), 10);
+  EXPECT_EQ(s.OW(), 8);
+  const tiling::FusedBlockPlan p = tiling::make_fused_block_plan(s, 1 << 20, 3, 32, true);
+  EXPECT_EQ(p.band_mid_first(1), 3);
+  EXPECT_EQ(p.band_mid_last(1), 6);
+  EXPECT_EQ(p.band_in_first(1), 5);  // mid row 3 reads input rows 5..7
+  EXPECT_EQ(p.band_in_last(1), 12);  // mid row 5 reads input rows 9..11
+  // A second stage with a vertical window: its halo widens the mid rows.
+  s.KH2 = 3, s.PT2 = s.PB2 = 1;
+  const tiling::FusedBlockPlan q = tiling::make_fused_block_plan(s, 1 << 20, 3, 32, true);
+  EXPECT_EQ(q.band_mid_first(0), 0);
+  EXPECT_EQ(q.band_mid_last(0), 4);
+  EXPECT_EQ(q.band_mid_first(1), 2);
+  EXPECT_EQ(q.band_mid_last(1), 7);
+  // Weights of both stages are counted: with one band and one chunk, exactly once.
+  const tiling::FusedBlockPlan whole = tiling::make_fused_block_plan(s, 1 << 22, 10, 32, true);
+  EXPECT_EQ(whole.reads_weights, 8 * 32 + 3 * 32 + 9 * 32 + 32 * 8);
 }
 
 TEST(FusedBlockPlanner, TooSmallBufferNamesS) {

@@ -2,9 +2,11 @@
 // Matches: the MobileNetV2 inverted-residual block around a depthwise Conv D (group = input channels
 //   = output channels, dilation 1, any kernel, stride and pads), after fold-batchnorm and
 //   fuse-activation have left activations as Conv attributes (locus.activation relu | clip):
-//     [expand 1x1 Conv E ->] D [-> project 1x1 Conv P [-> Add(P, X)]]
+//     [expand 1x1 Conv E ->] D [-> depthwise D2] [-> project 1x1 Conv P [-> Add(P, X)]]
 //   where X is the block input (E's input, or D's without E) and at least one of E, P is present
-//   (a lone depthwise conv is not fused). Longest form first: E D P + Add > E D P > D P or E D.
+//   (a lone depthwise conv is not fused). D2, a second depthwise conv reading only D's output, is
+//   the dw(Kx1) -> dw(1xK) pair of a 4-way CP decomposition (cp-decompose).
+//   Longest form first: E D [D2] P + Add > E D [D2] P > D [D2] P or E D [D2].
 //   Depthwise convs are visited in graph order; a node is fused into at most one block.
 // Requires of every fused node: default-domain Conv with constant weight and bias, activation
 //   none | relu | clip; 1x1 convs with stride 1, no pads, group 1; each intermediate value
@@ -22,8 +24,8 @@
 //   elsewhere or a graph output, an unfused Relu/Clip node between the stages, an Add whose other
 //   operand is not the block input or whose shapes differ. A refused stage only shortens the block
 //   (e.g. E D P with a strided P becomes E D); the graph is unchanged when no stage is left.
-// Not in PassManager::default_pipeline (no backend but the reference executes the op yet); see
-//   PassManager::default_pipeline(disabled, fuse_inverted_residuals).
+// Runs in PassManager::default_pipeline(disabled, fuse_inverted_residuals = true), which sessions
+//   use for the backends that execute the op (native, reference, accel).
 #include <limits>
 #include <optional>
 #include <set>
@@ -120,10 +122,10 @@ void copy_activation(Node& fused, const std::string& stage, const Node* conv) {
 }
 
 struct Chain {
-  int expand = -1, dw = -1, project = -1, add = -1;
+  int expand = -1, dw = -1, dw2 = -1, project = -1, add = -1;
   std::vector<int> indices() const {
     std::vector<int> r;
-    for (int i : {expand, dw, project, add})
+    for (int i : {expand, dw, dw2, project, add})
       if (i >= 0) r.push_back(i);
     return r;
   }
@@ -192,13 +194,19 @@ class FuseInvertedResidual : public Pass {
       int pp = g.producer(pn->input(0));
       if (pp >= 0 && !taken[size_t(pp)] && is_1x1_conv(g, g.nodes[size_t(pp)])) act_between = prod;
     }
-    const std::vector<int> readers = g.consumers(dw.outputs[0]);
-    int reader_1x1 = -1;
-    for (int r : readers)
-      if (!taken[size_t(r)] && is_1x1_conv(g, g.nodes[size_t(r)])) {
-        reader_1x1 = r;
-        break;
-      }
+    // A second depthwise stage: D's one reader is another depthwise candidate (CP's Kx1 -> 1xK).
+    int d2 = -1;
+    if (const std::vector<int> rd = g.consumers(dw.outputs[0]);
+        rd.size() == 1 && !taken[size_t(rd[0])] && is_dw_candidate(g.nodes[size_t(rd[0])]) &&
+        !is_1x1_conv(g, g.nodes[size_t(rd[0])]) &&
+        !g.is_graph_output(dw.outputs[0]))
+      d2 = rd[0];
+    auto find_reader_1x1 = [&](const Node& last_dw) {
+      for (int r : g.consumers(last_dw.outputs[0]))
+        if (!taken[size_t(r)] && is_1x1_conv(g, g.nodes[size_t(r)])) return r;
+      return -1;
+    };
+    int reader_1x1 = find_reader_1x1(d2 >= 0 ? g.nodes[size_t(d2)] : dw);
     if (!prod_1x1 && act_between < 0 && reader_1x1 < 0) return std::nullopt;  // nothing to fuse with
 
     if (auto why = depthwise_problem(g, dw)) {
@@ -207,6 +215,16 @@ class FuseInvertedResidual : public Pass {
     }
     Chain chain;
     chain.dw = d;
+    if (d2 >= 0) {
+      if (auto why = depthwise_problem(g, g.nodes[size_t(d2)])) {
+        remark(d2, cat("not fused as the second depthwise stage of ", dw_ref, ": "), *why);
+        reader_1x1 = find_reader_1x1(dw);  // the block ends at D
+      } else {
+        chain.dw2 = d2;
+      }
+    }
+    const Node& last_dw = chain.dw2 >= 0 ? g.nodes[size_t(chain.dw2)] : dw;
+    const int last_d = chain.dw2 >= 0 ? chain.dw2 : d;
 
     // Expand stage.
     if (prod_1x1) {
@@ -225,8 +243,8 @@ class FuseInvertedResidual : public Pass {
     // Project stage.
     if (reader_1x1 >= 0) {
       const Node& p = g.nodes[size_t(reader_1x1)];
-      if (auto why = intermediate_problem(g, dw.outputs[0], reader_1x1))
-        remark(d, cat("not fused with the project stage '", p.name, "': "), *why);
+      if (auto why = intermediate_problem(g, last_dw.outputs[0], reader_1x1))
+        remark(last_d, cat("not fused with the project stage '", p.name, "': "), *why);
       else if (auto why2 = pointwise_problem(g, p))
         remark(reader_1x1, cat("not fused as the project stage of ", dw_ref, ": "), *why2);
       else chain.project = reader_1x1;
@@ -262,7 +280,7 @@ class FuseInvertedResidual : public Pass {
       }
     }
 
-    if (chain.expand < 0 && chain.project < 0) return std::nullopt;  // the remarks say why
+    if (chain.expand < 0 && chain.project < 0 && chain.dw2 < 0) return std::nullopt;  // the remarks say why
     return chain;
   }
 
@@ -271,6 +289,7 @@ class FuseInvertedResidual : public Pass {
   std::optional<Node> build(const Graph& g, const Chain& chain, std::vector<PassRemark>& remarks) const {
     const Node* e = chain.expand >= 0 ? &g.nodes[size_t(chain.expand)] : nullptr;
     const Node& d = g.nodes[size_t(chain.dw)];
+    const Node* d2 = chain.dw2 >= 0 ? &g.nodes[size_t(chain.dw2)] : nullptr;
     const Node* p = chain.project >= 0 ? &g.nodes[size_t(chain.project)] : nullptr;
     std::vector<int> idx = chain.indices();
     const Node& first = g.nodes[size_t(idx.front())];
@@ -292,6 +311,14 @@ class FuseInvertedResidual : public Pass {
     copy_activation(f, "project", p);
     f.attrs["dw_strides"] = d.ints("strides", {1, 1});
     f.attrs["dw_pads"] = d.ints("pads", {0, 0, 0, 0});
+    if (d2) {
+      f.inputs.resize(9);
+      f.inputs[7] = d2->input(1);
+      f.inputs[8] = d2->input(2);
+      copy_activation(f, "dw2", d2);
+      f.attrs["dw2_strides"] = d2->ints("strides", {1, 1});
+      f.attrs["dw2_pads"] = d2->ints("pads", {0, 0, 0, 0});
+    }
     f.attrs["residual"] = int64_t(chain.add >= 0 ? 1 : 0);
     std::string names;
     for (int k : idx) names += (names.empty() ? "" : ", ") + g.nodes[size_t(k)].name;

@@ -39,8 +39,8 @@ std::unique_ptr<Pass> make_dead_code_elimination_pass();
 std::unique_ptr<Pass> make_fold_batchnorm_pass();
 std::unique_ptr<Pass> make_fuse_activation_pass();
 std::unique_ptr<Pass> make_eliminate_identity_pass();
-// Fuses MobileNetV2 blocks into FusedInvertedResidual (graph/ops.h). Not in the default pipeline:
-// only the reference backend executes that op so far.
+// Fuses MobileNetV2 blocks (and CP-decomposed chains) into FusedInvertedResidual (graph/ops.h). Added
+// to the pipeline by default_pipeline(disabled, true) for the backends that execute that op.
 std::unique_ptr<Pass> make_fuse_inverted_residual_pass();
 
 // Names of every pass (for --help and for validating --disable-pass).
@@ -62,7 +62,7 @@ class PassManager {
   static PassManager default_pipeline(const std::vector<std::string>& disabled = {});
   // The default pipeline, plus (if fuse_inverted_residuals) fuse-inverted-residual and another
   // dead-code elimination after fuse-activation. With false it is default_pipeline(disabled).
-  // Only for backends that execute FusedInvertedResidual (today: reference).
+  // Only for backends that execute FusedInvertedResidual (native, reference, accel).
   static PassManager default_pipeline(const std::vector<std::string>& disabled, bool fuse_inverted_residuals);
   PassReport run(Graph& g) const;
   std::vector<std::string> names() const;

@@ -18,13 +18,17 @@ tiling::FusedBlockShape InvertedResidualShape::block() const {
   b.H = H, b.W = W, b.C = C, b.E = E, b.OC = OC;
   b.KH = KH, b.KW = KW, b.SH = SH, b.SW = SW, b.PT = PT, b.PB = PB, b.PL = PL, b.PR = PR;
   b.expand = expand, b.project = project;
+  b.dw2 = dw2, b.KH2 = KH2, b.KW2 = KW2, b.SH2 = SH2, b.SW2 = SW2, b.PT2 = PT2, b.PB2 = PB2, b.PL2 = PL2, b.PR2 = PR2;
   return b;
 }
 
 PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, const InvertedResidualWeights& w,
                                               int64_t S) {
-  LOCUS_CHECK(s.N >= 1 && s.H >= 1 && s.W >= 1 && s.C >= 1 && s.E >= 1 && s.OC >= 1 && s.OH() >= 1 && s.OW() >= 1,
+  LOCUS_CHECK(s.N >= 1 && s.H >= 1 && s.W >= 1 && s.C >= 1 && s.E >= 1 && s.OC >= 1 && s.MH() >= 1 && s.MW() >= 1 &&
+                  s.OH() >= 1 && s.OW() >= 1,
               "fused block: bad shape");
+  LOCUS_CHECK(!s.dw2 || (w.dw2 && s.KH2 >= 1 && s.KW2 >= 1 && s.SH2 >= 1 && s.SW2 >= 1),
+              "fused block: bad second depthwise stage");
   LOCUS_CHECK(s.expand || s.E == s.C, "fused block: without an expand stage E (", s.E, ") must equal C (", s.C, ")");
   LOCUS_CHECK(s.project || s.OC == s.E, "fused block: without a project stage OC must equal E");
   LOCUS_CHECK(!s.residual || (s.OC == s.C && s.OH() == s.H && s.OW() == s.W),
@@ -33,14 +37,15 @@ PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, co
   PackedInvertedResidual p;
   p.s = s;
   p.plan = tiling::plan_fused_block(s.block(), S);
-  p.expand_act = w.expand_act, p.dw_act = w.dw_act, p.project_act = w.project_act;
+  p.expand_act = w.expand_act, p.dw_act = w.dw_act, p.dw2_act = w.dw2_act, p.project_act = w.project_act;
   auto copy_or_zero = [](const float* b, int64_t n) {
     return b ? std::vector<float>(b, b + n) : std::vector<float>(size_t(n), 0.f);
   };
   p.expand_bias = copy_or_zero(w.expand_bias, s.E);
   p.dw_bias = copy_or_zero(w.dw_bias, s.E);
+  if (s.dw2) p.dw2_bias = copy_or_zero(w.dw2_bias, s.E);
   p.project_bias = copy_or_zero(w.project_bias, s.OC);
-  const int64_t taps = s.KH * s.KW, ch = p.plan.chunk;
+  const int64_t taps = s.KH * s.KW, taps2 = s.KH2 * s.KW2, ch = p.plan.chunk;
   for (int64_t e0 = 0; e0 < s.E; e0 += ch) {
     const int64_t ec = std::min(ch, s.E - e0);
     // GEMM B[k][n]: expand B[c][e] = W[e][c] (transposed, ldb = C); project B[e][oc] = W[oc][e] (ldb = E).
@@ -50,30 +55,47 @@ PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, co
     for (int64_t t = 0; t < taps; ++t)
       for (int64_t e = 0; e < ec; ++e) d[size_t(t * ec + e)] = w.dw[(e0 + e) * taps + t];
     p.dw_chunks.push_back(std::move(d));
+    if (s.dw2) {
+      std::vector<float> d2(size_t(taps2 * ec));
+      for (int64_t t = 0; t < taps2; ++t)
+        for (int64_t e = 0; e < ec; ++e) d2[size_t(t * ec + e)] = w.dw2[(e0 + e) * taps2 + t];
+      p.dw2_chunks.push_back(std::move(d2));
+    }
   }
   const int64_t ps = s.expand ? ch : s.C;
-  p.zeros.assign(size_t((s.W + s.PL + s.PR) * ps), 0.f);
+  p.zeros.assign(size_t(std::max((s.W + s.PL + s.PR) * ps, s.dw2 ? (s.MW() + s.PL2 + s.PR2) * ch : 0)), 0.f);
 
   Conv2dShape& d = p.dw_geometry;
-  d.N = 1, d.H = s.H, d.W = s.W, d.C = d.OC = d.G = s.E, d.OH = s.OH(), d.OW = s.OW();
+  d.N = 1, d.H = s.H, d.W = s.W, d.C = d.OC = d.G = s.E, d.OH = s.MH(), d.OW = s.MW();
   d.KH = s.KH, d.KW = s.KW, d.SH = s.SH, d.SW = s.SW, d.PT = s.PT, d.PL = s.PL, d.PB = s.PB, d.PR = s.PR;
   p.dw_epilogue = epilogue_for(p.dw_act);
+  if (s.dw2) {
+    Conv2dShape& d2 = p.dw2_geometry;
+    d2.N = 1, d2.H = s.MH(), d2.W = s.MW(), d2.C = d2.OC = d2.G = s.E, d2.OH = s.OH(), d2.OW = s.OW();
+    d2.KH = s.KH2, d2.KW = s.KW2, d2.SH = s.SH2, d2.SW = s.SW2, d2.PT = s.PT2, d2.PL = s.PL2, d2.PB = s.PB2,
+    d2.PR = s.PR2;
+    p.dw2_epilogue = epilogue_for(p.dw2_act);
+  }
   // Per-thread scratch, each part rounded up to 16 floats: the expanded rows (the tallest band's
   // in_rows x W x chunk; with the halo cache a ring of in_rows rows for every chunk, chunk i's ring
   // at i * chunk * in_rows * W with pixel stride = that chunk's width, input row ih in slot
   // ih mod in_rows) and the filtered chunk (rows x OW x chunk).
   const tiling::FusedBlockPlan& pl = p.plan;
-  int64_t in_rows = 0;
-  for (int64_t b = 0; b < pl.bands; ++b) in_rows = std::max(in_rows, pl.band_in_last(b) - pl.band_in_first(b));
+  int64_t in_rows = 0, mid_rows = 0;
+  for (int64_t b = 0; b < pl.bands; ++b) {
+    in_rows = std::max(in_rows, pl.band_in_last(b) - pl.band_in_first(b));
+    mid_rows = std::max(mid_rows, pl.band_mid_last(b) - pl.band_mid_first(b));
+  }
   auto r16 = [](int64_t v) { return (v + 15) / 16 * 16; };
   p.ring_rows = pl.halo_cache ? in_rows : 0;
   p.scratch_exp = s.expand ? r16(in_rows * s.W * (pl.halo_cache ? s.E : ch)) : 0;
+  p.scratch_mid = s.dw2 ? r16(mid_rows * s.MW() * ch) : 0;
   p.scratch_dw = s.project ? r16(pl.rows * s.OW() * ch) : 0;
   return p;
 }
 
 int64_t inverted_residual_scratch_floats(const PackedInvertedResidual& p, int threads) {
-  return (p.scratch_exp + p.scratch_dw) * std::max(threads, 1);
+  return (p.scratch_exp + p.scratch_mid + p.scratch_dw) * std::max(threads, 1);
 }
 
 void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, float* out, float* scratch) {
@@ -83,14 +105,17 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
   const int64_t total_bands = s.N * pl.bands;
   const DwConvMicroKernel uk = has_avx2(active_isa()) ? f32_dwconv_avx2 : f32_dwconv_generic;
   const GemmEpilogue* dw_ep = p.dw_epilogue.clamp ? &p.dw_epilogue : nullptr;
+  const GemmEpilogue* dw2_ep = p.dw2_epilogue.clamp ? &p.dw2_epilogue : nullptr;
   const DwInterior interior = dw_interior(p.dw_geometry);
-  const int64_t per_thread = p.scratch_exp + p.scratch_dw, R = p.ring_rows;
+  const DwInterior interior2 = s.dw2 ? dw_interior(p.dw2_geometry) : DwInterior{};
+  const int64_t per_thread = p.scratch_exp + p.scratch_mid + p.scratch_dw, R = p.ring_rows, MW = s.MW();
   const Activation none{};
 
   // Bands [g0, g1) of the whole batch, on the calling thread with scratch `buf`.
   auto walk = [&](int64_t g0, int64_t g1, float* buf) {
     float* expbuf = buf;
-    float* dwbuf = buf + p.scratch_exp;
+    float* midbuf = buf + p.scratch_exp;
+    float* dwbuf = midbuf + p.scratch_mid;
     int64_t prev_ih1 = -1;  // with the ring: input rows [.., prev_ih1) of this image are already expanded
     for (int64_t g = g0; g < g1; ++g) {
       const int64_t n = g / pl.bands, b = g % pl.bands;
@@ -130,9 +155,25 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
           return band + (ring ? ih % ring : ih - ih0) * s.W * ps;
         };
         float* dw_out = s.project ? dwbuf : out_rows + e0;
-        for (int64_t oh = oh0; oh < oh1; ++oh)
-          depthwise_row(p.dw_geometry, interior, ec, ps, uk, row_of, oh, p.zeros.data(), p.dw_chunks[size_t(ci)].data(),
-                        p.dw_bias.data() + e0, dw_ep, dw_out + (oh - oh0) * OW * ec);
+        if (!s.dw2) {
+          for (int64_t oh = oh0; oh < oh1; ++oh)
+            depthwise_row(p.dw_geometry, interior, ec, ps, uk, row_of, oh, p.zeros.data(),
+                          p.dw_chunks[size_t(ci)].data(), p.dw_bias.data() + e0, dw_ep, dw_out + (oh - oh0) * OW * ec);
+        } else {
+          // Two stages: the first stage's rows [m0, m1) (the second stage's halo included) into
+          // midbuf (pixel stride ec), then the band's output rows from them.
+          const int64_t m0 = pl.band_mid_first(b), m1 = pl.band_mid_last(b);
+          for (int64_t m = m0; m < m1; ++m)
+            depthwise_row(p.dw_geometry, interior, ec, ps, uk, row_of, m, p.zeros.data(),
+                          p.dw_chunks[size_t(ci)].data(), p.dw_bias.data() + e0, dw_ep, midbuf + (m - m0) * MW * ec);
+          auto mid_of = [&](int64_t m) -> const float* {
+            return m >= m0 && m < m1 ? midbuf + (m - m0) * MW * ec : nullptr;
+          };
+          for (int64_t oh = oh0; oh < oh1; ++oh)
+            depthwise_row(p.dw2_geometry, interior2, ec, ec, uk, mid_of, oh, p.zeros.data(),
+                          p.dw2_chunks[size_t(ci)].data(), p.dw2_bias.data() + e0, dw2_ep,
+                          dw_out + (oh - oh0) * OW * (s.project ? ec : s.OC));
+        }
         if (!s.project) continue;
         // 3. accumulate the chunk's projection into the band's output rows
         gemm_f32((oh1 - oh0) * OW, dwbuf, ec, p.project_chunks[size_t(ci)], out_rows, s.OC,

@@ -12,9 +12,9 @@
 // accumulate their projection into the band's output rows (GEMM; bias on the band's first chunk,
 // activation on its last); then add the block input when `residual`.
 //
-// Designed for more than one depthwise stage (the pw -> dw(Kx1) -> dw(1xK) -> pw chains that CP
-// decomposition produces) in that the depthwise stage is a step of the chunk loop with its own
-// geometry; only one stage is implemented so far.
+// A second depthwise stage (the pw -> dw(Kx1) -> dw(1xK) -> pw chains of a 4-way CP decomposition)
+// is one more step of the chunk loop: the first stage writes the rows of its output the band needs
+// (the second stage's halo included) into a third chunk buffer, the second filters those.
 #pragma once
 
 #include <cstdint>
@@ -34,8 +34,13 @@ struct InvertedResidualShape {
   int64_t OC = 0;                      // output channels (= E if !project)
   int64_t KH = 3, KW = 3, SH = 1, SW = 1, PT = 1, PL = 1, PB = 1, PR = 1;
   bool expand = true, project = true, residual = false;
-  int64_t OH() const { return (H + PT + PB - KH) / SH + 1; }
-  int64_t OW() const { return (W + PL + PR - KW) / SW + 1; }
+  // Optional second depthwise stage on the first one's output.
+  bool dw2 = false;
+  int64_t KH2 = 1, KW2 = 1, SH2 = 1, SW2 = 1, PT2 = 0, PL2 = 0, PB2 = 0, PR2 = 0;
+  int64_t MH() const { return (H + PT + PB - KH) / SH + 1; }  // first depthwise stage's output
+  int64_t MW() const { return (W + PL + PR - KW) / SW + 1; }
+  int64_t OH() const { return dw2 ? (MH() + PT2 + PB2 - KH2) / SH2 + 1 : MH(); }
+  int64_t OW() const { return dw2 ? (MW() + PL2 + PR2 - KW2) / SW2 + 1 : MW(); }
   tiling::FusedBlockShape block() const;
 };
 
@@ -46,6 +51,9 @@ struct InvertedResidualWeights {
   const float* dw = nullptr;       // [E, 1, KH, KW]
   const float* dw_bias = nullptr;  // [E] or null
   Activation dw_act;
+  const float* dw2 = nullptr;       // [E, 1, KH2, KW2], when shape.dw2
+  const float* dw2_bias = nullptr;  // [E] or null
+  Activation dw2_act;
   const float* project = nullptr;  // [OC, E, 1, 1], when shape.project
   const float* project_bias = nullptr;  // [OC] or null
   Activation project_act;
@@ -54,17 +62,20 @@ struct InvertedResidualWeights {
 struct PackedInvertedResidual {
   InvertedResidualShape s;
   tiling::FusedBlockPlan plan;
-  Activation expand_act, dw_act, project_act;
+  Activation expand_act, dw_act, dw2_act, project_act;
   std::vector<PackedB> expand_chunks;   // chunk i: B = C x chunk (the chunk's expand weights)
   std::vector<std::vector<float>> dw_chunks;  // chunk i: [KH*KW][chunk]
+  std::vector<std::vector<float>> dw2_chunks;  // chunk i: [KH2*KW2][chunk], with a second stage
   std::vector<PackedB> project_chunks;  // chunk i: B = chunk x OC
-  std::vector<float> expand_bias, dw_bias, project_bias;  // full length, zeros if absent
-  std::vector<float> zeros;             // a zero input row for padded taps
+  std::vector<float> expand_bias, dw_bias, dw2_bias, project_bias;  // full length, zeros if absent
+  std::vector<float> zeros;             // a zero input row for padded taps (either stage)
   // Derived once at pack time for the run path:
   Conv2dShape dw_geometry;              // the depthwise stage as a conv (one image, E channels)
-  GemmEpilogue dw_epilogue;             // dw_act as the micro-kernel's clamp
+  Conv2dShape dw2_geometry;             // the second depthwise stage (MH x MW -> OH x OW)
+  GemmEpilogue dw_epilogue, dw2_epilogue;  // the stages' activations as the micro-kernel's clamp
   int64_t ring_rows = 0;                // rows of the expanded ring (halo cache), 0 = linear buffer
-  int64_t scratch_exp = 0, scratch_dw = 0;  // per-thread scratch: expanded rows, filtered chunk
+  // Per-thread scratch: expanded rows, first-stage rows (second stage only), filtered chunk.
+  int64_t scratch_exp = 0, scratch_mid = 0, scratch_dw = 0;
 };
 
 // S: the buffer in entries (floats) the planner may use (the caller applies any safety fraction).

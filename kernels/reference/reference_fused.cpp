@@ -1,7 +1,8 @@
 // Reference kernels of the locus-domain ops (graph/ops.h), by composition of the reference kernels
 // of the ops they replace, so that a fused graph evaluates to exactly the numbers of the unfused one
 // (each stage rounds to float32 as the separate nodes do).
-//   FusedInvertedResidual: expand 1x1 Conv (+act) -> depthwise Conv (+act) -> project 1x1 Conv
+//   FusedInvertedResidual: expand 1x1 Conv (+act) -> depthwise Conv (+act) [-> second depthwise
+//   Conv (+act)] -> project 1x1 Conv
 //   (+act) [-> Add X], stages absent when their weight is.
 #include <limits>
 
@@ -52,6 +53,9 @@ void fused_inverted_residual(const Node& n, const Inputs& in, Tensor& y) {
   const Tensor& wd = *in[3];
   Tensor d = conv_stage(n, "dw", *cur, wd, optional_input(in, 4), wd.shape[0], n.ints("dw_strides"),
                         n.ints("dw_pads"));
+  if (const Tensor* wd2 = optional_input(in, 7))
+    d = conv_stage(n, "dw2", d, *wd2, optional_input(in, 8), wd2->shape[0], n.ints("dw2_strides"),
+                   n.ints("dw2_pads"));
   Tensor p;
   if (const Tensor* wp = optional_input(in, 5))
     p = conv_stage(n, "project", d, *wp, optional_input(in, 6), 1, one, none);

@@ -18,18 +18,31 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace
 
+int64_t FusedBlockPlan::band_mid_first(int64_t b) const {
+  if (!shape.dw2) return b * rows;
+  return std::clamp<int64_t>(b * rows * shape.SH2 - shape.PT2, 0, shape.MH());
+}
+
+int64_t FusedBlockPlan::band_mid_last(int64_t b) const {
+  const int64_t last_oh = std::min(shape.OH(), (b + 1) * rows) - 1;
+  if (!shape.dw2) return last_oh + 1;
+  return std::max(band_mid_first(b), std::min(shape.MH(), last_oh * shape.SH2 - shape.PT2 + shape.KH2));
+}
+
 int64_t FusedBlockPlan::band_in_first(int64_t b) const {
-  return std::max<int64_t>(0, b * rows * shape.SH - shape.PT);
+  return std::clamp<int64_t>(band_mid_first(b) * shape.SH - shape.PT, 0, shape.H);
 }
 
 int64_t FusedBlockPlan::band_in_last(int64_t b) const {
-  const int64_t last_oh = std::min(shape.OH(), (b + 1) * rows) - 1;
-  return std::min(shape.H, last_oh * shape.SH - shape.PT + shape.KH);
+  const int64_t m0 = band_mid_first(b), m1 = band_mid_last(b);
+  if (m1 <= m0) return band_in_first(b);
+  return std::max(band_in_first(b), std::min(shape.H, (m1 - 1) * shape.SH - shape.PT + shape.KH));
 }
 
 FusedBlockPlan make_fused_block_plan(const FusedBlockShape& s, int64_t S, int64_t rows, int64_t chunk,
                                      bool halo_cache) {
-  LOCUS_CHECK(s.H > 0 && s.W > 0 && s.C > 0 && s.E > 0 && s.OC > 0 && s.OH() > 0 && s.OW() > 0,
+  LOCUS_CHECK(s.H > 0 && s.W > 0 && s.C > 0 && s.E > 0 && s.OC > 0 && s.MH() > 0 && s.MW() > 0 && s.OH() > 0 &&
+                  s.OW() > 0,
               "fused block: bad shape H=", s.H, " W=", s.W, " C=", s.C, " E=", s.E, " OC=", s.OC);
   LOCUS_CHECK(rows >= 1 && chunk >= 1 && chunk <= s.E, "fused block: bad tiles rows=", rows, " chunk=", chunk);
   FusedBlockPlan p;
@@ -43,8 +56,12 @@ FusedBlockPlan make_fused_block_plan(const FusedBlockShape& s, int64_t S, int64_
   // Largest input band (rows of the first full band, clamped).
   int64_t in_rows_max = 0;
   for (int64_t b = 0; b < p.bands; ++b) in_rows_max = std::max(in_rows_max, p.band_in_last(b) - p.band_in_first(b));
-  const int64_t w_chunk = (s.expand ? s.C * chunk : 0) + s.KH * s.KW * chunk + (s.project ? chunk * s.OC : 0);
-  const int64_t w_total = (s.expand ? s.C * s.E : 0) + s.KH * s.KW * s.E + (s.project ? s.E * s.OC : 0);
+  int64_t mid_rows_max = 0;
+  if (s.dw2)
+    for (int64_t b = 0; b < p.bands; ++b) mid_rows_max = std::max(mid_rows_max, p.band_mid_last(b) - p.band_mid_first(b));
+  const int64_t dw_taps = s.KH * s.KW + (s.dw2 ? s.KH2 * s.KW2 : 0);
+  const int64_t w_chunk = (s.expand ? s.C * chunk : 0) + dw_taps * chunk + (s.project ? chunk * s.OC : 0);
+  const int64_t w_total = (s.expand ? s.C * s.E : 0) + dw_taps * s.E + (s.project ? s.E * s.OC : 0);
   // Halo cache: the rows band b shares with band b + 1 (the same for every pair of full bands).
   p.halo_cache = halo_cache && s.expand && p.bands > 1;
   if (p.halo_cache)
@@ -54,7 +71,8 @@ FusedBlockPlan make_fused_block_plan(const FusedBlockShape& s, int64_t S, int64_
   // Expanded rows: the band's rows of the current chunk, or with the halo cache a ring of the
   // band's rows for every chunk (rows shared with the next band stay in place).
   const int64_t exp_entries = !s.expand ? 0 : in_rows_max * s.W * (p.halo_cache ? s.E : chunk);
-  p.buffer_entries = in_rows_max * s.W * s.C + exp_entries + (s.project ? p.rows * OW * chunk : 0) +
+  p.buffer_entries = in_rows_max * s.W * s.C + exp_entries + mid_rows_max * s.MW() * chunk +
+                     (s.project ? p.rows * OW * chunk : 0) +
                      p.rows * OW * s.OC + w_chunk;
   LOCUS_CHECK(p.buffer_entries <= S, "fused block: rows=", rows, " chunk=", chunk, " need ", p.buffer_entries,
               " entries, more than S=", S);
@@ -123,7 +141,9 @@ FusedBlockPlan plan_fused_block(const FusedBlockShape& s, int64_t S, const Fused
 std::string FusedBlockPlan::describe() const {
   std::ostringstream o;
   o << "H=" << shape.H << " W=" << shape.W << " C=" << shape.C << " E=" << shape.E << " OC=" << shape.OC
-    << " k=" << shape.KH << "x" << shape.KW << " s=" << shape.SH << " S=" << S << ": rows=" << rows
+    << " k=" << shape.KH << "x" << shape.KW << " s=" << shape.SH;
+  if (shape.dw2) o << " k2=" << shape.KH2 << "x" << shape.KW2 << " s2=" << shape.SH2 << "x" << shape.SW2;
+  o << " S=" << S << ": rows=" << rows
     << " chunk=" << chunk << " bands=" << bands << " chunks=" << chunks << " buffer=" << buffer_entries
     << " traffic input=" << reads_input << " weights=" << reads_weights << " output=" << writes_output
     << " total=" << total << " expand_macs=" << expand_macs << (halo_cache ? " halo_cache=" : "")

@@ -12,7 +12,10 @@
 // On chip at once: the band's input tile (in_rows x W x C, kept across the chunks), the expanded
 // chunk (in_rows x W x chunk), the filtered chunk (rows x OW x chunk), the output tile
 // (rows x OW x OC, accumulated across the chunks) and the chunk's weights (C.chunk + KH.KW.chunk +
-// chunk.OC). The expanded tensor never leaves the chip.
+// chunk.OC). The expanded tensor never leaves the chip. With a second depthwise stage (CP's
+// pw -> dw(Kx1) -> dw(1xK) -> pw) the first stage's output rows the band needs (its halo for the
+// second stage included) are one more chunk buffer (mid_rows x MW x chunk), and the second stage's
+// weights (KH2.KW2.chunk) join the chunk's.
 //
 // Modelled DRAM traffic per image, in entries:
 //   input   every band reads its in_rows input rows once (halo rows are read by both neighbours)
@@ -39,8 +42,15 @@ struct FusedBlockShape {
   int64_t OC = 0;               // output channels (= E without a project stage)
   int64_t KH = 3, KW = 3, SH = 1, SW = 1, PT = 1, PB = 1, PL = 1, PR = 1;
   bool expand = true, project = true;
-  int64_t OH() const { return (H + PT + PB - KH) / SH + 1; }
-  int64_t OW() const { return (W + PL + PR - KW) / SW + 1; }
+  // Optional second depthwise stage applied to the first one's output (the dw(Kx1) -> dw(1xK) pair
+  // of a 4-way CP decomposition): its kernel, strides and pads.
+  bool dw2 = false;
+  int64_t KH2 = 1, KW2 = 1, SH2 = 1, SW2 = 1, PT2 = 0, PB2 = 0, PL2 = 0, PR2 = 0;
+  // The first depthwise stage's output ("mid"), and the block's output.
+  int64_t MH() const { return (H + PT + PB - KH) / SH + 1; }
+  int64_t MW() const { return (W + PL + PR - KW) / SW + 1; }
+  int64_t OH() const { return dw2 ? (MH() + PT2 + PB2 - KH2) / SH2 + 1 : MH(); }
+  int64_t OW() const { return dw2 ? (MW() + PL2 + PR2 - KW2) / SW2 + 1 : MW(); }
 };
 
 struct FusedBlockPlan {
@@ -56,9 +66,14 @@ struct FusedBlockPlan {
   int64_t expand_macs = 0;   // per image, halo recomputation included
   int64_t candidates = 0;    // (rows, chunk) pairs considered
   int64_t over_buffer = 0;   // of which exceeded the buffer
-  // Input rows [first, last) that band b needs (clamped to the image).
+  // Input rows [first, last) that band b needs (clamped to the image; empty when every tap of the
+  // band falls into padding).
   int64_t band_in_first(int64_t b) const;
   int64_t band_in_last(int64_t b) const;
+  // Rows [first, last) of the first depthwise stage's output that band b needs: with a second
+  // stage its halo, clamped to [0, MH); without, the band's own output rows.
+  int64_t band_mid_first(int64_t b) const;
+  int64_t band_mid_last(int64_t b) const;
   std::string describe() const;
 };
 
