@@ -29,6 +29,22 @@ int64_t node_macs(const Graph& g, const Node& n) {
     for (auto d : y.shape) outputs *= d;
     return outputs * a.shape.back();
   }
+  if (n.op == "FusedInvertedResidual") {
+    // expand (H x W x C x E) + depthwise (MH x MW x E x KH x KW) [+ second depthwise] + project
+    // (OH x OW x E x OC), per image.
+    const Shape x = g.info(n.input(0)).shape, y = g.info(n.outputs[0]).shape, wd = g.info(n.input(3)).shape;
+    const int64_t N = x[0], C = x[1], H = x[2], W = x[3], E = wd[0], OH = y[2], OW = y[3];
+    const auto st = n.ints("dw_strides", {1, 1}), pads = n.ints("dw_pads", {0, 0, 0, 0});
+    const int64_t MH = (H + pads[0] + pads[2] - wd[2]) / st[0] + 1, MW = (W + pads[1] + pads[3] - wd[3]) / st[1] + 1;
+    int64_t macs = MH * MW * E * wd[2] * wd[3];
+    if (!n.input(1).empty()) macs += H * W * C * E;
+    if (!n.input(7).empty()) {
+      const Shape wd2 = g.info(n.input(7)).shape;
+      macs += OH * OW * E * wd2[2] * wd2[3];
+    }
+    if (!n.input(5).empty()) macs += OH * OW * E * y[1];
+    return N * macs;
+  }
   return 0;
 }
 

@@ -405,3 +405,20 @@ TEST(Cli, BenchReportsTheTilingSettings) {
   std::string script2 = write_file("check_bench_tiling_env.py", py2);
   EXPECT_EQ(std::system(("python3 " + script2 + " " + json).c_str()), 0);
 }
+
+// `locus info` counts the MACs of fused blocks: the total is the same with and without fusion, and
+// equals MobileNetV2's published 300M multiply-adds (v2 paper, Table 3: 300M at width 1.0, 224).
+TEST(Cli, InfoCountsTheSameMacsFusedAndUnfused) {
+  auto macs = [](const std::string& out) -> int64_t {
+    auto p = out.find("total MACs ");
+    return p == std::string::npos ? -1 : std::stoll(out.substr(p + 11));
+  };
+  auto fused = run_locus("info builtin:mobilenetv2");
+  auto unfused = run_locus("info builtin:mobilenetv2 --no-fuse");
+  ASSERT_EQ(fused.status, 0) << fused.err;
+  ASSERT_EQ(unfused.status, 0) << unfused.err;
+  EXPECT_NE(fused.out.find("FusedInvertedResidual"), std::string::npos) << fused.out;
+  EXPECT_EQ(macs(fused.out), macs(unfused.out));
+  EXPECT_GT(macs(fused.out), 295'000'000);
+  EXPECT_LT(macs(fused.out), 305'000'000);
+}
