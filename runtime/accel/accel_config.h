@@ -15,6 +15,7 @@ namespace locus::accel {
 
 struct AccelConfig {
   std::string name = "default";
+  std::string source;  // where the numbers come from (preset files cite their sources)
   int64_t buffer_entries = 64 * 1024;  // on-chip buffer, in words
   int word_bits = 16;
   int mac_array = 256;        // MACs per accelerator cycle
@@ -30,6 +31,8 @@ struct AccelConfig {
 // Throws locus::Error with one line naming the problem (unknown preset, bad field, bad value).
 AccelConfig load_accel_config(const std::string& what);
 std::vector<std::string> accel_preset_names();
+// The same from JSON text; `where` names it in errors (e.g. a path).
+AccelConfig accel_config_from_json(const std::string& json_text, const std::string& where);
 
 // DRAM parts: "ddr3-..." (method.md's Micron DDR3 x8 -15), at least one DDR4 and one LPDDR4, each
 // citing its datasheet. Throws locus::Error listing the known names.

@@ -48,6 +48,20 @@ struct DramStats {
   int64_t bytes_written(const DramSpec& s) const { return write_bursts * s.burst_bytes(); }
 };
 
+// Per-event energies of a part in picojoules (DRAMSim2's formulas, docs/accelerator-model.md):
+// each is mA x cycles x devices_per_rank x tCK(ns) x Vdd.
+//   burst        (IDD4R or IDD4W - IDD3N) x BL/2
+//   act+pre      IDD0 x tRC - (IDD3N x tRAS + IDD2N x (tRC - tRAS))   (charged once per activate)
+//   refresh      (IDD5 - IDD3N) x tRFC                                  (per rank per refresh)
+//   background   IDD3N per cycle with a bank of the rank open (or refreshing), IDD2N all precharged
+double burst_energy_pj(const DramSpec& s, bool write);
+double act_pre_energy_pj(const DramSpec& s);
+double refresh_energy_pj(const DramSpec& s);
+double background_energy_pj_per_cycle(const DramSpec& s, bool bank_open);
+// Throws locus::Error naming the first field that is out of range (non-positive sizes, timings,
+// currents; columns not a multiple of the burst length; IDD3N > IDD4R, ...).
+void validate_dram_spec(const DramSpec& s);
+
 class DramModel {
  public:
   explicit DramModel(DramSpec spec);
