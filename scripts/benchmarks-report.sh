@@ -3,10 +3,10 @@
 # (batch 1 at 1 and 2 threads with a per-layer profile, batch 8 at 2 threads) and once under the
 # cache simulator, then renders the JSON results with scripts/render_benchmarks.py; then the
 # pointwise-layer benchmark and its cache simulation (bench/pointwise_bench, scripts/pointwise-cachegrind.sh).
-# Usage: scripts/benchmarks-report.sh [BACKENDS]   (default native,onednn,onednn-dwfused)
+# Usage: scripts/benchmarks-report.sh [BACKENDS]   (default native,native-unfused,onednn,onednn-dwfused)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-backends=${1:-native,onednn,onednn-dwfused}
+backends=${1:-native,native-unfused,onednn,onednn-dwfused}
 model=mobilenetv2-12-fp32-from-int8
 out=build/bench-results
 mkdir -p "$out"
@@ -38,7 +38,7 @@ scripts/pointwise-cachegrind.sh --bench build/bench/pointwise_bench >"$out/point
   echo
   echo "## Simulated cache misses of the three largest 1x1 layers (batch 1, one call)"
   echo
-  echo 'Command: `scripts/pointwise-cachegrind.sh` (callgrind cache simulator, D1 32K, LL = the 512K L2).'
+  echo 'Command: `scripts/pointwise-cachegrind.sh` (callgrind cache simulator, D1 = the host's L1d, LL = the host's L2; the geometry is printed in the table below).'
   echo
   cat "$out/pointwise_cachegrind.md"
   echo

@@ -11,7 +11,7 @@
 #   --batch N           batch (default 1)
 #   --top N             how many of the largest layers when no SHAPE is given (default 3)
 #   --variants LIST     comma-separated, from scan,row,col,gemm,onednn (default scan,row,onednn)
-#   --ll-level N        host cache level simulated as LL (default 2: LL = the L2, 512K on Zen 3)
+#   --ll-level N        host cache level simulated as LL (default 2: LL = the L2 of this machine)
 #   --bench PATH        the pointwise_bench program (default $POINTWISE_BENCH, else
 #                       build/bench/pointwise_bench, else build-bench/bench/pointwise_bench)
 #   --keep DIR          keep every callgrind output, valgrind log and probe output in DIR
@@ -32,7 +32,7 @@
 # valgrind 3.19 the same way scripts/cachegrind.sh does (sets rounded down to a power of two,
 # associativity raised to keep the size). One thread (OMP_NUM_THREADS=1): callgrind collects per
 # thread and serialises threads anyway. valgrind's LL sees every D1 miss (an inclusive two-level
-# model with no L2 hardware prefetcher), so "LL misses" is what a 512K cache with LRU would miss.
+# model with no L2 hardware prefetcher), so "LL misses" is what an L2-sized cache with LRU would miss.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
