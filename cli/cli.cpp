@@ -109,6 +109,47 @@ void apply_tiling_options(const Args& a, SessionOptions& o) {
   }
 }
 
+std::string decompose_options_help(int width) {
+  auto line = [&](const std::string& opt, const std::string& text) {
+    std::string l = "  " + opt;
+    l += std::string(size_t(std::max<int>(1, width - int(l.size()))), ' ');
+    return l + text + "\n";
+  };
+  const std::string pad(size_t(width), ' ');
+  return line("--decompose POLICY", "CP-decompose every standard KxK convolution (group 1, not 1x1) into") +
+         pad + "1x1 -> depthwise -> 1x1 before optimising, so the chains can be fused.\n" +
+         pad + "POLICY picks each layer's rank R: rank=R; ratio=F (R = ceil(F x\n" +
+         pad + "min(Cin, Cout))); error=E (the smallest R with relative reconstruction\n" +
+         pad + "error <= E); macs=F (the largest R with MACs <= F x the original's).\n" +
+         pad + "Lossy: outputs change ('locus decompose' reports the error per layer)\n" +
+         line("--decompose-form F", "3: 1x1 -> dw KhxKw -> 1x1 (default); 4: 1x1 -> dw Khx1 ->") +
+         pad + "dw 1xKw -> 1x1 (Lebedev)\n";
+}
+
+void apply_decompose_options(const Args& a, SessionOptions& o) {
+  if (!a.has("--decompose")) {
+    if (a.has("--decompose-form")) throw UsageError("option --decompose-form needs --decompose POLICY");
+    return;
+  }
+  CpDecomposeOptions d;
+  const std::string v = a.get("--decompose");
+  try {
+    d.policy = RankPolicy::parse(v);
+  } catch (const Error& e) {
+    throw UsageError(std::string("option --decompose: ") + e.what());
+  }
+  if (a.has("--decompose-form")) {
+    const std::string f = a.get("--decompose-form");
+    if (f == "3")
+      d.form = CpForm::ThreeWay;
+    else if (f == "4")
+      d.form = CpForm::FourWay;
+    else
+      throw UsageError("option --decompose-form expects 3 or 4, got '" + f + "'");
+  }
+  o.decompose = std::move(d);
+}
+
 std::string l2_setting_label(const PointwiseTilingSettings& t) {
   std::string v = t.l2_bytes > 0 ? format_bytes(t.l2_bytes) : "off";
   switch (t.l2_source) {

@@ -37,7 +37,8 @@ static const char* kBenchHelp =
     "--cachegrind for simulated cache misses instead. Timings are wall-clock per inference.\n"
     "\n"
     "options:\n"
-    "  --backend LIST     comma-separated: native (default), onednn, onednn-dwfused, reference\n"
+    "  --backend LIST     comma-separated: native (default), native-unfused (no block fusion), onednn,\n"
+    "                     onednn-dwfused, reference, accel\n"
     "  --batch N          value for a symbolic batch dimension (default 1)\n"
     "  --threads N        OpenMP threads (default: all cores)\n"
     "  --warmup N         untimed runs first (default 5)\n"
@@ -113,20 +114,37 @@ std::map<std::string, double> run_under_cachegrind(const std::string& model, con
                                                    int64_t batch, int ll_level, const std::string& extra_args,
                                                    std::string* note);
 
+// The validated --decompose options as arguments for the child process of --cachegrind (no quoting
+// needed: a key, '=', a number, and the form).
+static std::string decompose_policy_arg(const CpDecomposeOptions& d) {
+  const char* key = "ratio";
+  switch (d.policy.kind) {
+    case RankPolicy::Kind::Fixed: key = "rank"; break;
+    case RankPolicy::Kind::Ratio: key = "ratio"; break;
+    case RankPolicy::Kind::Error: key = "error"; break;
+    case RankPolicy::Kind::MacBudget: key = "macs"; break;
+  }
+  char v[64];
+  std::snprintf(v, sizeof v, "%s=%.17g", key, d.policy.value);
+  return std::string(v) + (d.form == CpForm::FourWay ? " --decompose-form 4" : "");
+}
+
 int cmd_bench(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--backend", "--batch", "--threads", "--warmup", "--runs", "--json", "--model-dir", "--ll-level", "--l2",
-          "--tile-order"},
+          "--tile-order", "--decompose", "--decompose-form"},
          {"--help", "-h", "--profile", "--cachegrind", "--single-inference", "--no-fuse"});
   if (a.flag("--help") || a.flag("-h")) {
     std::fputs(kBenchHelp, stdout);
     std::fputs(tiling_options_help(21).c_str(), stdout);
+    std::fputs(decompose_options_help(21).c_str(), stdout);
     std::fputs(kBenchTilingNote, stdout);
     return 0;
   }
   if (a.positional().size() != 1) throw UsageError("bench: expected exactly one MODEL");
   SessionOptions o;
   apply_tiling_options(a, o);  // bad values fail before any work
+  apply_decompose_options(a, o);
   std::string model = resolve_model(a.positional()[0], a.get("--model-dir"));
   auto backends = split(a.get("--backend", "native"), ',');
   if (backends.empty()) throw UsageError("bench: --backend needs at least one name");
@@ -170,9 +188,10 @@ int cmd_bench(int argc, char** argv) {
       if (o.l2_bytes >= 0) extra += " --l2 " + std::to_string(o.l2_bytes);
       if (o.tile_order) extra += std::string(" --tile-order ") + kernels::tile_order_name(*o.tile_order);
       if (a.flag("--no-fuse")) extra += " --no-fuse";
+      if (o.decompose) extra += " --decompose " + decompose_policy_arg(*o.decompose);
       r.cachegrind = run_under_cachegrind(model, b, o.batch, ll_level, extra, &note);
       r.describe = note;
-      if (b == "native") {  // the child resolves the same options, environment and OS
+      if (b == "native" || b == "native-unfused") {  // the child resolves the same options, environment and OS
         BackendOptions bo;
         bo.l2_bytes = o.l2_bytes;
         bo.tile_order = o.tile_order;
@@ -234,6 +253,9 @@ int cmd_bench(int argc, char** argv) {
   else
     std::printf("setting  batch %lld, %d threads, %lld warm-up, %lld timed runs\n", (long long)o.batch, threads,
                 (long long)warmup, (long long)runs);
+  if (o.decompose)
+    std::printf("decompose %s, %s form (lossy: see locus decompose for the per-layer error)\n",
+                o.decompose->policy.describe().c_str(), o.decompose->form == CpForm::FourWay ? "4-way" : "3-way");
   auto row = [&](const std::string& label, auto cell) {
     std::printf("%-24s", label.c_str());
     for (auto& r : results) std::printf(" %16s", cell(r).c_str());
@@ -317,6 +339,12 @@ int cmd_bench(int argc, char** argv) {
     j.kv("warmup", warmup);
     j.kv("runs", runs);
     j.kv("mode", a.flag("--cachegrind") ? "cachegrind" : "timing");
+    if (o.decompose) {
+      j.kv("decompose", o.decompose->policy.describe());
+      j.kv("decompose_form", int64_t(o.decompose->form == CpForm::FourWay ? 4 : 3));
+    } else {
+      j.kv_null("decompose");
+    }
     if (a.flag("--cachegrind")) j.kv("ll_level", int64_t(ll_level));
     j.kv("counters_available", pc.any_available());
     if (!pc.any_available() && !a.flag("--cachegrind")) j.kv("counters_note", pc.unavailable_reason());

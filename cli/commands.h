@@ -35,6 +35,14 @@ std::string order_setting_label(const PointwiseTilingSettings& t);
 // "flag", "env", "os" or "none" (L2 unknown), "default" (order): for JSON.
 std::string setting_source_label(SettingSource s, bool is_l2);
 
+// --decompose POLICY and --decompose-form 3|4, taken by run, check, bench and energy: their --help
+// lines (option names padded to `width` columns), and applying them to SessionOptions::decompose
+// (POLICY as RankPolicy::parse: rank=16, ratio=0.5, error=0.05, macs=0.3). A bad value is a
+// UsageError naming the option and the value; --decompose-form without --decompose is one too.
+// Absent --decompose leaves o.decompose unset.
+std::string decompose_options_help(int width);
+void apply_decompose_options(const Args& a, SessionOptions& o);
+
 // MODEL may be a .onnx path, a folder holding exactly one .onnx file (the ONNX test layout), or
 // either of those relative to the model search path (--model-dir, $LOCUS_MODEL_DIR, ../shared/models).
 // "builtin:mobilenetv2" and "builtin:resnet50" name the in-code builders (models/builders.h, seeded

@@ -681,16 +681,24 @@ void NativeExecutable::run(const std::vector<const Tensor*>& inputs, std::vector
   }
 }
 
+// "native-unfused" is the same backend under another name: sessions fuse inverted-residual blocks
+// only for "native" (runtime/session.cpp), so it runs the unfused graph (what --no-fuse does), for
+// side-by-side benchmarks.
 class NativeBackend : public Backend {
  public:
-  std::string name() const override { return "native"; }
+  explicit NativeBackend(std::string name = "native") : name_(std::move(name)) {}
+  std::string name() const override { return name_; }
   std::unique_ptr<Executable> compile(const Graph& g, const BackendOptions& o) override {
     return std::make_unique<NativeExecutable>(g, o);
   }
+
+ private:
+  std::string name_;
 };
 
 }  // namespace
 
 std::unique_ptr<Backend> make_native_backend() { return std::make_unique<NativeBackend>(); }
+std::unique_ptr<Backend> make_native_unfused_backend() { return std::make_unique<NativeBackend>("native-unfused"); }
 
 }  // namespace locus

@@ -36,6 +36,24 @@ Session Session::from_graph(Graph g, const SessionOptions& o) {
   int folded = infer_shapes_and_fold(g);
   Session s;
   s.report_.results.push_back({"constant-folding (during shape inference)", folded});
+  if (o.decompose) {
+    // Before the default pipeline, so BatchNorm folding / activation fusion and the inverted-residual
+    // fusion see the decomposed 1x1 -> depthwise -> 1x1 chains like any other.
+    s.decompose_report_ = cp_decompose(g, *o.decompose);
+    int decomposed = 0;
+    for (const CpLayerReport& r : s.decompose_report_) {
+      if (r.decomposed) {
+        ++decomposed;
+        s.report_.remarks.push_back({"cp-decompose", r.node,
+                                     cat("decomposed ", r.cout, "x", r.cin, "x", r.kh, "x", r.kw, " at rank ", r.rank,
+                                         ", relative error ", r.rel_error, ", MACs ", r.macs_before, " -> ",
+                                         r.macs_after)});
+      } else {
+        s.report_.remarks.push_back({"cp-decompose", r.node, "not decomposed: " + r.why_not});
+      }
+    }
+    s.report_.results.push_back({"cp-decompose (" + o.decompose->policy.describe() + ")", decomposed});
+  }
   if (o.optimize) {
     for (auto& d : o.disabled_passes) {
       auto names = all_pass_names();
@@ -43,10 +61,10 @@ Session Session::from_graph(Graph g, const SessionOptions& o) {
     }
     // Inverted-residual fusion only for the backends that execute FusedInvertedResidual (the native
     // kernel and the reference's composition); turned off with --disable-pass fuse-inverted-residual.
-    const bool fuse_blocks = o.backend == "native" || o.backend == "reference";
+    const bool fuse_blocks = o.backend == "native" || o.backend == "reference" || o.backend == "accel";
     PassReport r = PassManager::default_pipeline(o.disabled_passes, fuse_blocks).run(g);
     s.report_.results.insert(s.report_.results.end(), r.results.begin(), r.results.end());
-    s.report_.remarks = std::move(r.remarks);
+    s.report_.remarks.insert(s.report_.remarks.end(), r.remarks.begin(), r.remarks.end());
   }
   if (o.threads > 0) omp_set_num_threads(o.threads);
   BackendOptions bo;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "graph/ir.h"
+#include "graph/passes/cp_decompose.h"
 #include "graph/passes/pass_manager.h"
 #include "runtime/backend.h"
 
@@ -31,6 +32,10 @@ struct SessionOptions {
   // Inputs whose values are fixed at session creation (folded as constants), e.g. the int64 shape
   // inputs of ONNX node tests. They are then no longer session inputs.
   std::map<std::string, Tensor> bind_constants;
+  // CP decomposition of standard convolutions (graph/passes/cp_decompose.h), applied after shape
+  // inference and before the default pipeline, so the decomposed chains can be fused. Unset: none.
+  // CLI: --decompose POLICY, --decompose-form 3|4. Its per-layer rows are in decompose_report().
+  std::optional<CpDecomposeOptions> decompose;
 };
 
 class Session {
@@ -43,6 +48,8 @@ class Session {
   const std::vector<std::string>& output_names() const { return graph_.outputs; }
   ValueInfo input_info(const std::string& name) const { return graph_.info(name); }
   const PassReport& pass_report() const { return report_; }
+  // One row per convolution the cp-decompose pass considered (empty without SessionOptions::decompose).
+  const std::vector<CpLayerReport>& decompose_report() const { return decompose_report_; }
   int64_t activation_bytes() const { return exe_->activation_bytes(); }
   Executable& executable() { return *exe_; }
 
@@ -54,6 +61,7 @@ class Session {
   Session() = default;
   Graph graph_;
   PassReport report_;
+  std::vector<CpLayerReport> decompose_report_;
   std::unique_ptr<Executable> exe_;
 };
 

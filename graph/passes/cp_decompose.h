@@ -22,10 +22,12 @@ enum class CpForm { ThreeWay, FourWay };
 // How the rank R of each layer is chosen.
 struct RankPolicy {
   enum class Kind { Fixed, Ratio, Error, MacBudget };
-  Kind kind = Kind::Ratio;
-  double value = 0.5;  // Fixed: R; Ratio: R = ceil(value x min(Cin, Cout)); Error: the smallest R whose
-                       // relative reconstruction error is <= value; MacBudget: the smallest R whose
-                       // decomposed MACs are <= value x the original MACs (then capped by accuracy: none)
+  // Default: error-driven (method.md section 6: nothing is retrained, so the rank follows the
+  // accuracy a layer can keep; a fixed ratio can wreck a small layer, e.g. rank 2 for an RGB stem).
+  Kind kind = Kind::Error;
+  double value = 0.05;  // Fixed: R; Ratio: R = ceil(value x min(Cin, Cout)); Error: the smallest R whose
+                       // relative reconstruction error is <= value; MacBudget: the largest R whose
+                       // decomposed MACs are <= value x the original MACs
   // "rank=16", "ratio=0.5", "error=0.05", "macs=0.3" (case-sensitive keys). Throws locus::Error naming the
   // text otherwise.
   static RankPolicy parse(const std::string& text);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "graph/passes/cp_decompose.h"
+
 namespace locus {
 
 PassManager PassManager::default_pipeline(const std::vector<std::string>& disabled) {
@@ -35,7 +37,9 @@ std::vector<std::string> PassManager::names() const {
 std::vector<std::string> all_pass_names() {
   return {make_constant_folding_pass()->name(), make_eliminate_identity_pass()->name(),
           make_dead_code_elimination_pass()->name(), make_fold_batchnorm_pass()->name(),
-          make_fuse_activation_pass()->name(), make_fuse_inverted_residual_pass()->name()};
+          make_fuse_activation_pass()->name(), make_fuse_inverted_residual_pass()->name(),
+          // not in any default pipeline: a Session runs it only when SessionOptions::decompose is set
+          make_cp_decompose_pass(CpDecomposeOptions{})->name()};
 }
 
 PassReport PassManager::run(Graph& g) const {
