@@ -7,9 +7,11 @@
 namespace locus {
 
 std::unique_ptr<Backend> make_native_backend();
+std::unique_ptr<Backend> make_native_unfused_backend();
 std::unique_ptr<Backend> make_reference_backend();
 std::unique_ptr<Backend> make_onednn_backend();
 std::unique_ptr<Backend> make_onednn_dwfused_backend();
+std::unique_ptr<Backend> make_accel_backend();  // runtime/accel/accel_backend.cpp
 
 void require_float_graph(const Graph& g, const std::string& backend,
                          const std::function<bool(const std::string& op)>& handles) {
@@ -85,13 +87,15 @@ PointwiseTilingSettings resolve_pointwise_tiling(const BackendOptions& o) {
   return t;
 }
 
-std::vector<std::string> backend_names() { return {"native", "reference", "onednn", "onednn-dwfused"}; }
+std::vector<std::string> backend_names() { return {"native", "native-unfused", "reference", "onednn", "onednn-dwfused", "accel"}; }
 
 std::unique_ptr<Backend> make_backend(const std::string& name) {
   if (name == "native") return make_native_backend();
+  if (name == "native-unfused") return make_native_unfused_backend();
   if (name == "reference") return make_reference_backend();
   if (name == "onednn") return make_onednn_backend();
   if (name == "onednn-dwfused") return make_onednn_dwfused_backend();
+  if (name == "accel") return make_accel_backend();
   std::string known;
   for (auto& b : backend_names()) known += (known.empty() ? "" : ", ") + b;
   fail("unknown backend '", name, "' (known: ", known, ")");

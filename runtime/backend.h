@@ -26,6 +26,13 @@ struct BackendOptions {
   int64_t l2_bytes = -1;
   // The order family the planner chooses from. Unset: $LOCUS_TILE_ORDER if set, else Scan.
   std::optional<kernels::TileOrder> tile_order;
+  // Accelerator-model backend ("accel"; the others ignore these): the schedule whose projected
+  // energy is computed at compile time (baseline, scan, fused-scan), the accelerator config (a preset
+  // name or a JSON file, runtime/accel/accel_config.h) and the on-chip buffer in entries (0: the
+  // config's).
+  std::string accel_schedule = "fused-scan";
+  std::string accel_config = "default";
+  int64_t accel_buffer_entries = 0;
 };
 
 // ---- pointwise tiling settings ----
@@ -123,7 +130,7 @@ class Backend {
 void require_float_graph(const Graph& g, const std::string& backend,
                          const std::function<bool(const std::string& op)>& handles);
 
-// Registered backends: "native", "onednn", "onednn-dwfused", "reference". Throws Error listing the known ones otherwise.
+// Registered backends: "native", "native-unfused" (native without block fusion), "onednn", "onednn-dwfused", "reference", "accel". Throws Error listing the known ones otherwise.
 std::unique_ptr<Backend> make_backend(const std::string& name);
 std::vector<std::string> backend_names();
 

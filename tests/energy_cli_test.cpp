@@ -1,0 +1,120 @@
+// `locus energy` end to end: the JSON report of the builtin MobileNetV2 has the three schedules, their
+// totals and per-layer rows, and fused-scan moves less DRAM data and spends less DRAM energy than
+// baseline; bad input is one line on stderr and a non-zero exit.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "runtime/accel/json_reader.h"
+#include "tests/test_support.h"
+
+namespace {
+
+struct Result {
+  int status = -1;
+  std::string out, err;
+};
+
+Result run_locus(const std::string& args) {
+  const std::string dir = locus::test::temp_dir();
+  const std::string out = dir + "/energy_out.txt", err = dir + "/energy_err.txt";
+  const std::string cmd = "timeout 300 " + std::string(LOCUS_BINARY_DIR) + "/locus " + args + " >" + out + " 2>" + err;
+  const int rc = std::system(cmd.c_str());
+  Result r;
+  if (WIFEXITED(rc)) r.status = WEXITSTATUS(rc);
+  auto slurp = [](const std::string& p) {
+    std::ifstream f(p);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+double number(const locus::accel::json::Value& v, const char* key) {
+  const auto* f = v.find(key);
+  EXPECT_TRUE(f && f->is_number()) << key;
+  return f && f->is_number() ? f->number : 0;
+}
+
+}  // namespace
+
+TEST(EnergyCli, MobileNetV2Json) {
+  Result r = run_locus("energy builtin:mobilenetv2 --format json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  namespace json = locus::accel::json;
+  json::Value doc = json::parse(r.out, "locus energy output");
+  const json::Value* cfg = doc.find("config");
+  ASSERT_TRUE(cfg);
+  EXPECT_EQ(number(*cfg, "buffer_entries"), 65536);
+  EXPECT_EQ(number(*cfg, "word_bits"), 16);
+  const json::Value* scheds = doc.find("schedules");
+  ASSERT_TRUE(scheds && scheds->kind == json::Value::Kind::Array);
+  ASSERT_EQ(scheds->array.size(), 3u);
+  std::map<std::string, const json::Value*> by;
+  for (auto& s : scheds->array) by[s.find("name")->string] = &s;
+  ASSERT_TRUE(by.count("baseline") && by.count("scan") && by.count("fused-scan"));
+  auto total = [&](const std::string& s) { return by[s]->find("total"); };
+  auto dram_uj = [&](const std::string& s) { return number(*total(s)->find("energy_uj"), "dram"); };
+  auto bytes = [&](const std::string& s) {
+    return number(*total(s), "dram_read_bytes") + number(*total(s), "dram_write_bytes");
+  };
+  for (auto& [name, s] : by) {
+    const json::Value* t = s->find("total");
+    ASSERT_TRUE(t);
+    for (const char* k : {"macs", "dram_read_bytes", "dram_write_bytes", "buffer_accesses", "row_hit_rate"})
+      EXPECT_GT(number(*t, k), 0) << name << " " << k;
+    const json::Value* e = t->find("energy_uj");
+    ASSERT_TRUE(e);
+    for (const char* k : {"dram_read", "dram_write", "dram_act_pre", "dram_refresh", "dram_background", "dram", "buffer", "mac", "total"})
+      EXPECT_GT(number(*e, k), 0) << name << " " << k;
+    EXPECT_GT(s->find("layers")->array.size(), 10u);
+  }
+  // MobileNetV2 at 224x224: 300.8M MACs (the architecture's published count is 300M)
+  EXPECT_NEAR(number(*total("baseline"), "macs"), 300.8e6, 1e6);
+  EXPECT_EQ(number(*total("baseline"), "macs"), number(*total("fused-scan"), "macs"));
+  EXPECT_LT(bytes("fused-scan"), 0.5 * bytes("baseline"));
+  EXPECT_LT(dram_uj("fused-scan"), dram_uj("baseline"));
+  EXPECT_LE(bytes("scan"), bytes("baseline"));
+  EXPECT_NEAR(number(*by["fused-scan"], "dram_energy_saving"), 1 - dram_uj("fused-scan") / dram_uj("baseline"), 1e-6);
+  const json::Value* th = doc.find("thesis");
+  ASSERT_TRUE(th);
+  EXPECT_EQ(number(*th, "mobilenetv2_dram_energy_saving"), 0.67);
+}
+
+TEST(EnergyCli, SweepAndErrors) {
+  const std::string svg = locus::test::temp_dir() + "/sweep.svg";
+  Result r = run_locus("energy builtin:mobilenetv2 --sweep 32K:128K --format csv --svg " + svg);
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::string header, line;
+  std::getline(lines, header);
+  EXPECT_EQ(header.rfind("buffer_entries,baseline_dram_uj,scan_dram_uj,fused-scan_dram_uj", 0), 0u) << header;
+  int rows = 0;
+  while (std::getline(lines, line)) ++rows;
+  EXPECT_EQ(rows, 3);
+  EXPECT_NE(r.err.find("sweep: S = 128K entries (3/3)"), std::string::npos) << r.err;
+  std::ifstream f(svg);
+  std::string doc((std::istreambuf_iterator<char>(f)), {});
+  EXPECT_NE(doc.find("<svg"), std::string::npos);
+  EXPECT_NE(doc.find("fused-scan"), std::string::npos);
+  EXPECT_NE(doc.find("64K"), std::string::npos);
+
+  for (auto [args, needle] : std::vector<std::pair<std::string, std::string>>{
+           {"energy builtin:mobilenetv2 --accel nosuch", "nosuch"},
+           {"energy builtin:mobilenetv2 --buffer 16", "too small"},
+           {"energy builtin:mobilenetv2 --schedule fused", "fused"},
+           {"energy builtin:mobilenetv2 --sweep 8K:3K", "--sweep"}}) {
+    Result e = run_locus(args);
+    EXPECT_NE(e.status, 0) << args;
+    EXPECT_EQ(std::count(e.err.begin(), e.err.end(), '\n'), 1) << args << ": " << e.err;
+    EXPECT_NE(e.err.find(needle), std::string::npos) << args << ": " << e.err;
+  }
+  Result h = run_locus("energy --help");
+  EXPECT_EQ(h.status, 0);
+  for (const char* opt : {"--accel", "--dram", "--buffer", "--schedule", "--sweep", "--svg", "--format", "--trace",
+                          "--trace-schedule", "--batch", "--model-dir", "--no-fuse"})
+    EXPECT_NE(h.out.find(opt), std::string::npos) << opt;
+}
