@@ -103,7 +103,9 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
   const tiling::FusedBlockPlan& pl = p.plan;
   const int64_t OH = s.OH(), OW = s.OW(), chunks = pl.chunks, ch = pl.chunk;
   const int64_t total_bands = s.N * pl.bands;
-  const DwConvMicroKernel uk = has_avx2(active_isa()) ? f32_dwconv_avx2 : f32_dwconv_generic;
+  const Isa isa = active_isa();
+  const DwConvMicroKernel uk =
+      isa == Isa::Avx512 ? f32_dwconv_avx512f : has_avx2(isa) ? f32_dwconv_avx2 : f32_dwconv_generic;
   const GemmEpilogue* dw_ep = p.dw_epilogue.clamp ? &p.dw_epilogue : nullptr;
   const GemmEpilogue* dw2_ep = p.dw2_epilogue.clamp ? &p.dw2_epilogue : nullptr;
   const DwInterior interior = dw_interior(p.dw_geometry);

@@ -203,16 +203,13 @@ Workload extract_workload(const Graph& g) {
       b.PT = pads[0], b.PL = pads[1], b.PB = pads[2], b.PR = pads[3];
       l.dw_taps = wd[2] * wd[3];
       if (!n.input(7).empty()) {
-        // A second depthwise stage (CP chains): one window covering both, as the band geometry sees
-        // it: K = K1 + (K2 - 1) S1, S = S1 S2, P = P1 + P2 S1.
+        // A second depthwise stage (CP chains): the planner maps bands through both stages.
         const Shape w2 = g.info(n.input(7)).shape;
         auto st2 = n.ints("dw2_strides", {1, 1});
         auto pads2 = n.ints("dw2_pads", {0, 0, 0, 0});
-        b.KH = wd[2] + (w2[2] - 1) * st[0];
-        b.KW = wd[3] + (w2[3] - 1) * st[1];
-        b.PT = pads[0] + pads2[0] * st[0], b.PL = pads[1] + pads2[1] * st[1];
-        b.PB = pads[2] + pads2[2] * st[0], b.PR = pads[3] + pads2[3] * st[1];
-        b.SH = st[0] * st2[0], b.SW = st[1] * st2[1];
+        b.dw2 = true;
+        b.KH2 = w2[2], b.KW2 = w2[3], b.SH2 = st2[0], b.SW2 = st2[1];
+        b.PT2 = pads2[0], b.PL2 = pads2[1], b.PB2 = pads2[2], b.PR2 = pads2[3];
         l.dw_taps += w2[2] * w2[3];
       }
       l.stages = fused_stages(l, n, g);
