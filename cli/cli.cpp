@@ -72,12 +72,15 @@ Graph load_model_graph(const std::string& model, int64_t batch) {
   return onnx_import::load_model(model, io);
 }
 
+// "  OPT" padded to `width` columns, then TEXT and a newline (one --help line).
+static std::string help_line(const std::string& opt, const std::string& text, int width) {
+  std::string l = "  " + opt;
+  l += std::string(size_t(std::max<int>(1, width - int(l.size()))), ' ');
+  return l + text + "\n";
+}
+
 std::string tiling_options_help(int width) {
-  auto line = [&](const std::string& opt, const std::string& text) {
-    std::string l = "  " + opt;
-    l += std::string(size_t(std::max<int>(1, width - int(l.size()))), ' ');
-    return l + text + "\n";
-  };
+  auto line = [&](const std::string& opt, const std::string& text) { return help_line(opt, text, width); };
   const std::string pad(size_t(width), ' ');
   return line("--l2 SIZE", "L2 bytes the 1x1 convs' cache tiles are planned for (native backend;") +
          pad + "the planner gets half): 512K, 1M, 1.5M (at least 1K); 0 = no tiling, one\n" +
@@ -85,8 +88,8 @@ std::string tiling_options_help(int width) {
          pad + "reports it (no tiling if it does not)\n" +
          line("--tile-order O", "scan, row or col: the tile orders the planner may choose from") + pad +
          "(default: $LOCUS_TILE_ORDER, else scan)\n" +
-         line("--no-fuse", "do not fuse 1x1 -> depthwise -> 1x1 blocks into one kernel (native and") + pad +
-         "reference backends fuse them by default)\n";
+         line("--no-fuse", "do not fuse 1x1 -> depthwise -> 1x1 blocks into one kernel (native,") + pad +
+         "accel and reference backends fuse them by default)\n";
 }
 
 void apply_tiling_options(const Args& a, SessionOptions& o) {
@@ -110,11 +113,7 @@ void apply_tiling_options(const Args& a, SessionOptions& o) {
 }
 
 std::string decompose_options_help(int width) {
-  auto line = [&](const std::string& opt, const std::string& text) {
-    std::string l = "  " + opt;
-    l += std::string(size_t(std::max<int>(1, width - int(l.size()))), ' ');
-    return l + text + "\n";
-  };
+  auto line = [&](const std::string& opt, const std::string& text) { return help_line(opt, text, width); };
   const std::string pad(size_t(width), ' ');
   return line("--decompose POLICY", "CP-decompose every standard KxK convolution (group 1, not 1x1) into") +
          pad + "1x1 -> depthwise -> 1x1 before optimising, so the chains can be fused.\n" +
