@@ -71,8 +71,10 @@ std::string isa_param_name(const ::testing::TestParamInfo<Isa>& info) {
 TEST(CpuFeatures, OverrideSelectsIsa) {
   set_isa_override(Isa::Generic);
   EXPECT_EQ(active_isa(), Isa::Generic);
-  set_isa_override(Isa::Avx2);
+  set_isa_override(Isa::Avx512);
   EXPECT_EQ(active_isa(), detected_isa());  // clamped to what the CPU has
+  set_isa_override(Isa::Avx2);
+  EXPECT_EQ(active_isa(), has_avx2(detected_isa()) ? Isa::Avx2 : Isa::Generic);
   clear_isa_override();
 }
 
@@ -304,15 +306,70 @@ TEST_P(ConvTest, Depthwise) {
                 ConvPath::Depthwise, "dw mobilenet s2", 9);
 }
 
+// Depthwise on ragged channel counts (every 16/32/48/64 block and masked tail of the AVX-512
+// kernel, the 16/8/tail blocks of the AVX2 one), strides 1 and 2, 3x3 (the sliding-window form on
+// interior runs of many lengths) and 5x5, symmetric and one-sided padding, N = 2.
+TEST_P(ConvTest, DepthwiseRaggedChannels) {
+  uint32_t seed = 100;
+  int i = 0;
+  for (int64_t C : {1, 7, 15, 16, 17, 33, 100, 144})
+    for (int64_t K : {3, 5})
+      for (int64_t S : {1, 2}) {
+        const int64_t W = std::vector<int64_t>{5, 12, 19, 30}[i % 4], H = 7 + i % 3;
+        const int64_t pad = K / 2;
+        // every third case pads only bottom/right (TF "SAME" with stride 2)
+        const Conv2dShape s = i % 3 == 2 ? conv_shape(2, H, W, C, C, K, S, 0, 0, pad, pad, 1, C)
+                                         : conv_shape(2, H, W, C, C, K, S, pad, pad, pad, pad, 1, C);
+        const Activation act = i % 2 ? clip(0.f, 6.f) : Activation{};
+        const std::string what = "dw C=" + std::to_string(C) + " k" + std::to_string(K) + " s" + std::to_string(S) +
+                                 " " + std::to_string(H) + "x" + std::to_string(W);
+        run_conv_case(s, act, ConvPath::Depthwise, what, seed++);
+        ++i;
+        if (HasFailure()) return;
+      }
+}
+
+// The direct path (small C * KH * KW, G = 1, no dilation) against the reference: C 1..4, OC
+// 8..40 (one and two 32-wide blocks, 16-wide and masked tails), odd image sizes, strides 1 and 2,
+// kernels 3, 5 and 7, symmetric, asymmetric and no padding, bias always, activation in turn.
+// Shapes over 64 taps (C = 2..4 with 7x7, C = 3, 4 with 5x5) must stay on im2col + GEMM.
+TEST_P(ConvTest, DirectSmallInputDepth) {
+  uint32_t seed = 200;
+  int i = 0;
+  for (int64_t K : {3, 5, 7})
+    for (int64_t C : {1, 2, 3, 4})
+      for (int64_t OC : {8, 16, 24, 32, 40}) {
+        const int64_t S = 1 + i % 2, H = 9 + 2 * (i % 4), W = 7 + 2 * (i % 5);
+        const int64_t p = K / 2;
+        Conv2dShape s;
+        switch (i % 3) {
+          case 0: s = conv_shape(1 + i % 2, H, W, C, OC, K, S, p, p, p, p); break;
+          case 1: s = conv_shape(1, H, W, C, OC, K, S, p, p - 1, p - 1, p); break;  // asymmetric
+          default: s = conv_shape(1, H, W, C, OC, K, S, 0, 0, 0, 0); break;          // no padding
+        }
+        const Activation act = i % 3 == 0 ? clip(0.f, 6.f) : i % 3 == 1 ? relu() : Activation{};
+        const ConvPath want = C * K * K <= 64 ? ConvPath::Direct : ConvPath::General;
+        const std::string what = "direct C=" + std::to_string(C) + " OC=" + std::to_string(OC) + " k" +
+                                 std::to_string(K) + " s" + std::to_string(S) + " " + std::to_string(H) + "x" +
+                                 std::to_string(W) + " pads#" + std::to_string(i % 3);
+        run_conv_case(s, act, want, what, seed++);
+        ++i;
+        if (HasFailure()) return;
+      }
+  // The RGB stem at full size: long interior runs, one border column.
+  run_conv_case(conv_shape(1, 224, 224, 3, 32, 3, 2, 1, 1, 1, 1), clip(0.f, 6.f), ConvPath::Direct,
+                "stem 224x224x3->32 s2", 299);
+}
+
 TEST_P(ConvTest, General) {
-  run_conv_case(conv_shape(1, 17, 17, 3, 32, 3, 2, 1, 1, 1, 1), clip(0.f, 6.f), ConvPath::General,
+  run_conv_case(conv_shape(1, 17, 17, 3, 32, 3, 2, 1, 1, 1, 1), clip(0.f, 6.f), ConvPath::Direct,
                 "stem 3x3 s2 C=3", 10);
-  run_conv_case(conv_shape(1, 16, 16, 3, 32, 3, 2, 0, 0, 1, 1), clip(0.f, 6.f), ConvPath::General,
+  run_conv_case(conv_shape(1, 16, 16, 3, 32, 3, 2, 0, 0, 1, 1), clip(0.f, 6.f), ConvPath::Direct,
                 "stem 3x3 s2 pads 0,0,1,1", 11);
   run_conv_case(conv_shape(2, 40, 40, 8, 20, 3, 1, 1, 1, 1, 1), relu(), ConvPath::General,
                 "3x3 many im2col blocks", 12);
-  run_conv_case(conv_shape(1, 9, 8, 6, 10, 3, 1, 1, 0, 2, 1), {}, ConvPath::General,
-                "3x3 asymmetric pads 1,0,2,1", 13);
+  run_conv_case(conv_shape(1, 9, 8, 6, 10, 3, 1, 1, 0, 2, 1), {}, ConvPath::Direct,
+                "3x3 asymmetric pads 1,0,2,1 (C*KH*KW = 54: direct)", 13);
   run_conv_case(conv_shape(1, 8, 8, 64, 40, 3, 1, 1, 1, 1, 1), {}, ConvPath::General,
                 "3x3 K=576", 14);
 }
@@ -333,8 +390,8 @@ TEST_P(ConvTest, OneByOneVariants) {
                 "1x1 stride 2", 19);
   run_conv_case(conv_shape(2, 10, 7, 16, 24, 1, 3, 0, 0, 0, 0, 1, 4), {}, ConvPath::General,
                 "1x1 stride 3 grouped", 20);
-  run_conv_case(conv_shape(1, 5, 6, 7, 9, 1, 1, 1, 0, 0, 2), relu(), ConvPath::General,
-                "1x1 padded", 21);
+  run_conv_case(conv_shape(1, 5, 6, 7, 9, 1, 1, 1, 0, 0, 2), relu(), ConvPath::Direct,
+                "1x1 padded (C = 7: direct)", 21);
 }
 
 // Strided unpadded 1x1 convs (ResNet-50's downsampling shortcuts) through the planned kernel: the

@@ -6,6 +6,9 @@
 //   depthwise: per output row, gather KH*KW tap pointers once for the horizontal interior (one
 //     micro-kernel call steps them along the row) and per pixel at the left/right borders; padded
 //     positions read a zero row.
+//   direct (small C * KH * KW, e.g. the RGB stem): per output row, the micro-kernel reads each
+//     kernel row's KW * C taps straight from the input row (a zero row for padded rows) for the
+//     horizontal interior; border pixels get their taps copied into a small zero-padded patch.
 //   general: im2col of a block of output pixels into per-thread scratch, then one GEMM per group
 //     written into that group's channel slice of the NHWC output (ldc = OC).
 #include "kernels/native/conv2d_nhwc.h"
@@ -16,6 +19,7 @@
 #include <cstring>
 
 #include "graph/error.h"
+#include "kernels/native/conv_direct.h"
 #include "kernels/native/cpu_features.h"
 #include "kernels/native/depthwise_row.h"
 #include "kernels/native/dwconv_microkernel.h"
@@ -107,6 +111,54 @@ void conv_depthwise(const PackedConv2d& p, const float* in, float* out) {
     auto row_of = [&](int64_t ih) { return ih >= 0 && ih < s.H ? img + ih * s.W * s.C : nullptr; };
     depthwise_row(s, interior, s.C, s.C, ukernel, row_of, oh, p.zeros.data(), p.dw_weights.data(), p.bias.data(), ep,
                   out + r * s.OW * s.C);
+  });
+}
+
+// ---- direct (small input depth) ------------------------------------------------------------
+
+bool direct_eligible(const Conv2dShape& s) {
+  return s.G == 1 && s.DH == 1 && s.DW == 1 && s.C * s.KH * s.KW <= kConvDirectMaxK && !is_direct_1x1(s);
+}
+
+void conv_direct(const PackedConv2d& p, const float* in, float* out) {
+  const Conv2dShape& s = p.s;
+  // AVX-512 runs the AVX2 kernel too (faster on Zen 4, see conv_direct.h).
+  const ConvDirectMicroKernel ukernel = has_avx2(active_isa()) ? f32_conv_direct_avx2 : f32_conv_direct_generic;
+  const GemmEpilogue act_ep = epilogue_for(p.act);
+  const GemmEpilogue* ep = act_ep.clamp ? &act_ep : nullptr;
+  const DwInterior interior = dw_interior(s);  // output columns whose taps all lie inside the input
+  const int64_t kc = s.KW * s.C, step = s.SW * s.C;
+  parallel_rows(s.N * s.OH, [&](int64_t r) {
+    const int64_t n = r / s.OH, oh = r % s.OH;
+    const float* img = in + n * s.H * s.W * s.C;
+    float* orow = out + r * s.OW * s.OC;
+    const float* rows[kConvDirectMaxK];
+    if (interior.hi > interior.lo) {
+      const int64_t iw0 = interior.lo * s.SW - s.PL;
+      for (int64_t kh = 0; kh < s.KH; ++kh) {
+        const int64_t ih = oh * s.SH - s.PT + kh;
+        rows[kh] = ih >= 0 && ih < s.H ? img + (ih * s.W + iw0) * s.C : p.zeros.data() + (iw0 + s.PL) * s.C;
+      }
+      ukernel(interior.hi - interior.lo, s.OC, s.KH, kc, rows, step, p.direct_w.data(), p.direct_bias.data(),
+              orow + interior.lo * s.OC, ep);
+    }
+    // Border pixels: taps gathered into a zero-padded patch of KH x KW * C floats.
+    auto border = [&](int64_t ow) {
+      float patch[kConvDirectMaxK];
+      for (int64_t kh = 0; kh < s.KH; ++kh) {
+        const int64_t ih = oh * s.SH - s.PT + kh;
+        for (int64_t kw = 0; kw < s.KW; ++kw) {
+          const int64_t iw = ow * s.SW - s.PL + kw;
+          float* dst = patch + kh * kc + kw * s.C;
+          const bool inside = ih >= 0 && ih < s.H && iw >= 0 && iw < s.W;
+          for (int64_t c = 0; c < s.C; ++c) dst[c] = inside ? img[(ih * s.W + iw) * s.C + c] : 0.f;
+        }
+        rows[kh] = patch + kh * kc;
+      }
+      ukernel(1, s.OC, s.KH, kc, rows, step, p.direct_w.data(), p.direct_bias.data(), orow + ow * s.OC, ep);
+    };
+    for (int64_t ow = 0; ow < interior.lo; ++ow) border(ow);
+    for (int64_t ow = interior.hi; ow < s.OW; ++ow) border(ow);
   });
 }
 
@@ -206,6 +258,8 @@ PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float*
     p.path = ConvPath::Pointwise;
   } else if (s.G == s.C && s.OC == s.C) {
     p.path = ConvPath::Depthwise;
+  } else if (direct_eligible(s)) {
+    p.path = ConvPath::Direct;
   } else {
     p.path = ConvPath::General;
   }
@@ -215,6 +269,14 @@ PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float*
     for (int64_t c = 0; c < s.C; ++c)
       for (int64_t t = 0; t < taps; ++t) p.dw_weights[t * s.C + c] = w_oihw[c * taps + t];
     // One zero row of the padded input width: taps of out-of-range rows read it at their column.
+    p.zeros.assign((s.W + s.PL + s.PR) * s.C, 0.f);
+    return p;
+  }
+
+  if (p.path == ConvPath::Direct) {
+    p.direct_w = pack_conv_direct(s.OC, s.C, s.KH, s.KW, w_oihw);
+    p.direct_bias.assign(conv_direct_padded_oc(s.OC), 0.f);
+    std::copy(p.bias.begin(), p.bias.end(), p.direct_bias.begin());
     p.zeros.assign((s.W + s.PL + s.PR) * s.C, 0.f);
     return p;
   }
@@ -257,6 +319,7 @@ int64_t conv2d_scratch_floats(const PackedConv2d& p, int num_threads) {
 void conv2d_nhwc(const PackedConv2d& p, const float* in, float* out, float* scratch) {
   switch (p.path) {
     case ConvPath::Depthwise: conv_depthwise(p, in, out); break;
+    case ConvPath::Direct: conv_direct(p, in, out); break;
     case ConvPath::Pointwise: conv_1x1(p, in, out, scratch); break;
     case ConvPath::General:
       if (is_direct_1x1(p.s))

@@ -3,6 +3,8 @@
 //   pointwise  (1x1, stride 1, no padding, G = 1)      -> one GEMM over all pixels, or the
 //                                                           cache-planned pointwise_scan_f32
 //   depthwise  (G = C = OC)                              -> direct loop vectorised over channels
+//   direct     (G = 1, no dilation, C*KH*KW <= 64,       -> direct conv, taps read from the input
+//               not an unpadded 1x1; e.g. the RGB stem)     (conv_direct.h), no im2col
 //   general    (anything else, incl. grouped)            -> im2col per group + GEMM; unpadded 1x1
 //                                                           with stride: GEMM per output row, or
 //                                                           (G = 1, planned) rows gathered + scan
@@ -26,7 +28,7 @@ struct Conv2dShape {
   int64_t DH = 1, DW = 1, G = 1;
 };
 
-enum class ConvPath : uint8_t { Pointwise, Depthwise, General };
+enum class ConvPath : uint8_t { Pointwise, Depthwise, General, Direct };
 
 struct PackedConv2d {
   Conv2dShape s;
@@ -39,7 +41,9 @@ struct PackedConv2d {
   // B packed per N strip of the plan, run by pointwise_scan_f32 in the plan's tile order (M =
   // N*OH*OW) instead of gemm_f32. Strided convs gather their pixels into scratch first.
   std::shared_ptr<const PointwiseScan> scan;
-  std::vector<float> zeros;         // depthwise: (W + PL + PR) * C zeros, read for padded taps
+  std::vector<float> zeros;         // depthwise, direct: (W + PL + PR) * C zeros, read for padded taps
+  std::vector<float> direct_w;      // direct: weights in conv_direct.h's block layout
+  std::vector<float> direct_bias;   // direct: bias padded with zeros to a multiple of 16
 };
 
 // l2_entries: the on-chip buffer S (in floats) for the pointwise path's tiling planner, safety

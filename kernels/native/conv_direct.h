@@ -1,0 +1,47 @@
+// Direct convolution for small input depth (the RGB stem): no im2col, the micro-kernel reads the
+// taps straight from the NHWC input. Chosen by pack_conv2d (ConvPath::Direct) for G = 1, dilation
+// 1 and K = C * KH * KW <= kConvDirectMaxK, any stride and padding, except unpadded 1x1.
+//
+// Micro-kernel contract (XNNPACK-style names f32_conv_direct_<isa>): for pixel p in [0, npix) and
+// output channel o in [0, OC):
+//   out[p * OC + o] = ep(bias[o] + sum_{kh < KH} sum_{k < kc} rows[kh][p * step + k] * W(kh, k, o))
+// rows[kh] points at the kc = KW * C contiguous input floats of kernel row kh for pixel 0 (the taps
+// (kw, c), c fastest); pixel p reads step = SW * C floats further on. ep (nullable) clamps only;
+// the bias (packed, see below) is always added.
+// Weights are packed per block of output channels: blocks of 32, the last one 16 wide when at most
+// 16 channels remain; block b of width wb starts at b * 32 * KH * kc floats and holds
+// [kh][k][wb] (zero-padded beyond OC). The bias is padded the same way (round up to 16).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/native/gemm_microkernel.h"
+
+namespace locus::kernels {
+
+inline constexpr int64_t kConvDirectMaxK = 64;    // C * KH * KW
+inline constexpr int64_t kConvDirectBlock = 32;   // output channels per packed block
+
+using ConvDirectMicroKernel = void (*)(int64_t npix, int64_t OC, int64_t KH, int64_t kc,
+                                       const float* const* rows, int64_t step, const float* w,
+                                       const float* bias, float* out, const GemmEpilogue* ep);
+
+// AVX2 + FMA: 3 pixels x 32 channels (6 x 16 for a 16-wide block) in 12 ymm accumulators. Also
+// the kernel under Isa::Avx512: on Zen 4 (512-bit FMAs double-pumped, same FLOP peak) an AVX-512F
+// version (8 pixels x 2 zmm, masked stores) measured 4% slower on the 224x224 RGB stem (215 vs
+// 206 us), 12 pixels x 2 zmm slower still (GCC spilled a weight vector).
+void f32_conv_direct_avx2(int64_t npix, int64_t OC, int64_t KH, int64_t kc, const float* const* rows,
+                          int64_t step, const float* w, const float* bias, float* out, const GemmEpilogue* ep);
+
+// Portable C++.
+void f32_conv_direct_generic(int64_t npix, int64_t OC, int64_t KH, int64_t kc, const float* const* rows,
+                             int64_t step, const float* w, const float* bias, float* out, const GemmEpilogue* ep);
+
+// Packs ONNX weights [OC][C][KH][KW] into the block layout above (ceil(OC / 32) * 32 * KH * KW * C floats).
+std::vector<float> pack_conv_direct(int64_t OC, int64_t C, int64_t KH, int64_t KW, const float* w_oihw);
+
+// OC rounded up to a multiple of 16 (the padded bias length).
+inline int64_t conv_direct_padded_oc(int64_t OC) { return (OC + 15) / 16 * 16; }
+
+}  // namespace locus::kernels
