@@ -277,6 +277,20 @@ TEST(FusedBlockPlanner, SecondDepthwiseStageHalo) {
   EXPECT_EQ(whole.reads_weights, 8 * 32 + 3 * 32 + 9 * 32 + 32 * 8);
 }
 
+TEST(FusedBlockPlanner, MinBandsGivesEveryThreadABand) {
+  tiling::FusedBlockShape s;
+  s.H = s.W = 7, s.C = 160, s.E = 960, s.OC = 160;
+  const int64_t big = int64_t(1) << 24;  // the whole block fits: one band without the option
+  EXPECT_EQ(tiling::plan_fused_block(s, big).bands, 1);
+  tiling::FusedPlannerOptions o;
+  o.min_bands = 2;
+  const tiling::FusedBlockPlan p = tiling::plan_fused_block(s, big, o);
+  EXPECT_GE(p.bands, 2);
+  EXPECT_EQ(p.rows, 4);  // 7 rows in two bands: 4 + 3
+  o.min_bands = 100;     // more than OH: one row per band
+  EXPECT_EQ(tiling::plan_fused_block(s, big, o).bands, 7);
+}
+
 TEST(FusedBlockPlanner, TooSmallBufferNamesS) {
   tiling::FusedBlockShape s;
   s.H = s.W = 56, s.C = 24, s.E = 144, s.OC = 24;

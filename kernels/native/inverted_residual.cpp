@@ -23,7 +23,7 @@ tiling::FusedBlockShape InvertedResidualShape::block() const {
 }
 
 PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, const InvertedResidualWeights& w,
-                                              int64_t S) {
+                                              int64_t S, int64_t min_bands) {
   LOCUS_CHECK(s.N >= 1 && s.H >= 1 && s.W >= 1 && s.C >= 1 && s.E >= 1 && s.OC >= 1 && s.MH() >= 1 && s.MW() >= 1 &&
                   s.OH() >= 1 && s.OW() >= 1,
               "fused block: bad shape");
@@ -36,7 +36,9 @@ PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, co
   LOCUS_CHECK(w.dw && (!s.expand || w.expand) && (!s.project || w.project), "fused block: missing weights");
   PackedInvertedResidual p;
   p.s = s;
-  p.plan = tiling::plan_fused_block(s.block(), S);
+  tiling::FusedPlannerOptions po;
+  po.min_bands = min_bands;
+  p.plan = tiling::plan_fused_block(s.block(), S, po);
   p.expand_act = w.expand_act, p.dw_act = w.dw_act, p.dw2_act = w.dw2_act, p.project_act = w.project_act;
   auto copy_or_zero = [](const float* b, int64_t n) {
     return b ? std::vector<float>(b, b + n) : std::vector<float>(size_t(n), 0.f);

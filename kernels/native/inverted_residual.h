@@ -80,8 +80,10 @@ struct PackedInvertedResidual {
 
 // S: the buffer in entries (floats) the planner may use (the caller applies any safety fraction).
 // Throws locus::Error on inconsistent shapes or when no band fits in S.
+// min_bands: bands per image the plan must have at least (one per thread the caller will run with,
+// divided by the batch, so that every thread gets a band).
 PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, const InvertedResidualWeights& w,
-                                              int64_t S);
+                                              int64_t S, int64_t min_bands = 1);
 
 // Scratch floats inverted_residual_nhwc needs when run with up to `threads` threads.
 int64_t inverted_residual_scratch_floats(const PackedInvertedResidual& p, int threads);

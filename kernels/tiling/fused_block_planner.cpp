@@ -106,7 +106,10 @@ FusedBlockPlan plan_fused_block(const FusedBlockShape& s, int64_t S, const Fused
   int64_t best_cost = -1, candidates = 0, over = 0;
   const int64_t min_expand = s.expand ? s.H * s.W * s.C * s.E : 0;
   for (const std::vector<int64_t>* chunks : {&preferred, &small}) {
-    for (int64_t rows = 1; rows <= s.OH(); ++rows) {
+    const int64_t min_bands = std::clamp<int64_t>(o.min_bands, 1, s.OH());
+    const int64_t max_rows = (s.OH() + min_bands - 1) / min_bands;  // ceil: bands = ceil(OH / rows)
+    for (int64_t rows = 1; rows <= max_rows; ++rows) {
+      if ((s.OH() + rows - 1) / rows < min_bands) continue;
       for (int64_t c : *chunks) {
         for (bool halo : {true, false}) {  // with the halo cache, and without (a smaller buffer)
           if (halo && !o.halo_cache) continue;

@@ -84,6 +84,9 @@ struct FusedPlannerOptions {
   // they save. Smaller chunks (multiples of chunk_step, or 8) are used only when nothing else fits.
   int64_t min_chunk = 64;
   bool halo_cache = true;
+  // At least this many bands per image (clamped to OH): a CPU kernel whose threads split the band
+  // walk needs one band per thread at batch 1, even when the whole block fits the buffer.
+  int64_t min_bands = 1;
 };
 
 // Throws locus::Error when no (rows, chunk) fits in S.
