@@ -341,10 +341,9 @@ Step NativeExecutable::fused_block(const Node& n) {
   w.project = weight(5), w.project_bias = weight(6), w.project_act = stage_activation(n, "project");
   if (wd2) w.dw2 = wd2->data<float>(), w.dw2_bias = weight(8), w.dw2_act = stage_activation(n, "dw2");
   const int64_t S = tiling_.enabled() ? tiling_.buffer_entries : l2_buffer_entries(kFusedFallbackL2Bytes);
-  // Threads split the walk over the batch's bands: at least one band per thread.
+  // Threads split the walk over the batch's bands, or the chunks when there are too few bands.
   const int threads = opts_.threads > 0 ? opts_.threads : omp_get_max_threads();
-  const int64_t min_bands = (threads + s.N - 1) / s.N;
-  auto packed = std::make_shared<PackedInvertedResidual>(pack_inverted_residual(s, w, S, min_bands));
+  auto packed = std::make_shared<PackedInvertedResidual>(pack_inverted_residual(s, w, S, threads));
   fused_plans_.push_back({n.name, packed->plan});
   workspace_floats_ = std::max(workspace_floats_, inverted_residual_scratch_floats(*packed, threads));
   return [this, packed, in = x.ptr, out = y.ptr] { inverted_residual_nhwc(*packed, in, out, workspace_.data()); };

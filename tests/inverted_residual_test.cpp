@@ -53,6 +53,8 @@ Conv2dShape conv(int64_t N, int64_t H, int64_t W, int64_t C, int64_t OC, int64_t
   return c;
 }
 
+int split_cases = 0;  // runs that took the chunk-split path (checked to be exercised)
+
 void run_case(const Case& k, uint32_t seed) {
   SCOPED_TRACE(k.describe());
   const InvertedResidualShape& s = k.s;
@@ -104,9 +106,16 @@ void run_case(const Case& k, uint32_t seed) {
   w.expand = we.data(), w.expand_bias = be.data(), w.expand_act = ae;
   w.dw = wd.data(), w.dw_bias = bd.data(), w.dw_act = ad;
   w.project = wp.data(), w.project_bias = bp.data(), w.project_act = ap;
-  const PackedInvertedResidual p = pack_inverted_residual(s, w, k.S);
-  EXPECT_LE(p.plan.buffer_entries, k.S);
+  // Packed for one thread (band walk), and for two (chunk split when the plan has fewer bands than
+  // threads, else at least one band per thread); each run with 1 and 2 threads.
+  for (int pack_threads : {1, 2})
   for (int threads : {1, 2}) {
+    const PackedInvertedResidual p = pack_inverted_residual(s, w, k.S, pack_threads);
+    EXPECT_LE(p.plan.buffer_entries, k.S);
+    if (pack_threads == 2) {
+      EXPECT_TRUE(p.split_chunks == 2 || s.N * p.plan.bands >= 2 || p.plan.shape.OH() == 1);
+      if (p.split_chunks == 2) ++split_cases;
+    }
     omp_set_num_threads(threads);
     std::vector<float> scratch(inverted_residual_scratch_floats(p, threads));
     std::vector<float> got(want.size() + 1, 12345.f);  // one guard element past the end
@@ -116,7 +125,8 @@ void run_case(const Case& k, uint32_t seed) {
     for (size_t i = 0; i < want.size() && bad < 5; ++i) {
       const double tol = 1e-4 * (1.0 + std::fabs(want[i])) * std::sqrt(double(s.C + s.E));
       if (!(std::fabs(got[i] - want[i]) <= tol)) {
-        ADD_FAILURE() << "threads=" << threads << " plan " << p.plan.describe() << ": element " << i << " got "
+        ADD_FAILURE() << "threads=" << threads << " packed for " << pack_threads << " split=" << p.split_chunks
+                      << " plan " << p.plan.describe() << ": element " << i << " got "
                       << got[i] << " want " << want[i];
         ++bad;
       }
@@ -199,6 +209,9 @@ TEST_P(InvertedResidualTest, MobileNetV2Blocks) {
   run_case({shape(1, 28, 28, 24, 144, 24, 1, true), 0, 65536}, 50);
   run_case({shape(1, 14, 14, 32, 192, 64, 2, false), 0, 65536}, 51);
   run_case({shape(2, 7, 7, 160, 960, 160, 1, true), 0, 65536}, 52);
+  const int before = split_cases;
+  run_case({shape(1, 7, 7, 160, 960, 160, 1, true), 0, 131072}, 53);  // one band, several chunks: split
+  EXPECT_GT(split_cases, before) << "the chunk-split path was not exercised";
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, InvertedResidualTest, ::testing::ValuesIn(supported_isas()),

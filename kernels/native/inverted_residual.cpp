@@ -23,7 +23,7 @@ tiling::FusedBlockShape InvertedResidualShape::block() const {
 }
 
 PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, const InvertedResidualWeights& w,
-                                              int64_t S, int64_t min_bands) {
+                                              int64_t S, int threads) {
   LOCUS_CHECK(s.N >= 1 && s.H >= 1 && s.W >= 1 && s.C >= 1 && s.E >= 1 && s.OC >= 1 && s.MH() >= 1 && s.MW() >= 1 &&
                   s.OH() >= 1 && s.OW() >= 1,
               "fused block: bad shape");
@@ -36,9 +36,16 @@ PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, co
   LOCUS_CHECK(w.dw && (!s.expand || w.expand) && (!s.project || w.project), "fused block: missing weights");
   PackedInvertedResidual p;
   p.s = s;
-  tiling::FusedPlannerOptions po;
-  po.min_bands = min_bands;
-  p.plan = tiling::plan_fused_block(s.block(), S, po);
+  p.plan = tiling::plan_fused_block(s.block(), S);
+  if (threads > 1 && s.N * p.plan.bands < threads) {
+    if (s.project && p.plan.chunks >= threads) {
+      p.split_chunks = threads;
+    } else {
+      tiling::FusedPlannerOptions po;
+      po.min_bands = (threads + s.N - 1) / s.N;
+      p.plan = tiling::plan_fused_block(s.block(), S, po);
+    }
+  }
   p.expand_act = w.expand_act, p.dw_act = w.dw_act, p.dw2_act = w.dw2_act, p.project_act = w.project_act;
   auto copy_or_zero = [](const float* b, int64_t n) {
     return b ? std::vector<float>(b, b + n) : std::vector<float>(size_t(n), 0.f);
@@ -93,11 +100,13 @@ PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, co
   p.scratch_exp = s.expand ? r16(in_rows * s.W * (pl.halo_cache ? s.E : ch)) : 0;
   p.scratch_mid = s.dw2 ? r16(mid_rows * s.MW() * ch) : 0;
   p.scratch_dw = s.project ? r16(pl.rows * s.OW() * ch) : 0;
+  p.scratch_part = p.split_chunks > 1 ? r16(pl.rows * s.OW() * s.OC) : 0;
   return p;
 }
 
 int64_t inverted_residual_scratch_floats(const PackedInvertedResidual& p, int threads) {
-  return (p.scratch_exp + p.scratch_mid + p.scratch_dw) * std::max(threads, 1);
+  return (p.scratch_exp + p.scratch_mid + p.scratch_dw + p.scratch_part) *
+         std::max<int64_t>({threads, p.split_chunks, 1});
 }
 
 void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, float* out, float* scratch) {
@@ -112,91 +121,145 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
   const GemmEpilogue* dw2_ep = p.dw2_epilogue.clamp ? &p.dw2_epilogue : nullptr;
   const DwInterior interior = dw_interior(p.dw_geometry);
   const DwInterior interior2 = s.dw2 ? dw_interior(p.dw2_geometry) : DwInterior{};
-  const int64_t per_thread = p.scratch_exp + p.scratch_mid + p.scratch_dw, R = p.ring_rows, MW = s.MW();
+  const int64_t per_thread = p.scratch_exp + p.scratch_mid + p.scratch_dw + p.scratch_part, R = p.ring_rows,
+                MW = s.MW();
   const Activation none{};
 
-  // Bands [g0, g1) of the whole batch, on the calling thread with scratch `buf`.
-  auto walk = [&](int64_t g0, int64_t g1, float* buf) {
+  // Band g's chunks [c0, c1) (walked forward or backward) on the calling thread with scratch
+  // `buf`: expand, filter and project each chunk, accumulating into dst (the band's output rows,
+  // ld = OC). final: bias on the first chunk and activation on the last (the band's whole result);
+  // otherwise a partial sum without either. prev_ih1: with the ring, input rows [.., prev_ih1) of
+  // this image are already expanded for these chunks (updated).
+  auto band_chunks = [&](int64_t g, int64_t c0, int64_t c1, bool forward, float* buf, float* dst, bool final,
+                         int64_t& prev_ih1, bool continues) {
     float* expbuf = buf;
     float* midbuf = buf + p.scratch_exp;
     float* dwbuf = midbuf + p.scratch_mid;
-    int64_t prev_ih1 = -1;  // with the ring: input rows [.., prev_ih1) of this image are already expanded
-    for (int64_t g = g0; g < g1; ++g) {
-      const int64_t n = g / pl.bands, b = g % pl.bands;
-      const int64_t oh0 = b * pl.rows, oh1 = std::min(OH, oh0 + pl.rows);
-      const int64_t ih0 = pl.band_in_first(b), ih1 = pl.band_in_last(b);
-      const float* img = in + n * s.H * s.W * s.C;
-      float* out_rows = out + (n * OH + oh0) * OW * s.OC;
-      const bool forward = (g - g0) % 2 == 0;  // Scan: alternate the chunk direction band to band
-      // Rows to expand: all of the band's, or with the ring only those the previous band lacked.
-      const int64_t new0 = R && g > g0 && b > 0 ? std::max(ih0, prev_ih1) : ih0;
-      for (int64_t step = 0; step < chunks; ++step) {
-        const int64_t ci = forward ? step : chunks - 1 - step;
-        const int64_t e0 = ci * ch, ec = std::min(ch, s.E - e0);
-        const bool first = step == 0, last = step + 1 == chunks;
-        // 1. expand the band's (new) input rows for this chunk
-        const float* band;
-        int64_t ps;
-        float* exp_c = R ? expbuf + e0 * R * s.W : expbuf;
-        if (s.expand) {
-          // Rows [new0, ih1) go to ring slots new0 mod R.. (wrapping at most once), or linearly.
-          for (int64_t r0 = new0; r0 < ih1;) {
-            const int64_t slot = R ? r0 % R : r0 - ih0;
-            const int64_t r1 = R ? std::min(ih1, r0 + (R - slot)) : ih1;
-            gemm_f32((r1 - r0) * s.W, img + r0 * s.W * s.C, s.C, p.expand_chunks[size_t(ci)], exp_c + slot * s.W * ec,
-                     ec, p.expand_bias.data() + e0, p.expand_act);
-            r0 = r1;
-          }
-          band = exp_c, ps = ec;
-        } else {
-          band = img + ih0 * s.W * s.C + e0, ps = s.C;
+    const int64_t n = g / pl.bands, b = g % pl.bands;
+    const int64_t oh0 = b * pl.rows, oh1 = std::min(OH, oh0 + pl.rows);
+    const int64_t ih0 = pl.band_in_first(b), ih1 = pl.band_in_last(b);
+    const float* img = in + n * s.H * s.W * s.C;
+    // Rows to expand: all of the band's, or with the ring only those the previous band lacked.
+    const int64_t new0 = R && continues && b > 0 ? std::max(ih0, prev_ih1) : ih0;
+    for (int64_t step = 0; step < c1 - c0; ++step) {
+      const int64_t ci = forward ? c0 + step : c1 - 1 - step;
+      const int64_t e0 = ci * ch, ec = std::min(ch, s.E - e0);
+      const bool first = step == 0, last = step + 1 == c1 - c0;
+      // 1. expand the band's (new) input rows for this chunk
+      const float* band;
+      int64_t ps;
+      float* exp_c = R ? expbuf + e0 * R * s.W : expbuf;
+      if (s.expand) {
+        // Rows [new0, ih1) go to ring slots new0 mod R.. (wrapping at most once), or linearly.
+        for (int64_t r0 = new0; r0 < ih1;) {
+          const int64_t slot = R ? r0 % R : r0 - ih0;
+          const int64_t r1 = R ? std::min(ih1, r0 + (R - slot)) : ih1;
+          gemm_f32((r1 - r0) * s.W, img + r0 * s.W * s.C, s.C, p.expand_chunks[size_t(ci)], exp_c + slot * s.W * ec,
+                   ec, p.expand_bias.data() + e0, p.expand_act);
+          r0 = r1;
         }
-        // 2. depthwise, into the chunk buffer (or straight into the output without a project stage;
-        // then there is one chunk, ec == E == OC). Rows outside [ih0, ih1) are outside the image.
-        const int64_t ring = s.expand ? R : 0;
-        auto row_of = [&](int64_t ih) -> const float* {
-          if (ih < ih0 || ih >= ih1) return nullptr;
-          return band + (ring ? ih % ring : ih - ih0) * s.W * ps;
-        };
-        float* dw_out = s.project ? dwbuf : out_rows + e0;
-        if (!s.dw2) {
-          for (int64_t oh = oh0; oh < oh1; ++oh)
-            depthwise_row(p.dw_geometry, interior, ec, ps, uk, row_of, oh, p.zeros.data(),
-                          p.dw_chunks[size_t(ci)].data(), p.dw_bias.data() + e0, dw_ep, dw_out + (oh - oh0) * OW * ec);
-        } else {
-          // Two stages: the first stage's rows [m0, m1) (the second stage's halo included) into
-          // midbuf (pixel stride ec), then the band's output rows from them.
-          const int64_t m0 = pl.band_mid_first(b), m1 = pl.band_mid_last(b);
-          for (int64_t m = m0; m < m1; ++m)
-            depthwise_row(p.dw_geometry, interior, ec, ps, uk, row_of, m, p.zeros.data(),
-                          p.dw_chunks[size_t(ci)].data(), p.dw_bias.data() + e0, dw_ep, midbuf + (m - m0) * MW * ec);
-          auto mid_of = [&](int64_t m) -> const float* {
-            return m >= m0 && m < m1 ? midbuf + (m - m0) * MW * ec : nullptr;
-          };
-          for (int64_t oh = oh0; oh < oh1; ++oh)
-            depthwise_row(p.dw2_geometry, interior2, ec, ec, uk, mid_of, oh, p.zeros.data(),
-                          p.dw2_chunks[size_t(ci)].data(), p.dw2_bias.data() + e0, dw2_ep,
-                          dw_out + (oh - oh0) * OW * (s.project ? ec : s.OC));
-        }
-        if (!s.project) continue;
-        // 3. accumulate the chunk's projection into the band's output rows
-        gemm_f32((oh1 - oh0) * OW, dwbuf, ec, p.project_chunks[size_t(ci)], out_rows, s.OC,
-                 first ? p.project_bias.data() : nullptr, last ? p.project_act : none, !first);
+        band = exp_c, ps = ec;
+      } else {
+        band = img + ih0 * s.W * s.C + e0, ps = s.C;
       }
-      prev_ih1 = ih1;
-      if (s.residual) {
-        const float* x = img + oh0 * s.W * s.C;  // stride 1, same shape: input row oh = output row oh
-        binary_same_f32(BinaryOp::Add, (oh1 - oh0) * OW * s.OC, out_rows, x, out_rows);
+      // 2. depthwise, into the chunk buffer (or straight into the output without a project stage;
+      // then there is one chunk, ec == E == OC). Rows outside [ih0, ih1) are outside the image.
+      const int64_t ring = s.expand ? R : 0;
+      auto row_of = [&](int64_t ih) -> const float* {
+        if (ih < ih0 || ih >= ih1) return nullptr;
+        return band + (ring ? ih % ring : ih - ih0) * s.W * ps;
+      };
+      float* dw_out = s.project ? dwbuf : dst + e0;
+      if (!s.dw2) {
+        for (int64_t oh = oh0; oh < oh1; ++oh)
+          depthwise_row(p.dw_geometry, interior, ec, ps, uk, row_of, oh, p.zeros.data(),
+                        p.dw_chunks[size_t(ci)].data(), p.dw_bias.data() + e0, dw_ep, dw_out + (oh - oh0) * OW * ec);
+      } else {
+        // Two stages: the first stage's rows [m0, m1) (the second stage's halo included) into
+        // midbuf (pixel stride ec), then the band's output rows from them.
+        const int64_t m0 = pl.band_mid_first(b), m1 = pl.band_mid_last(b);
+        for (int64_t m = m0; m < m1; ++m)
+          depthwise_row(p.dw_geometry, interior, ec, ps, uk, row_of, m, p.zeros.data(),
+                        p.dw_chunks[size_t(ci)].data(), p.dw_bias.data() + e0, dw_ep, midbuf + (m - m0) * MW * ec);
+        auto mid_of = [&](int64_t m) -> const float* {
+          return m >= m0 && m < m1 ? midbuf + (m - m0) * MW * ec : nullptr;
+        };
+        for (int64_t oh = oh0; oh < oh1; ++oh)
+          depthwise_row(p.dw2_geometry, interior2, ec, ec, uk, mid_of, oh, p.zeros.data(),
+                        p.dw2_chunks[size_t(ci)].data(), p.dw2_bias.data() + e0, dw2_ep,
+                        dw_out + (oh - oh0) * OW * (s.project ? ec : s.OC));
+      }
+      if (!s.project) continue;
+      // 3. accumulate the chunk's projection into the band's output rows
+      gemm_f32((oh1 - oh0) * OW, dwbuf, ec, p.project_chunks[size_t(ci)], dst, s.OC,
+               final && first ? p.project_bias.data() : nullptr, final && last ? p.project_act : none, !first);
+    }
+    prev_ih1 = ih1;
+  };
+  // Band g's output rows in `out`, and the block input rows the residual adds.
+  auto band_out = [&](int64_t g) { return out + ((g / pl.bands) * OH + (g % pl.bands) * pl.rows) * OW * s.OC; };
+  auto band_x = [&](int64_t g) {  // stride 1, same shape: input row oh = output row oh
+    return in + (g / pl.bands) * s.H * s.W * s.C + (g % pl.bands) * pl.rows * s.W * s.C;
+  };
+  auto band_pixels = [&](int64_t g) { return (std::min(OH, (g % pl.bands + 1) * pl.rows) - (g % pl.bands) * pl.rows) * OW; };
+
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (p.split_chunks > 1 && threads >= p.split_chunks) {
+    // Chunk split (few bands, many chunks): every thread walks every band over its own chunks into a
+    // private partial output; then the threads sum the partials of the band, a slice of pixels each,
+    // adding bias, activation and the residual.
+    const int T = int(p.split_chunks);
+#pragma omp parallel num_threads(T)
+    {
+      const int t = omp_get_thread_num();
+      float* buf = scratch + t * per_thread;
+      const int64_t c0 = chunks * t / T, c1 = chunks * (t + 1) / T;
+      int64_t prev_ih1 = -1;
+      for (int64_t g = 0; g < total_bands; ++g) {
+        float* part = buf + p.scratch_exp + p.scratch_mid + p.scratch_dw;
+        const int64_t np = band_pixels(g);
+        if (c1 > c0)
+          band_chunks(g, c0, c1, g % 2 == 0, buf, part, false, prev_ih1, g > 0);
+        else
+          std::fill(part, part + np * s.OC, 0.f);
+#pragma omp barrier
+        const int64_t q0 = np * t / T, q1 = np * (t + 1) / T;
+        float* y = band_out(g);
+        for (int64_t q = q0; q < q1; ++q) {
+          float* yq = y + q * s.OC;
+          const float* p0 = scratch + p.scratch_exp + p.scratch_mid + p.scratch_dw + q * s.OC;
+          for (int64_t oc = 0; oc < s.OC; ++oc) yq[oc] = p.project_bias[size_t(oc)] + p0[oc];
+          for (int u = 1; u < T; ++u) {
+            const float* pu = p0 + u * per_thread;
+            for (int64_t oc = 0; oc < s.OC; ++oc) yq[oc] += pu[oc];
+          }
+        }
+        activation_f32(p.project_act, y + q0 * s.OC, y + q0 * s.OC, (q1 - q0) * s.OC);
+        if (s.residual) {
+          const float* x = band_x(g) + q0 * s.OC;
+          binary_same_f32(BinaryOp::Add, (q1 - q0) * s.OC, y + q0 * s.OC, x, y + q0 * s.OC);
+        }
+#pragma omp barrier
       }
     }
-  };
+    return;
+  }
 
-  const int threads = omp_in_parallel() ? 1 : std::min<int64_t>(omp_get_max_threads(), total_bands);
-  if (threads <= 1) {
+  // Band split: threads take contiguous stretches of bands, each walking all chunks of a band
+  // (alternating direction from band to band: Scan).
+  auto walk = [&](int64_t g0, int64_t g1, float* buf) {
+    int64_t prev_ih1 = -1;
+    for (int64_t g = g0; g < g1; ++g) {
+      band_chunks(g, 0, chunks, (g - g0) % 2 == 0, buf, band_out(g), true, prev_ih1, g > g0);
+      if (s.residual) binary_same_f32(BinaryOp::Add, band_pixels(g) * s.OC, band_out(g), band_x(g), band_out(g));
+    }
+  };
+  const int band_threads = int(std::min<int64_t>(threads, total_bands));
+  if (band_threads <= 1) {
     walk(0, total_bands, scratch);
     return;
   }
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(band_threads)
   {
     const int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
     walk(total_bands * t / T, total_bands * (t + 1) / T, scratch + t * per_thread);

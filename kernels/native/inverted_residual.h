@@ -7,7 +7,8 @@
 // Pack time: the plan, and every weight cut per chunk in the layout its micro-kernel reads (expand
 // and project as packed GEMM panels, depthwise as [tap][channel]).
 // Run time, per band (threads take contiguous stretches of bands, each walking its bands'
-// chunks in alternating directions): for each chunk, expand the band's input rows (halo included)
+// chunks in alternating directions; or, when there are fewer bands than threads, each thread takes
+// a range of the chunks and the partial outputs are summed): for each chunk, expand the band's input rows (halo included)
 // into the chunk buffer (GEMM), filter them (depthwise micro-kernel) into the second chunk buffer and
 // accumulate their projection into the band's output rows (GEMM; bias on the band's first chunk,
 // activation on its last); then add the block input when `residual`.
@@ -74,16 +75,22 @@ struct PackedInvertedResidual {
   Conv2dShape dw2_geometry;             // the second depthwise stage (MH x MW -> OH x OW)
   GemmEpilogue dw_epilogue, dw2_epilogue;  // the stages' activations as the micro-kernel's clamp
   int64_t ring_rows = 0;                // rows of the expanded ring (halo cache), 0 = linear buffer
-  // Per-thread scratch: expanded rows, first-stage rows (second stage only), filtered chunk.
-  int64_t scratch_exp = 0, scratch_mid = 0, scratch_dw = 0;
+  // Per-thread scratch: expanded rows, first-stage rows (second stage only), filtered chunk, and
+  // with split_chunks the thread's partial output of a band (rows x OW x OC).
+  int64_t scratch_exp = 0, scratch_mid = 0, scratch_dw = 0, scratch_part = 0;
+  // > 1: that many threads each take a contiguous range of the chunks of every band and sum their
+  // partial outputs (few bands, many chunks); 0: threads take contiguous stretches of bands.
+  int64_t split_chunks = 0;
 };
 
 // S: the buffer in entries (floats) the planner may use (the caller applies any safety fraction).
 // Throws locus::Error on inconsistent shapes or when no band fits in S.
-// min_bands: bands per image the plan must have at least (one per thread the caller will run with,
-// divided by the batch, so that every thread gets a band).
+// threads: how many threads the caller will run it with. When the plan for S has fewer bands in the
+// batch than threads, the threads split the chunks instead (split_chunks), if there are enough of
+// them and a project stage to sum partial results in; otherwise the plan is made with at least one
+// band per thread.
 PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, const InvertedResidualWeights& w,
-                                              int64_t S, int64_t min_bands = 1);
+                                              int64_t S, int threads = 1);
 
 // Scratch floats inverted_residual_nhwc needs when run with up to `threads` threads.
 int64_t inverted_residual_scratch_floats(const PackedInvertedResidual& p, int threads);
