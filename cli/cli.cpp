@@ -14,6 +14,7 @@
 #include "importers/onnx/onnx_importer.h"
 #include "models/builders.h"
 #include "models/model_path.h"
+#include "runtime/accel/accel_config.h"
 #include "runtime/machine_info.h"
 
 namespace fs = std::filesystem;
@@ -109,6 +110,32 @@ void apply_tiling_options(const Args& a, SessionOptions& o) {
     if (!kernels::parse_tile_order(v, &t))
       throw UsageError("option --tile-order expects scan, row or col, got '" + v + "'");
     o.tile_order = t;
+  }
+}
+
+std::string accel_options_help(int width) {
+  const std::string pad(size_t(width), ' ');
+  return help_line("--accel-schedule S", "accel backend: the schedule whose DRAM energy it projects: baseline,", width) +
+         pad + "scan or fused-scan (default fused-scan; 'locus energy' compares them)\n" +
+         help_line("--accel CONFIG", "accel backend: accelerator preset or JSON file (default: default)", width) +
+         help_line("--buffer SIZE", "accel backend: on-chip buffer in entries: 65536, 64K (default: the", width) +
+         pad + "config's)\n";
+}
+
+void apply_accel_options(const Args& a, SessionOptions& o) {
+  if (a.has("--accel-schedule")) {
+    const std::string v = a.get("--accel-schedule");
+    if (v != "baseline" && v != "scan" && v != "fused-scan")
+      throw UsageError("option --accel-schedule expects baseline, scan or fused-scan, got '" + v + "'");
+    o.accel_schedule = v;
+  }
+  if (a.has("--accel")) o.accel_config = a.get("--accel");
+  if (a.has("--buffer")) {
+    try {
+      o.accel_buffer_entries = accel::parse_entries(a.get("--buffer"));
+    } catch (const Error& e) {
+      throw UsageError(std::string("option --buffer: ") + e.what());
+    }
   }
 }
 

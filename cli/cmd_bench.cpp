@@ -132,12 +132,13 @@ static std::string decompose_policy_arg(const CpDecomposeOptions& d) {
 int cmd_bench(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--backend", "--batch", "--threads", "--warmup", "--runs", "--json", "--model-dir", "--ll-level", "--l2",
-          "--tile-order", "--decompose", "--decompose-form"},
+          "--tile-order", "--decompose", "--decompose-form", "--accel-schedule", "--accel", "--buffer"},
          {"--help", "-h", "--profile", "--cachegrind", "--single-inference", "--no-fuse"});
   if (a.flag("--help") || a.flag("-h")) {
     std::fputs(kBenchHelp, stdout);
     std::fputs(tiling_options_help(21).c_str(), stdout);
     std::fputs(decompose_options_help(21).c_str(), stdout);
+    std::fputs(accel_options_help(21).c_str(), stdout);
     std::fputs(kBenchTilingNote, stdout);
     return 0;
   }
@@ -145,6 +146,7 @@ int cmd_bench(int argc, char** argv) {
   SessionOptions o;
   apply_tiling_options(a, o);  // bad values fail before any work
   apply_decompose_options(a, o);
+  apply_accel_options(a, o);
   std::string model = resolve_model(a.positional()[0], a.get("--model-dir"));
   auto backends = split(a.get("--backend", "native"), ',');
   if (backends.empty()) throw UsageError("bench: --backend needs at least one name");
@@ -189,6 +191,15 @@ int cmd_bench(int argc, char** argv) {
       if (o.tile_order) extra += std::string(" --tile-order ") + kernels::tile_order_name(*o.tile_order);
       if (a.flag("--no-fuse")) extra += " --no-fuse";
       if (o.decompose) extra += " --decompose " + decompose_policy_arg(*o.decompose);
+      if (b == "accel") {
+        extra += " --accel-schedule " + o.accel_schedule;
+        if (o.accel_buffer_entries > 0) extra += " --buffer " + std::to_string(o.accel_buffer_entries);
+        if (a.has("--accel")) {
+          if (o.accel_config.find_first_of(" '\"\\$`") != std::string::npos)
+            throw UsageError("bench --cachegrind: --accel '" + o.accel_config + "' has characters it cannot pass on");
+          extra += " --accel " + o.accel_config;
+        }
+      }
       r.cachegrind = run_under_cachegrind(model, b, o.batch, ll_level, extra, &note);
       r.describe = note;
       if (b == "native" || b == "native-unfused") {  // the child resolves the same options, environment and OS

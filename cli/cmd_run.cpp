@@ -83,18 +83,20 @@ static SessionOptions session_options(const Args& a) {
   o.optimize = !a.flag("--no-optimize");
   apply_tiling_options(a, o);
   apply_decompose_options(a, o);
+  apply_accel_options(a, o);
   return o;
 }
 
 int cmd_run(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--image", "--input", "--output-dir", "--labels", "--top", "--threads", "--backend", "--batch",
-          "--model-dir", "--l2", "--tile-order", "--decompose", "--decompose-form"},
+          "--model-dir", "--l2", "--tile-order", "--decompose", "--decompose-form", "--accel-schedule", "--accel", "--buffer"},
          {"--help", "-h", "--no-optimize", "--no-fuse", "--explain"});
   if (a.flag("--help") || a.flag("-h")) {
     std::fputs(kRunHelp, stdout);
     std::fputs(tiling_options_help(22).c_str(), stdout);
     std::fputs(decompose_options_help(22).c_str(), stdout);
+    std::fputs(accel_options_help(22).c_str(), stdout);
     return 0;
   }
   if (a.positional().empty()) throw UsageError("run: missing MODEL");

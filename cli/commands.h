@@ -41,6 +41,11 @@ std::string setting_source_label(SettingSource s, bool is_l2);
 // UsageError naming the option and the value; --decompose-form without --decompose is one too.
 // Absent --decompose leaves o.decompose unset.
 std::string decompose_options_help(int width);
+// --accel-schedule S, --accel PRESET|FILE and --buffer SIZE for the accel backend (run, check,
+// bench): help lines, and applying them (bad values: UsageError naming the option; an unknown
+// preset or a bad config file fails when the session is created, with the config's own error).
+std::string accel_options_help(int width);
+void apply_accel_options(const Args& a, SessionOptions& o);
 void apply_decompose_options(const Args& a, SessionOptions& o);
 
 // MODEL may be a .onnx path, a folder holding exactly one .onnx file (the ONNX test layout), or

@@ -71,6 +71,9 @@ Session Session::from_graph(Graph g, const SessionOptions& o) {
   bo.threads = o.threads;
   bo.l2_bytes = o.l2_bytes;
   bo.tile_order = o.tile_order;
+  bo.accel_schedule = o.accel_schedule;
+  bo.accel_config = o.accel_config;
+  bo.accel_buffer_entries = o.accel_buffer_entries;
   s.exe_ = make_backend(o.backend)->compile(g, bo);
   s.graph_ = std::move(g);
   return s;

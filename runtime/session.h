@@ -36,6 +36,12 @@ struct SessionOptions {
   // inference and before the default pipeline, so the decomposed chains can be fused. Unset: none.
   // CLI: --decompose POLICY, --decompose-form 3|4. Its per-layer rows are in decompose_report().
   std::optional<CpDecomposeOptions> decompose;
+  // Backend "accel" only (runtime/backend.h BackendOptions::accel_*): the schedule whose energy it
+  // projects, the accelerator config (preset or JSON file) and the buffer in entries (0: the
+  // config's). CLI: --accel-schedule S, --accel PRESET|FILE, --buffer SIZE.
+  std::string accel_schedule = "fused-scan";
+  std::string accel_config = "default";
+  int64_t accel_buffer_entries = 0;
 };
 
 class Session {

@@ -127,3 +127,30 @@ TEST(EnergyCli, SweepAndErrors) {
                           "--trace-schedule", "--batch", "--model-dir", "--no-fuse"})
     EXPECT_NE(h.out.find(opt), std::string::npos) << opt;
 }
+
+// The accel backend through a session: --accel-schedule / --buffer choose what it projects (the
+// scan and baseline schedules of MobileNetV2 move more DRAM bytes than fused-scan), bad values are
+// one-line usage errors.
+TEST(EnergyCli, AccelBackendTakesScheduleAndBuffer) {
+  auto mj = [](const std::string& out) -> double {
+    auto p = out.find("projected DRAM energy ");
+    return p == std::string::npos ? -1 : std::stod(out.substr(p + 22));
+  };
+  Result fused = run_locus("bench builtin:mobilenetv2 --backend accel --runs 1 --warmup 0");
+  Result base = run_locus("bench builtin:mobilenetv2 --backend accel --accel-schedule baseline --runs 1 --warmup 0");
+  ASSERT_EQ(fused.status, 0) << fused.err;
+  ASSERT_EQ(base.status, 0) << base.err;
+  EXPECT_NE(fused.out.find("fused-scan schedule"), std::string::npos) << fused.out;
+  EXPECT_NE(base.out.find("baseline schedule"), std::string::npos) << base.out;
+  EXPECT_GT(mj(fused.out), 0);
+  EXPECT_LT(mj(fused.out), mj(base.out));
+  Result small = run_locus("bench builtin:mobilenetv2 --backend accel --buffer 32K --runs 1 --warmup 0");
+  ASSERT_EQ(small.status, 0) << small.err;
+  EXPECT_NE(small.out.find("S = 32768 entries"), std::string::npos) << small.out;
+  Result bad = run_locus("bench builtin:mobilenetv2 --backend accel --accel-schedule banana");
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("--accel-schedule"), std::string::npos) << bad.err;
+  Result badbuf = run_locus("run builtin:mobilenetv2 --backend accel --buffer lots --image x.jpg");
+  EXPECT_EQ(badbuf.status, 2);
+  EXPECT_NE(badbuf.err.find("--buffer"), std::string::npos) << badbuf.err;
+}
