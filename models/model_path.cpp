@@ -1,5 +1,6 @@
 #include "models/model_path.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 
@@ -17,7 +18,9 @@ std::vector<std::string> model_search_path(const std::string& explicit_dir) {
   std::vector<std::string> dirs;
   auto add = [&](const fs::path& p) {
     std::error_code ec;
-    if (!p.empty() && fs::is_directory(p, ec)) dirs.push_back(fs::weakly_canonical(p, ec).string());
+    if (p.empty() || !fs::is_directory(p, ec)) return;
+    const std::string d = fs::weakly_canonical(p, ec).string();
+    if (std::find(dirs.begin(), dirs.end(), d) == dirs.end()) dirs.push_back(d);  // each folder once
   };
   if (!explicit_dir.empty()) add(explicit_dir);
   if (const char* e = std::getenv("LOCUS_MODEL_DIR"); e && *e) add(e);
