@@ -304,6 +304,29 @@ TEST(FusedBlockPlanner, MinBandsGivesEveryThreadABand) {
   EXPECT_EQ(tiling::plan_fused_block(s, big, o).bands, 7);
 }
 
+// Packed for 2 threads, the work is shared evenly: equal numbers of chunks when the threads split
+// the chunks, output rows within 5% when they split the bands (MobileNetV2 shapes, the 1 MiB L2's S).
+TEST(InvertedResidualPack, TwoThreadsGetEvenShares) {
+  const int64_t S = 131072;
+  for (const InvertedResidualShape& s :
+       {shape(1, 56, 56, 24, 144, 32, 2, false), shape(1, 28, 28, 32, 192, 32, 1, true),
+        shape(1, 28, 28, 32, 192, 64, 2, false), shape(1, 14, 14, 64, 384, 96, 1, false),
+        shape(1, 14, 14, 96, 576, 160, 2, false), shape(1, 112, 112, 16, 96, 24, 2, false)}) {
+    const auto we = random_floats(s.E * s.C, 1), wd = random_floats(s.E * 9, 2), wp = random_floats(s.OC * s.E, 3);
+    InvertedResidualWeights w;
+    w.expand = we.data(), w.dw = wd.data(), w.project = wp.data();
+    const PackedInvertedResidual p = pack_inverted_residual(s, w, S, 2);
+    SCOPED_TRACE(p.plan.describe());
+    if (p.split_chunks == 2) {
+      EXPECT_EQ(p.plan.chunks % 2, 0);
+    } else {
+      const int64_t OH = s.OH(), half = p.plan.bands / 2;  // thread 0 takes bands [0, half)
+      const int64_t rows0 = std::min(OH, half * p.plan.rows), rows1 = OH - rows0;
+      EXPECT_LE(double(std::max(rows0, rows1)) * 2 / double(OH), 1.05) << rows0 << " vs " << rows1;
+    }
+  }
+}
+
 TEST(FusedBlockPlanner, TooSmallBufferNamesS) {
   tiling::FusedBlockShape s;
   s.H = s.W = 56, s.C = 24, s.E = 144, s.OC = 24;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "graph/error.h"
 #include "kernels/native/cpu_features.h"
@@ -40,10 +41,62 @@ PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, co
   if (threads > 1 && s.N * p.plan.bands < threads) {
     if (s.project && p.plan.chunks >= threads) {
       p.split_chunks = threads;
+      // Threads take equal shares of the chunks: re-cut E into a multiple of `threads` chunks
+      // (the nearest count below or above, multiples of 16 channels) when it fits and costs the
+      // least modelled traffic; e.g. 3 chunks on 2 threads left one thread twice the work.
+      if (p.plan.chunks % threads != 0) {
+        std::optional<tiling::FusedBlockPlan> best;
+        for (int64_t target : {p.plan.chunks / threads * threads, (p.plan.chunks + threads - 1) / threads * threads}) {
+          if (target < threads) continue;
+          int64_t c = (s.E + target - 1) / target;
+          c = std::min(s.E, (c + 15) / 16 * 16);
+          if ((s.E + c - 1) / c % threads != 0) continue;
+          try {
+            tiling::FusedBlockPlan q = tiling::make_fused_block_plan(s.block(), S, p.plan.rows, c, p.plan.halo_cache);
+            if (!best || q.total < best->total) best = q;
+          } catch (const Error&) {
+            // does not fit S: keep the other candidate
+          }
+        }
+        if (best) p.plan = *best;
+      }
     } else {
       tiling::FusedPlannerOptions po;
       po.min_bands = (threads + s.N - 1) / s.N;
       p.plan = tiling::plan_fused_block(s.block(), S, po);
+    }
+  }
+  if (threads > 1 && p.split_chunks == 0) {
+    // Threads take contiguous stretches of the batch's bands. When that leaves one thread with
+    // noticeably more output rows than the others (e.g. 7 bands on 2 threads: 4 against 3), use
+    // the band height that balances them at the least modelled traffic, if it costs at most a
+    // quarter more traffic.
+    const int64_t OH = s.OH();
+    auto imbalance = [&](const tiling::FusedBlockPlan& q) {
+      const int64_t total = s.N * q.bands;
+      int64_t worst = 0;
+      for (int t = 0; t < threads; ++t) {
+        int64_t rows = 0;
+        for (int64_t g = total * t / threads; g < total * (t + 1) / threads; ++g) {
+          const int64_t b = g % q.bands;
+          rows += std::min(OH, (b + 1) * q.rows) - b * q.rows;
+        }
+        worst = std::max(worst, rows);
+      }
+      return double(worst) * threads / double(s.N * OH);
+    };
+    constexpr double kBalanced = 1.05;
+    if (imbalance(p.plan) > kBalanced) {
+      std::optional<tiling::FusedBlockPlan> best;
+      for (int64_t r = 1; r <= OH; ++r) {
+        try {
+          tiling::FusedBlockPlan q = tiling::make_fused_block_plan(s.block(), S, r, p.plan.chunk, p.plan.halo_cache);
+          if (imbalance(q) <= kBalanced && (!best || q.total <= best->total)) best = q;  // ties: taller bands
+        } catch (const Error&) {
+          // does not fit S
+        }
+      }
+      if (best && best->total <= p.plan.total + p.plan.total / 4) p.plan = *best;
     }
   }
   p.expand_act = w.expand_act, p.dw_act = w.dw_act, p.dw2_act = w.dw2_act, p.project_act = w.project_act;
