@@ -546,25 +546,18 @@ ScheduleResult run_schedule(const Workload& wl, ScheduleKind kind, const AccelCo
     switch (l.kind) {
       case LayerKind::Pointwise:
       case LayerKind::Conv:
-      case LayerKind::Gemm: {
-        Emitter em(sink, c.wb, cfg.mac_array);
-        run_gemm_layer(c, l, em, r);
-        em.flush();
-        r.read_entries = em.reads, r.write_entries = em.writes, cycles = em.cycles(), ops = em.ops();
-        break;
-      }
+      case LayerKind::Gemm:
       case LayerKind::Depthwise:
-      case LayerKind::Pool: {
-        Emitter em(sink, c.wb, cfg.mac_array);
-        run_band_layer(c, l, em, r);
-        em.flush();
-        r.read_entries = em.reads, r.write_entries = em.writes, cycles = em.cycles(), ops = em.ops();
-        break;
-      }
+      case LayerKind::Pool:
       case LayerKind::Reduce:
       case LayerKind::Eltwise: {
         Emitter em(sink, c.wb, cfg.mac_array);
-        run_stream_layer(c, l, em, r);
+        if (l.kind == LayerKind::Pointwise || l.kind == LayerKind::Conv || l.kind == LayerKind::Gemm)
+          run_gemm_layer(c, l, em, r);  // tiles from the GEMM planner
+        else if (l.kind == LayerKind::Depthwise || l.kind == LayerKind::Pool)
+          run_band_layer(c, l, em, r);  // row bands
+        else
+          run_stream_layer(c, l, em, r);  // streamed
         em.flush();
         r.read_entries = em.reads, r.write_entries = em.writes, cycles = em.cycles(), ops = em.ops();
         break;
