@@ -261,10 +261,10 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
     // Chunk split (few bands, many chunks): every thread walks every band over its own chunks into a
     // private partial output; then the threads sum the partials of the band, a slice of pixels each,
     // adding bias, activation and the residual.
-    const int T = int(p.split_chunks);
-#pragma omp parallel num_threads(T)
+#pragma omp parallel num_threads(int(p.split_chunks))
     {
-      const int t = omp_get_thread_num();
+      // The team may be smaller than asked for (thread limits): split among those who came.
+      const int T = omp_get_num_threads(), t = omp_get_thread_num();
       float* buf = scratch + t * per_thread;
       const int64_t c0 = chunks * t / T, c1 = chunks * (t + 1) / T;
       int64_t prev_ih1 = -1;
