@@ -146,7 +146,8 @@ std::string decompose_options_help(int width) {
          pad + "1x1 -> depthwise -> 1x1 before optimising, so the chains can be fused.\n" +
          pad + "POLICY picks each layer's rank R: rank=R; ratio=F (R = ceil(F x\n" +
          pad + "min(Cin, Cout))); error=E (the smallest R with relative reconstruction\n" +
-         pad + "error <= E); macs=F (the largest R with MACs <= F x the original's).\n" +
+         pad + "error <= E, searched up to the MAC break-even and max(Cin, Cout));\n" +
+         pad + "macs=F (the largest R with MACs <= F x the original's).\n" +
          pad + "Lossy: outputs change ('locus decompose' reports the error per layer)\n" +
          line("--decompose-form F", "3: 1x1 -> dw KhxKw -> 1x1 (default); 4: 1x1 -> dw Khx1 ->") +
          pad + "dw 1xKw -> 1x1 (Lebedev)\n";

@@ -568,9 +568,22 @@ TEST(CpRankPolicy, RatioOfTheSmallerChannelCount) {
   EXPECT_EQ(decompose_one("ratio=100").rank, 108);  // capped at the full rank
 }
 
+// A target no rank up to the search's cap meets leaves the layer alone, saying why (random 12 -> 16
+// weights: rank 16 = max(Cin, Cout) has error 0.64; the full rank 108 is not tried).
+TEST(CpRankPolicy, ErrorTargetBeyondTheSearchCapLeavesTheLayerAlone) {
+  CpLayerReport r = decompose_one("error=0.01");
+  EXPECT_FALSE(r.decomposed);
+  EXPECT_NE(r.why_not.find("no rank up to 16 meets relative error <= 0.01"), std::string::npos) << r.why_not;
+  EXPECT_NE(r.why_not.find("more than max(Cin, Cout)"), std::string::npos) << r.why_not;
+}
+
 TEST(CpRankPolicy, ErrorTargetIsMetAndOneRankLessIsNot) {
   for (CpForm form : {CpForm::ThreeWay, CpForm::FourWay}) {
-    for (double target : {0.6, 0.3}) {
+    // the errors of the rank-12 and rank-5 fits (random weights: rank 16 = max(Cin, Cout), the most
+    // the search tries here, still has error 0.64)
+    const double e12 = decompose::cp_fit(policy_kernel(form), 12, CpAlsOptions{}).rel_error;
+    const double e5 = decompose::cp_fit(policy_kernel(form), 5, CpAlsOptions{}).rel_error;
+    for (double target : {e12 * (1 + 1e-4), e5 * (1 + 1e-4)}) {  // policy text keeps 6 digits
       SCOPED_TRACE(::testing::Message() << "target " << target << " form " << (form == CpForm::ThreeWay ? 3 : 4));
       CpLayerReport r = decompose_one(cat("error=", target), form);
       ASSERT_TRUE(r.decomposed);

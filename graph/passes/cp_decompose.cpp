@@ -209,12 +209,25 @@ std::optional<decompose::CpFit> choose_and_fit(const decompose::DenseTensor& x, 
         if (it == fits.end()) it = fits.emplace(r, decompose::cp_fit(x, r, ao)).first;
         return it->second.rel_error <= v;
       };
+      // The search stops at the largest rank worth fitting: the MAC break-even (a chain costing
+      // more MACs than the convolution gains nothing) and max(Cin, Cout) (beyond it ALS takes
+      // minutes per fit on large layers, and published CP ranks stay below it), or the full rank
+      // (exact) when that is smaller.
+      const int64_t break_even = original_macs(c) / macs_per_rank(c, o.form);
+      const int64_t cap = std::min(full, std::max<int64_t>(1, std::min(break_even, std::max(c.cin, c.cout))));
       int64_t lo = 0, hi = 1;  // lo fails (0: none tried), hi is the candidate
-      while (hi < full && !passes(hi)) {
+      while (hi < cap && !passes(hi)) {
         lo = hi;
-        hi = std::min(full, hi * 2);
+        hi = std::min(cap, hi * 2);
       }
-      if (hi >= full) passes(full);  // exact: always meets the target
+      if (!passes(hi)) {
+        why = cat("no rank up to ", cap, " meets relative error <= ", number_text(v), " (", number_text(fits.at(hi).rel_error),
+                  " at rank ", hi, "; ranks above ", cap, " are not tried: ",
+                  cap == break_even ? "the chain would cost more MACs than the convolution"
+                                    : "more than max(Cin, Cout)",
+                  ")");
+        return std::nullopt;
+      }
       while (hi - lo > 1) {
         const int64_t mid = lo + (hi - lo) / 2;
         if (passes(mid)) hi = mid;

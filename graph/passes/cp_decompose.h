@@ -26,7 +26,8 @@ struct RankPolicy {
   // accuracy a layer can keep; a fixed ratio can wreck a small layer, e.g. rank 2 for an RGB stem).
   Kind kind = Kind::Error;
   double value = 0.05;  // Fixed: R; Ratio: R = ceil(value x min(Cin, Cout)); Error: the smallest R whose
-                       // relative reconstruction error is <= value; MacBudget: the largest R whose
+                       // relative reconstruction error is <= value, searched up to min(full rank,
+                       // MAC break-even, max(Cin, Cout)); the layer is left alone if none is; MacBudget: the largest R whose
                        // decomposed MACs are <= value x the original MACs
   // "rank=16", "ratio=0.5", "error=0.05", "macs=0.3" (case-sensitive keys). Throws locus::Error naming the
   // text otherwise.
