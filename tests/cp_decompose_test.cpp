@@ -410,39 +410,47 @@ void expect_full_rank_equal(const ConvSpec& s, CpForm form, int64_t full, uint32
 
 }  // namespace
 
-TEST(CpDecomposePass, FullRankChainEqualsTheConvolutionThreeWay) {
-  ConvSpec s;  // 5 -> 7 channels, 11 x 8 image, stride 2, asymmetric pads, dilation 2
+namespace {
+
+// Stride 2, asymmetric pads, dilation 2 on the default 5 -> 7 channels, 11 x 8 image.
+ConvSpec strided_dilated() {
+  ConvSpec s;
   s.strides = {2, 2};
   s.pads = {1, 0, 2, 1};
   s.dilations = {2, 2};
-  // 3-way dims (7, 5, 9): full rank min(45, 63, 35) = 35
-  expect_full_rank_equal(s, CpForm::ThreeWay, 35, 1, false);
-  expect_full_rank_equal(s, CpForm::ThreeWay, 35, 1, true);
-  // a non-square kernel, different strides / dilations per axis, batch 2, no bias, more in than out
+  return s;
+}
+
+// A non-square kernel, different strides / dilations per axis, batch 2, no bias, more in than out.
+ConvSpec ragged_non_square() {
   ConvSpec t;
   t.n = 2, t.cin = 9, t.cout = 4, t.h = 13, t.w = 10, t.kh = 3, t.kw = 2;
   t.strides = {2, 1};
   t.pads = {2, 1, 0, 1};
   t.dilations = {1, 2};
   t.bias = false;
+  return t;
+}
+
+}  // namespace
+
+TEST(CpDecomposePass, FullRankChainEqualsTheConvolutionThreeWay) {
+  const ConvSpec s = strided_dilated();  // 5 -> 7 channels, 11 x 8 image
+  // 3-way dims (7, 5, 9): full rank min(45, 63, 35) = 35
+  expect_full_rank_equal(s, CpForm::ThreeWay, 35, 1, false);
+  expect_full_rank_equal(s, CpForm::ThreeWay, 35, 1, true);
+  // a non-square kernel, different strides / dilations per axis, batch 2, no bias, more in than out
+  const ConvSpec t = ragged_non_square();
   // (4, 9, 6): min(54, 24, 36) = 24
   expect_full_rank_equal(t, CpForm::ThreeWay, 24, 2, false);
 }
 
 TEST(CpDecomposePass, FullRankChainEqualsTheConvolutionFourWay) {
-  ConvSpec s;
-  s.strides = {2, 2};
-  s.pads = {1, 0, 2, 1};
-  s.dilations = {2, 2};
+  const ConvSpec s = strided_dilated();
   // 4-way dims (7, 5, 3, 3): min(45, 63, 105, 105) = 45
   expect_full_rank_equal(s, CpForm::FourWay, 45, 3, false);
   expect_full_rank_equal(s, CpForm::FourWay, 45, 3, true);
-  ConvSpec t;
-  t.n = 2, t.cin = 9, t.cout = 4, t.h = 13, t.w = 10, t.kh = 3, t.kw = 2;
-  t.strides = {2, 1};
-  t.pads = {2, 1, 0, 1};
-  t.dilations = {1, 2};
-  t.bias = false;
+  const ConvSpec t = ragged_non_square();
   // (4, 9, 3, 2): min(54, 24, 72, 108) = 24
   expect_full_rank_equal(t, CpForm::FourWay, 24, 4, false);
 }

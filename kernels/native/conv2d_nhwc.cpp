@@ -99,9 +99,7 @@ void conv_1x1(const PackedConv2d& p, const float* in, float* out, float* scratch
 
 void conv_depthwise(const PackedConv2d& p, const float* in, float* out) {
   const Conv2dShape& s = p.s;
-  const Isa isa = active_isa();
-  const DwConvMicroKernel ukernel =
-      isa == Isa::Avx512 ? f32_dwconv_avx512f : has_avx2(isa) ? f32_dwconv_avx2 : f32_dwconv_generic;
+  const DwConvMicroKernel ukernel = dwconv_microkernel_for(active_isa());
   const GemmEpilogue act_ep = epilogue_for(p.act);
   const GemmEpilogue* ep = act_ep.clamp ? &act_ep : nullptr;
   const DwInterior interior = dw_interior(s);

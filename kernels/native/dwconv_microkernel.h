@@ -10,6 +10,7 @@
 
 #include <cstdint>
 
+#include "kernels/native/cpu_features.h"
 #include "kernels/native/gemm_microkernel.h"
 
 namespace locus::kernels {
@@ -36,5 +37,10 @@ void f32_dwconv_avx512f(int64_t C, int64_t npix, const float* const* taps, int64
 void f32_dwconv_generic(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps,
                         int64_t step, const float* w, const float* bias, float* out,
                         const GemmEpilogue* ep);
+
+// The depthwise micro-kernel for an ISA (the active one: dwconv_microkernel_for(active_isa())).
+inline DwConvMicroKernel dwconv_microkernel_for(Isa isa) {
+  return isa == Isa::Avx512 ? f32_dwconv_avx512f : has_avx2(isa) ? f32_dwconv_avx2 : f32_dwconv_generic;
+}
 
 }  // namespace locus::kernels

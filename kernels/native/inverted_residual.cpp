@@ -13,6 +13,13 @@
 #include "kernels/native/elementwise.h"
 
 namespace locus::kernels {
+namespace {
+
+// Band split: thread t of T walks bands [stretch_begin(t), stretch_begin(t + 1)) of the batch's
+// `total` (the packer balances its plan with the same split).
+int64_t stretch_begin(int64_t total, int64_t t, int64_t T) { return total * t / T; }
+
+}  // namespace
 
 tiling::FusedBlockShape InvertedResidualShape::block() const {
   tiling::FusedBlockShape b;
@@ -77,7 +84,7 @@ PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, co
       int64_t worst = 0;
       for (int t = 0; t < threads; ++t) {
         int64_t rows = 0;
-        for (int64_t g = total * t / threads; g < total * (t + 1) / threads; ++g) {
+        for (int64_t g = stretch_begin(total, t, threads); g < stretch_begin(total, t + 1, threads); ++g) {
           const int64_t b = g % q.bands;
           rows += std::min(OH, (b + 1) * q.rows) - b * q.rows;
         }
@@ -167,9 +174,7 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
   const tiling::FusedBlockPlan& pl = p.plan;
   const int64_t OH = s.OH(), OW = s.OW(), chunks = pl.chunks, ch = pl.chunk;
   const int64_t total_bands = s.N * pl.bands;
-  const Isa isa = active_isa();
-  const DwConvMicroKernel uk =
-      isa == Isa::Avx512 ? f32_dwconv_avx512f : has_avx2(isa) ? f32_dwconv_avx2 : f32_dwconv_generic;
+  const DwConvMicroKernel uk = dwconv_microkernel_for(active_isa());
   const GemmEpilogue* dw_ep = p.dw_epilogue.clamp ? &p.dw_epilogue : nullptr;
   const GemmEpilogue* dw2_ep = p.dw2_epilogue.clamp ? &p.dw2_epilogue : nullptr;
   const DwInterior interior = dw_interior(p.dw_geometry);
@@ -315,7 +320,7 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
 #pragma omp parallel num_threads(band_threads)
   {
     const int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
-    walk(total_bands * t / T, total_bands * (t + 1) / T, scratch + t * per_thread);
+    walk(stretch_begin(total_bands, t, T), stretch_begin(total_bands, t + 1, T), scratch + t * per_thread);
   }
 }
 
