@@ -131,12 +131,13 @@ static std::string decompose_policy_arg(const CpDecomposeOptions& d) {
 
 int cmd_bench(int argc, char** argv) {
   Args a(argc, argv, 2,
-         {"--backend", "--batch", "--threads", "--warmup", "--runs", "--json", "--model-dir", "--ll-level", "--l2",
+         {"--backend", "--batch", "--threads", "--warmup", "--runs", "--json", "--model-dir", "--ll-level", "--l2", "--max-memory",
           "--tile-order", "--decompose", "--decompose-form", "--accel-schedule", "--accel", "--buffer"},
          {"--help", "-h", "--profile", "--cachegrind", "--single-inference", "--no-fuse"});
   if (a.flag("--help") || a.flag("-h")) {
     std::fputs(kBenchHelp, stdout);
     std::fputs(tiling_options_help(21).c_str(), stdout);
+    std::fputs(memory_options_help(21).c_str(), stdout);
     std::fputs(decompose_options_help(21).c_str(), stdout);
     std::fputs(accel_options_help(21).c_str(), stdout);
     std::fputs(kBenchTilingNote, stdout);
@@ -144,7 +145,8 @@ int cmd_bench(int argc, char** argv) {
   }
   if (a.positional().size() != 1) throw UsageError("bench: expected exactly one MODEL");
   SessionOptions o;
-  apply_tiling_options(a, o);  // bad values fail before any work
+  apply_tiling_options(a, o);
+  apply_memory_options(a, o);  // bad values fail before any work
   apply_decompose_options(a, o);
   apply_accel_options(a, o);
   std::string model = resolve_model(a.positional()[0], a.get("--model-dir"));
@@ -190,6 +192,7 @@ int cmd_bench(int argc, char** argv) {
       if (o.l2_bytes >= 0) extra += " --l2 " + std::to_string(o.l2_bytes);
       if (o.tile_order) extra += std::string(" --tile-order ") + kernels::tile_order_name(*o.tile_order);
       if (a.flag("--no-fuse")) extra += " --no-fuse";
+      if (o.max_memory_bytes > 0) extra += " --max-memory " + std::to_string(o.max_memory_bytes);
       if (o.decompose) extra += " --decompose " + decompose_policy_arg(*o.decompose);
       if (b == "accel") {
         extra += " --accel-schedule " + o.accel_schedule;

@@ -155,11 +155,12 @@ bool is_test_dir(const fs::path& d) {
 
 int cmd_check(int argc, char** argv) {
   Args a(argc, argv, 2,
-         {"--rtol", "--atol", "--backend", "--threads", "--l2", "--tile-order", "--decompose", "--decompose-form", "--accel-schedule", "--accel", "--buffer"},
+         {"--rtol", "--atol", "--backend", "--threads", "--l2", "--max-memory", "--tile-order", "--decompose", "--decompose-form", "--accel-schedule", "--accel", "--buffer"},
          {"--help", "-h", "--quiet", "--no-fuse"});
   if (a.flag("--help") || a.flag("-h")) {
     std::fputs(kCheckHelp, stdout);
     std::fputs(tiling_options_help(21).c_str(), stdout);
+    std::fputs(memory_options_help(21).c_str(), stdout);
     std::fputs(decompose_options_help(21).c_str(), stdout);
     std::fputs(accel_options_help(21).c_str(), stdout);
     return 0;
@@ -170,6 +171,7 @@ int cmd_check(int argc, char** argv) {
   o.backend = a.get("--backend", "native");
   o.threads = int(a.get_int("--threads", 0, 1, 1024));
   apply_tiling_options(a, o);
+  apply_memory_options(a, o);
   apply_decompose_options(a, o);  // lossy: with a low rank, expect FAILs (--rtol/--atol)
   apply_accel_options(a, o);
   if (o.backend == "native") {  // a bad LOCUS_L2 / LOCUS_TILE_ORDER: one error, not a FAIL per test

@@ -141,11 +141,7 @@ int cmd_decompose(int argc, char** argv) {
 
   const std::string model = resolve_model(a.positional()[0], a.get("--model-dir"));
   Graph g = load_model_graph(model, batch);
-  if (auto bad = unsupported_nodes(g); !bad.empty()) {
-    std::string msg;
-    for (auto& b : bad) msg += (msg.empty() ? "" : ", ") + b;
-    throw Unsupported("unsupported operators: " + msg);
-  }
+  if (std::string bad = unsupported_summary(g); !bad.empty()) throw Unsupported(bad);
   // Shapes (and constant subgraphs folded), but none of the optimising passes: the written model
   // keeps only standard ONNX ops.
   infer_shapes_and_fold(g);

@@ -116,11 +116,7 @@ int cmd_info(int argc, char** argv) {
   apply_tiling_options(a, so);  // bad values fail before any work
   std::string path = resolve_model(a.positional()[0], a.get("--model-dir"));
   Graph g = load_model_graph(path, a.get_int("--batch", 1, 1, 4096));
-  if (auto bad = unsupported_nodes(g); !bad.empty()) {
-    std::string msg;
-    for (auto& b : bad) msg += (msg.empty() ? "" : ", ") + b;
-    throw Unsupported("unsupported operators: " + msg);
-  }
+  if (std::string bad = unsupported_summary(g); !bad.empty()) throw Unsupported(bad);
   PassReport report;
   report.results.push_back({"constant-folding (during shape inference)", infer_shapes_and_fold(g)});
   if (!a.flag("--no-optimize")) {

@@ -95,6 +95,11 @@ struct Graph {
   std::vector<std::string> outputs;
   std::map<std::string, Tensor> constants;
   std::map<std::string, ValueInfo> values;  // every non-constant value with inferred info
+  // Graph inputs whose shape in the model file has symbolic (or missing) dims: per axis the dim's
+  // name ("?" if it has none), "" for a fixed dim. The importer gives axis 0 the batch size and the
+  // other symbolic axes a placeholder of 1 that a Session refuses unless it is told the real value
+  // (SessionOptions::input_shapes).
+  std::map<std::string, std::vector<std::string>> symbolic_dims;
 
   bool is_constant(const std::string& v) const { return constants.count(v) != 0; }
   const Tensor* constant(const std::string& v) const;

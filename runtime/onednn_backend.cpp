@@ -42,6 +42,7 @@
 #include "graph/ops.h"
 #include "runtime/backend.h"
 #include "runtime/memory_planner.h"
+#include "runtime/omp_threads.h"
 
 namespace locus {
 namespace {
@@ -217,7 +218,7 @@ OnednnExecutable::OnednnExecutable(const Graph& g, const BackendOptions& o, bool
     : g_(g), opts_(o), dw_fusion_(dw_fusion) {
   const char* who = dw_fusion ? "onednn-dwfused" : "onednn";
   require_float_graph(g, who, [](const std::string& op) { return handled_ops().count(op) != 0; });
-  if (opts_.threads > 0) omp_set_num_threads(opts_.threads);
+  OmpThreadsScope omp_threads(opts_.threads);  // primitives are created for this thread count
 
   for (auto& [name, vi] : g.values) shapes_[name] = vi.shape;
   for (size_t k = 0; k < g.inputs.size(); ++k) {
@@ -781,6 +782,8 @@ void OnednnExecutable::finish_memory(const Graph& g) {
   }
   MemoryPlan plan = plan_memory(reqs);
   arena_bytes_ = plan.arena_bytes;
+  opts_.memory_budget.check(cat("the ", dw_fusion_ ? "onednn-dwfused" : "onednn", " backend's plan"), arena_bytes_,
+                            cat("activation and scratchpad arena ", human_bytes(arena_bytes_)));
   arena_storage_.assign(size_t(plan.arena_bytes + 64), std::byte{0});
   auto base = reinterpret_cast<uintptr_t>(arena_storage_.data());
   arena_ = arena_storage_.data() + ((64 - base % 64) % 64);
@@ -818,7 +821,7 @@ void OnednnExecutable::finish_memory(const Graph& g) {
 }
 
 void OnednnExecutable::run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>& outputs) {
-  if (opts_.threads > 0) omp_set_num_threads(opts_.threads);
+  OmpThreadsScope omp_threads(opts_.threads);
   for (auto& [m, k] : input_mems_) m.set_data_handle(const_cast<float*>(inputs[size_t(k)]->data<float>()));
   if (profiling_) {
     timings_.clear();
