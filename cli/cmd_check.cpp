@@ -121,8 +121,12 @@ Result check_one(const fs::path& dir, const SessionOptions& base, double rtol, d
       for (size_t i = 0; i < in_files.size(); ++i) {
         Tensor t = onnx_import::load_tensor_file(in_files[i].string());
         const std::string& name = probe.inputs[i];
-        if (t.dtype != DType::F32 || parameter_only(probe, name)) o.bind_constants[name] = std::move(t);
-        else feed[name] = std::move(t);
+        if (t.dtype != DType::F32 || parameter_only(probe, name)) {
+          o.bind_constants[name] = std::move(t);
+        } else {
+          if (probe.symbolic_dims.count(name)) o.input_shapes[name] = t.shape;  // the file says
+          feed[name] = std::move(t);
+        }
       }
       Session s = Session::from_graph(std::move(probe), o);
       auto outs = s.run(feed);
