@@ -228,11 +228,12 @@ int cmd_bench(int argc, char** argv) {
     for (int64_t i = 0; i < warmup; ++i) s.run(in);
     pc.reset();
     for (int64_t i = 0; i < runs; ++i) {
-      auto t0 = std::chrono::steady_clock::now();
-      pc.start();
+      pc.start();  // the counters' own start and stop stay outside the timed interval
+      const auto t0 = std::chrono::steady_clock::now();
       s.run(in);
+      const auto t1 = std::chrono::steady_clock::now();
       pc.stop();
-      r.ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      r.ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
     }
     r.counters = pc.read();
     for (auto& c : r.counters)

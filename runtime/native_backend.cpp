@@ -18,6 +18,7 @@
 #include "graph/ops.h"
 #include "kernels/native/activation.h"
 #include "kernels/native/conv2d_nhwc.h"
+#include "kernels/native/cpu_features.h"
 #include "kernels/native/inverted_residual.h"
 #include "kernels/native/elementwise.h"
 #include "kernels/native/gemm.h"
@@ -151,6 +152,8 @@ NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o) : g_
     return op == "locus.FusedInvertedResidual" || (op.find('.') == std::string::npos && is_supported_op(op));
   });
   tiling_ = resolve_pointwise_tiling(o);
+  if (std::string bad = invalid_isa_env(); !bad.empty())
+    fail("LOCUS_ISA='", bad, "' names no ISA: use generic, avx2 or avx512 (or unset it for the best this CPU has)");
 
   // Lifetimes: inputs live from step 0, node outputs from their step; all until their last reader;
   // graph outputs until the end.

@@ -534,3 +534,12 @@ TEST(CliHostile, OutputFolderIsCheckedFirst) {
   expect_clean_error(r, "cannot create the output folder");
   EXPECT_EQ(r.out, "");  // nothing ran
 }
+
+// An unknown LOCUS_ISA is an error like a bad LOCUS_L2 (it was silently ignored).
+TEST(CliHostile, UnknownIsaIsRefused) {
+  const std::string model = write_relu_model("relu_isa.onnx", {1, 4}, {});
+  const std::string in = test::temp_dir() + "/relu_isa_x.pb";
+  onnx_import::save_tensor_file(in, Tensor(DType::F32, {1, 4}), "x");
+  expect_clean_error(run_locus("run " + model + " --input x=" + in, "LOCUS_ISA=avx3"), "LOCUS_ISA='avx3' names no ISA");
+  EXPECT_EQ(run_locus("run " + model + " --input x=" + in, "LOCUS_ISA=generic").status, 0);
+}
