@@ -5,7 +5,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "cli/model_stats.h"
+#include "graph/cost.h"
 #include "graph/ops.h"
 #include "importers/onnx/onnx_importer.h"
 #include "runtime/backend.h"
