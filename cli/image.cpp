@@ -156,36 +156,49 @@ uint8_t cmyk_channel(int c, int k) {
   return uint8_t(std::clamp(nk - (((t >> 8) + t) >> 8), 0, 255));
 }
 
-// Step 2: decode every scanline into `out` (width * height * 3 bytes, caller-owned), converting to
-// RGB; `row` is a caller-owned scratch row of width * 4 bytes.
-bool jpeg_decode_step(JpegContext* ctx, unsigned char* out, unsigned char* row) {
+// Writes one row of converted pixels: `raw` holds `w` pixels of `comps` 8-bit samples.
+void jpeg_row_to_rgb(const unsigned char* raw, JDIMENSION w, int comps, unsigned char* dst) {
+  if (comps == 1) {  // grey: replicated
+    for (JDIMENSION x = 0; x < w; ++x) dst[3 * x] = dst[3 * x + 1] = dst[3 * x + 2] = raw[x];
+  } else if (comps == 4) {
+    // As PIL, every 4-component JPEG is taken to hold Adobe (inverted) CMYK: libjpeg returns the
+    // stored values (YCCK already converted to CMYK), PIL's "CMYK;I" raw mode inverts them.
+    for (JDIMENSION x = 0; x < w; ++x) {
+      const unsigned char* p = raw + 4 * x;
+      const int k = 255 - p[3];
+      for (int c = 0; c < 3; ++c) dst[3 * x + c] = cmyk_channel(255 - p[c], k);
+    }
+  } else {
+    std::memcpy(dst, raw, size_t(w) * 3);
+  }
+}
+
+// Step 2: decode the scanlines, appending each converted to RGB to `out` (caller-owned, capacity
+// reserved: the image is not zero-filled up front, so a header claiming a large image over a few
+// bytes of data costs no more than the rows actually decoded); `row` is a caller-owned scratch
+// row of width * 4 bytes.
+bool jpeg_decode_step(JpegContext* ctx, std::vector<uint8_t>* out, unsigned char* row) {
   if (setjmp(ctx->jump)) return false;
   jpeg_decompress_struct& cinfo = ctx->cinfo;
   jpeg_start_decompress(&cinfo);
   const JDIMENSION w = cinfo.output_width;
   const int comps = cinfo.output_components;
-  if (comps != 1 && comps != 3 && comps != 4) {
-    std::snprintf(ctx->message, sizeof ctx->message, "%d colour components", comps);
+  // no scaling is requested, so the output is the header's size; checked before writing anything
+  if (w != cinfo.image_width || cinfo.output_height != cinfo.image_height ||
+      (comps != 1 && comps != 3 && comps != 4)) {
+    std::snprintf(ctx->message, sizeof ctx->message, "unexpected output layout (%u x %u x %d)",
+                  unsigned(w), unsigned(cinfo.output_height), comps);
     return false;
   }
   while (cinfo.output_scanline < cinfo.output_height) {
-    unsigned char* dst = out + size_t(cinfo.output_scanline) * w * 3;
-    JSAMPROW rows[1] = {comps == 3 ? dst : row};
+    JSAMPROW rows[1] = {row};
     if (jpeg_read_scanlines(&cinfo, rows, 1) != 1) {
       std::snprintf(ctx->message, sizeof ctx->message, "no progress reading scanlines");
       return false;
     }
-    if (comps == 1) {  // grey: replicated
-      for (JDIMENSION x = 0; x < w; ++x) dst[3 * x] = dst[3 * x + 1] = dst[3 * x + 2] = row[x];
-    } else if (comps == 4) {
-      // As PIL, every 4-component JPEG is taken to hold Adobe (inverted) CMYK: libjpeg returns the
-      // stored values (YCCK already converted to CMYK), PIL's "CMYK;I" raw mode inverts them.
-      for (JDIMENSION x = 0; x < w; ++x) {
-        const unsigned char* p = row + 4 * x;
-        const int k = 255 - p[3];
-        for (int c = 0; c < 3; ++c) dst[3 * x + c] = cmyk_channel(255 - p[c], k);
-      }
-    }
+    const size_t at = out->size();
+    out->resize(at + size_t(w) * 3);
+    jpeg_row_to_rgb(row, w, comps, out->data() + at);
   }
   jpeg_finish_decompress(&cinfo);  // reads up to the end-of-image marker: a cut file fails here
   return true;
@@ -217,13 +230,11 @@ Image decode_jpeg(const unsigned char* data, size_t size, const std::string& wha
   Image img;
   img.width = ctx->cinfo.image_width;
   img.height = ctx->cinfo.image_height;
-  img.rgb.resize(size_t(img.width * img.height * 3));
+  img.rgb.reserve(size_t(img.width * img.height * 3));
   std::vector<unsigned char> row(size_t(img.width * 4));
-  if (!jpeg_decode_step(ctx.get(), img.rgb.data(), row.data())) fail();
-  // scaling is not requested, so libjpeg's output size is the header's
-  LOCUS_CHECK(int64_t(ctx->cinfo.output_width) == img.width &&
-                  int64_t(ctx->cinfo.output_height) == img.height,
-              "'", what, "': libjpeg output size differs from the header");
+  if (!jpeg_decode_step(ctx.get(), &img.rgb, row.data())) fail();
+  LOCUS_CHECK(img.rgb.size() == size_t(img.width * img.height * 3), "'", what,
+              "': libjpeg returned ", img.rgb.size(), " bytes for ", img.width, "x", img.height);
   return img;
 }
 
@@ -283,11 +294,35 @@ bool png_read_header_step(png_structp png, png_infop info, PngHeader* h) {
   return true;
 }
 
-// Step 2: decode into `pixels` (height rows of width * channels bytes, caller-owned; `rows` the
-// caller-owned row pointers) and read to the end chunk.
-bool png_decode_step(png_structp png, png_infop info, png_bytepp rows) {
+// One row of `w` 8-bit pixels of `channels` samples to RGB: grey replicated, alpha dropped (as
+// PIL's convert("RGB"), not composited).
+void png_row_to_rgb(const unsigned char* src, size_t w, int channels, unsigned char* dst) {
+  for (size_t x = 0; x < w; ++x) {
+    const unsigned char* p = src + x * size_t(channels);
+    if (channels <= 2) {
+      dst[3 * x] = dst[3 * x + 1] = dst[3 * x + 2] = p[0];
+    } else {
+      dst[3 * x] = p[0], dst[3 * x + 1] = p[1], dst[3 * x + 2] = p[2];
+    }
+  }
+}
+
+// Step 2: decode the rows, appending each converted to RGB to `out` (caller-owned, capacity
+// reserved), and read to the end chunk. A non-interlaced file goes row by row through `row`
+// (width * channels bytes); an interlaced one needs the whole image first, in `full` (height *
+// width * channels bytes, caller-owned, not zero-filled) with its row pointers in `rows`.
+bool png_decode_step(png_structp png, png_infop info, const PngHeader* h, bool interlaced,
+                     unsigned char* row, png_bytepp rows, std::vector<uint8_t>* out) {
   if (setjmp(png_jmpbuf(png))) return false;
-  png_read_image(png, rows);
+  const size_t w = h->width;
+  if (interlaced) png_read_image(png, rows);
+  for (png_uint_32 y = 0; y < h->height; ++y) {
+    const unsigned char* src = rows ? rows[y] : row;
+    if (!interlaced) png_read_row(png, row, nullptr);
+    const size_t at = out->size();
+    out->resize(at + w * 3);
+    png_row_to_rgb(src, w, h->channels, out->data() + at);
+  }
   png_read_end(png, nullptr);  // a file cut after its image data still lacks IEND: an error
   return true;
 }
@@ -322,27 +357,22 @@ Image decode_png(const unsigned char* data, size_t size, const std::string& what
   Image img;
   img.width = h.width;
   img.height = h.height;
-  const size_t n = size_t(img.width * img.height);
-  img.rgb.resize(n * size_t(std::max(h.channels, 3)));
-  std::vector<png_bytep> rows(size_t(img.height));
-  for (size_t y = 0; y < rows.size(); ++y) rows[y] = img.rgb.data() + y * size_t(img.width) * h.channels;
-  if (!png_decode_step(png, info, rows.data())) fail();
-  // In place to RGB: grey replicated, alpha dropped (as PIL's convert("RGB"), not composited).
-  uint8_t* p = img.rgb.data();
-  switch (h.channels) {
-    case 1:  // backwards: the destination is at or after the source
-      for (size_t i = n; i-- > 0;) p[3 * i] = p[3 * i + 1] = p[3 * i + 2] = p[i];
-      break;
-    case 2:
-      for (size_t i = n; i-- > 0;) p[3 * i] = p[3 * i + 1] = p[3 * i + 2] = p[2 * i];
-      break;
-    case 4:  // forwards: the destination is at or before the source
-      for (size_t i = 0; i < n; ++i)
-        for (int c = 0; c < 3; ++c) p[3 * i + c] = p[4 * i + c];
-      break;
-    default: break;
+  img.rgb.reserve(size_t(img.width * img.height * 3));
+  const size_t stride = size_t(img.width) * size_t(h.channels);
+  const bool interlaced = png_get_interlace_type(png, info) != PNG_INTERLACE_NONE;
+  std::vector<unsigned char> row(interlaced ? 0 : stride);
+  std::unique_ptr<unsigned char[]> full;  // default-initialised: untouched pages stay unallocated
+  std::vector<png_bytep> rows;
+  if (interlaced) {
+    full.reset(new unsigned char[stride * size_t(img.height)]);
+    rows.resize(size_t(img.height));
+    for (size_t y = 0; y < rows.size(); ++y) rows[y] = full.get() + y * stride;
   }
-  img.rgb.resize(n * 3);
+  if (!png_decode_step(png, info, &h, interlaced, row.data(), interlaced ? rows.data() : nullptr,
+                       &img.rgb))
+    fail();
+  LOCUS_CHECK(img.rgb.size() == size_t(img.width * img.height * 3), "'", what, "': libpng returned ",
+              img.rgb.size(), " bytes for ", img.width, "x", img.height);
   return img;
 }
 

@@ -6,7 +6,10 @@
 #include "cli/image.h"
 
 #include <gtest/gtest.h>
+// clang-format off
+#include <cstdio>  // jpeglib.h needs FILE and size_t first
 #include <jpeglib.h>
+// clang-format on
 #include <png.h>
 #include <zlib.h>
 
