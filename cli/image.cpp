@@ -271,14 +271,20 @@ struct PngHeader {
   int channels;  // after the transforms: 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA; 8 bits each
 };
 
-// Step 1: signature and chunks up to the image data, then the transforms to 8-bit grey/RGB with
-// or without alpha. Only trivially destructible state in this frame.
+// Step 1: signature and chunks up to the image data: the size, checked by the caller before step 2
+// (libpng allocates row buffers from it). Only trivially destructible state in this frame.
 bool png_read_header_step(png_structp png, png_infop info, PngHeader* h) {
   if (setjmp(png_jmpbuf(png))) return false;
   png_read_info(png, info);
-  int bit_depth = 0, color_type = 0;
-  png_get_IHDR(png, info, &h->width, &h->height, &bit_depth, &color_type, nullptr, nullptr,
-               nullptr);
+  h->width = png_get_image_width(png, info);
+  h->height = png_get_image_height(png, info);
+  return true;
+}
+
+// Step 2: the transforms to 8-bit grey/RGB with or without alpha.
+bool png_set_transforms_step(png_structp png, png_infop info, PngHeader* h) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  const int bit_depth = png_get_bit_depth(png, info), color_type = png_get_color_type(png, info);
   // As PIL: palette to RGB, low-depth grey scaled to 0..255, 16 bits to the high byte;
   // transparency (tRNS) becomes an alpha channel, dropped later. No gamma or colour management.
   if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
@@ -307,7 +313,7 @@ void png_row_to_rgb(const unsigned char* src, size_t w, int channels, unsigned c
   }
 }
 
-// Step 2: decode the rows, appending each converted to RGB to `out` (caller-owned, capacity
+// Step 3: decode the rows, appending each converted to RGB to `out` (caller-owned, capacity
 // reserved), and read to the end chunk. A non-interlaced file goes row by row through `row`
 // (width * channels bytes); an interlaced one needs the whole image first, in `full` (height *
 // width * channels bytes, caller-owned, not zero-filled) with its row pointers in `rows`.
@@ -354,6 +360,7 @@ Image decode_png(const unsigned char* data, size_t size, const std::string& what
   PngHeader h{};
   if (!png_read_header_step(png, info, &h)) fail();
   check_size(h.width, h.height, what);
+  if (!png_set_transforms_step(png, info, &h)) fail();
   Image img;
   img.width = h.width;
   img.height = h.height;

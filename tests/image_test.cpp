@@ -574,6 +574,9 @@ TEST(Image, OverSizeHeadersAreRefusedBeforeDecoding) {
   // each side within the limit, but 16384 * 16384 = 268435456 pixels is over the total
   expect_one_line_error(png_with_header_size(16384, 16384), "big.png",
                         {"16384x16384 = 268435456 pixels, more than the limit of 67108864"});
+  // the largest width PNG allows: refused before libpng sizes its row buffers from it (16 GiB)
+  expect_one_line_error(png_with_header_size(0x7FFFFFFF, 1), "wide.png",
+                        {"is 2147483647x1 pixels; each side must be between 1 and 16384"});
   // refused from the header: no 30 GB allocation, no decoding of 10^10 pixels
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 1.0);
   // the same 1x1 file with its own size decodes
