@@ -75,6 +75,14 @@ const char* other_format(const unsigned char* p, size_t n) {
 
 constexpr size_t kMessageBytes = 256;
 
+// Copies a library message into `out`, control characters replaced, so that the error stays one
+// line whatever bytes of the file a message quotes.
+void copy_message(char (&out)[kMessageBytes], const char* msg) {
+  std::snprintf(out, sizeof out, "%s", msg ? msg : "unknown error");
+  for (char* p = out; *p; ++p)
+    if (static_cast<unsigned char>(*p) < 0x20 || *p == 0x7F) *p = '?';
+}
+
 // ---- JPEG -----------------------------------------------------------------------------------------
 
 // Warnings that say nothing about the pixels; every other warning (truncated data, corrupt entropy
@@ -82,7 +90,7 @@ constexpr size_t kMessageBytes = 256;
 bool benign_jpeg_warning(int code) { return code == JWRN_JFIF_MAJOR || code == JWRN_ADOBE_XFORM; }
 
 // More scans than this is an error: a progressive JPEG has about ten; thousands of tiny scans make
-// a small file decode for minutes (the same limit as TurboJPEG's TJFLAG_LIMITSCANS).
+// a small file decode for minutes (the limit of TurboJPEG 2.x's TJFLAG_LIMITSCANS).
 constexpr int kMaxJpegScans = 500;
 
 struct JpegContext {  // trivially destructible: lives in frames that are longjmp'd across
@@ -101,7 +109,7 @@ extern "C" void jpeg_error_exit_longjmp(j_common_ptr cinfo) {
   JpegContext* ctx = context_of(cinfo);
   char buffer[JMSG_LENGTH_MAX] = {0};
   (*cinfo->err->format_message)(cinfo, buffer);
-  std::snprintf(ctx->message, sizeof ctx->message, "%s", buffer);
+  copy_message(ctx->message, buffer);
   std::longjmp(ctx->jump, 1);
 }
 
@@ -122,12 +130,11 @@ extern "C" void jpeg_limit_scans(j_common_ptr cinfo) {
   }
 }
 
-// Step 0: create the decompressor (client_data is set after: jpeg_create_decompress clears it).
+// Step 0: create the decompressor (it keeps client_data, which the error handler needs).
 bool jpeg_create_step(JpegContext* ctx) {
-  ctx->cinfo.client_data = ctx;  // for errors inside jpeg_create_decompress itself
+  ctx->cinfo.client_data = ctx;
   if (setjmp(ctx->jump)) return false;
   jpeg_create_decompress(&ctx->cinfo);
-  ctx->cinfo.client_data = ctx;
   return true;
 }
 
@@ -250,7 +257,7 @@ static_assert(std::is_trivially_destructible_v<PngContext>);
 
 extern "C" void png_error_longjmp(png_structp png, png_const_charp msg) {
   auto* ctx = static_cast<PngContext*>(png_get_error_ptr(png));
-  std::snprintf(ctx->message, sizeof ctx->message, "%s", msg ? msg : "unknown error");
+  copy_message(ctx->message, msg);
   png_longjmp(png, 1);
 }
 
