@@ -218,8 +218,10 @@ Image decode_jpeg(const unsigned char* data, size_t size, const std::string& wha
   ctx->err.error_exit = jpeg_error_exit_longjmp;
   ctx->err.emit_message = jpeg_emit_message_strict;
   ctx->progress.progress_monitor = jpeg_limit_scans;
-  if (!jpeg_create_step(ctx.get()))  // fails only when out of memory
+  if (!jpeg_create_step(ctx.get())) {  // fails only when out of memory
+    jpeg_destroy_decompress(&ctx->cinfo);  // frees what was allocated, if anything
     locus::fail("'", what, "' could not be decoded (libjpeg: ", ctx->message, ")");
+  }
   struct Destroy {
     JpegContext* c;
     ~Destroy() { jpeg_destroy_decompress(&c->cinfo); }
@@ -322,8 +324,9 @@ void png_row_to_rgb(const unsigned char* src, size_t w, int channels, unsigned c
 
 // Step 3: decode the rows, appending each converted to RGB to `out` (caller-owned, capacity
 // reserved), and read to the end chunk. A non-interlaced file goes row by row through `row`
-// (width * channels bytes); an interlaced one needs the whole image first, in `full` (height *
-// width * channels bytes, caller-owned, not zero-filled) with its row pointers in `rows`.
+// (width * channels bytes); an interlaced one needs the whole image first: `rows` points to
+// height caller-owned rows of width * channels bytes (not zero-filled: the seven Adam7 passes
+// write every pixel before png_read_image returns).
 bool png_decode_step(png_structp png, png_infop info, const PngHeader* h, bool interlaced,
                      unsigned char* row, png_bytepp rows, std::vector<uint8_t>* out) {
   if (setjmp(png_jmpbuf(png))) return false;
