@@ -543,3 +543,28 @@ TEST(CliHostile, UnknownIsaIsRefused) {
   expect_clean_error(run_locus("run " + model + " --input x=" + in, "LOCUS_ISA=avx3"), "LOCUS_ISA='avx3' names no ISA");
   EXPECT_EQ(run_locus("run " + model + " --input x=" + in, "LOCUS_ISA=generic").status, 0);
 }
+
+// Models are found in shared/models above the executable, wherever it is (an installed or copied
+// binary used to look in the source tree it was built from).
+TEST(CliModelPath, SharedModelsAboveTheExecutable) {
+  const fs::path root = fs::path(test::temp_dir()) / "moved_install";
+  fs::remove_all(root);
+  fs::create_directories(root / "bin");
+  fs::create_directories(root / "shared" / "models");
+  fs::copy_file(fs::path(LOCUS_BINARY_DIR) / "locus", root / "bin" / "locus");
+  fs::copy_file(write_relu_model("found_me.onnx", {1, 4}, {}), root / "shared" / "models" / "found_me.onnx");
+  const std::string cmd = "cd / && env -u LOCUS_MODEL_DIR " + (root / "bin" / "locus").string() + " info found_me.onnx >" +
+                          test::temp_dir() + "/mp_out.txt 2>&1";
+  EXPECT_EQ(std::system(cmd.c_str()), 0);
+  std::ifstream f(test::temp_dir() + "/mp_out.txt");
+  const std::string out(std::istreambuf_iterator<char>(f), {});
+  EXPECT_NE(out.find("Relu"), std::string::npos) << out;
+  const std::string miss = "cd / && env -u LOCUS_MODEL_DIR " + (root / "bin" / "locus").string() +
+                           " info not_there.onnx 2>" + test::temp_dir() + "/mp_err.txt";
+  EXPECT_NE(std::system(miss.c_str()), 0);
+  std::ifstream e(test::temp_dir() + "/mp_err.txt");
+  const std::string err(std::istreambuf_iterator<char>(e), {});
+  EXPECT_NE(err.find((root / "shared" / "models").string()), std::string::npos) << err;
+  EXPECT_EQ(err.find(fs::path(LOCUS_BINARY_DIR).parent_path().parent_path().string() + "/shared"), std::string::npos)
+      << "the source tree's model folder was searched: " << err;
+}
