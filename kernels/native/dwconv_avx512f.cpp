@@ -21,7 +21,8 @@ namespace {
 struct Clamp {
   bool on;
   __m512 lo, hi;
-  __m512 operator()(__m512 v) const { return on ? _mm512_min_ps(_mm512_max_ps(v, lo), hi) : v; }
+  // v second: max/min return their second operand when either is NaN, so NaN passes through.
+  __m512 operator()(__m512 v) const { return on ? _mm512_min_ps(hi, _mm512_max_ps(lo, v)) : v; }
 };
 
 // Vector v of a block of NV: the last one is masked when the block is the channel tail.
