@@ -31,14 +31,17 @@
 // clamps exactly (eltwise_relu with alpha != 0 keeps NaN but leaves alpha * x, not 0, for x < 0),
 // and a separate NaN-restoring pass would cost what the fused post-ops save. Left alone, an all-NaN
 // image came out as a confident "class 904". So the behaviour is made explicit instead: when a
-// graph input holds a NaN or an infinity, every output computed by the primitives is NaN (outputs
-// that are constants of the graph are not). That is exact for the classifiers this backend is
-// compared on (global pooling and the classifier mix every position and channel, so the reference
-// gives all-NaN logits too: NaN from the input, or from inf - inf in the first convolution) and
-// conservative elsewhere: an output the ONNX semantics would leave finite (say +inf through only
-// Relu/Clip) is NaN here. oneDNN's relu/clip themselves treat +-inf exactly (relu(-inf) = 0, clip
-// to the bounds); a NaN that first arises inside the network from finite inputs (overflow) is
-// still dropped by them. The native and reference backends propagate NaN exactly.
+// graph input holds a NaN, every output computed by the primitives is NaN (outputs that are
+// constants of the graph are not). That is exact for the classifiers this backend is compared on
+// (global pooling and the classifier mix every position and channel, so the reference gives
+// all-NaN logits too) and conservative elsewhere: an output the ONNX semantics would leave finite
+// (one computed from none of the NaN inputs) is NaN here. Infinities are left to oneDNN, whose
+// relu/clip treat them exactly (relu(-inf) = 0, clip(+-inf) = the bounds; one +-inf pixel in
+// MobileNetV2 gives the same finite logits as the reference, tests/nan_inf_test.cpp), but a NaN
+// that arises inside the network (inf - inf when a window holds infinities of both signs after a
+// convolution, or overflow) is still dropped by oneDNN's relu/clip/max pooling, so there this
+// backend can return finite values where the ONNX semantics give NaN. The native and reference
+// backends propagate NaN exactly.
 //
 // compile (the constructor) creates every primitive, reorders the weights, plans one arena for all
 // activation buffers and every primitive's scratchpad (scratchpad_mode::user) with the memory
@@ -837,15 +840,15 @@ void OnednnExecutable::finish_memory(const Graph& g) {
 void OnednnExecutable::run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>& outputs) {
   if (opts_.threads > 0) omp_set_num_threads(opts_.threads);
   for (auto& [m, k] : input_mems_) m.set_data_handle(const_cast<float*>(inputs[size_t(k)]->data<float>()));
-  // A NaN or infinite input: the outputs are NaN (see the header comment for why).
-  bool non_finite = false;
+  // A NaN input: the outputs are NaN (see the header comment for why).
+  bool nan_input = false;
   for (const Tensor* t : inputs) {
     if (t->dtype != DType::F32) continue;
     const float* d = t->data<float>();
     const int64_t n = t->numel();
     bool bad = false;
-    for (int64_t i = 0; i < n; ++i) bad |= d[i] - d[i] != 0.f;  // NaN for NaN and +-inf (vectorises)
-    non_finite |= bad;
+    for (int64_t i = 0; i < n; ++i) bad |= d[i] != d[i];
+    nan_input |= bad;
   }
   if (profiling_) {
     timings_.clear();
@@ -876,7 +879,7 @@ void OnednnExecutable::run(const std::vector<const Tensor*>& inputs, std::vector
       op.reorder.execute(strm_, op.src, op.dst);
       strm_.wait();
     }
-    if (non_finite) std::fill_n(t.data<float>(), t.numel(), std::numeric_limits<float>::quiet_NaN());
+    if (nan_input) std::fill_n(t.data<float>(), t.numel(), std::numeric_limits<float>::quiet_NaN());
     outputs[i] = std::move(t);
   }
 }
