@@ -12,9 +12,13 @@ enum class ActKind : uint8_t { None, Relu, Clip };
 // with NaN propagating (as ONNX Runtime and the reference backend): relu(NaN) = NaN, relu(-inf) = 0,
 // relu(+inf) = +inf; clip(NaN) = NaN, clip(-inf) = lo, clip(+inf) = hi. Every comparison with NaN is
 // false, so NaN falls through to `x`. (SIMD epilogues get the same by passing x as the second
-// operand of max/min: vmaxps/vminps return their second operand when either is NaN.)
+// operand of max/min: vmaxps/vminps return their second operand when either is NaN; these forms
+// compile to exactly that, maxps(lo, x) then minps(hi, y).)
 inline float relu_keep_nan(float x) { return x < 0.f ? 0.f : x; }
-inline float clip_keep_nan(float x, float lo, float hi) { return x < lo ? lo : hi < x ? hi : x; }
+inline float clip_keep_nan(float x, float lo, float hi) {
+  const float y = x < lo ? lo : x;  // max(x, lo)
+  return hi < y ? hi : y;           // min(y, hi)
+}
 
 struct Activation {
   ActKind kind = ActKind::None;
