@@ -344,7 +344,7 @@ TEST(NanInf, StandaloneActivation) {
   // 37 elements: ragged for any vector width
   std::vector<float> x;
   for (int i = 0; i < 37; ++i) x.push_back(kSpecials[size_t(i) % kSpecials.size()]);
-  for (const Activation& act : {relu(), clip(0.f, 6.f), clip(-1.f, 1.f)}) {
+  for (const Activation& act : {relu(), clip(0.f, 6.f), clip(-1.f, 1.f), clip(1.f, -1.f)}) {  // lo > hi: hi
     std::vector<float> y(x.size());
     activation_f32(act, x.data(), y.data(), int64_t(x.size()));
     Seen seen;
