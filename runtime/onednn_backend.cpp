@@ -24,18 +24,19 @@
 // larger than twice the L2 of all threads; smaller pairs get ref_fused_convolution, which runs the
 // jit 1x1 and jit dw primitives back to back through a scratchpad buffer.
 //
-// NaN and infinities: oneDNN (2.6, x64 jit, measured on AVX-512 and in every layout) maps NaN to a
-// finite value in exactly the places where the ONNX semantics keep it: eltwise_relu gives 0 for NaN
-// (alpha 0 or -0), eltwise_clip and eltwise_clip_v2 give the lower bound, both as primitives and as
-// convolution post-ops, and max pooling ignores a NaN tap. No eltwise algorithm both keeps NaN and
-// clamps exactly (eltwise_relu with alpha != 0 keeps NaN but leaves alpha * x, not 0, for x < 0),
-// and a separate NaN-restoring pass would cost what the fused post-ops save. Left alone, an all-NaN
-// image came out as a confident "class 904". So the behaviour is made explicit instead: when a
-// graph input holds a NaN, every output computed by the primitives is NaN (outputs that are
-// constants of the graph are not). That is exact for the classifiers this backend is compared on
-// (global pooling and the classifier mix every position and channel, so the reference gives
-// all-NaN logits too) and conservative elsewhere: an output the ONNX semantics would leave finite
-// (one computed from none of the NaN inputs) is NaN here. Infinities are left to oneDNN, whose
+// NaN and infinities: oneDNN 2.6 maps NaN to a finite value where the ONNX semantics keep it
+// (measured with its x64 jit on AVX-512, jit:avx512_core eltwise and brdgmm_dw convolution, layouts
+// nchw, nhwc and nChw16c): eltwise_relu gives 0 for NaN (alpha 0 or -0), eltwise_clip and
+// eltwise_clip_v2 give the lower bound, both as primitives and as convolution post-ops, and max
+// pooling ignores a NaN tap. No eltwise algorithm both keeps NaN and clamps exactly (eltwise_relu
+// with alpha != 0 keeps NaN but gives alpha * x for x < 0 and -inf for -inf), and a separate
+// NaN-restoring pass would cost what the fused post-ops save. Left alone, an all-NaN image came
+// out as a confident "class 904". So the behaviour is made explicit instead: when a graph input
+// holds a NaN, every output computed by the primitives is NaN (outputs that are constants of the
+// graph are not). That is exact for the classifiers this backend is compared on (global pooling
+// and the classifier mix every position and channel, so the reference gives all-NaN logits too)
+// and conservative elsewhere: an output the ONNX semantics would leave finite (one no NaN input
+// reaches) is NaN here. Infinities are left to oneDNN, whose
 // relu/clip treat them exactly (relu(-inf) = 0, clip(+-inf) = the bounds; one +-inf pixel in
 // MobileNetV2 gives the same finite logits as the reference, tests/nan_inf_test.cpp), but a NaN
 // that arises inside the network (inf - inf when a window holds infinities of both signs after a
