@@ -203,15 +203,17 @@ void naive_conv(const Conv2dShape& s, const std::vector<double>& in, const std::
         }
 }
 
+// l2_entries > 0: a 1x1 conv runs tiled (pointwise_scan) instead of through gemm_f32.
 void run_conv_case(const Conv2dShape& s, const Activation& act, ConvPath want_path, size_t every, uint32_t seed,
-                   const std::string& what, Seen& seen) {
+                   const std::string& what, Seen& seen, int64_t l2_entries = 0) {
   const std::vector<float> in = with_specials(s.N * s.H * s.W * s.C, seed, every);
   const std::vector<float> w = test::random_floats(s.OC * (s.C / s.G) * s.KH * s.KW, seed + 1);
   const std::vector<float> bias = test::random_floats(s.OC, seed + 2);
   std::vector<double> want, pre, scale;
   naive_conv(s, std::vector<double>(in.begin(), in.end()), w, bias, act, want, pre, scale);
-  const PackedConv2d p = pack_conv2d(s, w.data(), bias.data(), act);
+  const PackedConv2d p = pack_conv2d(s, w.data(), bias.data(), act, l2_entries);
   ASSERT_EQ(int(p.path), int(want_path)) << what;
+  ASSERT_EQ(p.scan != nullptr, l2_entries > 0) << what;
   std::vector<float> scratch(conv2d_scratch_floats(p, omp_get_max_threads()) + 1);
   std::vector<float> out(want.size(), -777.f);
   conv2d_nhwc(p, in.data(), out.data(), scratch.data());
@@ -227,6 +229,9 @@ TEST_P(ConvNanTest, Pointwise) {
   run_conv_case(conv_shape(2, 5, 7, 17, 33, 1, 1, 0, 1), clip(0.f, 6.f), ConvPath::Pointwise, 97, 1, "pw clip", seen);
   run_conv_case(conv_shape(1, 6, 5, 24, 9, 1, 1, 0, 1), relu(), ConvPath::Pointwise, 61, 2, "pw relu", seen);
   run_conv_case(conv_shape(1, 4, 9, 8, 20, 1, 1, 0, 1), Activation{}, ConvPath::Pointwise, 45, 3, "pw none", seen);
+  // tiled through the cache plan (pointwise_scan), as the real model's last 1x1 runs
+  run_conv_case(conv_shape(1, 7, 7, 40, 70, 1, 1, 0, 1), clip(0.f, 6.f), ConvPath::Pointwise, 173, 4, "pw scan", seen,
+                2048);
   EXPECT_GT(seen.nan, 50);
   EXPECT_GT(seen.inf, 5);
   EXPECT_GT(seen.bound_from_inf, 50);
