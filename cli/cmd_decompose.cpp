@@ -1,5 +1,5 @@
 // `locus decompose`: CP-decomposes the standard convolutions of a model (graph/passes/cp_decompose.h),
-// writes the result as a standard ONNX model (importers/onnx/onnx_exporter.h), reloads the written
+// writes the result as a standard ONNX model (exporters/onnx/onnx_exporter.h), reloads the written
 // file to check it, and prints the per-layer report (rank, reconstruction error, parameters and MACs).
 #include <algorithm>
 #include <chrono>
@@ -13,7 +13,7 @@
 #include "graph/cost.h"
 #include "graph/ops.h"
 #include "graph/passes/cp_decompose.h"
-#include "importers/onnx/onnx_exporter.h"
+#include "exporters/onnx/onnx_exporter.h"
 #include "importers/onnx/onnx_importer.h"
 
 namespace fs = std::filesystem;

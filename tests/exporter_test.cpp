@@ -1,4 +1,4 @@
-// The ONNX exporter (importers/onnx/onnx_exporter.h) and `locus decompose`: a hand-built graph
+// The ONNX exporter (exporters/onnx/onnx_exporter.h) and `locus decompose`: a hand-built graph
 // written and read back has the same structure and gives the same outputs; the runtime's own forms
 // (fused activations, legacy Softmax) come back as standard nodes; locus-domain ops and runtime
 // attributes are refused with one line; a model decomposed and exported gives the same outputs as the
@@ -21,9 +21,9 @@
 #include "graph/ops.h"
 #include "graph/passes/cp_decompose.h"
 #include "graph/passes/pass_manager.h"
-#include "importers/onnx/onnx_exporter.h"
+#include "exporters/onnx/onnx_exporter.h"
 #include "importers/onnx/onnx_importer.h"
-#include "importers/onnx/temp_file.h"
+#include "exporters/onnx/temp_file.h"
 #include "runtime/session.h"
 #include "tests/graph_builder_util.h"
 #include "tests/test_support.h"

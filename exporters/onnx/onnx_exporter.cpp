@@ -1,5 +1,5 @@
 // Graph IR -> standard ONNX ModelProto (see onnx_exporter.h for what is written and what is refused).
-#include "importers/onnx/onnx_exporter.h"
+#include "exporters/onnx/onnx_exporter.h"
 
 #include <onnx/onnx_pb.h>
 #include <signal.h>
@@ -18,10 +18,10 @@
 #include <optional>
 #include <set>
 
+#include "exporters/onnx/temp_file.h"
 #include "graph/ops.h"
 #include "importers/onnx/importer_internal.h"
 #include "importers/onnx/onnx_importer.h"
-#include "importers/onnx/temp_file.h"
 
 namespace fs = std::filesystem;
 

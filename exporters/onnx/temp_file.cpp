@@ -1,4 +1,4 @@
-#include "importers/onnx/temp_file.h"
+#include "exporters/onnx/temp_file.h"
 
 #include <signal.h>
 #include <unistd.h>
