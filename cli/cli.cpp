@@ -147,12 +147,15 @@ void apply_accel_options(const Args& a, SessionOptions& o) {
     o.accel_schedule = v;
   }
   if (a.has("--accel")) o.accel_config = a.get("--accel");
-  if (a.has("--buffer")) {
-    try {
-      o.accel_buffer_entries = accel::parse_entries(a.get("--buffer"));
-    } catch (const Error& e) {
-      throw UsageError(std::string("option --buffer: ") + e.what());
-    }
+  o.accel_buffer_entries = buffer_option(a);
+}
+
+int64_t buffer_option(const Args& a) {
+  if (!a.has("--buffer")) return 0;
+  try {
+    return accel::parse_entries(a.get("--buffer"));
+  } catch (const Error& e) {
+    throw UsageError(std::string("option --buffer: ") + e.what());  // a bad value is wrong usage: exit 2
   }
 }
 

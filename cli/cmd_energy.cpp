@@ -288,7 +288,7 @@ int cmd_energy(int argc, char** argv) {
   // config before the model, so that a bad preset fails fast
   accel::AccelConfig cfg = accel::load_accel_config(a.get("--accel", "default"));
   if (a.has("--dram")) cfg.dram = accel::dram_preset(a.get("--dram"));
-  if (a.has("--buffer")) cfg.buffer_entries = accel::parse_entries(a.get("--buffer"));
+  if (a.has("--buffer")) cfg.buffer_entries = buffer_option(a);
 
   const std::string path = resolve_model(a.positional()[0], a.get("--model-dir"));
   Graph g = load_model_graph(path, batch);

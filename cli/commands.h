@@ -49,6 +49,8 @@ std::string decompose_options_help(int width);
 // preset or a bad config file fails when the session is created, with the config's own error).
 std::string accel_options_help(int width);
 void apply_accel_options(const Args& a, SessionOptions& o);
+// --buffer SIZE in entries (run, check, bench, energy); 0 when absent; UsageError when bad.
+int64_t buffer_option(const Args& a);
 void apply_decompose_options(const Args& a, SessionOptions& o);
 
 // MODEL may be a .onnx path, a folder holding exactly one .onnx file (the ONNX test layout), or

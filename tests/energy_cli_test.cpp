@@ -153,4 +153,8 @@ TEST(EnergyCli, AccelBackendTakesScheduleAndBuffer) {
   Result badbuf = run_locus("run builtin:mobilenetv2 --backend accel --buffer lots --image x.jpg");
   EXPECT_EQ(badbuf.status, 2);
   EXPECT_NE(badbuf.err.find("--buffer"), std::string::npos) << badbuf.err;
+  // the same bad value is wrong usage for energy too (it exited 1 there)
+  Result badbuf_energy = run_locus("energy builtin:mobilenetv2 --buffer lots");
+  EXPECT_EQ(badbuf_energy.status, 2) << badbuf_energy.err;
+  EXPECT_NE(badbuf_energy.err.find("option --buffer"), std::string::npos) << badbuf_energy.err;
 }
