@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -16,6 +17,7 @@
 #include "cli/callgrind_runner.h"
 #include "cli/commands.h"
 #include "cli/json_writer.h"
+#include "graph/passes/pipeline.h"
 #include "runtime/machine_info.h"
 #include "runtime/perf_counters.h"
 
@@ -176,6 +178,17 @@ int cmd_bench(int argc, char** argv) {
   // Counters are opened before any session so that the OpenMP threads created later inherit them.
   PerfCounters pc = a.flag("--cachegrind") ? PerfCounters() : PerfCounters::open_default();
 
+  // The CP decomposition is fitted once for all backends (ALS takes seconds to minutes), then each
+  // session starts from the decomposed graph.
+  std::optional<Graph> decomposed;
+  if (o.decompose && !a.flag("--cachegrind")) {
+    std::fprintf(stderr, "bench: CP-decomposing (%s) once for all backends...\n", o.decompose->policy.describe().c_str());
+    decomposed = load_model_graph(model, o.batch);
+    PipelineOptions po;
+    po.optimize = false;
+    po.decompose = o.decompose;
+    prepare_graph(*decomposed, po);
+  }
   std::vector<BackendResult> results;
   for (auto& b : backends) {
     BackendResult r;
@@ -210,7 +223,9 @@ int cmd_bench(int argc, char** argv) {
       continue;
     }
     std::fprintf(stderr, "bench: %s: %lld warm-up + %lld timed runs...\n", b.c_str(), (long long)warmup, (long long)runs);
-    Session s = Session::from_graph(load_model_graph(model, o.batch), o);
+    SessionOptions so = o;
+    if (decomposed) so.decompose.reset();  // already applied
+    Session s = Session::from_graph(decomposed ? *decomposed : load_model_graph(model, o.batch), so);
     r.describe = s.executable().describe();
     r.activation_bytes = s.activation_bytes();
     r.tiling = s.executable().pointwise_tiling();

@@ -10,10 +10,11 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/json_writer.h"
+#include "exporters/onnx/onnx_exporter.h"
 #include "graph/cost.h"
 #include "graph/ops.h"
 #include "graph/passes/cp_decompose.h"
-#include "exporters/onnx/onnx_exporter.h"
+#include "graph/passes/pipeline.h"
 #include "importers/onnx/onnx_importer.h"
 
 namespace fs = std::filesystem;
@@ -135,10 +136,11 @@ int cmd_decompose(int argc, char** argv) {
 
   const std::string model = resolve_model(a.positional()[0], a.get("--model-dir"));
   Graph g = load_model_graph(model, batch);
-  if (std::string bad = unsupported_summary(g); !bad.empty()) throw Unsupported(bad);
   // Shapes (and constant subgraphs folded), but none of the optimising passes: the written model
-  // keeps only standard ONNX ops.
-  infer_shapes_and_fold(g);
+  // keeps only standard ONNX ops. The decomposition runs below, one conv at a time.
+  PipelineOptions po;
+  po.optimize = false;
+  prepare_graph(g, po);
 
   std::vector<std::string> convs;
   for (const Node& n : g.nodes)

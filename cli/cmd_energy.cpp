@@ -13,6 +13,7 @@
 #include "cli/svg_plot.h"
 #include "graph/ops.h"
 #include "graph/passes/cp_decompose.h"
+#include "graph/passes/pipeline.h"
 #include "runtime/accel/accel_config.h"
 #include "runtime/accel/schedule.h"
 #include "runtime/accel/workload.h"
@@ -292,21 +293,17 @@ int cmd_energy(int argc, char** argv) {
 
   const std::string path = resolve_model(a.positional()[0], a.get("--model-dir"));
   Graph g = load_model_graph(path, batch);
-  if (std::string bad = unsupported_summary(g); !bad.empty()) throw Unsupported(bad);
-  infer_shapes_and_fold(g);
+  PipelineOptions po;  // as a session of the accel backend prepares it
+  po.decompose = so.decompose;
+  if (a.flag("--no-fuse")) po.disabled_passes.push_back("fuse-inverted-residual");
+  po.fuse_blocks = make_backend("accel")->capabilities().fused_inverted_residual;
+  const PreparedGraph prepared = prepare_graph(g, po);
   if (so.decompose) {
-    // before the pipeline, so that the decomposed 1x1 -> depthwise -> 1x1 chains are fused
-    int decomposed = 0, considered = 0;
-    for (const CpLayerReport& r : cp_decompose(g, *so.decompose)) {
-      ++considered;
-      decomposed += r.decomposed ? 1 : 0;
-    }
-    std::fprintf(stderr, "cp-decompose (%s): %d of %d convolutions decomposed\n",
-                 so.decompose->policy.describe().c_str(), decomposed, considered);
+    int decomposed = 0;
+    for (const CpLayerReport& r : prepared.decompose_report) decomposed += r.decomposed ? 1 : 0;
+    std::fprintf(stderr, "cp-decompose (%s): %d of %zu convolutions decomposed\n",
+                 so.decompose->policy.describe().c_str(), decomposed, prepared.decompose_report.size());
   }
-  std::vector<std::string> disabled;
-  if (a.flag("--no-fuse")) disabled.push_back("fuse-inverted-residual");
-  PassManager::default_pipeline(disabled, /*fuse_inverted_residuals=*/true).run(g);
   const accel::Workload wl = accel::extract_workload(g);
 
   if (sweep) {

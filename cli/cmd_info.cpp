@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "graph/cost.h"
 #include "graph/ops.h"
+#include "graph/passes/pipeline.h"
 #include "importers/onnx/onnx_importer.h"
 #include "runtime/backend.h"
 
@@ -116,14 +117,11 @@ int cmd_info(int argc, char** argv) {
   apply_tiling_options(a, so);  // bad values fail before any work
   std::string path = resolve_model(a.positional()[0], a.get("--model-dir"));
   Graph g = load_model_graph(path, a.get_int("--batch", 1, 1, 4096));
-  if (std::string bad = unsupported_summary(g); !bad.empty()) throw Unsupported(bad);
-  PassReport report;
-  report.results.push_back({"constant-folding (during shape inference)", infer_shapes_and_fold(g)});
-  if (!a.flag("--no-optimize")) {
-    PassReport r = PassManager::default_pipeline(so.disabled_passes, /*fuse_inverted_residuals=*/true).run(g);
-    report.results.insert(report.results.end(), r.results.begin(), r.results.end());
-    report.remarks = std::move(r.remarks);
-  }
+  PipelineOptions po;  // as a session of the native backend prepares it
+  po.optimize = !a.flag("--no-optimize");
+  po.disabled_passes = so.disabled_passes;
+  po.fuse_blocks = make_backend("native")->capabilities().fused_inverted_residual;
+  const PassReport report = prepare_graph(g, po).report;
 
   // --plans: compiled for the native backend as a session would (plans made once, read back) before
   // anything is printed, so that a bad LOCUS_L2 / LOCUS_TILE_ORDER fails without partial output.

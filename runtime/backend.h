@@ -121,10 +121,17 @@ class Executable {
   virtual std::vector<FusedBlockPlanRow> fused_block_plans() const { return {}; }
 };
 
+// What a backend can execute beyond the catalogue ops, so that the pipeline prepares the graph for
+// it (no decisions by backend name).
+struct BackendCapabilities {
+  bool fused_inverted_residual = false;  // runs locus.FusedInvertedResidual: the pipeline fuses blocks
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+  virtual BackendCapabilities capabilities() const { return {}; }
   // Throws Unsupported naming every node it cannot run.
   virtual std::unique_ptr<Executable> compile(const Graph& g, const BackendOptions& o) = 0;
 };

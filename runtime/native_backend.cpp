@@ -698,24 +698,26 @@ void NativeExecutable::run(const std::vector<const Tensor*>& inputs, std::vector
   }
 }
 
-// "native-unfused" is the same backend under another name: sessions fuse inverted-residual blocks
-// only for "native" (runtime/session.cpp), so it runs the unfused graph (what --no-fuse does), for
+// "native-unfused" is the same backend without the fused-block capability: the pipeline does not
+// fuse inverted-residual blocks for it, so it runs the unfused graph (what --no-fuse does), for
 // side-by-side benchmarks.
 class NativeBackend : public Backend {
  public:
-  explicit NativeBackend(std::string name = "native") : name_(std::move(name)) {}
+  explicit NativeBackend(std::string name = "native", bool fused = true) : name_(std::move(name)), fused_(fused) {}
   std::string name() const override { return name_; }
+  BackendCapabilities capabilities() const override { return {fused_}; }
   std::unique_ptr<Executable> compile(const Graph& g, const BackendOptions& o) override {
     return std::make_unique<NativeExecutable>(g, o);
   }
 
  private:
   std::string name_;
+  bool fused_;
 };
 
 }  // namespace
 
 std::unique_ptr<Backend> make_native_backend() { return std::make_unique<NativeBackend>(); }
-std::unique_ptr<Backend> make_native_unfused_backend() { return std::make_unique<NativeBackend>("native-unfused"); }
+std::unique_ptr<Backend> make_native_unfused_backend() { return std::make_unique<NativeBackend>("native-unfused", false); }
 
 }  // namespace locus

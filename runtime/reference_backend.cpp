@@ -42,6 +42,7 @@ class ReferenceExecutable : public Executable {
 class ReferenceBackend : public Backend {
  public:
   std::string name() const override { return "reference"; }
+  BackendCapabilities capabilities() const override { return {true}; }  // runs the fused block's composition
   std::unique_ptr<Executable> compile(const Graph& g, const BackendOptions&) override {
     return std::make_unique<ReferenceExecutable>(g);
   }

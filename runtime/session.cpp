@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "graph/ops.h"
+#include "graph/passes/pipeline.h"
 #include "importers/onnx/onnx_importer.h"
 #include "runtime/omp_threads.h"
 
@@ -124,40 +125,17 @@ Session Session::from_graph(Graph g, const SessionOptions& o) {
   }
   resolve_input_shapes(g, o);
   const MemoryBudget budget = MemoryBudget::resolve(o.max_memory_bytes);
-  if (std::string bad = unsupported_summary(g); !bad.empty()) throw Unsupported(bad);
-  int folded = infer_shapes_and_fold(g);
+  // The backend first: its capabilities decide how the pipeline prepares the graph.
+  std::unique_ptr<Backend> backend = make_backend(o.backend);
+  PipelineOptions po;
+  po.optimize = o.optimize;
+  po.disabled_passes = o.disabled_passes;
+  po.fuse_blocks = backend->capabilities().fused_inverted_residual;
+  po.decompose = o.decompose;
+  PreparedGraph prepared = prepare_graph(g, po);
   Session s;
-  s.report_.results.push_back({"constant-folding (during shape inference)", folded});
-  if (o.decompose) {
-    // Before the default pipeline, so BatchNorm folding / activation fusion and the inverted-residual
-    // fusion see the decomposed 1x1 -> depthwise -> 1x1 chains like any other.
-    s.decompose_report_ = cp_decompose(g, *o.decompose);
-    int decomposed = 0;
-    for (const CpLayerReport& r : s.decompose_report_) {
-      if (r.decomposed) {
-        ++decomposed;
-        s.report_.remarks.push_back({"cp-decompose", r.node,
-                                     cat("decomposed ", r.cout, "x", r.cin, "x", r.kh, "x", r.kw, " at rank ", r.rank,
-                                         ", relative error ", r.rel_error, ", MACs ", r.macs_before, " -> ",
-                                         r.macs_after)});
-      } else {
-        s.report_.remarks.push_back({"cp-decompose", r.node, "not decomposed: " + r.why_not});
-      }
-    }
-    s.report_.results.push_back({"cp-decompose (" + o.decompose->policy.describe() + ")", decomposed});
-  }
-  if (o.optimize) {
-    for (auto& d : o.disabled_passes) {
-      auto names = all_pass_names();
-      LOCUS_CHECK(std::find(names.begin(), names.end(), d) != names.end(), "unknown pass '", d, "'");
-    }
-    // Inverted-residual fusion only for the backends that execute FusedInvertedResidual (the native
-    // kernel and the reference's composition); turned off with --disable-pass fuse-inverted-residual.
-    const bool fuse_blocks = o.backend == "native" || o.backend == "reference" || o.backend == "accel";
-    PassReport r = PassManager::default_pipeline(o.disabled_passes, fuse_blocks).run(g);
-    s.report_.results.insert(s.report_.results.end(), r.results.begin(), r.results.end());
-    s.report_.remarks.insert(s.report_.remarks.end(), r.remarks.begin(), r.remarks.end());
-  }
+  s.report_ = std::move(prepared.report);
+  s.decompose_report_ = std::move(prepared.decompose_report);
   const MemoryEstimate est = estimate_memory(g);
   budget.check("the model", est.total(),
                cat("activations ", human_bytes(est.activations), ", weights 2 x ", human_bytes(est.weights),
@@ -173,7 +151,7 @@ Session Session::from_graph(Graph g, const SessionOptions& o) {
   bo.accel_schedule = o.accel_schedule;
   bo.accel_config = o.accel_config;
   bo.accel_buffer_entries = o.accel_buffer_entries;
-  s.exe_ = make_backend(o.backend)->compile(g, bo);
+  s.exe_ = backend->compile(g, bo);
   s.graph_ = std::move(g);
   return s;
 }

@@ -6,6 +6,8 @@
 
 #include "graph/ops.h"
 #include "graph/passes/pass_manager.h"
+#include "graph/passes/pipeline.h"
+#include "runtime/backend.h"
 #include "runtime/session.h"
 #include "tests/graph_builder_util.h"
 
@@ -190,4 +192,34 @@ TEST(Passes, ConstantFoldingStopsAtItsTotalLimit) {
   EXPECT_EQ(make_constant_folding_pass()->run(again, remarks), 8);
   ASSERT_EQ(remarks.size(), 2u);
   EXPECT_NE(remarks[0].message.find("total limit"), std::string::npos) << remarks[0].message;
+}
+
+// One pipeline for every consumer: the backend's capabilities decide whether blocks are fused (no
+// backend-name checks), an unknown pass name is refused, decomposition runs before the passes.
+TEST(Pipeline, CapabilitiesDecideFusion) {
+  EXPECT_TRUE(make_backend("native")->capabilities().fused_inverted_residual);
+  EXPECT_FALSE(make_backend("native-unfused")->capabilities().fused_inverted_residual);
+  EXPECT_FALSE(make_backend("onednn")->capabilities().fused_inverted_residual);
+  EXPECT_TRUE(make_backend("reference")->capabilities().fused_inverted_residual);
+  EXPECT_TRUE(make_backend("accel")->capabilities().fused_inverted_residual);
+
+  GraphBuilder b;
+  auto x = b.input("x", {1, 4, 6, 6});
+  auto e = b.node("Conv", {x, b.random_constant("we", {8, 4, 1, 1}, 1)});
+  auto r = b.node("Relu", {e});
+  auto d = b.node("Conv", {r, b.random_constant("wd", {8, 1, 3, 3}, 2)},
+                  {{"group", int64_t(8)}, {"pads", std::vector<int64_t>{1, 1, 1, 1}}});
+  auto p = b.node("Conv", {d, b.random_constant("wp", {4, 8, 1, 1}, 3)});
+  const Graph g = b.finish({p});
+  for (bool fuse : {true, false}) {
+    Graph h = g;
+    PipelineOptions po;
+    po.fuse_blocks = fuse;
+    prepare_graph(h, po);
+    EXPECT_EQ(count_op(h, "FusedInvertedResidual"), fuse ? 1 : 0);
+  }
+  Graph h = g;
+  PipelineOptions bad;
+  bad.disabled_passes = {"no-such-pass"};
+  EXPECT_THROW(prepare_graph(h, bad), Error);
 }

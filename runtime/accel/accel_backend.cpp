@@ -46,6 +46,7 @@ class AccelExecutable : public Executable {
 class AccelBackend : public Backend {
  public:
   std::string name() const override { return "accel"; }
+  BackendCapabilities capabilities() const override { return {true}; }  // fused-scan schedules fused blocks
   std::unique_ptr<Executable> compile(const Graph& g, const BackendOptions& o) override {
     // options first, so that a bad config fails before the native compile
     const accel::ScheduleKind kind = accel::parse_schedule(o.accel_schedule);

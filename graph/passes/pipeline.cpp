@@ -1,0 +1,40 @@
+#include "graph/passes/pipeline.h"
+
+#include <algorithm>
+
+#include "graph/ops.h"
+
+namespace locus {
+
+PreparedGraph prepare_graph(Graph& g, const PipelineOptions& o) {
+  if (std::string bad = unsupported_summary(g); !bad.empty()) throw Unsupported(bad);
+  const auto names = all_pass_names();
+  for (const std::string& d : o.disabled_passes)
+    LOCUS_CHECK(std::find(names.begin(), names.end(), d) != names.end(), "unknown pass '", d, "'");
+  PreparedGraph p;
+  p.report.results.push_back({"constant-folding (during shape inference)", infer_shapes_and_fold(g)});
+  if (o.decompose) {
+    p.decompose_report = cp_decompose(g, *o.decompose);
+    int decomposed = 0;
+    for (const CpLayerReport& r : p.decompose_report) {
+      if (r.decomposed) {
+        ++decomposed;
+        p.report.remarks.push_back({"cp-decompose", r.node,
+                                    cat("decomposed ", r.cout, "x", r.cin, "x", r.kh, "x", r.kw, " at rank ", r.rank,
+                                        ", relative error ", r.rel_error, ", MACs ", r.macs_before, " -> ",
+                                        r.macs_after)});
+      } else {
+        p.report.remarks.push_back({"cp-decompose", r.node, "not decomposed: " + r.why_not});
+      }
+    }
+    p.report.results.push_back({"cp-decompose (" + o.decompose->policy.describe() + ")", decomposed});
+  }
+  if (o.optimize) {
+    PassReport r = PassManager::default_pipeline(o.disabled_passes, o.fuse_blocks).run(g);
+    p.report.results.insert(p.report.results.end(), r.results.begin(), r.results.end());
+    p.report.remarks.insert(p.report.remarks.end(), r.remarks.begin(), r.remarks.end());
+  }
+  return p;
+}
+
+}  // namespace locus
