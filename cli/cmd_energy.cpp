@@ -41,7 +41,8 @@ static const char* kEnergyHelp =
     "  --sweep LO:HI         DRAM energy per schedule for every buffer size LO, 2LO, ..., HI (powers\n"
     "                        of two, e.g. 8K:2M) instead of the per-layer report; progress on stderr\n"
     "  --svg FILE            with --sweep: also write an SVG plot of DRAM energy against buffer size\n"
-    "  --format F            table (default), csv or json\n"
+    "  --format F            table (default), csv or json (schema locus-energy/1, with --sweep\n"
+    "                        locus-energy-sweep/1)\n"
     "  --summary             table format: totals only, no per-layer tables\n"
     "  --trace FILE          write the DRAM request trace (one line per burst, '0x<address> READ|WRITE\n"
     "                        <cycle>', DRAMSim2's .trc format) of one schedule at --buffer\n"
@@ -326,6 +327,7 @@ int cmd_energy(int argc, char** argv) {
     if (format == "json") {
       JsonWriter j;
       j.begin_object();
+      j.kv("schema", "locus-energy-sweep/1");
       j.kv("model", path);
       j.kv("accel", cfg.name);
       j.kv("dram", cfg.dram.name);
@@ -425,6 +427,7 @@ int cmd_energy(int argc, char** argv) {
   if (format == "json") {
     JsonWriter j;
     j.begin_object();
+    j.kv("schema", "locus-energy/1");
     j.kv("model", path);
     j.key("config");
     j.begin_object();

@@ -46,6 +46,9 @@ TEST(EnergyCli, MobileNetV2Json) {
   ASSERT_EQ(r.status, 0) << r.err;
   namespace json = locus::accel::json;
   json::Value doc = json::parse(r.out, "locus energy output");
+  const json::Value* schema = doc.find("schema");  // every JSON output names its schema
+  ASSERT_TRUE(schema && schema->kind == json::Value::Kind::String);
+  EXPECT_EQ(schema->string, "locus-energy/1");
   const json::Value* cfg = doc.find("config");
   ASSERT_TRUE(cfg);
   EXPECT_EQ(number(*cfg, "buffer_entries"), 65536);
