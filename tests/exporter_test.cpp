@@ -593,3 +593,49 @@ TEST(ExporterTempFile, SignalRemovesTheTemporaryFile) {
 
 }  // namespace
 }  // namespace locus
+
+namespace locus {
+namespace {
+
+// locus decompose runs ONNX's own checker on the file it wrote: a valid model passes, a model that
+// imports but breaks the spec (an operator the default domain does not have) fails with one line.
+TEST(ExporterChecker, CheckerAcceptsValidAndRefusesInvalidFiles) {
+  const std::string good = test::temp_dir() + "/checker_good.onnx";
+  onnx_export::save_model(small_net(), good);
+  EXPECT_NO_THROW(onnx_export::check_model_file(good));
+
+  onnx::ModelProto m;
+  m.set_ir_version(7);
+  m.add_opset_import()->set_version(13);
+  auto* g = m.mutable_graph();
+  g->set_name("bad");
+  auto* in = g->add_input();
+  in->set_name("x");
+  in->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+  in->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(4);
+  auto* n = g->add_node();
+  n->set_op_type("NoSuchOp");
+  n->add_input("x");
+  n->add_output("y");
+  auto* out = g->add_output();
+  out->set_name("y");
+  out->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+  out->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(4);
+  const std::string bad = test::temp_dir() + "/checker_bad.onnx";
+  {
+    std::ofstream f(bad, std::ios::binary);
+    m.SerializeToOstream(&f);
+  }
+  try {
+    onnx_export::check_model_file(bad);
+    ADD_FAILURE() << "the checker accepted an unknown operator";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("fails the ONNX checker"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("NoSuchOp"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+}
+
+}  // namespace
+}  // namespace locus

@@ -1,6 +1,7 @@
 // Graph IR -> standard ONNX ModelProto (see onnx_exporter.h for what is written and what is refused).
 #include "exporters/onnx/onnx_exporter.h"
 
+#include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -399,6 +400,17 @@ void save_model(const Graph& g, const std::string& path, const ExportOptions& o)
   ::umask(mask);
   ::chmod(tmp.c_str(), 0666 & ~mask);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) cleanup(std::strerror(errno));
+}
+
+void check_model_file(const std::string& path) {
+  try {
+    onnx::checker::check_model(path);
+  } catch (const std::exception& e) {
+    std::string why = e.what();
+    for (char& c : why)
+      if (c == '\n' || c == '\r') c = ' ';
+    fail("the written model '", path, "' fails the ONNX checker: ", why);
+  }
 }
 
 }  // namespace locus::onnx_export

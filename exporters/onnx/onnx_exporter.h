@@ -56,4 +56,8 @@ std::string serialize_model(const Graph& g, const ExportOptions& o = {});
 // file is replaced only by a complete model. One-line Error if the folder is missing or unwritable.
 void save_model(const Graph& g, const std::string& path, const ExportOptions& o = {});
 
+// ONNX's own checker (onnx::checker::check_model, with the model's opsets) on a written file:
+// throws Error with its one-line reason when the file is not a valid ONNX model.
+void check_model_file(const std::string& path);
+
 }  // namespace locus::onnx_export
