@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "importers/onnx/onnx_importer.h"
+#include "tests/cli_util.h"
 #include "tests/test_support.h"
 
 namespace fs = std::filesystem;
@@ -19,29 +20,10 @@ using namespace locus;
 
 namespace {
 
-struct Result {
-  int status = -1;  // exit code; -1 if killed by a signal or timed out
-  std::string out, err;
-};
+using Result = test::CliResult;
 
-// env: "NAME=value ..." set for this run only.
-Result run_locus(const std::string& args, const std::string& env = "") {
-  std::string dir = test::temp_dir();
-  std::string out = dir + "/stdout.txt", err = dir + "/stderr.txt";
-  std::string cmd = (env.empty() ? "" : "env " + env + " ") + "timeout 120 " + std::string(LOCUS_BINARY_DIR) +
-                    "/locus " + args + " >" + out + " 2>" + err;
-  int rc = std::system(cmd.c_str());
-  Result r;
-  if (WIFEXITED(rc)) r.status = WEXITSTATUS(rc);
-  if (r.status == 124) r.status = -1;  // timeout(1)
-  auto slurp = [](const std::string& p) {
-    std::ifstream f(p);
-    return std::string(std::istreambuf_iterator<char>(f), {});
-  };
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
+// A shorter timeout than the default: every command here is quick.
+Result run_locus(const std::string& args, const std::string& env = "") { return test::run_locus(args, env, 120); }
 
 // A bad input: exit status 1 (not a crash, not a timeout), exactly one line on stderr, naming it.
 void expect_clean_error(const Result& r, const std::string& needle) {

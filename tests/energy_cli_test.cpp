@@ -8,30 +8,13 @@
 #include <sstream>
 
 #include "runtime/accel/json_reader.h"
+#include "tests/cli_util.h"
 #include "tests/test_support.h"
 
 namespace {
 
-struct Result {
-  int status = -1;
-  std::string out, err;
-};
-
-Result run_locus(const std::string& args) {
-  const std::string dir = locus::test::temp_dir();
-  const std::string out = dir + "/energy_out.txt", err = dir + "/energy_err.txt";
-  const std::string cmd = "timeout 300 " + std::string(LOCUS_BINARY_DIR) + "/locus " + args + " >" + out + " 2>" + err;
-  const int rc = std::system(cmd.c_str());
-  Result r;
-  if (WIFEXITED(rc)) r.status = WEXITSTATUS(rc);
-  auto slurp = [](const std::string& p) {
-    std::ifstream f(p);
-    return std::string(std::istreambuf_iterator<char>(f), {});
-  };
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
+using Result = locus::test::CliResult;
+using locus::test::run_locus;
 
 double number(const locus::accel::json::Value& v, const char* key) {
   const auto* f = v.find(key);

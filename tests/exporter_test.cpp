@@ -25,6 +25,7 @@
 #include "importers/onnx/onnx_importer.h"
 #include "exporters/onnx/temp_file.h"
 #include "runtime/session.h"
+#include "tests/cli_util.h"
 #include "tests/graph_builder_util.h"
 #include "tests/test_support.h"
 
@@ -165,10 +166,7 @@ int shell(const std::string& cmd) {
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-std::string slurp(const std::string& p) {
-  std::ifstream f(p);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
+using test::slurp;
 
 // onnx.checker.check_model(full_check=True) on `path` (also runs ONNX's shape inference in strict mode).
 // The python onnx module is a dependency (scripts/install-deps.sh: python3-onnx): its absence fails.
@@ -182,20 +180,8 @@ void expect_onnx_checker_passes(const std::string& path) {
                    << slurp(log) << "(python3-onnx is required: scripts/install-deps.sh)";
 }
 
-struct CliResult {
-  int status = -1;
-  std::string out, err;
-};
-
-CliResult run_locus(const std::string& args) {
-  const std::string dir = test::temp_dir();
-  const std::string out = dir + "/cli_stdout.txt", err = dir + "/cli_stderr.txt";
-  CliResult r;
-  r.status = shell("timeout 300 " + std::string(LOCUS_BINARY_DIR) + "/locus " + args + " >" + out + " 2>" + err);
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
+using test::CliResult;
+using test::run_locus;
 
 int lines(const std::string& s) { return int(std::count(s.begin(), s.end(), '\n')); }
 
