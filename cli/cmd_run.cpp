@@ -12,6 +12,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/image.h"
+#include "cli/json_writer.h"
 #include "importers/onnx/onnx_importer.h"
 #include "models/model_path.h"
 
@@ -43,7 +44,10 @@ static const char* kRunHelp =
     "  --no-optimize       skip the graph passes\n"
     "  --explain           before running, print to stderr how the graph was rewritten: one line\n"
     "                      per fused inverted-residual block (the nodes it replaced) and one per\n"
-    "                      pass remark (a chain that was not fused, and why)\n";
+    "                      pass remark, with its kind: applied (a rewrite made), missed (a\n"
+    "                      candidate refused, and why) or analysis\n"
+    "  --remarks FILE      write the pass remarks (pass, node, kind, message) and the nodes of the\n"
+    "                      optimised graph as JSON (schema locus-remarks/1)\n";
 
 static std::vector<std::string> load_labels(const std::string& path) {
   std::ifstream f(path);
@@ -90,6 +94,40 @@ static void prepare_output_dir(const std::string& dir) {
   fs::remove(probe, ec);
 }
 
+// --remarks FILE.json: every pass remark with its kind, and every node of the optimised graph.
+static void write_remarks(const std::string& path, const std::string& model, const std::string& backend,
+                          const Session& s) {
+  JsonWriter j;
+  j.begin_object();
+  j.kv("schema", "locus-remarks/1");
+  j.kv("model", model);
+  j.kv("backend", backend);
+  j.key("remarks");
+  j.begin_array();
+  for (const PassRemark& r : s.pass_report().remarks) {
+    j.begin_object();
+    j.kv("pass", r.pass);
+    j.kv("node", r.node);
+    j.kv("kind", remark_kind_name(r.kind));
+    j.kv("message", r.message);
+    j.end_object();
+  }
+  j.end_array();
+  j.key("nodes");
+  j.begin_array();
+  for (const Node& n : s.graph().nodes) {
+    j.begin_object();
+    j.kv("node", n.name);
+    j.kv("op", n.domain.empty() ? n.op : n.domain + "." + n.op);
+    j.end_object();
+  }
+  j.end_array();
+  j.end_object();
+  std::ofstream f(path);
+  f << j.str() << "\n";
+  LOCUS_CHECK(f.good(), "cannot write the remarks to '", path, "'");
+}
+
 static SessionOptions session_options(const Args& a) {
   SessionOptions o;
   o.backend = a.get("--backend", "native");
@@ -106,7 +144,7 @@ static SessionOptions session_options(const Args& a) {
 int cmd_run(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--image", "--input", "--output-dir", "--labels", "--top", "--threads", "--backend", "--batch",
-          "--model-dir", "--l2", "--max-memory", "--tile-order", "--decompose", "--decompose-form", "--accel-schedule", "--accel", "--buffer"},
+          "--model-dir", "--l2", "--max-memory", "--tile-order", "--decompose", "--decompose-form", "--accel-schedule", "--accel", "--buffer", "--remarks"},
          {"--help", "-h", "--no-optimize", "--no-fuse", "--explain"});
   if (a.flag("--help") || a.flag("-h")) {
     std::fputs(kRunHelp, stdout);
@@ -164,10 +202,12 @@ int cmd_run(int argc, char** argv) {
                      n.i("residual", 0) ? " (with residual add)" : "");
       }
     for (const PassRemark& r : session.pass_report().remarks)
-      std::fprintf(stderr, "explain: %s: %s: %s\n", r.pass.c_str(), r.node.c_str(), r.message.c_str());
+      std::fprintf(stderr, "explain: %s: %s: %s: %s\n", remark_kind_name(r.kind), r.pass.c_str(), r.node.c_str(),
+                   r.message.c_str());
     std::fprintf(stderr, "explain: %d inverted-residual blocks fused, %zu remarks (%s backend)\n", fused,
                  session.pass_report().remarks.size(), so.backend.c_str());
   }
+  if (a.has("--remarks")) write_remarks(a.get("--remarks"), model, opts.backend, session);
   auto run_timed = [&](const std::map<std::string, Tensor>& feed, double& ms) {
     auto t0 = std::chrono::steady_clock::now();
     auto out = session.run(feed);

@@ -8,10 +8,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 
 #include "importers/onnx/onnx_importer.h"
+#include "runtime/accel/json_reader.h"
 #include "tests/cli_util.h"
 #include "tests/test_support.h"
 
@@ -549,4 +551,35 @@ TEST(CliModelPath, SharedModelsAboveTheExecutable) {
   EXPECT_NE(err.find((root / "shared" / "models").string()), std::string::npos) << err;
   EXPECT_EQ(err.find(fs::path(LOCUS_BINARY_DIR).parent_path().parent_path().string() + "/shared"), std::string::npos)
       << "the source tree's model folder was searched: " << err;
+}
+
+// --remarks FILE.json: every pass remark with its kind (applied / missed / analysis), every node.
+TEST(CliRemarks, RemarksFileNamesKindsAndNodes) {
+  const std::string in = test::temp_dir() + "/remarks_x.pb";
+  onnx_import::save_tensor_file(in, Tensor(DType::F32, {1, 3, 224, 224}), "input");
+  const std::string path = test::temp_dir() + "/remarks.json";
+  auto r = run_locus("run builtin:mobilenetv2 --input input=" + in + " --remarks " + path);
+  ASSERT_EQ(r.status, 0) << r.err;
+  namespace json = locus::accel::json;
+  const json::Value doc = json::parse(test::slurp(path), "remarks");
+  ASSERT_TRUE(doc.find("schema") && doc.find("schema")->string == "locus-remarks/1");
+  const json::Value* remarks = doc.find("remarks");
+  ASSERT_TRUE(remarks && remarks->kind == json::Value::Kind::Array);
+  std::map<std::string, int> applied;
+  for (const json::Value& rm : remarks->array) {
+    const std::string kind = rm.find("kind")->string;
+    EXPECT_TRUE(kind == "applied" || kind == "missed" || kind == "analysis") << kind;
+    if (kind == "applied") ++applied[rm.find("pass")->string];
+  }
+  EXPECT_EQ(applied["fuse-inverted-residual"], 17);  // MobileNetV2's 17 blocks
+  EXPECT_EQ(applied["fold-batchnorm"], 52);           // every conv of the built model has a BatchNorm
+  const json::Value* nodes = doc.find("nodes");
+  ASSERT_TRUE(nodes && nodes->kind == json::Value::Kind::Array);
+  int fused_nodes = 0;
+  for (const json::Value& n : nodes->array) fused_nodes += n.find("op")->string == "locus.FusedInvertedResidual";
+  EXPECT_EQ(fused_nodes, 17);
+  // with fusion off, no block fuses and the reason is not a refusal (the pass does not run)
+  auto u = run_locus("run builtin:mobilenetv2 --input input=" + in + " --remarks " + path + " --no-fuse");
+  ASSERT_EQ(u.status, 0) << u.err;
+  EXPECT_EQ(test::slurp(path).find("\"pass\":\"fuse-inverted-residual\""), std::string::npos);
 }

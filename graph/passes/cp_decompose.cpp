@@ -346,7 +346,7 @@ class CpDecomposePass : public Pass {
     for (const CpLayerReport& r : cp_decompose(g, o_)) {
       if (r.decomposed) {
         ++changes;
-        remarks.push_back({kPassName, r.node, success_text(r)});
+        remarks.push_back({kPassName, r.node, success_text(r), RemarkKind::Applied});
       } else {
         remarks.push_back({kPassName, r.node, "not decomposed: " + r.why_not});
       }

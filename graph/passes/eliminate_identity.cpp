@@ -38,6 +38,7 @@ class EliminateIdentity : public Pass {
         rewire_readers(g, out, in, int(i));
         g.values.erase(out);
       }
+      remarks.push_back({name(), g.nodes[i].name, "removed: its readers read its input", RemarkKind::Applied});
       keep[i] = false;
       ++changes;
     }

@@ -62,6 +62,8 @@ class FoldBatchNorm : public Pass {
       g.set_input(p, 2, bname);
       g.values.erase(conv.outputs[0]);
       g.set_output(p, 0, bn.outputs[0]);
+      remarks.push_back({name(), bn.name, cat("folded into the weights and bias of Conv '", conv.name, "'"),
+                         RemarkKind::Applied});
       keep[i] = false;
       ++changes;
     }

@@ -50,6 +50,7 @@ class FuseActivation : public Pass {
       }
       g.values.erase(conv.outputs[0]);
       g.set_output(p, 0, act.outputs[0]);
+      remarks.push_back({name(), act.name, cat("fused into Conv '", conv.name, "' as its epilogue"), RemarkKind::Applied});
       keep[i] = false;
       ++changes;
     }

@@ -169,6 +169,10 @@ class FuseInvertedResidual : public Pass {
       std::string base = node.name;
       for (int s = 1; node_names.count(node.name); ++s) node.name = cat(base, "_", s);
       node_names.insert(node.name);
+      remarks.push_back({kPassName, node.name,
+                         cat("fused ", idx.size(), " nodes (", node.s("fused_nodes", "?"), ") into one kernel",
+                             chain.add >= 0 ? ", with the residual add" : ""),
+                         RemarkKind::Applied});
       g.nodes[size_t(last)] = std::move(node);
     }
     g.erase_nodes(keep);

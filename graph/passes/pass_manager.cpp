@@ -6,6 +6,15 @@
 
 namespace locus {
 
+const char* remark_kind_name(RemarkKind k) {
+  switch (k) {
+    case RemarkKind::Applied: return "applied";
+    case RemarkKind::Missed: return "missed";
+    case RemarkKind::Analysis: return "analysis";
+  }
+  return "?";
+}
+
 PassManager PassManager::default_pipeline(const std::vector<std::string>& disabled) {
   return default_pipeline(disabled, false);
 }

@@ -10,8 +10,14 @@
 
 namespace locus {
 
+// What a remark reports, as LLVM's optimisation remarks: a rewrite made (applied), a candidate the
+// pass refused and why (missed), or a finding that is neither (analysis).
+enum class RemarkKind { Applied, Missed, Analysis };
+const char* remark_kind_name(RemarkKind k);  // "applied", "missed", "analysis"
+
 struct PassRemark {
   std::string pass, node, message;  // e.g. {"fold-batchnorm", "bn3", "not folded: ..."}
+  RemarkKind kind = RemarkKind::Missed;
 };
 
 struct PassResult {
