@@ -695,6 +695,7 @@ TEST(CpDecomposePass, LeavesIneligibleConvolutionsAloneWithTheirReasons) {
   ASSERT_EQ(remarks.size(), 6u);
   for (const PassRemark& r : remarks) {
     EXPECT_EQ(r.pass, "cp-decompose");
+    EXPECT_EQ(r.kind, r.node == "std_b" ? RemarkKind::Applied : RemarkKind::Missed) << r.node;
     if (r.node == "std_b") {
       EXPECT_EQ(r.message.find("decomposed"), 0u) << r.message;
       EXPECT_NE(r.message.find("rank 3"), std::string::npos) << r.message;

@@ -54,6 +54,9 @@ TEST(Passes, FoldBatchNormKeepsNumbersAndRemovesTheNode) {
   infer_shapes(g);
   std::vector<PassRemark> remarks;
   EXPECT_EQ(make_fold_batchnorm_pass()->run(g, remarks), 1);
+  ASSERT_EQ(remarks.size(), 1u);  // the rewrite, reported as applied
+  EXPECT_EQ(remarks[0].kind, RemarkKind::Applied);
+  EXPECT_NE(remarks[0].message.find("folded into"), std::string::npos) << remarks[0].message;
   EXPECT_EQ(count_op(g, "BatchNormalization"), 0);
   ASSERT_EQ(count_op(g, "Conv"), 1);
   EXPECT_EQ(g.nodes[0].outputs[0], g.outputs[0]);
