@@ -115,10 +115,13 @@ static void write_remarks(const std::string& path, const std::string& model, con
   j.end_array();
   j.key("nodes");
   j.begin_array();
+  std::map<std::string, std::string> impl;  // node -> implementation, where the backend says
+  for (const NodeImplementation& ni : s.executable().implementations()) impl[ni.node] = ni.implementation;
   for (const Node& n : s.graph().nodes) {
     j.begin_object();
     j.kv("node", n.name);
     j.kv("op", n.domain.empty() ? n.op : n.domain + "." + n.op);
+    if (auto it = impl.find(n.name); it != impl.end()) j.kv("implementation", it->second);
     j.end_object();
   }
   j.end_array();

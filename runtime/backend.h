@@ -94,6 +94,11 @@ struct FusedBlockPlanRow {
   tiling::FusedBlockPlan plan;  // band rows, chunk, modelled traffic per image
 };
 
+// What runs one node: the backend's implementation, as its op registry names it.
+struct NodeImplementation {
+  std::string node, op, implementation;
+};
+
 // Per-node timing collected when profiling is on.
 struct NodeTiming {
   std::string node, op;
@@ -119,6 +124,9 @@ class Executable {
   virtual std::vector<PointwisePlanRow> pointwise_plans() const { return {}; }
   // One row per fused inverted-residual block, in graph order (empty if none or not native).
   virtual std::vector<FusedBlockPlanRow> fused_block_plans() const { return {}; }
+  // One row per node, in graph order: the implementation chosen for it (empty if the backend does
+  // not say).
+  virtual std::vector<NodeImplementation> implementations() const { return {}; }
 };
 
 // What a backend can execute beyond the catalogue ops, so that the pipeline prepares the graph for

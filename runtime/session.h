@@ -82,6 +82,7 @@ class Session {
   int64_t planned_memory_bytes() const { return planned_bytes_; }
   const MemoryBudget& memory_budget() const { return budget_; }
   Executable& executable() { return *exe_; }
+  const Executable& executable() const { return *exe_; }
 
   // Checks names, dtypes and shapes of the inputs (one-line Error on mismatch), runs, returns the
   // outputs in output_names() order. Thread-safe: concurrent calls are serialised (see above).

@@ -576,7 +576,14 @@ TEST(CliRemarks, RemarksFileNamesKindsAndNodes) {
   const json::Value* nodes = doc.find("nodes");
   ASSERT_TRUE(nodes && nodes->kind == json::Value::Kind::Array);
   int fused_nodes = 0;
-  for (const json::Value& n : nodes->array) fused_nodes += n.find("op")->string == "locus.FusedInvertedResidual";
+  for (const json::Value& n : nodes->array) {
+    const std::string op = n.find("op")->string;
+    fused_nodes += op == "locus.FusedInvertedResidual";
+    const json::Value* impl = n.find("implementation");  // the native registry names what runs each node
+    ASSERT_TRUE(impl && !impl->string.empty()) << n.find("node")->string;
+    if (op == "locus.FusedInvertedResidual") EXPECT_EQ(impl->string, "inverted_residual_nhwc");
+    if (op == "Gemm") EXPECT_EQ(impl->string, "gemm_f32");
+  }
   EXPECT_EQ(fused_nodes, 17);
   // with fusion off, no block fuses and the reason is not a refusal (the pass does not run)
   auto u = run_locus("run builtin:mobilenetv2 --input input=" + in + " --remarks " + path + " --no-fuse");

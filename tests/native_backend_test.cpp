@@ -8,7 +8,9 @@
 #include <functional>
 #include <optional>
 
+#include "graph/ops.h"
 #include "runtime/machine_info.h"
+#include "runtime/native/op_registry.h"
 #include "runtime/session.h"
 #include "tests/graph_builder_util.h"
 
@@ -332,4 +334,29 @@ TEST(NativeBackend, PointwiseTilingPrecedenceAndErrors) {
   EXPECT_NE(error_of([&] { resolve_pointwise_tiling(o); }).find("l2_bytes must be"), std::string::npos);
   o.l2_bytes = 512;
   EXPECT_NE(error_of([&] { resolve_pointwise_tiling(o); }).find("l2_bytes 512 is below the minimum"), std::string::npos);
+}
+
+// The native op registry (runtime/native/op_registry.h): every catalogue op a graph can still hold
+// after shape inference has an entry with a named implementation (Shape always folds at load).
+TEST(NativeOpRegistry, CoversTheCatalogueWithNamedImplementations) {
+  const native::NativeOpRegistry& r = native::native_ops();
+  for (const std::string& op : supported_ops()) {
+    if (op == "Shape") continue;
+    EXPECT_TRUE(r.handles(op)) << op;
+  }
+  EXPECT_TRUE(r.handles("locus.FusedInvertedResidual"));
+  EXPECT_FALSE(r.handles("FusedInvertedResidual"));  // only in the locus domain
+  for (const std::string& key : r.keys()) {
+    Node n;
+    const auto dot = key.find('.');
+    n.op = dot == std::string::npos ? key : key.substr(dot + 1);
+    n.domain = dot == std::string::npos ? "" : key.substr(0, dot);
+    const native::NativeOp* e = r.find(n);
+    ASSERT_NE(e, nullptr) << key;
+    EXPECT_EQ(e->op, key);
+    EXPECT_FALSE(e->implementation.empty()) << key;
+  }
+  Node unknown;
+  unknown.op = "Erf";
+  EXPECT_EQ(r.find(unknown), nullptr);
 }

@@ -1,0 +1,257 @@
+// The native CPU backend. compile() does everything that depends only on shapes and weights: it
+// decides each value's layout (4-D activations NHWC, everything else row-major), plans the arena with
+// the memory planner, packs weights, sizes the shared workspace and builds one step per node with
+// its pointers bound. run() converts the inputs at the boundary (NCHW -> NHWC), runs the steps and
+// converts the outputs back.
+#include <omp.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <limits>
+#include <map>
+#include <optional>
+
+#include "graph/ops.h"
+#include "kernels/native/activation.h"
+#include "kernels/native/conv2d_nhwc.h"
+#include "kernels/native/cpu_features.h"
+#include "kernels/native/inverted_residual.h"
+#include "kernels/native/elementwise.h"
+#include "kernels/native/gemm.h"
+#include "kernels/native/pool2d_nhwc.h"
+#include "runtime/backend.h"
+#include "runtime/memory_planner.h"
+#include "runtime/native/native_context.h"
+#include "runtime/native/op_registry.h"
+#include "runtime/omp_threads.h"
+
+namespace locus {
+namespace {
+
+using namespace kernels;
+using native::Step;
+using native::Val;
+
+// Cache tiling of pointwise convolutions (docs/method.md section 8) is ON by default: every G = 1,
+// unpadded 1x1 conv (strided ones through a row gather) runs pointwise_scan_f32 on a plan made at
+// compile time, with the core's L2 as the planner's buffer (settings: resolve_pointwise_tiling in
+// runtime/backend.h: option > LOCUS_L2 / LOCUS_TILE_ORDER > the OS). When the L2 size is unknown,
+// or l2_bytes is 0, they run as one gemm_f32 each, and describe() says so.
+
+struct StepInfo {
+  std::string node, op, implementation;
+  Step fn;
+};
+
+class NativeExecutable : public Executable, public native::NativeContext {
+ public:
+  NativeExecutable(const Graph& g, const BackendOptions& o);
+  void run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>& outputs) override;
+  int64_t activation_bytes() const override { return arena_bytes_; }
+  void set_profiling(bool on) override { profiling_ = on; }
+  std::vector<NodeTiming> timings() const override { return timings_; }
+  std::string describe() const override;
+  std::optional<PointwiseTilingSettings> pointwise_tiling() const override { return tiling_; }
+  std::vector<PointwisePlanRow> pointwise_plans() const override { return plans_; }
+  std::vector<FusedBlockPlanRow> fused_block_plans() const override { return fused_plans_; }
+  std::vector<NodeImplementation> implementations() const override {
+    std::vector<NodeImplementation> r;
+    for (const StepInfo& s : steps_) r.push_back({s.node, s.op, s.implementation});
+    return r;
+  }
+
+ private:
+  // --- NativeContext: what the op builders (runtime/native/ops_*.cpp) use ---
+  const Graph& graph() const override { return g_; }
+  int threads() const override { return opts_.threads > 0 ? opts_.threads : omp_get_max_threads(); }
+  const PointwiseTilingSettings& tiling() const override { return tiling_; }
+  Val& val(const std::string& name) override;
+  float* scratch(int64_t floats) override;
+  const float* rowmajor_in(const Val& x, Step& pre) override;
+  float* rowmajor_out(const Val& y, Step& post) override;
+  void need_workspace(int64_t floats) override { workspace_floats_ = std::max(workspace_floats_, floats); }
+  std::vector<float>* workspace() override { return &workspace_; }
+  void add_pointwise_plan(PointwisePlanRow row) override { plans_.push_back(std::move(row)); }
+  void add_fused_plan(FusedBlockPlanRow row) override { fused_plans_.push_back(std::move(row)); }
+  void set_implementation(std::string name) override { implementation_ = std::move(name); }
+
+  // The step of one node, by the op registry (runtime/native/op_registry.h).
+  Step build(const Node& n);
+
+  const Graph& g_;  // valid during compilation only (the constructor)
+  BackendOptions opts_;
+  std::vector<std::string> input_names_, output_names_;
+  std::map<std::string, Tensor> constant_outputs_;
+  std::map<std::string, Val> vals_;
+  std::deque<std::vector<float>> owned_;  // materialised constants and step scratch
+  std::vector<float> arena_;
+  std::vector<float> workspace_;
+  int64_t workspace_floats_ = 0;
+  int64_t arena_bytes_ = 0;
+  std::vector<StepInfo> steps_;
+  bool profiling_ = false;
+  std::vector<NodeTiming> timings_;
+  PointwiseTilingSettings tiling_;        // resolved once, before any Conv is packed
+  std::vector<PointwisePlanRow> plans_;   // one per 1x1 conv, in graph order
+  std::vector<FusedBlockPlanRow> fused_plans_;  // one per FusedInvertedResidual, in graph order
+  std::string implementation_;  // of the node being built
+};
+
+NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o) : g_(g), opts_(o) {
+  require_float_graph(g, "native", [](const std::string& op) { return native::native_ops().handles(op); });
+  tiling_ = resolve_pointwise_tiling(o);
+  if (std::string bad = invalid_isa_env(); !bad.empty())
+    fail("LOCUS_ISA='", bad, "' names no ISA: use generic, avx2 or avx512 (or unset it for the best this CPU has)");
+
+  // Lifetimes: inputs live from step 0, node outputs from their step; all until their last reader;
+  // graph outputs until the end.
+  const int end = int(g.nodes.size());
+  std::map<std::string, BufferRequest> req;
+  for (auto& in : g.inputs) req[in] = {in, 0, 0, 0};
+  for (int s = 0; s < end; ++s) {
+    for (auto& in : g.nodes[size_t(s)].inputs)
+      if (req.count(in)) req[in].last = s;
+    for (auto& out : g.nodes[size_t(s)].outputs)
+      if (!out.empty()) req[out] = {out, 0, s, s};
+  }
+  for (auto& out : g.outputs)
+    if (req.count(out)) req[out].last = end;
+  std::vector<BufferRequest> list;
+  for (auto& [name, r] : req) {
+    ValueInfo vi = g.info(name);
+    Val v(vi.shape, nullptr);
+    r.bytes = v.numel() * int64_t(sizeof(float));
+    vals_[name] = v;
+    list.push_back(r);
+  }
+  MemoryPlan plan = plan_memory(list);
+  arena_bytes_ = plan.arena_bytes;
+  int64_t weight_bytes = 0;
+  for (auto& [name, t] : g.constants) weight_bytes = add_bytes(weight_bytes, int64_t(t.bytes.size()));
+  // packed weights are at most a padded copy of the constants; checked again with the real figures
+  // once the steps are built
+  o.memory_budget.check("the native backend's plan", add_bytes(arena_bytes_, weight_bytes),
+                        cat("activation arena ", human_bytes(arena_bytes_), ", weights ", human_bytes(weight_bytes)));
+  arena_.assign(size_t(plan.arena_bytes / 4 + 16), 0.f);
+  for (size_t i = 0; i < list.size(); ++i) vals_[list[i].name].ptr = arena_.data() + plan.offsets[i] / 4;
+
+  for (auto& n : g.nodes) {
+    Step fn = build(n);
+    steps_.push_back({n.name, n.op, implementation_, std::move(fn)});
+  }
+  int64_t owned_bytes = 0;
+  for (auto& b : owned_) owned_bytes = add_bytes(owned_bytes, int64_t(b.size() * sizeof(float)));
+  const int64_t workspace_bytes = mul_bytes(workspace_floats_ + 16, int64_t(sizeof(float)));
+  o.memory_budget.check("the native backend's plan", add_bytes(add_bytes(arena_bytes_, owned_bytes), workspace_bytes),
+                        cat("activation arena ", human_bytes(arena_bytes_), ", packed weights and step buffers ",
+                            human_bytes(owned_bytes), ", workspace ", human_bytes(workspace_bytes)));
+  workspace_.assign(size_t(workspace_floats_ + 16), 0.f);
+  input_names_ = g.inputs;
+  output_names_ = g.outputs;
+  for (auto& o : g.outputs)
+    if (const Tensor* c = g.constant(o)) constant_outputs_[o] = *c;
+}
+
+Val& NativeExecutable::val(const std::string& name) {
+  auto it = vals_.find(name);
+  if (it != vals_.end()) return it->second;
+  const Tensor* c = g_.constant(name);
+  LOCUS_CHECK(c, "native backend: value '", name, "' is unknown");
+  if (c->dtype != DType::F32) throw Unsupported(cat("native backend: constant '", name, "' of type ", dtype_name(c->dtype), " used as a float operand"));
+  Val v(c->shape, nullptr);
+  v.ptr = scratch(v.numel());
+  copy_strided_f32(v.shape, c->data<float>(), v.rowmajor(), v.ptr, v.strides());
+  return vals_[name] = v;
+}
+
+float* NativeExecutable::scratch(int64_t floats) {
+  owned_.emplace_back(size_t(std::max<int64_t>(floats, 1)), 0.f);
+  return owned_.back().data();
+}
+
+const float* NativeExecutable::rowmajor_in(const Val& x, Step& pre) {
+  if (x.is_rowmajor()) return x.ptr;
+  float* buf = scratch(x.numel());
+  pre = [x, buf] { copy_strided_f32(x.shape, x.ptr, x.strides(), buf, x.rowmajor()); };
+  return buf;
+}
+
+float* NativeExecutable::rowmajor_out(const Val& y, Step& post) {
+  if (y.is_rowmajor()) return y.ptr;
+  float* buf = scratch(y.numel());
+  post = [y, buf] { copy_strided_f32(y.shape, buf, y.rowmajor(), y.ptr, y.strides()); };
+  return buf;
+}
+
+
+Step NativeExecutable::build(const Node& n) {
+  const native::NativeOp* op = native::native_ops().find(n);
+  if (!op) throw Unsupported(cat("native backend: no kernel for ", native::op_key(n), " (node '", n.name, "')"));
+  implementation_ = op->implementation;
+  return op->build(*this, n);
+}
+
+std::string NativeExecutable::describe() const {
+  size_t planned = 0;
+  for (auto& r : plans_) planned += r.plan.has_value();
+  std::string d = tiling_.describe();
+  if (tiling_.enabled()) d += cat("; ", planned, " of ", plans_.size(), " 1x1 convs planned");
+  if (!fused_plans_.empty()) d += cat("; ", fused_plans_.size(), " inverted-residual blocks fused");
+  return d;
+}
+
+void NativeExecutable::run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>& outputs) {
+  OmpThreadsScope omp_threads(opts_.threads);  // the count the scratch was sized for
+  for (size_t i = 0; i < input_names_.size(); ++i) {
+    const Val& v = vals_.at(input_names_[i]);
+    copy_strided_f32(v.shape, inputs[i]->data<float>(), v.rowmajor(), v.ptr, v.strides());
+  }
+  if (profiling_) {
+    timings_.clear();
+    for (auto& s : steps_) {
+      auto t0 = std::chrono::steady_clock::now();
+      s.fn();
+      auto t1 = std::chrono::steady_clock::now();
+      timings_.push_back({s.node, s.op, std::chrono::duration<double, std::milli>(t1 - t0).count()});
+    }
+  } else {
+    for (auto& s : steps_) s.fn();
+  }
+  outputs.resize(output_names_.size());
+  for (size_t i = 0; i < output_names_.size(); ++i) {
+    const std::string& name = output_names_[i];
+    if (auto c = constant_outputs_.find(name); c != constant_outputs_.end()) { outputs[i] = c->second; continue; }
+    const Val& v = vals_.at(name);
+    Tensor t(DType::F32, v.shape);
+    copy_strided_f32(v.shape, v.ptr, v.strides(), t.data<float>(), v.rowmajor());
+    outputs[i] = std::move(t);
+  }
+}
+
+// "native-unfused" is the same backend without the fused-block capability: the pipeline does not
+// fuse inverted-residual blocks for it, so it runs the unfused graph (what --no-fuse does), for
+// side-by-side benchmarks.
+class NativeBackend : public Backend {
+ public:
+  explicit NativeBackend(std::string name = "native", bool fused = true) : name_(std::move(name)), fused_(fused) {}
+  std::string name() const override { return name_; }
+  BackendCapabilities capabilities() const override { return {fused_}; }
+  std::unique_ptr<Executable> compile(const Graph& g, const BackendOptions& o) override {
+    return std::make_unique<NativeExecutable>(g, o);
+  }
+
+ private:
+  std::string name_;
+  bool fused_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_native_backend() { return std::make_unique<NativeBackend>(); }
+std::unique_ptr<Backend> make_native_unfused_backend() { return std::make_unique<NativeBackend>("native-unfused", false); }
+
+}  // namespace locus

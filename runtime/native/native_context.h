@@ -1,0 +1,101 @@
+// What the native backend's op builders see while a session is compiled: the values as the backend
+// stores them (4-D activations NHWC, everything else row-major), buffers, the thread count and the
+// plans. A builder turns one node into a Step, a closure whose pointers are bound now and which
+// only computes when the session runs. Builders live one family per file (runtime/native/ops_*.cpp)
+// and are found through the op registry (runtime/native/op_registry.h).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "graph/ir.h"
+#include "kernels/native/activation.h"
+#include "runtime/backend.h"
+
+namespace locus::native {
+
+enum class Layout { RowMajor, NHWC };
+
+inline std::vector<int64_t> rowmajor_strides(const Shape& s) {
+  std::vector<int64_t> st(s.size(), 1);
+  for (size_t i = s.size(); i-- > 1;) st[i - 1] = st[i] * s[i];
+  return st;
+}
+
+// A value as the native backend stores it: 4-D values NHWC, everything else row-major. Its strides
+// are computed once, when the value is created at compile time, so run-time steps only read them.
+class Val {
+ public:
+  Val() = default;
+  Val(Shape s, float* p) : shape(std::move(s)), ptr(p) {
+    layout = shape.size() == 4 ? Layout::NHWC : Layout::RowMajor;
+    rowmajor_ = rowmajor_strides(shape);
+    if (layout == Layout::NHWC) strides_ = {shape[1] * shape[2] * shape[3], 1, shape[3] * shape[1], shape[1]};
+    else strides_ = rowmajor_;
+  }
+  Shape shape;
+  Layout layout = Layout::RowMajor;
+  float* ptr = nullptr;
+  int64_t numel() const {
+    int64_t n = 1;
+    for (auto d : shape) n *= d;
+    return n;
+  }
+  // Element stride of each logical dimension in this value's physical layout.
+  const std::vector<int64_t>& strides() const { return strides_; }
+  // Strides of the same shape stored row-major (the logical, ONNX order).
+  const std::vector<int64_t>& rowmajor() const { return rowmajor_; }
+  // NHWC and row-major coincide when C == 1 or H * W == 1.
+  bool is_rowmajor() const {
+    return layout == Layout::RowMajor || shape[1] == 1 || shape[2] * shape[3] == 1;
+  }
+
+ private:
+  std::vector<int64_t> strides_, rowmajor_;
+};
+
+// Strides of `v` broadcast to `out` (numpy rules: align right, size-1 dims get stride 0).
+inline std::vector<int64_t> broadcast_strides(const Val& v, const Shape& out) {
+  const auto& st = v.strides();
+  std::vector<int64_t> r(out.size(), 0);
+  size_t off = out.size() - v.shape.size();
+  for (size_t i = 0; i < v.shape.size(); ++i) r[off + i] = v.shape[i] == 1 ? 0 : st[i];
+  return r;
+}
+
+using Step = std::function<void()>;
+
+// The fused activation of a Conv (attrs locus.activation / _min / _max), none if it has none.
+kernels::Activation activation_of(const Node& n);
+
+class NativeContext {
+ public:
+  virtual ~NativeContext() = default;
+  virtual const Graph& graph() const = 0;
+  // The thread count every kernel is planned for and runs with.
+  virtual int threads() const = 0;
+  // The pointwise tiling settings (resolved once, before any Conv is packed).
+  virtual const PointwiseTilingSettings& tiling() const = 0;
+  // A runtime value (in the arena) or a constant materialised in the backend's layout.
+  virtual Val& val(const std::string& name) = 0;
+  // A step-owned buffer of `floats`, allocated now and counted in the memory budget.
+  virtual float* scratch(int64_t floats) = 0;
+  // A row-major view of x: x itself, or a scratch copy that `pre` refreshes.
+  virtual const float* rowmajor_in(const Val& x, Step& pre) = 0;
+  // A row-major place to write y: y itself, or scratch whose contents `post` moves into y.
+  virtual float* rowmajor_out(const Val& y, Step& post) = 0;
+  // The workspace shared by all steps (one runs at a time): a step asks for `floats` now and reads
+  // workspace()->data() when it runs (the vector is allocated after every step is built).
+  virtual void need_workspace(int64_t floats) = 0;
+  virtual std::vector<float>* workspace() = 0;
+  // Plans made while building, for `locus info --plans` and the benchmarks.
+  virtual void add_pointwise_plan(PointwisePlanRow row) = 0;
+  virtual void add_fused_plan(FusedBlockPlanRow row) = 0;
+  // A more specific name of the implementation chosen for the node being built (e.g. which
+  // convolution path), reported by --remarks; defaults to the registry entry's name.
+  virtual void set_implementation(std::string name) = 0;
+};
+
+}  // namespace locus::native

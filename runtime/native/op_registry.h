@@ -1,0 +1,51 @@
+// The native backend's op registry: one entry per op it runs, each with the name of its
+// implementation and a builder. Each op family registers its entries from its own file
+// (runtime/native/ops_*.cpp); the list of families is native_ops() in op_registry.cpp. Adding an
+// op is one entry in its family's file, or a new file and one line in native_ops().
+//
+// A builder that cannot run a particular node (non-constant weights, an attribute it lacks) throws
+// Unsupported naming why: that is the registry's "why not" for the node.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "runtime/native/native_context.h"
+
+namespace locus::native {
+
+struct NativeOp {
+  std::string op;              // "Conv", or "locus.FusedInvertedResidual" for a locus-domain op
+  std::string implementation;  // what runs it, e.g. "conv2d_nhwc"
+  std::function<Step(NativeContext&, const Node&)> build;
+};
+
+class NativeOpRegistry {
+ public:
+  void add(NativeOp op);
+  // The entry for a node (by domain and op type), or nullptr.
+  const NativeOp* find(const Node& n) const;
+  bool handles(const std::string& key) const { return ops_.count(key) != 0; }
+  // Every op key, sorted ("Add", ..., "locus.FusedInvertedResidual").
+  std::vector<std::string> keys() const;
+
+ private:
+  std::map<std::string, NativeOp> ops_;
+};
+
+// "Conv" for the default domain, "locus.FusedInvertedResidual" for locus's.
+std::string op_key(const Node& n);
+
+// The registry, filled once by the families below.
+const NativeOpRegistry& native_ops();
+
+// One function per family file.
+void register_conv_ops(NativeOpRegistry& r);         // ops_conv.cpp
+void register_elementwise_ops(NativeOpRegistry& r);  // ops_elementwise.cpp
+void register_pool_ops(NativeOpRegistry& r);         // ops_pool.cpp
+void register_tensor_ops(NativeOpRegistry& r);       // ops_tensor.cpp
+void register_linear_ops(NativeOpRegistry& r);       // ops_linear.cpp
+
+}  // namespace locus::native

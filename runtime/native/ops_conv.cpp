@@ -1,0 +1,133 @@
+// The native backend's convolutions: Conv (im2col GEMM, cache-tiled pointwise, depthwise, direct small-depth) and the fused
+// inverted-residual block.
+#include "runtime/native/op_registry.h"
+
+
+#include <limits>
+#include <memory>
+#include <string>
+
+#include "kernels/native/conv2d_nhwc.h"
+#include "kernels/native/inverted_residual.h"
+
+#include "graph/ops.h"
+
+namespace locus::native {
+namespace {
+
+using namespace kernels;
+
+// Stage activation of a FusedInvertedResidual: attrs <stage>_activation ("none" | "relu" | "clip")
+// and <stage>_activation_min / _max.
+Activation stage_activation(const Node& n, const std::string& stage) {
+  const std::string a = n.s(stage + "_activation", "none");
+  if (a == "relu") return {ActKind::Relu};
+  if (a == "clip")
+    return {ActKind::Clip, n.f(stage + "_activation_min", -std::numeric_limits<float>::infinity()),
+            n.f(stage + "_activation_max", std::numeric_limits<float>::infinity())};
+  LOCUS_CHECK(a == "none", "node '", n.name, "': unknown ", stage, " activation '", a, "'");
+  return {};
+}
+
+Step build_conv(NativeContext& c, const Node& n) {
+  const Val& x = c.val(n.input(0));
+  const Val& y = c.val(n.outputs[0]);
+  const Tensor* w = c.graph().constant(n.input(1));
+  if (!w) throw Unsupported(cat("native backend: Conv '", n.name, "' with non-constant weights"));
+  const Tensor* b = n.input(2).empty() ? nullptr : c.graph().constant(n.input(2));
+  if (!n.input(2).empty() && !b) throw Unsupported(cat("native backend: Conv '", n.name, "' with non-constant bias"));
+  auto st = n.ints("strides", {1, 1}), pads = n.ints("pads", {0, 0, 0, 0}), dil = n.ints("dilations", {1, 1});
+  Conv2dShape s;
+  s.N = x.shape[0]; s.C = x.shape[1]; s.H = x.shape[2]; s.W = x.shape[3];
+  s.OC = y.shape[1]; s.OH = y.shape[2]; s.OW = y.shape[3];
+  s.KH = w->shape[2]; s.KW = w->shape[3];
+  s.SH = st[0]; s.SW = st[1];
+  s.PT = pads[0]; s.PL = pads[1]; s.PB = pads[2]; s.PR = pads[3];
+  s.DH = dil[0]; s.DW = dil[1];
+  s.G = n.i("group", 1);
+  auto packed = std::make_shared<PackedConv2d>(pack_conv2d(s, w->data<float>(), b ? b->data<float>() : nullptr,
+                                                           activation_of(n), c.tiling().buffer_entries, c.tiling().order));
+  if (s.KH == 1 && s.KW == 1) {
+    PointwisePlanRow r;
+    r.node = n.name;
+    r.M = s.N * s.OH * s.OW;
+    r.K = s.C / s.G;
+    r.N = s.OC / s.G;
+    r.stride_h = s.SH;
+    r.stride_w = s.SW;
+    r.groups = s.G;
+    if (packed->scan) r.plan = packed->scan->plan;
+    else if (!c.tiling().enabled()) r.why_not = "off";
+    else if (s.G > 1) r.why_not = "grouped";
+    else if (s.PT || s.PL || s.PB || s.PR) r.why_not = "padded";
+    else r.why_not = "no-fit";  // the planner found no tile for the buffer
+    c.add_pointwise_plan(std::move(r));
+  }
+  int threads = c.threads();
+  c.need_workspace(conv2d_scratch_floats(*packed, threads));
+  const float* in = x.ptr;
+  float* out = y.ptr;
+  switch (packed->path) {
+    case ConvPath::Pointwise: c.set_implementation(packed->scan ? "conv2d_nhwc pointwise, cache-tiled (pointwise_scan_f32)"
+                                                                : "conv2d_nhwc pointwise (gemm_f32)"); break;
+    case ConvPath::Depthwise: c.set_implementation("conv2d_nhwc depthwise (dwconv micro-kernel)"); break;
+    case ConvPath::Direct: c.set_implementation("conv2d_nhwc direct (small input depth)"); break;
+    case ConvPath::General: c.set_implementation(packed->scan ? "conv2d_nhwc strided 1x1, cache-tiled (pointwise_scan_f32)"
+                                                              : "conv2d_nhwc im2col + gemm_f32"); break;
+  }
+  return [ws = c.workspace(), packed, in, out] { conv2d_nhwc(*packed, in, out, ws->data()); };
+}
+
+Step build_fused_block(NativeContext& c, const Node& n) {
+  const Val& x = c.val(n.input(0));
+  const Val& y = c.val(n.outputs[0]);
+  auto weight = [&](size_t i) -> const float* {
+    if (n.input(i).empty()) return nullptr;
+    const Tensor* t = c.graph().constant(n.input(i));
+    if (!t) throw Unsupported(cat("native backend: FusedInvertedResidual '", n.name, "' input ", i, " is not constant"));
+    return t->data<float>();
+  };
+  const Tensor* wd = n.input(3).empty() ? nullptr : c.graph().constant(n.input(3));
+  if (!wd) throw Unsupported(cat("native backend: FusedInvertedResidual '", n.name, "' without constant depthwise weights"));
+  auto st = n.ints("dw_strides", {1, 1}), pads = n.ints("dw_pads", {0, 0, 0, 0});
+  InvertedResidualShape s;
+  s.N = x.shape[0], s.C = x.shape[1], s.H = x.shape[2], s.W = x.shape[3];
+  s.E = wd->shape[0], s.OC = y.shape[1];
+  s.KH = wd->shape[2], s.KW = wd->shape[3], s.SH = st[0], s.SW = st[1];
+  s.PT = pads[0], s.PL = pads[1], s.PB = pads[2], s.PR = pads[3];
+  s.expand = !n.input(1).empty();
+  s.project = !n.input(5).empty();
+  s.residual = n.i("residual", 0) != 0;
+  const Tensor* wd2 = n.input(7).empty() ? nullptr : c.graph().constant(n.input(7));
+  if (!n.input(7).empty() && !wd2)
+    throw Unsupported(cat("native backend: FusedInvertedResidual '", n.name, "' input 7 is not constant"));
+  if (wd2) {
+    auto st2 = n.ints("dw2_strides", {1, 1}), pads2 = n.ints("dw2_pads", {0, 0, 0, 0});
+    s.dw2 = true;
+    s.KH2 = wd2->shape[2], s.KW2 = wd2->shape[3], s.SH2 = st2[0], s.SW2 = st2[1];
+    s.PT2 = pads2[0], s.PL2 = pads2[1], s.PB2 = pads2[2], s.PR2 = pads2[3];
+  }
+  LOCUS_CHECK(s.OH() == y.shape[2] && s.OW() == y.shape[3], "native backend: FusedInvertedResidual '", n.name,
+              "': output shape does not match the depthwise geometry");
+  InvertedResidualWeights w;
+  w.expand = weight(1), w.expand_bias = weight(2), w.expand_act = stage_activation(n, "expand");
+  w.dw = wd->data<float>(), w.dw_bias = weight(4), w.dw_act = stage_activation(n, "dw");
+  w.project = weight(5), w.project_bias = weight(6), w.project_act = stage_activation(n, "project");
+  if (wd2) w.dw2 = wd2->data<float>(), w.dw2_bias = weight(8), w.dw2_act = stage_activation(n, "dw2");
+  const int64_t S = c.tiling().enabled() ? c.tiling().buffer_entries : l2_buffer_entries(kFusedFallbackL2Bytes);
+  // Threads split the walk over the batch's bands, or the chunks when there are too few bands.
+  const int threads = c.threads();
+  auto packed = std::make_shared<PackedInvertedResidual>(pack_inverted_residual(s, w, S, threads));
+  c.add_fused_plan({n.name, packed->plan});
+  c.need_workspace(inverted_residual_scratch_floats(*packed, threads));
+  return [ws = c.workspace(), packed, in = x.ptr, out = y.ptr] { inverted_residual_nhwc(*packed, in, out, ws->data()); };
+}
+
+}  // namespace
+
+void register_conv_ops(NativeOpRegistry& r) {
+  r.add({"Conv", "conv2d_nhwc", build_conv});
+  r.add({"locus.FusedInvertedResidual", "inverted_residual_nhwc", build_fused_block});
+}
+
+}  // namespace locus::native

@@ -1,0 +1,87 @@
+// The native backend's data movement: Reshape, Flatten, Squeeze, Unsqueeze, Identity, Concat, Gather.
+#include "runtime/native/op_registry.h"
+
+
+#include <cstring>
+#include <vector>
+
+#include "kernels/native/elementwise.h"
+
+#include "graph/ops.h"
+
+namespace locus::native {
+namespace {
+
+using namespace kernels;
+
+// y receives x's elements in logical row-major order (Reshape, Flatten, Squeeze, Unsqueeze, Identity).
+Step build_logical_copy(NativeContext& c, const Val& x, const Val& y) {
+  Step pre, post;
+  const float* src = c.rowmajor_in(x, pre);
+  float* dst = c.rowmajor_out(y, post);
+  int64_t cnt = y.numel();
+  return [pre, post, src, dst, cnt] {
+    if (pre) pre();
+    if (dst != src) std::memcpy(dst, src, size_t(cnt) * sizeof(float));
+    if (post) post();
+  };
+}
+
+Step build_concat(NativeContext& c, const Node& n) {
+  const Val& y = c.val(n.outputs[0]);
+  int64_t axis = n.i("axis", 0);
+  auto ys = y.strides();
+  std::vector<Step> parts;
+  int64_t offset = 0;
+  for (auto& in : n.inputs) {
+    if (in.empty()) continue;
+    const Val& x = c.val(in);
+    float* dst = y.ptr + offset * ys[size_t(axis)];
+    parts.push_back([x, dst, ys] { copy_strided_f32(x.shape, x.ptr, x.strides(), dst, ys); });
+    offset += x.shape[size_t(axis)];
+  }
+  return [parts] {
+    for (auto& p : parts) p();
+  };
+}
+
+Step build_gather(NativeContext& c, const Node& n) {
+  const Val& x = c.val(n.input(0));
+  const Val& y = c.val(n.outputs[0]);
+  const Tensor* idx = c.graph().constant(n.input(1));
+  if (!idx) throw Unsupported(cat("native backend: Gather '", n.name, "' with runtime indices"));
+  int64_t axis = n.i("axis", 0);
+  int64_t outer = 1, inner = 1, dim = x.shape[size_t(axis)];
+  for (int64_t d = 0; d < axis; ++d) outer *= x.shape[size_t(d)];
+  for (size_t d = size_t(axis) + 1; d < x.shape.size(); ++d) inner *= x.shape[d];
+  std::vector<int64_t> ids = idx->to_i64();
+  for (auto& i : ids) {
+    LOCUS_CHECK(i >= -dim && i < dim, "node '", n.name, "' (Gather): index ", i, " out of range for axis of size ", dim);
+    if (i < 0) i += dim;
+  }
+  Step pre, post;
+  const float* src = c.rowmajor_in(x, pre);
+  float* dst = c.rowmajor_out(y, post);
+  return [=] {
+    if (pre) pre();
+    float* o = dst;
+    for (int64_t a = 0; a < outer; ++a)
+      for (int64_t i : ids) {
+        std::memcpy(o, src + (a * dim + i) * inner, size_t(inner) * sizeof(float));
+        o += inner;
+      }
+    if (post) post();
+  };
+}
+
+}  // namespace
+
+Step build_view(NativeContext& c, const Node& n) { return build_logical_copy(c, c.val(n.input(0)), c.val(n.outputs[0])); }
+
+void register_tensor_ops(NativeOpRegistry& r) {
+  for (const char* op : {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}) r.add({op, "copy_strided_f32", build_view});
+  r.add({"Concat", "memcpy", build_concat});
+  r.add({"Gather", "memcpy", build_gather});
+}
+
+}  // namespace locus::native
