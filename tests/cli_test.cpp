@@ -581,8 +581,12 @@ TEST(CliRemarks, RemarksFileNamesKindsAndNodes) {
     fused_nodes += op == "locus.FusedInvertedResidual";
     const json::Value* impl = n.find("implementation");  // the native registry names what runs each node
     ASSERT_TRUE(impl && !impl->string.empty()) << n.find("node")->string;
-    if (op == "locus.FusedInvertedResidual") EXPECT_EQ(impl->string, "inverted_residual_nhwc");
-    if (op == "Gemm") EXPECT_EQ(impl->string, "gemm_f32");
+    if (op == "locus.FusedInvertedResidual") {
+      EXPECT_EQ(impl->string, "inverted_residual_nhwc");
+    }
+    if (op == "Gemm") {
+      EXPECT_EQ(impl->string, "gemm_f32");
+    }
   }
   EXPECT_EQ(fused_nodes, 17);
   // with fusion off, no block fuses and the reason is not a refusal (the pass does not run)
