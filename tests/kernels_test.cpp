@@ -227,7 +227,7 @@ Conv2dShape conv_shape(int64_t N, int64_t H, int64_t W, int64_t C, int64_t OC, i
 // strided or not, get a plan, and returns whether this one did.
 bool run_conv_case(const Conv2dShape& s, const Activation& act, ConvPath want_path,
                    const std::string& what, uint32_t seed, int64_t l2_entries = 0,
-                   TileOrder order = TileOrder::Scan) {
+                   schedule::TileOrder order = schedule::TileOrder::Scan) {
   const int64_t cg = s.C / s.G, ocg = s.OC / s.G;
   const auto in = random_floats(s.N * s.H * s.W * s.C, seed);
   const auto w = random_floats(s.OC * cg * s.KH * s.KW, seed + 1);
@@ -419,9 +419,9 @@ TEST_P(ConvTest, StridedOneByOneThroughPlan) {
   // k < K there.
   uint32_t seed = 40;
   for (int64_t S : {int64_t(4000), int64_t(32768)})
-    for (TileOrder order : {TileOrder::Scan, TileOrder::Row, TileOrder::Col})
+    for (schedule::TileOrder order : {schedule::TileOrder::Scan, schedule::TileOrder::Row, schedule::TileOrder::Col})
       for (const auto& c : cases) {
-        const std::string what = std::string(c.what) + " S=" + std::to_string(S) + " " + tile_order_name(order);
+        const std::string what = std::string(c.what) + " S=" + std::to_string(S) + " " + schedule::tile_order_name(order);
         EXPECT_TRUE(run_conv_case(c.s, c.act, ConvPath::General, what, seed++, S, order)) << what << ": no plan";
         if (HasFailure()) return;
       }

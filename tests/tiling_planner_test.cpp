@@ -1,4 +1,4 @@
-// Tiling planner (kernels/tiling): the closed-form traffic model against the buffer simulator,
+// Tiling planner (schedule): the closed-form traffic model against the buffer simulator,
 // Scan versus plain orders, buffer constraints, one hand-computed case and the too-small buffer error.
 #include <gtest/gtest.h>
 
@@ -7,10 +7,10 @@
 #include <tuple>
 
 #include "graph/error.h"
-#include "kernels/tiling/buffer_simulator.h"
-#include "kernels/tiling/tiling_planner.h"
+#include "schedule/buffer_simulator.h"
+#include "schedule/tiling_planner.h"
 
-namespace locus::tiling {
+namespace locus::schedule {
 namespace {
 
 void expect_model_matches_sim(const Plan& p) {
@@ -267,4 +267,4 @@ TEST(TilingPlanner, ReportMobileNetAt64K) {
 }
 
 }  // namespace
-}  // namespace locus::tiling
+}  // namespace locus::schedule

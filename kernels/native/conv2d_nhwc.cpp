@@ -231,7 +231,7 @@ void conv_im2col(const PackedConv2d& p, const float* in, float* out, float* scra
 }  // namespace
 
 PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float* bias,
-                         const Activation& act, int64_t l2_entries, TileOrder order) {
+                         const Activation& act, int64_t l2_entries, schedule::TileOrder order) {
   LOCUS_CHECK(l2_entries >= 0, "conv2d: negative buffer size ", l2_entries);
   LOCUS_CHECK(s.N >= 1 && s.H >= 1 && s.W >= 1 && s.C >= 1 && s.OC >= 1, "conv2d: bad shape");
   LOCUS_CHECK(s.KH >= 1 && s.KW >= 1 && s.SH >= 1 && s.SW >= 1 && s.DH >= 1 && s.DW >= 1,

@@ -53,7 +53,7 @@ struct PackedConv2d {
 // (then plain gemm_f32, p.scan null); grouped 1x1 convs keep one gemm_f32 per group.
 PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float* bias,
                          const Activation& act, int64_t l2_entries = 0,
-                         TileOrder order = TileOrder::Scan);
+                         schedule::TileOrder order = schedule::TileOrder::Scan);
 
 // Scratch (in floats) that conv2d_nhwc needs for this conv; the caller provides it. conv2d_nhwc
 // uses up to omp_get_max_threads() threads (1 when called inside a parallel region), so pass at least

@@ -21,8 +21,8 @@ int64_t stretch_begin(int64_t total, int64_t t, int64_t T) { return total * t / 
 
 }  // namespace
 
-tiling::FusedBlockShape InvertedResidualShape::block() const {
-  tiling::FusedBlockShape b;
+schedule::FusedBlockShape InvertedResidualShape::block() const {
+  schedule::FusedBlockShape b;
   b.H = H, b.W = W, b.C = C, b.E = E, b.OC = OC;
   b.KH = KH, b.KW = KW, b.SH = SH, b.SW = SW, b.PT = PT, b.PB = PB, b.PL = PL, b.PR = PR;
   b.expand = expand, b.project = project;
@@ -44,7 +44,7 @@ PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, co
   LOCUS_CHECK(w.dw && (!s.expand || w.expand) && (!s.project || w.project), "fused block: missing weights");
   PackedInvertedResidual p;
   p.s = s;
-  p.plan = tiling::plan_fused_block(s.block(), S);
+  p.plan = schedule::plan_fused_block(s.block(), S);
   if (threads > 1 && s.N * p.plan.bands < threads) {
     if (s.project && p.plan.chunks >= threads) {
       p.split_chunks = threads;
@@ -52,14 +52,14 @@ PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, co
       // (the nearest count below or above, multiples of 16 channels) when it fits and costs the
       // least modelled traffic; e.g. 3 chunks on 2 threads left one thread twice the work.
       if (p.plan.chunks % threads != 0) {
-        std::optional<tiling::FusedBlockPlan> best;
+        std::optional<schedule::FusedBlockPlan> best;
         for (int64_t target : {p.plan.chunks / threads * threads, (p.plan.chunks + threads - 1) / threads * threads}) {
           if (target < threads) continue;
           int64_t c = (s.E + target - 1) / target;
           c = std::min(s.E, (c + 15) / 16 * 16);
           if ((s.E + c - 1) / c % threads != 0) continue;
           try {
-            tiling::FusedBlockPlan q = tiling::make_fused_block_plan(s.block(), S, p.plan.rows, c, p.plan.halo_cache);
+            schedule::FusedBlockPlan q = schedule::make_fused_block_plan(s.block(), S, p.plan.rows, c, p.plan.halo_cache);
             if (!best || q.total < best->total) best = q;
           } catch (const Error&) {
             // does not fit S: keep the other candidate
@@ -68,9 +68,9 @@ PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, co
         if (best) p.plan = *best;
       }
     } else {
-      tiling::FusedPlannerOptions po;
+      schedule::FusedPlannerOptions po;
       po.min_bands = (threads + s.N - 1) / s.N;
-      p.plan = tiling::plan_fused_block(s.block(), S, po);
+      p.plan = schedule::plan_fused_block(s.block(), S, po);
     }
   }
   if (threads > 1 && p.split_chunks == 0) {
@@ -79,7 +79,7 @@ PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, co
     // the band height that balances them at the least modelled traffic, if it costs at most a
     // quarter more traffic.
     const int64_t OH = s.OH();
-    auto imbalance = [&](const tiling::FusedBlockPlan& q) {
+    auto imbalance = [&](const schedule::FusedBlockPlan& q) {
       const int64_t total = s.N * q.bands;
       int64_t worst = 0;
       for (int t = 0; t < threads; ++t) {
@@ -94,10 +94,10 @@ PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, co
     };
     constexpr double kBalanced = 1.05;
     if (imbalance(p.plan) > kBalanced) {
-      std::optional<tiling::FusedBlockPlan> best;
+      std::optional<schedule::FusedBlockPlan> best;
       for (int64_t r = 1; r <= OH; ++r) {
         try {
-          tiling::FusedBlockPlan q = tiling::make_fused_block_plan(s.block(), S, r, p.plan.chunk, p.plan.halo_cache);
+          schedule::FusedBlockPlan q = schedule::make_fused_block_plan(s.block(), S, r, p.plan.chunk, p.plan.halo_cache);
           if (imbalance(q) <= kBalanced && (!best || q.total <= best->total)) best = q;  // ties: taller bands
         } catch (const Error&) {
           // does not fit S
@@ -149,7 +149,7 @@ PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, co
   // in_rows x W x chunk; with the halo cache a ring of in_rows rows for every chunk, chunk i's ring
   // at i * chunk * in_rows * W with pixel stride = that chunk's width, input row ih in slot
   // ih mod in_rows) and the filtered chunk (rows x OW x chunk).
-  const tiling::FusedBlockPlan& pl = p.plan;
+  const schedule::FusedBlockPlan& pl = p.plan;
   int64_t in_rows = 0, mid_rows = 0;
   for (int64_t b = 0; b < pl.bands; ++b) {
     in_rows = std::max(in_rows, pl.band_in_last(b) - pl.band_in_first(b));
@@ -171,7 +171,7 @@ int64_t inverted_residual_scratch_floats(const PackedInvertedResidual& p, int th
 
 void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, float* out, float* scratch) {
   const InvertedResidualShape& s = p.s;
-  const tiling::FusedBlockPlan& pl = p.plan;
+  const schedule::FusedBlockPlan& pl = p.plan;
   const int64_t OH = s.OH(), OW = s.OW(), chunks = pl.chunks, ch = pl.chunk;
   const int64_t total_bands = s.N * pl.bands;
   const DwConvMicroKernel uk = dwconv_microkernel_for(active_isa());

@@ -1,7 +1,7 @@
 // The fused inverted-residual kernel (docs/method.md section 5): 1x1 expand (+act) -> depthwise KxK
 // (+act, any stride) -> 1x1 project (+act) [+ the block input], on NHWC activations, without ever
 // materialising the expanded tensor. Either 1x1 stage may be absent (MobileNetV2's first block is
-// dw -> 1x1). Schedule: kernels/tiling/fused_block_planner.h (bands of output rows x chunks of
+// dw -> 1x1). Schedule: schedule/fused_block_planner.h (bands of output rows x chunks of
 // expanded channels, Scan over the chunks, the core's L2 as the buffer).
 //
 // Pack time: the plan, and every weight cut per chunk in the layout its micro-kernel reads (expand
@@ -25,7 +25,7 @@
 #include "kernels/native/conv2d_nhwc.h"
 #include "kernels/native/gemm.h"
 #include "kernels/native/gemm_microkernel.h"
-#include "kernels/tiling/fused_block_planner.h"
+#include "schedule/fused_block_planner.h"
 
 namespace locus::kernels {
 
@@ -42,7 +42,7 @@ struct InvertedResidualShape {
   int64_t MW() const { return (W + PL + PR - KW) / SW + 1; }
   int64_t OH() const { return dw2 ? (MH() + PT2 + PB2 - KH2) / SH2 + 1 : MH(); }
   int64_t OW() const { return dw2 ? (MW() + PL2 + PR2 - KW2) / SW2 + 1 : MW(); }
-  tiling::FusedBlockShape block() const;
+  schedule::FusedBlockShape block() const;
 };
 
 struct InvertedResidualWeights {
@@ -62,7 +62,7 @@ struct InvertedResidualWeights {
 
 struct PackedInvertedResidual {
   InvertedResidualShape s;
-  tiling::FusedBlockPlan plan;
+  schedule::FusedBlockPlan plan;
   Activation expand_act, dw_act, dw2_act, project_act;
   std::vector<PackedB> expand_chunks;   // chunk i: B = C x chunk (the chunk's expand weights)
   std::vector<std::vector<float>> dw_chunks;  // chunk i: [KH*KW][chunk]

@@ -1,6 +1,6 @@
 // Scan-ordered pointwise convolution: the GEMM C[M x N] = A[M x K] . B[K x N] of a 1x1 conv
 // (M = pixels, K = input channels, N = output channels) cut into cache tiles by the tiling planner
-// (kernels/tiling/tiling_planner.h) with the core's L2 as the on-chip buffer of S entries
+// (schedule/tiling_planner.h) with the core's L2 as the on-chip buffer of S entries
 // (docs/method.md sections 2-4 and 8).
 //
 // Pack time (once, at session creation): plan_pointwise() asks the planner for the cheapest tiles
@@ -21,16 +21,10 @@
 
 #include "kernels/native/activation.h"
 #include "kernels/native/gemm.h"
-#include "kernels/tiling/tiling_planner.h"
+#include "schedule/tile_order.h"
+#include "schedule/tiling_planner.h"
 
 namespace locus::kernels {
-
-// Which visiting orders the planner may choose from: Scan = ScanRows or ScanCols (serpentine),
-// Row = RowMajor, Col = ColMajor. Tiles are chosen by modelled traffic within the family.
-enum class TileOrder : uint8_t { Scan, Row, Col };
-const char* tile_order_name(TileOrder o);
-// "scan", "row" or "col" (case-sensitive); returns false for anything else.
-bool parse_tile_order(const std::string& s, TileOrder* out);
 
 inline constexpr int64_t kPointwiseMr = 6;   // register tile the planner rounds M tiles to
 inline constexpr int64_t kPointwiseNr = 16;  // and N tiles to
@@ -43,15 +37,15 @@ inline constexpr int64_t kPointwiseMinN = kPointwiseNr;
 inline constexpr int64_t kPointwiseMinK = 64;
 
 // The planner options the pointwise kernel plans with (register tile and minimum tiles above).
-tiling::PlannerOptions pointwise_planner_options();
+schedule::PlannerOptions pointwise_planner_options();
 
 // The planner's best plan for C[M x N] = A[M x K] . B[K x N] with an S-entry buffer, restricted to
 // the order family (alternatives are dropped). Throws locus::Error if S cannot hold any tile.
-tiling::Plan plan_pointwise(int64_t M, int64_t K, int64_t N, int64_t S, TileOrder order);
+schedule::Plan plan_pointwise(int64_t M, int64_t K, int64_t N, int64_t S, schedule::TileOrder order);
 
 struct PointwiseScan {
-  tiling::Plan plan;
-  std::vector<tiling::TileVisit> seq;  // plan.sequence()
+  schedule::Plan plan;
+  std::vector<schedule::TileVisit> seq;  // plan.sequence()
   std::vector<int64_t> n_bounds;       // plan.n_bounds()
   std::vector<int32_t> strip;          // per visit: index into strips / n_bounds
   std::vector<PackedB> strips;         // B columns [n_bounds[s], n_bounds[s + 1]) packed
@@ -62,7 +56,7 @@ struct PointwiseScan {
 
 // B is K x N row-major with row stride ldb (b[k * ldb + n]).
 PointwiseScan pack_pointwise_scan(int64_t M, int64_t K, int64_t N, const float* b, int64_t ldb,
-                                  int64_t S, TileOrder order);
+                                  int64_t S, schedule::TileOrder order);
 
 // C (row stride ldc) = act(A (row stride lda) . B + bias), A having the plan's M rows. bias is
 // nullable (length N). Uses up to omp_get_max_threads() threads (1 inside a parallel region).

@@ -1,4 +1,4 @@
-#include "kernels/tiling/fused_block_planner.h"
+#include "schedule/fused_block_planner.h"
 
 #include <algorithm>
 #include <sstream>
@@ -6,7 +6,7 @@
 
 #include "graph/error.h"
 
-namespace locus::tiling {
+namespace locus::schedule {
 namespace {
 
 // Objective weight of a recomputed expand MAC against one entry of DRAM traffic. A core streams about
@@ -154,4 +154,4 @@ std::string FusedBlockPlan::describe() const {
   return o.str();
 }
 
-}  // namespace locus::tiling
+}  // namespace locus::schedule

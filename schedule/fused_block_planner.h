@@ -34,7 +34,7 @@
 #include <cstdint>
 #include <string>
 
-namespace locus::tiling {
+namespace locus::schedule {
 
 struct FusedBlockShape {
   int64_t H = 0, W = 0, C = 0;  // block input (one image)
@@ -96,4 +96,4 @@ FusedBlockPlan plan_fused_block(const FusedBlockShape& s, int64_t S, const Fused
 FusedBlockPlan make_fused_block_plan(const FusedBlockShape& s, int64_t S, int64_t rows, int64_t chunk,
                                      bool halo_cache = true);
 
-}  // namespace locus::tiling
+}  // namespace locus::schedule

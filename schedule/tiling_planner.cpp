@@ -1,4 +1,4 @@
-#include "kernels/tiling/tiling_planner.h"
+#include "schedule/tiling_planner.h"
 
 #include <algorithm>
 #include <set>
@@ -6,7 +6,7 @@
 
 #include "graph/error.h"
 
-namespace locus::tiling {
+namespace locus::schedule {
 
 namespace {
 
@@ -138,16 +138,6 @@ Eval evaluate(const Plan& p) {
 }
 
 }  // namespace
-
-const char* order_name(Order o) {
-  switch (o) {
-    case Order::RowMajor: return "RowMajor";
-    case Order::ColMajor: return "ColMajor";
-    case Order::ScanRows: return "ScanRows";
-    case Order::ScanCols: return "ScanCols";
-  }
-  return "?";
-}
 
 const char* verdict_reason(Verdict v) {
   switch (v) {
@@ -302,4 +292,4 @@ Plan TilingPlanner::plan(const GemmShape& g) const {
   return p;
 }
 
-}  // namespace locus::tiling
+}  // namespace locus::schedule

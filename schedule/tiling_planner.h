@@ -33,7 +33,9 @@
 #include <string>
 #include <vector>
 
-namespace locus::tiling {
+#include "schedule/tile_order.h"
+
+namespace locus::schedule {
 
 struct GemmShape {
   int64_t M = 0;  // pixels (H x W x batch)
@@ -41,11 +43,6 @@ struct GemmShape {
   int64_t N = 0;  // output channels
   int elem_bytes = 4;
 };
-
-enum class Order { RowMajor, ColMajor, ScanRows, ScanCols };
-const char* order_name(Order o);
-// RowMajor and ScanRows keep A stationary and stream B; the other two exchange the roles.
-inline bool rows_oriented(Order o) { return o == Order::RowMajor || o == Order::ScanRows; }
 
 // DRAM traffic in entries (multiply by elem_bytes for bytes).
 struct Traffic {
@@ -133,4 +130,4 @@ class TilingPlanner {
   PlannerOptions opts_;
 };
 
-}  // namespace locus::tiling
+}  // namespace locus::schedule
