@@ -239,10 +239,10 @@ std::unique_ptr<Layer> make_layer(const PwShape& s, Variant v) {
     cs.SH = cs.SW = s.stride;
     schedule::TileOrder order = v == Variant::Row ? schedule::TileOrder::Row : v == Variant::Col ? schedule::TileOrder::Col : schedule::TileOrder::Scan;
     L->S = v == Variant::Gemm ? 0 : planner_entries();
-    L->packed = pack_conv2d(cs, w.data(), bias.data(), act, L->S, order);
+    L->packed = pack_conv2d(cs, w.data(), bias.data(), act, L->S, order, omp_get_max_threads());
     L->in = x;
     L->out.assign(size_t(s.M() * s.OC), 0.f);
-    L->scratch.assign(size_t(std::max<int64_t>(1, conv2d_scratch_floats(L->packed, omp_get_max_threads()))), 0.f);
+    L->scratch.assign(size_t(std::max<int64_t>(1, conv2d_scratch_floats(L->packed))), 0.f);
     return L;
   }
   using md = dn::memory::desc;

@@ -131,6 +131,9 @@ class NativeExecutable : public Executable {
 
   const Graph& g_;  // valid during compilation only (the constructor)
   BackendOptions opts_;
+  // The thread count every kernel is planned for and runs with (passed to them explicitly; the
+  // scratch is sized for it): the option, else the OpenMP default when the session was made.
+  int threads_ = 1;
   std::vector<std::string> input_names_, output_names_;
   std::map<std::string, Tensor> constant_outputs_;
   std::map<std::string, Val> vals_;
@@ -147,7 +150,8 @@ class NativeExecutable : public Executable {
   std::vector<FusedBlockPlanRow> fused_plans_;  // one per FusedInvertedResidual, in graph order
 };
 
-NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o) : g_(g), opts_(o) {
+NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o)
+    : g_(g), opts_(o), threads_(o.threads > 0 ? o.threads : omp_get_max_threads()) {
   require_float_graph(g, "native", [](const std::string& op) {
     return op == "locus.FusedInvertedResidual" || (op.find('.') == std::string::npos && is_supported_op(op));
   });
@@ -282,7 +286,8 @@ Step NativeExecutable::conv(const Node& n) {
   s.DH = dil[0]; s.DW = dil[1];
   s.G = n.i("group", 1);
   auto packed = std::make_shared<PackedConv2d>(pack_conv2d(s, w->data<float>(), b ? b->data<float>() : nullptr,
-                                                           activation_of(n), tiling_.buffer_entries, tiling_.order));
+                                                           activation_of(n), tiling_.buffer_entries, tiling_.order,
+                                                           threads_));
   if (s.KH == 1 && s.KW == 1) {
     PointwisePlanRow r;
     r.node = n.name;
@@ -299,8 +304,7 @@ Step NativeExecutable::conv(const Node& n) {
     else r.why_not = "no-fit";  // the planner found no tile for the buffer
     plans_.push_back(std::move(r));
   }
-  int threads = opts_.threads > 0 ? opts_.threads : omp_get_max_threads();
-  workspace_floats_ = std::max(workspace_floats_, conv2d_scratch_floats(*packed, threads));
+  workspace_floats_ = std::max(workspace_floats_, conv2d_scratch_floats(*packed));
   const float* in = x.ptr;
   float* out = y.ptr;
   return [this, packed, in, out] { conv2d_nhwc(*packed, in, out, workspace_.data()); };
@@ -358,10 +362,9 @@ Step NativeExecutable::fused_block(const Node& n) {
   if (wd2) w.dw2 = wd2->data<float>(), w.dw2_bias = weight(8), w.dw2_act = stage_activation(n, "dw2");
   const int64_t S = tiling_.enabled() ? tiling_.buffer_entries : l2_buffer_entries(kFusedFallbackL2Bytes);
   // Threads split the walk over the batch's bands, or the chunks when there are too few bands.
-  const int threads = opts_.threads > 0 ? opts_.threads : omp_get_max_threads();
-  auto packed = std::make_shared<PackedInvertedResidual>(pack_inverted_residual(s, w, S, threads));
+  auto packed = std::make_shared<PackedInvertedResidual>(pack_inverted_residual(s, w, S, threads_));
   fused_plans_.push_back({n.name, packed->plan});
-  workspace_floats_ = std::max(workspace_floats_, inverted_residual_scratch_floats(*packed, threads));
+  workspace_floats_ = std::max(workspace_floats_, inverted_residual_scratch_floats(*packed));
   return [this, packed, in = x.ptr, out = y.ptr] { inverted_residual_nhwc(*packed, in, out, workspace_.data()); };
 }
 
@@ -524,10 +527,10 @@ Step NativeExecutable::gemm(const Node& n) {
       };
     }
   }
-  return [pre_a, pre_b, post_c, packed, M, pa, K, bias, py = y.ptr, N] {
+  return [pre_a, pre_b, post_c, packed, M, pa, K, bias, py = y.ptr, N, threads = threads_] {
     if (pre_a) pre_a();
     if (pre_b) pre_b();
-    gemm_f32(M, pa, K, *packed, py, N, bias, {});
+    gemm_f32(M, pa, K, *packed, py, N, bias, {}, false, threads);
     if (post_c) post_c();
   };
 }
@@ -574,19 +577,20 @@ Step NativeExecutable::matmul(const Node& n) {
     bool contiguous = true;
     for (int64_t i = 0; i < nb; ++i) contiguous &= offa[size_t(i)] == i * M * K;
     if (contiguous)
-      return [pre_a, post, packed, rows, pa, K, py, N] {
+      return [pre_a, post, packed, rows, pa, K, py, N, threads = threads_] {
         if (pre_a) pre_a();
-        gemm_f32(rows, pa, K, *packed, py, N, nullptr, {});
+        gemm_f32(rows, pa, K, *packed, py, N, nullptr, {}, false, threads);
         if (post) post();
       };
   }
   auto packed = std::make_shared<PackedB>();
+  const int threads = threads_;
   return [=] {
     if (pre_a) pre_a();
     if (pre_b) pre_b();
     for (int64_t i = 0; i < nb; ++i) {
       *packed = pack_b(K, N, pb + offb[size_t(i)], N, false);
-      gemm_f32(M, pa + offa[size_t(i)], K, *packed, py + i * M * N, N, nullptr, {});
+      gemm_f32(M, pa + offa[size_t(i)], K, *packed, py + i * M * N, N, nullptr, {}, false, threads);
     }
     if (post) post();
   };
@@ -671,7 +675,9 @@ std::string NativeExecutable::describe() const {
 }
 
 void NativeExecutable::run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>& outputs) {
-  OmpThreadsScope omp_threads(opts_.threads);  // the count the scratch was sized for
+  // The kernels with scratch take their thread count from their plans; the scope keeps the other
+  // kernels (pooling, element-wise, depthwise) on the session's count too.
+  OmpThreadsScope omp_threads(threads_);
   for (size_t i = 0; i < input_names_.size(); ++i) {
     const Val& v = vals_.at(input_names_[i]);
     copy_strided_f32(v.shape, inputs[i]->data<float>(), v.rowmajor(), v.ptr, v.strides());

@@ -192,6 +192,7 @@ std::string Plan::describe() const {
 
 TilingPlanner::TilingPlanner(int64_t buffer_entries, PlannerOptions opts) : S_(buffer_entries), opts_(opts) {
   LOCUS_CHECK(opts_.m_step >= 1 && opts_.n_step >= 1, "tiling: register-tile steps must be >= 1");
+  LOCUS_CHECK(opts_.threads >= 1, "tiling: threads must be >= 1");
 }
 
 Plan TilingPlanner::make_plan(const GemmShape& g, int64_t m, int64_t n, int64_t k, Order order) const {
@@ -202,6 +203,7 @@ Plan TilingPlanner::make_plan(const GemmShape& g, int64_t m, int64_t n, int64_t 
   p.S = S_;
   p.m_step = opts_.m_step;
   p.n_step = opts_.n_step;
+  p.threads = opts_.threads;
   p.m = std::min(m, g.M);
   p.n = std::min(n, g.N);
   p.k = std::min(k, g.K);

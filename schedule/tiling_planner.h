@@ -37,6 +37,13 @@
 
 namespace locus::schedule {
 
+// The register tile of the micro-kernel that executes a plan: it computes mr rows x nr columns of C
+// per call (kernels/native/gemm_microkernel.h: 12 x 16 on AVX-512, 6 x 16 on AVX2, 4 x 16 generic).
+// The CPU planners take it from the kernel dispatch table; tiles are rounded to it.
+struct RegisterTile {
+  int64_t mr = 1, nr = 1;
+};
+
 struct GemmShape {
   int64_t M = 0;  // pixels (H x W x batch)
   int64_t K = 0;  // input channels (reduction)
@@ -77,7 +84,8 @@ struct Alternative {
 struct Plan {
   GemmShape shape;
   int64_t S = 0;  // buffer size in entries
-  int64_t m_step = 1, n_step = 1;
+  int64_t m_step = 1, n_step = 1;  // the register tile the tiles were rounded to
+  int threads = 1;                 // threads the executing kernel splits the walk among
   int64_t m = 0, n = 0, k = 0;
   Order order = Order::ScanRows;
   // Extra strips of the streaming operand (B for the rows orientation, A for cols) kept on chip
@@ -98,8 +106,11 @@ struct Plan {
 };
 
 struct PlannerOptions {
-  int64_t m_step = 1;  // register-tile granularity along M (e.g. 6)
-  int64_t n_step = 1;  // along N (e.g. 16)
+  int64_t m_step = 1;  // register-tile granularity along M (RegisterTile::mr, e.g. 12)
+  int64_t n_step = 1;  // along N (RegisterTile::nr, e.g. 16)
+  // Threads the kernel will run the plan with (recorded in the plan; the kernel splits its walk
+  // among exactly these).
+  int threads = 1;
   // Smallest tiles the executing kernel runs efficiently (each clamped to the GEMM's extent): a CPU
   // kernel pays a fixed cost per tile visit and reloads C once per k range, so tiles that minimise
   // traffic with, say, k = 5 or n = 1 are useless to it. 1 = no constraint (the accelerator model).

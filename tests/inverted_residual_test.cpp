@@ -83,7 +83,7 @@ void run_case(const Case& k, uint32_t seed) {
   g1.N = s.N, g1.H = s.H, g1.W = s.W, g1.C = g1.OC = g1.G = s.E, g1.KH = s.KH, g1.KW = s.KW, g1.SH = s.SH,
   g1.SW = s.SW, g1.PT = s.PT, g1.PL = s.PL, g1.PB = s.PB, g1.PR = s.PR, g1.OH = MH, g1.OW = MW;
   const PackedConv2d pd = pack_conv2d(g1, wd.data(), bd.data(), ad);
-  std::vector<float> dscratch(conv2d_scratch_floats(pd, 64));
+  std::vector<float> dscratch(conv2d_scratch_floats(pd));
   float* dw_final = s.project ? d.data() : want.data();
   conv2d_nhwc(pd, din, s.dw2 ? m.data() : dw_final, dscratch.data());
   InvertedResidualWeights w;
@@ -92,7 +92,7 @@ void run_case(const Case& k, uint32_t seed) {
     g2.H = MH, g2.W = MW, g2.KH = s.KH2, g2.KW = s.KW2, g2.SH = s.SH2, g2.SW = s.SW2, g2.PT = s.PT2, g2.PL = s.PL2,
     g2.PB = s.PB2, g2.PR = s.PR2, g2.OH = OH, g2.OW = OW;
     const PackedConv2d pd2 = pack_conv2d(g2, wd2.data(), bd2.data(), ad2);
-    std::vector<float> scratch2(conv2d_scratch_floats(pd2, 64));
+    std::vector<float> scratch2(conv2d_scratch_floats(pd2));
     conv2d_nhwc(pd2, m.data(), dw_final, scratch2.data());
     w.dw2 = wd2.data(), w.dw2_bias = bd2.data(), w.dw2_act = ad2;
   }
@@ -113,11 +113,11 @@ void run_case(const Case& k, uint32_t seed) {
     const PackedInvertedResidual p = pack_inverted_residual(s, w, k.S, pack_threads);
     EXPECT_LE(p.plan.buffer_entries, k.S);
     if (pack_threads == 2) {
-      EXPECT_TRUE(p.split_chunks == 2 || s.N * p.plan.bands >= 2 || p.plan.shape.OH() == 1);
-      if (p.split_chunks == 2) ++split_cases;
+      EXPECT_TRUE(p.plan.split_chunks == 2 || s.N * p.plan.bands >= 2 || p.plan.shape.OH() == 1);
+      if (p.plan.split_chunks == 2) ++split_cases;
     }
     omp_set_num_threads(threads);
-    std::vector<float> scratch(inverted_residual_scratch_floats(p, threads));
+    std::vector<float> scratch(inverted_residual_scratch_floats(p));
     std::vector<float> got(want.size() + 1, 12345.f);  // one guard element past the end
     inverted_residual_nhwc(p, x.data(), got.data(), scratch.data());
     ASSERT_EQ(got.back(), 12345.f) << "wrote past the output";
@@ -125,7 +125,7 @@ void run_case(const Case& k, uint32_t seed) {
     for (size_t i = 0; i < want.size() && bad < 5; ++i) {
       const double tol = 1e-4 * (1.0 + std::fabs(want[i])) * std::sqrt(double(s.C + s.E));
       if (!(std::fabs(got[i] - want[i]) <= tol)) {
-        ADD_FAILURE() << "threads=" << threads << " packed for " << pack_threads << " split=" << p.split_chunks
+        ADD_FAILURE() << "threads=" << threads << " packed for " << pack_threads << " split=" << p.plan.split_chunks
                       << " plan " << p.plan.describe() << ": element " << i << " got "
                       << got[i] << " want " << want[i];
         ++bad;
@@ -317,7 +317,7 @@ TEST(InvertedResidualPack, TwoThreadsGetEvenShares) {
     w.expand = we.data(), w.dw = wd.data(), w.project = wp.data();
     const PackedInvertedResidual p = pack_inverted_residual(s, w, S, 2);
     SCOPED_TRACE(p.plan.describe());
-    if (p.split_chunks == 2) {
+    if (p.plan.split_chunks == 2) {
       EXPECT_EQ(p.plan.chunks % 2, 0);
     } else {
       const int64_t OH = s.OH(), half = p.plan.bands / 2;  // thread 0 takes bands [0, half)

@@ -111,9 +111,13 @@ TEST_P(PointwiseScanTest, RaggedShapesAllOrdersBuffersThreads) {
           case schedule::TileOrder::Col: EXPECT_EQ(p.plan.order, schedule::Order::ColMajor) << what; break;
         }
         for (int threads : {1, 2}) {
-          ThreadsGuard tg(threads);
+          // Packed for `threads`; run with the other count set in OpenMP (the plan's count wins).
+          ThreadsGuard tg(3 - threads);
+          const PointwiseScan pt =
+              threads == 1 ? p : pack_pointwise_scan(sh.M, sh.K, sh.N, b.data(), sh.N, S, order, threads);
+          EXPECT_EQ(pt.plan.threads, threads);
           std::vector<float> c(sh.M * sh.N + 16, 99.f);
-          pointwise_scan_f32(p, a.data(), sh.K, c.data(), sh.N, bias.data(), act);
+          pointwise_scan_f32(pt, a.data(), sh.K, c.data(), sh.N, bias.data(), act);
           for (int i = 0; i < 16; ++i) ASSERT_EQ(c[sh.M * sh.N + i], 99.f) << what << ": wrote past C";
           c.resize(sh.M * sh.N);
           expect_close(c, ref, what + " threads=" + std::to_string(threads));

@@ -6,9 +6,9 @@
 //
 // Pack time: the plan, and every weight cut per chunk in the layout its micro-kernel reads (expand
 // and project as packed GEMM panels, depthwise as [tap][channel]).
-// Run time, per band (threads take contiguous stretches of bands, each walking its bands'
-// chunks in alternating directions; or, when there are fewer bands than threads, each thread takes
-// a range of the chunks and the partial outputs are summed): for each chunk, expand the band's input rows (halo included)
+// Run time, per band (the plan says how its threads split the work: contiguous stretches of
+// bands, each walking its bands' chunks in alternating directions; or, when there are fewer bands
+// than threads, each thread takes a range of the chunks and the partial outputs are summed): for each chunk, expand the band's input rows (halo included)
 // into the chunk buffer (GEMM), filter them (depthwise micro-kernel) into the second chunk buffer and
 // accumulate their projection into the band's output rows (GEMM; bias on the band's first chunk,
 // activation on its last); then add the block input when `residual`.
@@ -76,27 +76,22 @@ struct PackedInvertedResidual {
   GemmEpilogue dw_epilogue, dw2_epilogue;  // the stages' activations as the micro-kernel's clamp
   int64_t ring_rows = 0;                // rows of the expanded ring (halo cache), 0 = linear buffer
   // Per-thread scratch: expanded rows, first-stage rows (second stage only), filtered chunk, and
-  // with split_chunks the thread's partial output of a band (rows x OW x OC).
+  // with plan.split_chunks the thread's partial output of a band (rows x OW x OC).
   int64_t scratch_exp = 0, scratch_mid = 0, scratch_dw = 0, scratch_part = 0;
-  // > 1: that many threads each take a contiguous range of the chunks of every band and sum their
-  // partial outputs (few bands, many chunks); 0: threads take contiguous stretches of bands.
-  int64_t split_chunks = 0;
 };
 
 // S: the buffer in entries (floats) the planner may use (the caller applies any safety fraction).
 // Throws locus::Error on inconsistent shapes or when no band fits in S.
-// threads: how many threads the caller will run it with. When the plan for S has fewer bands in the
-// batch than threads, the threads split the chunks instead (split_chunks), if there are enough of
-// them and a project stage to sum partial results in; otherwise the plan is made with at least one
-// band per thread.
+// threads: how many threads it will run with. The plan (schedule::plan_fused_block_threads, chunks
+// multiples of the GEMM micro-kernel's nr) states how they split the work: bands or chunks.
 PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, const InvertedResidualWeights& w,
                                               int64_t S, int threads = 1);
 
-// Scratch floats inverted_residual_nhwc needs when run with up to `threads` threads.
-int64_t inverted_residual_scratch_floats(const PackedInvertedResidual& p, int threads);
+// Scratch floats inverted_residual_nhwc needs: per-thread parts for exactly p.plan.threads threads.
+int64_t inverted_residual_scratch_floats(const PackedInvertedResidual& p);
 
-// out[N, OH, OW, OC] from in[N, H, W, C]; uses up to omp_get_max_threads() threads (1 inside a
-// parallel region). out must not alias in.
+// out[N, OH, OW, OC] from in[N, H, W, C] with p.plan.threads threads (1 inside a parallel region),
+// whatever the OpenMP setting. out must not alias in.
 void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, float* out, float* scratch);
 
 }  // namespace locus::kernels

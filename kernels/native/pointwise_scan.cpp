@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "graph/error.h"
+#include "kernels/native/cpu_features.h"
 
 namespace locus::kernels {
 namespace {
@@ -13,18 +14,25 @@ constexpr double kMinParallelFlops = 2e5;  // as gemm_f32: below this, threads c
 
 }  // namespace
 
-schedule::PlannerOptions pointwise_planner_options() {
+schedule::PlannerOptions pointwise_planner_options(schedule::RegisterTile tile, int threads) {
   schedule::PlannerOptions o;
-  o.m_step = kPointwiseMr;
-  o.n_step = kPointwiseNr;
-  o.min_m = kPointwiseMinM;
-  o.min_n = kPointwiseMinN;
+  o.m_step = tile.mr;
+  o.n_step = tile.nr;
+  o.min_m = kPointwiseMinMTiles * tile.mr;
+  o.min_n = tile.nr;
   o.min_k = kPointwiseMinK;
+  o.threads = std::max(threads, 1);
   return o;
 }
 
-schedule::Plan plan_pointwise(int64_t M, int64_t K, int64_t N, int64_t S, schedule::TileOrder order) {
-  schedule::PlannerOptions o = pointwise_planner_options();
+schedule::RegisterTile pointwise_register_tile() {
+  const GemmConfig& g = gemm_config(active_isa());
+  return {g.mr, g.nr};
+}
+
+schedule::Plan plan_pointwise(int64_t M, int64_t K, int64_t N, int64_t S, schedule::TileOrder order,
+                              int threads) {
+  schedule::PlannerOptions o = pointwise_planner_options(pointwise_register_tile(), threads);
   o.orders = schedule::orders_in(order);
   schedule::Plan best = schedule::TilingPlanner(S, o).plan({M, K, N, 4});
   best.alternatives.clear();
@@ -33,9 +41,9 @@ schedule::Plan plan_pointwise(int64_t M, int64_t K, int64_t N, int64_t S, schedu
 }
 
 PointwiseScan pack_pointwise_scan(int64_t M, int64_t K, int64_t N, const float* b, int64_t ldb,
-                                  int64_t S, schedule::TileOrder order) {
+                                  int64_t S, schedule::TileOrder order, int threads) {
   PointwiseScan p;
-  p.plan = plan_pointwise(M, K, N, S, order);
+  p.plan = plan_pointwise(M, K, N, S, order, threads);
   p.seq = p.plan.sequence();
   p.n_bounds = p.plan.n_bounds();
   for (size_t s = 0; s + 1 < p.n_bounds.size(); ++s) {
@@ -78,7 +86,8 @@ void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, flo
     }
   };
 
-  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const int threads = omp_in_parallel() ? 1 : p.plan.threads;
+  const int64_t mr = p.plan.m_step;
   if (threads <= 1 || 2.0 * total < kMinParallelFlops) {
     run(0, groups);
     return;
@@ -94,7 +103,7 @@ void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, flo
         const schedule::TileVisit& tv = p.seq[v];
         const int64_t rows = tv.i1 - tv.i0;
         auto cut = [&](int64_t u) {
-          return u >= T ? tv.i1 : tv.i0 + std::min(rows, (rows * u / T + kPointwiseMr - 1) / kPointwiseMr * kPointwiseMr);
+          return u >= T ? tv.i1 : tv.i0 + std::min(rows, (rows * u / T + mr - 1) / mr * mr);
         };
         const int64_t r0 = cut(t), r1 = cut(t + 1);
         if (r0 < r1)
