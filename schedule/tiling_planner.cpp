@@ -258,9 +258,13 @@ Plan TilingPlanner::plan(const GemmShape& g) const {
       }
     }
   }
-  auto better = [](const Alternative& x, const Alternative& y) {
+  // m tiles that are whole register tiles (or all of M): each tile's rows start on a micro-kernel
+  // row group, and so do the row slices threads cut at multiples of mr.
+  auto aligned = [&](const Alternative& a) { return a.m % opts_.m_step == 0 || a.m == g.M; };
+  auto better = [&](const Alternative& x, const Alternative& y) {
     if (x.traffic.total != y.traffic.total) return x.traffic.total < y.traffic.total;
     if (x.efficiency != y.efficiency) return x.efficiency > y.efficiency;
+    if (aligned(x) != aligned(y)) return aligned(x);
     if (x.steps != y.steps) return x.steps < y.steps;
     if (x.k != y.k) return x.k > y.k;
     return order_rank(x.order) < order_rank(y.order);

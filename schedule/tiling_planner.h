@@ -127,7 +127,8 @@ class TilingPlanner {
 
   // Enumerates candidate tiles (m, n from a candidate set per axis, k = K if it fits with them, else
   // the largest k < K) and the four orders, returns the cheapest (ties: compute efficiency =
-  // useful / register-tile-padded MACs, then fewer tile steps, then larger k, then Scan first). Throws locus::Error when S cannot hold any tile.
+  // useful / register-tile-padded MACs, then m a multiple of m_step (or M), then fewer tile steps,
+  // then larger k, then Scan first). Throws locus::Error when S cannot hold any tile.
   Plan plan(const GemmShape& shape) const;
 
   // The plan for given tiles and order (resident strips from the leftover buffer, exact traffic).

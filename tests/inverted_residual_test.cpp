@@ -107,9 +107,12 @@ void run_case(const Case& k, uint32_t seed) {
   w.dw = wd.data(), w.dw_bias = bd.data(), w.dw_act = ad;
   w.project = wp.data(), w.project_bias = bp.data(), w.project_act = ap;
   // Packed for one thread (band walk), and for two (chunk split when the plan has fewer bands than
-  // threads, else at least one band per thread); each run with 1 and 2 threads.
+  // threads, else at least one band per thread); each run with OpenMP set to 1, 2 and 8 threads:
+  // the kernel runs with the plan's count whatever OpenMP says, inside a scratch of exactly
+  // inverted_residual_scratch_floats (guarded: before the count was planned, 8 threads indexed
+  // per-thread scratch past a workspace sized for 1 or 2).
   for (int pack_threads : {1, 2})
-  for (int threads : {1, 2}) {
+  for (int threads : {1, 2, 8}) {
     const PackedInvertedResidual p = pack_inverted_residual(s, w, k.S, pack_threads);
     EXPECT_LE(p.plan.buffer_entries, k.S);
     if (pack_threads == 2) {
@@ -117,10 +120,16 @@ void run_case(const Case& k, uint32_t seed) {
       if (p.plan.split_chunks == 2) ++split_cases;
     }
     omp_set_num_threads(threads);
-    std::vector<float> scratch(inverted_residual_scratch_floats(p));
+    EXPECT_EQ(p.plan.threads, pack_threads);
+    const int64_t scratch_n = inverted_residual_scratch_floats(p);
+    constexpr int64_t kGuard = 256;
+    std::vector<float> scratch(size_t(scratch_n + kGuard), -4242.f);  // guard floats past the end
     std::vector<float> got(want.size() + 1, 12345.f);  // one guard element past the end
     inverted_residual_nhwc(p, x.data(), got.data(), scratch.data());
     ASSERT_EQ(got.back(), 12345.f) << "wrote past the output";
+    for (int64_t i = 0; i < kGuard; ++i)
+      ASSERT_EQ(scratch[size_t(scratch_n + i)], -4242.f) << "threads=" << threads << " packed for " << pack_threads
+                                                         << ": wrote past the scratch";
     int bad = 0;
     for (size_t i = 0; i < want.size() && bad < 5; ++i) {
       const double tol = 1e-4 * (1.0 + std::fabs(want[i])) * std::sqrt(double(s.C + s.E));

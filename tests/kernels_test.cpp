@@ -374,6 +374,20 @@ TEST_P(ConvTest, General) {
                 "3x3 K=576", 14);
 }
 
+TEST_P(ConvTest, RunsWithPlannedThreadsNotOpenMpSetting) {
+  // Packed for 1 thread, run while OpenMP is set to 8: the conv runs with its planned count and stays
+  // inside a scratch of exactly conv2d_scratch_floats (run_conv_case guards the end). Before the
+  // count was planned, im2col indexed per-thread slices by omp_get_thread_num() up to 7 and wrote
+  // past a workspace sized for 1 (17 im2col blocks here, enough for 8 threads to share).
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(8);
+  run_conv_case(conv_shape(2, 60, 60, 8, 20, 3, 1, 1, 1, 1, 1), relu(), ConvPath::General,
+                "3x3 packed for 1 thread, OpenMP 8", 90, 0, schedule::TileOrder::Scan, 1);
+  run_conv_case(conv_shape(2, 60, 60, 8, 20, 3, 1, 1, 1, 1, 1), relu(), ConvPath::General,
+                "3x3 packed for 2 threads, OpenMP 8", 91, 0, schedule::TileOrder::Scan, 2);
+  omp_set_num_threads(saved);
+}
+
 TEST_P(ConvTest, Grouped) {
   run_conv_case(conv_shape(1, 9, 10, 8, 12, 3, 1, 1, 1, 1, 1, 1, 2), relu(), ConvPath::General,
                 "grouped G=2", 15);

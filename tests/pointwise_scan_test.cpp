@@ -195,6 +195,21 @@ TEST_P(PointwiseScanTest, ConvPointwisePathUsesPlan) {
   EXPECT_EQ(p3.scan, nullptr);
 }
 
+TEST_P(PointwiseScanTest, PlanUsesTheDispatchedMicroKernelTile) {
+  // The planner gets the register tile of the micro-kernel the ISA dispatches to (gemm_config) and
+  // the thread count: 12 rows on AVX-512, 6 on AVX2, 4 generic; m tiles are multiples of it.
+  const GemmConfig& cfg = gemm_config(GetParam());
+  EXPECT_EQ(pointwise_register_tile().mr, cfg.mr);
+  EXPECT_EQ(pointwise_register_tile().nr, cfg.nr);
+  const schedule::Plan p = plan_pointwise(3136, 144, 24, 131072 / 8, schedule::TileOrder::Scan, 3);
+  SCOPED_TRACE(p.describe());
+  EXPECT_EQ(p.m_step, cfg.mr);
+  EXPECT_EQ(p.n_step, cfg.nr);
+  EXPECT_EQ(p.threads, 3);
+  EXPECT_TRUE(p.m % cfg.mr == 0 || p.m == 3136);
+  EXPECT_GE(p.m, kPointwiseMinMTiles * cfg.mr);
+}
+
 TEST(PointwiseScan, ParseTileOrder) {
   schedule::TileOrder o = schedule::TileOrder::Row;
   EXPECT_TRUE(schedule::parse_tile_order("scan", &o));
