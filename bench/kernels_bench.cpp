@@ -3,6 +3,7 @@
 // input conversion. Rates use wall time (the kernels are multi-threaded).
 // Keep runs short: the machine is shared (e.g. --benchmark_min_time=0.2).
 #include <benchmark/benchmark.h>
+#include <omp.h>
 
 #include <random>
 #include <vector>
@@ -37,7 +38,7 @@ void BM_Gemm(benchmark::State& st) {
   const PackedB pb = pack_b(K, N, b.data(), N, false);
   const Activation act{ActKind::Clip, 0.f, 6.f};
   for (auto _ : st) {
-    gemm_f32(M, a.data(), K, pb, c.data(), N, bias.data(), act);
+    gemm_f32(M, a.data(), K, pb, c.data(), N, bias.data(), act, false, omp_get_max_threads());
     benchmark::DoNotOptimize(c.data());
   }
   clear_isa_override();
@@ -69,8 +70,9 @@ void BM_Conv(benchmark::State& st) {
   s.OW = (s.W + 2 * s.PL - s.KW) / s.SW + 1;
   const auto in = randoms(s.H * s.W * s.C, 4);
   const auto w = randoms(s.OC * (s.C / s.G) * s.KH * s.KW, 5);
-  const PackedConv2d p = pack_conv2d(s, w.data(), nullptr, {ActKind::Clip, 0.f, 6.f});
-  std::vector<float> scratch(conv2d_scratch_floats(p, 64));
+  const PackedConv2d p = pack_conv2d(s, w.data(), nullptr, {ActKind::Clip, 0.f, 6.f}, 0, schedule::TileOrder::Scan,
+                                     omp_get_max_threads());
+  std::vector<float> scratch(conv2d_scratch_floats(p));
   std::vector<float> out(s.OH * s.OW * s.OC);
   for (auto _ : st) {
     conv2d_nhwc(p, in.data(), out.data(), scratch.data());

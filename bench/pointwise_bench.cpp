@@ -186,7 +186,7 @@ struct Layer {
   std::string impl;
 
   bool planned() const { return v != Variant::Onednn && packed.scan != nullptr; }
-  const tiling::Plan* plan() const { return planned() ? &packed.scan->plan : nullptr; }
+  const schedule::Plan* plan() const { return planned() ? &packed.scan->plan : nullptr; }
 
   void run() {
     if (v == Variant::Onednn) {
@@ -199,8 +199,8 @@ struct Layer {
 
   std::string label() const {
     if (v == Variant::Onednn) return impl;
-    if (const tiling::Plan* p = plan())
-      return cat(tiling::order_name(p->order), " m=", p->m, " n=", p->n, " k=", p->k, " res=", p->resident_strips);
+    if (const schedule::Plan* p = plan())
+      return cat(schedule::order_name(p->order), " m=", p->m, " n=", p->n, " k=", p->k, " res=", p->resident_strips);
     if (v == Variant::Gemm) return "plain GEMM (no plan)";
     return cat("unplanned: pack_conv2d ignored S=", S, " for this shape (runs as native-gemm)");
   }
@@ -237,12 +237,12 @@ std::unique_ptr<Layer> make_layer(const PwShape& s, Variant v) {
     cs.OW = s.OW();
     cs.OC = s.OC;
     cs.SH = cs.SW = s.stride;
-    TileOrder order = v == Variant::Row ? TileOrder::Row : v == Variant::Col ? TileOrder::Col : TileOrder::Scan;
+    schedule::TileOrder order = v == Variant::Row ? schedule::TileOrder::Row : v == Variant::Col ? schedule::TileOrder::Col : schedule::TileOrder::Scan;
     L->S = v == Variant::Gemm ? 0 : planner_entries();
-    L->packed = pack_conv2d(cs, w.data(), bias.data(), act, L->S, order);
+    L->packed = pack_conv2d(cs, w.data(), bias.data(), act, L->S, order, omp_get_max_threads());
     L->in = x;
     L->out.assign(size_t(s.M() * s.OC), 0.f);
-    L->scratch.assign(size_t(std::max<int64_t>(1, conv2d_scratch_floats(L->packed, omp_get_max_threads()))), 0.f);
+    L->scratch.assign(size_t(std::max<int64_t>(1, conv2d_scratch_floats(L->packed))), 0.f);
     return L;
   }
   using md = dn::memory::desc;
@@ -318,7 +318,7 @@ void BM_Pointwise(benchmark::State& st, PwShape s, Variant v) {
   st.counters["threads"] = threads;
   st.counters["compulsory_MiB"] = double(s.compulsory_entries()) * mib;
   if (v != Variant::Onednn && v != Variant::Gemm) st.counters["planned"] = L.planned() ? 1 : 0;
-  if (const tiling::Plan* p = L.plan()) {
+  if (const schedule::Plan* p = L.plan()) {
     st.counters["traffic_MiB"] = double(p->traffic.total) * mib;
     st.counters["traffic_x"] = double(p->traffic.total) / double(s.compulsory_entries());
   }
@@ -514,7 +514,7 @@ int probe(const std::string& shape, const std::string& variant, const std::strin
   std::printf("label %s\n", L->label().c_str());
   std::printf("compulsory_entries %lld\ncompulsory_mib %.3f\n", (long long)s.compulsory_entries(),
               double(s.compulsory_entries()) * mib);
-  if (const tiling::Plan* p = L->plan()) {
+  if (const schedule::Plan* p = L->plan()) {
     std::printf("planned 1\nplan %s\n", p->describe().c_str());
     std::printf("traffic_entries %lld\ntraffic_mib %.3f\n", (long long)p->traffic.total, double(p->traffic.total) * mib);
   } else {

@@ -107,8 +107,8 @@ void apply_tiling_options(const Args& a, SessionOptions& o) {
   }
   if (a.has("--tile-order")) {
     const std::string v = a.get("--tile-order");
-    kernels::TileOrder t;
-    if (!kernels::parse_tile_order(v, &t))
+    schedule::TileOrder t;
+    if (!schedule::parse_tile_order(v, &t))
       throw UsageError("option --tile-order expects scan, row or col, got '" + v + "'");
     o.tile_order = t;
   }
@@ -209,7 +209,7 @@ std::string l2_setting_label(const PointwiseTilingSettings& t) {
 }
 
 std::string order_setting_label(const PointwiseTilingSettings& t) {
-  std::string v = kernels::tile_order_name(t.order);
+  std::string v = schedule::tile_order_name(t.order);
   switch (t.order_source) {
     case SettingSource::Option: return v + " (--tile-order)";
     case SettingSource::Env: return v + " (LOCUS_TILE_ORDER)";

@@ -199,7 +199,7 @@ int cmd_bench(int argc, char** argv) {
       std::fprintf(stderr, "bench: %s: one inference under valgrind (slow: about a minute)...\n", b.c_str());
       std::vector<std::string> extra;  // the validated options, passed on as arguments (no shell)
       if (o.l2_bytes >= 0) extra.insert(extra.end(), {"--l2", std::to_string(o.l2_bytes)});
-      if (o.tile_order) extra.insert(extra.end(), {"--tile-order", kernels::tile_order_name(*o.tile_order)});
+      if (o.tile_order) extra.insert(extra.end(), {"--tile-order", schedule::tile_order_name(*o.tile_order)});
       if (a.flag("--no-fuse")) extra.push_back("--no-fuse");
       if (o.max_memory_bytes > 0) extra.insert(extra.end(), {"--max-memory", std::to_string(o.max_memory_bytes)});
       if (o.decompose) {
@@ -384,7 +384,7 @@ int cmd_bench(int argc, char** argv) {
         j.begin_object();
         j.kv("l2_bytes", r.tiling->l2_bytes);
         j.kv("l2_source", setting_source_label(r.tiling->l2_source, true));
-        j.kv("order", kernels::tile_order_name(r.tiling->order));
+        j.kv("order", schedule::tile_order_name(r.tiling->order));
         j.kv("order_source", setting_source_label(r.tiling->order_source, false));
         j.kv("buffer_entries", r.tiling->buffer_entries);
         j.kv("safety_fraction", kL2SafetyFraction);

@@ -70,11 +70,11 @@ static void print_plans(const Executable* exe) {
     std::printf("%-32s %7lld %5lld %5lld %6s ", r.node.empty() ? "-" : r.node.c_str(), (long long)r.M, (long long)r.K, (long long)r.N,
                 stride);
     if (r.plan) {
-      const tiling::Plan& p = *r.plan;
-      const tiling::Traffic& t = p.traffic;
+      const schedule::Plan& p = *r.plan;
+      const schedule::Traffic& t = p.traffic;
       const bool strided = r.stride_h != 1 || r.stride_w != 1;
       std::printf("%6lld %5lld %5lld %-8s %8lld %10lld %10lld %10lld %10lld %8.3f %8.3f %8.3f %9.3f %10lld %14.3f %6.3f %s\n",
-                  (long long)p.m, (long long)p.n, (long long)p.k, tiling::order_name(p.order),
+                  (long long)p.m, (long long)p.n, (long long)p.k, schedule::order_name(p.order),
                   (long long)p.resident_strips, (long long)t.reads_a, (long long)t.reads_b, (long long)t.writes_c,
                   (long long)t.total, double(t.reads_a) * mib, double(t.reads_b) * mib, double(t.writes_c) * mib,
                   double(t.total) * mib, (long long)comp, double(comp) * mib, double(t.total) / double(comp),
@@ -93,8 +93,8 @@ static void print_plans(const Executable* exe) {
               "OC", "s", "rows", "chunk", "bands", "chunks", "input", "weights", "output", "total", "total_MiB",
               "expand_MACs");
   for (const FusedBlockPlanRow& r : fused) {
-    const tiling::FusedBlockPlan& p = r.plan;
-    const tiling::FusedBlockShape& b = p.shape;
+    const schedule::FusedBlockPlan& p = r.plan;
+    const schedule::FusedBlockShape& b = p.shape;
     std::printf("%-32s %4lld %4lld %5lld %5lld %5lld %3lld %6lld %6lld %6lld %6lld %10lld %10lld %10lld %10lld %9.3f %12lld\n",
                 r.node.c_str(), (long long)b.H, (long long)b.W, (long long)b.C, (long long)b.E, (long long)b.OC,
                 (long long)b.SH, (long long)p.rows, (long long)p.chunk, (long long)p.bands, (long long)p.chunks,

@@ -50,7 +50,7 @@ std::string PointwiseTilingSettings::describe() const {
     return cat("pointwise tiling off (L2 0 from ", setting_source_name(l2_source), ")", how);
   }
   return cat("pointwise tiling: L2 ", format_bytes(l2_bytes), " (", setting_source_name(l2_source), "), S = ",
-             buffer_entries, " floats (x", kL2SafetyFraction, "), ", kernels::tile_order_name(order), " order (",
+             buffer_entries, " floats (x", kL2SafetyFraction, "), ", schedule::tile_order_name(order), " order (",
              setting_source_name(order_source), ")");
 }
 
@@ -81,7 +81,7 @@ PointwiseTilingSettings resolve_pointwise_tiling(const BackendOptions& o) {
     t.order = *o.tile_order;
     t.order_source = SettingSource::Option;
   } else if (const char* e = std::getenv("LOCUS_TILE_ORDER"); e && *e) {
-    LOCUS_CHECK(kernels::parse_tile_order(e, &t.order), "LOCUS_TILE_ORDER='", e, "' is not one of scan, row, col");
+    LOCUS_CHECK(schedule::parse_tile_order(e, &t.order), "LOCUS_TILE_ORDER='", e, "' is not one of scan, row, col");
     t.order_source = SettingSource::Env;
   }
   return t;

@@ -12,9 +12,9 @@
 
 #include "graph/ir.h"
 #include "runtime/memory_budget.h"
-#include "kernels/native/pointwise_scan.h"  // kernels::TileOrder
-#include "kernels/tiling/fused_block_planner.h"
-#include "kernels/tiling/tiling_planner.h"
+#include "schedule/tile_order.h"
+#include "schedule/fused_block_planner.h"
+#include "schedule/tiling_planner.h"
 
 namespace locus {
 
@@ -26,7 +26,7 @@ struct BackendOptions {
   // 0: off (every 1x1 conv one plain GEMM); otherwise a size in bytes, at least kMinL2Bytes.
   int64_t l2_bytes = -1;
   // The order family the planner chooses from. Unset: $LOCUS_TILE_ORDER if set, else Scan.
-  std::optional<kernels::TileOrder> tile_order;
+  std::optional<schedule::TileOrder> tile_order;
   // Accelerator-model backend ("accel"; the others ignore these): the schedule whose projected
   // energy is computed at compile time (baseline, scan, fused-scan), the accelerator config (a preset
   // name or a JSON file, runtime/accel/accel_config.h) and the on-chip buffer in entries (0: the
@@ -64,7 +64,7 @@ struct PointwiseTilingSettings {
   int64_t l2_bytes = 0;  // planned for; 0: tiling off
   SettingSource l2_source = SettingSource::Default;  // Default: the OS did not report an L2 size
   int64_t buffer_entries = 0;  // S = l2_bytes / 4 * kL2SafetyFraction; 0 when off
-  kernels::TileOrder order = kernels::TileOrder::Scan;
+  schedule::TileOrder order = schedule::TileOrder::Scan;
   SettingSource order_source = SettingSource::Default;
   bool enabled() const { return buffer_entries > 0; }
   // One line, e.g. "pointwise tiling: L2 512K (os), S = 65536 floats (x0.5), scan order (default)"
@@ -83,7 +83,7 @@ struct PointwisePlanRow {
   int64_t M = 0, K = 0, N = 0;  // pixels (N*OH*OW), input channels, output channels
   int64_t stride_h = 1, stride_w = 1;  // > 1: the strided pixels are gathered into rows first
   int64_t groups = 1;
-  std::optional<tiling::Plan> plan;  // m n k, order, resident strips, modelled traffic
+  std::optional<schedule::Plan> plan;  // m n k, order, resident strips, modelled traffic
   std::string why_not;               // when !plan, one word: "off" (tiling off), "grouped", "padded",
                                      // "no-fit" (the planner found no tile for S)
 };
@@ -91,7 +91,7 @@ struct PointwisePlanRow {
 // How one FusedInvertedResidual runs (native backend): the fused-block plan made at compile time.
 struct FusedBlockPlanRow {
   std::string node;
-  tiling::FusedBlockPlan plan;  // band rows, chunk, modelled traffic per image
+  schedule::FusedBlockPlan plan;  // band rows, chunk, modelled traffic per image
 };
 
 // What runs one node: the backend's implementation, as its op registry names it.

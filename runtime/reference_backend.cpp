@@ -1,7 +1,7 @@
 // The reference backend: runs the graph node by node with the reference kernels (naive, logical
 // NCHW, double accumulation). It is the yardstick the native backend is tested against; slow.
 // It keeps every intermediate value, so its activation memory is the unshared total.
-#include "kernels/reference/reference_ops.h"
+#include "graph/eval/eval_ops.h"
 #include "runtime/backend.h"
 
 namespace locus {
@@ -25,7 +25,7 @@ class ReferenceExecutable : public Executable {
     for (auto& n : g_.nodes) {
       std::vector<const Tensor*> ins;
       for (auto& in : n.inputs) ins.push_back(lookup(in));
-      auto outs = reference::evaluate(n, ins);
+      auto outs = eval::evaluate(n, ins);
       for (size_t k = 0; k < n.outputs.size() && k < outs.size(); ++k)
         if (!n.outputs[k].empty()) env[n.outputs[k]] = std::move(outs[k]);
     }

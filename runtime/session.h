@@ -49,7 +49,7 @@ struct SessionOptions {
   // l2_bytes -1 = $LOCUS_L2, else the core's L2 from the OS; 0 = off (plain GEMM); > 0 = bytes.
   // tile_order unset = $LOCUS_TILE_ORDER, else Scan. CLI: --l2 SIZE, --tile-order scan|row|col.
   int64_t l2_bytes = -1;
-  std::optional<kernels::TileOrder> tile_order;
+  std::optional<schedule::TileOrder> tile_order;
   // Inputs whose values are fixed at session creation (folded as constants), e.g. the int64 shape
   // inputs of ONNX node tests. They are then no longer session inputs.
   std::map<std::string, Tensor> bind_constants;

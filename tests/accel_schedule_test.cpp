@@ -8,7 +8,7 @@
 
 #include "graph/ops.h"
 #include "graph/passes/pass_manager.h"
-#include "kernels/tiling/buffer_simulator.h"
+#include "schedule/buffer_simulator.h"
 #include "runtime/accel/schedule.h"
 #include "runtime/accel/workload.h"
 #include "runtime/session.h"
@@ -89,21 +89,21 @@ TEST(AccelSchedule, GemmReplayEqualsPlannerAndSimulator) {
   int checked = 0;
   for (const Case& c : cases) {
     for (ScheduleKind kind : {ScheduleKind::Baseline, ScheduleKind::Scan}) {
-      tiling::GemmShape g{c.M, c.K, c.N, 2};
-      std::vector<tiling::Plan> plans = {tiling::TilingPlanner(c.S, gemm_planner_options(kind, 32)).plan(g)};
+      schedule::GemmShape g{c.M, c.K, c.N, 2};
+      std::vector<schedule::Plan> plans = {schedule::TilingPlanner(c.S, gemm_planner_options(kind, 32)).plan(g)};
       // fixed tiles as well, every order: k = K with resident strips, and k < K with partial tiles
-      tiling::TilingPlanner any(c.S, gemm_planner_options(ScheduleKind::Scan, 1));
-      for (tiling::Order o : {tiling::Order::RowMajor, tiling::Order::ColMajor, tiling::Order::ScanRows, tiling::Order::ScanCols}) {
+      schedule::TilingPlanner any(c.S, gemm_planner_options(ScheduleKind::Scan, 1));
+      for (schedule::Order o : {schedule::Order::RowMajor, schedule::Order::ColMajor, schedule::Order::ScanRows, schedule::Order::ScanCols}) {
         for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{7, 5, c.K}, {13, 11, 3}}) {
           if (m * k + k * n + m * n <= c.S) plans.push_back(any.make_plan(g, m, n, k, o));
         }
       }
-      for (const tiling::Plan& p : plans) {
+      for (const schedule::Plan& p : plans) {
         SCOPED_TRACE(p.describe());
         Recorder rec;
         const uint64_t a = 0, b = 1u << 28, cc = 1u << 29;
         ReplayCounts r = replay_plain_gemm(p, a, b, cc, 2, 256, rec.sink());
-        tiling::SimResult sim = tiling::BufferSimulator(c.S).run(p);
+        schedule::SimResult sim = schedule::BufferSimulator(c.S).run(p);
         EXPECT_EQ(sim.violations, 0);
         EXPECT_EQ(r.reads_a, p.traffic.reads_a);
         EXPECT_EQ(r.reads_b, p.traffic.reads_b);
@@ -136,8 +136,8 @@ TEST(AccelSchedule, GemmReplayEqualsPlannerAndSimulator) {
 
 TEST(AccelSchedule, BaselineUsesConventionalOrdersOnly) {
   auto o = gemm_planner_options(ScheduleKind::Baseline, 32);
-  EXPECT_EQ(std::set<tiling::Order>(o.orders.begin(), o.orders.end()),
-            (std::set<tiling::Order>{tiling::Order::RowMajor, tiling::Order::ColMajor}));
+  EXPECT_EQ(std::set<schedule::Order>(o.orders.begin(), o.orders.end()),
+            (std::set<schedule::Order>{schedule::Order::RowMajor, schedule::Order::ColMajor}));
   EXPECT_EQ(gemm_planner_options(ScheduleKind::Scan, 32).orders.size(), 4u);
 }
 
@@ -156,7 +156,7 @@ TEST(AccelSchedule, PointwiseLayerTrafficIsThePlans) {
       so.simulate_dram = false;
       ScheduleResult r = run_schedule(wl, k, plain_config(S), so);
       ASSERT_TRUE(r.layers[0].gemm_plan.has_value());
-      const tiling::Plan& p = *r.layers[0].gemm_plan;
+      const schedule::Plan& p = *r.layers[0].gemm_plan;
       EXPECT_EQ(p.shape.M, 196);
       EXPECT_EQ(p.shape.K, 48);
       EXPECT_EQ(p.shape.N, 80);
@@ -164,7 +164,7 @@ TEST(AccelSchedule, PointwiseLayerTrafficIsThePlans) {
       EXPECT_EQ(r.layers[0].read_entries, p.traffic.reads_a + p.traffic.reads_b);
       EXPECT_EQ(r.layers[0].write_entries, p.traffic.writes_c);
       EXPECT_EQ(r.layers[0].read_bytes, 2 * r.layers[0].read_entries);  // 16-bit words
-      tiling::SimResult sim = tiling::BufferSimulator(S).run(p);
+      schedule::SimResult sim = schedule::BufferSimulator(S).run(p);
       EXPECT_EQ(r.layers[0].read_entries, sim.loads_a + sim.loads_b);
     }
   }
@@ -183,7 +183,7 @@ struct Direct {
 // with the halo cache rows already read by the band before are not read again. Chunks are walked
 // forward on even bands and backward on odd ones; the first chunk of every band after the first is
 // the one the previous band ended with (still on chip). One chunk: weights read once.
-Direct direct_count(const tiling::FusedBlockShape& s, int64_t rows, int64_t chunk, bool halo) {
+Direct direct_count(const schedule::FusedBlockShape& s, int64_t rows, int64_t chunk, bool halo) {
   Direct d;
   const int64_t OH = s.OH(), OW = s.OW();
   const int64_t bands = (OH + rows - 1) / rows, chunks = (s.E + chunk - 1) / chunk;
@@ -209,7 +209,7 @@ Direct direct_count(const tiling::FusedBlockShape& s, int64_t rows, int64_t chun
 }  // namespace
 
 TEST(AccelSchedule, FusedBlockReplayEqualsDirectCount) {
-  tiling::FusedBlockShape s;
+  schedule::FusedBlockShape s;
   s.H = s.W = 10, s.C = 8, s.E = 48, s.OC = 8;  // 3x3, stride 1, pad 1
   struct Case {
     int64_t SH, rows, chunk;
@@ -219,7 +219,7 @@ TEST(AccelSchedule, FusedBlockReplayEqualsDirectCount) {
                                          {2, 1, 48, false}, {1, 10, 16, true}}) {
     s.SH = s.SW = c.SH;
     SCOPED_TRACE(cat("SH=", c.SH, " rows=", c.rows, " chunk=", c.chunk, " halo=", c.halo));
-    tiling::FusedBlockPlan p = tiling::make_fused_block_plan(s, 1 << 20, c.rows, c.chunk, c.halo);
+    schedule::FusedBlockPlan p = schedule::make_fused_block_plan(s, 1 << 20, c.rows, c.chunk, c.halo);
     const bool halo = p.halo_cache;  // the planner turns it off where no rows are shared
     Direct d = direct_count(s, c.rows, c.chunk, halo);
     FusedAddresses fa;
@@ -307,7 +307,7 @@ TEST(AccelSchedule, BaselineScanFusedOrdering) {
       bytes[k] = r.total.read_bytes + r.total.write_bytes;
       if (k == ScheduleKind::FusedScan && r.layers[0].fused_plan) {
         // plus the expansions of halo rows the plan recomputes (none with the halo cache)
-        const tiling::FusedBlockPlan& p = *r.layers[0].fused_plan;
+        const schedule::FusedBlockPlan& p = *r.layers[0].fused_plan;
         EXPECT_EQ(r.total.macs, macs + p.expand_macs - 28 * 28 * 16 * 96);
         if (p.halo_cache) {
           EXPECT_EQ(p.expand_macs, 28 * 28 * 16 * 96);

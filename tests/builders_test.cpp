@@ -15,7 +15,7 @@
 
 #include "graph/ir.h"
 #include "graph/ops.h"
-#include "kernels/reference/reference_ops.h"
+#include "graph/eval/eval_ops.h"
 #include "tests/test_support.h"
 
 namespace locus {
@@ -300,7 +300,7 @@ std::vector<float> run_reference(Graph g, std::vector<double>* bn_stddevs) {
     std::vector<const Tensor*> inputs;
     for (const auto& name : n.inputs)
       inputs.push_back(g.is_constant(name) ? g.constant(name) : &values.at(name));
-    std::vector<Tensor> outs = reference::evaluate(n, inputs);
+    std::vector<Tensor> outs = eval::evaluate(n, inputs);
     if (n.op == "BatchNormalization") {
       const Tensor& t = outs[0];
       double sum = 0, sum2 = 0;

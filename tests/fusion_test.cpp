@@ -13,7 +13,7 @@
 #include "graph/ops.h"
 #include "graph/passes/pass_manager.h"
 #include "importers/onnx/onnx_importer.h"
-#include "kernels/reference/reference_ops.h"
+#include "graph/eval/eval_ops.h"
 #include "models/builders.h"
 #include "runtime/session.h"
 #include "tests/graph_builder_util.h"
@@ -424,7 +424,7 @@ TEST(FusedInvertedResidualOp, ReferenceMatchesAnIndependentNaiveBlock) {
     std::vector<float> want = naive_block(x, pwe, pbe, wd, pbd, pwp, pbp, c.s, c.s, c.pads, c.residual, c.ea, c.da,
                                           c.pa, want_shape);
     Node n = fused_node(c.expand, c.project, c.residual, c.ea, c.da, c.pa, {c.s, c.s}, c.pads);
-    std::vector<Tensor> got = reference::evaluate(n, {&x, pwe, pbe, &wd, pbd, pwp, pbp});
+    std::vector<Tensor> got = eval::evaluate(n, {&x, pwe, pbe, &wd, pbd, pwp, pbp});
     ASSERT_EQ(got.size(), 1u);
     ASSERT_EQ(got[0].shape, want_shape);
     EXPECT_LE(test::max_abs_diff(got[0].data<float>(), want.data(), want.size()), 1e-6);

@@ -2,8 +2,9 @@
 // composition of the native conv2d kernels (each tested against the naive reference in
 // kernels_test), on ragged shapes: strides 1 and 2, with and without residual, without the expand or
 // project stage, relu / clip / none, small buffers (many bands and chunks) and large ones (one chunk),
-// 1 and 2 threads, every ISA the CPU runs; chains with two depthwise stages (4-way CP). Also the
-// fused-block planner's invariants.
+// packed for 1 and 2 threads and run with OpenMP set to 1, 2 and 8 (exact, guarded scratch), every
+// ISA the CPU runs; chains with two depthwise stages (4-way CP). The planner's own tests are in
+// fused_block_planner_test.cpp.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -15,7 +16,7 @@
 #include "kernels/native/conv2d_nhwc.h"
 #include "kernels/native/cpu_features.h"
 #include "kernels/native/inverted_residual.h"
-#include "kernels/tiling/fused_block_planner.h"
+#include "schedule/fused_block_planner.h"
 #include "tests/isa_util.h"
 #include "tests/test_support.h"
 
@@ -83,7 +84,7 @@ void run_case(const Case& k, uint32_t seed) {
   g1.N = s.N, g1.H = s.H, g1.W = s.W, g1.C = g1.OC = g1.G = s.E, g1.KH = s.KH, g1.KW = s.KW, g1.SH = s.SH,
   g1.SW = s.SW, g1.PT = s.PT, g1.PL = s.PL, g1.PB = s.PB, g1.PR = s.PR, g1.OH = MH, g1.OW = MW;
   const PackedConv2d pd = pack_conv2d(g1, wd.data(), bd.data(), ad);
-  std::vector<float> dscratch(conv2d_scratch_floats(pd, 64));
+  std::vector<float> dscratch(conv2d_scratch_floats(pd));
   float* dw_final = s.project ? d.data() : want.data();
   conv2d_nhwc(pd, din, s.dw2 ? m.data() : dw_final, dscratch.data());
   InvertedResidualWeights w;
@@ -92,7 +93,7 @@ void run_case(const Case& k, uint32_t seed) {
     g2.H = MH, g2.W = MW, g2.KH = s.KH2, g2.KW = s.KW2, g2.SH = s.SH2, g2.SW = s.SW2, g2.PT = s.PT2, g2.PL = s.PL2,
     g2.PB = s.PB2, g2.PR = s.PR2, g2.OH = OH, g2.OW = OW;
     const PackedConv2d pd2 = pack_conv2d(g2, wd2.data(), bd2.data(), ad2);
-    std::vector<float> scratch2(conv2d_scratch_floats(pd2, 64));
+    std::vector<float> scratch2(conv2d_scratch_floats(pd2));
     conv2d_nhwc(pd2, m.data(), dw_final, scratch2.data());
     w.dw2 = wd2.data(), w.dw2_bias = bd2.data(), w.dw2_act = ad2;
   }
@@ -107,25 +108,34 @@ void run_case(const Case& k, uint32_t seed) {
   w.dw = wd.data(), w.dw_bias = bd.data(), w.dw_act = ad;
   w.project = wp.data(), w.project_bias = bp.data(), w.project_act = ap;
   // Packed for one thread (band walk), and for two (chunk split when the plan has fewer bands than
-  // threads, else at least one band per thread); each run with 1 and 2 threads.
+  // threads, else at least one band per thread); each run with OpenMP set to 1, 2 and 8 threads:
+  // the kernel runs with the plan's count whatever OpenMP says, inside a scratch of exactly
+  // inverted_residual_scratch_floats (guarded: before the count was planned, 8 threads indexed
+  // per-thread scratch past a workspace sized for 1 or 2).
   for (int pack_threads : {1, 2})
-  for (int threads : {1, 2}) {
+  for (int threads : {1, 2, 8}) {
     const PackedInvertedResidual p = pack_inverted_residual(s, w, k.S, pack_threads);
     EXPECT_LE(p.plan.buffer_entries, k.S);
     if (pack_threads == 2) {
-      EXPECT_TRUE(p.split_chunks == 2 || s.N * p.plan.bands >= 2 || p.plan.shape.OH() == 1);
-      if (p.split_chunks == 2) ++split_cases;
+      EXPECT_TRUE(p.plan.split_chunks == 2 || s.N * p.plan.bands >= 2 || p.plan.shape.OH() == 1);
+      if (p.plan.split_chunks == 2) ++split_cases;
     }
     omp_set_num_threads(threads);
-    std::vector<float> scratch(inverted_residual_scratch_floats(p, threads));
+    EXPECT_EQ(p.plan.threads, pack_threads);
+    const int64_t scratch_n = inverted_residual_scratch_floats(p);
+    constexpr int64_t kGuard = 256;
+    std::vector<float> scratch(size_t(scratch_n + kGuard), -4242.f);  // guard floats past the end
     std::vector<float> got(want.size() + 1, 12345.f);  // one guard element past the end
     inverted_residual_nhwc(p, x.data(), got.data(), scratch.data());
     ASSERT_EQ(got.back(), 12345.f) << "wrote past the output";
+    for (int64_t i = 0; i < kGuard; ++i)
+      ASSERT_EQ(scratch[size_t(scratch_n + i)], -4242.f) << "threads=" << threads << " packed for " << pack_threads
+                                                         << ": wrote past the scratch";
     int bad = 0;
     for (size_t i = 0; i < want.size() && bad < 5; ++i) {
       const double tol = 1e-4 * (1.0 + std::fabs(want[i])) * std::sqrt(double(s.C + s.E));
       if (!(std::fabs(got[i] - want[i]) <= tol)) {
-        ADD_FAILURE() << "threads=" << threads << " packed for " << pack_threads << " split=" << p.split_chunks
+        ADD_FAILURE() << "threads=" << threads << " packed for " << pack_threads << " split=" << p.plan.split_chunks
                       << " plan " << p.plan.describe() << ": element " << i << " got "
                       << got[i] << " want " << want[i];
         ++bad;
@@ -217,93 +227,6 @@ TEST_P(InvertedResidualTest, MobileNetV2Blocks) {
 INSTANTIATE_TEST_SUITE_P(Isa, InvertedResidualTest, ::testing::ValuesIn(supported_isas()),
                          [](const ::testing::TestParamInfo<Isa>& i) { return std::string(isa_name(i.param)); });
 
-TEST(FusedBlockPlanner, RespectsBufferAndCountsTraffic) {
-  tiling::FusedBlockShape s;
-  s.H = s.W = 56, s.C = 24, s.E = 144, s.OC = 24;
-  for (int64_t S : {int64_t(20000), int64_t(65536), int64_t(1) << 20}) {
-    const tiling::FusedBlockPlan p = tiling::plan_fused_block(s, S);
-    SCOPED_TRACE(p.describe());
-    EXPECT_LE(p.buffer_entries, S);
-    if (S >= 65536) {
-      EXPECT_GE(p.chunk, std::min<int64_t>(64, s.E));  // the kernel's preferred minimum
-    }
-    // Traffic: at least compulsory (input once, weights once, output once); the output exactly once.
-    EXPECT_EQ(p.writes_output, 56 * 56 * 24);
-    EXPECT_GE(p.reads_input, 56 * 56 * 24);
-    EXPECT_GE(p.reads_weights, 24 * 144 + 9 * 144 + 144 * 24);
-    EXPECT_EQ(p.total, p.reads_input + p.reads_weights + p.writes_output);
-    // Bands cover the output exactly, and their input rows the rows the 3x3 window needs.
-    EXPECT_GE(p.bands * p.rows, 56);
-    EXPECT_LT((p.bands - 1) * p.rows, 56);
-    EXPECT_EQ(p.band_in_first(0), 0);
-    EXPECT_EQ(p.band_in_last(p.bands - 1), 56);
-  }
-  // A bigger buffer never plans more traffic.
-  EXPECT_LE(tiling::plan_fused_block(s, 1 << 20).total, tiling::plan_fused_block(s, 20000).total);
-  // With the whole block on chip: one band, one chunk, compulsory traffic exactly.
-  const tiling::FusedBlockPlan whole = tiling::plan_fused_block(s, int64_t(1) << 24);
-  EXPECT_EQ(whole.bands, 1);
-  EXPECT_EQ(whole.chunks, 1);
-  EXPECT_EQ(whole.total, 56 * 56 * 24 * 2 + 24 * 144 + 9 * 144 + 144 * 24);
-}
-
-TEST(FusedBlockPlanner, HaloCacheReadsAndExpandsEachRowOnce) {
-  tiling::FusedBlockShape s;
-  s.H = s.W = 56, s.C = 24, s.E = 144, s.OC = 24;
-  const tiling::FusedBlockPlan with = tiling::make_fused_block_plan(s, 1 << 20, 4, 64, true);
-  const tiling::FusedBlockPlan without = tiling::make_fused_block_plan(s, 1 << 20, 4, 64, false);
-  EXPECT_TRUE(with.halo_cache);
-  EXPECT_EQ(with.halo_rows, 2);  // 3x3, stride 1: consecutive bands share 2 input rows
-  EXPECT_EQ(with.reads_input, 56 * 56 * 24);
-  EXPECT_EQ(with.expand_macs, 56 * 56 * 24 * 144);
-  EXPECT_EQ(without.reads_input, (14 * 6 - 2) * 56 * 24);  // 14 bands of 6 rows, first and last clamped
-  EXPECT_EQ(with.buffer_entries - without.buffer_entries, 6 * 56 * (144 - 64));  // ring of all chunks
-  s.SH = s.SW = 2;  // stride 2: bands of 4 output rows read 9 input rows, sharing 1
-  EXPECT_EQ(tiling::make_fused_block_plan(s, 1 << 20, 4, 64, true).halo_rows, 1);
-}
-
-TEST(FusedBlockPlanner, SecondDepthwiseStageHalo) {
-  // 3x1 (stride 2, pads 1) then 1x3: bands of output rows map to the same mid rows, whose input
-  // rows follow the first stage's window.
-  tiling::FusedBlockShape s;
-  s.H = 20, s.W = 16, s.C = 8, s.E = 32, s.OC = 8;
-  s.KH = 3, s.KW = 1, s.SH = 2, s.SW = 1, s.PT = s.PB = 1, s.PL = s.PR = 0;
-  s.dw2 = true, s.KH2 = 1, s.KW2 = 3, s.SH2 = 1, s.SW2 = 2, s.PL2 = s.PR2 = 1;
-  EXPECT_EQ(s.MH(), 10);
-  EXPECT_EQ(s.MW(), 16);
-  EXPECT_EQ(s.OH(), 10);
-  EXPECT_EQ(s.OW(), 8);
-  const tiling::FusedBlockPlan p = tiling::make_fused_block_plan(s, 1 << 20, 3, 32, true);
-  EXPECT_EQ(p.band_mid_first(1), 3);
-  EXPECT_EQ(p.band_mid_last(1), 6);
-  EXPECT_EQ(p.band_in_first(1), 5);  // mid row 3 reads input rows 5..7
-  EXPECT_EQ(p.band_in_last(1), 12);  // mid row 5 reads input rows 9..11
-  // A second stage with a vertical window: its halo widens the mid rows.
-  s.KH2 = 3, s.PT2 = s.PB2 = 1;
-  const tiling::FusedBlockPlan q = tiling::make_fused_block_plan(s, 1 << 20, 3, 32, true);
-  EXPECT_EQ(q.band_mid_first(0), 0);
-  EXPECT_EQ(q.band_mid_last(0), 4);
-  EXPECT_EQ(q.band_mid_first(1), 2);
-  EXPECT_EQ(q.band_mid_last(1), 7);
-  // Weights of both stages are counted: with one band and one chunk, exactly once.
-  const tiling::FusedBlockPlan whole = tiling::make_fused_block_plan(s, 1 << 22, 10, 32, true);
-  EXPECT_EQ(whole.reads_weights, 8 * 32 + 3 * 32 + 9 * 32 + 32 * 8);
-}
-
-TEST(FusedBlockPlanner, MinBandsGivesEveryThreadABand) {
-  tiling::FusedBlockShape s;
-  s.H = s.W = 7, s.C = 160, s.E = 960, s.OC = 160;
-  const int64_t big = int64_t(1) << 24;  // the whole block fits: one band without the option
-  EXPECT_EQ(tiling::plan_fused_block(s, big).bands, 1);
-  tiling::FusedPlannerOptions o;
-  o.min_bands = 2;
-  const tiling::FusedBlockPlan p = tiling::plan_fused_block(s, big, o);
-  EXPECT_GE(p.bands, 2);
-  EXPECT_EQ(p.rows, 4);  // 7 rows in two bands: 4 + 3
-  o.min_bands = 100;     // more than OH: one row per band
-  EXPECT_EQ(tiling::plan_fused_block(s, big, o).bands, 7);
-}
-
 // Packed for 2 threads, the work is shared evenly: equal numbers of chunks when the threads split
 // the chunks, output rows within 5% when they split the bands (MobileNetV2 shapes, the 1 MiB L2's S).
 TEST(InvertedResidualPack, TwoThreadsGetEvenShares) {
@@ -317,24 +240,13 @@ TEST(InvertedResidualPack, TwoThreadsGetEvenShares) {
     w.expand = we.data(), w.dw = wd.data(), w.project = wp.data();
     const PackedInvertedResidual p = pack_inverted_residual(s, w, S, 2);
     SCOPED_TRACE(p.plan.describe());
-    if (p.split_chunks == 2) {
+    if (p.plan.split_chunks == 2) {
       EXPECT_EQ(p.plan.chunks % 2, 0);
     } else {
       const int64_t OH = s.OH(), half = p.plan.bands / 2;  // thread 0 takes bands [0, half)
       const int64_t rows0 = std::min(OH, half * p.plan.rows), rows1 = OH - rows0;
       EXPECT_LE(double(std::max(rows0, rows1)) * 2 / double(OH), 1.05) << rows0 << " vs " << rows1;
     }
-  }
-}
-
-TEST(FusedBlockPlanner, TooSmallBufferNamesS) {
-  tiling::FusedBlockShape s;
-  s.H = s.W = 56, s.C = 24, s.E = 144, s.OC = 24;
-  try {
-    tiling::plan_fused_block(s, 500);
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("S=500"), std::string::npos) << e.what();
   }
 }
 

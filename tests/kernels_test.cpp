@@ -227,7 +227,7 @@ Conv2dShape conv_shape(int64_t N, int64_t H, int64_t W, int64_t C, int64_t OC, i
 // strided or not, get a plan, and returns whether this one did.
 bool run_conv_case(const Conv2dShape& s, const Activation& act, ConvPath want_path,
                    const std::string& what, uint32_t seed, int64_t l2_entries = 0,
-                   TileOrder order = TileOrder::Scan) {
+                   schedule::TileOrder order = schedule::TileOrder::Scan, int threads = 2) {
   const int64_t cg = s.C / s.G, ocg = s.OC / s.G;
   const auto in = random_floats(s.N * s.H * s.W * s.C, seed);
   const auto w = random_floats(s.OC * cg * s.KH * s.KW, seed + 1);
@@ -256,16 +256,16 @@ bool run_conv_case(const Conv2dShape& s, const Activation& act, ConvPath want_pa
           scale[o] = sa;
         }
 
-  const PackedConv2d p = pack_conv2d(s, w.data(), bias.data(), act, l2_entries, order);
+  const PackedConv2d p = pack_conv2d(s, w.data(), bias.data(), act, l2_entries, order, threads);
   EXPECT_EQ(int(p.path), int(want_path)) << what;
   const bool unpadded_1x1 = s.KH == 1 && s.KW == 1 && !(s.PT || s.PL || s.PB || s.PR);
   const bool strided = s.SH != 1 || s.SW != 1;
   if (p.scan) {
     EXPECT_TRUE(l2_entries > 0 && unpadded_1x1 && s.G == 1) << what;
     EXPECT_EQ(p.scan->plan.shape.M, s.N * s.OH * s.OW) << what;
-    EXPECT_EQ(conv2d_scratch_floats(p, 1), strided ? s.N * s.OH * s.OW * s.C : 0) << what;
+    EXPECT_EQ(conv2d_scratch_floats(p), strided ? s.N * s.OH * s.OW * s.C : 0) << what;
   }
-  const int64_t scratch_n = conv2d_scratch_floats(p, omp_get_max_threads());
+  const int64_t scratch_n = conv2d_scratch_floats(p);
   constexpr int64_t kGuard = 64;
   std::vector<float> scratch(scratch_n + kGuard, 12345.f);
   std::vector<float> out(want.size() + kGuard, -777.f);
@@ -374,6 +374,20 @@ TEST_P(ConvTest, General) {
                 "3x3 K=576", 14);
 }
 
+TEST_P(ConvTest, RunsWithPlannedThreadsNotOpenMpSetting) {
+  // Packed for 1 thread, run while OpenMP is set to 8: the conv runs with its planned count and stays
+  // inside a scratch of exactly conv2d_scratch_floats (run_conv_case guards the end). Before the
+  // count was planned, im2col indexed per-thread slices by omp_get_thread_num() up to 7 and wrote
+  // past a workspace sized for 1 (17 im2col blocks here, enough for 8 threads to share).
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(8);
+  run_conv_case(conv_shape(2, 60, 60, 8, 20, 3, 1, 1, 1, 1, 1), relu(), ConvPath::General,
+                "3x3 packed for 1 thread, OpenMP 8", 90, 0, schedule::TileOrder::Scan, 1);
+  run_conv_case(conv_shape(2, 60, 60, 8, 20, 3, 1, 1, 1, 1, 1), relu(), ConvPath::General,
+                "3x3 packed for 2 threads, OpenMP 8", 91, 0, schedule::TileOrder::Scan, 2);
+  omp_set_num_threads(saved);
+}
+
 TEST_P(ConvTest, Grouped) {
   run_conv_case(conv_shape(1, 9, 10, 8, 12, 3, 1, 1, 1, 1, 1, 1, 2), relu(), ConvPath::General,
                 "grouped G=2", 15);
@@ -419,9 +433,9 @@ TEST_P(ConvTest, StridedOneByOneThroughPlan) {
   // k < K there.
   uint32_t seed = 40;
   for (int64_t S : {int64_t(4000), int64_t(32768)})
-    for (TileOrder order : {TileOrder::Scan, TileOrder::Row, TileOrder::Col})
+    for (schedule::TileOrder order : {schedule::TileOrder::Scan, schedule::TileOrder::Row, schedule::TileOrder::Col})
       for (const auto& c : cases) {
-        const std::string what = std::string(c.what) + " S=" + std::to_string(S) + " " + tile_order_name(order);
+        const std::string what = std::string(c.what) + " S=" + std::to_string(S) + " " + schedule::tile_order_name(order);
         EXPECT_TRUE(run_conv_case(c.s, c.act, ConvPath::General, what, seed++, S, order)) << what << ": no plan";
         if (HasFailure()) return;
       }
@@ -441,13 +455,13 @@ TEST_P(ConvTest, StridedOneByOneThroughPlan) {
 
 TEST_P(ConvTest, StridedOneByOnePlannedInsideParallelRegion) {
   // Inside a parallel region the gather and the planned kernel run serially; each caller passes
-  // its own scratch of conv2d_scratch_floats(p, 1).
+  // its own scratch of conv2d_scratch_floats(p).
   const Conv2dShape s = conv_shape(2, 13, 11, 24, 40, 1, 2, 0, 0, 0, 0);
   const auto in = random_floats(s.N * s.H * s.W * s.C, 62), w = random_floats(s.OC * s.C, 63);
   const PackedConv2d p = pack_conv2d(s, w.data(), nullptr, relu(), 4000);
   ASSERT_NE(p.scan, nullptr);
-  const int64_t per = conv2d_scratch_floats(p, 1), n_out = s.N * s.OH * s.OW * s.OC;
-  std::vector<float> want(n_out), scratch(conv2d_scratch_floats(p, omp_get_max_threads()));
+  const int64_t per = conv2d_scratch_floats(p), n_out = s.N * s.OH * s.OW * s.OC;
+  std::vector<float> want(n_out), scratch(conv2d_scratch_floats(p));
   conv2d_nhwc(p, in.data(), want.data(), scratch.data());
   std::vector<std::vector<float>> outs(4, std::vector<float>(n_out));
   std::vector<std::vector<float>> bufs(4, std::vector<float>(per));
@@ -463,8 +477,8 @@ TEST_P(ConvTest, CalledInsideParallelRegion) {
   const Conv2dShape s = conv_shape(1, 12, 12, 8, 16, 3, 1, 1, 1, 1, 1);
   const auto in = random_floats(s.H * s.W * s.C, 25), w = random_floats(s.OC * s.C * 9, 26);
   const PackedConv2d p = pack_conv2d(s, w.data(), nullptr, relu());
-  const int64_t per = conv2d_scratch_floats(p, 1), n_out = s.OH * s.OW * s.OC;
-  std::vector<float> want(n_out), scratch(conv2d_scratch_floats(p, omp_get_max_threads()));
+  const int64_t per = conv2d_scratch_floats(p), n_out = s.OH * s.OW * s.OC;
+  std::vector<float> want(n_out), scratch(conv2d_scratch_floats(p));
   conv2d_nhwc(p, in.data(), want.data(), scratch.data());
   std::vector<std::vector<float>> outs(4, std::vector<float>(n_out));
   std::vector<std::vector<float>> bufs(4, std::vector<float>(per));

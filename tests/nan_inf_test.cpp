@@ -214,7 +214,7 @@ void run_conv_case(const Conv2dShape& s, const Activation& act, ConvPath want_pa
   const PackedConv2d p = pack_conv2d(s, w.data(), bias.data(), act, l2_entries);
   ASSERT_EQ(int(p.path), int(want_path)) << what;
   ASSERT_EQ(p.scan != nullptr, l2_entries > 0) << what;
-  std::vector<float> scratch(conv2d_scratch_floats(p, omp_get_max_threads()) + 1);
+  std::vector<float> scratch(conv2d_scratch_floats(p) + 1);
   std::vector<float> out(want.size(), -777.f);
   conv2d_nhwc(p, in.data(), out.data(), scratch.data());
   int bad = 0;
@@ -323,7 +323,7 @@ TEST_P(FusedNanTest, InvertedResidualBlock) {
       for (int threads : {1, 2}) {
         const PackedInvertedResidual p = pack_inverted_residual(s, w, S, threads);
         omp_set_num_threads(threads);
-        std::vector<float> scratch(inverted_residual_scratch_floats(p, threads));
+        std::vector<float> scratch(inverted_residual_scratch_floats(p));
         std::vector<float> got(want.size(), -777.f);
         inverted_residual_nhwc(p, x.data(), got.data(), scratch.data());
         int bad = 0;

@@ -214,7 +214,7 @@ TEST(NativeBackend, PointwiseTilingIsTheDefault) {
   EXPECT_EQ(plans[2].M, 14 * 14);
   EXPECT_EQ(plans[4].groups, 4);
   EXPECT_FALSE(plans[4].plan.has_value());
-  EXPECT_EQ(t->order, kernels::TileOrder::Scan);
+  EXPECT_EQ(t->order, schedule::TileOrder::Scan);
   EXPECT_EQ(t->order_source, SettingSource::Default);
   const int64_t os_l2 = current_core_cache_bytes(2);
   if (os_l2 < kMinL2Bytes) {
@@ -230,7 +230,7 @@ TEST(NativeBackend, PointwiseTilingIsTheDefault) {
     ASSERT_TRUE(plans[i].plan.has_value()) << plans[i].node << ": " << plans[i].why_not;
     EXPECT_EQ(plans[i].plan->shape.M, plans[i].M);
     EXPECT_EQ(plans[i].plan->S, t->buffer_entries);
-    EXPECT_TRUE(plans[i].plan->order == tiling::Order::ScanRows || plans[i].plan->order == tiling::Order::ScanCols);
+    EXPECT_TRUE(plans[i].plan->order == schedule::Order::ScanRows || plans[i].plan->order == schedule::Order::ScanCols);
   }
   EXPECT_EQ(plans[4].why_not, "grouped");
   EXPECT_NE(s.executable().describe().find("4 of 5 1x1 convs planned"), std::string::npos) << s.executable().describe();
@@ -250,15 +250,15 @@ TEST(NativeBackend, PointwiseTilingOffAndEveryOrderMatchTheReference) {
   const double atol = 1e-5 * peak;
   struct Config {
     int64_t l2;
-    std::optional<kernels::TileOrder> order;
+    std::optional<schedule::TileOrder> order;
     const char* what;
   };
   const Config configs[] = {{0, std::nullopt, "--l2 0"},
-                            {-1, kernels::TileOrder::Scan, "scan"},
-                            {-1, kernels::TileOrder::Row, "row"},
-                            {-1, kernels::TileOrder::Col, "col"},
-                            {64 << 10, kernels::TileOrder::Scan, "scan 64K"},
-                            {24 << 10, kernels::TileOrder::Col, "col 24K"}};
+                            {-1, schedule::TileOrder::Scan, "scan"},
+                            {-1, schedule::TileOrder::Row, "row"},
+                            {-1, schedule::TileOrder::Col, "col"},
+                            {64 << 10, schedule::TileOrder::Scan, "scan 64K"},
+                            {24 << 10, schedule::TileOrder::Col, "col 24K"}};
   for (const Config& c : configs) {
     SessionOptions o;
     o.l2_bytes = c.l2;
@@ -273,12 +273,12 @@ TEST(NativeBackend, PointwiseTilingOffAndEveryOrderMatchTheReference) {
         EXPECT_EQ(r.why_not, "off") << c.what;
       }
       if (!r.plan) continue;
-      const tiling::Order po = r.plan->order;
+      const schedule::Order po = r.plan->order;
       switch (*c.order) {
-        case kernels::TileOrder::Row: EXPECT_EQ(po, tiling::Order::RowMajor) << c.what; break;
-        case kernels::TileOrder::Col: EXPECT_EQ(po, tiling::Order::ColMajor) << c.what; break;
-        case kernels::TileOrder::Scan:
-          EXPECT_TRUE(po == tiling::Order::ScanRows || po == tiling::Order::ScanCols) << c.what;
+        case schedule::TileOrder::Row: EXPECT_EQ(po, schedule::Order::RowMajor) << c.what; break;
+        case schedule::TileOrder::Col: EXPECT_EQ(po, schedule::Order::ColMajor) << c.what; break;
+        case schedule::TileOrder::Scan:
+          EXPECT_TRUE(po == schedule::Order::ScanRows || po == schedule::Order::ScanCols) << c.what;
           break;
       }
     }
@@ -292,15 +292,15 @@ TEST(NativeBackend, PointwiseTilingPrecedenceAndErrors) {
     EXPECT_EQ(t.l2_bytes, 1 << 20);
     EXPECT_EQ(t.l2_source, SettingSource::Env);
     EXPECT_EQ(t.buffer_entries, (1 << 20) / 4 / 2);
-    EXPECT_EQ(t.order, kernels::TileOrder::Row);
+    EXPECT_EQ(t.order, schedule::TileOrder::Row);
     EXPECT_EQ(t.order_source, SettingSource::Env);
     BackendOptions o;  // options win over the environment
     o.l2_bytes = 256 << 10;
-    o.tile_order = kernels::TileOrder::Col;
+    o.tile_order = schedule::TileOrder::Col;
     t = resolve_pointwise_tiling(o);
     EXPECT_EQ(t.l2_bytes, 256 << 10);
     EXPECT_EQ(t.l2_source, SettingSource::Option);
-    EXPECT_EQ(t.order, kernels::TileOrder::Col);
+    EXPECT_EQ(t.order, schedule::TileOrder::Col);
     EXPECT_EQ(t.order_source, SettingSource::Option);
     o.l2_bytes = 0;
     t = resolve_pointwise_tiling(o);
@@ -319,7 +319,7 @@ TEST(NativeBackend, PointwiseTilingPrecedenceAndErrors) {
     BackendOptions o;
     o.l2_bytes = 1 << 20;  // the variable is not read when the option is given
     EXPECT_NE(error_of([&] { resolve_pointwise_tiling(o); }).find("LOCUS_TILE_ORDER='zigzag'"), std::string::npos);
-    o.tile_order = kernels::TileOrder::Scan;
+    o.tile_order = schedule::TileOrder::Scan;
     EXPECT_EQ(error_of([&] { resolve_pointwise_tiling(o); }), "no error");
     // and a session reports a bad variable as one line naming it
     EXPECT_NE(error_of([] { Session::from_graph(pointwise_chain()); }).find("LOCUS_L2='banana'"), std::string::npos);

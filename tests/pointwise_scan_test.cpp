@@ -92,10 +92,10 @@ TEST_P(PointwiseScanTest, RaggedShapesAllOrdersBuffersThreads) {
     const auto bias = random_floats(sh.N, seed++);
     const Ref ref = reference(sh.M, sh.K, sh.N, a, b, bias, lo, hi);
     for (int64_t S : {sh.small_S, int64_t(32768), int64_t(1) << 20}) {
-      for (TileOrder order : {TileOrder::Scan, TileOrder::Row, TileOrder::Col}) {
+      for (schedule::TileOrder order : {schedule::TileOrder::Scan, schedule::TileOrder::Row, schedule::TileOrder::Col}) {
         const PointwiseScan p = pack_pointwise_scan(sh.M, sh.K, sh.N, b.data(), sh.N, S, order);
         const std::string what = "M=" + std::to_string(sh.M) + " K=" + std::to_string(sh.K) + " N=" +
-                                 std::to_string(sh.N) + " order=" + tile_order_name(order) + " plan: " +
+                                 std::to_string(sh.N) + " order=" + schedule::tile_order_name(order) + " plan: " +
                                  p.plan.describe();
         if (S == sh.small_S) {
           EXPECT_LT(p.plan.k, sh.K) << what;
@@ -104,16 +104,20 @@ TEST_P(PointwiseScanTest, RaggedShapesAllOrdersBuffersThreads) {
           EXPECT_EQ(p.plan.k, sh.K) << what;  // everything fits
         }
         switch (order) {
-          case TileOrder::Scan:
-            EXPECT_TRUE(p.plan.order == tiling::Order::ScanRows || p.plan.order == tiling::Order::ScanCols) << what;
+          case schedule::TileOrder::Scan:
+            EXPECT_TRUE(p.plan.order == schedule::Order::ScanRows || p.plan.order == schedule::Order::ScanCols) << what;
             break;
-          case TileOrder::Row: EXPECT_EQ(p.plan.order, tiling::Order::RowMajor) << what; break;
-          case TileOrder::Col: EXPECT_EQ(p.plan.order, tiling::Order::ColMajor) << what; break;
+          case schedule::TileOrder::Row: EXPECT_EQ(p.plan.order, schedule::Order::RowMajor) << what; break;
+          case schedule::TileOrder::Col: EXPECT_EQ(p.plan.order, schedule::Order::ColMajor) << what; break;
         }
         for (int threads : {1, 2}) {
-          ThreadsGuard tg(threads);
+          // Packed for `threads`; run with the other count set in OpenMP (the plan's count wins).
+          ThreadsGuard tg(3 - threads);
+          const PointwiseScan pt =
+              threads == 1 ? p : pack_pointwise_scan(sh.M, sh.K, sh.N, b.data(), sh.N, S, order, threads);
+          EXPECT_EQ(pt.plan.threads, threads);
           std::vector<float> c(sh.M * sh.N + 16, 99.f);
-          pointwise_scan_f32(p, a.data(), sh.K, c.data(), sh.N, bias.data(), act);
+          pointwise_scan_f32(pt, a.data(), sh.K, c.data(), sh.N, bias.data(), act);
           for (int i = 0; i < 16; ++i) ASSERT_EQ(c[sh.M * sh.N + i], 99.f) << what << ": wrote past C";
           c.resize(sh.M * sh.N);
           expect_close(c, ref, what + " threads=" + std::to_string(threads));
@@ -134,7 +138,7 @@ TEST_P(PointwiseScanTest, StridedOperandsAndNoBias) {
     for (int64_t k = 0; k < K; ++k) a_dense[i * K + k] = a[i * lda + k];
   const Ref ref = reference(M, K, N, a_dense, b, zero, -1e30f, 1e30f);
   for (int64_t S : {int64_t(400), int64_t(100000)}) {
-    const PointwiseScan p = pack_pointwise_scan(M, K, N, b.data(), N, S, TileOrder::Scan);
+    const PointwiseScan p = pack_pointwise_scan(M, K, N, b.data(), N, S, schedule::TileOrder::Scan);
     ThreadsGuard tg(2);
     std::vector<float> c(M * ldc, 7.f);
     pointwise_scan_f32(p, a.data(), lda, c.data(), ldc, nullptr, Activation{});
@@ -176,7 +180,7 @@ TEST_P(PointwiseScanTest, ConvPointwisePathUsesPlan) {
   const Ref ref = reference(M, s.C, s.OC, in, b, bias, 0.f, 6.f);
   const Activation act{ActKind::Clip, 0.f, 6.f};
   for (int64_t S : {int64_t(0), int64_t(250), int64_t(32768)}) {
-    const PackedConv2d p = pack_conv2d(s, w.data(), bias.data(), act, S, TileOrder::Scan);
+    const PackedConv2d p = pack_conv2d(s, w.data(), bias.data(), act, S, schedule::TileOrder::Scan);
     EXPECT_EQ(int(p.path), int(ConvPath::Pointwise));
     EXPECT_EQ(p.scan != nullptr, S > 0);
     std::vector<float> out(M * s.OC);
@@ -191,16 +195,31 @@ TEST_P(PointwiseScanTest, ConvPointwisePathUsesPlan) {
   EXPECT_EQ(p3.scan, nullptr);
 }
 
+TEST_P(PointwiseScanTest, PlanUsesTheDispatchedMicroKernelTile) {
+  // The planner gets the register tile of the micro-kernel the ISA dispatches to (gemm_config) and
+  // the thread count: 12 rows on AVX-512, 6 on AVX2, 4 generic; m tiles are multiples of it.
+  const GemmConfig& cfg = gemm_config(GetParam());
+  EXPECT_EQ(pointwise_register_tile().mr, cfg.mr);
+  EXPECT_EQ(pointwise_register_tile().nr, cfg.nr);
+  const schedule::Plan p = plan_pointwise(3136, 144, 24, 131072 / 8, schedule::TileOrder::Scan, 3);
+  SCOPED_TRACE(p.describe());
+  EXPECT_EQ(p.m_step, cfg.mr);
+  EXPECT_EQ(p.n_step, cfg.nr);
+  EXPECT_EQ(p.threads, 3);
+  EXPECT_TRUE(p.m % cfg.mr == 0 || p.m == 3136);
+  EXPECT_GE(p.m, kPointwiseMinMTiles * cfg.mr);
+}
+
 TEST(PointwiseScan, ParseTileOrder) {
-  TileOrder o = TileOrder::Row;
-  EXPECT_TRUE(parse_tile_order("scan", &o));
-  EXPECT_EQ(o, TileOrder::Scan);
-  EXPECT_TRUE(parse_tile_order("col", &o));
-  EXPECT_EQ(o, TileOrder::Col);
-  EXPECT_TRUE(parse_tile_order("row", &o));
-  EXPECT_EQ(o, TileOrder::Row);
-  EXPECT_FALSE(parse_tile_order("serpentine", &o));
-  EXPECT_FALSE(parse_tile_order("", &o));
+  schedule::TileOrder o = schedule::TileOrder::Row;
+  EXPECT_TRUE(schedule::parse_tile_order("scan", &o));
+  EXPECT_EQ(o, schedule::TileOrder::Scan);
+  EXPECT_TRUE(schedule::parse_tile_order("col", &o));
+  EXPECT_EQ(o, schedule::TileOrder::Col);
+  EXPECT_TRUE(schedule::parse_tile_order("row", &o));
+  EXPECT_EQ(o, schedule::TileOrder::Row);
+  EXPECT_FALSE(schedule::parse_tile_order("serpentine", &o));
+  EXPECT_FALSE(schedule::parse_tile_order("", &o));
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, PointwiseScanTest, ::testing::ValuesIn(supported_isas()),

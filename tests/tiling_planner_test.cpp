@@ -1,4 +1,4 @@
-// Tiling planner (kernels/tiling): the closed-form traffic model against the buffer simulator,
+// Tiling planner (schedule): the closed-form traffic model against the buffer simulator,
 // Scan versus plain orders, buffer constraints, one hand-computed case and the too-small buffer error.
 #include <gtest/gtest.h>
 
@@ -7,10 +7,10 @@
 #include <tuple>
 
 #include "graph/error.h"
-#include "kernels/tiling/buffer_simulator.h"
-#include "kernels/tiling/tiling_planner.h"
+#include "schedule/buffer_simulator.h"
+#include "schedule/tiling_planner.h"
 
-namespace locus::tiling {
+namespace locus::schedule {
 namespace {
 
 void expect_model_matches_sim(const Plan& p) {
@@ -233,6 +233,37 @@ TEST(TilingPlanner, KernelMinimumFallsBackWhenBufferTooSmall) {
   EXPECT_LT(p.m * p.n, 24 * 16);
 }
 
+TEST(TilingPlanner, RegisterTileSetsTheMTile) {
+  // The CPU planner's inputs: the micro-kernel's register tile {mr, nr} (kernels/native/
+  // gemm_microkernel.h: 4x16 generic, 6x16 AVX2, 12x16 AVX-512) and the thread count. The chosen m
+  // tile is a multiple of mr (or all of M), the minimum m is 4 register tiles, and the plan
+  // records the tile and the threads. MobileNetV2's tiled 1x1 convs (batch 1 and 8) at the 1 MiB L2's S.
+  const GemmShape shapes[] = {{112 * 112, 32, 16, 4},  {112 * 112, 16, 96, 4},  {56 * 56, 96, 24, 4},
+                              {56 * 56, 24, 144, 4},   {56 * 56, 144, 24, 4},   {28 * 28, 144, 32, 4},
+                              {28 * 28, 192, 32, 4},   {14 * 14, 384, 64, 4},   {14 * 14, 576, 96, 4},
+                              {8 * 112 * 112, 32, 16, 4}, {8 * 56 * 56, 144, 24, 4}, {7 * 7, 960, 320, 4}};
+  int differs = 0;
+  for (const GemmShape& g : shapes) {
+    int64_t m_at_6 = 0;
+    for (const RegisterTile t : {RegisterTile{4, 16}, RegisterTile{6, 16}, RegisterTile{12, 16}}) {
+      PlannerOptions o{t.mr, t.nr};
+      o.min_m = 4 * t.mr, o.min_n = t.nr, o.min_k = 64, o.threads = 2;
+      const Plan p = TilingPlanner(131072, o).plan(g);
+      SCOPED_TRACE("mr=" + std::to_string(t.mr) + " " + p.describe());
+      EXPECT_TRUE(p.m % t.mr == 0 || p.m == g.M);
+      EXPECT_TRUE(p.n % t.nr == 0 || p.n == g.N);
+      EXPECT_GE(p.m, std::min(g.M, 4 * t.mr));
+      EXPECT_EQ(p.m_step, t.mr);
+      EXPECT_EQ(p.n_step, t.nr);
+      EXPECT_EQ(p.threads, 2);
+      expect_plan_respects_buffer(p);
+      if (t.mr == 6) m_at_6 = p.m;
+      if (t.mr == 12 && p.m != m_at_6) ++differs;
+    }
+  }
+  EXPECT_GT(differs, 0) << "the register tile never changed a plan";
+}
+
 TEST(TilingPlanner, BufferTooSmallNamesS) {
   try {
     TilingPlanner(2).plan({4, 2, 4, 4});
@@ -267,4 +298,4 @@ TEST(TilingPlanner, ReportMobileNetAt64K) {
 }
 
 }  // namespace
-}  // namespace locus::tiling
+}  // namespace locus::schedule

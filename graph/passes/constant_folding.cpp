@@ -12,7 +12,7 @@
 // a shape-computing subgraph see constant shape inputs.
 #include "graph/ops.h"
 #include "graph/passes/pass_manager.h"
-#include "kernels/reference/reference_ops.h"
+#include "graph/eval/eval_ops.h"
 
 namespace locus {
 namespace {
@@ -56,7 +56,7 @@ bool fold_node(const Node& n, Graph& g, std::vector<PassRemark>* remarks, int64_
     std::vector<const Tensor*> ins;
     for (auto& in : n.inputs) ins.push_back(in.empty() ? nullptr : g.constant(in));
     try {
-      outs = reference::evaluate(n, ins);
+      outs = eval::evaluate(n, ins);
     } catch (const Unsupported& e) {
       if (remarks) remarks->push_back({pass, n.name, cat("not folded: ", e.what())});
       return false;

@@ -47,13 +47,16 @@ int64_t im2col_block_pixels(const Conv2dShape& s) {
   return std::max<int64_t>(1, std::min(p, s.N * s.OH * s.OW));
 }
 
-int thread_count() { return omp_in_parallel() ? 1 : omp_get_max_threads(); }
+// The threads a conv runs with: those it was packed for (never the OpenMP setting: the scratch is
+// sized for exactly these), 1 inside a parallel region.
+int thread_count(const PackedConv2d& p) { return omp_in_parallel() ? 1 : p.threads; }
 
-// fn(r) for r in [0, rows), split statically over the threads (serial inside a parallel region).
+// fn(r) for r in [0, rows), split statically over the conv's threads (serial inside a parallel region).
 template <class F>
-void parallel_rows(int64_t rows, const F& fn) {
-  if (thread_count() > 1 && rows > 1) {
-#pragma omp parallel for schedule(static)
+void parallel_rows(const PackedConv2d& p, int64_t rows, const F& fn) {
+  const int nt = thread_count(p);
+  if (nt > 1 && rows > 1) {
+#pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t r = 0; r < rows; ++r) fn(r);
   } else {
     for (int64_t r = 0; r < rows; ++r) fn(r);
@@ -82,10 +85,10 @@ void conv_1x1(const PackedConv2d& p, const float* in, float* out, float* scratch
   if (s.SH == 1 && s.SW == 1) {
     for (int64_t g = 0; g < s.G; ++g)
       gemm_f32(s.N * s.H * s.W, in + g * cg, s.C, p.group_b[g], out + g * ocg, s.OC,
-               p.bias.data() + g * ocg, p.act);
+               p.bias.data() + g * ocg, p.act, false, p.threads);
     return;
   }
-  parallel_rows(s.N * s.OH, [&](int64_t r) {
+  parallel_rows(p, s.N * s.OH, [&](int64_t r) {
     const int64_t n = r / s.OH, oh = r % s.OH;
     const float* src = in + ((n * s.H + oh * s.SH) * s.W) * s.C;
     float* dst = out + r * s.OW * s.OC;
@@ -103,7 +106,7 @@ void conv_depthwise(const PackedConv2d& p, const float* in, float* out) {
   const GemmEpilogue act_ep = epilogue_for(p.act);
   const GemmEpilogue* ep = act_ep.clamp ? &act_ep : nullptr;
   const DwInterior interior = dw_interior(s);
-  parallel_rows(s.N * s.OH, [&](int64_t r) {
+  parallel_rows(p, s.N * s.OH, [&](int64_t r) {
     const int64_t n = r / s.OH, oh = r % s.OH;
     const float* img = in + n * s.H * s.W * s.C;
     auto row_of = [&](int64_t ih) { return ih >= 0 && ih < s.H ? img + ih * s.W * s.C : nullptr; };
@@ -126,7 +129,7 @@ void conv_direct(const PackedConv2d& p, const float* in, float* out) {
   const GemmEpilogue* ep = act_ep.clamp ? &act_ep : nullptr;
   const DwInterior interior = dw_interior(s);  // output columns whose taps all lie inside the input
   const int64_t kc = s.KW * s.C, step = s.SW * s.C;
-  parallel_rows(s.N * s.OH, [&](int64_t r) {
+  parallel_rows(p, s.N * s.OH, [&](int64_t r) {
     const int64_t n = r / s.OH, oh = r % s.OH;
     const float* img = in + n * s.H * s.W * s.C;
     float* orow = out + r * s.OW * s.OC;
@@ -213,14 +216,14 @@ void conv_im2col(const PackedConv2d& p, const float* in, float* out, float* scra
     for (int64_t g = 0; g < s.G; ++g) {
       im2col(s, g, in, p0, np, buf);
       gemm_f32(np, buf, kg, p.group_b[g], out + p0 * s.OC + g * ocg, s.OC,
-               p.bias.data() + g * ocg, p.act);
+               p.bias.data() + g * ocg, p.act, false, p.threads);
     }
   };
 
-  const int nt = thread_count();
+  const int nt = thread_count(p);
   if (nt > 1 && blocks >= 2 * nt) {
-    // Parallel over pixel blocks; each thread im2cols into its own slice, GEMMs run serially.
-#pragma omp parallel for schedule(dynamic, 1)
+    // Parallel over pixel blocks; each thread im2cols into its own slice (nt slices), GEMMs run serially.
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
     for (int64_t b = 0; b < blocks; ++b) run_block(b, scratch + omp_get_thread_num() * block * kg);
   } else {
     // Few blocks: im2col serially, let each GEMM use the threads.
@@ -231,7 +234,7 @@ void conv_im2col(const PackedConv2d& p, const float* in, float* out, float* scra
 }  // namespace
 
 PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float* bias,
-                         const Activation& act, int64_t l2_entries, TileOrder order) {
+                         const Activation& act, int64_t l2_entries, schedule::TileOrder order, int threads) {
   LOCUS_CHECK(l2_entries >= 0, "conv2d: negative buffer size ", l2_entries);
   LOCUS_CHECK(s.N >= 1 && s.H >= 1 && s.W >= 1 && s.C >= 1 && s.OC >= 1, "conv2d: bad shape");
   LOCUS_CHECK(s.KH >= 1 && s.KW >= 1 && s.SH >= 1 && s.SW >= 1 && s.DH >= 1 && s.DW >= 1,
@@ -247,6 +250,7 @@ PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float*
   PackedConv2d p;
   p.s = s;
   p.act = act;
+  p.threads = std::max(threads, 1);
   p.bias.assign(s.OC, 0.f);
   if (bias) std::copy(bias, bias + s.OC, p.bias.begin());
 
@@ -296,7 +300,7 @@ PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float*
     if (plannable && l2_entries > 0) {
       try {
         p.scan = std::make_shared<const PointwiseScan>(
-            pack_pointwise_scan(s.N * s.OH * s.OW, kg, ocg, b.data(), ocg, l2_entries, order));
+            pack_pointwise_scan(s.N * s.OH * s.OW, kg, ocg, b.data(), ocg, l2_entries, order, p.threads));
         continue;
       } catch (const Error&) {
         // no tile fits: fall through to the plain GEMM
@@ -307,11 +311,11 @@ PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float*
   return p;
 }
 
-int64_t conv2d_scratch_floats(const PackedConv2d& p, int num_threads) {
+int64_t conv2d_scratch_floats(const PackedConv2d& p) {
   if (p.scan && is_strided(p.s)) return p.s.N * p.s.OH * p.s.OW * p.s.C;  // the gathered pixels
   if (p.path != ConvPath::General || is_direct_1x1(p.s)) return 0;
   const int64_t kg = p.s.KH * p.s.KW * (p.s.C / p.s.G);
-  return int64_t(std::max(num_threads, 1)) * im2col_block_pixels(p.s) * kg;
+  return int64_t(p.threads) * im2col_block_pixels(p.s) * kg;
 }
 
 void conv2d_nhwc(const PackedConv2d& p, const float* in, float* out, float* scratch) {

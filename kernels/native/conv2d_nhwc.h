@@ -34,6 +34,7 @@ struct PackedConv2d {
   Conv2dShape s;
   ConvPath path = ConvPath::General;
   Activation act;
+  int threads = 1;                  // the threads it runs with (pack_conv2d), whatever OpenMP says
   std::vector<float> bias;          // OC entries (zeros if the model had none)
   std::vector<float> dw_weights;    // depthwise: [KH*KW][C]
   std::vector<PackedB> group_b;     // pointwise / general: one packed B per group (empty if scan)
@@ -53,13 +54,14 @@ struct PackedConv2d {
 // (then plain gemm_f32, p.scan null); grouped 1x1 convs keep one gemm_f32 per group.
 PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float* bias,
                          const Activation& act, int64_t l2_entries = 0,
-                         TileOrder order = TileOrder::Scan);
+                         schedule::TileOrder order = schedule::TileOrder::Scan, int threads = 1);
 
 // Scratch (in floats) that conv2d_nhwc needs for this conv; the caller provides it. conv2d_nhwc
-// uses up to omp_get_max_threads() threads (1 when called inside a parallel region), so pass at least
-// that many. Needs scratch: the general path with a kernel larger than 1x1 or with padding (per
-// thread), and a planned strided 1x1 (N*OH*OW*C floats for its gathered pixels, any thread count).
-int64_t conv2d_scratch_floats(const PackedConv2d& p, int num_threads);
+// runs with p.threads threads (1 when called inside a parallel region) whatever the OpenMP setting,
+// and the scratch is sized for exactly those. Needs scratch: the general path with a kernel larger
+// than 1x1 or with padding (per thread), and a planned strided 1x1 (N*OH*OW*C floats for its
+// gathered pixels, any thread count).
+int64_t conv2d_scratch_floats(const PackedConv2d& p);
 
 // out[N, OH, OW, OC] = act(conv(in[N, H, W, C]) + bias)
 void conv2d_nhwc(const PackedConv2d& p, const float* in, float* out, float* scratch);

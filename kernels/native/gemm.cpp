@@ -25,22 +25,9 @@ constexpr int64_t kMaxMR = 12;
 constexpr int64_t kPrefetchMinABytes = 512 * 1024;
 constexpr int64_t kChunkBBytes = 16 * 1024;  // B per micro-kernel call: half the L1 (see run_block)
 
-// The micro-kernels of the active ISA: one for 16-wide panels, one for the narrow 8-wide panel.
-struct Kernels {
-  GemmMicroKernel wide;
-  int64_t wide_mr;
-  GemmMicroKernel narrow;
-  int64_t narrow_mr;
-};
+using Kernels = GemmConfig;
 
-Kernels select_kernels() {
-  switch (active_isa()) {
-    case Isa::Avx512: return {f32_gemm_12x16_avx512f, 12, f32_gemm_12x8_avx2, 12};
-    case Isa::Avx2: return {f32_gemm_6x16_avx2, 6, f32_gemm_12x8_avx2, 12};
-    case Isa::Generic: break;
-  }
-  return {f32_gemm_4x16_generic, 4, f32_gemm_4x8_generic, 4};
-}
+const Kernels& select_kernels() { return gemm_config(active_isa()); }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -93,6 +80,18 @@ void edge_tile(GemmMicroKernel fn, int64_t pw, int64_t mr, int64_t nr, int64_t k
 }
 
 }  // namespace
+
+const GemmConfig& gemm_config(Isa isa) {
+  static const GemmConfig kAvx512{f32_gemm_12x16_avx512f, 12, NR, f32_gemm_12x8_avx2, 12};
+  static const GemmConfig kAvx2{f32_gemm_6x16_avx2, 6, NR, f32_gemm_12x8_avx2, 12};
+  static const GemmConfig kGeneric{f32_gemm_4x16_generic, 4, NR, f32_gemm_4x8_generic, 4};
+  switch (isa) {
+    case Isa::Avx512: return kAvx512;
+    case Isa::Avx2: return kAvx2;
+    case Isa::Generic: break;
+  }
+  return kGeneric;
+}
 
 bool gemm_prefetch_a(int64_t M, int64_t K) {
   return double(M) * double(K) * sizeof(float) > double(kPrefetchMinABytes);
@@ -155,16 +154,16 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
       const float* w = b.data.data() + pc * K * NR + k0 * NR;
       ep.bias = bias ? bias + pc * NR : nullptr;
       for (int64_t m = m0, mr; m < m1; m += mr) {
-        mr = next_rows(m1 - m, kern.wide_mr);
+        mr = next_rows(m1 - m, kern.mr);
         if (prefetch_a && pc == p0 && m + mr < m1)
-          prefetch_rows(a + (m + mr) * lda, lda, std::min(kern.wide_mr, m1 - m - mr), k0, kc);
+          prefetch_rows(a + (m + mr) * lda, lda, std::min(kern.mr, m1 - m - mr), k0, kc);
         kern.wide(mr, np, kc, a + m * lda + k0, lda, w, K * NR, c + m * ldc + pc * NR, ldc, load_c, epp);
       }
     }
     if (full_end < p1) {  // the narrow or ragged last panel
       const int64_t p = panels - 1, n0 = p * NR, nr = N - n0;
       const GemmMicroKernel fn = last_pw == NR ? kern.wide : kern.narrow;
-      const int64_t MR = last_pw == NR ? kern.wide_mr : kern.narrow_mr;
+      const int64_t MR = last_pw == NR ? kern.mr : kern.narrow_mr;
       const float* w = b.data.data() + p * K * NR + k0 * last_pw;
       ep.bias = bias ? bias + n0 : nullptr;
       for (int64_t m = m0, mr; m < m1; m += mr) {
@@ -185,11 +184,11 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
 }  // namespace
 
 void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c, int64_t ldc,
-              const float* bias, const Activation& act, bool accumulate) {
+              const float* bias, const Activation& act, bool accumulate, int threads) {
   const int64_t K = b.K, N = b.N;
   if (M <= 0 || N <= 0) return;
-  const Kernels kern = select_kernels();
-  const int64_t MR = kern.wide_mr;
+  const Kernels& kern = select_kernels();
+  const int64_t MR = kern.mr;
   const bool prefetch_a = gemm_prefetch_a(M, K);
   const int64_t panels = ceil_div(N, NR);
 
@@ -197,8 +196,8 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
   const bool has_epilogue = bias != nullptr || act_ep.clamp;
 
   // Task grid: M blocks x N blocks. Split N too when M alone gives too few tasks per thread.
-  const bool nested = omp_in_parallel();
-  const int threads = nested ? 1 : omp_get_max_threads();
+  if (omp_in_parallel()) threads = 1;
+  threads = std::max(threads, 1);
   const bool parallel = threads > 1 && 2.0 * double(M) * double(N) * double(K) >= kMinParallelFlops;
   int64_t mc = MR * kMTilesPerBlock;
   int64_t m_blocks = ceil_div(M, mc);
@@ -223,7 +222,7 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
   };
 
   if (parallel && tasks > 1) {
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
     for (int64_t t = 0; t < tasks; ++t) run_task(t);
   } else {
     for (int64_t t = 0; t < tasks; ++t) run_task(t);
@@ -237,7 +236,7 @@ void gemm_f32_tile(const float* a, int64_t lda, const PackedB& b, int64_t i0, in
               "gemm_f32_tile: bad range j=[", j0, ",", j1, ") k=[", k0, ",", k1, ") for K=", b.K,
               " N=", b.N);
   if (i1 <= i0 || j1 <= j0) return;
-  const Kernels kern = select_kernels();
+  const Kernels& kern = select_kernels();
   const GemmEpilogue act_ep = epilogue_for(act);
   const bool epilogue = k1 == b.K && (bias != nullptr || act_ep.clamp);
   // Columns [j0, j1) are panels [j0/16, ceil(j1/16)); the last one is clipped to N by run_block, so

@@ -20,9 +20,10 @@ PackedB pack_b(int64_t K, int64_t N, const float* b, int64_t ldb, bool trans_b, 
 
 // C (row stride ldc) = A (row stride lda) * B + bias (nullable, length N), then act.
 // If accumulate is true, C += A * B instead (bias and act still applied once, at the end).
-// Parallel over M with OpenMP unless called from inside a parallel region.
+// Parallel over M and N with `threads` OpenMP threads (the caller's plan says how many; serial
+// inside a parallel region). Needs no scratch.
 void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c, int64_t ldc,
-              const float* bias, const Activation& act, bool accumulate = false);
+              const float* bias, const Activation& act, bool accumulate = false, int threads = 1);
 
 // One cache tile, run serially on the calling thread: C[i0:i1, j0:j1] = (accumulate ? C : 0) +
 // A[i0:i1, k0:k1] * B[k0:k1, j0:j1], then bias[j] (nullable, indexed by absolute column) and act

@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "kernels/native/activation.h"
+#include "kernels/native/cpu_features.h"
 
 namespace locus::kernels {
 
@@ -67,5 +68,18 @@ void f32_gemm_4x16_generic(int64_t mr, int64_t np, int64_t kc, const float* a, i
     const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const GemmEpilogue* ep);
 void f32_gemm_4x8_generic(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
     const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const GemmEpilogue* ep);
+
+// The GEMM micro-kernels of one ISA (XNNPACK-style config, chosen once per ISA): `wide` for the
+// 16-wide panels with its register tile mr x nr, `narrow` for an 8-wide last panel. The driver runs
+// them; the planners (schedule/) round their tiles to {mr, nr}.
+struct GemmConfig {
+  GemmMicroKernel wide;
+  int64_t mr, nr;
+  GemmMicroKernel narrow;
+  int64_t narrow_mr;
+};
+// Avx512: f32_gemm_12x16_avx512f (12 x 16); Avx2: f32_gemm_6x16_avx2 (6 x 16); Generic:
+// f32_gemm_4x16_generic (4 x 16).
+const GemmConfig& gemm_config(Isa isa);
 
 }  // namespace locus::kernels

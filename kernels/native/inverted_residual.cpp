@@ -13,16 +13,9 @@
 #include "kernels/native/elementwise.h"
 
 namespace locus::kernels {
-namespace {
 
-// Band split: thread t of T walks bands [stretch_begin(t), stretch_begin(t + 1)) of the batch's
-// `total` (the packer balances its plan with the same split).
-int64_t stretch_begin(int64_t total, int64_t t, int64_t T) { return total * t / T; }
-
-}  // namespace
-
-tiling::FusedBlockShape InvertedResidualShape::block() const {
-  tiling::FusedBlockShape b;
+schedule::FusedBlockShape InvertedResidualShape::block() const {
+  schedule::FusedBlockShape b;
   b.H = H, b.W = W, b.C = C, b.E = E, b.OC = OC;
   b.KH = KH, b.KW = KW, b.SH = SH, b.SW = SW, b.PT = PT, b.PB = PB, b.PL = PL, b.PR = PR;
   b.expand = expand, b.project = project;
@@ -44,68 +37,9 @@ PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, co
   LOCUS_CHECK(w.dw && (!s.expand || w.expand) && (!s.project || w.project), "fused block: missing weights");
   PackedInvertedResidual p;
   p.s = s;
-  p.plan = tiling::plan_fused_block(s.block(), S);
-  if (threads > 1 && s.N * p.plan.bands < threads) {
-    if (s.project && p.plan.chunks >= threads) {
-      p.split_chunks = threads;
-      // Threads take equal shares of the chunks: re-cut E into a multiple of `threads` chunks
-      // (the nearest count below or above, multiples of 16 channels) when it fits and costs the
-      // least modelled traffic; e.g. 3 chunks on 2 threads left one thread twice the work.
-      if (p.plan.chunks % threads != 0) {
-        std::optional<tiling::FusedBlockPlan> best;
-        for (int64_t target : {p.plan.chunks / threads * threads, (p.plan.chunks + threads - 1) / threads * threads}) {
-          if (target < threads) continue;
-          int64_t c = (s.E + target - 1) / target;
-          c = std::min(s.E, (c + 15) / 16 * 16);
-          if ((s.E + c - 1) / c % threads != 0) continue;
-          try {
-            tiling::FusedBlockPlan q = tiling::make_fused_block_plan(s.block(), S, p.plan.rows, c, p.plan.halo_cache);
-            if (!best || q.total < best->total) best = q;
-          } catch (const Error&) {
-            // does not fit S: keep the other candidate
-          }
-        }
-        if (best) p.plan = *best;
-      }
-    } else {
-      tiling::FusedPlannerOptions po;
-      po.min_bands = (threads + s.N - 1) / s.N;
-      p.plan = tiling::plan_fused_block(s.block(), S, po);
-    }
-  }
-  if (threads > 1 && p.split_chunks == 0) {
-    // Threads take contiguous stretches of the batch's bands. When that leaves one thread with
-    // noticeably more output rows than the others (e.g. 7 bands on 2 threads: 4 against 3), use
-    // the band height that balances them at the least modelled traffic, if it costs at most a
-    // quarter more traffic.
-    const int64_t OH = s.OH();
-    auto imbalance = [&](const tiling::FusedBlockPlan& q) {
-      const int64_t total = s.N * q.bands;
-      int64_t worst = 0;
-      for (int t = 0; t < threads; ++t) {
-        int64_t rows = 0;
-        for (int64_t g = stretch_begin(total, t, threads); g < stretch_begin(total, t + 1, threads); ++g) {
-          const int64_t b = g % q.bands;
-          rows += std::min(OH, (b + 1) * q.rows) - b * q.rows;
-        }
-        worst = std::max(worst, rows);
-      }
-      return double(worst) * threads / double(s.N * OH);
-    };
-    constexpr double kBalanced = 1.05;
-    if (imbalance(p.plan) > kBalanced) {
-      std::optional<tiling::FusedBlockPlan> best;
-      for (int64_t r = 1; r <= OH; ++r) {
-        try {
-          tiling::FusedBlockPlan q = tiling::make_fused_block_plan(s.block(), S, r, p.plan.chunk, p.plan.halo_cache);
-          if (imbalance(q) <= kBalanced && (!best || q.total <= best->total)) best = q;  // ties: taller bands
-        } catch (const Error&) {
-          // does not fit S
-        }
-      }
-      if (best && best->total <= p.plan.total + p.plan.total / 4) p.plan = *best;
-    }
-  }
+  schedule::FusedPlannerOptions po;
+  po.chunk_step = gemm_config(active_isa()).nr;  // chunks are whole packed-B panels
+  p.plan = schedule::plan_fused_block_threads(s.block(), s.N, S, std::max(threads, 1), po);
   p.expand_act = w.expand_act, p.dw_act = w.dw_act, p.dw2_act = w.dw2_act, p.project_act = w.project_act;
   auto copy_or_zero = [](const float* b, int64_t n) {
     return b ? std::vector<float>(b, b + n) : std::vector<float>(size_t(n), 0.f);
@@ -149,7 +83,7 @@ PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, co
   // in_rows x W x chunk; with the halo cache a ring of in_rows rows for every chunk, chunk i's ring
   // at i * chunk * in_rows * W with pixel stride = that chunk's width, input row ih in slot
   // ih mod in_rows) and the filtered chunk (rows x OW x chunk).
-  const tiling::FusedBlockPlan& pl = p.plan;
+  const schedule::FusedBlockPlan& pl = p.plan;
   int64_t in_rows = 0, mid_rows = 0;
   for (int64_t b = 0; b < pl.bands; ++b) {
     in_rows = std::max(in_rows, pl.band_in_last(b) - pl.band_in_first(b));
@@ -160,20 +94,23 @@ PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, co
   p.scratch_exp = s.expand ? r16(in_rows * s.W * (pl.halo_cache ? s.E : ch)) : 0;
   p.scratch_mid = s.dw2 ? r16(mid_rows * s.MW() * ch) : 0;
   p.scratch_dw = s.project ? r16(pl.rows * s.OW() * ch) : 0;
-  p.scratch_part = p.split_chunks > 1 ? r16(pl.rows * s.OW() * s.OC) : 0;
+  p.scratch_part = pl.split_chunks > 1 ? r16(pl.rows * s.OW() * s.OC) : 0;
   return p;
 }
 
-int64_t inverted_residual_scratch_floats(const PackedInvertedResidual& p, int threads) {
+int64_t inverted_residual_scratch_floats(const PackedInvertedResidual& p) {
   return (p.scratch_exp + p.scratch_mid + p.scratch_dw + p.scratch_part) *
-         std::max<int64_t>({threads, p.split_chunks, 1});
+         std::max<int64_t>({int64_t(p.plan.threads), p.plan.split_chunks, 1});
 }
 
 void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, float* out, float* scratch) {
   const InvertedResidualShape& s = p.s;
-  const tiling::FusedBlockPlan& pl = p.plan;
+  const schedule::FusedBlockPlan& pl = p.plan;
   const int64_t OH = s.OH(), OW = s.OW(), chunks = pl.chunks, ch = pl.chunk;
   const int64_t total_bands = s.N * pl.bands;
+  // The plan's thread count, never the OpenMP setting: the scratch holds exactly that many parts.
+  // (A GEMM run outside a parallel region, by a lone band walk, may use them all.)
+  const int threads = omp_in_parallel() ? 1 : pl.threads;
   const DwConvMicroKernel uk = dwconv_microkernel_for(active_isa());
   const GemmEpilogue* dw_ep = p.dw_epilogue.clamp ? &p.dw_epilogue : nullptr;
   const GemmEpilogue* dw2_ep = p.dw2_epilogue.clamp ? &p.dw2_epilogue : nullptr;
@@ -213,7 +150,7 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
           const int64_t slot = R ? r0 % R : r0 - ih0;
           const int64_t r1 = R ? std::min(ih1, r0 + (R - slot)) : ih1;
           gemm_f32((r1 - r0) * s.W, img + r0 * s.W * s.C, s.C, p.expand_chunks[size_t(ci)], exp_c + slot * s.W * ec,
-                   ec, p.expand_bias.data() + e0, p.expand_act);
+                   ec, p.expand_bias.data() + e0, p.expand_act, false, threads);
           r0 = r1;
         }
         band = exp_c, ps = ec;
@@ -250,7 +187,8 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
       if (!s.project) continue;
       // 3. accumulate the chunk's projection into the band's output rows
       gemm_f32((oh1 - oh0) * OW, dwbuf, ec, p.project_chunks[size_t(ci)], dst, s.OC,
-               final && first ? p.project_bias.data() : nullptr, final && last ? p.project_act : none, !first);
+               final && first ? p.project_bias.data() : nullptr, final && last ? p.project_act : none, !first,
+               threads);
     }
     prev_ih1 = ih1;
   };
@@ -261,17 +199,16 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
   };
   auto band_pixels = [&](int64_t g) { return (std::min(OH, (g % pl.bands + 1) * pl.rows) - (g % pl.bands) * pl.rows) * OW; };
 
-  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  if (p.split_chunks > 1 && threads >= p.split_chunks) {
+  if (pl.split_chunks > 1 && threads >= pl.split_chunks) {
     // Chunk split (few bands, many chunks): every thread walks every band over its own chunks into a
     // private partial output; then the threads sum the partials of the band, a slice of pixels each,
     // adding bias, activation and the residual.
-#pragma omp parallel num_threads(int(p.split_chunks))
+#pragma omp parallel num_threads(int(pl.split_chunks))
     {
       // The team may be smaller than asked for (thread limits): split among those who came.
       const int T = omp_get_num_threads(), t = omp_get_thread_num();
       float* buf = scratch + t * per_thread;
-      const int64_t c0 = chunks * t / T, c1 = chunks * (t + 1) / T;
+      const int64_t c0 = pl.chunk_begin(t, T), c1 = pl.chunk_begin(t + 1, T);
       int64_t prev_ih1 = -1;
       for (int64_t g = 0; g < total_bands; ++g) {
         float* part = buf + p.scratch_exp + p.scratch_mid + p.scratch_dw;
@@ -320,7 +257,7 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
 #pragma omp parallel num_threads(band_threads)
   {
     const int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
-    walk(stretch_begin(total_bands, t, T), stretch_begin(total_bands, t + 1, T), scratch + t * per_thread);
+    walk(pl.stretch_begin(t, T), pl.stretch_begin(t + 1, T), scratch + t * per_thread);
   }
 }
 

@@ -1,14 +1,14 @@
 // The fused inverted-residual kernel (docs/method.md section 5): 1x1 expand (+act) -> depthwise KxK
 // (+act, any stride) -> 1x1 project (+act) [+ the block input], on NHWC activations, without ever
 // materialising the expanded tensor. Either 1x1 stage may be absent (MobileNetV2's first block is
-// dw -> 1x1). Schedule: kernels/tiling/fused_block_planner.h (bands of output rows x chunks of
+// dw -> 1x1). Schedule: schedule/fused_block_planner.h (bands of output rows x chunks of
 // expanded channels, Scan over the chunks, the core's L2 as the buffer).
 //
 // Pack time: the plan, and every weight cut per chunk in the layout its micro-kernel reads (expand
 // and project as packed GEMM panels, depthwise as [tap][channel]).
-// Run time, per band (threads take contiguous stretches of bands, each walking its bands'
-// chunks in alternating directions; or, when there are fewer bands than threads, each thread takes
-// a range of the chunks and the partial outputs are summed): for each chunk, expand the band's input rows (halo included)
+// Run time, per band (the plan says how its threads split the work: contiguous stretches of
+// bands, each walking its bands' chunks in alternating directions; or, when there are fewer bands
+// than threads, each thread takes a range of the chunks and the partial outputs are summed): for each chunk, expand the band's input rows (halo included)
 // into the chunk buffer (GEMM), filter them (depthwise micro-kernel) into the second chunk buffer and
 // accumulate their projection into the band's output rows (GEMM; bias on the band's first chunk,
 // activation on its last); then add the block input when `residual`.
@@ -25,7 +25,7 @@
 #include "kernels/native/conv2d_nhwc.h"
 #include "kernels/native/gemm.h"
 #include "kernels/native/gemm_microkernel.h"
-#include "kernels/tiling/fused_block_planner.h"
+#include "schedule/fused_block_planner.h"
 
 namespace locus::kernels {
 
@@ -42,7 +42,7 @@ struct InvertedResidualShape {
   int64_t MW() const { return (W + PL + PR - KW) / SW + 1; }
   int64_t OH() const { return dw2 ? (MH() + PT2 + PB2 - KH2) / SH2 + 1 : MH(); }
   int64_t OW() const { return dw2 ? (MW() + PL2 + PR2 - KW2) / SW2 + 1 : MW(); }
-  tiling::FusedBlockShape block() const;
+  schedule::FusedBlockShape block() const;
 };
 
 struct InvertedResidualWeights {
@@ -62,7 +62,7 @@ struct InvertedResidualWeights {
 
 struct PackedInvertedResidual {
   InvertedResidualShape s;
-  tiling::FusedBlockPlan plan;
+  schedule::FusedBlockPlan plan;
   Activation expand_act, dw_act, dw2_act, project_act;
   std::vector<PackedB> expand_chunks;   // chunk i: B = C x chunk (the chunk's expand weights)
   std::vector<std::vector<float>> dw_chunks;  // chunk i: [KH*KW][chunk]
@@ -76,27 +76,22 @@ struct PackedInvertedResidual {
   GemmEpilogue dw_epilogue, dw2_epilogue;  // the stages' activations as the micro-kernel's clamp
   int64_t ring_rows = 0;                // rows of the expanded ring (halo cache), 0 = linear buffer
   // Per-thread scratch: expanded rows, first-stage rows (second stage only), filtered chunk, and
-  // with split_chunks the thread's partial output of a band (rows x OW x OC).
+  // with plan.split_chunks the thread's partial output of a band (rows x OW x OC).
   int64_t scratch_exp = 0, scratch_mid = 0, scratch_dw = 0, scratch_part = 0;
-  // > 1: that many threads each take a contiguous range of the chunks of every band and sum their
-  // partial outputs (few bands, many chunks); 0: threads take contiguous stretches of bands.
-  int64_t split_chunks = 0;
 };
 
 // S: the buffer in entries (floats) the planner may use (the caller applies any safety fraction).
 // Throws locus::Error on inconsistent shapes or when no band fits in S.
-// threads: how many threads the caller will run it with. When the plan for S has fewer bands in the
-// batch than threads, the threads split the chunks instead (split_chunks), if there are enough of
-// them and a project stage to sum partial results in; otherwise the plan is made with at least one
-// band per thread.
+// threads: how many threads it will run with. The plan (schedule::plan_fused_block_threads, chunks
+// multiples of the GEMM micro-kernel's nr) states how they split the work: bands or chunks.
 PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, const InvertedResidualWeights& w,
                                               int64_t S, int threads = 1);
 
-// Scratch floats inverted_residual_nhwc needs when run with up to `threads` threads.
-int64_t inverted_residual_scratch_floats(const PackedInvertedResidual& p, int threads);
+// Scratch floats inverted_residual_nhwc needs: per-thread parts for exactly p.plan.threads threads.
+int64_t inverted_residual_scratch_floats(const PackedInvertedResidual& p);
 
-// out[N, OH, OW, OC] from in[N, H, W, C]; uses up to omp_get_max_threads() threads (1 inside a
-// parallel region). out must not alias in.
+// out[N, OH, OW, OC] from in[N, H, W, C] with p.plan.threads threads (1 inside a parallel region),
+// whatever the OpenMP setting. out must not alias in.
 void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, float* out, float* scratch);
 
 }  // namespace locus::kernels

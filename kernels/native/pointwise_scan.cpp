@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "graph/error.h"
+#include "kernels/native/cpu_features.h"
 
 namespace locus::kernels {
 namespace {
@@ -13,50 +14,36 @@ constexpr double kMinParallelFlops = 2e5;  // as gemm_f32: below this, threads c
 
 }  // namespace
 
-const char* tile_order_name(TileOrder o) {
-  switch (o) {
-    case TileOrder::Scan: return "scan";
-    case TileOrder::Row: return "row";
-    case TileOrder::Col: return "col";
-  }
-  return "?";
-}
-
-bool parse_tile_order(const std::string& s, TileOrder* out) {
-  if (s == "scan") *out = TileOrder::Scan;
-  else if (s == "row") *out = TileOrder::Row;
-  else if (s == "col") *out = TileOrder::Col;
-  else return false;
-  return true;
-}
-
-tiling::PlannerOptions pointwise_planner_options() {
-  tiling::PlannerOptions o;
-  o.m_step = kPointwiseMr;
-  o.n_step = kPointwiseNr;
-  o.min_m = kPointwiseMinM;
-  o.min_n = kPointwiseMinN;
+schedule::PlannerOptions pointwise_planner_options(schedule::RegisterTile tile, int threads) {
+  schedule::PlannerOptions o;
+  o.m_step = tile.mr;
+  o.n_step = tile.nr;
+  o.min_m = kPointwiseMinMTiles * tile.mr;
+  o.min_n = tile.nr;
   o.min_k = kPointwiseMinK;
+  o.threads = std::max(threads, 1);
   return o;
 }
 
-tiling::Plan plan_pointwise(int64_t M, int64_t K, int64_t N, int64_t S, TileOrder order) {
-  tiling::PlannerOptions o = pointwise_planner_options();
-  switch (order) {
-    case TileOrder::Scan: o.orders = {tiling::Order::ScanRows, tiling::Order::ScanCols}; break;
-    case TileOrder::Row: o.orders = {tiling::Order::RowMajor}; break;
-    case TileOrder::Col: o.orders = {tiling::Order::ColMajor}; break;
-  }
-  tiling::Plan best = tiling::TilingPlanner(S, o).plan({M, K, N, 4});
+schedule::RegisterTile pointwise_register_tile() {
+  const GemmConfig& g = gemm_config(active_isa());
+  return {g.mr, g.nr};
+}
+
+schedule::Plan plan_pointwise(int64_t M, int64_t K, int64_t N, int64_t S, schedule::TileOrder order,
+                              int threads) {
+  schedule::PlannerOptions o = pointwise_planner_options(pointwise_register_tile(), threads);
+  o.orders = schedule::orders_in(order);
+  schedule::Plan best = schedule::TilingPlanner(S, o).plan({M, K, N, 4});
   best.alternatives.clear();
   best.alternatives.shrink_to_fit();
   return best;
 }
 
 PointwiseScan pack_pointwise_scan(int64_t M, int64_t K, int64_t N, const float* b, int64_t ldb,
-                                  int64_t S, TileOrder order) {
+                                  int64_t S, schedule::TileOrder order, int threads) {
   PointwiseScan p;
-  p.plan = plan_pointwise(M, K, N, S, order);
+  p.plan = plan_pointwise(M, K, N, S, order, threads);
   p.seq = p.plan.sequence();
   p.n_bounds = p.plan.n_bounds();
   for (size_t s = 0; s + 1 < p.n_bounds.size(); ++s) {
@@ -66,7 +53,7 @@ PointwiseScan pack_pointwise_scan(int64_t M, int64_t K, int64_t N, const float* 
   p.strip.resize(p.seq.size());
   double work = 0;
   for (size_t v = 0; v < p.seq.size(); ++v) {
-    const tiling::TileVisit& t = p.seq[v];
+    const schedule::TileVisit& t = p.seq[v];
     p.strip[v] = int32_t(std::upper_bound(p.n_bounds.begin(), p.n_bounds.end(), t.j0) - p.n_bounds.begin() - 1);
     LOCUS_CHECK(p.n_bounds[p.strip[v]] == t.j0 && p.n_bounds[p.strip[v] + 1] == t.j1,
                 "pointwise: visit columns do not match the plan's N strips");
@@ -92,14 +79,15 @@ void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, flo
   // Visits of groups [g0, g1), in sequence order. A C tile's first visit (k0 == 0) overwrites it.
   auto run = [&](int64_t g0, int64_t g1) {
     for (int64_t v = p.group_start[g0]; v < p.group_start[g1]; ++v) {
-      const tiling::TileVisit& t = p.seq[v];
+      const schedule::TileVisit& t = p.seq[v];
       const int64_t j0 = t.j0;
       gemm_f32_tile(a, lda, p.strips[p.strip[v]], t.i0, t.i1, 0, t.j1 - j0, t.k0, t.k1, c + j0, ldc,
                     bias ? bias + j0 : nullptr, act, t.k0 > 0, prefetch_a);
     }
   };
 
-  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const int threads = omp_in_parallel() ? 1 : p.plan.threads;
+  const int64_t mr = p.plan.m_step;
   if (threads <= 1 || 2.0 * total < kMinParallelFlops) {
     run(0, groups);
     return;
@@ -112,10 +100,10 @@ void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, flo
     {
       const int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
       for (size_t v = 0; v < p.seq.size(); ++v) {
-        const tiling::TileVisit& tv = p.seq[v];
+        const schedule::TileVisit& tv = p.seq[v];
         const int64_t rows = tv.i1 - tv.i0;
         auto cut = [&](int64_t u) {
-          return u >= T ? tv.i1 : tv.i0 + std::min(rows, (rows * u / T + kPointwiseMr - 1) / kPointwiseMr * kPointwiseMr);
+          return u >= T ? tv.i1 : tv.i0 + std::min(rows, (rows * u / T + mr - 1) / mr * mr);
         };
         const int64_t r0 = cut(t), r1 = cut(t + 1);
         if (r0 < r1)

@@ -1,15 +1,16 @@
 // Scan-ordered pointwise convolution: the GEMM C[M x N] = A[M x K] . B[K x N] of a 1x1 conv
 // (M = pixels, K = input channels, N = output channels) cut into cache tiles by the tiling planner
-// (kernels/tiling/tiling_planner.h) with the core's L2 as the on-chip buffer of S entries
+// (schedule/tiling_planner.h) with the core's L2 as the on-chip buffer of S entries
 // (docs/method.md sections 2-4 and 8).
 //
 // Pack time (once, at session creation): plan_pointwise() asks the planner for the cheapest tiles
-// (register tile 6x16) in the requested order family, and pack_pointwise_scan() stores the plan, its
+// (rounded to the register tile of the active ISA's GEMM micro-kernel, gemm_config: 12x16 on
+// AVX-512, 6x16 on AVX2, 4x16 generic) for the thread count in the requested order family, and pack_pointwise_scan() stores the plan, its
 // tile sequence and B packed once per N strip of the plan (so every strip starts on a micro-kernel
 // panel boundary whatever the planner's edge-tile placement).
 // Run time: pointwise_scan_f32() walks the sequence; every visit runs the GEMM micro-kernel driver on
 // one C tile over one K range (gemm_f32_tile), bias and activation once the tile's reduction is
-// complete. Threads take contiguous stretches of the walk (method section 8); a stretch always holds
+// complete. The plan's threads take contiguous stretches of the walk (method section 8); a stretch always holds
 // whole C tiles (all their K visits), so no two threads ever write the same C tile. With fewer than 4
 // C tiles per thread, each thread instead walks the whole sequence on its own slice of every tile's
 // rows.
@@ -21,37 +22,35 @@
 
 #include "kernels/native/activation.h"
 #include "kernels/native/gemm.h"
-#include "kernels/tiling/tiling_planner.h"
+#include "kernels/native/gemm_microkernel.h"
+#include "schedule/tile_order.h"
+#include "schedule/tiling_planner.h"
 
 namespace locus::kernels {
 
-// Which visiting orders the planner may choose from: Scan = ScanRows or ScanCols (serpentine),
-// Row = RowMajor, Col = ColMajor. Tiles are chosen by modelled traffic within the family.
-enum class TileOrder : uint8_t { Scan, Row, Col };
-const char* tile_order_name(TileOrder o);
-// "scan", "row" or "col" (case-sensitive); returns false for anything else.
-bool parse_tile_order(const std::string& s, TileOrder* out);
-
-inline constexpr int64_t kPointwiseMr = 6;   // register tile the planner rounds M tiles to
-inline constexpr int64_t kPointwiseNr = 16;  // and N tiles to
 // The smallest tiles the kernel is given (clamped to M, N, K): every visit costs a driver call and
 // every k range beyond the first reloads and restores the C tile, so a k range under 64 (C reloaded
 // every few FMAs) or n under one panel loses more time than the traffic it saves. Measured at batch
 // 8 before this floor: k = 5 and n = 1 plans ran 2-12x slower than one GEMM over all pixels.
-inline constexpr int64_t kPointwiseMinM = 4 * kPointwiseMr;
-inline constexpr int64_t kPointwiseMinN = kPointwiseNr;
+// m: kPointwiseMinMTiles register tiles; n: one panel (nr).
+inline constexpr int64_t kPointwiseMinMTiles = 4;
 inline constexpr int64_t kPointwiseMinK = 64;
 
-// The planner options the pointwise kernel plans with (register tile and minimum tiles above).
-tiling::PlannerOptions pointwise_planner_options();
+// The planner options the pointwise kernel plans with: the micro-kernel's register tile {mr, nr},
+// the minimum tiles above and the thread count.
+schedule::PlannerOptions pointwise_planner_options(schedule::RegisterTile tile, int threads = 1);
+// The register tile of the GEMM micro-kernel the active ISA dispatches to (gemm_config).
+schedule::RegisterTile pointwise_register_tile();
 
 // The planner's best plan for C[M x N] = A[M x K] . B[K x N] with an S-entry buffer, restricted to
-// the order family (alternatives are dropped). Throws locus::Error if S cannot hold any tile.
-tiling::Plan plan_pointwise(int64_t M, int64_t K, int64_t N, int64_t S, TileOrder order);
+// the order family (alternatives are dropped), for the active ISA's register tile and `threads`.
+// Throws locus::Error if S cannot hold any tile.
+schedule::Plan plan_pointwise(int64_t M, int64_t K, int64_t N, int64_t S, schedule::TileOrder order,
+                              int threads = 1);
 
 struct PointwiseScan {
-  tiling::Plan plan;
-  std::vector<tiling::TileVisit> seq;  // plan.sequence()
+  schedule::Plan plan;
+  std::vector<schedule::TileVisit> seq;  // plan.sequence()
   std::vector<int64_t> n_bounds;       // plan.n_bounds()
   std::vector<int32_t> strip;          // per visit: index into strips / n_bounds
   std::vector<PackedB> strips;         // B columns [n_bounds[s], n_bounds[s + 1]) packed
@@ -62,10 +61,11 @@ struct PointwiseScan {
 
 // B is K x N row-major with row stride ldb (b[k * ldb + n]).
 PointwiseScan pack_pointwise_scan(int64_t M, int64_t K, int64_t N, const float* b, int64_t ldb,
-                                  int64_t S, TileOrder order);
+                                  int64_t S, schedule::TileOrder order, int threads = 1);
 
 // C (row stride ldc) = act(A (row stride lda) . B + bias), A having the plan's M rows. bias is
-// nullable (length N). Uses up to omp_get_max_threads() threads (1 inside a parallel region).
+// nullable (length N). Runs with the plan's threads (1 inside a parallel region), whatever the
+// OpenMP setting; needs no scratch.
 void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, float* c, int64_t ldc,
                         const float* bias, const Activation& act);
 

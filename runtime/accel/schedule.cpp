@@ -30,17 +30,17 @@ std::vector<ScheduleKind> all_schedules() {
   return {ScheduleKind::Baseline, ScheduleKind::Scan, ScheduleKind::FusedScan};
 }
 
-tiling::PlannerOptions gemm_planner_options(ScheduleKind k, int64_t burst_entries) {
-  tiling::PlannerOptions o;
+schedule::PlannerOptions gemm_planner_options(ScheduleKind k, int64_t burst_entries) {
+  schedule::PlannerOptions o;
   o.m_step = o.n_step = 1;
   o.min_m = 1;
   o.min_n = o.min_k = std::max<int64_t>(1, burst_entries);
-  if (k == ScheduleKind::Baseline) o.orders = {tiling::Order::RowMajor, tiling::Order::ColMajor};
+  if (k == ScheduleKind::Baseline) o.orders = {schedule::Order::RowMajor, schedule::Order::ColMajor};
   return o;
 }
 
-tiling::FusedPlannerOptions fused_planner_options(int64_t burst_entries) {
-  tiling::FusedPlannerOptions o;
+schedule::FusedPlannerOptions fused_planner_options(int64_t burst_entries) {
+  schedule::FusedPlannerOptions o;
   o.chunk_step = std::max<int64_t>(1, burst_entries);
   o.min_chunk = o.chunk_step;
   o.halo_cache = true;
@@ -98,7 +98,7 @@ class Emitter {
   bool pending_write_ = false;
 };
 
-// ---- GEMM replay (the residency policy of tiling::BufferSimulator) ----
+// ---- GEMM replay (the residency policy of schedule::BufferSimulator) ----
 
 struct Block {
   int64_t r0, r1, c0, c1;
@@ -131,14 +131,14 @@ struct GemmIO {
 // Buffer accesses of a GEMM step: every loaded entry is written into the buffer, the array reads
 // the A and B tiles once, reads (after the first k step) and writes the C tile, and a stored C tile
 // is read out once.
-ReplayCounts replay_gemm(const tiling::Plan& p, const GemmIO& io, Emitter& em) {
-  const bool rows = tiling::rows_oriented(p.order);
+ReplayCounts replay_gemm(const schedule::Plan& p, const GemmIO& io, Emitter& em) {
+  const bool rows = schedule::rows_oriented(p.order);
   const size_t stream_cap = size_t(1 + std::max<int64_t>(p.resident_strips, 0));
   Window a{rows ? size_t(1) : stream_cap, {}};
   Window b{rows ? stream_cap : size_t(1), {}};
   ReplayCounts c;
   const int64_t K = p.shape.K;
-  for (const tiling::TileVisit& v : p.sequence()) {
+  for (const schedule::TileVisit& v : p.sequence()) {
     const int64_t r0 = em.reads;
     if (a.touch({v.i0, v.i1, v.k0, v.k1})) {
       io.load_a(em, v.i0, v.i1, v.k0, v.k1);
@@ -208,22 +208,22 @@ struct Ctx {
        " ", detail, ")");
 }
 
-std::string gemm_desc(const tiling::Plan& p) {
+std::string gemm_desc(const schedule::Plan& p) {
   return cat("M=", p.shape.M, " K=", p.shape.K, " N=", p.shape.N, " m=", p.m, " n=", p.n, " k=", p.k, " ",
-             tiling::order_name(p.order), " resident=", p.resident_strips);
+             schedule::order_name(p.order), " resident=", p.resident_strips);
 }
 
-tiling::Plan plan_gemm(const Ctx& c, const Layer& l) {
-  tiling::GemmShape g{l.M, l.K, l.N, int(c.wb)};
+schedule::Plan plan_gemm(const Ctx& c, const Layer& l) {
+  schedule::GemmShape g{l.M, l.K, l.N, int(c.wb)};
   try {
-    return tiling::TilingPlanner(c.S, gemm_planner_options(c.kind, c.burst_entries)).plan(g);
+    return schedule::TilingPlanner(c.S, gemm_planner_options(c.kind, c.burst_entries)).plan(g);
   } catch (const Error& e) {
     too_small(c, l, cat("M=", l.M, " K=", l.K, " N=", l.N, ": ", e.what()));
   }
 }
 
 void run_gemm_layer(Ctx& c, const Layer& l, Emitter& em, LayerResult& r) {
-  tiling::Plan p = plan_gemm(c, l);
+  schedule::Plan p = plan_gemm(c, l);
   p.alternatives.clear();
   const uint64_t wb = uint64_t(c.wb);
   const uint64_t x = c.addr(l.inputs.at(0)), w = c.addr(l.weights.at(0)), y = c.addr(l.outputs.at(0));
@@ -419,7 +419,7 @@ DramStats& operator+=(DramStats& a, const DramStats& b) {
 
 }  // namespace
 
-ReplayCounts replay_plain_gemm(const tiling::Plan& p, uint64_t a_base, uint64_t b_base, uint64_t c_base,
+ReplayCounts replay_plain_gemm(const schedule::Plan& p, uint64_t a_base, uint64_t b_base, uint64_t c_base,
                                int64_t word_bytes, int mac_array, const RequestSink& sink) {
   Emitter em(sink, word_bytes, mac_array);
   GemmIO io;
@@ -430,10 +430,10 @@ ReplayCounts replay_plain_gemm(const tiling::Plan& p, uint64_t a_base, uint64_t 
   return replay_gemm(p, io, em);
 }
 
-ReplayCounts replay_fused_block(const tiling::FusedBlockPlan& p, int64_t images, const FusedAddresses& a,
+ReplayCounts replay_fused_block(const schedule::FusedBlockPlan& p, int64_t images, const FusedAddresses& a,
                                 int64_t word_bytes, int mac_array, const RequestSink& sink) {
   Emitter em(sink, word_bytes, mac_array);
-  const tiling::FusedBlockShape& s = p.shape;
+  const schedule::FusedBlockShape& s = p.shape;
   const uint64_t wb = uint64_t(word_bytes);
   const int64_t OH = s.OH(), OW = s.OW();
   const int64_t taps = a.taps + a.taps2;
@@ -566,9 +566,9 @@ ScheduleResult run_schedule(const Workload& wl, ScheduleKind kind, const AccelCo
         r.tiling = "view (no data moves)";
         break;
       case LayerKind::Fused: {
-        std::optional<tiling::FusedBlockPlan> plan;
+        std::optional<schedule::FusedBlockPlan> plan;
         try {
-          plan = tiling::plan_fused_block(l.block, c.S, fused_planner_options(c.burst_entries));
+          plan = schedule::plan_fused_block(l.block, c.S, fused_planner_options(c.burst_entries));
         } catch (const Error&) {
         }
         FusedAddresses fa;
@@ -625,7 +625,7 @@ ScheduleResult run_schedule(const Workload& wl, ScheduleKind kind, const AccelCo
           r.tiling = "layer by layer";
           break;
         }
-        const tiling::FusedBlockPlan& p = *plan;
+        const schedule::FusedBlockPlan& p = *plan;
         ReplayCounts rc = replay_fused_block(p, wl.batch, fa, c.wb, cfg.mac_array, sink);
         r.read_entries = rc.reads_input + rc.reads_weights;
         r.write_entries = rc.writes_output;

@@ -3,7 +3,7 @@
 // costs.
 //
 //   baseline    layer by layer; every GEMM (1x1 conv, implicit-im2col conv, Gemm) takes the tiles
-//               the shared planner (kernels/tiling/tiling_planner.h) finds cheapest with the
+//               the shared planner (schedule/tiling_planner.h) finds cheapest with the
 //               conventional orders only (RowMajor, ColMajor); fused groups run as their layers
 //   scan        layer by layer, Scan orders allowed (the planner picks among all four)
 //   fused-scan  FusedInvertedResidual groups run as one fused schedule from plan_fused_block
@@ -31,8 +31,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels/tiling/fused_block_planner.h"
-#include "kernels/tiling/tiling_planner.h"
+#include "schedule/fused_block_planner.h"
+#include "schedule/tiling_planner.h"
 #include "runtime/accel/accel_config.h"
 #include "runtime/accel/dram_model.h"
 #include "runtime/accel/workload.h"
@@ -50,18 +50,18 @@ std::vector<ScheduleKind> all_schedules();
 // whose rows in DRAM are shorter than a burst, are taken only when nothing else fits: the planner
 // counts entries, but a 1-entry-wide C tile writes a whole burst per entry); baseline restricted to
 // RowMajor / ColMajor, scan and fused-scan choose among all four orders.
-tiling::PlannerOptions gemm_planner_options(ScheduleKind k, int64_t burst_entries = 1);
+schedule::PlannerOptions gemm_planner_options(ScheduleKind k, int64_t burst_entries = 1);
 // Options of the fused groups: chunks in steps of `burst_entries` (the projection weights are read
 // as OC runs of `chunk` entries), no smaller chunk unless nothing else fits, halo cache on.
-tiling::FusedPlannerOptions fused_planner_options(int64_t burst_entries = 32);
+schedule::FusedPlannerOptions fused_planner_options(int64_t burst_entries = 32);
 
 struct LayerResult {
   std::string name, op;
   LayerKind kind = LayerKind::Eltwise;
   std::string tiling;              // one line: tiles and order, band rows, chunk, ...
   std::string note;                // e.g. "fused group did not fit: run layer by layer"
-  std::optional<tiling::Plan> gemm_plan;             // Pointwise / Conv / Gemm
-  std::optional<tiling::FusedBlockPlan> fused_plan;  // Fused under fused-scan
+  std::optional<schedule::Plan> gemm_plan;             // Pointwise / Conv / Gemm
+  std::optional<schedule::FusedBlockPlan> fused_plan;  // Fused under fused-scan
   int64_t macs = 0, ops = 0;
   int64_t read_entries = 0, write_entries = 0;  // the schedule's DRAM traffic
   int64_t read_bytes = 0, write_bytes = 0;      // entries x word bytes
@@ -103,9 +103,9 @@ struct ReplayCounts {
 };
 
 // Replays a GEMM plan for a plain GEMM (A row-major M x K at a_base, B stored N x K at b_base, C
-// row-major M x N at c_base) with the residency policy of tiling::BufferSimulator, sending every
+// row-major M x N at c_base) with the residency policy of schedule::BufferSimulator, sending every
 // load and store to `sink` (may be empty).
-ReplayCounts replay_plain_gemm(const tiling::Plan& p, uint64_t a_base, uint64_t b_base, uint64_t c_base,
+ReplayCounts replay_plain_gemm(const schedule::Plan& p, uint64_t a_base, uint64_t b_base, uint64_t c_base,
                                int64_t word_bytes, int mac_array, const RequestSink& sink);
 
 // Replays a fused-block plan for `images` images: input NHWC at x, output NHWC at y, weights
@@ -118,7 +118,7 @@ struct FusedAddresses {
   uint64_t x = 0, y = 0, w_expand = 0, w_dw = 0, w_dw2 = 0, w_project = 0;
   int64_t taps = 9, taps2 = 0;
 };
-ReplayCounts replay_fused_block(const tiling::FusedBlockPlan& p, int64_t images, const FusedAddresses& a,
+ReplayCounts replay_fused_block(const schedule::FusedBlockPlan& p, int64_t images, const FusedAddresses& a,
                                 int64_t word_bytes, int mac_array, const RequestSink& sink);
 
 }  // namespace locus::accel

@@ -191,7 +191,7 @@ Workload extract_workload(const Graph& g) {
       for (size_t k : {1, 3, 7, 5})
         if (!n.input(k).empty()) l.weights.push_back(n.input(k));
       l.residual = n.i("residual", 0) != 0;
-      tiling::FusedBlockShape& b = l.block;
+      schedule::FusedBlockShape& b = l.block;
       b.H = x[2], b.W = x[3], b.C = x[1];
       b.E = wd[0];
       b.OC = y[1];

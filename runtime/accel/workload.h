@@ -30,7 +30,7 @@
 #include <vector>
 
 #include "graph/ir.h"
-#include "kernels/tiling/fused_block_planner.h"
+#include "schedule/fused_block_planner.h"
 
 namespace locus::accel {
 
@@ -56,7 +56,7 @@ struct Layer {
   int64_t M = 0, K = 0, N = 0;       // GEMM view: Pointwise, Conv, Gemm
   bool b_kn = false;                 // Gemm: B stored K x N row-major (else N x K, as Conv weights)
   // Fused
-  tiling::FusedBlockShape block;     // with a second depthwise stage, the window of both combined
+  schedule::FusedBlockShape block;     // with a second depthwise stage, the window of both combined
   int64_t dw_taps = 0;               // depthwise weights per channel (both stages)
   bool residual = false;
   std::vector<Layer> stages;         // the same group layer by layer

@@ -67,7 +67,7 @@ class NativeExecutable : public Executable, public native::NativeContext {
  private:
   // --- NativeContext: what the op builders (runtime/native/ops_*.cpp) use ---
   const Graph& graph() const override { return g_; }
-  int threads() const override { return opts_.threads > 0 ? opts_.threads : omp_get_max_threads(); }
+  int threads() const override { return threads_; }
   const PointwiseTilingSettings& tiling() const override { return tiling_; }
   Val& val(const std::string& name) override;
   float* scratch(int64_t floats) override;
@@ -84,6 +84,9 @@ class NativeExecutable : public Executable, public native::NativeContext {
 
   const Graph& g_;  // valid during compilation only (the constructor)
   BackendOptions opts_;
+  // The thread count every kernel is planned for and runs with (passed to them explicitly; the
+  // scratch is sized for it): the option, else the OpenMP default when the session was made.
+  int threads_ = 1;
   std::vector<std::string> input_names_, output_names_;
   std::map<std::string, Tensor> constant_outputs_;
   std::map<std::string, Val> vals_;
@@ -101,7 +104,8 @@ class NativeExecutable : public Executable, public native::NativeContext {
   std::string implementation_;  // of the node being built
 };
 
-NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o) : g_(g), opts_(o) {
+NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o)
+    : g_(g), opts_(o), threads_(o.threads > 0 ? o.threads : omp_get_max_threads()) {
   require_float_graph(g, "native", [](const std::string& op) { return native::native_ops().handles(op); });
   tiling_ = resolve_pointwise_tiling(o);
   if (std::string bad = invalid_isa_env(); !bad.empty())
@@ -205,7 +209,9 @@ std::string NativeExecutable::describe() const {
 }
 
 void NativeExecutable::run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>& outputs) {
-  OmpThreadsScope omp_threads(opts_.threads);  // the count the scratch was sized for
+  // The kernels with scratch take their thread count from their plans; the scope keeps the other
+  // kernels (pooling, element-wise, depthwise) on the session's count too.
+  OmpThreadsScope omp_threads(threads_);
   for (size_t i = 0; i < input_names_.size(); ++i) {
     const Val& v = vals_.at(input_names_[i]);
     copy_strided_f32(v.shape, inputs[i]->data<float>(), v.rowmajor(), v.ptr, v.strides());

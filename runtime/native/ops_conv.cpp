@@ -46,7 +46,8 @@ Step build_conv(NativeContext& c, const Node& n) {
   s.DH = dil[0]; s.DW = dil[1];
   s.G = n.i("group", 1);
   auto packed = std::make_shared<PackedConv2d>(pack_conv2d(s, w->data<float>(), b ? b->data<float>() : nullptr,
-                                                           activation_of(n), c.tiling().buffer_entries, c.tiling().order));
+                                                           activation_of(n), c.tiling().buffer_entries, c.tiling().order,
+                                                           c.threads()));
   if (s.KH == 1 && s.KW == 1) {
     PointwisePlanRow r;
     r.node = n.name;
@@ -63,8 +64,7 @@ Step build_conv(NativeContext& c, const Node& n) {
     else r.why_not = "no-fit";  // the planner found no tile for the buffer
     c.add_pointwise_plan(std::move(r));
   }
-  int threads = c.threads();
-  c.need_workspace(conv2d_scratch_floats(*packed, threads));
+  c.need_workspace(conv2d_scratch_floats(*packed));
   const float* in = x.ptr;
   float* out = y.ptr;
   switch (packed->path) {
@@ -116,10 +116,9 @@ Step build_fused_block(NativeContext& c, const Node& n) {
   if (wd2) w.dw2 = wd2->data<float>(), w.dw2_bias = weight(8), w.dw2_act = stage_activation(n, "dw2");
   const int64_t S = c.tiling().enabled() ? c.tiling().buffer_entries : l2_buffer_entries(kFusedFallbackL2Bytes);
   // Threads split the walk over the batch's bands, or the chunks when there are too few bands.
-  const int threads = c.threads();
-  auto packed = std::make_shared<PackedInvertedResidual>(pack_inverted_residual(s, w, S, threads));
+  auto packed = std::make_shared<PackedInvertedResidual>(pack_inverted_residual(s, w, S, c.threads()));
   c.add_fused_plan({n.name, packed->plan});
-  c.need_workspace(inverted_residual_scratch_floats(*packed, threads));
+  c.need_workspace(inverted_residual_scratch_floats(*packed));
   return [ws = c.workspace(), packed, in = x.ptr, out = y.ptr] { inverted_residual_nhwc(*packed, in, out, ws->data()); };
 }
 

@@ -59,10 +59,10 @@ Step build_gemm(NativeContext& c, const Node& n) {
       };
     }
   }
-  return [pre_a, pre_b, post_c, packed, M, pa, K, bias, py = y.ptr, N] {
+  return [pre_a, pre_b, post_c, packed, M, pa, K, bias, py = y.ptr, N, threads = c.threads()] {
     if (pre_a) pre_a();
     if (pre_b) pre_b();
-    gemm_f32(M, pa, K, *packed, py, N, bias, {});
+    gemm_f32(M, pa, K, *packed, py, N, bias, {}, false, threads);
     if (post_c) post_c();
   };
 }
@@ -109,19 +109,20 @@ Step build_matmul(NativeContext& c, const Node& n) {
     bool contiguous = true;
     for (int64_t i = 0; i < nb; ++i) contiguous &= offa[size_t(i)] == i * M * K;
     if (contiguous)
-      return [pre_a, post, packed, rows, pa, K, py, N] {
+      return [pre_a, post, packed, rows, pa, K, py, N, threads = c.threads()] {
         if (pre_a) pre_a();
-        gemm_f32(rows, pa, K, *packed, py, N, nullptr, {});
+        gemm_f32(rows, pa, K, *packed, py, N, nullptr, {}, false, threads);
         if (post) post();
       };
   }
   auto packed = std::make_shared<PackedB>();
+  const int threads = c.threads();
   return [=] {
     if (pre_a) pre_a();
     if (pre_b) pre_b();
     for (int64_t i = 0; i < nb; ++i) {
       *packed = pack_b(K, N, pb + offb[size_t(i)], N, false);
-      gemm_f32(M, pa + offa[size_t(i)], K, *packed, py + i * M * N, N, nullptr, {});
+      gemm_f32(M, pa + offa[size_t(i)], K, *packed, py + i * M * N, N, nullptr, {}, false, threads);
     }
     if (post) post();
   };

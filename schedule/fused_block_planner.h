@@ -33,8 +33,9 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
-namespace locus::tiling {
+namespace locus::schedule {
 
 struct FusedBlockShape {
   int64_t H = 0, W = 0, C = 0;  // block input (one image)
@@ -66,6 +67,17 @@ struct FusedBlockPlan {
   int64_t expand_macs = 0;   // per image, halo recomputation included
   int64_t candidates = 0;    // (rows, chunk) pairs considered
   int64_t over_buffer = 0;   // of which exceeded the buffer
+  // How threads share the work (plan_fused_block_threads; 1 thread and 1 image otherwise).
+  int64_t images = 1;        // the batch the band walk covers: images x bands bands
+  int threads = 1;           // the kernel runs with exactly these (scratch is sized for them)
+  // > 1: that many threads each take a contiguous range of the chunks of every band and sum their
+  // partial outputs (few bands, many chunks); 0: threads take contiguous stretches of bands.
+  int64_t split_chunks = 0;
+  // Band split: of T threads (T <= threads), thread t walks the batch's bands
+  // [stretch_begin(t, T), stretch_begin(t + 1, T)) (band g is image g / bands, band g % bands).
+  int64_t stretch_begin(int64_t t, int64_t T) const { return images * bands * t / T; }
+  // Chunk split: thread t of T takes chunks [chunk_begin(t, T), chunk_begin(t + 1, T)).
+  int64_t chunk_begin(int64_t t, int64_t T) const { return chunks * t / T; }
   // Input rows [first, last) that band b needs (clamped to the image; empty when every tap of the
   // band falls into padding).
   int64_t band_in_first(int64_t b) const;
@@ -92,8 +104,18 @@ struct FusedPlannerOptions {
 // Throws locus::Error when no (rows, chunk) fits in S.
 FusedBlockPlan plan_fused_block(const FusedBlockShape& s, int64_t S, const FusedPlannerOptions& o = {});
 
+// The plan for a batch of `images` run by `threads` threads (the CPU kernel): plan_fused_block, then
+// the thread split. When the batch has fewer bands than threads, the threads split the chunks
+// instead (split_chunks = threads; E re-cut into a multiple of `threads` chunks when that fits and
+// costs the least modelled traffic), if there are enough chunks and a project stage to sum partial
+// results in; otherwise the plan is made with at least one band per thread. With a band split the
+// band height is re-chosen when contiguous stretches would leave a thread more than 5% above the
+// mean output rows, if a balanced height costs at most a quarter more traffic.
+FusedBlockPlan plan_fused_block_threads(const FusedBlockShape& s, int64_t images, int64_t S, int threads,
+                                        const FusedPlannerOptions& o = {});
+
 // The plan for given rows and chunk (no search; throws if it does not fit in S).
 FusedBlockPlan make_fused_block_plan(const FusedBlockShape& s, int64_t S, int64_t rows, int64_t chunk,
                                      bool halo_cache = true);
 
-}  // namespace locus::tiling
+}  // namespace locus::schedule

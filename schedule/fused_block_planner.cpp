@@ -1,12 +1,13 @@
-#include "kernels/tiling/fused_block_planner.h"
+#include "schedule/fused_block_planner.h"
 
 #include <algorithm>
+#include <optional>
 #include <sstream>
 #include <vector>
 
 #include "graph/error.h"
 
-namespace locus::tiling {
+namespace locus::schedule {
 namespace {
 
 // Objective weight of a recomputed expand MAC against one entry of DRAM traffic. A core streams about
@@ -141,6 +142,78 @@ FusedBlockPlan plan_fused_block(const FusedBlockShape& s, int64_t S, const Fused
   return best;
 }
 
+FusedBlockPlan plan_fused_block_threads(const FusedBlockShape& s, int64_t images, int64_t S, int threads,
+                                        const FusedPlannerOptions& o) {
+  LOCUS_CHECK(images >= 1 && threads >= 1, "fused block: bad images=", images, " or threads=", threads);
+  FusedBlockPlan plan = plan_fused_block(s, S, o);
+  int64_t split_chunks = 0;
+  if (threads > 1 && images * plan.bands < threads) {
+    if (s.project && plan.chunks >= threads) {
+      split_chunks = threads;
+      // Threads take equal shares of the chunks: re-cut E into a multiple of `threads` chunks
+      // (the nearest count below or above, multiples of chunk_step channels) when it fits and costs
+      // the least modelled traffic; e.g. 3 chunks on 2 threads left one thread twice the work.
+      if (plan.chunks % threads != 0) {
+        std::optional<FusedBlockPlan> best;
+        for (int64_t target : {plan.chunks / threads * threads, (plan.chunks + threads - 1) / threads * threads}) {
+          if (target < threads) continue;
+          int64_t c = ceil_div(s.E, target);
+          c = std::min(s.E, ceil_div(c, o.chunk_step) * o.chunk_step);
+          if (ceil_div(s.E, c) % threads != 0) continue;
+          try {
+            FusedBlockPlan q = make_fused_block_plan(s, S, plan.rows, c, plan.halo_cache);
+            if (!best || q.total < best->total) best = q;
+          } catch (const Error&) {
+            // does not fit S: keep the other candidate
+          }
+        }
+        if (best) plan = *best;
+      }
+    } else {
+      FusedPlannerOptions po = o;
+      po.min_bands = ceil_div(threads, images);
+      plan = plan_fused_block(s, S, po);
+    }
+  }
+  if (threads > 1 && split_chunks == 0) {
+    // Threads take contiguous stretches of the batch's bands. When that leaves one thread with
+    // noticeably more output rows than the others (e.g. 7 bands on 2 threads: 4 against 3), use
+    // the band height that balances them at the least modelled traffic, if it costs at most a
+    // quarter more traffic.
+    const int64_t OH = s.OH();
+    auto imbalance = [&](const FusedBlockPlan& q) {
+      const int64_t total = images * q.bands;
+      int64_t worst = 0;
+      for (int t = 0; t < threads; ++t) {
+        int64_t rows = 0;
+        for (int64_t g = total * t / threads; g < total * (t + 1) / threads; ++g) {
+          const int64_t b = g % q.bands;
+          rows += std::min(OH, (b + 1) * q.rows) - b * q.rows;
+        }
+        worst = std::max(worst, rows);
+      }
+      return double(worst) * threads / double(images * OH);
+    };
+    constexpr double kBalanced = 1.05;
+    if (imbalance(plan) > kBalanced) {
+      std::optional<FusedBlockPlan> best;
+      for (int64_t r = 1; r <= OH; ++r) {
+        try {
+          FusedBlockPlan q = make_fused_block_plan(s, S, r, plan.chunk, plan.halo_cache);
+          if (imbalance(q) <= kBalanced && (!best || q.total <= best->total)) best = q;  // ties: taller bands
+        } catch (const Error&) {
+          // does not fit S
+        }
+      }
+      if (best && best->total <= plan.total + plan.total / 4) plan = *best;
+    }
+  }
+  plan.images = images;
+  plan.threads = threads;
+  plan.split_chunks = split_chunks;
+  return plan;
+}
+
 std::string FusedBlockPlan::describe() const {
   std::ostringstream o;
   o << "H=" << shape.H << " W=" << shape.W << " C=" << shape.C << " E=" << shape.E << " OC=" << shape.OC
@@ -154,4 +227,4 @@ std::string FusedBlockPlan::describe() const {
   return o.str();
 }
 
-}  // namespace locus::tiling
+}  // namespace locus::schedule

@@ -1,4 +1,4 @@
-// Reference kernels (kernels/reference/reference_ops.h). Expected values are worked out by hand
+// Reference kernels (graph/eval/eval_ops.h). Expected values are worked out by hand
 // (in the comments) or by an independent direct formula written here in a different form (explicit
 // zero-padded input, explicit transposes, element lists) — never taken from the kernels' output.
 #include <gtest/gtest.h>
@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "graph/ops.h"
-#include "kernels/reference/reference_ops.h"
+#include "graph/eval/eval_ops.h"
 #include "tests/test_support.h"
 
 namespace locus {
@@ -40,7 +40,7 @@ std::vector<int64_t> longs(const Tensor& t) {
 }
 
 Tensor eval1(const Node& n, const std::vector<const Tensor*>& in) {
-  std::vector<Tensor> out = reference::evaluate(n, in);
+  std::vector<Tensor> out = eval::evaluate(n, in);
   EXPECT_EQ(out.size(), 1u);
   return std::move(out.at(0));
 }
@@ -141,7 +141,7 @@ TEST(ReferenceConv, DepthwiseSameUpper) {
 TEST(ReferenceConv, RejectsNonFloat) {
   Tensor x = i64({1, 1, 2, 2}, {1, 2, 3, 4});
   Tensor w = i64({1, 1, 1, 1}, {1});
-  EXPECT_THROW(reference::evaluate(make_node("Conv", 2), {&x, &w}), Unsupported);
+  EXPECT_THROW(eval::evaluate(make_node("Conv", 2), {&x, &w}), Unsupported);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -346,14 +346,14 @@ TEST(ReferenceBinary, Integers) {
   EXPECT_EQ(longs(eval1(make_node("Div", 2), {&a, &two})), (std::vector<int64_t>{-3, 3}));  // truncation
   EXPECT_EQ(longs(eval1(make_node("Mul", 2), {&a, &two})), (std::vector<int64_t>{-14, 14}));
   EXPECT_EQ(longs(eval1(make_node("Sub", 2), {&two, &a})), (std::vector<int64_t>{9, -5}));
-  EXPECT_THROW(reference::evaluate(make_node("Div", 2), {&a, &zero}), Error);
+  EXPECT_THROW(eval::evaluate(make_node("Div", 2), {&a, &zero}), Error);
   Tensor p = i32({3}, {1, -2, 3}), q = i32({3}, {4, 5, -6});
   Tensor y = eval1(make_node("Add", 2), {&p, &q});
   ASSERT_EQ(y.dtype, DType::I32);
   EXPECT_EQ(y.data<int32_t>()[0], 5);
   EXPECT_EQ(y.data<int32_t>()[1], 3);
   EXPECT_EQ(y.data<int32_t>()[2], -3);
-  EXPECT_THROW(reference::evaluate(make_node("Add", 2), {&a, &p}), Error);  // int64 + int32
+  EXPECT_THROW(eval::evaluate(make_node("Add", 2), {&a, &p}), Error);  // int64 + int32
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -384,7 +384,7 @@ TEST(ReferenceGather, AxesAndDtypes) {
   EXPECT_EQ(longs(one), (std::vector<int64_t>{7}));
 
   Tensor bad = i64({1}, {4});
-  EXPECT_THROW(reference::evaluate(make_node("Gather", 2), {&s, &bad}), Error);
+  EXPECT_THROW(eval::evaluate(make_node("Gather", 2), {&s, &bad}), Error);
 }
 
 TEST(ReferenceConcat, FloatAxis1AndInt64) {
@@ -456,14 +456,14 @@ TEST(ReferenceShapeOps, ShapeGatherUnsqueezeConcatReshapeChain) {
 
 TEST(ReferenceOps, UnsupportedOpAndDtype) {
   Tensor x = f32({2}, {1, 2});
-  EXPECT_THROW(reference::evaluate(make_node("Foo", 1), {&x}), Unsupported);
+  EXPECT_THROW(eval::evaluate(make_node("Foo", 1), {&x}), Unsupported);
   Node d = make_node("Relu", 1);
   d.domain = "com.example";
-  EXPECT_THROW(reference::evaluate(d, {&x}), Unsupported);
+  EXPECT_THROW(eval::evaluate(d, {&x}), Unsupported);
   Tensor b(DType::U8, {2});
-  EXPECT_THROW(reference::evaluate(make_node("Identity", 1), {&b}), Unsupported);
+  EXPECT_THROW(eval::evaluate(make_node("Identity", 1), {&b}), Unsupported);
   Tensor li = i64({2}, {1, 2});
-  EXPECT_THROW(reference::evaluate(make_node("Softmax", 1), {&li}), Unsupported);
+  EXPECT_THROW(eval::evaluate(make_node("Softmax", 1), {&li}), Unsupported);
 }
 
 }  // namespace

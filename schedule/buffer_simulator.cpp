@@ -1,9 +1,9 @@
-#include "kernels/tiling/buffer_simulator.h"
+#include "schedule/buffer_simulator.h"
 
 #include <algorithm>
 #include <deque>
 
-namespace locus::tiling {
+namespace locus::schedule {
 
 namespace {
 
@@ -71,4 +71,4 @@ SimResult BufferSimulator::run(const Plan& plan) const {
   return r;
 }
 
-}  // namespace locus::tiling
+}  // namespace locus::schedule

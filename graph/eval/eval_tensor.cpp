@@ -5,9 +5,9 @@
 #include <cstring>
 #include <type_traits>
 
-#include "kernels/reference/reference_internal.h"
+#include "graph/eval/eval_internal.h"
 
-namespace locus::reference::detail {
+namespace locus::eval::detail {
 namespace {
 
 enum class BinaryOp { Add, Sub, Mul, Div };
@@ -117,4 +117,4 @@ void gather(const Node& n, const Inputs& in, Tensor& y) {
   }
 }
 
-}  // namespace locus::reference::detail
+}  // namespace locus::eval::detail

@@ -12,9 +12,9 @@
 
 #include <cstdint>
 
-#include "kernels/tiling/tiling_planner.h"
+#include "schedule/tiling_planner.h"
 
-namespace locus::tiling {
+namespace locus::schedule {
 
 struct SimResult {
   int64_t loads_a = 0;   // entries of A read from DRAM
@@ -36,4 +36,4 @@ class BufferSimulator {
   int64_t S_;
 };
 
-}  // namespace locus::tiling
+}  // namespace locus::schedule

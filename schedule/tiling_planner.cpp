@@ -1,4 +1,4 @@
-#include "kernels/tiling/tiling_planner.h"
+#include "schedule/tiling_planner.h"
 
 #include <algorithm>
 #include <set>
@@ -6,7 +6,7 @@
 
 #include "graph/error.h"
 
-namespace locus::tiling {
+namespace locus::schedule {
 
 namespace {
 
@@ -139,16 +139,6 @@ Eval evaluate(const Plan& p) {
 
 }  // namespace
 
-const char* order_name(Order o) {
-  switch (o) {
-    case Order::RowMajor: return "RowMajor";
-    case Order::ColMajor: return "ColMajor";
-    case Order::ScanRows: return "ScanRows";
-    case Order::ScanCols: return "ScanCols";
-  }
-  return "?";
-}
-
 const char* verdict_reason(Verdict v) {
   switch (v) {
     case Verdict::Chosen: return "chosen";
@@ -202,6 +192,7 @@ std::string Plan::describe() const {
 
 TilingPlanner::TilingPlanner(int64_t buffer_entries, PlannerOptions opts) : S_(buffer_entries), opts_(opts) {
   LOCUS_CHECK(opts_.m_step >= 1 && opts_.n_step >= 1, "tiling: register-tile steps must be >= 1");
+  LOCUS_CHECK(opts_.threads >= 1, "tiling: threads must be >= 1");
 }
 
 Plan TilingPlanner::make_plan(const GemmShape& g, int64_t m, int64_t n, int64_t k, Order order) const {
@@ -212,6 +203,7 @@ Plan TilingPlanner::make_plan(const GemmShape& g, int64_t m, int64_t n, int64_t 
   p.S = S_;
   p.m_step = opts_.m_step;
   p.n_step = opts_.n_step;
+  p.threads = opts_.threads;
   p.m = std::min(m, g.M);
   p.n = std::min(n, g.N);
   p.k = std::min(k, g.K);
@@ -266,9 +258,13 @@ Plan TilingPlanner::plan(const GemmShape& g) const {
       }
     }
   }
-  auto better = [](const Alternative& x, const Alternative& y) {
+  // m tiles that are whole register tiles (or all of M): each tile's rows start on a micro-kernel
+  // row group, and so do the row slices threads cut at multiples of mr.
+  auto aligned = [&](const Alternative& a) { return a.m % opts_.m_step == 0 || a.m == g.M; };
+  auto better = [&](const Alternative& x, const Alternative& y) {
     if (x.traffic.total != y.traffic.total) return x.traffic.total < y.traffic.total;
     if (x.efficiency != y.efficiency) return x.efficiency > y.efficiency;
+    if (aligned(x) != aligned(y)) return aligned(x);
     if (x.steps != y.steps) return x.steps < y.steps;
     if (x.k != y.k) return x.k > y.k;
     return order_rank(x.order) < order_rank(y.order);
@@ -302,4 +298,4 @@ Plan TilingPlanner::plan(const GemmShape& g) const {
   return p;
 }
 
-}  // namespace locus::tiling
+}  // namespace locus::schedule

@@ -1,15 +1,15 @@
-// reference::evaluate: normalises a copy of the node with infer_node (which also validates the
+// eval::evaluate: normalises a copy of the node with infer_node (which also validates the
 // inputs and rejects unsupported forms), allocates the output and dispatches to the kernel.
 // Also the index helpers shared by the reference kernels.
-#include "kernels/reference/reference_ops.h"
+#include "graph/eval/eval_ops.h"
 
 #include <algorithm>
 #include <map>
 
 #include "graph/ops.h"
-#include "kernels/reference/reference_internal.h"
+#include "graph/eval/eval_internal.h"
 
-namespace locus::reference {
+namespace locus::eval {
 namespace detail {
 
 std::vector<int64_t> strides_of(const Shape& s) {
@@ -115,4 +115,4 @@ std::vector<Tensor> evaluate(const Node& n, const std::vector<const Tensor*>& in
   return result;
 }
 
-}  // namespace locus::reference
+}  // namespace locus::eval

@@ -7,9 +7,9 @@
 #include <limits>
 
 #include "graph/ops.h"
-#include "kernels/reference/reference_internal.h"
+#include "graph/eval/eval_internal.h"
 
-namespace locus::reference::detail {
+namespace locus::eval::detail {
 namespace {
 
 const Tensor* optional_input(const Inputs& in, size_t k) { return k < in.size() ? in[k] : nullptr; }
@@ -73,4 +73,4 @@ void fused_inverted_residual(const Node& n, const Inputs& in, Tensor& y) {
   }
 }
 
-}  // namespace locus::reference::detail
+}  // namespace locus::eval::detail

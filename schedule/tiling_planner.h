@@ -33,7 +33,16 @@
 #include <string>
 #include <vector>
 
-namespace locus::tiling {
+#include "schedule/tile_order.h"
+
+namespace locus::schedule {
+
+// The register tile of the micro-kernel that executes a plan: it computes mr rows x nr columns of C
+// per call (kernels/native/gemm_microkernel.h: 12 x 16 on AVX-512, 6 x 16 on AVX2, 4 x 16 generic).
+// The CPU planners take it from the kernel dispatch table; tiles are rounded to it.
+struct RegisterTile {
+  int64_t mr = 1, nr = 1;
+};
 
 struct GemmShape {
   int64_t M = 0;  // pixels (H x W x batch)
@@ -41,11 +50,6 @@ struct GemmShape {
   int64_t N = 0;  // output channels
   int elem_bytes = 4;
 };
-
-enum class Order { RowMajor, ColMajor, ScanRows, ScanCols };
-const char* order_name(Order o);
-// RowMajor and ScanRows keep A stationary and stream B; the other two exchange the roles.
-inline bool rows_oriented(Order o) { return o == Order::RowMajor || o == Order::ScanRows; }
 
 // DRAM traffic in entries (multiply by elem_bytes for bytes).
 struct Traffic {
@@ -80,7 +84,8 @@ struct Alternative {
 struct Plan {
   GemmShape shape;
   int64_t S = 0;  // buffer size in entries
-  int64_t m_step = 1, n_step = 1;
+  int64_t m_step = 1, n_step = 1;  // the register tile the tiles were rounded to
+  int threads = 1;                 // threads the executing kernel splits the walk among
   int64_t m = 0, n = 0, k = 0;
   Order order = Order::ScanRows;
   // Extra strips of the streaming operand (B for the rows orientation, A for cols) kept on chip
@@ -101,8 +106,11 @@ struct Plan {
 };
 
 struct PlannerOptions {
-  int64_t m_step = 1;  // register-tile granularity along M (e.g. 6)
-  int64_t n_step = 1;  // along N (e.g. 16)
+  int64_t m_step = 1;  // register-tile granularity along M (RegisterTile::mr, e.g. 12)
+  int64_t n_step = 1;  // along N (RegisterTile::nr, e.g. 16)
+  // Threads the kernel will run the plan with (recorded in the plan; the kernel splits its walk
+  // among exactly these).
+  int threads = 1;
   // Smallest tiles the executing kernel runs efficiently (each clamped to the GEMM's extent): a CPU
   // kernel pays a fixed cost per tile visit and reloads C once per k range, so tiles that minimise
   // traffic with, say, k = 5 or n = 1 are useless to it. 1 = no constraint (the accelerator model).
@@ -119,7 +127,8 @@ class TilingPlanner {
 
   // Enumerates candidate tiles (m, n from a candidate set per axis, k = K if it fits with them, else
   // the largest k < K) and the four orders, returns the cheapest (ties: compute efficiency =
-  // useful / register-tile-padded MACs, then fewer tile steps, then larger k, then Scan first). Throws locus::Error when S cannot hold any tile.
+  // useful / register-tile-padded MACs, then m a multiple of m_step (or M), then fewer tile steps,
+  // then larger k, then Scan first). Throws locus::Error when S cannot hold any tile.
   Plan plan(const GemmShape& shape) const;
 
   // The plan for given tiles and order (resident strips from the leftover buffer, exact traffic).
@@ -133,4 +142,4 @@ class TilingPlanner {
   PlannerOptions opts_;
 };
 
-}  // namespace locus::tiling
+}  // namespace locus::schedule

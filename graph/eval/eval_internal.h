@@ -1,4 +1,4 @@
-// Private to the reference kernels: one function per op family and the small index helpers they
+// Private to the IR evaluator (the reference kernels): one function per op family and the small index helpers they
 // share. Each kernel receives the node after infer_node has normalised its attributes (explicit
 // pads/strides/dilations, axes >= 0), its inputs (nullptr where omitted) and the output tensor
 // already allocated with the inferred dtype and shape.
@@ -8,7 +8,7 @@
 
 #include "graph/ir.h"
 
-namespace locus::reference::detail {
+namespace locus::eval::detail {
 
 using Inputs = std::vector<const Tensor*>;
 
@@ -22,7 +22,7 @@ int64_t broadcast_offset(int64_t i, const Shape& out, const std::vector<int64_t>
 // Product of s[begin, end).
 int64_t dims_product(const Shape& s, size_t begin, size_t end);
 
-// reference_nn.cpp (float32)
+// eval_nn.cpp (float32)
 void conv(const Node& n, const Inputs& in, Tensor& y);
 void max_pool(const Node& n, const Inputs& in, Tensor& y);
 void average_pool(const Node& n, const Inputs& in, Tensor& y);
@@ -34,14 +34,14 @@ void softmax(const Node& n, const Inputs& in, Tensor& y);
 void gemm(const Node& n, const Inputs& in, Tensor& y);
 void matmul(const Node& n, const Inputs& in, Tensor& y);
 
-// reference_tensor.cpp (float32, int64, int32)
+// eval_tensor.cpp (float32, int64, int32)
 void binary(const Node& n, const Inputs& in, Tensor& y);  // Add, Sub, Mul, Div
 void copy_data(const Node& n, const Inputs& in, Tensor& y);  // Identity, Reshape, Flatten, (Un)Squeeze
 void concat(const Node& n, const Inputs& in, Tensor& y);
 void shape_of(const Node& n, const Inputs& in, Tensor& y);
 void gather(const Node& n, const Inputs& in, Tensor& y);
 
-// reference_fused.cpp (float32): locus-domain ops, by composition of the kernels above
+// eval_fused.cpp (float32): locus-domain ops, by composition of the kernels above
 void fused_inverted_residual(const Node& n, const Inputs& in, Tensor& y);
 
-}  // namespace locus::reference::detail
+}  // namespace locus::eval::detail

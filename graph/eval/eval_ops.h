@@ -1,5 +1,5 @@
-// Reference kernels: the plainest possible implementation of every catalogue op (graph/ops.h), on
-// logical row-major (NCHW) tensors, accumulating in double. They are the numerical yardstick for the
+// The IR evaluator (graph/eval, namespace locus::eval): reference kernels, the plainest possible
+// implementation of every catalogue op (graph/ops.h), on logical row-major (NCHW) tensors, accumulating in double. They are the numerical yardstick for the
 // optimised kernels and for whole networks (the `reference` backend), and constant folding uses them
 // to evaluate nodes whose inputs are all constant. Not fast, never used on the native run path.
 #pragma once
@@ -8,7 +8,7 @@
 
 #include "graph/ir.h"
 
-namespace locus::reference {
+namespace locus::eval {
 
 // Evaluate one node (in canonical form, after infer_shapes) on the given inputs (nullptr for an
 // omitted optional input). F32 for every op; I64/I32 too for the shape-manipulation ops used in
@@ -17,4 +17,4 @@ namespace locus::reference {
 // Throws Unsupported for anything else.
 std::vector<Tensor> evaluate(const Node& n, const std::vector<const Tensor*>& inputs);
 
-}  // namespace locus::reference
+}  // namespace locus::eval

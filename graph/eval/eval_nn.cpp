@@ -5,9 +5,9 @@
 #include <cmath>
 #include <limits>
 
-#include "kernels/reference/reference_internal.h"
+#include "graph/eval/eval_internal.h"
 
-namespace locus::reference::detail {
+namespace locus::eval::detail {
 namespace {
 
 const Tensor* optional_input(const Inputs& in, size_t k) { return k < in.size() ? in[k] : nullptr; }
@@ -257,4 +257,4 @@ void matmul(const Node& n, const Inputs& in, Tensor& y) {
   }
 }
 
-}  // namespace locus::reference::detail
+}  // namespace locus::eval::detail
