@@ -44,7 +44,7 @@ std::string many_keys(int n, int duplicate_at = -1) {
 }
 
 TEST(AccelJson, LargeObjectWithManyKeysParses) {
-  const int n = 60000;  // ~1 MiB of text, just under json::kMaxBytes
+  const int n = 55000;  // ~1 MiB of text, just under json::kMaxBytes
   const std::string text = many_keys(n);
   ASSERT_LT(text.size(), json::kMaxBytes);
   ASSERT_GT(text.size(), json::kMaxBytes * 3 / 4);
@@ -52,20 +52,20 @@ TEST(AccelJson, LargeObjectWithManyKeysParses) {
   ASSERT_TRUE(v.is_object());
   ASSERT_EQ(v.object.size(), size_t(n));
   EXPECT_EQ(v.object.front().first, "k0000000");
-  EXPECT_EQ(v.object.back().first, "k0059999");
+  EXPECT_EQ(v.object.back().first, "k0054999");
   ASSERT_NE(v.find("k0031415"), nullptr);
   EXPECT_EQ(v.find("k0031415")->number, 31415);
   EXPECT_EQ(v.find("k0031415")->line, 31416);
 }
 
 TEST(AccelJson, DuplicateLateInALargeObjectIsRefused) {
-  const int n = 60000;
+  const int n = 55000;
   // key n-1 repeats key 0; it starts on line n, column 1 (after the newline)
   expect_error([&] { json::parse(many_keys(n, n - 1), "big.json"); },
                {"big.json:" + std::to_string(n) + ":1:", "duplicate key 'k0000000'"});
   // and in a nested object, with the same keys in a sibling object (which is fine)
   expect_error([] { json::parse(R"({"a": {"x": 1, "y": 2}, "b": {"x": 1, "y": 2, "x": 3}})", "n.json"); },
-               {"n.json:1:46", "duplicate key 'x'"});
+               {"n.json:1:47", "duplicate key 'x'"});
   EXPECT_NO_THROW(json::parse(R"({"a": {"x": 1}, "b": {"x": 1}, "x": {"x": {"x": 1}}})", "ok.json"));
 }
 

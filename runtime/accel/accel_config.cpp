@@ -72,9 +72,11 @@ auto with_location(const std::string& where, const json::Value& v, F&& f) -> dec
   }
 }
 
-// A JSON number as the user wrote it, as near as a double allows: shortest round-trip form
-// ("1073741824", "1e+300", "0.1"), not the 6 significant digits of an ostream.
+// A JSON number as the user wrote it, as near as a double allows: whole numbers in full
+// ("1073741824"), others in the shortest round-trip form ("1e+300", "0.1"), not the 6 significant
+// digits of an ostream.
 std::string num(double d) {
+  if (d == std::floor(d) && std::fabs(d) < 1e18) return std::to_string(static_cast<int64_t>(d));
   char buf[64];
   const auto r = std::to_chars(buf, buf + sizeof buf, d);
   return std::string(buf, r.ptr);
