@@ -7,25 +7,12 @@
 #include "graph/passes/pass_manager.h"
 #include "models/builders.h"
 #include "models/model_path.h"
+#include "graph/cost.h"
 #include "runtime/session.h"
 
 namespace {
 
 using namespace locus;
-
-int64_t total_macs(const Graph& g) {
-  int64_t m = 0;
-  for (auto& n : g.nodes) {
-    if (n.op == "Conv") {
-      ValueInfo w = g.info(n.input(1)), y = g.info(n.outputs[0]);
-      m += y.shape[0] * y.shape[1] * y.shape[2] * y.shape[3] * w.shape[1] * w.shape[2] * w.shape[3];
-    } else if (n.op == "Gemm") {
-      ValueInfo y = g.info(n.outputs[0]), a = g.info(n.input(0));
-      m += y.shape[0] * y.shape[1] * a.shape[1];
-    }
-  }
-  return m;
-}
 
 void BM_Network(benchmark::State& st, std::string model, std::string backend, int64_t batch) {
   SessionOptions o;
@@ -52,7 +39,7 @@ void BM_Network(benchmark::State& st, std::string model, std::string backend, in
     auto out = s->run(in);
     benchmark::DoNotOptimize(out);
   }
-  double macs = double(total_macs(s->graph()));
+  double macs = double(graph_macs(s->graph()));
   st.counters["images/s"] = benchmark::Counter(double(batch) * double(st.iterations()), benchmark::Counter::kIsRate);
   st.counters["GFLOP/s"] = benchmark::Counter(2 * macs * double(st.iterations()) * 1e-9, benchmark::Counter::kIsRate);
   st.counters["activation_MiB"] = double(s->activation_bytes()) / (1 << 20);

@@ -16,6 +16,7 @@
 #include "models/model_path.h"
 #include "runtime/accel/accel_config.h"
 #include "runtime/machine_info.h"
+#include "runtime/memory_budget.h"
 
 namespace fs = std::filesystem;
 
@@ -116,6 +117,22 @@ void apply_tiling_options(const Args& a, SessionOptions& o) {
       throw UsageError("option --tile-order expects scan, row or col, got '" + v + "'");
     o.tile_order = t;
   }
+}
+
+std::string memory_options_help(int width) {
+  const std::string pad(size_t(width), ' ');
+  return help_line("--max-memory SIZE", "memory budget: refuse a model whose planned memory (activations,", width) +
+         pad + "weights, scratch) exceeds SIZE (512M, 4G); default: " +
+         std::to_string(int(kDefaultBudgetFraction * 100)) + "% of this machine's\n" + pad +
+         "usable memory\n";
+}
+
+void apply_memory_options(const Args& a, SessionOptions& o) {
+  if (!a.has("--max-memory")) return;
+  const std::string v = a.get("--max-memory");
+  const int64_t b = parse_bytes(v);
+  if (b <= 0) throw UsageError("option --max-memory expects a size such as 512M or 4G, got '" + v + "'");
+  o.max_memory_bytes = b;
 }
 
 std::string accel_options_help(int width) {

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "cli/args.h"
+#include "cli/callgrind_runner.h"
 #include "cli/commands.h"
 #include "cli/json_writer.h"
 #include "runtime/machine_info.h"
@@ -109,13 +110,8 @@ std::string fmt(std::optional<double> v, const char* f = "%.0f") {
 
 }  // namespace
 
-// --cachegrind: defined in cachegrind_runner.cpp
-std::map<std::string, double> run_under_cachegrind(const std::string& model, const std::string& backend,
-                                                   int64_t batch, int ll_level, const std::string& extra_args,
-                                                   std::string* note);
 
-// The validated --decompose options as arguments for the child process of --cachegrind (no quoting
-// needed: a key, '=', a number, and the form).
+// The validated --decompose policy as the argument for the child process of --cachegrind.
 static std::string decompose_policy_arg(const CpDecomposeOptions& d) {
   const char* key = "ratio";
   switch (d.policy.kind) {
@@ -126,17 +122,18 @@ static std::string decompose_policy_arg(const CpDecomposeOptions& d) {
   }
   char v[64];
   std::snprintf(v, sizeof v, "%s=%.17g", key, d.policy.value);
-  return std::string(v) + (d.form == CpForm::FourWay ? " --decompose-form 4" : "");
+  return v;
 }
 
 int cmd_bench(int argc, char** argv) {
   Args a(argc, argv, 2,
-         {"--backend", "--batch", "--threads", "--warmup", "--runs", "--json", "--model-dir", "--ll-level", "--l2",
+         {"--backend", "--batch", "--threads", "--warmup", "--runs", "--json", "--model-dir", "--ll-level", "--l2", "--max-memory",
           "--tile-order", "--decompose", "--decompose-form", "--accel-schedule", "--accel", "--buffer"},
          {"--help", "-h", "--profile", "--cachegrind", "--single-inference", "--no-fuse"});
   if (a.flag("--help") || a.flag("-h")) {
     std::fputs(kBenchHelp, stdout);
     std::fputs(tiling_options_help(21).c_str(), stdout);
+    std::fputs(memory_options_help(21).c_str(), stdout);
     std::fputs(decompose_options_help(21).c_str(), stdout);
     std::fputs(accel_options_help(21).c_str(), stdout);
     std::fputs(kBenchTilingNote, stdout);
@@ -144,7 +141,8 @@ int cmd_bench(int argc, char** argv) {
   }
   if (a.positional().size() != 1) throw UsageError("bench: expected exactly one MODEL");
   SessionOptions o;
-  apply_tiling_options(a, o);  // bad values fail before any work
+  apply_tiling_options(a, o);
+  apply_memory_options(a, o);  // bad values fail before any work
   apply_decompose_options(a, o);
   apply_accel_options(a, o);
   auto backends = split(a.get("--backend", "native"), ',');
@@ -187,21 +185,21 @@ int cmd_bench(int argc, char** argv) {
     if (a.flag("--cachegrind")) {
       std::string note;
       std::fprintf(stderr, "bench: %s: one inference under valgrind (slow: about a minute)...\n", b.c_str());
-      std::string extra;  // the validated tiling options, normalised (no quoting needed)
-      if (o.l2_bytes >= 0) extra += " --l2 " + std::to_string(o.l2_bytes);
-      if (o.tile_order) extra += std::string(" --tile-order ") + kernels::tile_order_name(*o.tile_order);
-      if (a.flag("--no-fuse")) extra += " --no-fuse";
-      if (o.decompose) extra += " --decompose " + decompose_policy_arg(*o.decompose);
-      if (b == "accel") {
-        extra += " --accel-schedule " + o.accel_schedule;
-        if (o.accel_buffer_entries > 0) extra += " --buffer " + std::to_string(o.accel_buffer_entries);
-        if (a.has("--accel")) {
-          if (o.accel_config.find_first_of(" '\"\\$`") != std::string::npos)
-            throw UsageError("bench --cachegrind: --accel '" + o.accel_config + "' has characters it cannot pass on");
-          extra += " --accel " + o.accel_config;
-        }
+      std::vector<std::string> extra;  // the validated options, passed on as arguments (no shell)
+      if (o.l2_bytes >= 0) extra.insert(extra.end(), {"--l2", std::to_string(o.l2_bytes)});
+      if (o.tile_order) extra.insert(extra.end(), {"--tile-order", kernels::tile_order_name(*o.tile_order)});
+      if (a.flag("--no-fuse")) extra.push_back("--no-fuse");
+      if (o.max_memory_bytes > 0) extra.insert(extra.end(), {"--max-memory", std::to_string(o.max_memory_bytes)});
+      if (o.decompose) {
+        extra.insert(extra.end(), {"--decompose", decompose_policy_arg(*o.decompose)});
+        if (o.decompose->form == CpForm::FourWay) extra.insert(extra.end(), {"--decompose-form", "4"});
       }
-      r.cachegrind = run_under_cachegrind(model, b, o.batch, ll_level, extra, &note);
+      if (b == "accel") {
+        extra.insert(extra.end(), {"--accel-schedule", o.accel_schedule});
+        if (o.accel_buffer_entries > 0) extra.insert(extra.end(), {"--buffer", std::to_string(o.accel_buffer_entries)});
+        if (a.has("--accel")) extra.insert(extra.end(), {"--accel", o.accel_config});
+      }
+      r.cachegrind = run_under_callgrind(model, b, o.batch, ll_level, extra, &note);
       r.describe = note;
       if (b == "native" || b == "native-unfused") {  // the child resolves the same options, environment and OS
         BackendOptions bo;
@@ -226,11 +224,12 @@ int cmd_bench(int argc, char** argv) {
     for (int64_t i = 0; i < warmup; ++i) s.run(in);
     pc.reset();
     for (int64_t i = 0; i < runs; ++i) {
-      auto t0 = std::chrono::steady_clock::now();
-      pc.start();
+      pc.start();  // the counters' own start and stop stay outside the timed interval
+      const auto t0 = std::chrono::steady_clock::now();
       s.run(in);
+      const auto t1 = std::chrono::steady_clock::now();
       pc.stop();
-      r.ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      r.ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
     }
     r.counters = pc.read();
     for (auto& c : r.counters)

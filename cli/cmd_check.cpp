@@ -121,8 +121,12 @@ Result check_one(const fs::path& dir, const SessionOptions& base, double rtol, d
       for (size_t i = 0; i < in_files.size(); ++i) {
         Tensor t = onnx_import::load_tensor_file(in_files[i].string());
         const std::string& name = probe.inputs[i];
-        if (t.dtype != DType::F32 || parameter_only(probe, name)) o.bind_constants[name] = std::move(t);
-        else feed[name] = std::move(t);
+        if (t.dtype != DType::F32 || parameter_only(probe, name)) {
+          o.bind_constants[name] = std::move(t);
+        } else {
+          if (probe.symbolic_dims.count(name)) o.input_shapes[name] = t.shape;  // the file says
+          feed[name] = std::move(t);
+        }
       }
       Session s = Session::from_graph(std::move(probe), o);
       auto outs = s.run(feed);
@@ -155,11 +159,12 @@ bool is_test_dir(const fs::path& d) {
 
 int cmd_check(int argc, char** argv) {
   Args a(argc, argv, 2,
-         {"--rtol", "--atol", "--backend", "--threads", "--l2", "--tile-order", "--decompose", "--decompose-form", "--accel-schedule", "--accel", "--buffer"},
+         {"--rtol", "--atol", "--backend", "--threads", "--l2", "--max-memory", "--tile-order", "--decompose", "--decompose-form", "--accel-schedule", "--accel", "--buffer"},
          {"--help", "-h", "--quiet", "--no-fuse"});
   if (a.flag("--help") || a.flag("-h")) {
     std::fputs(kCheckHelp, stdout);
     std::fputs(tiling_options_help(21).c_str(), stdout);
+    std::fputs(memory_options_help(21).c_str(), stdout);
     std::fputs(decompose_options_help(21).c_str(), stdout);
     std::fputs(accel_options_help(21).c_str(), stdout);
     return 0;
@@ -170,6 +175,7 @@ int cmd_check(int argc, char** argv) {
   o.backend = a.get("--backend", "native");
   o.threads = int(a.get_int("--threads", 0, 1, 1024));
   apply_tiling_options(a, o);
+  apply_memory_options(a, o);
   apply_decompose_options(a, o);  // lossy: with a low rank, expect FAILs (--rtol/--atol)
   apply_accel_options(a, o);
   if (o.backend == "native") {  // a bad LOCUS_L2 / LOCUS_TILE_ORDER: one error, not a FAIL per test

@@ -10,7 +10,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/json_writer.h"
-#include "cli/model_stats.h"
+#include "graph/cost.h"
 #include "graph/ops.h"
 #include "graph/passes/cp_decompose.h"
 #include "importers/onnx/onnx_exporter.h"
@@ -72,12 +72,6 @@ std::vector<std::string> split_list(const std::vector<std::string>& values) {
 
 std::string dims(const CpLayerReport& r) {
   return cat(r.cout, "x", r.cin, "x", r.kh, "x", r.kw);
-}
-
-int64_t model_macs(const Graph& g) {
-  int64_t t = 0;
-  for (const Node& n : g.nodes) t += node_macs(g, n);
-  return t;
 }
 
 // The report row of a conv that --layers did not select.
@@ -142,11 +136,7 @@ int cmd_decompose(int argc, char** argv) {
 
   const std::string model = resolve_model(a.positional()[0], a.get("--model-dir"));
   Graph g = load_model_graph(model, batch);
-  if (auto bad = unsupported_nodes(g); !bad.empty()) {
-    std::string msg;
-    for (auto& b : bad) msg += (msg.empty() ? "" : ", ") + b;
-    throw Unsupported("unsupported operators: " + msg);
-  }
+  if (std::string bad = unsupported_summary(g); !bad.empty()) throw Unsupported(bad);
   // Shapes (and constant subgraphs folded), but none of the optimising passes: the written model
   // keeps only standard ONNX ops.
   infer_shapes_and_fold(g);
@@ -159,7 +149,7 @@ int cmd_decompose(int argc, char** argv) {
     LOCUS_CHECK(conv_set.count(l), "option --layers: the model has no Conv node named '", l, "'");
   const std::set<std::string> wanted(layers.begin(), layers.end());
 
-  const int64_t params_before = count_parameters(g), macs_before = model_macs(g);
+  const int64_t params_before = count_parameters(g), macs_before = graph_macs(g);
   // One conv at a time, so long fits show progress.
   std::vector<CpLayerReport> rows;
   const auto t_start = std::chrono::steady_clock::now();
@@ -207,7 +197,7 @@ int cmd_decompose(int argc, char** argv) {
       std::fprintf(stderr, " left alone (%s)\n", row->why_not.c_str());
   }
   const double fit_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-  const int64_t params_after = count_parameters(g), macs_after = model_macs(g);
+  const int64_t params_after = count_parameters(g), macs_after = graph_macs(g);
 
   std::fprintf(stderr, "decompose: writing %s ...\n", out.c_str());
   onnx_export::ExportOptions eo;

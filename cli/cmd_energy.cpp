@@ -312,7 +312,7 @@ int cmd_energy(int argc, char** argv) {
 
   const std::string path = resolve_model(a.positional()[0], a.get("--model-dir"));
   Graph g = load_model_graph(path, batch);
-  if (auto bad = unsupported_nodes(g); !bad.empty()) throw Unsupported("unsupported operators: " + join(bad));
+  if (std::string bad = unsupported_summary(g); !bad.empty()) throw Unsupported(bad);
   infer_shapes_and_fold(g);
   if (so.decompose) {
     // before the pipeline, so that the decomposed 1x1 -> depthwise -> 1x1 chains are fused

@@ -5,7 +5,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "cli/model_stats.h"
+#include "graph/cost.h"
 #include "graph/ops.h"
 #include "importers/onnx/onnx_importer.h"
 #include "runtime/backend.h"
@@ -118,11 +118,7 @@ int cmd_info(int argc, char** argv) {
   if (stop_after_options()) return 0;
   std::string path = resolve_model(a.positional()[0], a.get("--model-dir"));
   Graph g = load_model_graph(path, batch);
-  if (auto bad = unsupported_nodes(g); !bad.empty()) {
-    std::string msg;
-    for (auto& b : bad) msg += (msg.empty() ? "" : ", ") + b;
-    throw Unsupported("unsupported operators: " + msg);
-  }
+  if (std::string bad = unsupported_summary(g); !bad.empty()) throw Unsupported(bad);
   PassReport report;
   report.results.push_back({"constant-folding (during shape inference)", infer_shapes_and_fold(g)});
   if (!a.flag("--no-optimize")) {

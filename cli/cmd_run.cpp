@@ -23,8 +23,8 @@ static const char* kRunHelp =
     "usage: locus run MODEL --image PHOTO [--image PHOTO ...] [options]\n"
     "       locus run MODEL --input NAME=FILE.pb [--output-dir DIR] [options]\n"
     "\n"
-    "Photos are decoded, resized (short side 256, long side rounded, PIL bilinear with antialias),\n"
-    "centre-cropped to 224, scaled to [0,1] and\n"
+    "Photos (JPEG or PNG) are decoded as PIL decodes them, resized (short side 256, long side\n"
+    "rounded, PIL bilinear with antialias), centre-cropped to 224, scaled to [0,1] and\n"
     "normalised with the ImageNet mean/std (RGB, NCHW), then classified one at a time; further\n"
     "positional arguments after MODEL are taken as photos too. Prints, per photo, the top-K classes\n"
     "(rank, class id, probability, label) and the inference latency.\n"
@@ -64,6 +64,7 @@ static std::vector<std::string> load_labels(const std::string& path) {
 // Probabilities from the output: softmax unless it already is a distribution.
 static std::vector<double> to_probabilities(const Tensor& t) {
   std::vector<double> v(size_t(t.numel()));
+  LOCUS_CHECK(!v.empty(), "output 0 is empty ", shape_str(t.shape), ": there are no classes to rank");
   for (size_t i = 0; i < v.size(); ++i) v[i] = t.get(int64_t(i));
   double sum = std::accumulate(v.begin(), v.end(), 0.0);
   bool is_dist = std::all_of(v.begin(), v.end(), [](double x) { return x >= 0 && x <= 1; }) && std::fabs(sum - 1) < 1e-3;
@@ -75,6 +76,20 @@ static std::vector<double> to_probabilities(const Tensor& t) {
   return v;
 }
 
+// Makes DIR (and its parents) or refuses with one line: not a folder, not writable.
+static void prepare_output_dir(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  LOCUS_CHECK(!ec, "cannot create the output folder '", dir, "': ", ec.message());
+  LOCUS_CHECK(fs::is_directory(dir, ec), "the output folder '", dir, "' exists and is not a folder");
+  const fs::path probe = fs::path(dir) / ".locus-write-test";
+  {
+    std::ofstream f(probe);
+    LOCUS_CHECK(f.good(), "the output folder '", dir, "' is not writable");
+  }
+  fs::remove(probe, ec);
+}
+
 static SessionOptions session_options(const Args& a) {
   SessionOptions o;
   o.backend = a.get("--backend", "native");
@@ -82,6 +97,7 @@ static SessionOptions session_options(const Args& a) {
   o.batch = a.get_int("--batch", 1, 1, 4096);
   o.optimize = !a.flag("--no-optimize");
   apply_tiling_options(a, o);
+  apply_memory_options(a, o);
   apply_decompose_options(a, o);
   apply_accel_options(a, o);
   return o;
@@ -90,11 +106,12 @@ static SessionOptions session_options(const Args& a) {
 int cmd_run(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--image", "--input", "--output-dir", "--labels", "--top", "--threads", "--backend", "--batch",
-          "--model-dir", "--l2", "--tile-order", "--decompose", "--decompose-form", "--accel-schedule", "--accel", "--buffer"},
+          "--model-dir", "--l2", "--max-memory", "--tile-order", "--decompose", "--decompose-form", "--accel-schedule", "--accel", "--buffer"},
          {"--help", "-h", "--no-optimize", "--no-fuse", "--explain"});
   if (a.flag("--help") || a.flag("-h")) {
     std::fputs(kRunHelp, stdout);
     std::fputs(tiling_options_help(22).c_str(), stdout);
+    std::fputs(memory_options_help(22).c_str(), stdout);
     std::fputs(decompose_options_help(22).c_str(), stdout);
     std::fputs(accel_options_help(22).c_str(), stdout);
     return 0;
@@ -113,7 +130,35 @@ int cmd_run(int argc, char** argv) {
   if (stop_after_options()) return 0;
   std::string model = resolve_model(a.positional()[0], a.get("--model-dir"));
 
-  Session session = Session::from_graph(load_model_graph(model, so.batch), so);
+  // The output folder is made (or refused) before any work, not after the inference.
+  const std::string out_dir = a.get("--output-dir");
+  if (!out_dir.empty()) prepare_output_dir(out_dir);
+
+  Graph graph = load_model_graph(model, so.batch);
+  SessionOptions opts = so;
+  // Tensor files are read before the session is made: their shapes give the model's symbolic dims.
+  std::map<std::string, Tensor> feed;
+  for (auto& spec : inputs) {
+    auto eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0) throw UsageError("--input expects NAME=FILE.pb, got '" + spec + "'");
+    const std::string name = spec.substr(0, eq);
+    Tensor t = onnx_import::load_tensor_file(spec.substr(eq + 1));
+    if (graph.symbolic_dims.count(name)) opts.input_shapes[name] = t.shape;
+    feed[name] = std::move(t);
+  }
+  // A photo classifier whose input is [N, C, H, W] with symbolic dims: photos are 3 x 224 x 224.
+  if (!images.empty() && graph.inputs.size() == 1 && graph.symbolic_dims.count(graph.inputs[0])) {
+    const ValueInfo& vi = graph.values.at(graph.inputs[0]);
+    const auto& sym = graph.symbolic_dims.at(graph.inputs[0]);
+    if (vi.shape.size() == 4) {
+      Shape shape = vi.shape;
+      if (!sym[1].empty()) shape[1] = 3;
+      if (!sym[2].empty()) shape[2] = 224;
+      if (!sym[3].empty()) shape[3] = 224;
+      opts.input_shapes[graph.inputs[0]] = shape;
+    }
+  }
+  Session session = Session::from_graph(std::move(graph), opts);
   if (a.flag("--explain")) {
     int fused = 0;
     for (const Node& n : session.graph().nodes)
@@ -135,20 +180,13 @@ int cmd_run(int argc, char** argv) {
   };
 
   if (!inputs.empty()) {
-    std::map<std::string, Tensor> feed;
-    for (auto& spec : inputs) {
-      auto eq = spec.find('=');
-      if (eq == std::string::npos || eq == 0) throw UsageError("--input expects NAME=FILE.pb, got '" + spec + "'");
-      feed[spec.substr(0, eq)] = onnx_import::load_tensor_file(spec.substr(eq + 1));
-    }
     double ms = 0;
     auto out = run_timed(feed, ms);
-    std::string dir = a.get("--output-dir");
+    const std::string& dir = out_dir;
     for (size_t i = 0; i < out.size(); ++i) {
       std::printf("output %zu '%s' %s %s\n", i, session.output_names()[i].c_str(), dtype_name(out[i].dtype),
                   shape_str(out[i].shape).c_str());
       if (!dir.empty()) {
-        fs::create_directories(dir);
         onnx_import::save_tensor_file((fs::path(dir) / ("output_" + std::to_string(i) + ".pb")).string(), out[i],
                                       session.output_names()[i]);
       }
@@ -180,7 +218,7 @@ int cmd_run(int argc, char** argv) {
     }
   }
 
-  std::string dir = a.get("--output-dir");
+  const std::string& dir = out_dir;
   for (size_t k = 0; k < images.size(); ++k) {
     Tensor x = preprocess_imagenet(decode_image(images[k]), resize, crop, LongSide::Round);
     double ms = 0;
@@ -192,7 +230,12 @@ int cmd_run(int argc, char** argv) {
     std::iota(order.begin(), order.end(), 0);
     size_t kk = std::min<size_t>(size_t(top), order.size());
     std::partial_sort(order.begin(), order.begin() + long(kk), order.end(),
-                      [&](size_t i, size_t j) { return prob[i] > prob[j] || (prob[i] == prob[j] && i < j); });
+                      [&](size_t i, size_t j) {
+                        // NaN ranks last (a strict weak order even when the model returns NaN)
+                        const bool ni = std::isnan(prob[i]), nj = std::isnan(prob[j]);
+                        if (ni || nj) return !ni && nj ? true : (ni && nj && i < j);
+                        return prob[i] > prob[j] || (prob[i] == prob[j] && i < j);
+                      });
     std::printf("# %s  %.2f ms\n", images[k].c_str(), ms);
     for (size_t r = 0; r < kk; ++r) {
       size_t c = order[r];
@@ -200,7 +243,6 @@ int cmd_run(int argc, char** argv) {
       std::printf("%zu\t%zu\t%.4f\t%s\n", r + 1, c, prob[c], label.c_str());
     }
     if (!dir.empty()) {
-      fs::create_directories(dir);
       for (size_t i = 0; i < out.size(); ++i)
         onnx_import::save_tensor_file(
             (fs::path(dir) / (fs::path(images[k]).stem().string() + "_output_" + std::to_string(i) + ".pb")).string(),

@@ -33,6 +33,9 @@ bool& stop_after_options();
 // the value; absent options leave o.l2_bytes = -1 and o.tile_order unset (environment, then OS).
 std::string tiling_options_help(int width);
 void apply_tiling_options(const Args& a, SessionOptions& o);
+// --max-memory SIZE (run, check, bench)
+std::string memory_options_help(int width);
+void apply_memory_options(const Args& a, SessionOptions& o);
 // "512K (--l2)", "off (LOCUS_L2)", "512K (os)", "off (L2 unknown)"; "scan (default)", "row (--tile-order)".
 std::string l2_setting_label(const PointwiseTilingSettings& t);
 std::string order_setting_label(const PointwiseTilingSettings& t);

@@ -1,13 +1,13 @@
-// Image decoding (stb_image) and the standard ImageNet preprocessing, matching torchvision on PIL
-// images bit for bit up to the JPEG decoder:
+// Image decoding (JPEG with libjpeg-turbo, PNG with libpng) and the standard ImageNet
+// preprocessing, matching torchvision on PIL images bit for bit:
 //   Resize(256)      short side to 256, long side int(256 * long / short) (see LongSide), PIL
 //                    bilinear: antialiased (the filter widens with the downscale factor), a
 //                    horizontal then a vertical pass, each rounded to 8 bits as PIL does
 //   CenterCrop(224)  top = int(round((h - 224) / 2.0)) (round half to even), left likewise
 //   ToTensor()       /255, HWC -> CHW
 //   Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
-// JPEG decoders differ slightly (PIL uses libjpeg, we use stb_image): expect pixel values within a
-// few levels of PIL's.
+// JPEGs are decoded as PIL decodes them (libjpeg, default settings: islow DCT, fancy upsampling),
+// so the tensor for a JPEG photo equals PIL's (see image_test for the measured difference).
 #pragma once
 
 #include <cstddef>
@@ -29,13 +29,26 @@ struct Image {
   uint8_t at(int64_t y, int64_t x, int c) const { return rgb[size_t((y * width + x) * 3 + c)]; }
 };
 
-// Largest accepted width or height.
+// Largest accepted width or height, and largest accepted width * height (64 Mi pixels, 192 MiB of
+// RGB). Both are checked from the file's header, before any pixel is decoded.
 inline constexpr int64_t kMaxImageSide = 16384;
+inline constexpr int64_t kMaxImagePixels = int64_t(64) << 20;
 
-// Decodes a JPEG, PNG, BMP, GIF (first frame), PSD, TGA, HDR, PIC or PNM file into RGB (grey and
-// alpha are converted as PIL's convert("RGB") does: grey replicated, alpha dropped). Throws a
-// one-line Error for a missing or unreadable file, data that is not a decodable image, a truncated
-// JPEG, or a side larger than kMaxImageSide.
+// Decodes a JPEG or PNG file into 8-bit RGB, converting as PIL's Image.open(...).convert("RGB"):
+//   JPEG  grey replicated; 4-component (CMYK, or YCCK which libjpeg turns into CMYK) taken as
+//         Adobe's inverted CMYK, as PIL does for every 4-component JPEG, then PIL's CMYK -> RGB:
+//         r = (255 - k) - round(c * (255 - k) / 255) (likewise g from m, b from y). No EXIF
+//         rotation, no colour management (ICC profiles are ignored, as PIL does).
+//   PNG   palette looked up; grey of 1, 2 or 4 bits scaled to 0..255; 16 bits per sample cut to
+//         the high byte (as PIL for RGB, RGBA and grey+alpha; PIL's 16-bit grey "I;16" would clip
+//         at 255 instead); alpha and tRNS transparency dropped, not composited; gAMA, cHRM, sRGB and
+//         iCCP ignored (no gamma correction), as PIL. Interlaced files are accepted.
+// Other formats (BMP, GIF, WebP, TIFF, PNM, ...) are refused with an error naming them.
+// Throws a one-line Error for a missing or unreadable file, an empty file, an unsupported format,
+// a size over the limits above, a truncated file (a JPEG without its end-of-image marker, a PNG
+// without its IEND chunk), and corrupt data: every libjpeg warning about the data (bad Huffman
+// code, premature end of a segment, extraneous bytes) is an error, as are more than 500 scans.
+// Nothing is printed: library warnings are either errors or dropped.
 Image decode_image(const std::string& path);
 // Same from bytes in memory; `what` names the source in error messages.
 Image decode_image_from_memory(const void* data, size_t size, const std::string& what = "image");

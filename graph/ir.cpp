@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <set>
+#include <unordered_map>
 
 namespace locus {
 
@@ -178,19 +179,85 @@ ValueInfo Graph::info(const std::string& v) const {
   return it->second;
 }
 
+struct Graph::UseIndex {
+  const Node* data = nullptr;  // nodes.data() and nodes.size() when built: a reallocated or
+  size_t size = 0;             // resized vector makes the index stale
+  // per value, the nodes writing it and the nodes reading it, ascending, each once
+  std::unordered_map<std::string, std::vector<int>> producers, consumers;
+};
+
+namespace {
+void insert_sorted(std::vector<int>& v, int x) {
+  auto pos = std::lower_bound(v.begin(), v.end(), x);
+  if (pos == v.end() || *pos != x) v.insert(pos, x);
+}
+void erase_sorted(std::vector<int>& v, int x) {
+  auto pos = std::lower_bound(v.begin(), v.end(), x);
+  if (pos != v.end() && *pos == x) v.erase(pos);
+}
+}  // namespace
+
+const Graph::UseIndex& Graph::uses() const {
+  UseIndex* u = uses_.get();
+  if (u && u->data == nodes.data() && u->size == nodes.size()) return *u;
+  auto fresh = std::make_shared<UseIndex>();
+  fresh->data = nodes.data();
+  fresh->size = nodes.size();
+  fresh->producers.reserve(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    for (const std::string& o : nodes[i].outputs) {
+      if (o.empty()) continue;
+      std::vector<int>& p = fresh->producers[o];
+      if (p.empty() || p.back() != int(i)) p.push_back(int(i));
+    }
+    for (const std::string& in : nodes[i].inputs) {
+      if (in.empty()) continue;
+      std::vector<int>& c = fresh->consumers[in];
+      if (c.empty() || c.back() != int(i)) c.push_back(int(i));
+    }
+  }
+  uses_.set(std::move(fresh));
+  return *uses_.get();
+}
+
 int Graph::producer(const std::string& v) const {
-  for (size_t i = 0; i < nodes.size(); ++i)
-    for (auto& o : nodes[i].outputs)
-      if (o == v) return int(i);
-  return -1;
+  const UseIndex& u = uses();
+  auto it = u.producers.find(v);
+  return it == u.producers.end() || it->second.empty() ? -1 : it->second.front();
 }
 
 std::vector<int> Graph::consumers(const std::string& v) const {
-  std::vector<int> r;
-  for (size_t i = 0; i < nodes.size(); ++i)
-    if (std::find(nodes[i].inputs.begin(), nodes[i].inputs.end(), v) != nodes[i].inputs.end())
-      r.push_back(int(i));
-  return r;
+  const UseIndex& u = uses();
+  auto it = u.consumers.find(v);
+  return it == u.consumers.end() ? std::vector<int>{} : it->second;
+}
+
+void Graph::set_input(int node, size_t k, const std::string& v) {
+  Node& n = nodes.at(size_t(node));
+  LOCUS_CHECK(k < n.inputs.size(), "internal error: node '", n.name, "' has no input ", k);
+  if (n.inputs[k] == v) return;
+  const UseIndex* before = uses_.get();
+  UseIndex* u = before && before->data == nodes.data() && before->size == nodes.size() ? uses_.get() : nullptr;
+  const std::string old = n.inputs[k];
+  n.inputs[k] = v;
+  if (!u) return;  // built from the nodes on next use
+  if (!old.empty() && std::find(n.inputs.begin(), n.inputs.end(), old) == n.inputs.end())
+    erase_sorted(u->consumers[old], node);
+  if (!v.empty()) insert_sorted(u->consumers[v], node);
+}
+
+void Graph::set_output(int node, size_t k, const std::string& v) {
+  Node& n = nodes.at(size_t(node));
+  LOCUS_CHECK(k < n.outputs.size(), "internal error: node '", n.name, "' has no output ", k);
+  if (n.outputs[k] == v) return;
+  const UseIndex* before = uses_.get();
+  UseIndex* u = before && before->data == nodes.data() && before->size == nodes.size() ? uses_.get() : nullptr;
+  const std::string old = n.outputs[k];
+  n.outputs[k] = v;
+  if (!u) return;
+  if (!old.empty() && std::find(n.outputs.begin(), n.outputs.end(), old) == n.outputs.end())
+    erase_sorted(u->producers[old], node);
+  if (!v.empty()) insert_sorted(u->producers[v], node);
 }
 
 bool Graph::is_graph_output(const std::string& v) const {
@@ -253,6 +320,7 @@ void Graph::topo_sort() {
     }
   }
   nodes = std::move(sorted);
+  invalidate_uses();
 }
 
 void Graph::erase_nodes(const std::vector<bool>& keep) {
@@ -260,6 +328,7 @@ void Graph::erase_nodes(const std::vector<bool>& keep) {
   for (size_t i = 0; i < nodes.size(); ++i)
     if (keep[i]) kept.push_back(std::move(nodes[i]));
   nodes = std::move(kept);
+  invalidate_uses();
 }
 
 }  // namespace locus

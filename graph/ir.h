@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -95,15 +96,27 @@ struct Graph {
   std::vector<std::string> outputs;
   std::map<std::string, Tensor> constants;
   std::map<std::string, ValueInfo> values;  // every non-constant value with inferred info
+  // Graph inputs whose shape in the model file has symbolic (or missing) dims: per axis the dim's
+  // name ("?" if it has none), "" for a fixed dim. The importer gives axis 0 the batch size and the
+  // other symbolic axes a placeholder of 1 that a Session refuses unless it is told the real value
+  // (SessionOptions::input_shapes).
+  std::map<std::string, std::vector<std::string>> symbolic_dims;
 
   bool is_constant(const std::string& v) const { return constants.count(v) != 0; }
   const Tensor* constant(const std::string& v) const;
   // dtype/shape of a value whether constant or not; throws if unknown.
   ValueInfo info(const std::string& v) const;
-  // index of the node producing v, or -1
+  // Index of the node producing v, or -1 (the first, if a malformed graph has two).
   int producer(const std::string& v) const;
-  // indices of nodes consuming v
+  // Indices of the nodes reading v, ascending, each once.
   std::vector<int> consumers(const std::string& v) const;
+  // producer() and consumers() answer from an index of the nodes' inputs and outputs, built in
+  // O(nodes) on first use and rebuilt when `nodes` is reallocated or resized, or by erase_nodes and
+  // topo_sort. A pass that renames a node's input or output in place keeps it right with set_input /
+  // set_output, or calls invalidate_uses() after editing `nodes` by hand.
+  void set_input(int node, size_t k, const std::string& v);
+  void set_output(int node, size_t k, const std::string& v);
+  void invalidate_uses() const { uses_.reset(); }
   bool is_graph_output(const std::string& v) const;
   // A name not yet used by any value, derived from base.
   std::string fresh_name(const std::string& base) const;
@@ -111,6 +124,29 @@ struct Graph {
   void topo_sort();
   // Remove nodes for which keep[i] is false.
   void erase_nodes(const std::vector<bool>& keep);
+
+ private:
+  struct UseIndex;
+  // The producer/consumer index: a cache, so a copy of the graph starts without one.
+  class UseCache {
+   public:
+    UseCache() = default;
+    UseCache(const UseCache&) {}
+    UseCache& operator=(const UseCache&) {
+      p_.reset();
+      return *this;
+    }
+    UseCache(UseCache&&) noexcept = default;
+    UseCache& operator=(UseCache&&) noexcept = default;
+    UseIndex* get() const { return p_.get(); }
+    void set(std::shared_ptr<UseIndex> p) { p_ = std::move(p); }
+    void reset() { p_.reset(); }
+
+   private:
+    std::shared_ptr<UseIndex> p_;  // shared_ptr: deletable where UseIndex is incomplete
+  };
+  mutable UseCache uses_;
+  const UseIndex& uses() const;
 };
 
 }  // namespace locus

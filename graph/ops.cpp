@@ -4,6 +4,7 @@
 #include "graph/ops.h"
 
 #include <algorithm>
+#include <map>
 
 #include "graph/shape_inference_internal.h"
 
@@ -69,20 +70,48 @@ std::string unsupported_reason(const Node& n) {
 
 }  // namespace shape_inference
 
+namespace {
+// "Relu", or "Relu of domain 'com.microsoft'" for a domain other than the default and locus's.
+std::string op_label(const Node& n) {
+  if (n.domain.empty() || n.domain == "ai.onnx" || n.domain == kLocusDomain) return n.op;
+  return cat(n.op, " of domain '", n.domain, "'");
+}
+}  // namespace
+
 std::vector<std::string> unsupported_nodes(const Graph& g) {
   std::vector<std::string> r;
   for (const Node& n : g.nodes)
-    if (!shape_inference::unsupported_reason(n).empty()) r.push_back(cat(n.op, " (node '", n.name, "')"));
+    if (!shape_inference::unsupported_reason(n).empty()) r.push_back(cat(op_label(n), " (node '", n.name, "')"));
   return r;
 }
 
-void infer_shapes(Graph& g, const FoldHook& fold) {
-  std::vector<std::string> bad = unsupported_nodes(g);
-  if (!bad.empty()) {
-    std::string list;
-    for (auto& b : bad) list += (list.empty() ? "" : ", ") + b;
-    throw Unsupported("unsupported operators: " + list);
+std::string unsupported_summary(const Graph& g) {
+  struct Group {
+    std::string label, first;
+    int64_t count = 0;
+  };
+  std::vector<Group> groups;
+  std::map<std::string, size_t> index;
+  for (const Node& n : g.nodes) {
+    if (shape_inference::unsupported_reason(n).empty()) continue;
+    const std::string label = op_label(n);
+    auto [it, fresh] = index.emplace(label, groups.size());
+    if (fresh) groups.push_back({label, n.name, 0});
+    ++groups[it->second].count;
   }
+  if (groups.empty()) return "";
+  std::string s = "unsupported operators: ";
+  for (size_t i = 0; i < groups.size(); ++i) {
+    const Group& gr = groups[i];
+    s += i ? "; " : "";
+    s += gr.count == 1 ? cat(gr.label, " (node '", gr.first, "')")
+                       : cat(gr.label, " \u00d7", gr.count, ", first '", gr.first, "'");
+  }
+  return s;
+}
+
+void infer_shapes(Graph& g, const FoldHook& fold) {
+  if (std::string bad = unsupported_summary(g); !bad.empty()) throw Unsupported(bad);
   std::vector<bool> keep(g.nodes.size(), true);
   for (size_t idx = 0; idx < g.nodes.size(); ++idx) {
     Node& n = g.nodes[idx];

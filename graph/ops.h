@@ -66,9 +66,14 @@ inline constexpr const char* kLocusDomain = "locus";
 const std::vector<std::string>& locus_ops();
 bool is_locus_op(const std::string& op);
 
-// Names (with node names) of every node whose op is not supported, e.g. "Foo (node 'n3')".
+// Names (with node names) of every node whose op is not supported, e.g. "Foo (node 'n3')", or
+// "Relu of domain 'com.microsoft' (node 'n4')" for an op of a domain the runtime does not run.
 // Empty if all are supported.
 std::vector<std::string> unsupported_nodes(const Graph& g);
+// One line naming each distinct unsupported op once, with its count and first node, in order of
+// first appearance: "unsupported operators: QLinearConv \u00d752, first 'Conv_0_quant'; Foo (node
+// 'f1')". Empty if all are supported.
+std::string unsupported_summary(const Graph& g);
 
 // Infers dtype and shape of every node output and stores them in g.values; resolves auto_pad into
 // explicit pads; normalises negative axes. Requires g.values to hold the graph inputs' info and the

@@ -6,13 +6,19 @@
 
 #include "graph/error.h"
 
-#ifndef LOCUS_SOURCE_DIR
-#define LOCUS_SOURCE_DIR "."
-#endif
-
 namespace fs = std::filesystem;
 
 namespace locus::models {
+namespace {
+
+// The folder of the running executable, "" if the OS does not say.
+fs::path executable_dir() {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path() : exe.parent_path();
+}
+
+}  // namespace
 
 std::vector<std::string> model_search_path(const std::string& explicit_dir) {
   std::vector<std::string> dirs;
@@ -24,7 +30,17 @@ std::vector<std::string> model_search_path(const std::string& explicit_dir) {
   };
   if (!explicit_dir.empty()) add(explicit_dir);
   if (const char* e = std::getenv("LOCUS_MODEL_DIR"); e && *e) add(e);
-  add(fs::path(LOCUS_SOURCE_DIR) / ".." / "shared" / "models");
+  // shared/models in the nearest folder above the executable that has one: for build/locus in a
+  // checkout that is ../shared/models beside the checkout, wherever the checkout is (no path from
+  // the build machine is compiled in)
+  std::error_code ec;
+  for (fs::path d = executable_dir(); !d.empty(); d = d.parent_path()) {
+    if (fs::is_directory(d / "shared" / "models", ec)) {
+      add(d / "shared" / "models");
+      break;
+    }
+    if (d == d.parent_path()) break;
+  }
   return dirs;
 }
 

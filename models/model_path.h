@@ -1,5 +1,6 @@
-// Where model files are found: an explicit --model-dir, then $LOCUS_MODEL_DIR, then
-// ../shared/models beside the checkout (the source tree this binary was built from).
+// Where model files are found: an explicit --model-dir, then $LOCUS_MODEL_DIR, then shared/models
+// in the nearest folder above the executable that has one (for build/locus in a checkout:
+// ../shared/models beside the checkout).
 #pragma once
 
 #include <string>

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "graph/ir.h"
+#include "runtime/memory_budget.h"
 #include "kernels/native/pointwise_scan.h"  // kernels::TileOrder
 #include "kernels/tiling/fused_block_planner.h"
 #include "kernels/tiling/tiling_planner.h"
@@ -33,6 +34,9 @@ struct BackendOptions {
   std::string accel_schedule = "fused-scan";
   std::string accel_config = "default";
   int64_t accel_buffer_entries = 0;
+  // What the backend may allocate in all (arena, packed weights, scratch); it checks its own plan
+  // against it before allocating. The Session resolves it (runtime/memory_budget.h).
+  MemoryBudget memory_budget;
 };
 
 // ---- pointwise tiling settings ----

@@ -18,12 +18,14 @@
 #include "graph/ops.h"
 #include "kernels/native/activation.h"
 #include "kernels/native/conv2d_nhwc.h"
+#include "kernels/native/cpu_features.h"
 #include "kernels/native/inverted_residual.h"
 #include "kernels/native/elementwise.h"
 #include "kernels/native/gemm.h"
 #include "kernels/native/pool2d_nhwc.h"
 #include "runtime/backend.h"
 #include "runtime/memory_planner.h"
+#include "runtime/omp_threads.h"
 
 namespace locus {
 namespace {
@@ -150,6 +152,8 @@ NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o) : g_
     return op == "locus.FusedInvertedResidual" || (op.find('.') == std::string::npos && is_supported_op(op));
   });
   tiling_ = resolve_pointwise_tiling(o);
+  if (std::string bad = invalid_isa_env(); !bad.empty())
+    fail("LOCUS_ISA='", bad, "' names no ISA: use generic, avx2 or avx512 (or unset it for the best this CPU has)");
 
   // Lifetimes: inputs live from step 0, node outputs from their step; all until their last reader;
   // graph outputs until the end.
@@ -174,10 +178,22 @@ NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o) : g_
   }
   MemoryPlan plan = plan_memory(list);
   arena_bytes_ = plan.arena_bytes;
+  int64_t weight_bytes = 0;
+  for (auto& [name, t] : g.constants) weight_bytes = add_bytes(weight_bytes, int64_t(t.bytes.size()));
+  // packed weights are at most a padded copy of the constants; checked again with the real figures
+  // once the steps are built
+  o.memory_budget.check("the native backend's plan", add_bytes(arena_bytes_, weight_bytes),
+                        cat("activation arena ", human_bytes(arena_bytes_), ", weights ", human_bytes(weight_bytes)));
   arena_.assign(size_t(plan.arena_bytes / 4 + 16), 0.f);
   for (size_t i = 0; i < list.size(); ++i) vals_[list[i].name].ptr = arena_.data() + plan.offsets[i] / 4;
 
   for (auto& n : g.nodes) steps_.push_back({n.name, n.op, build(n)});
+  int64_t owned_bytes = 0;
+  for (auto& b : owned_) owned_bytes = add_bytes(owned_bytes, int64_t(b.size() * sizeof(float)));
+  const int64_t workspace_bytes = mul_bytes(workspace_floats_ + 16, int64_t(sizeof(float)));
+  o.memory_budget.check("the native backend's plan", add_bytes(add_bytes(arena_bytes_, owned_bytes), workspace_bytes),
+                        cat("activation arena ", human_bytes(arena_bytes_), ", packed weights and step buffers ",
+                            human_bytes(owned_bytes), ", workspace ", human_bytes(workspace_bytes)));
   workspace_.assign(size_t(workspace_floats_ + 16), 0.f);
   input_names_ = g.inputs;
   output_names_ = g.outputs;
@@ -655,7 +671,7 @@ std::string NativeExecutable::describe() const {
 }
 
 void NativeExecutable::run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>& outputs) {
-  if (opts_.threads > 0) omp_set_num_threads(opts_.threads);
+  OmpThreadsScope omp_threads(opts_.threads);  // the count the scratch was sized for
   for (size_t i = 0; i < input_names_.size(); ++i) {
     const Val& v = vals_.at(input_names_[i]);
     copy_strided_f32(v.shape, inputs[i]->data<float>(), v.rowmajor(), v.ptr, v.strides());

@@ -24,6 +24,26 @@
 // larger than twice the L2 of all threads; smaller pairs get ref_fused_convolution, which runs the
 // jit 1x1 and jit dw primitives back to back through a scratchpad buffer.
 //
+// NaN and infinities: oneDNN 2.6 maps NaN to a finite value where the ONNX semantics keep it
+// (measured with its x64 jit on AVX-512, jit:avx512_core eltwise and brdgmm_dw convolution, layouts
+// nchw, nhwc and nChw16c): eltwise_relu gives 0 for NaN (alpha 0 or -0), eltwise_clip and
+// eltwise_clip_v2 give the lower bound, both as primitives and as convolution post-ops, and max
+// pooling ignores a NaN tap. No eltwise algorithm both keeps NaN and clamps exactly (eltwise_relu
+// with alpha != 0 keeps NaN but gives alpha * x for x < 0 and -inf for -inf), and a separate
+// NaN-restoring pass would cost what the fused post-ops save. Left alone, an all-NaN image came
+// out as a confident "class 904". So the behaviour is made explicit instead: when a graph input
+// holds a NaN, every output computed by the primitives is NaN (outputs that are constants of the
+// graph are not). That is exact for the classifiers this backend is compared on (global pooling
+// and the classifier mix every position and channel, so the reference gives all-NaN logits too)
+// and conservative elsewhere: an output the ONNX semantics would leave finite (one no NaN input
+// reaches) is NaN here. Infinities are left to oneDNN, whose
+// relu/clip treat them exactly (relu(-inf) = 0, clip(+-inf) = the bounds; one +-inf pixel in
+// MobileNetV2 gives the same finite logits as the reference, tests/nan_inf_test.cpp), but a NaN
+// that arises inside the network (inf - inf when a window holds infinities of both signs after a
+// convolution, or overflow) is still dropped by oneDNN's relu/clip/max pooling, so there this
+// backend can return finite values where the ONNX semantics give NaN. The native and reference
+// backends propagate NaN exactly.
+//
 // compile (the constructor) creates every primitive, reorders the weights, plans one arena for all
 // activation buffers and every primitive's scratchpad (scratchpad_mode::user) with the memory
 // planner and binds the memory objects; run() only executes. Graph inputs are read in place.
@@ -31,6 +51,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -42,6 +63,7 @@
 #include "graph/ops.h"
 #include "runtime/backend.h"
 #include "runtime/memory_planner.h"
+#include "runtime/omp_threads.h"
 
 namespace locus {
 namespace {
@@ -217,7 +239,7 @@ OnednnExecutable::OnednnExecutable(const Graph& g, const BackendOptions& o, bool
     : g_(g), opts_(o), dw_fusion_(dw_fusion) {
   const char* who = dw_fusion ? "onednn-dwfused" : "onednn";
   require_float_graph(g, who, [](const std::string& op) { return handled_ops().count(op) != 0; });
-  if (opts_.threads > 0) omp_set_num_threads(opts_.threads);
+  OmpThreadsScope omp_threads(opts_.threads);  // primitives are created for this thread count
 
   for (auto& [name, vi] : g.values) shapes_[name] = vi.shape;
   for (size_t k = 0; k < g.inputs.size(); ++k) {
@@ -781,6 +803,8 @@ void OnednnExecutable::finish_memory(const Graph& g) {
   }
   MemoryPlan plan = plan_memory(reqs);
   arena_bytes_ = plan.arena_bytes;
+  opts_.memory_budget.check(cat("the ", dw_fusion_ ? "onednn-dwfused" : "onednn", " backend's plan"), arena_bytes_,
+                            cat("activation and scratchpad arena ", human_bytes(arena_bytes_)));
   arena_storage_.assign(size_t(plan.arena_bytes + 64), std::byte{0});
   auto base = reinterpret_cast<uintptr_t>(arena_storage_.data());
   arena_ = arena_storage_.data() + ((64 - base % 64) % 64);
@@ -818,8 +842,18 @@ void OnednnExecutable::finish_memory(const Graph& g) {
 }
 
 void OnednnExecutable::run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>& outputs) {
-  if (opts_.threads > 0) omp_set_num_threads(opts_.threads);
+  OmpThreadsScope omp_threads(opts_.threads);
   for (auto& [m, k] : input_mems_) m.set_data_handle(const_cast<float*>(inputs[size_t(k)]->data<float>()));
+  // A NaN input: the outputs are NaN (see the header comment for why).
+  bool nan_input = false;
+  for (const Tensor* t : inputs) {
+    if (t->dtype != DType::F32) continue;
+    const float* d = t->data<float>();
+    const int64_t n = t->numel();
+    bool bad = false;
+    for (int64_t i = 0; i < n; ++i) bad |= d[i] != d[i];
+    nan_input |= bad;
+  }
   if (profiling_) {
     timings_.clear();
     for (auto& s : steps_) {
@@ -849,6 +883,7 @@ void OnednnExecutable::run(const std::vector<const Tensor*>& inputs, std::vector
       op.reorder.execute(strm_, op.src, op.dst);
       strm_.wait();
     }
+    if (nan_input) std::fill_n(t.data<float>(), t.numel(), std::numeric_limits<float>::quiet_NaN());
     outputs[i] = std::move(t);
   }
 }

@@ -3,10 +3,23 @@
 //   locus::SessionOptions o;  o.backend = "native";
 //   locus::Session s = locus::Session::from_file("mobilenetv2.onnx", o);
 //   auto out = s.run({{"input", tensor}});   // named inputs, outputs in graph order
+//
+// Threads. A session owns one activation arena and one workspace, planned at creation, so one
+// inference runs on it at a time: Session::run may be called from several threads, and concurrent
+// calls on the same session are serialised (each waits for the one before it; none sees another's
+// buffers). For inferences in parallel, create one session per thread: sessions share nothing
+// mutable. Each run uses SessionOptions::threads OpenMP threads (0: the OpenMP default when the
+// session was created) and leaves the calling thread's OpenMP settings as they were. Do not run the
+// Executable (executable()) directly while another thread runs the session.
+//
+// Memory. Before the backend allocates anything, the session adds up what it will hold (activation
+// arena, weights and their packed copies, inputs and outputs) and refuses with one line naming the
+// figure when it exceeds the memory budget (runtime/memory_budget.h; SessionOptions::max_memory_bytes).
 #pragma once
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,13 +28,21 @@
 #include "graph/passes/cp_decompose.h"
 #include "graph/passes/pass_manager.h"
 #include "runtime/backend.h"
+#include "runtime/memory_budget.h"
 
 namespace locus {
 
 struct SessionOptions {
   std::string backend = "native";
   int threads = 0;          // 0: OpenMP default (all cores)
-  int64_t batch = 1;        // value for symbolic dims of graph inputs
+  int64_t batch = 1;        // value for a symbolic axis 0 (batch) of graph inputs
+  // Shapes for graph inputs whose model shape has symbolic dims (Graph::symbolic_dims): each given
+  // shape must have the input's rank and agree with its fixed dims. A symbolic dim other than axis 0
+  // without a shape here is an error, not a guess. The CLI fills it from --input files.
+  std::map<std::string, Shape> input_shapes;
+  // Memory budget in bytes (runtime/memory_budget.h): 0 = the default fraction of this machine's
+  // usable memory. CLI: --max-memory SIZE.
+  int64_t max_memory_bytes = 0;
   bool optimize = true;     // run the default pass pipeline
   std::vector<std::string> disabled_passes;
   // Cache tiling of 1x1 convolutions (native backend), as BackendOptions (runtime/backend.h):
@@ -57,14 +78,20 @@ class Session {
   // One row per convolution the cp-decompose pass considered (empty without SessionOptions::decompose).
   const std::vector<CpLayerReport>& decompose_report() const { return decompose_report_; }
   int64_t activation_bytes() const { return exe_->activation_bytes(); }
+  // What the session planned to hold, as checked against the memory budget before compiling.
+  int64_t planned_memory_bytes() const { return planned_bytes_; }
+  const MemoryBudget& memory_budget() const { return budget_; }
   Executable& executable() { return *exe_; }
 
   // Checks names, dtypes and shapes of the inputs (one-line Error on mismatch), runs, returns the
-  // outputs in output_names() order.
+  // outputs in output_names() order. Thread-safe: concurrent calls are serialised (see above).
   std::vector<Tensor> run(const std::map<std::string, Tensor>& inputs);
 
  private:
   Session() = default;
+  std::unique_ptr<std::mutex> run_mutex_ = std::make_unique<std::mutex>();
+  int64_t planned_bytes_ = 0;
+  MemoryBudget budget_;
   Graph graph_;
   PassReport report_;
   std::vector<CpLayerReport> decompose_report_;

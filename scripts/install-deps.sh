@@ -5,7 +5,7 @@ set -euo pipefail
 # ocl-icd-opencl-dev: dnnl-config.cmake calls find_package(OpenCL); it is only a Recommends of libdnnl-dev.
 pkgs=(build-essential cmake ninja-build pkg-config
       libonnx-dev libprotobuf-dev protobuf-compiler libdnnl-dev ocl-icd-opencl-dev
-      libgtest-dev libgmock-dev libbenchmark-dev libstb-dev libeigen3-dev
+      libgtest-dev libgmock-dev libbenchmark-dev libjpeg62-turbo-dev libpng-dev libeigen3-dev
       libonnx-testdata clang libclang-rt-14-dev valgrind python3 python3-onnx)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -57,7 +57,13 @@ cmake --build "$build" --target "${targets[@]}" -j2
 seed() {  # seed FUZZER: fills build-fuzz/corpus/FUZZER
   local name=$1 corpus=$build/corpus/$1
   mkdir -p "$corpus"
-  LOCUS_FUZZ_WRITE_SEEDS=$corpus "$build/tests/fuzz/$name"
+  if [[ $name == image_fuzzer ]]; then  # its seeds are made from the shared photos too
+    local photos
+    photos=$(find "$models/images" -maxdepth 1 -name '*.jpg' 2>/dev/null | sort | tr '\n' ':')
+    LOCUS_FUZZ_WRITE_SEEDS=$corpus LOCUS_FUZZ_SEED_PHOTOS=${photos%:} "$build/tests/fuzz/$name"
+  else
+    LOCUS_FUZZ_WRITE_SEEDS=$corpus "$build/tests/fuzz/$name"
+  fi
   case $name in
     importer_fuzzer | pipeline_fuzzer)
       local mobilenet=$models/mobilenetv2-12-fp32-from-int8/mobilenetv2-12-fp32-from-int8.onnx
@@ -77,9 +83,6 @@ seed() {  # seed FUZZER: fills build-fuzz/corpus/FUZZER
     accel_config_fuzzer)
       local f
       for f in "$root"/runtime/accel/presets/*/*.json; do install -m 644 "$f" "$corpus/preset_$(basename "$f")"; done ;;
-    image_fuzzer)
-      local f
-      for f in "$models"/images/*.jpg; do [[ -f $f ]] && install -m 644 "$f" "$corpus/$(basename "$f")"; done ;;
   esac
 }
 
@@ -89,6 +92,7 @@ options() {  # options FUZZER: extra libFuzzer flags
     pipeline_fuzzer) echo "-rss_limit_mb=1536 -malloc_limit_mb=768 -timeout=20 -max_len=65536" ;;
     cli_fuzzer) echo "-rss_limit_mb=1024 -timeout=10 -max_len=4096 -dict=$root/tests/fuzz/cli.dict" ;;
     accel_config_fuzzer) echo "-rss_limit_mb=1024 -timeout=10 -dict=$root/tests/fuzz/json.dict" ;;
+    image_fuzzer) echo "-rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 -max_len=65536" ;;
     tensor_file_fuzzer) echo "-rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 -max_len=65536" ;;
     *) echo "-rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10" ;;
   esac

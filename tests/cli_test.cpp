@@ -422,3 +422,149 @@ TEST(Cli, InfoCountsTheSameMacsFusedAndUnfused) {
   EXPECT_GT(macs(fused.out), 295'000'000);
   EXPECT_LT(macs(fused.out), 305'000'000);
 }
+
+// ---- hostile inputs (issue 12's probes) ----
+
+namespace {
+
+// x [dims, symbolic where the name is not empty] -> Relu (in `domain`) -> y; no outputs if !with_output.
+std::string write_relu_model(const std::string& name, const std::vector<int64_t>& dims,
+                             const std::vector<std::string>& dim_names, const std::string& domain = "",
+                             bool with_output = true) {
+  onnx::ModelProto m;
+  m.set_ir_version(7);
+  m.add_opset_import()->set_version(13);
+  if (!domain.empty()) {
+    auto* o = m.add_opset_import();
+    o->set_domain(domain);
+    o->set_version(1);
+  }
+  auto* g = m.mutable_graph();
+  g->set_name("t");
+  auto* in = g->add_input();
+  in->set_name("x");
+  auto* tt = in->mutable_type()->mutable_tensor_type();
+  tt->set_elem_type(onnx::TensorProto::FLOAT);
+  for (size_t k = 0; k < dims.size(); ++k) {
+    auto* d = tt->mutable_shape()->add_dim();
+    if (k < dim_names.size() && !dim_names[k].empty()) d->set_dim_param(dim_names[k]);
+    else d->set_dim_value(dims[k]);
+  }
+  auto* n = g->add_node();
+  n->set_op_type("Relu");
+  n->set_name("relu");
+  n->set_domain(domain);
+  n->add_input("x");
+  n->add_output("y");
+  if (with_output) g->add_output()->set_name("y");
+  std::string bytes;
+  m.SerializeToString(&bytes);
+  return write_file(name, bytes);
+}
+
+// `locus bench` prints its progress on stderr first: exit 1 and the error as the last line.
+void expect_bench_error(const Result& r, const std::string& needle) {
+  EXPECT_EQ(r.status, 1) << r.err;
+  const std::string last = r.err.substr(r.err.rfind('\n', r.err.size() - 2) + 1);
+  EXPECT_EQ(last.rfind("locus: error: ", 0), 0u) << r.err;
+  EXPECT_NE(last.find(needle), std::string::npos) << "stderr: " << r.err << " (wanted '" << needle << "')";
+}
+
+}  // namespace
+
+// A 16 GiB tensor from a model of a hundred bytes: refused by the memory budget before anything is
+// allocated (the probe allocated and zeroed 16.8 GB first). The test would take minutes and all the
+// memory otherwise.
+TEST(CliHostile, HugeTensorIsRefusedByTheMemoryBudget) {
+  const std::string model = write_relu_model("huge.onnx", {1, 1, 1, int64_t(1) << 31}, {});
+  auto r = run_locus("bench " + model + " --runs 1 --max-memory 4G");
+  expect_bench_error(r, "more than the memory budget of 4.0 GiB");
+  EXPECT_NE(r.err.find("needs 32.0 GiB"), std::string::npos) << r.err;
+  // the default budget (a fraction of this machine's memory) refuses it too
+  expect_bench_error(run_locus("bench " + model + " --runs 1"), "memory budget");
+  // a small model over a small budget, and bad budget values
+  const std::string small = write_relu_model("small.onnx", {1, 3, 256, 256}, {});
+  expect_bench_error(run_locus("bench " + small + " --runs 1 --max-memory 1M"), "memory budget of 1 MiB");
+  EXPECT_EQ(run_locus("bench " + small + " --runs 1 --max-memory 64M").status, 0);
+  for (const char* bad : {"0", "-1", "lots", "1T"}) {
+    auto u = run_locus("bench " + small + " --max-memory " + bad);
+    EXPECT_EQ(u.status, 2) << bad << ": " << u.err;
+    EXPECT_NE(u.err.find("--max-memory"), std::string::npos) << u.err;
+  }
+}
+
+TEST(CliHostile, UnknownDomainIsNamed) {
+  expect_clean_error(run_locus("info " + write_relu_model("msft.onnx", {1, 4}, {}, "com.example")),
+                     "Relu of domain 'com.example' (node 'relu')");
+}
+
+TEST(CliHostile, ModelWithoutOutputsIsAnError) {
+  const std::string model = write_relu_model("noout.onnx", {1, 4}, {}, "", false);
+  const std::string in = test::temp_dir() + "/noout_x.pb";
+  onnx_import::save_tensor_file(in, Tensor(DType::F32, {1, 4}), "x");
+  expect_clean_error(run_locus("run " + model + " --input x=" + in), "has no outputs");
+}
+
+// A fully symbolic [N,C,H,W] input: --input gives the shape (the probe said "model expects
+// [1,1,1,1]"); without a tensor, the error names the symbolic dims.
+TEST(CliHostile, SymbolicDimsComeFromTheInputFile) {
+  const std::string model = write_relu_model("sym.onnx", {0, 0, 0, 0}, {"N", "C", "H", "W"});
+  const std::string in = test::temp_dir() + "/sym_x.pb";
+  Tensor x(DType::F32, {1, 3, 8, 5});
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = float(i % 7) - 3.f;
+  onnx_import::save_tensor_file(in, x, "x");
+  const std::string out_dir = test::temp_dir() + "/sym_out";
+  auto r = run_locus("run " + model + " --input x=" + in + " --output-dir " + out_dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("float32 [1,3,8,5]"), std::string::npos) << r.out;
+  Tensor y = onnx_import::load_tensor_file(out_dir + "/output_0.pb");
+  ASSERT_EQ(y.shape, (Shape{1, 3, 8, 5}));
+  for (int64_t i = 0; i < x.numel(); ++i) EXPECT_EQ(y.data<float>()[i], std::max(0.f, x.data<float>()[i]));
+  expect_bench_error(run_locus("bench " + model + " --runs 1"), "'C' at axis 1, 'H' at axis 2, 'W' at axis 3");
+}
+
+// The output folder is checked before the inference, with one line (was: a raw filesystem error
+// after the work).
+TEST(CliHostile, OutputFolderIsCheckedFirst) {
+  const std::string model = write_relu_model("relu4.onnx", {1, 4}, {});
+  const std::string in = test::temp_dir() + "/relu4_x.pb";
+  onnx_import::save_tensor_file(in, Tensor(DType::F32, {1, 4}), "x");
+  const std::string file = write_file("not_a_folder", "x");
+  auto r = run_locus("run " + model + " --input x=" + in + " --output-dir " + file + "/sub");
+  expect_clean_error(r, "cannot create the output folder");
+  EXPECT_EQ(r.out, "");  // nothing ran
+}
+
+// An unknown LOCUS_ISA is an error like a bad LOCUS_L2 (it was silently ignored).
+TEST(CliHostile, UnknownIsaIsRefused) {
+  const std::string model = write_relu_model("relu_isa.onnx", {1, 4}, {});
+  const std::string in = test::temp_dir() + "/relu_isa_x.pb";
+  onnx_import::save_tensor_file(in, Tensor(DType::F32, {1, 4}), "x");
+  expect_clean_error(run_locus("run " + model + " --input x=" + in, "LOCUS_ISA=avx3"), "LOCUS_ISA='avx3' names no ISA");
+  EXPECT_EQ(run_locus("run " + model + " --input x=" + in, "LOCUS_ISA=generic").status, 0);
+}
+
+// Models are found in shared/models above the executable, wherever it is (an installed or copied
+// binary used to look in the source tree it was built from).
+TEST(CliModelPath, SharedModelsAboveTheExecutable) {
+  const fs::path root = fs::path(test::temp_dir()) / "moved_install";
+  fs::remove_all(root);
+  fs::create_directories(root / "bin");
+  fs::create_directories(root / "shared" / "models");
+  fs::copy_file(fs::path(LOCUS_BINARY_DIR) / "locus", root / "bin" / "locus");
+  fs::copy_file(write_relu_model("found_me.onnx", {1, 4}, {}), root / "shared" / "models" / "found_me.onnx");
+  const std::string cmd = "cd / && env -u LOCUS_MODEL_DIR " + (root / "bin" / "locus").string() + " info found_me.onnx >" +
+                          test::temp_dir() + "/mp_out.txt 2>&1";
+  EXPECT_EQ(std::system(cmd.c_str()), 0);
+  std::ifstream f(test::temp_dir() + "/mp_out.txt");
+  const std::string out(std::istreambuf_iterator<char>(f), {});
+  EXPECT_NE(out.find("Relu"), std::string::npos) << out;
+  const std::string miss = "cd / && env -u LOCUS_MODEL_DIR " + (root / "bin" / "locus").string() +
+                           " info not_there.onnx 2>" + test::temp_dir() + "/mp_err.txt";
+  EXPECT_NE(std::system(miss.c_str()), 0);
+  std::ifstream e(test::temp_dir() + "/mp_err.txt");
+  const std::string err(std::istreambuf_iterator<char>(e), {});
+  EXPECT_NE(err.find((root / "shared" / "models").string()), std::string::npos) << err;
+  EXPECT_EQ(err.find(fs::path(LOCUS_BINARY_DIR).parent_path().parent_path().string() + "/shared"), std::string::npos)
+      << "the source tree's model folder was searched: " << err;
+}

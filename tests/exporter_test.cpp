@@ -5,7 +5,9 @@
 // on-the-fly --decompose pass; the written files pass onnx.checker (python3-onnx, required); the CLI.
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -21,6 +23,7 @@
 #include "graph/passes/pass_manager.h"
 #include "importers/onnx/onnx_exporter.h"
 #include "importers/onnx/onnx_importer.h"
+#include "importers/onnx/temp_file.h"
 #include "runtime/session.h"
 #include "tests/graph_builder_util.h"
 #include "tests/test_support.h"
@@ -545,3 +548,48 @@ TEST(DecomposeCli, RunTakesDecomposeOption) {
     EXPECT_NE(r.out.find("--decompose POLICY"), std::string::npos) << cmd;
   }
 }
+
+// An interrupted write leaves no temporary file: a child process registers one, is sent each
+// signal, and must end by that signal with the file gone. Without a guard the file stays.
+namespace locus {
+namespace {
+
+TEST(ExporterTempFile, SignalRemovesTheTemporaryFile) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(test::temp_dir()) / "signal_guard";
+  fs::create_directories(dir);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    const fs::path tmp = dir / (".model.onnx.tmp-" + std::to_string(sig));
+    std::ofstream(tmp) << "partial";
+    ASSERT_TRUE(fs::exists(tmp));
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      onnx_export::TempFileGuard guard(tmp.string());
+      raise(sig);
+      _exit(0);  // not reached: the signal ends the process
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "signal " << sig;
+    EXPECT_EQ(WTERMSIG(status), sig);
+    EXPECT_FALSE(fs::exists(tmp)) << "signal " << sig << " left " << tmp;
+  }
+  // After the guard is gone the handlers are the previous ones: the file is no longer removed.
+  const fs::path kept = dir / ".kept.tmp";
+  std::ofstream(kept) << "x";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    { onnx_export::TempFileGuard guard(kept.string()); }
+    raise(SIGTERM);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFSIGNALED(status));
+  EXPECT_TRUE(fs::exists(kept));
+}
+
+}  // namespace
+}  // namespace locus

@@ -697,7 +697,8 @@ TEST(ImporterLegacy, OtherLegacyAttributes) {
   attr_int(n, "broadcast", 1);
   attr_float(n, "beta", 0.5f);
   add_output(gm, "y");
-  const Node* gemm = find_node(load(gm), "Gemm");
+  const Graph g = load(gm);  // kept alive: find_node points into it
+  const Node* gemm = find_node(g, "Gemm");
   EXPECT_FALSE(gemm->has("broadcast"));
   EXPECT_FLOAT_EQ(gemm->f("beta", 0), 0.5f);
 }

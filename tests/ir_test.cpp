@@ -2,7 +2,9 @@
 // attribute access.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <random>
 
 #include "graph/ir.h"
 
@@ -100,4 +102,75 @@ TEST(Ir, TensorIntegerAccessRejectsNonFiniteFloats) {
   EXPECT_THROW(t.get_int(1), Error);
   Tensor e = Tensor::from_i64({0}, {});
   EXPECT_EQ(e.numel(), 0);
+}
+
+// ---- the producer/consumer index ----
+
+namespace {
+int naive_producer(const Graph& g, const std::string& v) {
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (auto& o : g.nodes[i].outputs)
+      if (o == v) return int(i);
+  return -1;
+}
+std::vector<int> naive_consumers(const Graph& g, const std::string& v) {
+  std::vector<int> r;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (std::find(g.nodes[i].inputs.begin(), g.nodes[i].inputs.end(), v) != g.nodes[i].inputs.end())
+      r.push_back(int(i));
+  return r;
+}
+void expect_index_matches(const Graph& g, int nvalues, const std::string& when) {
+  for (int v = 0; v < nvalues; ++v) {
+    const std::string name = "v" + std::to_string(v);
+    ASSERT_EQ(g.producer(name), naive_producer(g, name)) << when << ": producer of " << name;
+    ASSERT_EQ(g.consumers(name), naive_consumers(g, name)) << when << ": consumers of " << name;
+  }
+}
+}  // namespace
+
+// Random graphs edited through set_input / set_output, appended to and erased from: the index
+// answers what a scan of the nodes answers after every step.
+TEST(IrUses, IndexFollowsEveryEdit) {
+  std::mt19937 rng(5);
+  const int nvalues = 40;
+  auto value = [&] { return "v" + std::to_string(rng() % nvalues); };
+  for (int trial = 0; trial < 20; ++trial) {
+    Graph g;
+    for (int i = 0; i < 30; ++i) {
+      Node n;
+      n.op = "Add";
+      n.name = "n" + std::to_string(i);
+      n.inputs = {value(), value(), rng() % 4 ? value() : ""};
+      n.outputs = {value()};
+      g.nodes.push_back(n);
+    }
+    expect_index_matches(g, nvalues, "built");
+    for (int step = 0; step < 60; ++step) {
+      const int node = int(rng() % g.nodes.size());
+      switch (rng() % 5) {
+        case 0: g.set_input(node, rng() % g.nodes[size_t(node)].inputs.size(), value()); break;
+        case 1: g.set_output(node, 0, value()); break;
+        case 2: g.set_input(node, 0, ""); break;
+        case 3: {
+          Node n = g.nodes[size_t(node)];
+          n.outputs = {value()};
+          g.nodes.push_back(n);
+          break;
+        }
+        case 4: {
+          std::vector<bool> keep(g.nodes.size(), true);
+          keep[size_t(node)] = g.nodes.size() < 5;
+          g.erase_nodes(keep);
+          break;
+        }
+      }
+      expect_index_matches(g, nvalues, "trial " + std::to_string(trial) + " step " + std::to_string(step));
+    }
+    // a copy starts without the original's index and edits to it do not leak back
+    Graph copy = g;
+    copy.set_output(0, 0, "v0");
+    expect_index_matches(copy, nvalues, "copy");
+    expect_index_matches(g, nvalues, "original after the copy's edit");
+  }
 }

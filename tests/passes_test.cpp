@@ -167,3 +167,27 @@ TEST(Passes, PipelineRejectsUnknownPassNames) {
   o.disabled_passes = {"no-such-pass"};
   EXPECT_THROW(Session::from_graph(g, o), Error);
 }
+
+// Folding stops at a total: ten foldable Adds of 2^23 elements each (under the per-node limit of
+// 2^24) fold only up to 2^26 elements in all; the rest stay nodes for the backend to run (and for
+// the memory budget to count).
+TEST(Passes, ConstantFoldingStopsAtItsTotalLimit) {
+  GraphBuilder b;
+  const int64_t n = int64_t(1) << 23;
+  b.constant("big", Tensor(DType::F32, {n}));
+  auto x = b.input("x", {1});
+  std::vector<std::string> outs;
+  for (int k = 0; k < 10; ++k) {
+    auto c = b.node("Add", {"big", b.constant("k" + std::to_string(k), Tensor::scalar_f32(float(k)))});
+    outs.push_back(b.node("Add", {c, x}));
+  }
+  Graph g = b.finish(outs);
+  EXPECT_EQ(infer_shapes_and_fold(g), 8);
+  EXPECT_EQ(count_op(g, "Add"), 10 + 2);
+  std::vector<PassRemark> remarks;
+  Graph again = b.g;
+  infer_shapes(again);
+  EXPECT_EQ(make_constant_folding_pass()->run(again, remarks), 8);
+  ASSERT_EQ(remarks.size(), 2u);
+  EXPECT_NE(remarks[0].message.find("total limit"), std::string::npos) << remarks[0].message;
+}

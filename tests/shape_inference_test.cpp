@@ -102,12 +102,31 @@ TEST(Catalogue, UnsupportedNodesNamesEveryOffender) {
   b.node("Conv", {"f"}, "g", "cv").attrs["locus.unsupported_attr"] = std::string("foo");
   b.node("Relu", {"g"}, "y", "ok2").domain = "ai.onnx";
   const std::vector<std::string> expected = {"Foo (node 'f1')", "Dropout (node 'drop')",
-                                             "Relu (node 'msft')", "MaxPool (node 'mp')",
+                                             "Relu of domain 'com.microsoft' (node 'msft')", "MaxPool (node 'mp')",
                                              "BatchNormalization (node 'bn')", "Conv (node 'cv')"};
   EXPECT_EQ(unsupported_nodes(b.g), expected);
   std::string m = message_of<Unsupported>([&] { infer_shapes(b.g); });
-  EXPECT_EQ(m, "unsupported operators: Foo (node 'f1'), Dropout (node 'drop'), Relu (node 'msft'), "
-               "MaxPool (node 'mp'), BatchNormalization (node 'bn'), Conv (node 'cv')");
+  EXPECT_EQ(m, "unsupported operators: Foo (node 'f1'); Dropout (node 'drop'); Relu of domain 'com.microsoft' "
+               "(node 'msft'); MaxPool (node 'mp'); BatchNormalization (node 'bn'); Conv (node 'cv')");
+}
+
+// Seventy unsupported nodes of two ops: each op named once, with its count and first node.
+TEST(Catalogue, UnsupportedOperatorsAreCountedOncePerOp) {
+  GraphBuilder b;
+  b.input("x", {1, 3, 4, 4});
+  std::string prev = "x";
+  for (int i = 0; i < 70; ++i) {
+    const std::string out = "v" + std::to_string(i);
+    b.node(i % 10 == 3 ? "QuantizeLinear" : "QLinearConv", {prev}, out, "node_" + std::to_string(i));
+    prev = out;
+  }
+  b.node("QLinearAdd", {prev}, "y", "add").domain = "com.microsoft";
+  EXPECT_EQ(unsupported_summary(b.g),
+            "unsupported operators: QLinearConv \u00d763, first 'node_0'; QuantizeLinear \u00d77, first 'node_3'; "
+            "QLinearAdd of domain 'com.microsoft' (node 'add')");
+  std::string m = message_of<Unsupported>([&] { infer_shapes(b.g); });
+  EXPECT_EQ(m, unsupported_summary(b.g));
+  EXPECT_EQ(m.find('\n'), std::string::npos);
 }
 
 TEST(Catalogue, SupportedGraphHasNoUnsupportedNodes) {

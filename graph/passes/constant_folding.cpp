@@ -5,7 +5,9 @@
 // Guarantees: each folded node is removed and its outputs become Graph::constants, computed by the
 //   reference kernels; a folded output that was a graph output stays one (as a constant).
 // Does not fire on: nodes whose outputs would exceed kFoldLimit elements (folding would only move
-//   work from run time to load time and grow memory), ops the reference cannot evaluate (remark).
+//   work from run time to load time and grow memory), nodes past kFoldTotalLimit elements folded in
+//   one run (so that a small model cannot make load time allocate without bound: many foldable
+//   nodes each under the per-node limit), ops the reference cannot evaluate (remark).
 // The same folding also runs during shape inference (infer_shapes_and_fold), so that nodes after
 // a shape-computing subgraph see constant shape inputs.
 #include "graph/ops.h"
@@ -16,10 +18,11 @@ namespace locus {
 namespace {
 
 constexpr int64_t kFoldLimit = int64_t(1) << 24;
+constexpr int64_t kFoldTotalLimit = int64_t(1) << 26;
 
 }  // namespace
 
-bool fold_node(const Node& n, Graph& g, std::vector<PassRemark>* remarks) {
+bool fold_node(const Node& n, Graph& g, std::vector<PassRemark>* remarks, int64_t* folded_elements) {
   const char* pass = "constant-folding";
   bool foldable = n.op == "Shape";  // its output depends only on the (static) input shape
   if (!foldable) {
@@ -34,6 +37,13 @@ bool fold_node(const Node& n, Graph& g, std::vector<PassRemark>* remarks) {
   if (out_elems > kFoldLimit) {
     if (remarks) remarks->push_back({pass, n.name, "not folded: output too large to fold at load time"});
     return false;
+  }
+  if (folded_elements) {
+    if (*folded_elements + out_elems > kFoldTotalLimit) {
+      if (remarks) remarks->push_back({pass, n.name, "not folded: the folded constants reached their total limit"});
+      return false;
+    }
+    *folded_elements += out_elems;
   }
   std::vector<Tensor> outs;
   if (n.op == "Shape") {
@@ -62,7 +72,8 @@ bool fold_node(const Node& n, Graph& g, std::vector<PassRemark>* remarks) {
 
 int infer_shapes_and_fold(Graph& g) {
   int folded = 0;
-  infer_shapes(g, [&folded](const Node& n, Graph& graph) { return fold_node(n, graph, nullptr) && ++folded; });
+  int64_t elements = 0;
+  infer_shapes(g, [&](const Node& n, Graph& graph) { return fold_node(n, graph, nullptr, &elements) && ++folded; });
   return folded;
 }
 
@@ -76,9 +87,10 @@ class ConstantFolding : public Pass {
   }
   int run(Graph& g, std::vector<PassRemark>& remarks) override {
     int changes = 0;
+    int64_t elements = 0;
     std::vector<bool> keep(g.nodes.size(), true);
     for (size_t i = 0; i < g.nodes.size(); ++i)
-      if (fold_node(g.nodes[i], g, &remarks)) {
+      if (fold_node(g.nodes[i], g, &remarks, &elements)) {
         keep[i] = false;
         ++changes;
       }

@@ -58,10 +58,10 @@ class FoldBatchNorm : public Pass {
       std::string bname = g.fresh_name(conv.name + ".bias_bnfolded");
       g.constants[bname] = std::move(nb);
       conv.inputs.resize(3);
-      conv.inputs[1] = wn;
-      conv.inputs[2] = bname;
+      g.set_input(p, 1, wn);
+      g.set_input(p, 2, bname);
       g.values.erase(conv.outputs[0]);
-      conv.outputs[0] = bn.outputs[0];
+      g.set_output(p, 0, bn.outputs[0]);
       keep[i] = false;
       ++changes;
     }

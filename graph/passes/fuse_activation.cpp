@@ -49,7 +49,7 @@ class FuseActivation : public Pass {
         conv.attrs["locus.activation"] = std::string("relu");
       }
       g.values.erase(conv.outputs[0]);
-      conv.outputs[0] = act.outputs[0];
+      g.set_output(p, 0, act.outputs[0]);
       keep[i] = false;
       ++changes;
     }

@@ -47,8 +47,9 @@ std::unique_ptr<Pass> make_fuse_inverted_residual_pass();
 std::vector<std::string> all_pass_names();
 
 // Constant folding of one node (see constant_folding.cpp): replaces its outputs by constants and
-// returns true, or returns false (with a remark if `remarks` is given).
-bool fold_node(const Node& n, Graph& g, std::vector<PassRemark>* remarks);
+// returns true, or returns false (with a remark if `remarks` is given). `folded_elements`, if given,
+// counts the elements folded so far in one run and caps their total.
+bool fold_node(const Node& n, Graph& g, std::vector<PassRemark>* remarks, int64_t* folded_elements = nullptr);
 
 // Shape inference with constant folding as it goes: what a Session runs before the passes.
 // Returns the number of nodes folded.

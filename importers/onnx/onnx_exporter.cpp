@@ -2,6 +2,7 @@
 #include "importers/onnx/onnx_exporter.h"
 
 #include <onnx/onnx_pb.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "graph/ops.h"
 #include "importers/onnx/importer_internal.h"
 #include "importers/onnx/onnx_importer.h"
+#include "importers/onnx/temp_file.h"
 
 namespace fs = std::filesystem;
 
@@ -361,8 +363,18 @@ void save_model(const Graph& g, const std::string& path, const ExportOptions& o)
               "' does not exist");
   LOCUS_CHECK(!fs::is_directory(target, ec), "cannot write model '", path, "': it is a folder");
   std::string tmp = (dir / ("." + target.filename().string() + ".tmp-XXXXXX")).string();
+  // Signals are held while the temporary file is created and its name registered, so that no
+  // interrupt falls between the two.
+  sigset_t block, old;
+  sigemptyset(&block);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaddset(&block, s);
+  ::sigprocmask(SIG_BLOCK, &block, &old);
   const int fd = mkstemp(tmp.data());
-  LOCUS_CHECK(fd >= 0, "cannot write model '", path, "': ", std::strerror(errno));
+  const int mk_errno = errno;
+  std::optional<TempFileGuard> guard;
+  if (fd >= 0) guard.emplace(tmp);  // an interrupt from here on removes the temporary file
+  ::sigprocmask(SIG_SETMASK, &old, nullptr);
+  LOCUS_CHECK(fd >= 0, "cannot write model '", path, "': ", std::strerror(mk_errno));
   auto cleanup = [&](const std::string& why) {
     ::unlink(tmp.c_str());
     fail("cannot write model '", path, "': ", why);

@@ -130,7 +130,14 @@ void add_graph_input(Graph& g, const onnx::ValueInfoProto& vi, const ImportOptio
   DType dt = input_dtype(tt.elem_type(), name);
   LOCUS_CHECK(tt.has_shape(), "graph input '", name, "' has no shape (rank unknown)");
   Shape shape;
-  for (const auto& d : tt.shape().dim()) shape.push_back(d.has_dim_value() ? d.dim_value() : opts.default_dim);
+  std::vector<std::string> symbolic;
+  bool any_symbolic = false;
+  for (const auto& d : tt.shape().dim()) {
+    shape.push_back(d.has_dim_value() ? d.dim_value() : opts.default_dim);
+    symbolic.push_back(d.has_dim_value() ? "" : d.has_dim_param() && !d.dim_param().empty() ? d.dim_param() : "?");
+    any_symbolic = any_symbolic || !d.has_dim_value();
+  }
+  if (any_symbolic) g.symbolic_dims[name] = std::move(symbolic);
   try {
     checked_numel(shape, "input");
   } catch (const Error&) {

@@ -21,7 +21,8 @@ class ModelProto;
 namespace locus::onnx_import {
 
 struct ImportOptions {
-  // Value for symbolic / unknown dimensions of graph inputs (the batch size, usually).
+  // Value for symbolic / unknown dimensions of graph inputs (the batch size, usually). Each
+  // symbolic dim is recorded in Graph::symbolic_dims; a Session takes the default only for axis 0.
   int64_t default_dim = 1;
 };
 

@@ -11,11 +11,11 @@ void activation_f32(const Activation& act, const float* x, float* y, int64_t n) 
   detail::parallel_ranges(n, n, [&](int64_t i0, int64_t i1) {
     switch (act.kind) {
       case ActKind::Relu:
-        for (int64_t i = i0; i < i1; ++i) y[i] = x[i] > 0.f ? x[i] : 0.f;
+        for (int64_t i = i0; i < i1; ++i) y[i] = relu_keep_nan(x[i]);
         break;
       case ActKind::Clip: {
         const float lo = act.lo, hi = act.hi;
-        for (int64_t i = i0; i < i1; ++i) y[i] = std::min(std::max(x[i], lo), hi);
+        for (int64_t i = i0; i < i1; ++i) y[i] = clip_keep_nan(x[i], lo, hi);
         break;
       }
       default:

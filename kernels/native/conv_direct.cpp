@@ -37,7 +37,7 @@ void f32_conv_direct_generic(int64_t npix, int64_t OC, int64_t KH, int64_t kc, c
           for (int64_t j = 0; j < wb; ++j) acc[j] += a[k] * wk[k * wb + j];
       }
       float* o = out + p * OC + o0;
-      for (int64_t j = 0; j < n; ++j) o[j] = clamp ? std::min(std::max(acc[j], ep->lo), ep->hi) : acc[j];
+      for (int64_t j = 0; j < n; ++j) o[j] = clamp ? clip_keep_nan(acc[j], ep->lo, ep->hi) : acc[j];
     }
   }
 }

@@ -44,7 +44,7 @@ __attribute__((always_inline)) inline void tile(int64_t KH, int64_t kc, const fl
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
       __m256 y = acc[r][v];
-      if (clamp) y = _mm256_min_ps(_mm256_max_ps(y, lo), hi);
+      if (clamp) y = _mm256_min_ps(hi, _mm256_max_ps(lo, y));  // NaN stays (y second)
       const int64_t lanes = n - 8 * v;
       if (lanes >= 8)
         _mm256_storeu_ps(out + r * ldo + 8 * v, y);

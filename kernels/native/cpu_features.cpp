@@ -28,6 +28,12 @@ Isa env_or_detected() {
 
 }  // namespace
 
+std::string invalid_isa_env() {
+  const char* e = std::getenv("LOCUS_ISA");
+  if (!e || std::strcmp(e, "generic") == 0 || std::strcmp(e, "avx2") == 0 || std::strcmp(e, "avx512") == 0) return "";
+  return *e ? e : "(empty)";
+}
+
 const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::Avx2: return "avx2";

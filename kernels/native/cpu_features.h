@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace locus::kernels {
 
@@ -23,6 +24,10 @@ Isa detected_isa();
 
 // The ISA kernels dispatch to right now.
 Isa active_isa();
+
+// The LOCUS_ISA value when it is set but names no ISA ("" when unset or valid): the backends refuse
+// to compile with it (one line naming the value), rather than silently using the detected ISA.
+std::string invalid_isa_env();
 
 // Force an ISA (clamped to detected_isa()); clear_isa_override() restores the default.
 void set_isa_override(Isa isa);

@@ -21,7 +21,8 @@ inline __m256i tail_mask(int64_t n) {  // lanes [0, n) set, 0 < n < 8
 struct Clamp {
   bool on;
   __m256 lo, hi;
-  __m256 operator()(__m256 v) const { return on ? _mm256_min_ps(_mm256_max_ps(v, lo), hi) : v; }
+  // v second: max/min return their second operand when either is NaN, so NaN passes through.
+  __m256 operator()(__m256 v) const { return on ? _mm256_min_ps(hi, _mm256_max_ps(lo, v)) : v; }
 };
 
 // Channels [c, c + 8 * NV). NT > 0 fixes the tap count at compile time (loop fully unrolled).

@@ -21,7 +21,8 @@ namespace {
 struct Clamp {
   bool on;
   __m512 lo, hi;
-  __m512 operator()(__m512 v) const { return on ? _mm512_min_ps(_mm512_max_ps(v, lo), hi) : v; }
+  // v second: max/min return their second operand when either is NaN, so NaN passes through.
+  __m512 operator()(__m512 v) const { return on ? _mm512_min_ps(hi, _mm512_max_ps(lo, v)) : v; }
 };
 
 // Vector v of a block of NV: the last one is masked when the block is the channel tail.
@@ -86,13 +87,17 @@ __attribute__((always_inline)) inline void block(int64_t C, int64_t c, int64_t o
           acc[0][p][v] = _mm512_fmadd_ps(ld<TAIL, NV>(x + p * step + 16 * v, v, m), wv[v], acc[0][p][v]);
     }
   }
+  // A local copy: its bounds load once into registers (with x second, see Clamp, the bounds can
+  // no longer be folded into vmaxps/vminps as memory operands, and the reference would reload them
+  // per vector).
+  const Clamp cl = clamp;
 #pragma GCC unroll 8
   for (int p = 0; p < P; ++p)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
       __m512 r = acc[0][p][v];
       if constexpr (NP == 2) r = _mm512_add_ps(r, acc[1][p][v]);
-      st<TAIL, NV>(out + p * C + c + 16 * v, v, m, clamp(r));
+      st<TAIL, NV>(out + p * C + c + 16 * v, v, m, cl(r));
     }
 }
 
@@ -163,10 +168,11 @@ __attribute__((always_inline)) inline void slide(int64_t C, int64_t c, int64_t o
       }
     }
   }
+  const Clamp cl = clamp;  // bounds in registers (see block)
 #pragma GCC unroll 8
   for (int p = 0; p < P; ++p)
 #pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) st<TAIL, NV>(out + p * C + c + 16 * v, v, m, clamp(acc[p][v]));
+    for (int v = 0; v < NV; ++v) st<TAIL, NV>(out + p * C + c + 16 * v, v, m, cl(acc[p][v]));
 }
 
 // All C channels of P pixels in the sliding form: 32-channel blocks, then one masked block of 16 or 32.

@@ -24,13 +24,13 @@ void f32_dwconv_generic(int64_t C, int64_t npix, const float* const* taps, int64
         for (int j = 0; j < kB; ++j) acc[j] += x[j] * wp[j];
       }
       if (clamp)
-        for (int j = 0; j < kB; ++j) acc[j] = std::min(std::max(acc[j], lo), hi);
+        for (int j = 0; j < kB; ++j) acc[j] = clip_keep_nan(acc[j], lo, hi);
       for (int j = 0; j < kB; ++j) out[c + j] = acc[j];
     }
     for (; c < C; ++c) {
       float acc = bias ? bias[c] : out[c];
       for (int64_t t = 0; t < ntaps; ++t) acc += taps[t][off + c] * w[t * C + c];
-      if (clamp) acc = std::min(std::max(acc, lo), hi);
+      if (clamp) acc = clip_keep_nan(acc, lo, hi);
       out[c] = acc;
     }
   }

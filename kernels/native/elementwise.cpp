@@ -22,9 +22,9 @@ void apply_act(const Activation& act, float* __restrict y, int64_t n, int64_t s)
   if (act.kind == ActKind::None) return;
   if (s == 1) {
     if (act.kind == ActKind::Relu) {
-      for (int64_t i = 0; i < n; ++i) y[i] = y[i] > 0.f ? y[i] : 0.f;
+      for (int64_t i = 0; i < n; ++i) y[i] = relu_keep_nan(y[i]);
     } else {
-      for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(y[i], act.lo), act.hi);
+      for (int64_t i = 0; i < n; ++i) y[i] = clip_keep_nan(y[i], act.lo, act.hi);
     }
   } else {
     for (int64_t i = 0; i < n; ++i) y[i * s] = act.apply(y[i * s]);

@@ -15,7 +15,8 @@
 
 namespace locus::kernels {
 
-double f32_fma_chains_avx2(int64_t iters, float a, float b);  // fp32_peak_avx2.cpp
+double f32_fma_chains_avx2(int64_t iters, float a, float b);     // fp32_peak_avx2.cpp
+double f32_fma_chains_avx512f(int64_t iters, float a, float b);  // fp32_peak_avx512f.cpp
 
 namespace {
 
@@ -98,14 +99,19 @@ std::pair<double, int> timed_run(int threads, int64_t iters) {
 
 int fp32_peak_chains() { return kChains; }
 
-// On an AVX-512 CPU this still measures the 256-bit (AVX2) FMA peak, which the AVX2 kernels run at;
-// the 512-bit peak is up to twice that (not measured: the development machine has no AVX-512).
-int fp32_peak_lanes() { return has_avx2(active_isa()) ? 8 : kGenericLanes; }
+// The vector width of the active ISA: the AVX-512 kernels are measured against the 512-bit peak,
+// the AVX2 ones against the 256-bit peak.
+int fp32_peak_lanes() {
+  const Isa isa = active_isa();
+  return isa == Isa::Avx512 ? 16 : has_avx2(isa) ? 8 : kGenericLanes;
+}
 
 int64_t fp32_peak_flops_per_iter() { return int64_t(fp32_peak_chains()) * fp32_peak_lanes() * 2; }
 
 double fp32_fma_chains(int64_t iters, float a, float b) {
-  if (has_avx2(active_isa())) return f32_fma_chains_avx2(iters, a, b);
+  const Isa isa = active_isa();
+  if (isa == Isa::Avx512) return f32_fma_chains_avx512f(iters, a, b);
+  if (has_avx2(isa)) return f32_fma_chains_avx2(iters, a, b);
   return f32_fma_chains_generic(iters, a, b);
 }
 
@@ -128,15 +134,20 @@ double measured_fp32_peak_gflops(int threads) {
 }
 
 std::string fp32_peak_method() {
-  const bool avx2 = has_avx2(active_isa());
-  return cat(avx2 ? "AVX2 FMA (f32_fma_chains_avx2): " : "generic (f32_fma_chains_generic, SSE2 mulps+addps): ",
+  const Isa isa = active_isa();
+  const bool avx512 = isa == Isa::Avx512, avx2 = has_avx2(isa);
+  return cat(avx512 ? "AVX-512 FMA (f32_fma_chains_avx512f): "
+                    : avx2 ? "AVX2 FMA (f32_fma_chains_avx2): "
+                           : "generic (f32_fma_chains_generic, SSE2 mulps+addps): ",
              "per thread ", fp32_peak_chains(), " independent chains of ",
-             avx2 ? "_mm256_fmadd_ps" : "4-lane multiply + add", ", ", fp32_peak_lanes(),
+             avx512 ? "_mm512_fmadd_ps" : avx2 ? "_mm256_fmadd_ps" : "4-lane multiply + add", ", ", fp32_peak_lanes(),
              " lanes x 2 flops each = ", fp32_peak_flops_per_iter(),
              " flops per iteration; ~", int(kRunSeconds * 1000), " ms per run, best of ", kRuns,
              " runs; GFLOP/s = threads x iterations x ", fp32_peak_flops_per_iter(),
              " / wall time",
-             avx2 ? " (ceiling: 8 lanes x 2 flops x 2 FMA pipes x clock = 32 flops/cycle/core)" : "");
+             avx512 ? " (ceiling: 16 lanes x 2 flops x 2 FMA pipes x clock = 64 flops/cycle/core; cores that run a "
+                      "512-bit FMA as two 256-bit halves, such as Zen 4, reach 32)"
+                    : avx2 ? " (ceiling: 8 lanes x 2 flops x 2 FMA pipes x clock = 32 flops/cycle/core)" : "");
 }
 
 double cpuinfo_mhz() {
@@ -155,7 +166,10 @@ double cpuinfo_mhz() {
   return 0;
 }
 
-int nominal_flops_per_cycle() { return has_avx2(active_isa()) ? 32 : 0; }
+int nominal_flops_per_cycle() {
+  const Isa isa = active_isa();
+  return isa == Isa::Avx512 ? 64 : has_avx2(isa) ? 32 : 0;
+}
 
 double nominal_fp32_peak_gflops(int threads) {
   if (threads <= 0) threads = omp_get_max_threads();

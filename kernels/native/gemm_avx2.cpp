@@ -72,7 +72,7 @@ __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restr
 #pragma GCC unroll 16
       for (int i = 0; i < R; ++i)
 #pragma GCC unroll 2
-        for (int v = 0; v < V; ++v) acc[i][v] = _mm256_min_ps(_mm256_max_ps(acc[i][v], lo), hi);
+        for (int v = 0; v < V; ++v) acc[i][v] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[i][v]));  // NaN stays
     }
   }
 #pragma GCC unroll 16

@@ -55,7 +55,7 @@ __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restr
     if (ep->clamp) {
       const __m512 lo = _mm512_set1_ps(ep->lo), hi = _mm512_set1_ps(ep->hi);
 #pragma GCC unroll 16
-      for (int i = 0; i < R; ++i) acc[i] = _mm512_min_ps(_mm512_max_ps(acc[i], lo), hi);
+      for (int i = 0; i < R; ++i) acc[i] = _mm512_min_ps(hi, _mm512_max_ps(lo, acc[i]));  // NaN stays (gemm_microkernel.h)
     }
   }
 #pragma GCC unroll 16

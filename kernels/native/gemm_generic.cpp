@@ -55,7 +55,7 @@ LOCUS_NO_LOOP_VECTORIZE inline void half_4x8(int64_t mr, int64_t kc,
     if (ep && ep->bias)
       for (int j = 0; j < kNB; ++j) r[j] += ep->bias[col + j];
     if (ep && ep->clamp)
-      for (int j = 0; j < kNB; ++j) r[j] = std::min(std::max(r[j], ep->lo), ep->hi);
+      for (int j = 0; j < kNB; ++j) r[j] = clip_keep_nan(r[j], ep->lo, ep->hi);
     for (int j = 0; j < kNB; ++j) crow[i][col + j] = r[j];
   }
 }

@@ -1,6 +1,11 @@
-// NHWC pooling: max, average (count_include_pad per the header) and global average. Each output
-// pixel reduces its valid window taps over all channels with loops the compiler vectorises;
-// parallel over (n, output row).
+// NHWC pooling: max, average (count_include_pad per the header) and global average. Max pooling
+// propagates NaN: a window holding a NaN gives NaN (IEEE 754-2019 maximum, numpy's max, PyTorch's
+// max pooling, cuDNN's NaN-propagating mode). The ONNX spec says nothing about NaN, and ONNX
+// Runtime's MLAS pooling keeps or drops a NaN depending on where it sits in the window and on the
+// code path (its reductions are std::max(m, x), which drops a NaN x, and _mm_max_ps(m, x), which
+// takes a NaN x but lets a later finite x replace it), so there is no NaN-dropping rule to follow.
+// The reference backend does the same as this. Each output pixel reduces its valid window taps
+// over all channels with loops the compiler vectorises; parallel over (n, output row).
 #include "kernels/native/pool2d_nhwc.h"
 
 #include <omp.h>
@@ -63,7 +68,8 @@ void maxpool2d_nhwc(const Pool2dShape& s, const float* in, float* out) {
           const int64_t iw = iw0 + kw * s.DW;
           if (iw < 0 || iw >= s.W) continue;
           const float* __restrict x = in + ((n * s.H + ih) * s.W + iw) * C;
-          for (int64_t c = 0; c < C; ++c) o[c] = x[c] > o[c] ? x[c] : o[c];
+          // NaN propagates: a NaN tap replaces o, and a NaN o stays (x > NaN is false).
+          for (int64_t c = 0; c < C; ++c) o[c] = x[c] > o[c] || x[c] != x[c] ? x[c] : o[c];
         }
       }
     }

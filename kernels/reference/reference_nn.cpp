@@ -68,7 +68,7 @@ void conv(const Node& n, const Inputs& in, Tensor& y) {
               }
             }
           float v = float(acc);
-          if (act == "relu") v = v > 0.f ? v : 0.f;
+          if (act == "relu") v = v < 0.f ? 0.f : v;  // max(0, v), NaN stays NaN
           else if (act == "clip") v = std::min(std::max(v, lo), hi);
           yd[((ni * OC + oc) * OH + oh) * OW + ow] = v;
         }
@@ -93,7 +93,11 @@ void max_pool(const Node& n, const Inputs& in, Tensor& y) {
           for (int64_t kw = 0; kw < g.kw; ++kw) {
             const int64_t iw = ow * g.sw - g.pl + kw * g.dw;
             if (iw < 0 || iw >= W) continue;
-            m = std::max(m, xd[(p * H + ih) * W + iw]);
+            // NaN propagates: a NaN tap gives NaN, whatever its place in the window (see
+            // kernels/native/pool2d_nhwc.cpp for why).
+            const float v = xd[(p * H + ih) * W + iw];
+            if (std::isnan(v) || std::isnan(m)) m = std::numeric_limits<float>::quiet_NaN();
+            else m = std::max(m, v);
           }
         }
         yd[(p * OH + oh) * OW + ow] = m;
@@ -164,7 +168,8 @@ void batch_norm(const Node& n, const Inputs& in, Tensor& y) {
 void relu(const Node& n, const Inputs& in, Tensor& y) {
   const float* xd = in[0]->data<float>();
   float* yd = y.data<float>();
-  for (int64_t i = 0; i < y.numel(); ++i) yd[i] = xd[i] > 0.f ? xd[i] : 0.f;
+  // max(0, x) with NaN propagating (as ONNX Runtime): relu(NaN) = NaN, relu(-inf) = 0.
+  for (int64_t i = 0; i < y.numel(); ++i) yd[i] = xd[i] < 0.f ? 0.f : xd[i];
 }
 
 void clip(const Node& n, const Inputs& in, Tensor& y) {

@@ -4,9 +4,9 @@
 // sanitizer report, a hang, a large allocation) is a bug. Outputs must have the sizes their shapes
 // say.
 //
-// Budget: the session gets SessionOptions::max_memory_bytes = 256 MiB when that option exists (it
-// then refuses bigger plans with a locus::Error); run this fuzzer with -rss_limit_mb and
-// -malloc_limit_mb as well (scripts/run-fuzzer.sh does), and -timeout for time. Graph inputs larger
+// Budget: the session gets SessionOptions::max_memory_bytes = 256 MiB (it refuses bigger plans with a
+// locus::Error before allocating); scripts/run-fuzzer.sh also runs it with -rss_limit_mb and
+// -malloc_limit_mb (a bigger allocation is then a bug: the budget missed it) and -timeout. Graph inputs larger
 // than kMaxInputElements are skipped (fuzzer policy, not an error).
 //
 // With LOCUS_FUZZ_WRITE_SEEDS=<dir> the binary writes small seed models into <dir> and exits.
@@ -32,11 +32,6 @@ using onnx::TensorProto;
 
 constexpr int64_t kMaxInputElements = int64_t{1} << 20;
 constexpr int64_t kMemoryBudget = int64_t{256} << 20;
-
-template <class O>
-void set_budget(O& o) {
-  if constexpr (requires { o.max_memory_bytes; }) o.max_memory_bytes = kMemoryBudget;
-}
 
 onnx::NodeProto* conv(ModelBuilder& b, const std::string& x, const std::string& w, const std::string& y,
                       int64_t k, int64_t group, int64_t stride) {
@@ -137,7 +132,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     o.backend = "native";
     o.threads = 1;
     o.l2_bytes = 64 * 1024;  // cache tiling on, with small tiles
-    set_budget(o);
+    o.max_memory_bytes = kMemoryBudget;  // refused with a locus::Error beyond it
     locus::Session s = locus::Session::from_graph(std::move(g), o);
     std::map<std::string, locus::Tensor> feed;
     for (const auto& name : s.input_names()) {

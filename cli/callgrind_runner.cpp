@@ -1,11 +1,15 @@
 // `locus bench --cachegrind`: runs this same program under valgrind's cache simulator for exactly
-// one inference and reads back the simulated D1 and LL misses.
+// one inference and reads back the simulated D1 and LL misses. (The option is named after what it
+// measures, cachegrind's cache simulation; the tool that runs it is callgrind, as follows.)
 //
 // valgrind 3.19's cachegrind cannot restrict counting to a region, so the simulation uses
 // callgrind with --cache-sim=yes (the same cache simulator as cachegrind) and
 // --toggle-collect=locus_measured_inference: only the inference is counted, not model loading,
 // weight packing or input generation. The cache geometry is the host's (D1 = L1d, LL = the last
 // level), read from /sys. One thread (valgrind serialises threads anyway).
+#include "cli/callgrind_runner.h"
+
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -54,19 +58,36 @@ std::string geometry(const CacheLevel& c, std::string* adjusted) {
   return g;
 }
 
-std::string shell_quote(const std::string& s) {
-  std::string r = "'";
-  for (char c : s) r += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return r + "'";
+// Runs argv (argv[0] looked up in PATH) with stdout and stderr into `log` and `env` added to the
+// environment; returns its exit status, or -1 if it could not start or ended by a signal.
+int run_process(const std::vector<std::string>& argv, const std::vector<std::string>& env, const fs::path& log) {
+  const pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd >= 0) {
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::close(fd);
+    }
+    for (const std::string& e : env) ::putenv(const_cast<char*>(e.c_str()));
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    _exit(127);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 }  // namespace
 
-std::map<std::string, double> run_under_cachegrind(const std::string& model, const std::string& backend,
-                                                   int64_t batch, int ll_level, const std::string& extra_args,
-                                                   std::string* note) {
-  LOCUS_CHECK(std::system("command -v valgrind >/dev/null 2>&1") == 0,
-              "--cachegrind needs valgrind (apt-get install valgrind)");
+std::map<std::string, double> run_under_callgrind(const std::string& model, const std::string& backend, int64_t batch,
+                                                  int ll_level, const std::vector<std::string>& extra_args,
+                                                  std::string* note) {
   MachineInfo mi = read_machine_info();
   const CacheLevel *d1 = nullptr, *ll = nullptr;
   for (auto& c : mi.caches) {
@@ -75,10 +96,11 @@ std::map<std::string, double> run_under_cachegrind(const std::string& model, con
     if (ll_level > 0 ? c.level == ll_level : (!ll || c.level > ll->level)) ll = &c;
   }
   LOCUS_CHECK(ll_level <= 0 || ll, "--ll-level ", ll_level, ": this machine has no data cache at that level");
-  std::string geo, adjusted;
+  std::vector<std::string> geo;
+  std::string adjusted;
   if (d1 && ll && d1->size_bytes > 0 && ll->size_bytes > 0)
-    geo = " --D1=" + geometry(*d1, &adjusted) + " --LL=" + geometry(*ll, &adjusted);
-  if (note) *note = geo.empty() ? "valgrind's own cache detection" : "host geometry:" + geo + adjusted;
+    geo = {"--D1=" + geometry(*d1, &adjusted), "--LL=" + geometry(*ll, &adjusted)};
+  if (note) *note = geo.empty() ? "valgrind's own cache detection" : "host geometry: " + geo[0] + " " + geo[1] + adjusted;
   char self[4096];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   LOCUS_CHECK(n > 0, "cannot locate the locus executable (/proc/self/exe)");
@@ -86,12 +108,17 @@ std::map<std::string, double> run_under_cachegrind(const std::string& model, con
   fs::path dir = fs::temp_directory_path() / ("locus_cachegrind_" + std::to_string(getpid()));
   fs::create_directories(dir);
   fs::path out = dir / "callgrind.out", log = dir / "valgrind.log";
-  std::string cmd = "OMP_NUM_THREADS=1 valgrind --tool=callgrind --cache-sim=yes --collect-atstart=no" + geo +
-                    " --toggle-collect=locus_measured_inference --callgrind-out-file=" + shell_quote(out.string()) +
-                    " " + shell_quote(self) + " bench " + shell_quote(model) + " --backend " + shell_quote(backend) +
-                    " --batch " + std::to_string(batch) + " --threads 1 --single-inference" + extra_args + " >" +
-                    shell_quote(log.string()) + " 2>&1";
-  int rc = std::system(cmd.c_str());
+  std::vector<std::string> argv = {"valgrind", "--tool=callgrind", "--cache-sim=yes", "--collect-atstart=no"};
+  argv.insert(argv.end(), geo.begin(), geo.end());
+  argv.insert(argv.end(), {"--toggle-collect=locus_measured_inference", "--callgrind-out-file=" + out.string(), self,
+                           "bench", model, "--backend", backend, "--batch", std::to_string(batch), "--threads", "1",
+                           "--single-inference"});
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  const int rc = run_process(argv, {"OMP_NUM_THREADS=1"}, log);
+  if (rc == 127) {
+    fs::remove_all(dir);
+    fail("--cachegrind needs valgrind (apt-get install valgrind)");
+  }
   std::ifstream f(out);
   std::string line, events, totals;
   while (std::getline(f, line)) {

@@ -1,6 +1,6 @@
-#include "cli/model_stats.h"
+#include "graph/cost.h"
 
-namespace locus::cli {
+namespace locus {
 
 int64_t count_parameters(const Graph& g) {
   int64_t n = 0;
@@ -48,4 +48,10 @@ int64_t node_macs(const Graph& g, const Node& n) {
   return 0;
 }
 
-}  // namespace locus::cli
+int64_t graph_macs(const Graph& g) {
+  int64_t t = 0;
+  for (const Node& n : g.nodes) t += node_macs(g, n);
+  return t;
+}
+
+}  // namespace locus

@@ -1,0 +1,19 @@
+// Counting what a graph costs: parameters and multiply-accumulates, the one MAC counter of the
+// project (locus info, locus decompose, the network benchmark's GFLOP/s).
+#pragma once
+
+#include <cstdint>
+
+#include "graph/ir.h"
+
+namespace locus {
+
+// Elements of all float constants (weights, biases, folded BatchNorm included).
+int64_t count_parameters(const Graph& g);
+// Multiply-accumulates of one node (Conv, Gemm, MatMul, FusedInvertedResidual: all its stages; 0 for
+// element-wise and data movement).
+int64_t node_macs(const Graph& g, const Node& n);
+// Sum over the nodes: the same before and after fusion.
+int64_t graph_macs(const Graph& g);
+
+}  // namespace locus

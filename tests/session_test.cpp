@@ -1,0 +1,233 @@
+// Session contract under misuse: the memory budget, symbolic input dims, models without outputs,
+// and sessions used from several threads (shared, and one per thread).
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <atomic>
+#include <thread>
+
+#include "models/builders.h"
+#include "runtime/memory_budget.h"
+#include "runtime/session.h"
+#include "tests/graph_builder_util.h"
+
+namespace locus {
+namespace {
+
+using test::GraphBuilder;
+
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// ---- memory budget ----
+
+TEST(MemoryBudget, HugeTensorIsRefusedBeforeAllocation) {
+  // The probe: a Relu over [1,1,1,2^31] (8 GiB in, 8 GiB out) from a 93-byte model. With a 1 GiB
+  // budget the session must refuse, naming the figure and the budget, without allocating (this test
+  // would take 16 GiB and minutes otherwise).
+  GraphBuilder b;
+  b.input("x", {1, 1, 1, int64_t(1) << 31});
+  Graph g = b.finish({b.node("Relu", {"x"})});
+  SessionOptions o;
+  o.max_memory_bytes = int64_t(1) << 30;
+  const std::string m = error_of([&] { Session::from_graph(g, o); });
+  EXPECT_NE(m.find("needs 32.0 GiB"), std::string::npos) << m;
+  EXPECT_NE(m.find("memory budget of 1.0 GiB"), std::string::npos) << m;
+  EXPECT_EQ(m.find('\n'), std::string::npos);
+}
+
+TEST(MemoryBudget, DefaultIsAFractionOfUsableMemory) {
+  const MemoryBudget d = MemoryBudget::resolve(0);
+  const int64_t usable = usable_memory_bytes();
+  ASSERT_GT(usable, 0) << "this machine reports no memory size";
+  EXPECT_EQ(d.limit_bytes, int64_t(double(usable) * kDefaultBudgetFraction));
+  EXPECT_EQ(MemoryBudget::resolve(12345).limit_bytes, 12345);
+  EXPECT_THROW(MemoryBudget::resolve(-1), Error);
+}
+
+// Each backend checks its own plan too: a model whose activations fit the session's estimate but
+// whose native plan (arena + packed weights) does not.
+TEST(MemoryBudget, BudgetSeparatesModelsThatFitFromThoseThatDoNot) {
+  GraphBuilder b;
+  b.input("x", {1, 16, 64, 64});  // 256 KiB
+  std::string w = b.random_constant("w", {16, 16, 1, 1}, 1);
+  std::string y = b.node("Conv", {"x", w}, {{"kernel_shape", std::vector<int64_t>{1, 1}}});
+  Graph g = b.finish({b.node("Relu", {y})});
+  SessionOptions o;
+  o.max_memory_bytes = 100 * 1024;  // below the input alone
+  for (const char* backend : {"native", "onednn", "reference"}) {
+    o.backend = backend;
+    const std::string m = error_of([&] { Session::from_graph(g, o); });
+    EXPECT_NE(m.find("memory budget of 100 KiB"), std::string::npos) << backend << ": " << m;
+  }
+  o.max_memory_bytes = 64 << 20;
+  o.backend = "native";
+  Session s = Session::from_graph(g, o);
+  EXPECT_GT(s.planned_memory_bytes(), 3 * 256 * 1024);  // input, conv output, relu output (or in place)
+  EXPECT_LE(s.planned_memory_bytes(), 64 << 20);
+}
+
+TEST(MemoryBudget, SaturatingArithmetic) {
+  const int64_t big = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(add_bytes(big - 1, 5), big);
+  EXPECT_EQ(add_bytes(2, 3), 5);
+  EXPECT_EQ(mul_bytes(int64_t(1) << 40, int64_t(1) << 40), big);
+  EXPECT_EQ(mul_bytes(0, big), 0);
+  EXPECT_EQ(mul_bytes(6, 7), 42);
+}
+
+// ---- graph inputs ----
+
+TEST(SessionInputs, SymbolicDimsNeedValues) {
+  GraphBuilder b;
+  b.input("x", {1, 1, 1, 1});  // as the importer leaves a fully symbolic [N,C,H,W]
+  Graph g = b.finish({b.node("Relu", {"x"})});
+  g.symbolic_dims["x"] = {"N", "C", "H", "W"};
+  const std::string m = error_of([&] { Session::from_graph(g); });
+  EXPECT_NE(m.find("'C' at axis 1, 'H' at axis 2, 'W' at axis 3"), std::string::npos) << m;
+  EXPECT_EQ(m.find("'N'"), std::string::npos) << "the batch axis takes --batch: " << m;
+
+  SessionOptions o;
+  o.input_shapes["x"] = {2, 3, 5, 7};
+  Session s = Session::from_graph(g, o);
+  EXPECT_EQ(s.input_info("x").shape, (Shape{2, 3, 5, 7}));
+  Tensor x = test::random_tensor({2, 3, 5, 7}, 3);
+  auto out = s.run({{"x", x}});
+  ASSERT_EQ(out[0].shape, (Shape{2, 3, 5, 7}));
+  for (int64_t i = 0; i < x.numel(); ++i) EXPECT_EQ(out[0].data<float>()[i], std::max(0.f, x.data<float>()[i]));
+
+  o.input_shapes["x"] = {2, 3, 5};
+  EXPECT_NE(error_of([&] { Session::from_graph(g, o); }).find("has rank 4"), std::string::npos);
+  o.input_shapes.clear();
+  o.input_shapes["y"] = {1};
+  EXPECT_NE(error_of([&] { Session::from_graph(g, o); }).find("no such input"), std::string::npos);
+}
+
+TEST(SessionInputs, GivenShapeMustAgreeWithFixedDims) {
+  GraphBuilder b;
+  b.input("x", {1, 3, 1, 1});
+  Graph g = b.finish({b.node("Relu", {"x"})});
+  g.symbolic_dims["x"] = {"N", "", "H", "W"};  // C is fixed at 3
+  SessionOptions o;
+  o.input_shapes["x"] = {1, 4, 8, 8};
+  EXPECT_NE(error_of([&] { Session::from_graph(g, o); }).find("fixed shape"), std::string::npos);
+  o.input_shapes["x"] = {1, 3, 8, 8};
+  EXPECT_EQ(Session::from_graph(g, o).input_info("x").shape, (Shape{1, 3, 8, 8}));
+}
+
+TEST(SessionInputs, ModelWithoutOutputsIsRefused) {
+  GraphBuilder b;
+  b.input("x", {1, 2});
+  b.node("Relu", {"x"});
+  b.g.outputs.clear();
+  EXPECT_NE(error_of([&] { Session::from_graph(b.g); }).find("has no outputs"), std::string::npos);
+}
+
+// ---- threads ----
+
+Graph small_mobilenet() {
+  models::BuildOptions bo;
+  bo.resolution = 64;
+  bo.num_classes = 16;
+  return models::build_mobilenet_v2(bo);
+}
+
+// Eight different inputs and their outputs from one thread, one at a time.
+struct Expected {
+  std::vector<Tensor> inputs, outputs;
+};
+
+Expected expected_outputs(Session& s) {
+  Expected e;
+  for (uint32_t k = 0; k < 8; ++k) {
+    e.inputs.push_back(test::random_tensor(s.input_info(s.input_names()[0]).shape, 100 + k));
+    e.outputs.push_back(s.run({{s.input_names()[0], e.inputs.back()}})[0]);
+  }
+  return e;
+}
+
+bool same(const Tensor& a, const Tensor& b) {
+  return a.shape == b.shape && a.bytes == b.bytes;  // bit-identical: same plan, same kernels
+}
+
+class SessionThreads : public ::testing::TestWithParam<const char*> {};
+
+// Four threads share one session, each running different inputs: every output must be the one the
+// same input gives when run alone (before serialisation: 178 of 200 wrong on native, a crash on
+// oneDNN).
+TEST_P(SessionThreads, SharedSessionGivesEachCallerItsOwnResult) {
+  SessionOptions o;
+  o.backend = GetParam();
+  o.threads = 1;
+  Session s = Session::from_graph(small_mobilenet(), o);
+  const Expected e = expected_outputs(s);
+  std::atomic<int> wrong{0}, done{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t)
+    ts.emplace_back([&, t] {
+      for (int r = 0; r < 12; ++r) {
+        const size_t k = size_t((t * 5 + r) % 8);
+        auto out = s.run({{s.input_names()[0], e.inputs[k]}});
+        if (!same(out[0], e.outputs[k])) ++wrong;
+        ++done;
+      }
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(done.load(), 48);
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+// One session per thread, run at the same time.
+TEST_P(SessionThreads, OneSessionPerThread) {
+  SessionOptions o;
+  o.backend = GetParam();
+  o.threads = 1;
+  Session ref = Session::from_graph(small_mobilenet(), o);
+  const Expected e = expected_outputs(ref);
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 3; ++t)
+    ts.emplace_back([&, t] {
+      Session mine = Session::from_graph(small_mobilenet(), o);
+      for (int r = 0; r < 8; ++r) {
+        const size_t k = size_t((t + r) % 8);
+        if (!same(mine.run({{mine.input_names()[0], e.inputs[k]}})[0], e.outputs[k])) ++wrong;
+      }
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+// The thread count belongs to the session: an application that changes its OpenMP thread count
+// after creating a session neither changes how the session runs (its scratch was sized for its
+// count; more threads wrote past it) nor gets its own setting changed by a run.
+TEST_P(SessionThreads, RunKeepsTheCallersOpenMpSettings) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  SessionOptions o;
+  o.backend = GetParam();
+  Session s = Session::from_graph(small_mobilenet(), o);  // threads 0: the count at creation, 1
+  EXPECT_EQ(omp_get_max_threads(), 1);
+  const Expected e = expected_outputs(s);
+  omp_set_num_threads(8);
+  EXPECT_TRUE(same(s.run({{s.input_names()[0], e.inputs[3]}})[0], e.outputs[3]));
+  EXPECT_EQ(omp_get_max_threads(), 8);
+  SessionOptions two = o;
+  two.threads = 2;
+  Session s2 = Session::from_graph(small_mobilenet(), two);
+  s2.run({{s2.input_names()[0], e.inputs[0]}});
+  EXPECT_EQ(omp_get_max_threads(), 8);
+  omp_set_num_threads(saved);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, SessionThreads, ::testing::Values("native", "native-unfused", "onednn"));
+
+}  // namespace
+}  // namespace locus
