@@ -9,10 +9,12 @@
 // -malloc_limit_mb (a bigger allocation is then a bug: the budget missed it) and -timeout. Graph inputs larger
 // than kMaxInputElements are skipped (fuzzer policy, not an error).
 //
-// With LOCUS_FUZZ_WRITE_SEEDS=<dir> the binary writes small seed models into <dir> and exits.
+// With LOCUS_FUZZ_WRITE_SEEDS=<dir> the binary writes small seed models into <dir> and exits; with
+// LOCUS_FUZZ_VERBOSE=1 it prints one line per input (ran, or the error).
 #include <onnx/onnx_pb.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <string>
@@ -32,6 +34,8 @@ using onnx::TensorProto;
 
 constexpr int64_t kMaxInputElements = int64_t{1} << 20;
 constexpr int64_t kMemoryBudget = int64_t{256} << 20;
+// LOCUS_FUZZ_VERBOSE=1: one line per input (ran / the error), to see what a corpus exercises
+const bool g_verbose = std::getenv("LOCUS_FUZZ_VERBOSE") != nullptr;
 
 onnx::NodeProto* conv(ModelBuilder& b, const std::string& x, const std::string& w, const std::string& y,
                       int64_t k, int64_t group, int64_t stride) {
@@ -143,8 +147,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto out = s.run(feed);
     for (const auto& t : out)
       if (t.bytes.size() != size_t(t.numel()) * locus::dtype_size(t.dtype)) std::abort();
-  } catch (const locus::Error&) {
+    if (g_verbose) std::fprintf(stderr, "ran: %zu outputs\n", out.size());
+  } catch (const locus::Error& e) {
     // expected for malformed, unsupported or over-budget models
+    if (g_verbose) std::fprintf(stderr, "error: %s\n", e.what());
   }
   return 0;
 }
