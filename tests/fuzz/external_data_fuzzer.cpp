@@ -5,13 +5,16 @@
 //
 //   <tmp>/model/weights.bin (256 bytes)  sub/w.bin (64)  empty.bin (0)  dir/  fifo (a FIFO)
 //   <tmp>/model/link_in -> weights.bin   link_out -> ../outside.bin   loop -> loop
-//   <tmp>/outside.bin (256 bytes, outside the model folder)
+//   <tmp>/outside.bin (256 bytes of 0xEE, outside the model folder)
+//
+// Every file inside the folder holds byte (i mod 256) at offset i, so a tensor that loads must hold
+// exactly the bytes at its offset; data from outside.bin or from a wrong offset aborts.
 //
 // Each input is converted with tensor_from_proto(proto, "<tmp>/model") and, when the selector byte
 // says so, also written as a one-initializer model to <tmp>/model/model.onnx and loaded with
 // load_model (the path `locus run MODEL` takes). Any input must either load or throw locus::Error;
 // anything else (another exception type, a crash, a sanitizer report, a hang, a read outside the
-// folder, a large allocation) is a bug. Loaded data must be the exact bytes of the file range.
+// folder, a large allocation) is a bug.
 //
 // With LOCUS_FUZZ_WRITE_SEEDS=<dir> the binary writes seed inputs into <dir> and exits.
 #include <fuzzer/FuzzedDataProvider.h>
@@ -92,8 +95,6 @@ TensorProto make_tensor(FuzzedDataProvider& p) {
   return t;
 }
 
-// Every file inside the folder holds byte (i mod 256) at offset i; outside.bin holds 0xEE only, so
-// data read from outside the folder, or from the wrong offset, shows.
 void check_loaded(const TensorProto& t, const locus::Tensor& x) {
   if (x.bytes.size() != size_t(x.numel()) * locus::dtype_size(x.dtype)) std::abort();
   if (t.data_location() != TensorProto::EXTERNAL || x.dtype == locus::DType::Bool) return;
