@@ -41,6 +41,11 @@ static const char* kUsage =
     "builtin:resnet50 are the in-code architectures with seeded random weights.\n"
     "Run 'locus <command> --help' for the options of a command.\n";
 
+bool& stop_after_options() {
+  static bool stop = false;
+  return stop;
+}
+
 static const char* kBuiltinPrefix = "builtin:";
 
 std::string resolve_model(const std::string& model, const std::string& model_dir) {

@@ -147,7 +147,6 @@ int cmd_bench(int argc, char** argv) {
   apply_memory_options(a, o);  // bad values fail before any work
   apply_decompose_options(a, o);
   apply_accel_options(a, o);
-  std::string model = resolve_model(a.positional()[0], a.get("--model-dir"));
   auto backends = split(a.get("--backend", "native"), ',');
   if (backends.empty()) throw UsageError("bench: --backend needs at least one name");
   for (auto& b : backends) make_backend(b);  // unknown names fail before any work
@@ -162,6 +161,8 @@ int cmd_bench(int argc, char** argv) {
   int64_t warmup = a.get_int("--warmup", 5, 0, 100000), runs = a.get_int("--runs", 50, 1, 1000000);
   bool profile = a.flag("--profile");
   int ll_level = int(a.get_int("--ll-level", 0, 2, 4));
+  if (stop_after_options()) return 0;
+  std::string model = resolve_model(a.positional()[0], a.get("--model-dir"));
 
   // Internal mode used by --cachegrind: one inference inside locus_measured_inference.
   if (a.flag("--single-inference")) {

@@ -185,6 +185,7 @@ int cmd_check(int argc, char** argv) {
     resolve_pointwise_tiling(bo);
   }
   bool quiet = a.flag("--quiet");
+  if (stop_after_options()) return 0;
 
   std::vector<fs::path> dirs;
   for (auto& p : a.positional()) {

@@ -133,6 +133,7 @@ int cmd_decompose(int argc, char** argv) {
     LOCUS_CHECK(fs::is_directory(dir, ec), "cannot write '", out, "': folder '", dir.string(), "' does not exist");
     LOCUS_CHECK(!fs::is_directory(p, ec), "cannot write '", out, "': it is a folder");
   }
+  if (stop_after_options()) return 0;
 
   const std::string model = resolve_model(a.positional()[0], a.get("--model-dir"));
   Graph g = load_model_graph(model, batch);

@@ -121,6 +121,25 @@ const accel::ScheduleResult* find(const std::vector<accel::ScheduleResult>& rs, 
   return nullptr;
 }
 
+// Every energy of a schedule's layers and total must be finite before anything is printed (the
+// config ranges should guarantee it; a NaN or inf in a table would look like a result): one-line
+// Error naming the schedule, the layer and the energy otherwise.
+void check_energies_finite(const accel::ScheduleResult& r, const accel::AccelConfig& cfg) {
+  auto check = [&](const accel::LayerResult& l) {
+    const std::pair<const char*, double> es[] = {
+        {"DRAM read", l.dram.e_read_pj},         {"DRAM write", l.dram.e_write_pj},
+        {"DRAM activate+precharge", l.dram.e_act_pre_pj}, {"DRAM refresh", l.dram.e_refresh_pj},
+        {"DRAM background", l.dram.e_background_pj}, {"buffer", l.e_buffer_pj},
+        {"MAC", l.e_mac_pj},                     {"total", l.e_total_pj()}};
+    for (const auto& [what, e] : es)
+      LOCUS_CHECK(std::isfinite(e), "schedule ", accel::schedule_name(r.kind), ", layer '", l.name, "': the ", what,
+                  " energy is not finite (", e, " pJ) with accelerator config '", cfg.name, "' and DRAM '",
+                  cfg.dram.name, "'; check its currents, voltage, clock and energies per event");
+  };
+  for (const auto& l : r.layers) check(l);
+  check(r.total);
+}
+
 // DRAM access energy: bursts and activate/precharge, without the time-proportional background and
 // refresh (what a model that prices only DRAM accesses compares).
 double access_pj(const accel::LayerResult& t) { return t.dram.e_read_pj + t.dram.e_write_pj + t.dram.e_act_pre_pj; }
@@ -291,6 +310,7 @@ int cmd_energy(int argc, char** argv) {
   accel::AccelConfig cfg = accel::load_accel_config(a.get("--accel", "default"));
   if (a.has("--dram")) cfg.dram = accel::dram_preset(a.get("--dram"));
   if (a.has("--buffer")) cfg.buffer_entries = buffer_option(a);
+  if (stop_after_options()) return 0;
 
   const std::string path = resolve_model(a.positional()[0], a.get("--model-dir"));
   Graph g = load_model_graph(path, batch);
@@ -320,6 +340,7 @@ int cmd_energy(int argc, char** argv) {
         accel::ScheduleOptions so;
         so.buffer_entries = sizes[i];
         row.push_back(accel::run_schedule(wl, k, cfg, so));
+        check_energies_finite(row.back(), cfg);
       }
       res.push_back(std::move(row));
     }
@@ -416,6 +437,7 @@ int cmd_energy(int argc, char** argv) {
     accel::ScheduleOptions so;
     if (trace.is_open() && k == trace_kind) so.trace = &trace;
     rs.push_back(accel::run_schedule(wl, k, cfg, so));
+    check_energies_finite(rs.back(), cfg);
   }
   if (trace.is_open()) {
     trace.flush();

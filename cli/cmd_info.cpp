@@ -115,8 +115,10 @@ int cmd_info(int argc, char** argv) {
   if (a.positional().size() != 1) throw UsageError("info: expected exactly one MODEL");
   SessionOptions so;
   apply_tiling_options(a, so);  // bad values fail before any work
+  const int64_t batch = a.get_int("--batch", 1, 1, 4096);
+  if (stop_after_options()) return 0;
   std::string path = resolve_model(a.positional()[0], a.get("--model-dir"));
-  Graph g = load_model_graph(path, a.get_int("--batch", 1, 1, 4096));
+  Graph g = load_model_graph(path, batch);
   PipelineOptions po;  // as a session of the native backend prepares it
   po.optimize = !a.flag("--no-optimize");
   po.disabled_passes = so.disabled_passes;

@@ -159,13 +159,17 @@ int cmd_run(int argc, char** argv) {
   }
   if (a.positional().empty()) throw UsageError("run: missing MODEL");
   const SessionOptions so = session_options(a);  // bad option values fail before any work
-  std::string model = resolve_model(a.positional()[0], a.get("--model-dir"));
   std::vector<std::string> images = a.all("--image");
   images.insert(images.end(), a.positional().begin() + 1, a.positional().end());
   auto inputs = a.all("--input");
   if (images.empty() && inputs.empty()) throw UsageError("run: give --image PHOTO or --input NAME=FILE.pb");
   if (!images.empty() && !inputs.empty()) throw UsageError("run: use either --image or --input, not both");
+  for (auto& spec : inputs)
+    if (auto eq = spec.find('='); eq == std::string::npos || eq == 0)
+      throw UsageError("--input expects NAME=FILE.pb, got '" + spec + "'");
   int64_t top = a.get_int("--top", 5, 1, 1000000);
+  if (stop_after_options()) return 0;
+  std::string model = resolve_model(a.positional()[0], a.get("--model-dir"));
 
   // The output folder is made (or refused) before any work, not after the inference.
   const std::string out_dir = a.get("--output-dir");

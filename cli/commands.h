@@ -23,6 +23,10 @@ int cmd_decompose(int argc, char** argv);  // cli/cmd_decompose.cpp (CP decompos
 
 class Args;
 
+// Set by the CLI fuzzer (tests/fuzz/cli_fuzzer.cpp): every command then returns 0 as soon as its
+// options are parsed and checked, before it resolves or loads a model or reads its inputs.
+bool& stop_after_options();
+
 // --l2 SIZE and --tile-order ORDER, taken by every command that builds a session (run, check,
 // bench, info): their --help lines (option names padded to `width`
 // columns), and applying them to SessionOptions. Bad values are a UsageError naming the option and

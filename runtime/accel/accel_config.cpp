@@ -7,6 +7,7 @@
 #include "runtime/accel/accel_config.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <functional>
@@ -71,6 +72,16 @@ auto with_location(const std::string& where, const json::Value& v, F&& f) -> dec
   }
 }
 
+// A JSON number as the user wrote it, as near as a double allows: whole numbers in full
+// ("1073741824"), others in the shortest round-trip form ("1e+300", "0.1"), not the 6 significant
+// digits of an ostream.
+std::string num(double d) {
+  if (d == std::floor(d) && std::fabs(d) < 1e18) return std::to_string(static_cast<int64_t>(d));
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, d);
+  return std::string(buf, r.ptr);
+}
+
 double number_field(const std::string& where, const std::string& key, const json::Value& v) {
   if (!v.is_number()) fail(at(where, v), "'", key, "' must be a number, not ", json::kind_name(v.kind));
   return v.number;
@@ -79,21 +90,27 @@ double number_field(const std::string& where, const std::string& key, const json
 int64_t integer_field(const std::string& where, const std::string& key, const json::Value& v, int64_t lo,
                       int64_t hi) {
   const double d = number_field(where, key, v);
-  if (d != std::floor(d)) fail(at(where, v), "'", key, "' must be a whole number (got ", d, ")");
+  if (d != std::floor(d)) fail(at(where, v), "'", key, "' must be a whole number (got ", num(d), ")");
   if (d < static_cast<double>(lo) || d > static_cast<double>(hi))
-    fail(at(where, v), "'", key, "' must be in ", lo, "..", hi, " (got ", d, ")");
+    fail(at(where, v), "'", key, "' must be in ", lo, "..", hi, " (got ", num(d), ")");
   return static_cast<int64_t>(d);
 }
 
-double positive_field(const std::string& where, const std::string& key, const json::Value& v) {
+// A number in (0, hi] (`unit` printed after the bounds, e.g. " mA"); in [lo, hi] if lo > 0.
+double positive_field(const std::string& where, const std::string& key, const json::Value& v, double hi,
+                      const char* unit = "", double lo = 0) {
   const double d = number_field(where, key, v);
-  if (!(d > 0)) fail(at(where, v), "'", key, "' must be > 0 (got ", d, ")");
+  if (lo > 0 && !(d >= lo && d <= hi))
+    fail(at(where, v), "'", key, "' must be in ", num(lo), "..", num(hi), unit, " (got ", num(d), ")");
+  if (!(d > 0 && d <= hi)) fail(at(where, v), "'", key, "' must be > 0 and <= ", num(hi), unit, " (got ", num(d), ")");
   return d;
 }
 
-double non_negative_field(const std::string& where, const std::string& key, const json::Value& v) {
+// A number in [0, hi].
+double non_negative_field(const std::string& where, const std::string& key, const json::Value& v, double hi,
+                          const char* unit = "") {
   const double d = number_field(where, key, v);
-  if (!(d >= 0)) fail(at(where, v), "'", key, "' must be >= 0 (got ", d, ")");
+  if (!(d >= 0 && d <= hi)) fail(at(where, v), "'", key, "' must be >= 0 and <= ", num(hi), unit, " (got ", num(d), ")");
   return d;
 }
 
@@ -122,44 +139,42 @@ void apply_dram(DramSpec& s, const json::Value& obj, const std::string& where, i
   }
   const std::string& w = where;
   std::map<std::string, Setter> fields;
-  auto int_field = [&](const char* key, int& field, int64_t lo) {
-    fields[key] = [&field, lo, &w, key](const json::Value& v) {
-      field = static_cast<int>(integer_field(w, key, v, lo, 1 << 30));
+  auto int_field = [&](const char* key, int& field, int lo, int hi) {
+    fields[key] = [&field, lo, hi, &w, key](const json::Value& v) {
+      field = static_cast<int>(integer_field(w, key, v, lo, hi));
     };
   };
-  auto i64_field = [&](const char* key, int64_t& field) {
-    fields[key] = [&field, &w, key](const json::Value& v) { field = integer_field(w, key, v, 1, int64_t{1} << 40); };
+  auto i64_field = [&](const char* key, int64_t& field, int64_t hi) {
+    fields[key] = [&field, hi, &w, key](const json::Value& v) { field = integer_field(w, key, v, 1, hi); };
   };
-  auto pos_field = [&](const char* key, double& field) {
-    fields[key] = [&field, &w, key](const json::Value& v) { field = positive_field(w, key, v); };
+  auto pos_field = [&](const char* key, double& field, double hi, const char* unit, double lo = 0) {
+    fields[key] = [&field, lo, hi, unit, &w, key](const json::Value& v) { field = positive_field(w, key, v, hi, unit, lo); };
   };
   fields["base"] = [](const json::Value&) {};
   fields["name"] = [&s, &w](const json::Value& v) { s.name = string_field(w, "name", v); };
   fields["source"] = [&s, &w](const json::Value& v) { s.source = string_field(w, "source", v); };
-  int_field("channels", s.channels, 1);
-  int_field("ranks", s.ranks, 1);
-  int_field("banks", s.banks, 1);
-  i64_field("rows", s.rows);
-  i64_field("columns", s.columns);
-  int_field("device_width_bits", s.device_width_bits, 1);
-  int_field("devices_per_rank", s.devices_per_rank, 1);
-  int_field("burst_length", s.burst_length, 1);
-  pos_field("tck_ns", s.tck_ns);
-  int_field("cl", s.cl, 1);
-  int_field("trcd", s.trcd, 1);
-  int_field("trp", s.trp, 1);
-  int_field("tras", s.tras, 1);
-  int_field("trc", s.trc, 1);
-  int_field("trfc", s.trfc, 1);
-  int_field("twr", s.twr, 0);
-  pos_field("trefi_cycles", s.trefi_cycles);
-  pos_field("idd0", s.idd0);
-  pos_field("idd2n", s.idd2n);
-  pos_field("idd3n", s.idd3n);
-  pos_field("idd4r", s.idd4r);
-  pos_field("idd4w", s.idd4w);
-  pos_field("idd5", s.idd5);
-  pos_field("vdd", s.vdd);
+  // Ranges (kDram* in accel_config.h): what DRAM datasheets allow, with headroom.
+  int_field("channels", s.channels, 1, kDramMaxChannels);
+  int_field("ranks", s.ranks, 1, kDramMaxRanks);
+  int_field("banks", s.banks, 1, kDramMaxBanks);
+  i64_field("rows", s.rows, kDramMaxRows);
+  i64_field("columns", s.columns, kDramMaxColumns);
+  int_field("device_width_bits", s.device_width_bits, 4, kDramMaxDeviceWidthBits);
+  int_field("devices_per_rank", s.devices_per_rank, 1, kDramMaxDevicesPerRank);
+  int_field("burst_length", s.burst_length, 2, kDramMaxBurstLength);
+  pos_field("tck_ns", s.tck_ns, kDramMaxTckNs, " ns", kDramMinTckNs);
+  int_field("cl", s.cl, 1, kDramMaxTimingCycles);
+  int_field("trcd", s.trcd, 1, kDramMaxTimingCycles);
+  int_field("trp", s.trp, 1, kDramMaxTimingCycles);
+  int_field("tras", s.tras, 1, kDramMaxTimingCycles);
+  int_field("trc", s.trc, 1, kDramMaxTimingCycles);
+  int_field("trfc", s.trfc, 1, kDramMaxTrfcCycles);
+  int_field("twr", s.twr, 0, kDramMaxTimingCycles);
+  pos_field("trefi_cycles", s.trefi_cycles, kDramMaxTrefiCycles, " cycles");
+  for (auto [key, field] : {std::pair{"idd0", &s.idd0}, std::pair{"idd2n", &s.idd2n}, std::pair{"idd3n", &s.idd3n},
+                            std::pair{"idd4r", &s.idd4r}, std::pair{"idd4w", &s.idd4w}, std::pair{"idd5", &s.idd5}})
+    pos_field(key, *field, kDramMaxCurrentMa, " mA");
+  pos_field("vdd", s.vdd, kDramMaxVdd, " V");
   for (const auto& [key, v] : obj.object) {
     auto it = fields.find(key);
     if (it == fields.end()) fail(at(where, v), "unknown key '", key, "' in a DRAM spec (known: ", keys_of(fields), ")");
@@ -188,10 +203,12 @@ void validate_accel(const AccelConfig& c, const std::string& where) {
   LOCUS_CHECK(c.buffer_entries > 0, where, ": 'buffer_entries' must be > 0 (got ", c.buffer_entries, ")");
   LOCUS_CHECK(c.word_bits >= 8 && c.word_bits <= 64, where, ": 'word_bits' must be in 8..64 (got ", c.word_bits, ")");
   LOCUS_CHECK(c.mac_array > 0, where, ": 'mac_array' must be > 0 (got ", c.mac_array, ")");
-  LOCUS_CHECK(c.clock_mhz > 0 && std::isfinite(c.clock_mhz), where, ": 'clock_mhz' must be > 0 (got ", c.clock_mhz, ")");
-  LOCUS_CHECK(c.e_mac_pj >= 0 && std::isfinite(c.e_mac_pj), where, ": 'e_mac_pj' must be >= 0 (got ", c.e_mac_pj, ")");
-  LOCUS_CHECK(c.e_buffer_pj >= 0 && std::isfinite(c.e_buffer_pj), where, ": 'e_buffer_pj' must be >= 0 (got ",
-              c.e_buffer_pj, ")");
+  LOCUS_CHECK(c.clock_mhz >= kAccelMinClockMhz && c.clock_mhz <= kAccelMaxClockMhz, where, ": 'clock_mhz' must be in ",
+              num(kAccelMinClockMhz), "..", num(kAccelMaxClockMhz), " (got ", num(c.clock_mhz), ")");
+  LOCUS_CHECK(c.e_mac_pj >= 0 && c.e_mac_pj <= kAccelMaxEventPj, where, ": 'e_mac_pj' must be >= 0 and <= ",
+              kAccelMaxEventPj, " (got ", c.e_mac_pj, ")");
+  LOCUS_CHECK(c.e_buffer_pj >= 0 && c.e_buffer_pj <= kAccelMaxEventPj, where, ": 'e_buffer_pj' must be >= 0 and <= ",
+              kAccelMaxEventPj, " (got ", c.e_buffer_pj, ")");
 }
 
 // Applies the members of `obj` to `c`; "base" (an accelerator preset) is applied first, else
@@ -215,7 +232,7 @@ void apply_accel(AccelConfig& c, const json::Value& obj, const std::string& wher
       c.buffer_entries = with_location(w, v, [&] { return parse_entries(v.string); });
     } else {
       const double d = number_field(w, "buffer_entries", v);
-      if (!(d > 0)) fail(at(w, v), "'buffer_entries' must be > 0 (got ", d, ")");
+      if (!(d > 0)) fail(at(w, v), "'buffer_entries' must be > 0 (got ", num(d), ")");
       c.buffer_entries = integer_field(w, "buffer_entries", v, 1, int64_t{1} << 50);
     }
   };
@@ -223,9 +240,11 @@ void apply_accel(AccelConfig& c, const json::Value& obj, const std::string& wher
   fields["mac_array"] = [&](const json::Value& v) {
     c.mac_array = static_cast<int>(integer_field(w, "mac_array", v, 1, 1 << 30));
   };
-  fields["clock_mhz"] = [&](const json::Value& v) { c.clock_mhz = positive_field(w, "clock_mhz", v); };
-  fields["e_mac_pj"] = [&](const json::Value& v) { c.e_mac_pj = non_negative_field(w, "e_mac_pj", v); };
-  fields["e_buffer_pj"] = [&](const json::Value& v) { c.e_buffer_pj = non_negative_field(w, "e_buffer_pj", v); };
+  fields["clock_mhz"] = [&](const json::Value& v) { c.clock_mhz = positive_field(w, "clock_mhz", v, kAccelMaxClockMhz, " MHz", kAccelMinClockMhz); };
+  fields["e_mac_pj"] = [&](const json::Value& v) { c.e_mac_pj = non_negative_field(w, "e_mac_pj", v, kAccelMaxEventPj, " pJ"); };
+  fields["e_buffer_pj"] = [&](const json::Value& v) {
+    c.e_buffer_pj = non_negative_field(w, "e_buffer_pj", v, kAccelMaxEventPj, " pJ");
+  };
   fields["dram"] = [&](const json::Value& v) {
     if (v.is_string()) c.dram = with_location(w, v, [&] { return dram_from_preset(v.string, depth + 1); });
     else apply_dram(c.dram, v, w, depth + 1);

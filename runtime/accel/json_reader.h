@@ -26,6 +26,15 @@ struct Value {
   std::vector<std::pair<std::string, Value>> object;  // in file order, keys unique
   int line = 0, column = 0;                           // where the value starts
 
+  // Out of line (json_reader.cpp): `object` holds pairs of Value, so the special members must not be
+  // instantiated while Value is incomplete (clang refuses that).
+  Value() = default;
+  Value(const Value&);
+  Value(Value&&) noexcept;
+  Value& operator=(const Value&);
+  Value& operator=(Value&&) noexcept;
+  ~Value();
+
   bool is_object() const { return kind == Kind::Object; }
   bool is_string() const { return kind == Kind::String; }
   bool is_number() const { return kind == Kind::Number; }

@@ -13,71 +13,17 @@
 #include <vector>
 
 #include "importers/onnx/onnx_importer.h"
+#include "tests/fuzz/fuzz_util.h"
 
 namespace {
 
+using locus_fuzz::attr;
+using locus_fuzz::ModelBuilder;
 using onnx::AttributeProto;
 using onnx::TensorProto;
 
-struct ModelBuilder {
-  onnx::ModelProto m;
-
-  explicit ModelBuilder(int64_t opset, int64_t ir = 7) {
-    m.set_ir_version(ir);
-    auto* o = m.add_opset_import();
-    o->set_domain("");
-    o->set_version(opset);
-    m.mutable_graph()->set_name("seed");
-  }
-  onnx::GraphProto& g() { return *m.mutable_graph(); }
-
-  void input(const std::string& name, std::vector<int64_t> dims, int elem = TensorProto::FLOAT) {
-    auto* tt = g().add_input();
-    tt->set_name(name);
-    auto* t = tt->mutable_type()->mutable_tensor_type();
-    t->set_elem_type(elem);
-    for (auto d : dims) {
-      if (d < 0)
-        t->mutable_shape()->add_dim()->set_dim_param("N");
-      else
-        t->mutable_shape()->add_dim()->set_dim_value(d);
-    }
-  }
-  void output(const std::string& name) { g().add_output()->set_name(name); }
-  onnx::NodeProto* node(const std::string& op, std::vector<std::string> in, std::vector<std::string> out) {
-    auto* n = g().add_node();
-    n->set_op_type(op);
-    for (auto& s : in) n->add_input(s);
-    for (auto& s : out) n->add_output(s);
-    return n;
-  }
-  TensorProto* init(const std::string& name, std::vector<int64_t> dims, int dt = TensorProto::FLOAT) {
-    auto* t = g().add_initializer();
-    t->set_name(name);
-    t->set_data_type(dt);
-    for (auto d : dims) t->add_dims(d);
-    return t;
-  }
-};
-
-AttributeProto* attr(onnx::NodeProto* n, const std::string& name, AttributeProto::AttributeType type) {
-  auto* a = n->add_attribute();
-  a->set_name(name);
-  a->set_type(type);
-  return a;
-}
-
 void write_seed(const std::string& dir, const std::string& name, const onnx::ModelProto& m) {
-  std::string bytes;
-  m.SerializeToString(&bytes);
-  std::string path = dir + "/" + name + ".onnx";
-  FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f) {
-    std::perror(path.c_str());
-    std::exit(1);
-  }
-  std::fwrite(bytes.data(), 1, bytes.size(), f);
-  std::fclose(f);
+  locus_fuzz::write_message(dir + "/" + name + ".onnx", m);
 }
 
 void write_seeds(const std::string& dir) {
