@@ -17,6 +17,7 @@
 #include "runtime/accel/dram_model.h"
 #include "runtime/accel/json_reader.h"
 #include "tests/fuzz/fuzz_util.h"
+#include "tests/fuzz/fuzz_seeds.h"
 
 namespace {
 
@@ -36,10 +37,7 @@ void write_seeds(const std::string& dir) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  if (const char* dir = std::getenv("LOCUS_FUZZ_WRITE_SEEDS")) {
-    write_seeds(dir);
-    std::exit(0);
-  }
+  locus_fuzz::write_seeds_if_asked(write_seeds);
   return 0;
 }
 

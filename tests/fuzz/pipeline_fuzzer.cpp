@@ -24,6 +24,7 @@
 #include "importers/onnx/onnx_importer.h"
 #include "runtime/session.h"
 #include "tests/fuzz/fuzz_util.h"
+#include "tests/fuzz/fuzz_seeds.h"
 
 namespace {
 
@@ -121,10 +122,7 @@ void write_seeds(const std::string& dir) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  if (const char* dir = std::getenv("LOCUS_FUZZ_WRITE_SEEDS")) {
-    write_seeds(dir);
-    std::exit(0);
-  }
+  locus_fuzz::write_seeds_if_asked(write_seeds);
   return 0;
 }
 
