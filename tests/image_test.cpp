@@ -359,28 +359,10 @@ TEST(Image, ProgressiveJpegDecodes) {
   const int w = 33, h = 17;  // not a multiple of the block size
   std::vector<uint8_t> rgb;
   for (int i = 0; i < w * h; ++i) rgb.insert(rgb.end(), {200, 40, 90});
-  jpeg_compress_struct cinfo;
-  jpeg_error_mgr err;
-  cinfo.err = jpeg_std_error(&err);
-  jpeg_create_compress(&cinfo);
-  unsigned char* buffer = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&cinfo, &buffer, &size);
-  cinfo.image_width = w;
-  cinfo.image_height = h;
-  cinfo.input_components = 3;
-  cinfo.in_color_space = JCS_RGB;
-  jpeg_set_defaults(&cinfo);
-  jpeg_simple_progression(&cinfo);
-  jpeg_start_compress(&cinfo, TRUE);
-  while (cinfo.next_scanline < cinfo.image_height) {
-    JSAMPROW row = &rgb[size_t(cinfo.next_scanline) * w * 3];
-    jpeg_write_scanlines(&cinfo, &row, 1);
-  }
-  jpeg_finish_compress(&cinfo);
-  const std::string jpeg(reinterpret_cast<char*>(buffer), size);
-  jpeg_destroy_compress(&cinfo);
-  std::free(buffer);
+  JpegOptions o;  // libjpeg's defaults (quality 75, 4:2:0), progressive scans
+  o.quality = 75;
+  o.progressive = true;
+  const std::string jpeg = test::encode_jpeg(w, h, rgb, o);
   const Image img = decode(jpeg);
   ASSERT_EQ(img.width, w);
   EXPECT_NEAR(img.at(h - 1, w - 1, 0), 200, 3);

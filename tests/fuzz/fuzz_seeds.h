@@ -16,3 +16,10 @@ inline void write_seeds_if_asked(void (*write_seeds)(const std::string& dir)) {
 }
 
 }  // namespace locus_fuzz
+
+// The whole LLVMFuzzerInitialize of a fuzzer that needs nothing else at start-up.
+#define LOCUS_FUZZ_INITIALIZE_WITH_SEEDS(write_seeds)                   \
+  extern "C" int LLVMFuzzerInitialize(int*, char***) {                  \
+    locus_fuzz::write_seeds_if_asked(write_seeds);                      \
+    return 0;                                                           \
+  }
