@@ -16,20 +16,14 @@
 #include "runtime/accel/dram_model.h"
 #include "runtime/accel/json_reader.h"
 #include "tests/test_support.h"
+#include "tests/error_util.h"
 
 namespace locus::accel {
 namespace {
 
 // Runs f, expects a locus::Error whose message is one line and contains every `parts`.
 void expect_error(const std::function<void()>& f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected one containing '" << *parts.begin() << "'";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-  }
+  test::expect_one_line_error(f, parts);
 }
 
 // {"k0000000": 0,\n "k0000001": 1,\n ...}: n keys, one per line (key i on line i + 1).

@@ -16,6 +16,7 @@
 #include "runtime/accel/dram_model.h"
 #include "runtime/accel/json_reader.h"
 #include "tests/test_support.h"
+#include "tests/error_util.h"
 
 namespace locus::accel {
 namespace {
@@ -43,14 +44,7 @@ void expect_near_rel(double got, double want) { EXPECT_NEAR(got, want, 1e-9 * st
 
 // Runs f, expects a locus::Error whose message is one line and contains every `parts`.
 void expect_error(const std::function<void()>& f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected one containing '" << *parts.begin() << "'";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-  }
+  test::expect_one_line_error(f, parts);
 }
 
 TEST(DramSpec, Ddr3PresetHasMethodNumbers) {

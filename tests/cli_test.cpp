@@ -15,6 +15,7 @@
 #include "importers/onnx/onnx_importer.h"
 #include "runtime/accel/json_reader.h"
 #include "tests/cli_util.h"
+#include "tests/onnx_util.h"
 #include "tests/test_support.h"
 
 namespace fs = std::filesystem;
@@ -43,15 +44,8 @@ std::string write_file(const std::string& name, const std::string& bytes) {
 // A one-node model: input x [dims] -> op -> y
 std::string write_model(const std::string& name, const std::vector<std::string>& ops,
                         const std::vector<int64_t>& dims) {
-  onnx::ModelProto m;
-  m.set_ir_version(7);
-  m.add_opset_import()->set_version(13);
+  onnx::ModelProto m = test::model_with_float_input("t", "x", dims);
   auto* g = m.mutable_graph();
-  g->set_name("t");
-  auto* in = g->add_input();
-  in->set_name("x");
-  in->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
-  for (auto d : dims) in->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(d);
   std::string prev = "x";
   for (size_t i = 0; i < ops.size(); ++i) {
     auto* n = g->add_node();
@@ -70,15 +64,8 @@ std::string write_model(const std::string& name, const std::vector<std::string>&
 
 // Two 1x1 convs: x [1,16,14,14] -> conv_a (24 channels, bias) -> conv_b (40 channels, stride 2).
 std::string write_pointwise_model() {
-  onnx::ModelProto m;
-  m.set_ir_version(7);
-  m.add_opset_import()->set_version(13);
+  onnx::ModelProto m = test::model_with_float_input("pw", "x", {1, 16, 14, 14});
   auto* g = m.mutable_graph();
-  g->set_name("pw");
-  auto* in = g->add_input();
-  in->set_name("x");
-  in->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
-  for (int64_t d : {1, 16, 14, 14}) in->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(d);
   std::mt19937 rng(7);
   auto init = [&](const std::string& name, std::vector<int64_t> dims) {
     auto* t = g->add_initializer();

@@ -27,6 +27,7 @@
 #include "runtime/session.h"
 #include "tests/cli_util.h"
 #include "tests/graph_builder_util.h"
+#include "tests/onnx_util.h"
 #include "tests/test_support.h"
 
 namespace fs = std::filesystem;
@@ -590,15 +591,8 @@ TEST(ExporterChecker, CheckerAcceptsValidAndRefusesInvalidFiles) {
   onnx_export::save_model(small_net(), good);
   EXPECT_NO_THROW(onnx_export::check_model_file(good));
 
-  onnx::ModelProto m;
-  m.set_ir_version(7);
-  m.add_opset_import()->set_version(13);
+  onnx::ModelProto m = test::model_with_float_input("bad", "x", {4});
   auto* g = m.mutable_graph();
-  g->set_name("bad");
-  auto* in = g->add_input();
-  in->set_name("x");
-  in->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
-  in->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(4);
   auto* n = g->add_node();
   n->set_op_type("NoSuchOp");
   n->add_input("x");

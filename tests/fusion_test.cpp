@@ -71,6 +71,18 @@ std::vector<PassRemark> remarks_of(const std::vector<PassRemark>& r, const std::
   return out;
 }
 
+// A Relu 'spy' reading `value`, its output a graph output: `value` then has a second reader.
+void add_spy(Graph& g, const std::string& value) {
+  Node r;
+  r.op = "Relu";
+  r.name = "spy";
+  r.inputs = {value};
+  r.outputs = {"spy_out"};
+  g.nodes.push_back(r);
+  g.outputs.push_back("spy_out");
+  infer_shapes(g);
+}
+
 // The refusals among a pass's remarks.
 std::vector<PassRemark> missed(const std::vector<PassRemark>& r) {
   std::vector<PassRemark> out;
@@ -644,31 +656,13 @@ TEST(FuseInvertedResidual, RefusesIntermediateReadElsewhereOrAGraphOutput) {
                                       b.g.nodes[0].outputs[0] + "' is a graph output");
 
   b = build_chain(s, 21);
-  {
-    Node r;
-    r.op = "Relu";
-    r.name = "spy";
-    r.inputs = {b.g.nodes[0].outputs[0]};
-    r.outputs = {"spy_out"};
-    b.g.nodes.push_back(r);
-    b.g.outputs.push_back("spy_out");
-    infer_shapes(b.g);
-  }
+  add_spy(b.g, b.g.nodes[0].outputs[0]);
   expect_refused(b.g, b.names[0], "its output '" + b.g.nodes[0].outputs[0] + "' is also read by 'spy'");
 
   s = Spec();
   s.project = false;  // 1x1 -> dw, the 1x1 output read by a second node
   b = build_chain(s, 22);
-  {
-    Node r;
-    r.op = "Relu";
-    r.name = "spy";
-    r.inputs = {b.g.nodes[0].outputs[0]};
-    r.outputs = {"spy_out"};
-    b.g.nodes.push_back(r);
-    b.g.outputs.push_back("spy_out");
-    infer_shapes(b.g);
-  }
+  add_spy(b.g, b.g.nodes[0].outputs[0]);
   expect_refused(b.g, b.names[0], "not fused as the expand stage of depthwise conv '" + b.names[1] +
                                       "': its output '" + b.g.nodes[0].outputs[0] + "' is also read by 'spy'");
 }

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "importers/onnx/onnx_importer.h"
+#include "tests/image_encode.h"
 #include "tests/test_support.h"
 
 namespace locus {
@@ -251,72 +252,28 @@ TEST(Image, ResizeShortSideAndCenterCrop) {
 
 // ---- encoders for the tests (libjpeg's compressor, libpng's writer) -----------------------------
 
-// A JPEG of `components` samples per pixel given as `in_space`, stored as `jpeg_space`.
+using test::encode_png;
+using test::JpegOptions;
+using test::PngSpec;
+
+// A JPEG of `components` samples per pixel given as `in_space`, stored as `jpeg_space`, without
+// chroma subsampling.
 std::string make_jpeg(int w, int h, const std::vector<uint8_t>& pixels, int components,
                       J_COLOR_SPACE in_space, J_COLOR_SPACE jpeg_space, int quality = 100) {
-  jpeg_compress_struct cinfo;
-  jpeg_error_mgr err;
-  cinfo.err = jpeg_std_error(&err);
-  jpeg_create_compress(&cinfo);
-  unsigned char* buffer = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&cinfo, &buffer, &size);
-  cinfo.image_width = JDIMENSION(w);
-  cinfo.image_height = JDIMENSION(h);
-  cinfo.input_components = components;
-  cinfo.in_color_space = in_space;
-  jpeg_set_defaults(&cinfo);
-  jpeg_set_colorspace(&cinfo, jpeg_space);
-  jpeg_set_quality(&cinfo, quality, TRUE);
-  for (int c = 0; c < cinfo.num_components; ++c)  // no chroma subsampling
-    cinfo.comp_info[c].h_samp_factor = cinfo.comp_info[c].v_samp_factor = 1;
-  jpeg_start_compress(&cinfo, TRUE);
-  while (cinfo.next_scanline < cinfo.image_height) {
-    JSAMPROW row = const_cast<uint8_t*>(&pixels[size_t(cinfo.next_scanline) * w * components]);
-    jpeg_write_scanlines(&cinfo, &row, 1);
-  }
-  jpeg_finish_compress(&cinfo);
-  std::string out(reinterpret_cast<char*>(buffer), size);
-  jpeg_destroy_compress(&cinfo);
-  std::free(buffer);
-  return out;
+  JpegOptions o;
+  o.components = components;
+  o.in_space = in_space;
+  o.stored = jpeg_space;
+  o.quality = quality;
+  o.subsample = false;
+  return test::encode_jpeg(w, h, pixels, o);
 }
 
 std::string make_rgb_jpeg(int w, int h, const std::vector<uint8_t>& rgb, int quality = 90) {
   return make_jpeg(w, h, rgb, 3, JCS_RGB, JCS_YCbCr, quality);
 }
 
-void png_append(png_structp png, png_bytep data, png_size_t n) {
-  static_cast<std::string*>(png_get_io_ptr(png))->append(reinterpret_cast<char*>(data), n);
-}
-
-struct PngSpec {
-  int w = 1, h = 1, color_type = PNG_COLOR_TYPE_RGB, bit_depth = 8;
-  bool interlaced = false;
-  std::vector<png_color> palette;
-  std::vector<uint8_t> trns;  // palette alpha
-  std::vector<uint8_t> rows;  // packed rows as PNG stores them (16-bit samples big-endian)
-};
-
-std::string make_png(const PngSpec& s) {
-  std::string out;
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  png_infop info = png_create_info_struct(png);
-  png_set_write_fn(png, &out, png_append, nullptr);
-  png_set_IHDR(png, info, png_uint_32(s.w), png_uint_32(s.h), s.bit_depth, s.color_type,
-               s.interlaced ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-               PNG_FILTER_TYPE_DEFAULT);
-  if (!s.palette.empty()) png_set_PLTE(png, info, s.palette.data(), int(s.palette.size()));
-  if (!s.trns.empty()) png_set_tRNS(png, info, s.trns.data(), int(s.trns.size()), nullptr);
-  png_write_info(png, info);
-  const size_t stride = s.rows.size() / size_t(s.h);
-  std::vector<png_bytep> rows;
-  for (int y = 0; y < s.h; ++y) rows.push_back(const_cast<uint8_t*>(&s.rows[size_t(y) * stride]));
-  png_write_image(png, rows.data());
-  png_write_end(png, nullptr);
-  png_destroy_write_struct(&png, &info);
-  return out;
-}
+std::string make_png(const PngSpec& s) { return encode_png(s); }
 
 Image decode(const std::string& bytes, const std::string& what = "test image") {
   return cli::decode_image_from_memory(bytes.data(), bytes.size(), what);
@@ -402,28 +359,10 @@ TEST(Image, ProgressiveJpegDecodes) {
   const int w = 33, h = 17;  // not a multiple of the block size
   std::vector<uint8_t> rgb;
   for (int i = 0; i < w * h; ++i) rgb.insert(rgb.end(), {200, 40, 90});
-  jpeg_compress_struct cinfo;
-  jpeg_error_mgr err;
-  cinfo.err = jpeg_std_error(&err);
-  jpeg_create_compress(&cinfo);
-  unsigned char* buffer = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&cinfo, &buffer, &size);
-  cinfo.image_width = w;
-  cinfo.image_height = h;
-  cinfo.input_components = 3;
-  cinfo.in_color_space = JCS_RGB;
-  jpeg_set_defaults(&cinfo);
-  jpeg_simple_progression(&cinfo);
-  jpeg_start_compress(&cinfo, TRUE);
-  while (cinfo.next_scanline < cinfo.image_height) {
-    JSAMPROW row = &rgb[size_t(cinfo.next_scanline) * w * 3];
-    jpeg_write_scanlines(&cinfo, &row, 1);
-  }
-  jpeg_finish_compress(&cinfo);
-  const std::string jpeg(reinterpret_cast<char*>(buffer), size);
-  jpeg_destroy_compress(&cinfo);
-  std::free(buffer);
+  JpegOptions o;  // libjpeg's defaults (quality 75, 4:2:0), progressive scans
+  o.quality = 75;
+  o.progressive = true;
+  const std::string jpeg = test::encode_jpeg(w, h, rgb, o);
   const Image img = decode(jpeg);
   ASSERT_EQ(img.width, w);
   EXPECT_NEAR(img.at(h - 1, w - 1, 0), 200, 3);

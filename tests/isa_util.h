@@ -2,6 +2,9 @@
 // AVX-512 when present). Header-only, for tests that link the native kernels.
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <string>
 #include <vector>
 
 #include "kernels/native/cpu_features.h"
@@ -14,6 +17,20 @@ inline std::vector<kernels::Isa> supported_isas() {
   if (kernels::has_avx2(kernels::detected_isa())) v.push_back(Isa::Avx2);
   if (kernels::detected_isa() == Isa::Avx512) v.push_back(Isa::Avx512);
   return v;
+}
+
+// A test fixture run once per ISA: the kernels dispatch to GetParam() for the test's duration.
+class IsaTest : public ::testing::TestWithParam<kernels::Isa> {
+ protected:
+  void SetUp() override {
+    kernels::set_isa_override(GetParam());
+    ASSERT_EQ(kernels::active_isa(), GetParam());
+  }
+  void TearDown() override { kernels::clear_isa_override(); }
+};
+
+inline std::string isa_param_name(const ::testing::TestParamInfo<kernels::Isa>& info) {
+  return kernels::isa_name(info.param);
 }
 
 }  // namespace locus::test

@@ -55,18 +55,9 @@ void expect_close(const std::vector<float>& got, const std::vector<double>& want
 
 using test::supported_isas;
 
-class IsaTest : public ::testing::TestWithParam<Isa> {
- protected:
-  void SetUp() override {
-    set_isa_override(GetParam());
-    ASSERT_EQ(active_isa(), GetParam());
-  }
-  void TearDown() override { clear_isa_override(); }
-};
+using test::IsaTest;
 
-std::string isa_param_name(const ::testing::TestParamInfo<Isa>& info) {
-  return isa_name(info.param);
-}
+using test::isa_param_name;
 
 TEST(CpuFeatures, OverrideSelectsIsa) {
   set_isa_override(Isa::Generic);

@@ -83,15 +83,8 @@ std::vector<float> with_specials(size_t n, uint32_t seed, size_t every) {
   return v;
 }
 
-class IsaTest : public ::testing::TestWithParam<Isa> {
- protected:
-  void SetUp() override {
-    set_isa_override(GetParam());
-    ASSERT_EQ(active_isa(), GetParam());
-  }
-  void TearDown() override { clear_isa_override(); }
-};
-std::string isa_param_name(const ::testing::TestParamInfo<Isa>& info) { return isa_name(info.param); }
+using test::IsaTest;
+using test::isa_param_name;
 
 // ---- GEMM epilogue ------------------------------------------------------------------------------
 

@@ -69,14 +69,7 @@ class ThreadsGuard {
   int saved_;
 };
 
-class PointwiseScanTest : public ::testing::TestWithParam<Isa> {
- protected:
-  void SetUp() override {
-    set_isa_override(GetParam());
-    ASSERT_EQ(active_isa(), GetParam());
-  }
-  void TearDown() override { clear_isa_override(); }
-};
+class PointwiseScanTest : public test::IsaTest {};
 
 TEST_P(PointwiseScanTest, RaggedShapesAllOrdersBuffersThreads) {
   struct Shape {

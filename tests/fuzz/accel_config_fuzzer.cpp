@@ -17,6 +17,7 @@
 #include "runtime/accel/dram_model.h"
 #include "runtime/accel/json_reader.h"
 #include "tests/fuzz/fuzz_util.h"
+#include "tests/fuzz/fuzz_seeds.h"
 
 namespace {
 
@@ -35,13 +36,7 @@ void write_seeds(const std::string& dir) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  if (const char* dir = std::getenv("LOCUS_FUZZ_WRITE_SEEDS")) {
-    write_seeds(dir);
-    std::exit(0);
-  }
-  return 0;
-}
+LOCUS_FUZZ_INITIALIZE_WITH_SEEDS(write_seeds)
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);

@@ -19,6 +19,7 @@
 #include "cli/commands.h"
 #include "graph/error.h"
 #include "tests/fuzz/fuzz_util.h"
+#include "tests/fuzz/fuzz_seeds.h"
 
 namespace {
 
@@ -64,10 +65,7 @@ int dispatch(int argc, char** argv) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  if (const char* dir = std::getenv("LOCUS_FUZZ_WRITE_SEEDS")) {
-    write_seeds(dir);
-    std::exit(0);
-  }
+  locus_fuzz::write_seeds_if_asked(write_seeds);
   locus::cli::stop_after_options() = true;
   const int devnull = open("/dev/null", O_WRONLY);
   if (devnull >= 0) dup2(devnull, STDOUT_FILENO);  // --help text

@@ -33,6 +33,7 @@
 #include "graph/error.h"
 #include "importers/onnx/onnx_importer.h"
 #include "tests/fuzz/fuzz_util.h"
+#include "tests/fuzz/fuzz_seeds.h"
 
 namespace {
 
@@ -148,10 +149,7 @@ void make_folder() {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  if (const char* dir = std::getenv("LOCUS_FUZZ_WRITE_SEEDS")) {
-    write_seeds(dir);
-    std::exit(0);
-  }
+  locus_fuzz::write_seeds_if_asked(write_seeds);
   make_folder();
   return 0;
 }

@@ -27,93 +27,42 @@
 #include <vector>
 
 #include "cli/image.h"
+#include "tests/fuzz/fuzz_seeds.h"
+#include "tests/image_encode.h"
 
 namespace {
 
 using locus::cli::Image;
 
 void write_seed(const std::string& dir, const std::string& name, const std::string& bytes) {
-  const std::string path = dir + "/" + name;
-  FILE* f = std::fopen(path.c_str(), "wb");
+  std::ofstream f(dir + "/" + name, std::ios::binary);
+  f << bytes;
   if (!f) {
-    std::perror(path.c_str());
+    std::perror((dir + "/" + name).c_str());
     std::exit(1);
   }
-  std::fwrite(bytes.data(), 1, bytes.size(), f);
-  std::fclose(f);
 }
 
-struct JpegOptions {
-  int components = 3;
-  J_COLOR_SPACE in_space = JCS_RGB, stored = JCS_YCbCr;
-  bool progressive = false, optimize = false, arithmetic = false, subsample = true;
-  int restart_rows = 0, quality = 75;
-};
+using locus::test::encode_jpeg;
+using locus::test::JpegOptions;
 
-// libjpeg's default error handler exits: fine for encoding known-good seeds.
-std::string encode_jpeg(int w, int h, const std::vector<uint8_t>& pixels, const JpegOptions& o) {
-  jpeg_compress_struct cinfo;
-  jpeg_error_mgr err;
-  cinfo.err = jpeg_std_error(&err);
-  jpeg_create_compress(&cinfo);
-  unsigned char* buffer = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&cinfo, &buffer, &size);
-  cinfo.image_width = JDIMENSION(w);
-  cinfo.image_height = JDIMENSION(h);
-  cinfo.input_components = o.components;
-  cinfo.in_color_space = o.in_space;
-  jpeg_set_defaults(&cinfo);
-  jpeg_set_colorspace(&cinfo, o.stored);
-  jpeg_set_quality(&cinfo, o.quality, TRUE);
-  if (!o.subsample)
-    for (int c = 0; c < cinfo.num_components; ++c)
-      cinfo.comp_info[c].h_samp_factor = cinfo.comp_info[c].v_samp_factor = 1;
-  if (o.progressive) jpeg_simple_progression(&cinfo);
-  cinfo.optimize_coding = o.optimize ? TRUE : FALSE;
-  cinfo.arith_code = o.arithmetic ? TRUE : FALSE;
-  cinfo.restart_in_rows = o.restart_rows;
-  jpeg_start_compress(&cinfo, TRUE);
-  while (cinfo.next_scanline < cinfo.image_height) {
-    JSAMPROW row = const_cast<uint8_t*>(&pixels[size_t(cinfo.next_scanline) * w * o.components]);
-    jpeg_write_scanlines(&cinfo, &row, 1);
-  }
-  jpeg_finish_compress(&cinfo);
-  std::string out(reinterpret_cast<char*>(buffer), size);
-  jpeg_destroy_compress(&cinfo);
-  std::free(buffer);
-  return out;
-}
-
-void png_append(png_structp png, png_bytep data, png_size_t n) {
-  static_cast<std::string*>(png_get_io_ptr(png))->append(reinterpret_cast<char*>(data), n);
-}
-
+// A seed PNG: palette images get a 16-colour palette with a tRNS chunk, 8-bit RGB a gAMA chunk.
 std::string encode_png(int w, int h, int color_type, int bit_depth, bool interlaced,
                        const std::vector<uint8_t>& rows) {
-  std::string out;
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  png_infop info = png_create_info_struct(png);
-  png_set_write_fn(png, &out, png_append, nullptr);
-  png_set_IHDR(png, info, png_uint_32(w), png_uint_32(h), bit_depth, color_type,
-               interlaced ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-               PNG_FILTER_TYPE_DEFAULT);
+  locus::test::PngSpec s;
+  s.w = w;
+  s.h = h;
+  s.color_type = color_type;
+  s.bit_depth = bit_depth;
+  s.interlaced = interlaced;
+  s.rows = rows;
   if (color_type == PNG_COLOR_TYPE_PALETTE) {
-    png_color palette[16];
-    for (int i = 0; i < 16; ++i) palette[i] = {uint8_t(i * 16), uint8_t(255 - i * 16), uint8_t(i * 7)};
-    png_set_PLTE(png, info, palette, 1 << std::min(bit_depth, 4));
-    png_byte trns[2] = {0, 128};
-    png_set_tRNS(png, info, trns, 2, nullptr);
+    for (int i = 0; i < (1 << std::min(bit_depth, 4)); ++i)
+      s.palette.push_back({uint8_t(i * 16), uint8_t(255 - i * 16), uint8_t(i * 7)});
+    s.trns = {0, 128};
   }
-  if (color_type == PNG_COLOR_TYPE_RGB && bit_depth == 8) png_set_gAMA(png, info, 1.0);
-  png_write_info(png, info);
-  const size_t stride = rows.size() / size_t(h);
-  std::vector<png_bytep> ptrs;
-  for (int y = 0; y < h; ++y) ptrs.push_back(const_cast<uint8_t*>(&rows[size_t(y) * stride]));
-  png_write_image(png, ptrs.data());
-  png_write_end(png, nullptr);
-  png_destroy_write_struct(&png, &info);
-  return out;
+  if (color_type == PNG_COLOR_TYPE_RGB && bit_depth == 8) s.gamma = 1.0;
+  return locus::test::encode_png(s);
 }
 
 std::vector<uint8_t> pattern(size_t n) {
@@ -212,13 +161,7 @@ void write_seeds(const std::string& dir) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  if (const char* dir = std::getenv("LOCUS_FUZZ_WRITE_SEEDS")) {
-    write_seeds(dir);
-    std::exit(0);
-  }
-  return 0;
-}
+LOCUS_FUZZ_INITIALIZE_WITH_SEEDS(write_seeds)
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Image img;

@@ -24,6 +24,7 @@
 #include "importers/onnx/onnx_importer.h"
 #include "runtime/session.h"
 #include "tests/fuzz/fuzz_util.h"
+#include "tests/fuzz/fuzz_seeds.h"
 
 namespace {
 
@@ -120,13 +121,7 @@ void write_seeds(const std::string& dir) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  if (const char* dir = std::getenv("LOCUS_FUZZ_WRITE_SEEDS")) {
-    write_seeds(dir);
-    std::exit(0);
-  }
-  return 0;
-}
+LOCUS_FUZZ_INITIALIZE_WITH_SEEDS(write_seeds)
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {

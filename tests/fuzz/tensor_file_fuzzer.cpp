@@ -19,6 +19,7 @@
 #include "graph/error.h"
 #include "importers/onnx/onnx_importer.h"
 #include "tests/fuzz/fuzz_util.h"
+#include "tests/fuzz/fuzz_seeds.h"
 
 namespace {
 
@@ -105,10 +106,7 @@ void write_seeds(const std::string& dir) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  if (const char* dir = std::getenv("LOCUS_FUZZ_WRITE_SEEDS")) {
-    write_seeds(dir);
-    std::exit(0);
-  }
+  locus_fuzz::write_seeds_if_asked(write_seeds);
   char tmpl[] = "/tmp/locus-tensor-fuzz-XXXXXX";
   if (!mkdtemp(tmpl)) {
     std::perror("mkdtemp");
