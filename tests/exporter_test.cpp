@@ -118,11 +118,7 @@ std::string attr_text(const Attr& a) {
 std::string structure(const Graph& g) {
   std::ostringstream s;
   for (const Node& n : g.nodes) {
-    s << n.domain << ":" << n.op << " '" << n.name << "' (";
-    for (auto& i : n.inputs) s << i << ",";
-    s << ") -> (";
-    for (auto& o : n.outputs) s << o << ",";
-    s << ")";
+    s << test::node_signature(n);
     for (auto& [k, v] : n.attrs) s << " " << k << "=" << attr_text(v);
     s << "\n";
   }

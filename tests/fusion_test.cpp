@@ -41,11 +41,7 @@ std::vector<Tensor> run_reference(Graph g, const std::map<std::string, Tensor>& 
 std::string dump(const Graph& g) {
   std::ostringstream s;
   for (const Node& n : g.nodes) {
-    s << n.domain << ":" << n.op << " '" << n.name << "' (";
-    for (auto& i : n.inputs) s << i << ",";
-    s << ") -> (";
-    for (auto& o : n.outputs) s << o << ",";
-    s << ") {";
+    s << test::node_signature(n) << " {";
     for (auto& [k, v] : n.attrs) s << k << ",";
     s << "}\n";
   }

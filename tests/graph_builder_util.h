@@ -48,6 +48,15 @@ struct GraphBuilder {
   }
 };
 
+// One node as text without its attributes: "domain:op 'name' (in,in,) -> (out,)".
+inline std::string node_signature(const Node& n) {
+  std::string s = n.domain + ":" + n.op + " '" + n.name + "' (";
+  for (auto& i : n.inputs) s += i + ",";
+  s += ") -> (";
+  for (auto& o : n.outputs) s += o + ",";
+  return s + ")";
+}
+
 inline Tensor random_tensor(Shape s, uint32_t seed, float lo = -1.f, float hi = 1.f) {
   int64_t n = 1;
   for (auto d : s) n *= d;
