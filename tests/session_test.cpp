@@ -157,16 +157,22 @@ bool same(const Tensor& a, const Tensor& b) {
   return a.shape == b.shape && a.bytes == b.bytes;  // bit-identical: same plan, same kernels
 }
 
-class SessionThreads : public ::testing::TestWithParam<const char*> {};
+class SessionThreads : public ::testing::TestWithParam<const char*> {
+ protected:
+  // A session of the backend under test on one OpenMP thread, and its outputs run one at a time.
+  SessionOptions one_thread() const {
+    SessionOptions o;
+    o.backend = GetParam();
+    o.threads = 1;
+    return o;
+  }
+};
 
 // Four threads share one session, each running different inputs: every output must be the one the
 // same input gives when run alone (before serialisation: 178 of 200 wrong on native, a crash on
 // oneDNN).
 TEST_P(SessionThreads, SharedSessionGivesEachCallerItsOwnResult) {
-  SessionOptions o;
-  o.backend = GetParam();
-  o.threads = 1;
-  Session s = Session::from_graph(small_mobilenet(), o);
+  Session s = Session::from_graph(small_mobilenet(), one_thread());
   const Expected e = expected_outputs(s);
   std::atomic<int> wrong{0}, done{0};
   std::vector<std::thread> ts;
@@ -186,9 +192,7 @@ TEST_P(SessionThreads, SharedSessionGivesEachCallerItsOwnResult) {
 
 // One session per thread, run at the same time.
 TEST_P(SessionThreads, OneSessionPerThread) {
-  SessionOptions o;
-  o.backend = GetParam();
-  o.threads = 1;
+  const SessionOptions o = one_thread();
   Session ref = Session::from_graph(small_mobilenet(), o);
   const Expected e = expected_outputs(ref);
   std::atomic<int> wrong{0};
