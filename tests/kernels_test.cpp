@@ -214,10 +214,10 @@ Conv2dShape conv_shape(int64_t N, int64_t H, int64_t W, int64_t C, int64_t OC, i
   return s;
 }
 
-// Packs with a tiling buffer of l2_entries (0: none), checks that only G = 1 unpadded 1x1 convs,
+// Packs with a tiling buffer of buffer_entries (0: none), checks that only G = 1 unpadded 1x1 convs,
 // strided or not, get a plan, and returns whether this one did.
 bool run_conv_case(const Conv2dShape& s, const Activation& act, ConvPath want_path,
-                   const std::string& what, uint32_t seed, int64_t l2_entries = 0,
+                   const std::string& what, uint32_t seed, int64_t buffer_entries = 0,
                    schedule::TileOrder order = schedule::TileOrder::Scan, int threads = 2) {
   const int64_t cg = s.C / s.G, ocg = s.OC / s.G;
   const auto in = random_floats(s.N * s.H * s.W * s.C, seed);
@@ -247,12 +247,12 @@ bool run_conv_case(const Conv2dShape& s, const Activation& act, ConvPath want_pa
           scale[o] = sa;
         }
 
-  const PackedConv2d p = pack_conv2d(s, w.data(), bias.data(), act, l2_entries, order, threads);
+  const PackedConv2d p = pack_conv2d(s, w.data(), bias.data(), act, buffer_entries, order, threads);
   EXPECT_EQ(int(p.path), int(want_path)) << what;
   const bool unpadded_1x1 = s.KH == 1 && s.KW == 1 && !(s.PT || s.PL || s.PB || s.PR);
   const bool strided = s.SH != 1 || s.SW != 1;
   if (p.scan) {
-    EXPECT_TRUE(l2_entries > 0 && unpadded_1x1 && s.G == 1) << what;
+    EXPECT_TRUE(buffer_entries > 0 && unpadded_1x1 && s.G == 1) << what;
     EXPECT_EQ(p.scan->plan.shape.M, s.N * s.OH * s.OW) << what;
     EXPECT_EQ(conv2d_scratch_floats(p), strided ? s.N * s.OH * s.OW * s.C : 0) << what;
   }

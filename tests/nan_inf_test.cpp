@@ -196,17 +196,17 @@ void naive_conv(const Conv2dShape& s, const std::vector<double>& in, const std::
         }
 }
 
-// l2_entries > 0: a 1x1 conv runs tiled (pointwise_scan) instead of through gemm_f32.
+// buffer_entries > 0: a 1x1 conv runs tiled (pointwise_scan) instead of through gemm_f32.
 void run_conv_case(const Conv2dShape& s, const Activation& act, ConvPath want_path, size_t every, uint32_t seed,
-                   const std::string& what, Seen& seen, int64_t l2_entries = 0) {
+                   const std::string& what, Seen& seen, int64_t buffer_entries = 0) {
   const std::vector<float> in = with_specials(s.N * s.H * s.W * s.C, seed, every);
   const std::vector<float> w = test::random_floats(s.OC * (s.C / s.G) * s.KH * s.KW, seed + 1);
   const std::vector<float> bias = test::random_floats(s.OC, seed + 2);
   std::vector<double> want, pre, scale;
   naive_conv(s, std::vector<double>(in.begin(), in.end()), w, bias, act, want, pre, scale);
-  const PackedConv2d p = pack_conv2d(s, w.data(), bias.data(), act, l2_entries);
+  const PackedConv2d p = pack_conv2d(s, w.data(), bias.data(), act, buffer_entries);
   ASSERT_EQ(int(p.path), int(want_path)) << what;
-  ASSERT_EQ(p.scan != nullptr, l2_entries > 0) << what;
+  ASSERT_EQ(p.scan != nullptr, buffer_entries > 0) << what;
   std::vector<float> scratch(conv2d_scratch_floats(p) + 1);
   std::vector<float> out(want.size(), -777.f);
   conv2d_nhwc(p, in.data(), out.data(), scratch.data());

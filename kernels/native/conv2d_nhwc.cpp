@@ -103,8 +103,8 @@ void conv_1x1(const PackedConv2d& p, const float* in, float* out, float* scratch
 void conv_depthwise(const PackedConv2d& p, const float* in, float* out) {
   const Conv2dShape& s = p.s;
   const DwConvMicroKernel ukernel = dwconv_microkernel_for(active_isa());
-  const GemmEpilogue act_ep = epilogue_for(p.act);
-  const GemmEpilogue* ep = act_ep.clamp ? &act_ep : nullptr;
+  const Epilogue act_ep = epilogue_for(p.act);
+  const Epilogue* ep = act_ep.clamp ? &act_ep : nullptr;
   const DwInterior interior = dw_interior(s);
   parallel_rows(p, s.N * s.OH, [&](int64_t r) {
     const int64_t n = r / s.OH, oh = r % s.OH;
@@ -125,8 +125,8 @@ void conv_direct(const PackedConv2d& p, const float* in, float* out) {
   const Conv2dShape& s = p.s;
   // AVX-512 runs the AVX2 kernel too (faster on Zen 4, see conv_direct.h).
   const ConvDirectMicroKernel ukernel = has_avx2(active_isa()) ? f32_conv_direct_avx2 : f32_conv_direct_generic;
-  const GemmEpilogue act_ep = epilogue_for(p.act);
-  const GemmEpilogue* ep = act_ep.clamp ? &act_ep : nullptr;
+  const Epilogue act_ep = epilogue_for(p.act);
+  const Epilogue* ep = act_ep.clamp ? &act_ep : nullptr;
   const DwInterior interior = dw_interior(s);  // output columns whose taps all lie inside the input
   const int64_t kc = s.KW * s.C, step = s.SW * s.C;
   parallel_rows(p, s.N * s.OH, [&](int64_t r) {
@@ -234,8 +234,8 @@ void conv_im2col(const PackedConv2d& p, const float* in, float* out, float* scra
 }  // namespace
 
 PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float* bias,
-                         const Activation& act, int64_t l2_entries, schedule::TileOrder order, int threads) {
-  LOCUS_CHECK(l2_entries >= 0, "conv2d: negative buffer size ", l2_entries);
+                         const Activation& act, int64_t buffer_entries, schedule::TileOrder order, int threads) {
+  LOCUS_CHECK(buffer_entries >= 0, "conv2d: negative buffer size ", buffer_entries);
   LOCUS_CHECK(s.N >= 1 && s.H >= 1 && s.W >= 1 && s.C >= 1 && s.OC >= 1, "conv2d: bad shape");
   LOCUS_CHECK(s.KH >= 1 && s.KW >= 1 && s.SH >= 1 && s.SW >= 1 && s.DH >= 1 && s.DW >= 1,
               "conv2d: bad kernel, stride or dilation");
@@ -297,10 +297,10 @@ PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float*
     // column slice of the input, and the plan/kernel pair has no notion of groups yet.
     // When the planner finds no tile for this buffer (it throws), no plan: gemm_f32 then.
     const bool plannable = p.path == ConvPath::Pointwise || (is_direct_1x1(s) && s.G == 1);
-    if (plannable && l2_entries > 0) {
+    if (plannable && buffer_entries > 0) {
       try {
         p.scan = std::make_shared<const PointwiseScan>(
-            pack_pointwise_scan(s.N * s.OH * s.OW, kg, ocg, b.data(), ocg, l2_entries, order, p.threads));
+            pack_pointwise_scan(s.N * s.OH * s.OW, kg, ocg, b.data(), ocg, buffer_entries, order, p.threads));
         continue;
       } catch (const Error&) {
         // no tile fits: fall through to the plain GEMM

@@ -38,7 +38,7 @@ struct PackedConv2d {
   std::vector<float> bias;          // OC entries (zeros if the model had none)
   std::vector<float> dw_weights;    // depthwise: [KH*KW][C]
   std::vector<PackedB> group_b;     // pointwise / general: one packed B per group (empty if scan)
-  // Pointwise, or unpadded strided 1x1 with G = 1, with a cache plan (pack_conv2d got l2_entries > 0):
+  // Pointwise, or unpadded strided 1x1 with G = 1, with a cache plan (pack_conv2d got buffer_entries > 0):
   // B packed per N strip of the plan, run by pointwise_scan_f32 in the plan's tile order (M =
   // N*OH*OW) instead of gemm_f32. Strided convs gather their pixels into scratch first.
   std::shared_ptr<const PointwiseScan> scan;
@@ -47,13 +47,13 @@ struct PackedConv2d {
   std::vector<float> direct_bias;   // direct: bias padded with zeros to a multiple of 16
 };
 
-// l2_entries: the on-chip buffer S (in floats) for the pointwise path's tiling planner, safety
+// buffer_entries: the on-chip buffer S (in floats) for the pointwise path's tiling planner, safety
 // fraction already applied by the caller; 0 keeps the plain gemm_f32 over all pixels. `order` is
-// the order family the planner may choose from. Planned (p.scan set when l2_entries > 0): every
-// unpadded 1x1 conv with G = 1, strided or not, unless the planner finds no tile for l2_entries
+// the order family the planner may choose from. Planned (p.scan set when buffer_entries > 0): every
+// unpadded 1x1 conv with G = 1, strided or not, unless the planner finds no tile for buffer_entries
 // (then plain gemm_f32, p.scan null); grouped 1x1 convs keep one gemm_f32 per group.
 PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float* bias,
-                         const Activation& act, int64_t l2_entries = 0,
+                         const Activation& act, int64_t buffer_entries = 0,
                          schedule::TileOrder order = schedule::TileOrder::Scan, int threads = 1);
 
 // Scratch (in floats) that conv2d_nhwc needs for this conv; the caller provides it. conv2d_nhwc

@@ -21,7 +21,7 @@ std::vector<float> pack_conv_direct(int64_t OC, int64_t C, int64_t KH, int64_t K
 }
 
 void f32_conv_direct_generic(int64_t npix, int64_t OC, int64_t KH, int64_t kc, const float* const* rows,
-                             int64_t step, const float* w, const float* bias, float* out, const GemmEpilogue* ep) {
+                             int64_t step, const float* w, const float* bias, float* out, const Epilogue* ep) {
   const bool clamp = ep && ep->clamp;
   for (int64_t o0 = 0; o0 < OC; o0 += kConvDirectBlock) {
     const int64_t wb = std::min(kConvDirectBlock, conv_direct_padded_oc(OC - o0));

@@ -25,18 +25,18 @@ inline constexpr int64_t kConvDirectBlock = 32;   // output channels per packed 
 
 using ConvDirectMicroKernel = void (*)(int64_t npix, int64_t OC, int64_t KH, int64_t kc,
                                        const float* const* rows, int64_t step, const float* w,
-                                       const float* bias, float* out, const GemmEpilogue* ep);
+                                       const float* bias, float* out, const Epilogue* ep);
 
 // AVX2 + FMA: 3 pixels x 32 channels (6 x 16 for a 16-wide block) in 12 ymm accumulators. Also
 // the kernel under Isa::Avx512: on Zen 4 (512-bit FMAs double-pumped, same FLOP peak) an AVX-512F
 // version (8 pixels x 2 zmm, masked stores) measured 4% slower on the 224x224 RGB stem (215 vs
 // 206 us), 12 pixels x 2 zmm slower still (GCC spilled a weight vector).
 void f32_conv_direct_avx2(int64_t npix, int64_t OC, int64_t KH, int64_t kc, const float* const* rows,
-                          int64_t step, const float* w, const float* bias, float* out, const GemmEpilogue* ep);
+                          int64_t step, const float* w, const float* bias, float* out, const Epilogue* ep);
 
 // Portable C++.
 void f32_conv_direct_generic(int64_t npix, int64_t OC, int64_t KH, int64_t kc, const float* const* rows,
-                             int64_t step, const float* w, const float* bias, float* out, const GemmEpilogue* ep);
+                             int64_t step, const float* w, const float* bias, float* out, const Epilogue* ep);
 
 // Packs ONNX weights [OC][C][KH][KW] into the block layout above (ceil(OC / 32) * 32 * KH * KW * C floats).
 std::vector<float> pack_conv_direct(int64_t OC, int64_t C, int64_t KH, int64_t KW, const float* w_oihw);

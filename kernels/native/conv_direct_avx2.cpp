@@ -64,7 +64,7 @@ void block(int64_t npix, int64_t OC, int64_t KH, int64_t kc, const float* const*
 }  // namespace
 
 void f32_conv_direct_avx2(int64_t npix, int64_t OC, int64_t KH, int64_t kc, const float* const* rows,
-                          int64_t step, const float* w, const float* bias, float* out, const GemmEpilogue* ep) {
+                          int64_t step, const float* w, const float* bias, float* out, const Epilogue* ep) {
   const bool clamp = ep && ep->clamp;
   const __m256 lo = _mm256_set1_ps(clamp ? ep->lo : 0.f), hi = _mm256_set1_ps(clamp ? ep->hi : 0.f);
   for (int64_t o0 = 0; o0 < OC; o0 += kConvDirectBlock) {

@@ -32,7 +32,7 @@ inline DwInterior dw_interior(const Conv2dShape& s) {
 template <class RowOf>
 inline void depthwise_row(const Conv2dShape& s, const DwInterior& in, int64_t C, int64_t ps, DwConvMicroKernel uk,
                           const RowOf& row_of, int64_t oh, const float* zeros, const float* w, const float* bias,
-                          const GemmEpilogue* ep, float* out) {
+                          const Epilogue* ep, float* out) {
   const int64_t ntaps = s.KH * s.KW;
   // npix pixels from output column ow0. Taps of rows outside the input point into the zero row at
   // the same column, so they advance with the pixel like real ones; with `check`, columns outside

@@ -118,7 +118,7 @@ inline void block_px(int64_t C, int64_t c, int64_t off, int64_t step, const floa
 
 template <int NT>
 void dwconv(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, int64_t step,
-            const float* w, const float* bias, float* out, const GemmEpilogue* ep) {
+            const float* w, const float* bias, float* out, const Epilogue* ep) {
   const Clamp clamp{ep && ep->clamp, _mm256_set1_ps(ep ? ep->lo : 0.f),
                     _mm256_set1_ps(ep ? ep->hi : 0.f)};
   constexpr int64_t P = 4;
@@ -146,7 +146,7 @@ void dwconv(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, in
 
 void f32_dwconv_avx2(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps,
                      int64_t step, const float* w, const float* bias, float* out,
-                     const GemmEpilogue* ep) {
+                     const Epilogue* ep) {
   switch (ntaps) {
     case 9: return dwconv<9>(C, npix, taps, ntaps, step, w, bias, out, ep);
     case 25: return dwconv<25>(C, npix, taps, ntaps, step, w, bias, out, ep);

@@ -216,7 +216,7 @@ int sliding_stride(const float* const* taps, int64_t ntaps, int64_t step, int64_
 
 template <int NT>
 void dwconv(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, int64_t step, const float* w,
-            const float* bias, float* out, const GemmEpilogue* ep) {
+            const float* bias, float* out, const Epilogue* ep) {
   if (C <= 0 || npix <= 0) return;
   const Clamp clamp{ep && ep->clamp, _mm512_set1_ps(ep ? ep->lo : 0.f), _mm512_set1_ps(ep ? ep->hi : 0.f)};
   if constexpr (NT == 9) {
@@ -235,7 +235,7 @@ void dwconv(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, in
 }  // namespace
 
 void f32_dwconv_avx512f(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, int64_t step,
-                        const float* w, const float* bias, float* out, const GemmEpilogue* ep) {
+                        const float* w, const float* bias, float* out, const Epilogue* ep) {
   switch (ntaps) {
     case 9: return dwconv<9>(C, npix, taps, ntaps, step, w, bias, out, ep);
     case 25: return dwconv<25>(C, npix, taps, ntaps, step, w, bias, out, ep);

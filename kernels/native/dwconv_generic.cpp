@@ -8,7 +8,7 @@ namespace locus::kernels {
 
 void f32_dwconv_generic(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps,
                         int64_t step, const float* __restrict w, const float* __restrict bias,
-                        float* __restrict out, const GemmEpilogue* ep) {
+                        float* __restrict out, const Epilogue* ep) {
   constexpr int kB = 8;
   const bool clamp = ep && ep->clamp;
   const float lo = clamp ? ep->lo : 0.f, hi = clamp ? ep->hi : 0.f;

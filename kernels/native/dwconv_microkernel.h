@@ -20,23 +20,23 @@ inline constexpr int64_t kDwMaxTaps = 32;
 
 using DwConvMicroKernel = void (*)(int64_t C, int64_t npix, const float* const* taps,
                                    int64_t ntaps, int64_t step, const float* w, const float* bias,
-                                   float* out, const GemmEpilogue* ep);
+                                   float* out, const Epilogue* ep);
 
 // AVX2 + FMA: 16 channels per step, then 8, then a masked tail.
 void f32_dwconv_avx2(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps,
                      int64_t step, const float* w, const float* bias, float* out,
-                     const GemmEpilogue* ep);
+                     const Epilogue* ep);
 
 // AVX-512F (only call if active_isa() == Isa::Avx512): 64-channel blocks, then one block of 16, 32,
 // 48 or 64 channels whose last vector is masked; runs of 8 (C <= 32) or 4 pixels share weight loads.
 void f32_dwconv_avx512f(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps,
                         int64_t step, const float* w, const float* bias, float* out,
-                        const GemmEpilogue* ep);
+                        const Epilogue* ep);
 
 // Portable C++: 8-channel blocks the compiler vectorises, scalar tail.
 void f32_dwconv_generic(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps,
                         int64_t step, const float* w, const float* bias, float* out,
-                        const GemmEpilogue* ep);
+                        const Epilogue* ep);
 
 // The depthwise micro-kernel for an ISA (the active one: dwconv_microkernel_for(active_isa())).
 inline DwConvMicroKernel dwconv_microkernel_for(Isa isa) {

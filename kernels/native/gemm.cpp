@@ -62,12 +62,12 @@ inline void prefetch_rows(const float* a, int64_t lda, int64_t rows, int64_t k0,
 // One micro-tile whose N extent nr is less than the panel width pw: runs the kernel on a pw-wide
 // stack tile.
 void edge_tile(GemmMicroKernel fn, int64_t pw, int64_t mr, int64_t nr, int64_t kc, const float* a,
-               int64_t lda, const float* w, float* c, int64_t ldc, bool load_c, const GemmEpilogue* ep) {
+               int64_t lda, const float* w, float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
   alignas(32) float tile[kMaxMR * NR] = {};
   alignas(32) float bias[NR] = {};
   if (load_c)
     for (int64_t i = 0; i < mr; ++i) std::memcpy(tile + i * pw, c + i * ldc, nr * sizeof(float));
-  GemmEpilogue tep;
+  Epilogue tep;
   if (ep) {
     tep = *ep;
     if (ep->bias) {
@@ -127,7 +127,7 @@ namespace {
 // (bias + activation) runs on the last block only, and only if `epilogue`.
 void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& b, int64_t m0,
                int64_t m1, int64_t p0, int64_t p1, int64_t kb0, int64_t kb1, float* c, int64_t ldc,
-               const float* bias, const GemmEpilogue& act_ep, bool epilogue, bool accumulate,
+               const float* bias, const Epilogue& act_ep, bool epilogue, bool accumulate,
                bool prefetch_a) {
   const int64_t K = b.K, N = b.N, panels = ceil_div(N, NR);
   const int64_t kspan = kb1 - kb0;
@@ -138,8 +138,8 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
     const int64_t kc = std::min(kc_step, kspan - off);
     const bool load_c = accumulate || off > 0;
     const bool last_k = off + kc_step >= kspan;
-    GemmEpilogue ep = act_ep;
-    const GemmEpilogue* epp = (last_k && epilogue) ? &ep : nullptr;
+    Epilogue ep = act_ep;
+    const Epilogue* epp = (last_k && epilogue) ? &ep : nullptr;
     // Full 16-wide panels [p0, full_end); the last panel of B is different when it is narrow or
     // ragged (fewer columns than its width).
     const int64_t last_pw = panel_width(N, panels - 1, panels);
@@ -192,7 +192,7 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
   const bool prefetch_a = gemm_prefetch_a(M, K);
   const int64_t panels = ceil_div(N, NR);
 
-  const GemmEpilogue act_ep = epilogue_for(act);
+  const Epilogue act_ep = epilogue_for(act);
   const bool has_epilogue = bias != nullptr || act_ep.clamp;
 
   // Task grid: M blocks x N blocks. Split N too when M alone gives too few tasks per thread.
@@ -237,7 +237,7 @@ void gemm_f32_tile(const float* a, int64_t lda, const PackedB& b, int64_t i0, in
               " N=", b.N);
   if (i1 <= i0 || j1 <= j0) return;
   const Kernels& kern = select_kernels();
-  const GemmEpilogue act_ep = epilogue_for(act);
+  const Epilogue act_ep = epilogue_for(act);
   const bool epilogue = k1 == b.K && (bias != nullptr || act_ep.clamp);
   // Columns [j0, j1) are panels [j0/16, ceil(j1/16)); the last one is clipped to N by run_block, so
   // j1 must be N or a multiple of 16.

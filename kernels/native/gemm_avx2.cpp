@@ -18,7 +18,7 @@ namespace {
 template <int R, int V>
 __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restrict a, int64_t lda,
                                                 const float* __restrict w, float* __restrict c,
-                                                int64_t ldc, bool load_c, const GemmEpilogue* ep,
+                                                int64_t ldc, bool load_c, const Epilogue* ep,
                                                 int64_t col) {
   static_assert(R * V <= 12 && V >= 1 && V <= 2);
   __m256 acc[R][V];
@@ -85,13 +85,13 @@ __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restr
 // start at p * 8 * V.
 template <int R, int V>
 void tiles(int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride, float* c,
-           int64_t ldc, bool load_c, const GemmEpilogue* ep) {
+           int64_t ldc, bool load_c, const Epilogue* ep) {
   for (int64_t p = 0; p < np; ++p) tile<R, V>(kc, a, lda, w + p * w_stride, c + p * 8 * V, ldc, load_c, ep, p * 8 * V);
 }
 
 template <int V, int... Rs>
 void dispatch(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride,
-              float* c, int64_t ldc, bool load_c, const GemmEpilogue* ep, std::integer_sequence<int, Rs...>) {
+              float* c, int64_t ldc, bool load_c, const Epilogue* ep, std::integer_sequence<int, Rs...>) {
   // Calls tiles<mr, V> for the runtime mr (1..sizeof(Rs)).
   (void)((mr == Rs + 1 ? (tiles<Rs + 1, V>(np, kc, a, lda, w, w_stride, c, ldc, load_c, ep), true) : false) || ...);
 }
@@ -99,12 +99,12 @@ void dispatch(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, c
 }  // namespace
 
 void f32_gemm_6x16_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
-                        int64_t w_stride, float* c, int64_t ldc, bool load_c, const GemmEpilogue* ep) {
+                        int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
   dispatch<2>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, std::make_integer_sequence<int, 6>{});
 }
 
 void f32_gemm_12x8_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
-                        int64_t w_stride, float* c, int64_t ldc, bool load_c, const GemmEpilogue* ep) {
+                        int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
   dispatch<1>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, std::make_integer_sequence<int, 12>{});
 }
 

@@ -21,7 +21,7 @@ namespace {
 template <int R>
 __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restrict a, int64_t lda,
                                                 const float* __restrict w, float* __restrict c,
-                                                int64_t ldc, bool load_c, const GemmEpilogue* ep,
+                                                int64_t ldc, bool load_c, const Epilogue* ep,
                                                 int64_t col) {
   static_assert(R >= 1 && R <= 12);
   __m512 acc[R];
@@ -64,21 +64,21 @@ __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restr
 
 template <int R>
 void tiles(int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride, float* c,
-           int64_t ldc, bool load_c, const GemmEpilogue* ep) {
+           int64_t ldc, bool load_c, const Epilogue* ep) {
   for (int64_t p = 0; p < np; ++p)
     tile<R>(kc, a, lda, w + p * w_stride, c + p * kGemmNR, ldc, load_c, ep, p * kGemmNR);
 }
 
 template <int... Rs>
 void dispatch(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride,
-              float* c, int64_t ldc, bool load_c, const GemmEpilogue* ep, std::integer_sequence<int, Rs...>) {
+              float* c, int64_t ldc, bool load_c, const Epilogue* ep, std::integer_sequence<int, Rs...>) {
   (void)((mr == Rs + 1 ? (tiles<Rs + 1>(np, kc, a, lda, w, w_stride, c, ldc, load_c, ep), true) : false) || ...);
 }
 
 }  // namespace
 
 void f32_gemm_12x16_avx512f(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
-                            int64_t w_stride, float* c, int64_t ldc, bool load_c, const GemmEpilogue* ep) {
+                            int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
   dispatch(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, std::make_integer_sequence<int, 12>{});
 }
 

@@ -23,7 +23,7 @@ constexpr int kNB = 8;  // columns per half-panel
 LOCUS_NO_LOOP_VECTORIZE inline void half_4x8(int64_t mr, int64_t kc,
                                               const float* const* arow, const float* w,
                                               int64_t w_stride, float* const* crow, bool load_c,
-                                              const GemmEpilogue* ep, int col) {
+                                              const Epilogue* ep, int col) {
   const float* __restrict a0 = arow[0];
   const float* __restrict a1 = arow[1];
   const float* __restrict a2 = arow[2];
@@ -66,7 +66,7 @@ namespace {
 
 // np panels of `halves` 4x8 blocks each (panel width 8 * halves).
 void panels_4xw(int halves, int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
-                int64_t w_stride, float* c, int64_t ldc, bool load_c, const GemmEpilogue* ep) {
+                int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
   const int64_t pw = kNB * halves;
   // Rows past mr alias the last real row (read only; only mr rows are stored).
   const float* arow[kMR];
@@ -74,7 +74,7 @@ void panels_4xw(int halves, int64_t mr, int64_t np, int64_t kc, const float* a, 
   for (int64_t p = 0; p < np; ++p) {
     float* crow[kMR];
     for (int i = 0; i < kMR; ++i) crow[i] = c + std::min<int64_t>(i, mr - 1) * ldc + p * pw;
-    GemmEpilogue pep;
+    Epilogue pep;
     if (ep) {
       pep = *ep;
       if (pep.bias) pep.bias += p * pw;
@@ -87,12 +87,12 @@ void panels_4xw(int halves, int64_t mr, int64_t np, int64_t kc, const float* a, 
 }  // namespace
 
 void f32_gemm_4x16_generic(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
-                           int64_t w_stride, float* c, int64_t ldc, bool load_c, const GemmEpilogue* ep) {
+                           int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
   panels_4xw(2, mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep);
 }
 
 void f32_gemm_4x8_generic(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
-                          int64_t w_stride, float* c, int64_t ldc, bool load_c, const GemmEpilogue* ep) {
+                          int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
   panels_4xw(1, mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep);
 }
 

@@ -73,7 +73,7 @@ struct PackedInvertedResidual {
   // Derived once at pack time for the run path:
   Conv2dShape dw_geometry;              // the depthwise stage as a conv (one image, E channels)
   Conv2dShape dw2_geometry;             // the second depthwise stage (MH x MW -> OH x OW)
-  GemmEpilogue dw_epilogue, dw2_epilogue;  // the stages' activations as the micro-kernel's clamp
+  Epilogue dw_epilogue, dw2_epilogue;  // the stages' activations as the micro-kernel's clamp
   int64_t ring_rows = 0;                // rows of the expanded ring (halo cache), 0 = linear buffer
   // Per-thread scratch: expanded rows, first-stage rows (second stage only), filtered chunk, and
   // with plan.split_chunks the thread's partial output of a band (rows x OW x OC).
