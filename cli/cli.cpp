@@ -232,6 +232,17 @@ std::string setting_source_label(SettingSource s, bool is_l2) {
   return "?";
 }
 
+int run_command(int argc, char** argv) {
+  const std::string cmd = argv[1];
+  if (cmd == "run") return cmd_run(argc, argv);
+  if (cmd == "info") return cmd_info(argc, argv);
+  if (cmd == "check") return cmd_check(argc, argv);
+  if (cmd == "bench") return cmd_bench(argc, argv);
+  if (cmd == "energy") return cmd_energy(argc, argv);
+  if (cmd == "decompose") return cmd_decompose(argc, argv);
+  throw UsageError("unknown command '" + cmd + "'");
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fputs(kUsage, stderr);
@@ -247,13 +258,7 @@ int main(int argc, char** argv) {
       std::puts("locus 0.1.0");
       return 0;
     }
-    if (cmd == "run") return cmd_run(argc, argv);
-    if (cmd == "info") return cmd_info(argc, argv);
-    if (cmd == "check") return cmd_check(argc, argv);
-    if (cmd == "bench") return cmd_bench(argc, argv);
-    if (cmd == "energy") return cmd_energy(argc, argv);
-    if (cmd == "decompose") return cmd_decompose(argc, argv);
-    throw UsageError("unknown command '" + cmd + "'");
+    return run_command(argc, argv);
   } catch (const UsageError& e) {
     std::cerr << "locus: " << e.what() << " (see 'locus " << (cmd.rfind("-", 0) == 0 ? "" : cmd + " ")
               << "--help')\n";

@@ -197,9 +197,13 @@ void erase_sorted(std::vector<int>& v, int x) {
 }
 }  // namespace
 
-const Graph::UseIndex& Graph::uses() const {
+Graph::UseIndex* Graph::current_uses() const {
   UseIndex* u = uses_.get();
-  if (u && u->data == nodes.data() && u->size == nodes.size()) return *u;
+  return u && u->data == nodes.data() && u->size == nodes.size() ? u : nullptr;
+}
+
+const Graph::UseIndex& Graph::uses() const {
+  if (UseIndex* u = current_uses()) return *u;
   auto fresh = std::make_shared<UseIndex>();
   fresh->data = nodes.data();
   fresh->size = nodes.size();
@@ -236,8 +240,7 @@ void Graph::set_input(int node, size_t k, const std::string& v) {
   Node& n = nodes.at(size_t(node));
   LOCUS_CHECK(k < n.inputs.size(), "internal error: node '", n.name, "' has no input ", k);
   if (n.inputs[k] == v) return;
-  const UseIndex* before = uses_.get();
-  UseIndex* u = before && before->data == nodes.data() && before->size == nodes.size() ? uses_.get() : nullptr;
+  UseIndex* u = current_uses();
   const std::string old = n.inputs[k];
   n.inputs[k] = v;
   if (!u) return;  // built from the nodes on next use
@@ -250,8 +253,7 @@ void Graph::set_output(int node, size_t k, const std::string& v) {
   Node& n = nodes.at(size_t(node));
   LOCUS_CHECK(k < n.outputs.size(), "internal error: node '", n.name, "' has no output ", k);
   if (n.outputs[k] == v) return;
-  const UseIndex* before = uses_.get();
-  UseIndex* u = before && before->data == nodes.data() && before->size == nodes.size() ? uses_.get() : nullptr;
+  UseIndex* u = current_uses();
   const std::string old = n.outputs[k];
   n.outputs[k] = v;
   if (!u) return;

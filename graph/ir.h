@@ -146,7 +146,8 @@ struct Graph {
     std::shared_ptr<UseIndex> p_;  // shared_ptr: deletable where UseIndex is incomplete
   };
   mutable UseCache uses_;
-  const UseIndex& uses() const;
+  UseIndex* current_uses() const;  // the index if it is still valid for `nodes`, else nullptr
+  const UseIndex& uses() const;    // the index, rebuilt if stale
 };
 
 }  // namespace locus

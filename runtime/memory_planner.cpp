@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <numeric>
 
 namespace locus {
@@ -52,6 +53,44 @@ MemoryPlan plan_memory(const std::vector<BufferRequest>& req) {
     plan.arena_bytes = std::max(plan.arena_bytes, off + size);
   }
   return plan;
+}
+
+std::vector<BufferRequest> value_lifetimes(const Graph& g) {
+  const int end = int(g.nodes.size());
+  std::map<std::string, BufferRequest> req;
+  for (auto& in : g.inputs) req[in] = {in, 0, 0, 0};
+  for (int s = 0; s < end; ++s) {
+    for (auto& in : g.nodes[size_t(s)].inputs)
+      if (auto it = req.find(in); it != req.end()) it->second.last = s;
+    for (auto& out : g.nodes[size_t(s)].outputs)
+      if (!out.empty()) req[out] = {out, 0, s, s};
+  }
+  for (auto& out : g.outputs)
+    if (auto it = req.find(out); it != req.end()) it->second.last = end;
+  std::vector<BufferRequest> list;
+  list.reserve(req.size());
+  for (auto& [name, r] : req) {
+    r.bytes = checked_numel(g.info(name).shape, name) * int64_t(sizeof(float));
+    list.push_back(r);
+  }
+  return list;
+}
+
+int64_t peak_live_bytes(const std::vector<BufferRequest>& requests) {
+  int lo = 0, hi = -1;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    lo = i == 0 ? requests[i].first : std::min(lo, requests[i].first);
+    hi = i == 0 ? requests[i].last : std::max(hi, requests[i].last);
+  }
+  if (hi < lo) return 0;
+  std::vector<int64_t> delta(size_t(hi - lo) + 2, 0);
+  for (const BufferRequest& r : requests) {
+    delta[size_t(r.first - lo)] += r.bytes;
+    delta[size_t(r.last - lo) + 1] -= r.bytes;
+  }
+  int64_t live = 0, peak = 0;
+  for (int64_t d : delta) peak = std::max(peak, live += d);
+  return peak;
 }
 
 }  // namespace locus

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "graph/ir.h"
+
 namespace locus {
 
 struct BufferRequest {
@@ -25,5 +27,14 @@ struct MemoryPlan {
 inline constexpr int64_t kArenaAlignment = 64;
 
 MemoryPlan plan_memory(const std::vector<BufferRequest>& requests);
+
+// One request per runtime value of g (graph inputs and node outputs), in name order: inputs live
+// from step 0, a node's output from its step, each until its last reader; graph outputs until the
+// end (step g.nodes.size()). Bytes are 4 per element (the CPU backends hold every runtime value as
+// float32).
+std::vector<BufferRequest> value_lifetimes(const Graph& g);
+
+// The most bytes alive at one step: a lower bound of any arena for these requests.
+int64_t peak_live_bytes(const std::vector<BufferRequest>& requests);
 
 }  // namespace locus

@@ -3,11 +3,11 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <unordered_map>
 
 #include "graph/ops.h"
 #include "graph/passes/pipeline.h"
 #include "importers/onnx/onnx_importer.h"
+#include "runtime/memory_planner.h"
 #include "runtime/omp_threads.h"
 
 namespace locus {
@@ -22,45 +22,19 @@ struct MemoryEstimate {
   int64_t total() const { return add_bytes(add_bytes(activations, mul_bytes(weights, 2)), io); }
 };
 
-// Bytes of one value (at least 4 per element: the CPU backends hold integers as floats), capped at
-// 2^40 so that sums of a few million of them cannot overflow.
-int64_t value_bytes(const ValueInfo& vi) {
-  int64_t n = 1;
-  for (int64_t d : vi.shape) n = mul_bytes(n, std::max<int64_t>(d, 0));
-  return std::min(mul_bytes(n, int64_t(std::max<size_t>(dtype_size(vi.dtype), 4))), int64_t(1) << 40);
-}
-
 MemoryEstimate estimate_memory(const Graph& g) {
   MemoryEstimate e;
-  const size_t steps = g.nodes.size() + 1;
-  std::unordered_map<std::string, std::pair<size_t, size_t>> life;  // first, last step
-  for (const std::string& in : g.inputs) life[in] = {0, 0};
-  for (size_t s = 0; s < g.nodes.size(); ++s) {
-    for (const std::string& in : g.nodes[s].inputs)
-      if (auto it = life.find(in); it != life.end()) it->second.second = s;
-    for (const std::string& out : g.nodes[s].outputs)
-      if (!out.empty() && g.values.count(out)) life[out] = {s, s};
-  }
-  for (const std::string& out : g.outputs)
-    if (auto it = life.find(out); it != life.end()) it->second.second = steps - 1;
-  std::vector<int64_t> delta(steps + 1, 0);
-  for (auto& [name, fl] : life) {
-    auto it = g.values.find(name);
-    if (it == g.values.end()) continue;
-    const int64_t b = value_bytes(it->second);
-    delta[fl.first] += b;
-    delta[fl.second + 1] -= b;
-  }
-  int64_t live = 0;
-  for (size_t s = 0; s < steps; ++s) {
-    live += delta[s];
-    e.activations = std::max(e.activations, live);
-  }
+  const std::vector<BufferRequest> values = value_lifetimes(g);
+  e.activations = peak_live_bytes(values);
   for (auto& [name, t] : g.constants) e.weights = add_bytes(e.weights, int64_t(t.bytes.size()));
-  for (const std::string& in : g.inputs)
-    if (auto it = g.values.find(in); it != g.values.end()) e.io = add_bytes(e.io, value_bytes(it->second));
-  for (const std::string& out : g.outputs)
-    if (auto it = g.values.find(out); it != g.values.end()) e.io = add_bytes(e.io, value_bytes(it->second));
+  // the caller's copies of the inputs and outputs (values are in name order)
+  auto bytes_of = [&](const std::string& v) {
+    auto it = std::lower_bound(values.begin(), values.end(), v,
+                               [](const BufferRequest& r, const std::string& name) { return r.name < name; });
+    return it != values.end() && it->name == v ? it->bytes : int64_t(0);
+  };
+  for (const std::string& in : g.inputs) e.io = add_bytes(e.io, bytes_of(in));
+  for (const std::string& out : g.outputs) e.io = add_bytes(e.io, bytes_of(out));
   return e;
 }
 

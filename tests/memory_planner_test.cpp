@@ -106,3 +106,12 @@ TEST(MemoryPlanner, LongChainPlansAndReusesTwoSlots) {
   const MemoryPlan p = plan_memory(r);
   EXPECT_EQ(p.arena_bytes, 2 * 4096);
 }
+
+// The session's pre-allocation estimate: the most bytes alive at one step, counted by hand.
+TEST(MemoryPlanner, PeakLiveBytesIsTheLargestStep) {
+  std::vector<BufferRequest> r{{"a", 1024, 0, 0}, {"b", 4096, 0, 1}, {"c", 2048, 1, 2}, {"d", 1024, 2, 3}};
+  EXPECT_EQ(peak_live_bytes(r), 4096 + 2048);  // step 1: b and c
+  EXPECT_EQ(peak_live_bytes({}), 0);
+  r.push_back({"skip", 100, 0, 3});  // alive throughout
+  EXPECT_EQ(peak_live_bytes(r), 4096 + 2048 + 100);
+}

@@ -111,27 +111,9 @@ NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o)
   if (std::string bad = invalid_isa_env(); !bad.empty())
     fail("LOCUS_ISA='", bad, "' names no ISA: use generic, avx2 or avx512 (or unset it for the best this CPU has)");
 
-  // Lifetimes: inputs live from step 0, node outputs from their step; all until their last reader;
-  // graph outputs until the end.
-  const int end = int(g.nodes.size());
-  std::map<std::string, BufferRequest> req;
-  for (auto& in : g.inputs) req[in] = {in, 0, 0, 0};
-  for (int s = 0; s < end; ++s) {
-    for (auto& in : g.nodes[size_t(s)].inputs)
-      if (req.count(in)) req[in].last = s;
-    for (auto& out : g.nodes[size_t(s)].outputs)
-      if (!out.empty()) req[out] = {out, 0, s, s};
-  }
-  for (auto& out : g.outputs)
-    if (req.count(out)) req[out].last = end;
-  std::vector<BufferRequest> list;
-  for (auto& [name, r] : req) {
-    ValueInfo vi = g.info(name);
-    Val v(vi.shape, nullptr);
-    r.bytes = v.numel() * int64_t(sizeof(float));
-    vals_[name] = v;
-    list.push_back(r);
-  }
+  // Every runtime value in the arena, shared between values whose lifetimes do not overlap.
+  const std::vector<BufferRequest> list = value_lifetimes(g);
+  for (const BufferRequest& r : list) vals_[r.name] = Val(g.info(r.name).shape, nullptr);
   MemoryPlan plan = plan_memory(list);
   arena_bytes_ = plan.arena_bytes;
   int64_t weight_bytes = 0;

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "graph/error.h"
 #include "tests/fuzz/fuzz_util.h"
@@ -50,17 +51,6 @@ void write_seeds(const std::string& dir) {
   }
 }
 
-int dispatch(int argc, char** argv) {
-  using namespace locus::cli;
-  const std::string cmd = argv[1];
-  if (cmd == "run") return cmd_run(argc, argv);
-  if (cmd == "info") return cmd_info(argc, argv);
-  if (cmd == "check") return cmd_check(argc, argv);
-  if (cmd == "bench") return cmd_bench(argc, argv);
-  if (cmd == "energy") return cmd_energy(argc, argv);
-  if (cmd == "decompose") return cmd_decompose(argc, argv);
-  return 2;  // cli.cpp: unknown command (a UsageError there)
-}
 
 }  // namespace
 
@@ -89,7 +79,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   try {
-    dispatch(int(args.size()), argv.data());
+    locus::cli::run_command(int(args.size()), argv.data());
   } catch (const locus::cli::UsageError&) {
     // bad usage: exit 2 in the program
   } catch (const locus::Error&) {
