@@ -104,12 +104,7 @@ NetBuilder::NetBuilder(Graph& g, uint32_t seed) : g_(g), rng_(seed) { g_.opset =
 
 Node& NetBuilder::add_node(const std::string& op, const std::string& name,
                            std::vector<std::string> inputs, const std::string& output) {
-  Node n;
-  n.op = op;
-  n.name = name;
-  n.inputs = std::move(inputs);
-  n.outputs = {output};
-  g_.nodes.push_back(std::move(n));
+  g_.nodes.push_back(Node{op, name, /*domain=*/"", std::move(inputs), {output}, {}});
   return g_.nodes.back();
 }
 

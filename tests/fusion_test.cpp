@@ -128,6 +128,27 @@ struct Built {
   std::string out;                 // the block's output value
 };
 
+// A stride-1 chain of convs on a [1,4,6,6] input, shapes inferred: each stage is {weight shape,
+// group, pads, activation}. For refusals a hand-made chain shows better than build_chain.
+struct ConvStage {
+  Shape w;
+  int64_t group;
+  std::vector<int64_t> pads;
+  Act act;
+};
+Graph conv_chain(const std::vector<ConvStage>& stages) {
+  GraphBuilder gb;
+  std::string h = gb.input("x", {1, 4, 6, 6});
+  uint32_t seed = 1;
+  for (const ConvStage& st : stages) {
+    h = gb.node("Conv", {h, gb.random_constant(cat("w", seed), st.w, seed)}, conv_attrs(st.group, {1, 1}, st.pads, st.act));
+    ++seed;
+  }
+  Graph g = gb.finish({h});
+  infer_shapes(g);
+  return g;
+}
+
 Built build_chain(const Spec& s, uint32_t seed) {
   GraphBuilder b;
   std::string x = b.input("x", {s.N, s.C, s.H, s.W});
@@ -672,23 +693,14 @@ TEST(FuseInvertedResidual, RefusesDilatedOrNonDepthwiseConvs) {
   expect_refused(b.g, b.names[1], "the depthwise conv has dilations [2,2] (only dilation 1 is fused)");
 
   // group 2 over 12 channels: a grouped conv, not a depthwise one
-  GraphBuilder gb;
-  auto x = gb.input("x", {1, 4, 6, 6});
-  auto e = gb.node("Conv", {x, gb.random_constant("we", {12, 4, 1, 1}, 1)}, conv_attrs(1, {1, 1}, {0, 0, 0, 0}, relu()));
-  auto d = gb.node("Conv", {e, gb.random_constant("wd", {12, 6, 3, 3}, 2)}, conv_attrs(2, {1, 1}, {1, 1, 1, 1}, relu()));
-  auto p = gb.node("Conv", {d, gb.random_constant("wp", {4, 12, 1, 1}, 3)}, conv_attrs(1, {1, 1}, {0, 0, 0, 0}, none()));
-  Graph g = gb.finish({p});
-  infer_shapes(g);
-  expect_refused(g, "Conv_1", "the grouped conv (group 2, 12 input and 12 output channels) is not depthwise");
+  expect_refused(conv_chain({{{12, 4, 1, 1}, 1, {0, 0, 0, 0}, relu()},
+                             {{12, 6, 3, 3}, 2, {1, 1, 1, 1}, relu()},
+                             {{4, 12, 1, 1}, 1, {0, 0, 0, 0}, none()}}),
+                 "Conv_1", "the grouped conv (group 2, 12 input and 12 output channels) is not depthwise");
 
   // channel multiplier 2 (group = input channels, but twice as many outputs)
-  GraphBuilder gm;
-  x = gm.input("x", {1, 4, 6, 6});
-  d = gm.node("Conv", {x, gm.random_constant("wd", {8, 1, 3, 3}, 2)}, conv_attrs(4, {1, 1}, {1, 1, 1, 1}, relu()));
-  p = gm.node("Conv", {d, gm.random_constant("wp", {4, 8, 1, 1}, 3)}, conv_attrs(1, {1, 1}, {0, 0, 0, 0}, none()));
-  g = gm.finish({p});
-  infer_shapes(g);
-  expect_refused(g, "Conv_0", "(group 4, 4 input and 8 output channels) is not depthwise");
+  expect_refused(conv_chain({{{8, 1, 3, 3}, 4, {1, 1, 1, 1}, relu()}, {{4, 8, 1, 1}, 1, {0, 0, 0, 0}, none()}}),
+                 "Conv_0", "(group 4, 4 input and 8 output channels) is not depthwise");
 }
 
 TEST(FuseInvertedResidual, RefusesStridedPaddedOrGroupedOneByOnes) {
@@ -705,14 +717,9 @@ TEST(FuseInvertedResidual, RefusesStridedPaddedOrGroupedOneByOnes) {
   expect_refused(b.g, b.names[0], "the 1x1 conv has pads [0,1,0,1] (a fused 1x1 conv must be unpadded)");
 
   // dw (4 ch) -> 1x1 with group 2
-  GraphBuilder gb;
-  auto x = gb.input("x", {1, 4, 6, 6});
-  auto d = gb.node("Conv", {x, gb.random_constant("wd", {4, 1, 3, 3}, 2)}, conv_attrs(4, {1, 1}, {1, 1, 1, 1}, relu()));
-  auto p = gb.node("Conv", {d, gb.random_constant("wp", {6, 2, 1, 1}, 3)}, conv_attrs(2, {1, 1}, {0, 0, 0, 0}, none()));
-  Graph g = gb.finish({p});
-  infer_shapes(g);
-  expect_refused(g, "Conv_1", "not fused as the project stage of depthwise conv 'Conv_0': the 1x1 conv has group 2 "
-                              "(a fused 1x1 conv must have group 1)");
+  expect_refused(conv_chain({{{4, 1, 3, 3}, 4, {1, 1, 1, 1}, relu()}, {{6, 2, 1, 1}, 2, {0, 0, 0, 0}, none()}}),
+                 "Conv_1", "not fused as the project stage of depthwise conv 'Conv_0': the 1x1 conv has group 2 "
+                           "(a fused 1x1 conv must have group 1)");
 }
 
 TEST(FuseInvertedResidual, RefusesNonConstantWeights) {

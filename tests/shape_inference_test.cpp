@@ -29,12 +29,7 @@ struct GraphBuilder {
   }
   Node& node(const std::string& op, std::vector<std::string> in, const std::string& out,
              const std::string& name = "n") {
-    Node n;
-    n.op = op;
-    n.name = name;
-    n.inputs = std::move(in);
-    n.outputs = {out};
-    g.nodes.push_back(std::move(n));
+    g.nodes.push_back(Node{op, name, /*domain=*/"", std::move(in), {out}, {}});
     return g.nodes.back();
   }
   // Runs infer_shapes and returns the info of `out`.
@@ -308,26 +303,26 @@ TEST(PooledSize, FloorAndCeilModes) {
 }
 
 TEST(PoolShape, MaxPoolCeilModeAndWrittenAttrs) {
+  // A 3x3 stride-2 MaxPool over 5x5 with pads top/left 1: (5 + 1 - 3) / 2 = 1.5, floor 2, ceil 3.
+  auto max_pool = [](GraphBuilder& b) -> Node& {
+    b.input("x", {1, 4, 5, 5});
+    Node& n = b.node("MaxPool", {"x"}, "y");
+    n.attrs["kernel_shape"] = std::vector<int64_t>{3, 3};
+    n.attrs["strides"] = std::vector<int64_t>{2, 2};
+    n.attrs["pads"] = std::vector<int64_t>{1, 1, 0, 0};
+    return n;
+  };
   GraphBuilder b;
-  b.input("x", {1, 4, 5, 5});
-  Node& n = b.node("MaxPool", {"x"}, "y");
-  n.attrs["kernel_shape"] = std::vector<int64_t>{3, 3};
-  n.attrs["strides"] = std::vector<int64_t>{2, 2};
-  n.attrs["pads"] = std::vector<int64_t>{1, 1, 0, 0};
+  Node& n = max_pool(b);
   n.attrs["ceil_mode"] = int64_t(1);
   n.attrs["storage_order"] = int64_t(1);  // irrelevant without the Indices output
-  // (5 + 1 - 3) / 2 = 1.5: floor 2, ceil 3
   EXPECT_EQ(b.infer().shape, (Shape{1, 4, 3, 3}));
   const Node& c = b.g.nodes[0];
   EXPECT_EQ(c.ints("dilations"), (std::vector<int64_t>{1, 1}));
   EXPECT_EQ(c.i("ceil_mode", -1), 1);
 
   GraphBuilder f;
-  f.input("x", {1, 4, 5, 5});
-  Node& m = f.node("MaxPool", {"x"}, "y");
-  m.attrs["kernel_shape"] = std::vector<int64_t>{3, 3};
-  m.attrs["strides"] = std::vector<int64_t>{2, 2};
-  m.attrs["pads"] = std::vector<int64_t>{1, 1, 0, 0};
+  max_pool(f);
   EXPECT_EQ(f.infer().shape, (Shape{1, 4, 2, 2}));
 }
 

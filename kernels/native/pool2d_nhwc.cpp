@@ -49,64 +49,70 @@ int64_t taps_in(int64_t base, int64_t K, int64_t dil, int64_t lo, int64_t hi) {
   return n;
 }
 
+// Walks every output pixel of s: init(o) on its C outputs, tap(o, x) for each input pixel x of its
+// window that lies inside the input, then finish(o, ih0, iw0) with the window's top-left corner.
+template <class Init, class Tap, class Finish>
+void for_windows(const Pool2dShape& s, const float* in, float* out, Init init, Tap tap, Finish finish) {
+  for_rows(s, [&](int64_t r) {
+    const int64_t n = r / s.OH, oh = r % s.OH;
+    const int64_t ih0 = oh * s.SH - s.PT;
+    for (int64_t ow = 0; ow < s.OW; ++ow) {
+      const int64_t iw0 = ow * s.SW - s.PL;
+      float* __restrict o = out + (r * s.OW + ow) * s.C;
+      init(o);
+      for (int64_t kh = 0; kh < s.KH; ++kh) {
+        const int64_t ih = ih0 + kh * s.DH;
+        if (ih < 0 || ih >= s.H) continue;
+        for (int64_t kw = 0; kw < s.KW; ++kw) {
+          const int64_t iw = iw0 + kw * s.DW;
+          if (iw < 0 || iw >= s.W) continue;
+          tap(o, in + ((n * s.H + ih) * s.W + iw) * s.C);
+        }
+      }
+      finish(o, ih0, iw0);
+    }
+  });
+}
+
 }  // namespace
 
 void maxpool2d_nhwc(const Pool2dShape& s, const float* in, float* out) {
   check(s);
   const int64_t C = s.C;
-  for_rows(s, [&](int64_t r) {
-    const int64_t n = r / s.OH, oh = r % s.OH;
-    const int64_t ih0 = oh * s.SH - s.PT;
-    for (int64_t ow = 0; ow < s.OW; ++ow) {
-      const int64_t iw0 = ow * s.SW - s.PL;
-      float* __restrict o = out + (r * s.OW + ow) * C;
-      for (int64_t c = 0; c < C; ++c) o[c] = -INFINITY;  // stays -inf if no tap is inside
-      for (int64_t kh = 0; kh < s.KH; ++kh) {
-        const int64_t ih = ih0 + kh * s.DH;
-        if (ih < 0 || ih >= s.H) continue;
-        for (int64_t kw = 0; kw < s.KW; ++kw) {
-          const int64_t iw = iw0 + kw * s.DW;
-          if (iw < 0 || iw >= s.W) continue;
-          const float* __restrict x = in + ((n * s.H + ih) * s.W + iw) * C;
-          // NaN propagates: a NaN tap replaces o, and a NaN o stays (x > NaN is false).
-          for (int64_t c = 0; c < C; ++c) o[c] = x[c] > o[c] || x[c] != x[c] ? x[c] : o[c];
-        }
-      }
-    }
-  });
+  for_windows(
+      s, in, out,
+      [C](float* __restrict o) {
+        for (int64_t c = 0; c < C; ++c) o[c] = -INFINITY;  // stays -inf if no tap is inside
+      },
+      [C](float* __restrict o, const float* __restrict x) {
+        // NaN propagates: a NaN tap replaces o, and a NaN o stays (x > NaN is false).
+        for (int64_t c = 0; c < C; ++c) o[c] = x[c] > o[c] || x[c] != x[c] ? x[c] : o[c];
+      },
+      [](float*, int64_t, int64_t) {});
 }
 
 void avgpool2d_nhwc(const Pool2dShape& s, const float* in, float* out) {
   check(s);
   const int64_t C = s.C;
-  for_rows(s, [&](int64_t r) {
-    const int64_t n = r / s.OH, oh = r % s.OH;
-    const int64_t ih0 = oh * s.SH - s.PT;
-    // Taps inside the input, and inside input + explicit pads (count_include_pad).
-    const int64_t rows_in = taps_in(ih0, s.KH, s.DH, 0, s.H);
-    const int64_t rows_pad = taps_in(ih0, s.KH, s.DH, -s.PT, s.H + s.PB);
-    for (int64_t ow = 0; ow < s.OW; ++ow) {
-      const int64_t iw0 = ow * s.SW - s.PL;
-      float* __restrict o = out + (r * s.OW + ow) * C;
-      for (int64_t c = 0; c < C; ++c) o[c] = 0.f;
-      for (int64_t kh = 0; kh < s.KH; ++kh) {
-        const int64_t ih = ih0 + kh * s.DH;
-        if (ih < 0 || ih >= s.H) continue;
-        for (int64_t kw = 0; kw < s.KW; ++kw) {
-          const int64_t iw = iw0 + kw * s.DW;
-          if (iw < 0 || iw >= s.W) continue;
-          const float* __restrict x = in + ((n * s.H + ih) * s.W + iw) * C;
-          for (int64_t c = 0; c < C; ++c) o[c] += x[c];
-        }
-      }
-      const int64_t count =
-          s.count_include_pad ? rows_pad * taps_in(iw0, s.KW, s.DW, -s.PL, s.W + s.PR)
-                              : rows_in * taps_in(iw0, s.KW, s.DW, 0, s.W);
-      const float inv = count > 0 ? 1.f / float(count) : 0.f;  // empty window -> 0
-      for (int64_t c = 0; c < C; ++c) o[c] *= inv;
-    }
-  });
+  for_windows(
+      s, in, out,
+      [C](float* __restrict o) {
+        for (int64_t c = 0; c < C; ++c) o[c] = 0.f;
+      },
+      [C](float* __restrict o, const float* __restrict x) {
+        for (int64_t c = 0; c < C; ++c) o[c] += x[c];
+      },
+      [&s, C](float* __restrict o, int64_t ih0, int64_t iw0) {
+        // Taps inside the input, or inside input + explicit pads (count_include_pad).
+        const int64_t count =
+            s.count_include_pad
+                ? taps_in(ih0, s.KH, s.DH, -s.PT, s.H + s.PB) * taps_in(iw0, s.KW, s.DW, -s.PL, s.W + s.PR)
+                : taps_in(ih0, s.KH, s.DH, 0, s.H) * taps_in(iw0, s.KW, s.DW, 0, s.W);
+        const float inv = count > 0 ? 1.f / float(count) : 0.f;  // empty window -> 0
+        for (int64_t c = 0; c < C; ++c) o[c] *= inv;
+      });
 }
+
 
 void global_avgpool_nhwc(int64_t N, int64_t HW, int64_t C, const float* in, float* out) {
   const float inv = HW > 0 ? 1.f / float(HW) : 0.f;
