@@ -33,11 +33,6 @@ kernels::Activation activation_of(const Node& n) {
   return {};
 }
 
-std::string op_key(const Node& n) {
-  if (n.domain.empty() || n.domain == "ai.onnx") return n.op;
-  return n.domain + "." + n.op;
-}
-
 const NativeOpRegistry& native_ops() {
   static const NativeOpRegistry registry = [] {
     NativeOpRegistry r;

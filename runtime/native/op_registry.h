@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "graph/op_registry.h"
 #include "runtime/native/native_context.h"
 
 namespace locus::native {
@@ -35,8 +36,8 @@ class NativeOpRegistry {
   std::map<std::string, NativeOp> ops_;
 };
 
-// "Conv" for the default domain, "locus.FusedInvertedResidual" for locus's.
-std::string op_key(const Node& n);
+// "Conv" for the default domain, "locus.FusedInvertedResidual" for locus's (graph/op_registry.h).
+using locus::op_key;
 
 // The registry, filled once by the families below.
 const NativeOpRegistry& native_ops();
