@@ -38,6 +38,7 @@ struct OpEntry {
 template <class Fn>
 class OpRegistry {
  public:
+  using Entry = OpEntry<Fn>;
   // `what` names the registry in messages ("oneDNN backend", "reference evaluator").
   explicit OpRegistry(std::string what) : what_(std::move(what)) {}
   void add(OpEntry<Fn> e) {
