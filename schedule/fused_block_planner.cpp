@@ -216,13 +216,16 @@ FusedBlockPlan plan_fused_block_threads(const FusedBlockShape& s, int64_t images
       std::optional<FusedBlockPlan> best;
       std::string why;  // of the last balanced height that does not fit S
       for (int64_t r = 1; r <= OH; ++r) {
+        FusedBlockPlan split;  // the band split alone decides the balance
+        split.rows = std::min(r, OH);
+        split.bands = ceil_div(OH, split.rows);
+        if (imbalance(split) > kBalanced) continue;
         FusedPlanAttempt a = try_fused_block_plan(s, S, r, plan.chunk, plan.halo_cache);
         if (!a.plan) {
           why = a.why_not;
           continue;
         }
-        const FusedBlockPlan& q = *a.plan;
-        if (imbalance(q) <= kBalanced && (!best || q.total <= best->total)) best = q;  // ties: taller bands
+        if (!best || a.plan->total <= best->total) best = *a.plan;  // ties: taller bands
       }
       const std::string kept = cat("bands not rebalanced for ", threads, " threads (rows=", plan.rows, " kept): ");
       if (!best)
