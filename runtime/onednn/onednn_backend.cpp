@@ -46,9 +46,10 @@
 //
 // Each op's builder is an entry of the op registry (runtime/onednn/op_registry.h, one file per op
 // family, runtime/onednn/ops_*.cpp), named by the primitive that runs it; implementations() reports
-// it per node. compile (the constructor) creates every primitive, reorders the weights, plans one arena for all
-// activation buffers and every primitive's scratchpad (scratchpad_mode::user) with the memory
-// planner and binds the memory objects; run() only executes. Graph inputs are read in place.
+// it per node. compile (the constructor) creates every primitive, reorders the weights, plans one
+// arena for all activation buffers and every primitive's scratchpad (scratchpad_mode::user) with
+// the memory planner and binds the memory objects; run() only executes. Graph inputs are read in
+// place.
 #include <omp.h>
 
 #include <oneapi/dnnl/dnnl.hpp>
