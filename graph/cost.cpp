@@ -1,4 +1,8 @@
+// Parameters and multiply-accumulates of a graph: the MAC formula of each op is one entry of
+// mac_table(), keyed by op key.
 #include "graph/cost.h"
+
+#include "graph/ops.h"
 
 namespace locus {
 
@@ -9,43 +13,68 @@ int64_t count_parameters(const Graph& g) {
   return n;
 }
 
+namespace {
+
+int64_t numel_of(const Shape& s) {
+  int64_t n = 1;
+  for (auto d : s) n *= d;
+  return n;
+}
+
+// Every output takes C / G x KH x KW (x ...) MACs.
+int64_t conv_macs(const Graph& g, const Node& n) {
+  ValueInfo w = g.info(n.input(1)), y = g.info(n.outputs[0]);
+  int64_t per_output = w.shape[1];  // C / G
+  for (size_t d = 2; d < w.shape.size(); ++d) per_output *= w.shape[d];
+  return numel_of(y.shape) * per_output;
+}
+
+int64_t gemm_macs(const Graph& g, const Node& n) {
+  ValueInfo a = g.info(n.input(0)), y = g.info(n.outputs[0]);
+  int64_t K = n.i("transA", 0) ? a.shape[0] : a.shape[1];
+  return y.shape[0] * y.shape[1] * K;
+}
+
+int64_t matmul_macs(const Graph& g, const Node& n) {
+  ValueInfo a = g.info(n.input(0)), y = g.info(n.outputs[0]);
+  return numel_of(y.shape) * a.shape.back();
+}
+
+// expand (H x W x C x E) + depthwise (MH x MW x E x KH x KW) [+ second depthwise] + project
+// (OH x OW x E x OC), per image.
+int64_t fused_inverted_residual_macs(const Graph& g, const Node& n) {
+  const Shape x = g.info(n.input(0)).shape, y = g.info(n.outputs[0]).shape, wd = g.info(n.input(3)).shape;
+  const int64_t N = x[0], C = x[1], H = x[2], W = x[3], E = wd[0], OH = y[2], OW = y[3];
+  const auto st = n.ints("dw_strides", {1, 1}), pads = n.ints("dw_pads", {0, 0, 0, 0});
+  const int64_t MH = (H + pads[0] + pads[2] - wd[2]) / st[0] + 1, MW = (W + pads[1] + pads[3] - wd[3]) / st[1] + 1;
+  int64_t macs = MH * MW * E * wd[2] * wd[3];
+  if (!n.input(1).empty()) macs += H * W * C * E;
+  if (!n.input(7).empty()) {
+    const Shape wd2 = g.info(n.input(7)).shape;
+    macs += OH * OW * E * wd2[2] * wd2[3];
+  }
+  if (!n.input(5).empty()) macs += OH * OW * E * y[1];
+  return N * macs;
+}
+
+}  // namespace
+
+const MacTable& mac_table() {
+  static const MacTable table = [] {
+    MacTable t("MAC counter");
+    t.add({"Conv", "outputs x C/G x KH x KW", conv_macs});
+    t.add({"Gemm", "M x N x K", gemm_macs});
+    t.add({"MatMul", "outputs x K", matmul_macs});
+    t.add({op_key(kLocusDomain, "FusedInvertedResidual"), "expand + depthwise (+ second depthwise) + project",
+           fused_inverted_residual_macs});
+    return t;
+  }();
+  return table;
+}
+
 int64_t node_macs(const Graph& g, const Node& n) {
-  if (n.op == "Conv") {
-    ValueInfo w = g.info(n.input(1)), y = g.info(n.outputs[0]);
-    int64_t per_output = w.shape[1];  // C / G
-    for (size_t d = 2; d < w.shape.size(); ++d) per_output *= w.shape[d];
-    int64_t outputs = 1;
-    for (auto d : y.shape) outputs *= d;
-    return outputs * per_output;
-  }
-  if (n.op == "Gemm") {
-    ValueInfo a = g.info(n.input(0)), y = g.info(n.outputs[0]);
-    int64_t K = n.i("transA", 0) ? a.shape[0] : a.shape[1];
-    return y.shape[0] * y.shape[1] * K;
-  }
-  if (n.op == "MatMul") {
-    ValueInfo a = g.info(n.input(0)), y = g.info(n.outputs[0]);
-    int64_t outputs = 1;
-    for (auto d : y.shape) outputs *= d;
-    return outputs * a.shape.back();
-  }
-  if (n.op == "FusedInvertedResidual") {
-    // expand (H x W x C x E) + depthwise (MH x MW x E x KH x KW) [+ second depthwise] + project
-    // (OH x OW x E x OC), per image.
-    const Shape x = g.info(n.input(0)).shape, y = g.info(n.outputs[0]).shape, wd = g.info(n.input(3)).shape;
-    const int64_t N = x[0], C = x[1], H = x[2], W = x[3], E = wd[0], OH = y[2], OW = y[3];
-    const auto st = n.ints("dw_strides", {1, 1}), pads = n.ints("dw_pads", {0, 0, 0, 0});
-    const int64_t MH = (H + pads[0] + pads[2] - wd[2]) / st[0] + 1, MW = (W + pads[1] + pads[3] - wd[3]) / st[1] + 1;
-    int64_t macs = MH * MW * E * wd[2] * wd[3];
-    if (!n.input(1).empty()) macs += H * W * C * E;
-    if (!n.input(7).empty()) {
-      const Shape wd2 = g.info(n.input(7)).shape;
-      macs += OH * OW * E * wd2[2] * wd2[3];
-    }
-    if (!n.input(5).empty()) macs += OH * OW * E * y[1];
-    return N * macs;
-  }
-  return 0;
+  const MacTable::Entry* e = mac_table().find(n);
+  return e ? e->fn(g, n) : 0;
 }
 
 int64_t graph_macs(const Graph& g) {

@@ -5,11 +5,17 @@
 #include <cstdint>
 
 #include "graph/ir.h"
+#include "graph/op_registry.h"
 
 namespace locus {
 
 // Elements of all float constants (weights, biases, folded BatchNorm included).
 int64_t count_parameters(const Graph& g);
+// The MAC formula of each op that multiplies (by op key: "Conv", "locus.FusedInvertedResidual"),
+// named by what it counts. Ops without an entry count 0 (element-wise, pooling, data movement).
+using MacCounter = int64_t (*)(const Graph& g, const Node& n);
+using MacTable = OpRegistry<MacCounter>;
+const MacTable& mac_table();
 // Multiply-accumulates of one node (Conv, Gemm, MatMul, FusedInvertedResidual: all its stages; 0 for
 // element-wise and data movement).
 int64_t node_macs(const Graph& g, const Node& n);

@@ -10,14 +10,15 @@
 
 namespace locus {
 
+// The catalogue is the shape-inference registry (graph/shape_inference.cpp): its keys of the
+// default domain, and of the locus domain without the prefix.
 const std::vector<std::string>& supported_ops() {
-  static const std::vector<std::string> ops = {
-      "Add",       "AveragePool", "BatchNormalization", "Clip",    "Concat",  "Conv",
-      "Div",       "Flatten",     "Gather",             "Gemm",    "GlobalAveragePool",
-      "Identity",  "MatMul",      "MaxPool",            "Mul",     "Relu",
-      "Reshape",   "Shape",       "Softmax",            "Squeeze", "Sub",
-      "Unsqueeze",
-  };  // sorted: is_supported_op binary-searches it
+  static const std::vector<std::string> ops = [] {
+    std::vector<std::string> r;
+    for (const std::string& key : shape_inference::rules().keys())
+      if (key.find('.') == std::string::npos) r.push_back(key);
+    return r;
+  }();  // sorted (the registry's keys are): is_supported_op binary-searches it
   return ops;
 }
 
@@ -27,7 +28,13 @@ bool is_supported_op(const std::string& op) {
 }
 
 const std::vector<std::string>& locus_ops() {
-  static const std::vector<std::string> ops = {"FusedInvertedResidual"};  // sorted
+  static const std::vector<std::string> ops = [] {
+    std::vector<std::string> r;
+    const std::string prefix = std::string(kLocusDomain) + ".";
+    for (const std::string& key : shape_inference::rules().keys())
+      if (key.rfind(prefix, 0) == 0) r.push_back(key.substr(prefix.size()));
+    return r;
+  }();  // sorted
   return ops;
 }
 

@@ -75,40 +75,37 @@ ValueInfo NodeContext::output(DType t, Shape s) const {
   return ValueInfo{t, std::move(s), true};
 }
 
-namespace {
-
-using Rule = ValueInfo (*)(NodeContext&);
-
-const std::map<std::string, Rule>& rules() {
-  static const std::map<std::string, Rule> r = {
-      {"Add", infer_binary},
-      {"AveragePool", infer_pool},
-      {"BatchNormalization", infer_batch_norm},
-      {"Clip", infer_activation},
-      {"Concat", infer_concat},
-      {"Conv", infer_conv},
-      {"Div", infer_binary},
-      {"Flatten", infer_flatten},
-      {"FusedInvertedResidual", infer_fused_inverted_residual},  // domain locus
-      {"Gather", infer_gather},
-      {"Gemm", infer_gemm},
-      {"GlobalAveragePool", infer_global_average_pool},
-      {"Identity", infer_identity},
-      {"MatMul", infer_matmul},
-      {"MaxPool", infer_pool},
-      {"Mul", infer_binary},
-      {"Relu", infer_activation},
-      {"Reshape", infer_reshape},
-      {"Shape", infer_shape},
-      {"Softmax", infer_softmax},
-      {"Squeeze", infer_squeeze},
-      {"Sub", infer_binary},
-      {"Unsqueeze", infer_unsqueeze},
-  };
-  return r;
+const RuleRegistry& rules() {
+  static const RuleRegistry registry = [] {
+    RuleRegistry r("shape inference");
+    r.add({"Add", "binary (broadcasting)", infer_binary});
+    r.add({"AveragePool", "pool", infer_pool});
+    r.add({"BatchNormalization", "batch_norm", infer_batch_norm});
+    r.add({"Clip", "activation", infer_activation});
+    r.add({"Concat", "concat", infer_concat});
+    r.add({"Conv", "conv", infer_conv});
+    r.add({"Div", "binary (broadcasting)", infer_binary});
+    r.add({"Flatten", "flatten", infer_flatten});
+    r.add({op_key(kLocusDomain, "FusedInvertedResidual"), "fused_inverted_residual", infer_fused_inverted_residual});
+    r.add({"Gather", "gather", infer_gather});
+    r.add({"Gemm", "gemm", infer_gemm});
+    r.add({"GlobalAveragePool", "global_average_pool", infer_global_average_pool});
+    r.add({"Identity", "identity", infer_identity});
+    r.add({"MatMul", "matmul", infer_matmul});
+    r.add({"MaxPool", "pool", infer_pool});
+    r.add({"Mul", "binary (broadcasting)", infer_binary});
+    r.add({"Relu", "activation", infer_activation});
+    r.add({"Reshape", "reshape", infer_reshape});
+    r.add({"Shape", "shape", infer_shape});
+    r.add({"Softmax", "softmax", infer_softmax});
+    r.add({"Squeeze", "squeeze", infer_squeeze});
+    r.add({"Sub", "binary (broadcasting)", infer_binary});
+    r.add({"Unsqueeze", "unsqueeze", infer_unsqueeze});
+    return r;
+  }();
+  return registry;
 }
 
-}  // namespace
 }  // namespace shape_inference
 
 std::vector<ValueInfo> infer_node(Node& n, const std::vector<ValueInfo>& in,
@@ -116,15 +113,15 @@ std::vector<ValueInfo> infer_node(Node& n, const std::vector<ValueInfo>& in,
   using namespace shape_inference;
   NodeContext c(n, in, consts);
   if (std::string why = unsupported_reason(n); !why.empty()) c.unsupported(why);
-  auto it = rules().find(n.op);
-  if (it == rules().end()) c.unsupported("operator ", n.op, " has no shape inference");
+  const RuleRegistry::Entry* rule = rules().find(n);
+  if (!rule) c.unsupported("operator ", n.op, " has no shape inference");
   if (n.outputs.empty() || n.outputs[0].empty()) c.error("has no output");
   // Every catalogue op has one output in its inference form (BatchNormalization's running
   // statistics, MaxPool's Indices and Dropout's mask are training / unsupported forms).
   for (size_t k = 1; k < n.outputs.size(); ++k)
     if (!n.outputs[k].empty())
       c.unsupported("output ", k, " ('", n.outputs[k], "') is not supported (only the first output is)");
-  return {it->second(c)};
+  return {rule->fn(c)};
 }
 
 }  // namespace locus

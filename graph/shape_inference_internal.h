@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "graph/ir.h"
+#include "graph/op_registry.h"
 
 namespace locus::shape_inference {
 
@@ -97,5 +98,11 @@ ValueInfo infer_squeeze(NodeContext& c);
 
 // Ops of the locus domain (graph/shape_inference_fused.cpp).
 ValueInfo infer_fused_inverted_residual(NodeContext& c);
+
+// The shape rule of each catalogue op, by op key ("Conv", "locus.FusedInvertedResidual"): the
+// catalogue itself (supported_ops() and locus_ops() in graph/ops.h list its keys).
+using Rule = ValueInfo (*)(NodeContext&);
+using RuleRegistry = OpRegistry<Rule>;
+const RuleRegistry& rules();
 
 }  // namespace locus::shape_inference

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "graph/op_registry.h"
 #include "runtime/machine_info.h"
 
 namespace locus {
@@ -18,7 +19,7 @@ void require_float_graph(const Graph& g, const std::string& backend,
   std::vector<std::string> problems;
   for (auto& n : g.nodes) {
     // Ops of another domain are asked for as "<domain>.<op>" (e.g. "locus.FusedInvertedResidual").
-    const std::string key = n.domain.empty() ? n.op : n.domain + "." + n.op;
+    const std::string key = op_key(n);
     if (!handles(key)) problems.push_back(cat(key, " (node '", n.name, "')"));
     for (auto& out : n.outputs)
       if (!out.empty() && g.info(out).dtype != DType::F32)

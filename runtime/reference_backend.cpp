@@ -1,6 +1,8 @@
 // The reference backend: runs the graph node by node with the reference kernels (naive, logical
 // NCHW, double accumulation). It is the yardstick the native backend is tested against; slow.
-// It keeps every intermediate value, so its activation memory is the unshared total.
+// It keeps every intermediate value, so its activation memory is the unshared total. It runs exactly
+// the ops of the evaluator's registry (eval::eval_ops(), graph/eval/eval_ops.h) and reports, per
+// node, the reference kernel that runs it.
 #include "graph/eval/eval_ops.h"
 #include "runtime/backend.h"
 
@@ -10,6 +12,14 @@ namespace {
 class ReferenceExecutable : public Executable {
  public:
   explicit ReferenceExecutable(const Graph& g) : g_(g) {
+    std::string why;
+    for (const Node& n : g_.nodes) {
+      if (const eval::EvalRegistry::Entry* e = eval::eval_ops().find(n))
+        implementations_.push_back({n.name, op_key(n), e->implementation});
+      else
+        why += (why.empty() ? "" : "; ") + eval::eval_ops().why_not(n);
+    }
+    if (!why.empty()) throw Unsupported(cat("reference backend cannot run: ", why));
     for (auto& [name, vi] : g_.values) bytes_ += checked_numel(vi.shape, name) * int64_t(dtype_size(vi.dtype));
   }
   void run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>& outputs) override {
@@ -33,10 +43,12 @@ class ReferenceExecutable : public Executable {
     for (auto& o : g_.outputs) outputs.push_back(*lookup(o));
   }
   int64_t activation_bytes() const override { return bytes_; }
+  std::vector<NodeImplementation> implementations() const override { return implementations_; }
 
  private:
   Graph g_;  // its own copy: the reference evaluates straight from the graph
   int64_t bytes_ = 0;
+  std::vector<NodeImplementation> implementations_;
 };
 
 class ReferenceBackend : public Backend {

@@ -40,8 +40,8 @@ int64_t FusedBlockPlan::band_in_last(int64_t b) const {
   return std::max(band_in_first(b), std::min(shape.H, (m1 - 1) * shape.SH - shape.PT + shape.KH));
 }
 
-FusedBlockPlan make_fused_block_plan(const FusedBlockShape& s, int64_t S, int64_t rows, int64_t chunk,
-                                     bool halo_cache) {
+FusedPlanAttempt try_fused_block_plan(const FusedBlockShape& s, int64_t S, int64_t rows, int64_t chunk,
+                                      bool halo_cache) {
   LOCUS_CHECK(s.H > 0 && s.W > 0 && s.C > 0 && s.E > 0 && s.OC > 0 && s.MH() > 0 && s.MW() > 0 && s.OH() > 0 &&
                   s.OW() > 0,
               "fused block: bad shape H=", s.H, " W=", s.W, " C=", s.C, " E=", s.E, " OC=", s.OC);
@@ -75,8 +75,8 @@ FusedBlockPlan make_fused_block_plan(const FusedBlockShape& s, int64_t S, int64_
   p.buffer_entries = in_rows_max * s.W * s.C + exp_entries + mid_rows_max * s.MW() * chunk +
                      (s.project ? p.rows * OW * chunk : 0) +
                      p.rows * OW * s.OC + w_chunk;
-  LOCUS_CHECK(p.buffer_entries <= S, "fused block: rows=", rows, " chunk=", chunk, " need ", p.buffer_entries,
-              " entries, more than S=", S);
+  if (p.buffer_entries > S)
+    return {std::nullopt, cat("rows=", rows, " chunk=", chunk, " need ", p.buffer_entries, " entries, more than S=", S)};
   for (int64_t b = 0; b < p.bands; ++b) {
     // With the halo cache, rows already expanded by band b - 1 are neither read nor expanded again.
     const int64_t first = p.halo_cache && b > 0 ? std::max(p.band_in_first(b), p.band_in_last(b - 1))
@@ -88,7 +88,14 @@ FusedBlockPlan make_fused_block_plan(const FusedBlockShape& s, int64_t S, int64_
   p.reads_weights = p.chunks == 1 ? w_total : p.bands * w_total - (p.bands - 1) * w_chunk;
   p.writes_output = s.OH() * OW * s.OC;
   p.total = p.reads_input + p.reads_weights + p.writes_output;
-  return p;
+  return {p, ""};
+}
+
+FusedBlockPlan make_fused_block_plan(const FusedBlockShape& s, int64_t S, int64_t rows, int64_t chunk,
+                                     bool halo_cache) {
+  FusedPlanAttempt a = try_fused_block_plan(s, S, rows, chunk, halo_cache);
+  if (!a.plan) fail("fused block: ", a.why_not);
+  return *a.plan;
 }
 
 FusedBlockPlan plan_fused_block(const FusedBlockShape& s, int64_t S, const FusedPlannerOptions& o) {
@@ -105,6 +112,7 @@ FusedBlockPlan plan_fused_block(const FusedBlockShape& s, int64_t S, const Fused
   }
   FusedBlockPlan best;
   int64_t best_cost = -1, candidates = 0, over = 0;
+  std::string last_why;  // of the last candidate that did not fit
   const int64_t min_expand = s.expand ? s.H * s.W * s.C * s.E : 0;
   for (const std::vector<int64_t>* chunks : {&preferred, &small}) {
     const int64_t min_bands = std::clamp<int64_t>(o.min_bands, 1, s.OH());
@@ -115,13 +123,13 @@ FusedBlockPlan plan_fused_block(const FusedBlockShape& s, int64_t S, const Fused
         for (bool halo : {true, false}) {  // with the halo cache, and without (a smaller buffer)
           if (halo && !o.halo_cache) continue;
           ++candidates;
-          FusedBlockPlan p;
-          try {
-            p = make_fused_block_plan(s, S, rows, c, halo);
-          } catch (const Error&) {
+          FusedPlanAttempt a = try_fused_block_plan(s, S, rows, c, halo);
+          if (!a.plan) {
             ++over;
+            last_why = a.why_not;
             continue;
           }
+          const FusedBlockPlan& p = *a.plan;
           const int64_t cost = p.total + (p.expand_macs - min_expand) / kMacsPerEntry;
           // Ties: fewer band x chunk steps, then taller bands.
           if (best_cost < 0 || cost < best_cost ||
@@ -136,7 +144,7 @@ FusedBlockPlan plan_fused_block(const FusedBlockShape& s, int64_t S, const Fused
     if (best_cost >= 0) break;
   }
   LOCUS_CHECK(best_cost >= 0, "fused block: a buffer of S=", S, " entries cannot hold any band of H=", s.H,
-              " W=", s.W, " C=", s.C, " E=", s.E, " OC=", s.OC);
+              " W=", s.W, " C=", s.C, " E=", s.E, " OC=", s.OC, " (the smallest candidate, ", last_why, ")");
   best.candidates = candidates;
   best.over_buffer = over;
   return best;
@@ -155,19 +163,28 @@ FusedBlockPlan plan_fused_block_threads(const FusedBlockShape& s, int64_t images
       // the least modelled traffic; e.g. 3 chunks on 2 threads left one thread twice the work.
       if (plan.chunks % threads != 0) {
         std::optional<FusedBlockPlan> best;
+        std::string why;  // why no candidate was taken
         for (int64_t target : {plan.chunks / threads * threads, (plan.chunks + threads - 1) / threads * threads}) {
           if (target < threads) continue;
           int64_t c = ceil_div(s.E, target);
           c = std::min(s.E, ceil_div(c, o.chunk_step) * o.chunk_step);
-          if (ceil_div(s.E, c) % threads != 0) continue;
-          try {
-            FusedBlockPlan q = make_fused_block_plan(s, S, plan.rows, c, plan.halo_cache);
-            if (!best || q.total < best->total) best = q;
-          } catch (const Error&) {
-            // does not fit S: keep the other candidate
+          if (ceil_div(s.E, c) % threads != 0) {
+            why += cat(why.empty() ? "" : "; ", target, " chunks cannot be cut in multiples of ", o.chunk_step,
+                       " channels");
+            continue;
           }
+          FusedPlanAttempt a = try_fused_block_plan(s, S, plan.rows, c, plan.halo_cache);
+          if (!a.plan) {
+            why += (why.empty() ? "" : "; ") + a.why_not;  // does not fit S: keep the other candidate
+            continue;
+          }
+          if (!best || a.plan->total < best->total) best = *a.plan;
         }
-        if (best) plan = *best;
+        if (best)
+          plan = *best;
+        else
+          plan.note = cat("chunks not re-cut for ", threads, " threads (", plan.chunks, " chunks kept): ",
+                          why.empty() ? "no candidate count" : why);
       }
     } else {
       FusedPlannerOptions po = o;
@@ -197,15 +214,27 @@ FusedBlockPlan plan_fused_block_threads(const FusedBlockShape& s, int64_t images
     constexpr double kBalanced = 1.05;
     if (imbalance(plan) > kBalanced) {
       std::optional<FusedBlockPlan> best;
+      std::string why;  // of the last balanced height that does not fit S
       for (int64_t r = 1; r <= OH; ++r) {
-        try {
-          FusedBlockPlan q = make_fused_block_plan(s, S, r, plan.chunk, plan.halo_cache);
-          if (imbalance(q) <= kBalanced && (!best || q.total <= best->total)) best = q;  // ties: taller bands
-        } catch (const Error&) {
-          // does not fit S
+        FusedBlockPlan split;  // the band split alone decides the balance
+        split.rows = std::min(r, OH);
+        split.bands = ceil_div(OH, split.rows);
+        if (imbalance(split) > kBalanced) continue;
+        FusedPlanAttempt a = try_fused_block_plan(s, S, r, plan.chunk, plan.halo_cache);
+        if (!a.plan) {
+          why = a.why_not;
+          continue;
         }
+        if (!best || a.plan->total <= best->total) best = *a.plan;  // ties: taller bands
       }
-      if (best && best->total <= plan.total + plan.total / 4) plan = *best;
+      const std::string kept = cat("bands not rebalanced for ", threads, " threads (rows=", plan.rows, " kept): ");
+      if (!best)
+        plan.note = kept + (why.empty() ? "no band height balances them" : "no balanced band height fits (" + why + ")");
+      else if (best->total > plan.total + plan.total / 4)
+        plan.note = cat(kept, "the balanced rows=", best->rows, " costs ", best->total, " entries of traffic, more than ",
+                        plan.total, " + 1/4");
+      else
+        plan = *best;
     }
   }
   plan.images = images;
@@ -224,6 +253,7 @@ std::string FusedBlockPlan::describe() const {
     << " traffic input=" << reads_input << " weights=" << reads_weights << " output=" << writes_output
     << " total=" << total << " expand_macs=" << expand_macs << (halo_cache ? " halo_cache=" : "")
     << (halo_cache ? std::to_string(halo_rows) : "");
+  if (!note.empty()) o << "; " << note;
   return o.str();
 }
 

@@ -32,6 +32,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -73,6 +74,10 @@ struct FusedBlockPlan {
   // > 1: that many threads each take a contiguous range of the chunks of every band and sum their
   // partial outputs (few bands, many chunks); 0: threads take contiguous stretches of bands.
   int64_t split_chunks = 0;
+  // Why the thread split kept a plan it meant to change (chunks not re-cut, bands not rebalanced),
+  // e.g. "bands not rebalanced for 2 threads: no balanced band height fits S (rows=2 chunk=64 need
+  // 9000 entries, more than S=8192)"; empty when it did what it set out to.
+  std::string note;
   // Band split: of T threads (T <= threads), thread t walks the batch's bands
   // [stretch_begin(t, T), stretch_begin(t + 1, T)) (band g is image g / bands, band g % bands).
   int64_t stretch_begin(int64_t t, int64_t T) const { return images * bands * t / T; }
@@ -113,6 +118,15 @@ FusedBlockPlan plan_fused_block(const FusedBlockShape& s, int64_t S, const Fused
 // mean output rows, if a balanced height costs at most a quarter more traffic.
 FusedBlockPlan plan_fused_block_threads(const FusedBlockShape& s, int64_t images, int64_t S, int threads,
                                         const FusedPlannerOptions& o = {});
+
+// One candidate of the search: the plan for given rows and chunk, or why it has none (it does not
+// fit in S: "rows=4 chunk=64 need 70000 entries, more than S=65536"). Bad shapes or tiles throw.
+struct FusedPlanAttempt {
+  std::optional<FusedBlockPlan> plan;
+  std::string why_not;
+};
+FusedPlanAttempt try_fused_block_plan(const FusedBlockShape& s, int64_t S, int64_t rows, int64_t chunk,
+                                      bool halo_cache = true);
 
 // The plan for given rows and chunk (no search; throws if it does not fit in S).
 FusedBlockPlan make_fused_block_plan(const FusedBlockShape& s, int64_t S, int64_t rows, int64_t chunk,

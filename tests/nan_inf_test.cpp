@@ -493,7 +493,7 @@ namespace {
 // Each op alone in a graph, on an input with NaN, +inf and -inf sprinkled in: the native backends
 // against the reference backend element by element (same NaN positions, the same infinities,
 // finite values close); the oneDNN backend gives all-NaN outputs for a NaN input (its documented
-// behaviour, runtime/onednn_backend.cpp).
+// behaviour, runtime/onednn/onednn_backend.cpp).
 TEST(BackendOpsNanInf, NativeMatchesReference) {
   using test::GraphBuilder;
   using Ints = std::vector<int64_t>;

@@ -73,4 +73,9 @@ void fused_inverted_residual(const Node& n, const Inputs& in, Tensor& y) {
   }
 }
 
+void register_fused_ops(EvalRegistry& r) {
+  r.add({op_key(kLocusDomain, "FusedInvertedResidual"), "reference composition (conv -> dw conv -> conv)",
+         fused_inverted_residual});
+}
+
 }  // namespace locus::eval::detail

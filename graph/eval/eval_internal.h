@@ -6,6 +6,7 @@
 
 #include <vector>
 
+#include "graph/eval/eval_ops.h"
 #include "graph/ir.h"
 
 namespace locus::eval::detail {
@@ -43,5 +44,10 @@ void gather(const Node& n, const Inputs& in, Tensor& y);
 
 // eval_fused.cpp (float32): locus-domain ops, by composition of the kernels above
 void fused_inverted_residual(const Node& n, const Inputs& in, Tensor& y);
+
+// The entries each family file adds to the registry (eval_ops()).
+void register_nn_ops(EvalRegistry& r);      // eval_nn.cpp
+void register_tensor_ops(EvalRegistry& r);  // eval_tensor.cpp
+void register_fused_ops(EvalRegistry& r);   // eval_fused.cpp
 
 }  // namespace locus::eval::detail

@@ -257,4 +257,17 @@ void matmul(const Node& n, const Inputs& in, Tensor& y) {
   }
 }
 
+void register_nn_ops(EvalRegistry& r) {
+  r.add({"Conv", "reference conv (direct, double accumulation)", conv});
+  r.add({"MaxPool", "reference max_pool", max_pool});
+  r.add({"AveragePool", "reference average_pool", average_pool});
+  r.add({"GlobalAveragePool", "reference global_average_pool", global_average_pool});
+  r.add({"BatchNormalization", "reference batch_norm", batch_norm});
+  r.add({"Relu", "reference relu", relu});
+  r.add({"Clip", "reference clip", clip});
+  r.add({"Softmax", "reference softmax", softmax});
+  r.add({"Gemm", "reference gemm", gemm});
+  r.add({"MatMul", "reference matmul", matmul});
+}
+
 }  // namespace locus::eval::detail

@@ -1,5 +1,6 @@
-// eval::evaluate: normalises a copy of the node with infer_node (which also validates the
-// inputs and rejects unsupported forms), allocates the output and dispatches to the kernel.
+// eval::evaluate: finds the node's kernel in the registry (eval_ops(), filled by the family files),
+// normalises a copy of the node with infer_node (which also validates the inputs and rejects
+// unsupported forms), allocates the output and runs the kernel.
 // Also the index helpers shared by the reference kernels.
 #include "graph/eval/eval_ops.h"
 
@@ -47,43 +48,20 @@ int64_t dims_product(const Shape& s, size_t begin, size_t end) {
 
 }  // namespace detail
 
-namespace {
-
-using Kernel = void (*)(const Node&, const detail::Inputs&, Tensor&);
-
-const std::map<std::string, Kernel>& kernels() {
-  using namespace detail;
-  static const std::map<std::string, Kernel> k = {
-      {"Add", binary},
-      {"AveragePool", average_pool},
-      {"BatchNormalization", batch_norm},
-      {"Clip", clip},
-      {"Concat", concat},
-      {"Conv", conv},
-      {"Div", binary},
-      {"Flatten", copy_data},
-      {"FusedInvertedResidual", fused_inverted_residual},  // domain locus
-      {"Gather", gather},
-      {"Gemm", gemm},
-      {"GlobalAveragePool", global_average_pool},
-      {"Identity", copy_data},
-      {"MatMul", matmul},
-      {"MaxPool", max_pool},
-      {"Mul", binary},
-      {"Relu", relu},
-      {"Reshape", copy_data},
-      {"Shape", shape_of},
-      {"Softmax", softmax},
-      {"Squeeze", copy_data},
-      {"Sub", binary},
-      {"Unsqueeze", copy_data},
-  };
-  return k;
+const EvalRegistry& eval_ops() {
+  static const EvalRegistry registry = [] {
+    EvalRegistry r("reference evaluator");
+    detail::register_nn_ops(r);
+    detail::register_tensor_ops(r);
+    detail::register_fused_ops(r);
+    return r;
+  }();
+  return registry;
 }
 
-}  // namespace
-
 std::vector<Tensor> evaluate(const Node& n, const std::vector<const Tensor*>& inputs) {
+  const EvalRegistry::Entry* kernel = eval_ops().find(n);
+  if (!kernel) throw Unsupported(eval_ops().why_not(n));
   // Work on a copy: infer_node normalises attributes, and inputs are named by position here.
   Node node = n;
   if (node.outputs.empty()) node.outputs.push_back("output");
@@ -105,11 +83,8 @@ std::vector<Tensor> evaluate(const Node& n, const std::vector<const Tensor*>& in
     given[k] = t;
   }
   std::vector<ValueInfo> out = infer_node(node, infos, given);
-  auto it = kernels().find(node.op);
-  if (it == kernels().end())
-    throw Unsupported(cat("node '", n.name, "' (", n.op, "): no reference kernel"));
   Tensor y(out[0].dtype, out[0].shape);
-  it->second(node, given, y);
+  kernel->fn(node, given, y);
   std::vector<Tensor> result;
   result.push_back(std::move(y));
   return result;

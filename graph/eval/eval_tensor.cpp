@@ -117,4 +117,13 @@ void gather(const Node& n, const Inputs& in, Tensor& y) {
   }
 }
 
+void register_tensor_ops(EvalRegistry& r) {
+  for (const char* op : {"Add", "Sub", "Mul", "Div"}) r.add({op, "reference binary (broadcasting)", binary});
+  for (const char* op : {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze"})
+    r.add({op, "reference copy", copy_data});
+  r.add({"Concat", "reference concat", concat});
+  r.add({"Shape", "reference shape", shape_of});
+  r.add({"Gather", "reference gather", gather});
+}
+
 }  // namespace locus::eval::detail

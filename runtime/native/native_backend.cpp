@@ -178,7 +178,7 @@ Step NativeExecutable::build(const Node& n) {
   const native::NativeOp* op = native::native_ops().find(n);
   if (!op) throw Unsupported(cat("native backend: no kernel for ", native::op_key(n), " (node '", n.name, "')"));
   implementation_ = op->implementation;
-  return op->build(*this, n);
+  return op->fn(*this, n);
 }
 
 std::string NativeExecutable::describe() const {

@@ -1,3 +1,5 @@
+// native_ops(): the native backend's registry, filled once by each op family's file; activation_of, the
+// fused activation every Conv builder reads.
 #include "runtime/native/op_registry.h"
 
 #include <limits>
@@ -5,23 +7,6 @@
 #include "graph/error.h"
 
 namespace locus::native {
-
-void NativeOpRegistry::add(NativeOp op) {
-  const std::string key = op.op;
-  LOCUS_CHECK(!ops_.count(key), "internal error: native op '", key, "' registered twice");
-  ops_.emplace(key, std::move(op));
-}
-
-const NativeOp* NativeOpRegistry::find(const Node& n) const {
-  auto it = ops_.find(op_key(n));
-  return it == ops_.end() ? nullptr : &it->second;
-}
-
-std::vector<std::string> NativeOpRegistry::keys() const {
-  std::vector<std::string> k;
-  for (auto& [key, op] : ops_) k.push_back(key);
-  return k;
-}
 
 kernels::Activation activation_of(const Node& n) {
   std::string a = n.s("locus.activation", "");
@@ -33,14 +18,9 @@ kernels::Activation activation_of(const Node& n) {
   return {};
 }
 
-std::string op_key(const Node& n) {
-  if (n.domain.empty() || n.domain == "ai.onnx") return n.op;
-  return n.domain + "." + n.op;
-}
-
 const NativeOpRegistry& native_ops() {
   static const NativeOpRegistry registry = [] {
-    NativeOpRegistry r;
+    NativeOpRegistry r("native backend");
     register_conv_ops(r);
     register_elementwise_ops(r);
     register_pool_ops(r);

@@ -8,35 +8,22 @@
 #pragma once
 
 #include <functional>
-#include <map>
 #include <string>
 #include <vector>
 
+#include "graph/op_registry.h"
 #include "runtime/native/native_context.h"
 
 namespace locus::native {
 
-struct NativeOp {
-  std::string op;              // "Conv", or "locus.FusedInvertedResidual" for a locus-domain op
-  std::string implementation;  // what runs it, e.g. "conv2d_nhwc"
-  std::function<Step(NativeContext&, const Node&)> build;
-};
+using NativeBuilder = std::function<Step(NativeContext&, const Node&)>;
+// op: "Conv", or "locus.FusedInvertedResidual" for a locus-domain op; implementation: what runs it,
+// e.g. "conv2d_nhwc"; fn: the builder (graph/op_registry.h)
+using NativeOp = OpEntry<NativeBuilder>;
+using NativeOpRegistry = OpRegistry<NativeBuilder>;
 
-class NativeOpRegistry {
- public:
-  void add(NativeOp op);
-  // The entry for a node (by domain and op type), or nullptr.
-  const NativeOp* find(const Node& n) const;
-  bool handles(const std::string& key) const { return ops_.count(key) != 0; }
-  // Every op key, sorted ("Add", ..., "locus.FusedInvertedResidual").
-  std::vector<std::string> keys() const;
-
- private:
-  std::map<std::string, NativeOp> ops_;
-};
-
-// "Conv" for the default domain, "locus.FusedInvertedResidual" for locus's.
-std::string op_key(const Node& n);
+// "Conv" for the default domain, "locus.FusedInvertedResidual" for locus's (graph/op_registry.h).
+using locus::op_key;
 
 // The registry, filled once by the families below.
 const NativeOpRegistry& native_ops();

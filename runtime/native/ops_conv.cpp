@@ -118,6 +118,8 @@ Step build_fused_block(NativeContext& c, const Node& n) {
   // Threads split the walk over the batch's bands, or the chunks when there are too few bands.
   auto packed = std::make_shared<PackedInvertedResidual>(pack_inverted_residual(s, w, S, c.threads()));
   c.add_fused_plan({n.name, packed->plan});
+  // where the thread split kept a plan it meant to change, say why (--remarks, implementations())
+  if (!packed->plan.note.empty()) c.set_implementation(cat("inverted_residual_nhwc; ", packed->plan.note));
   c.need_workspace(inverted_residual_scratch_floats(*packed));
   return [ws = c.workspace(), packed, in = x.ptr, out = y.ptr] { inverted_residual_nhwc(*packed, in, out, ws->data()); };
 }
