@@ -365,8 +365,8 @@ TEST(AccelBackend, OutputsEqualNative) {
   Graph g = ir_block(14, 8, 48, 8, 1, true);
   std::map<std::string, Tensor> in = {{"x", test::random_tensor({1, 8, 14, 14}, 11)}};
   SessionOptions no, ao;
-  no.backend = "native";
-  ao.backend = "accel";
+  no.backend_name = "native";
+  ao.backend_name = "accel";
   Session ns = Session::from_graph(g, no), as = Session::from_graph(g, ao);
   auto want = ns.run(in), got = as.run(in);
   ASSERT_EQ(got.size(), want.size());
@@ -386,10 +386,10 @@ TEST(AccelBackend, OutputsEqualNative) {
 TEST(AccelBackend, BadOptionsFailAtCompile) {
   Graph g = optimise(ir_block(14, 8, 48, 8, 1, true), true);
   BackendOptions o;
-  o.accel_config = "no-such-accelerator";
+  o.backend.accel_config = "no-such-accelerator";
   EXPECT_THROW(make_backend("accel")->compile(g, o), Error);
   o = {};
-  o.accel_schedule = "zigzag";
+  o.backend.accel_schedule = "zigzag";
   try {
     make_backend("accel")->compile(g, o);
     FAIL();
@@ -397,7 +397,7 @@ TEST(AccelBackend, BadOptionsFailAtCompile) {
     EXPECT_NE(std::string(e.what()).find("zigzag"), std::string::npos);
   }
   o = {};
-  o.accel_buffer_entries = 16;
+  o.backend.accel_buffer_entries = 16;
   try {
     make_backend("accel")->compile(g, o);
     FAIL();
