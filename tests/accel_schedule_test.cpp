@@ -386,10 +386,10 @@ TEST(AccelBackend, OutputsEqualNative) {
 TEST(AccelBackend, BadOptionsFailAtCompile) {
   Graph g = optimise(ir_block(14, 8, 48, 8, 1, true), true);
   BackendOptions o;
-  o.backend.accel_config = "no-such-accelerator";
+  o.accel_config = "no-such-accelerator";
   EXPECT_THROW(make_backend("accel")->compile(g, o), Error);
   o = {};
-  o.backend.accel_schedule = "zigzag";
+  o.accel_schedule = "zigzag";
   try {
     make_backend("accel")->compile(g, o);
     FAIL();
@@ -397,7 +397,7 @@ TEST(AccelBackend, BadOptionsFailAtCompile) {
     EXPECT_NE(std::string(e.what()).find("zigzag"), std::string::npos);
   }
   o = {};
-  o.backend.accel_buffer_entries = 16;
+  o.accel_buffer_entries = 16;
   try {
     make_backend("accel")->compile(g, o);
     FAIL();
