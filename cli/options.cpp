@@ -1,9 +1,11 @@
 // The commands' CLI11 parsers and the option groups they share (cli/options.h).
 #include "cli/options.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
 
 #include "runtime/accel/accel_config.h"
 #include "runtime/machine_info.h"
@@ -38,9 +40,12 @@ std::string usage_message(const CLI::ParseError& e) {
     const std::string lead = m.find("arguments were") != std::string::npos
                                  ? "The following arguments were not expected: "
                                  : "The following argument was not expected: ";
-    std::string args = m.rfind(lead, 0) == 0 ? m.substr(lead.size()) : m;
-    const std::string first = args.substr(0, args.find(' '));
-    return (first.size() > 1 && first[0] == '-' ? "unknown option '" : "unexpected argument '") + first + "'";
+    std::istringstream args(m.rfind(lead, 0) == 0 ? m.substr(lead.size()) : m);
+    std::string first, word;
+    for (args >> first, word = first; !word.empty(); word.clear(), args >> word)
+      if (word.size() > 1 && word[0] == '-' && !std::isdigit((unsigned char)word[1]))
+        return "unknown option '" + word + "'";  // named first: its value, if any, is an extra too
+    return "unexpected argument '" + first + "'";
   }
   if (auto p = m.find(": option "); p != std::string::npos) m = m.substr(p + 2);
   for (char& c : m)
@@ -100,7 +105,9 @@ bool parse_command(CLI::App& app, int argc, char** argv) {
     // argv[1] (the command) stands in for the program name CLI11 skips
     app.parse(argc - 1, argv + 1);
   } catch (const CLI::CallForHelp&) {
-    std::fputs(app.help().c_str(), stdout);
+    std::string h = app.help();
+    for (size_t p; (p = h.find("\n\n\n")) != std::string::npos;) h.erase(p, 1);  // one blank line between groups
+    std::fputs(h.c_str(), stdout);
     return false;
   } catch (const CLI::ParseError& e) {
     throw UsageError(usage_message(e));

@@ -223,6 +223,6 @@ TEST(Pipeline, CapabilitiesDecideFusion) {
   }
   Graph h = g;
   PipelineOptions bad;
-  bad.pipeline.disabled_passes = {"no-such-pass"};
+  bad.disabled_passes = {"no-such-pass"};
   EXPECT_THROW(prepare_graph(h, bad), Error);
 }
