@@ -49,8 +49,10 @@ std::string parse_only(const std::string& args) {
     r = std::to_string(cli::run_command(int(w.size()), argv.data()));
   } catch (const cli::UsageError& e) {
     r = std::string("usage: ") + e.what();
-  } catch (const std::exception& e) {
+  } catch (const Error& e) {
     r = std::string("error: ") + e.what();
+  } catch (const std::exception& e) {
+    r = std::string("other exception: ") + e.what();
   }
   cli::stop_after_options() = false;
   return r;
@@ -132,6 +134,21 @@ TEST(CliOptions, EveryCommandTakesItsGroupsAndRefusesTheOthers) {
   }
   EXPECT_EQ(parse_only("energy m.onnx --accel default --buffer 64K"), "0");
   EXPECT_EQ(parse_only("energy m.onnx --accel-schedule scan"), "usage: unknown option '--accel-schedule'");
+}
+
+// Odd argument vectors: each is accepted or refused as wrong usage in one line, never another
+// exception (as the CLI fuzzer requires).
+TEST(CliOptions, OddArgumentsAreAcceptedOrUsageErrors) {
+  for (const std::string odd :
+       {"--l2", "--l2=", "--l2 99999999999999999999K", "--no-fuse=banana", "--no-fuse=0", "--batch 99999999999999999999",
+        "--batch=-1", "--threads 1e3", "--rtol 1e999", "--rtol nan", "--buffer 99999999999999999999M", "--buffer -1",
+        "--decompose ratio=nan", "--decompose rank=99999999999999999999", "--tile-order=", "-x", "--=", "---l2 1M",
+        "-- --l2", "- -", "--max-memory 1.5", "--accel-schedule", "--decompose-form 4 --decompose-form 3"})
+    for (const std::string cmd : {"run m.onnx --image x.jpg", "check /tmp", "bench m.onnx", "info m.onnx", "energy m.onnx"}) {
+      const std::string r = parse_only(cmd + " " + odd);
+      EXPECT_TRUE(r == "0" || r.rfind("usage: ", 0) == 0 || r.rfind("error: ", 0) == 0) << cmd << " " << odd << ": " << r;
+      EXPECT_EQ(r.find('\n'), std::string::npos) << cmd << " " << odd << ": " << r;
+    }
 }
 
 TEST(CliOptions, BadGroupValuesAreUsageErrorsInEveryCommand) {
