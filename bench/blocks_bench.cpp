@@ -113,8 +113,8 @@ Graph block_graph(const Block& b, int64_t batch) {
 
 void BM_Block(benchmark::State& st, Block b, int64_t batch, std::string variant) {
   SessionOptions o;
-  o.backend = variant.rfind("native", 0) == 0 ? "native" : variant;
-  if (variant == "native-unfused") o.disabled_passes = {"fuse-inverted-residual"};
+  o.backend_name = variant.rfind("native", 0) == 0 ? "native" : variant;
+  if (variant == "native-unfused") o.pipeline.disabled_passes = {"fuse-inverted-residual"};
   std::unique_ptr<Session> s;
   try {
     s = std::make_unique<Session>(Session::from_graph(block_graph(b, batch), o));

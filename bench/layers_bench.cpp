@@ -76,7 +76,7 @@ Graph one_conv(const ConvShape& s) {
 
 void BM_Layer(benchmark::State& st, ConvShape s, std::string backend) {
   SessionOptions o;
-  o.backend = backend;
+  o.backend_name = backend;
   std::unique_ptr<Session> session;
   try {
     session = std::make_unique<Session>(Session::from_graph(one_conv(s), o));

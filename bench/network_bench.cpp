@@ -16,7 +16,7 @@ using namespace locus;
 
 void BM_Network(benchmark::State& st, std::string model, std::string backend, int64_t batch) {
   SessionOptions o;
-  o.backend = backend;
+  o.backend_name = backend;
   o.batch = batch;
   std::unique_ptr<Session> s;
   try {

@@ -13,10 +13,10 @@
 #include <random>
 #include <sstream>
 
-#include "cli/args.h"
 #include "cli/callgrind_runner.h"
 #include "cli/commands.h"
-#include "cli/json_writer.h"
+#include "cli/options.h"
+#include "cli/json.h"
 #include "graph/passes/pipeline.h"
 #include "runtime/machine_info.h"
 #include "runtime/perf_counters.h"
@@ -38,25 +38,9 @@ static const char* kBenchHelp =
     "where the machine exposes them, hardware counters per inference (cycles, instructions, L1D\n"
     "read misses, LLC references and misses). On machines without counters it says so; use\n"
     "--cachegrind for simulated cache misses instead. Timings are wall-clock per inference.\n"
-    "\n"
-    "options:\n"
-    "  --backend LIST     comma-separated: native (default), native-unfused (no block fusion), onednn,\n"
-    "                     onednn-dwfused, reference, accel\n"
-    "  --batch N          value for a symbolic batch dimension (default 1)\n"
-    "  --threads N        OpenMP threads (default: all cores)\n"
-    "  --warmup N         untimed runs first (default 5)\n"
-    "  --runs N           timed runs (default 50)\n"
-    "  --profile          also time every node (separate runs) and list each node's share\n"
-    "  --cachegrind       instead of timing, run one inference per backend (after one warm-up)\n"
-    "                     under valgrind's cache simulator with the host's D1/LL geometry, one\n"
-    "                     thread, and report D1 and LL misses of that inference only\n"
-    "  --ll-level N       with --cachegrind: simulate cache level N (2 or 3) as the last level\n"
-    "                     (default: the host's last level; 2 shows what misses an L2-sized buffer)\n"
-    "  --json FILE        write the results as JSON (schema locus-bench/1)\n"
-    "  --model-dir DIR    folder searched for MODEL\n";
+;
 
 static const char* kBenchTilingNote =
-    "\n"
     "The table and the JSON (results[].pointwise_tiling) give, for the native backend, the L2 size\n"
     "the 1x1 convs were tiled for and where it came from (--l2, LOCUS_L2 or the OS), the tile order\n"
     "family and how many 1x1 convs got a plan; 'locus info MODEL --plans' lists the plans.\n";
@@ -128,45 +112,49 @@ static std::string decompose_policy_arg(const CpDecomposeOptions& d) {
 }
 
 int cmd_bench(int argc, char** argv) {
-  Args a(argc, argv, 2,
-         {"--backend", "--batch", "--threads", "--warmup", "--runs", "--json", "--model-dir", "--ll-level", "--l2", "--max-memory",
-          "--tile-order", "--decompose", "--decompose-form", "--accel-schedule", "--accel", "--buffer"},
-         {"--help", "-h", "--profile", "--cachegrind", "--single-inference", "--no-fuse"});
-  if (a.flag("--help") || a.flag("-h")) {
-    std::fputs(kBenchHelp, stdout);
-    std::fputs(tiling_options_help(21).c_str(), stdout);
-    std::fputs(memory_options_help(21).c_str(), stdout);
-    std::fputs(decompose_options_help(21).c_str(), stdout);
-    std::fputs(accel_options_help(21).c_str(), stdout);
-    std::fputs(kBenchTilingNote, stdout);
-    return 0;
-  }
-  if (a.positional().size() != 1) throw UsageError("bench: expected exactly one MODEL");
+  auto app = make_command("bench", kBenchHelp, kBenchTilingNote);
+  std::string model_arg, backend_list = "native", json_file;
+  int64_t warmup = 5, runs = 50;
+  int ll_level = 0;
+  bool profile = false, cachegrind = false, single_inference = false;
   SessionOptions o;
-  apply_tiling_options(a, o);
-  apply_memory_options(a, o);  // bad values fail before any work
-  apply_decompose_options(a, o);
-  apply_accel_options(a, o);
-  auto backends = split(a.get("--backend", "native"), ',');
+  ModelLookup ml;
+  app->add_option("MODEL", model_arg, "a .onnx file, a folder holding one, or builtin:NAME")->required()->type_name("");
+  app->add_option("--backend", backend_list,
+                  "comma-separated: native (default), native-unfused (no block fusion), onednn,\n"
+                  "onednn-dwfused, reference, accel")
+      ->type_name("LIST");
+  add_int_option(*app, "--threads", o.threads, 1, 1024, "OpenMP threads (default: all cores)");
+  add_int_option(*app, "--warmup", warmup, 0, 100000, "untimed runs first (default 5)");
+  add_int_option(*app, "--runs", runs, 1, 1000000, "timed runs (default 50)");
+  app->add_flag("--profile", profile, "also time every node (separate runs) and list each node's share");
+  app->add_flag("--cachegrind", cachegrind,
+                "instead of timing, run one inference per backend (after one warm-up)\n"
+                "under valgrind's cache simulator with the host's D1/LL geometry, one\n"
+                "thread, and report D1 and LL misses of that inference only");
+  add_int_option(*app, "--ll-level", ll_level, 2, 4,
+                 "with --cachegrind: simulate cache level N (2 or 3) as the last level\n"
+                 "(default: the host's last level; 2 shows what misses an L2-sized buffer)");
+  app->add_option("--json", json_file, "write the results as JSON (schema locus-bench/1)")->type_name("FILE");
+  app->add_flag("--single-inference", single_inference, "")->group("");  // internal: the --cachegrind child
+  add_model_options(*app, ml);
+  add_tiling_options(*app, o);
+  add_memory_options(*app, o);  // bad values fail before any work
+  const DecomposeGroup dg = add_decompose_options(*app, o.pipeline.decompose);
+  add_accel_options(*app, o.backend);
+  if (!parse_command(*app, argc, argv)) return 0;
+  check_decompose_options(dg);
+  o.batch = ml.batch;
+  auto backends = split(backend_list, ',');
   if (backends.empty()) throw UsageError("bench: --backend needs at least one name");
   for (auto& b : backends) make_backend(b);  // unknown names fail before any work
-  if (std::find(backends.begin(), backends.end(), "native") != backends.end()) {
-    BackendOptions bo;  // so does a bad LOCUS_L2 / LOCUS_TILE_ORDER
-    bo.l2_bytes = o.l2_bytes;
-    bo.tile_order = o.tile_order;
-    resolve_pointwise_tiling(bo);
-  }
-  o.batch = a.get_int("--batch", 1, 1, 4096);
-  o.threads = int(a.get_int("--threads", 0, 1, 1024));
-  int64_t warmup = a.get_int("--warmup", 5, 0, 100000), runs = a.get_int("--runs", 50, 1, 1000000);
-  bool profile = a.flag("--profile");
-  int ll_level = int(a.get_int("--ll-level", 0, 2, 4));
+  resolve_tiling_once(o, backends);  // so does a bad LOCUS_L2 / LOCUS_TILE_ORDER; every session uses it
   if (stop_after_options()) return 0;
-  std::string model = resolve_model(a.positional()[0], a.get("--model-dir"));
+  std::string model = resolve_model(model_arg, ml.model_dir);
 
   // Internal mode used by --cachegrind: one inference inside locus_measured_inference.
-  if (a.flag("--single-inference")) {
-    o.backend = backends[0];
+  if (single_inference) {
+    o.backend_name = backends[0];
     Session s = Session::from_graph(load_model_graph(model, o.batch), o);
     auto in = make_inputs(s);
     std::vector<Tensor> out = s.run(in);  // not counted: lazy setup done, simulated caches warm
@@ -177,59 +165,58 @@ int cmd_bench(int argc, char** argv) {
   MachineInfo mi = read_machine_info();
   int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
   // Counters are opened before any session so that the OpenMP threads created later inherit them.
-  PerfCounters pc = a.flag("--cachegrind") ? PerfCounters() : PerfCounters::open_default();
+  PerfCounters pc = cachegrind ? PerfCounters() : PerfCounters::open_default();
 
   // The CP decomposition is fitted once for all backends (ALS takes seconds to minutes), then each
   // session starts from the decomposed graph.
   std::optional<Graph> decomposed;
-  if (o.decompose && !a.flag("--cachegrind")) {
-    std::fprintf(stderr, "bench: CP-decomposing (%s) once for all backends...\n", o.decompose->policy.describe().c_str());
+  const std::optional<CpDecomposeOptions>& decompose = o.pipeline.decompose;
+  if (decompose && !cachegrind) {
+    std::fprintf(stderr, "bench: CP-decomposing (%s) once for all backends...\n", decompose->policy.describe().c_str());
     decomposed = load_model_graph(model, o.batch);
     PipelineOptions po;
     po.optimize = false;
-    po.decompose = o.decompose;
+    po.decompose = decompose;
     prepare_graph(*decomposed, po);
   }
   std::vector<BackendResult> results;
   for (auto& b : backends) {
     BackendResult r;
     r.backend = b;
-    o.backend = b;
-    if (a.flag("--cachegrind")) {
+    o.backend_name = b;
+    if (cachegrind) {
       std::string note;
       std::fprintf(stderr, "bench: %s: one inference under valgrind (slow: about a minute)...\n", b.c_str());
       std::vector<std::string> extra;  // the validated options, passed on as arguments (no shell)
-      if (o.l2_bytes >= 0) extra.insert(extra.end(), {"--l2", std::to_string(o.l2_bytes)});
-      if (o.tile_order) extra.insert(extra.end(), {"--tile-order", schedule::tile_order_name(*o.tile_order)});
-      if (a.flag("--no-fuse")) extra.push_back("--no-fuse");
+      if (o.backend.l2_bytes >= 0) extra.insert(extra.end(), {"--l2", std::to_string(o.backend.l2_bytes)});
+      if (o.backend.tile_order)
+        extra.insert(extra.end(), {"--tile-order", schedule::tile_order_name(*o.backend.tile_order)});
+      if (!o.pipeline.disabled_passes.empty()) extra.push_back("--no-fuse");
       if (o.max_memory_bytes > 0) extra.insert(extra.end(), {"--max-memory", std::to_string(o.max_memory_bytes)});
-      if (o.decompose) {
-        extra.insert(extra.end(), {"--decompose", decompose_policy_arg(*o.decompose)});
-        if (o.decompose->form == CpForm::FourWay) extra.insert(extra.end(), {"--decompose-form", "4"});
+      if (decompose) {
+        extra.insert(extra.end(), {"--decompose", decompose_policy_arg(*decompose)});
+        if (decompose->form == CpForm::FourWay) extra.insert(extra.end(), {"--decompose-form", "4"});
       }
       if (b == "accel") {
-        extra.insert(extra.end(), {"--accel-schedule", o.accel_schedule});
-        if (o.accel_buffer_entries > 0) extra.insert(extra.end(), {"--buffer", std::to_string(o.accel_buffer_entries)});
-        if (a.has("--accel")) extra.insert(extra.end(), {"--accel", o.accel_config});
+        extra.insert(extra.end(), {"--accel-schedule", o.backend.accel_schedule});
+        if (o.backend.accel_buffer_entries > 0)
+          extra.insert(extra.end(), {"--buffer", std::to_string(o.backend.accel_buffer_entries)});
+        if (app->count("--accel")) extra.insert(extra.end(), {"--accel", o.backend.accel_config});
       }
       r.cachegrind = run_under_callgrind(model, b, o.batch, ll_level, extra, &note);
       r.describe = note;
-      if (b == "native" || b == "native-unfused") {  // the child resolves the same options, environment and OS
-        BackendOptions bo;
-        bo.l2_bytes = o.l2_bytes;
-        bo.tile_order = o.tile_order;
-        r.tiling = resolve_pointwise_tiling(bo);
-      }
+      // the child resolves the same options, environment and OS
+      if (make_backend(b)->capabilities().pointwise_tiling) r.tiling = o.backend.tiling;
       results.push_back(r);
       continue;
     }
     std::fprintf(stderr, "bench: %s: %lld warm-up + %lld timed runs...\n", b.c_str(), (long long)warmup, (long long)runs);
     SessionOptions so = o;
-    if (decomposed) so.decompose.reset();  // already applied
+    if (decomposed) so.pipeline.decompose.reset();  // already applied
     Session s = Session::from_graph(decomposed ? *decomposed : load_model_graph(model, o.batch), so);
     r.describe = s.executable().describe();
     r.activation_bytes = s.activation_bytes();
-    r.tiling = s.executable().pointwise_tiling();
+    r.tiling = s.tiling();  // the object resolved once above, as the backend compiled with it
     if (r.tiling) {
       auto plans = s.executable().pointwise_plans();
       r.pointwise_convs = int64_t(plans.size());
@@ -273,15 +260,15 @@ int cmd_bench(int argc, char** argv) {
   // ---- table ----
   std::printf("model    %s\n", model.c_str());
   std::printf("machine  %s\n", mi.summary().c_str());
-  if (a.flag("--cachegrind"))
+  if (cachegrind)
     std::printf("setting  batch %lld, 1 thread, 1 warm-up inference, 1 measured inference under valgrind\n",
                 (long long)o.batch);
   else
     std::printf("setting  batch %lld, %d threads, %lld warm-up, %lld timed runs\n", (long long)o.batch, threads,
                 (long long)warmup, (long long)runs);
-  if (o.decompose)
+  if (decompose)
     std::printf("decompose %s, %s form (lossy: see locus decompose for the per-layer error)\n",
-                o.decompose->policy.describe().c_str(), o.decompose->form == CpForm::FourWay ? "4-way" : "3-way");
+                decompose->policy.describe().c_str(), decompose->form == CpForm::FourWay ? "4-way" : "3-way");
   auto row = [&](const std::string& label, auto cell) {
     std::printf("%-24s", label.c_str());
     for (auto& r : results) std::printf(" %16s", cell(r).c_str());
@@ -291,13 +278,13 @@ int cmd_bench(int argc, char** argv) {
   if (std::any_of(results.begin(), results.end(), [](auto& r) { return r.tiling.has_value(); })) {
     row("1x1 tiling L2", [](const BackendResult& r) { return r.tiling ? l2_setting_label(*r.tiling) : "n/a"; });
     row("1x1 tile order", [](const BackendResult& r) { return r.tiling ? order_setting_label(*r.tiling) : "n/a"; });
-    if (!a.flag("--cachegrind"))
+    if (!cachegrind)
       row("1x1 convs planned", [](const BackendResult& r) {
         return r.pointwise_convs >= 0 ? std::to_string(r.planned_convs) + "/" + std::to_string(r.pointwise_convs)
                                       : std::string("n/a");
       });
   }
-  if (!a.flag("--cachegrind")) {
+  if (!cachegrind) {
     row("median ms", [](const BackendResult& r) { return fmt(percentile(r.ms, 0.5), "%.3f"); });
     row("min ms", [](const BackendResult& r) { return fmt(*std::min_element(r.ms.begin(), r.ms.end()), "%.3f"); });
     row("p90 ms", [](const BackendResult& r) { return fmt(percentile(r.ms, 0.9), "%.3f"); });
@@ -333,109 +320,73 @@ int cmd_bench(int argc, char** argv) {
   }
 
   // ---- json ----
-  if (a.has("--json")) {
-    JsonWriter j;
-    j.begin_object();
-    j.kv("schema", "locus-bench/1");
-    j.kv("model", model);
-    j.key("machine");
-    j.begin_object();
-    j.kv("cpu", mi.cpu_model);
-    j.kv("logical_cpus", int64_t(mi.logical_cpus));
-    j.kv("virtual_machine", mi.hypervisor);
-    j.key("caches");
-    j.begin_array();
-    for (auto& c : mi.caches) {
-      j.begin_object();
-      j.kv("level", int64_t(c.level));
-      j.kv("type", c.type);
-      j.kv("bytes", c.size_bytes);
-      j.kv("ways", int64_t(c.ways));
-      j.kv("line", int64_t(c.line_bytes));
-      j.end_object();
-    }
-    j.end_array();
-    j.key("isa");
-    j.begin_array();
-    for (auto& f : mi.isa) j.value(f);
-    j.end_array();
-    j.end_object();
-    j.kv("batch", o.batch);
-    j.kv("threads", int64_t(threads));
-    j.kv("warmup", warmup);
-    j.kv("runs", runs);
-    j.kv("mode", a.flag("--cachegrind") ? "cachegrind" : "timing");
-    if (o.decompose) {
-      j.kv("decompose", o.decompose->policy.describe());
-      j.kv("decompose_form", int64_t(o.decompose->form == CpForm::FourWay ? 4 : 3));
+  if (!json_file.empty()) {
+    Json j = json_document("locus-bench/1");
+    j["model"] = model;
+    Json caches = Json::array();
+    for (auto& c : mi.caches)
+      caches.push_back({{"level", c.level}, {"type", c.type}, {"bytes", c.size_bytes}, {"ways", c.ways}, {"line", c.line_bytes}});
+    j["machine"] = {{"cpu", mi.cpu_model},
+                    {"logical_cpus", mi.logical_cpus},
+                    {"virtual_machine", mi.hypervisor},
+                    {"caches", std::move(caches)},
+                    {"isa", mi.isa}};
+    j["batch"] = o.batch;
+    j["threads"] = threads;
+    j["warmup"] = warmup;
+    j["runs"] = runs;
+    j["mode"] = cachegrind ? "cachegrind" : "timing";
+    if (decompose) {
+      j["decompose"] = decompose->policy.describe();
+      j["decompose_form"] = decompose->form == CpForm::FourWay ? 4 : 3;
     } else {
-      j.kv_null("decompose");
+      j["decompose"] = nullptr;
     }
-    if (a.flag("--cachegrind")) j.kv("ll_level", int64_t(ll_level));
-    j.kv("counters_available", pc.any_available());
-    if (!pc.any_available() && !a.flag("--cachegrind")) j.kv("counters_note", pc.unavailable_reason());
-    j.key("results");
-    j.begin_array();
+    if (cachegrind) j["ll_level"] = ll_level;
+    j["counters_available"] = pc.any_available();
+    if (!pc.any_available() && !cachegrind) j["counters_note"] = pc.unavailable_reason();
+    Json& out = j["results"] = Json::array();
     for (auto& r : results) {
-      j.begin_object();
-      j.kv("backend", r.backend);
-      if (!r.describe.empty()) j.kv("describe", r.describe);
+      Json e = {{"backend", r.backend}};
+      if (!r.describe.empty()) e["describe"] = r.describe;
       if (r.tiling) {
-        j.key("pointwise_tiling");
-        j.begin_object();
-        j.kv("l2_bytes", r.tiling->l2_bytes);
-        j.kv("l2_source", setting_source_label(r.tiling->l2_source, true));
-        j.kv("order", schedule::tile_order_name(r.tiling->order));
-        j.kv("order_source", setting_source_label(r.tiling->order_source, false));
-        j.kv("buffer_entries", r.tiling->buffer_entries);
-        j.kv("safety_fraction", kL2SafetyFraction);
+        Json t = {{"l2_bytes", r.tiling->l2_bytes},
+                  {"l2_source", setting_source_name(r.tiling->l2_source)},
+                  {"order", schedule::tile_order_name(r.tiling->order)},
+                  {"order_source", setting_source_name(r.tiling->order_source)},
+                  {"buffer_entries", r.tiling->buffer_entries},
+                  {"safety_fraction", kL2SafetyFraction}};
         if (r.pointwise_convs >= 0) {
-          j.kv("pointwise_convs", r.pointwise_convs);
-          j.kv("planned_convs", r.planned_convs);
+          t["pointwise_convs"] = r.pointwise_convs;
+          t["planned_convs"] = r.planned_convs;
         }
-        j.end_object();
+        e["pointwise_tiling"] = std::move(t);
       } else {
-        j.kv_null("pointwise_tiling");
+        e["pointwise_tiling"] = nullptr;
       }
       if (!r.ms.empty()) {
-        j.kv("median_ms", percentile(r.ms, 0.5));
-        j.kv("min_ms", *std::min_element(r.ms.begin(), r.ms.end()));
-        j.kv("p90_ms", percentile(r.ms, 0.9));
-        j.kv("images_per_s", 1000.0 * double(o.batch) / percentile(r.ms, 0.5));
-        j.kv("activation_bytes", r.activation_bytes);
-        j.key("counters_per_inference");
-        j.begin_object();
-        for (auto& c : r.counters) {
-          if (c.value) j.kv(c.name, *c.value);
-          else j.kv_null(c.name);
-        }
-        j.end_object();
+        e["median_ms"] = finite_or_null(percentile(r.ms, 0.5));
+        e["min_ms"] = finite_or_null(*std::min_element(r.ms.begin(), r.ms.end()));
+        e["p90_ms"] = finite_or_null(percentile(r.ms, 0.9));
+        e["images_per_s"] = finite_or_null(1000.0 * double(o.batch) / percentile(r.ms, 0.5));
+        e["activation_bytes"] = r.activation_bytes;
+        Json c = Json::object();
+        for (auto& k : r.counters) c[k.name] = k.value ? finite_or_null(*k.value) : Json(nullptr);
+        e["counters_per_inference"] = std::move(c);
       }
       if (!r.cachegrind.empty()) {
-        j.key("cachegrind");
-        j.begin_object();
-        for (auto& [k, v] : r.cachegrind) j.kv(k, v);
-        j.end_object();
+        Json c = Json::object();
+        for (auto& [k, v] : r.cachegrind) c[k] = finite_or_null(v);
+        e["cachegrind"] = std::move(c);
       }
       if (!r.profile.empty()) {
-        j.key("profile");
-        j.begin_array();
-        for (auto& t : r.profile) {
-          j.begin_object();
-          j.kv("node", t.node);
-          j.kv("op", t.op);
-          j.kv("ms", t.ms);
-          j.end_object();
-        }
-        j.end_array();
+        Json p = Json::array();
+        for (auto& t : r.profile) p.push_back({{"node", t.node}, {"op", t.op}, {"ms", finite_or_null(t.ms)}});
+        e["profile"] = std::move(p);
       }
-      j.end_object();
+      out.push_back(std::move(e));
     }
-    j.end_array();
-    j.end_object();
-    std::ofstream f(a.get("--json"));
-    LOCUS_CHECK(f, "cannot write '", a.get("--json"), "'");
-    f << j.str() << "\n";
+    write_json_file(json_file, j);
   }
   return 0;
 }

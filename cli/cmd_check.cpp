@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "graph/ops.h"
 #include "importers/onnx/onnx_importer.h"
 
@@ -24,13 +24,7 @@ static const char* kCheckHelp =
     "Exit status 0 only if nothing failed. Integer inputs, and float inputs read only as parameters\n"
     "(Conv weights and bias, BatchNormalization statistics, Clip bounds), are bound as constants at\n"
     "session creation, as a framework holding the weights would.\n"
-    "\n"
-    "options:\n"
-    "  --rtol X           relative tolerance (default 1e-3)\n"
-    "  --atol X           absolute tolerance (default 1e-4)\n"
-    "  --backend NAME     native (default), onednn, onednn-dwfused, reference\n"
-    "  --threads N        OpenMP threads (default: all cores)\n"
-    "  --quiet            print only failures and the closing line\n";
+;
 
 namespace {
 
@@ -158,37 +152,29 @@ bool is_test_dir(const fs::path& d) {
 }  // namespace
 
 int cmd_check(int argc, char** argv) {
-  Args a(argc, argv, 2,
-         {"--rtol", "--atol", "--backend", "--threads", "--l2", "--max-memory", "--tile-order", "--decompose", "--decompose-form", "--accel-schedule", "--accel", "--buffer"},
-         {"--help", "-h", "--quiet", "--no-fuse"});
-  if (a.flag("--help") || a.flag("-h")) {
-    std::fputs(kCheckHelp, stdout);
-    std::fputs(tiling_options_help(21).c_str(), stdout);
-    std::fputs(memory_options_help(21).c_str(), stdout);
-    std::fputs(decompose_options_help(21).c_str(), stdout);
-    std::fputs(accel_options_help(21).c_str(), stdout);
-    return 0;
-  }
-  if (a.positional().empty()) throw UsageError("check: expected at least one DIR");
-  double rtol = a.get_double("--rtol", 1e-3), atol = a.get_double("--atol", 1e-4);
+  auto app = make_command("check", kCheckHelp);
+  std::vector<std::string> dir_args;
+  double rtol = 1e-3, atol = 1e-4;
+  bool quiet = false;
   SessionOptions o;
-  o.backend = a.get("--backend", "native");
-  o.threads = int(a.get_int("--threads", 0, 1, 1024));
-  apply_tiling_options(a, o);
-  apply_memory_options(a, o);
-  apply_decompose_options(a, o);  // lossy: with a low rank, expect FAILs (--rtol/--atol)
-  apply_accel_options(a, o);
-  if (o.backend == "native") {  // a bad LOCUS_L2 / LOCUS_TILE_ORDER: one error, not a FAIL per test
-    BackendOptions bo;
-    bo.l2_bytes = o.l2_bytes;
-    bo.tile_order = o.tile_order;
-    resolve_pointwise_tiling(bo);
-  }
-  bool quiet = a.flag("--quiet");
+  app->add_option("DIR", dir_args, "test folders, or folders of them")->required()->type_name("");
+  add_nonneg_option(*app, "--rtol", rtol, "relative tolerance (default 1e-3)");
+  add_nonneg_option(*app, "--atol", atol, "absolute tolerance (default 1e-4)");
+  app->add_option("--backend", o.backend_name, "native (default), onednn, onednn-dwfused, reference, accel")
+      ->type_name("NAME");
+  add_int_option(*app, "--threads", o.threads, 1, 1024, "OpenMP threads (default: all cores)");
+  app->add_flag("--quiet", quiet, "print only failures and the closing line");
+  add_tiling_options(*app, o);
+  add_memory_options(*app, o);
+  const DecomposeGroup dg = add_decompose_options(*app, o.pipeline.decompose);  // lossy: expect FAILs (--rtol/--atol)
+  add_accel_options(*app, o.backend);
+  if (!parse_command(*app, argc, argv)) return 0;
+  check_decompose_options(dg);
+  resolve_tiling_once(o, {o.backend_name});  // a bad LOCUS_L2 / LOCUS_TILE_ORDER: one error, not a FAIL per test
   if (stop_after_options()) return 0;
 
   std::vector<fs::path> dirs;
-  for (auto& p : a.positional()) {
+  for (auto& p : dir_args) {
     std::error_code ec;
     LOCUS_CHECK(fs::is_directory(p, ec), "'", p, "' is not a folder");
     if (is_test_dir(p)) {

@@ -7,9 +7,9 @@
 #include <filesystem>
 #include <set>
 
-#include "cli/args.h"
 #include "cli/commands.h"
-#include "cli/json_writer.h"
+#include "cli/options.h"
+#include "cli/json.h"
 #include "exporters/onnx/onnx_exporter.h"
 #include "graph/cost.h"
 #include "graph/ops.h"
@@ -32,23 +32,9 @@ static const char* kDecomposeHelp =
     "left alone. No other optimisation is applied, so the written model has the original's other\n"
     "nodes (BatchNorm, Relu, ...) unchanged. The written file is reloaded and its shapes inferred\n"
     "as a check. The decomposition is lossy and nothing is retrained: read the error column.\n"
-    "\n"
-    "options:\n"
-    "  -o, --output FILE    the ONNX file to write (required; written via a temporary file)\n"
-    "  --rank POLICY        each layer's rank R (default error=0.05):\n"
-    "                         rank=R     a fixed rank (capped by the layer's own maximum)\n"
-    "                         ratio=F    R = ceil(F x min(Cin, Cout))\n"
-    "                         error=E    the smallest R whose relative reconstruction error <= E,\n"
-    "                                    searched up to min(MAC break-even, max(Cin, Cout)); a\n"
-    "                                    layer no such R fits is left alone (the report says why)\n"
-    "                         macs=F     the largest R whose MACs <= F x the original's\n"
-    "  --form 3|4           the 3-way (default) or 4-way form\n"
-    "  --layers A,B,...     decompose only these Conv nodes (by node name; repeatable)\n"
-    "  --iterations N       ALS iteration cap per fit (default 200)\n"
-    "  --batch N            value for a symbolic batch dimension (default 1; it is written as is)\n"
-    "  --model-dir DIR      folder searched for MODEL\n"
-    "  --format table|json  the report's format on stdout (default table)\n"
-    "\n"
+;
+
+static const char* kDecomposeReport =
     "The report has one row per convolution: node, Cout x Cin x Kh x Kw, rank (- if left alone),\n"
     "rel_error = ||W - W_R||_F / ||W||_F, ALS iterations, the layer's parameters (weights + bias) and\n"
     "MACs per image before and after, and a note (why a conv was left alone); then the totals over the\n"
@@ -96,36 +82,32 @@ CpLayerReport filtered_row(const Graph& g, const Node& n) {
 }  // namespace
 
 int cmd_decompose(int argc, char** argv) {
-  Args a(argc, argv, 2,
-         {"-o", "--output", "--rank", "--form", "--layers", "--iterations", "--batch", "--model-dir", "--format"},
-         {"--help", "-h"});
-  if (a.flag("--help") || a.flag("-h")) {
-    std::fputs(kDecomposeHelp, stdout);
-    return 0;
-  }
+  auto app = make_command("decompose", kDecomposeHelp, kDecomposeReport);
+  std::string model_arg, out, format = "table";
+  std::vector<std::string> layer_args;
+  std::optional<CpDecomposeOptions> chosen;  // --decompose / --rank, --decompose-form / --form
+  CpDecomposeOptions defaults;
+  int iterations = defaults.max_iterations;
+  ModelLookup ml;
+  app->add_option("MODEL", model_arg, "a .onnx file, a folder holding one, or builtin:NAME")->required()->type_name("");
+  app->add_option("-o,--output", out, "the ONNX file to write (required; written via a temporary file)")
+      ->required()
+      ->type_name("FILE");
+  const DecomposeGroup dg = add_decompose_options(*app, chosen, /*aliases=*/true);
+  app->add_option("--layers", layer_args, "decompose only these Conv nodes (by node name; repeatable)")
+      ->type_name("A,B,...");
+  add_int_option(*app, "--iterations", iterations, 1, 1000000, "ALS iteration cap per fit (default 200)");
+  add_model_options(*app, ml, "; it is written as is");
+  add_choice_option(*app, "--format", format, {"table", "json"}, "the report's format on stdout (default table)",
+                    "table|json");
   // Every option is checked before any work.
-  if (a.positional().size() != 1) throw UsageError("decompose: expected exactly one MODEL");
-  std::string out = a.has("-o") ? a.get("-o") : a.get("--output");
-  if (a.has("-o") && a.has("--output")) throw UsageError("decompose: give -o or --output, not both");
-  if (out.empty()) throw UsageError("decompose: missing -o OUT.onnx");
-  CpDecomposeOptions opts;
-  if (a.has("--rank")) {
-    try {
-      opts.policy = RankPolicy::parse(a.get("--rank"));
-    } catch (const Error& e) {
-      throw UsageError(std::string("option --rank: ") + e.what());
-    }
-  }
-  const std::string form = a.get("--form", "3");
-  if (form != "3" && form != "4") throw UsageError("option --form expects 3 or 4, got '" + form + "'");
-  opts.form = form == "4" ? CpForm::FourWay : CpForm::ThreeWay;
-  opts.max_iterations = int(a.get_int("--iterations", opts.max_iterations, 1, 1000000));
-  const std::string format = a.get("--format", "table");
-  if (format != "table" && format != "json")
-    throw UsageError("option --format expects table or json, got '" + format + "'");
-  const std::vector<std::string> layers = split_list(a.all("--layers"));
-  if (a.has("--layers") && layers.empty()) throw UsageError("option --layers needs at least one node name");
-  const int64_t batch = a.get_int("--batch", 1, 1, 4096);
+  if (!parse_command(*app, argc, argv)) return 0;
+  check_decompose_options(dg);
+  CpDecomposeOptions opts = chosen ? *chosen : defaults;
+  opts.max_iterations = iterations;
+  const std::vector<std::string> layers = split_list(layer_args);
+  if (app->count("--layers") && layers.empty()) throw UsageError("option --layers needs at least one node name");
+  const int64_t batch = ml.batch;
   {
     std::error_code ec;
     const fs::path p(out);
@@ -135,7 +117,7 @@ int cmd_decompose(int argc, char** argv) {
   }
   if (stop_after_options()) return 0;
 
-  const std::string model = resolve_model(a.positional()[0], a.get("--model-dir"));
+  const std::string model = resolve_model(model_arg, ml.model_dir);
   Graph g = load_model_graph(model, batch);
   // Shapes (and constant subgraphs folded), but none of the optimising passes: the written model
   // keeps only standard ONNX ops. The decomposition runs below, one conv at a time.
@@ -240,62 +222,43 @@ int cmd_decompose(int argc, char** argv) {
   const char* form_name = opts.form == CpForm::FourWay ? "4-way" : "3-way";
 
   if (format == "json") {
-    JsonWriter j;
-    j.begin_object();
-    j.kv("schema", "locus-decompose/1");
-    j.kv("model", model);
-    j.kv("output", out);
-    j.kv("policy", opts.policy.describe());
-    j.kv("form", int64_t(opts.form == CpForm::FourWay ? 4 : 3));
-    j.kv("max_iterations", int64_t(opts.max_iterations));
-    j.kv("fit_seconds", fit_s);
-    j.key("layers");
-    j.begin_array();
+    Json j = json_document("locus-decompose/1");
+    j["model"] = model;
+    j["output"] = out;
+    j["policy"] = opts.policy.describe();
+    j["form"] = opts.form == CpForm::FourWay ? 4 : 3;
+    j["max_iterations"] = opts.max_iterations;
+    j["fit_seconds"] = finite_or_null(fit_s);
+    Json& layers = j["layers"] = Json::array();
     for (const CpLayerReport& r : rows) {
-      j.begin_object();
-      j.kv("node", r.node);
-      j.kv("cout", r.cout);
-      j.kv("cin", r.cin);
-      j.kv("kh", r.kh);
-      j.kv("kw", r.kw);
-      j.kv("decomposed", r.decomposed);
+      Json l = {{"node", r.node}, {"cout", r.cout}, {"cin", r.cin}, {"kh", r.kh}, {"kw", r.kw}, {"decomposed", r.decomposed}};
       if (r.decomposed) {
-        j.kv("rank", r.rank);
-        j.kv("rel_error", r.rel_error);
-        j.kv("iterations", int64_t(r.iterations));
+        l["rank"] = r.rank;
+        l["rel_error"] = finite_or_null(r.rel_error);
+        l["iterations"] = r.iterations;
       } else {
-        j.kv("why_not", r.why_not);
+        l["why_not"] = r.why_not;
       }
-      j.kv("params_before", r.params_before);
-      j.kv("params_after", r.decomposed ? r.params_after : r.params_before);
-      j.kv("macs_before", r.macs_before);
-      j.kv("macs_after", r.decomposed ? r.macs_after : r.macs_before);
-      j.end_object();
+      l["params_before"] = r.params_before;
+      l["params_after"] = r.decomposed ? r.params_after : r.params_before;
+      l["macs_before"] = r.macs_before;
+      l["macs_after"] = r.decomposed ? r.macs_after : r.macs_before;
+      layers.push_back(std::move(l));
     }
-    j.end_array();
-    j.key("totals");
-    j.begin_object();
-    j.kv("decomposed", int64_t(decomposed));
-    j.kv("convs", int64_t(rows.size()));
-    j.kv("max_rel_error", worst);
-    j.kv("conv_params_before", lp_before);
-    j.kv("conv_params_after", lp_after);
-    j.kv("conv_macs_before", lm_before);
-    j.kv("conv_macs_after", lm_after);
-    j.kv("model_params_before", params_before);
-    j.kv("model_params_after", params_after);
-    j.kv("model_macs_before", macs_before);
-    j.kv("model_macs_after", macs_after);
-    j.end_object();
-    j.key("check");
-    j.begin_object();
-    j.kv("reloaded", true);
-    j.kv("shapes_inferred", true);
-    j.kv("outputs", out_shapes);
-    j.kv("bytes", int64_t(ec ? 0 : file_bytes));
-    j.end_object();
-    j.end_object();
-    std::printf("%s\n", j.str().c_str());
+    j["totals"] = {{"decomposed", decomposed},
+                   {"convs", rows.size()},
+                   {"max_rel_error", finite_or_null(worst)},
+                   {"conv_params_before", lp_before},
+                   {"conv_params_after", lp_after},
+                   {"conv_macs_before", lm_before},
+                   {"conv_macs_after", lm_after},
+                   {"model_params_before", params_before},
+                   {"model_params_after", params_after},
+                   {"model_macs_before", macs_before},
+                   {"model_macs_after", macs_after}};
+    j["check"] = {{"reloaded", true}, {"shapes_inferred", true}, {"outputs", out_shapes},
+                  {"bytes", int64_t(ec ? 0 : file_bytes)}};
+    std::printf("%s\n", json_text(j).c_str());
     return 0;
   }
 

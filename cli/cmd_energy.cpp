@@ -7,9 +7,9 @@
 #include <iostream>
 #include <sstream>
 
-#include "cli/args.h"
 #include "cli/commands.h"
-#include "cli/json_writer.h"
+#include "cli/options.h"
+#include "cli/json.h"
 #include "cli/svg_plot.h"
 #include "graph/ops.h"
 #include "graph/passes/cp_decompose.h"
@@ -32,27 +32,9 @@ static const char* kEnergyHelp =
     "              chunks), the other layers as scan\n"
     "Every schedule places the tensors in one DRAM address space and feeds its loads and stores, tile\n"
     "by tile, to the DRAM model (banks, rows, open-page row buffers, refresh, background).\n"
-    "\n"
-    "options:\n"
-    "  --accel PRESET|FILE   accelerator config: a preset name or a JSON file (default: default)\n"
-    "  --dram PRESET         DRAM part, overriding the config's\n"
-    "  --buffer SIZE         on-chip buffer in entries: 65536, 64K, 2M (default: the config's)\n"
-    "  --schedule LIST       comma-separated schedules (default: baseline,scan,fused-scan)\n"
-    "  --sweep LO:HI         DRAM energy per schedule for every buffer size LO, 2LO, ..., HI (powers\n"
-    "                        of two, e.g. 8K:2M) instead of the per-layer report; progress on stderr\n"
-    "  --svg FILE            with --sweep: also write an SVG plot of DRAM energy against buffer size\n"
-    "  --format F            table (default), csv or json (schema locus-energy/1, with --sweep\n"
-    "                        locus-energy-sweep/1)\n"
-    "  --summary             table format: totals only, no per-layer tables\n"
-    "  --trace FILE          write the DRAM request trace (one line per burst, '0x<address> READ|WRITE\n"
-    "                        <cycle>', DRAMSim2's .trc format) of one schedule at --buffer\n"
-    "  --trace-schedule S    the schedule traced (default: fused-scan)\n"
-    "  --batch N             value for a symbolic batch dimension (default 1)\n"
-    "  --model-dir DIR       folder searched for MODEL\n"
-    "  --no-fuse             do not fuse inverted-residual blocks (fused-scan then equals scan)\n";
+;
 
 static const char* kEnergyHelpColumns =
-    "\n"
     "Per-layer columns (table and csv): MACs; DRAM MiB read and written (the schedule's traffic,\n"
     "entries x word bytes); buffer accesses (words read or written in the on-chip buffer); the\n"
     "row-buffer hit rate of the DRAM bursts; energy in uJ: DRAM read, write, activate+precharge,\n"
@@ -156,39 +138,35 @@ std::string thesis_line(const std::vector<accel::ScheduleResult>& rs, const std:
          "CP-decomposed ResNet-50 at 64K entries; measured here: " + measured;
 }
 
-void layer_json(JsonWriter& j, const accel::LayerResult& l, const accel::AccelConfig& cfg) {
-  j.begin_object();
-  j.kv("name", l.name);
-  if (!l.op.empty()) j.kv("op", l.op);
-  if (l.name != "total") j.kv("kind", accel::layer_kind_name(l.kind));
-  j.kv("macs", l.macs);
-  j.kv("dram_read_bytes", l.read_bytes);
-  j.kv("dram_write_bytes", l.write_bytes);
-  j.kv("dram_burst_bytes_read", l.dram.bytes_read(cfg.dram));
-  j.kv("dram_burst_bytes_written", l.dram.bytes_written(cfg.dram));
-  j.kv("buffer_accesses", l.buffer_accesses);
-  j.kv("compute_cycles", l.compute_cycles);
-  j.kv("row_hits", l.dram.row_hits);
-  j.kv("row_misses", l.dram.row_misses);
-  j.kv("row_hit_rate", l.dram.row_hit_rate());
-  j.kv("activates", l.dram.activates);
-  j.kv("refreshes", l.dram.refreshes);
-  j.kv("dram_cycles", l.dram.cycles);
-  j.key("energy_uj");
-  j.begin_object();
-  j.kv("dram_read", uj(l.dram.e_read_pj));
-  j.kv("dram_write", uj(l.dram.e_write_pj));
-  j.kv("dram_act_pre", uj(l.dram.e_act_pre_pj));
-  j.kv("dram_refresh", uj(l.dram.e_refresh_pj));
-  j.kv("dram_background", uj(l.dram.e_background_pj));
-  j.kv("dram", uj(l.e_dram_pj()));
-  j.kv("buffer", uj(l.e_buffer_pj));
-  j.kv("mac", uj(l.e_mac_pj));
-  j.kv("total", uj(l.e_total_pj()));
-  j.end_object();
-  if (!l.tiling.empty()) j.kv("tiling", l.tiling);
-  if (!l.note.empty()) j.kv("note", l.note);
-  j.end_object();
+Json layer_json(const accel::LayerResult& l, const accel::AccelConfig& cfg) {
+  Json j = {{"name", l.name}};
+  if (!l.op.empty()) j["op"] = l.op;
+  if (l.name != "total") j["kind"] = accel::layer_kind_name(l.kind);
+  j["macs"] = l.macs;
+  j["dram_read_bytes"] = l.read_bytes;
+  j["dram_write_bytes"] = l.write_bytes;
+  j["dram_burst_bytes_read"] = l.dram.bytes_read(cfg.dram);
+  j["dram_burst_bytes_written"] = l.dram.bytes_written(cfg.dram);
+  j["buffer_accesses"] = l.buffer_accesses;
+  j["compute_cycles"] = l.compute_cycles;
+  j["row_hits"] = l.dram.row_hits;
+  j["row_misses"] = l.dram.row_misses;
+  j["row_hit_rate"] = finite_or_null(l.dram.row_hit_rate());
+  j["activates"] = l.dram.activates;
+  j["refreshes"] = l.dram.refreshes;
+  j["dram_cycles"] = l.dram.cycles;
+  j["energy_uj"] = {{"dram_read", finite_or_null(uj(l.dram.e_read_pj))},
+                    {"dram_write", finite_or_null(uj(l.dram.e_write_pj))},
+                    {"dram_act_pre", finite_or_null(uj(l.dram.e_act_pre_pj))},
+                    {"dram_refresh", finite_or_null(uj(l.dram.e_refresh_pj))},
+                    {"dram_background", finite_or_null(uj(l.dram.e_background_pj))},
+                    {"dram", finite_or_null(uj(l.e_dram_pj()))},
+                    {"buffer", finite_or_null(uj(l.e_buffer_pj))},
+                    {"mac", finite_or_null(uj(l.e_mac_pj))},
+                    {"total", finite_or_null(uj(l.e_total_pj()))}};
+  if (!l.tiling.empty()) j["tiling"] = l.tiling;
+  if (!l.note.empty()) j["note"] = l.note;
+  return j;
 }
 
 void print_layer_table(const accel::ScheduleResult& r) {
@@ -256,30 +234,47 @@ void print_totals(const std::vector<accel::ScheduleResult>& rs) {
 }  // namespace
 
 int cmd_energy(int argc, char** argv) {
-  Args a(argc, argv, 2,
-         {"--accel", "--dram", "--buffer", "--schedule", "--sweep", "--svg", "--format", "--trace", "--trace-schedule",
-          "--batch", "--model-dir", "--decompose", "--decompose-form"},
-         {"--help", "-h", "--no-fuse", "--summary"});
-  if (a.flag("--help") || a.flag("-h")) {
-    std::fputs(kEnergyHelp, stdout);
-    std::fputs(decompose_options_help(24).c_str(), stdout);
-    std::fputs(kEnergyHelpColumns, stdout);
-    std::printf("%s; DRAM parts %s.\n", join(accel::accel_preset_names()).c_str(),
-                join(accel::dram_preset_names()).c_str());
-    return 0;
-  }
-  if (a.positional().size() != 1) throw UsageError("energy: expected exactly one MODEL");
-  const std::string format = a.get("--format", "table");
-  if (format != "table" && format != "csv" && format != "json")
-    throw UsageError("option --format expects table, csv or json, got '" + format + "'");
-  const auto schedules = parse_schedules(a.get("--schedule", "baseline,scan,fused-scan"));
-  const bool sweep = a.has("--sweep");
-  if (a.has("--svg") && !sweep) throw UsageError("option --svg needs --sweep");
-  if (a.has("--trace") && sweep) throw UsageError("option --trace cannot be combined with --sweep");
-  if (a.has("--trace-schedule") && !a.has("--trace")) throw UsageError("option --trace-schedule needs --trace");
+  auto app = make_command("energy", kEnergyHelp,
+                          kEnergyHelpColumns + join(accel::accel_preset_names()) + "; DRAM parts " +
+                              join(accel::dram_preset_names()) + ".\n");
+  std::string model_arg, dram, schedule_list = "baseline,scan,fused-scan", sweep_arg, svg, format = "table", trace_file,
+                         trace_schedule;
+  bool summary = false, no_fuse = false;
+  BackendOptions accel_opts;  // --accel, --buffer
+  SessionOptions so;          // --decompose, --decompose-form
+  ModelLookup ml;
+  app->add_option("MODEL", model_arg, "a .onnx file, a folder holding one, or builtin:NAME")->required()->type_name("");
+  app->add_option("--dram", dram, "DRAM part, overriding the config's")->type_name("PRESET");
+  app->add_option("--schedule", schedule_list, "comma-separated schedules (default: baseline,scan,fused-scan)")
+      ->type_name("LIST");
+  app->add_option("--sweep", sweep_arg,
+                  "DRAM energy per schedule for every buffer size LO, 2LO, ..., HI (powers\n"
+                  "of two, e.g. 8K:2M) instead of the per-layer report; progress on stderr")
+      ->type_name("LO:HI");
+  app->add_option("--svg", svg, "with --sweep: also write an SVG plot of DRAM energy against buffer size")
+      ->type_name("FILE");
+  add_choice_option(*app, "--format", format, {"table", "csv", "json"},
+                    "table (default), csv or json (schema locus-energy/1, with --sweep\nlocus-energy-sweep/1)", "F");
+  app->add_flag("--summary", summary, "table format: totals only, no per-layer tables");
+  app->add_option("--trace", trace_file,
+                  "write the DRAM request trace (one line per burst, '0x<address> READ|WRITE\n"
+                  "<cycle>', DRAMSim2's .trc format) of one schedule at --buffer")
+      ->type_name("FILE");
+  app->add_option("--trace-schedule", trace_schedule, "the schedule traced (default: fused-scan)")->type_name("S");
+  app->add_flag("--no-fuse", no_fuse, "do not fuse inverted-residual blocks (fused-scan then equals scan)");
+  add_model_options(*app, ml);
+  add_accel_options(*app, accel_opts, /*with_schedule=*/false);
+  const DecomposeGroup dg = add_decompose_options(*app, so.pipeline.decompose);
+  if (!parse_command(*app, argc, argv)) return 0;
+  check_decompose_options(dg);
+  const auto schedules = parse_schedules(schedule_list);
+  const bool sweep = app->count("--sweep") > 0;
+  if (app->count("--svg") && !sweep) throw UsageError("option --svg needs --sweep");
+  if (app->count("--trace") && sweep) throw UsageError("option --trace cannot be combined with --sweep");
+  if (app->count("--trace-schedule") && !app->count("--trace")) throw UsageError("option --trace-schedule needs --trace");
   int64_t lo = 0, hi = 0;
   if (sweep) {
-    const std::string v = a.get("--sweep");
+    const std::string& v = sweep_arg;
     const size_t colon = v.find(':');
     if (colon == std::string::npos) throw UsageError("option --sweep expects LO:HI (e.g. 8K:2M), got '" + v + "'");
     try {
@@ -292,9 +287,9 @@ int cmd_energy(int argc, char** argv) {
       throw UsageError("option --sweep expects powers of two LO <= HI (e.g. 8K:2M), got '" + v + "'");
   }
   accel::ScheduleKind trace_kind = accel::ScheduleKind::FusedScan;
-  if (a.has("--trace-schedule")) {
+  if (app->count("--trace-schedule")) {
     try {
-      trace_kind = accel::parse_schedule(a.get("--trace-schedule"));
+      trace_kind = accel::parse_schedule(trace_schedule);
     } catch (const Error& e) {
       throw UsageError(std::string("option --trace-schedule: ") + e.what());
     }
@@ -302,28 +297,26 @@ int cmd_energy(int argc, char** argv) {
     for (auto k : schedules) listed |= k == trace_kind;
     if (!listed) throw UsageError("option --trace-schedule names a schedule not in --schedule");
   }
-  const int64_t batch = a.get_int("--batch", 1, 1, 4096);
-  SessionOptions so;
-  apply_decompose_options(a, so);
+  const int64_t batch = ml.batch;
 
   // config before the model, so that a bad preset fails fast
-  accel::AccelConfig cfg = accel::load_accel_config(a.get("--accel", "default"));
-  if (a.has("--dram")) cfg.dram = accel::dram_preset(a.get("--dram"));
-  if (a.has("--buffer")) cfg.buffer_entries = buffer_option(a);
+  accel::AccelConfig cfg = accel::load_accel_config(accel_opts.accel_config);
+  if (app->count("--dram")) cfg.dram = accel::dram_preset(dram);
+  if (app->count("--buffer")) cfg.buffer_entries = accel_opts.accel_buffer_entries;
   if (stop_after_options()) return 0;
 
-  const std::string path = resolve_model(a.positional()[0], a.get("--model-dir"));
+  const std::string path = resolve_model(model_arg, ml.model_dir);
   Graph g = load_model_graph(path, batch);
   PipelineOptions po;  // as a session of the accel backend prepares it
-  po.decompose = so.decompose;
-  if (a.flag("--no-fuse")) po.disabled_passes.push_back("fuse-inverted-residual");
+  po.decompose = so.pipeline.decompose;
+  if (no_fuse) po.disabled_passes.push_back("fuse-inverted-residual");
   po.fuse_blocks = make_backend("accel")->capabilities().fused_inverted_residual;
   const PreparedGraph prepared = prepare_graph(g, po);
-  if (so.decompose) {
+  if (so.pipeline.decompose) {
     int decomposed = 0;
     for (const CpLayerReport& r : prepared.decompose_report) decomposed += r.decomposed ? 1 : 0;
     std::fprintf(stderr, "cp-decompose (%s): %d of %zu convolutions decomposed\n",
-                 so.decompose->policy.describe().c_str(), decomposed, prepared.decompose_report.size());
+                 so.pipeline.decompose->policy.describe().c_str(), decomposed, prepared.decompose_report.size());
   }
   const accel::Workload wl = accel::extract_workload(g);
 
@@ -346,37 +339,28 @@ int cmd_energy(int argc, char** argv) {
     }
     const auto* has_base = find(res[0], accel::ScheduleKind::Baseline);
     if (format == "json") {
-      JsonWriter j;
-      j.begin_object();
-      j.kv("schema", "locus-energy-sweep/1");
-      j.kv("model", path);
-      j.kv("accel", cfg.name);
-      j.kv("dram", cfg.dram.name);
-      j.kv("word_bits", int64_t(cfg.word_bits));
-      j.key("sweep");
-      j.begin_array();
+      Json j = json_document("locus-energy-sweep/1");
+      j["model"] = path;
+      j["accel"] = cfg.name;
+      j["dram"] = cfg.dram.name;
+      j["word_bits"] = cfg.word_bits;
+      Json& sweep_rows = j["sweep"] = Json::array();
       for (size_t i = 0; i < sizes.size(); ++i) {
-        j.begin_object();
-        j.kv("buffer_entries", sizes[i]);
-        j.key("schedules");
-        j.begin_object();
+        Json scheds = Json::object();
         for (auto& r : res[i]) {
-          j.key(accel::schedule_name(r.kind));
-          j.begin_object();
-          j.kv("dram_energy_uj", uj(r.total.e_dram_pj()));
-          j.kv("total_energy_uj", uj(r.total.e_total_pj()));
-          j.kv("dram_read_bytes", r.total.read_bytes);
-          j.kv("dram_write_bytes", r.total.write_bytes);
-          j.kv("row_hit_rate", r.total.dram.row_hit_rate());
-          if (has_base) j.kv("dram_energy_saving", saving(find(res[i], accel::ScheduleKind::Baseline)->total.e_dram_pj(), r.total.e_dram_pj()));
-          j.end_object();
+          Json e = {{"dram_energy_uj", finite_or_null(uj(r.total.e_dram_pj()))},
+                    {"total_energy_uj", finite_or_null(uj(r.total.e_total_pj()))},
+                    {"dram_read_bytes", r.total.read_bytes},
+                    {"dram_write_bytes", r.total.write_bytes},
+                    {"row_hit_rate", finite_or_null(r.total.dram.row_hit_rate())}};
+          if (has_base)
+            e["dram_energy_saving"] = finite_or_null(
+                saving(find(res[i], accel::ScheduleKind::Baseline)->total.e_dram_pj(), r.total.e_dram_pj()));
+          scheds[accel::schedule_name(r.kind)] = std::move(e);
         }
-        j.end_object();
-        j.end_object();
+        sweep_rows.push_back({{"buffer_entries", sizes[i]}, {"schedules", std::move(scheds)}});
       }
-      j.end_array();
-      j.end_object();
-      std::printf("%s\n", j.str().c_str());
+      std::printf("%s\n", json_text(j).c_str());
     } else {
       const bool csv = format == "csv";
       std::printf(csv ? "buffer_entries" : "%-10s", csv ? "" : "buffer");
@@ -406,7 +390,7 @@ int cmd_energy(int argc, char** argv) {
         std::printf("\n");
       }
     }
-    if (a.has("--svg")) {
+    if (!svg.empty()) {
       LinePlot p;
       p.title = "Projected DRAM energy per inference: " + g.name + " (" + cfg.dram.name + ")";
       if (g.name.empty()) p.title = "Projected DRAM energy per inference (" + cfg.dram.name + ")";
@@ -419,18 +403,18 @@ int cmd_energy(int argc, char** argv) {
         for (size_t i = 0; i < sizes.size(); ++i) s.points.push_back({double(sizes[i]), uj(res[i][k].total.e_dram_pj())});
         p.series.push_back(std::move(s));
       }
-      std::ofstream f(a.get("--svg"));
-      LOCUS_CHECK(f.good(), "cannot write '", a.get("--svg"), "'");
+      std::ofstream f(svg);
+      LOCUS_CHECK(f.good(), "cannot write '", svg, "'");
       f << render_svg(p);
-      LOCUS_CHECK(f.good(), "cannot write '", a.get("--svg"), "'");
+      LOCUS_CHECK(f.good(), "cannot write '", svg, "'");
     }
     return 0;
   }
 
   std::ofstream trace;
-  if (a.has("--trace")) {
-    trace.open(a.get("--trace"));
-    LOCUS_CHECK(trace.good(), "cannot write the trace to '", a.get("--trace"), "'");
+  if (app->count("--trace")) {
+    trace.open(trace_file);
+    LOCUS_CHECK(trace.good(), "cannot write the trace to '", trace_file, "'");
   }
   std::vector<accel::ScheduleResult> rs;
   for (auto k : schedules) {
@@ -441,58 +425,41 @@ int cmd_energy(int argc, char** argv) {
   }
   if (trace.is_open()) {
     trace.flush();
-    LOCUS_CHECK(trace.good(), "cannot write the trace to '", a.get("--trace"), "'");
+    LOCUS_CHECK(trace.good(), "cannot write the trace to '", trace_file, "'");
   }
   const std::string where = ", S = " + entries_label(double(cfg.buffer_entries)) + " entries";
   const auto* base = find(rs, accel::ScheduleKind::Baseline);
 
   if (format == "json") {
-    JsonWriter j;
-    j.begin_object();
-    j.kv("schema", "locus-energy/1");
-    j.kv("model", path);
-    j.key("config");
-    j.begin_object();
-    j.kv("accel", cfg.name);
-    j.kv("buffer_entries", cfg.buffer_entries);
-    j.kv("word_bits", int64_t(cfg.word_bits));
-    j.kv("mac_array", int64_t(cfg.mac_array));
-    j.kv("clock_mhz", cfg.clock_mhz);
-    j.kv("e_mac_pj", cfg.e_mac_pj);
-    j.kv("e_buffer_pj", cfg.e_buffer_pj);
-    j.kv("dram", cfg.dram.name);
-    j.kv("dram_source", cfg.dram.source);
-    j.end_object();
-    j.key("schedules");
-    j.begin_array();
+    Json j = json_document("locus-energy/1");
+    j["model"] = path;
+    j["config"] = {{"accel", cfg.name},
+                   {"buffer_entries", cfg.buffer_entries},
+                   {"word_bits", cfg.word_bits},
+                   {"mac_array", cfg.mac_array},
+                   {"clock_mhz", finite_or_null(cfg.clock_mhz)},
+                   {"e_mac_pj", finite_or_null(cfg.e_mac_pj)},
+                   {"e_buffer_pj", finite_or_null(cfg.e_buffer_pj)},
+                   {"dram", cfg.dram.name},
+                   {"dram_source", cfg.dram.source}};
+    Json& scheds = j["schedules"] = Json::array();
     for (auto& r : rs) {
-      j.begin_object();
-      j.kv("name", accel::schedule_name(r.kind));
-      j.kv("buffer_entries", r.buffer_entries);
-      j.key("total");
-      layer_json(j, r.total, cfg);
+      Json e = {{"name", accel::schedule_name(r.kind)}, {"buffer_entries", r.buffer_entries}, {"total", layer_json(r.total, cfg)}};
       if (base) {
-        j.kv("dram_energy_saving", saving(base->total.e_dram_pj(), r.total.e_dram_pj()));
-        j.kv("dram_access_energy_saving", saving(access_pj(base->total), access_pj(r.total)));
-        j.kv("dram_bytes_saving", saving(double(base->total.read_bytes + base->total.write_bytes),
-                                         double(r.total.read_bytes + r.total.write_bytes)));
+        e["dram_energy_saving"] = finite_or_null(saving(base->total.e_dram_pj(), r.total.e_dram_pj()));
+        e["dram_access_energy_saving"] = finite_or_null(saving(access_pj(base->total), access_pj(r.total)));
+        e["dram_bytes_saving"] = finite_or_null(saving(double(base->total.read_bytes + base->total.write_bytes),
+                                                       double(r.total.read_bytes + r.total.write_bytes)));
       }
-      j.key("layers");
-      j.begin_array();
-      for (auto& l : r.layers) layer_json(j, l, cfg);
-      j.end_array();
-      j.end_object();
+      Json& layers = e["layers"] = Json::array();
+      for (auto& l : r.layers) layers.push_back(layer_json(l, cfg));
+      scheds.push_back(std::move(e));
     }
-    j.end_array();
-    j.key("thesis");
-    j.begin_object();
-    j.kv("mobilenetv2_dram_energy_saving", 0.67);
-    j.kv("cp_resnet50_dram_energy_saving", 0.20);
-    j.kv("buffer_entries", int64_t(64 * 1024));
-    j.kv("source", "Wu and Huang, DATE 2019, pp. 120-125");
-    j.end_object();
-    j.end_object();
-    std::printf("%s\n", j.str().c_str());
+    j["thesis"] = {{"mobilenetv2_dram_energy_saving", 0.67},
+                   {"cp_resnet50_dram_energy_saving", 0.20},
+                   {"buffer_entries", 64 * 1024},
+                   {"source", "Wu and Huang, DATE 2019, pp. 120-125"}};
+    std::printf("%s\n", json_text(j).c_str());
     return 0;
   }
   if (format == "csv") {
@@ -519,7 +486,7 @@ int cmd_energy(int argc, char** argv) {
               cfg.name.c_str(), entries_label(double(cfg.buffer_entries)).c_str(), cfg.word_bits, cfg.mac_array,
               cfg.clock_mhz, cfg.e_mac_pj, cfg.e_buffer_pj);
   std::printf("dram       %s (%s)\n", cfg.dram.name.c_str(), cfg.dram.source.c_str());
-  if (!a.flag("--summary"))
+  if (!summary)
     for (auto& r : rs) print_layer_table(r);
   print_totals(rs);
   std::printf("\n%s\n", thesis_line(rs, where).c_str());

@@ -3,8 +3,8 @@
 #include <cstdio>
 #include <map>
 
-#include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "graph/cost.h"
 #include "graph/ops.h"
 #include "graph/passes/pipeline.h"
@@ -18,18 +18,9 @@ static const char* kInfoHelp =
     "\n"
     "Prints the operators, the parameter count, one line per layer (node, op, output shape, MACs)\n"
     "and the total MACs. By default the graph is shown after the optimisation passes (BatchNorm\n"
-    "folded, activations fused); --no-optimize shows it as imported.\n"
-    "\n"
-    "options:\n"
-    "  --batch N          value for a symbolic batch dimension (default 1)\n"
-    "  --model-dir DIR    folder searched for MODEL\n"
-    "  --no-optimize      show the imported graph\n"
-    "  --passes           also list what each pass did and why it did not fire\n"
-    "  --plans            also compile for the native backend and list the cache plan of every\n"
-    "                     1x1 conv (see below)\n";
+    "folded, activations fused); --no-optimize shows it as imported.\n";
 
 static const char* kPlansHelp =
-    "\n"
     "--plans prints a line 'plans  <settings>' and a table, one row per 1x1 conv, columns separated\n"
     "by spaces (awk-friendly; '-' where a value does not apply):\n"
     "  node        the Conv node\n"
@@ -104,36 +95,32 @@ static void print_plans(const Executable* exe) {
 }
 
 int cmd_info(int argc, char** argv) {
-  Args a(argc, argv, 2, {"--batch", "--model-dir", "--l2", "--tile-order"},
-         {"--help", "-h", "--no-optimize", "--passes", "--plans", "--no-fuse"});
-  if (a.flag("--help") || a.flag("-h")) {
-    std::fputs(kInfoHelp, stdout);
-    std::fputs(tiling_options_help(21).c_str(), stdout);
-    std::fputs(kPlansHelp, stdout);
-    return 0;
-  }
-  if (a.positional().size() != 1) throw UsageError("info: expected exactly one MODEL");
+  auto app = make_command("info", kInfoHelp, kPlansHelp);
+  std::string model_arg;
+  bool no_optimize = false, passes = false, want_plans = false;
   SessionOptions so;
-  apply_tiling_options(a, so);  // bad values fail before any work
-  const int64_t batch = a.get_int("--batch", 1, 1, 4096);
+  ModelLookup ml;
+  app->add_option("MODEL", model_arg, "a .onnx file, a folder holding one, or builtin:NAME")->required()->type_name("");
+  add_model_options(*app, ml);
+  app->add_flag("--no-optimize", no_optimize, "show the imported graph");
+  app->add_flag("--passes", passes, "also list what each pass did and why it did not fire");
+  app->add_flag("--plans", want_plans,
+                "also compile for the native backend and list the cache plan of every\n1x1 conv (see below)");
+  add_tiling_options(*app, so);  // bad values fail before any work
+  if (!parse_command(*app, argc, argv)) return 0;
   if (stop_after_options()) return 0;
-  std::string path = resolve_model(a.positional()[0], a.get("--model-dir"));
-  Graph g = load_model_graph(path, batch);
-  PipelineOptions po;  // as a session of the native backend prepares it
-  po.optimize = !a.flag("--no-optimize");
-  po.disabled_passes = so.disabled_passes;
+  std::string path = resolve_model(model_arg, ml.model_dir);
+  Graph g = load_model_graph(path, ml.batch);
+  so.pipeline.optimize = !no_optimize;
+  if (want_plans) resolve_tiling_once(so, {"native"});  // a bad LOCUS_L2 fails before any output
+  PipelineOptions po = so.pipeline;  // as a session of the native backend prepares it
   po.fuse_blocks = make_backend("native")->capabilities().fused_inverted_residual;
   const PassReport report = prepare_graph(g, po).report;
 
   // --plans: compiled for the native backend as a session would (plans made once, read back) before
   // anything is printed, so that a bad LOCUS_L2 / LOCUS_TILE_ORDER fails without partial output.
   std::unique_ptr<Executable> plans;
-  if (a.flag("--plans")) {
-    BackendOptions bo;
-    bo.l2_bytes = so.l2_bytes;
-    bo.tile_order = so.tile_order;
-    plans = make_backend("native")->compile(g, bo);
-  }
+  if (want_plans) plans = make_backend("native")->compile(g, so.backend);  // with so.backend.tiling
 
   std::printf("model      %s\n", path.c_str());
   std::printf("opset      %lld\n", (long long)g.opset);
@@ -162,7 +149,7 @@ int cmd_info(int argc, char** argv) {
                 shape_str(g.info(n.outputs[0]).shape).c_str(), (long long)macs);
   }
   std::printf("\ntotal MACs %lld (%.3f G)\n", (long long)total, double(total) / 1e9);
-  if (a.flag("--passes")) {
+  if (passes) {
     std::printf("\npasses\n");
     for (auto& r : report.results) std::printf("  %-42s %d changes\n", r.pass.c_str(), r.changes);
     for (auto& r : report.remarks)

@@ -9,10 +9,10 @@
 #include <fstream>
 #include <numeric>
 
-#include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "cli/image.h"
-#include "cli/json_writer.h"
+#include "cli/json.h"
 #include "importers/onnx/onnx_importer.h"
 #include "models/model_path.h"
 
@@ -29,25 +29,7 @@ static const char* kRunHelp =
     "normalised with the ImageNet mean/std (RGB, NCHW), then classified one at a time; further\n"
     "positional arguments after MODEL are taken as photos too. Prints, per photo, the top-K classes\n"
     "(rank, class id, probability, label) and the inference latency.\n"
-    "\n"
-    "options:\n"
-    "  --image FILE        a photo to classify (repeatable)\n"
-    "  --input NAME=FILE   feed a serialized ONNX TensorProto to input NAME (repeatable)\n"
-    "  --output-dir DIR    write every output as DIR/output_N.pb\n"
-    "  --labels FILE       class labels, one per line ('nXXXXXXXX label' or 'label');\n"
-    "                      default: imagenet_synset.txt from the model search path for 1000 classes\n"
-    "  --top K             classes to print per photo (default 5)\n"
-    "  --threads N         OpenMP threads (default: all cores)\n"
-    "  --backend NAME      native (default), onednn, onednn-dwfused, reference\n"
-    "  --batch N           value for a symbolic batch dimension (default 1)\n"
-    "  --model-dir DIR     folder searched for MODEL and labels\n"
-    "  --no-optimize       skip the graph passes\n"
-    "  --explain           before running, print to stderr how the graph was rewritten: one line\n"
-    "                      per fused inverted-residual block (the nodes it replaced) and one per\n"
-    "                      pass remark, with its kind: applied (a rewrite made), missed (a\n"
-    "                      candidate refused, and why) or analysis\n"
-    "  --remarks FILE      write the pass remarks (pass, node, kind, message) and the nodes of the\n"
-    "                      optimised graph as JSON (schema locus-remarks/1)\n";
+;
 
 static std::vector<std::string> load_labels(const std::string& path) {
   std::ifstream f(path);
@@ -97,82 +79,78 @@ static void prepare_output_dir(const std::string& dir) {
 // --remarks FILE.json: every pass remark with its kind, and every node of the optimised graph.
 static void write_remarks(const std::string& path, const std::string& model, const std::string& backend,
                           const Session& s) {
-  JsonWriter j;
-  j.begin_object();
-  j.kv("schema", "locus-remarks/1");
-  j.kv("model", model);
-  j.kv("backend", backend);
-  j.key("remarks");
-  j.begin_array();
-  for (const PassRemark& r : s.pass_report().remarks) {
-    j.begin_object();
-    j.kv("pass", r.pass);
-    j.kv("node", r.node);
-    j.kv("kind", remark_kind_name(r.kind));
-    j.kv("message", r.message);
-    j.end_object();
-  }
-  j.end_array();
-  j.key("nodes");
-  j.begin_array();
+  Json j = json_document("locus-remarks/1");
+  j["model"] = model;
+  j["backend"] = backend;
+  Json& remarks = j["remarks"] = Json::array();
+  for (const PassRemark& r : s.pass_report().remarks)
+    remarks.push_back({{"pass", r.pass}, {"node", r.node}, {"kind", remark_kind_name(r.kind)}, {"message", r.message}});
+  Json& nodes = j["nodes"] = Json::array();
   std::map<std::string, std::string> impl;  // node -> implementation, where the backend says
   for (const NodeImplementation& ni : s.executable().implementations()) impl[ni.node] = ni.implementation;
   for (const Node& n : s.graph().nodes) {
-    j.begin_object();
-    j.kv("node", n.name);
-    j.kv("op", n.domain.empty() ? n.op : n.domain + "." + n.op);
-    if (auto it = impl.find(n.name); it != impl.end()) j.kv("implementation", it->second);
-    j.end_object();
+    Json node = {{"node", n.name}, {"op", n.domain.empty() ? n.op : n.domain + "." + n.op}};
+    if (auto it = impl.find(n.name); it != impl.end()) node["implementation"] = it->second;
+    nodes.push_back(std::move(node));
   }
-  j.end_array();
-  j.end_object();
   std::ofstream f(path);
-  f << j.str() << "\n";
+  f << json_text(j) << "\n";
   LOCUS_CHECK(f.good(), "cannot write the remarks to '", path, "'");
 }
 
-static SessionOptions session_options(const Args& a) {
-  SessionOptions o;
-  o.backend = a.get("--backend", "native");
-  o.threads = int(a.get_int("--threads", 0, 1, 1024));
-  o.batch = a.get_int("--batch", 1, 1, 4096);
-  o.optimize = !a.flag("--no-optimize");
-  apply_tiling_options(a, o);
-  apply_memory_options(a, o);
-  apply_decompose_options(a, o);
-  apply_accel_options(a, o);
-  return o;
-}
-
 int cmd_run(int argc, char** argv) {
-  Args a(argc, argv, 2,
-         {"--image", "--input", "--output-dir", "--labels", "--top", "--threads", "--backend", "--batch",
-          "--model-dir", "--l2", "--max-memory", "--tile-order", "--decompose", "--decompose-form", "--accel-schedule", "--accel", "--buffer", "--remarks"},
-         {"--help", "-h", "--no-optimize", "--no-fuse", "--explain"});
-  if (a.flag("--help") || a.flag("-h")) {
-    std::fputs(kRunHelp, stdout);
-    std::fputs(tiling_options_help(22).c_str(), stdout);
-    std::fputs(memory_options_help(22).c_str(), stdout);
-    std::fputs(decompose_options_help(22).c_str(), stdout);
-    std::fputs(accel_options_help(22).c_str(), stdout);
-    return 0;
-  }
-  if (a.positional().empty()) throw UsageError("run: missing MODEL");
-  const SessionOptions so = session_options(a);  // bad option values fail before any work
-  std::vector<std::string> images = a.all("--image");
-  images.insert(images.end(), a.positional().begin() + 1, a.positional().end());
-  auto inputs = a.all("--input");
+  auto app = make_command("run", kRunHelp);
+  std::vector<std::string> positional, images, inputs;
+  std::string out_dir, labels_file, remarks_file;
+  int64_t top = 5;
+  bool no_optimize = false, explain = false;
+  SessionOptions so;
+  ModelLookup ml;
+  app->add_option("MODEL", positional, "the model, then photos to classify")->required()->type_name("");
+  app->add_option("--image", images, "a photo to classify (repeatable)")->type_name("FILE");
+  app->add_option("--input", inputs, "feed a serialized ONNX TensorProto to input NAME (repeatable)")
+      ->type_name("NAME=FILE")
+      ->check(CLI::Validator(
+          [](std::string& spec) -> std::string {
+            const auto eq = spec.find('=');
+            return eq == std::string::npos || eq == 0 ? "option --input expects NAME=FILE.pb, got '" + spec + "'" : "";
+          },
+          ""));
+  app->add_option("--output-dir", out_dir, "write every output as DIR/output_N.pb")->type_name("DIR");
+  app->add_option("--labels", labels_file,
+                  "class labels, one per line ('nXXXXXXXX label' or 'label');\ndefault: imagenet_synset.txt from "
+                  "the model search path for 1000 classes")
+      ->type_name("FILE");
+  add_int_option(*app, "--top", top, 1, 1000000, "classes to print per photo (default 5)", "K");
+  add_int_option(*app, "--threads", so.threads, 1, 1024, "OpenMP threads (default: all cores)");
+  app->add_option("--backend", so.backend_name, "native (default), onednn, onednn-dwfused, reference, accel")
+      ->type_name("NAME");
+  add_model_options(*app, ml);
+  app->add_flag("--no-optimize", no_optimize, "skip the graph passes");
+  app->add_flag("--explain", explain,
+                "before running, print to stderr how the graph was rewritten: one line\n"
+                "per fused inverted-residual block (the nodes it replaced) and one per\n"
+                "pass remark, with its kind: applied (a rewrite made), missed (a\n"
+                "candidate refused, and why) or analysis");
+  app->add_option("--remarks", remarks_file,
+                  "write the pass remarks (pass, node, kind, message) and the nodes of the\n"
+                  "optimised graph as JSON (schema locus-remarks/1)")
+      ->type_name("FILE");
+  add_tiling_options(*app, so);
+  add_memory_options(*app, so);
+  const DecomposeGroup dg = add_decompose_options(*app, so.pipeline.decompose);
+  add_accel_options(*app, so.backend);
+  if (!parse_command(*app, argc, argv)) return 0;  // bad option values fail before any work
+  check_decompose_options(dg);
+  so.batch = ml.batch;
+  so.pipeline.optimize = !no_optimize;
+  images.insert(images.end(), positional.begin() + 1, positional.end());
   if (images.empty() && inputs.empty()) throw UsageError("run: give --image PHOTO or --input NAME=FILE.pb");
   if (!images.empty() && !inputs.empty()) throw UsageError("run: use either --image or --input, not both");
-  for (auto& spec : inputs)
-    if (auto eq = spec.find('='); eq == std::string::npos || eq == 0)
-      throw UsageError("--input expects NAME=FILE.pb, got '" + spec + "'");
-  int64_t top = a.get_int("--top", 5, 1, 1000000);
   if (stop_after_options()) return 0;
-  std::string model = resolve_model(a.positional()[0], a.get("--model-dir"));
+  std::string model = resolve_model(positional[0], ml.model_dir);
 
   // The output folder is made (or refused) before any work, not after the inference.
-  const std::string out_dir = a.get("--output-dir");
   if (!out_dir.empty()) prepare_output_dir(out_dir);
 
   Graph graph = load_model_graph(model, so.batch);
@@ -200,7 +178,7 @@ int cmd_run(int argc, char** argv) {
     }
   }
   Session session = Session::from_graph(std::move(graph), opts);
-  if (a.flag("--explain")) {
+  if (explain) {
     int fused = 0;
     for (const Node& n : session.graph().nodes)
       if (n.op == "FusedInvertedResidual") {
@@ -212,9 +190,9 @@ int cmd_run(int argc, char** argv) {
       std::fprintf(stderr, "explain: %s: %s: %s: %s\n", remark_kind_name(r.kind), r.pass.c_str(), r.node.c_str(),
                    r.message.c_str());
     std::fprintf(stderr, "explain: %d inverted-residual blocks fused, %zu remarks (%s backend)\n", fused,
-                 session.pass_report().remarks.size(), so.backend.c_str());
+                 session.pass_report().remarks.size(), so.backend_name.c_str());
   }
-  if (a.has("--remarks")) write_remarks(a.get("--remarks"), model, opts.backend, session);
+  if (!remarks_file.empty()) write_remarks(remarks_file, model, opts.backend_name, session);
   auto run_timed = [&](const std::map<std::string, Tensor>& feed, double& ms) {
     auto t0 = std::chrono::steady_clock::now();
     auto out = session.run(feed);
@@ -251,11 +229,11 @@ int cmd_run(int argc, char** argv) {
   int64_t resize = crop * 256 / 224;
 
   std::vector<std::string> labels;
-  if (a.has("--labels")) {
-    labels = load_labels(a.get("--labels"));
+  if (!labels_file.empty()) {
+    labels = load_labels(labels_file);
   } else {
     try {
-      labels = load_labels(models::find_model("imagenet_synset.txt", a.get("--model-dir")));
+      labels = load_labels(models::find_model("imagenet_synset.txt", ml.model_dir));
     } catch (const Error&) {
       // no labels: class ids only
     }

@@ -55,20 +55,24 @@ std::string PointwiseTilingSettings::describe() const {
              setting_source_name(order_source), ")");
 }
 
+std::string l2_bytes_problem(int64_t l2_bytes) {
+  if (l2_bytes == 0 || l2_bytes >= kMinL2Bytes) return {};
+  return cat(" is below the minimum of ", format_bytes(kMinL2Bytes),
+             " (sizes are in bytes, e.g. 512K, 1M; 0 turns tiling off)");
+}
+
 PointwiseTilingSettings resolve_pointwise_tiling(const BackendOptions& o) {
   PointwiseTilingSettings t;
-  const std::string too_small = cat(" is below the minimum of ", format_bytes(kMinL2Bytes),
-                                    " (sizes are in bytes, e.g. 512K, 1M; 0 turns tiling off)");
   LOCUS_CHECK(o.l2_bytes >= -1, "l2_bytes must be -1 (environment or OS), 0 (off) or a size in bytes, got ",
               o.l2_bytes);
   if (o.l2_bytes >= 0) {
-    LOCUS_CHECK(o.l2_bytes == 0 || o.l2_bytes >= kMinL2Bytes, "l2_bytes ", o.l2_bytes, too_small);
+    LOCUS_CHECK(l2_bytes_problem(o.l2_bytes).empty(), "l2_bytes ", o.l2_bytes, l2_bytes_problem(o.l2_bytes));
     t.l2_bytes = o.l2_bytes;
     t.l2_source = SettingSource::Option;
   } else if (const char* e = std::getenv("LOCUS_L2"); e && *e) {
     t.l2_bytes = parse_bytes(e);
     LOCUS_CHECK(t.l2_bytes >= 0, "LOCUS_L2='", e, "' is not a size (e.g. 512K, 1M, 0 = off)");
-    LOCUS_CHECK(t.l2_bytes == 0 || t.l2_bytes >= kMinL2Bytes, "LOCUS_L2='", e, "'", too_small);
+    LOCUS_CHECK(l2_bytes_problem(t.l2_bytes).empty(), "LOCUS_L2='", e, "'", l2_bytes_problem(t.l2_bytes));
     t.l2_source = SettingSource::Env;
   } else {
     const int64_t os = current_core_cache_bytes(2);

@@ -18,6 +18,46 @@
 
 namespace locus {
 
+// ---- pointwise tiling settings ----
+
+// The planner's buffer is S = L2 bytes / 4 (floats) x this fraction. The other half is headroom for
+// what the model leaves out: the L2 is not a fully associative LRU buffer (set conflicts, pseudo-LRU
+// replacement), it also holds the code, stack, bias, the packed B's padding to 16 columns and the
+// output tiles' write-allocate lines, and the next tile's prefetched lines arrive before the current
+// ones are dead.
+inline constexpr double kL2SafetyFraction = 0.5;
+// The planner's buffer S (floats) for an L2 of l2_bytes.
+inline int64_t l2_buffer_entries(int64_t l2_bytes) { return int64_t(double(l2_bytes / 4) * kL2SafetyFraction); }
+// The L2 the fused inverted-residual blocks plan for when the pointwise tiling is off or the L2 is
+// unknown: a fused block has no unfused fallback, so it always needs a buffer (512K: Zen 2-4, and
+// less than most server cores have).
+inline constexpr int64_t kFusedFallbackL2Bytes = 512 * 1024;
+// Smaller l2_bytes are refused (a size of a few hundred is almost surely a missing "K").
+inline constexpr int64_t kMinL2Bytes = 1024;
+
+// Where a setting came from: the option (SessionOptions / BackendOptions, CLI --l2, --tile-order),
+// the environment ($LOCUS_L2, $LOCUS_TILE_ORDER), the OS (the core's L2), or the default (for the
+// L2: the OS reported none, tiling off).
+enum class SettingSource { Option, Env, OS, Default };
+// The one label of each source, in text and JSON: "option", "env", "os", "default".
+const char* setting_source_name(SettingSource s);
+// Why l2_bytes (> 0) is refused as an L2 size, as the end of a sentence naming it
+// (" is below the minimum of 1K (...)"); empty when it is valid. The one check for --l2,
+// BackendOptions::l2_bytes and $LOCUS_L2.
+std::string l2_bytes_problem(int64_t l2_bytes);
+
+struct PointwiseTilingSettings {
+  int64_t l2_bytes = 0;  // planned for; 0: tiling off
+  SettingSource l2_source = SettingSource::Default;  // Default: the OS did not report an L2 size
+  int64_t buffer_entries = 0;  // S = l2_bytes / 4 * kL2SafetyFraction; 0 when off
+  schedule::TileOrder order = schedule::TileOrder::Scan;
+  SettingSource order_source = SettingSource::Default;
+  bool enabled() const { return buffer_entries > 0; }
+  // One line, e.g. "pointwise tiling: L2 512K (os), S = 65536 floats (x0.5), scan order (default)"
+  // or "pointwise tiling off: the OS reports no L2 size (set --l2 or LOCUS_L2); 1x1 convs run as one GEMM".
+  std::string describe() const;
+};
+
 struct BackendOptions {
   int threads = 0;  // 0: OpenMP default
   // Cache tiling of pointwise (1x1) convolutions (native backend; the others ignore both).
@@ -37,39 +77,9 @@ struct BackendOptions {
   // What the backend may allocate in all (arena, packed weights, scratch); it checks its own plan
   // against it before allocating. The Session resolves it (runtime/memory_budget.h).
   MemoryBudget memory_budget;
-};
-
-// ---- pointwise tiling settings ----
-
-// The planner's buffer is S = L2 bytes / 4 (floats) x this fraction. The other half is headroom for
-// what the model leaves out: the L2 is not a fully associative LRU buffer (set conflicts, pseudo-LRU
-// replacement), it also holds the code, stack, bias, the packed B's padding to 16 columns and the
-// output tiles' write-allocate lines, and the next tile's prefetched lines arrive before the current
-// ones are dead.
-inline constexpr double kL2SafetyFraction = 0.5;
-// The planner's buffer S (floats) for an L2 of l2_bytes.
-inline int64_t l2_buffer_entries(int64_t l2_bytes) { return int64_t(double(l2_bytes / 4) * kL2SafetyFraction); }
-// The L2 the fused inverted-residual blocks plan for when the pointwise tiling is off or the L2 is
-// unknown: a fused block has no unfused fallback, so it always needs a buffer (512K: Zen 2-4, and
-// less than most server cores have).
-inline constexpr int64_t kFusedFallbackL2Bytes = 512 * 1024;
-// Smaller l2_bytes are refused (a size of a few hundred is almost surely a missing "K").
-inline constexpr int64_t kMinL2Bytes = 1024;
-
-enum class SettingSource { Option, Env, OS, Default };
-// "option", "env", "os", "default"
-const char* setting_source_name(SettingSource s);
-
-struct PointwiseTilingSettings {
-  int64_t l2_bytes = 0;  // planned for; 0: tiling off
-  SettingSource l2_source = SettingSource::Default;  // Default: the OS did not report an L2 size
-  int64_t buffer_entries = 0;  // S = l2_bytes / 4 * kL2SafetyFraction; 0 when off
-  schedule::TileOrder order = schedule::TileOrder::Scan;
-  SettingSource order_source = SettingSource::Default;
-  bool enabled() const { return buffer_entries > 0; }
-  // One line, e.g. "pointwise tiling: L2 512K (os), S = 65536 floats (x0.5), scan order (default)"
-  // or "pointwise tiling off: the OS reports no L2 size (set --l2 or LOCUS_L2); 1x1 convs run as one GEMM".
-  std::string describe() const;
+  // The pointwise tiling settings already resolved from l2_bytes / tile_order (the Session resolves
+  // them once, resolve_pointwise_tiling); unset: the backend resolves them itself.
+  std::optional<PointwiseTilingSettings> tiling;
 };
 
 // Resolves the settings: option > environment ($LOCUS_L2, $LOCUS_TILE_ORDER) > OS > default.
@@ -133,6 +143,7 @@ class Executable {
 // it (no decisions by backend name).
 struct BackendCapabilities {
   bool fused_inverted_residual = false;  // runs locus.FusedInvertedResidual: the pipeline fuses blocks
+  bool pointwise_tiling = false;  // plans 1x1 convs for an L2: the session resolves the tiling settings
 };
 
 class Backend {

@@ -100,31 +100,27 @@ Session Session::from_graph(Graph g, const SessionOptions& o) {
   resolve_input_shapes(g, o);
   const MemoryBudget budget = MemoryBudget::resolve(o.max_memory_bytes);
   // The backend first: its capabilities decide how the pipeline prepares the graph.
-  std::unique_ptr<Backend> backend = make_backend(o.backend);
-  PipelineOptions po;
-  po.optimize = o.optimize;
-  po.disabled_passes = o.disabled_passes;
-  po.fuse_blocks = backend->capabilities().fused_inverted_residual;
-  po.decompose = o.decompose;
+  std::unique_ptr<Backend> backend = make_backend(o.backend_name);
+  const BackendCapabilities caps = backend->capabilities();
+  PipelineOptions po = o.pipeline;
+  po.fuse_blocks = caps.fused_inverted_residual;
+  // Resolved before any work, so a bad setting fails first; the backend compiles with these.
+  BackendOptions bo = o.backend;
+  if (caps.pointwise_tiling && !bo.tiling) bo.tiling = resolve_pointwise_tiling(bo);
   PreparedGraph prepared = prepare_graph(g, po);
   Session s;
   s.report_ = std::move(prepared.report);
   s.decompose_report_ = std::move(prepared.decompose_report);
+  s.tiling_ = caps.pointwise_tiling ? bo.tiling : std::nullopt;
   const MemoryEstimate est = estimate_memory(g);
   budget.check("the model", est.total(),
                cat("activations ", human_bytes(est.activations), ", weights 2 x ", human_bytes(est.weights),
                    ", inputs and outputs ", human_bytes(est.io)));
   s.planned_bytes_ = est.total();
   s.budget_ = budget;
-  BackendOptions bo;
   bo.threads = o.threads > 0 ? o.threads : omp_get_max_threads();
   bo.memory_budget = budget;
   OmpThreadsScope omp_threads(bo.threads);
-  bo.l2_bytes = o.l2_bytes;
-  bo.tile_order = o.tile_order;
-  bo.accel_schedule = o.accel_schedule;
-  bo.accel_config = o.accel_config;
-  bo.accel_buffer_entries = o.accel_buffer_entries;
   s.exe_ = backend->compile(g, bo);
   s.graph_ = std::move(g);
   return s;

@@ -1,6 +1,6 @@
 // Session: load -> optimise -> compile once, then run many times.
 //
-//   locus::SessionOptions o;  o.backend = "native";
+//   locus::SessionOptions o;  o.backend_name = "native";  o.backend.l2_bytes = 1 << 20;
 //   locus::Session s = locus::Session::from_file("mobilenetv2.onnx", o);
 //   auto out = s.run({{"input", tensor}});   // named inputs, outputs in graph order
 //
@@ -27,13 +27,28 @@
 #include "graph/ir.h"
 #include "graph/passes/cp_decompose.h"
 #include "graph/passes/pass_manager.h"
+#include "graph/passes/pipeline.h"
 #include "runtime/backend.h"
 #include "runtime/memory_budget.h"
 
 namespace locus {
 
+// Everything a session is created with, resolved once: the graph pipeline's options (pipeline),
+// the backend's (backend: tiling, accel, ...) and what only the session uses. Nothing is copied field
+// by field: Session::from_graph hands `pipeline` to prepare_graph and `backend` to the backend,
+// filling in what it resolves itself (fuse_blocks from the backend's capabilities, threads, the
+// memory budget, the pointwise tiling settings).
 struct SessionOptions {
-  std::string backend = "native";
+  std::string backend_name = "native";  // make_backend name
+  // The pass pipeline (graph/passes/pipeline.h): optimize, disabled_passes, decompose (CP
+  // decomposition of standard convolutions, CLI --decompose POLICY / --decompose-form 3|4). Its
+  // fuse_blocks is set from the backend's capabilities.
+  PipelineOptions pipeline;
+  // The backend (runtime/backend.h): l2_bytes / tile_order (CLI --l2 SIZE, --tile-order; resolved
+  // once per session into backend.tiling, see Session::tiling()), accel_schedule / accel_config /
+  // accel_buffer_entries (CLI --accel-schedule, --accel, --buffer). Its threads and memory_budget
+  // are set by the session from the fields below.
+  BackendOptions backend;
   int threads = 0;          // 0: OpenMP default (all cores)
   int64_t batch = 1;        // value for a symbolic axis 0 (batch) of graph inputs
   // Shapes for graph inputs whose model shape has symbolic dims (Graph::symbolic_dims): each given
@@ -43,26 +58,9 @@ struct SessionOptions {
   // Memory budget in bytes (runtime/memory_budget.h): 0 = the default fraction of this machine's
   // usable memory. CLI: --max-memory SIZE.
   int64_t max_memory_bytes = 0;
-  bool optimize = true;     // run the default pass pipeline
-  std::vector<std::string> disabled_passes;
-  // Cache tiling of 1x1 convolutions (native backend), as BackendOptions (runtime/backend.h):
-  // l2_bytes -1 = $LOCUS_L2, else the core's L2 from the OS; 0 = off (plain GEMM); > 0 = bytes.
-  // tile_order unset = $LOCUS_TILE_ORDER, else Scan. CLI: --l2 SIZE, --tile-order scan|row|col.
-  int64_t l2_bytes = -1;
-  std::optional<schedule::TileOrder> tile_order;
   // Inputs whose values are fixed at session creation (folded as constants), e.g. the int64 shape
   // inputs of ONNX node tests. They are then no longer session inputs.
   std::map<std::string, Tensor> bind_constants;
-  // CP decomposition of standard convolutions (graph/passes/cp_decompose.h), applied after shape
-  // inference and before the default pipeline, so the decomposed chains can be fused. Unset: none.
-  // CLI: --decompose POLICY, --decompose-form 3|4. Its per-layer rows are in decompose_report().
-  std::optional<CpDecomposeOptions> decompose;
-  // Backend "accel" only (runtime/backend.h BackendOptions::accel_*): the schedule whose energy it
-  // projects, the accelerator config (preset or JSON file) and the buffer in entries (0: the
-  // config's). CLI: --accel-schedule S, --accel PRESET|FILE, --buffer SIZE.
-  std::string accel_schedule = "fused-scan";
-  std::string accel_config = "default";
-  int64_t accel_buffer_entries = 0;
 };
 
 class Session {
@@ -81,6 +79,10 @@ class Session {
   // What the session planned to hold, as checked against the memory budget before compiling.
   int64_t planned_memory_bytes() const { return planned_bytes_; }
   const MemoryBudget& memory_budget() const { return budget_; }
+  // The pointwise tiling settings, resolved once at creation (SessionOptions::backend.l2_bytes /
+  // tile_order, then $LOCUS_L2 / $LOCUS_TILE_ORDER, then the OS) and handed to the backend; nullopt
+  // for backends without that path (BackendCapabilities::pointwise_tiling).
+  const std::optional<PointwiseTilingSettings>& tiling() const { return tiling_; }
   Executable& executable() { return *exe_; }
   const Executable& executable() const { return *exe_; }
 
@@ -93,6 +95,7 @@ class Session {
   std::unique_ptr<std::mutex> run_mutex_ = std::make_unique<std::mutex>();
   int64_t planned_bytes_ = 0;
   MemoryBudget budget_;
+  std::optional<PointwiseTilingSettings> tiling_;
   Graph graph_;
   PassReport report_;
   std::vector<CpLayerReport> decompose_report_;

@@ -365,8 +365,8 @@ TEST(AccelBackend, OutputsEqualNative) {
   Graph g = ir_block(14, 8, 48, 8, 1, true);
   std::map<std::string, Tensor> in = {{"x", test::random_tensor({1, 8, 14, 14}, 11)}};
   SessionOptions no, ao;
-  no.backend = "native";
-  ao.backend = "accel";
+  no.backend_name = "native";
+  ao.backend_name = "accel";
   Session ns = Session::from_graph(g, no), as = Session::from_graph(g, ao);
   auto want = ns.run(in), got = as.run(in);
   ASSERT_EQ(got.size(), want.size());

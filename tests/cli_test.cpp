@@ -256,7 +256,7 @@ TEST(Cli, BenchWritesItsJsonSchema) {
       "assert d['counters_available'] or all(v is None for v in c.values())\n"
       "p=r['profile']; assert len(p) > 20 and all(x['ms'] >= 0 for x in p)\n"
       "assert sum(x['op'] == 'FusedInvertedResidual' for x in p) == 17\n"
-      "t=r['pointwise_tiling']; assert t['l2_source'] in ('os','env','none') and t['order'] in ('scan','row','col')\n"
+      "t=r['pointwise_tiling']; assert t['l2_source'] in ('os','env','default') and t['order'] in ('scan','row','col')\n"
       "assert (t['l2_bytes'] > 0) == (t['planned_convs'] > 0) and t['pointwise_convs'] == 1\n";
   std::string script = write_file("check_bench.py", py);
   EXPECT_EQ(std::system(("python3 " + script + " " + json).c_str()), 0);
@@ -266,7 +266,7 @@ TEST(Cli, InfoPlansFollowL2AndTileOrder) {
   std::string model = write_pointwise_model();
   auto r = run_locus("info " + model + " --plans --l2 1M");
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_NE(plans_line(r.out).find("L2 1M (--l2), S = 131072 floats"), std::string::npos) << r.out;
+  EXPECT_NE(plans_line(r.out).find("L2 1M (option), S = 131072 floats"), std::string::npos) << r.out;
   auto rows = plan_rows(r.out);
   ASSERT_EQ(rows.size(), 2u) << r.out;
   EXPECT_EQ(rows[0].rfind("conv_a ", 0), 0u) << rows[0];
@@ -285,7 +285,7 @@ TEST(Cli, InfoPlansFollowL2AndTileOrder) {
   for (auto [order, name] : {std::pair{"row", "RowMajor"}, std::pair{"col", "ColMajor"}}) {
     auto o = run_locus("info " + model + " --plans --tile-order " + order);
     ASSERT_EQ(o.status, 0) << o.err;
-    EXPECT_NE(plans_line(o.out).find(std::string("order ") + order + " (--tile-order)"), std::string::npos) << o.out;
+    EXPECT_NE(plans_line(o.out).find(std::string("order ") + order + " (option)"), std::string::npos) << o.out;
     for (auto& row : plan_rows(o.out)) EXPECT_NE(row.find(name), std::string::npos) << order << ": " << row;
   }
   // 0 = off: every row says gemm / off
@@ -299,10 +299,39 @@ TEST(Cli, InfoPlansFollowL2AndTileOrder) {
   // the environment is used when no flag is given, and the flag wins over it
   auto env = run_locus("info " + model + " --plans", "LOCUS_L2=64K LOCUS_TILE_ORDER=col");
   ASSERT_EQ(env.status, 0) << env.err;
-  EXPECT_NE(plans_line(env.out).find("L2 64K (LOCUS_L2)"), std::string::npos) << env.out;
-  EXPECT_NE(plans_line(env.out).find("order col (LOCUS_TILE_ORDER)"), std::string::npos) << env.out;
+  EXPECT_NE(plans_line(env.out).find("L2 64K (env)"), std::string::npos) << env.out;
+  EXPECT_NE(plans_line(env.out).find("order col (env)"), std::string::npos) << env.out;
   auto flag = run_locus("info " + model + " --plans --l2 1M", "LOCUS_L2=64K");
-  EXPECT_NE(plans_line(flag.out).find("L2 1M (--l2)"), std::string::npos) << flag.out;
+  EXPECT_NE(plans_line(flag.out).find("L2 1M (option)"), std::string::npos) << flag.out;
+}
+
+// A setting given on the command line reaches the native plans: --l2 64K --tile-order row plans every
+// 1x1 conv exactly as LOCUS_L2=64K LOCUS_TILE_ORDER=row does (an independent path to the same
+// settings), and differently from the 1M plans, in info --plans and in bench's JSON.
+TEST(Cli, L2OptionReachesTheNativePlans) {
+  std::string model = write_pointwise_model();
+  auto flag = run_locus("info " + model + " --plans --l2 64K --tile-order row");
+  auto env = run_locus("info " + model + " --plans", "LOCUS_L2=64K LOCUS_TILE_ORDER=row");
+  auto big = run_locus("info " + model + " --plans --l2 1M --tile-order row");
+  ASSERT_EQ(flag.status, 0) << flag.err;
+  ASSERT_EQ(env.status, 0) << env.err;
+  ASSERT_EQ(big.status, 0) << big.err;
+  EXPECT_NE(plans_line(flag.out).find("L2 64K (option), S = 8192 floats"), std::string::npos) << flag.out;
+  EXPECT_NE(plans_line(flag.out).find("order row (option)"), std::string::npos) << flag.out;
+  ASSERT_EQ(plan_rows(flag.out).size(), 2u) << flag.out;
+  EXPECT_EQ(plan_rows(flag.out), plan_rows(env.out));
+  EXPECT_NE(plan_rows(flag.out), plan_rows(big.out));
+  std::string json = test::temp_dir() + "/bench_l2_64k.json";
+  auto b = run_locus("bench " + model + " --runs 1 --warmup 0 --l2 64K --tile-order row --json " + json, "LOCUS_L2=1M");
+  ASSERT_EQ(b.status, 0) << b.err;
+  std::string py =
+      "import json,sys\n"
+      "t=json.load(open(sys.argv[1]))['results'][0]['pointwise_tiling']\n"
+      "assert t['l2_bytes']==65536 and t['l2_source']=='option', t\n"
+      "assert t['buffer_entries']==65536//4//2 and t['order']=='row' and t['order_source']=='option', t\n"
+      "assert t['planned_convs']==2, t\n";
+  std::string script = write_file("check_bench_l2_64k.py", py);
+  EXPECT_EQ(std::system(("python3 " + script + " " + json).c_str()), 0);
 }
 
 TEST(Cli, BadTilingValuesAreOneLineErrors) {
@@ -350,16 +379,16 @@ TEST(Cli, BenchReportsTheTilingSettings) {
   auto r = run_locus("bench " + model + " --runs 2 --warmup 0 --backend native,reference --l2 1M --tile-order col --json " +
                      json);
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_NE(r.out.find("1M (--l2)"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("col (--tile-order)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1M (option)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("col (option)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("2/2"), std::string::npos) << r.out;  // both 1x1 convs planned
   std::string py =
       "import json,sys\n"
       "d=json.load(open(sys.argv[1]))\n"
       "n,ref=d['results']\n"
       "t=n['pointwise_tiling']\n"
-      "assert t['l2_bytes']==1048576 and t['l2_source']=='flag', t\n"
-      "assert t['order']=='col' and t['order_source']=='flag', t\n"
+      "assert t['l2_bytes']==1048576 and t['l2_source']=='option', t\n"
+      "assert t['order']=='col' and t['order_source']=='option', t\n"
       "assert t['buffer_entries']==131072 and t['safety_fraction']==0.5, t\n"
       "assert t['pointwise_convs']==2 and t['planned_convs']==2, t\n"
       "assert ref['backend']=='reference' and ref['pointwise_tiling'] is None\n";
@@ -368,7 +397,7 @@ TEST(Cli, BenchReportsTheTilingSettings) {
   // from the environment: the source says so
   auto e = run_locus("bench " + model + " --runs 1 --warmup 0 --json " + json, "LOCUS_L2=0");
   ASSERT_EQ(e.status, 0) << e.err;
-  EXPECT_NE(e.out.find("off (LOCUS_L2)"), std::string::npos) << e.out;
+  EXPECT_NE(e.out.find("off (env)"), std::string::npos) << e.out;
   std::string py2 =
       "import json,sys\n"
       "t=json.load(open(sys.argv[1]))['results'][0]['pointwise_tiling']\n"

@@ -35,7 +35,7 @@ TEST(Cost, HandCountedLayers) {
 TEST(Cost, FusionKeepsTheCount) {
   const Graph built = models::build_mobilenet_v2();
   SessionOptions fused, unfused;
-  unfused.disabled_passes = {"fuse-inverted-residual"};
+  unfused.pipeline.disabled_passes = {"fuse-inverted-residual"};
   const Session a = Session::from_graph(built, fused), b = Session::from_graph(built, unfused);
   int blocks = 0;
   for (const Node& n : a.graph().nodes) blocks += n.op == "FusedInvertedResidual";

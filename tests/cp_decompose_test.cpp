@@ -279,8 +279,8 @@ OneConv one_conv(const ConvSpec& s, uint32_t seed) {
 
 std::vector<Tensor> run_reference(Graph g, const std::map<std::string, Tensor>& in, bool optimize = false) {
   SessionOptions o;
-  o.backend = "reference";
-  o.optimize = optimize;
+  o.backend_name = "reference";
+  o.pipeline.optimize = optimize;
   return Session::from_graph(std::move(g), o).run(in);
 }
 

@@ -89,8 +89,8 @@ Graph conv_net() {
 std::vector<Tensor> run(Graph g, const std::map<std::string, Tensor>& in, const std::string& backend = "reference",
                         std::optional<CpDecomposeOptions> decompose = std::nullopt) {
   SessionOptions o;
-  o.backend = backend;
-  o.decompose = std::move(decompose);
+  o.backend_name = backend;
+  o.pipeline.decompose = std::move(decompose);
   return Session::from_graph(std::move(g), o).run(in);
 }
 
@@ -393,7 +393,7 @@ TEST(Exporter, UnwritablePathsAreOneLineErrors) {
   EXPECT_NO_THROW(onnx_import::load_model(p));
 }
 
-// decompose -> export -> reload gives what the on-the-fly pass (SessionOptions::decompose) gives
+// decompose -> export -> reload gives what the on-the-fly pass (SessionOptions::pipeline.decompose) gives
 void check_decompose_export(CpForm form, const std::string& tag) {
   CpDecomposeOptions opts;
   opts.policy = RankPolicy::parse("rank=3");

@@ -31,8 +31,8 @@ int count_op(const Graph& g, const std::string& op) {
 
 std::vector<Tensor> run_reference(Graph g, const std::map<std::string, Tensor>& in) {
   SessionOptions o;
-  o.backend = "reference";
-  o.optimize = false;
+  o.backend_name = "reference";
+  o.pipeline.optimize = false;
   return Session::from_graph(std::move(g), o).run(in);
 }
 
@@ -652,7 +652,7 @@ TEST(FuseInvertedResidual, TwoDepthwiseStagesRunNatively) {
     std::map<std::string, Tensor> in{{"x", test::random_tensor({s.N, s.C, s.H, s.W}, 90 + uint32_t(stride))}};
     auto want = run_reference(b.g, in);
     SessionOptions o;
-    o.backend = "native";
+    o.backend_name = "native";
     Session session = Session::from_graph(b.g, o);
     EXPECT_EQ(count_op(session.graph(), "FusedInvertedResidual"), 1);
     auto got = session.run(in);
@@ -926,8 +926,8 @@ TEST(FuseInvertedResidualPipeline, OnlyTheFusingPipelineRunsThePass) {
   GraphBuilder b;
   auto x = b.input("x", {1, 4});
   SessionOptions o;
-  o.backend = "reference";
-  o.disabled_passes = {"fuse-inverted-residual"};
+  o.backend_name = "reference";
+  o.pipeline.disabled_passes = {"fuse-inverted-residual"};
   EXPECT_NO_THROW(Session::from_graph(b.finish({b.node("Relu", {x})}), o));
 }
 

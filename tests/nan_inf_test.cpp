@@ -539,15 +539,15 @@ TEST(BackendOpsNanInf, NativeMatchesReference) {
   }
   for (const Op& op : ops) {
     SessionOptions ro;
-    ro.backend = "reference";
-    ro.optimize = false;
+    ro.backend_name = "reference";
+    ro.pipeline.optimize = false;
     const Tensor want = Session::from_graph(op.g, ro).run({{"x", x}})[0];
     int64_t want_nan = 0;
     for (int64_t i = 0; i < want.numel(); ++i) want_nan += std::isnan(want.data<float>()[i]);
     EXPECT_GT(want_nan, 0) << op.name << ": the input's NaNs must reach the reference output";
     for (const char* backend : {"native", "native-unfused"}) {
       SessionOptions o;
-      o.backend = backend;
+      o.backend_name = backend;
       const Tensor got = Session::from_graph(op.g, o).run({{"x", x}})[0];
       ASSERT_EQ(got.shape, want.shape) << op.name;
       int bad = 0;
@@ -563,7 +563,7 @@ TEST(BackendOpsNanInf, NativeMatchesReference) {
       }
     }
     SessionOptions oo;
-    oo.backend = "onednn";
+    oo.backend_name = "onednn";
     const Tensor got = Session::from_graph(op.g, oo).run({{"x", x}})[0];
     for (int64_t i = 0; i < got.numel(); ++i) ASSERT_TRUE(std::isnan(got.data<float>()[i])) << op.name << " onednn " << i;
   }
@@ -576,7 +576,7 @@ Graph mobilenet() {
   const std::string dir = test::mobilenet_fp32_dir();
   if (!dir.empty()) {
     SessionOptions o;
-    o.optimize = false;  // the graph as imported; each backend's session optimises it its own way
+    o.pipeline.optimize = false;  // the graph as imported; each backend's session optimises it its own way
     return Session::from_file(dir + "/mobilenetv2-12-fp32-from-int8.onnx", o).graph();
   }
   return models::build_mobilenet_v2({});
@@ -594,7 +594,7 @@ class NetworkNanTest : public ::testing::Test {
     g_ = new Graph(mobilenet());
     for (const char* b : {"reference", "native", "native-unfused", "onednn"}) {
       SessionOptions o;
-      o.backend = b;
+      o.backend_name = b;
       sessions_.emplace_back(b, new Session(Session::from_graph(*g_, o)));
     }
   }

@@ -23,11 +23,11 @@ namespace {
 // Runs g with both backends on the given inputs and returns the max abs difference over outputs.
 double native_vs_reference(const Graph& g, const std::map<std::string, Tensor>& in, bool optimize = true) {
   SessionOptions ref;
-  ref.backend = "reference";
-  ref.optimize = false;
+  ref.backend_name = "reference";
+  ref.pipeline.optimize = false;
   auto want = Session::from_graph(g, ref).run(in);
   SessionOptions nat;
-  nat.optimize = optimize;
+  nat.pipeline.optimize = optimize;
   auto got = Session::from_graph(g, nat).run(in);
   EXPECT_EQ(got.size(), want.size());
   double worst = 0;
@@ -241,8 +241,8 @@ TEST(NativeBackend, PointwiseTilingOffAndEveryOrderMatchTheReference) {
   const Graph g = pointwise_chain();
   std::map<std::string, Tensor> in{{"x", random_tensor({1, 24, 28, 28}, 9)}};
   SessionOptions ref;
-  ref.backend = "reference";
-  ref.optimize = false;
+  ref.backend_name = "reference";
+  ref.pipeline.optimize = false;
   const Tensor want = Session::from_graph(g, ref).run(in)[0];
   // Float accumulation through four layers of up to 144 terms: relative to the largest output.
   double peak = 0;
@@ -261,8 +261,8 @@ TEST(NativeBackend, PointwiseTilingOffAndEveryOrderMatchTheReference) {
                             {24 << 10, schedule::TileOrder::Col, "col 24K"}};
   for (const Config& c : configs) {
     SessionOptions o;
-    o.l2_bytes = c.l2;
-    o.tile_order = c.order;
+    o.backend.l2_bytes = c.l2;
+    o.backend.tile_order = c.order;
     Session s = Session::from_graph(g, o);
     const Tensor got = s.run(in)[0];
     std::string why;

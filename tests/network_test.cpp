@@ -50,7 +50,7 @@ TEST(Network, RealMobileNetV2UnfusedMatchesOnnxRuntime) {
   std::string dir = test::mobilenet_fp32_dir();
   if (dir.empty()) GTEST_SKIP() << "../shared/models not found (set LOCUS_MODEL_DIR)";
   SessionOptions o;
-  o.disabled_passes = {"fuse-inverted-residual"};
+  o.pipeline.disabled_passes = {"fuse-inverted-residual"};
   Session s = Session::from_file(dir + "/mobilenetv2-12-fp32-from-int8.onnx", o);
   test::expect_matches_onnx_runtime(s, dir, "native");
   int convs = 0, fused = 0;
@@ -66,7 +66,7 @@ TEST(Network, BuiltMobileNetV2NativeAgreesWithReference) {
   Graph g = models::build_mobilenet_v2({});
   Tensor x = test::random_tensor({1, 3, 224, 224}, 11);
   SessionOptions ref;
-  ref.backend = "reference";
+  ref.backend_name = "reference";
   auto want = Session::from_graph(g, ref).run({{"input", x}});
   auto got = Session::from_graph(g).run({{"input", x}});
   std::string why;
@@ -78,8 +78,8 @@ TEST(Network, BuiltResNet50NativeAgreesWithReference) {
   Graph g = models::build_resnet50({});
   Tensor x = test::random_tensor({1, 3, 224, 224}, 12);
   SessionOptions ref;
-  ref.backend = "reference";
-  ref.optimize = false;  // the reference runs the graph exactly as built: Conv, BN, Relu, Add, MaxPool
+  ref.backend_name = "reference";
+  ref.pipeline.optimize = false;  // the reference runs the graph exactly as built: Conv, BN, Relu, Add, MaxPool
   auto want = Session::from_graph(g, ref).run({{"input", x}});
   Session native = Session::from_graph(g);
   auto got = native.run({{"input", x}});

@@ -30,8 +30,8 @@ const std::vector<std::string> kOnednn = {"onednn", "onednn-dwfused"};
 
 std::vector<Tensor> run_with(const Graph& g, const Inputs& in, const std::string& backend, bool optimize = true) {
   SessionOptions o;
-  o.backend = backend;
-  o.optimize = optimize;
+  o.backend_name = backend;
+  o.pipeline.optimize = optimize;
   return Session::from_graph(g, o).run(in);
 }
 
@@ -98,7 +98,7 @@ TEST(OnednnBackend, ConvVariantsWithFusedReluAndRelu6) {
       Inputs in{{"x", random_tensor(c.x, seed++, -4.f, 4.f)}};
       // the session's passes fuse the activation into the Conv: the oneDNN post-op path is tested
       SessionOptions o;
-      o.backend = "onednn";
+      o.backend_name = "onednn";
       Session s = Session::from_graph(g, o);
       ASSERT_EQ(s.graph().nodes.size(), 1u) << c.name;
       EXPECT_EQ(s.graph().nodes[0].s("locus.activation", ""), act == "relu" ? "relu" : act.empty() ? "" : "clip");
@@ -209,7 +209,7 @@ TEST(OnednnBackend, UnmappedOpsAreUnsupportedByName) {
   Graph g = b.finish({ga});
   for (auto& name : kOnednn) {
     SessionOptions o;
-    o.backend = name;
+    o.backend_name = name;
     try {
       Session::from_graph(g, o);
       ADD_FAILURE() << name << " accepted a Gather with runtime indices";
@@ -240,14 +240,14 @@ TEST(OnednnBackend, DwFusionOfPointwiseThenDepthwise) {
   expect_matches(g, in, "pw->dw chain");
 
   SessionOptions o;
-  o.backend = "onednn-dwfused";
+  o.backend_name = "onednn-dwfused";
   Session s = Session::from_graph(g, o);
   std::string d = s.executable().describe();
   auto [fused, eligible] = fused_counts(d);
   EXPECT_EQ(eligible, 2) << d;  // p3 is a graph output
   EXPECT_EQ(fused, 2) << d;
   SessionOptions plain;
-  plain.backend = "onednn";
+  plain.backend_name = "onednn";
   EXPECT_EQ(fused_counts(Session::from_graph(g, plain).executable().describe()).first, -1);
 }
 
@@ -255,7 +255,7 @@ TEST(OnednnBackend, ProfilingAndActivationBytes) {
   Graph g = models::build_mobilenet_v2({.batch = 1, .resolution = 64, .num_classes = 10});
   for (auto& name : kOnednn) {
     SessionOptions o;
-    o.backend = name;
+    o.backend_name = name;
     Session s = Session::from_graph(g, o);
     EXPECT_GT(s.activation_bytes(), 0);
     // far below the sum of all intermediate values (about 4.5 MB at 64x64)
@@ -276,7 +276,7 @@ void expect_network_matches_native(const Graph& g, const Tensor& x, bool check_f
   auto want = run_with(g, {{"input", x}}, "native");
   for (auto& name : kOnednn) {
     SessionOptions o;
-    o.backend = name;
+    o.backend_name = name;
     Session s = Session::from_graph(g, o);
     auto got = s.run({{"input", x}});
     std::string why;
@@ -310,7 +310,7 @@ TEST(OnednnNetwork, RealMobileNetV2MatchesOnnxRuntimeOnAllFiveSets) {
   if (dir.empty()) GTEST_SKIP() << "../shared/models not found (set LOCUS_MODEL_DIR)";
   for (auto& name : kOnednn) {
     SessionOptions o;
-    o.backend = name;
+    o.backend_name = name;
     Session s = Session::from_file(dir + "/mobilenetv2-12-fp32-from-int8.onnx", o);
     test::expect_matches_onnx_runtime(s, dir, name);
     if (name == "onednn-dwfused") {

@@ -22,8 +22,8 @@ int count_op(const Graph& g, const std::string& op) {
 
 std::vector<Tensor> run_reference(Graph g, const std::map<std::string, Tensor>& in, bool optimize) {
   SessionOptions o;
-  o.backend = "reference";
-  o.optimize = optimize;
+  o.backend_name = "reference";
+  o.pipeline.optimize = optimize;
   return Session::from_graph(std::move(g), o).run(in);
 }
 
@@ -169,7 +169,7 @@ TEST(Passes, PipelineRejectsUnknownPassNames) {
   auto x = b.input("x", {1, 4});
   Graph g = b.finish({b.node("Relu", {x})});
   SessionOptions o;
-  o.disabled_passes = {"no-such-pass"};
+  o.pipeline.disabled_passes = {"no-such-pass"};
   EXPECT_THROW(Session::from_graph(g, o), Error);
 }
 

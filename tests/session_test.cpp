@@ -26,6 +26,45 @@ std::string error_of(F&& f) {
   return "(no error)";
 }
 
+// ---- options: every setting reaches the backend ----
+
+// SessionOptions::backend's tiling settings are resolved once (Session::tiling) and are what the
+// native backend compiled with; the pipeline's options reach the pipeline (a disabled pass does not
+// run); a backend without the tiling path has no settings.
+TEST(SessionOptions, SettingsReachTheBackendAndThePipeline) {
+  GraphBuilder b;
+  b.input("x", {1, 32, 14, 14});
+  std::string w = b.random_constant("w", {64, 32, 1, 1}, 1);
+  std::string y = b.node("Conv", {"x", w}, {{"kernel_shape", std::vector<int64_t>{1, 1}}});
+  Graph g = b.finish({b.node("Relu", {y})});
+  SessionOptions o;
+  o.backend.l2_bytes = 64 * 1024;
+  o.backend.tile_order = schedule::TileOrder::Col;
+  Session s = Session::from_graph(g, o);
+  ASSERT_TRUE(s.tiling().has_value());
+  EXPECT_EQ(s.tiling()->l2_bytes, 64 * 1024);
+  EXPECT_EQ(s.tiling()->l2_source, SettingSource::Option);
+  EXPECT_EQ(s.tiling()->buffer_entries, 64 * 1024 / 4 / 2);  // L2 / 4 bytes x the 0.5 safety fraction
+  EXPECT_EQ(s.tiling()->order, schedule::TileOrder::Col);
+  EXPECT_EQ(s.tiling()->order_source, SettingSource::Option);
+  auto compiled = s.executable().pointwise_tiling();
+  ASSERT_TRUE(compiled.has_value());
+  EXPECT_EQ(compiled->l2_bytes, 64 * 1024);
+  EXPECT_EQ(compiled->order, schedule::TileOrder::Col);
+  ASSERT_EQ(s.executable().pointwise_plans().size(), 1u);
+  ASSERT_TRUE(s.executable().pointwise_plans()[0].plan.has_value());
+  EXPECT_TRUE(s.executable().pointwise_plans()[0].plan->order == schedule::Order::ColMajor)
+      << schedule::order_name(s.executable().pointwise_plans()[0].plan->order);
+
+  o.pipeline.disabled_passes = {"fuse-activation"};
+  Session unfused = Session::from_graph(g, o);
+  EXPECT_EQ(unfused.graph().nodes.size(), 2u);  // Conv and Relu stay apart
+  EXPECT_EQ(s.graph().nodes.size(), 1u);        // Conv+Relu
+
+  o.backend_name = "reference";
+  EXPECT_FALSE(Session::from_graph(g, o).tiling().has_value());
+}
+
 // ---- memory budget ----
 
 TEST(MemoryBudget, HugeTensorIsRefusedBeforeAllocation) {
@@ -63,12 +102,12 @@ TEST(MemoryBudget, BudgetSeparatesModelsThatFitFromThoseThatDoNot) {
   SessionOptions o;
   o.max_memory_bytes = 100 * 1024;  // below the input alone
   for (const char* backend : {"native", "onednn", "reference"}) {
-    o.backend = backend;
+    o.backend_name = backend;
     const std::string m = error_of([&] { Session::from_graph(g, o); });
     EXPECT_NE(m.find("memory budget of 100 KiB"), std::string::npos) << backend << ": " << m;
   }
   o.max_memory_bytes = 64 << 20;
-  o.backend = "native";
+  o.backend_name = "native";
   Session s = Session::from_graph(g, o);
   EXPECT_GT(s.planned_memory_bytes(), 3 * 256 * 1024);  // input, conv output, relu output (or in place)
   EXPECT_LE(s.planned_memory_bytes(), 64 << 20);
@@ -162,7 +201,7 @@ class SessionThreads : public ::testing::TestWithParam<const char*> {
   // A session of the backend under test on one OpenMP thread, and its outputs run one at a time.
   SessionOptions one_thread() const {
     SessionOptions o;
-    o.backend = GetParam();
+    o.backend_name = GetParam();
     o.threads = 1;
     return o;
   }
@@ -216,7 +255,7 @@ TEST_P(SessionThreads, RunKeepsTheCallersOpenMpSettings) {
   const int saved = omp_get_max_threads();
   omp_set_num_threads(1);
   SessionOptions o;
-  o.backend = GetParam();
+  o.backend_name = GetParam();
   Session s = Session::from_graph(small_mobilenet(), o);  // threads 0: the count at creation, 1
   EXPECT_EQ(omp_get_max_threads(), 1);
   const Expected e = expected_outputs(s);

@@ -107,7 +107,7 @@ class NativeExecutable : public Executable, public native::NativeContext {
 NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o)
     : g_(g), opts_(o), threads_(o.threads > 0 ? o.threads : omp_get_max_threads()) {
   require_float_graph(g, "native", [](const std::string& op) { return native::native_ops().handles(op); });
-  tiling_ = resolve_pointwise_tiling(o);
+  tiling_ = o.tiling ? *o.tiling : resolve_pointwise_tiling(o);
   if (std::string bad = invalid_isa_env(); !bad.empty())
     fail("LOCUS_ISA='", bad, "' names no ISA: use generic, avx2 or avx512 (or unset it for the best this CPU has)");
 
@@ -227,7 +227,7 @@ class NativeBackend : public Backend {
  public:
   explicit NativeBackend(std::string name = "native", bool fused = true) : name_(std::move(name)), fused_(fused) {}
   std::string name() const override { return name_; }
-  BackendCapabilities capabilities() const override { return {fused_}; }
+  BackendCapabilities capabilities() const override { return {fused_, true}; }
   std::unique_ptr<Executable> compile(const Graph& g, const BackendOptions& o) override {
     return std::make_unique<NativeExecutable>(g, o);
   }

@@ -1,8 +1,9 @@
 // libFuzzer target for the command line: the bytes, split on NUL, are the arguments after `locus`
 // (the first one is the command). Each command parses and checks its options as it does in the
-// program (cli/args.cpp, the shared --l2/--tile-order/--decompose/--accel/--buffer parsers, sizes
-// through parse_bytes and parse_entries, --sweep ranges, --input specs, --accel config files) and,
-// with stop_after_options() set, returns before it resolves or loads a model. Any argument vector
+// program (CLI11 parsers from cli/options.cpp with the shared --l2/--tile-order/--decompose/--accel/
+// --buffer groups, sizes through parse_bytes and parse_entries, --sweep ranges, --input specs,
+// --accel config files) and, with stop_after_options() set, returns before it resolves or loads a
+// model. Any argument vector
 // must either be accepted or throw UsageError (exit 2 in the program) or locus::Error (exit 1);
 // anything else (another exception type, a crash, a sanitizer report, a hang, a large allocation) is
 // a bug. --help output goes to /dev/null.

@@ -128,9 +128,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     locus::Graph g = locus::onnx_import::load_model_from_bytes(data, size);
     if (!locus::unsupported_nodes(g).empty()) return 0;  // refused by every command, with the list
     locus::SessionOptions o;
-    o.backend = "native";
+    o.backend_name = "native";
     o.threads = 1;
-    o.l2_bytes = 64 * 1024;  // cache tiling on, with small tiles
+    o.backend.l2_bytes = 64 * 1024;  // cache tiling on, with small tiles
     o.max_memory_bytes = kMemoryBudget;  // refused with a locus::Error beyond it
     locus::Session s = locus::Session::from_graph(std::move(g), o);
     std::map<std::string, locus::Tensor> feed;
