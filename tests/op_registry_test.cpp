@@ -104,8 +104,8 @@ OneOp one_op_graph(const std::string& op) {
 
 SessionOptions options(const std::string& backend) {
   SessionOptions o;
-  o.backend = backend;
-  o.optimize = false;  // the node stays as built
+  o.backend_name = backend;
+  o.pipeline.optimize = false;  // the node stays as built
   return o;
 }
 
@@ -310,9 +310,9 @@ TEST(FusedBlockPlanNote, NativeBackendReportsIt) {
       b.node("Conv", {e, b.random_constant("wd", {96, 1, 3, 3}, 2)}, {{"group", int64_t(96)}, {"pads", Ints{1, 1, 1, 1}}}, "d");
   b.node("Conv", {d, b.random_constant("wp", {16, 96, 1, 1}, 3)}, {}, "y");
   SessionOptions o;
-  o.backend = "native";
+  o.backend_name = "native";
   o.threads = 2;
-  o.l2_bytes = 1 << 20;
+  o.backend.l2_bytes = 1 << 20;
   Session s = Session::from_graph(b.finish({"y"}), o);
   const auto plans = s.executable().fused_block_plans();
   ASSERT_EQ(plans.size(), 1u);
