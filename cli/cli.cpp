@@ -14,7 +14,7 @@
 #include "importers/onnx/onnx_importer.h"
 #include "models/builders.h"
 #include "models/model_path.h"
-#include "runtime/accel/accel_config.h"
+#include "accel/accel_config.h"
 #include "runtime/machine_info.h"
 #include "runtime/memory_budget.h"
 

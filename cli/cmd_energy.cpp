@@ -1,4 +1,4 @@
-// `locus energy`: projected energy of a model on the accelerator model (runtime/accel/), per
+// `locus energy`: projected energy of a model on the accelerator model (accel/), per
 // schedule (baseline, scan, fused-scan), per layer and in total; --sweep over buffer sizes with an
 // SVG plot. Everything is computed from the optimised graph; nothing is executed.
 #include <cmath>
@@ -14,9 +14,9 @@
 #include "graph/ops.h"
 #include "graph/passes/cp_decompose.h"
 #include "graph/passes/pipeline.h"
-#include "runtime/accel/accel_config.h"
-#include "runtime/accel/schedule.h"
-#include "runtime/accel/workload.h"
+#include "accel/accel_config.h"
+#include "accel/schedule.h"
+#include "accel/workload.h"
 
 namespace locus::cli {
 

@@ -1,5 +1,5 @@
-// The accelerator backend's DRAM model (runtime/accel/dram_model.h) against hand-computed counts and
-// energies, and the accelerator/DRAM config loading (runtime/accel/accel_config.h).
+// The accelerator backend's DRAM model (accel/dram_model.h) against hand-computed counts and
+// energies, and the accelerator/DRAM config loading (accel/accel_config.h).
 //
 // Expected values are computed here from DRAMSim2's formulas (docs/accelerator-model.md) with the
 // numbers of method.md section 7 written out, never by calling the code under test.
@@ -12,9 +12,9 @@
 #include <string>
 
 #include "graph/error.h"
-#include "runtime/accel/accel_config.h"
-#include "runtime/accel/dram_model.h"
-#include "runtime/accel/json_reader.h"
+#include "accel/accel_config.h"
+#include "accel/dram_model.h"
+#include "accel/json_reader.h"
 #include "tests/test_support.h"
 #include "tests/error_util.h"
 

@@ -1,4 +1,4 @@
-// The accelerator model's schedules (runtime/accel/schedule.h): GEMM traffic against the planner's
+// The accelerator model's schedules (accel/schedule.h): GEMM traffic against the planner's
 // closed form and the buffer simulator, a fused block against a count made here by walking its
 // bands and chunks, MACs of a hand-built graph, the ordering baseline >= scan >= fused-scan, the
 // "buffer too small" error, and the accel backend's numerics.
@@ -9,8 +9,8 @@
 #include "graph/ops.h"
 #include "graph/passes/pass_manager.h"
 #include "schedule/buffer_simulator.h"
-#include "runtime/accel/schedule.h"
-#include "runtime/accel/workload.h"
+#include "accel/schedule.h"
+#include "accel/workload.h"
 #include "runtime/session.h"
 #include "tests/graph_builder_util.h"
 

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "runtime/accel/json_reader.h"
+#include "accel/json_reader.h"
 #include "tests/cli_util.h"
 #include "tests/test_support.h"
 

@@ -1,4 +1,4 @@
-#include "runtime/accel/workload.h"
+#include "accel/workload.h"
 
 #include <algorithm>
 #include <set>

@@ -1,5 +1,5 @@
 // The accelerator model's view of an optimised graph: one Layer per node that moves data, with the
-// shapes the schedules (runtime/accel/schedule.h) need. Extracted once from a Graph (after the
+// shapes the schedules (accel/schedule.h) need. Extracted once from a Graph (after the
 // passes, so BatchNorm is folded, activations fused and, when the pass ran, inverted-residual chains
 // are FusedInvertedResidual nodes).
 //

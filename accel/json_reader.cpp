@@ -1,4 +1,4 @@
-#include "runtime/accel/json_reader.h"
+#include "accel/json_reader.h"
 
 #include <cerrno>
 #include <cmath>
