@@ -1,6 +1,7 @@
 // `locus energy`: projected energy of a model on the accelerator model (accel/), per
 // schedule (baseline, scan, fused-scan), per layer and in total; --sweep over buffer sizes with an
-// SVG plot. Everything is computed from the optimised graph; nothing is executed.
+// SVG plot; --emit-mapping / --mapping write and read the schedules' mappings (accel/mapping.h).
+// Everything is computed from the optimised graph; nothing is executed.
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -15,6 +16,9 @@
 #include "graph/passes/cp_decompose.h"
 #include "graph/passes/pipeline.h"
 #include "accel/accel_config.h"
+#include "accel/evaluator.h"
+#include "accel/mapper.h"
+#include "accel/mapping.h"
 #include "accel/schedule.h"
 #include "accel/workload.h"
 
@@ -47,6 +51,13 @@ static const char* kEnergyHelp =
     "  --trace FILE          write the DRAM request trace (one line per burst, '0x<address> READ|WRITE\n"
     "                        <cycle>', DRAMSim2's .trc format) of one schedule at --buffer\n"
     "  --trace-schedule S    the schedule traced (default: fused-scan)\n"
+    "  --emit-mapping FILE   also write the mapping of every schedule evaluated (per layer the tiles,\n"
+    "                        row bands, fused plan or layer-by-layer choice, and the DRAM address of\n"
+    "                        every tensor) to FILE as JSON (schema locus-mapping/1)\n"
+    "  --mapping FILE        evaluate the mappings in FILE (from --emit-mapping, possibly edited)\n"
+    "                        instead of mapping: its schedules are the ones reported; the model,\n"
+    "                        batch, word size and buffer must be those it was written for, and every\n"
+    "                        tile, band and address is checked (one-line error otherwise)\n"
     "  --batch N             value for a symbolic batch dimension (default 1)\n"
     "  --model-dir DIR       folder searched for MODEL\n"
     "  --no-fuse             do not fuse inverted-residual blocks (fused-scan then equals scan)\n";
@@ -258,7 +269,7 @@ void print_totals(const std::vector<accel::ScheduleResult>& rs) {
 int cmd_energy(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--accel", "--dram", "--buffer", "--schedule", "--sweep", "--svg", "--format", "--trace", "--trace-schedule",
-          "--batch", "--model-dir", "--decompose", "--decompose-form"},
+          "--emit-mapping", "--mapping", "--batch", "--model-dir", "--decompose", "--decompose-form"},
          {"--help", "-h", "--no-fuse", "--summary"});
   if (a.flag("--help") || a.flag("-h")) {
     std::fputs(kEnergyHelp, stdout);
@@ -277,6 +288,13 @@ int cmd_energy(int argc, char** argv) {
   if (a.has("--svg") && !sweep) throw UsageError("option --svg needs --sweep");
   if (a.has("--trace") && sweep) throw UsageError("option --trace cannot be combined with --sweep");
   if (a.has("--trace-schedule") && !a.has("--trace")) throw UsageError("option --trace-schedule needs --trace");
+  if ((a.has("--mapping") || a.has("--emit-mapping")) && sweep)
+    throw UsageError(std::string("option ") + (a.has("--mapping") ? "--mapping" : "--emit-mapping") +
+                     " cannot be combined with --sweep");
+  if (a.has("--mapping") && a.has("--schedule"))
+    throw UsageError("option --mapping takes its schedules from the file: it cannot be combined with --schedule");
+  if (a.has("--mapping") && a.has("--emit-mapping"))
+    throw UsageError("option --mapping cannot be combined with --emit-mapping");
   int64_t lo = 0, hi = 0;
   if (sweep) {
     const std::string v = a.get("--sweep");
@@ -300,7 +318,7 @@ int cmd_energy(int argc, char** argv) {
     }
     bool listed = false;
     for (auto k : schedules) listed |= k == trace_kind;
-    if (!listed) throw UsageError("option --trace-schedule names a schedule not in --schedule");
+    if (!listed && !a.has("--mapping")) throw UsageError("option --trace-schedule names a schedule not in --schedule");
   }
   const int64_t batch = a.get_int("--batch", 1, 1, 4096);
   SessionOptions so;
@@ -432,11 +450,34 @@ int cmd_energy(int argc, char** argv) {
     trace.open(a.get("--trace"));
     LOCUS_CHECK(trace.good(), "cannot write the trace to '", a.get("--trace"), "'");
   }
+  std::vector<accel::Mapping> mappings;
+  if (a.has("--mapping")) {
+    const std::string file = a.get("--mapping");
+    mappings = accel::read_mapping_file(file, wl, cfg);
+    for (const accel::Mapping& m : mappings)
+      LOCUS_CHECK(m.buffer_entries == cfg.buffer_entries, "mapping file '", file, "': schedule ",
+                  accel::schedule_name(m.kind), " was mapped for a buffer of ", m.buffer_entries,
+                  " entries, the accelerator has ", cfg.buffer_entries, " (--buffer)");
+    if (a.has("--trace-schedule")) {
+      bool listed = false;
+      for (const accel::Mapping& m : mappings) listed |= m.kind == trace_kind;
+      LOCUS_CHECK(listed, "option --trace-schedule names a schedule not in the mapping file '", file, "'");
+    }
+  } else {
+    for (auto k : schedules) mappings.push_back(accel::map_workload(wl, k, cfg));
+  }
+  if (a.has("--emit-mapping")) {
+    std::ofstream f(a.get("--emit-mapping"));
+    LOCUS_CHECK(f.good(), "cannot write the mapping to '", a.get("--emit-mapping"), "'");
+    f << accel::mappings_to_json(mappings, wl, cfg, path);
+    f.flush();
+    LOCUS_CHECK(f.good(), "cannot write the mapping to '", a.get("--emit-mapping"), "'");
+  }
   std::vector<accel::ScheduleResult> rs;
-  for (auto k : schedules) {
-    accel::ScheduleOptions so;
-    if (trace.is_open() && k == trace_kind) so.trace = &trace;
-    rs.push_back(accel::run_schedule(wl, k, cfg, so));
+  for (const accel::Mapping& m : mappings) {
+    accel::EvaluateOptions eo;
+    if (trace.is_open() && m.kind == trace_kind) eo.trace = &trace;
+    rs.push_back(accel::evaluate_mapping(wl, m, cfg, eo));
     check_energies_finite(rs.back(), cfg);
   }
   if (trace.is_open()) {
