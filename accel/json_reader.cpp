@@ -1,11 +1,15 @@
+// The accelerator configs' JSON reader (accel/json_reader.h) on nlohmann-json's SAX parser: the
+// events build a Value tree; the line and column of each value come from the bytes the lexer has
+// read when the event fires (a counting input iterator), so errors keep "<where>:<line>:<col>:".
 #include "accel/json_reader.h"
 
-#include <cerrno>
+#include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <unordered_set>
+
+#include <nlohmann/json.hpp>
 
 #include "graph/error.h"
 
@@ -37,280 +41,200 @@ const char* kind_name(Value::Kind k) {
 
 namespace {
 
-class Parser {
- public:
-  Parser(std::string_view text, const std::string& where) : t_(text), where_(where) {}
+// An input iterator over the text that publishes how many bytes nlohmann's lexer has read: at each
+// SAX event that count locates the token just scanned (plus one byte of lookahead after a number).
+struct CountingIterator {
+  using iterator_category = std::input_iterator_tag;
+  using value_type = char;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const char*;
+  using reference = const char&;
+  const char* p = nullptr;
+  const char* base = nullptr;
+  size_t* consumed = nullptr;
+  reference operator*() const { return *p; }
+  CountingIterator& operator++() {
+    ++p;
+    *consumed = size_t(p - base);
+    return *this;
+  }
+  CountingIterator operator++(int) {
+    CountingIterator old = *this;
+    ++*this;
+    return old;
+  }
+  bool operator==(const CountingIterator& o) const { return p == o.p; }
+  bool operator!=(const CountingIterator& o) const { return p != o.p; }
+};
 
-  Value document() {
-    if (t_.size() > kMaxBytes) fail_at(1, 1, "text is larger than ", kMaxBytes, " bytes");
-    skip_ws();
-    Value v = value(0);
-    skip_ws();
-    if (pos_ < t_.size()) error("unexpected '", printable(t_[pos_]), "' after the JSON value");
-    return v;
+bool number_char(char c) { return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'; }
+
+// Builds the Value tree from nlohmann's SAX events, with the line and column where each value
+// starts; refuses duplicate keys and nesting deeper than kMaxDepth.
+class Builder : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  Builder(std::string_view text, const std::string& where, const size_t* consumed)
+      : t_(text), where_(where), consumed_(consumed) {
+    line_starts_.push_back(0);
+    for (size_t i = 0; i < t_.size(); ++i)
+      if (t_[i] == '\n') line_starts_.push_back(i + 1);
+  }
+
+  bool null() override { return put(Value{}, literal_start(4)); }
+  bool boolean(bool b) override {
+    Value v;
+    v.kind = Value::Kind::Bool;
+    v.boolean = b;
+    return put(std::move(v), literal_start(b ? 4 : 5));
+  }
+  bool number_integer(number_integer_t x) override { return number(double(x)); }
+  bool number_unsigned(number_unsigned_t x) override { return number(double(x)); }
+  bool number_float(number_float_t x, const string_t&) override { return number(double(x)); }
+  bool string(string_t& s) override {
+    Value v;
+    v.kind = Value::Kind::String;
+    v.string = std::move(s);
+    return put(std::move(v), string_start());
+  }
+  bool binary(binary_t&) override { return refuse(pos() - 1, "binary values are not JSON"); }
+  bool start_object(std::size_t) override { return open(Value::Kind::Object); }
+  bool key(string_t& k) override {
+    const size_t at = string_start();
+    if (!keys_.back().insert(k).second) return refuse(at, cat("duplicate key '", k, "'"));
+    key_ = std::move(k);
+    return true;
+  }
+  bool end_object() override { return close(); }
+  bool start_array(std::size_t) override { return open(Value::Kind::Array); }
+  bool end_array() override { return close(); }
+  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& ex) override {
+    // nlohmann's message without "[json.exception...] parse error at line L, column C: " and without
+    // its "last read: '...'" (the lexer's buffer, which spans several tokens)
+    std::string msg = ex.what();
+    if (msg.compare(0, 16, "[json.exception.") == 0 && msg.find("] ") != std::string::npos)
+      msg = msg.substr(msg.find("] ") + 2);
+    if (msg.compare(0, 19, "parse error at line") == 0 && msg.find(": ") != std::string::npos)
+      msg = msg.substr(msg.find(": ") + 2);
+    const size_t lr = msg.find("; last read: '");
+    if (lr != std::string::npos) {
+      const size_t end = msg.find("'; ", lr + 14);
+      msg.erase(lr, end == std::string::npos ? std::string::npos : end + 1 - lr);
+    }
+    const std::string_view eof_text = "unexpected end of input";
+    // where the offending token starts: the lexer stops after it (a string: at its closing quote)
+    size_t at = std::min(position > 0 ? position - 1 : 0, t_.size() > 0 ? t_.size() - 1 : 0);
+    if (msg.find("string literal") != std::string::npos && at < t_.size() && t_[at] == '"')
+      at = string_start_before(at);
+    else if (msg.find("invalid string") != std::string::npos)  // the string it is in
+      at = string_start_before(std::min(at + 1, t_.size()));
+    if (done_ && msg.find(eof_text) == std::string::npos) msg = "unexpected text after the JSON value (" + msg + ")";
+    if (error_.empty()) error_ = located(at, msg);
+    return false;
+  }
+
+  Value result() { return std::move(root_); }
+  const std::string& error() const { return error_; }
+  std::string located(size_t at, const std::string& msg) const {
+    at = std::min(at, t_.size());
+    const size_t line = size_t(std::upper_bound(line_starts_.begin(), line_starts_.end(), at) - line_starts_.begin());
+    return cat(where_, ":", line, ":", at - line_starts_[line - 1] + 1, ": ", msg);
   }
 
  private:
   std::string_view t_;
   const std::string& where_;
-  size_t pos_ = 0;
-  int line_ = 1;
-  size_t line_start_ = 0;
+  const size_t* consumed_;
+  std::vector<size_t> line_starts_;
+  Value root_;
+  std::vector<Value*> stack_;  // open containers
+  std::vector<std::unordered_set<std::string>> keys_;
+  std::string key_;
+  bool done_ = false;  // the top-level value is complete
+  std::string error_;
 
-  int column() const { return static_cast<int>(pos_ - line_start_) + 1; }
-
-  template <class... A>
-  [[noreturn]] void fail_at(int line, int col, const A&... a) const {
-    fail(where_, ":", line, ":", col, ": ", a...);
-  }
-  template <class... A>
-  [[noreturn]] void error(const A&... a) const {
-    fail_at(line_, column(), a...);
-  }
-  static std::string printable(char c) {
-    const unsigned char u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u < 0x7f) return std::string(1, c);
-    char buf[8];
-    std::snprintf(buf, sizeof buf, "\\x%02x", u);
-    return buf;
-  }
-
-  bool at_end() const { return pos_ >= t_.size(); }
-  char peek() const { return t_[pos_]; }
-
-  void skip_ws() {
-    while (!at_end()) {
-      const char c = peek();
-      if (c == '\n') {
-        ++pos_;
-        ++line_;
-        line_start_ = pos_;
-      } else if (c == ' ' || c == '\t' || c == '\r') {
-        ++pos_;
-      } else {
-        break;
-      }
+  size_t pos() const { return std::min(*consumed_, t_.size()); }
+  size_t literal_start(size_t len) const { return pos() >= len ? pos() - len : 0; }
+  // the opening quote of the string whose closing quote was read last
+  size_t string_start() const { return string_start_before(pos() >= 1 ? pos() - 1 : 0); }
+  size_t string_start_before(size_t q) const {
+    while (q > 0) {
+      --q;
+      if (t_[q] != '"') continue;
+      size_t slashes = 0;
+      while (q > slashes && t_[q - 1 - slashes] == '\\') ++slashes;
+      if (slashes % 2 == 0) return q;
     }
+    return 0;
   }
-
-  void expect_literal(std::string_view word) {
-    if (t_.substr(pos_, word.size()) != word) error("invalid literal (expected '", word, "')");
-    pos_ += word.size();
+  size_t number_start() const {
+    size_t e = pos();
+    if (e > 0 && !number_char(t_[e - 1])) --e;  // the lookahead byte after the number
+    while (e > 0 && number_char(t_[e - 1])) --e;
+    return e;
   }
-
-  Value value(int depth) {
-    if (at_end()) error("unexpected end of text (expected a value)");
+  bool number(double d) {
+    const size_t at = number_start();
+    if (!std::isfinite(d)) return refuse(at, "number out of range");
     Value v;
-    v.line = line_;
-    v.column = column();
-    const char c = peek();
-    if (c == '{' || c == '[') {
-      if (depth >= kMaxDepth) error("nesting deeper than ", kMaxDepth, " levels");
-      if (c == '{') object(v, depth + 1);
-      else array(v, depth + 1);
-    } else if (c == '"') {
-      v.kind = Value::Kind::String;
-      v.string = string();
-    } else if (c == 't') {
-      expect_literal("true");
-      v.kind = Value::Kind::Bool;
-      v.boolean = true;
-    } else if (c == 'f') {
-      expect_literal("false");
-      v.kind = Value::Kind::Bool;
-    } else if (c == 'n') {
-      expect_literal("null");
-    } else if (c == '-' || (c >= '0' && c <= '9')) {
-      v.kind = Value::Kind::Number;
-      v.number = number();
-    } else {
-      error("unexpected '", printable(c), "' (expected a value)");
-    }
-    return v;
+    v.kind = Value::Kind::Number;
+    v.number = d;
+    return put(std::move(v), at);
   }
-
-  void object(Value& v, int depth) {
-    v.kind = Value::Kind::Object;
-    ++pos_;  // {
-    skip_ws();
-    if (!at_end() && peek() == '}') {
-      ++pos_;
-      return;
-    }
-    // keys seen so far in this object: a hash set keeps the duplicate check linear overall (a scan of
-    // the members per key was quadratic: 13 s for 1 MiB of keys)
-    std::unordered_set<std::string> seen;
-    for (;;) {
-      skip_ws();
-      if (at_end() || peek() != '"') error(at_end() ? "unexpected end of text" : "expected a string key");
-      const int kl = line_, kc = column();
-      std::string key = string();
-      if (!seen.insert(key).second) fail_at(kl, kc, "duplicate key '", key, "'");
-      skip_ws();
-      if (at_end() || peek() != ':') error("expected ':' after key '", key, "'");
-      ++pos_;
-      skip_ws();
-      Value member = value(depth);
-      v.object.emplace_back(std::move(key), std::move(member));
-      skip_ws();
-      if (at_end()) error("unexpected end of text (expected ',' or '}')");
-      if (peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      if (peek() == '}') {
-        ++pos_;
-        return;
-      }
-      error("expected ',' or '}' but found '", printable(peek()), "'");
-    }
+  bool refuse(size_t at, const std::string& msg) {
+    if (error_.empty()) error_ = located(at, msg);
+    return false;
   }
-
-  void array(Value& v, int depth) {
-    v.kind = Value::Kind::Array;
-    ++pos_;  // [
-    skip_ws();
-    if (!at_end() && peek() == ']') {
-      ++pos_;
-      return;
+  // Places a value at the current position of the tree; returns the slot.
+  Value* place(Value v, size_t at) {
+    const size_t line = size_t(std::upper_bound(line_starts_.begin(), line_starts_.end(), at) - line_starts_.begin());
+    v.line = int(line);
+    v.column = int(at - line_starts_[line - 1] + 1);
+    if (stack_.empty()) {
+      root_ = std::move(v);
+      return &root_;
     }
-    for (;;) {
-      skip_ws();
-      v.array.push_back(value(depth));
-      skip_ws();
-      if (at_end()) error("unexpected end of text (expected ',' or ']')");
-      if (peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      if (peek() == ']') {
-        ++pos_;
-        return;
-      }
-      error("expected ',' or ']' but found '", printable(peek()), "'");
+    Value& c = *stack_.back();
+    if (c.kind == Value::Kind::Array) {
+      c.array.push_back(std::move(v));
+      return &c.array.back();
     }
+    c.object.emplace_back(std::move(key_), std::move(v));
+    return &c.object.back().second;
   }
-
-  unsigned hex4() {
-    if (pos_ + 4 > t_.size()) error("truncated \\u escape");
-    unsigned u = 0;
-    for (int i = 0; i < 4; ++i) {
-      const char c = t_[pos_++];
-      u <<= 4;
-      if (c >= '0' && c <= '9') u |= static_cast<unsigned>(c - '0');
-      else if (c >= 'a' && c <= 'f') u |= static_cast<unsigned>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') u |= static_cast<unsigned>(c - 'A' + 10);
-      else error("bad hex digit in \\u escape");
-    }
-    return u;
+  bool put(Value v, size_t at) {
+    place(std::move(v), at);
+    if (stack_.empty()) done_ = true;
+    return true;
   }
-
-  static void utf8(std::string& out, unsigned cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xc0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xe0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-      out += static_cast<char>(0x80 | (cp & 0x3f));
-    } else {
-      out += static_cast<char>(0xf0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-      out += static_cast<char>(0x80 | (cp & 0x3f));
-    }
+  bool open(Value::Kind k) {
+    const size_t at = pos() >= 1 ? pos() - 1 : 0;
+    if (stack_.size() >= size_t(kMaxDepth)) return refuse(at, cat("nesting deeper than ", kMaxDepth, " levels"));
+    Value v;
+    v.kind = k;
+    stack_.push_back(place(std::move(v), at));
+    if (k == Value::Kind::Object) keys_.emplace_back();
+    return true;
   }
-
-  std::string string() {
-    ++pos_;  // "
-    std::string out;
-    for (;;) {
-      if (at_end()) error("unterminated string");
-      const char c = t_[pos_];
-      if (c == '"') {
-        ++pos_;
-        return out;
-      }
-      if (static_cast<unsigned char>(c) < 0x20) error("control character in string (escape it)");
-      if (c != '\\') {
-        out += c;
-        ++pos_;
-        continue;
-      }
-      ++pos_;
-      if (at_end()) error("unterminated string");
-      const char e = t_[pos_++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          unsigned cp = hex4();
-          if (cp >= 0xd800 && cp <= 0xdbff) {
-            if (t_.substr(pos_, 2) != "\\u") error("unpaired surrogate in \\u escape");
-            pos_ += 2;
-            const unsigned lo = hex4();
-            if (lo < 0xdc00 || lo > 0xdfff) error("unpaired surrogate in \\u escape");
-            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-          } else if (cp >= 0xdc00 && cp <= 0xdfff) {
-            error("unpaired surrogate in \\u escape");
-          }
-          utf8(out, cp);
-          break;
-        }
-        default:
-          --pos_;
-          error("bad escape '\\", printable(e), "' in string");
-      }
-    }
-  }
-
-  double number() {
-    const size_t start = pos_;
-    auto digits = [&] {
-      const size_t s = pos_;
-      while (!at_end() && peek() >= '0' && peek() <= '9') ++pos_;
-      return pos_ - s;
-    };
-    if (peek() == '-') ++pos_;
-    if (at_end()) error("bad number");
-    if (peek() == '0') {
-      ++pos_;
-      if (!at_end() && peek() >= '0' && peek() <= '9') error("bad number (leading zero)");
-    } else if (digits() == 0) {
-      error("bad number");
-    }
-    if (!at_end() && peek() == '.') {
-      ++pos_;
-      if (digits() == 0) error("bad number (no digit after '.')");
-    }
-    if (!at_end() && (peek() == 'e' || peek() == 'E')) {
-      ++pos_;
-      if (!at_end() && (peek() == '+' || peek() == '-')) ++pos_;
-      if (digits() == 0) error("bad number (no digit in exponent)");
-    }
-    const std::string text(t_.substr(start, pos_ - start));
-    errno = 0;
-    char* end = nullptr;
-    const double d = std::strtod(text.c_str(), &end);
-    if (end != text.c_str() + text.size() || !std::isfinite(d)) {
-      pos_ = start;
-      error("number out of range: ", text);
-    }
-    return d;
+  bool close() {
+    if (stack_.back()->kind == Value::Kind::Object) keys_.pop_back();
+    stack_.pop_back();
+    if (stack_.empty()) done_ = true;
+    return true;
   }
 };
 
 }  // namespace
 
-Value parse(std::string_view text, const std::string& where) { return Parser(text, where).document(); }
+Value parse(std::string_view text, const std::string& where) {
+  if (text.size() > kMaxBytes) fail(where, ":1:1: text is larger than ", kMaxBytes, " bytes");
+  size_t consumed = 0;
+  Builder b(text, where, &consumed);
+  const CountingIterator first{text.data(), text.data(), &consumed};
+  const CountingIterator last{text.data() + text.size(), text.data(), &consumed};
+  const bool ok = nlohmann::json::sax_parse(first, last, &b);
+  if (!ok || !b.error().empty()) fail(b.error().empty() ? b.located(consumed, "not valid JSON") : b.error());
+  return b.result();
+}
 
 Value parse_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

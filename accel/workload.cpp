@@ -1,3 +1,7 @@
+// Workload extraction (accel/workload.h): a small registry of op families (conv, the fused inverted
+// residual, gemm, pool, reduce, view, eltwise), each with the test that takes a node and the builder
+// of its Layer; the first family that takes a node builds it, and a family that cannot describe a
+// node it took (a Conv that is not 2-D) throws Unsupported saying why.
 #include "accel/workload.h"
 
 #include <algorithm>
@@ -142,6 +146,162 @@ std::vector<Layer> fused_stages(const Layer& f, const Node& n, const Graph& g) {
   return st;
 }
 
+// ---- the op families: one entry per family, tried in order; the first that takes a node builds its
+// layer. A family that takes a node it cannot describe throws Unsupported saying why.
+
+void build_conv(const Node& n, const Graph& g, Layer& l, Workload&) {
+  const Shape y = g.info(l.outputs[0]).shape;
+  const Shape x = g.info(n.input(0)).shape;
+  const Shape w = g.info(n.input(1)).shape;
+  if (x.size() != 4 || w.size() != 4)
+    throw Unsupported(cat("accelerator model: Conv '", n.name, "' is not 2-D (input ", shape_str(x), ")"));
+  l.inputs = {n.input(0)};
+  l.weights = {n.input(1)};
+  l.geom = window_geom(n, x, y, w[2], w[3]);
+  l.geom.G = n.i("group", 1);
+  const ConvGeom& c = l.geom;
+  l.macs = l.ops = numel(y) * w[1] * w[2] * w[3];
+  if (c.G == 1 && w[2] == 1 && w[3] == 1 && c.PT == 0 && c.PL == 0 && c.PB == 0 && c.PR == 0) {
+    l.kind = LayerKind::Pointwise;
+    l.M = c.N * c.OH * c.OW, l.K = c.C, l.N = c.OC;
+  } else if (c.G > 1 && c.G == c.C && c.OC == c.C && w[1] == 1) {
+    l.kind = LayerKind::Depthwise;
+  } else {
+    l.kind = LayerKind::Conv;
+    l.M = c.N * c.OH * c.OW, l.K = w[1] * w[2] * w[3], l.N = c.OC;
+  }
+}
+
+void build_fused(const Node& n, const Graph& g, Layer& l, Workload& wl) {
+  const Shape y = g.info(l.outputs[0]).shape;
+  const Shape x = g.info(n.input(0)).shape;
+  const Shape wd = g.info(n.input(3)).shape;
+  l.kind = LayerKind::Fused;
+  l.inputs = {n.input(0)};
+  for (size_t k : {1, 3, 7, 5})
+    if (!n.input(k).empty()) l.weights.push_back(n.input(k));
+  l.residual = n.i("residual", 0) != 0;
+  schedule::FusedBlockShape& b = l.block;
+  b.H = x[2], b.W = x[3], b.C = x[1];
+  b.E = wd[0];
+  b.OC = y[1];
+  b.expand = !n.input(1).empty();
+  b.project = !n.input(5).empty();
+  auto st = n.ints("dw_strides", {1, 1});
+  auto pads = n.ints("dw_pads", {0, 0, 0, 0});
+  b.KH = wd[2], b.KW = wd[3], b.SH = st[0], b.SW = st[1];
+  b.PT = pads[0], b.PL = pads[1], b.PB = pads[2], b.PR = pads[3];
+  l.dw_taps = wd[2] * wd[3];
+  if (!n.input(7).empty()) {
+    // A second depthwise stage (CP chains): the planner maps bands through both stages.
+    const Shape w2 = g.info(n.input(7)).shape;
+    auto st2 = n.ints("dw2_strides", {1, 1});
+    auto pads2 = n.ints("dw2_pads", {0, 0, 0, 0});
+    b.dw2 = true;
+    b.KH2 = w2[2], b.KW2 = w2[3], b.SH2 = st2[0], b.SW2 = st2[1];
+    b.PT2 = pads2[0], b.PL2 = pads2[1], b.PB2 = pads2[2], b.PR2 = pads2[3];
+    l.dw_taps += w2[2] * w2[3];
+  }
+  l.stages = fused_stages(l, n, g);
+  for (auto& s : l.stages) l.macs += s.macs;
+  l.ops = l.macs;
+  for (auto& s : l.stages)
+    for (auto& o : s.outputs) wl.entries[o] = 0;  // sized by extract_workload
+}
+
+void build_gemm(const Node& n, const Graph& g, Layer& l, Workload&) {
+  const Shape a = g.info(n.input(0)).shape;
+  const Shape bs = g.info(n.input(1)).shape;
+  l.kind = LayerKind::Gemm;
+  l.inputs = {n.input(0)};
+  l.weights = {n.input(1)};
+  const bool transB = n.op == "Gemm" && n.i("transB", 0) != 0;
+  l.b_kn = !transB;
+  l.K = transB ? bs[1] : bs[0];
+  l.N = transB ? bs[0] : bs[1];
+  l.M = numel(a) / l.K;
+  l.macs = l.ops = l.M * l.K * l.N;
+}
+
+void build_pool(const Node& n, const Graph& g, Layer& l, Workload&) {
+  const Shape y = g.info(l.outputs[0]).shape;
+  const Shape x = g.info(n.input(0)).shape;
+  auto k = n.ints("kernel_shape", {1, 1});
+  l.kind = LayerKind::Pool;
+  l.inputs = {n.input(0)};
+  l.geom = window_geom(n, x, y, k[0], k[1]);
+  l.geom.G = x[1];
+  l.ops = numel(y) * k[0] * k[1];
+}
+
+void build_reduce(const Node& n, const Graph& g, Layer& l, Workload&) {
+  l.kind = LayerKind::Reduce;
+  l.inputs = {n.input(0)};
+  l.ops = numel(g.info(n.input(0)).shape);
+}
+
+void build_view(const Node& n, const Graph&, Layer& l, Workload& wl) {
+  l.kind = LayerKind::View;
+  l.inputs = {n.input(0)};
+  wl.alias[l.outputs[0]] = n.input(0);
+}
+
+void build_eltwise(const Node& n, const Graph& g, Layer& l, Workload&) {
+  l.kind = LayerKind::Eltwise;
+  for (size_t k = 0; k < n.inputs.size(); ++k) {
+    const std::string& v = n.inputs[k];
+    if (v.empty()) continue;
+    if (g.is_constant(v)) {
+      if (!is_parameter_operand(n, k)) l.weights.push_back(v);
+    } else {
+      l.inputs.push_back(v);
+    }
+  }
+  int64_t outs = 0;
+  for (auto& o : l.outputs) outs += numel(g.info(o).shape);
+  l.ops = outs;
+}
+
+struct OpFamily {
+  const char* name;
+  bool (*takes)(const Node&, const Graph&);
+  void (*build)(const Node&, const Graph&, Layer&, Workload&);
+};
+
+// In order; the last takes every node.
+const std::vector<OpFamily>& op_families() {
+  static const std::vector<OpFamily> families = {
+      {"conv", [](const Node& n, const Graph&) { return n.op == "Conv" && n.domain.empty(); }, build_conv},
+      {"fused-inverted-residual",
+       [](const Node& n, const Graph&) { return n.op == "FusedInvertedResidual" && n.domain == kLocusDomain; },
+       build_fused},
+      {"gemm",  // a constant B only: a product of two activations is streamed
+       [](const Node& n, const Graph& g) {
+         return (n.op == "Gemm" || n.op == "MatMul") && n.domain.empty() && g.is_constant(n.input(1)) &&
+                g.info(n.input(0)).shape.size() >= 2 && g.info(n.input(1)).shape.size() == 2;
+       },
+       build_gemm},
+      {"pool",  // 2-D windows only
+       [](const Node& n, const Graph& g) {
+         return (n.op == "MaxPool" || n.op == "AveragePool" || n.op == "LpPool") &&
+                g.info(n.input(0)).shape.size() == 4;
+       },
+       build_pool},
+      {"reduce",
+       [](const Node& n, const Graph&) {
+         return n.op == "GlobalAveragePool" || n.op == "GlobalMaxPool" || n.op == "ReduceMean" || n.op == "ReduceMax";
+       },
+       build_reduce},
+      {"view",  // of an activation (a view of a constant is computed like any op)
+       [](const Node& n, const Graph& g) {
+         return is_view(n.op) && !n.input(0).empty() && !g.is_constant(n.input(0));
+       },
+       build_view},
+      {"eltwise", [](const Node&, const Graph&) { return true; }, build_eltwise},
+  };
+  return families;
+}
+
 }  // namespace
 
 Workload extract_workload(const Graph& g) {
@@ -161,107 +321,11 @@ Workload extract_workload(const Graph& g) {
     for (auto& o : n.outputs)
       if (!o.empty()) l.outputs.push_back(o);
     if (l.outputs.empty()) continue;
-    const Shape y = g.info(l.outputs[0]).shape;
-    const bool fused = n.op == "FusedInvertedResidual" && n.domain == kLocusDomain;
-    if (n.op == "Conv" && n.domain.empty()) {
-      const Shape x = g.info(n.input(0)).shape;
-      const Shape w = g.info(n.input(1)).shape;
-      if (x.size() != 4 || w.size() != 4)
-        throw Unsupported(cat("accelerator model: Conv '", n.name, "' is not 2-D (input ", shape_str(x), ")"));
-      l.inputs = {n.input(0)};
-      l.weights = {n.input(1)};
-      l.geom = window_geom(n, x, y, w[2], w[3]);
-      l.geom.G = n.i("group", 1);
-      const ConvGeom& c = l.geom;
-      l.macs = l.ops = numel(y) * w[1] * w[2] * w[3];
-      if (c.G == 1 && w[2] == 1 && w[3] == 1 && c.PT == 0 && c.PL == 0 && c.PB == 0 && c.PR == 0) {
-        l.kind = LayerKind::Pointwise;
-        l.M = c.N * c.OH * c.OW, l.K = c.C, l.N = c.OC;
-      } else if (c.G > 1 && c.G == c.C && c.OC == c.C && w[1] == 1) {
-        l.kind = LayerKind::Depthwise;
-      } else {
-        l.kind = LayerKind::Conv;
-        l.M = c.N * c.OH * c.OW, l.K = w[1] * w[2] * w[3], l.N = c.OC;
+    for (const OpFamily& f : op_families())
+      if (f.takes(n, g)) {
+        f.build(n, g, l, wl);
+        break;
       }
-    } else if (fused) {
-      const Shape x = g.info(n.input(0)).shape;
-      const Shape wd = g.info(n.input(3)).shape;
-      l.kind = LayerKind::Fused;
-      l.inputs = {n.input(0)};
-      for (size_t k : {1, 3, 7, 5})
-        if (!n.input(k).empty()) l.weights.push_back(n.input(k));
-      l.residual = n.i("residual", 0) != 0;
-      schedule::FusedBlockShape& b = l.block;
-      b.H = x[2], b.W = x[3], b.C = x[1];
-      b.E = wd[0];
-      b.OC = y[1];
-      b.expand = !n.input(1).empty();
-      b.project = !n.input(5).empty();
-      auto st = n.ints("dw_strides", {1, 1});
-      auto pads = n.ints("dw_pads", {0, 0, 0, 0});
-      b.KH = wd[2], b.KW = wd[3], b.SH = st[0], b.SW = st[1];
-      b.PT = pads[0], b.PL = pads[1], b.PB = pads[2], b.PR = pads[3];
-      l.dw_taps = wd[2] * wd[3];
-      if (!n.input(7).empty()) {
-        // A second depthwise stage (CP chains): the planner maps bands through both stages.
-        const Shape w2 = g.info(n.input(7)).shape;
-        auto st2 = n.ints("dw2_strides", {1, 1});
-        auto pads2 = n.ints("dw2_pads", {0, 0, 0, 0});
-        b.dw2 = true;
-        b.KH2 = w2[2], b.KW2 = w2[3], b.SH2 = st2[0], b.SW2 = st2[1];
-        b.PT2 = pads2[0], b.PL2 = pads2[1], b.PB2 = pads2[2], b.PR2 = pads2[3];
-        l.dw_taps += w2[2] * w2[3];
-      }
-      l.stages = fused_stages(l, n, g);
-      for (auto& s : l.stages) l.macs += s.macs;
-      l.ops = l.macs;
-      for (auto& s : l.stages)
-        for (auto& o : s.outputs) wl.entries[o] = 0;  // sized below
-    } else if ((n.op == "Gemm" || n.op == "MatMul") && n.domain.empty() && g.is_constant(n.input(1)) &&
-               g.info(n.input(0)).shape.size() >= 2 && g.info(n.input(1)).shape.size() == 2) {
-      const Shape a = g.info(n.input(0)).shape;
-      const Shape bs = g.info(n.input(1)).shape;
-      l.kind = LayerKind::Gemm;
-      l.inputs = {n.input(0)};
-      l.weights = {n.input(1)};
-      const bool transB = n.op == "Gemm" && n.i("transB", 0) != 0;
-      l.b_kn = !transB;
-      l.K = transB ? bs[1] : bs[0];
-      l.N = transB ? bs[0] : bs[1];
-      l.M = numel(a) / l.K;
-      l.macs = l.ops = l.M * l.K * l.N;
-    } else if ((n.op == "MaxPool" || n.op == "AveragePool" || n.op == "LpPool") && g.info(n.input(0)).shape.size() == 4) {
-      const Shape x = g.info(n.input(0)).shape;
-      auto k = n.ints("kernel_shape", {1, 1});
-      l.kind = LayerKind::Pool;
-      l.inputs = {n.input(0)};
-      l.geom = window_geom(n, x, y, k[0], k[1]);
-      l.geom.G = x[1];
-      l.ops = numel(y) * k[0] * k[1];
-    } else if (n.op == "GlobalAveragePool" || n.op == "GlobalMaxPool" || n.op == "ReduceMean" ||
-               n.op == "ReduceMax") {
-      l.kind = LayerKind::Reduce;
-      l.inputs = {n.input(0)};
-      l.ops = numel(g.info(n.input(0)).shape);
-    } else if (is_view(n.op) && !n.input(0).empty() && !g.is_constant(n.input(0))) {
-      l.kind = LayerKind::View;
-      l.inputs = {n.input(0)};
-      wl.alias[l.outputs[0]] = n.input(0);
-    } else {
-      l.kind = LayerKind::Eltwise;
-      for (size_t k = 0; k < n.inputs.size(); ++k) {
-        const std::string& v = n.inputs[k];
-        if (v.empty()) continue;
-        if (g.is_constant(v)) {
-          if (!is_parameter_operand(n, k)) l.weights.push_back(v);
-        } else {
-          l.inputs.push_back(v);
-        }
-      }
-      int64_t outs = 0;
-      for (auto& o : l.outputs) outs += numel(g.info(o).shape);
-      l.ops = outs;
-    }
     for (auto& v : l.inputs) note(v);
     for (auto& v : l.weights) note(v);
     for (auto& v : l.outputs) note(v);

@@ -88,7 +88,9 @@ TEST(AccelMapping, JsonRoundTripEvaluatesIdentically) {
       expect_same(run_schedule(wl, ms[i].kind, cfg), a, std::string(c.name) + " run_schedule");
       for (const LayerResult& l : b.layers) layer_by_layer += l.note.empty() ? 0 : 1;
     }
-    if (c.S == 8192) EXPECT_GT(layer_by_layer, 0) << "the 8K case should exercise fused groups run layer by layer";
+    if (c.S == 8192) {
+      EXPECT_GT(layer_by_layer, 0) << "the 8K case should exercise fused groups run layer by layer";
+    }
   }
 }
 
