@@ -1,6 +1,6 @@
-// `locus energy`: projected energy of a model on the accelerator model (runtime/accel/), per
+// `locus energy`: projected energy of a model on the accelerator model (accel/), per
 // schedule (baseline, scan, fused-scan), per layer and in total; --sweep over buffer sizes with an
-// SVG plot. Everything is computed from the optimised graph; nothing is executed.
+// SVG plot; --emit-mapping / --mapping write and read the schedules' mappings (accel/mapping.h). Everything is computed from the optimised graph; nothing is executed.
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -14,9 +14,12 @@
 #include "graph/ops.h"
 #include "graph/passes/cp_decompose.h"
 #include "graph/passes/pipeline.h"
-#include "runtime/accel/accel_config.h"
-#include "runtime/accel/schedule.h"
-#include "runtime/accel/workload.h"
+#include "accel/accel_config.h"
+#include "accel/evaluator.h"
+#include "accel/mapper.h"
+#include "accel/mapping.h"
+#include "accel/schedule.h"
+#include "accel/workload.h"
 
 namespace locus::cli {
 
@@ -238,7 +241,7 @@ int cmd_energy(int argc, char** argv) {
                           kEnergyHelpColumns + join(accel::accel_preset_names()) + "; DRAM parts " +
                               join(accel::dram_preset_names()) + ".\n");
   std::string model_arg, dram, schedule_list = "baseline,scan,fused-scan", sweep_arg, svg, format = "table", trace_file,
-                         trace_schedule;
+                         trace_schedule, emit_mapping, mapping_file;
   bool summary = false, no_fuse = false;
   BackendOptions accel_opts;  // --accel, --buffer
   SessionOptions so;          // --decompose, --decompose-form
@@ -261,6 +264,17 @@ int cmd_energy(int argc, char** argv) {
                   "<cycle>', DRAMSim2's .trc format) of one schedule at --buffer")
       ->type_name("FILE");
   app->add_option("--trace-schedule", trace_schedule, "the schedule traced (default: fused-scan)")->type_name("S");
+  app->add_option("--emit-mapping", emit_mapping,
+                  "also write the mapping of every schedule evaluated (per layer the tiles,\n"
+                  "row bands, fused plan or layer-by-layer choice, and the DRAM address of\n"
+                  "every tensor) to FILE as JSON (schema locus-mapping/1)")
+      ->type_name("FILE");
+  app->add_option("--mapping", mapping_file,
+                  "evaluate the mappings in FILE (from --emit-mapping, possibly edited)\n"
+                  "instead of mapping: its schedules are the ones reported; the model,\n"
+                  "batch, word size and buffer must be those it was written for, and every\n"
+                  "tile, band and address is checked (one-line error otherwise)")
+      ->type_name("FILE");
   app->add_flag("--no-fuse", no_fuse, "do not fuse inverted-residual blocks (fused-scan then equals scan)");
   add_model_options(*app, ml);
   add_accel_options(*app, accel_opts, /*with_schedule=*/false);
@@ -272,6 +286,13 @@ int cmd_energy(int argc, char** argv) {
   if (app->count("--svg") && !sweep) throw UsageError("option --svg needs --sweep");
   if (app->count("--trace") && sweep) throw UsageError("option --trace cannot be combined with --sweep");
   if (app->count("--trace-schedule") && !app->count("--trace")) throw UsageError("option --trace-schedule needs --trace");
+  const bool from_mapping = app->count("--mapping") != 0, emit = app->count("--emit-mapping") != 0;
+  if ((from_mapping || emit) && sweep)
+    throw UsageError(std::string("option ") + (from_mapping ? "--mapping" : "--emit-mapping") +
+                     " cannot be combined with --sweep");
+  if (from_mapping && app->count("--schedule"))
+    throw UsageError("option --mapping takes its schedules from the file: it cannot be combined with --schedule");
+  if (from_mapping && emit) throw UsageError("option --mapping cannot be combined with --emit-mapping");
   int64_t lo = 0, hi = 0;
   if (sweep) {
     const std::string& v = sweep_arg;
@@ -295,7 +316,7 @@ int cmd_energy(int argc, char** argv) {
     }
     bool listed = false;
     for (auto k : schedules) listed |= k == trace_kind;
-    if (!listed) throw UsageError("option --trace-schedule names a schedule not in --schedule");
+    if (!listed && !from_mapping) throw UsageError("option --trace-schedule names a schedule not in --schedule");
   }
   const int64_t batch = ml.batch;
 
@@ -416,11 +437,33 @@ int cmd_energy(int argc, char** argv) {
     trace.open(trace_file);
     LOCUS_CHECK(trace.good(), "cannot write the trace to '", trace_file, "'");
   }
+  std::vector<accel::Mapping> mappings;
+  if (from_mapping) {
+    mappings = accel::read_mapping_file(mapping_file, wl, cfg);
+    for (const accel::Mapping& m : mappings)
+      LOCUS_CHECK(m.buffer_entries == cfg.buffer_entries, "mapping file '", mapping_file, "': schedule ",
+                  accel::schedule_name(m.kind), " was mapped for a buffer of ", m.buffer_entries,
+                  " entries, the accelerator has ", cfg.buffer_entries, " (--buffer)");
+    if (app->count("--trace-schedule")) {
+      bool listed = false;
+      for (const accel::Mapping& m : mappings) listed |= m.kind == trace_kind;
+      LOCUS_CHECK(listed, "option --trace-schedule names a schedule not in the mapping file '", mapping_file, "'");
+    }
+  } else {
+    for (auto k : schedules) mappings.push_back(accel::map_workload(wl, k, cfg));
+  }
+  if (emit) {
+    std::ofstream f(emit_mapping);
+    LOCUS_CHECK(f.good(), "cannot write the mapping to '", emit_mapping, "'");
+    f << accel::mappings_to_json(mappings, wl, cfg, path);
+    f.flush();
+    LOCUS_CHECK(f.good(), "cannot write the mapping to '", emit_mapping, "'");
+  }
   std::vector<accel::ScheduleResult> rs;
-  for (auto k : schedules) {
-    accel::ScheduleOptions so;
-    if (trace.is_open() && k == trace_kind) so.trace = &trace;
-    rs.push_back(accel::run_schedule(wl, k, cfg, so));
+  for (const accel::Mapping& m : mappings) {
+    accel::EvaluateOptions eo;
+    if (trace.is_open() && m.kind == trace_kind) eo.trace = &trace;
+    rs.push_back(accel::evaluate_mapping(wl, m, cfg, eo));
     check_energies_finite(rs.back(), cfg);
   }
   if (trace.is_open()) {

@@ -12,7 +12,7 @@ std::unique_ptr<Backend> make_native_unfused_backend();
 std::unique_ptr<Backend> make_reference_backend();
 std::unique_ptr<Backend> make_onednn_backend();
 std::unique_ptr<Backend> make_onednn_dwfused_backend();
-std::unique_ptr<Backend> make_accel_backend();  // runtime/accel/accel_backend.cpp
+std::unique_ptr<Backend> make_accel_backend();  // runtime/accel_backend.cpp
 
 void require_float_graph(const Graph& g, const std::string& backend,
                          const std::function<bool(const std::string& op)>& handles) {

@@ -69,7 +69,7 @@ struct BackendOptions {
   std::optional<schedule::TileOrder> tile_order;
   // Accelerator-model backend ("accel"; the others ignore these): the schedule whose projected
   // energy is computed at compile time (baseline, scan, fused-scan), the accelerator config (a preset
-  // name or a JSON file, runtime/accel/accel_config.h) and the on-chip buffer in entries (0: the
+  // name or a JSON file, accel/accel_config.h) and the on-chip buffer in entries (0: the
   // config's).
   std::string accel_schedule = "fused-scan";
   std::string accel_config = "default";

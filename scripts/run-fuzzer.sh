@@ -82,7 +82,7 @@ seed() {  # seed FUZZER: fills build-fuzz/corpus/FUZZER
       done ;;
     accel_config_fuzzer)
       local f
-      for f in "$root"/runtime/accel/presets/*/*.json; do install -m 644 "$f" "$corpus/preset_$(basename "$f")"; done ;;
+      for f in "$root"/accel/presets/*/*.json; do install -m 644 "$f" "$corpus/preset_$(basename "$f")"; done ;;
   esac
 }
 

@@ -12,9 +12,9 @@
 #include <string>
 
 #include "graph/error.h"
-#include "runtime/accel/accel_config.h"
-#include "runtime/accel/dram_model.h"
-#include "runtime/accel/json_reader.h"
+#include "accel/accel_config.h"
+#include "accel/dram_model.h"
+#include "accel/json_reader.h"
 #include "tests/test_support.h"
 #include "tests/error_util.h"
 

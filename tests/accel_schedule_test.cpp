@@ -1,4 +1,4 @@
-// The accelerator model's schedules (runtime/accel/schedule.h): GEMM traffic against the planner's
+// The accelerator model's schedules (accel/schedule.h): GEMM traffic against the planner's
 // closed form and the buffer simulator, a fused block against a count made here by walking its
 // bands and chunks, MACs of a hand-built graph, the ordering baseline >= scan >= fused-scan, the
 // "buffer too small" error, and the accel backend's numerics.
@@ -9,8 +9,8 @@
 #include "graph/ops.h"
 #include "graph/passes/pass_manager.h"
 #include "schedule/buffer_simulator.h"
-#include "runtime/accel/schedule.h"
-#include "runtime/accel/workload.h"
+#include "accel/schedule.h"
+#include "accel/workload.h"
 #include "runtime/session.h"
 #include "tests/graph_builder_util.h"
 
@@ -403,5 +403,45 @@ TEST(AccelBackend, BadOptionsFailAtCompile) {
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("too small"), std::string::npos) << e.what();
+  }
+}
+
+// A fused group for which the fused-block planner finds no band runs layer by layer, and the layer's
+// note carries the planner's reason (the buffer size and the block's shape), not only the verdict.
+TEST(AccelSchedule, FusedGroupThatFitsNoBandSaysWhy) {
+  Graph g = optimise(ir_block(28, 16, 96, 16, 1, false), true);
+  Workload wl = extract_workload(g);
+  ASSERT_EQ(wl.layers.size(), 1u);
+  ASSERT_EQ(wl.layers[0].kind, LayerKind::Fused);
+  // 512 entries: the 1x1 tiles and a depthwise band of a few channels fit; a fused band cannot (its
+  // three input rows alone are 3 x 28 x 16 = 1344 entries)
+  ScheduleResult r = run_schedule(wl, ScheduleKind::FusedScan, plain_config(512));
+  ASSERT_EQ(r.layers.size(), 1u);
+  const std::string& note = r.layers[0].note;
+  EXPECT_FALSE(r.layers[0].fused_plan.has_value());
+  EXPECT_EQ(r.layers[0].tiling, "layer by layer");
+  EXPECT_NE(note.find("no band fits the buffer ("), std::string::npos) << note;
+  EXPECT_NE(note.find("S=512"), std::string::npos) << note;
+  EXPECT_NE(note.find("H=28 W=28 C=16 E=96 OC=16"), std::string::npos) << note;
+  EXPECT_NE(note.find("run layer by layer (scan)"), std::string::npos) << note;
+  // the same traffic as the scan schedule of the group
+  EXPECT_EQ(r.total.read_entries, run_schedule(wl, ScheduleKind::Scan, plain_config(512)).total.read_entries);
+}
+
+// The workload's conv family takes every Conv and says why it cannot describe a 1-D one (shape
+// inference refuses those first; the output's shape is set here by hand).
+TEST(AccelWorkload, OneDimensionalConvIsRefusedWithTheReason) {
+  test::GraphBuilder b;
+  auto x = b.input("x", {1, 4, 10});
+  auto y = b.node("Conv", {x, b.random_constant("w", {8, 4, 3}, 1)},
+                  {{"kernel_shape", std::vector<int64_t>{3}}, {"strides", std::vector<int64_t>{1}},
+                   {"pads", std::vector<int64_t>{0, 0}}});
+  Graph g = b.finish({y});
+  g.values[y] = ValueInfo{DType::F32, {1, 8, 8}, true};
+  try {
+    extract_workload(g);
+    FAIL() << "expected Unsupported";
+  } catch (const Unsupported& e) {
+    EXPECT_NE(std::string(e.what()).find("is not 2-D"), std::string::npos) << e.what();
   }
 }

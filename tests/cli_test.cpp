@@ -13,7 +13,7 @@
 #include <sstream>
 
 #include "importers/onnx/onnx_importer.h"
-#include "runtime/accel/json_reader.h"
+#include "accel/json_reader.h"
 #include "tests/cli_util.h"
 #include "tests/onnx_util.h"
 #include "tests/test_support.h"

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "runtime/accel/json_reader.h"
+#include "accel/json_reader.h"
 #include "tests/cli_util.h"
 #include "tests/test_support.h"
 
@@ -143,4 +143,44 @@ TEST(EnergyCli, AccelBackendTakesScheduleAndBuffer) {
   Result badbuf_energy = run_locus("energy builtin:mobilenetv2 --buffer lots");
   EXPECT_EQ(badbuf_energy.status, 2) << badbuf_energy.err;
   EXPECT_NE(badbuf_energy.err.find("option --buffer"), std::string::npos) << badbuf_energy.err;
+}
+
+// --emit-mapping then --mapping: the same report (every total and layer); a mapping file used with
+// another buffer, schedule list or model is refused with one line.
+TEST(EnergyCli, EmitMappingThenMappingGivesTheSameTotals) {
+  const std::string file = locus::test::temp_dir() + "/mnv2_mapping.json";
+  Result a = run_locus("energy builtin:mobilenetv2 --format json --emit-mapping " + file);
+  ASSERT_EQ(a.status, 0) << a.err;
+  namespace json = locus::accel::json;
+  std::ifstream f(file);
+  const std::string text((std::istreambuf_iterator<char>(f)), {});
+  const json::Value doc = json::parse(text, file);
+  ASSERT_TRUE(doc.find("schema") && doc.find("schema")->is_string());
+  EXPECT_EQ(doc.find("schema")->string, "locus-mapping/1");
+  ASSERT_EQ(doc.find("mappings")->array.size(), 3u);
+  Result b = run_locus("energy builtin:mobilenetv2 --format json --mapping " + file);
+  ASSERT_EQ(b.status, 0) << b.err;
+  EXPECT_EQ(a.out, b.out);
+  const json::Value ra = json::parse(a.out, "a"), rb = json::parse(b.out, "b");
+  for (size_t i = 0; i < 3; ++i) {
+    const json::Value& ta = *ra.find("schedules")->array[i].find("total");
+    const json::Value& tb = *rb.find("schedules")->array[i].find("total");
+    EXPECT_EQ(number(*ta.find("energy_uj"), "total"), number(*tb.find("energy_uj"), "total"));
+    EXPECT_EQ(number(ta, "dram_read_bytes"), number(tb, "dram_read_bytes"));
+  }
+  for (auto [args, needle] : std::vector<std::pair<std::string, std::string>>{
+           {"energy builtin:mobilenetv2 --buffer 32K --mapping " + file, "mapped for a buffer of 65536"},
+           {"energy builtin:resnet50 --mapping " + file, "layers, the model has"},
+           {"energy builtin:mobilenetv2 --batch 2 --mapping " + file, "batch"},
+           {"energy builtin:mobilenetv2 --schedule scan --mapping " + file, "--schedule"},
+           {"energy builtin:mobilenetv2 --sweep 8K:16K --mapping " + file, "--sweep"},
+           {"energy builtin:mobilenetv2 --mapping /nonexistent/m.json", "/nonexistent/m.json"}}) {
+    Result e = run_locus(args);
+    EXPECT_NE(e.status, 0) << args;
+    EXPECT_EQ(std::count(e.err.begin(), e.err.end(), '\n'), 1) << args << ": " << e.err;
+    EXPECT_NE(e.err.find(needle), std::string::npos) << args << ": " << e.err;
+  }
+  Result h = run_locus("energy --help");
+  EXPECT_NE(h.out.find("--emit-mapping FILE"), std::string::npos);
+  EXPECT_NE(h.out.find("--mapping FILE"), std::string::npos);
 }

@@ -6,16 +6,16 @@
 // non-negative, and a DRAM model built from it serves a few accesses and reports a finite energy.
 //
 // With LOCUS_FUZZ_WRITE_SEEDS=<dir> the binary writes seed configs into <dir> and exits (the real
-// presets, runtime/accel/presets/*/*.json, are added to the corpus by scripts/run-fuzzer.sh).
+// presets, accel/presets/*/*.json, are added to the corpus by scripts/run-fuzzer.sh).
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 
 #include "graph/error.h"
-#include "runtime/accel/accel_config.h"
-#include "runtime/accel/dram_model.h"
-#include "runtime/accel/json_reader.h"
+#include "accel/accel_config.h"
+#include "accel/dram_model.h"
+#include "accel/json_reader.h"
 #include "tests/fuzz/fuzz_util.h"
 #include "tests/fuzz/fuzz_seeds.h"
 

@@ -1,10 +1,10 @@
 // Accelerator configs and DRAM presets (docs/accelerator-model.md, "Accelerator configs").
 //
-// Presets are the JSON files under runtime/accel/presets/accel/ and runtime/accel/presets/dram/
+// Presets are the JSON files under accel/presets/accel/ and accel/presets/dram/
 // (the file stem is the preset name). The top-level CMakeLists.txt embeds them into locus_runtime as
 // byte arrays (a generated accel_presets_data.cpp defining detail::kEmbeddedPresets), so nothing
 // is read from the source tree at run time.
-#include "runtime/accel/accel_config.h"
+#include "accel/accel_config.h"
 
 #include <algorithm>
 #include <charconv>
@@ -17,7 +17,7 @@
 #include <string_view>
 
 #include "graph/error.h"
-#include "runtime/accel/json_reader.h"
+#include "accel/json_reader.h"
 
 namespace locus::accel {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/accel/dram_model.h"
+#include "accel/dram_model.h"
 
 namespace locus::accel {
 

@@ -1,12 +1,12 @@
 // The accelerator-model backend ("accel"): numerics from the native backend's kernels (so outputs
 // are checked like any backend's), and at compile time the projected energy of running the graph on
-// the accelerator model (runtime/accel/schedule.h) under BackendOptions::accel_schedule, with the
+// the accelerator model (accel/schedule.h) under BackendOptions::accel_schedule, with the
 // config accel_config and buffer accel_buffer_entries. run() only runs the native steps.
 #include <cstdio>
 
-#include "runtime/accel/accel_config.h"
-#include "runtime/accel/schedule.h"
-#include "runtime/accel/workload.h"
+#include "accel/accel_config.h"
+#include "accel/schedule.h"
+#include "accel/workload.h"
 #include "runtime/backend.h"
 
 namespace locus {

@@ -1,51 +1,15 @@
-#include "runtime/accel/schedule.h"
+// The replay (accel/replay.h): a mapping's layers as address streams, with the counts the evaluator
+// prices. The GEMM walk keeps the residency policy of schedule::BufferSimulator.
+#include "accel/replay.h"
 
 #include <algorithm>
 #include <cmath>
 #include <deque>
 #include <map>
-#include <set>
-#include <sstream>
 
 #include "graph/error.h"
 
 namespace locus::accel {
-
-const char* schedule_name(ScheduleKind k) {
-  switch (k) {
-    case ScheduleKind::Baseline: return "baseline";
-    case ScheduleKind::Scan: return "scan";
-    case ScheduleKind::FusedScan: return "fused-scan";
-  }
-  return "?";
-}
-
-ScheduleKind parse_schedule(const std::string& name) {
-  for (ScheduleKind k : all_schedules())
-    if (name == schedule_name(k)) return k;
-  fail("unknown schedule '", name, "' (known: baseline, scan, fused-scan)");
-}
-
-std::vector<ScheduleKind> all_schedules() {
-  return {ScheduleKind::Baseline, ScheduleKind::Scan, ScheduleKind::FusedScan};
-}
-
-schedule::PlannerOptions gemm_planner_options(ScheduleKind k, int64_t burst_entries) {
-  schedule::PlannerOptions o;
-  o.m_step = o.n_step = 1;
-  o.min_m = 1;
-  o.min_n = o.min_k = std::max<int64_t>(1, burst_entries);
-  if (k == ScheduleKind::Baseline) o.orders = {schedule::Order::RowMajor, schedule::Order::ColMajor};
-  return o;
-}
-
-schedule::FusedPlannerOptions fused_planner_options(int64_t burst_entries) {
-  schedule::FusedPlannerOptions o;
-  o.chunk_step = std::max<int64_t>(1, burst_entries);
-  o.min_chunk = o.chunk_step;
-  o.halo_cache = true;
-  return o;
-}
 
 namespace {
 
@@ -177,55 +141,14 @@ void rows_block(Emitter& em, bool write, uint64_t base, int64_t ld, int64_t r0, 
   }
 }
 
-// ---- DRAM placement ----
-
-struct AddressSpace {
-  uint64_t align = 1;
-  uint64_t next = 0;
-  std::map<std::string, uint64_t> base;
-  void place(const std::string& name, int64_t bytes) {
-    if (base.count(name)) return;
-    base[name] = next;
-    next += (uint64_t(std::max<int64_t>(bytes, 1)) + align - 1) / align * align;
-  }
-};
-
-// ---- per-kind runners ----
-
-struct Ctx {
-  const Workload& wl;
-  const AccelConfig& cfg;
-  ScheduleKind kind;
-  int64_t S;
-  int64_t wb;
-  AddressSpace mem;
-  int64_t burst_entries = 1;  // entries per DRAM burst: the planners' minimum contiguous run
-  uint64_t addr(const std::string& tensor) const { return mem.base.at(wl.storage(tensor)); }
-};
-
-[[noreturn]] void too_small(const Ctx& c, const Layer& l, const std::string& detail) {
-  fail("buffer of S=", c.S, " entries is too small for any tile of layer '", l.name, "' (", layer_kind_name(l.kind),
-       " ", detail, ")");
-}
 
 std::string gemm_desc(const schedule::Plan& p) {
   return cat("M=", p.shape.M, " K=", p.shape.K, " N=", p.shape.N, " m=", p.m, " n=", p.n, " k=", p.k, " ",
              schedule::order_name(p.order), " resident=", p.resident_strips);
 }
 
-schedule::Plan plan_gemm(const Ctx& c, const Layer& l) {
-  schedule::GemmShape g{l.M, l.K, l.N, int(c.wb)};
-  try {
-    return schedule::TilingPlanner(c.S, gemm_planner_options(c.kind, c.burst_entries)).plan(g);
-  } catch (const Error& e) {
-    too_small(c, l, cat("M=", l.M, " K=", l.K, " N=", l.N, ": ", e.what()));
-  }
-}
-
-void run_gemm_layer(Ctx& c, const Layer& l, Emitter& em, LayerResult& r) {
-  schedule::Plan p = plan_gemm(c, l);
-  p.alternatives.clear();
-  const uint64_t wb = uint64_t(c.wb);
+void run_gemm_layer(const ReplayContext& c, const Layer& l, const schedule::Plan& p, Emitter& em, LayerReplay& r) {
+  const uint64_t wb = uint64_t(c.word_bytes);
   const uint64_t x = c.addr(l.inputs.at(0)), w = c.addr(l.weights.at(0)), y = c.addr(l.outputs.at(0));
   GemmIO io;
   const ConvGeom& g = l.geom;
@@ -301,36 +224,18 @@ void run_gemm_layer(Ctx& c, const Layer& l, Emitter& em, LayerResult& r) {
   ReplayCounts rc = replay_gemm(p, io, em);
   r.buffer_accesses += rc.buffer_accesses;
   r.tiling = gemm_desc(p);
-  r.gemm_plan = p;
 }
 
 // Depthwise conv and pools: a row-band walk. Channels are cut into chunks of cc (all C if they
 // fit); per chunk, per image, output rows in bands of r; the input rows live in a ring of
 // (r - 1).SH + KH rows, so rows shared by consecutive bands are read once; weights (KH.KW per
 // channel) are read once per chunk. On chip: ring x W x cc + r x OW x cc + weights.
-void run_band_layer(Ctx& c, const Layer& l, Emitter& em, LayerResult& r) {
+void run_band_layer(const ReplayContext& c, const Layer& l, const BandPlan& plan, Emitter& em, LayerReplay& r) {
   const ConvGeom& g = l.geom;
   const bool dw = l.kind == LayerKind::Depthwise;
   const int64_t wtaps = dw ? g.taps : 0;
-  auto ring = [&](int64_t rows) { return std::min(g.H, (rows - 1) * g.SH + g.KH); };
-  auto need = [&](int64_t cc, int64_t rows) { return ring(rows) * g.W * cc + rows * g.OW * cc + wtaps * cc; };
-  std::vector<int64_t> ccs = {g.C};
-  for (int64_t v = g.C / 32 * 32; v >= 32; v -= 32)
-    if (v < g.C) ccs.push_back(v);
-  for (int64_t v : {16, 8, 4, 2, 1})
-    if (v < g.C) ccs.push_back(v);
-  int64_t cc = 0;
-  for (int64_t v : ccs)
-    if (need(v, 1) <= c.S) {
-      cc = v;
-      break;
-    }
-  if (cc == 0)
-    too_small(c, l, cat(g.KH, "x", g.KW, " over W=", g.W, ": one output row of one channel needs ", need(1, 1),
-                        " entries"));
-  int64_t rows = 1;
-  while (rows < g.OH && need(cc, rows + 1) <= c.S) ++rows;
-  const uint64_t wb = uint64_t(c.wb);
+  const int64_t cc = plan.chunk, rows = plan.rows;
+  const uint64_t wb = uint64_t(c.word_bytes);
   const uint64_t x = c.addr(l.inputs.at(0)), y = c.addr(l.outputs.at(0));
   const uint64_t w = dw ? c.addr(l.weights.at(0)) : 0;
   const int64_t bands = ceil_div(g.OH, rows);
@@ -376,8 +281,8 @@ void run_band_layer(Ctx& c, const Layer& l, Emitter& em, LayerResult& r) {
 
 // Streamed ops: inputs of the output's size are read piece by piece with the output (pieces of
 // S / (streams + 1) entries); other inputs and constants are read whole first; every output written.
-void run_stream_layer(Ctx& c, const Layer& l, Emitter& em, LayerResult& r) {
-  const uint64_t wb = uint64_t(c.wb);
+void run_stream_layer(const ReplayContext& c, const Layer& l, Emitter& em, LayerReplay& r) {
+  const uint64_t wb = uint64_t(c.word_bytes);
   const int64_t T = c.wl.entries.at(l.outputs.at(0));
   std::vector<std::string> streamed, whole;
   for (auto& in : l.inputs) (l.kind != LayerKind::Reduce && c.wl.entries.at(in) == T ? streamed : whole).push_back(in);
@@ -405,16 +310,6 @@ void run_stream_layer(Ctx& c, const Layer& l, Emitter& em, LayerResult& r) {
     r.buffer_accesses += 2 * n;
   }
   r.tiling = cat("streamed, pieces of ", std::min(q, std::max<int64_t>(T, 1)), " entries");
-}
-
-DramStats& operator+=(DramStats& a, const DramStats& b) {
-  a.read_bursts += b.read_bursts, a.write_bursts += b.write_bursts;
-  a.row_hits += b.row_hits, a.row_misses += b.row_misses;
-  a.activates += b.activates, a.precharges += b.precharges, a.refreshes += b.refreshes;
-  a.cycles += b.cycles;
-  a.e_read_pj += b.e_read_pj, a.e_write_pj += b.e_write_pj, a.e_act_pre_pj += b.e_act_pre_pj;
-  a.e_refresh_pj += b.e_refresh_pj, a.e_background_pj += b.e_background_pj;
-  return a;
 }
 
 }  // namespace
@@ -487,180 +382,94 @@ ReplayCounts replay_fused_block(const schedule::FusedBlockPlan& p, int64_t image
   return rc;
 }
 
-ScheduleResult run_schedule(const Workload& wl, ScheduleKind kind, const AccelConfig& cfg, const ScheduleOptions& o) {
-  ScheduleResult res;
-  res.kind = kind;
-  res.buffer_entries = o.buffer_entries > 0 ? o.buffer_entries : cfg.buffer_entries;
-  LOCUS_CHECK(res.buffer_entries >= 1, "accelerator buffer must hold at least one entry, got ", res.buffer_entries);
-  Ctx c{wl, cfg, kind, res.buffer_entries, cfg.word_bytes(), {}};
-  // The layers this schedule runs, fused groups expanded into their stages unless fused.
-  std::vector<const Layer*> layers;
-  for (const Layer& l : wl.layers) {
-    if (l.kind == LayerKind::Fused && kind != ScheduleKind::FusedScan)
-      for (const Layer& s : l.stages) layers.push_back(&s);
-    else
-      layers.push_back(&l);
-  }
-  // DRAM placement: weights first (order of first use), then activations (order of appearance).
-  const int64_t row_bytes = o.simulate_dram ? std::max<int64_t>(1, cfg.dram.row_bytes()) : 1;
-  c.mem.align = uint64_t(row_bytes);
-  c.burst_entries = std::max<int64_t>(1, cfg.dram.burst_bytes() / c.wb);
-  auto size_of = [&](const std::string& t) {
-    auto it = wl.entries.find(t);
-    LOCUS_CHECK(it != wl.entries.end(), "accelerator model: no size for tensor '", t, "'");
-    return it->second * c.wb;
-  };
-  for (const Layer* l : layers)
-    for (auto& t : l->weights) c.mem.place(t, size_of(t));
-  for (const Layer* l : layers) {
-    for (auto& t : l->inputs) c.mem.place(wl.storage(t), size_of(wl.storage(t)));
-    if (l->kind == LayerKind::View) continue;
-    for (auto& t : l->outputs) c.mem.place(wl.storage(t), size_of(wl.storage(t)));
-  }
+uint64_t ReplayContext::addr(const std::string& tensor) const {
+  const std::string s = wl.storage(tensor);
+  auto it = placement.find(s);
+  LOCUS_CHECK(it != placement.end(), "accelerator model: tensor '", s, "' has no DRAM address in the mapping");
+  return it->second;
+}
 
-  const double dram_per_acc = (1000.0 / cfg.clock_mhz) / cfg.dram.tck_ns;
-  auto to_dram = [dram_per_acc](uint64_t acc) { return uint64_t(std::llround(double(acc) * dram_per_acc)); };
-  std::optional<DramModel> trace_model;
-  if (o.trace) {
-    trace_model.emplace(cfg.dram);
-    trace_model->set_trace(o.trace);
+int64_t band_entries(const Layer& l, int64_t rows, int64_t chunk) {
+  const ConvGeom& g = l.geom;
+  const int64_t wtaps = l.kind == LayerKind::Depthwise ? g.taps : 0;
+  const int64_t ring = std::min(g.H, (rows - 1) * g.SH + g.KH);
+  return ring * g.W * chunk + rows * g.OW * chunk + wtaps * chunk;
+}
+
+FusedAddresses fused_addresses(const ReplayContext& c, const Layer& l) {
+  FusedAddresses fa;
+  fa.x = c.addr(l.inputs[0]);
+  fa.y = c.addr(l.outputs[0]);
+  size_t wi = 0;
+  if (l.block.expand) fa.w_expand = c.addr(l.weights[wi++]);
+  fa.w_dw = c.addr(l.weights[wi++]);
+  const bool dw2 = l.weights.size() > wi + (l.block.project ? 1 : 0);
+  fa.taps = l.stages[l.block.expand ? 1 : 0].geom.taps;
+  if (dw2) {
+    fa.w_dw2 = c.addr(l.weights[wi++]);
+    fa.taps2 = l.dw_taps - fa.taps;
   }
-  uint64_t offset = 0;  // DRAM cycle at which the current layer starts (trace)
-  for (const Layer* lp : layers) {
-    const Layer& l = *lp;
-    LayerResult r;
-    r.name = l.name;
-    r.op = l.op;
-    r.kind = l.kind;
-    r.macs = l.macs;
-    std::optional<DramModel> dm;
-    if (o.simulate_dram) dm.emplace(cfg.dram);
-    RequestSink sink;
-    if (o.simulate_dram || trace_model)
-      sink = [&](uint64_t addr, uint64_t bytes, bool write, uint64_t acc) {
-        const uint64_t cyc = to_dram(acc);
-        if (dm) dm->access(addr, bytes, write, cyc);
-        if (trace_model) trace_model->access(addr, bytes, write, offset + cyc);
-      };
-    int64_t cycles = 0, ops = 0;
-    switch (l.kind) {
-      case LayerKind::Pointwise:
-      case LayerKind::Conv:
-      case LayerKind::Gemm:
-      case LayerKind::Depthwise:
-      case LayerKind::Pool:
-      case LayerKind::Reduce:
-      case LayerKind::Eltwise: {
-        Emitter em(sink, c.wb, cfg.mac_array);
-        if (l.kind == LayerKind::Pointwise || l.kind == LayerKind::Conv || l.kind == LayerKind::Gemm)
-          run_gemm_layer(c, l, em, r);  // tiles from the GEMM planner
-        else if (l.kind == LayerKind::Depthwise || l.kind == LayerKind::Pool)
-          run_band_layer(c, l, em, r);  // row bands
-        else
-          run_stream_layer(c, l, em, r);  // streamed
-        em.flush();
-        r.read_entries = em.reads, r.write_entries = em.writes, cycles = em.cycles(), ops = em.ops();
-        break;
-      }
-      case LayerKind::View:
-        r.tiling = "view (no data moves)";
-        break;
-      case LayerKind::Fused: {
-        std::optional<schedule::FusedBlockPlan> plan;
-        try {
-          plan = schedule::plan_fused_block(l.block, c.S, fused_planner_options(c.burst_entries));
-        } catch (const Error&) {
-        }
-        FusedAddresses fa;
-        fa.x = c.addr(l.inputs[0]);
-        fa.y = c.addr(l.outputs[0]);
-        size_t wi = 0;
-        if (l.block.expand) fa.w_expand = c.addr(l.weights[wi++]);
-        fa.w_dw = c.addr(l.weights[wi++]);
-        const bool dw2 = l.weights.size() > wi + (l.block.project ? 1 : 0);
-        fa.taps = l.stages[l.block.expand ? 1 : 0].geom.taps;
-        if (dw2) {
-          fa.w_dw2 = c.addr(l.weights[wi++]);
-          fa.taps2 = l.dw_taps - fa.taps;
-        }
-        if (l.block.project) fa.w_project = c.addr(l.weights[wi++]);
-        // The same group layer by layer, as the scan schedule runs it (its intermediates placed
-        // after everything placed so far).
-        Ctx sc{wl, cfg, ScheduleKind::Scan, c.S, c.wb, c.mem, c.burst_entries};
-        for (const Layer& s : l.stages) sc.mem.place(wl.storage(s.outputs[0]), size_of(s.outputs[0]));
-        auto run_stages = [&](const RequestSink& snk, LayerResult& out) {
-          Emitter em(snk, c.wb, cfg.mac_array);
-          for (const Layer& s : l.stages) {
-            LayerResult sr;
-            if (s.kind == LayerKind::Pointwise)
-              run_gemm_layer(sc, s, em, sr);
-            else if (s.kind == LayerKind::Depthwise)
-              run_band_layer(sc, s, em, sr);
-            else
-              run_stream_layer(sc, s, em, sr);
-            out.buffer_accesses += sr.buffer_accesses;
-          }
-          em.flush();
-          out.read_entries = em.reads, out.write_entries = em.writes;
-          out.compute_cycles = em.cycles(), out.ops = em.ops();
-        };
-        std::string why;
-        if (!plan) {
-          why = "no band fits the buffer";
-        } else {
-          // A scheduler fuses a group only when that moves less data than running its layers.
-          LayerResult apart;
-          run_stages(RequestSink{}, apart);
-          const ReplayCounts f = replay_fused_block(*plan, wl.batch, fa, c.wb, cfg.mac_array, RequestSink{});
-          const int64_t fused_entries = f.reads_input + f.reads_weights + f.writes_output;
-          if (fused_entries > apart.read_entries + apart.write_entries)
-            why = cat("fused (rows=", plan->rows, " chunk=", plan->chunk, ") would move ", fused_entries,
-                      " entries, layer by layer ", apart.read_entries + apart.write_entries);
-        }
-        if (!why.empty()) {
-          run_stages(sink, r);
-          cycles = r.compute_cycles, ops = r.ops;
-          c.mem.next = sc.mem.next;
-          r.note = why + ": run layer by layer (scan)";
-          r.tiling = "layer by layer";
-          break;
-        }
-        const schedule::FusedBlockPlan& p = *plan;
-        ReplayCounts rc = replay_fused_block(p, wl.batch, fa, c.wb, cfg.mac_array, sink);
-        r.read_entries = rc.reads_input + rc.reads_weights;
-        r.write_entries = rc.writes_output;
-        r.buffer_accesses = rc.buffer_accesses;
-        cycles = rc.cycles, ops = rc.ops;
-        // MACs: the layers' own plus the expansions of halo rows recomputed (none with the halo cache)
-        int64_t exact_expand = l.block.expand ? l.block.H * l.block.W * l.block.C * l.block.E : 0;
-        r.macs = l.macs + std::max<int64_t>(0, p.expand_macs - exact_expand) * wl.batch;
-        r.fused_plan = p;
-        r.tiling = cat("band rows=", p.rows, " chunk=", p.chunk, " bands=", p.bands, " chunks=", p.chunks,
-                       p.halo_cache ? " halo-cache" : "", " buffer=", p.buffer_entries);
-        break;
-      }
+  if (l.block.project) fa.w_project = c.addr(l.weights[wi++]);
+  return fa;
+}
+
+namespace {
+
+// One layer that is not a fused group, into `em`.
+void replay_into(const ReplayContext& c, const Layer& l, const LayerMapping& m, Emitter& em, LayerReplay& r) {
+  switch (l.kind) {
+    case LayerKind::Pointwise:
+    case LayerKind::Conv:
+    case LayerKind::Gemm:
+      LOCUS_CHECK(m.gemm.has_value(), "accelerator model: layer '", l.name, "' has no GEMM tiles in its mapping");
+      run_gemm_layer(c, l, *m.gemm, em, r);  // tiles from the GEMM planner
+      return;
+    case LayerKind::Depthwise:
+    case LayerKind::Pool:
+      LOCUS_CHECK(m.band.has_value(), "accelerator model: layer '", l.name, "' has no row band in its mapping");
+      run_band_layer(c, l, *m.band, em, r);  // row bands
+      return;
+    default:
+      run_stream_layer(c, l, em, r);  // streamed
+  }
+}
+
+}  // namespace
+
+LayerReplay replay_layer(const ReplayContext& c, const Layer& l, const LayerMapping& m, const RequestSink& sink) {
+  LayerReplay r;
+  if (l.kind == LayerKind::View) {
+    r.tiling = "view (no data moves)";
+    return r;
+  }
+  if (l.kind == LayerKind::Fused && m.fused) {
+    const schedule::FusedBlockPlan& p = *m.fused;
+    const ReplayCounts rc = replay_fused_block(p, c.wl.batch, fused_addresses(c, l), c.word_bytes, c.mac_array, sink);
+    r.reads = rc.reads_input + rc.reads_weights;
+    r.writes = rc.writes_output;
+    r.buffer_accesses = rc.buffer_accesses;
+    r.cycles = rc.cycles, r.ops = rc.ops;
+    r.tiling = cat("band rows=", p.rows, " chunk=", p.chunk, " bands=", p.bands, " chunks=", p.chunks,
+                   p.halo_cache ? " halo-cache" : "", " buffer=", p.buffer_entries);
+    return r;
+  }
+  Emitter em(sink, c.word_bytes, c.mac_array);
+  if (l.kind == LayerKind::Fused) {
+    // the group layer by layer, one stream (as the scan schedule runs it)
+    LOCUS_CHECK(m.stages.size() == l.stages.size(), "accelerator model: fused group '", l.name, "' has ",
+                l.stages.size(), " stages, its mapping ", m.stages.size());
+    for (size_t i = 0; i < l.stages.size(); ++i) {
+      LayerReplay sr;
+      replay_into(c, l.stages[i], m.stages[i], em, sr);
+      r.buffer_accesses += sr.buffer_accesses;
     }
-    r.ops = ops;
-    r.compute_cycles = cycles;
-    r.read_bytes = r.read_entries * c.wb;
-    r.write_bytes = r.write_entries * c.wb;
-    if (dm) r.dram = dm->finish(to_dram(uint64_t(cycles)));
-    offset += r.dram.cycles > 0 ? uint64_t(r.dram.cycles) : to_dram(uint64_t(cycles));
-    r.e_mac_pj = double(r.macs) * cfg.e_mac_pj;
-    r.e_buffer_pj = double(r.buffer_accesses) * cfg.e_buffer_pj;
-    LayerResult& t = res.total;
-    t.macs += r.macs, t.ops += r.ops;
-    t.read_entries += r.read_entries, t.write_entries += r.write_entries;
-    t.read_bytes += r.read_bytes, t.write_bytes += r.write_bytes;
-    t.buffer_accesses += r.buffer_accesses;
-    t.compute_cycles += r.compute_cycles;
-    t.dram += r.dram;
-    t.e_mac_pj += r.e_mac_pj, t.e_buffer_pj += r.e_buffer_pj;
-    res.layers.push_back(std::move(r));
+    r.tiling = "layer by layer";
+  } else {
+    replay_into(c, l, m, em, r);
   }
-  if (trace_model) trace_model->finish(offset);
-  res.total.name = "total";
-  return res;
+  em.flush();
+  r.reads = em.reads, r.writes = em.writes, r.cycles = em.cycles(), r.ops = em.ops();
+  return r;
 }
 
 }  // namespace locus::accel

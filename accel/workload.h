@@ -1,5 +1,5 @@
 // The accelerator model's view of an optimised graph: one Layer per node that moves data, with the
-// shapes the schedules (runtime/accel/schedule.h) need. Extracted once from a Graph (after the
+// shapes the mapper and the replay (accel/mapper.h, accel/replay.h) need. Extracted once from a Graph (after the
 // passes, so BatchNorm is folded, activations fused and, when the pass ran, inverted-residual chains
 // are FusedInvertedResidual nodes).
 //
@@ -19,6 +19,9 @@
 //              work layer by layer (Pointwise expand, Depthwise, [Depthwise dw2], Pointwise project,
 //              Eltwise Add of the residual), with intermediate tensors named "<node>/expanded",
 //              "<node>/dw", "<node>/dw2", "<node>/projected"
+//
+// Each kind comes from one op family of the registry in workload.cpp (one entry per family: the
+// test that takes a node, the builder of its layer); adding an op family is one entry there.
 //
 // Biases are not counted anywhere (they are a few hundred entries per layer, under 0.1% of the
 // traffic, and the tiling planners leave them out too).

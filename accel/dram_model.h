@@ -3,7 +3,7 @@
 // background) and prices it with DRAMSim2-style current-based energy from a part's datasheet
 // (IDD currents, timings, Vdd, devices per rank).
 //
-// INTERFACE CONTRACT (shared by runtime/accel/schedule*.cpp and the tests): the signatures below are
+// INTERFACE CONTRACT (shared by accel/schedule*.cpp and the tests): the signatures below are
 // used by the schedule side; extend, do not change them.
 #pragma once
 
@@ -14,7 +14,7 @@
 
 namespace locus::accel {
 
-// One DRAM part and its organisation, from a preset file (runtime/accel/presets/*.json).
+// One DRAM part and its organisation, from a preset file (accel/presets/*.json).
 struct DramSpec {
   std::string name;    // preset name, e.g. "ddr3-1333-micron-x8"
   std::string source;  // datasheet citation

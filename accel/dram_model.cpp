@@ -21,7 +21,7 @@
 // Refresh: every rank refreshes at cycles ceil(k x tREFI), k = 1, 2, ...; a refresh closes the
 // rank's open rows (counted as precharges) and the rank is busy for tRFC. Over a stream of C cycles
 // that is floor(C / tREFI) refreshes per rank.
-#include "runtime/accel/dram_model.h"
+#include "accel/dram_model.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-// A small strict JSON reader for the accelerator configs (runtime/accel/presets/*, user files).
+// The strict JSON reader of the accelerator configs (accel/presets/*, user files), on nlohmann-json.
 // RFC 8259 only: objects, arrays, strings (all escapes, \u with surrogate pairs, to UTF-8), numbers,
 // true/false/null; no comments, no trailing commas, no duplicate keys, nothing after the value.
 // Limits: nesting depth kMaxDepth, text kMaxBytes. Errors are locus::Error, one line:
