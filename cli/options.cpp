@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <sstream>
 
-#include "runtime/accel/accel_config.h"
+#include "accel/accel_config.h"
 #include "runtime/machine_info.h"
 #include "runtime/memory_budget.h"
 
