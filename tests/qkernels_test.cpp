@@ -239,6 +239,22 @@ TEST_P(QGemmTest, RoundsHalfToEven) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ(y[i], want[i]) << i;
 }
 
+TEST_P(QGemmTest, ExtremePairsDoNotSaturate) {
+  // u8 255 x s8 127 / -128: a vpmaddubsw pair sum (64770 / -65280) would saturate at s16; the sums
+  // must be exact: 8 * 255 * 127 = 259080 -> 259080 / 4096 = 63.25 -> 63; 8 * 255 * -128 = -261120
+  // -> -63.75 -> -64; + y_zero 128
+  QuantParams q = per_tensor(1.f, 0, 1.f, 4096.f, 128);
+  const int8_t w[8 * 2] = {127, -128, 127, -128, 127, -128, 127, -128, 127, -128, 127, -128, 127, -128, 127, -128};
+  const std::vector<uint8_t> a(3 * 8, 255);
+  const PackedQB pb = pack_qgemm_b(8, 2, w, 2, false, nullptr, q);
+  uint8_t y[3 * 2] = {};
+  qgemm_u8s8(3, a.data(), 8, pb, y, 2);
+  for (int m = 0; m < 3; ++m) {
+    EXPECT_EQ(y[m * 2], 191) << m;
+    EXPECT_EQ(y[m * 2 + 1], 64) << m;
+  }
+}
+
 TEST_P(QGemmTest, MobileNetShapesThreadsAndStride) {
   for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{196, 64, 384}, {49, 160, 960}, {3136, 24, 144}}) {
     GemmCase c{M, N, K, per_channel(N, uint32_t(M), 3, 0, K)};
