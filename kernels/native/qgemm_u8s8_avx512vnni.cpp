@@ -38,8 +38,9 @@ __attribute__((always_inline)) inline void tile(int64_t K, const uint8_t* __rest
                                                 const QEpilogue& ep, int64_t col) {
   static_assert(R >= 1 && R <= 12);
   __m512i acc[R];
+  const __m512i bias = _mm512_loadu_si512(ep.bias + col);  // the accumulators start from the bias
 #pragma GCC unroll 16
-  for (int i = 0; i < R; ++i) acc[i] = _mm512_setzero_si512();
+  for (int i = 0; i < R; ++i) acc[i] = bias;
   const uint8_t* ar[R];
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) ar[i] = a + i * lda;
@@ -59,14 +60,13 @@ __attribute__((always_inline)) inline void tile(int64_t K, const uint8_t* __rest
       acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_set1_epi32(load_partial(ar[i] + full, K - full)), b);
   }
 
-  const __m512i bias = _mm512_loadu_si512(ep.bias + col);
   const __m512 scale = _mm512_loadu_ps(ep.scale + col);
   const __m512 lo = _mm512_set1_ps(ep.lo), hi = _mm512_set1_ps(ep.hi);
   const __m512i zp = _mm512_set1_epi32(ep.y_zero);
   const __m512i wz = ep.row_sums ? _mm512_loadu_si512(ep.w_zero + col) : _mm512_setzero_si512();
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) {
-    __m512i v = _mm512_add_epi32(acc[i], bias);
+    __m512i v = acc[i];
     if (ep.row_sums) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(_mm512_set1_epi32(ep.row_sums[i]), wz));
     __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), scale);
     f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
