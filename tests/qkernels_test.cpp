@@ -444,6 +444,29 @@ TEST_P(QDwConvTest, PaddingContributesZero) {
   for (int64_t i = 0; i < 16 * 20; ++i) ASSERT_EQ(int32_t(y[i]), ref_requant(bias[i % 20], q, i % 20)) << i;
 }
 
+TEST_P(QDwConvTest, RowDriverReadsRowsFromAnywhere) {
+  // input rows stored in reverse order in a separate buffer (as a fused kernel's band would hold
+  // them): qdepthwise_row through row_of gives the same bytes as qdwconv_nhwc and the reference
+  const Conv2dShape s = dw_shape(1, 9, 8, 21, 3, 2, 1);
+  const QuantParams q = per_channel(21, 12, 90, 7, 9);
+  const auto x = random_u8(9 * 8 * 21, 13);
+  const auto w = random_s8(21 * 9, 14);
+  const PackedQDwConv p = pack_qdwconv(s, w.data(), nullptr, q);
+  std::vector<uint8_t> rev(x.size());
+  for (int64_t h = 0; h < 9; ++h) std::memcpy(&rev[(8 - h) * 8 * 21], &x[h * 8 * 21], 8 * 21);
+  std::vector<uint8_t> y1(s.OH * s.OW * 21), y2(y1.size());
+  qdwconv_nhwc(p, x.data(), y1.data());
+  std::vector<const uint8_t*> taps(9);
+  const QEpilogue ep = qdwconv_epilogue(p);
+  for (int64_t oh = 0; oh < s.OH; ++oh)
+    qdepthwise_row(p, dw_interior(s), qdwconv_microkernel_for(active_isa()), ep,
+                   [&](int64_t ih) -> const uint8_t* { return ih >= 0 && ih < 9 ? &rev[(8 - ih) * 8 * 21] : nullptr; },
+                   oh, taps.data(), y2.data() + oh * s.OW * 21);
+  EXPECT_EQ(y1, y2);
+  const auto want = ref_qdw(s, x.data(), w.data(), nullptr, q);
+  for (size_t i = 0; i < y2.size(); ++i) ASSERT_EQ(int32_t(y2[i]), want[i]) << i;
+}
+
 INSTANTIATE_TEST_SUITE_P(Isa, QDwConvTest, ::testing::ValuesIn(supported_isas()), isa_param_name);
 
 TEST(QDwConv, BadShapeIsAOneLineError) {

@@ -2,7 +2,9 @@
 // (int8_peak.h): 12 independent zmm accumulators, one vpdpbusd each per iteration.
 // GCC 12's AVX-512 min/max/convert intrinsics expand to masked builtins with an undefined pass-through
 // operand, which -Wmaybe-uninitialized reports at every instantiation (a known false positive).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <cstdint>

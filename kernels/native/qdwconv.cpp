@@ -9,7 +9,6 @@
 #include <limits>
 
 #include "graph/error.h"
-#include "kernels/native/depthwise_row.h"
 
 namespace locus::kernels {
 
@@ -94,11 +93,7 @@ PackedQDwConv pack_qdwconv(const Conv2dShape& s, const int8_t* w, const int32_t*
   return p;
 }
 
-void qdwconv_nhwc(const PackedQDwConv& p, const uint8_t* in, void* out) {
-  const Conv2dShape& s = p.s;
-  const int64_t C = s.C, T = s.KH * s.KW;
-  const QDwConvMicroKernel uk = qdwconv_microkernel_for(active_isa());
-  const DwInterior inner = dw_interior(s);
+QEpilogue qdwconv_epilogue(const PackedQDwConv& p) {
   QEpilogue ep;
   ep.bias = p.bias.data();
   ep.scale = p.scale.data();
@@ -107,38 +102,23 @@ void qdwconv_nhwc(const PackedQDwConv& p, const uint8_t* in, void* out) {
   ep.hi = p.hi;
   ep.y_zero = p.y_zero;
   ep.s8_out = p.s8_out;
-  uint8_t* ob = static_cast<uint8_t*>(out);
-  const uint8_t* pad = p.pad.data();
-  const int64_t rows = s.N * s.OH;
+  return ep;
+}
 
+void qdwconv_nhwc(const PackedQDwConv& p, const uint8_t* in, void* out) {
+  const Conv2dShape& s = p.s;
+  const int64_t C = s.C, T = s.KH * s.KW;
+  const QDwConvMicroKernel uk = qdwconv_microkernel_for(active_isa());
+  const DwInterior inner = dw_interior(s);
+  const QEpilogue ep = qdwconv_epilogue(p);
+  uint8_t* ob = static_cast<uint8_t*>(out);
+  const int64_t rows = s.N * s.OH;
   auto run_row = [&](int64_t r, std::vector<const uint8_t*>& taps) {
     const int64_t n = r / s.OH, oh = r % s.OH;
     const uint8_t* img = in + n * s.H * s.W * C;
-    uint8_t* orow = ob + (n * s.OH + oh) * s.OW * C;
-    // npix pixels from column ow0; with `check` (npix = 1) columns outside the input read `pad`
-    auto run = [&](int64_t ow0, int64_t npix, bool check) {
-      const int64_t ih0 = oh * s.SH - s.PT, iw0 = ow0 * s.SW - s.PL;
-      int64_t t = 0;
-      for (int64_t kh = 0; kh < s.KH; ++kh) {
-        const int64_t ih = ih0 + kh * s.DH;
-        const bool row_in = ih >= 0 && ih < s.H;
-        for (int64_t kw = 0; kw < s.KW; ++kw, ++t) {
-          const int64_t iw = iw0 + kw * s.DW;
-          if (check && !(iw >= 0 && iw < s.W))
-            taps[t] = pad;
-          else if (!row_in)
-            taps[t] = pad + (iw + s.PL) * C;
-          else
-            taps[t] = img + (ih * s.W + iw) * C;
-        }
-      }
-      uk(C, npix, taps.data(), T, s.SW * C, p.w.data(), p.Cp, ep, orow + ow0 * C);
-    };
-    for (int64_t ow = 0; ow < inner.lo; ++ow) run(ow, 1, true);
-    if (inner.hi > inner.lo) run(inner.lo, inner.hi - inner.lo, false);
-    for (int64_t ow = inner.hi; ow < s.OW; ++ow) run(ow, 1, true);
+    auto row_of = [&](int64_t ih) -> const uint8_t* { return ih >= 0 && ih < s.H ? img + ih * s.W * C : nullptr; };
+    qdepthwise_row(p, inner, uk, ep, row_of, oh, taps.data(), ob + (n * s.OH + oh) * s.OW * C);
   };
-
   const int threads = omp_in_parallel() ? 1 : p.threads;
   if (threads > 1 && rows > 1) {
 #pragma omp parallel num_threads(threads)

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/native/conv2d_nhwc.h"
+#include "kernels/native/depthwise_row.h"
 #include "kernels/native/qgemm.h"
 #include "kernels/native/requantize.h"
 
@@ -51,6 +52,43 @@ void qu8s8_dwconv_generic(int64_t C, int64_t npix, const uint8_t* const* taps, i
 // AVX-512 (only if has_avx512vnni()): 16 channels per zmm (vpmovzxbd + vpdpwssd), masked tail.
 void qu8s8_dwconv_avx512vnni(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t ntaps, int64_t step,
                              const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out);
+
+// The epilogue of a packed depthwise conv (per-channel pointers at channel 0).
+QEpilogue qdwconv_epilogue(const PackedQDwConv& p);
+
+// One output row oh of a packed depthwise conv (the building block of qdwconv_nhwc and of fused
+// kernels whose input rows live in a band / ring buffer): row_of(ih) returns input row ih's pixel 0
+// (pixels C bytes apart) or nullptr when ih is padding; taps holds KH*KW pointers of scratch;
+// `in` = dw_interior(p.s); out receives OW * C bytes.
+template <class RowOf>
+inline void qdepthwise_row(const PackedQDwConv& p, const DwInterior& in, QDwConvMicroKernel uk, const QEpilogue& ep,
+                           const RowOf& row_of, int64_t oh, const uint8_t** taps, uint8_t* out) {
+  const Conv2dShape& s = p.s;
+  const int64_t C = s.C, T = s.KH * s.KW;
+  const uint8_t* pad = p.pad.data();
+  // npix pixels from column ow0; with `check` (npix = 1) columns outside the input read `pad`;
+  // rows outside it read `pad` at the same column, advancing with the pixel like real rows
+  auto run = [&](int64_t ow0, int64_t npix, bool check) {
+    const int64_t ih0 = oh * s.SH - s.PT, iw0 = ow0 * s.SW - s.PL;
+    int64_t t = 0;
+    for (int64_t kh = 0; kh < s.KH; ++kh) {
+      const uint8_t* r = row_of(ih0 + kh * s.DH);
+      for (int64_t kw = 0; kw < s.KW; ++kw, ++t) {
+        const int64_t iw = iw0 + kw * s.DW;
+        if (check && !(iw >= 0 && iw < s.W))
+          taps[t] = pad;
+        else if (!r)
+          taps[t] = pad + (iw + s.PL) * C;
+        else
+          taps[t] = r + iw * C;
+      }
+    }
+    uk(C, npix, taps, T, s.SW * C, p.w.data(), p.Cp, ep, out + ow0 * C);
+  };
+  for (int64_t ow = 0; ow < in.lo; ++ow) run(ow, 1, true);
+  if (in.hi > in.lo) run(in.lo, in.hi - in.lo, false);
+  for (int64_t ow = in.hi; ow < s.OW; ++ow) run(ow, 1, true);
+}
 
 // The depthwise micro-kernel for an ISA and its name ("qu8s8-dwconv-16c-avx512vnni",
 // "qu8s8-dwconv-generic"); AVX2 runs the generic one.
