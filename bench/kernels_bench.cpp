@@ -207,9 +207,9 @@ void BM_QDwConv(benchmark::State& st) {
   clear_isa_override();
 }
 BENCHMARK(BM_QDwConv)
-    ->ArgsProduct({{112}, {32}, {1}, {0, 2}, {1}})
-    ->ArgsProduct({{56}, {144}, {2}, {0, 2}, {1}})
-    ->ArgsProduct({{14}, {384}, {1}, {0, 2}, {1}})
+    ->ArgsProduct({{112}, {32}, {1}, {0, 1, 2}, {1}})
+    ->ArgsProduct({{56}, {144}, {2}, {0, 1, 2}, {1}})
+    ->ArgsProduct({{14}, {384}, {1}, {0, 1, 2}, {1}})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 

@@ -381,6 +381,16 @@ std::vector<int32_t> check_dw(const Conv2dShape& s, const QuantParams& q, uint32
 
 class QDwConvTest : public IsaTest {};
 
+TEST_P(QDwConvTest, MicroKernelNamesTheIsa) {
+  const std::string name = qdwconv_microkernel_name(active_isa());
+  if (GetParam() == Isa::Avx512 && cpu_has_avx512vnni())
+    EXPECT_EQ(name, "qu8s8-dwconv-16c-avx512vnni");
+  else if (has_avx2(GetParam()))
+    EXPECT_EQ(name, "qu8s8-dwconv-8c-avx2");
+  else
+    EXPECT_EQ(name, "qu8s8-dwconv-generic");
+}
+
 TEST_P(QDwConvTest, Stride1And2RaggedChannels) {
   uint32_t seed = 1;
   for (int64_t S : {1, 2})

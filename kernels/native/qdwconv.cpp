@@ -40,11 +40,13 @@ void qu8s8_dwconv_generic(int64_t C, int64_t npix, const uint8_t* const* taps, i
 }
 
 QDwConvMicroKernel qdwconv_microkernel_for(Isa isa) {
-  return isa == Isa::Avx512 && cpu_has_avx512vnni() ? qu8s8_dwconv_avx512vnni : qu8s8_dwconv_generic;
+  if (isa == Isa::Avx512 && cpu_has_avx512vnni()) return qu8s8_dwconv_avx512vnni;
+  return has_avx2(isa) ? qu8s8_dwconv_avx2 : qu8s8_dwconv_generic;
 }
 
 const char* qdwconv_microkernel_name(Isa isa) {
-  return isa == Isa::Avx512 && cpu_has_avx512vnni() ? "qu8s8-dwconv-16c-avx512vnni" : "qu8s8-dwconv-generic";
+  if (isa == Isa::Avx512 && cpu_has_avx512vnni()) return "qu8s8-dwconv-16c-avx512vnni";
+  return has_avx2(isa) ? "qu8s8-dwconv-8c-avx2" : "qu8s8-dwconv-generic";
 }
 
 PackedQDwConv pack_qdwconv(const Conv2dShape& s, const int8_t* w, const int32_t* bias, const QuantParams& q,

@@ -49,6 +49,9 @@ using QDwConvMicroKernel = void (*)(int64_t C, int64_t npix, const uint8_t* cons
                                     int64_t step, const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out);
 void qu8s8_dwconv_generic(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t ntaps, int64_t step,
                           const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out);
+// AVX2: 8 channels per ymm (vpmovzxbd + vpmaddwd), scalar channel tail.
+void qu8s8_dwconv_avx2(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t ntaps, int64_t step,
+                       const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out);
 // AVX-512 (only if has_avx512vnni()): 16 channels per zmm (vpmovzxbd + vpdpwssd), masked tail.
 void qu8s8_dwconv_avx512vnni(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t ntaps, int64_t step,
                              const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out);
@@ -90,8 +93,8 @@ inline void qdepthwise_row(const PackedQDwConv& p, const DwInterior& in, QDwConv
   for (int64_t ow = in.hi; ow < s.OW; ++ow) run(ow, 1, true);
 }
 
-// The depthwise micro-kernel for an ISA and its name ("qu8s8-dwconv-16c-avx512vnni",
-// "qu8s8-dwconv-generic"); AVX2 runs the generic one.
+// The depthwise micro-kernel for an ISA and its name ("qu8s8-dwconv-16c-avx512vnni" on a VNNI CPU
+// under Avx512, else "qu8s8-dwconv-8c-avx2" under Avx2 / Avx512, "qu8s8-dwconv-generic").
 QDwConvMicroKernel qdwconv_microkernel_for(Isa isa);
 const char* qdwconv_microkernel_name(Isa isa);
 
