@@ -1,10 +1,15 @@
 // Micro-benchmarks for the native kernels: GEMM on MobileNetV2 1x1-conv shapes (GFLOP/s counter),
 // for the generic and AVX2 micro-kernels, a depthwise 3x3, the stem convolution and the NCHW->NHWC
-// input conversion. Rates use wall time (the kernels are multi-threaded).
+// input conversion, and the int8 GEMM and depthwise kernels on the same shapes (GOP/s, and pct_peak
+// against the measured int8 peak of the same ISA and thread count, int8_peak.h). Rates use wall time
+// (the kernels are multi-threaded).
 // Keep runs short: the machine is shared (e.g. --benchmark_min_time=0.2).
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
+#include <algorithm>
+#include <chrono>
+#include <map>
 #include <random>
 #include <vector>
 
@@ -12,6 +17,10 @@
 #include "kernels/native/cpu_features.h"
 #include "kernels/native/elementwise.h"
 #include "kernels/native/gemm.h"
+#include "kernels/native/int8_peak.h"
+#include "kernels/native/qdwconv.h"
+#include "kernels/native/qgemm.h"
+#include "kernels/native/qgemm_microkernel.h"
 
 namespace locus::kernels {
 namespace {
@@ -86,6 +95,121 @@ BENCHMARK(BM_Conv)
     ->Args({112, 32, 3, 1, 0})   // depthwise 3x3, first bottleneck
     ->Args({56, 144, 3, 2, 0})   // depthwise 3x3 stride 2
     ->Args({224, 3, 3, 2, 1})    // stem: im2col + GEMM
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+std::vector<uint8_t> random_u8(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> d(0, 255);
+  std::vector<uint8_t> v(n);
+  for (auto& x : v) x = static_cast<uint8_t>(d(rng));
+  return v;
+}
+
+std::vector<int8_t> random_s8(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> d(-128, 127);
+  std::vector<int8_t> v(n);
+  for (auto& x : v) x = static_cast<int8_t>(d(rng));
+  return v;
+}
+
+// The measured int8 peak of the active ISA on `threads` threads, measured once per (ISA, threads).
+double int8_peak_cached(int threads) {
+  static std::map<std::pair<int, int>, double> cache;
+  const auto key = std::make_pair(int(active_isa()), threads);
+  auto it = cache.find(key);
+  if (it == cache.end()) it = cache.emplace(key, measured_int8_peak_gops(threads)).first;
+  return it->second;
+}
+
+QuantParams bench_quant(int64_t N) {
+  QuantParams q;
+  q.a_scale = 0.02f;
+  q.a_zero = 128;
+  q.w_scale.assign(N, 0.01f);
+  q.y_scale = 0.5f;
+  q.y_zero = 0;
+  q.qmin = 0;
+  q.qmax = 120;  // a Relu6-like clamp
+  return q;
+}
+
+// Int8 GEMM (u8 x s8 -> requantized u8, per-channel scales). Args: M, N, K, isa, threads (0 = all).
+void BM_QGemm(benchmark::State& st) {
+  const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
+  const Isa isa = st.range(3) == 2 ? Isa::Avx512 : st.range(3) == 1 ? Isa::Avx2 : Isa::Generic;
+  const int threads = st.range(4) > 0 ? int(st.range(4)) : omp_get_max_threads();
+  if (int(isa) > int(detected_isa())) {
+    st.SkipWithError((std::string("this CPU has no ") + isa_name(isa)).c_str());
+    return;
+  }
+  set_isa_override(isa);
+  const auto a = random_u8(M * K, 1);
+  const auto w = random_s8(K * N, 2);
+  std::vector<int32_t> bias(N, 100);
+  const PackedQB pb = pack_qgemm_b(K, N, w.data(), N, false, bias.data(), bench_quant(N));
+  std::vector<uint8_t> y(M * N);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : st) {
+    qgemm_u8s8(M, a.data(), K, pb, y.data(), N, threads);
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double gops = 2.0 * M * N * K * double(st.iterations()) / std::max(secs, 1e-12) * 1e-9;
+  const double peak = int8_peak_cached(threads);  // after the timed loop
+  st.counters["GOP/s"] = gops;
+  st.counters["peak_GOP/s"] = peak;
+  st.counters["pct_peak"] = 100.0 * gops / peak;
+  st.SetLabel(std::string(qgemm_config(isa).name) + " x" + std::to_string(threads));
+  clear_isa_override();
+}
+BENCHMARK(BM_QGemm)
+    ->ArgsProduct({{112 * 112}, {16}, {32}, {0, 1, 2}, {1, 2}})
+    ->ArgsProduct({{56 * 56}, {144}, {24}, {0, 1, 2}, {1, 2}})
+    ->ArgsProduct({{56 * 56}, {24}, {144}, {0, 1, 2}, {1, 2}})
+    ->ArgsProduct({{28 * 28}, {32}, {192}, {0, 1, 2}, {1, 2}})
+    ->ArgsProduct({{14 * 14}, {64}, {384}, {0, 1, 2}, {1, 2}})
+    ->ArgsProduct({{14 * 14}, {384}, {64}, {0, 1, 2}, {1, 2}})
+    ->ArgsProduct({{7 * 7}, {320}, {960}, {0, 1, 2}, {1, 2}})
+    ->ArgsProduct({{1}, {1000}, {1280}, {0, 1, 2}, {1, 2}})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+// Int8 depthwise 3x3 (pad 1). Args: H (= W), C, stride, isa, threads.
+void BM_QDwConv(benchmark::State& st) {
+  const Isa isa = st.range(3) == 2 ? Isa::Avx512 : st.range(3) == 1 ? Isa::Avx2 : Isa::Generic;
+  const int threads = st.range(4) > 0 ? int(st.range(4)) : omp_get_max_threads();
+  if (int(isa) > int(detected_isa())) {
+    st.SkipWithError((std::string("this CPU has no ") + isa_name(isa)).c_str());
+    return;
+  }
+  set_isa_override(isa);
+  Conv2dShape s;
+  s.H = s.W = st.range(0);
+  s.C = s.OC = s.G = st.range(1);
+  s.KH = s.KW = 3;
+  s.SH = s.SW = st.range(2);
+  s.PT = s.PL = s.PB = s.PR = 1;
+  s.OH = (s.H + 2 - 3) / s.SH + 1;
+  s.OW = (s.W + 2 - 3) / s.SW + 1;
+  const auto x = random_u8(s.H * s.W * s.C, 3);
+  const auto w = random_s8(s.C * 9, 4);
+  const PackedQDwConv p = pack_qdwconv(s, w.data(), nullptr, bench_quant(s.C), threads);
+  std::vector<uint8_t> y(s.OH * s.OW * s.C);
+  for (auto _ : st) {
+    qdwconv_nhwc(p, x.data(), y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.counters["GOP/s"] = benchmark::Counter(2.0 * s.OH * s.OW * s.C * 9, benchmark::Counter::kIsIterationInvariantRate,
+                                            benchmark::Counter::kIs1000);
+  st.SetLabel(std::string(qdwconv_microkernel_name(isa)) + " x" + std::to_string(threads));
+  clear_isa_override();
+}
+BENCHMARK(BM_QDwConv)
+    ->ArgsProduct({{112}, {32}, {1}, {0, 1, 2}, {1}})
+    ->ArgsProduct({{56}, {144}, {2}, {0, 1, 2}, {1}})
+    ->ArgsProduct({{14}, {384}, {1}, {0, 1, 2}, {1}})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 

@@ -53,6 +53,18 @@ Isa detected_isa() {
   return isa;
 }
 
+bool cpu_has_avx512vnni() {
+  static const bool cpu = [] {
+    __builtin_cpu_init();
+    return detected_isa() == Isa::Avx512 && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vnni");
+  }();
+  return cpu;
+}
+
+bool has_avx512vnni() { return cpu_has_avx512vnni() && active_isa() == Isa::Avx512; }
+
 Isa active_isa() {
   int o = g_override.load(std::memory_order_relaxed);
   return o == kNoOverride ? env_or_detected() : static_cast<Isa>(o);

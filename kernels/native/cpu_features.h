@@ -29,6 +29,12 @@ Isa active_isa();
 // to compile with it (one line naming the value), rather than silently using the detected ISA.
 std::string invalid_isa_env();
 
+// Whether the int8 kernels may use AVX-512 VNNI (vpdpbusd) and AVX-512BW: the CPU has avx512f, bw,
+// vl and vnni, and active_isa() is Avx512. An AVX-512 CPU without VNNI runs the AVX2 int8 kernels.
+bool has_avx512vnni();
+// Whether the CPU has them, whatever the active ISA.
+bool cpu_has_avx512vnni();
+
 // Force an ISA (clamped to detected_isa()); clear_isa_override() restores the default.
 void set_isa_override(Isa isa);
 void clear_isa_override();

@@ -1,0 +1,77 @@
+// qu8s8_dwconv_avx2: the AVX2 int8 depthwise micro-kernel (qdwconv.h; compiled with -mavx2 -mfma;
+// selected under Isa::Avx2, and under Avx512 on CPUs without VNNI). 8 channels per ymm: the input
+// bytes are zero-extended to s32 lanes (vpmovzxbd) and the weights are stored sign-extended to s32,
+// so vpmaddwd (low halves x * w, high halves 0 * sign = 0) gives x * w exactly per lane. Runs of 4
+// pixels share each weight load; the last 1..7 channels take the scalar path of the generic kernel.
+// The epilogue requantizes as requantize.h (cvtdq2ps, vmulps, max/min, cvtps2dq, + zero point).
+#include <immintrin.h>
+
+#include "kernels/native/qdwconv.h"
+
+namespace locus::kernels {
+namespace {
+
+template <int P>
+__attribute__((always_inline)) inline void block8(int64_t c0, const uint8_t* const* taps, int64_t ntaps, int64_t off,
+                                                  int64_t step, const int32_t* w, int64_t Cp, const QEpilogue& ep,
+                                                  uint8_t* out, int64_t C) {
+  __m256i acc[P], xs[P];
+#pragma GCC unroll 4
+  for (int i = 0; i < P; ++i) acc[i] = xs[i] = _mm256_setzero_si256();
+  const bool zw = ep.w_zero != nullptr;
+  for (int64_t t = 0; t < ntaps; ++t) {
+    const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + t * Cp + c0));
+    const uint8_t* base = taps[t] + off + c0;
+#pragma GCC unroll 4
+    for (int i = 0; i < P; ++i) {
+      const __m256i x = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(base + i * step)));
+      acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(x, wv));
+      if (zw) xs[i] = _mm256_add_epi32(xs[i], x);
+    }
+  }
+  const __m256i bias = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ep.bias + c0));
+  const __m256 scale = _mm256_loadu_ps(ep.scale + c0);
+  const __m256 lo = _mm256_set1_ps(ep.lo), hi = _mm256_set1_ps(ep.hi);
+  const __m256i zp = _mm256_set1_epi32(ep.y_zero);
+  const __m256i wz = zw ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ep.w_zero + c0)) : _mm256_setzero_si256();
+#pragma GCC unroll 4
+  for (int i = 0; i < P; ++i) {
+    __m256i v = _mm256_add_epi32(acc[i], bias);
+    if (zw) v = _mm256_sub_epi32(v, _mm256_mullo_epi32(xs[i], wz));
+    __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), scale);
+    f = _mm256_min_ps(_mm256_max_ps(f, lo), hi);
+    const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(f), zp);  // round to nearest even
+    const __m128i s16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+    const __m128i b8 = ep.s8_out ? _mm_packs_epi16(s16, s16) : _mm_packus_epi16(s16, s16);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i * C + c0), b8);
+  }
+}
+
+}  // namespace
+
+void qu8s8_dwconv_avx2(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t ntaps, int64_t step,
+                       const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out) {
+  const int64_t c8 = C / 8 * 8;
+  for (int64_t c0 = 0; c0 < c8; c0 += 8) {
+    int64_t i = 0;
+    for (; i + 4 <= npix; i += 4) block8<4>(c0, taps, ntaps, i * step, step, w, Cp, ep, out + i * C, C);
+    for (; i < npix; ++i) block8<1>(c0, taps, ntaps, i * step, step, w, Cp, ep, out + i * C, C);
+  }
+  // the last 1..7 channels: scalar, as the generic kernel
+  for (int64_t i = 0; i < npix && c8 < C; ++i) {
+    for (int64_t c = c8; c < C; ++c) {
+      int32_t acc = 0, xs = 0;
+      for (int64_t t = 0; t < ntaps; ++t) {
+        const int32_t x = taps[t][i * step + c];
+        acc += x * w[t * Cp + c];
+        xs += x;
+      }
+      int32_t v = acc + ep.bias[c];
+      if (ep.w_zero) v -= xs * ep.w_zero[c];
+      const int32_t q = requantize_value(v, ep.scale[c], ep.lo, ep.hi, ep.y_zero);
+      out[i * C + c] = ep.s8_out ? static_cast<uint8_t>(static_cast<int8_t>(q)) : static_cast<uint8_t>(q);
+    }
+  }
+}
+
+}  // namespace locus::kernels

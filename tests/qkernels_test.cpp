@@ -1,0 +1,530 @@
+// The int8 kernels (qgemm.h, qdwconv.h, int8_peak.h) against naive references written here from the
+// ONNX QLinearMatMul / QLinearConv definitions in integer arithmetic:
+//   acc = sum_k (a - a_zero) * (w - w_zero[n]) + bias[n]                   (exact, int64)
+//   y   = clamp(round_half_even(float(acc) * multiplier[n]) + y_zero, qmin, qmax)
+// with multiplier[n] = a_scale * w_scale[n] / y_scale in float (ONNX Runtime's requantization,
+// docs/int8.md "Rounding"; the reference clamps after rounding, the kernels before, which must agree).
+// Every comparison is bit-exact. Each test runs under every ISA this CPU has (tests/isa_util.h).
+#include <gtest/gtest.h>
+
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/native/cpu_features.h"
+#include "kernels/native/int8_peak.h"
+#include "kernels/native/qdwconv.h"
+#include "kernels/native/qgemm.h"
+#include "kernels/native/qgemm_microkernel.h"
+#include "tests/error_util.h"
+#include "tests/isa_util.h"
+
+namespace locus::kernels {
+namespace {
+
+using test::IsaTest;
+using test::isa_param_name;
+using test::supported_isas;
+
+std::vector<uint8_t> random_u8(size_t n, uint32_t seed, int lo = 0, int hi = 255) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> d(lo, hi);
+  std::vector<uint8_t> v(n);
+  for (auto& x : v) x = static_cast<uint8_t>(d(rng));
+  return v;
+}
+
+std::vector<int8_t> random_s8(size_t n, uint32_t seed, int lo = -128, int hi = 127) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> d(lo, hi);
+  std::vector<int8_t> v(n);
+  for (auto& x : v) x = static_cast<int8_t>(d(rng));
+  return v;
+}
+
+std::vector<int32_t> random_s32(size_t n, uint32_t seed, int lo, int hi) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> d(lo, hi);
+  std::vector<int32_t> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// The spec's output of one channel n from its exact accumulator.
+int32_t ref_requant(int64_t acc, const QuantParams& q, int64_t n) {
+  const float ws = q.w_scale[q.w_scale.size() == 1 ? 0 : n];
+  const float mult = q.a_scale * ws / q.y_scale;
+  const float v = static_cast<float>(acc) * mult;
+  int64_t y = static_cast<int64_t>(std::nearbyint(v)) + q.y_zero;
+  if (y < q.qmin) y = q.qmin;
+  if (y > q.qmax) y = q.qmax;
+  return static_cast<int32_t>(y);
+}
+
+int32_t wzero(const QuantParams& q, int64_t n) {
+  return q.w_zero.empty() ? 0 : q.w_zero[q.w_zero.size() == 1 ? 0 : n];
+}
+
+int32_t out_value(const uint8_t* y, bool s8) { return s8 ? int32_t(static_cast<int8_t>(*y)) : int32_t(*y); }
+
+// Naive QLinearMatMul: A M x K (u8), W K x N (s8, row-major), bias N (nullable).
+std::vector<int32_t> ref_qgemm(int64_t M, int64_t N, int64_t K, const uint8_t* a, const int8_t* w,
+                               const int32_t* bias, const QuantParams& q) {
+  std::vector<int32_t> y(M * N);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      int64_t acc = bias ? bias[n] : 0;
+      for (int64_t k = 0; k < K; ++k) acc += (int64_t(a[m * K + k]) - q.a_zero) * (int64_t(w[k * N + n]) - wzero(q, n));
+      y[m * N + n] = ref_requant(acc, q, n);
+    }
+  return y;
+}
+
+// A y_scale that spreads the outputs over the u8 range for K-term sums of these inputs.
+float spread_scale(int64_t K, float a_scale, float w_scale) { return a_scale * w_scale * 40.f * std::sqrt(float(K)) + 1e-3f; }
+
+struct GemmCase {
+  int64_t M, N, K;
+  QuantParams q;
+  bool bias = true;
+  bool trans = false;
+  int threads = 1;
+  int64_t ldy_pad = 0;
+};
+
+// Runs qgemm on a case, compares with the reference bit-exactly; returns the outputs.
+std::vector<int32_t> check_gemm(const GemmCase& c, uint32_t seed) {
+  const int64_t M = c.M, N = c.N, K = c.K;
+  const auto a = random_u8(M * K, seed);
+  const auto w = random_s8(K * N, seed + 1);
+  const auto bias = random_s32(N, seed + 2, -20000, 20000);
+  std::vector<int8_t> wt(K * N);  // N x K for trans
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t n = 0; n < N; ++n) wt[n * K + k] = w[k * N + n];
+  const PackedQB pb = c.trans ? pack_qgemm_b(K, N, wt.data(), K, true, c.bias ? bias.data() : nullptr, c.q)
+                              : pack_qgemm_b(K, N, w.data(), N, false, c.bias ? bias.data() : nullptr, c.q);
+  const int64_t ldy = N + c.ldy_pad;
+  std::vector<uint8_t> y(M * ldy, 0xA5);
+  qgemm_u8s8(M, a.data(), K, pb, y.data(), ldy, c.threads);
+  const auto want = ref_qgemm(M, N, K, a.data(), w.data(), c.bias ? bias.data() : nullptr, c.q);
+  std::vector<int32_t> got(M * N);
+  int bad = 0;
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t n = 0; n < N; ++n) {
+      got[m * N + n] = out_value(&y[m * ldy + n], c.q.s8_out);
+      if (got[m * N + n] != want[m * N + n] && ++bad <= 5)
+        ADD_FAILURE() << "M=" << M << " N=" << N << " K=" << K << " (" << m << ", " << n << "): got "
+                      << got[m * N + n] << " want " << want[m * N + n];
+    }
+    for (int64_t n = N; n < ldy; ++n)
+      if (y[m * ldy + n] != 0xA5 && ++bad <= 5) ADD_FAILURE() << "wrote past N at row " << m;
+  }
+  return got;
+}
+
+QuantParams per_tensor(float a_scale, int32_t a_zero, float w_scale, float y_scale, int32_t y_zero) {
+  QuantParams q;
+  q.a_scale = a_scale;
+  q.a_zero = a_zero;
+  q.w_scale = {w_scale};
+  q.y_scale = y_scale;
+  q.y_zero = y_zero;
+  return q;
+}
+
+QuantParams per_channel(int64_t N, uint32_t seed, int32_t a_zero, int32_t y_zero, int64_t K) {
+  QuantParams q;
+  q.a_scale = 0.02f;
+  q.a_zero = a_zero;
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(0.002f, 0.02f);
+  q.w_scale.resize(N);
+  for (auto& s : q.w_scale) s = d(rng);
+  q.y_scale = spread_scale(K, q.a_scale, 0.01f);
+  q.y_zero = y_zero;
+  return q;
+}
+
+class QGemmTest : public IsaTest {};
+
+TEST_P(QGemmTest, ConfigNamesTheIsa) {
+  const QGemmConfig& cfg = qgemm_config(active_isa());
+  const std::string name = cfg.name;
+  EXPECT_EQ(name, std::string("qu8s8-gemm-") + std::to_string(cfg.mr) + "x" + std::to_string(cfg.nr) + "-" +
+                      (GetParam() == Isa::Avx512 ? (cpu_has_avx512vnni() ? "avx512vnni" : "avx2")
+                                                 : GetParam() == Isa::Avx2 ? "avx2" : "generic"));
+  EXPECT_EQ(cfg.nr, kQGemmNR);
+}
+
+TEST_P(QGemmTest, RaggedShapesPerTensor) {
+  uint32_t seed = 1;
+  for (int64_t M : {1, 3, 5, 13, 26})
+    for (int64_t N : {1, 7, 16, 17, 40})
+      for (int64_t K : {1, 3, 4, 5, 8, 27, 130}) {
+        GemmCase c{M, N, K, per_tensor(0.05f, int32_t(seed * 37 % 256), 0.01f, 1.f, int32_t(seed * 11 % 256))};
+        c.q.y_scale = spread_scale(K, 0.05f, 0.01f);
+        c.bias = seed % 3 != 0;
+        c.trans = seed % 2 == 0;
+        SCOPED_TRACE(testing::Message() << "M=" << M << " N=" << N << " K=" << K);
+        check_gemm(c, seed++);
+      }
+}
+
+TEST_P(QGemmTest, PerChannelAndWeightZeroPoints) {
+  uint32_t seed = 100;
+  for (int64_t M : {2, 12, 31})
+    for (int64_t N : {5, 16, 35})
+      for (int64_t K : {7, 24, 67}) {
+        for (int zw_kind = 0; zw_kind < 3; ++zw_kind) {
+          GemmCase c{M, N, K, per_channel(N, seed, 200, 30, K)};
+          if (zw_kind == 1) c.q.w_zero = {-7};  // per-tensor nonzero
+          if (zw_kind == 2) c.q.w_zero = random_s32(N, seed + 9, -128, 127);
+          SCOPED_TRACE(testing::Message() << "M=" << M << " N=" << N << " K=" << K << " zw_kind=" << zw_kind);
+          check_gemm(c, seed++);
+        }
+      }
+}
+
+TEST_P(QGemmTest, SaturatesAtBothEnds) {
+  // a small output scale: most outputs clamp, at 0 and at 255 (u8) or -128 and 127 (s8)
+  for (bool s8 : {false, true}) {
+    GemmCase c{29, 33, 45, per_tensor(0.05f, 128, 0.01f, 0.0005f, s8 ? 0 : 128)};
+    c.q.s8_out = s8;
+    c.q.qmin = s8 ? -128 : 0;
+    c.q.qmax = s8 ? 127 : 255;
+    const auto y = check_gemm(c, 7);
+    int lo = 0, hi = 0;
+    for (int32_t v : y) {
+      lo += v == c.q.qmin;
+      hi += v == c.q.qmax;
+    }
+    EXPECT_GT(lo, 50) << "s8=" << s8;
+    EXPECT_GT(hi, 50) << "s8=" << s8;
+  }
+}
+
+TEST_P(QGemmTest, ActivationClampRelu6) {
+  // ReLU6 survives quantization as the clamp [y_zero, y_zero + round(6 / y_scale)]
+  GemmCase c{17, 24, 40, per_tensor(0.05f, 100, 0.01f, 0.f, 10)};
+  c.q.y_scale = spread_scale(40, 0.05f, 0.01f);
+  c.q.qmin = 10;
+  c.q.qmax = 10 + int32_t(std::nearbyint(6.f / c.q.y_scale));
+  ASSERT_LT(c.q.qmax, 255);
+  const auto y = check_gemm(c, 21);
+  int lo = 0, hi = 0;
+  for (int32_t v : y) {
+    EXPECT_GE(v, c.q.qmin);
+    EXPECT_LE(v, c.q.qmax);
+    lo += v == c.q.qmin;
+    hi += v == c.q.qmax;
+  }
+  EXPECT_GT(lo, 0);
+  EXPECT_GT(hi, 0);
+}
+
+TEST_P(QGemmTest, RoundsHalfToEven) {
+  // multiplier exactly 0.5 (1 * 0.5 / 1): acc = 1, 3, 5, -1, -3 -> 0.5, 1.5, 2.5, -0.5, -1.5 round to
+  // 0, 2, 2, 0, -2 (ties to even, like cvtps2dq / ORT), + y_zero 10
+  QuantParams q = per_tensor(1.f, 0, 0.5f, 1.f, 10);
+  const int8_t w[5] = {1, 3, 5, -1, -3};  // K = 1, N = 5
+  const uint8_t a[1] = {1};
+  const PackedQB pb = pack_qgemm_b(1, 5, w, 5, false, nullptr, q);
+  uint8_t y[5] = {};
+  qgemm_u8s8(1, a, 1, pb, y, 5);
+  const uint8_t want[5] = {10, 12, 12, 10, 8};
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(y[i], want[i]) << i;
+}
+
+TEST_P(QGemmTest, ExtremePairsDoNotSaturate) {
+  // u8 255 x s8 127 / -128: a vpmaddubsw pair sum (64770 / -65280) would saturate at s16; the sums
+  // must be exact: 8 * 255 * 127 = 259080 -> 259080 / 4096 = 63.25 -> 63; 8 * 255 * -128 = -261120
+  // -> -63.75 -> -64; + y_zero 128
+  QuantParams q = per_tensor(1.f, 0, 1.f, 4096.f, 128);
+  const int8_t w[8 * 2] = {127, -128, 127, -128, 127, -128, 127, -128, 127, -128, 127, -128, 127, -128, 127, -128};
+  const std::vector<uint8_t> a(3 * 8, 255);
+  const PackedQB pb = pack_qgemm_b(8, 2, w, 2, false, nullptr, q);
+  uint8_t y[3 * 2] = {};
+  qgemm_u8s8(3, a.data(), 8, pb, y, 2);
+  for (int m = 0; m < 3; ++m) {
+    EXPECT_EQ(y[m * 2], 191) << m;
+    EXPECT_EQ(y[m * 2 + 1], 64) << m;
+  }
+}
+
+TEST_P(QGemmTest, MobileNetShapesThreadsAndStride) {
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{196, 64, 384}, {49, 160, 960}, {3136, 24, 144}}) {
+    GemmCase c{M, N, K, per_channel(N, uint32_t(M), 3, 0, K)};
+    c.threads = 2;
+    c.ldy_pad = 5;
+    c.trans = true;
+    SCOPED_TRACE(testing::Message() << "M=" << M << " N=" << N << " K=" << K);
+    check_gemm(c, uint32_t(N));
+  }
+}
+
+TEST_P(QGemmTest, CalledInsideParallelRegion) {
+  GemmCase c{50, 20, 33, per_channel(20, 5, 9, 4, 33)};
+  c.threads = 2;
+#pragma omp parallel num_threads(2)
+  {
+    check_gemm(c, 1234);
+  }
+}
+
+TEST_P(QGemmTest, RowsMatchWholeGemm) {
+  const int64_t M = 23, N = 21, K = 19;
+  const QuantParams q = per_channel(N, 8, 77, 5, K);
+  const auto a = random_u8(M * K, 3);
+  const auto w = random_s8(K * N, 4);
+  const PackedQB pb = pack_qgemm_b(K, N, w.data(), N, false, nullptr, q);
+  std::vector<uint8_t> y1(M * N), y2(M * N);
+  qgemm_u8s8(M, a.data(), K, pb, y1.data(), N);
+  qgemm_u8s8_rows(0, 7, a.data(), K, pb, y2.data(), N);
+  qgemm_u8s8_rows(7, M, a.data(), K, pb, y2.data(), N);
+  EXPECT_EQ(y1, y2);
+  const auto want = ref_qgemm(M, N, K, a.data(), w.data(), nullptr, q);
+  for (int64_t i = 0; i < M * N; ++i) ASSERT_EQ(int32_t(y1[i]), want[i]) << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, QGemmTest, ::testing::ValuesIn(supported_isas()), isa_param_name);
+
+TEST(QGemm, BadParametersAreOneLineErrors) {
+  const int8_t w[6] = {};
+  auto pack = [&](const QuantParams& q) { (void)pack_qgemm_b(2, 3, w, 3, false, nullptr, q); };
+  QuantParams q = per_tensor(0.1f, 0, 0.1f, 0.1f, 0);
+  q.a_scale = 0.f;
+  test::expect_one_line_error([&] { pack(q); }, {"input scale", "positive"});
+  q = per_tensor(0.1f, 0, 0.1f, std::nanf(""), 0);
+  test::expect_one_line_error([&] { pack(q); }, {"output scale"});
+  q = per_tensor(0.1f, 0, 0.1f, 0.1f, 0);
+  q.w_scale = {0.1f, 0.2f};
+  test::expect_one_line_error([&] { pack(q); }, {"2 weight scales for 3 output channels"});
+  q.w_scale = {0.1f, -1.f, 0.1f};
+  test::expect_one_line_error([&] { pack(q); }, {"weight scale -1"});
+  q = per_tensor(0.1f, 256, 0.1f, 0.1f, 0);
+  test::expect_one_line_error([&] { pack(q); }, {"input zero point 256"});
+  q = per_tensor(0.1f, 0, 0.1f, 0.1f, 0);
+  q.w_zero = {1, 2};
+  test::expect_one_line_error([&] { pack(q); }, {"2 weight zero points"});
+  q.w_zero = {300};
+  test::expect_one_line_error([&] { pack(q); }, {"weight zero point 300"});
+  q = per_tensor(0.1f, 0, 0.1f, 0.1f, 0);
+  q.qmin = 10;
+  q.qmax = 5;
+  test::expect_one_line_error([&] { pack(q); }, {"output clamp"});
+  q = per_tensor(0.1f, 0, 0.1f, 0.1f, 200);
+  q.s8_out = true;
+  test::expect_one_line_error([&] { pack(q); }, {"output zero point 200"});
+}
+
+// ---- depthwise ----------------------------------------------------------------------------------
+
+Conv2dShape dw_shape(int64_t N, int64_t H, int64_t W, int64_t C, int64_t K, int64_t S, int64_t P, int64_t D = 1) {
+  Conv2dShape s;
+  s.N = N;
+  s.H = H;
+  s.W = W;
+  s.C = s.OC = s.G = C;
+  s.KH = s.KW = K;
+  s.SH = s.SW = S;
+  s.DH = s.DW = D;
+  s.PT = s.PL = s.PB = s.PR = P;
+  s.OH = (H + 2 * P - (K - 1) * D - 1) / S + 1;
+  s.OW = (W + 2 * P - (K - 1) * D - 1) / S + 1;
+  return s;
+}
+
+// Naive QLinearConv, group = C: padding taps read a_zero (so contribute 0).
+std::vector<int32_t> ref_qdw(const Conv2dShape& s, const uint8_t* x, const int8_t* w, const int32_t* bias,
+                             const QuantParams& q) {
+  std::vector<int32_t> y(s.N * s.OH * s.OW * s.C);
+  for (int64_t n = 0; n < s.N; ++n)
+    for (int64_t oh = 0; oh < s.OH; ++oh)
+      for (int64_t ow = 0; ow < s.OW; ++ow)
+        for (int64_t c = 0; c < s.C; ++c) {
+          int64_t acc = bias ? bias[c] : 0;
+          for (int64_t kh = 0; kh < s.KH; ++kh)
+            for (int64_t kw = 0; kw < s.KW; ++kw) {
+              const int64_t ih = oh * s.SH - s.PT + kh * s.DH, iw = ow * s.SW - s.PL + kw * s.DW;
+              const int64_t xv = (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W)
+                                     ? x[((n * s.H + ih) * s.W + iw) * s.C + c]
+                                     : q.a_zero;
+              acc += (xv - q.a_zero) * (int64_t(w[(c * s.KH + kh) * s.KW + kw]) - wzero(q, c));
+            }
+          y[((n * s.OH + oh) * s.OW + ow) * s.C + c] = ref_requant(acc, q, c);
+        }
+  return y;
+}
+
+std::vector<int32_t> check_dw(const Conv2dShape& s, const QuantParams& q, uint32_t seed, int threads = 1,
+                              bool with_bias = true) {
+  const auto x = random_u8(s.N * s.H * s.W * s.C, seed);
+  const auto w = random_s8(s.C * s.KH * s.KW, seed + 1);
+  const auto bias = random_s32(s.C, seed + 2, -5000, 5000);
+  const PackedQDwConv p = pack_qdwconv(s, w.data(), with_bias ? bias.data() : nullptr, q, threads);
+  std::vector<uint8_t> y(s.N * s.OH * s.OW * s.C, 0xA5);
+  qdwconv_nhwc(p, x.data(), y.data());
+  const auto want = ref_qdw(s, x.data(), w.data(), with_bias ? bias.data() : nullptr, q);
+  std::vector<int32_t> got(y.size());
+  int bad = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    got[i] = out_value(&y[i], q.s8_out);
+    if (got[i] != want[i] && ++bad <= 5)
+      ADD_FAILURE() << "element " << i << " (c=" << i % s.C << "): got " << got[i] << " want " << want[i];
+  }
+  return got;
+}
+
+class QDwConvTest : public IsaTest {};
+
+TEST_P(QDwConvTest, MicroKernelNamesTheIsa) {
+  const std::string name = qdwconv_microkernel_name(active_isa());
+  if (GetParam() == Isa::Avx512 && cpu_has_avx512vnni())
+    EXPECT_EQ(name, "qu8s8-dwconv-16c-avx512vnni");
+  else if (has_avx2(GetParam()))
+    EXPECT_EQ(name, "qu8s8-dwconv-8c-avx2");
+  else
+    EXPECT_EQ(name, "qu8s8-dwconv-generic");
+}
+
+TEST_P(QDwConvTest, Stride1And2RaggedChannels) {
+  uint32_t seed = 1;
+  for (int64_t S : {1, 2})
+    for (int64_t C : {1, 5, 16, 17, 40})
+      for (auto [H, W] : {std::pair<int64_t, int64_t>{1, 1}, {5, 7}, {12, 9}}) {
+        QuantParams q = per_tensor(0.03f, int32_t(seed * 29 % 256), 0.02f, 0.f, int32_t(seed * 13 % 256));
+        q.y_scale = spread_scale(9, 0.03f, 0.02f);
+        SCOPED_TRACE(testing::Message() << "S=" << S << " C=" << C << " H=" << H << " W=" << W);
+        check_dw(dw_shape(2, H, W, C, 3, S, 1), q, seed, 1, seed % 3 != 0);
+        ++seed;
+      }
+}
+
+TEST_P(QDwConvTest, PerChannelWeightZeroPointsGeneralKernels) {
+  uint32_t seed = 50;
+  for (auto [K, S, P, D] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{5, 1, 2, 1}, {5, 2, 2, 1}, {3, 1, 2, 2},
+                            {1, 1, 0, 1}, {7, 3, 3, 1}, {3, 2, 0, 1}}) {
+    for (int zw_kind = 0; zw_kind < 3; ++zw_kind) {
+      const int64_t C = 24;
+      QuantParams q = per_channel(C, seed, 117, 60, K * K);
+      if (zw_kind == 1) q.w_zero = {5};
+      if (zw_kind == 2) q.w_zero = random_s32(C, seed + 3, -128, 127);
+      SCOPED_TRACE(testing::Message() << "K=" << K << " S=" << S << " P=" << P << " D=" << D << " zw=" << zw_kind);
+      check_dw(dw_shape(1, 11, 10, C, K, S, P, D), q, seed++);
+    }
+  }
+}
+
+TEST_P(QDwConvTest, SaturatesAtBothEndsAndS8Output) {
+  for (bool s8 : {false, true}) {
+    QuantParams q = per_tensor(0.05f, 128, 0.02f, 0.0002f, s8 ? 0 : 128);
+    q.s8_out = s8;
+    q.qmin = s8 ? -128 : 0;
+    q.qmax = s8 ? 127 : 255;
+    const auto y = check_dw(dw_shape(1, 9, 9, 32, 3, 1, 1), q, 77);
+    int lo = 0, hi = 0;
+    for (int32_t v : y) {
+      lo += v == q.qmin;
+      hi += v == q.qmax;
+    }
+    EXPECT_GT(lo, 100) << "s8=" << s8;
+    EXPECT_GT(hi, 100) << "s8=" << s8;
+  }
+}
+
+TEST_P(QDwConvTest, MobileNetShapesTwoThreads) {
+  check_dw(dw_shape(1, 56, 56, 144, 3, 2, 1), per_channel(144, 3, 0, 0, 9), 5, 2);
+  check_dw(dw_shape(1, 14, 14, 384, 3, 1, 1), per_channel(384, 4, 3, 0, 9), 6, 2);
+}
+
+TEST_P(QDwConvTest, PaddingContributesZero) {
+  // all inputs equal the zero point: every output is requant(bias) whatever the padding
+  const Conv2dShape s = dw_shape(1, 4, 4, 20, 3, 1, 1);
+  QuantParams q = per_tensor(0.1f, 77, 0.05f, 0.05f, 3);
+  const std::vector<uint8_t> x(4 * 4 * 20, 77);
+  const auto w = random_s8(20 * 9, 9);
+  const auto bias = random_s32(20, 10, -100, 100);
+  const PackedQDwConv p = pack_qdwconv(s, w.data(), bias.data(), q);
+  std::vector<uint8_t> y(16 * 20);
+  qdwconv_nhwc(p, x.data(), y.data());
+  for (int64_t i = 0; i < 16 * 20; ++i) ASSERT_EQ(int32_t(y[i]), ref_requant(bias[i % 20], q, i % 20)) << i;
+}
+
+TEST_P(QDwConvTest, RowDriverReadsRowsFromAnywhere) {
+  // input rows stored in reverse order in a separate buffer (as a fused kernel's band would hold
+  // them): qdepthwise_row through row_of gives the same bytes as qdwconv_nhwc and the reference
+  const Conv2dShape s = dw_shape(1, 9, 8, 21, 3, 2, 1);
+  const QuantParams q = per_channel(21, 12, 90, 7, 9);
+  const auto x = random_u8(9 * 8 * 21, 13);
+  const auto w = random_s8(21 * 9, 14);
+  const PackedQDwConv p = pack_qdwconv(s, w.data(), nullptr, q);
+  std::vector<uint8_t> rev(x.size());
+  for (int64_t h = 0; h < 9; ++h) std::memcpy(&rev[(8 - h) * 8 * 21], &x[h * 8 * 21], 8 * 21);
+  std::vector<uint8_t> y1(s.OH * s.OW * 21), y2(y1.size());
+  qdwconv_nhwc(p, x.data(), y1.data());
+  std::vector<const uint8_t*> taps(9);
+  const QEpilogue ep = qdwconv_epilogue(p);
+  for (int64_t oh = 0; oh < s.OH; ++oh)
+    qdepthwise_row(p, dw_interior(s), qdwconv_microkernel_for(active_isa()), ep,
+                   [&](int64_t ih) -> const uint8_t* { return ih >= 0 && ih < 9 ? &rev[(8 - ih) * 8 * 21] : nullptr; },
+                   oh, taps.data(), y2.data() + oh * s.OW * 21);
+  EXPECT_EQ(y1, y2);
+  const auto want = ref_qdw(s, x.data(), w.data(), nullptr, q);
+  for (size_t i = 0; i < y2.size(); ++i) ASSERT_EQ(int32_t(y2[i]), want[i]) << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, QDwConvTest, ::testing::ValuesIn(supported_isas()), isa_param_name);
+
+TEST(QDwConv, BadShapeIsAOneLineError) {
+  Conv2dShape s = dw_shape(1, 4, 4, 8, 3, 1, 1);
+  s.G = 1;
+  const std::vector<int8_t> w(8 * 9);
+  test::expect_one_line_error([&] { (void)pack_qdwconv(s, w.data(), nullptr, per_tensor(1, 0, 1, 1, 0)); },
+                              {"not a depthwise"});
+  s = dw_shape(1, 4, 4, 8, 3, 1, 1);
+  QuantParams q = per_tensor(1, 0, 1, 1, 0);
+  q.w_scale = {1, 1, 1};
+  test::expect_one_line_error([&] { (void)pack_qdwconv(s, w.data(), nullptr, q); },
+                              {"3 weight scales for 8 output channels"});
+}
+
+// ---- int8 peak ------------------------------------------------------------------------------------
+
+class Int8PeakTest : public IsaTest {};
+
+TEST_P(Int8PeakTest, LoopDoesTheCountedWork) {
+  const bool vnni = GetParam() == Isa::Avx512 && cpu_has_avx512vnni();
+  const int lanes = vnni ? 16 : has_avx2(GetParam()) ? 8 : 4;
+  const int macs = vnni ? 4 : has_avx2(GetParam()) ? 2 : 1;
+  EXPECT_EQ(int8_peak_chains(), 12);
+  EXPECT_EQ(int8_peak_lanes(), lanes);
+  EXPECT_EQ(int8_peak_macs_per_lane(), macs);
+  EXPECT_EQ(int8_peak_ops_per_iter(), int64_t(12) * lanes * macs * 2);
+  const int64_t n = int64_t(12) * lanes;
+  // lane j starts at j and gains macs * a * b per iteration
+  auto expected = [&](int64_t iters, int64_t a, int64_t b) { return n * (n - 1) / 2 + n * iters * macs * a * b; };
+  EXPECT_EQ(int8_dot_chains(0, 1, 1), expected(0, 1, 1));
+  EXPECT_EQ(int8_dot_chains(1, 1, 1), expected(1, 1, 1));
+  EXPECT_EQ(int8_dot_chains(1000, 1, 1), expected(1000, 1, 1));
+  EXPECT_EQ(int8_dot_chains(100, 255, -128), expected(100, 255, -128));  // u8 x s8 at the extremes
+  EXPECT_EQ(int8_dot_chains(37, 3, 7), expected(37, 3, 7));
+}
+
+TEST_P(Int8PeakTest, MeasuredPeakIsPlausible) {
+  const double peak = measured_int8_peak_gops(1);
+  std::printf("%s: measured int8 peak %.1f GOP/s (1 thread)\n  %s\n", isa_name(GetParam()), peak,
+              int8_peak_method().c_str());
+  RecordProperty(std::string("int8_peak_1t_") + isa_name(GetParam()), std::to_string(peak));
+  EXPECT_GT(peak, 1.0);
+  // 2 x 512-bit vpdpbusd per cycle (256 ops) x 6 GHz: nothing faster exists
+  EXPECT_LT(peak, 256 * 6.0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, Int8PeakTest, ::testing::ValuesIn(supported_isas()), isa_param_name);
+
+}  // namespace
+}  // namespace locus::kernels
