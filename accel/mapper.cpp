@@ -28,13 +28,11 @@ schedule::FusedPlannerOptions fused_planner_options(int64_t burst_entries) {
 }
 
 PlanOutcome<schedule::FusedBlockPlan> try_plan_fused(const Layer& l, int64_t S, int64_t burst_entries) {
+  // "no band fits" is a result with its reason, kept for the layer's note
+  schedule::FusedPlanAttempt a = schedule::search_fused_block_plan(l.block, S, fused_planner_options(burst_entries));
   PlanOutcome<schedule::FusedBlockPlan> out;
-  // plan_fused_block reports "no band fits" as an Error; the reason is kept for the layer's note
-  try {
-    out.plan = schedule::plan_fused_block(l.block, S, fused_planner_options(burst_entries));
-  } catch (const Error& e) {
-    out.why_not = e.what();
-  }
+  out.plan = std::move(a.plan);
+  out.why_not = std::move(a.why_not);
   return out;
 }
 

@@ -205,8 +205,11 @@ void build_fused(const Node& n, const Graph& g, Layer& l, Workload& wl) {
   l.stages = fused_stages(l, n, g);
   for (auto& s : l.stages) l.macs += s.macs;
   l.ops = l.macs;
+  // The stages' intermediates are not in the graph: extract_workload sizes them from the stage
+  // geometry. The group's own output is a graph value, sized from its shape like any other.
   for (auto& s : l.stages)
-    for (auto& o : s.outputs) wl.entries[o] = 0;  // sized by extract_workload
+    for (auto& o : s.outputs)
+      if (o != l.outputs[0]) wl.entries[o] = 0;
 }
 
 void build_gemm(const Node& n, const Graph& g, Layer& l, Workload&) {

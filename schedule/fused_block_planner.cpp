@@ -99,6 +99,12 @@ FusedBlockPlan make_fused_block_plan(const FusedBlockShape& s, int64_t S, int64_
 }
 
 FusedBlockPlan plan_fused_block(const FusedBlockShape& s, int64_t S, const FusedPlannerOptions& o) {
+  FusedPlanAttempt a = search_fused_block_plan(s, S, o);
+  if (!a.plan) fail(a.why_not);
+  return *a.plan;
+}
+
+FusedPlanAttempt search_fused_block_plan(const FusedBlockShape& s, int64_t S, const FusedPlannerOptions& o) {
   // Chunk candidates: multiples of chunk_step and E. Those below the kernel's minimum chunk are
   // tried only when no larger chunk fits the buffer.
   std::vector<int64_t> preferred, small;
@@ -143,11 +149,16 @@ FusedBlockPlan plan_fused_block(const FusedBlockShape& s, int64_t S, const Fused
     }
     if (best_cost >= 0) break;
   }
-  LOCUS_CHECK(best_cost >= 0, "fused block: a buffer of S=", S, " entries cannot hold any band of H=", s.H,
-              " W=", s.W, " C=", s.C, " E=", s.E, " OC=", s.OC, " (the smallest candidate, ", last_why, ")");
+  FusedPlanAttempt out;
+  if (best_cost < 0) {
+    out.why_not = cat("fused block: a buffer of S=", S, " entries cannot hold any band of H=", s.H, " W=", s.W,
+                      " C=", s.C, " E=", s.E, " OC=", s.OC, " (the smallest candidate, ", last_why, ")");
+    return out;
+  }
   best.candidates = candidates;
   best.over_buffer = over;
-  return best;
+  out.plan = best;
+  return out;
 }
 
 FusedBlockPlan plan_fused_block_threads(const FusedBlockShape& s, int64_t images, int64_t S, int threads,

@@ -106,7 +106,16 @@ struct FusedPlannerOptions {
   int64_t min_bands = 1;
 };
 
-// Throws locus::Error when no (rows, chunk) fits in S.
+// One candidate of the search: the plan for given rows and chunk, or why it has none (it does not
+// fit in S: "rows=4 chunk=64 need 70000 entries, more than S=65536"). Bad shapes or tiles throw.
+struct FusedPlanAttempt {
+  std::optional<FusedBlockPlan> plan;
+  std::string why_not;
+};
+
+// The cheapest plan, or why there is none (no (rows, chunk) fits in S; the message names the
+// smallest candidate). plan_fused_block is the same but throws locus::Error with that message.
+FusedPlanAttempt search_fused_block_plan(const FusedBlockShape& s, int64_t S, const FusedPlannerOptions& o = {});
 FusedBlockPlan plan_fused_block(const FusedBlockShape& s, int64_t S, const FusedPlannerOptions& o = {});
 
 // The plan for a batch of `images` run by `threads` threads (the CPU kernel): plan_fused_block, then
@@ -119,12 +128,7 @@ FusedBlockPlan plan_fused_block(const FusedBlockShape& s, int64_t S, const Fused
 FusedBlockPlan plan_fused_block_threads(const FusedBlockShape& s, int64_t images, int64_t S, int threads,
                                         const FusedPlannerOptions& o = {});
 
-// One candidate of the search: the plan for given rows and chunk, or why it has none (it does not
-// fit in S: "rows=4 chunk=64 need 70000 entries, more than S=65536"). Bad shapes or tiles throw.
-struct FusedPlanAttempt {
-  std::optional<FusedBlockPlan> plan;
-  std::string why_not;
-};
+// One candidate: the plan for these rows and chunk, or why it does not fit.
 FusedPlanAttempt try_fused_block_plan(const FusedBlockShape& s, int64_t S, int64_t rows, int64_t chunk,
                                       bool halo_cache = true);
 

@@ -333,6 +333,23 @@ TEST(AccelSchedule, BaselineScanFusedOrdering) {
   }
 }
 
+// The fused group's output is a graph value of its full size, and run layer by layer the residual
+// Add reads both of its inputs and writes its output: 3 x 28 x 28 x 16 entries. (The group's output
+// was once sized 0: the Add then read only the block input, and the output got one DRAM row.)
+TEST(AccelSchedule, FusedGroupOutputHasItsSizeLayerByLayer) {
+  Graph g = optimise(ir_block(28, 16, 96, 16, 1, true), true);
+  Workload wl = extract_workload(g);
+  ASSERT_EQ(wl.layers.size(), 1u);
+  const Layer& l = wl.layers[0];
+  ASSERT_EQ(l.kind, LayerKind::Fused);
+  EXPECT_EQ(wl.entries.at(l.outputs[0]), 28 * 28 * 16);
+  ScheduleResult r = run_schedule(wl, ScheduleKind::Scan, plain_config(65536));
+  ASSERT_EQ(r.layers.size(), 4u);  // expand, dw, project, add
+  const LayerResult& add = r.layers[3];
+  EXPECT_EQ(add.read_entries, 2 * 28 * 28 * 16);
+  EXPECT_EQ(add.write_entries, 28 * 28 * 16);
+}
+
 // ---- errors
 
 TEST(AccelSchedule, BufferTooSmallNamesTheLayer) {
