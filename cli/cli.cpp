@@ -28,6 +28,7 @@ static const char* kUsage =
     "  run MODEL --image PHOTO...   classify photos (or --input NAME=FILE.pb), print top-K and latency\n"
     "  info MODEL                   operators, parameters, per-layer shapes and MACs; --plans: the\n"
     "                               cache plan of every 1x1 conv\n"
+    "  info --ops                   every operator and each backend's implementation of it\n"
     "  check DIR...                 run ONNX test-layout folders and compare with their outputs\n"
     "  bench MODEL                  latency, memory and cache misses per backend, side by side\n"
     "  energy MODEL                 projected DRAM energy on the accelerator model, per schedule\n"

@@ -15,10 +15,38 @@ namespace locus::cli {
 
 static const char* kInfoHelp =
     "usage: locus info MODEL [options]\n"
+    "       locus info --ops\n"
     "\n"
     "Prints the operators, the parameter count, one line per layer (node, op, output shape, MACs)\n"
     "and the total MACs. By default the graph is shown after the optimisation passes (BatchNorm\n"
-    "folded, activations fused); --no-optimize shows it as imported.\n";
+    "folded, activations fused); --no-optimize shows it as imported. --ops prints, for every\n"
+    "operator locus knows, the implementation each backend's registry holds for it ('-': none),\n"
+    "tab-separated (pipe it through column -t -s \"$(printf '\\t')\" to align it).\n";
+
+// --ops: one row per op key of the catalogue (graph/ops.h), one column per backend, from the
+// backends' registries (Backend::op_implementations).
+static void print_ops() {
+  std::vector<std::string> keys = supported_ops();
+  for (const std::string& op : locus_ops()) keys.push_back(std::string(kLocusDomain) + "." + op);
+  const std::vector<std::string> backends = {"native", "onednn", "reference"};
+  std::vector<std::map<std::string, std::string>> impl;
+  for (const std::string& b : backends) {
+    std::map<std::string, std::string> m;
+    for (auto& [key, name] : make_backend(b)->op_implementations()) m[key] = name;
+    impl.push_back(std::move(m));
+  }
+  std::printf("op");
+  for (const std::string& b : backends) std::printf("\t%s", b.c_str());
+  std::printf("\n");
+  for (const std::string& k : keys) {
+    std::printf("%s", k.c_str());
+    for (auto& m : impl) {
+      auto it = m.find(k);
+      std::printf("\t%s", it == m.end() ? "-" : it->second.c_str());
+    }
+    std::printf("\n");
+  }
+}
 
 static const char* kPlansHelp =
     "--plans prints a line 'plans  <settings>' and a table, one row per 1x1 conv, columns separated\n"
@@ -97,10 +125,11 @@ static void print_plans(const Executable* exe) {
 int cmd_info(int argc, char** argv) {
   auto app = make_command("info", kInfoHelp, kPlansHelp);
   std::string model_arg;
-  bool no_optimize = false, passes = false, want_plans = false;
+  bool no_optimize = false, passes = false, want_plans = false, want_ops = false;
   SessionOptions so;
   ModelLookup ml;
-  app->add_option("MODEL", model_arg, "a .onnx file, a folder holding one, or builtin:NAME")->required()->type_name("");
+  app->add_option("MODEL", model_arg, "a .onnx file, a folder holding one, or builtin:NAME")->type_name("");
+  app->add_flag("--ops", want_ops, "list every operator and each backend's implementation of it (no MODEL)");
   add_model_options(*app, ml);
   app->add_flag("--no-optimize", no_optimize, "show the imported graph");
   app->add_flag("--passes", passes, "also list what each pass did and why it did not fire");
@@ -108,7 +137,13 @@ int cmd_info(int argc, char** argv) {
                 "also compile for the native backend and list the cache plan of every\n1x1 conv (see below)");
   add_tiling_options(*app, so);  // bad values fail before any work
   if (!parse_command(*app, argc, argv)) return 0;
+  if (want_ops && !model_arg.empty()) throw UsageError("option --ops lists the operators: it takes no MODEL");
+  if (!want_ops && model_arg.empty()) throw UsageError("MODEL is required");
   if (stop_after_options()) return 0;
+  if (want_ops) {
+    print_ops();
+    return 0;
+  }
   std::string path = resolve_model(model_arg, ml.model_dir);
   Graph g = load_model_graph(path, ml.batch);
   so.pipeline.optimize = !no_optimize;

@@ -57,6 +57,10 @@ class AccelBackend : public Backend {
     accel::ScheduleResult r = accel::run_schedule(accel::extract_workload(g), kind, cfg, so);
     return std::make_unique<AccelExecutable>(std::move(native), std::move(r), std::move(cfg));
   }
+  // the numbers come from the native kernels
+  std::vector<std::pair<std::string, std::string>> op_implementations() const override {
+    return make_backend("native")->op_implementations();
+  }
 };
 
 }  // namespace

@@ -153,6 +153,9 @@ class Backend {
   virtual BackendCapabilities capabilities() const { return {}; }
   // Throws Unsupported naming every node it cannot run.
   virtual std::unique_ptr<Executable> compile(const Graph& g, const BackendOptions& o) = 0;
+  // (op key, implementation) of every op its registry holds, sorted by key: "Conv" ->
+  // "conv2d_nhwc", "locus.FusedInvertedResidual" -> ... (`locus info --ops`).
+  virtual std::vector<std::pair<std::string, std::string>> op_implementations() const = 0;
 };
 
 // Throws Unsupported naming, all at once, every node whose op `handles` rejects and every

@@ -58,6 +58,9 @@ class ReferenceBackend : public Backend {
   std::unique_ptr<Executable> compile(const Graph& g, const BackendOptions&) override {
     return std::make_unique<ReferenceExecutable>(g);
   }
+  std::vector<std::pair<std::string, std::string>> op_implementations() const override {
+    return eval::eval_ops().entries();
+  }
 };
 
 }  // namespace

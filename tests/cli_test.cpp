@@ -12,6 +12,7 @@
 #include <random>
 #include <sstream>
 
+#include "graph/ops.h"
 #include "importers/onnx/onnx_importer.h"
 #include "accel/json_reader.h"
 #include "tests/cli_util.h"
@@ -609,4 +610,38 @@ TEST(CliRemarks, RemarksFileNamesKindsAndNodes) {
   auto u = run_locus("run builtin:mobilenetv2 --input input=" + in + " --remarks " + path + " --no-fuse");
   ASSERT_EQ(u.status, 0) << u.err;
   EXPECT_EQ(test::slurp(path).find("\"pass\":\"fuse-inverted-residual\""), std::string::npos);
+}
+
+// `locus info --ops`: one tab-separated row per operator of the catalogue (graph/ops.h), one column
+// per backend, '-' where a backend's registry has no entry. The shape of the table and what it must
+// say follow from what each backend runs: every ONNX op has a reference implementation; Shape is
+// folded away before any CPU backend sees it; oneDNN has no fused inverted-residual op.
+TEST(Cli, InfoOpsListsEveryOperatorPerBackend) {
+  auto r = run_locus("info --ops");
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::istringstream in(r.out);
+  std::string line;
+  std::map<std::string, std::vector<std::string>> rows;
+  std::getline(in, line);
+  EXPECT_EQ(line, "op\tnative\tonednn\treference");
+  while (std::getline(in, line)) {
+    std::vector<std::string> cols;
+    std::stringstream ls(line);
+    for (std::string c; std::getline(ls, c, '\t');) cols.push_back(c);
+    ASSERT_EQ(cols.size(), 4u) << line;
+    rows[cols[0]] = {cols[1], cols[2], cols[3]};
+  }
+  for (const std::string& op : supported_ops()) {
+    ASSERT_TRUE(rows.count(op)) << op;
+    EXPECT_NE(rows[op][2], "-") << op << ": the reference evaluator runs every catalogue op";
+  }
+  ASSERT_TRUE(rows.count("locus.FusedInvertedResidual"));
+  EXPECT_EQ(rows["locus.FusedInvertedResidual"][1], "-");
+  EXPECT_NE(rows["locus.FusedInvertedResidual"][0], "-");
+  EXPECT_EQ(rows["Shape"][0], "-");
+  EXPECT_NE(rows["Conv"][0], "-");
+  EXPECT_NE(rows["Conv"][1].find("convolution"), std::string::npos) << rows["Conv"][1];
+  // --ops takes no model, and info without --ops needs one
+  EXPECT_EQ(run_locus("info --ops builtin:mobilenetv2").status, 2);
+  EXPECT_EQ(run_locus("info").status, 2);
 }

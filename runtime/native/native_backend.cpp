@@ -5,6 +5,7 @@
 // converts the outputs back.
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -230,6 +231,12 @@ class NativeBackend : public Backend {
   BackendCapabilities capabilities() const override { return {fused_, true}; }
   std::unique_ptr<Executable> compile(const Graph& g, const BackendOptions& o) override {
     return std::make_unique<NativeExecutable>(g, o);
+  }
+  std::vector<std::pair<std::string, std::string>> op_implementations() const override {
+    auto ops = native::native_ops().entries();
+    if (!fused_)  // the unfused graph never holds the fused op
+      ops.erase(std::remove_if(ops.begin(), ops.end(), [](auto& e) { return e.first == "locus.FusedInvertedResidual"; }), ops.end());
+    return ops;
   }
 
  private:

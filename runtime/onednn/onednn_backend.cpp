@@ -451,6 +451,9 @@ class OnednnBackend : public Backend {
   std::unique_ptr<Executable> compile(const Graph& g, const BackendOptions& o) override {
     return std::make_unique<OnednnExecutable>(g, o, dw_fusion_);
   }
+  std::vector<std::pair<std::string, std::string>> op_implementations() const override {
+    return onednn::onednn_ops().entries();
+  }
 
  private:
   bool dw_fusion_;
