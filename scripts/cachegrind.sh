@@ -31,10 +31,6 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
-die() { echo "cachegrind.sh: $*" >&2; exit 1; }
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2; }
-# shellcheck source=scripts/valgrind-geometry.sh
-source "$repo/scripts/valgrind-geometry.sh"
 # shellcheck source=scripts/lib/callgrind-common.sh
 source "$repo/scripts/lib/callgrind-common.sh"
 

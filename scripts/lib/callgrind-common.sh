@@ -1,6 +1,13 @@
 # Sourced by scripts/cachegrind.sh and scripts/pointwise-cachegrind.sh: what the two callgrind
 # front ends share (their option loop, the host's cache levels, the totals of a callgrind output).
-# The caller defines die() and usage() before sourcing it.
+# The caller sets `repo` (the checkout) before sourcing it.
+
+# shellcheck source=scripts/valgrind-geometry.sh
+source "$repo/scripts/valgrind-geometry.sh"
+
+die() { echo "$(basename "$0"): $*" >&2; exit 1; }
+# the script's header comment (from line 2 to `set -euo`), as its help
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 # parse_options OPTION=VARIABLE:WHAT... -- ARG...: every OPTION takes one value, stored in the
 # caller's VARIABLE (appended when VARIABLE is an array); a missing value dies with "OPTION needs
@@ -35,7 +42,7 @@ parse_options() {
 # for_each_host_cache FUNC: calls FUNC once per data or unified cache of CPU 0 (in sysfs order) with
 # level, type, hsize (as sysfs writes it), geo ("size assoc line" made acceptable to valgrind by
 # fix_geometry), adj (what was changed) and desc (the host's description) set; sets i1_geo to the
-# L1 instruction cache's geometry. Needs scripts/valgrind-geometry.sh.
+# L1 instruction cache's geometry.
 sysc=/sys/devices/system/cpu/cpu0/cache
 for_each_host_cache() {
   local d size ways line fixed
