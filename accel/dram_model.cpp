@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <limits>
 #include <ostream>
 #include <utility>
@@ -67,17 +68,15 @@ double background_energy_pj_per_cycle(const DramSpec& s, bool bank_open) {
 
 void validate_dram_spec(const DramSpec& s) {
   const std::string where = s.name.empty() ? std::string("DRAM spec") : "DRAM spec '" + s.name + "'";
-  auto positive = [&](const char* field, double v) {
-    LOCUS_CHECK(v > 0 && std::isfinite(v), where, ": ", field, " must be > 0 (got ", v, ")");
+  // each field of the list must be > 0 (checked in order)
+  auto positive = [&](std::initializer_list<std::pair<const char*, double>> fields) {
+    for (const auto& [field, v] : fields)
+      LOCUS_CHECK(v > 0 && std::isfinite(v), where, ": ", field, " must be > 0 (got ", v, ")");
   };
-  positive("channels", s.channels);
-  positive("ranks", s.ranks);
-  positive("banks", s.banks);
-  positive("rows", static_cast<double>(s.rows));
-  positive("columns", static_cast<double>(s.columns));
-  positive("device_width_bits", s.device_width_bits);
-  positive("devices_per_rank", s.devices_per_rank);
-  positive("burst_length", s.burst_length);
+  positive({{"channels", s.channels}, {"ranks", s.ranks}, {"banks", s.banks},
+            {"rows", double(s.rows)}, {"columns", double(s.columns)},
+            {"device_width_bits", s.device_width_bits}, {"devices_per_rank", s.devices_per_rank},
+            {"burst_length", s.burst_length}});
   LOCUS_CHECK(s.burst_length % 2 == 0, where, ": burst_length must be even (got ", s.burst_length, ")");
   LOCUS_CHECK(s.device_width_bits % 4 == 0, where, ": device_width_bits must be a multiple of 4 (got ",
               s.device_width_bits, ")");
@@ -85,25 +84,15 @@ void validate_dram_spec(const DramSpec& s) {
               ": devices_per_rank x device_width_bits must be whole bytes");
   LOCUS_CHECK(s.columns % s.burst_length == 0, where, ": columns (", s.columns,
               ") must be a multiple of burst_length (", s.burst_length, ")");
-  positive("tck_ns", s.tck_ns);
-  positive("cl", s.cl);
-  positive("trcd", s.trcd);
-  positive("trp", s.trp);
-  positive("tras", s.tras);
-  positive("trc", s.trc);
-  positive("trfc", s.trfc);
+  positive({{"tck_ns", s.tck_ns}, {"cl", s.cl}, {"trcd", s.trcd}, {"trp", s.trp}, {"tras", s.tras},
+            {"trc", s.trc}, {"trfc", s.trfc}});
   LOCUS_CHECK(s.twr >= 0, where, ": twr must be >= 0 (got ", s.twr, ")");
-  positive("trefi_cycles", s.trefi_cycles);
+  positive({{"trefi_cycles", s.trefi_cycles}});
   LOCUS_CHECK(s.trc >= s.tras, where, ": trc (", s.trc, ") must be >= tras (", s.tras, ")");
   LOCUS_CHECK(s.trefi_cycles > s.trfc, where, ": trefi_cycles (", s.trefi_cycles, ") must exceed trfc (",
               s.trfc, ")");
-  positive("idd0", s.idd0);
-  positive("idd2n", s.idd2n);
-  positive("idd3n", s.idd3n);
-  positive("idd4r", s.idd4r);
-  positive("idd4w", s.idd4w);
-  positive("idd5", s.idd5);
-  positive("vdd", s.vdd);
+  positive({{"idd0", s.idd0}, {"idd2n", s.idd2n}, {"idd3n", s.idd3n}, {"idd4r", s.idd4r},
+            {"idd4w", s.idd4w}, {"idd5", s.idd5}, {"vdd", s.vdd}});
   for (const auto& [field, v] : {std::pair{"idd4r", s.idd4r}, std::pair{"idd4w", s.idd4w}, std::pair{"idd5", s.idd5}})
     LOCUS_CHECK(v >= s.idd3n, where, ": ", field, " (", v, " mA) must be >= idd3n (", s.idd3n,
                 " mA): the energy above background cannot be negative");

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <set>
+#include <utility>
 
+#include "graph/cost.h"
 #include "graph/ops.h"
 
 namespace locus::accel {
@@ -37,12 +39,6 @@ std::string Workload::storage(const std::string& name) const {
 }
 
 namespace {
-
-int64_t numel(const Shape& s) {
-  int64_t n = 1;
-  for (auto d : s) n *= d;
-  return n;
-}
 
 // Window attributes as shape inference wrote them back (pads: top, left, bottom, right).
 ConvGeom window_geom(const Node& n, const Shape& x, const Shape& y, int64_t kh, int64_t kw,
@@ -79,19 +75,30 @@ std::vector<Layer> fused_stages(const Layer& f, const Node& n, const Graph& g) {
   int64_t ch = C, h = H, w = W;
   auto tensor = [&](const std::string& suffix) { return n.name + "/" + suffix; };
   const bool project = !n.input(5).empty();
-  if (!n.input(1).empty()) {
+  // One stage layer with its name, op, kind and tensors.
+  auto stage = [&](const std::string& suffix, const char* op, LayerKind kind, std::vector<std::string> inputs,
+                   std::vector<std::string> weights, std::string output) {
     Layer l;
-    l.name = n.name + "/expand";
-    l.op = "Conv";
-    l.kind = LayerKind::Pointwise;
-    l.inputs = {cur};
-    l.weights = {n.input(1)};
-    l.outputs = {tensor("expanded")};
-    l.geom = ConvGeom{N, C, H, W, E, H, W, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1};
-    l.M = N * H * W, l.K = C, l.N = E;
+    l.name = n.name + "/" + suffix;
+    l.op = op;
+    l.kind = kind;
+    l.inputs = std::move(inputs);
+    l.weights = std::move(weights);
+    l.outputs = {std::move(output)};
+    return l;
+  };
+  // A 1x1 convolution stage of cin -> cout channels on the current h x w map, reading `cur`.
+  auto pointwise = [&](const std::string& suffix, const std::string& weight, std::string output, int64_t cin,
+                       int64_t cout) {
+    Layer l = stage(suffix, "Conv", LayerKind::Pointwise, {cur}, {weight}, std::move(output));
+    l.geom = ConvGeom{N, cin, h, w, cout, h, w, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1};
+    l.M = N * h * w, l.K = cin, l.N = cout;
     l.macs = l.ops = l.M * l.K * l.N;
     st.push_back(l);
     cur = l.outputs[0];
+  };
+  if (!n.input(1).empty()) {
+    pointwise("expand", n.input(1), tensor("expanded"), C, E);
     ch = E;
   }
   const bool dw2 = !n.input(7).empty();
@@ -99,14 +106,9 @@ std::vector<Layer> fused_stages(const Layer& f, const Node& n, const Graph& g) {
     const std::string wname = n.input(s == 0 ? 3 : 7);
     const Shape ws = g.info(wname).shape;
     const std::string prefix = s == 0 ? "dw_" : "dw2_";
-    Layer l;
-    l.name = n.name + (s == 0 ? "/dw" : "/dw2");
-    l.op = "Conv";
-    l.kind = LayerKind::Depthwise;
-    l.inputs = {cur};
-    l.weights = {wname};
     const bool last = !project && (s == (dw2 ? 1 : 0));
-    l.outputs = {last ? n.outputs[0] : tensor(s == 0 ? "dw" : "dw2")};
+    Layer l = stage(s == 0 ? "dw" : "dw2", "Conv", LayerKind::Depthwise, {cur}, {wname},
+                    last ? n.outputs[0] : tensor(s == 0 ? "dw" : "dw2"));
     // output size of this stage
     auto stv = n.ints(prefix + "strides", {1, 1});
     auto pads = n.ints(prefix + "pads", {0, 0, 0, 0});
@@ -119,28 +121,10 @@ std::vector<Layer> fused_stages(const Layer& f, const Node& n, const Graph& g) {
     cur = l.outputs[0];
     h = oh, w = ow;
   }
-  if (project) {
-    Layer l;
-    l.name = n.name + "/project";
-    l.op = "Conv";
-    l.kind = LayerKind::Pointwise;
-    l.inputs = {cur};
-    l.weights = {n.input(5)};
-    l.outputs = {f.residual ? tensor("projected") : n.outputs[0]};
-    l.geom = ConvGeom{N, E, h, w, OC, h, w, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1};
-    l.M = N * h * w, l.K = E, l.N = OC;
-    l.macs = l.ops = l.M * l.K * l.N;
-    st.push_back(l);
-    cur = l.outputs[0];
-  }
+  if (project) pointwise("project", n.input(5), f.residual ? tensor("projected") : n.outputs[0], E, OC);
   if (f.residual) {
-    Layer l;
-    l.name = n.name + "/add";
-    l.op = "Add";
-    l.kind = LayerKind::Eltwise;
-    l.inputs = {cur, n.input(0)};
-    l.outputs = {n.outputs[0]};
-    l.ops = numel(y);
+    Layer l = stage("add", "Add", LayerKind::Eltwise, {cur, n.input(0)}, {}, n.outputs[0]);
+    l.ops = shape_elements(y);
     st.push_back(l);
   }
   return st;
@@ -160,7 +144,7 @@ void build_conv(const Node& n, const Graph& g, Layer& l, Workload&) {
   l.geom = window_geom(n, x, y, w[2], w[3]);
   l.geom.G = n.i("group", 1);
   const ConvGeom& c = l.geom;
-  l.macs = l.ops = numel(y) * w[1] * w[2] * w[3];
+  l.macs = l.ops = shape_elements(y) * w[1] * w[2] * w[3];
   if (c.G == 1 && w[2] == 1 && w[3] == 1 && c.PT == 0 && c.PL == 0 && c.PB == 0 && c.PR == 0) {
     l.kind = LayerKind::Pointwise;
     l.M = c.N * c.OH * c.OW, l.K = c.C, l.N = c.OC;
@@ -222,7 +206,7 @@ void build_gemm(const Node& n, const Graph& g, Layer& l, Workload&) {
   l.b_kn = !transB;
   l.K = transB ? bs[1] : bs[0];
   l.N = transB ? bs[0] : bs[1];
-  l.M = numel(a) / l.K;
+  l.M = shape_elements(a) / l.K;
   l.macs = l.ops = l.M * l.K * l.N;
 }
 
@@ -234,13 +218,13 @@ void build_pool(const Node& n, const Graph& g, Layer& l, Workload&) {
   l.inputs = {n.input(0)};
   l.geom = window_geom(n, x, y, k[0], k[1]);
   l.geom.G = x[1];
-  l.ops = numel(y) * k[0] * k[1];
+  l.ops = shape_elements(y) * k[0] * k[1];
 }
 
 void build_reduce(const Node& n, const Graph& g, Layer& l, Workload&) {
   l.kind = LayerKind::Reduce;
   l.inputs = {n.input(0)};
-  l.ops = numel(g.info(n.input(0)).shape);
+  l.ops = shape_elements(g.info(n.input(0)).shape);
 }
 
 void build_view(const Node& n, const Graph&, Layer& l, Workload& wl) {
@@ -261,7 +245,7 @@ void build_eltwise(const Node& n, const Graph& g, Layer& l, Workload&) {
     }
   }
   int64_t outs = 0;
-  for (auto& o : l.outputs) outs += numel(g.info(o).shape);
+  for (auto& o : l.outputs) outs += shape_elements(g.info(o).shape);
   l.ops = outs;
 }
 
@@ -314,7 +298,7 @@ Workload extract_workload(const Graph& g) {
     if (!s.empty()) wl.batch = s[0];
   }
   auto note = [&](const std::string& v) {
-    if (!v.empty() && !wl.entries.count(v)) wl.entries[v] = numel(g.info(v).shape);
+    if (!v.empty() && !wl.entries.count(v)) wl.entries[v] = shape_elements(g.info(v).shape);
   };
   for (auto& in : g.inputs) note(in);
   for (const Node& n : g.nodes) {

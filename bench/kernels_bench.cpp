@@ -33,15 +33,23 @@ std::vector<float> randoms(size_t n, uint32_t seed) {
   return v;
 }
 
+// Makes the ISA a benchmark argument names (0 generic, 1 avx2, 2 avx512) the active one and returns
+// true, or skips the benchmark (false) on a CPU without it. The benchmark ends with clear_isa_override().
+bool select_isa(benchmark::State& st, int64_t arg, Isa* isa) {
+  *isa = arg == 2 ? Isa::Avx512 : arg == 1 ? Isa::Avx2 : Isa::Generic;
+  if (int(*isa) > int(detected_isa())) {
+    st.SkipWithError((std::string("this CPU has no ") + isa_name(*isa)).c_str());
+    return false;
+  }
+  set_isa_override(*isa);
+  return true;
+}
+
 // Args: M, N, K, isa (0 generic, 1 avx2, 2 avx512; an AVX-512 CPU runs all three).
 void BM_Gemm(benchmark::State& st) {
   const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
-  const Isa isa = st.range(3) == 2 ? Isa::Avx512 : st.range(3) == 1 ? Isa::Avx2 : Isa::Generic;
-  if (int(isa) > int(detected_isa())) {
-    st.SkipWithError((std::string("this CPU has no ") + isa_name(isa)).c_str());
-    return;
-  }
-  set_isa_override(isa);
+  Isa isa;
+  if (!select_isa(st, st.range(3), &isa)) return;
   const auto a = randoms(M * K, 1), b = randoms(K * N, 2), bias = randoms(N, 3);
   std::vector<float> c(M * N);
   const PackedB pb = pack_b(K, N, b.data(), N, false);
@@ -138,13 +146,9 @@ QuantParams bench_quant(int64_t N) {
 // Int8 GEMM (u8 x s8 -> requantized u8, per-channel scales). Args: M, N, K, isa, threads (0 = all).
 void BM_QGemm(benchmark::State& st) {
   const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
-  const Isa isa = st.range(3) == 2 ? Isa::Avx512 : st.range(3) == 1 ? Isa::Avx2 : Isa::Generic;
+  Isa isa;
+  if (!select_isa(st, st.range(3), &isa)) return;
   const int threads = st.range(4) > 0 ? int(st.range(4)) : omp_get_max_threads();
-  if (int(isa) > int(detected_isa())) {
-    st.SkipWithError((std::string("this CPU has no ") + isa_name(isa)).c_str());
-    return;
-  }
-  set_isa_override(isa);
   const auto a = random_u8(M * K, 1);
   const auto w = random_s8(K * N, 2);
   std::vector<int32_t> bias(N, 100);
@@ -178,13 +182,9 @@ BENCHMARK(BM_QGemm)
 
 // Int8 depthwise 3x3 (pad 1). Args: H (= W), C, stride, isa, threads.
 void BM_QDwConv(benchmark::State& st) {
-  const Isa isa = st.range(3) == 2 ? Isa::Avx512 : st.range(3) == 1 ? Isa::Avx2 : Isa::Generic;
+  Isa isa;
+  if (!select_isa(st, st.range(3), &isa)) return;
   const int threads = st.range(4) > 0 ? int(st.range(4)) : omp_get_max_threads();
-  if (int(isa) > int(detected_isa())) {
-    st.SkipWithError((std::string("this CPU has no ") + isa_name(isa)).c_str());
-    return;
-  }
-  set_isa_override(isa);
   Conv2dShape s;
   s.H = s.W = st.range(0);
   s.C = s.OC = s.G = st.range(1);

@@ -6,6 +6,12 @@
 
 namespace locus {
 
+int64_t shape_elements(const Shape& s) {
+  int64_t n = 1;
+  for (auto d : s) n *= d;
+  return n;
+}
+
 int64_t count_parameters(const Graph& g) {
   int64_t n = 0;
   for (auto& [name, t] : g.constants)
@@ -15,18 +21,12 @@ int64_t count_parameters(const Graph& g) {
 
 namespace {
 
-int64_t numel_of(const Shape& s) {
-  int64_t n = 1;
-  for (auto d : s) n *= d;
-  return n;
-}
-
 // Every output takes C / G x KH x KW (x ...) MACs.
 int64_t conv_macs(const Graph& g, const Node& n) {
   ValueInfo w = g.info(n.input(1)), y = g.info(n.outputs[0]);
   int64_t per_output = w.shape[1];  // C / G
   for (size_t d = 2; d < w.shape.size(); ++d) per_output *= w.shape[d];
-  return numel_of(y.shape) * per_output;
+  return shape_elements(y.shape) * per_output;
 }
 
 int64_t gemm_macs(const Graph& g, const Node& n) {
@@ -37,7 +37,7 @@ int64_t gemm_macs(const Graph& g, const Node& n) {
 
 int64_t matmul_macs(const Graph& g, const Node& n) {
   ValueInfo a = g.info(n.input(0)), y = g.info(n.outputs[0]);
-  return numel_of(y.shape) * a.shape.back();
+  return shape_elements(y.shape) * a.shape.back();
 }
 
 // expand (H x W x C x E) + depthwise (MH x MW x E x KH x KW) [+ second depthwise] + project

@@ -9,6 +9,10 @@
 
 namespace locus {
 
+// Elements of a shape shape inference has already checked (no limit: checked_numel in graph/ir.h is
+// for shapes read from a file).
+int64_t shape_elements(const Shape& s);
+
 // Elements of all float constants (weights, biases, folded BatchNorm included).
 int64_t count_parameters(const Graph& g);
 // The MAC formula of each op that multiplies (by op key: "Conv", "locus.FusedInvertedResidual"),

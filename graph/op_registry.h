@@ -4,6 +4,7 @@
 // with a reason naming the op and its domain (why_not).
 #pragma once
 
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <utility>
@@ -77,5 +78,14 @@ class OpRegistry {
   std::string what_;
   std::map<std::string, OpEntry<Fn>> ops_;
 };
+
+// A registry named `what`, filled by each op family's register function in turn: what every backend's
+// registry function keeps in a function-local static.
+template <class Fn>
+OpRegistry<Fn> make_op_registry(std::string what, std::initializer_list<void (*)(OpRegistry<Fn>&)> families) {
+  OpRegistry<Fn> r(std::move(what));
+  for (auto* register_family : families) register_family(r);
+  return r;
+}
 
 }  // namespace locus

@@ -70,66 +70,66 @@ Activation bottleneck(NetBuilder& b, const Activation& x, const std::string& pre
   return b.relu(h, prefix + ".relu_2");
 }
 
-}  // namespace
-
-Graph build_mobilenet_v2(const BuildOptions& o) {
+// The frame both networks share: the graph named `name` with its "input", the feature extractor
+// `features` (Activation(NetBuilder&, Activation)), then global average pool, flatten and the
+// fully-connected classifier `head` writing "output".
+template <class Features>
+Graph build_classifier(const BuildOptions& o, const char* name, const char* head, Features features) {
   check_options(o);
   Graph g;
-  g.name = "mobilenet_v2";
+  g.name = name;
   NetBuilder b(g, o.seed);
-  Activation x = b.input("input", o.batch, 3, o.resolution);
-  x = conv_bn_relu6(b, x, "features.0", 32, 3, 2);
-
-  struct Stage {
-    int64_t expand, channels, repeats, stride;
-  };
-  constexpr std::array<Stage, 7> stages{{{1, 16, 1, 1},
-                                         {6, 24, 2, 2},
-                                         {6, 32, 3, 2},
-                                         {6, 64, 4, 2},
-                                         {6, 96, 3, 1},
-                                         {6, 160, 3, 2},
-                                         {6, 320, 1, 1}}};
-  int64_t index = 1;
-  for (const Stage& s : stages)
-    for (int64_t r = 0; r < s.repeats; ++r, ++index)
-      x = inverted_residual(b, x, path("features", index), s.channels, r == 0 ? s.stride : 1,
-                            s.expand);
-  x = conv_bn_relu6(b, x, path("features", index), 1280, 1, 1);  // features.18
-
+  Activation x = features(b, b.input("input", o.batch, 3, o.resolution));
   x = b.global_average_pool(x, "avgpool");
   x = b.flatten(x, "flatten");
-  b.gemm(x, "classifier.1", o.num_classes, "output");
+  b.gemm(x, head, o.num_classes, "output");
   b.finish({"output"});
   return g;
 }
 
+}  // namespace
+
+Graph build_mobilenet_v2(const BuildOptions& o) {
+  return build_classifier(o, "mobilenet_v2", "classifier.1", [](NetBuilder& b, Activation x) {
+    x = conv_bn_relu6(b, x, "features.0", 32, 3, 2);
+
+    struct Stage {
+      int64_t expand, channels, repeats, stride;
+    };
+    constexpr std::array<Stage, 7> stages{{{1, 16, 1, 1},
+                                           {6, 24, 2, 2},
+                                           {6, 32, 3, 2},
+                                           {6, 64, 4, 2},
+                                           {6, 96, 3, 1},
+                                           {6, 160, 3, 2},
+                                           {6, 320, 1, 1}}};
+    int64_t index = 1;
+    for (const Stage& s : stages)
+      for (int64_t r = 0; r < s.repeats; ++r, ++index)
+        x = inverted_residual(b, x, path("features", index), s.channels, r == 0 ? s.stride : 1,
+                              s.expand);
+    return conv_bn_relu6(b, x, path("features", index), 1280, 1, 1);  // features.18
+  });
+}
+
 Graph build_resnet50(const BuildOptions& o) {
-  check_options(o);
-  Graph g;
-  g.name = "resnet50";
-  NetBuilder b(g, o.seed);
-  Activation x = b.input("input", o.batch, 3, o.resolution);
-  x = b.conv(x, "conv1", 64, 7, 2);
-  x = b.batch_norm(x, "bn1");
-  x = b.relu(x, "relu");
-  x = b.max_pool(x, "maxpool", 3, 2, 1);
+  return build_classifier(o, "resnet50", "fc", [](NetBuilder& b, Activation x) {
+    x = b.conv(x, "conv1", 64, 7, 2);
+    x = b.batch_norm(x, "bn1");
+    x = b.relu(x, "relu");
+    x = b.max_pool(x, "maxpool", 3, 2, 1);
 
-  constexpr std::array<int64_t, 4> blocks{3, 4, 6, 3};
-  constexpr std::array<int64_t, 4> widths{64, 128, 256, 512};
-  for (size_t stage = 0; stage < blocks.size(); ++stage) {
-    const std::string layer = "layer" + std::to_string(stage + 1);
-    for (int64_t k = 0; k < blocks[stage]; ++k) {
-      const int64_t stride = (k == 0 && stage > 0) ? 2 : 1;
-      x = bottleneck(b, x, path(layer, k), widths[stage], stride, k == 0);
+    constexpr std::array<int64_t, 4> blocks{3, 4, 6, 3};
+    constexpr std::array<int64_t, 4> widths{64, 128, 256, 512};
+    for (size_t stage = 0; stage < blocks.size(); ++stage) {
+      const std::string layer = "layer" + std::to_string(stage + 1);
+      for (int64_t k = 0; k < blocks[stage]; ++k) {
+        const int64_t stride = (k == 0 && stage > 0) ? 2 : 1;
+        x = bottleneck(b, x, path(layer, k), widths[stage], stride, k == 0);
+      }
     }
-  }
-
-  x = b.global_average_pool(x, "avgpool");
-  x = b.flatten(x, "flatten");
-  b.gemm(x, "fc", o.num_classes, "output");
-  b.finish({"output"});
-  return g;
+    return x;
+  });
 }
 
 }  // namespace locus::models

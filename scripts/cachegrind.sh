@@ -31,27 +31,15 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
-die() { echo "cachegrind.sh: $*" >&2; exit 1; }
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2; }
+# shellcheck source=scripts/lib/callgrind-common.sh
+source "$repo/scripts/lib/callgrind-common.sh"
 
 model="" backend=native threads=1 json="" ll_level="" toggle='locus::Session::run*' keep=""
 locus=${LOCUS_BIN:-$repo/build/locus}
 inputs=()
-while (($#)); do
-  case $1 in
-    --input) (($# >= 2)) || die "--input needs NAME=FILE"; inputs+=("$2"); shift 2 ;;
-    --backend) (($# >= 2)) || die "--backend needs a NAME"; backend=$2; shift 2 ;;
-    --threads) (($# >= 2)) || die "--threads needs N"; threads=$2; shift 2 ;;
-    --json) (($# >= 2)) || die "--json needs a FILE"; json=$2; shift 2 ;;
-    --ll-level) (($# >= 2)) || die "--ll-level needs N"; ll_level=$2; shift 2 ;;
-    --toggle) (($# >= 2)) || die "--toggle needs a function"; toggle=$2; shift 2 ;;
-    --locus) (($# >= 2)) || die "--locus needs a PATH"; locus=$2; shift 2 ;;
-    --keep) (($# >= 2)) || die "--keep needs a DIR"; keep=$2; shift 2 ;;
-    -h|--help) usage ;;
-    -*) die "unknown option '$1' (see --help)" ;;
-    *) [[ -z $model ]] || die "one MODEL only (got '$model' and '$1')"; model=$1; shift ;;
-  esac
-done
+positional() { [[ -z $model ]] || die "one MODEL only (got '$model' and '$1')"; model=$1; }
+parse_options --input=inputs:NAME=FILE --backend="backend:a NAME" --threads=threads:N --json="json:a FILE" \
+  --ll-level=ll_level:N --toggle="toggle:a function" --locus="locus:a PATH" --keep="keep:a DIR" -- "$@"
 [[ -n $model ]] || usage
 [[ $threads =~ ^[1-9][0-9]*$ ]] || die "--threads expects a positive integer, got '$threads'"
 [[ -z $ll_level || $ll_level =~ ^[1-9]$ ]] || die "--ll-level expects a cache level (1-9), got '$ll_level'"
@@ -90,27 +78,15 @@ for spec in "${inputs[@]}"; do
 done
 
 # ---- cache geometry of the host, made acceptable to valgrind ----
-# shellcheck source=scripts/valgrind-geometry.sh
-source "$repo/scripts/valgrind-geometry.sh"
-sysc=/sys/devices/system/cpu/cpu0/cache
 # per cache: "size assoc line" used, the host's description, what was adjusted
 d1_geo="" d1_host="" d1_adj="" ll_geo="" ll_host="" ll_adj="" i1_geo="" best_level=0
-for d in "$sysc"/index*; do
-  [[ -r $d/level && -r $d/size && -r $d/type ]] || continue
-  level=$(cat "$d/level"); type=$(cat "$d/type"); hsize=$(cat "$d/size"); size=$(to_bytes "$hsize")
-  ways=$(cat "$d/ways_of_associativity" 2>/dev/null || echo 0)
-  line=$(cat "$d/coherency_line_size" 2>/dev/null || echo 64)
-  fixed=$(fix_geometry "$size" "$ways" "$line")
-  geo=${fixed%%|*} adj=${fixed#*|} desc="L$level $type $hsize ${ways}-way ${line}B"
-  if [[ $type == Instruction ]]; then
-    ((level != 1)) || i1_geo=$geo
-    continue
-  fi
+take_cache() {
   if ((level == 1)); then d1_geo=$geo d1_host=$desc d1_adj=$adj; fi
-  take=0
+  local take=0
   if [[ -n $ll_level ]]; then ((level != ll_level)) || take=1; elif ((level > best_level)); then take=1; fi
   if ((take)); then best_level=$level ll_geo=$geo ll_host=$desc ll_adj=$adj; fi
-done
+}
+for_each_host_cache take_cache
 [[ -z $ll_level || -n $ll_geo ]] || die "the host has no data/unified cache at level $ll_level"
 geo_args=() d1_used="" ll_used=""
 if [[ -n $d1_geo && -n $ll_geo ]]; then
@@ -142,14 +118,8 @@ if ((rc != 0)) || [[ ! -s $out ]]; then
   grep -v '^==[0-9]*==' "$log" | grep -v '^--[0-9]*-- warning: L3 cache found' | tail -3 >&2 || true
   die "the run under valgrind failed (exit $rc; backend '$backend')"
 fi
-events=$(sed -n 's/^events: *//p' "$out" | head -1)
-totals=$(sed -n 's/^totals: *//p' "$out" | head -1)
-[[ -n $totals ]] || totals=$(sed -n 's/^summary: *//p' "$out" | head -1)
-[[ -n $events && -n $totals ]] || die "no event totals in the callgrind output"
 declare -A ev
-read -r -a en <<<"$events"
-read -r -a tv <<<"$totals"
-for i in "${!en[@]}"; do ev[${en[$i]}]=${tv[$i]:-0}; done
+read_callgrind_totals "$out" || die "no event totals in the callgrind output"
 ((${ev[Ir]:-0} > 0)) || die "nothing was collected: '$toggle' was never entered (inlined, renamed, or a" \
   "different entry point for this backend?); run with --keep DIR and inspect with callgrind_annotate"
 

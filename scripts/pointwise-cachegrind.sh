@@ -36,26 +36,15 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
-die() { echo "pointwise-cachegrind.sh: $*" >&2; exit 1; }
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2; }
+# shellcheck source=scripts/lib/callgrind-common.sh
+source "$repo/scripts/lib/callgrind-common.sh"
 
 model=mobilenetv2 batch=1 top=3 variants=scan,row,onednn ll_level=2 keep=""
 bench=${POINTWISE_BENCH:-}
 shapes=()
-while (($#)); do
-  case $1 in
-    --model) (($# >= 2)) || die "--model needs a NAME"; model=$2; shift 2 ;;
-    --batch) (($# >= 2)) || die "--batch needs N"; batch=$2; shift 2 ;;
-    --top) (($# >= 2)) || die "--top needs N"; top=$2; shift 2 ;;
-    --variants) (($# >= 2)) || die "--variants needs a LIST"; variants=$2; shift 2 ;;
-    --ll-level) (($# >= 2)) || die "--ll-level needs N"; ll_level=$2; shift 2 ;;
-    --bench) (($# >= 2)) || die "--bench needs a PATH"; bench=$2; shift 2 ;;
-    --keep) (($# >= 2)) || die "--keep needs a DIR"; keep=$2; shift 2 ;;
-    -h|--help) usage ;;
-    -*) die "unknown option '$1' (see --help)" ;;
-    *) shapes+=("$1"); shift ;;
-  esac
-done
+positional() { shapes+=("$1"); }
+parse_options --model="model:a NAME" --batch=batch:N --top=top:N --variants="variants:a LIST" --ll-level=ll_level:N \
+  --bench="bench:a PATH" --keep="keep:a DIR" -- "$@"
 [[ $batch =~ ^[1-9][0-9]*$ ]] || die "--batch expects a positive integer, got '$batch'"
 [[ $top =~ ^[1-9][0-9]*$ ]] || die "--top expects a positive integer, got '$top'"
 [[ $ll_level =~ ^[1-9]$ ]] || die "--ll-level expects a cache level (1-9), got '$ll_level'"
@@ -84,21 +73,8 @@ else
 fi
 
 # ---- cache geometry of the host, made acceptable to valgrind ----
-# shellcheck source=scripts/valgrind-geometry.sh
-source "$repo/scripts/valgrind-geometry.sh"
-sysc=/sys/devices/system/cpu/cpu0/cache
 d1_geo="" ll_geo="" i1_geo="" ll_line=64 ll_desc="LL"
-for d in "$sysc"/index*; do
-  [[ -r $d/level && -r $d/size && -r $d/type ]] || continue
-  level=$(cat "$d/level"); type=$(cat "$d/type"); hsize=$(cat "$d/size"); size=$(to_bytes "$hsize")
-  ways=$(cat "$d/ways_of_associativity" 2>/dev/null || echo 0)
-  line=$(cat "$d/coherency_line_size" 2>/dev/null || echo 64)
-  fixed=$(fix_geometry "$size" "$ways" "$line")
-  geo=${fixed%%|*} adj=${fixed#*|} desc="L$level $type $hsize ${ways}-way ${line}B"
-  if [[ $type == Instruction ]]; then
-    ((level != 1)) || i1_geo=$geo
-    continue
-  fi
+take_cache() {
   if ((level == 1)); then
     d1_geo=$geo
     echo "cache geometry: --D1=${geo// /,} (host $desc)${adj:+, adjusted for valgrind: $adj}" >&2
@@ -107,7 +83,8 @@ for d in "$sysc"/index*; do
     ll_geo=$geo ll_line=${geo##* } ll_desc="L$level $hsize"
     echo "cache geometry: --LL=${geo// /,} (host $desc)${adj:+, adjusted for valgrind: $adj}" >&2
   fi
-done
+}
+for_each_host_cache take_cache
 geo_args=()
 if [[ -n $d1_geo && -n $ll_geo ]]; then
   geo_args+=(--D1="${d1_geo// /,}" --LL="${ll_geo// /,}")
@@ -144,13 +121,8 @@ for layer in "${layers[@]}"; do
       tail -3 "$log" >&2 || true
       die "the probe under valgrind failed (exit $rc; $shape $v)"
     fi
-    events=$(sed -n 's/^events: *//p' "$out" | head -1)
-    totals=$(sed -n 's/^totals: *//p' "$out" | head -1)
-    [[ -n $totals ]] || totals=$(sed -n 's/^summary: *//p' "$out" | head -1)
     declare -A ev=()
-    read -r -a en <<<"$events"
-    read -r -a tv <<<"$totals"
-    for i in "${!en[@]}"; do ev[${en[$i]}]=${tv[$i]:-0}; done
+    read_callgrind_totals "$out" || true
     ((${ev[Ir]:-0} > 0)) || die "nothing collected for $shape $v: locus_pointwise_probe_layer never entered?"
     pv() { awk -v k="$1" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }' "$probe"; }
     planned=$(pv planned) traffic=$(pv traffic_entries) traffic_mib=$(pv traffic_mib) comp_mib=$(pv compulsory_mib)

@@ -1,5 +1,6 @@
-# Sourced by scripts/cachegrind.sh and scripts/pointwise-cachegrind.sh: the host's cache geometry
-# made acceptable to valgrind (cli/callgrind_runner.cpp does the same in C++ for `locus bench`).
+# Sourced by scripts/lib/callgrind-common.sh (for scripts/cachegrind.sh and
+# scripts/pointwise-cachegrind.sh): the host's cache geometry made acceptable to valgrind
+# (cli/callgrind_runner.cpp does the same in C++ for `locus bench`).
 # valgrind needs: line a power of two >= 16; size a multiple of assoc*line; size/(assoc*line)
 # sets a power of two; assoc <= size/line.
 is_pow2() { (($1 > 0 && ($1 & ($1 - 1)) == 0)); }

@@ -410,10 +410,7 @@ TEST(Cli, BenchReportsTheTilingSettings) {
 // `locus info` counts the MACs of fused blocks: the total is the same with and without fusion, and
 // equals MobileNetV2's published 300M multiply-adds (v2 paper, Table 3: 300M at width 1.0, 224).
 TEST(Cli, InfoCountsTheSameMacsFusedAndUnfused) {
-  auto macs = [](const std::string& out) -> int64_t {
-    auto p = out.find("total MACs ");
-    return p == std::string::npos ? -1 : std::stoll(out.substr(p + 11));
-  };
+  auto macs = [](const std::string& out) { return test::number_after(out, "total MACs "); };
   auto fused = run_locus("info builtin:mobilenetv2");
   auto unfused = run_locus("info builtin:mobilenetv2 --no-fuse");
   ASSERT_EQ(fused.status, 0) << fused.err;

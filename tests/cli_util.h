@@ -1,8 +1,10 @@
 // Running the `locus` program from a test: exit status, stdout and stderr of one command.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -35,6 +37,21 @@ inline CliResult run_locus(const std::string& args, const std::string& env = "",
   r.out = slurp(out);
   r.err = slurp(err);
   return r;
+}
+
+// The number printed right after `label` in `text` (e.g. number_after(out, "total MACs ")), -1 if
+// `label` is not there.
+inline double number_after(const std::string& text, const std::string& label) {
+  const auto p = text.find(label);
+  return p == std::string::npos ? -1 : std::stod(text.substr(p + label.size()));
+}
+
+// `locus ARGS` fails (non-zero exit) with exactly one line on stderr, and that line contains `needle`.
+inline void expect_one_line_error(const std::string& args, const std::string& needle) {
+  const CliResult e = run_locus(args);
+  EXPECT_NE(e.status, 0) << args;
+  EXPECT_EQ(std::count(e.err.begin(), e.err.end(), '\n'), 1) << args << ": " << e.err;
+  EXPECT_NE(e.err.find(needle), std::string::npos) << args << ": " << e.err;
 }
 
 }  // namespace locus::test

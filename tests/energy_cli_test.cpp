@@ -14,6 +14,8 @@
 namespace {
 
 using Result = locus::test::CliResult;
+using locus::test::expect_one_line_error;
+using locus::test::number_after;
 using locus::test::run_locus;
 
 double number(const locus::accel::json::Value& v, const char* key) {
@@ -102,10 +104,7 @@ TEST(EnergyCli, SweepAndErrors) {
            {"energy builtin:mobilenetv2 --buffer 16", "too small"},
            {"energy builtin:mobilenetv2 --schedule fused", "fused"},
            {"energy builtin:mobilenetv2 --sweep 8K:3K", "--sweep"}}) {
-    Result e = run_locus(args);
-    EXPECT_NE(e.status, 0) << args;
-    EXPECT_EQ(std::count(e.err.begin(), e.err.end(), '\n'), 1) << args << ": " << e.err;
-    EXPECT_NE(e.err.find(needle), std::string::npos) << args << ": " << e.err;
+    expect_one_line_error(args, needle);
   }
   Result h = run_locus("energy --help");
   EXPECT_EQ(h.status, 0);
@@ -118,10 +117,7 @@ TEST(EnergyCli, SweepAndErrors) {
 // scan and baseline schedules of MobileNetV2 move more DRAM bytes than fused-scan), bad values are
 // one-line usage errors.
 TEST(EnergyCli, AccelBackendTakesScheduleAndBuffer) {
-  auto mj = [](const std::string& out) -> double {
-    auto p = out.find("projected DRAM energy ");
-    return p == std::string::npos ? -1 : std::stod(out.substr(p + 22));
-  };
+  auto mj = [](const std::string& out) { return number_after(out, "projected DRAM energy "); };
   Result fused = run_locus("bench builtin:mobilenetv2 --backend accel --runs 1 --warmup 0");
   Result base = run_locus("bench builtin:mobilenetv2 --backend accel --accel-schedule baseline --runs 1 --warmup 0");
   ASSERT_EQ(fused.status, 0) << fused.err;
@@ -175,10 +171,7 @@ TEST(EnergyCli, EmitMappingThenMappingGivesTheSameTotals) {
            {"energy builtin:mobilenetv2 --schedule scan --mapping " + file, "--schedule"},
            {"energy builtin:mobilenetv2 --sweep 8K:16K --mapping " + file, "--sweep"},
            {"energy builtin:mobilenetv2 --mapping /nonexistent/m.json", "/nonexistent/m.json"}}) {
-    Result e = run_locus(args);
-    EXPECT_NE(e.status, 0) << args;
-    EXPECT_EQ(std::count(e.err.begin(), e.err.end(), '\n'), 1) << args << ": " << e.err;
-    EXPECT_NE(e.err.find(needle), std::string::npos) << args << ": " << e.err;
+    expect_one_line_error(args, needle);
   }
   Result h = run_locus("energy --help");
   EXPECT_NE(h.out.find("--emit-mapping FILE"), std::string::npos);

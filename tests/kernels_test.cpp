@@ -444,6 +444,20 @@ TEST_P(ConvTest, StridedOneByOneThroughPlan) {
                              "pointwise S=2", 71, 2));
 }
 
+// conv2d_nhwc(p) run once serially (first), and by 4 callers in a parallel region of 2 threads, each
+// with its own scratch of conv2d_scratch_floats(p) (second: their 4 outputs of n_out floats).
+std::pair<std::vector<float>, std::vector<std::vector<float>>> run_serially_and_in_parallel_region(
+    const PackedConv2d& p, const std::vector<float>& in, int64_t n_out) {
+  const int64_t per = conv2d_scratch_floats(p);
+  std::vector<float> want(n_out), scratch(per);
+  conv2d_nhwc(p, in.data(), want.data(), scratch.data());
+  std::vector<std::vector<float>> outs(4, std::vector<float>(n_out));
+  std::vector<std::vector<float>> bufs(4, std::vector<float>(per));
+#pragma omp parallel for num_threads(2)
+  for (int t = 0; t < 4; ++t) conv2d_nhwc(p, in.data(), outs[t].data(), bufs[t].data());
+  return {want, outs};
+}
+
 TEST_P(ConvTest, StridedOneByOnePlannedInsideParallelRegion) {
   // Inside a parallel region the gather and the planned kernel run serially; each caller passes
   // its own scratch of conv2d_scratch_floats(p).
@@ -451,13 +465,8 @@ TEST_P(ConvTest, StridedOneByOnePlannedInsideParallelRegion) {
   const auto in = random_floats(s.N * s.H * s.W * s.C, 62), w = random_floats(s.OC * s.C, 63);
   const PackedConv2d p = pack_conv2d(s, w.data(), nullptr, relu(), 4000);
   ASSERT_NE(p.scan, nullptr);
-  const int64_t per = conv2d_scratch_floats(p), n_out = s.N * s.OH * s.OW * s.OC;
-  std::vector<float> want(n_out), scratch(conv2d_scratch_floats(p));
-  conv2d_nhwc(p, in.data(), want.data(), scratch.data());
-  std::vector<std::vector<float>> outs(4, std::vector<float>(n_out));
-  std::vector<std::vector<float>> bufs(4, std::vector<float>(per));
-#pragma omp parallel for num_threads(2)
-  for (int t = 0; t < 4; ++t) conv2d_nhwc(p, in.data(), outs[t].data(), bufs[t].data());
+  const int64_t n_out = s.N * s.OH * s.OW * s.OC;
+  const auto [want, outs] = run_serially_and_in_parallel_region(p, in, n_out);
   // serial vs threaded walks may split the rows differently: equal up to rounding
   for (const auto& o : outs)
     for (int64_t i = 0; i < n_out; ++i) ASSERT_NEAR(o[i], want[i], 1e-5f * (1.f + std::fabs(want[i]))) << i;
@@ -468,13 +477,7 @@ TEST_P(ConvTest, CalledInsideParallelRegion) {
   const Conv2dShape s = conv_shape(1, 12, 12, 8, 16, 3, 1, 1, 1, 1, 1);
   const auto in = random_floats(s.H * s.W * s.C, 25), w = random_floats(s.OC * s.C * 9, 26);
   const PackedConv2d p = pack_conv2d(s, w.data(), nullptr, relu());
-  const int64_t per = conv2d_scratch_floats(p), n_out = s.OH * s.OW * s.OC;
-  std::vector<float> want(n_out), scratch(conv2d_scratch_floats(p));
-  conv2d_nhwc(p, in.data(), want.data(), scratch.data());
-  std::vector<std::vector<float>> outs(4, std::vector<float>(n_out));
-  std::vector<std::vector<float>> bufs(4, std::vector<float>(per));
-#pragma omp parallel for num_threads(2)
-  for (int t = 0; t < 4; ++t) conv2d_nhwc(p, in.data(), outs[t].data(), bufs[t].data());
+  const auto [want, outs] = run_serially_and_in_parallel_region(p, in, s.OH * s.OW * s.OC);
   for (const auto& o : outs) EXPECT_EQ(o, want);
 }
 

@@ -22,6 +22,7 @@
 #include "kernels/native/qgemm_microkernel.h"
 #include "tests/error_util.h"
 #include "tests/isa_util.h"
+#include "tests/test_support.h"
 
 namespace locus::kernels {
 namespace {
@@ -31,27 +32,15 @@ using test::isa_param_name;
 using test::supported_isas;
 
 std::vector<uint8_t> random_u8(size_t n, uint32_t seed, int lo = 0, int hi = 255) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> d(lo, hi);
-  std::vector<uint8_t> v(n);
-  for (auto& x : v) x = static_cast<uint8_t>(d(rng));
-  return v;
+  return test::random_ints<uint8_t>(n, seed, lo, hi);
 }
 
 std::vector<int8_t> random_s8(size_t n, uint32_t seed, int lo = -128, int hi = 127) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> d(lo, hi);
-  std::vector<int8_t> v(n);
-  for (auto& x : v) x = static_cast<int8_t>(d(rng));
-  return v;
+  return test::random_ints<int8_t>(n, seed, lo, hi);
 }
 
 std::vector<int32_t> random_s32(size_t n, uint32_t seed, int lo, int hi) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> d(lo, hi);
-  std::vector<int32_t> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
+  return test::random_ints<int32_t>(n, seed, lo, hi);
 }
 
 // The spec's output of one channel n from its exact accumulator.

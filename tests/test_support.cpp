@@ -25,11 +25,7 @@ std::string mobilenet_fp32_dir() {
 }
 
 std::vector<float> random_floats(size_t n, uint32_t seed, float lo, float hi) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = u(rng);
-  return v;
+  return random_values<float>(n, seed, std::uniform_real_distribution<float>(lo, hi));
 }
 
 double max_abs_diff(const float* a, const float* b, size_t n) {

@@ -19,11 +19,11 @@ namespace {
 
 constexpr int64_t kFoldLimit = int64_t(1) << 24;
 constexpr int64_t kFoldTotalLimit = int64_t(1) << 26;
+constexpr const char* kPass = "constant-folding";
 
 }  // namespace
 
 bool fold_node(const Node& n, Graph& g, std::vector<PassRemark>* remarks, int64_t* folded_elements) {
-  const char* pass = "constant-folding";
   bool foldable = n.op == "Shape";  // its output depends only on the (static) input shape
   if (!foldable) {
     foldable = !n.inputs.empty();
@@ -35,12 +35,12 @@ bool fold_node(const Node& n, Graph& g, std::vector<PassRemark>* remarks, int64_
   for (auto& o : n.outputs)
     if (g.values.count(o)) out_elems += checked_numel(g.values[o].shape, o);
   if (out_elems > kFoldLimit) {
-    if (remarks) remarks->push_back({pass, n.name, "not folded: output too large to fold at load time"});
+    if (remarks) remarks->push_back({kPass, n.name, "not folded: output too large to fold at load time"});
     return false;
   }
   if (folded_elements) {
     if (*folded_elements + out_elems > kFoldTotalLimit) {
-      if (remarks) remarks->push_back({pass, n.name, "not folded: the folded constants reached their total limit"});
+      if (remarks) remarks->push_back({kPass, n.name, "not folded: the folded constants reached their total limit"});
       return false;
     }
     *folded_elements += out_elems;
@@ -58,7 +58,7 @@ bool fold_node(const Node& n, Graph& g, std::vector<PassRemark>* remarks, int64_
     try {
       outs = eval::evaluate(n, ins);
     } catch (const Unsupported& e) {
-      if (remarks) remarks->push_back({pass, n.name, cat("not folded: ", e.what())});
+      if (remarks) remarks->push_back({kPass, n.name, cat("not folded: ", e.what())});
       return false;
     }
   }
@@ -77,30 +77,14 @@ int infer_shapes_and_fold(Graph& g) {
   return folded;
 }
 
-namespace {
-
-class ConstantFolding : public Pass {
- public:
-  std::string name() const override { return "constant-folding"; }
-  std::string description() const override {
-    return "evaluates nodes whose inputs are all constant (and Shape) at load time";
-  }
-  int run(Graph& g, std::vector<PassRemark>& remarks) override {
-    int changes = 0;
-    int64_t elements = 0;
-    std::vector<bool> keep(g.nodes.size(), true);
-    for (size_t i = 0; i < g.nodes.size(); ++i)
-      if (fold_node(g.nodes[i], g, &remarks, &elements)) {
-        keep[i] = false;
-        ++changes;
-      }
-    g.erase_nodes(keep);
-    return changes;
-  }
-};
-
-}  // namespace
-
-std::unique_ptr<Pass> make_constant_folding_pass() { return std::make_unique<ConstantFolding>(); }
+std::unique_ptr<Pass> make_constant_folding_pass() {
+  return make_pass(kPass, "evaluates nodes whose inputs are all constant (and Shape) at load time",
+                   [](Graph& g, std::vector<PassRemark>& remarks) {
+                     int64_t elements = 0;
+                     return erase_replaced_nodes(g, [&](size_t i) {
+                       return fold_node(g.nodes[i], g, &remarks, &elements);
+                     });
+                   });
+}
 
 }  // namespace locus

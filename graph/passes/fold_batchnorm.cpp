@@ -13,67 +13,51 @@
 namespace locus {
 namespace {
 
-class FoldBatchNorm : public Pass {
- public:
-  std::string name() const override { return "fold-batchnorm"; }
-  std::string description() const override {
-    return "folds inference BatchNormalization into the preceding Conv's weights and bias";
-  }
-  int run(Graph& g, std::vector<PassRemark>& remarks) override {
-    int changes = 0;
-    std::vector<bool> keep(g.nodes.size(), true);
-    for (size_t i = 0; i < g.nodes.size(); ++i) {
-      const Node& bn = g.nodes[i];
-      if (bn.op != "BatchNormalization") continue;
-      auto refuse = [&](const std::string& why) {
-        remarks.push_back({name(), bn.name, "not folded: " + why});
-      };
-      int p = g.producer(bn.input(0));
-      if (p < 0 || g.nodes[size_t(p)].op != "Conv") { refuse("input is not produced by a Conv"); continue; }
-      Node& conv = g.nodes[size_t(p)];
-      if (g.consumers(conv.outputs[0]).size() != 1 || g.is_graph_output(conv.outputs[0])) {
-        refuse("the Conv output '" + conv.outputs[0] + "' is also read elsewhere"); continue;
-      }
-      if (conv.has("locus.activation")) { refuse("the Conv already has a fused activation"); continue; }
-      const Tensor* w = g.constant(conv.input(1));
-      const Tensor* b = conv.input(2).empty() ? nullptr : g.constant(conv.input(2));
-      if (!w || (!conv.input(2).empty() && !b)) { refuse("Conv weights are not constant"); continue; }
-      const Tensor *scale = g.constant(bn.input(1)), *beta = g.constant(bn.input(2)),
-                   *mean = g.constant(bn.input(3)), *var = g.constant(bn.input(4));
-      if (!scale || !beta || !mean || !var) { refuse("BatchNormalization parameters are not constant"); continue; }
-      if (w->dtype != DType::F32) { refuse("weights are not float32"); continue; }
-      int64_t oc = w->shape[0];
-      int64_t per = w->numel() / oc;
-      double eps = bn.f("epsilon", 1e-5f);
-      Tensor nw = *w;
-      Tensor nb(DType::F32, {oc});
-      for (int64_t o = 0; o < oc; ++o) {
-        double s = scale->get(o) / std::sqrt(var->get(o) + eps);
-        for (int64_t k = 0; k < per; ++k) nw.data<float>()[o * per + k] = float(w->data<float>()[o * per + k] * s);
-        double b0 = b ? b->get(o) : 0.0;
-        nb.data<float>()[o] = float((b0 - mean->get(o)) * s + beta->get(o));
-      }
-      std::string wn = g.fresh_name(conv.name + ".weight_bnfolded");
-      g.constants[wn] = std::move(nw);
-      std::string bname = g.fresh_name(conv.name + ".bias_bnfolded");
-      g.constants[bname] = std::move(nb);
-      conv.inputs.resize(3);
-      g.set_input(p, 1, wn);
-      g.set_input(p, 2, bname);
-      g.values.erase(conv.outputs[0]);
-      g.set_output(p, 0, bn.outputs[0]);
-      remarks.push_back({name(), bn.name, cat("folded into the weights and bias of Conv '", conv.name, "'"),
-                         RemarkKind::Applied});
-      keep[i] = false;
-      ++changes;
+constexpr const char* kName = "fold-batchnorm";
+
+int fold_batchnorm(Graph& g, std::vector<PassRemark>& remarks) {
+  auto fold = [&](const Node& bn, int p, Node& conv, auto& refuse) {
+    if (g.consumers(conv.outputs[0]).size() != 1 || g.is_graph_output(conv.outputs[0])) {
+      refuse("the Conv output '" + conv.outputs[0] + "' is also read elsewhere"); return false;
     }
-    g.erase_nodes(keep);
-    return changes;
-  }
-};
+    if (conv.has("locus.activation")) { refuse("the Conv already has a fused activation"); return false; }
+    const Tensor* w = g.constant(conv.input(1));
+    const Tensor* b = conv.input(2).empty() ? nullptr : g.constant(conv.input(2));
+    if (!w || (!conv.input(2).empty() && !b)) { refuse("Conv weights are not constant"); return false; }
+    const Tensor *scale = g.constant(bn.input(1)), *beta = g.constant(bn.input(2)),
+                 *mean = g.constant(bn.input(3)), *var = g.constant(bn.input(4));
+    if (!scale || !beta || !mean || !var) { refuse("BatchNormalization parameters are not constant"); return false; }
+    if (w->dtype != DType::F32) { refuse("weights are not float32"); return false; }
+    int64_t oc = w->shape[0];
+    int64_t per = w->numel() / oc;
+    double eps = bn.f("epsilon", 1e-5f);
+    Tensor nw = *w;
+    Tensor nb(DType::F32, {oc});
+    for (int64_t o = 0; o < oc; ++o) {
+      double s = scale->get(o) / std::sqrt(var->get(o) + eps);
+      for (int64_t k = 0; k < per; ++k) nw.data<float>()[o * per + k] = float(w->data<float>()[o * per + k] * s);
+      double b0 = b ? b->get(o) : 0.0;
+      nb.data<float>()[o] = float((b0 - mean->get(o)) * s + beta->get(o));
+    }
+    std::string wn = g.fresh_name(conv.name + ".weight_bnfolded");
+    g.constants[wn] = std::move(nw);
+    std::string bname = g.fresh_name(conv.name + ".bias_bnfolded");
+    g.constants[bname] = std::move(nb);
+    conv.inputs.resize(3);
+    g.set_input(p, 1, wn);
+    g.set_input(p, 2, bname);
+    remarks.push_back({kName, bn.name, cat("folded into the weights and bias of Conv '", conv.name, "'"),
+                       RemarkKind::Applied});
+    return true;
+  };
+  return fold_into_producing_conv(g, remarks, kName, {"BatchNormalization"}, "not folded", fold);
+}
 
 }  // namespace
 
-std::unique_ptr<Pass> make_fold_batchnorm_pass() { return std::make_unique<FoldBatchNorm>(); }
+std::unique_ptr<Pass> make_fold_batchnorm_pass() {
+  return make_pass(kName, "folds inference BatchNormalization into the preceding Conv's weights and bias",
+                   fold_batchnorm);
+}
 
 }  // namespace locus

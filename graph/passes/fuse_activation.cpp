@@ -10,57 +10,40 @@
 namespace locus {
 namespace {
 
-class FuseActivation : public Pass {
- public:
-  std::string name() const override { return "fuse-activation"; }
-  std::string description() const override {
-    return "attaches Relu/Clip to the producing Conv as its epilogue activation";
-  }
-  int run(Graph& g, std::vector<PassRemark>& remarks) override {
-    int changes = 0;
-    std::vector<bool> keep(g.nodes.size(), true);
-    for (size_t i = 0; i < g.nodes.size(); ++i) {
-      const Node& act = g.nodes[i];
-      if (act.op != "Relu" && act.op != "Clip") continue;
-      auto refuse = [&](const std::string& why) {
-        remarks.push_back({name(), act.name, "not fused: " + why});
-      };
-      int p = g.producer(act.input(0));
-      if (p < 0 || g.nodes[size_t(p)].op != "Conv") { refuse("input is not produced by a Conv"); continue; }
-      Node& conv = g.nodes[size_t(p)];
-      if (conv.has("locus.activation")) { refuse("the Conv already has an activation"); continue; }
-      if (g.consumers(conv.outputs[0]).size() != 1 || g.is_graph_output(conv.outputs[0])) {
-        refuse("the Conv output '" + conv.outputs[0] + "' is also read elsewhere"); continue;
-      }
-      float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
-      if (act.op == "Clip") {
-        const Tensor* mn = act.input(1).empty() ? nullptr : g.constant(act.input(1));
-        const Tensor* mx = act.input(2).empty() ? nullptr : g.constant(act.input(2));
-        if ((!act.input(1).empty() && !mn) || (!act.input(2).empty() && !mx)) {
-          refuse("Clip bounds are not constant"); continue;
-        }
-        if ((mn && mn->numel() != 1) || (mx && mx->numel() != 1)) { refuse("Clip bounds are not scalars"); continue; }
-        if (mn) lo = float(mn->get(0));
-        if (mx) hi = float(mx->get(0));
-        conv.attrs["locus.activation"] = std::string("clip");
-        conv.attrs["locus.activation_min"] = lo;
-        conv.attrs["locus.activation_max"] = hi;
-      } else {
-        conv.attrs["locus.activation"] = std::string("relu");
-      }
-      g.values.erase(conv.outputs[0]);
-      g.set_output(p, 0, act.outputs[0]);
-      remarks.push_back({name(), act.name, cat("fused into Conv '", conv.name, "' as its epilogue"), RemarkKind::Applied});
-      keep[i] = false;
-      ++changes;
+constexpr const char* kName = "fuse-activation";
+
+int fuse_activation(Graph& g, std::vector<PassRemark>& remarks) {
+  auto fold = [&](const Node& act, int /*conv_index*/, Node& conv, auto& refuse) {
+    if (conv.has("locus.activation")) { refuse("the Conv already has an activation"); return false; }
+    if (g.consumers(conv.outputs[0]).size() != 1 || g.is_graph_output(conv.outputs[0])) {
+      refuse("the Conv output '" + conv.outputs[0] + "' is also read elsewhere"); return false;
     }
-    g.erase_nodes(keep);
-    return changes;
-  }
-};
+    float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
+    if (act.op == "Clip") {
+      const Tensor* mn = act.input(1).empty() ? nullptr : g.constant(act.input(1));
+      const Tensor* mx = act.input(2).empty() ? nullptr : g.constant(act.input(2));
+      if ((!act.input(1).empty() && !mn) || (!act.input(2).empty() && !mx)) {
+        refuse("Clip bounds are not constant"); return false;
+      }
+      if ((mn && mn->numel() != 1) || (mx && mx->numel() != 1)) { refuse("Clip bounds are not scalars"); return false; }
+      if (mn) lo = float(mn->get(0));
+      if (mx) hi = float(mx->get(0));
+      conv.attrs["locus.activation"] = std::string("clip");
+      conv.attrs["locus.activation_min"] = lo;
+      conv.attrs["locus.activation_max"] = hi;
+    } else {
+      conv.attrs["locus.activation"] = std::string("relu");
+    }
+    remarks.push_back({kName, act.name, cat("fused into Conv '", conv.name, "' as its epilogue"), RemarkKind::Applied});
+    return true;
+  };
+  return fold_into_producing_conv(g, remarks, kName, {"Relu", "Clip"}, "not fused", fold);
+}
 
 }  // namespace
 
-std::unique_ptr<Pass> make_fuse_activation_pass() { return std::make_unique<FuseActivation>(); }
+std::unique_ptr<Pass> make_fuse_activation_pass() {
+  return make_pass(kName, "attaches Relu/Clip to the producing Conv as its epilogue activation", fuse_activation);
+}
 
 }  // namespace locus

@@ -1,6 +1,7 @@
 #include "graph/passes/pass_manager.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "graph/passes/cp_decompose.h"
 
@@ -13,6 +14,27 @@ const char* remark_kind_name(RemarkKind k) {
     case RemarkKind::Analysis: return "analysis";
   }
   return "?";
+}
+
+namespace {
+
+class FunctionPass : public Pass {
+ public:
+  FunctionPass(std::string name, std::string description, PassFunction run)
+      : name_(std::move(name)), description_(std::move(description)), run_(std::move(run)) {}
+  std::string name() const override { return name_; }
+  std::string description() const override { return description_; }
+  int run(Graph& g, std::vector<PassRemark>& remarks) override { return run_(g, remarks); }
+
+ private:
+  std::string name_, description_;
+  PassFunction run_;
+};
+
+}  // namespace
+
+std::unique_ptr<Pass> make_pass(std::string name, std::string description, PassFunction run) {
+  return std::make_unique<FunctionPass>(std::move(name), std::move(description), std::move(run));
 }
 
 PassManager PassManager::default_pipeline(const std::vector<std::string>& disabled) {

@@ -2,6 +2,9 @@
 // guarantees; run() returns how many rewrites it made and may explain why it did not fire.
 #pragma once
 
+#include <algorithm>
+#include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +42,51 @@ class Pass {
   // valid on exit. Remarks explain matches that were refused.
   virtual int run(Graph& g, std::vector<PassRemark>& remarks) = 0;
 };
+
+// A pass made of its name, its one-line description and its run function (the contract of Pass::run):
+// the frame of the passes that need no state of their own.
+using PassFunction = std::function<int(Graph& g, std::vector<PassRemark>& remarks)>;
+std::unique_ptr<Pass> make_pass(std::string name, std::string description, PassFunction run);
+
+// The loop of the passes that replace nodes one at a time: calls replaced(i) for every node index in
+// order; the nodes for which it returns true are erased together at the end. Returns how many were.
+template <class Replaced>
+int erase_replaced_nodes(Graph& g, Replaced&& replaced) {
+  int changes = 0;
+  std::vector<bool> keep(g.nodes.size(), true);
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (replaced(i)) {
+      keep[i] = false;
+      ++changes;
+    }
+  g.erase_nodes(keep);
+  return changes;
+}
+
+// The frame of the passes that fold a node into the Conv producing its first input (fold-batchnorm,
+// fuse-activation): for every node whose op is one of `ops`, finds that Conv (else the remark
+// "<refused>: input is not produced by a Conv"), then calls fold(node, conv index, conv, refuse),
+// which checks the pair (calling refuse(why) and returning false when it cannot fold) or rewrites the
+// Conv and returns true. The Conv then takes over the node's output and the node is erased. Returns the folds.
+template <class Fold>
+int fold_into_producing_conv(Graph& g, std::vector<PassRemark>& remarks, const char* pass,
+                             std::initializer_list<const char*> ops, const char* refused, Fold&& fold) {
+  return erase_replaced_nodes(g, [&](size_t i) {
+    const Node& n = g.nodes[i];
+    if (std::find(ops.begin(), ops.end(), n.op) == ops.end()) return false;
+    auto refuse = [&](const std::string& why) { remarks.push_back({pass, n.name, refused + (": " + why)}); };
+    const int p = g.producer(n.input(0));
+    if (p < 0 || g.nodes[size_t(p)].op != "Conv") {
+      refuse("input is not produced by a Conv");
+      return false;
+    }
+    Node& conv = g.nodes[size_t(p)];
+    if (!fold(n, p, conv, refuse)) return false;
+    g.values.erase(conv.outputs[0]);
+    g.set_output(p, 0, n.outputs[0]);
+    return true;
+  });
+}
 
 std::unique_ptr<Pass> make_constant_folding_pass();
 std::unique_ptr<Pass> make_dead_code_elimination_pass();

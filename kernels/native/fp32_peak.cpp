@@ -1,17 +1,16 @@
-// Measured fp32 peak (fp32_peak.h): the portable loop, the timing harness and the nominal figure.
+// Measured fp32 peak (fp32_peak.h): the portable loop, the dispatch and the nominal figure (the timing
+// harness is peak_harness.h).
 #include "kernels/native/fp32_peak.h"
 
 #include <omp.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <string>
-#include <vector>
 
 #include "graph/error.h"
 #include "kernels/native/cpu_features.h"
+#include "kernels/native/peak_harness.h"
 
 namespace locus::kernels {
 
@@ -22,10 +21,6 @@ namespace {
 
 constexpr int kChains = 12;
 constexpr int kGenericLanes = 4;  // one SSE register (GCC/clang vector extension)
-// Many short runs, the best counts: on a shared machine (2 vCPUs, other builds running) a 60 ms run
-// is nearly always cut by the scheduler and reads 30% low; one of ten 20 ms runs usually is not.
-constexpr int kRuns = 10;
-constexpr double kRunSeconds = 0.02;
 
 // The portable loop: the same 12 chains on 4-lane vectors, compiled for the baseline ISA (x86-64:
 // SSE2 mulps + addps; no FMA contraction without -mfma).
@@ -61,40 +56,6 @@ __attribute__((noinline)) double f32_fma_chains_generic(int64_t iters, float a, 
   return sum;
 }
 
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-volatile double g_sink = 0;  // keeps every thread's result alive
-
-// One timed run of `iters` iterations on `threads` threads: {GFLOP/s, team size}.
-std::pair<double, int> timed_run(int threads, int64_t iters) {
-  // a < 1 keeps the accumulators converging to b / (1 - a): no overflow, no denormals
-  const float a = 0.999999f, b = 1e-6f;
-  double t0 = 0, t1 = 0;
-  int team = 1;
-  std::vector<double> sink(threads, 0.0);
-#pragma omp parallel num_threads(threads)
-  {
-#pragma omp barrier
-#pragma omp master
-    {
-      team = omp_get_num_threads();
-      t0 = now_seconds();
-    }
-#pragma omp barrier
-    sink[omp_get_thread_num()] = fp32_fma_chains(iters, a, b);
-#pragma omp barrier
-#pragma omp master
-    t1 = now_seconds();
-  }
-  double s = 0;
-  for (double v : sink) s += v;
-  g_sink = g_sink + s;
-  const double flops = double(team) * double(iters) * double(fp32_peak_flops_per_iter());
-  return {t1 > t0 ? flops / (t1 - t0) * 1e-9 : 0.0, team};
-}
-
 }  // namespace
 
 int fp32_peak_chains() { return kChains; }
@@ -116,21 +77,10 @@ double fp32_fma_chains(int64_t iters, float a, float b) {
 }
 
 double measured_fp32_peak_gflops(int threads) {
-  if (threads <= 0) threads = omp_get_max_threads();
-  // calibrate on one thread: grow until a run takes >= 5 ms, then scale to kRunSeconds
-  int64_t iters = 1 << 14;
-  double secs = 0;
-  for (;;) {
-    const double t0 = now_seconds();
-    g_sink = g_sink + fp32_fma_chains(iters, 0.999999f, 1e-6f);
-    secs = now_seconds() - t0;
-    if (secs >= 0.005 || iters >= (int64_t(1) << 40)) break;
-    iters *= 4;
-  }
-  iters = std::max<int64_t>(1, int64_t(double(iters) * kRunSeconds / std::max(secs, 1e-9)));
-  double best = 0;
-  for (int r = 0; r < kRuns; ++r) best = std::max(best, timed_run(threads, iters).first);
-  return best;
+  static volatile double sink = 0;  // keeps every thread's result alive
+  // a < 1 keeps the accumulators converging to b / (1 - a): no overflow, no denormals
+  return peak::best_rate(threads, fp32_peak_flops_per_iter(),
+                         [](int64_t iters) { return fp32_fma_chains(iters, 0.999999f, 1e-6f); }, sink);
 }
 
 std::string fp32_peak_method() {
@@ -142,7 +92,7 @@ std::string fp32_peak_method() {
              "per thread ", fp32_peak_chains(), " independent chains of ",
              avx512 ? "_mm512_fmadd_ps" : avx2 ? "_mm256_fmadd_ps" : "4-lane multiply + add", ", ", fp32_peak_lanes(),
              " lanes x 2 flops each = ", fp32_peak_flops_per_iter(),
-             " flops per iteration; ~", int(kRunSeconds * 1000), " ms per run, best of ", kRuns,
+             " flops per iteration; ~", int(peak::kPeakRunSeconds * 1000), " ms per run, best of ", peak::kPeakRuns,
              " runs; GFLOP/s = threads x iterations x ", fp32_peak_flops_per_iter(),
              " / wall time",
              avx512 ? " (ceiling: 16 lanes x 2 flops x 2 FMA pipes x clock = 64 flops/cycle/core; cores that run a "

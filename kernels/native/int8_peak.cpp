@@ -1,15 +1,10 @@
-// Measured int8 peak (int8_peak.h): the portable loop, the dispatch and the timing harness (the same
+// Measured int8 peak (int8_peak.h): the portable loop, the dispatch, timed by peak_harness.h (the same
 // method as fp32_peak.cpp: calibrate on one thread, then the best of 10 runs of about 20 ms).
 #include "kernels/native/int8_peak.h"
 
-#include <omp.h>
-
-#include <algorithm>
-#include <chrono>
-#include <vector>
-
 #include "graph/error.h"
 #include "kernels/native/cpu_features.h"
+#include "kernels/native/peak_harness.h"
 
 namespace locus::kernels {
 
@@ -19,8 +14,6 @@ int64_t i8_dot_chains_avx512vnni(int64_t iters, uint8_t a, int8_t b);  // int8_p
 namespace {
 
 constexpr int kChains = 12;
-constexpr int kRuns = 10;
-constexpr double kRunSeconds = 0.02;
 
 typedef int32_t v4i __attribute__((vector_size(16)));
 
@@ -68,37 +61,6 @@ Loop active_loop() {
   return Loop::Generic;
 }
 
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-volatile int64_t g_sink = 0;
-
-double timed_run(int threads, int64_t iters) {
-  double t0 = 0, t1 = 0;
-  int team = 1;
-  std::vector<int64_t> sink(threads, 0);
-#pragma omp parallel num_threads(threads)
-  {
-#pragma omp barrier
-#pragma omp master
-    {
-      team = omp_get_num_threads();
-      t0 = now_seconds();
-    }
-#pragma omp barrier
-    sink[omp_get_thread_num()] = int8_dot_chains(iters, 1, 1);
-#pragma omp barrier
-#pragma omp master
-    t1 = now_seconds();
-  }
-  int64_t s = 0;
-  for (int64_t v : sink) s += v;
-  g_sink = g_sink + s;
-  const double ops = double(team) * double(iters) * double(int8_peak_ops_per_iter());
-  return t1 > t0 ? ops / (t1 - t0) * 1e-9 : 0.0;
-}
-
 }  // namespace
 
 int int8_peak_chains() { return kChains; }
@@ -132,20 +94,9 @@ int64_t int8_dot_chains(int64_t iters, uint8_t a, int8_t b) {
 }
 
 double measured_int8_peak_gops(int threads) {
-  if (threads <= 0) threads = omp_get_max_threads();
-  int64_t iters = 1 << 14;
-  double secs = 0;
-  for (;;) {
-    const double t0 = now_seconds();
-    g_sink = g_sink + int8_dot_chains(iters, 1, 1);
-    secs = now_seconds() - t0;
-    if (secs >= 0.005 || iters >= (int64_t(1) << 40)) break;
-    iters *= 4;
-  }
-  iters = std::max<int64_t>(1, int64_t(double(iters) * kRunSeconds / std::max(secs, 1e-9)));
-  double best = 0;
-  for (int r = 0; r < kRuns; ++r) best = std::max(best, timed_run(threads, iters));
-  return best;
+  static volatile int64_t sink = 0;  // keeps every thread's result alive
+  return peak::best_rate(threads, int8_peak_ops_per_iter(), [](int64_t iters) { return int8_dot_chains(iters, 1, 1); },
+                         sink);
 }
 
 std::string int8_peak_method() {
@@ -158,8 +109,8 @@ std::string int8_peak_method() {
              : l == Loop::Avx2 ? "vpmaddwd + vpaddd ymm"
                                : "4-lane s32 multiply + add",
              ", ", int8_peak_lanes(), " s32 lanes x ", int8_peak_macs_per_lane(), " products x 2 ops = ",
-             int8_peak_ops_per_iter(), " ops per iteration; ~", int(kRunSeconds * 1000), " ms per run, best of ",
-             kRuns, " runs; GOP/s = threads x iterations x ", int8_peak_ops_per_iter(), " / wall time");
+             int8_peak_ops_per_iter(), " ops per iteration; ~", int(peak::kPeakRunSeconds * 1000), " ms per run, best of ",
+             peak::kPeakRuns, " runs; GOP/s = threads x iterations x ", int8_peak_ops_per_iter(), " / wall time");
 }
 
 }  // namespace locus::kernels

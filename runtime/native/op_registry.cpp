@@ -19,15 +19,9 @@ kernels::Activation activation_of(const Node& n) {
 }
 
 const NativeOpRegistry& native_ops() {
-  static const NativeOpRegistry registry = [] {
-    NativeOpRegistry r("native backend");
-    register_conv_ops(r);
-    register_elementwise_ops(r);
-    register_pool_ops(r);
-    register_tensor_ops(r);
-    register_linear_ops(r);
-    return r;
-  }();
+  static const NativeOpRegistry registry =
+      make_op_registry<NativeBuilder>("native backend", {register_conv_ops, register_elementwise_ops, register_pool_ops,
+                                                         register_tensor_ops, register_linear_ops});
   return registry;
 }
 

@@ -4,16 +4,9 @@
 namespace locus::onednn {
 
 const OnednnOpRegistry& onednn_ops() {
-  static const OnednnOpRegistry registry = [] {
-    OnednnOpRegistry r("oneDNN backend");
-    register_conv_ops(r);
-    register_eltwise_ops(r);
-    register_pool_ops(r);
-    register_binary_ops(r);
-    register_tensor_ops(r);
-    register_linear_ops(r);
-    return r;
-  }();
+  static const OnednnOpRegistry registry =
+      make_op_registry<Builder>("oneDNN backend", {register_conv_ops, register_eltwise_ops, register_pool_ops,
+                                                   register_binary_ops, register_tensor_ops, register_linear_ops});
   return registry;
 }
 
