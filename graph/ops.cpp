@@ -43,6 +43,17 @@ bool is_locus_op(const std::string& op) {
   return std::binary_search(ops.begin(), ops.end(), op);
 }
 
+const std::vector<std::string>& microsoft_ops() {
+  static const std::vector<std::string> ops = [] {
+    std::vector<std::string> r;
+    const std::string prefix = std::string(kMicrosoftDomain) + ".";
+    for (const std::string& key : shape_inference::rules().keys())
+      if (key.rfind(prefix, 0) == 0) r.push_back(key.substr(prefix.size()));
+    return r;
+  }();  // sorted
+  return ops;
+}
+
 namespace shape_inference {
 
 namespace {
@@ -60,6 +71,10 @@ std::string attr_text(const Attr& a) {
 std::string unsupported_reason(const Node& n) {
   if (n.domain == kLocusDomain) {
     if (!is_locus_op(n.op)) return cat("operator ", n.op, " of domain '", n.domain, "' is not supported");
+  } else if (n.domain == kMicrosoftDomain) {
+    const auto& ms = microsoft_ops();
+    if (!std::binary_search(ms.begin(), ms.end(), n.op))
+      return cat("operator ", n.op, " of domain '", n.domain, "' is not supported");
   } else {
     if (!n.domain.empty() && n.domain != "ai.onnx")
       return cat("operator ", n.op, " of domain '", n.domain, "' is not supported");
@@ -179,6 +194,10 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const std::string& what) 
 bool is_parameter_operand(const Node& n, size_t k) {
   if (k == 0) return false;
   const std::string& op = n.op;
+  // quantization parameters (scales, zero points) and QLinearConv's weights and bias
+  if (op == "QuantizeLinear" || op == "DequantizeLinear" || op == "QLinearConv" || op == "QLinearGlobalAveragePool")
+    return true;
+  if (op == "QLinearMatMul" || op == "QLinearAdd") return k != 3;  // input 3 is the second operand
   return op == "Conv" || op == "FusedInvertedResidual" || op == "BatchNormalization" || op == "Clip" ||
          op == "Reshape" || op == "Gather" || op == "Unsqueeze" || op == "Squeeze";
 }
