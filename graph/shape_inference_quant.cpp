@@ -104,19 +104,29 @@ ValueInfo infer_dequantize_linear(NodeContext& c) {
   return c.output(DType::F32, x);
 }
 
+struct QLinearTypes {
+  DType a, b, y;
+};
+// The quantized operands of QLinearConv / QLinearMatMul (inputs 0 and 3, named `a` and `b` in the
+// messages) and the output's type, from its zero point (input 7), which must be input 0's.
+QLinearTypes require_qlinear_types(NodeContext& c, const char* a, const char* b) {
+  const DType at = require_q8(c, 0, a);
+  if (!c.has(3)) c.error(b, " (input 3) is missing");
+  const DType bt = require_q8(c, 3, b);
+  if (!c.has(7)) c.error("y zero point (input 7) is missing");
+  const DType yt = c.dtype(7);
+  if (!is_q8(yt)) c.error("y zero point '", c.input_name(7), "' must be uint8 or int8, got ", dtype_name(yt));
+  if (yt != at) c.error("mixed types: ", a, " is ", dtype_name(at), " but y is ", dtype_name(yt), " (they must match)");
+  return {at, bt, yt};
+}
+
 ValueInfo infer_qlinear_conv(NodeContext& c) {
   Node& n = c.node();
   if (n.num_inputs() < 8)
     c.error("needs 8 or 9 inputs (x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point[, B]), got ",
             n.num_inputs());
   c.require_inputs(1, 9);
-  const DType xt = require_q8(c, 0, "x");
-  if (!c.has(3)) c.error("w (input 3) is missing");
-  const DType wt = require_q8(c, 3, "w");
-  if (!c.has(7)) c.error("y zero point (input 7) is missing");
-  const DType yt = c.dtype(7);
-  if (!is_q8(yt)) c.error("y zero point '", c.input_name(7), "' must be uint8 or int8, got ", dtype_name(yt));
-  if (yt != xt) c.error("mixed types: x is ", dtype_name(xt), " but y is ", dtype_name(yt), " (they must match)");
+  const auto [xt, wt, yt] = require_qlinear_types(c, "x", "w");
   const Shape& x = c.shape(0);
   const Shape& w = c.shape(3);
   if (x.size() != 4) c.error("x '", c.input_name(0), "' must have rank 4 [N,C,H,W], got shape ", shape_str(x));
@@ -150,13 +160,7 @@ ValueInfo infer_qlinear_matmul(NodeContext& c) {
     c.error("needs 8 inputs (a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point), got ",
             n.num_inputs());
   c.require_inputs(1, 8);
-  const DType at = require_q8(c, 0, "a");
-  if (!c.has(3)) c.error("b (input 3) is missing");
-  const DType bt = require_q8(c, 3, "b");
-  if (!c.has(7)) c.error("y zero point (input 7) is missing");
-  const DType yt = c.dtype(7);
-  if (!is_q8(yt)) c.error("y zero point '", c.input_name(7), "' must be uint8 or int8, got ", dtype_name(yt));
-  if (yt != at) c.error("mixed types: a is ", dtype_name(at), " but y is ", dtype_name(yt), " (they must match)");
+  const auto [at, bt, yt] = require_qlinear_types(c, "a", "b");
   const Shape& a = c.shape(0);
   const Shape& b = c.shape(3);
   if (a.size() < 2) c.unsupported("a '", c.input_name(0), "' must have rank >= 2, got shape ", shape_str(a));

@@ -39,12 +39,17 @@ int32_t zero_at(const Tensor* z, int64_t k) {
 
 // ORT's requantization (MlasRequantizeOutput): float(acc) * multiplier, clamp in float to the output
 // type's range shifted by the zero point, round half to even, add the zero point.
-int32_t requantize(int64_t acc, float multiplier, int32_t zy, DType yt) {
-  float v = float(int32_t(acc)) * multiplier;
+// The last steps of both: clamp v in float to yt's range shifted by zy (NaN to the low end, as
+// maxps(NaN, lo) returns lo), round half to even, add zy.
+int32_t clamp_round(float v, int32_t zy, DType yt) {
   const float lo = float(qmin(yt) - zy), hi = float(qmax(yt) - zy);
+  v = std::isnan(v) ? lo : v;
   v = v < lo ? lo : v;
   v = v > hi ? hi : v;
   return int32_t(std::nearbyint(v)) + zy;
+}
+int32_t requantize(int64_t acc, float multiplier, int32_t zy, DType yt) {
+  return clamp_round(float(int32_t(acc)) * multiplier, zy, yt);
 }
 
 // The channel index along `axis` of element i of a tensor of shape s (per-axis Q/DQ).
@@ -53,7 +58,10 @@ int64_t axis_index(int64_t i, const Shape& s, int64_t axis) {
   return (i / inner) % s[size_t(axis)];
 }
 
-void quantize_linear(const Node& n, const Inputs& in, Tensor& y) {
+// Q/DQ walk x (input 0) with the scale (input 1) and zero point (input 2, optional) of each
+// element's channel along `axis` when they are per-axis, else the single ones: f(i, scale, zp).
+template <class F>
+void for_each_quantized(const Node& n, const Inputs& in, F f) {
   const Tensor& x = *in[0];
   const Tensor& s = *in[1];
   const Tensor* z = in.size() > 2 ? in[2] : nullptr;
@@ -61,28 +69,22 @@ void quantize_linear(const Node& n, const Inputs& in, Tensor& y) {
   const int64_t axis = n.i("axis", 1);
   for (int64_t i = 0; i < x.numel(); ++i) {
     const int64_t k = per_axis ? axis_index(i, x.shape, axis) : 0;
-    const int32_t zp = zero_at(z, k);
-    // MlasQuantizeLinear: divide (not multiply by the reciprocal), clamp in float, round to even
-    float v = x.data<float>()[i] / scale_at(s, k);
-    const float lo = float(qmin(y.dtype) - zp), hi = float(qmax(y.dtype) - zp);
-    v = std::isnan(v) ? lo : v;  // maxps(NaN, lo) returns lo
-    v = v < lo ? lo : v;
-    v = v > hi ? hi : v;
-    qset(y, i, int32_t(std::nearbyint(v)) + zp);
+    f(i, scale_at(s, k), zero_at(z, k));
   }
 }
 
+void quantize_linear(const Node& n, const Inputs& in, Tensor& y) {
+  // MlasQuantizeLinear: divide (not multiply by the reciprocal), clamp in float, round to even
+  const float* x = in[0]->data<float>();
+  for_each_quantized(n, in, [&](int64_t i, float scale, int32_t zp) { qset(y, i, clamp_round(x[i] / scale, zp, y.dtype)); });
+}
+
 void dequantize_linear(const Node& n, const Inputs& in, Tensor& y) {
+  // ORT: float(x - zp) * scale
   const Tensor& x = *in[0];
-  const Tensor& s = *in[1];
-  const Tensor* z = in.size() > 2 ? in[2] : nullptr;
-  const bool per_axis = s.numel() > 1;
-  const int64_t axis = n.i("axis", 1);
-  for (int64_t i = 0; i < x.numel(); ++i) {
-    const int64_t k = per_axis ? axis_index(i, x.shape, axis) : 0;
-    // ORT: float(x - zp) * scale
-    y.data<float>()[i] = float(int64_t(qget(x, i)) - zero_at(z, k)) * scale_at(s, k);
-  }
+  for_each_quantized(n, in, [&](int64_t i, float scale, int32_t zp) {
+    y.data<float>()[i] = float(int64_t(qget(x, i)) - zp) * scale;
+  });
 }
 
 void qlinear_conv(const Node& n, const Inputs& in, Tensor& y) {

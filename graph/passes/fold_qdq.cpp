@@ -90,6 +90,16 @@ class FoldQdq : public Pass {
     return true;
   }
 
+  // dq_of for an activation operand, whose scale must be per tensor (`per_axis_note` says why).
+  static bool activation_dq(const Graph& g, const std::string& v, Dq& d, std::string& why, const char* per_axis_note) {
+    if (!dq_of(g, v, d, why, "input")) return false;
+    if (d.scale_t->numel() != 1) {
+      why = cat("input DequantizeLinear of '", d.x, "' is per axis (", per_axis_note, ")");
+      return false;
+    }
+    return true;
+  }
+
   // A 0 constant of dtype t (for an omitted zero point).
   static std::string zero_constant(Graph& g, DType t, const std::string& base) {
     std::string name = g.fresh_name(base + "_zero_point");
@@ -133,11 +143,7 @@ class FoldQdq : public Pass {
     r.name = op.name;
     r.outputs = {q.outputs[0]};
     Dq x;
-    if (!dq_of(g, op.input(0), x, why, "input")) return std::nullopt;
-    if (x.scale_t->numel() != 1) {
-      why = cat("input DequantizeLinear of '", x.x, "' is per axis (activations must be per tensor)");
-      return std::nullopt;
-    }
+    if (!activation_dq(g, op.input(0), x, why, "activations must be per tensor")) return std::nullopt;
     const DType xt = g.info(x.x).dtype;
     if (xt != yt) {
       why = cat("mixed types: the input is ", dtype_name(xt), ", the output ", dtype_name(yt));
@@ -201,11 +207,7 @@ class FoldQdq : public Pass {
       }
     } else if (op.op == "Add") {
       Dq b;
-      if (!dq_of(g, op.input(1), b, why, "input")) return std::nullopt;
-      if (b.scale_t->numel() != 1) {
-        why = cat("input DequantizeLinear of '", b.x, "' is per axis (QLinearAdd takes per-tensor scales)");
-        return std::nullopt;
-      }
+      if (!activation_dq(g, op.input(1), b, why, "QLinearAdd takes per-tensor scales")) return std::nullopt;
       const DType bt = g.info(b.x).dtype;
       if (bt != xt) {
         why = cat("mixed types: '", x.x, "' is ", dtype_name(xt), ", '", b.x, "' is ", dtype_name(bt));
