@@ -23,6 +23,27 @@ int64_t broadcast_offset(int64_t i, const Shape& out, const std::vector<int64_t>
 // Product of s[begin, end).
 int64_t dims_product(const Shape& s, size_t begin, size_t end);
 
+// Window geometry of Conv / pools (kernel, strides, pads top/left/bottom/right, dilations).
+struct Window {
+  int64_t kh, kw, sh, sw, pt, pl, pb, pr, dh, dw;
+};
+// From the canonical attributes kernel_shape, strides, pads, dilations.
+Window window_of(const Node& n);
+
+// f(kh, kw, ih, iw) for every tap of output pixel (oh, ow)'s window that lies inside an H x W
+// input, kh-major: padding and dilation gaps are skipped.
+template <class F>
+void for_each_tap(const Window& g, int64_t oh, int64_t ow, int64_t H, int64_t W, F f) {
+  for (int64_t kh = 0; kh < g.kh; ++kh) {
+    const int64_t ih = oh * g.sh - g.pt + kh * g.dh;
+    if (ih < 0 || ih >= H) continue;
+    for (int64_t kw = 0; kw < g.kw; ++kw) {
+      const int64_t iw = ow * g.sw - g.pl + kw * g.dw;
+      if (iw >= 0 && iw < W) f(kh, kw, ih, iw);
+    }
+  }
+}
+
 // eval_nn.cpp (float32)
 void conv(const Node& n, const Inputs& in, Tensor& y);
 void max_pool(const Node& n, const Inputs& in, Tensor& y);

@@ -12,17 +12,6 @@ namespace {
 
 const Tensor* optional_input(const Inputs& in, size_t k) { return k < in.size() ? in[k] : nullptr; }
 
-// Window geometry of Conv / pools from their canonical attributes.
-struct Window {
-  int64_t kh, kw, sh, sw, pt, pl, pb, pr, dh, dw;
-};
-
-Window window_of(const Node& n) {
-  auto k = n.ints("kernel_shape"), s = n.ints("strides"), p = n.ints("pads");
-  auto d = n.ints("dilations", {1, 1});
-  return Window{k[0], k[1], s[0], s[1], p[0], p[1], p[2], p[3], d[0], d[1]};
-}
-
 // Number of taps start + j * step (j < k) inside [lo, hi).
 int64_t taps_inside(int64_t start, int64_t k, int64_t step, int64_t lo, int64_t hi) {
   int64_t count = 0;
@@ -34,6 +23,12 @@ int64_t taps_inside(int64_t start, int64_t k, int64_t step, int64_t lo, int64_t 
 }
 
 }  // namespace
+
+Window window_of(const Node& n) {
+  auto k = n.ints("kernel_shape"), s = n.ints("strides"), p = n.ints("pads");
+  auto d = n.ints("dilations", {1, 1});
+  return Window{k[0], k[1], s[0], s[1], p[0], p[1], p[2], p[3], d[0], d[1]};
+}
 
 void conv(const Node& n, const Inputs& in, Tensor& y) {
   const Tensor& x = *in[0];
@@ -57,16 +52,10 @@ void conv(const Node& n, const Inputs& in, Tensor& y) {
         for (int64_t ow = 0; ow < OW; ++ow) {
           double acc = b ? double(b->data<float>()[oc]) : 0.0;
           for (int64_t ic = 0; ic < Cg; ++ic)
-            for (int64_t kh = 0; kh < g.kh; ++kh) {
-              const int64_t ih = oh * g.sh - g.pt + kh * g.dh;
-              if (ih < 0 || ih >= H) continue;
-              for (int64_t kw = 0; kw < g.kw; ++kw) {
-                const int64_t iw = ow * g.sw - g.pl + kw * g.dw;
-                if (iw < 0 || iw >= W) continue;
-                acc += double(xd[((ni * C + c0 + ic) * H + ih) * W + iw]) *
-                       double(wd[((oc * Cg + ic) * g.kh + kh) * g.kw + kw]);
-              }
-            }
+            for_each_tap(g, oh, ow, H, W, [&](int64_t kh, int64_t kw, int64_t ih, int64_t iw) {
+              acc += double(xd[((ni * C + c0 + ic) * H + ih) * W + iw]) *
+                     double(wd[((oc * Cg + ic) * g.kh + kh) * g.kw + kw]);
+            });
           float v = float(acc);
           if (act == "relu") v = v < 0.f ? 0.f : v;  // max(0, v), NaN stays NaN
           else if (act == "clip") v = std::min(std::max(v, lo), hi);
@@ -87,19 +76,13 @@ void max_pool(const Node& n, const Inputs& in, Tensor& y) {
       for (int64_t ow = 0; ow < OW; ++ow) {
         // A window that holds no input element (possible only with dilation) yields lowest().
         float m = std::numeric_limits<float>::lowest();
-        for (int64_t kh = 0; kh < g.kh; ++kh) {
-          const int64_t ih = oh * g.sh - g.pt + kh * g.dh;
-          if (ih < 0 || ih >= H) continue;
-          for (int64_t kw = 0; kw < g.kw; ++kw) {
-            const int64_t iw = ow * g.sw - g.pl + kw * g.dw;
-            if (iw < 0 || iw >= W) continue;
-            // NaN propagates: a NaN tap gives NaN, whatever its place in the window (see
-            // kernels/native/pool2d_nhwc.cpp for why).
-            const float v = xd[(p * H + ih) * W + iw];
-            if (std::isnan(v) || std::isnan(m)) m = std::numeric_limits<float>::quiet_NaN();
-            else m = std::max(m, v);
-          }
-        }
+        for_each_tap(g, oh, ow, H, W, [&](int64_t, int64_t, int64_t ih, int64_t iw) {
+          // NaN propagates: a NaN tap gives NaN, whatever its place in the window (see
+          // kernels/native/pool2d_nhwc.cpp for why).
+          const float v = xd[(p * H + ih) * W + iw];
+          if (std::isnan(v) || std::isnan(m)) m = std::numeric_limits<float>::quiet_NaN();
+          else m = std::max(m, v);
+        });
         yd[(p * OH + oh) * OW + ow] = m;
       }
 }
@@ -122,14 +105,7 @@ void average_pool(const Node& n, const Inputs& in, Tensor& y) {
                                         : taps_inside(h0, g.kh, g.dh, 0, H) * taps_inside(w0, g.kw, g.dw, 0, W);
       for (int64_t p = 0; p < NC; ++p) {
         double sum = 0;
-        for (int64_t kh = 0; kh < g.kh; ++kh) {
-          const int64_t ih = h0 + kh * g.dh;
-          if (ih < 0 || ih >= H) continue;
-          for (int64_t kw = 0; kw < g.kw; ++kw) {
-            const int64_t iw = w0 + kw * g.dw;
-            if (iw >= 0 && iw < W) sum += xd[(p * H + ih) * W + iw];
-          }
-        }
+        for_each_tap(g, oh, ow, H, W, [&](int64_t, int64_t, int64_t ih, int64_t iw) { sum += xd[(p * H + ih) * W + iw]; });
         yd[(p * OH + oh) * OW + ow] = float(sum / double(count));
       }
     }

@@ -95,6 +95,7 @@ void qlinear_conv(const Node& n, const Inputs& in, Tensor& y) {
   const int64_t OC = w.shape[0], KC = w.shape[1], KH = w.shape[2], KW = w.shape[3];
   const int64_t OH = y.shape[2], OW = y.shape[3];
   const auto st = n.ints("strides"), pads = n.ints("pads"), dil = n.ints("dilations");
+  const Window win{KH, KW, st[0], st[1], pads[0], pads[1], pads[2], pads[3], dil[0], dil[1]};
   const int64_t group = n.i("group", 1), ocg = OC / group;
   const int32_t zx = zero_at(xz, 0), zy = zero_at(yz, 0);
   (void)C;
@@ -108,17 +109,12 @@ void qlinear_conv(const Node& n, const Inputs& in, Tensor& y) {
           int64_t acc = b ? qget(*b, o) : 0;
           for (int64_t kc = 0; kc < KC; ++kc) {
             const int64_t ci = g * KC + kc;
-            for (int64_t kh = 0; kh < KH; ++kh) {
-              const int64_t ih = oh * st[0] - pads[0] + kh * dil[0];
-              if (ih < 0 || ih >= H) continue;  // padding is the zero point: (zx - zx) = 0
-              for (int64_t kw = 0; kw < KW; ++kw) {
-                const int64_t iw = ow * st[1] - pads[1] + kw * dil[1];
-                if (iw < 0 || iw >= W) continue;
-                const int64_t xv = qget(x, ((ni * x.shape[1] + ci) * H + ih) * W + iw) - zx;
-                const int64_t wv = qget(w, ((o * KC + kc) * KH + kh) * KW + kw) - zw;
-                acc += xv * wv;
-              }
-            }
+            // taps in the padding are skipped: padding is the zero point, (zx - zx) = 0
+            for_each_tap(win, oh, ow, H, W, [&](int64_t kh, int64_t kw, int64_t ih, int64_t iw) {
+              const int64_t xv = qget(x, ((ni * x.shape[1] + ci) * H + ih) * W + iw) - zx;
+              const int64_t wv = qget(w, ((o * KC + kc) * KH + kh) * KW + kw) - zw;
+              acc += xv * wv;
+            });
           }
           qset(y, ((ni * OC + o) * OH + oh) * OW + ow, requantize(acc, mult, zy, y.dtype));
         }
