@@ -14,10 +14,7 @@
 #include "tests/real_model_util.h"
 
 using namespace locus;
-using locus::test::allclose;
-using locus::test::argmax;
-using locus::test::GraphBuilder;
-using locus::test::random_tensor;
+using namespace locus::test;  // GraphBuilder, random_tensor, allclose, ...
 
 namespace {
 

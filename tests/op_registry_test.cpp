@@ -19,9 +19,7 @@
 #include "tests/graph_builder_util.h"
 
 using namespace locus;
-using locus::test::allclose;
-using locus::test::GraphBuilder;
-using locus::test::random_tensor;
+using namespace locus::test;  // GraphBuilder, random_tensor, allclose, ...
 
 namespace {
 
