@@ -43,6 +43,17 @@ bool is_locus_op(const std::string& op) {
   return std::binary_search(ops.begin(), ops.end(), op);
 }
 
+const std::vector<std::string>& microsoft_ops() {
+  static const std::vector<std::string> ops = [] {
+    std::vector<std::string> r;
+    const std::string prefix = std::string(kMicrosoftDomain) + ".";
+    for (const std::string& key : shape_inference::rules().keys())
+      if (key.rfind(prefix, 0) == 0) r.push_back(key.substr(prefix.size()));
+    return r;
+  }();  // sorted
+  return ops;
+}
+
 namespace shape_inference {
 
 namespace {
@@ -60,6 +71,10 @@ std::string attr_text(const Attr& a) {
 std::string unsupported_reason(const Node& n) {
   if (n.domain == kLocusDomain) {
     if (!is_locus_op(n.op)) return cat("operator ", n.op, " of domain '", n.domain, "' is not supported");
+  } else if (n.domain == kMicrosoftDomain) {
+    const auto& ms = microsoft_ops();
+    if (!std::binary_search(ms.begin(), ms.end(), n.op))
+      return cat("operator ", n.op, " of domain '", n.domain, "' is not supported");
   } else {
     if (!n.domain.empty() && n.domain != "ai.onnx")
       return cat("operator ", n.op, " of domain '", n.domain, "' is not supported");

@@ -66,6 +66,11 @@ inline constexpr const char* kLocusDomain = "locus";
 const std::vector<std::string>& locus_ops();
 bool is_locus_op(const std::string& op);
 
+// ONNX Runtime's contrib domain: the runtime executes its QLinearAdd and QLinearGlobalAveragePool
+// (the ops of this domain in the catalogue, sorted, without the prefix).
+inline constexpr const char* kMicrosoftDomain = "com.microsoft";
+const std::vector<std::string>& microsoft_ops();
+
 // Names (with node names) of every node whose op is not supported, e.g. "Foo (node 'n3')", or
 // "Relu of domain 'com.microsoft' (node 'n4')" for an op of a domain the runtime does not run.
 // Empty if all are supported.

@@ -56,6 +56,13 @@ void NodeContext::require_shape_dtype(size_t k) const {
                 "; only float32, int64 and int32 are supported");
 }
 
+void NodeContext::require_data_dtype(size_t k) const {
+  DType t = dtype(k);
+  if (t != DType::F32 && t != DType::I64 && t != DType::I32 && t != DType::U8 && t != DType::I8)
+    unsupported("input '", input_name(k), "' has dtype ", dtype_name(t),
+                "; only float32, int64, int32, uint8 and int8 are supported");
+}
+
 void NodeContext::require_same_dtype(size_t a, size_t b) const {
   if (dtype(a) != dtype(b))
     error("inputs '", input_name(a), "' (", dtype_name(dtype(a)), ") and '", input_name(b), "' (",
@@ -84,6 +91,7 @@ const RuleRegistry& rules() {
     r.add({"Clip", "activation", infer_activation});
     r.add({"Concat", "concat", infer_concat});
     r.add({"Conv", "conv", infer_conv});
+    r.add({"DequantizeLinear", "dequantize_linear", infer_dequantize_linear});
     r.add({"Div", "binary (broadcasting)", infer_binary});
     r.add({"Flatten", "flatten", infer_flatten});
     r.add({op_key(kLocusDomain, "FusedInvertedResidual"), "fused_inverted_residual", infer_fused_inverted_residual});
@@ -94,6 +102,12 @@ const RuleRegistry& rules() {
     r.add({"MatMul", "matmul", infer_matmul});
     r.add({"MaxPool", "pool", infer_pool});
     r.add({"Mul", "binary (broadcasting)", infer_binary});
+    r.add({"QLinearConv", "qlinear_conv", infer_qlinear_conv});
+    r.add({"QLinearMatMul", "qlinear_matmul", infer_qlinear_matmul});
+    r.add({"QuantizeLinear", "quantize_linear", infer_quantize_linear});
+    r.add({op_key(kMicrosoftDomain, "QLinearAdd"), "qlinear_add (broadcasting)", infer_qlinear_add});
+    r.add({op_key(kMicrosoftDomain, "QLinearGlobalAveragePool"), "qlinear_global_average_pool",
+           infer_qlinear_global_average_pool});
     r.add({"Relu", "activation", infer_activation});
     r.add({"Reshape", "reshape", infer_reshape});
     r.add({"Shape", "shape", infer_shape});

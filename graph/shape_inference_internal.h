@@ -53,6 +53,9 @@ class NodeContext {
   void require_f32(size_t k) const;
   // Shape-manipulation ops: float32, int64 or int32.
   void require_shape_dtype(size_t k) const;
+  // Data-movement ops (Identity, Flatten, Reshape, (Un)Squeeze): those and uint8 / int8 (quantized
+  // tensors).
+  void require_data_dtype(size_t k) const;
   // Inputs a and b must have the same dtype (Error otherwise).
   void require_same_dtype(size_t a, size_t b) const;
 
@@ -77,6 +80,8 @@ std::vector<int64_t> window_attr(NodeContext& c, const char* name, std::vector<i
                                  int64_t lo);
 
 ValueInfo infer_conv(NodeContext& c);
+// Conv's window (strides, dilations, pads incl. auto_pad), written back; returns {OH, OW}.
+std::vector<int64_t> conv_window(NodeContext& c, const Shape& x, const std::vector<int64_t>& kernel);
 ValueInfo infer_pool(NodeContext& c);  // MaxPool, AveragePool
 ValueInfo infer_global_average_pool(NodeContext& c);
 ValueInfo infer_batch_norm(NodeContext& c);
@@ -95,6 +100,15 @@ ValueInfo infer_shape(NodeContext& c);
 ValueInfo infer_gather(NodeContext& c);
 ValueInfo infer_unsqueeze(NodeContext& c);
 ValueInfo infer_squeeze(NodeContext& c);
+
+// Quantized ops (graph/shape_inference_quant.cpp): QuantizeLinear, DequantizeLinear, QLinearConv,
+// QLinearMatMul, com.microsoft.QLinearAdd, com.microsoft.QLinearGlobalAveragePool.
+ValueInfo infer_quantize_linear(NodeContext& c);
+ValueInfo infer_dequantize_linear(NodeContext& c);
+ValueInfo infer_qlinear_conv(NodeContext& c);
+ValueInfo infer_qlinear_matmul(NodeContext& c);
+ValueInfo infer_qlinear_add(NodeContext& c);
+ValueInfo infer_qlinear_global_average_pool(NodeContext& c);
 
 // Ops of the locus domain (graph/shape_inference_fused.cpp).
 ValueInfo infer_fused_inverted_residual(NodeContext& c);

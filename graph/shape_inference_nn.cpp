@@ -84,6 +84,10 @@ std::vector<int64_t> resolve_window(NodeContext& c, const Shape& x, const std::v
 
 }  // namespace
 
+std::vector<int64_t> conv_window(NodeContext& c, const Shape& x, const std::vector<int64_t>& kernel) {
+  return resolve_window(c, x, kernel, WindowOptions{true, false, false});
+}
+
 ValueInfo infer_conv(NodeContext& c) {
   Node& n = c.node();
   c.require_inputs(2, 3);

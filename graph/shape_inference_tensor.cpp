@@ -24,13 +24,13 @@ ValueInfo infer_binary(NodeContext& c) {
 
 ValueInfo infer_identity(NodeContext& c) {
   c.require_inputs(1, 1);
-  c.require_shape_dtype(0);
+  c.require_data_dtype(0);
   return c.output(c.dtype(0), c.shape(0));
 }
 
 ValueInfo infer_flatten(NodeContext& c) {
   c.require_inputs(1, 1);
-  c.require_shape_dtype(0);
+  c.require_data_dtype(0);
   const Shape& x = c.shape(0);
   int64_t r = int64_t(x.size());
   int64_t axis = c.normalize_axis(c.node().i("axis", 1), r, "axis", /*inclusive=*/true);
@@ -42,7 +42,7 @@ ValueInfo infer_flatten(NodeContext& c) {
 
 ValueInfo infer_reshape(NodeContext& c) {
   c.require_inputs(2, 2);
-  c.require_shape_dtype(0);
+  c.require_data_dtype(0);
   const Shape& x = c.shape(0);
   std::vector<int64_t> spec = c.constant_ints(1, "shape");
   int64_t allowzero = c.node().i("allowzero", 0);
@@ -176,7 +176,7 @@ std::vector<int64_t> normalized_axes(NodeContext& c, const std::vector<int64_t>&
 
 ValueInfo infer_unsqueeze(NodeContext& c) {
   c.require_inputs(1, 2);
-  c.require_shape_dtype(0);
+  c.require_data_dtype(0);
   std::vector<int64_t> axes;
   if (!axes_of(c, axes)) c.error("axes input is required");
   const Shape& x = c.shape(0);
@@ -192,7 +192,7 @@ ValueInfo infer_unsqueeze(NodeContext& c) {
 
 ValueInfo infer_squeeze(NodeContext& c) {
   c.require_inputs(1, 2);
-  c.require_shape_dtype(0);
+  c.require_data_dtype(0);
   const Shape& x = c.shape(0);
   int64_t r = int64_t(x.size());
   std::vector<bool> remove(x.size(), false);

@@ -910,7 +910,7 @@ TEST(FuseInvertedResidual, ConsecutiveDepthwisePointwisePairsEachFuseOnce) {
 // The pipeline.
 
 TEST(FuseInvertedResidualPipeline, OnlyTheFusingPipelineRunsThePass) {
-  const std::vector<std::string> base = {"constant-folding", "eliminate-identity", "dead-code-elimination",
+  const std::vector<std::string> base = {"fold-qdq", "constant-folding", "eliminate-identity", "dead-code-elimination",
                                          "fold-batchnorm", "fuse-activation", "dead-code-elimination"};
   EXPECT_EQ(PassManager::default_pipeline().names(), base);
   EXPECT_EQ(PassManager::default_pipeline({}, false).names(), base);

@@ -49,5 +49,6 @@ void fused_inverted_residual(const Node& n, const Inputs& in, Tensor& y);
 void register_nn_ops(EvalRegistry& r);      // eval_nn.cpp
 void register_tensor_ops(EvalRegistry& r);  // eval_tensor.cpp
 void register_fused_ops(EvalRegistry& r);   // eval_fused.cpp
+void register_quant_ops(EvalRegistry& r);   // eval_quant.cpp (uint8 / int8)
 
 }  // namespace locus::eval::detail

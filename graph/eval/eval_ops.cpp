@@ -54,6 +54,7 @@ const EvalRegistry& eval_ops() {
     detail::register_nn_ops(r);
     detail::register_tensor_ops(r);
     detail::register_fused_ops(r);
+    detail::register_quant_ops(r);
     return r;
   }();
   return registry;

@@ -4,7 +4,7 @@
 //   Shape -> Gather -> Unsqueeze -> Concat -> Reshape idiom into a Reshape with a constant shape.
 // Guarantees: each folded node is removed and its outputs become Graph::constants, computed by the
 //   reference kernels; a folded output that was a graph output stays one (as a constant).
-// Does not fire on: nodes whose outputs would exceed kFoldLimit elements (folding would only move
+// Does not fire on: DequantizeLinear (a quantized parameter stays quantized for fold-qdq), nodes whose outputs would exceed kFoldLimit elements (folding would only move
 //   work from run time to load time and grow memory), nodes past kFoldTotalLimit elements folded in
 //   one run (so that a small model cannot make load time allocate without bound: many foldable
 //   nodes each under the per-node limit), ops the reference cannot evaluate (remark).
@@ -31,6 +31,12 @@ bool fold_node(const Node& n, Graph& g, std::vector<PassRemark>* remarks, int64_
       if (!in.empty() && !g.is_constant(in)) foldable = false;
   }
   if (!foldable) return false;
+  if (n.op == "DequantizeLinear" && n.domain.empty()) {
+    // a quantized weight or bias stays quantized: fold-qdq reads DQ(constant) -> op -> Q groups
+    if (remarks) remarks->push_back({pass, n.name, "not folded: a DequantizeLinear of a constant is a quantized "
+                                                   "parameter (fold-qdq turns its group into a quantized op)"});
+    return false;
+  }
   int64_t out_elems = 0;
   for (auto& o : n.outputs)
     if (g.values.count(o)) out_elems += checked_numel(g.values[o].shape, o);

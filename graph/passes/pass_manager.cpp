@@ -24,6 +24,7 @@ PassManager PassManager::default_pipeline(const std::vector<std::string>& disabl
   auto add = [&](std::unique_ptr<Pass> p) {
     if (std::find(disabled.begin(), disabled.end(), p->name()) == disabled.end()) pm.add(std::move(p));
   };
+  add(make_fold_qdq_pass());
   add(make_constant_folding_pass());
   add(make_eliminate_identity_pass());
   add(make_dead_code_elimination_pass());
@@ -44,7 +45,7 @@ std::vector<std::string> PassManager::names() const {
 }
 
 std::vector<std::string> all_pass_names() {
-  return {make_constant_folding_pass()->name(), make_eliminate_identity_pass()->name(),
+  return {make_fold_qdq_pass()->name(), make_constant_folding_pass()->name(), make_eliminate_identity_pass()->name(),
           make_dead_code_elimination_pass()->name(), make_fold_batchnorm_pass()->name(),
           make_fuse_activation_pass()->name(), make_fuse_inverted_residual_pass()->name(),
           // not in any default pipeline: a Session runs it only when SessionOptions::decompose is set

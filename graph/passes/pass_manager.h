@@ -45,6 +45,9 @@ std::unique_ptr<Pass> make_dead_code_elimination_pass();
 std::unique_ptr<Pass> make_fold_batchnorm_pass();
 std::unique_ptr<Pass> make_fuse_activation_pass();
 std::unique_ptr<Pass> make_eliminate_identity_pass();
+// Rewrites QDQ groups (DequantizeLinear -> Conv/MatMul/Add/GlobalAveragePool -> QuantizeLinear) into the
+// quantized ops (graph/passes/fold_qdq.cpp). First in the default pipeline.
+std::unique_ptr<Pass> make_fold_qdq_pass();
 // Fuses MobileNetV2 blocks (and CP-decomposed chains) into FusedInvertedResidual (graph/ops.h). Added
 // to the pipeline by default_pipeline(disabled, true) for the backends that execute that op.
 std::unique_ptr<Pass> make_fuse_inverted_residual_pass();
@@ -64,7 +67,7 @@ int infer_shapes_and_fold(Graph& g);
 class PassManager {
  public:
   void add(std::unique_ptr<Pass> p) { passes_.push_back(std::move(p)); }
-  // The default pipeline: constant folding, identity elimination, dead-code elimination, BatchNorm folding, activation
+  // The default pipeline: QDQ folding, constant folding, identity elimination, dead-code elimination, BatchNorm folding, activation
   // fusion, dead-code elimination. Passes named in `disabled` are left out.
   static PassManager default_pipeline(const std::vector<std::string>& disabled = {});
   // The default pipeline, plus (if fuse_inverted_residuals) fuse-inverted-residual and another

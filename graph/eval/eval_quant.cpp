@@ -1,0 +1,197 @@
+// Reference kernels of the quantized ops, written from the ONNX / ONNX Runtime contrib specs with
+// ONNX Runtime's x86 rounding (docs/int8.md, sections per op): QuantizeLinear, DequantizeLinear,
+// QLinearConv, QLinearMatMul, com.microsoft.QLinearAdd, com.microsoft.QLinearGlobalAveragePool.
+// Accumulation is integer-exact (sum (x - zx)(w - zw) in int64, plus the int32 bias); the float steps
+// are the ones ORT performs, in float, in its order.
+#include <cmath>
+#include <cstring>
+
+#include "graph/eval/eval_internal.h"
+#include "graph/ops.h"
+
+namespace locus::eval::detail {
+namespace {
+
+int32_t qmin(DType t) { return t == DType::U8 ? 0 : -128; }
+int32_t qmax(DType t) { return t == DType::U8 ? 255 : 127; }
+
+// Element i of a u8 / s8 / s32 tensor as int32.
+int32_t qget(const Tensor& t, int64_t i) {
+  switch (t.dtype) {
+    case DType::U8: return t.data<uint8_t>()[i];
+    case DType::I8: return t.data<int8_t>()[i];
+    case DType::I32: return t.data<int32_t>()[i];
+    default: fail("quantized tensor of dtype ", dtype_name(t.dtype));
+  }
+}
+
+void qset(Tensor& t, int64_t i, int32_t v) {
+  if (t.dtype == DType::U8) t.data<uint8_t>()[i] = uint8_t(v);
+  else t.data<int8_t>()[i] = int8_t(v);
+}
+
+// Scale k of a scale tensor (per tensor: one value for every k).
+float scale_at(const Tensor& s, int64_t k) { return s.numel() == 1 ? s.data<float>()[0] : s.data<float>()[k]; }
+int32_t zero_at(const Tensor* z, int64_t k) {
+  if (!z) return 0;
+  return z->numel() == 1 ? qget(*z, 0) : qget(*z, k);
+}
+
+// ORT's requantization (MlasRequantizeOutput): float(acc) * multiplier, clamp in float to the output
+// type's range shifted by the zero point, round half to even, add the zero point.
+int32_t requantize(int64_t acc, float multiplier, int32_t zy, DType yt) {
+  float v = float(int32_t(acc)) * multiplier;
+  const float lo = float(qmin(yt) - zy), hi = float(qmax(yt) - zy);
+  v = v < lo ? lo : v;
+  v = v > hi ? hi : v;
+  return int32_t(std::nearbyint(v)) + zy;
+}
+
+// The channel index along `axis` of element i of a tensor of shape s (per-axis Q/DQ).
+int64_t axis_index(int64_t i, const Shape& s, int64_t axis) {
+  int64_t inner = dims_product(s, size_t(axis) + 1, s.size());
+  return (i / inner) % s[size_t(axis)];
+}
+
+void quantize_linear(const Node& n, const Inputs& in, Tensor& y) {
+  const Tensor& x = *in[0];
+  const Tensor& s = *in[1];
+  const Tensor* z = in.size() > 2 ? in[2] : nullptr;
+  const bool per_axis = s.numel() > 1;
+  const int64_t axis = n.i("axis", 1);
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const int64_t k = per_axis ? axis_index(i, x.shape, axis) : 0;
+    const int32_t zp = zero_at(z, k);
+    // MlasQuantizeLinear: divide (not multiply by the reciprocal), clamp in float, round to even
+    float v = x.data<float>()[i] / scale_at(s, k);
+    const float lo = float(qmin(y.dtype) - zp), hi = float(qmax(y.dtype) - zp);
+    v = std::isnan(v) ? lo : v;  // maxps(NaN, lo) returns lo
+    v = v < lo ? lo : v;
+    v = v > hi ? hi : v;
+    qset(y, i, int32_t(std::nearbyint(v)) + zp);
+  }
+}
+
+void dequantize_linear(const Node& n, const Inputs& in, Tensor& y) {
+  const Tensor& x = *in[0];
+  const Tensor& s = *in[1];
+  const Tensor* z = in.size() > 2 ? in[2] : nullptr;
+  const bool per_axis = s.numel() > 1;
+  const int64_t axis = n.i("axis", 1);
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const int64_t k = per_axis ? axis_index(i, x.shape, axis) : 0;
+    // ORT: float(x - zp) * scale
+    y.data<float>()[i] = float(int64_t(qget(x, i)) - zero_at(z, k)) * scale_at(s, k);
+  }
+}
+
+void qlinear_conv(const Node& n, const Inputs& in, Tensor& y) {
+  const Tensor &x = *in[0], &xs = *in[1], &w = *in[3], &ws = *in[4], &ys = *in[6];
+  const Tensor *xz = in[2], *wz = in[5], *yz = in[7];
+  const Tensor* b = in.size() > 8 ? in[8] : nullptr;
+  const int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
+  const int64_t OC = w.shape[0], KC = w.shape[1], KH = w.shape[2], KW = w.shape[3];
+  const int64_t OH = y.shape[2], OW = y.shape[3];
+  const auto st = n.ints("strides"), pads = n.ints("pads"), dil = n.ints("dilations");
+  const int64_t group = n.i("group", 1), ocg = OC / group;
+  const int32_t zx = zero_at(xz, 0), zy = zero_at(yz, 0);
+  (void)C;
+  for (int64_t o = 0; o < OC; ++o) {
+    const int32_t zw = zero_at(wz, o);
+    const float mult = scale_at(xs, 0) * scale_at(ws, o) / scale_at(ys, 0);  // ORT's order: (xs*ws)/ys
+    const int64_t g = o / ocg;
+    for (int64_t ni = 0; ni < N; ++ni)
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          int64_t acc = b ? qget(*b, o) : 0;
+          for (int64_t kc = 0; kc < KC; ++kc) {
+            const int64_t ci = g * KC + kc;
+            for (int64_t kh = 0; kh < KH; ++kh) {
+              const int64_t ih = oh * st[0] - pads[0] + kh * dil[0];
+              if (ih < 0 || ih >= H) continue;  // padding is the zero point: (zx - zx) = 0
+              for (int64_t kw = 0; kw < KW; ++kw) {
+                const int64_t iw = ow * st[1] - pads[1] + kw * dil[1];
+                if (iw < 0 || iw >= W) continue;
+                const int64_t xv = qget(x, ((ni * x.shape[1] + ci) * H + ih) * W + iw) - zx;
+                const int64_t wv = qget(w, ((o * KC + kc) * KH + kh) * KW + kw) - zw;
+                acc += xv * wv;
+              }
+            }
+          }
+          qset(y, ((ni * OC + o) * OH + oh) * OW + ow, requantize(acc, mult, zy, y.dtype));
+        }
+  }
+}
+
+void qlinear_matmul(const Node& n, const Inputs& in, Tensor& y) {
+  const Tensor &a = *in[0], &as = *in[1], &b = *in[3], &bs = *in[4], &ys = *in[6];
+  const int32_t za = zero_at(in[2], 0), zy = zero_at(in[7], 0);
+  const int64_t K = b.shape[0], Ncol = b.shape[1];
+  const int64_t M = a.numel() / K;
+  for (int64_t j = 0; j < Ncol; ++j) {
+    const int32_t zb = zero_at(in[5], j);
+    const float mult = scale_at(as, 0) * scale_at(bs, j) / scale_at(ys, 0);
+    for (int64_t m = 0; m < M; ++m) {
+      int64_t acc = 0;
+      for (int64_t k = 0; k < K; ++k) acc += int64_t(qget(a, m * K + k) - za) * (qget(b, k * Ncol + j) - zb);
+      qset(y, m * Ncol + j, requantize(acc, mult, zy, y.dtype));
+    }
+  }
+}
+
+// MlasQLinearAdd, AVX2 kernel (the one ORT runs on x86-64 with AVX2):
+//   ra = sa / sc, rb = sb / sc (float); fixed = float(zc) - (ra * za + rb * zb) (float, the sum
+//   contracted to one fma as GCC compiles it); c = fma(a, ra, fma(b, rb, fixed)); round half to even
+//   (cvtps2dq); saturate to the type (packs to s16, then to u8 / s8).
+void qlinear_add(const Node& n, const Inputs& in, Tensor& y) {
+  const Tensor &a = *in[0], &b = *in[3];
+  const float sa = scale_at(*in[1], 0), sb = scale_at(*in[4], 0), sc = scale_at(*in[6], 0);
+  const int32_t za = zero_at(in[2], 0), zb = zero_at(in[5], 0);
+  const int32_t zc = in.size() > 7 ? zero_at(in[7], 0) : 0;
+  const float ra = sa / sc, rb = sb / sc;
+  const float fixed = float(zc) - std::fma(ra, float(za), rb * float(zb));
+  const auto sta = broadcast_strides(a.shape, y.shape), stb = broadcast_strides(b.shape, y.shape);
+  for (int64_t i = 0; i < y.numel(); ++i) {
+    const float av = float(qget(a, broadcast_offset(i, y.shape, sta)));
+    const float bv = float(qget(b, broadcast_offset(i, y.shape, stb)));
+    const float v = std::fma(av, ra, std::fma(bv, rb, fixed));
+    int64_t r = int64_t(std::nearbyint(v));
+    r = r < qmin(y.dtype) ? qmin(y.dtype) : r > qmax(y.dtype) ? qmax(y.dtype) : r;
+    qset(y, i, int32_t(r));
+  }
+}
+
+// MlasQLinearGlobalAveragePoolNchw (x86): acc = sum(x) - zx * image_size (int32), scale =
+// sx / (sy * float(image_size)) in float, then ORT's requantization (float multiply, clamp, round
+// half to even, + zy).
+void qlinear_global_average_pool(const Node& n, const Inputs& in, Tensor& y) {
+  const Tensor& x = *in[0];
+  const float sx = scale_at(*in[1], 0), sy = scale_at(*in[3], 0);
+  const int32_t zx = zero_at(in[2], 0), zy = zero_at(in[4], 0);
+  const bool last = n.i("channels_last", 0) == 1;
+  const int64_t N = x.shape[0];
+  const int64_t C = last ? x.shape.back() : x.shape[1];
+  const int64_t image = x.numel() / (N * C);
+  const float scale = sx / (sy * float(image));
+  for (int64_t ni = 0; ni < N; ++ni)
+    for (int64_t c = 0; c < C; ++c) {
+      int64_t acc = -int64_t(zx) * image;
+      for (int64_t p = 0; p < image; ++p)
+        acc += qget(x, last ? (ni * image + p) * C + c : (ni * C + c) * image + p);
+      qset(y, ni * C + c, requantize(acc, scale, zy, y.dtype));
+    }
+}
+
+}  // namespace
+
+void register_quant_ops(EvalRegistry& r) {
+  r.add({"QuantizeLinear", "reference quantize_linear (ORT rounding)", quantize_linear});
+  r.add({"DequantizeLinear", "reference dequantize_linear", dequantize_linear});
+  r.add({"QLinearConv", "reference qlinear_conv (integer accumulation, ORT requantization)", qlinear_conv});
+  r.add({"QLinearMatMul", "reference qlinear_matmul (integer accumulation, ORT requantization)", qlinear_matmul});
+  r.add({op_key(kMicrosoftDomain, "QLinearAdd"), "reference qlinear_add (ORT AVX2 rounding)", qlinear_add});
+  r.add({op_key(kMicrosoftDomain, "QLinearGlobalAveragePool"), "reference qlinear_global_average_pool",
+         qlinear_global_average_pool});
+}
+
+}  // namespace locus::eval::detail
