@@ -62,14 +62,13 @@ int64_t check_qparams(NodeContext& c, size_t sk, size_t zk, DType qtype, const c
   return n;
 }
 
-// The per-axis form of Quantize/DequantizeLinear: the axis (normalised, written back) and its length.
+// The per-axis form of Quantize/DequantizeLinear (a scale of more than one value): the axis
+// (normalised, written back) and its length; 0 for the per-tensor form, whose axis is ignored.
 int64_t qdq_axis_channels(NodeContext& c, const Shape& x) {
   Node& n = c.node();
+  const Tensor* s = c.constant(1);
   const int64_t r = int64_t(x.size());
-  if (r == 0) {
-    n.attrs.erase("axis");
-    return 0;
-  }
+  if (!s || s->numel() <= 1 || r == 0) return 0;
   const int64_t axis = c.normalize_axis(n.i("axis", 1), r, "axis");
   n.attrs["axis"] = axis;
   return x[size_t(axis)];

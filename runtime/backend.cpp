@@ -1,6 +1,7 @@
 #include "runtime/backend.h"
 
 #include <cstdlib>
+#include <map>
 
 #include "graph/op_registry.h"
 #include "runtime/machine_info.h"
@@ -16,21 +17,39 @@ std::unique_ptr<Backend> make_accel_backend();  // runtime/accel_backend.cpp
 
 void require_float_graph(const Graph& g, const std::string& backend,
                          const std::function<bool(const std::string& op)>& handles) {
-  std::vector<std::string> problems;
+  // One entry per distinct problem, with its count and first node, in order of first appearance (a
+  // quantized model has dozens of nodes of each op: the message stays one short line).
+  struct Problem {
+    std::string what, first;
+    int64_t count = 0;
+  };
+  std::vector<Problem> problems;
+  std::map<std::string, size_t> index;
+  auto add = [&](const std::string& what, const std::string& node) {
+    auto [it, fresh] = index.emplace(what, problems.size());
+    if (fresh) problems.push_back({what, node, 0});
+    ++problems[it->second].count;
+  };
   for (auto& n : g.nodes) {
     // Ops of another domain are asked for as "<domain>.<op>" (e.g. "locus.FusedInvertedResidual").
     const std::string key = op_key(n);
-    if (!handles(key)) problems.push_back(cat(key, " (node '", n.name, "')"));
+    if (!handles(key)) {
+      add(key, n.name);
+      continue;
+    }
     for (auto& out : n.outputs)
-      if (!out.empty() && g.info(out).dtype != DType::F32)
-        problems.push_back(cat(n.op, " (node '", n.name, "') producing ", dtype_name(g.info(out).dtype)));
+      if (!out.empty() && g.info(out).dtype != DType::F32) add(cat(n.op, " producing ", dtype_name(g.info(out).dtype)), n.name);
+  }
+  std::string msg;
+  for (size_t i = 0; i < problems.size(); ++i) {
+    const Problem& p = problems[i];
+    msg += i ? "; " : "";
+    msg += p.count == 1 ? cat(p.what, " (node '", p.first, "')") : cat(p.what, " \u00d7", p.count, ", first '", p.first, "'");
   }
   for (auto& in : g.inputs)
-    if (g.info(in).dtype != DType::F32) problems.push_back(cat("input '", in, "' of type ", dtype_name(g.info(in).dtype)));
-  if (problems.empty()) return;
-  std::string msg = backend + " backend cannot run: ";
-  for (size_t i = 0; i < problems.size(); ++i) msg += (i ? ", " : "") + problems[i];
-  throw Unsupported(msg);
+    if (g.info(in).dtype != DType::F32) msg += cat(msg.empty() ? "" : "; ", "input '", in, "' of type ", dtype_name(g.info(in).dtype));
+  if (msg.empty()) return;
+  throw Unsupported(backend + " backend cannot run: " + msg);
 }
 
 const char* setting_source_name(SettingSource s) {

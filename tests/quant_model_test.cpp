@@ -105,7 +105,7 @@ TEST(QuantModel, QdqFormFoldsAndMatchesQOperatorBitForBit) {
     if (r.pass == "fold-qdq" && r.kind == RemarkKind::Applied) {
       for (const char* op : {"QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearGlobalAveragePool"})
         if (r.message.find(std::string("became ") + op + " ") != std::string::npos) ++applied[op];
-    } else if (r.pass == "fold-qdq") {
+    } else if (r.pass == "fold-qdq" && r.node != "input_QuantizeLinear") {  // that one quantizes the graph input
       ADD_FAILURE() << "fold-qdq missed '" << r.node << "': " << r.message;
     }
   EXPECT_EQ(applied["QLinearConv"], 52);
