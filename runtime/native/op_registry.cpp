@@ -26,6 +26,7 @@ const NativeOpRegistry& native_ops() {
     register_pool_ops(r);
     register_tensor_ops(r);
     register_linear_ops(r);
+    register_quant_ops(r);
     return r;
   }();
   return registry;
