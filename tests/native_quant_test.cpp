@@ -18,6 +18,8 @@
 
 #include "graph/ops.h"
 #include "importers/onnx/onnx_importer.h"
+#include "runtime/memory_planner.h"
+#include "runtime/native/op_registry.h"
 #include "runtime/session.h"
 #include "tests/graph_builder_util.h"
 #include "tests/isa_util.h"
@@ -301,38 +303,89 @@ TEST_P(NativeQuant, QuantizeAndDequantizeLinear) {
 }
 
 TEST_P(NativeQuant, DataMovementOfBytes) {
-  // Concat on the channel axis of two NHWC uint8 values, then Flatten and Reshape
+  // uint8 values through Flatten, Reshape, Unsqueeze, Squeeze and Identity, from and to NHWC (the
+  // boundary converts 1-byte values NCHW <-> NHWC); the catalogue refuses Concat of uint8 for now
   GraphBuilder b;
   const std::string x = qinput(b, "x", DType::U8, {2, 3, 4, 5});
-  const std::string y = qinput(b, "y", DType::U8, {2, 6, 4, 5});
-  const std::string c = b.node("Concat", {x, y}, {{"axis", int64_t(1)}});
-  const std::string f = b.node("Flatten", {c}, {{"axis", int64_t(2)}});
-  b.constant("shape", Tensor::from_i64({4}, {2, 9, 2, 10}));
-  const std::string r = b.node("Reshape", {c, "shape"});
-  Graph g = b.finish({c, f, r});
-  expect_same(g, {{"x", random_bytes(DType::U8, {2, 3, 4, 5}, 120)}, {"y", random_bytes(DType::U8, {2, 6, 4, 5}, 121)}});
+  const std::string f = b.node("Flatten", {x}, {{"axis", int64_t(2)}});
+  b.constant("shape", Tensor::from_i64({4}, {2, 5, 3, 4}));
+  const std::string r = b.node("Reshape", {x, "shape"});
+  b.constant("axes", Tensor::from_i64({1}, {1}));
+  const std::string u = b.node("Unsqueeze", {f, "axes"});
+  const std::string sq = b.node("Squeeze", {u, "axes"});
+  const std::string id = b.node("Identity", {r});
+  Graph g = b.finish({x, f, r, u, sq, id});
+  expect_same(g, {{"x", random_bytes(DType::U8, {2, 3, 4, 5}, 120)}});
+  // and the values are the input's, moved (not computed): the reshaped NCHW bytes in order
+  const Tensor in = random_bytes(DType::U8, {2, 3, 4, 5}, 120);
+  const auto out = run_backend(g, {{"x", in}}, "native", 2);
+  EXPECT_EQ(out[0].bytes, in.bytes);
+  EXPECT_EQ(out[2].bytes, in.bytes);
+  EXPECT_EQ(out[5].bytes, in.bytes);
 }
 
 INSTANTIATE_TEST_SUITE_P(Isas, NativeQuant, ::testing::ValuesIn(test::supported_isas()), test::isa_param_name);
 
-TEST(NativeQuantErrors, FloatOnlyKernelOnBytesIsRefusedInOneLine) {
-  // Gather is float-only in the native backend: on a uint8 value it names the node and the type
+TEST(NativeQuantErrors, UnhandledDtypesAreRefusedInOneLine) {
+  // an int64 runtime value: no native kernel handles it (the boundary neither)
   GraphBuilder b;
-  const std::string x = qinput(b, "x", DType::U8, {4, 3});
-  b.constant("i", Tensor::from_i64({2}, {2, 0}));
-  const std::string y = b.node("Gather", {x, "i"}, {{"axis", int64_t(0)}});
-  Graph g = b.finish({y});
+  b.input("x", {4, 3});
+  b.g.values["x"].dtype = DType::I64;
+  const std::string y = b.node("Identity", {"x"});
+  const std::string z = b.node("Identity", {y});
+  Graph g = b.finish({z});
   try {
     Session::from_graph(g);
-    FAIL() << "the native backend accepted Gather on uint8 values";
+    FAIL() << "the native backend accepted int64 runtime values";
   } catch (const Unsupported& e) {
     const std::string msg = e.what();
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-    EXPECT_NE(msg.find("native backend cannot run"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("Gather reading uint8"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("native backend cannot run: Identity reading int64 (node '"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("input 'x' of type int64"), std::string::npos) << msg;
   }
-  // the reference runs it
-  EXPECT_NO_THROW(run_backend(g, {{"x", random_bytes(DType::U8, {4, 3}, 1)}}, "reference", 1));
+}
+
+TEST(NativeQuantErrors, TheDtypeCheckAsksTheOpReadingOrWritingEachValue) {
+  // a uint8 graph: Flatten reads and writes uint8; a backend whose Flatten is float-only refuses it
+  GraphBuilder b;
+  const std::string x = qinput(b, "x", DType::U8, {2, 3, 4, 5});
+  const std::string f = b.node("Flatten", {x}, {{"axis", int64_t(1)}});
+  Graph g = b.finish({f});
+  infer_shapes(g);
+  auto all_ops = [](const std::string&) { return true; };
+  auto bytes_everywhere = [](const std::string&, DType t) { return t == DType::F32 || t == DType::U8; };
+  auto flatten_float_only = [](const std::string& op, DType t) { return t == DType::F32 || op != "Flatten"; };
+  EXPECT_NO_THROW(require_supported_graph(g, "test", all_ops, bytes_everywhere));
+  try {
+    require_supported_graph(g, "test", all_ops, flatten_float_only);
+    FAIL() << "Flatten of uint8 was accepted";
+  } catch (const Unsupported& e) {
+    EXPECT_STREQ(e.what(), "test backend cannot run: Flatten reading uint8 (node 'Flatten_0'); Flatten producing uint8 "
+                           "(node 'Flatten_0')");
+  }
+  // the native backend's answer, from its list
+  EXPECT_TRUE(native::handles_dtype("Flatten", DType::U8));
+  EXPECT_TRUE(native::handles_dtype("QLinearConv", DType::I8));
+  EXPECT_TRUE(native::handles_dtype("com.microsoft.QLinearAdd", DType::U8));
+  EXPECT_FALSE(native::handles_dtype("Conv", DType::U8));
+  EXPECT_FALSE(native::handles_dtype("Gather", DType::I8));
+  EXPECT_FALSE(native::handles_dtype("QLinearConv", DType::I64));
+  EXPECT_TRUE(native::handles_dtype("", DType::U8));  // the boundary
+}
+
+TEST(NativeQuantErrors, MemoryPlannerSizesValuesByDtype) {
+  GraphBuilder b;
+  const std::string x = qinput(b, "x", DType::U8, {2, 3, 4, 5});
+  const std::string f = b.node("Flatten", {x}, {{"axis", int64_t(1)}});
+  b.constant("s", scalar_f32(0.5f));
+  const std::string d = b.node("DequantizeLinear", {f, "s"});
+  Graph g = b.finish({d});
+  infer_shapes(g);
+  std::map<std::string, int64_t> bytes;
+  for (const BufferRequest& r : value_lifetimes(g)) bytes[r.name] = r.bytes;
+  EXPECT_EQ(bytes[x], 120);      // uint8: one byte each
+  EXPECT_EQ(bytes[f], 120);
+  EXPECT_EQ(bytes[d], 120 * 4);  // float32
 }
 
 // ---- the quantized MobileNetV2 ----
