@@ -153,26 +153,60 @@ const uint8_t* u8_input(NativeContext& c, const Val& x, const uint8_t* src, Step
   return buf;
 }
 
+// len bytes from src to dst without a library call for the short runs im2col copies (the RGB stem's
+// are 3 or 9 bytes): overlapping 8- or 4-byte moves.
+inline void copy_bytes(uint8_t* dst, const uint8_t* src, int64_t len) {
+  if (len >= 16) {
+    std::memcpy(dst, src, size_t(len));
+  } else if (len >= 8) {
+    uint64_t a, b;
+    std::memcpy(&a, src, 8);
+    std::memcpy(&b, src + len - 8, 8);
+    std::memcpy(dst, &a, 8);
+    std::memcpy(dst + len - 8, &b, 8);
+  } else if (len >= 4) {
+    uint32_t a, b;
+    std::memcpy(&a, src, 4);
+    std::memcpy(&b, src + len - 4, 4);
+    std::memcpy(dst, &a, 4);
+    std::memcpy(dst + len - 4, &b, 4);
+  } else {
+    for (int64_t i = 0; i < len; ++i) dst[i] = src[i];
+  }
+}
+
 // im2col of an NHWC u8 image for group g: row m = (n, oh, ow), column (kh * KW + kw) * KC + kc; padded
-// taps read the zero point.
-void im2col_u8(const Conv2dShape& s, int64_t g, const uint8_t* x, uint8_t zero, uint8_t* a) {
-  const int64_t KC = s.C / s.G, K = s.KH * s.KW * KC;
-  for (int64_t n = 0; n < s.N; ++n)
-    for (int64_t oh = 0; oh < s.OH; ++oh)
-      for (int64_t ow = 0; ow < s.OW; ++ow) {
-        uint8_t* row = a + ((n * s.OH + oh) * s.OW + ow) * K;
-        for (int64_t kh = 0; kh < s.KH; ++kh) {
-          const int64_t ih = oh * s.SH - s.PT + kh * s.DH;
-          for (int64_t kw = 0; kw < s.KW; ++kw, row += KC) {
-            const int64_t iw = ow * s.SW - s.PL + kw * s.DW;
-            if (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W) {
-              std::memset(row, zero, size_t(KC));
-            } else {
-              std::memcpy(row, x + ((n * s.H + ih) * s.W + iw) * s.C + g * KC, size_t(KC));
-            }
-          }
+// taps read the zero point. Rows of the output image are split between `threads` threads.
+void im2col_u8(const Conv2dShape& s, int64_t g, const uint8_t* x, uint8_t zero, uint8_t* a, int threads) {
+  const int64_t KC = s.C / s.G, K = s.KH * s.KW * KC, span = s.KW * KC;
+  // a kernel row's KW taps are one contiguous run of the input when G = 1 and DW = 1
+  const bool runs = s.G == 1 && s.DW == 1;
+  const int64_t rows = s.N * s.OH;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && rows > 1)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t n = r / s.OH, oh = r % s.OH;
+    for (int64_t ow = 0; ow < s.OW; ++ow) {
+      uint8_t* row = a + (r * s.OW + ow) * K;
+      const int64_t iw0 = ow * s.SW - s.PL;
+      for (int64_t kh = 0; kh < s.KH; ++kh, row += span) {
+        const int64_t ih = oh * s.SH - s.PT + kh * s.DH;
+        if (ih < 0 || ih >= s.H) {
+          std::memset(row, zero, size_t(span));
+          continue;
+        }
+        const uint8_t* line = x + (n * s.H + ih) * s.W * s.C + g * KC;
+        if (runs && iw0 >= 0 && iw0 + s.KW <= s.W) {
+          copy_bytes(row, line + iw0 * s.C, span);
+          continue;
+        }
+        for (int64_t kw = 0; kw < s.KW; ++kw) {
+          const int64_t iw = iw0 + kw * s.DW;
+          if (iw < 0 || iw >= s.W) std::memset(row + kw * KC, zero, size_t(KC));
+          else copy_bytes(row + kw * KC, line + iw * s.C, KC);
         }
       }
+    }
+  }
 }
 
 Step build_qlinear_conv(NativeContext& c, const Node& n) {
@@ -247,7 +281,7 @@ Step build_qlinear_conv(NativeContext& c, const Node& n) {
     if (pre) pre();
     uint8_t* a = reinterpret_cast<uint8_t*>(ws->data());
     for (int64_t g = 0; g < s.G; ++g) {
-      im2col_u8(s, g, in, zero, a);
+      im2col_u8(s, g, in, zero, a, threads);
       qgemm_u8s8(M, a, K, *packed[size_t(g)], out + g * ocg, OC, threads);
     }
   };
