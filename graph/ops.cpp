@@ -194,6 +194,10 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const std::string& what) 
 bool is_parameter_operand(const Node& n, size_t k) {
   if (k == 0) return false;
   const std::string& op = n.op;
+  // quantization parameters (scales, zero points) and QLinearConv's weights and bias
+  if (op == "QuantizeLinear" || op == "DequantizeLinear" || op == "QLinearConv" || op == "QLinearGlobalAveragePool")
+    return true;
+  if (op == "QLinearMatMul" || op == "QLinearAdd") return k != 3;  // input 3 is the second operand
   return op == "Conv" || op == "FusedInvertedResidual" || op == "BatchNormalization" || op == "Clip" ||
          op == "Reshape" || op == "Gather" || op == "Unsqueeze" || op == "Squeeze";
 }

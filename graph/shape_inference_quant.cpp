@@ -160,14 +160,17 @@ ValueInfo infer_qlinear_matmul(NodeContext& c) {
   const Shape& a = c.shape(0);
   const Shape& b = c.shape(3);
   if (a.size() < 2) c.unsupported("a '", c.input_name(0), "' must have rank >= 2, got shape ", shape_str(a));
-  if (b.size() != 2) c.unsupported("b '", c.input_name(3), "' must be 2-D [K,N], got shape ", shape_str(b));
-  if (a.back() != b[0])
-    c.error("inner dimensions differ: a ", shape_str(a), " and b ", shape_str(b));
+  if (b.size() < 2) c.unsupported("b '", c.input_name(3), "' must have rank >= 2, got shape ", shape_str(b));
+  const int64_t K = a.back(), Kb = b[b.size() - 2], N = b.back();
+  if (K != Kb) c.error("inner dimensions differ: a ", shape_str(a), " and b ", shape_str(b));
   check_qparams(c, 1, 2, at, "a", 0, true);
-  check_qparams(c, 4, 5, bt, "b", b[1], true);
+  check_qparams(c, 4, 5, bt, "b", N, true);
   check_qparams(c, 6, 7, yt, "y", 0, true);
-  Shape y = a;
-  y.back() = b[1];
+  // numpy matmul: the batch dimensions broadcast
+  Shape y = broadcast_shapes(Shape(a.begin(), a.end() - 2), Shape(b.begin(), b.end() - 2),
+                             cat("node '", n.name, "' (", n.op, ") batch dimensions"));
+  y.push_back(a[a.size() - 2]);
+  y.push_back(N);
   return c.output(yt, y);
 }
 

@@ -460,8 +460,10 @@ TEST(ReferenceOps, UnsupportedOpAndDtype) {
   Node d = make_node("Relu", 1);
   d.domain = "com.example";
   EXPECT_THROW(eval::evaluate(d, {&x}), Unsupported);
-  Tensor b(DType::U8, {2});
+  Tensor b(DType::Bool, {2});
   EXPECT_THROW(eval::evaluate(make_node("Identity", 1), {&b}), Unsupported);
+  Tensor q(DType::U8, {2});  // a quantized tensor is data a reshape-like op moves, but not computes with
+  EXPECT_THROW(eval::evaluate(make_node("Relu", 1), {&q}), Unsupported);
   Tensor li = i64({2}, {1, 2});
   EXPECT_THROW(eval::evaluate(make_node("Softmax", 1), {&li}), Unsupported);
 }

@@ -337,11 +337,12 @@ TEST(NativeBackend, PointwiseTilingPrecedenceAndErrors) {
 }
 
 // The native op registry (runtime/native/op_registry.h): every catalogue op a graph can still hold
-// after shape inference has an entry with a named implementation (Shape always folds at load).
+// after shape inference has an entry with a named implementation (Shape always folds at load), but
+// the quantized ops (issue 14: the native int8 path is separate work; the reference runs them).
 TEST(NativeOpRegistry, CoversTheCatalogueWithNamedImplementations) {
   const native::NativeOpRegistry& r = native::native_ops();
   for (const std::string& op : supported_ops()) {
-    if (op == "Shape") continue;
+    if (op == "Shape" || op == "QuantizeLinear" || op == "DequantizeLinear" || op.rfind("QLinear", 0) == 0) continue;
     EXPECT_TRUE(r.handles(op)) << op;
   }
   EXPECT_TRUE(r.handles("locus.FusedInvertedResidual"));

@@ -73,9 +73,9 @@ bool is_unsupported(const std::function<void()>& f) {
 TEST(Catalogue, ListsExactlyTheSupportedOpsSorted) {
   const std::vector<std::string> expected = {
       "Add",       "AveragePool", "BatchNormalization", "Clip",    "Concat",  "Conv",
-      "Div",       "Flatten",     "Gather",             "Gemm",    "GlobalAveragePool",
-      "Identity",  "MatMul",      "MaxPool",            "Mul",     "Relu",
-      "Reshape",   "Shape",       "Softmax",            "Squeeze", "Sub",
+      "DequantizeLinear", "Div", "Flatten", "Gather",   "Gemm",    "GlobalAveragePool",
+      "Identity",  "MatMul",      "MaxPool",            "Mul",     "QLinearConv", "QLinearMatMul",
+      "QuantizeLinear", "Relu",   "Reshape",   "Shape",       "Softmax",            "Squeeze", "Sub",
       "Unsqueeze"};
   EXPECT_EQ(supported_ops(), expected);
   EXPECT_TRUE(std::is_sorted(supported_ops().begin(), supported_ops().end()));
@@ -112,13 +112,13 @@ TEST(Catalogue, UnsupportedOperatorsAreCountedOncePerOp) {
   std::string prev = "x";
   for (int i = 0; i < 70; ++i) {
     const std::string out = "v" + std::to_string(i);
-    b.node(i % 10 == 3 ? "QuantizeLinear" : "QLinearConv", {prev}, out, "node_" + std::to_string(i));
+    b.node(i % 10 == 3 ? "DynamicQuantizeLinear" : "ConvInteger", {prev}, out, "node_" + std::to_string(i));
     prev = out;
   }
-  b.node("QLinearAdd", {prev}, "y", "add").domain = "com.microsoft";
+  b.node("QLinearSigmoid", {prev}, "y", "sig").domain = "com.microsoft";
   EXPECT_EQ(unsupported_summary(b.g),
-            "unsupported operators: QLinearConv \u00d763, first 'node_0'; QuantizeLinear \u00d77, first 'node_3'; "
-            "QLinearAdd of domain 'com.microsoft' (node 'add')");
+            "unsupported operators: ConvInteger \u00d763, first 'node_0'; DynamicQuantizeLinear \u00d77, first 'node_3'; "
+            "QLinearSigmoid of domain 'com.microsoft' (node 'sig')");
   std::string m = message_of<Unsupported>([&] { infer_shapes(b.g); });
   EXPECT_EQ(m, unsupported_summary(b.g));
   EXPECT_EQ(m.find('\n'), std::string::npos);

@@ -126,15 +126,23 @@ void qlinear_conv(const Node& n, const Inputs& in, Tensor& y) {
 void qlinear_matmul(const Node& n, const Inputs& in, Tensor& y) {
   const Tensor &a = *in[0], &as = *in[1], &b = *in[3], &bs = *in[4], &ys = *in[6];
   const int32_t za = zero_at(in[2], 0), zy = zero_at(in[7], 0);
-  const int64_t K = b.shape[0], Ncol = b.shape[1];
-  const int64_t M = a.numel() / K;
-  for (int64_t j = 0; j < Ncol; ++j) {
-    const int32_t zb = zero_at(in[5], j);
-    const float mult = scale_at(as, 0) * scale_at(bs, j) / scale_at(ys, 0);
-    for (int64_t m = 0; m < M; ++m) {
-      int64_t acc = 0;
-      for (int64_t k = 0; k < K; ++k) acc += int64_t(qget(a, m * K + k) - za) * (qget(b, k * Ncol + j) - zb);
-      qset(y, m * Ncol + j, requantize(acc, mult, zy, y.dtype));
+  const int64_t M = a.shape[a.shape.size() - 2], K = a.shape.back(), Ncol = b.shape.back();
+  // batch dimensions (numpy broadcasting): the output's, and each operand's strides in matrices
+  const Shape batch(y.shape.begin(), y.shape.end() - 2);
+  const auto sa = broadcast_strides(Shape(a.shape.begin(), a.shape.end() - 2), batch);
+  const auto sb = broadcast_strides(Shape(b.shape.begin(), b.shape.end() - 2), batch);
+  const int64_t batches = dims_product(batch, 0, batch.size());
+  for (int64_t bi = 0; bi < batches; ++bi) {
+    const int64_t a0 = broadcast_offset(bi, batch, sa) * M * K, b0 = broadcast_offset(bi, batch, sb) * K * Ncol;
+    for (int64_t j = 0; j < Ncol; ++j) {
+      const int32_t zb = zero_at(in[5], j);
+      const float mult = scale_at(as, 0) * scale_at(bs, j) / scale_at(ys, 0);
+      for (int64_t m = 0; m < M; ++m) {
+        int64_t acc = 0;
+        for (int64_t k = 0; k < K; ++k)
+          acc += int64_t(qget(a, a0 + m * K + k) - za) * (qget(b, b0 + k * Ncol + j) - zb);
+        qset(y, (bi * M + m) * Ncol + j, requantize(acc, mult, zy, y.dtype));
+      }
     }
   }
 }
