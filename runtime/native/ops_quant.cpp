@@ -292,6 +292,7 @@ Step build_qlinear_matmul(NativeContext& c, const Node& n) {
   const Val& y = c.val(n.outputs[0]);
   const Tensor* bt = c.graph().constant(n.input(3));
   if (!bt) throw Unsupported(cat("native backend: QLinearMatMul '", n.name, "' with a non-constant B"));
+  if (bt->shape.size() != 2) throw Unsupported(cat("native backend: QLinearMatMul '", n.name, "' with a batched B ", shape_str(bt->shape)));
   const int64_t K = bt->shape[0], N = bt->shape[1], M = a.numel() / K;
   const QuantParams q = quant_params(c, n, is_s8(a.dtype), bt->dtype == DType::U8, is_s8(y.dtype));
   const std::vector<int8_t> w = weights_s8(*bt);
