@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -446,6 +447,24 @@ TEST_P(NativeQuantModel, Int8MobileNetV2EqualsTheReferenceBitForBit) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Isas, NativeQuantModel, ::testing::ValuesIn(test::supported_isas()), test::isa_param_name);
+
+// The QDQ twin (scripts/make-qdq-model.py; fold-qdq rewrites it into the same quantized ops) runs on
+// the same native kernels: the same bytes as the reference on the QOperator model.
+TEST(NativeQuantModelQdq, QdqFormOnTheNativeBackendEqualsTheReference) {
+  ASSERT_FALSE(int8_model().empty()) << "the int8 model is missing: ../shared/models/mobilenetv2-12-int8";
+  const std::string src = std::filesystem::path(int8_model()).parent_path().string();
+  const std::string out = std::string(LOCUS_BINARY_DIR) + "/test-models/native-quant-qdq";
+  const std::string cmd = std::string("/usr/bin/python3 ") + LOCUS_SOURCE_DIR + "/scripts/make-qdq-model.py '" + src +
+                          "' '" + out + "' > /dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  Session s = Session::from_file(out + "/mobilenetv2-12-int8-qdq.onnx");
+  for (const NodeImplementation& impl : s.executable().implementations())
+    EXPECT_TRUE(impl.op != "Conv" && impl.op != "MatMul" && impl.op != "Add") << impl.op << " '" << impl.node << "'";
+  for (int k = 0; k < 5; ++k) {
+    const Tensor got = s.run({{"input", test_set(k, "input_0.pb")}})[0];
+    EXPECT_EQ(byte_diff(got, reference_outputs()[size_t(k)]), "") << "set " << k;
+  }
+}
 
 TEST(NativeQuantModelOrt, Int8MobileNetV2MatchesOnnxRuntime) {
   ASSERT_FALSE(int8_model().empty()) << "the int8 model is missing: ../shared/models/mobilenetv2-12-int8";

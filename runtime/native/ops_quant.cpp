@@ -124,6 +124,8 @@ QuantParams quant_params(NativeContext& c, const Node& n, bool x_s8, bool w_u8, 
   for (int64_t k = 0; k < ws.numel(); ++k) q.w_scale.push_back(scale_at(ws, k));
   if (wz)
     for (int64_t k = 0; k < wz->numel(); ++k) q.w_zero.push_back(zero_at(wz, k) - (w_u8 ? 128 : 0));
+  else if (w_u8)
+    q.w_zero.push_back(-128);  // uint8 weights with the default zero point 0
   q.y_scale = scale_at(constant_input(c, n, 6, "the output scale"), 0);
   q.y_zero = zero_at(optional_constant(c, n, 7, "the output zero point"), 0);
   q.s8_out = y_s8;
