@@ -20,6 +20,7 @@ using namespace kernels;
 Step build_logical_copy(NativeContext& c, const Val& x, const Val& y) {
   Step pre, post;
   if (x.is_byte()) {
+    c.set_implementation("memcpy (1-byte values, copy_strided_u8 for a layout change)");
     const uint8_t* src = c.rowmajor_in_bytes(x, pre);
     uint8_t* dst = c.rowmajor_out_bytes(y, post);
     return [pre, post, src, dst, cnt = y.numel()] {
@@ -48,6 +49,7 @@ Step build_concat(NativeContext& c, const Node& n) {
     if (in.empty()) continue;
     const Val& x = c.val(in);
     if (y.is_byte()) {
+      c.set_implementation("copy_strided_u8");
       uint8_t* dst = y.bytes() + offset * ys[size_t(axis)];
       parts.push_back([x, dst, ys] { copy_strided_u8(x.shape, x.bytes(), x.strides(), dst, ys); });
     } else {
