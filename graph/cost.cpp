@@ -8,8 +8,10 @@ namespace locus {
 
 int64_t count_parameters(const Graph& g) {
   int64_t n = 0;
-  for (auto& [name, t] : g.constants)
-    if (t.dtype == DType::F32 && t.numel() > 1) n += t.numel();
+  for (auto& [name, t] : g.constants)  // float weights, and the int8 / uint8 / int32 ones of a quantized model
+    if ((t.dtype == DType::F32 || t.dtype == DType::I8 || t.dtype == DType::U8 || t.dtype == DType::I32) &&
+        t.numel() > 1)
+      n += t.numel();
   return n;
 }
 
@@ -21,9 +23,9 @@ int64_t numel_of(const Shape& s) {
   return n;
 }
 
-// Every output takes C / G x KH x KW (x ...) MACs.
+// Every output takes C / G x KH x KW (x ...) MACs (the weight is input 1 of Conv, 3 of QLinearConv).
 int64_t conv_macs(const Graph& g, const Node& n) {
-  ValueInfo w = g.info(n.input(1)), y = g.info(n.outputs[0]);
+  ValueInfo w = g.info(n.input(n.op == "QLinearConv" ? 3 : 1)), y = g.info(n.outputs[0]);
   int64_t per_output = w.shape[1];  // C / G
   for (size_t d = 2; d < w.shape.size(); ++d) per_output *= w.shape[d];
   return numel_of(y.shape) * per_output;
@@ -65,6 +67,8 @@ const MacTable& mac_table() {
     t.add({"Conv", "outputs x C/G x KH x KW", conv_macs});
     t.add({"Gemm", "M x N x K", gemm_macs});
     t.add({"MatMul", "outputs x K", matmul_macs});
+    t.add({"QLinearConv", "outputs x C/G x KH x KW (int8)", conv_macs});
+    t.add({"QLinearMatMul", "outputs x K (int8)", matmul_macs});
     t.add({op_key(kLocusDomain, "FusedInvertedResidual"), "expand + depthwise (+ second depthwise) + project",
            fused_inverted_residual_macs});
     return t;

@@ -18,6 +18,18 @@
 //   Softmax(X) attrs axis (>= 0), legacy (1: opset < 13, coerce to 2-D at axis).
 //   Shape(X) attrs start, end.   Gather(X, indices) attr axis (>= 0).
 //   Unsqueeze(X, axes)   Squeeze(X, [axes])  (the opset < 13 attribute forms become constant inputs)
+// Quantized ops (graph/shape_inference_quant.cpp; uint8 / int8 tensors, scales float32 constants > 0,
+// zero points constants of the quantized tensor's type, docs/int8.md):
+//   QuantizeLinear(X, y_scale, [y_zero_point]) -> u8 (no zero point) or the zero point's type;
+//   DequantizeLinear(X, x_scale, [x_zero_point]) -> f32 (X u8, s8 or s32 with zero point 0); both
+//     per tensor or per axis (attr axis, normalised to >= 0, only for a scale of more than one value).
+//   QLinearConv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp[, B]) Conv's attributes (canonical
+//     as Conv's); w_scale / w_zp per tensor or per output channel [OC]; B int32 [OC]; y has x's type.
+//   QLinearMatMul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp) a [..., M, K], b [..., K, N]
+//     (batch dims broadcast), b_scale / b_zp per tensor or per column [N]; y has a's type.
+//   com.microsoft QLinearAdd(A, A_scale, [A_zp], B, B_scale, [B_zp], C_scale, [C_zp]) broadcasting.
+//   com.microsoft QLinearGlobalAveragePool(X, x_scale, x_zp, y_scale, y_zp) attr channels_last (0|1).
+// Reshape, Flatten, Identity, Squeeze and Unsqueeze also move uint8 / int8 tensors.
 // Constant nodes become Graph::constants in the importer.
 //
 // Ops of the "locus" domain (kLocusDomain) are created by passes, never by the importer's

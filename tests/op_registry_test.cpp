@@ -311,7 +311,8 @@ TEST(EvalOpRegistry, ForeignDomainOpIsDeclinedNamingTheDomain) {
 
 TEST(MacTable, ListsTheOpsThatMultiply) {
   const std::vector<std::string> keys = mac_table().keys();
-  EXPECT_EQ(keys, (std::vector<std::string>{"Conv", "Gemm", "MatMul", "locus.FusedInvertedResidual"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{"Conv", "Gemm", "MatMul", "QLinearConv", "QLinearMatMul",
+                                            "locus.FusedInvertedResidual"}));
   EXPECT_EQ(mac_table().find(foreign("FusedInvertedResidual", "com.example", "b")), nullptr);
   for (const auto& [key, what] : mac_table().entries()) EXPECT_FALSE(what.empty()) << key;
 }

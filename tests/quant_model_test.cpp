@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <numeric>
 
+#include "graph/cost.h"
 #include "importers/onnx/onnx_importer.h"
 #include "runtime/session.h"
 #include "tests/test_support.h"
@@ -141,4 +142,18 @@ TEST(QuantModel, OnednnBackendRefusesTheQuantizedModelInOneLine) {
     EXPECT_NE(msg.find("onednn backend"), std::string::npos) << msg;
     EXPECT_NE(msg.find("QLinearConv \u00d752, first 'Conv_0_quant'"), std::string::npos) << msg;
   }
+}
+
+// The quantized model does the fp32 model's multiply-accumulates (the same layers, int8).
+TEST(QuantModel, Int8ModelCountsTheFp32ModelsMacs) {
+  const std::string dir = int8_dir(), fp32 = test::mobilenet_fp32_dir();
+  ASSERT_FALSE(dir.empty()) << "the int8 model is missing: ../shared/models/mobilenetv2-12-int8 (or $LOCUS_MODEL_DIR)";
+  ASSERT_FALSE(fp32.empty()) << "the fp32 model is missing: ../shared/models/mobilenetv2-12-fp32-from-int8";
+  Session q = reference_session(dir + "/mobilenetv2-12-int8.onnx");
+  SessionOptions o;
+  o.backend_name = "reference";
+  o.pipeline.disabled_passes = {"fuse-inverted-residual"};
+  Session f = Session::from_file(fp32 + "/mobilenetv2-12-fp32-from-int8.onnx", o);
+  EXPECT_GT(graph_macs(q.graph()), 290'000'000);
+  EXPECT_EQ(graph_macs(q.graph()), graph_macs(f.graph()));
 }

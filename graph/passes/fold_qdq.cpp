@@ -47,7 +47,7 @@ class FoldQdq : public Pass {
       std::string why;
       Node q = g.nodes[i];
       int p = g.producer(q.input(0));
-      if (p < 0) why = "its input is not produced by a node";
+      if (p < 0) why = cat("its input '", q.input(0), "' is a graph input or a constant (no float op to fold)");
       else if (!keep[size_t(p)]) why = "its producer was already rewritten";
       std::optional<Node> made;
       if (why.empty()) made = rewrite(g, q, g.nodes[size_t(p)], why);
