@@ -265,6 +265,44 @@ TEST_P(NativeQuant, QLinearAddSameShapeAndBroadcast) {
   }
 }
 
+// Every (a, b) pair of uint8 values, same-shape (the SIMD path) and broadcast (the strided one): ORT's
+// fused multiply-adds decide some roundings, which a plain multiply-then-add would get wrong.
+TEST_P(NativeQuant, QLinearAddEveryPairOfValues) {
+  Tensor a(DType::U8, {1, 65536}), b(DType::U8, {1, 65536}), col(DType::U8, {256, 1}), row(DType::U8, {1, 256});
+  for (int i = 0; i < 65536; ++i) a.data<uint8_t>()[i] = uint8_t(i >> 8), b.data<uint8_t>()[i] = uint8_t(i & 255);
+  for (int i = 0; i < 256; ++i) col.data<uint8_t>()[i] = row.data<uint8_t>()[i] = uint8_t(i);
+  for (bool broadcast : {false, true}) {
+    GraphBuilder g;
+    const std::string x = qinput(g, "a", DType::U8, broadcast ? Shape{256, 1} : Shape{1, 65536});
+    const std::string y2 = qinput(g, "b", DType::U8, broadcast ? Shape{1, 256} : Shape{1, 65536});
+    g.constant("as", scalar_f32(0.049825374f));
+    g.constant("az", zero_point(DType::U8, {}, {62}));
+    g.constant("bs", scalar_f32(0.18530901f));
+    g.constant("bz", zero_point(DType::U8, {}, {102}));
+    g.constant("cs", scalar_f32(0.04013419f));
+    g.constant("cz", zero_point(DType::U8, {}, {43}));
+    const std::string y = g.node("QLinearAdd", {x, "as", "az", y2, "bs", "bz", "cs", "cz"});
+    g.g.nodes.back().domain = kMicrosoftDomain;
+    SCOPED_TRACE(broadcast ? "broadcast" : "same shape");
+    expect_same(finish_one(g, y), broadcast ? std::map<std::string, Tensor>{{"a", col}, {"b", row}}
+                                            : std::map<std::string, Tensor>{{"a", a}, {"b", b}});
+  }
+  // the case is sharp: without the fused multiply-adds some pair rounds differently
+  // (scales and zero points found by a search for pairs on which the two forms disagree in range)
+  const float ra = 0.049825374f / 0.04013419f, rb = 0.18530901f / 0.04013419f;
+  const float fixed = 43.f - std::fma(ra, 62.f, rb * 102.f);
+  int differ = 0;
+  for (int i = 0; i < 65536; ++i) {
+    const float fa = float(i >> 8), fb = float(i & 255);
+    const float fused = std::fma(fa, ra, std::fma(fb, rb, fixed));
+    volatile float p1 = fa * ra, p2 = fb * rb;
+    const float plain = p1 + (p2 + fixed);
+    auto clamp = [](float v) { return std::min(255.f, std::max(0.f, std::nearbyint(v))); };
+    differ += clamp(fused) != clamp(plain);
+  }
+  EXPECT_GT(differ, 0);
+}
+
 TEST_P(NativeQuant, QLinearGlobalAveragePool) {
   for (int last : {0, 1})
     for (Shape s : {Shape{2, 19, 5, 3}, Shape{2, 11, 6}})
