@@ -341,6 +341,27 @@ TEST_P(NativeQuant, QuantizeAndDequantizeLinear) {
     }
 }
 
+// Halfway points: x = (k / 2) * scale in float, so x / scale lands on or next to a tie; ORT divides
+// (MlasQuantizeLinear), and multiplying by the reciprocal would round some of them the other way.
+TEST_P(NativeQuant, QuantizeLinearAtTies) {
+  const float scale = 0.0371f;
+  std::vector<float> v;
+  for (int k = -700; k < 700; ++k) v.push_back(float(k) * 0.5f * scale);
+  for (DType t : {DType::U8, DType::I8}) {
+    GraphBuilder b;
+    const std::string x = b.input("x", {int64_t(v.size())});
+    b.constant("s", scalar_f32(scale));
+    b.constant("z", zero_point(t, {}, {t == DType::U8 ? 128 : 0}));
+    const std::string q = b.node("QuantizeLinear", {x, "s", "z"});
+    SCOPED_TRACE(dtype_name(t));
+    expect_same(b.finish({q}), {{"x", f32s({int64_t(v.size())}, v)}});
+  }
+  int differ = 0;
+  const volatile float inv = 1.f / scale;
+  for (float x : v) differ += std::nearbyint(x / scale) != std::nearbyint(x * inv);
+  EXPECT_GT(differ, 0) << "the case does not tell division from multiplication";
+}
+
 TEST_P(NativeQuant, DataMovementOfBytes) {
   // uint8 values through Flatten, Reshape, Unsqueeze, Squeeze and Identity, from and to NHWC (the
   // boundary converts 1-byte values NCHW <-> NHWC); the catalogue refuses Concat of uint8 for now
