@@ -507,6 +507,25 @@ TEST_P(NativeQuantModel, Int8MobileNetV2EqualsTheReferenceBitForBit) {
 
 INSTANTIATE_TEST_SUITE_P(Isas, NativeQuantModel, ::testing::ValuesIn(test::supported_isas()), test::isa_param_name);
 
+// Batch 3 (sets 0, 1, 2 in one input): each row of the output is that set's batch-1 reference output.
+TEST(NativeQuantModelBatch, Int8MobileNetV2AtBatchThreeEqualsTheReferenceRows) {
+  ASSERT_FALSE(int8_model().empty()) << "the int8 model is missing: ../shared/models/mobilenetv2-12-int8";
+  SessionOptions o;
+  o.batch = 3;
+  o.threads = 2;
+  Session s = Session::from_file(int8_model(), o);
+  Tensor in(DType::F32, {3, 3, 224, 224});
+  const size_t one = size_t(3 * 224 * 224) * sizeof(float);
+  for (int k = 0; k < 3; ++k) std::memcpy(in.bytes.data() + size_t(k) * one, test_set(k, "input_0.pb").bytes.data(), one);
+  const Tensor got = s.run({{"input", in}})[0];
+  ASSERT_EQ(got.shape, (Shape{3, 1000}));
+  for (int k = 0; k < 3; ++k) {
+    Tensor row(DType::F32, {1, 1000});
+    std::memcpy(row.bytes.data(), got.bytes.data() + size_t(k) * 1000 * sizeof(float), 1000 * sizeof(float));
+    EXPECT_EQ(byte_diff(row, reference_outputs()[size_t(k)]), "") << "row " << k;
+  }
+}
+
 // The QDQ twin (scripts/make-qdq-model.py; fold-qdq rewrites it into the same quantized ops) runs on
 // the same native kernels: the same bytes as the reference on the QOperator model.
 TEST(NativeQuantModelQdq, QdqFormOnTheNativeBackendEqualsTheReference) {
