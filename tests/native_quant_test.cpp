@@ -405,6 +405,25 @@ TEST(NativeQuantErrors, UnhandledDtypesAreRefusedInOneLine) {
   }
 }
 
+// Weights that are runtime values: the reference runs them, the native builders (which pack weights
+// once) decline in one line naming the node.
+TEST(NativeQuantErrors, RuntimeWeightsAreDeclinedNamingTheNode) {
+  auto [g, in] = conv_graph({1, 4, 5, 5, 6, 1, 1, 0, 1}, 130);
+  g.constants.erase("w");
+  g.inputs.push_back("w");
+  g.values["w"] = ValueInfo{DType::I8, {6, 4, 1, 1}, true};
+  in["w"] = random_bytes(DType::I8, {6, 4, 1, 1}, 131);
+  EXPECT_NO_THROW(run_backend(g, in, "reference", 1));
+  try {
+    run_backend(g, in, "native", 1);
+    FAIL() << "the native backend accepted runtime QLinearConv weights";
+  } catch (const Unsupported& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    EXPECT_NE(msg.find("QLinearConv 'QLinearConv_0' with non-constant weights"), std::string::npos) << msg;
+  }
+}
+
 TEST(NativeQuantErrors, TheDtypeCheckAsksTheOpReadingOrWritingEachValue) {
   // a uint8 graph: Flatten reads and writes uint8; a backend whose Flatten is float-only refuses it
   GraphBuilder b;
