@@ -16,7 +16,9 @@ std::unique_ptr<Backend> make_onednn_dwfused_backend();
 std::unique_ptr<Backend> make_accel_backend();  // runtime/accel_backend.cpp
 
 void require_float_graph(const Graph& g, const std::string& backend,
-                         const std::function<bool(const std::string& op)>& handles) {
+                         const std::function<bool(const std::string& op)>& handles,
+                         const std::function<bool(DType)>& runtime_dtype) {
+  auto accepted = [&](DType t) { return runtime_dtype ? runtime_dtype(t) : t == DType::F32; };
   // One entry per distinct problem, with its count and first node, in order of first appearance (a
   // quantized model has dozens of nodes of each op: the message stays one short line).
   struct Problem {
@@ -38,7 +40,7 @@ void require_float_graph(const Graph& g, const std::string& backend,
       continue;
     }
     for (auto& out : n.outputs)
-      if (!out.empty() && g.info(out).dtype != DType::F32) add(cat(n.op, " producing ", dtype_name(g.info(out).dtype)), n.name);
+      if (!out.empty() && !accepted(g.info(out).dtype)) add(cat(n.op, " producing ", dtype_name(g.info(out).dtype)), n.name);
   }
   std::string msg;
   for (size_t i = 0; i < problems.size(); ++i) {

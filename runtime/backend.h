@@ -159,9 +159,11 @@ class Backend {
 };
 
 // Throws Unsupported naming, all at once, every node whose op `handles` rejects and every
-// non-float32 runtime value (integer tensors exist only as constants in the CPU backends).
+// non-float32 runtime value (integer tensors exist only as constants in the CPU backends), or, with
+// `runtime_dtype`, every runtime value whose dtype it rejects (the oneDNN backend's u8/s8 values).
 void require_float_graph(const Graph& g, const std::string& backend,
-                         const std::function<bool(const std::string& op)>& handles);
+                         const std::function<bool(const std::string& op)>& handles,
+                         const std::function<bool(DType)>& runtime_dtype = nullptr);
 
 // Registered backends: "native", "native-unfused" (native without block fusion), "onednn", "onednn-dwfused", "reference", "accel". Throws Error listing the known ones otherwise.
 std::unique_ptr<Backend> make_backend(const std::string& name);

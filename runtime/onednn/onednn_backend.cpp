@@ -170,7 +170,10 @@ class OnednnExecutable : public Executable, public OnednnContext {
 OnednnExecutable::OnednnExecutable(const Graph& g, const BackendOptions& o, bool dw_fusion)
     : g_(g), opts_(o), dw_fusion_(dw_fusion) {
   const char* who = dw_fusion ? "onednn-dwfused" : "onednn";
-  require_float_graph(g, who, [](const std::string& op) { return onednn_ops().handles(op); });
+  // Runtime values are f32, or u8/s8 between the quantized ops (runtime/onednn/ops_quant.cpp).
+  require_float_graph(
+      g, who, [](const std::string& op) { return onednn_ops().handles(op); },
+      [](DType t) { return t == DType::F32 || t == DType::U8 || t == DType::I8; });
   OmpThreadsScope omp_threads(opts_.threads);  // primitives are created for this thread count
 
   for (auto& [name, vi] : g.values) shapes_[name] = vi.shape;
@@ -281,8 +284,9 @@ Val OnednnExecutable::to_desc(const Val& v, const md& want, const std::string& n
 
 // v's elements in logical row-major order seen as shape s (same element count).
 Val OnednnExecutable::view(const Val& v, const Shape& s, const std::string& node) {
-  Val p = to_desc(v, plain_md(v.shape), node);
-  md d = plain_md(s);
+  const dt type = v.desc.data_type();
+  Val p = to_desc(v, plain_md(v.shape, type), node);
+  md d = plain_md(s, type);
   LOCUS_CHECK(d.get_size() == p.desc.get_size(), "onednn backend: view of ", shape_str(v.shape), " as ", shape_str(s));
   Val r{p.buf, d, {}, s};
   if (p.buf < 0) r.fixed = dn::memory(d, eng_, p.fixed.get_data_handle());
