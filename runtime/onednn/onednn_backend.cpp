@@ -234,6 +234,13 @@ const Val& OnednnExecutable::val(const std::string& name) {
   if (auto it = vals_.find(name); it != vals_.end()) return it->second;
   const Tensor* c = g_.constant(name);
   LOCUS_CHECK(c, "onednn backend: value '", name, "' is unknown");
+  if (c->dtype == DType::U8 || c->dtype == DType::I8) {  // an operand of the quantized ops
+    md d = plain_md(c->shape, c->dtype == DType::U8 ? dt::u8 : dt::s8);
+    dn::memory m(d, eng_);
+    if (c->numel() > 0) std::memcpy(m.get_data_handle(), c->bytes.data(), size_t(c->numel()));
+    constants_.push_back(m);
+    return vals_[name] = Val{-1, d, m, c->shape};
+  }
   if (c->dtype != DType::F32)
     throw Unsupported(cat("onednn backend: constant '", name, "' of type ", dtype_name(c->dtype), " used as a float operand"));
   md d = plain_md(c->shape);

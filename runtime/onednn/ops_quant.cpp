@@ -12,7 +12,7 @@
 //   QLinearGlobalAveragePool   reorder to f32 (scaled by x_scale / y_scale), pooling_avg over H x W,
 //                      reorder adding y's zero point into u8/s8
 // Scales and zero points must be constants; a form oneDNN cannot express (weight zero points other
-// than 0, u8 weights, broadcasting QLinearAdd, channels_last pooling) throws Unsupported naming it.
+// than 0, u8 weights, QLinearAdd broadcasting both operands, channels_last pooling) throws Unsupported naming it.
 #include <cmath>
 
 #include "runtime/onednn/op_registry.h"
@@ -198,13 +198,20 @@ void build_qlinear_matmul(OnednnContext& ctx, const Node& n) {
 void build_qlinear_add(OnednnContext& ctx, const Node& n) {
   Val a = ctx.val(n.input(0)), b = ctx.val(n.input(3));
   const Shape& ys = ctx.out_shape(n);
-  if (a.shape != ys || b.shape != ys)
-    throw Unsupported(cat("onednn backend: QLinearAdd '", n.name, "' broadcasts an operand"));
   float as = scale_of(ctx, n, 1, "A_scale"), bs = scale_of(ctx, n, 4, "B_scale"), cs = scale_of(ctx, n, 6, "C_scale");
   int32_t az = zero_of(ctx, n, 2, "A_zero_point"), bz = zero_of(ctx, n, 5, "B_zero_point"),
           cz = zero_of(ctx, n, 7, "C_zero_point");
   dt dst_t = dt_of(ctx.graph().info(n.outputs[0]).dtype, n);
-  b = ctx.to_desc(b, retyped(a.desc, b.desc.data_type()), n.name);
+  if (a.shape != ys && b.shape == ys) {  // addition commutes: the full-size operand first
+    std::swap(a, b);
+    std::swap(as, bs);
+    std::swap(az, bz);
+  }
+  if (a.shape != ys) throw Unsupported(cat("onednn backend: QLinearAdd '", n.name, "' broadcasts both operands"));
+  if (b.shape != ys)  // broadcast by the binary primitive, in plain layout
+    b = ctx.view(b, left_pad(b.shape, ys.size()), n.name);
+  else
+    b = ctx.to_desc(b, retyped(a.desc, b.desc.data_type()), n.name);
   // (a - az) * as / cs and (b - bz) * bs / cs in f32, added; then + cz, rounded into u8/s8
   Val af = rescale(ctx, n.name + ":dequantize", "Reorder", a, dt::f32, as / cs, az, 0);
   Val bf = rescale(ctx, n.name + ":dequantize", "Reorder", b, dt::f32, bs / cs, bz, 0);
