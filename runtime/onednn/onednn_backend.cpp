@@ -14,6 +14,10 @@
 //   Concat / Softmax   concat / softmax_forward
 //   Reshape / Flatten / Squeeze / Unsqueeze / Identity   a reorder into plain (row-major) layout if
 //                      the value is blocked, then a view of the same buffer
+//   the quantized ops  QLinearConv (convolution_forward u8s8 with output scales and zero points),
+//                      QLinearMatMul (matmul u8s8), Quantize/DequantizeLinear (reorders with scales),
+//                      QLinearAdd / QLinearGlobalAveragePool (reorders through f32 around binary_add /
+//                      pooling): runtime/onednn/ops_quant.cpp; values between them are u8/s8
 // A reorder is inserted only where a consumer wants a different layout than its producer wrote.
 //
 // "onednn-dwfused" additionally runs a 1x1 convolution followed by a depthwise 3x3 (stride 1 or 2,
@@ -433,7 +437,7 @@ void OnednnExecutable::run(const std::vector<const Tensor*>& inputs, std::vector
 
 std::string OnednnExecutable::describe() const {
   int convs = 0;
-  for (auto& s : steps_) convs += s.op == "Conv" || s.op == "Conv+DwConv";
+  for (auto& s : steps_) convs += s.op == "Conv" || s.op == "Conv+DwConv" || s.op == "QLinearConv";
   std::string r;
   if (dw_fusion_) {
     r = cat("onednn-dwfused: ", fused_, " of ", eligible_, " pw->dw pairs fused");
