@@ -202,7 +202,7 @@ TEST(OnednnOpRegistry, ListsItsEntriesWithThePrimitiveThatRunsThem) {
 // their own way: tests/quant_onednn_test.cpp checks them within one quantization step.)
 TEST(OnednnOpRegistry, EveryEntryBuildsOnASmallGraph) {
   for (const std::string& key : onednn::onednn_ops().keys()) {
-    if (key.find("Quantize") != std::string::npos || key.find("QLinear") != std::string::npos) continue;
+    if (key.find("uantizeLinear") != std::string::npos || key.find("QLinear") != std::string::npos) continue;
     OneOp t = one_op_graph(key);
     ASSERT_FALSE(t.g.nodes.empty()) << "no test graph for " << key;
     const auto want = Session::from_graph(t.g, options("reference")).run(t.inputs);
