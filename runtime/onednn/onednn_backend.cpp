@@ -100,6 +100,7 @@ struct Step {
 
 struct OutputPlan {
   Shape shape;
+  DType dtype = DType::F32;  // u8/s8 for a quantized graph output
   dn::memory src;
   bool plain = true;    // memcpy, otherwise reorder into the output tensor
   dn::reorder reorder;
@@ -375,8 +376,9 @@ void OnednnExecutable::finish_memory(const Graph& g) {
     if (constant_outputs_.count(o)) { outputs_.push_back(op); continue; }
     const Val& v = vals_.at(o);
     op.shape = v.shape;
+    op.dtype = g.info(o).dtype;
     op.src = bind(v);
-    md want = plain_md(v.shape);
+    md want = plain_md(v.shape, v.desc.data_type());
     op.plain = v.desc == want;
     if (!op.plain) {
       op.dst = dn::memory(want, eng_, nullptr);
@@ -422,15 +424,15 @@ void OnednnExecutable::run(const std::vector<const Tensor*>& inputs, std::vector
       continue;
     }
     OutputPlan& op = outputs_[i];
-    Tensor t(DType::F32, op.shape);
+    Tensor t(op.dtype, op.shape);
     if (op.plain) {
-      std::memcpy(t.data<float>(), op.src.get_data_handle(), t.bytes.size());
+      std::memcpy(t.bytes.data(), op.src.get_data_handle(), t.bytes.size());
     } else {
-      op.dst.set_data_handle(t.data<float>());
+      op.dst.set_data_handle(t.bytes.data());
       op.reorder.execute(strm_, op.src, op.dst);
       strm_.wait();
     }
-    if (nan_input) std::fill_n(t.data<float>(), t.numel(), std::numeric_limits<float>::quiet_NaN());
+    if (nan_input && t.dtype == DType::F32) std::fill_n(t.data<float>(), t.numel(), std::numeric_limits<float>::quiet_NaN());
     outputs[i] = std::move(t);
   }
 }

@@ -5,7 +5,8 @@
 //                      (zero point 0), s32 bias, u8/s8 dst with its zero point; per-output-channel
 //                      output scales x_scale * w_scale[c] / y_scale (oneDNN 2.x: acc + bias, then
 //                      scaled, as QLinearConv defines); depthwise is a grouped convolution
-//   QLinearMatMul      matmul u8s8 (2-D), the same scales and zero points
+//   QLinearMatMul      matmul u8s8 (A's leading dims folded into its rows; 2-D weights), the same
+//                      scales and zero points
 //   QuantizeLinear / DequantizeLinear   reorder with an output scale and a zero point (per tensor)
 //   QLinearAdd         reorders dequantizing both operands to f32 (scaled by a_scale / c_scale,
 //                      b_scale / c_scale), binary_add, a reorder adding c's zero point into u8/s8
@@ -175,24 +176,28 @@ void build_qlinear_matmul(OnednnContext& ctx, const Node& n) {
   const Val& a = ctx.val(n.input(0));
   const Tensor& w = s8_weights(ctx, n);
   const Shape& ys = ctx.out_shape(n);
-  if (a.shape.size() != 2 || w.shape.size() != 2)
-    throw Unsupported(cat("onednn backend: QLinearMatMul '", n.name, "' is not 2-D x 2-D"));
+  if (a.shape.size() < 2 || w.shape.size() != 2)
+    throw Unsupported(cat("onednn backend: QLinearMatMul '", n.name, "' with a weight of rank other than 2"));
   std::vector<float> scales = output_scales(ctx, n);
   int32_t az = zero_of(ctx, n, 2, "a_zero_point"), yz = zero_of(ctx, n, 7, "y_zero_point");
   dt dst_t = dt_of(ctx.graph().info(n.outputs[0]).dtype, n);
-  Val src = ctx.to_desc(a, plain_md(a.shape, a.desc.data_type()), n.name);
+  // leading dims of A folded into the rows: [rows, K] x [K, N], the result seen as ys
+  const int64_t K = a.shape.back(), N = w.shape[1];
+  int64_t rows = 1;
+  for (size_t i = 0; i + 1 < a.shape.size(); ++i) rows *= a.shape[i];
+  Val src = ctx.view(a, {rows, K}, n.name);
   md w_user = plain_md(w.shape, dt::s8), any_w(dims_of(w.shape), dt::s8, tag::any);
-  md dst = plain_md(ys, dst_t);
+  md dst = plain_md({rows, N}, dst_t);
   dn::primitive_attr attr = scratch_attr();
   attr.set_output_scales(scales.size() == 1 ? 0 : 1 << 1, scales);
   if (az != 0) attr.set_zero_points(DNNL_ARG_SRC, 0, {az});
   if (yz != 0) attr.set_zero_points(DNNL_ARG_DST, 0, {yz});
   dn::matmul::primitive_desc pd(dn::matmul::desc(src.desc, any_w, dst), attr, ctx.engine());
   dn::memory wm = constant_int(ctx, w, w_user, pd.weights_desc());
-  Val y = ctx.new_value(pd.dst_desc(), ys);
+  Val y = ctx.new_value(pd.dst_desc(), {rows, N});
   ctx.add_step(n.name, "QLinearMatMul", dn::matmul(pd),
                {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, Val{-1, pd.weights_desc(), wm, {}}}, {DNNL_ARG_DST, y}});
-  ctx.set_val(n.outputs[0], y);
+  ctx.set_val(n.outputs[0], ctx.view(y, ys, n.name));
 }
 
 void build_qlinear_add(OnednnContext& ctx, const Node& n) {
