@@ -28,6 +28,7 @@ static const char* kInfoHelp =
 static void print_ops() {
   std::vector<std::string> keys = supported_ops();
   for (const std::string& op : locus_ops()) keys.push_back(std::string(kLocusDomain) + "." + op);
+  for (const std::string& op : microsoft_ops()) keys.push_back(std::string(kMicrosoftDomain) + "." + op);
   const std::vector<std::string> backends = {"native", "onednn", "reference"};
   std::vector<std::map<std::string, std::string>> impl;
   for (const std::string& b : backends) {

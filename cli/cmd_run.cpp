@@ -28,7 +28,8 @@ static const char* kRunHelp =
     "rounded, PIL bilinear with antialias), centre-cropped to 224, scaled to [0,1] and\n"
     "normalised with the ImageNet mean/std (RGB, NCHW), then classified one at a time; further\n"
     "positional arguments after MODEL are taken as photos too. Prints, per photo, the top-K classes\n"
-    "(rank, class id, probability, label) and the inference latency.\n"
+    "(rank, class id, probability, label) and the inference latency; ties are broken by the lower\n"
+    "class id, and classes tied with rank K are named on a line '# rank K ties with ...'.\n"
 ;
 
 static std::vector<std::string> load_labels(const std::string& path) {
@@ -262,6 +263,17 @@ int cmd_run(int argc, char** argv) {
       size_t c = order[r];
       std::string label = (labels.size() == prob.size()) ? labels[c] : "";
       std::printf("%zu\t%zu\t%.4f\t%s\n", r + 1, c, prob[c], label.c_str());
+    }
+    // Classes outside the top K with exactly the probability of rank K (a quantized model's logits
+    // come in steps, so ties are common): which of them is listed is only the tie-break (the lower
+    // class id), so name the others.
+    if (kk > 0 && kk < order.size()) {
+      const double last = prob[order[kk - 1]];
+      std::string tied;
+      for (size_t c = 0; c < prob.size(); ++c)
+        if (prob[c] == last && std::find(order.begin(), order.begin() + long(kk), c) == order.begin() + long(kk))
+          tied += cat(tied.empty() ? "" : ", ", c, labels.size() == prob.size() ? cat(" (", labels[c], ")") : "");
+      if (!tied.empty()) std::printf("# rank %zu ties with %s\n", kk, tied.c_str());
     }
     if (!dir.empty()) {
       for (size_t i = 0; i < out.size(); ++i)

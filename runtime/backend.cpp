@@ -16,9 +16,13 @@ std::unique_ptr<Backend> make_onednn_dwfused_backend();
 std::unique_ptr<Backend> make_accel_backend();  // runtime/accel_backend.cpp
 
 void require_float_graph(const Graph& g, const std::string& backend,
-                         const std::function<bool(const std::string& op)>& handles,
-                         const std::function<bool(DType)>& runtime_dtype) {
-  auto accepted = [&](DType t) { return runtime_dtype ? runtime_dtype(t) : t == DType::F32; };
+                         const std::function<bool(const std::string& op)>& handles) {
+  require_supported_graph(g, backend, handles, [](const std::string&, DType t) { return t == DType::F32; });
+}
+
+void require_supported_graph(const Graph& g, const std::string& backend,
+                             const std::function<bool(const std::string& op)>& handles,
+                             const std::function<bool(const std::string& op, DType t)>& handles_dtype) {
   // One entry per distinct problem, with its count and first node, in order of first appearance (a
   // quantized model has dozens of nodes of each op: the message stays one short line).
   struct Problem {
@@ -39,8 +43,12 @@ void require_float_graph(const Graph& g, const std::string& backend,
       add(key, n.name);
       continue;
     }
+    for (auto& in : n.inputs)  // runtime values only: constants are the builders' business
+      if (!in.empty() && !g.constant(in) && !handles_dtype(key, g.info(in).dtype))
+        add(cat(n.op, " reading ", dtype_name(g.info(in).dtype)), n.name);
     for (auto& out : n.outputs)
-      if (!out.empty() && !accepted(g.info(out).dtype)) add(cat(n.op, " producing ", dtype_name(g.info(out).dtype)), n.name);
+      if (!out.empty() && !handles_dtype(key, g.info(out).dtype))
+        add(cat(n.op, " producing ", dtype_name(g.info(out).dtype)), n.name);
   }
   std::string msg;
   for (size_t i = 0; i < problems.size(); ++i) {
@@ -49,7 +57,7 @@ void require_float_graph(const Graph& g, const std::string& backend,
     msg += p.count == 1 ? cat(p.what, " (node '", p.first, "')") : cat(p.what, " \u00d7", p.count, ", first '", p.first, "'");
   }
   for (auto& in : g.inputs)
-    if (g.info(in).dtype != DType::F32) msg += cat(msg.empty() ? "" : "; ", "input '", in, "' of type ", dtype_name(g.info(in).dtype));
+    if (!handles_dtype("", g.info(in).dtype)) msg += cat(msg.empty() ? "" : "; ", "input '", in, "' of type ", dtype_name(g.info(in).dtype));
   if (msg.empty()) return;
   throw Unsupported(backend + " backend cannot run: " + msg);
 }

@@ -158,12 +158,17 @@ class Backend {
   virtual std::vector<std::pair<std::string, std::string>> op_implementations() const = 0;
 };
 
-// Throws Unsupported naming, all at once, every node whose op `handles` rejects and every
-// non-float32 runtime value (integer tensors exist only as constants in the CPU backends), or, with
-// `runtime_dtype`, every runtime value whose dtype it rejects (the oneDNN backend's u8/s8 values).
+// Throws Unsupported naming, all at once (each problem once, with a count and the first node),
+// every node whose op `handles` rejects and every runtime value (graph input, node input or output;
+// not constants) whose dtype the kernel of the op reading or writing it does not handle:
+// handles_dtype(op key, dtype), with op "" for the graph's inputs (the boundary copy).
+void require_supported_graph(const Graph& g, const std::string& backend,
+                             const std::function<bool(const std::string& op)>& handles,
+                             const std::function<bool(const std::string& op, DType t)>& handles_dtype);
+// The same for a backend whose kernels handle float32 runtime values only (integer tensors exist only
+// as constants there).
 void require_float_graph(const Graph& g, const std::string& backend,
-                         const std::function<bool(const std::string& op)>& handles,
-                         const std::function<bool(DType)>& runtime_dtype = nullptr);
+                         const std::function<bool(const std::string& op)>& handles);
 
 // Registered backends: "native", "native-unfused" (native without block fusion), "onednn", "onednn-dwfused", "reference", "accel". Throws Error listing the known ones otherwise.
 std::unique_ptr<Backend> make_backend(const std::string& name);

@@ -70,7 +70,9 @@ std::vector<BufferRequest> value_lifetimes(const Graph& g) {
   std::vector<BufferRequest> list;
   list.reserve(req.size());
   for (auto& [name, r] : req) {
-    r.bytes = checked_numel(g.info(name).shape, name) * int64_t(sizeof(float));
+    // float32 values take 4 bytes, the quantized ops' uint8 / int8 values 1 (an unknown dtype counts 4)
+    const size_t es = dtype_size(g.info(name).dtype);
+    r.bytes = checked_numel(g.info(name).shape, name) * int64_t(es ? es : sizeof(float));
     list.push_back(r);
   }
   return list;

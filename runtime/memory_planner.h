@@ -30,8 +30,8 @@ MemoryPlan plan_memory(const std::vector<BufferRequest>& requests);
 
 // One request per runtime value of g (graph inputs and node outputs), in name order: inputs live
 // from step 0, a node's output from its step, each until its last reader; graph outputs until the
-// end (step g.nodes.size()). Bytes are 4 per element (the CPU backends hold every runtime value as
-// float32).
+// end (step g.nodes.size()). Bytes are the value's dtype size per element (4 for float32, 1 for the
+// uint8 / int8 values of quantized graphs).
 std::vector<BufferRequest> value_lifetimes(const Graph& g);
 
 // The most bytes alive at one step: a lower bound of any arena for these requests.

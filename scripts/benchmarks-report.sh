@@ -2,7 +2,8 @@
 # Regenerates docs/benchmarks.md: runs `locus bench` on the real MobileNetV2 for every backend
 # (batch 1 at 1 and 2 threads with a per-layer profile, batch 8 at 2 threads) and once under the
 # cache simulator, then renders the JSON results with scripts/render_benchmarks.py; then the
-# pointwise-layer benchmark and its cache simulation (bench/pointwise_bench, scripts/pointwise-cachegrind.sh).
+# pointwise-layer benchmark and its cache simulation (bench/pointwise_bench, scripts/pointwise-cachegrind.sh);
+# last the quantized model against ONNX Runtime (scripts/bench-int8.sh).
 # Usage: scripts/benchmarks-report.sh [BACKENDS]   (default native,native-unfused,onednn,onednn-dwfused)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,5 +53,7 @@ scripts/pointwise-cachegrind.sh --bench build/bench/pointwise_bench >"$out/point
   echo '```'
   grep '^block' "$out/blocks.txt"
   echo '```'
+  echo
+  scripts/bench-int8.sh
 } >docs/benchmarks.md
 echo "wrote docs/benchmarks.md" >&2

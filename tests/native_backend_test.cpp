@@ -337,14 +337,15 @@ TEST(NativeBackend, PointwiseTilingPrecedenceAndErrors) {
 }
 
 // The native op registry (runtime/native/op_registry.h): every catalogue op a graph can still hold
-// after shape inference has an entry with a named implementation (Shape always folds at load), but
-// the quantized ops (issue 14: the native int8 path is separate work; the reference runs them).
+// after shape inference has an entry with a named implementation (Shape always folds at load), the
+// quantized ops included (runtime/native/ops_quant.cpp; com.microsoft's in their domain).
 TEST(NativeOpRegistry, CoversTheCatalogueWithNamedImplementations) {
   const native::NativeOpRegistry& r = native::native_ops();
   for (const std::string& op : supported_ops()) {
-    if (op == "Shape" || op == "QuantizeLinear" || op == "DequantizeLinear" || op.rfind("QLinear", 0) == 0) continue;
+    if (op == "Shape") continue;
     EXPECT_TRUE(r.handles(op)) << op;
   }
+  for (const std::string& op : microsoft_ops()) EXPECT_TRUE(r.handles(op_key(kMicrosoftDomain, op))) << op;
   EXPECT_TRUE(r.handles("locus.FusedInvertedResidual"));
   EXPECT_FALSE(r.handles("FusedInvertedResidual"));  // only in the locus domain
   for (const std::string& key : r.keys()) {

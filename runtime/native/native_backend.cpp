@@ -2,7 +2,8 @@
 // decides each value's layout (4-D activations NHWC, everything else row-major), plans the arena with
 // the memory planner, packs weights, sizes the shared workspace and builds one step per node with
 // its pointers bound. run() converts the inputs at the boundary (NCHW -> NHWC), runs the steps and
-// converts the outputs back.
+// converts the outputs back. Runtime values are float32, or uint8 / int8 for the quantized ops (one
+// byte per element, in the same layouts).
 #include <omp.h>
 
 #include <algorithm>
@@ -24,6 +25,7 @@
 #include "kernels/native/elementwise.h"
 #include "kernels/native/gemm.h"
 #include "kernels/native/pool2d_nhwc.h"
+#include "kernels/native/qelementwise.h"
 #include "runtime/backend.h"
 #include "runtime/memory_planner.h"
 #include "runtime/native/native_context.h"
@@ -72,8 +74,11 @@ class NativeExecutable : public Executable, public native::NativeContext {
   const PointwiseTilingSettings& tiling() const override { return tiling_; }
   Val& val(const std::string& name) override;
   float* scratch(int64_t floats) override;
+  uint8_t* scratch_bytes(int64_t bytes) override { return reinterpret_cast<uint8_t*>(scratch((bytes + 3) / 4)); }
   const float* rowmajor_in(const Val& x, Step& pre) override;
   float* rowmajor_out(const Val& y, Step& post) override;
+  const uint8_t* rowmajor_in_bytes(const Val& x, Step& pre) override;
+  uint8_t* rowmajor_out_bytes(const Val& y, Step& post) override;
   void need_workspace(int64_t floats) override { workspace_floats_ = std::max(workspace_floats_, floats); }
   std::vector<float>* workspace() override { return &workspace_; }
   void add_pointwise_plan(PointwisePlanRow row) override { plans_.push_back(std::move(row)); }
@@ -107,14 +112,17 @@ class NativeExecutable : public Executable, public native::NativeContext {
 
 NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o)
     : g_(g), opts_(o), threads_(o.threads > 0 ? o.threads : omp_get_max_threads()) {
-  require_float_graph(g, "native", [](const std::string& op) { return native::native_ops().handles(op); });
+  // every op has an entry, and every runtime value a dtype its kernels handle (float32 everywhere,
+  // uint8 / int8 in the quantized and data-movement ops: native::handles_dtype)
+  require_supported_graph(g, "native", [](const std::string& op) { return native::native_ops().handles(op); },
+                          native::handles_dtype);
   tiling_ = o.tiling ? *o.tiling : resolve_pointwise_tiling(o);
   if (std::string bad = invalid_isa_env(); !bad.empty())
     fail("LOCUS_ISA='", bad, "' names no ISA: use generic, avx2 or avx512 (or unset it for the best this CPU has)");
 
   // Every runtime value in the arena, shared between values whose lifetimes do not overlap.
   const std::vector<BufferRequest> list = value_lifetimes(g);
-  for (const BufferRequest& r : list) vals_[r.name] = Val(g.info(r.name).shape, nullptr);
+  for (const BufferRequest& r : list) vals_[r.name] = Val(g.info(r.name).shape, nullptr, g.info(r.name).dtype);
   MemoryPlan plan = plan_memory(list);
   arena_bytes_ = plan.arena_bytes;
   int64_t weight_bytes = 0;
@@ -148,6 +156,12 @@ Val& NativeExecutable::val(const std::string& name) {
   if (it != vals_.end()) return it->second;
   const Tensor* c = g_.constant(name);
   LOCUS_CHECK(c, "native backend: value '", name, "' is unknown");
+  if (c->dtype == DType::U8 || c->dtype == DType::I8) {  // a 1-byte operand of a quantized op
+    Val v(c->shape, nullptr, c->dtype);
+    v.ptr = reinterpret_cast<float*>(scratch_bytes(v.numel()));
+    copy_strided_u8(v.shape, c->data<uint8_t>(), v.rowmajor(), v.bytes(), v.strides());
+    return vals_[name] = v;
+  }
   if (c->dtype != DType::F32) throw Unsupported(cat("native backend: constant '", name, "' of type ", dtype_name(c->dtype), " used as a float operand"));
   Val v(c->shape, nullptr);
   v.ptr = scratch(v.numel());
@@ -174,6 +188,19 @@ float* NativeExecutable::rowmajor_out(const Val& y, Step& post) {
   return buf;
 }
 
+const uint8_t* NativeExecutable::rowmajor_in_bytes(const Val& x, Step& pre) {
+  if (x.is_rowmajor()) return x.bytes();
+  uint8_t* buf = scratch_bytes(x.numel());
+  pre = [x, buf] { copy_strided_u8(x.shape, x.bytes(), x.strides(), buf, x.rowmajor()); };
+  return buf;
+}
+
+uint8_t* NativeExecutable::rowmajor_out_bytes(const Val& y, Step& post) {
+  if (y.is_rowmajor()) return y.bytes();
+  uint8_t* buf = scratch_bytes(y.numel());
+  post = [y, buf] { copy_strided_u8(y.shape, buf, y.rowmajor(), y.bytes(), y.strides()); };
+  return buf;
+}
 
 Step NativeExecutable::build(const Node& n) {
   const native::NativeOp* op = native::native_ops().find(n);
@@ -197,7 +224,8 @@ void NativeExecutable::run(const std::vector<const Tensor*>& inputs, std::vector
   OmpThreadsScope omp_threads(threads_);
   for (size_t i = 0; i < input_names_.size(); ++i) {
     const Val& v = vals_.at(input_names_[i]);
-    copy_strided_f32(v.shape, inputs[i]->data<float>(), v.rowmajor(), v.ptr, v.strides());
+    if (v.is_byte()) copy_strided_u8(v.shape, inputs[i]->data<uint8_t>(), v.rowmajor(), v.bytes(), v.strides());
+    else copy_strided_f32(v.shape, inputs[i]->data<float>(), v.rowmajor(), v.ptr, v.strides());
   }
   if (profiling_) {
     timings_.clear();
@@ -215,8 +243,9 @@ void NativeExecutable::run(const std::vector<const Tensor*>& inputs, std::vector
     const std::string& name = output_names_[i];
     if (auto c = constant_outputs_.find(name); c != constant_outputs_.end()) { outputs[i] = c->second; continue; }
     const Val& v = vals_.at(name);
-    Tensor t(DType::F32, v.shape);
-    copy_strided_f32(v.shape, v.ptr, v.strides(), t.data<float>(), v.rowmajor());
+    Tensor t(v.dtype, v.shape);
+    if (v.is_byte()) copy_strided_u8(v.shape, v.bytes(), v.strides(), t.data<uint8_t>(), v.rowmajor());
+    else copy_strided_f32(v.shape, v.ptr, v.strides(), t.data<float>(), v.rowmajor());
     outputs[i] = std::move(t);
   }
 }

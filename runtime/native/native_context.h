@@ -26,10 +26,12 @@ inline std::vector<int64_t> rowmajor_strides(const Shape& s) {
 
 // A value as the native backend stores it: 4-D values NHWC, everything else row-major. Its strides
 // are computed once, when the value is created at compile time, so run-time steps only read them.
+// float32 values, and uint8 / int8 ones (the quantized ops, runtime/native/ops_quant.cpp): those have
+// the same layouts and element strides, one byte per element, read through bytes().
 class Val {
  public:
   Val() = default;
-  Val(Shape s, float* p) : shape(std::move(s)), ptr(p) {
+  Val(Shape s, float* p, DType t = DType::F32) : shape(std::move(s)), ptr(p), dtype(t) {
     layout = shape.size() == 4 ? Layout::NHWC : Layout::RowMajor;
     rowmajor_ = rowmajor_strides(shape);
     if (layout == Layout::NHWC) strides_ = {shape[1] * shape[2] * shape[3], 1, shape[3] * shape[1], shape[1]};
@@ -37,7 +39,10 @@ class Val {
   }
   Shape shape;
   Layout layout = Layout::RowMajor;
-  float* ptr = nullptr;
+  float* ptr = nullptr;  // the first element (of a 1-byte value too: see bytes())
+  DType dtype = DType::F32;
+  uint8_t* bytes() const { return reinterpret_cast<uint8_t*>(ptr); }
+  bool is_byte() const { return dtype == DType::U8 || dtype == DType::I8; }
   int64_t numel() const {
     int64_t n = 1;
     for (auto d : shape) n *= d;
@@ -82,10 +87,15 @@ class NativeContext {
   virtual Val& val(const std::string& name) = 0;
   // A step-owned buffer of `floats`, allocated now and counted in the memory budget.
   virtual float* scratch(int64_t floats) = 0;
+  // A step-owned buffer of `bytes` bytes (for 1-byte values), allocated now like scratch().
+  virtual uint8_t* scratch_bytes(int64_t bytes) = 0;
   // A row-major view of x: x itself, or a scratch copy that `pre` refreshes.
   virtual const float* rowmajor_in(const Val& x, Step& pre) = 0;
   // A row-major place to write y: y itself, or scratch whose contents `post` moves into y.
   virtual float* rowmajor_out(const Val& y, Step& post) = 0;
+  // The same for 1-byte (uint8 / int8) values.
+  virtual const uint8_t* rowmajor_in_bytes(const Val& x, Step& pre) = 0;
+  virtual uint8_t* rowmajor_out_bytes(const Val& y, Step& post) = 0;
   // The workspace shared by all steps (one runs at a time): a step asks for `floats` now and reads
   // workspace()->data() when it runs (the vector is allocated after every step is built).
   virtual void need_workspace(int64_t floats) = 0;

@@ -34,5 +34,12 @@ void register_elementwise_ops(NativeOpRegistry& r);  // ops_elementwise.cpp
 void register_pool_ops(NativeOpRegistry& r);         // ops_pool.cpp
 void register_tensor_ops(NativeOpRegistry& r);       // ops_tensor.cpp
 void register_linear_ops(NativeOpRegistry& r);       // ops_linear.cpp
+void register_quant_ops(NativeOpRegistry& r);        // ops_quant.cpp
+
+// Whether the native kernel of `op` (an op key) reads or writes runtime values of dtype t: float32
+// for every op; uint8 / int8 for the quantized ops and the data movement that carries their values
+// (Reshape, Flatten, Squeeze, Unsqueeze, Identity, Concat); op "" (the graph's inputs, copied in at
+// the boundary): float32, uint8, int8. ops_quant.cpp holds the list.
+bool handles_dtype(const std::string& op, DType t);
 
 }  // namespace locus::native

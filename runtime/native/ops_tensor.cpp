@@ -1,4 +1,5 @@
-// The native backend's data movement: Reshape, Flatten, Squeeze, Unsqueeze, Identity, Concat, Gather.
+// The native backend's data movement: Reshape, Flatten, Squeeze, Unsqueeze, Identity, Concat, Gather
+// (all but Gather also for the 1-byte values of the quantized ops).
 #include "runtime/native/op_registry.h"
 
 
@@ -6,6 +7,7 @@
 #include <vector>
 
 #include "kernels/native/elementwise.h"
+#include "kernels/native/qelementwise.h"
 
 #include "graph/ops.h"
 
@@ -17,6 +19,16 @@ using namespace kernels;
 // y receives x's elements in logical row-major order (Reshape, Flatten, Squeeze, Unsqueeze, Identity).
 Step build_logical_copy(NativeContext& c, const Val& x, const Val& y) {
   Step pre, post;
+  if (x.is_byte()) {
+    c.set_implementation("memcpy (1-byte values, copy_strided_u8 for a layout change)");
+    const uint8_t* src = c.rowmajor_in_bytes(x, pre);
+    uint8_t* dst = c.rowmajor_out_bytes(y, post);
+    return [pre, post, src, dst, cnt = y.numel()] {
+      if (pre) pre();
+      if (dst != src) std::memcpy(dst, src, size_t(cnt));
+      if (post) post();
+    };
+  }
   const float* src = c.rowmajor_in(x, pre);
   float* dst = c.rowmajor_out(y, post);
   int64_t cnt = y.numel();
@@ -36,8 +48,14 @@ Step build_concat(NativeContext& c, const Node& n) {
   for (auto& in : n.inputs) {
     if (in.empty()) continue;
     const Val& x = c.val(in);
-    float* dst = y.ptr + offset * ys[size_t(axis)];
-    parts.push_back([x, dst, ys] { copy_strided_f32(x.shape, x.ptr, x.strides(), dst, ys); });
+    if (y.is_byte()) {
+      c.set_implementation("copy_strided_u8");
+      uint8_t* dst = y.bytes() + offset * ys[size_t(axis)];
+      parts.push_back([x, dst, ys] { copy_strided_u8(x.shape, x.bytes(), x.strides(), dst, ys); });
+    } else {
+      float* dst = y.ptr + offset * ys[size_t(axis)];
+      parts.push_back([x, dst, ys] { copy_strided_f32(x.shape, x.ptr, x.strides(), dst, ys); });
+    }
     offset += x.shape[size_t(axis)];
   }
   return [parts] {

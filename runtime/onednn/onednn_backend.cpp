@@ -176,9 +176,9 @@ OnednnExecutable::OnednnExecutable(const Graph& g, const BackendOptions& o, bool
     : g_(g), opts_(o), dw_fusion_(dw_fusion) {
   const char* who = dw_fusion ? "onednn-dwfused" : "onednn";
   // Runtime values are f32, or u8/s8 between the quantized ops (runtime/onednn/ops_quant.cpp).
-  require_float_graph(
+  require_supported_graph(
       g, who, [](const std::string& op) { return onednn_ops().handles(op); },
-      [](DType t) { return t == DType::F32 || t == DType::U8 || t == DType::I8; });
+      [](const std::string& op, DType t) { return t == DType::F32 || (!op.empty() && (t == DType::U8 || t == DType::I8)); });
   OmpThreadsScope omp_threads(opts_.threads);  // primitives are created for this thread count
 
   for (auto& [name, vi] : g.values) shapes_[name] = vi.shape;

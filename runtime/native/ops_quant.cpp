@@ -1,0 +1,397 @@
+// The native backend's quantized ops (issue 14): QuantizeLinear, DequantizeLinear, QLinearConv,
+// QLinearMatMul, com.microsoft.QLinearAdd and com.microsoft.QLinearGlobalAveragePool, on uint8 /
+// int8 values stored like float ones (4-D NHWC, the rest row-major, one byte per element).
+//
+// Each computes exactly the reference evaluator's integer arithmetic and rounding
+// (graph/eval/eval_quant.cpp, ONNX Runtime's; docs/int8.md), so native == reference bit for bit:
+// QLinearConv runs 1x1 convolutions through the int8 GEMM (kernels/native/qgemm.h, weights packed
+// once here with the zero-point terms folded), depthwise ones through the int8 depthwise kernel
+// (qdwconv.h) and the rest (the RGB stem) through a u8 im2col padded with the input zero point and
+// the GEMM; QLinearMatMul is the GEMM with M = the rows of A. The kernels are u8 x s8: int8
+// activations run as uint8 with 128 added to the values and the zero point (x ^ 0x80), uint8
+// weights as int8 with 128 taken from both, which leaves every difference (x - zx)(w - zw) as it was.
+#include "runtime/native/op_registry.h"
+
+#include <cstring>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include "graph/ops.h"
+#include "kernels/native/conv2d_nhwc.h"
+#include "kernels/native/qdwconv.h"
+#include "kernels/native/qelementwise.h"
+#include "kernels/native/qgemm.h"
+#include "kernels/native/qgemm_microkernel.h"
+
+namespace locus::native {
+namespace {
+
+using namespace kernels;
+
+// A scale or zero point: shape inference has checked they are constants of the right type and length.
+const Tensor& constant_input(NativeContext& c, const Node& n, size_t k, const char* role) {
+  const Tensor* t = n.input(k).empty() ? nullptr : c.graph().constant(n.input(k));
+  if (!t) throw Unsupported(cat("native backend: ", n.op, " '", n.name, "': ", role, " is not a constant"));
+  return *t;
+}
+const Tensor* optional_constant(NativeContext& c, const Node& n, size_t k, const char* role) {
+  if (n.input(k).empty()) return nullptr;
+  return &constant_input(c, n, k, role);
+}
+float scale_at(const Tensor& s, int64_t k) { return s.numel() == 1 ? s.data<float>()[0] : s.data<float>()[k]; }
+int32_t zero_at(const Tensor* z, int64_t k) {
+  if (!z) return 0;
+  return int32_t(z->get_int(z->numel() == 1 ? 0 : k));
+}
+
+bool is_s8(DType t) { return t == DType::I8; }
+
+// Calls f(offset, index along `axis`) for every element of a value of `shape` with `strides`.
+template <class F>
+void for_each_element(const Shape& shape, const std::vector<int64_t>& strides, size_t axis, F&& f) {
+  const size_t r = shape.size();
+  std::vector<int64_t> idx(r, 0);
+  int64_t total = 1;
+  for (int64_t d : shape) total *= d;
+  int64_t off = 0;
+  for (int64_t e = 0; e < total; ++e) {
+    f(off, idx[axis]);
+    for (size_t d = r; d-- > 0;) {
+      off += strides[d];
+      if (++idx[d] < shape[d]) break;
+      off -= shape[d] * strides[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+Step build_quantize(NativeContext& c, const Node& n) {
+  const Val& x = c.val(n.input(0));
+  const Val& y = c.val(n.outputs[0]);
+  const Tensor& s = constant_input(c, n, 1, "y_scale");
+  const Tensor* z = optional_constant(c, n, 2, "y_zero_point");
+  const bool s8 = is_s8(y.dtype);
+  if (s.numel() == 1) {  // x and y share shape and layout: one flat pass
+    const float scale = scale_at(s, 0);
+    const int32_t zp = zero_at(z, 0);
+    return [cnt = y.numel(), px = x.ptr, py = y.bytes(), scale, zp, s8] { quantize_f32(cnt, px, scale, zp, s8, py); };
+  }
+  c.set_implementation("quantize_f32 per axis (scalar)");
+  const size_t axis = size_t(n.i("axis", 1));
+  std::vector<float> scales(size_t(s.numel()));
+  std::vector<int32_t> zeros(scales.size());
+  for (size_t k = 0; k < scales.size(); ++k) scales[k] = scale_at(s, int64_t(k)), zeros[k] = zero_at(z, int64_t(k));
+  return [x, y, axis, scales, zeros, s8] {
+    for_each_element(x.shape, x.strides(), axis, [&](int64_t off, int64_t k) {
+      quantize_f32_generic(1, x.ptr + off, scales[size_t(k)], zeros[size_t(k)], s8, y.bytes() + off);
+    });
+  };
+}
+
+Step build_dequantize(NativeContext& c, const Node& n) {
+  const Val& x = c.val(n.input(0));
+  const Val& y = c.val(n.outputs[0]);
+  if (!x.is_byte())
+    throw Unsupported(cat("native backend: DequantizeLinear '", n.name, "' of ", dtype_name(x.dtype), " values"));
+  const Tensor& s = constant_input(c, n, 1, "x_scale");
+  const Tensor* z = optional_constant(c, n, 2, "x_zero_point");
+  const bool s8 = is_s8(x.dtype);
+  if (s.numel() == 1) {
+    const float scale = scale_at(s, 0);
+    const int32_t zp = zero_at(z, 0);
+    return [cnt = y.numel(), px = x.bytes(), py = y.ptr, scale, zp, s8] { dequantize_f32(cnt, px, s8, scale, zp, py); };
+  }
+  const size_t axis = size_t(n.i("axis", 1));
+  std::vector<float> scales(size_t(s.numel()));
+  std::vector<int32_t> zeros(scales.size());
+  for (size_t k = 0; k < scales.size(); ++k) scales[k] = scale_at(s, int64_t(k)), zeros[k] = zero_at(z, int64_t(k));
+  return [x, y, axis, scales, zeros, s8] {
+    for_each_element(x.shape, x.strides(), axis, [&](int64_t off, int64_t k) {
+      dequantize_f32(1, x.bytes() + off, s8, scales[size_t(k)], zeros[size_t(k)], y.ptr + off);
+    });
+  };
+}
+
+// The quantization of a QLinearConv / QLinearMatMul for the u8 x s8 kernels: inputs 1, 2 (x), 4, 5
+// (w, per tensor or per output channel), 6, 7 (y). x_s8 / w_u8 shift the zero points as the values are shifted.
+QuantParams quant_params(NativeContext& c, const Node& n, bool x_s8, bool w_u8, bool y_s8) {
+  QuantParams q;
+  q.a_scale = scale_at(constant_input(c, n, 1, "the input scale"), 0);
+  q.a_zero = zero_at(optional_constant(c, n, 2, "the input zero point"), 0) + (x_s8 ? 128 : 0);
+  const Tensor& ws = constant_input(c, n, 4, "the weight scale");
+  const Tensor* wz = optional_constant(c, n, 5, "the weight zero point");
+  for (int64_t k = 0; k < ws.numel(); ++k) q.w_scale.push_back(scale_at(ws, k));
+  if (wz)
+    for (int64_t k = 0; k < wz->numel(); ++k) q.w_zero.push_back(zero_at(wz, k) - (w_u8 ? 128 : 0));
+  else if (w_u8)
+    q.w_zero.push_back(-128);  // uint8 weights with the default zero point 0
+  q.y_scale = scale_at(constant_input(c, n, 6, "the output scale"), 0);
+  q.y_zero = zero_at(optional_constant(c, n, 7, "the output zero point"), 0);
+  q.s8_out = y_s8;
+  // the whole output type: the spec's saturation (ORT's clamp)
+  q.qmin = y_s8 ? -128 : 0;
+  q.qmax = y_s8 ? 127 : 255;
+  return q;
+}
+
+// Weights as int8 (uint8 ones shifted by -128).
+std::vector<int8_t> weights_s8(const Tensor& w) {
+  std::vector<int8_t> r(size_t(w.numel()));
+  if (w.dtype == DType::I8) {
+    std::copy(w.data<int8_t>(), w.data<int8_t>() + w.numel(), r.begin());
+  } else {
+    for (int64_t i = 0; i < w.numel(); ++i) r[size_t(i)] = int8_t(int32_t(w.data<uint8_t>()[i]) - 128);
+  }
+  return r;
+}
+
+// The u8 input of a quantized op: x itself, or (int8 x) a step-owned copy with the sign bit flipped
+// that `pre` refreshes.
+const uint8_t* u8_input(NativeContext& c, const Val& x, const uint8_t* src, Step& pre) {
+  if (!is_s8(x.dtype)) return src;
+  uint8_t* buf = c.scratch_bytes(x.numel());
+  pre = [src, buf, cnt = x.numel()] { flip_sign_u8(cnt, src, buf); };
+  return buf;
+}
+
+// len bytes from src to dst without a library call for the short runs im2col copies (the RGB stem's
+// are 3 or 9 bytes): overlapping 8- or 4-byte moves.
+inline void copy_bytes(uint8_t* dst, const uint8_t* src, int64_t len) {
+  if (len >= 16) {
+    std::memcpy(dst, src, size_t(len));
+  } else if (len >= 8) {
+    uint64_t a, b;
+    std::memcpy(&a, src, 8);
+    std::memcpy(&b, src + len - 8, 8);
+    std::memcpy(dst, &a, 8);
+    std::memcpy(dst + len - 8, &b, 8);
+  } else if (len >= 4) {
+    uint32_t a, b;
+    std::memcpy(&a, src, 4);
+    std::memcpy(&b, src + len - 4, 4);
+    std::memcpy(dst, &a, 4);
+    std::memcpy(dst + len - 4, &b, 4);
+  } else {
+    for (int64_t i = 0; i < len; ++i) dst[i] = src[i];
+  }
+}
+
+// im2col of an NHWC u8 image for group g: row m = (n, oh, ow), column (kh * KW + kw) * KC + kc; padded
+// taps read the zero point. Rows of the output image are split between `threads` threads.
+void im2col_u8(const Conv2dShape& s, int64_t g, const uint8_t* x, uint8_t zero, uint8_t* a, int threads) {
+  const int64_t KC = s.C / s.G, K = s.KH * s.KW * KC, span = s.KW * KC;
+  // a kernel row's KW taps are one contiguous run of the input when G = 1 and DW = 1
+  const bool runs = s.G == 1 && s.DW == 1;
+  const int64_t rows = s.N * s.OH;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && rows > 1)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t n = r / s.OH, oh = r % s.OH;
+    for (int64_t ow = 0; ow < s.OW; ++ow) {
+      uint8_t* row = a + (r * s.OW + ow) * K;
+      const int64_t iw0 = ow * s.SW - s.PL;
+      for (int64_t kh = 0; kh < s.KH; ++kh, row += span) {
+        const int64_t ih = oh * s.SH - s.PT + kh * s.DH;
+        if (ih < 0 || ih >= s.H) {
+          std::memset(row, zero, size_t(span));
+          continue;
+        }
+        const uint8_t* line = x + (n * s.H + ih) * s.W * s.C + g * KC;
+        if (runs && iw0 >= 0 && iw0 + s.KW <= s.W) {
+          copy_bytes(row, line + iw0 * s.C, span);
+          continue;
+        }
+        for (int64_t kw = 0; kw < s.KW; ++kw) {
+          const int64_t iw = iw0 + kw * s.DW;
+          if (iw < 0 || iw >= s.W) std::memset(row + kw * KC, zero, size_t(KC));
+          else copy_bytes(row + kw * KC, line + iw * s.C, KC);
+        }
+      }
+    }
+  }
+}
+
+Step build_qlinear_conv(NativeContext& c, const Node& n) {
+  const Val& x = c.val(n.input(0));
+  const Val& y = c.val(n.outputs[0]);
+  const Tensor* wt = c.graph().constant(n.input(3));
+  if (!wt) throw Unsupported(cat("native backend: QLinearConv '", n.name, "' with non-constant weights"));
+  const Tensor* bt = n.input(8).empty() ? nullptr : c.graph().constant(n.input(8));
+  if (!n.input(8).empty() && !bt) throw Unsupported(cat("native backend: QLinearConv '", n.name, "' with a non-constant bias"));
+  if (x.shape.size() != 4) throw Unsupported(cat("native backend: QLinearConv '", n.name, "' is not 2-D"));
+  auto st = n.ints("strides", {1, 1}), pads = n.ints("pads", {0, 0, 0, 0}), dil = n.ints("dilations", {1, 1});
+  Conv2dShape s;
+  s.N = x.shape[0], s.C = x.shape[1], s.H = x.shape[2], s.W = x.shape[3];
+  s.OC = y.shape[1], s.OH = y.shape[2], s.OW = y.shape[3];
+  s.KH = wt->shape[2], s.KW = wt->shape[3];
+  s.SH = st[0], s.SW = st[1];
+  s.PT = pads[0], s.PL = pads[1], s.PB = pads[2], s.PR = pads[3];
+  s.DH = dil[0], s.DW = dil[1];
+  s.G = n.i("group", 1);
+  const bool x_s8 = is_s8(x.dtype);
+  const QuantParams q = quant_params(c, n, x_s8, wt->dtype == DType::U8, is_s8(y.dtype));
+  const std::vector<int8_t> w = weights_s8(*wt);
+  const int32_t* bias = bt ? bt->data<int32_t>() : nullptr;
+  const int threads = c.threads();
+  Step pre;
+  const uint8_t* in = u8_input(c, x, x.bytes(), pre);
+  uint8_t* out = y.bytes();
+
+  if (s.G == s.C && s.OC == s.C && s.G > 1) {  // depthwise
+    auto p = std::make_shared<PackedQDwConv>(pack_qdwconv(s, w.data(), bias, q, threads));
+    c.set_implementation(cat("qdwconv_nhwc (", qdwconv_microkernel_name(active_isa()), ")"));
+    return [pre, p, in, out] {
+      if (pre) pre();
+      qdwconv_nhwc(*p, in, out);
+    };
+  }
+  const int64_t M = s.N * s.OH * s.OW;
+  const bool pointwise = s.KH == 1 && s.KW == 1 && s.SH == 1 && s.SW == 1 && !(s.PT || s.PL || s.PB || s.PR) &&
+                         s.G == 1;
+  if (pointwise) {  // the image is A (M x C) as it is
+    auto b = std::make_shared<PackedQB>(pack_qgemm_b(s.C, s.OC, w.data(), s.C, /*trans_w=*/true, bias, q));
+    c.set_implementation(cat("qgemm_u8s8 pointwise (", qgemm_config(active_isa()).name, ")"));
+    const int64_t C = s.C, OC = s.OC;
+    return [pre, b, in, out, M, C, OC, threads] {
+      if (pre) pre();
+      qgemm_u8s8(M, in, C, *b, out, OC, threads);
+    };
+  }
+  // im2col + GEMM, one per group; group g's weights as [ocg][(kh * KW + kw) * KC + kc]
+  const int64_t KC = s.C / s.G, ocg = s.OC / s.G, K = s.KH * s.KW * KC;
+  std::vector<std::shared_ptr<PackedQB>> packed;
+  std::vector<int8_t> wg(size_t(ocg * K));
+  for (int64_t g = 0; g < s.G; ++g) {
+    for (int64_t o = 0; o < ocg; ++o)
+      for (int64_t kc = 0; kc < KC; ++kc)
+        for (int64_t t = 0; t < s.KH * s.KW; ++t)
+          wg[size_t(o * K + t * KC + kc)] = w[size_t(((g * ocg + o) * KC + kc) * s.KH * s.KW + t)];
+    QuantParams qg = q;
+    auto slice = [&](auto& v) {
+      if (v.size() > 1) v.assign(v.begin() + g * ocg, v.begin() + (g + 1) * ocg);
+    };
+    slice(qg.w_scale);
+    slice(qg.w_zero);
+    packed.push_back(std::make_shared<PackedQB>(
+        pack_qgemm_b(K, ocg, wg.data(), K, /*trans_w=*/true, bias ? bias + g * ocg : nullptr, qg)));
+  }
+  c.set_implementation(cat("qgemm_u8s8 im2col (", qgemm_config(active_isa()).name, ")"));
+  c.need_workspace((M * K + 3) / 4);
+  const uint8_t zero = uint8_t(q.a_zero);
+  const int64_t OC = s.OC;
+  return [pre, packed, s, in, out, ws = c.workspace(), zero, M, K, ocg, OC, threads] {
+    if (pre) pre();
+    uint8_t* a = reinterpret_cast<uint8_t*>(ws->data());
+    for (int64_t g = 0; g < s.G; ++g) {
+      im2col_u8(s, g, in, zero, a, threads);
+      qgemm_u8s8(M, a, K, *packed[size_t(g)], out + g * ocg, OC, threads);
+    }
+  };
+}
+
+Step build_qlinear_matmul(NativeContext& c, const Node& n) {
+  const Val& a = c.val(n.input(0));
+  const Val& y = c.val(n.outputs[0]);
+  const Tensor* bt = c.graph().constant(n.input(3));
+  if (!bt) throw Unsupported(cat("native backend: QLinearMatMul '", n.name, "' with a non-constant B"));
+  if (bt->shape.size() != 2) throw Unsupported(cat("native backend: QLinearMatMul '", n.name, "' with a batched B ", shape_str(bt->shape)));
+  const int64_t K = bt->shape[0], N = bt->shape[1], M = a.numel() / K;
+  const QuantParams q = quant_params(c, n, is_s8(a.dtype), bt->dtype == DType::U8, is_s8(y.dtype));
+  const std::vector<int8_t> w = weights_s8(*bt);
+  auto b = std::make_shared<PackedQB>(pack_qgemm_b(K, N, w.data(), N, /*trans_w=*/false, nullptr, q));
+  c.set_implementation(cat("qgemm_u8s8 (", qgemm_config(active_isa()).name, ")"));
+  Step pre_a, flip, post;
+  const uint8_t* pa = u8_input(c, a, c.rowmajor_in_bytes(a, pre_a), flip);
+  uint8_t* py = c.rowmajor_out_bytes(y, post);
+  return [pre_a, flip, post, b, pa, py, M, K, N, threads = c.threads()] {
+    if (pre_a) pre_a();
+    if (flip) flip();
+    qgemm_u8s8(M, pa, K, *b, py, N, threads);
+    if (post) post();
+  };
+}
+
+Step build_qlinear_add(NativeContext& c, const Node& n) {
+  const Val& a = c.val(n.input(0));
+  const Val& b = c.val(n.input(3));
+  const Val& y = c.val(n.outputs[0]);
+  const QAddParams p = qadd_params(
+      scale_at(constant_input(c, n, 1, "A_scale"), 0), zero_at(optional_constant(c, n, 2, "A_zero_point"), 0),
+      scale_at(constant_input(c, n, 4, "B_scale"), 0), zero_at(optional_constant(c, n, 5, "B_zero_point"), 0),
+      scale_at(constant_input(c, n, 6, "C_scale"), 0),
+      n.num_inputs() > 7 ? zero_at(optional_constant(c, n, 7, "C_zero_point"), 0) : 0, is_s8(y.dtype));
+  if (a.shape == y.shape && b.shape == y.shape && a.layout == y.layout && b.layout == y.layout)
+    return [p, cnt = y.numel(), pa = a.bytes(), pb = b.bytes(), py = y.bytes()] { qadd_same(p, cnt, pa, pb, py); };
+  c.set_implementation("qadd_strided (broadcasting)");
+  return [p, shape = y.shape, pa = a.bytes(), sa = broadcast_strides(a, y.shape), pb = b.bytes(),
+          sb = broadcast_strides(b, y.shape), py = y.bytes(), sy = y.strides()] {
+    qadd_strided(p, shape, pa, sa, pb, sb, py, sy);
+  };
+}
+
+Step build_qlinear_global_average_pool(NativeContext& c, const Node& n) {
+  const Val& x = c.val(n.input(0));
+  const Val& y = c.val(n.outputs[0]);
+  const float xs = scale_at(constant_input(c, n, 1, "x_scale"), 0), ys = scale_at(constant_input(c, n, 3, "y_scale"), 0);
+  const int32_t xz = zero_at(optional_constant(c, n, 2, "x_zero_point"), 0);
+  const int32_t yz = zero_at(optional_constant(c, n, 4, "y_zero_point"), 0);
+  const bool last = n.i("channels_last", 0) == 1, s8 = is_s8(x.dtype);
+  const size_t r = x.shape.size();
+  const int64_t N = x.shape[0], C = last ? x.shape[r - 1] : x.shape[1];
+  const int64_t pixels = x.numel() / (N * C);
+  // x as [N][pixels][C]: the NHWC value itself, or a copy in that order
+  Step pre, post;
+  const uint8_t* px = x.bytes();
+  const bool nhwc = !last && x.layout == Layout::NHWC;
+  if (!nhwc) {
+    std::vector<int64_t> dst(r);  // strides of [N][pixels][C] per logical dimension
+    int64_t sp = C;
+    for (size_t d = r; d-- > 1;) {
+      const bool channel = last ? d == r - 1 : d == 1;
+      if (channel) continue;
+      dst[d] = sp;
+      sp *= x.shape[d];
+    }
+    dst[last ? r - 1 : 1] = 1;
+    dst[0] = pixels * C;
+    uint8_t* buf = c.scratch_bytes(x.numel());
+    pre = [x, buf, dst] { copy_strided_u8(x.shape, x.bytes(), x.strides(), buf, dst); };
+    px = buf;
+  }
+  uint8_t* py = c.rowmajor_out_bytes(y, post);  // [N, C, 1...] or [N, 1..., C]: N x C either way
+  c.set_implementation(nhwc ? "qglobal_avgpool_nhwc" : "qglobal_avgpool_nhwc (after a copy to channels-last)");
+  return [pre, post, N, pixels, C, px, s8, xs, xz, ys, yz, py] {
+    if (pre) pre();
+    qglobal_avgpool_nhwc(N, pixels, C, px, s8, xs, xz, ys, yz, py);
+    if (post) post();
+  };
+}
+
+const std::set<std::string>& byte_ops() {
+  static const std::set<std::string> ops = {
+      "QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
+      op_key(kMicrosoftDomain, "QLinearAdd"), op_key(kMicrosoftDomain, "QLinearGlobalAveragePool"),
+      // data movement (ops_tensor.cpp)
+      "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Concat"};
+  return ops;
+}
+
+}  // namespace
+
+bool handles_dtype(const std::string& op, DType t) {
+  if (t == DType::F32) return true;
+  // op "": the graph's inputs, which the boundary copies in either size
+  return (t == DType::U8 || t == DType::I8) && (op.empty() || byte_ops().count(op) > 0);
+}
+
+void register_quant_ops(NativeOpRegistry& r) {
+  r.add({"QuantizeLinear", "quantize_f32", build_quantize});
+  r.add({"DequantizeLinear", "dequantize_f32", build_dequantize});
+  r.add({"QLinearConv", "qlinear_conv (qgemm_u8s8 / qdwconv_nhwc)", build_qlinear_conv});
+  r.add({"QLinearMatMul", "qgemm_u8s8", build_qlinear_matmul});
+  r.add({op_key(kMicrosoftDomain, "QLinearAdd"), "qadd_same", build_qlinear_add});
+  r.add({op_key(kMicrosoftDomain, "QLinearGlobalAveragePool"), "qglobal_avgpool_nhwc",
+         build_qlinear_global_average_pool});
+}
+
+}  // namespace locus::native
