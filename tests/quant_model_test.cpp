@@ -126,23 +126,9 @@ TEST(QuantModel, QdqFormFoldsAndMatchesQOperatorBitForBit) {
   }
 }
 
-// The native backend runs the model (tests/native_quant_test.cpp); oneDNN's int8 path is not built
-// yet, so that backend still refuses it, naming each op once with its count and first node.
-TEST(QuantModel, OnednnBackendRefusesTheQuantizedModelInOneLine) {
-  const std::string dir = int8_dir();
-  ASSERT_FALSE(dir.empty()) << "the int8 model is missing: ../shared/models/mobilenetv2-12-int8 (or $LOCUS_MODEL_DIR)";
-  SessionOptions o;
-  o.backend_name = "onednn";
-  try {
-    Session::from_file(dir + "/mobilenetv2-12-int8.onnx", o);
-    FAIL() << "the onednn backend accepted the quantized model";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-    EXPECT_NE(msg.find("onednn backend"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("QLinearConv \u00d752, first 'Conv_0_quant'"), std::string::npos) << msg;
-  }
-}
+// The native backend runs the model (tests/native_quant_test.cpp), and so does the oneDNN backend with
+// its int8 primitives (tests/quant_onednn_test.cpp); the one-line summary of unsupported ops is
+// tested in tests/quant_ops_test.cpp.
 
 // The quantized model does the fp32 model's multiply-accumulates (the same layers, int8).
 TEST(QuantModel, Int8ModelCountsTheFp32ModelsMacs) {

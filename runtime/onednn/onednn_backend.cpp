@@ -14,6 +14,10 @@
 //   Concat / Softmax   concat / softmax_forward
 //   Reshape / Flatten / Squeeze / Unsqueeze / Identity   a reorder into plain (row-major) layout if
 //                      the value is blocked, then a view of the same buffer
+//   the quantized ops  QLinearConv (convolution_forward u8s8 with output scales and zero points),
+//                      QLinearMatMul (matmul u8s8), Quantize/DequantizeLinear (reorders with scales),
+//                      QLinearAdd / QLinearGlobalAveragePool (reorders through f32 around binary_add /
+//                      pooling): runtime/onednn/ops_quant.cpp; values between them are u8/s8
 // A reorder is inserted only where a consumer wants a different layout than its producer wrote.
 //
 // "onednn-dwfused" additionally runs a 1x1 convolution followed by a depthwise 3x3 (stride 1 or 2,
@@ -96,6 +100,7 @@ struct Step {
 
 struct OutputPlan {
   Shape shape;
+  DType dtype = DType::F32;  // u8/s8 for a quantized graph output
   dn::memory src;
   bool plain = true;    // memcpy, otherwise reorder into the output tensor
   dn::reorder reorder;
@@ -170,7 +175,10 @@ class OnednnExecutable : public Executable, public OnednnContext {
 OnednnExecutable::OnednnExecutable(const Graph& g, const BackendOptions& o, bool dw_fusion)
     : g_(g), opts_(o), dw_fusion_(dw_fusion) {
   const char* who = dw_fusion ? "onednn-dwfused" : "onednn";
-  require_float_graph(g, who, [](const std::string& op) { return onednn_ops().handles(op); });
+  // Runtime values are f32, or u8/s8 between the quantized ops (runtime/onednn/ops_quant.cpp).
+  require_supported_graph(
+      g, who, [](const std::string& op) { return onednn_ops().handles(op); },
+      [](const std::string& op, DType t) { return t == DType::F32 || (!op.empty() && (t == DType::U8 || t == DType::I8)); });
   OmpThreadsScope omp_threads(opts_.threads);  // primitives are created for this thread count
 
   for (auto& [name, vi] : g.values) shapes_[name] = vi.shape;
@@ -231,6 +239,13 @@ const Val& OnednnExecutable::val(const std::string& name) {
   if (auto it = vals_.find(name); it != vals_.end()) return it->second;
   const Tensor* c = g_.constant(name);
   LOCUS_CHECK(c, "onednn backend: value '", name, "' is unknown");
+  if (c->dtype == DType::U8 || c->dtype == DType::I8) {  // an operand of the quantized ops
+    md d = plain_md(c->shape, c->dtype == DType::U8 ? dt::u8 : dt::s8);
+    dn::memory m(d, eng_);
+    if (c->numel() > 0) std::memcpy(m.get_data_handle(), c->bytes.data(), size_t(c->numel()));
+    constants_.push_back(m);
+    return vals_[name] = Val{-1, d, m, c->shape};
+  }
   if (c->dtype != DType::F32)
     throw Unsupported(cat("onednn backend: constant '", name, "' of type ", dtype_name(c->dtype), " used as a float operand"));
   md d = plain_md(c->shape);
@@ -281,8 +296,9 @@ Val OnednnExecutable::to_desc(const Val& v, const md& want, const std::string& n
 
 // v's elements in logical row-major order seen as shape s (same element count).
 Val OnednnExecutable::view(const Val& v, const Shape& s, const std::string& node) {
-  Val p = to_desc(v, plain_md(v.shape), node);
-  md d = plain_md(s);
+  const dt type = v.desc.data_type();
+  Val p = to_desc(v, plain_md(v.shape, type), node);
+  md d = plain_md(s, type);
   LOCUS_CHECK(d.get_size() == p.desc.get_size(), "onednn backend: view of ", shape_str(v.shape), " as ", shape_str(s));
   Val r{p.buf, d, {}, s};
   if (p.buf < 0) r.fixed = dn::memory(d, eng_, p.fixed.get_data_handle());
@@ -360,8 +376,9 @@ void OnednnExecutable::finish_memory(const Graph& g) {
     if (constant_outputs_.count(o)) { outputs_.push_back(op); continue; }
     const Val& v = vals_.at(o);
     op.shape = v.shape;
+    op.dtype = g.info(o).dtype;
     op.src = bind(v);
-    md want = plain_md(v.shape);
+    md want = plain_md(v.shape, v.desc.data_type());
     op.plain = v.desc == want;
     if (!op.plain) {
       op.dst = dn::memory(want, eng_, nullptr);
@@ -407,22 +424,22 @@ void OnednnExecutable::run(const std::vector<const Tensor*>& inputs, std::vector
       continue;
     }
     OutputPlan& op = outputs_[i];
-    Tensor t(DType::F32, op.shape);
+    Tensor t(op.dtype, op.shape);
     if (op.plain) {
-      std::memcpy(t.data<float>(), op.src.get_data_handle(), t.bytes.size());
+      std::memcpy(t.bytes.data(), op.src.get_data_handle(), t.bytes.size());
     } else {
-      op.dst.set_data_handle(t.data<float>());
+      op.dst.set_data_handle(t.bytes.data());
       op.reorder.execute(strm_, op.src, op.dst);
       strm_.wait();
     }
-    if (nan_input) std::fill_n(t.data<float>(), t.numel(), std::numeric_limits<float>::quiet_NaN());
+    if (nan_input && t.dtype == DType::F32) std::fill_n(t.data<float>(), t.numel(), std::numeric_limits<float>::quiet_NaN());
     outputs[i] = std::move(t);
   }
 }
 
 std::string OnednnExecutable::describe() const {
   int convs = 0;
-  for (auto& s : steps_) convs += s.op == "Conv" || s.op == "Conv+DwConv";
+  for (auto& s : steps_) convs += s.op == "Conv" || s.op == "Conv+DwConv" || s.op == "QLinearConv";
   std::string r;
   if (dw_fusion_) {
     r = cat("onednn-dwfused: ", fused_, " of ", eligible_, " pw->dw pairs fused");

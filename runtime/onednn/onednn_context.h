@@ -38,10 +38,10 @@ inline dims dims_of(const Shape& s) {
 }
 
 // Row-major (logical order) layout of `s`.
-inline md plain_md(const Shape& s) {
+inline md plain_md(const Shape& s, dt type = dt::f32) {
   dims d = dims_of(s), st(d.size(), 1);
   for (size_t i = d.size(); i-- > 1;) st[i - 1] = st[i] * d[i];
-  return md(d, dt::f32, st);
+  return md(d, type, st);
 }
 
 // s with leading 1s up to `rank`.

@@ -29,6 +29,7 @@ void register_pool_ops(OnednnOpRegistry& r);     // ops_pool.cpp
 void register_binary_ops(OnednnOpRegistry& r);   // ops_binary.cpp
 void register_tensor_ops(OnednnOpRegistry& r);   // ops_tensor.cpp
 void register_linear_ops(OnednnOpRegistry& r);   // ops_linear.cpp
+void register_quant_ops(OnednnOpRegistry& r);    // ops_quant.cpp
 
 // --- the pw -> dw post-op fusion of "onednn-dwfused" (ops_conv.cpp) ---
 
