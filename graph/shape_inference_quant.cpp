@@ -104,12 +104,27 @@ ValueInfo infer_dequantize_linear(NodeContext& c) {
   return c.output(DType::F32, x);
 }
 
-struct QLinearTypes {
+// The two quantized operands of QLinearConv / QLinearMatMul and the output: types and shapes.
+struct QLinearOperands {
   DType a, b, y;
+  const Shape& a_shape;
+  const Shape& b_shape;
 };
-// The quantized operands of QLinearConv / QLinearMatMul (inputs 0 and 3, named `a` and `b` in the
-// messages) and the output's type, from its zero point (input 7), which must be input 0's.
-QLinearTypes require_qlinear_types(NodeContext& c, const char* a, const char* b) {
+
+// The input count of a QLinear op: `lo` to `hi` inputs (exactly `lo` when they are equal; more than
+// `hi` is require_inputs' error), listed in `names` for the message, the first one present.
+void require_qlinear_inputs(NodeContext& c, size_t lo, size_t hi, const char* names) {
+  const size_t got = c.node().num_inputs();
+  if (lo == hi ? got != lo : got < lo)
+    c.error("needs ", lo, lo == hi ? std::string() : cat(" or ", hi), " inputs (", names, "), got ", got);
+  c.require_inputs(1, hi);
+}
+
+// The inputs of QLinearConv / QLinearMatMul (8 to `hi`, listed in `names`), their quantized operands
+// (inputs 0 and 3, named `a` and `b` in the messages) and the output's type, from its zero point
+// (input 7), which must be input 0's.
+QLinearOperands require_qlinear_operands(NodeContext& c, size_t hi, const char* names, const char* a, const char* b) {
+  require_qlinear_inputs(c, 8, hi, names);
   const DType at = require_q8(c, 0, a);
   if (!c.has(3)) c.error(b, " (input 3) is missing");
   const DType bt = require_q8(c, 3, b);
@@ -117,18 +132,13 @@ QLinearTypes require_qlinear_types(NodeContext& c, const char* a, const char* b)
   const DType yt = c.dtype(7);
   if (!is_q8(yt)) c.error("y zero point '", c.input_name(7), "' must be uint8 or int8, got ", dtype_name(yt));
   if (yt != at) c.error("mixed types: ", a, " is ", dtype_name(at), " but y is ", dtype_name(yt), " (they must match)");
-  return {at, bt, yt};
+  return {at, bt, yt, c.shape(0), c.shape(3)};
 }
 
 ValueInfo infer_qlinear_conv(NodeContext& c) {
   Node& n = c.node();
-  if (n.num_inputs() < 8)
-    c.error("needs 8 or 9 inputs (x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point[, B]), got ",
-            n.num_inputs());
-  c.require_inputs(1, 9);
-  const auto [xt, wt, yt] = require_qlinear_types(c, "x", "w");
-  const Shape& x = c.shape(0);
-  const Shape& w = c.shape(3);
+  const auto& [xt, wt, yt, x, w] = require_qlinear_operands(
+      c, 9, "x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point[, B]", "x", "w");
   if (x.size() != 4) c.error("x '", c.input_name(0), "' must have rank 4 [N,C,H,W], got shape ", shape_str(x));
   if (w.size() != 4) c.error("w '", c.input_name(3), "' must have rank 4, got shape ", shape_str(w));
   const int64_t group = n.i("group", 1);
@@ -156,13 +166,8 @@ ValueInfo infer_qlinear_conv(NodeContext& c) {
 
 ValueInfo infer_qlinear_matmul(NodeContext& c) {
   Node& n = c.node();
-  if (n.num_inputs() != 8)
-    c.error("needs 8 inputs (a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point), got ",
-            n.num_inputs());
-  c.require_inputs(1, 8);
-  const auto [at, bt, yt] = require_qlinear_types(c, "a", "b");
-  const Shape& a = c.shape(0);
-  const Shape& b = c.shape(3);
+  const auto& [at, bt, yt, a, b] = require_qlinear_operands(
+      c, 8, "a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point", "a", "b");
   if (a.size() < 2) c.unsupported("a '", c.input_name(0), "' must have rank >= 2, got shape ", shape_str(a));
   if (b.size() < 2) c.unsupported("b '", c.input_name(3), "' must have rank >= 2, got shape ", shape_str(b));
   const int64_t K = a.back(), Kb = b[b.size() - 2], N = b.back();
@@ -180,10 +185,7 @@ ValueInfo infer_qlinear_matmul(NodeContext& c) {
 
 ValueInfo infer_qlinear_add(NodeContext& c) {
   Node& n = c.node();
-  if (n.num_inputs() < 7)
-    c.error("needs 7 or 8 inputs (A, A_scale, A_zero_point, B, B_scale, B_zero_point, C_scale[, C_zero_point]), got ",
-            n.num_inputs());
-  c.require_inputs(1, 8);
+  require_qlinear_inputs(c, 7, 8, "A, A_scale, A_zero_point, B, B_scale, B_zero_point, C_scale[, C_zero_point]");
   const DType at = require_q8(c, 0, "A");
   if (!c.has(3)) c.error("B (input 3) is missing");
   const DType bt = require_q8(c, 3, "B");
@@ -199,9 +201,7 @@ ValueInfo infer_qlinear_add(NodeContext& c) {
 
 ValueInfo infer_qlinear_global_average_pool(NodeContext& c) {
   Node& n = c.node();
-  if (n.num_inputs() != 5)
-    c.error("needs 5 inputs (X, x_scale, x_zero_point, y_scale, y_zero_point), got ", n.num_inputs());
-  c.require_inputs(1, 5);
+  require_qlinear_inputs(c, 5, 5, "X, x_scale, x_zero_point, y_scale, y_zero_point");
   const DType xt = require_q8(c, 0, "x");
   if (!c.has(4)) c.error("y zero point (input 4) is missing");
   if (c.dtype(4) != xt)

@@ -22,8 +22,10 @@
 #include "runtime/memory_planner.h"
 #include "runtime/native/op_registry.h"
 #include "runtime/session.h"
+#include "tests/error_util.h"
 #include "tests/graph_builder_util.h"
 #include "tests/isa_util.h"
+#include "tests/real_model_util.h"
 
 using namespace locus;
 using locus::test::GraphBuilder;
@@ -91,6 +93,8 @@ std::string byte_diff(const Tensor& got, const Tensor& want) {
              want.get(first));
 }
 
+struct ConvCase;
+
 // The test fixture: every case runs under each ISA this CPU has, at 1 and 2 threads, and must equal
 // the reference backend exactly.
 class NativeQuant : public test::IsaTest {
@@ -104,6 +108,7 @@ class NativeQuant : public test::IsaTest {
         EXPECT_EQ(byte_diff(got[i], want[i]), "") << "output " << i << ", " << threads << " thread(s)";
     }
   }
+  void expect_same_conv(const ConvCase& k, uint32_t seed);  // expect_same of conv_graph(k, seed)
 };
 
 // QLinearConv y = conv(x, w) with the given geometry; x, y of type t; weights int8 (or uint8 when
@@ -140,51 +145,46 @@ std::pair<Graph, std::map<std::string, Tensor>> conv_graph(const ConvCase& k, ui
   return {finish_one(b, y), {{"x", random_bytes(k.t, {k.N, k.C, k.H, k.W}, seed)}}};
 }
 
-TEST_P(NativeQuant, QLinearConvPointwisePerChannel) {
-  auto [g, in] = conv_graph({2, 13, 5, 7, 21, 1, 1, 0, 1}, 10);
+void NativeQuant::expect_same_conv(const ConvCase& k, uint32_t seed) {
+  auto [g, in] = conv_graph(k, seed);
   expect_same(g, in);
+}
+
+TEST_P(NativeQuant, QLinearConvPointwisePerChannel) {
+  expect_same_conv({2, 13, 5, 7, 21, 1, 1, 0, 1}, 10);
 }
 
 TEST_P(NativeQuant, QLinearConvPointwisePerTensorWide) {
   ConvCase k{1, 40, 6, 9, 35, 1, 1, 0, 1};
   k.per_channel = false;
-  auto [g, in] = conv_graph(k, 20);
-  expect_same(g, in);
+  expect_same_conv(k, 20);
 }
 
 TEST_P(NativeQuant, QLinearConvDepthwise) {
-  auto [g, in] = conv_graph({2, 19, 9, 8, 19, 3, 2, 1, 19}, 30);
-  expect_same(g, in);
-  auto [g1, in1] = conv_graph({1, 33, 7, 5, 33, 3, 1, 1, 33}, 31);
-  expect_same(g1, in1);
+  expect_same_conv({2, 19, 9, 8, 19, 3, 2, 1, 19}, 30);
+  expect_same_conv({1, 33, 7, 5, 33, 3, 1, 1, 33}, 31);
 }
 
 TEST_P(NativeQuant, QLinearConvStemIm2col) {
-  auto [g, in] = conv_graph({2, 3, 11, 10, 17, 3, 2, 1, 1}, 40);
-  expect_same(g, in);
+  expect_same_conv({2, 3, 11, 10, 17, 3, 2, 1, 1}, 40);
 }
 
 TEST_P(NativeQuant, QLinearConvGroupedAndStridedPadded1x1) {
-  auto [g, in] = conv_graph({1, 6, 7, 7, 4, 3, 1, 1, 2}, 50);
-  expect_same(g, in);
-  auto [g1, in1] = conv_graph({2, 10, 9, 7, 12, 1, 2, 1, 1}, 51);
-  expect_same(g1, in1);
+  expect_same_conv({1, 6, 7, 7, 4, 3, 1, 1, 2}, 50);
+  expect_same_conv({2, 10, 9, 7, 12, 1, 2, 1, 1}, 51);
 }
 
 TEST_P(NativeQuant, QLinearConvInt8ActivationsAndUint8Weights) {
   ConvCase k{1, 13, 6, 5, 14, 1, 1, 0, 1};
   k.t = DType::I8;
-  auto [g, in] = conv_graph(k, 60);
-  expect_same(g, in);
+  expect_same_conv(k, 60);
   ConvCase d{1, 16, 6, 5, 16, 3, 1, 1, 16};
   d.t = DType::I8;
   d.w_u8 = true;
-  auto [g1, in1] = conv_graph(d, 61);
-  expect_same(g1, in1);
+  expect_same_conv(d, 61);
   ConvCase s{1, 3, 8, 8, 9, 3, 2, 1, 1};
   s.w_u8 = true;
-  auto [g2, in2] = conv_graph(s, 62);
-  expect_same(g2, in2);
+  expect_same_conv(s, 62);
 }
 
 TEST_P(NativeQuant, QLinearConvSaturatesAtBothEnds) {
@@ -394,15 +394,9 @@ TEST(NativeQuantErrors, UnhandledDtypesAreRefusedInOneLine) {
   const std::string y = b.node("Identity", {"x"});
   const std::string z = b.node("Identity", {y});
   Graph g = b.finish({z});
-  try {
-    Session::from_graph(g);
-    FAIL() << "the native backend accepted int64 runtime values";
-  } catch (const Unsupported& e) {
-    const std::string msg = e.what();
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-    EXPECT_NE(msg.find("native backend cannot run: Identity reading int64 (node '"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("input 'x' of type int64"), std::string::npos) << msg;
-  }
+  test::expect_one_line_error<Unsupported>([&] { Session::from_graph(g); },
+                                           {"native backend cannot run: Identity reading int64 (node '",
+                                            "input 'x' of type int64"});
 }
 
 // Weights that are runtime values: the reference runs them, the native builders (which pack weights
@@ -414,14 +408,8 @@ TEST(NativeQuantErrors, RuntimeWeightsAreDeclinedNamingTheNode) {
   g.values["w"] = ValueInfo{DType::I8, {6, 4, 1, 1}, true};
   in["w"] = random_bytes(DType::I8, {6, 4, 1, 1}, 131);
   EXPECT_NO_THROW(run_backend(g, in, "reference", 1));
-  try {
-    run_backend(g, in, "native", 1);
-    FAIL() << "the native backend accepted runtime QLinearConv weights";
-  } catch (const Unsupported& e) {
-    const std::string msg = e.what();
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-    EXPECT_NE(msg.find("QLinearConv 'QLinearConv_0' with non-constant weights"), std::string::npos) << msg;
-  }
+  test::expect_one_line_error<Unsupported>([&] { run_backend(g, in, "native", 1); },
+                                           {"QLinearConv 'QLinearConv_0' with non-constant weights"});
 }
 
 TEST(NativeQuantErrors, TheDtypeCheckAsksTheOpReadingOrWritingEachValue) {
@@ -492,14 +480,6 @@ const std::vector<Tensor>& reference_outputs() {
     return r;
   }();
   return outs;
-}
-
-std::vector<int64_t> top5(const Tensor& t) {
-  std::vector<int64_t> idx(size_t(t.numel()));
-  std::iota(idx.begin(), idx.end(), 0);
-  std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return t.get(a) > t.get(b); });
-  idx.resize(5);
-  return idx;
 }
 
 class NativeQuantModel : public test::IsaTest {};
@@ -584,7 +564,7 @@ TEST(NativeQuantModelOrt, Int8MobileNetV2MatchesOnnxRuntime) {
     total += want.numel();
     EXPECT_GE(double(same), 0.99 * double(want.numel())) << "set " << k;
     EXPECT_LE(worst, step * 1.0001) << "set " << k;
-    EXPECT_EQ(top5(got), top5(want)) << "set " << k;
+    EXPECT_EQ(test::top5(got), test::top5(want)) << "set " << k;
   }
   std::printf("int8 MobileNetV2, native backend: %lld of %lld logits bit-identical to ONNX Runtime (%.2f%%)\n",
               (long long)identical, (long long)total, 100.0 * double(identical) / double(total));

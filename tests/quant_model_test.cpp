@@ -15,6 +15,8 @@
 #include "graph/cost.h"
 #include "importers/onnx/onnx_importer.h"
 #include "runtime/session.h"
+#include "tests/error_util.h"
+#include "tests/real_model_util.h"
 #include "tests/test_support.h"
 
 using namespace locus;
@@ -27,15 +29,6 @@ std::string int8_dir() {
   if (d.empty()) return "";
   fs::path p = fs::path(d) / "mobilenetv2-12-int8";
   return fs::is_directory(p) ? p.string() : "";
-}
-
-std::vector<int64_t> top5(const Tensor& t) {
-  std::vector<int64_t> idx(size_t(t.numel()));
-  std::iota(idx.begin(), idx.end(), 0);
-  // ties (equal dequantized logits are common) broken by the lower index, for both sides alike
-  std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return t.get(a) > t.get(b); });
-  idx.resize(5);
-  return idx;
 }
 
 Session reference_session(const std::string& model) {
@@ -86,8 +79,8 @@ TEST(QuantModel, Int8MobileNetV2ReferenceMatchesOnnxRuntime) {
     EXPECT_GE(double(same), 0.99 * double(want.numel())) << "set " << k << ": " << same << " of " << want.numel()
                                                           << " logits bit-identical";
     EXPECT_LE(worst, step * 1.0001) << "set " << k << ": a logit is more than one step (" << step << ") away";
-    EXPECT_EQ(top5(out[0]), top5(want)) << "set " << k;
-    EXPECT_EQ(top5(out[0])[0], top5(want)[0]) << "set " << k;
+    EXPECT_EQ(test::top5(out[0]), test::top5(want)) << "set " << k;
+    EXPECT_EQ(test::top5(out[0])[0], test::top5(want)[0]) << "set " << k;
   }
   std::printf("int8 MobileNetV2, reference backend: %lld of %lld logits bit-identical to ONNX Runtime (%.2f%%)\n",
               (long long)identical, (long long)total, 100.0 * double(identical) / double(total));

@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <numeric>
 #include <string>
+#include <vector>
 
 #include "importers/onnx/onnx_importer.h"
 #include "runtime/session.h"
@@ -25,6 +28,16 @@ inline void expect_matches_onnx_runtime(Session& s, const std::string& dir, cons
     EXPECT_EQ(argmax(out[0]), expected_top1[k]) << label << " set " << k;
     EXPECT_EQ(argmax(want), expected_top1[k]) << "stored reference, set " << k;
   }
+}
+
+// The indices of t's five largest elements, largest first; ties (equal dequantized logits are common)
+// broken by the lower index, for both sides of a comparison alike.
+inline std::vector<int64_t> top5(const Tensor& t) {
+  std::vector<int64_t> idx(size_t(t.numel()));
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return t.get(a) > t.get(b); });
+  idx.resize(5);
+  return idx;
 }
 
 }  // namespace locus::test

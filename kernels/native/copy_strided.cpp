@@ -2,8 +2,6 @@
 // After collapsing dimensions: contiguous rows become memcpy; a 2-D transpose (one dimension
 // contiguous in the source, another in the destination) is copied in cache-sized tiles; anything
 // else falls back to an element loop.
-#include <cstring>
-
 #include "kernels/native/elementwise.h"
 #include "kernels/native/strided_loop.h"
 
@@ -27,25 +25,12 @@ void transpose_tile(int64_t ni, int64_t nj, const float* __restrict src, int64_t
 void copy_strided_f32(const std::vector<int64_t>& shape, const float* src,
                       const std::vector<int64_t>& src_strides, float* dst,
                       const std::vector<int64_t>& dst_strides) {
-  const std::vector<int64_t>* st[2] = {&src_strides, &dst_strides};
-  detail::StridedDims<2> d = detail::collapse<2>(shape, st);
-  if (d.empty) return;
-  if (d.rank == 0) {
-    dst[0] = src[0];
-    return;
-  }
+  detail::StridedDims<2> d;
+  if (!detail::collapse_copy(shape, src, src_strides, dst, dst_strides, d)) return;
   const int last = d.rank - 1;
 
-  // Contiguous innermost rows on both sides.
-  if (d.stride[0][last] == 1 && d.stride[1][last] == 1) {
-    const int64_t inner = d.size[last], rows = d.outer_count(last);
-    detail::parallel_ranges(rows, rows * inner, [&](int64_t r0, int64_t r1) {
-      detail::for_each_outer(d, last, r0, r1, [&](const int64_t* off) {
-        std::memcpy(dst + off[1], src + off[0], inner * sizeof(float));
-      });
-    });
-    return;
-  }
+  // Contiguous innermost rows on both sides: a memcpy each.
+  if (d.stride[0][last] == 1 && d.stride[1][last] == 1) return detail::copy_rows(d, src, dst);
 
   // Transpose: dimension si is contiguous in src, dj in dst. Move them to the end (dj, si).
   int si = -1, dj = -1;
@@ -76,15 +61,7 @@ void copy_strided_f32(const std::vector<int64_t>& shape, const float* src,
   }
 
   // General element loop over the innermost dimension.
-  const int64_t inner = d.size[last], rows = d.outer_count(last);
-  const int64_t ss = d.stride[0][last], ds = d.stride[1][last];
-  detail::parallel_ranges(rows, rows * inner, [&](int64_t r0, int64_t r1) {
-    detail::for_each_outer(d, last, r0, r1, [&](const int64_t* off) {
-      const float* s = src + off[0];
-      float* t = dst + off[1];
-      for (int64_t i = 0; i < inner; ++i) t[i * ds] = s[i * ss];
-    });
-  });
+  detail::copy_rows(d, src, dst);
 }
 
 }  // namespace locus::kernels

@@ -3,7 +3,6 @@
 #include "kernels/native/qelementwise.h"
 
 #include <cmath>
-#include <cstring>
 
 #include "kernels/native/cpu_features.h"
 #include "kernels/native/strided_loop.h"
@@ -12,27 +11,8 @@ namespace locus::kernels {
 
 void copy_strided_u8(const std::vector<int64_t>& shape, const uint8_t* src, const std::vector<int64_t>& src_strides,
                      uint8_t* dst, const std::vector<int64_t>& dst_strides) {
-  const std::vector<int64_t>* st[2] = {&src_strides, &dst_strides};
-  detail::StridedDims<2> d = detail::collapse<2>(shape, st);
-  if (d.empty) return;
-  if (d.rank == 0) {
-    dst[0] = src[0];
-    return;
-  }
-  const int last = d.rank - 1;
-  const int64_t inner = d.size[last], rows = d.outer_count(last);
-  const int64_t ss = d.stride[0][last], ds = d.stride[1][last];
-  detail::parallel_ranges(rows, rows * inner, [&](int64_t r0, int64_t r1) {
-    detail::for_each_outer(d, last, r0, r1, [&](const int64_t* off) {
-      const uint8_t* s = src + off[0];
-      uint8_t* t = dst + off[1];
-      if (ss == 1 && ds == 1) {
-        std::memcpy(t, s, size_t(inner));
-      } else {
-        for (int64_t i = 0; i < inner; ++i) t[i * ds] = s[i * ss];
-      }
-    });
-  });
+  detail::StridedDims<2> d;
+  if (detail::collapse_copy(shape, src, src_strides, dst, dst_strides, d)) detail::copy_rows(d, src, dst);
 }
 
 void flip_sign_u8(int64_t n, const uint8_t* x, uint8_t* y) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "graph/error.h"
@@ -70,6 +71,21 @@ StridedDims<NOPS> collapse(const std::vector<int64_t>& shape,
   return d;
 }
 
+// The dimensions of a copy from src to dst (operand 0 the source, 1 the destination), collapsed into
+// d. False when nothing is left to do: a dimension is 0, or rank 0 (the one element is copied here).
+template <class T>
+bool collapse_copy(const std::vector<int64_t>& shape, const T* src, const std::vector<int64_t>& src_strides, T* dst,
+                   const std::vector<int64_t>& dst_strides, StridedDims<2>& d) {
+  const std::vector<int64_t>* st[2] = {&src_strides, &dst_strides};
+  d = collapse<2>(shape, st);
+  if (d.empty) return false;
+  if (d.rank == 0) {
+    dst[0] = src[0];
+    return false;
+  }
+  return true;
+}
+
 // Calls f(off) for outer indices [o0, o1) over the first n_outer dimensions (row-major), where
 // off[op] is the element offset of that outer index for operand op.
 template <int NOPS, class F>
@@ -106,6 +122,26 @@ void parallel_ranges(int64_t count, int64_t work, F&& body) {
   } else {
     body(0, count);
   }
+}
+
+// The rows of a collapsed copy (collapse_copy): the innermost dimension of d, a memcpy where both
+// sides are contiguous in it, else element by element; rows in parallel.
+template <class T>
+void copy_rows(const StridedDims<2>& d, const T* src, T* dst) {
+  const int last = d.rank - 1;
+  const int64_t inner = d.size[last], rows = d.outer_count(last);
+  const int64_t ss = d.stride[0][last], ds = d.stride[1][last];
+  parallel_ranges(rows, rows * inner, [&](int64_t r0, int64_t r1) {
+    for_each_outer(d, last, r0, r1, [&](const int64_t* off) {
+      const T* s = src + off[0];
+      T* t = dst + off[1];
+      if (ss == 1 && ds == 1) {
+        std::memcpy(t, s, size_t(inner) * sizeof(T));
+      } else {
+        for (int64_t i = 0; i < inner; ++i) t[i * ds] = s[i * ss];
+      }
+    });
+  });
 }
 
 }  // namespace locus::kernels::detail

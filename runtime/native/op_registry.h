@@ -14,6 +14,10 @@
 #include "graph/op_registry.h"
 #include "runtime/native/native_context.h"
 
+namespace locus::kernels {
+struct Conv2dShape;
+}
+
 namespace locus::native {
 
 using NativeBuilder = std::function<Step(NativeContext&, const Node&)>;
@@ -41,5 +45,18 @@ void register_quant_ops(NativeOpRegistry& r);        // ops_quant.cpp
 // (Reshape, Flatten, Squeeze, Unsqueeze, Identity, Concat); op "" (the graph's inputs, copied in at
 // the boundary): float32, uint8, int8. ops_quant.cpp holds the list.
 bool handles_dtype(const std::string& op, DType t);
+
+// The geometry of a 2-D Conv / QLinearConv node n (attributes strides, pads, dilations, group) with
+// input x [N,C,H,W], output y [N,OC,OH,OW] and weights w [OC,C/G,KH,KW] (ops_conv.cpp).
+kernels::Conv2dShape conv2d_shape_of(const Node& n, const Shape& x, const Shape& y, const Shape& w);
+
+// The constant weights (input wk) and bias (input bk; nullptr when absent) of a Conv / QLinearConv
+// node n, which the builders pack once: Unsupported naming the node when either is a runtime value
+// (ops_conv.cpp).
+struct ConvConstants {
+  const Tensor* w;
+  const Tensor* b;
+};
+ConvConstants conv_constants(NativeContext& c, const Node& n, size_t wk, size_t bk);
 
 }  // namespace locus::native

@@ -32,19 +32,8 @@ Activation stage_activation(const Node& n, const std::string& stage) {
 Step build_conv(NativeContext& c, const Node& n) {
   const Val& x = c.val(n.input(0));
   const Val& y = c.val(n.outputs[0]);
-  const Tensor* w = c.graph().constant(n.input(1));
-  if (!w) throw Unsupported(cat("native backend: Conv '", n.name, "' with non-constant weights"));
-  const Tensor* b = n.input(2).empty() ? nullptr : c.graph().constant(n.input(2));
-  if (!n.input(2).empty() && !b) throw Unsupported(cat("native backend: Conv '", n.name, "' with non-constant bias"));
-  auto st = n.ints("strides", {1, 1}), pads = n.ints("pads", {0, 0, 0, 0}), dil = n.ints("dilations", {1, 1});
-  Conv2dShape s;
-  s.N = x.shape[0]; s.C = x.shape[1]; s.H = x.shape[2]; s.W = x.shape[3];
-  s.OC = y.shape[1]; s.OH = y.shape[2]; s.OW = y.shape[3];
-  s.KH = w->shape[2]; s.KW = w->shape[3];
-  s.SH = st[0]; s.SW = st[1];
-  s.PT = pads[0]; s.PL = pads[1]; s.PB = pads[2]; s.PR = pads[3];
-  s.DH = dil[0]; s.DW = dil[1];
-  s.G = n.i("group", 1);
+  const auto [w, b] = conv_constants(c, n, 1, 2);
+  const Conv2dShape s = conv2d_shape_of(n, x.shape, y.shape, w->shape);
   auto packed = std::make_shared<PackedConv2d>(pack_conv2d(s, w->data<float>(), b ? b->data<float>() : nullptr,
                                                            activation_of(n), c.tiling().buffer_entries, c.tiling().order,
                                                            c.threads()));
@@ -125,6 +114,27 @@ Step build_fused_block(NativeContext& c, const Node& n) {
 }
 
 }  // namespace
+
+ConvConstants conv_constants(NativeContext& c, const Node& n, size_t wk, size_t bk) {
+  const Tensor* w = c.graph().constant(n.input(wk));
+  if (!w) throw Unsupported(cat("native backend: ", n.op, " '", n.name, "' with non-constant weights"));
+  const Tensor* b = n.input(bk).empty() ? nullptr : c.graph().constant(n.input(bk));
+  if (!n.input(bk).empty() && !b) throw Unsupported(cat("native backend: ", n.op, " '", n.name, "' with non-constant bias"));
+  return {w, b};
+}
+
+kernels::Conv2dShape conv2d_shape_of(const Node& n, const Shape& x, const Shape& y, const Shape& w) {
+  auto st = n.ints("strides", {1, 1}), pads = n.ints("pads", {0, 0, 0, 0}), dil = n.ints("dilations", {1, 1});
+  kernels::Conv2dShape s;
+  s.N = x[0], s.C = x[1], s.H = x[2], s.W = x[3];
+  s.OC = y[1], s.OH = y[2], s.OW = y[3];
+  s.KH = w[2], s.KW = w[3];
+  s.SH = st[0], s.SW = st[1];
+  s.PT = pads[0], s.PL = pads[1], s.PB = pads[2], s.PR = pads[3];
+  s.DH = dil[0], s.DW = dil[1];
+  s.G = n.i("group", 1);
+  return s;
+}
 
 void register_conv_ops(NativeOpRegistry& r) {
   r.add({"Conv", "conv2d_nhwc", build_conv});

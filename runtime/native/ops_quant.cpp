@@ -66,6 +66,18 @@ void for_each_element(const Shape& shape, const std::vector<int64_t>& strides, s
   }
 }
 
+// The per-axis scales and zero points of a QuantizeLinear / DequantizeLinear (scale tensor s, zero
+// point z or none: zero), along attribute axis.
+struct AxisQParams {
+  size_t axis;
+  std::vector<float> scales;
+  std::vector<int32_t> zeros;
+  AxisQParams(const Node& n, const Tensor& s, const Tensor* z)
+      : axis(size_t(n.i("axis", 1))), scales(size_t(s.numel())), zeros(scales.size()) {
+    for (size_t k = 0; k < scales.size(); ++k) scales[k] = scale_at(s, int64_t(k)), zeros[k] = zero_at(z, int64_t(k));
+  }
+};
+
 Step build_quantize(NativeContext& c, const Node& n) {
   const Val& x = c.val(n.input(0));
   const Val& y = c.val(n.outputs[0]);
@@ -78,13 +90,9 @@ Step build_quantize(NativeContext& c, const Node& n) {
     return [cnt = y.numel(), px = x.ptr, py = y.bytes(), scale, zp, s8] { quantize_f32(cnt, px, scale, zp, s8, py); };
   }
   c.set_implementation("quantize_f32 per axis (scalar)");
-  const size_t axis = size_t(n.i("axis", 1));
-  std::vector<float> scales(size_t(s.numel()));
-  std::vector<int32_t> zeros(scales.size());
-  for (size_t k = 0; k < scales.size(); ++k) scales[k] = scale_at(s, int64_t(k)), zeros[k] = zero_at(z, int64_t(k));
-  return [x, y, axis, scales, zeros, s8] {
-    for_each_element(x.shape, x.strides(), axis, [&](int64_t off, int64_t k) {
-      quantize_f32_generic(1, x.ptr + off, scales[size_t(k)], zeros[size_t(k)], s8, y.bytes() + off);
+  return [x, y, q = AxisQParams(n, s, z), s8] {
+    for_each_element(x.shape, x.strides(), q.axis, [&](int64_t off, int64_t k) {
+      quantize_f32_generic(1, x.ptr + off, q.scales[size_t(k)], q.zeros[size_t(k)], s8, y.bytes() + off);
     });
   };
 }
@@ -102,13 +110,9 @@ Step build_dequantize(NativeContext& c, const Node& n) {
     const int32_t zp = zero_at(z, 0);
     return [cnt = y.numel(), px = x.bytes(), py = y.ptr, scale, zp, s8] { dequantize_f32(cnt, px, s8, scale, zp, py); };
   }
-  const size_t axis = size_t(n.i("axis", 1));
-  std::vector<float> scales(size_t(s.numel()));
-  std::vector<int32_t> zeros(scales.size());
-  for (size_t k = 0; k < scales.size(); ++k) scales[k] = scale_at(s, int64_t(k)), zeros[k] = zero_at(z, int64_t(k));
-  return [x, y, axis, scales, zeros, s8] {
-    for_each_element(x.shape, x.strides(), axis, [&](int64_t off, int64_t k) {
-      dequantize_f32(1, x.bytes() + off, s8, scales[size_t(k)], zeros[size_t(k)], y.ptr + off);
+  return [x, y, q = AxisQParams(n, s, z), s8] {
+    for_each_element(x.shape, x.strides(), q.axis, [&](int64_t off, int64_t k) {
+      dequantize_f32(1, x.bytes() + off, s8, q.scales[size_t(k)], q.zeros[size_t(k)], y.ptr + off);
     });
   };
 }
@@ -155,23 +159,25 @@ const uint8_t* u8_input(NativeContext& c, const Val& x, const uint8_t* src, Step
   return buf;
 }
 
+// len (sizeof(W) to 2 sizeof(W)) bytes from src to dst: two overlapping W-sized moves, both loads first.
+template <class W>
+inline void copy_overlapping(uint8_t* dst, const uint8_t* src, int64_t len) {
+  W a, b;
+  std::memcpy(&a, src, sizeof(W));
+  std::memcpy(&b, src + len - int64_t(sizeof(W)), sizeof(W));
+  std::memcpy(dst, &a, sizeof(W));
+  std::memcpy(dst + len - int64_t(sizeof(W)), &b, sizeof(W));
+}
+
 // len bytes from src to dst without a library call for the short runs im2col copies (the RGB stem's
 // are 3 or 9 bytes): overlapping 8- or 4-byte moves.
 inline void copy_bytes(uint8_t* dst, const uint8_t* src, int64_t len) {
   if (len >= 16) {
     std::memcpy(dst, src, size_t(len));
   } else if (len >= 8) {
-    uint64_t a, b;
-    std::memcpy(&a, src, 8);
-    std::memcpy(&b, src + len - 8, 8);
-    std::memcpy(dst, &a, 8);
-    std::memcpy(dst + len - 8, &b, 8);
+    copy_overlapping<uint64_t>(dst, src, len);
   } else if (len >= 4) {
-    uint32_t a, b;
-    std::memcpy(&a, src, 4);
-    std::memcpy(&b, src + len - 4, 4);
-    std::memcpy(dst, &a, 4);
-    std::memcpy(dst + len - 4, &b, 4);
+    copy_overlapping<uint32_t>(dst, src, len);
   } else {
     for (int64_t i = 0; i < len; ++i) dst[i] = src[i];
   }
@@ -214,20 +220,9 @@ void im2col_u8(const Conv2dShape& s, int64_t g, const uint8_t* x, uint8_t zero, 
 Step build_qlinear_conv(NativeContext& c, const Node& n) {
   const Val& x = c.val(n.input(0));
   const Val& y = c.val(n.outputs[0]);
-  const Tensor* wt = c.graph().constant(n.input(3));
-  if (!wt) throw Unsupported(cat("native backend: QLinearConv '", n.name, "' with non-constant weights"));
-  const Tensor* bt = n.input(8).empty() ? nullptr : c.graph().constant(n.input(8));
-  if (!n.input(8).empty() && !bt) throw Unsupported(cat("native backend: QLinearConv '", n.name, "' with a non-constant bias"));
+  const auto [wt, bt] = conv_constants(c, n, 3, 8);
   if (x.shape.size() != 4) throw Unsupported(cat("native backend: QLinearConv '", n.name, "' is not 2-D"));
-  auto st = n.ints("strides", {1, 1}), pads = n.ints("pads", {0, 0, 0, 0}), dil = n.ints("dilations", {1, 1});
-  Conv2dShape s;
-  s.N = x.shape[0], s.C = x.shape[1], s.H = x.shape[2], s.W = x.shape[3];
-  s.OC = y.shape[1], s.OH = y.shape[2], s.OW = y.shape[3];
-  s.KH = wt->shape[2], s.KW = wt->shape[3];
-  s.SH = st[0], s.SW = st[1];
-  s.PT = pads[0], s.PL = pads[1], s.PB = pads[2], s.PR = pads[3];
-  s.DH = dil[0], s.DW = dil[1];
-  s.G = n.i("group", 1);
+  const Conv2dShape s = conv2d_shape_of(n, x.shape, y.shape, wt->shape);
   const bool x_s8 = is_s8(x.dtype);
   const QuantParams q = quant_params(c, n, x_s8, wt->dtype == DType::U8, is_s8(y.dtype));
   const std::vector<int8_t> w = weights_s8(*wt);
