@@ -27,13 +27,8 @@ schedule::FusedPlannerOptions fused_planner_options(int64_t burst_entries) {
   return o;
 }
 
-PlanOutcome<schedule::FusedBlockPlan> try_plan_fused(const Layer& l, int64_t S, int64_t burst_entries) {
-  // "no band fits" is a result with its reason, kept for the layer's note
-  schedule::FusedPlanAttempt a = schedule::search_fused_block_plan(l.block, S, fused_planner_options(burst_entries));
-  PlanOutcome<schedule::FusedBlockPlan> out;
-  out.plan = std::move(a.plan);
-  out.why_not = std::move(a.why_not);
-  return out;
+schedule::FusedPlanAttempt try_plan_fused(const Layer& l, int64_t S, int64_t burst_entries) {
+  return schedule::search_fused_block_plan(l.block, S, fused_planner_options(burst_entries));
 }
 
 namespace {
@@ -160,7 +155,7 @@ Mapping map_workload(const Workload& wl, ScheduleKind kind, const AccelConfig& c
       continue;
     }
     // fused-scan: fuse the group unless no band fits or fusing moves more data than its layers
-    const PlanOutcome<schedule::FusedBlockPlan> fused = try_plan_fused(l, c.S, c.burst_entries);
+    const schedule::FusedPlanAttempt fused = try_plan_fused(l, c.S, c.burst_entries);
     // the same group layer by layer, its intermediates placed after everything placed so far
     AddressSpace apart_mem = mem;
     for (const Layer& s : l.stages) apart_mem.place(wl.storage(s.outputs[0]), size_of(s.outputs[0]));

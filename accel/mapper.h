@@ -41,14 +41,8 @@ schedule::PlannerOptions gemm_planner_options(ScheduleKind k, int64_t burst_entr
 // as OC runs of `chunk` entries), no smaller chunk unless nothing else fits, halo cache on.
 schedule::FusedPlannerOptions fused_planner_options(int64_t burst_entries = 32);
 
-// A plan, or why there is none.
-template <class P>
-struct PlanOutcome {
-  std::optional<P> plan;
-  std::string why_not;  // set when plan is empty
-};
 // The fused-block plan of a group on S entries, or the planner's reason when no band fits.
-PlanOutcome<schedule::FusedBlockPlan> try_plan_fused(const Layer& l, int64_t S, int64_t burst_entries);
+schedule::FusedPlanAttempt try_plan_fused(const Layer& l, int64_t S, int64_t burst_entries);
 
 struct MapOptions {
   int64_t buffer_entries = 0;  // 0: the config's

@@ -8,6 +8,7 @@
 
 #include "graph/eval/eval_internal.h"
 #include "graph/ops.h"
+#include "graph/quant_params.h"
 
 namespace locus::eval::detail {
 namespace {
@@ -30,12 +31,6 @@ void qset(Tensor& t, int64_t i, int32_t v) {
   else t.data<int8_t>()[i] = int8_t(v);
 }
 
-// Scale k of a scale tensor (per tensor: one value for every k).
-float scale_at(const Tensor& s, int64_t k) { return s.numel() == 1 ? s.data<float>()[0] : s.data<float>()[k]; }
-int32_t zero_at(const Tensor* z, int64_t k) {
-  if (!z) return 0;
-  return z->numel() == 1 ? qget(*z, 0) : qget(*z, k);
-}
 
 // ORT's requantization (MlasRequantizeOutput): float(acc) * multiplier, clamp in float to the output
 // type's range shifted by the zero point, round half to even, add the zero point.
@@ -69,7 +64,7 @@ void for_each_quantized(const Node& n, const Inputs& in, F f) {
   const int64_t axis = n.i("axis", 1);
   for (int64_t i = 0; i < x.numel(); ++i) {
     const int64_t k = per_axis ? axis_index(i, x.shape, axis) : 0;
-    f(i, scale_at(s, k), zero_at(z, k));
+    f(i, quant_scale_at(s, k), quant_zero_at(z, k));
   }
 }
 
@@ -97,11 +92,11 @@ void qlinear_conv(const Node& n, const Inputs& in, Tensor& y) {
   const auto st = n.ints("strides"), pads = n.ints("pads"), dil = n.ints("dilations");
   const Window win{KH, KW, st[0], st[1], pads[0], pads[1], pads[2], pads[3], dil[0], dil[1]};
   const int64_t group = n.i("group", 1), ocg = OC / group;
-  const int32_t zx = zero_at(xz, 0), zy = zero_at(yz, 0);
+  const int32_t zx = quant_zero_at(xz, 0), zy = quant_zero_at(yz, 0);
   (void)C;
   for (int64_t o = 0; o < OC; ++o) {
-    const int32_t zw = zero_at(wz, o);
-    const float mult = scale_at(xs, 0) * scale_at(ws, o) / scale_at(ys, 0);  // ORT's order: (xs*ws)/ys
+    const int32_t zw = quant_zero_at(wz, o);
+    const float mult = quant_scale_at(xs, 0) * quant_scale_at(ws, o) / quant_scale_at(ys, 0);  // ORT's order: (xs*ws)/ys
     const int64_t g = o / ocg;
     for (int64_t ni = 0; ni < N; ++ni)
       for (int64_t oh = 0; oh < OH; ++oh)
@@ -123,7 +118,7 @@ void qlinear_conv(const Node& n, const Inputs& in, Tensor& y) {
 
 void qlinear_matmul(const Node& n, const Inputs& in, Tensor& y) {
   const Tensor &a = *in[0], &as = *in[1], &b = *in[3], &bs = *in[4], &ys = *in[6];
-  const int32_t za = zero_at(in[2], 0), zy = zero_at(in[7], 0);
+  const int32_t za = quant_zero_at(in[2], 0), zy = quant_zero_at(in[7], 0);
   const int64_t M = a.shape[a.shape.size() - 2], K = a.shape.back(), Ncol = b.shape.back();
   // batch dimensions (numpy broadcasting): the output's, and each operand's strides in matrices
   const Shape batch(y.shape.begin(), y.shape.end() - 2);
@@ -133,8 +128,8 @@ void qlinear_matmul(const Node& n, const Inputs& in, Tensor& y) {
   for (int64_t bi = 0; bi < batches; ++bi) {
     const int64_t a0 = broadcast_offset(bi, batch, sa) * M * K, b0 = broadcast_offset(bi, batch, sb) * K * Ncol;
     for (int64_t j = 0; j < Ncol; ++j) {
-      const int32_t zb = zero_at(in[5], j);
-      const float mult = scale_at(as, 0) * scale_at(bs, j) / scale_at(ys, 0);
+      const int32_t zb = quant_zero_at(in[5], j);
+      const float mult = quant_scale_at(as, 0) * quant_scale_at(bs, j) / quant_scale_at(ys, 0);
       for (int64_t m = 0; m < M; ++m) {
         int64_t acc = 0;
         for (int64_t k = 0; k < K; ++k)
@@ -151,9 +146,9 @@ void qlinear_matmul(const Node& n, const Inputs& in, Tensor& y) {
 //   (cvtps2dq); saturate to the type (packs to s16, then to u8 / s8).
 void qlinear_add(const Node& n, const Inputs& in, Tensor& y) {
   const Tensor &a = *in[0], &b = *in[3];
-  const float sa = scale_at(*in[1], 0), sb = scale_at(*in[4], 0), sc = scale_at(*in[6], 0);
-  const int32_t za = zero_at(in[2], 0), zb = zero_at(in[5], 0);
-  const int32_t zc = in.size() > 7 ? zero_at(in[7], 0) : 0;
+  const float sa = quant_scale_at(*in[1], 0), sb = quant_scale_at(*in[4], 0), sc = quant_scale_at(*in[6], 0);
+  const int32_t za = quant_zero_at(in[2], 0), zb = quant_zero_at(in[5], 0);
+  const int32_t zc = in.size() > 7 ? quant_zero_at(in[7], 0) : 0;
   const float ra = sa / sc, rb = sb / sc;
   const float fixed = float(zc) - std::fma(ra, float(za), rb * float(zb));
   const auto sta = broadcast_strides(a.shape, y.shape), stb = broadcast_strides(b.shape, y.shape);
@@ -172,8 +167,8 @@ void qlinear_add(const Node& n, const Inputs& in, Tensor& y) {
 // half to even, + zy).
 void qlinear_global_average_pool(const Node& n, const Inputs& in, Tensor& y) {
   const Tensor& x = *in[0];
-  const float sx = scale_at(*in[1], 0), sy = scale_at(*in[3], 0);
-  const int32_t zx = zero_at(in[2], 0), zy = zero_at(in[4], 0);
+  const float sx = quant_scale_at(*in[1], 0), sy = quant_scale_at(*in[3], 0);
+  const int32_t zx = quant_zero_at(in[2], 0), zy = quant_zero_at(in[4], 0);
   const bool last = n.i("channels_last", 0) == 1;
   const int64_t N = x.shape[0];
   const int64_t C = last ? x.shape.back() : x.shape[1];

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "graph/ops.h"
+#include "graph/quant_params.h"
 #include "kernels/native/conv2d_nhwc.h"
 #include "kernels/native/qdwconv.h"
 #include "kernels/native/qelementwise.h"
@@ -38,11 +39,6 @@ const Tensor& constant_input(NativeContext& c, const Node& n, size_t k, const ch
 const Tensor* optional_constant(NativeContext& c, const Node& n, size_t k, const char* role) {
   if (n.input(k).empty()) return nullptr;
   return &constant_input(c, n, k, role);
-}
-float scale_at(const Tensor& s, int64_t k) { return s.numel() == 1 ? s.data<float>()[0] : s.data<float>()[k]; }
-int32_t zero_at(const Tensor* z, int64_t k) {
-  if (!z) return 0;
-  return int32_t(z->get_int(z->numel() == 1 ? 0 : k));
 }
 
 bool is_s8(DType t) { return t == DType::I8; }
@@ -74,7 +70,7 @@ struct AxisQParams {
   std::vector<int32_t> zeros;
   AxisQParams(const Node& n, const Tensor& s, const Tensor* z)
       : axis(size_t(n.i("axis", 1))), scales(size_t(s.numel())), zeros(scales.size()) {
-    for (size_t k = 0; k < scales.size(); ++k) scales[k] = scale_at(s, int64_t(k)), zeros[k] = zero_at(z, int64_t(k));
+    for (size_t k = 0; k < scales.size(); ++k) scales[k] = quant_scale_at(s, int64_t(k)), zeros[k] = quant_zero_at(z, int64_t(k));
   }
 };
 
@@ -85,8 +81,8 @@ Step build_quantize(NativeContext& c, const Node& n) {
   const Tensor* z = optional_constant(c, n, 2, "y_zero_point");
   const bool s8 = is_s8(y.dtype);
   if (s.numel() == 1) {  // x and y share shape and layout: one flat pass
-    const float scale = scale_at(s, 0);
-    const int32_t zp = zero_at(z, 0);
+    const float scale = quant_scale_at(s, 0);
+    const int32_t zp = quant_zero_at(z, 0);
     return [cnt = y.numel(), px = x.ptr, py = y.bytes(), scale, zp, s8] { quantize_f32(cnt, px, scale, zp, s8, py); };
   }
   c.set_implementation("quantize_f32 per axis (scalar)");
@@ -106,8 +102,8 @@ Step build_dequantize(NativeContext& c, const Node& n) {
   const Tensor* z = optional_constant(c, n, 2, "x_zero_point");
   const bool s8 = is_s8(x.dtype);
   if (s.numel() == 1) {
-    const float scale = scale_at(s, 0);
-    const int32_t zp = zero_at(z, 0);
+    const float scale = quant_scale_at(s, 0);
+    const int32_t zp = quant_zero_at(z, 0);
     return [cnt = y.numel(), px = x.bytes(), py = y.ptr, scale, zp, s8] { dequantize_f32(cnt, px, s8, scale, zp, py); };
   }
   return [x, y, q = AxisQParams(n, s, z), s8] {
@@ -121,17 +117,17 @@ Step build_dequantize(NativeContext& c, const Node& n) {
 // (w, per tensor or per output channel), 6, 7 (y). x_s8 / w_u8 shift the zero points as the values are shifted.
 QuantParams quant_params(NativeContext& c, const Node& n, bool x_s8, bool w_u8, bool y_s8) {
   QuantParams q;
-  q.a_scale = scale_at(constant_input(c, n, 1, "the input scale"), 0);
-  q.a_zero = zero_at(optional_constant(c, n, 2, "the input zero point"), 0) + (x_s8 ? 128 : 0);
+  q.a_scale = quant_scale_at(constant_input(c, n, 1, "the input scale"), 0);
+  q.a_zero = quant_zero_at(optional_constant(c, n, 2, "the input zero point"), 0) + (x_s8 ? 128 : 0);
   const Tensor& ws = constant_input(c, n, 4, "the weight scale");
   const Tensor* wz = optional_constant(c, n, 5, "the weight zero point");
-  for (int64_t k = 0; k < ws.numel(); ++k) q.w_scale.push_back(scale_at(ws, k));
+  for (int64_t k = 0; k < ws.numel(); ++k) q.w_scale.push_back(quant_scale_at(ws, k));
   if (wz)
-    for (int64_t k = 0; k < wz->numel(); ++k) q.w_zero.push_back(zero_at(wz, k) - (w_u8 ? 128 : 0));
+    for (int64_t k = 0; k < wz->numel(); ++k) q.w_zero.push_back(quant_zero_at(wz, k) - (w_u8 ? 128 : 0));
   else if (w_u8)
     q.w_zero.push_back(-128);  // uint8 weights with the default zero point 0
-  q.y_scale = scale_at(constant_input(c, n, 6, "the output scale"), 0);
-  q.y_zero = zero_at(optional_constant(c, n, 7, "the output zero point"), 0);
+  q.y_scale = quant_scale_at(constant_input(c, n, 6, "the output scale"), 0);
+  q.y_zero = quant_zero_at(optional_constant(c, n, 7, "the output zero point"), 0);
   q.s8_out = y_s8;
   // the whole output type: the spec's saturation (ORT's clamp)
   q.qmin = y_s8 ? -128 : 0;
@@ -311,10 +307,10 @@ Step build_qlinear_add(NativeContext& c, const Node& n) {
   const Val& b = c.val(n.input(3));
   const Val& y = c.val(n.outputs[0]);
   const QAddParams p = qadd_params(
-      scale_at(constant_input(c, n, 1, "A_scale"), 0), zero_at(optional_constant(c, n, 2, "A_zero_point"), 0),
-      scale_at(constant_input(c, n, 4, "B_scale"), 0), zero_at(optional_constant(c, n, 5, "B_zero_point"), 0),
-      scale_at(constant_input(c, n, 6, "C_scale"), 0),
-      n.num_inputs() > 7 ? zero_at(optional_constant(c, n, 7, "C_zero_point"), 0) : 0, is_s8(y.dtype));
+      quant_scale_at(constant_input(c, n, 1, "A_scale"), 0), quant_zero_at(optional_constant(c, n, 2, "A_zero_point"), 0),
+      quant_scale_at(constant_input(c, n, 4, "B_scale"), 0), quant_zero_at(optional_constant(c, n, 5, "B_zero_point"), 0),
+      quant_scale_at(constant_input(c, n, 6, "C_scale"), 0),
+      n.num_inputs() > 7 ? quant_zero_at(optional_constant(c, n, 7, "C_zero_point"), 0) : 0, is_s8(y.dtype));
   if (a.shape == y.shape && b.shape == y.shape && a.layout == y.layout && b.layout == y.layout)
     return [p, cnt = y.numel(), pa = a.bytes(), pb = b.bytes(), py = y.bytes()] { qadd_same(p, cnt, pa, pb, py); };
   c.set_implementation("qadd_strided (broadcasting)");
@@ -327,9 +323,9 @@ Step build_qlinear_add(NativeContext& c, const Node& n) {
 Step build_qlinear_global_average_pool(NativeContext& c, const Node& n) {
   const Val& x = c.val(n.input(0));
   const Val& y = c.val(n.outputs[0]);
-  const float xs = scale_at(constant_input(c, n, 1, "x_scale"), 0), ys = scale_at(constant_input(c, n, 3, "y_scale"), 0);
-  const int32_t xz = zero_at(optional_constant(c, n, 2, "x_zero_point"), 0);
-  const int32_t yz = zero_at(optional_constant(c, n, 4, "y_zero_point"), 0);
+  const float xs = quant_scale_at(constant_input(c, n, 1, "x_scale"), 0), ys = quant_scale_at(constant_input(c, n, 3, "y_scale"), 0);
+  const int32_t xz = quant_zero_at(optional_constant(c, n, 2, "x_zero_point"), 0);
+  const int32_t yz = quant_zero_at(optional_constant(c, n, 4, "y_zero_point"), 0);
   const bool last = n.i("channels_last", 0) == 1, s8 = is_s8(x.dtype);
   const size_t r = x.shape.size();
   const int64_t N = x.shape[0], C = last ? x.shape[r - 1] : x.shape[1];
