@@ -34,6 +34,7 @@ struct OpEntry {
   std::string op;              // op key: "Conv", "locus.FusedInvertedResidual"
   std::string implementation;  // what runs it, e.g. "dnnl convolution_forward"
   Fn fn;                       // the builder or kernel
+  bool byte_values = false;    // also takes uint8 / int8 runtime values, besides float32 ones
 };
 
 template <class Fn>

@@ -43,7 +43,7 @@ void register_quant_ops(NativeOpRegistry& r);        // ops_quant.cpp
 // Whether the native kernel of `op` (an op key) reads or writes runtime values of dtype t: float32
 // for every op; uint8 / int8 for the quantized ops and the data movement that carries their values
 // (Reshape, Flatten, Squeeze, Unsqueeze, Identity, Concat); op "" (the graph's inputs, copied in at
-// the boundary): float32, uint8, int8. ops_quant.cpp holds the list.
+// the boundary): float32, uint8, int8. Each registry entry says whether it takes them (OpEntry::byte_values).
 bool handles_dtype(const std::string& op, DType t);
 
 // The geometry of a 2-D Conv / QLinearConv node n (attributes strides, pads, dilations, group) with

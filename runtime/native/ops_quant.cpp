@@ -14,7 +14,6 @@
 
 #include <cstring>
 #include <memory>
-#include <set>
 #include <vector>
 
 #include "graph/ops.h"
@@ -358,31 +357,24 @@ Step build_qlinear_global_average_pool(NativeContext& c, const Node& n) {
   };
 }
 
-const std::set<std::string>& byte_ops() {
-  static const std::set<std::string> ops = {
-      "QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
-      op_key(kMicrosoftDomain, "QLinearAdd"), op_key(kMicrosoftDomain, "QLinearGlobalAveragePool"),
-      // data movement (ops_tensor.cpp)
-      "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Concat"};
-  return ops;
-}
-
 }  // namespace
 
 bool handles_dtype(const std::string& op, DType t) {
   if (t == DType::F32) return true;
-  // op "": the graph's inputs, which the boundary copies in either size
-  return (t == DType::U8 || t == DType::I8) && (op.empty() || byte_ops().count(op) > 0);
+  if (t != DType::U8 && t != DType::I8) return false;
+  if (op.empty()) return true;  // the graph's inputs, which the boundary copies in either size
+  const NativeOp* e = native_ops().find(op);
+  return e && e->byte_values;  // the registry entry says so
 }
 
 void register_quant_ops(NativeOpRegistry& r) {
-  r.add({"QuantizeLinear", "quantize_f32", build_quantize});
-  r.add({"DequantizeLinear", "dequantize_f32", build_dequantize});
-  r.add({"QLinearConv", "qlinear_conv (qgemm_u8s8 / qdwconv_nhwc)", build_qlinear_conv});
-  r.add({"QLinearMatMul", "qgemm_u8s8", build_qlinear_matmul});
-  r.add({op_key(kMicrosoftDomain, "QLinearAdd"), "qadd_same", build_qlinear_add});
+  r.add({"QuantizeLinear", "quantize_f32", build_quantize, /*byte_values=*/true});
+  r.add({"DequantizeLinear", "dequantize_f32", build_dequantize, true});
+  r.add({"QLinearConv", "qlinear_conv (qgemm_u8s8 / qdwconv_nhwc)", build_qlinear_conv, true});
+  r.add({"QLinearMatMul", "qgemm_u8s8", build_qlinear_matmul, true});
+  r.add({op_key(kMicrosoftDomain, "QLinearAdd"), "qadd_same", build_qlinear_add, true});
   r.add({op_key(kMicrosoftDomain, "QLinearGlobalAveragePool"), "qglobal_avgpool_nhwc",
-         build_qlinear_global_average_pool});
+         build_qlinear_global_average_pool, true});
 }
 
 }  // namespace locus::native

@@ -97,8 +97,10 @@ Step build_gather(NativeContext& c, const Node& n) {
 Step build_view(NativeContext& c, const Node& n) { return build_logical_copy(c, c.val(n.input(0)), c.val(n.outputs[0])); }
 
 void register_tensor_ops(NativeOpRegistry& r) {
-  for (const char* op : {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}) r.add({op, "copy_strided_f32", build_view});
-  r.add({"Concat", "memcpy", build_concat});
+  // the data movement ops move 1-byte (quantized) values as well
+  for (const char* op : {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
+    r.add({op, "copy_strided_f32", build_view, /*byte_values=*/true});
+  r.add({"Concat", "memcpy", build_concat, true});
   r.add({"Gather", "memcpy", build_gather});
 }
 
