@@ -326,17 +326,26 @@ TEST_P(NativeQuant, QuantizeAndDequantizeLinear) {
   std::vector<float> v = test::random_floats(2 * 3 * 5 * 7, 110, -9.f, 9.f);
   const float special[] = {0.25f, 0.75f, -0.25f, 1e9f, -1e9f, NAN, INFINITY, -INFINITY, 6.25f, -6.25f};
   for (size_t i = 0; i < std::size(special); ++i) v[i * 17] = special[i];
+  // axis 1 is the innermost dimension of the NHWC value, axis 2 (H) one with runs of W x C elements
+  // and axis 3 (W) one with runs of C
   for (DType t : {DType::U8, DType::I8})
-    for (bool per_axis : {false, true}) {
+    for (int64_t axis : {int64_t(0), int64_t(1), int64_t(2), int64_t(3)}) {
+      const bool per_axis = axis > 0;
+      const int64_t dim = axis == 1 ? 3 : axis == 2 ? 5 : 7;
+      std::vector<float> scales;
+      std::vector<int> zeros;
+      for (int64_t k = 0; k < dim; ++k) {
+        scales.push_back(0.03f + 0.11f * float(k));
+        zeros.push_back(t == DType::U8 ? int(40 * k + 3) : int(30 * k - 100));
+      }
       GraphBuilder b;
       const std::string x = b.input("x", {2, 3, 5, 7});
-      b.constant("s", per_axis ? f32s({3}, {0.05f, 0.5f, 0.0625f}) : scalar_f32(0.05f));
-      b.constant("z", per_axis ? zero_point(t, {3}, {t == DType::U8 ? 128 : 0, 3, t == DType::U8 ? 250 : -100})
-                               : zero_point(t, {}, {t == DType::U8 ? 128 : 0}));
-      const std::string q = b.node("QuantizeLinear", {x, "s", "z"}, {{"axis", int64_t(1)}});
-      const std::string d = b.node("DequantizeLinear", {q, "s", "z"}, {{"axis", int64_t(1)}});
+      b.constant("s", per_axis ? f32s({dim}, scales) : scalar_f32(0.05f));
+      b.constant("z", per_axis ? zero_point(t, {dim}, zeros) : zero_point(t, {}, {t == DType::U8 ? 128 : 0}));
+      const std::string q = b.node("QuantizeLinear", {x, "s", "z"}, {{"axis", per_axis ? axis : int64_t(1)}});
+      const std::string d = b.node("DequantizeLinear", {q, "s", "z"}, {{"axis", per_axis ? axis : int64_t(1)}});
       Graph g = b.finish({q, d});
-      SCOPED_TRACE(cat(dtype_name(t), per_axis ? ", per axis" : ", per tensor"));
+      SCOPED_TRACE(cat(dtype_name(t), per_axis ? cat(", along axis ", axis) : std::string(", per tensor")));
       expect_same(g, {{"x", f32s({2, 3, 5, 7}, v)}});
     }
 }

@@ -42,24 +42,21 @@ const Tensor* optional_constant(NativeContext& c, const Node& n, size_t k, const
 
 bool is_s8(DType t) { return t == DType::I8; }
 
-// Calls f(offset, index along `axis`) for every element of a value of `shape` with `strides`.
-template <class F>
-void for_each_element(const Shape& shape, const std::vector<int64_t>& strides, size_t axis, F&& f) {
-  const size_t r = shape.size();
-  std::vector<int64_t> idx(r, 0);
-  int64_t total = 1;
-  for (int64_t d : shape) total *= d;
-  int64_t off = 0;
-  for (int64_t e = 0; e < total; ++e) {
-    f(off, idx[axis]);
-    for (size_t d = r; d-- > 0;) {
-      off += strides[d];
-      if (++idx[d] < shape[d]) break;
-      off -= shape[d] * strides[d];
-      idx[d] = 0;
-    }
+// A value's elements in runs that share one index along `axis`: the layouts here are dense
+// permutations (NHWC or row-major), so element offset o has index (o / strides[axis]) % shape[axis]
+// and the strides[axis] elements from a multiple of it share it. f(offset, count, index) per run.
+struct AxisRuns {
+  int64_t total = 0, run = 1, dim = 1;
+  AxisRuns(const Shape& shape, const std::vector<int64_t>& strides, size_t axis)
+      : total(1), run(strides.at(axis)), dim(shape.at(axis)) {
+    for (int64_t d : shape) total *= d;
+    LOCUS_CHECK(run > 0 && total % (run * dim) == 0, "per-axis quantization: layout is not dense along axis ", axis);
   }
-}
+  template <class F>
+  void operator()(F&& f) const {
+    for (int64_t off = 0; off < total; off += run) f(off, run, (off / run) % dim);
+  }
+};
 
 // The per-axis scales and zero points of a QuantizeLinear / DequantizeLinear (scale tensor s, zero
 // point z or none: zero), along attribute axis.
@@ -84,10 +81,11 @@ Step build_quantize(NativeContext& c, const Node& n) {
     const int32_t zp = quant_zero_at(z, 0);
     return [cnt = y.numel(), px = x.ptr, py = y.bytes(), scale, zp, s8] { quantize_f32(cnt, px, scale, zp, s8, py); };
   }
-  c.set_implementation("quantize_f32 per axis (scalar)");
-  return [x, y, q = AxisQParams(n, s, z), s8] {
-    for_each_element(x.shape, x.strides(), q.axis, [&](int64_t off, int64_t k) {
-      quantize_f32_generic(1, x.ptr + off, q.scales[size_t(k)], q.zeros[size_t(k)], s8, y.bytes() + off);
+  c.set_implementation("quantize_f32 per axis (runs along the axis)");
+  AxisQParams q(n, s, z);
+  return [px = x.ptr, py = y.bytes(), runs = AxisRuns(x.shape, x.strides(), q.axis), q, s8] {
+    runs([&](int64_t off, int64_t cnt, int64_t k) {
+      quantize_f32(cnt, px + off, q.scales[size_t(k)], q.zeros[size_t(k)], s8, py + off);
     });
   };
 }
@@ -105,9 +103,10 @@ Step build_dequantize(NativeContext& c, const Node& n) {
     const int32_t zp = quant_zero_at(z, 0);
     return [cnt = y.numel(), px = x.bytes(), py = y.ptr, scale, zp, s8] { dequantize_f32(cnt, px, s8, scale, zp, py); };
   }
-  return [x, y, q = AxisQParams(n, s, z), s8] {
-    for_each_element(x.shape, x.strides(), q.axis, [&](int64_t off, int64_t k) {
-      dequantize_f32(1, x.bytes() + off, s8, q.scales[size_t(k)], q.zeros[size_t(k)], y.ptr + off);
+  AxisQParams q(n, s, z);
+  return [px = x.bytes(), py = y.ptr, runs = AxisRuns(x.shape, x.strides(), q.axis), q, s8] {
+    runs([&](int64_t off, int64_t cnt, int64_t k) {
+      dequantize_f32(cnt, px + off, s8, q.scales[size_t(k)], q.zeros[size_t(k)], py + off);
     });
   };
 }
