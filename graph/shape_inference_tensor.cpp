@@ -86,7 +86,7 @@ ValueInfo infer_concat(NodeContext& c) {
   Node& n = c.node();
   if (n.inputs.empty()) c.error("needs at least one input");
   c.require_inputs(n.inputs.size(), n.inputs.size());
-  c.require_shape_dtype(0);
+  c.require_data_dtype(0);  // quantized (uint8 / int8) values concatenate like float ones
   if (!n.has("axis")) c.error("attribute axis is required");
   const Shape& first = c.shape(0);
   int64_t r = int64_t(first.size());

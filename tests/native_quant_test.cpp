@@ -373,9 +373,13 @@ TEST_P(NativeQuant, QuantizeLinearAtTies) {
 
 TEST_P(NativeQuant, DataMovementOfBytes) {
   // uint8 values through Flatten, Reshape, Unsqueeze, Squeeze and Identity, from and to NHWC (the
-  // boundary converts 1-byte values NCHW <-> NHWC); the catalogue refuses Concat of uint8 for now
+  // boundary converts 1-byte values NCHW <-> NHWC), and Concat along the channels (NHWC's innermost
+  // dimension) and along H
   GraphBuilder b;
   const std::string x = qinput(b, "x", DType::U8, {2, 3, 4, 5});
+  const std::string x2 = qinput(b, "x2", DType::U8, {2, 2, 4, 5});
+  const std::string cc = b.node("Concat", {x, x2, x}, {{"axis", int64_t(1)}});
+  const std::string ch = b.node("Concat", {x, x}, {{"axis", int64_t(-2)}});
   const std::string f = b.node("Flatten", {x}, {{"axis", int64_t(2)}});
   b.constant("shape", Tensor::from_i64({4}, {2, 5, 3, 4}));
   const std::string r = b.node("Reshape", {x, "shape"});
@@ -383,14 +387,28 @@ TEST_P(NativeQuant, DataMovementOfBytes) {
   const std::string u = b.node("Unsqueeze", {f, "axes"});
   const std::string sq = b.node("Squeeze", {u, "axes"});
   const std::string id = b.node("Identity", {r});
-  Graph g = b.finish({x, f, r, u, sq, id});
-  expect_same(g, {{"x", random_bytes(DType::U8, {2, 3, 4, 5}, 120)}});
+  Graph g = b.finish({x, f, r, u, sq, id, cc, ch});
+  const Tensor in = random_bytes(DType::U8, {2, 3, 4, 5}, 120), in2 = random_bytes(DType::U8, {2, 2, 4, 5}, 121);
+  expect_same(g, {{"x", in}, {"x2", in2}});
   // and the values are the input's, moved (not computed): the reshaped NCHW bytes in order
-  const Tensor in = random_bytes(DType::U8, {2, 3, 4, 5}, 120);
-  const auto out = run_backend(g, {{"x", in}}, "native", 2);
+  const auto out = run_backend(g, {{"x", in}, {"x2", in2}}, "native", 2);
   EXPECT_EQ(out[0].bytes, in.bytes);
   EXPECT_EQ(out[2].bytes, in.bytes);
   EXPECT_EQ(out[5].bytes, in.bytes);
+  // Concat along C: image n's block is x's 60 bytes, x2's 40, x's 60 (NCHW)
+  ASSERT_EQ(out[6].shape, (Shape{2, 8, 4, 5}));
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t i = 0; i < 160; ++i) {
+      const std::byte want = i < 60 ? in.bytes[size_t(n * 60 + i)]
+                           : i < 100 ? in2.bytes[size_t(n * 40 + i - 60)]
+                                     : in.bytes[size_t(n * 60 + i - 100)];
+      ASSERT_EQ(out[6].bytes[size_t(n * 160 + i)], want) << "image " << n << " byte " << i;
+    }
+  // Concat along H: each (n, c) plane is x's 20 bytes twice
+  ASSERT_EQ(out[7].shape, (Shape{2, 3, 8, 5}));
+  for (int64_t p = 0; p < 6; ++p)
+    for (int64_t i = 0; i < 40; ++i)
+      ASSERT_EQ(out[7].bytes[size_t(p * 40 + i)], in.bytes[size_t(p * 20 + i % 20)]) << "plane " << p << " byte " << i;
 }
 
 INSTANTIATE_TEST_SUITE_P(Isas, NativeQuant, ::testing::ValuesIn(test::supported_isas()), test::isa_param_name);
