@@ -9,6 +9,7 @@
 #include "cli/options.h"
 #include "graph/ops.h"
 #include "importers/onnx/onnx_importer.h"
+#include "models/model_path.h"
 
 namespace fs = std::filesystem;
 
@@ -18,7 +19,9 @@ static const char* kCheckHelp =
     "usage: locus check DIR... [options]\n"
     "\n"
     "Each DIR is a folder in the ONNX test layout, or a folder of such folders (e.g.\n"
-    "/usr/share/libonnx-testdata/data/node). Every data set is run and each output compared with\n"
+    "/usr/share/libonnx-testdata/data/node). A DIR that is not an existing path is looked up in the\n"
+    "model search path like the other commands' MODEL (--model-dir, $LOCUS_MODEL_DIR, shared/models),\n"
+    "so 'locus check mobilenetv2-12-int8' checks the shared model. Every data set is run and each output compared with\n"
     "|got - want| <= atol + rtol * |want|. One line per test: PASS, FAIL with the worst error, or\n"
     "SKIP with the reason (unsupported operators or types); then 'N passed, N failed, N skipped'.\n"
     "Exit status 0 only if nothing failed. Integer inputs, and float inputs read only as parameters\n"
@@ -156,8 +159,12 @@ int cmd_check(int argc, char** argv) {
   std::vector<std::string> dir_args;
   double rtol = 1e-3, atol = 1e-4;
   bool quiet = false;
+  std::string model_dir;
   SessionOptions o;
-  app->add_option("DIR", dir_args, "test folders, or folders of them")->required()->type_name("");
+  app->add_option("DIR", dir_args, "test folders, or folders of them (a name: found in the model search path)")
+      ->required()
+      ->type_name("");
+  app->add_option("--model-dir", model_dir, "folder searched for a DIR that is not a path")->type_name("DIR");
   add_nonneg_option(*app, "--rtol", rtol, "relative tolerance (default 1e-3)");
   add_nonneg_option(*app, "--atol", atol, "absolute tolerance (default 1e-4)");
   app->add_option("--backend", o.backend_name, "native (default), onednn, onednn-dwfused, reference, accel")
@@ -174,8 +181,9 @@ int cmd_check(int argc, char** argv) {
   if (stop_after_options()) return 0;
 
   std::vector<fs::path> dirs;
-  for (auto& p : dir_args) {
+  for (auto& arg : dir_args) {
     std::error_code ec;
+    const std::string p = fs::exists(arg, ec) ? arg : models::find_model(arg, model_dir);
     LOCUS_CHECK(fs::is_directory(p, ec), "'", p, "' is not a folder");
     if (is_test_dir(p)) {
       dirs.push_back(p);

@@ -260,6 +260,16 @@ TEST(Cli, CheckPassesTheRealModelAndFailsOnAWrongTolerance) {
   auto strict = run_locus("check " + d + " --rtol 0 --atol 1e-12");
   EXPECT_EQ(strict.status, 1);
   EXPECT_NE(strict.out.find("FAIL"), std::string::npos) << strict.out;
+  // by name, through the model search path like run / bench / info
+  const fs::path p(d);
+  auto named = run_locus("check " + p.filename().string() + " --model-dir " + p.parent_path().string());
+  EXPECT_EQ(named.status, 0) << named.out << named.err;
+  EXPECT_NE(named.out.find("1 passed, 0 failed, 0 skipped"), std::string::npos) << named.out;
+  auto missing = run_locus("check no-such-model --model-dir " + p.parent_path().string());
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_NE(missing.err.find("model 'no-such-model' not found (searched: " + p.parent_path().string()),
+            std::string::npos)
+      << missing.err;
 }
 
 TEST(Cli, BenchWritesItsJsonSchema) {
