@@ -45,8 +45,8 @@ QDwConvMicroKernel qdwconv_microkernel_for(Isa isa) {
 }
 
 const char* qdwconv_microkernel_name(Isa isa) {
-  if (isa == Isa::Avx512 && cpu_has_avx512vnni()) return "qu8s8-dwconv-16c-avx512vnni";
-  return has_avx2(isa) ? "qu8s8-dwconv-8c-avx2" : "qu8s8-dwconv-generic";
+  if (isa == Isa::Avx512 && cpu_has_avx512vnni()) return "qu8s8-dwconv-16c8p-avx512vnni";
+  return has_avx2(isa) ? "qu8s8-dwconv-8c4p-avx2" : "qu8s8-dwconv-generic";
 }
 
 PackedQDwConv pack_qdwconv(const Conv2dShape& s, const int8_t* w, const int32_t* bias, const QuantParams& q,

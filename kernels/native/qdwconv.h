@@ -93,8 +93,8 @@ inline void qdepthwise_row(const PackedQDwConv& p, const DwInterior& in, QDwConv
   for (int64_t ow = in.hi; ow < s.OW; ++ow) run(ow, 1, true);
 }
 
-// The depthwise micro-kernel for an ISA and its name ("qu8s8-dwconv-16c-avx512vnni" on a VNNI CPU
-// under Avx512, else "qu8s8-dwconv-8c-avx2" under Avx2 / Avx512, "qu8s8-dwconv-generic").
+// The depthwise micro-kernel for an ISA and its name ("qu8s8-dwconv-16c8p-avx512vnni" on a VNNI CPU
+// under Avx512, else "qu8s8-dwconv-8c4p-avx2" under Avx2 / Avx512, "qu8s8-dwconv-generic").
 QDwConvMicroKernel qdwconv_microkernel_for(Isa isa);
 const char* qdwconv_microkernel_name(Isa isa);
 

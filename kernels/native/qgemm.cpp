@@ -52,7 +52,8 @@ void run_block(const QGemmConfig& cfg, const uint8_t* a, int64_t lda, const Pack
   const bool ragged = N % NR != 0;
   const int64_t full_end = std::min(p1, ragged ? panels - 1 : panels);
   const bool zw = !b.w_zero.empty();
-  const int64_t chunk = std::max<int64_t>(1, kChunkBBytes / std::max<int64_t>(pstride, 1));
+  // (at least two panels: the VNNI kernel runs them in pairs)
+  const int64_t chunk = std::max<int64_t>(2, kChunkBBytes / std::max<int64_t>(pstride, 1));
   int32_t rs[kMaxMR];
   QEpilogue ep;
   ep.lo = b.lo;
@@ -91,7 +92,7 @@ void run_block(const QGemmConfig& cfg, const uint8_t* a, int64_t lda, const Pack
 }  // namespace
 
 const QGemmConfig& qgemm_config(Isa isa) {
-  static const QGemmConfig kVnni{qu8s8_gemm_12x16_avx512vnni, 12, NR, "qu8s8-gemm-12x16-avx512vnni"};
+  static const QGemmConfig kVnni{qu8s8_gemm_12x32_avx512vnni, 12, NR, "qu8s8-gemm-12x32-avx512vnni"};
   static const QGemmConfig kAvx2{qu8s8_gemm_4x16_avx2, 4, NR, "qu8s8-gemm-4x16-avx2"};
   static const QGemmConfig kGeneric{qu8s8_gemm_4x16_generic, 4, NR, "qu8s8-gemm-4x16-generic"};
   if (isa == Isa::Avx512 && cpu_has_avx512vnni()) return kVnni;
