@@ -281,6 +281,45 @@ TEST_P(QGemmTest, RowsMatchWholeGemm) {
   for (int64_t i = 0; i < M * N; ++i) ASSERT_EQ(int32_t(y1[i]), want[i]) << i;
 }
 
+TEST_P(QGemmTest, SaturatingNarrowAtBothEnds) {
+  // multipliers just below 1 with the whole output type as the clamp: the kernels may narrow with
+  // saturating packs (QEpilogue::sat_narrow); accumulators far outside the type, up to +-2e9 through
+  // the bias, must still give qmin / qmax exactly, and the ragged row groups the per-row path
+  for (bool s8 : {false, true})
+    for (int64_t M : {1, 4, 13, 30}) {
+      const int64_t N = 40, K = 64;
+      QuantParams q = per_tensor(1.f, 90, 0.999f, 1.f, s8 ? -5 : 77);
+      q.w_scale = {0.999f, 0.5f, 0.001f, 0.9f};
+      q.w_scale.resize(N, 0.75f);
+      q.s8_out = s8;
+      q.qmin = s8 ? -128 : 0;
+      q.qmax = s8 ? 127 : 255;
+      const auto a = random_u8(M * K, uint32_t(M));
+      const auto w = random_s8(K * N, uint32_t(M + 1));
+      std::vector<int32_t> bias = random_s32(N, uint32_t(M + 2), -300, 300);
+      for (int64_t n = 0; n < N; n += 3) bias[n] = n % 2 ? 2000000000 : -2000000000;
+      const PackedQB pb = pack_qgemm_b(K, N, w.data(), N, false, bias.data(), q);
+      EXPECT_TRUE(pb.sat_narrow);
+      std::vector<uint8_t> y(M * N);
+      qgemm_u8s8(M, a.data(), K, pb, y.data(), N, 1);
+      const auto want = ref_qgemm(M, N, K, a.data(), w.data(), bias.data(), q);
+      int lo = 0, hi = 0;
+      for (int64_t i = 0; i < M * N; ++i) {
+        ASSERT_EQ(out_value(&y[i], s8), want[i]) << "s8=" << s8 << " M=" << M << " element " << i;
+        lo += want[i] == q.qmin, hi += want[i] == q.qmax;
+      }
+      EXPECT_GT(lo, 0);
+      EXPECT_GT(hi, 0);
+    }
+  // a multiplier of 1 (or a narrower clamp) keeps the float clamp
+  QuantParams q = per_tensor(1.f, 0, 1.f, 1.f, 0);
+  const std::vector<int8_t> w(16, 1);
+  EXPECT_FALSE(pack_qgemm_b(1, 16, w.data(), 16, false, nullptr, q).sat_narrow);
+  q.w_scale = {0.5f};
+  q.qmax = 200;
+  EXPECT_FALSE(pack_qgemm_b(1, 16, w.data(), 16, false, nullptr, q).sat_narrow);
+}
+
 INSTANTIATE_TEST_SUITE_P(Isa, QGemmTest, ::testing::ValuesIn(supported_isas()), isa_param_name);
 
 TEST(QGemm, BadParametersAreOneLineErrors) {
@@ -427,6 +466,26 @@ TEST_P(QDwConvTest, SaturatesAtBothEndsAndS8Output) {
   }
 }
 
+TEST_P(QDwConvTest, SaturatingNarrowAtBothEnds) {
+  // multipliers below 1, the whole type as the clamp (the saturating-pack epilogue), sums far outside it
+  uint32_t seed = 400;
+  for (bool s8 : {false, true})
+    for (int64_t W : {3, 9, 21}) {
+      QuantParams q = per_tensor(1.f, 100, 0.9f, 1.f, s8 ? 3 : 77);
+      q.s8_out = s8;
+      q.qmin = s8 ? -128 : 0;
+      q.qmax = s8 ? 127 : 255;
+      const Conv2dShape s = dw_shape(1, 5, W, 35, 3, W == 9 ? 2 : 1, 1);
+      const auto w = random_s8(35 * 9, 1);
+      EXPECT_TRUE(pack_qdwconv(s, w.data(), nullptr, q).sat_narrow);
+      const auto y = check_dw(s, q, seed++);
+      int lo = 0, hi = 0;
+      for (int32_t v : y) lo += v == q.qmin, hi += v == q.qmax;
+      EXPECT_GT(lo, 10) << "s8=" << s8 << " W=" << W;
+      EXPECT_GT(hi, 10) << "s8=" << s8 << " W=" << W;
+    }
+}
+
 TEST_P(QDwConvTest, MobileNetShapesTwoThreads) {
   check_dw(dw_shape(1, 56, 56, 144, 3, 2, 1), per_channel(144, 3, 0, 0, 9), 5, 2);
   check_dw(dw_shape(1, 14, 14, 384, 3, 1, 1), per_channel(384, 4, 3, 0, 9), 6, 2);
@@ -508,6 +567,7 @@ void check_dw_microkernel(int64_t C, int64_t npix, const std::vector<const uint8
   ep.hi = float(q.qmax - q.y_zero);
   ep.y_zero = q.y_zero;
   ep.s8_out = q.s8_out;
+  ep.sat_narrow = saturating_narrow_ok(sc.data(), Cp, q.qmin, q.qmax, q.s8_out);
   std::vector<uint8_t> y(npix * C + 16, 0xA5);
   qdwconv_microkernel_for(active_isa())(C, npix, taps.data(), T, step, wp.data(), Cp, ep, y.data());
   int bad = 0;
@@ -654,7 +714,7 @@ TEST_P(QConvTest, RgbStemShapes) {
 TEST_P(QConvTest, RaggedKernelsChannelsAndWeightZeroPoints) {
   uint32_t seed = 20;
   struct G { int64_t C, OC, KH, KW, S, PT, PL, PB, PR, D; };
-  for (const G g : {G{3, 5, 3, 3, 2, 1, 1, 1, 1, 1}, G{1, 17, 5, 5, 1, 2, 2, 2, 2, 1}, G{7, 40, 3, 3, 1, 0, 1, 2, 0, 2},
+  for (const G& g : {G{3, 5, 3, 3, 2, 1, 1, 1, 1, 1}, G{1, 17, 5, 5, 1, 2, 2, 2, 2, 1}, G{7, 40, 3, 3, 1, 0, 1, 2, 0, 2},
                     G{16, 16, 1, 1, 2, 0, 0, 0, 0, 1}, G{5, 33, 2, 3, 3, 1, 0, 0, 2, 1}, G{64, 24, 3, 3, 1, 1, 1, 1, 1, 1}}) {
     for (int zw_kind = 0; zw_kind < 3; ++zw_kind) {
       QuantParams q = per_channel(g.OC, seed, int32_t(seed * 41 % 256), int32_t(seed * 3 % 256), g.C * g.KH * g.KW);

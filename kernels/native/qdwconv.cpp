@@ -92,6 +92,7 @@ PackedQDwConv pack_qdwconv(const Conv2dShape& s, const int8_t* w, const int32_t*
   p.hi = float(q.qmax - q.y_zero);
   p.y_zero = q.y_zero;
   p.s8_out = q.s8_out;
+  p.sat_narrow = saturating_narrow_ok(p.scale.data(), p.Cp, q.qmin, q.qmax, q.s8_out);
   return p;
 }
 
@@ -104,6 +105,7 @@ QEpilogue qdwconv_epilogue(const PackedQDwConv& p) {
   ep.hi = p.hi;
   ep.y_zero = p.y_zero;
   ep.s8_out = p.s8_out;
+  ep.sat_narrow = p.sat_narrow;
   return ep;
 }
 

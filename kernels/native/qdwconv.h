@@ -30,6 +30,7 @@ struct PackedQDwConv {
   float lo = 0.f, hi = 255.f;
   int32_t y_zero = 0;
   bool s8_out = false;
+  bool sat_narrow = false;        // QEpilogue::sat_narrow (requantize.h)
   int threads = 1;
 };
 

@@ -13,7 +13,8 @@
 // kernels (any K x K, dilation, border pixels that read the padding row) take the per-tap path: runs
 // of 4 pixels sharing each weight load. Both add the same products to the same s32 sums, starting
 // from the folded bias. The last channel block is masked. The epilogue requantizes as requantize.h
-// (cvtdq2ps, vmulps, max/min, cvtps2dq, + zero point).
+// (cvtdq2ps, vmulps, max/min, cvtps2dq, + zero point), or, when QEpilogue::sat_narrow allows it, four
+// pixels at a time with saturating packs (requantize_avx512.h).
 // GCC 12's AVX-512 min/max/convert intrinsics expand to masked builtins with an undefined pass-through
 // operand, which -Wmaybe-uninitialized reports at every instantiation (a known false positive).
 #if defined(__GNUC__) && !defined(__clang__)
@@ -25,6 +26,7 @@
 #include <cstdint>
 
 #include "kernels/native/qdwconv.h"
+#include "kernels/native/requantize_avx512.h"
 
 namespace locus::kernels {
 namespace {
@@ -41,11 +43,20 @@ __attribute__((always_inline)) inline void store(const __m512i* acc, const __m51
   const __m512 lo = _mm512_set1_ps(ep.lo), hi = _mm512_set1_ps(ep.hi);
   const __m512i zp = _mm512_set1_epi32(ep.y_zero);
   const __m512i wz = zw ? _mm512_loadu_si512(ep.w_zero + c0) : _mm512_setzero_si512();
+  __m512i v[P];
+#pragma GCC unroll 8
+  for (int i = 0; i < P; ++i) v[i] = zw ? _mm512_sub_epi32(acc[i], _mm512_mullo_epi32(xs[i], wz)) : acc[i];
+  int i0 = 0;
+  if (P >= 4 && ep.sat_narrow) {  // groups of four pixels narrowed with saturation (requantize_avx512.h)
+    const __m512i zp16 = _mm512_set1_epi16(static_cast<int16_t>(ep.y_zero));
+#pragma GCC unroll 2
+    for (int g = 0; g + 4 <= P; g += 4) store4_saturating(&v[g], scale, zp16, ep.s8_out, m, out + g * C + c0, C);
+    i0 = P / 4 * 4;
+  }
 #pragma GCC unroll 8
   for (int i = 0; i < P; ++i) {
-    __m512i v = acc[i];
-    if (zw) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(xs[i], wz));
-    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), scale);
+    if (i < i0) continue;
+    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v[i]), scale);
     f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
     const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), zp);  // round to nearest even
     _mm_mask_storeu_epi8(out + i * C + c0, m, _mm512_cvtepi32_epi8(q));

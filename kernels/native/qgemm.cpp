@@ -60,6 +60,7 @@ void run_block(const QGemmConfig& cfg, const uint8_t* a, int64_t lda, const Pack
   ep.hi = b.hi;
   ep.y_zero = b.y_zero;
   ep.s8_out = b.s8_out;
+  ep.sat_narrow = b.sat_narrow;
   auto set_cols = [&](int64_t n0) {
     ep.bias = b.bias.data() + n0;
     ep.scale = b.scale.data() + n0;
@@ -156,6 +157,7 @@ PackedQB pack_qgemm_b(int64_t K, int64_t N, const int8_t* w, int64_t ldw, bool t
     p.scale[n] = requant_multiplier(q.a_scale, q.w_scale[q.w_scale.size() == 1 ? 0 : n], q.y_scale);
     if (any_zw) p.w_zero[n] = int32_t(zw);
   }
+  p.sat_narrow = saturating_narrow_ok(p.scale.data(), Np, q.qmin, q.qmax, q.s8_out);
   return p;
 }
 

@@ -5,7 +5,9 @@
 // (16 columns x 4 k) per panel and per row one broadcast of A's 4 bytes feeding one vpdpbusd per panel
 // (u8 x s8, 4 products summed into each s32 lane, no intermediate saturation), so A is read once per
 // two panels. An odd last panel runs alone. One instantiation per row count 1..12. The epilogue requantizes lane-wise exactly as requantize.h (cvtdq2ps, vmulps,
-// max/min, cvtps2dq, + zero point) and stores 16 bytes per row with vpmovdb.
+// max/min, cvtps2dq, + zero point) and stores 16 bytes per row with vpmovdb; when the clamp is the
+// whole output type and the multipliers are below 1 (QEpilogue::sat_narrow), four rows at a time are
+// narrowed with saturating packs instead (requantize_avx512.h).
 // GCC 12's AVX-512 min/max/convert intrinsics expand to masked builtins with an undefined pass-through
 // operand, which -Wmaybe-uninitialized reports at every instantiation (a known false positive).
 #if defined(__GNUC__) && !defined(__clang__)
@@ -18,6 +20,7 @@
 
 #include "kernels/native/qgemm.h"
 #include "kernels/native/qgemm_microkernel.h"
+#include "kernels/native/requantize_avx512.h"
 
 namespace locus::kernels {
 namespace {
@@ -100,16 +103,28 @@ __attribute__((always_inline)) inline void tile(int64_t K, const uint8_t* __rest
 
   const __m512 lo = _mm512_set1_ps(ep.lo), hi = _mm512_set1_ps(ep.hi);
   const __m512i zp = _mm512_set1_epi32(ep.y_zero);
+  const __m512i zp16 = _mm512_set1_epi16(static_cast<int16_t>(ep.y_zero));
 #pragma GCC unroll 2
   for (int p = 0; p < NP; ++p) {
     const int64_t c = col + p * kQGemmNR;
     const __m512 scale = _mm512_loadu_ps(ep.scale + c);
-    const __m512i wz = ep.row_sums ? _mm512_loadu_si512(ep.w_zero + c) : _mm512_setzero_si512();
+    if (ep.row_sums) {
+      const __m512i wz = _mm512_loadu_si512(ep.w_zero + c);
+#pragma GCC unroll 16
+      for (int i = 0; i < R; ++i)
+        acc[p][i] = _mm512_sub_epi32(acc[p][i], _mm512_mullo_epi32(_mm512_set1_epi32(ep.row_sums[i]), wz));
+    }
+    int i0 = 0;
+    if (ep.sat_narrow) {  // groups of four rows narrowed with saturation (requantize_avx512.h)
+#pragma GCC unroll 3
+      for (int g = 0; g + 4 <= R; g += 4)
+        store4_saturating(&acc[p][g], scale, zp16, ep.s8_out, 0xFFFF, y + g * ldy + p * kQGemmNR, ldy);
+      i0 = R / 4 * 4;
+    }
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
-      __m512i v = acc[p][i];
-      if (ep.row_sums) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(_mm512_set1_epi32(ep.row_sums[i]), wz));
-      __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), scale);
+      if (i < i0) continue;
+      __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[p][i]), scale);
       f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
       const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), zp);  // round to nearest even (MXCSR default)
       // q is inside the output type already (clamped), so truncating to bytes is exact for u8 and s8
