@@ -411,6 +411,18 @@ std::vector<int32_t> check_dw(const Conv2dShape& s, const QuantParams& q, uint32
 
 class QDwConvTest : public IsaTest {};
 
+// Runs a test body with the AVX-512 depthwise kernel's VBMI form on (the default where the CPU has
+// it) and off (the vpdpwssd form of CPUs without VBMI); other ISAs ignore the switch.
+template <class F>
+void with_and_without_vbmi(const F& body) {
+  for (bool vbmi : {true, false}) {
+    SCOPED_TRACE(vbmi ? "vbmi form" : "vpdpwssd form");
+    set_qdwconv_vbmi(vbmi);
+    body();
+  }
+  set_qdwconv_vbmi(true);
+}
+
 TEST_P(QDwConvTest, MicroKernelNamesTheIsa) {
   const std::string name = qdwconv_microkernel_name(active_isa());
   if (GetParam() == Isa::Avx512 && cpu_has_avx512vnni())
@@ -467,6 +479,7 @@ TEST_P(QDwConvTest, SaturatesAtBothEndsAndS8Output) {
 }
 
 TEST_P(QDwConvTest, SaturatingNarrowAtBothEnds) {
+  with_and_without_vbmi([] {
   // multipliers below 1, the whole type as the clamp (the saturating-pack epilogue), sums far outside it
   uint32_t seed = 400;
   for (bool s8 : {false, true})
@@ -484,6 +497,7 @@ TEST_P(QDwConvTest, SaturatingNarrowAtBothEnds) {
       EXPECT_GT(lo, 10) << "s8=" << s8 << " W=" << W;
       EXPECT_GT(hi, 10) << "s8=" << s8 << " W=" << W;
     }
+  });
 }
 
 TEST_P(QDwConvTest, MobileNetShapesTwoThreads) {
@@ -528,6 +542,7 @@ TEST_P(QDwConvTest, RowDriverReadsRowsFromAnywhere) {
 }
 
 TEST_P(QDwConvTest, RegisterBlocked3x3EveryRunLength) {
+  with_and_without_vbmi([] {
   // the register-blocked 3x3 path (stride 1 and 2): interior runs of 1..21 pixels (every remainder of
   // the 8-, 4-, 2- and 1-pixel passes), channel tails, with and without pads and weight zero points
   uint32_t seed = 300;
@@ -541,6 +556,7 @@ TEST_P(QDwConvTest, RegisterBlocked3x3EveryRunLength) {
           check_dw(dw_shape(1, 4, W, C, 3, S, P), q, seed, 1, seed % 2 == 0);
           ++seed;
         }
+  });
 }
 
 // The micro-kernel on its own, taps built by hand: npix pixels, tap t of pixel i at taps[t] + i * step.
@@ -584,6 +600,7 @@ void check_dw_microkernel(int64_t C, int64_t npix, const std::vector<const uint8
 }
 
 TEST_P(QDwConvTest, MicroKernelOnHandBuiltTaps) {
+  with_and_without_vbmi([] {
   // rows of a wide image; the 3x3 patterns of stride 1 and 2 (the register-blocked path), the same
   // with one tap moved (the per-tap path), a column step that is neither, and 9 taps that are not 3x3
   uint32_t seed = 900;
@@ -610,9 +627,11 @@ TEST_P(QDwConvTest, MicroKernelOnHandBuiltTaps) {
       }
       ++seed;
     }
+  });
 }
 
 TEST_P(QDwConvTest, MicroKernelSaturatesBothEnds) {
+  with_and_without_vbmi([] {
   // extreme bytes and weights on the register-blocked path: outputs pinned at qmin and qmax
   const int64_t C = 32, npix = 11, Wd = npix + 2;
   std::vector<uint8_t> img(3 * Wd * C);
@@ -626,6 +645,10 @@ TEST_P(QDwConvTest, MicroKernelSaturatesBothEnds) {
   check_dw_microkernel(C, npix, taps, C, w, q, 5);
   q.w_zero = {-3};
   check_dw_microkernel(C, npix, taps, C, w, q, 6);
+  q.w_zero.clear();
+  q.y_scale = 60.f;  // multiplier 1/60000: the saturating-pack epilogue
+  check_dw_microkernel(C, npix, taps, C, w, q, 7);
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, QDwConvTest, ::testing::ValuesIn(supported_isas()), isa_param_name);

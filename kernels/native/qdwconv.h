@@ -57,6 +57,10 @@ void qu8s8_dwconv_avx2(int64_t C, int64_t npix, const uint8_t* const* taps, int6
 void qu8s8_dwconv_avx512vnni(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t ntaps, int64_t step,
                              const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out);
 
+// Tests: whether the AVX-512 kernel may use its VBMI form (three taps per vpdpbusd) on a CPU that has
+// it (default true); false runs the vpdpwssd form that CPUs without VBMI use.
+void set_qdwconv_vbmi(bool enabled);
+
 // The epilogue of a packed depthwise conv (per-channel pointers at channel 0).
 QEpilogue qdwconv_epilogue(const PackedQDwConv& p);
 

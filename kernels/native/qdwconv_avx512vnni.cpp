@@ -11,7 +11,8 @@
 // column once per kernel row, adding it to every pixel that uses it: 3 x (S*7 + 3) vpmovzxbd for
 // 72 vpdpwssd (stride 1: 30, against 72 loads + 18 weight loads per tap and pixel before). Other
 // kernels (any K x K, dilation, border pixels that read the padding row) take the per-tap path: runs
-// of 4 pixels sharing each weight load. Both add the same products to the same s32 sums, starting
+// of 4 pixels sharing each weight load. On CPUs with AVX-512 VBMI (Zen 4, Ice Lake and later) the
+// 3x3 path goes further: three taps per vpdpbusd (below, "three taps per vpdpbusd"). Both add the same products to the same s32 sums, starting
 // from the folded bias. The last channel block is masked. The epilogue requantizes as requantize.h
 // (cvtdq2ps, vmulps, max/min, cvtps2dq, + zero point), or, when QEpilogue::sat_narrow allows it, four
 // pixels at a time with saturating packs (requantize_avx512.h).
@@ -23,6 +24,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 
 #include "kernels/native/qdwconv.h"
@@ -167,13 +169,120 @@ void run3x3(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t step, i
   }
 }
 
+// ---- three taps per vpdpbusd (AVX-512 VBMI) ----
+// Input column j of the three kernel rows as one zmm: dword c = bytes [row0[c], row1[c], row2[c], 0]
+// (two 16-byte loads combined in a zmm, one byte permute vpermt2b with the 4th byte zeroed); the
+// weights of tap column kw likewise: [w(0,kw), w(1,kw), w(2,kw), 0] per channel. One vpdpbusd (u8 x
+// s8, four products summed, no saturation) then adds a kernel column's three products per channel:
+// 3 vpdpbusd per pixel instead of 9 vpdpwssd, and 2 loads + 1 insert + 1 permute per column instead
+// of 3 vpmovzxbd. With weight zero points the tap sums come from a vpdpbusd with weights 1, 1, 1, 0.
+
+std::atomic<bool> g_vbmi{true};
+
+bool use_vbmi() {
+  static const bool cpu = __builtin_cpu_supports("avx512vbmi");
+  return cpu && g_vbmi.load(std::memory_order_relaxed);
+}
+
+__attribute__((target("avx512vbmi"), always_inline)) inline __m512i interleave3(const __m512i idx, __m128i r0,
+                                                                                 __m128i r1, __m128i r2) {
+  const __m512i a = _mm512_inserti32x4(_mm512_castsi128_si512(r0), r2, 1);
+  return _mm512_maskz_permutex2var_epi8(0x7777777777777777ull, a, idx, _mm512_castsi128_si512(r1));
+}
+
+__attribute__((target("avx512vbmi"))) __m512i interleave_index() {
+  alignas(64) uint8_t b[64];
+  for (int c = 0; c < 16; ++c) {
+    b[4 * c] = uint8_t(c);            // row 0: a's bytes 0..15
+    b[4 * c + 1] = uint8_t(64 + c);   // row 1: b's bytes 0..15
+    b[4 * c + 2] = uint8_t(16 + c);   // row 2: a's bytes 16..31
+    b[4 * c + 3] = 0;                 // zeroed by the mask
+  }
+  return _mm512_load_si512(b);
+}
+
+template <int P, int S, bool ZW>
+__attribute__((target("avx512vbmi"), always_inline)) inline void block3x3_vbmi(
+    int64_t c0, __mmask16 m, const uint8_t* const* row, int64_t d, const __m512i* wk, __m512i idx,
+    const QEpilogue& ep, uint8_t* out, int64_t C) {
+  constexpr int kCols = S * (P - 1) + 3;
+  __m512i acc[P], xs[P];
+  const __m512i bias = _mm512_loadu_si512(ep.bias + c0);
+  const __m512i ones = _mm512_set1_epi32(0x00010101);
+#pragma GCC unroll 16
+  for (int i = 0; i < P; ++i) acc[i] = bias, xs[i] = _mm512_setzero_si512();
+#pragma GCC unroll 40
+  for (int j = 0; j < kCols; ++j) {
+    const __m512i x = interleave3(idx, _mm_maskz_loadu_epi8(m, row[0] + j * d), _mm_maskz_loadu_epi8(m, row[1] + j * d),
+                                  _mm_maskz_loadu_epi8(m, row[2] + j * d));
+#pragma GCC unroll 3
+    for (int kw = 0; kw < 3; ++kw) {
+      const int i = (j - kw) / S;  // column j is tap column kw of pixel i
+      if (j - kw >= 0 && (j - kw) % S == 0 && i < P) {
+        acc[i] = _mm512_dpbusd_epi32(acc[i], x, wk[kw]);
+        if (ZW) xs[i] = _mm512_dpbusd_epi32(xs[i], x, ones);
+      }
+    }
+  }
+  store<P>(acc, xs, ZW, c0, m, ep, out, C);
+}
+
+template <int S, bool ZW>
+__attribute__((target("avx512vbmi"))) void run3x3_vbmi(int64_t C, int64_t npix, const uint8_t* const* taps,
+                                                        int64_t step, int64_t d, const int32_t* w, int64_t Cp,
+                                                        const QEpilogue& ep, uint8_t* out) {
+  constexpr int P = 8;
+  const __m512i idx = interleave_index();
+  for (int64_t c0 = 0; c0 < C; c0 += 16) {
+    const int64_t nc = std::min<int64_t>(16, C - c0);
+    const __mmask16 m = static_cast<__mmask16>(nc == 16 ? 0xFFFF : (1u << nc) - 1);
+    __m512i wk[3];  // the s32 weights of taps (r, kw) narrowed to bytes and interleaved like the input
+#pragma GCC unroll 3
+    for (int kw = 0; kw < 3; ++kw) {
+      auto narrow = [&](int r) { return _mm512_cvtepi32_epi8(_mm512_loadu_si512(w + (r * 3 + kw) * Cp + c0)); };
+      wk[kw] = interleave3(idx, narrow(0), narrow(1), narrow(2));
+    }
+    const uint8_t* row[3];
+    auto rows_at = [&](int64_t px) {
+      for (int r = 0; r < 3; ++r) row[r] = taps[3 * r] + px * step + c0;
+    };
+    int64_t i = 0;
+    for (; i + P <= npix; i += P) {
+      rows_at(i);
+      block3x3_vbmi<P, S, ZW>(c0, m, row, d, wk, idx, ep, out + i * C, C);
+    }
+    if (npix - i >= 4) {
+      rows_at(i);
+      block3x3_vbmi<4, S, ZW>(c0, m, row, d, wk, idx, ep, out + i * C, C);
+      i += 4;
+    }
+    if (npix - i >= 2) {
+      rows_at(i);
+      block3x3_vbmi<2, S, ZW>(c0, m, row, d, wk, idx, ep, out + i * C, C);
+      i += 2;
+    }
+    if (npix - i >= 1) {
+      rows_at(i);
+      block3x3_vbmi<1, S, ZW>(c0, m, row, d, wk, idx, ep, out + i * C, C);
+    }
+  }
+}
+
 }  // namespace
+
+void set_qdwconv_vbmi(bool enabled) { g_vbmi.store(enabled, std::memory_order_relaxed); }
 
 void qu8s8_dwconv_avx512vnni(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t ntaps, int64_t step,
                              const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out) {
   int64_t d = 0;
   const int S = stride_3x3(taps, ntaps, step, &d);
   const bool zw = ep.w_zero != nullptr;
+  if (S != 0 && use_vbmi()) {
+    if (S == 1) return zw ? run3x3_vbmi<1, true>(C, npix, taps, step, d, w, Cp, ep, out)
+                          : run3x3_vbmi<1, false>(C, npix, taps, step, d, w, Cp, ep, out);
+    return zw ? run3x3_vbmi<2, true>(C, npix, taps, step, d, w, Cp, ep, out)
+              : run3x3_vbmi<2, false>(C, npix, taps, step, d, w, Cp, ep, out);
+  }
   if (S == 1) return zw ? run3x3<1, true>(C, npix, taps, step, d, w, Cp, ep, out)
                         : run3x3<1, false>(C, npix, taps, step, d, w, Cp, ep, out);
   if (S == 2) return zw ? run3x3<2, true>(C, npix, taps, step, d, w, Cp, ep, out)
