@@ -773,6 +773,10 @@ TEST(QConv, GroupedShapeIsAOneLineError) {
   const std::vector<int8_t> w(8 * 4 * 9, 1);
   test::expect_one_line_error([&] { (void)pack_qconv(s, w.data(), nullptr, per_tensor(1, 0, 1, 1, 0)); },
                               {"pack_qconv", "G=2"});
+  s = conv_shape(1, 20, 4, 1, 1, 17, 1, 1, 0, 0, 0, 0);
+  const std::vector<int8_t> tall(17, 1);
+  test::expect_one_line_error([&] { (void)pack_qconv(s, tall.data(), nullptr, per_tensor(1, 0, 1, 1, 0)); },
+                              {"pack_qconv", "kernel height 17"});
 }
 
 // ---- int8 peak ------------------------------------------------------------------------------------

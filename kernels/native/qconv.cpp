@@ -32,30 +32,38 @@ inline void copy_short(uint8_t* dst, const uint8_t* src, int64_t len) {
   }
 }
 
-// The im2col row (Kp bytes) of output pixel (n, oh, ow).
-void im2col_pixel(const Conv2dShape& s, const uint8_t* x, uint8_t zero, int64_t K, int64_t Kp, int64_t n,
-                  int64_t oh, int64_t ow, uint8_t* row) {
-  const int64_t span = s.KW * s.C, iw0 = ow * s.SW - s.PL;
-  const bool cols_inside = s.DW == 1 && iw0 >= 0 && iw0 + s.KW <= s.W;
-  uint8_t* dst = row;
-  for (int64_t kh = 0; kh < s.KH; ++kh, dst += span) {
+// The im2col rows (Kp bytes each, x_zero beyond K) of output pixels (n, oh, ow0 .. ow0 + npix - 1).
+void im2col_run(const Conv2dShape& s, const uint8_t* x, uint8_t zero, int64_t K, int64_t Kp, int64_t n, int64_t oh,
+                int64_t ow0, int64_t npix, uint8_t* rows) {
+  const int64_t span = s.KW * s.C;
+  const uint8_t* line[kQConvMaxKH];  // kernel row kh's input row, or nullptr (padding)
+  bool rows_inside = true;
+  for (int64_t kh = 0; kh < s.KH; ++kh) {
     const int64_t ih = oh * s.SH - s.PT + kh * s.DH;
-    if (ih < 0 || ih >= s.H) {
-      std::memset(dst, zero, size_t(span));
-      continue;
-    }
-    const uint8_t* line = x + (n * s.H + ih) * s.W * s.C;
-    if (cols_inside) {
-      copy_short(dst, line + iw0 * s.C, span);
-      continue;
-    }
-    for (int64_t kw = 0; kw < s.KW; ++kw) {
-      const int64_t iw = iw0 + kw * s.DW;
-      if (iw < 0 || iw >= s.W) std::memset(dst + kw * s.C, zero, size_t(s.C));
-      else std::memcpy(dst + kw * s.C, line + iw * s.C, size_t(s.C));
-    }
+    line[kh] = ih >= 0 && ih < s.H ? x + (n * s.H + ih) * s.W * s.C : nullptr;
+    rows_inside &= line[kh] != nullptr;
   }
-  for (int64_t k = K; k < Kp; ++k) row[k] = zero;
+  for (int64_t i = 0; i < npix; ++i) {
+    uint8_t* row = rows + i * Kp;
+    const int64_t iw0 = (ow0 + i) * s.SW - s.PL;
+    if (rows_inside && s.DW == 1 && iw0 >= 0 && iw0 + s.KW <= s.W) {  // the interior: KH runs of KW * C bytes
+      for (int64_t kh = 0; kh < s.KH; ++kh) copy_short(row + kh * span, line[kh] + iw0 * s.C, span);
+    } else {
+      uint8_t* dst = row;
+      for (int64_t kh = 0; kh < s.KH; ++kh, dst += span) {
+        if (!line[kh]) {
+          std::memset(dst, zero, size_t(span));
+          continue;
+        }
+        for (int64_t kw = 0; kw < s.KW; ++kw) {
+          const int64_t iw = iw0 + kw * s.DW;
+          if (iw < 0 || iw >= s.W) std::memset(dst + kw * s.C, zero, size_t(s.C));
+          else std::memcpy(dst + kw * s.C, line[kh] + iw * s.C, size_t(s.C));
+        }
+      }
+    }
+    for (int64_t k = K; k < Kp; ++k) row[k] = zero;
+  }
 }
 
 }  // namespace
@@ -67,6 +75,7 @@ PackedQConv pack_qconv(const Conv2dShape& s, const int8_t* w, const int32_t* bia
   LOCUS_CHECK(s.KH > 0 && s.KW > 0 && s.SH > 0 && s.SW > 0 && s.DH > 0 && s.DW > 0 && s.OH > 0 && s.OW > 0 &&
                   s.PT >= 0 && s.PL >= 0 && s.PB >= 0 && s.PR >= 0,
               "pack_qconv: bad geometry");
+  LOCUS_CHECK(s.KH <= kQConvMaxKH, "pack_qconv: kernel height ", s.KH, " is above ", kQConvMaxKH);
   LOCUS_CHECK(s.OH == (s.H + s.PT + s.PB - (s.KH - 1) * s.DH - 1) / s.SH + 1 &&
                   s.OW == (s.W + s.PL + s.PR - (s.KW - 1) * s.DW - 1) / s.SW + 1,
               "pack_qconv: output ", s.OH, "x", s.OW, " does not match the input and kernel");
@@ -89,28 +98,27 @@ PackedQConv pack_qconv(const Conv2dShape& s, const int8_t* w, const int32_t* bia
 
 void qconv_nhwc(const PackedQConv& p, const uint8_t* in, void* out) {
   const Conv2dShape& s = p.s;
-  const int64_t M = s.N * s.OH * s.OW, K = s.KH * s.KW * s.C, Kp = p.Kp, tile = p.tile;
-  const int64_t tiles = (M + tile - 1) / tile;
+  const int64_t K = s.KH * s.KW * s.C, Kp = p.Kp, tile = p.tile;
+  // tasks: (image, output row, run of up to `tile` pixels of the row)
+  const int64_t per_row = (s.OW + tile - 1) / tile, tasks = s.N * s.OH * per_row;
   uint8_t* y = static_cast<uint8_t*>(out);
-  auto run_tile = [&](int64_t t, uint8_t* buf) {
-    const int64_t m0 = t * tile, m1 = std::min(M, m0 + tile);
-    for (int64_t m = m0; m < m1; ++m) {
-      const int64_t n = m / (s.OH * s.OW), r = m % (s.OH * s.OW);
-      im2col_pixel(s, in, p.x_zero, K, Kp, n, r / s.OW, r % s.OW, buf + (m - m0) * Kp);
-    }
-    qgemm_u8s8_rows(0, m1 - m0, buf, Kp, p.b, y + m0 * s.OC, s.OC);
+  auto run_task = [&](int64_t t, uint8_t* buf) {
+    const int64_t r = t / per_row, ow0 = t % per_row * tile, npix = std::min(tile, s.OW - ow0);
+    const int64_t n = r / s.OH, oh = r % s.OH;
+    im2col_run(s, in, p.x_zero, K, Kp, n, oh, ow0, npix, buf);
+    qgemm_u8s8_rows(0, npix, buf, Kp, p.b, y + (r * s.OW + ow0) * s.OC, s.OC);
   };
   const int threads = omp_in_parallel() ? 1 : p.threads;
-  if (threads > 1 && tiles > 1) {
+  if (threads > 1 && tasks > 1) {
 #pragma omp parallel num_threads(threads)
     {
       std::vector<uint8_t> buf(size_t(tile * Kp));
 #pragma omp for schedule(static)
-      for (int64_t t = 0; t < tiles; ++t) run_tile(t, buf.data());
+      for (int64_t t = 0; t < tasks; ++t) run_task(t, buf.data());
     }
   } else {
     std::vector<uint8_t> buf(size_t(tile * Kp));
-    for (int64_t t = 0; t < tiles; ++t) run_tile(t, buf.data());
+    for (int64_t t = 0; t < tasks; ++t) run_task(t, buf.data());
   }
 }
 

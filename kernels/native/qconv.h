@@ -15,6 +15,8 @@
 
 namespace locus::kernels {
 
+inline constexpr int64_t kQConvMaxKH = 16;  // kernel heights this path takes
+
 struct PackedQConv {
   Conv2dShape s;    // s.G == 1
   int64_t Kp = 0;   // KH * KW * C rounded up to kQGemmKU
@@ -25,7 +27,7 @@ struct PackedQConv {
 };
 
 // w: ONNX order [OC][C][KH][KW]; bias nullable (OC entries). Throws locus::Error (one line) on a
-// grouped shape or bad quantization parameters.
+// grouped shape, a kernel taller than kQConvMaxKH or bad quantization parameters.
 PackedQConv pack_qconv(const Conv2dShape& s, const int8_t* w, const int32_t* bias, const QuantParams& q,
                        int threads = 1);
 

@@ -249,7 +249,7 @@ Step build_qlinear_conv(NativeContext& c, const Node& n) {
       qgemm_u8s8(M, in, C, *b, out, OC, threads);
     };
   }
-  if (s.G == 1) {  // the RGB stem and any other ungrouped conv: im2col tiles in L1 + the GEMM micro-kernel
+  if (s.G == 1 && s.KH <= kQConvMaxKH) {  // the RGB stem and any other ungrouped conv: im2col tiles in L1 + the GEMM micro-kernel
     auto p = std::make_shared<PackedQConv>(pack_qconv(s, w.data(), bias, q, threads));
     c.set_implementation(cat("qconv_nhwc (im2col tiles of ", p->tile, " pixels, K ", s.KH * s.KW * s.C, " -> ", p->Kp,
                              ", ", qgemm_config(active_isa()).name, ")"));
