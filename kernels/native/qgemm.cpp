@@ -52,8 +52,8 @@ void run_block(const QGemmConfig& cfg, const uint8_t* a, int64_t lda, const Pack
   const bool ragged = N % NR != 0;
   const int64_t full_end = std::min(p1, ragged ? panels - 1 : panels);
   const bool zw = !b.w_zero.empty();
-  // (at least two panels: the VNNI kernel runs them in pairs)
-  const int64_t chunk = std::max<int64_t>(2, kChunkBBytes / std::max<int64_t>(pstride, 1));
+  // an even number of panels, at least two: the VNNI kernel runs them in pairs
+  const int64_t chunk = std::max<int64_t>(2, kChunkBBytes / std::max<int64_t>(pstride, 1) / 2 * 2);
   int32_t rs[kMaxMR];
   QEpilogue ep;
   ep.lo = b.lo;
@@ -183,7 +183,10 @@ void qgemm_u8s8(int64_t M, const uint8_t* a, int64_t lda, const PackedQB& b, voi
       mc = std::max<int64_t>(MR, ceil_div(ceil_div(M, want), MR) * MR);
       m_blocks = ceil_div(M, mc);
     }
-    if (m_blocks < want) panels_per_block = ceil_div(panels, std::min(panels, ceil_div(want, m_blocks)));
+    if (m_blocks < want) {
+      panels_per_block = ceil_div(panels, std::min(panels, ceil_div(want, m_blocks)));
+      if (panels_per_block > 1) panels_per_block += panels_per_block % 2;  // whole pairs of panels
+    }
   }
   const int64_t n_blocks = ceil_div(panels, panels_per_block), tasks = m_blocks * n_blocks;
   auto run_task = [&](int64_t t) {
