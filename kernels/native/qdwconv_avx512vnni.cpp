@@ -201,7 +201,13 @@ __attribute__((target("avx512vbmi"))) __m512i interleave_index() {
   return _mm512_load_si512(b);
 }
 
-template <int P, int S, bool ZW>
+template <bool FULL>
+__attribute__((always_inline)) inline __m128i load16(__mmask16 m, const uint8_t* p) {
+  if constexpr (FULL) return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm_maskz_loadu_epi8(m, p);
+}
+
+template <int P, int S, bool ZW, bool FULL>
 __attribute__((target("avx512vbmi"), always_inline)) inline void block3x3_vbmi(
     int64_t c0, __mmask16 m, const uint8_t* const* row, int64_t d, const __m512i* wk, __m512i idx,
     const QEpilogue& ep, uint8_t* out, int64_t C) {
@@ -213,8 +219,9 @@ __attribute__((target("avx512vbmi"), always_inline)) inline void block3x3_vbmi(
   for (int i = 0; i < P; ++i) acc[i] = bias, xs[i] = _mm512_setzero_si512();
 #pragma GCC unroll 40
   for (int j = 0; j < kCols; ++j) {
-    const __m512i x = interleave3(idx, _mm_maskz_loadu_epi8(m, row[0] + j * d), _mm_maskz_loadu_epi8(m, row[1] + j * d),
-                                  _mm_maskz_loadu_epi8(m, row[2] + j * d));
+    // (FULL: plain loads the insert and permute can take from memory; else masked)
+    const __m512i x = interleave3(idx, load16<FULL>(m, row[0] + j * d), load16<FULL>(m, row[1] + j * d),
+                                  load16<FULL>(m, row[2] + j * d));
 #pragma GCC unroll 3
     for (int kw = 0; kw < 3; ++kw) {
       const int i = (j - kw) / S;  // column j is tap column kw of pixel i
@@ -227,11 +234,36 @@ __attribute__((target("avx512vbmi"), always_inline)) inline void block3x3_vbmi(
   store<P>(acc, xs, ZW, c0, m, ep, out, C);
 }
 
+// The pixels of one channel block: passes of 8, then 4, 2, 1.
+template <int S, bool ZW, bool FULL, class RowsAt>
+__attribute__((target("avx512vbmi"), always_inline)) inline void run_row_vbmi(
+    int64_t c0, __mmask16 m, const uint8_t* const* row, const RowsAt& rows_at, int64_t npix, int64_t d,
+    const __m512i* wk, __m512i idx, const QEpilogue& ep, uint8_t* out, int64_t C) {
+  int64_t i = 0;
+  for (; i + 8 <= npix; i += 8) {
+    rows_at(i);
+    block3x3_vbmi<8, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * C, C);
+  }
+  if (npix - i >= 4) {
+    rows_at(i);
+    block3x3_vbmi<4, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * C, C);
+    i += 4;
+  }
+  if (npix - i >= 2) {
+    rows_at(i);
+    block3x3_vbmi<2, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * C, C);
+    i += 2;
+  }
+  if (npix - i >= 1) {
+    rows_at(i);
+    block3x3_vbmi<1, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * C, C);
+  }
+}
+
 template <int S, bool ZW>
 __attribute__((target("avx512vbmi"))) void run3x3_vbmi(int64_t C, int64_t npix, const uint8_t* const* taps,
                                                         int64_t step, int64_t d, const int32_t* w, int64_t Cp,
                                                         const QEpilogue& ep, uint8_t* out) {
-  constexpr int P = 8;
   const __m512i idx = interleave_index();
   for (int64_t c0 = 0; c0 < C; c0 += 16) {
     const int64_t nc = std::min<int64_t>(16, C - c0);
@@ -246,25 +278,10 @@ __attribute__((target("avx512vbmi"))) void run3x3_vbmi(int64_t C, int64_t npix, 
     auto rows_at = [&](int64_t px) {
       for (int r = 0; r < 3; ++r) row[r] = taps[3 * r] + px * step + c0;
     };
-    int64_t i = 0;
-    for (; i + P <= npix; i += P) {
-      rows_at(i);
-      block3x3_vbmi<P, S, ZW>(c0, m, row, d, wk, idx, ep, out + i * C, C);
-    }
-    if (npix - i >= 4) {
-      rows_at(i);
-      block3x3_vbmi<4, S, ZW>(c0, m, row, d, wk, idx, ep, out + i * C, C);
-      i += 4;
-    }
-    if (npix - i >= 2) {
-      rows_at(i);
-      block3x3_vbmi<2, S, ZW>(c0, m, row, d, wk, idx, ep, out + i * C, C);
-      i += 2;
-    }
-    if (npix - i >= 1) {
-      rows_at(i);
-      block3x3_vbmi<1, S, ZW>(c0, m, row, d, wk, idx, ep, out + i * C, C);
-    }
+    if (nc == 16)
+      run_row_vbmi<S, ZW, true>(c0, m, row, rows_at, npix, d, wk, idx, ep, out, C);
+    else
+      run_row_vbmi<S, ZW, false>(c0, m, row, rows_at, npix, d, wk, idx, ep, out, C);
   }
 }
 
