@@ -127,7 +127,7 @@ int cmd_bench(int argc, char** argv) {
   add_int_option(*app, "--threads", o.threads, 1, 1024, "OpenMP threads (default: all cores)");
   add_int_option(*app, "--warmup", warmup, 0, 100000, "untimed runs first (default 5)");
   add_int_option(*app, "--runs", runs, 1, 1000000, "timed runs (default 50)");
-  app->add_flag("--profile", profile, "also time every node (separate runs) and list each node's share");
+  app->add_flag("--profile", profile, "also time every node (separate runs) and list each node's median time and share");
   app->add_flag("--cachegrind", cachegrind,
                 "instead of timing, run one inference per backend (after one warm-up)\n"
                 "under valgrind's cache simulator with the host's D1/LL geometry, one\n"
