@@ -176,6 +176,8 @@ void run3x3(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t step, i
 // s8, four products summed, no saturation) then adds a kernel column's three products per channel:
 // 3 vpdpbusd per pixel instead of 9 vpdpwssd, and 2 loads + 1 insert + 1 permute per column instead
 // of 3 vpmovzxbd. With weight zero points the tap sums come from a vpdpbusd with weights 1, 1, 1, 0.
+// Nine taps in no such pattern (the border pixels of a row, dilated 3x3 kernels) are read as three
+// columns of three taps the same way, without the column reuse.
 
 std::atomic<bool> g_vbmi{true};
 
@@ -232,6 +234,50 @@ __attribute__((target("avx512vbmi"), always_inline)) inline void block3x3_vbmi(
     }
   }
   store<P>(acc, xs, ZW, c0, m, ep, out, C);
+}
+
+// Any 9 taps (a 3x3 kernel's border pixels, whose out-of-image taps point at the padding row;
+// dilated kernels): P pixels, taps (r, kw) read as column kw of the three rows, no column reuse.
+template <int P, bool ZW>
+__attribute__((target("avx512vbmi"), always_inline)) inline void block9_vbmi(
+    int64_t c0, __mmask16 m, const uint8_t* const* taps, int64_t off, int64_t step, const __m512i* wk, __m512i idx,
+    const QEpilogue& ep, uint8_t* out, int64_t C) {
+  __m512i acc[P], xs[P];
+  const __m512i bias = _mm512_loadu_si512(ep.bias + c0);
+  const __m512i ones = _mm512_set1_epi32(0x00010101);
+#pragma GCC unroll 4
+  for (int i = 0; i < P; ++i) acc[i] = bias, xs[i] = _mm512_setzero_si512();
+#pragma GCC unroll 3
+  for (int kw = 0; kw < 3; ++kw) {
+#pragma GCC unroll 4
+    for (int i = 0; i < P; ++i) {
+      const int64_t o = off + i * step + c0;
+      const __m512i x = interleave3(idx, _mm_maskz_loadu_epi8(m, taps[kw] + o), _mm_maskz_loadu_epi8(m, taps[3 + kw] + o),
+                                    _mm_maskz_loadu_epi8(m, taps[6 + kw] + o));
+      acc[i] = _mm512_dpbusd_epi32(acc[i], x, wk[kw]);
+      if (ZW) xs[i] = _mm512_dpbusd_epi32(xs[i], x, ones);
+    }
+  }
+  store<P>(acc, xs, ZW, c0, m, ep, out, C);
+}
+
+template <bool ZW>
+__attribute__((target("avx512vbmi"))) void run9_vbmi(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t step,
+                                                      const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out) {
+  const __m512i idx = interleave_index();
+  for (int64_t c0 = 0; c0 < C; c0 += 16) {
+    const int64_t nc = std::min<int64_t>(16, C - c0);
+    const __mmask16 m = static_cast<__mmask16>(nc == 16 ? 0xFFFF : (1u << nc) - 1);
+    __m512i wk[3];
+#pragma GCC unroll 3
+    for (int kw = 0; kw < 3; ++kw) {
+      auto narrow = [&](int r) { return _mm512_cvtepi32_epi8(_mm512_loadu_si512(w + (r * 3 + kw) * Cp + c0)); };
+      wk[kw] = interleave3(idx, narrow(0), narrow(1), narrow(2));
+    }
+    int64_t i = 0;
+    for (; i + 4 <= npix; i += 4) block9_vbmi<4, ZW>(c0, m, taps, i * step, step, wk, idx, ep, out + i * C, C);
+    for (; i < npix; ++i) block9_vbmi<1, ZW>(c0, m, taps, i * step, step, wk, idx, ep, out + i * C, C);
+  }
 }
 
 // The pixels of one channel block: passes of 8, then 4, 2, 1.
@@ -294,6 +340,8 @@ void qu8s8_dwconv_avx512vnni(int64_t C, int64_t npix, const uint8_t* const* taps
   int64_t d = 0;
   const int S = stride_3x3(taps, ntaps, step, &d);
   const bool zw = ep.w_zero != nullptr;
+  if (ntaps == 9 && S == 0 && use_vbmi())
+    return zw ? run9_vbmi<true>(C, npix, taps, step, w, Cp, ep, out) : run9_vbmi<false>(C, npix, taps, step, w, Cp, ep, out);
   if (S != 0 && use_vbmi()) {
     if (S == 1) return zw ? run3x3_vbmi<1, true>(C, npix, taps, step, d, w, Cp, ep, out)
                           : run3x3_vbmi<1, false>(C, npix, taps, step, d, w, Cp, ep, out);
