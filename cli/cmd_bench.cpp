@@ -52,7 +52,7 @@ struct BackendResult {
   std::vector<double> ms;  // per timed run
   int64_t activation_bytes = 0;
   std::vector<CounterReading> counters;  // per inference
-  std::vector<NodeTiming> profile;       // mean per node
+  std::vector<NodeTiming> profile;       // median per node (robust to other processes' bursts)
   std::map<std::string, double> cachegrind;
   std::optional<PointwiseTilingSettings> tiling;  // native backend only
   int64_t planned_convs = -1, pointwise_convs = -1;  // 1x1 convs with a plan / all (timing mode)
@@ -127,7 +127,7 @@ int cmd_bench(int argc, char** argv) {
   add_int_option(*app, "--threads", o.threads, 1, 1024, "OpenMP threads (default: all cores)");
   add_int_option(*app, "--warmup", warmup, 0, 100000, "untimed runs first (default 5)");
   add_int_option(*app, "--runs", runs, 1, 1000000, "timed runs (default 50)");
-  app->add_flag("--profile", profile, "also time every node (separate runs) and list each node's share");
+  app->add_flag("--profile", profile, "also time every node (separate runs) and list each node's median time and share");
   app->add_flag("--cachegrind", cachegrind,
                 "instead of timing, run one inference per backend (after one warm-up)\n"
                 "under valgrind's cache simulator with the host's D1/LL geometry, one\n"
@@ -239,6 +239,7 @@ int cmd_bench(int argc, char** argv) {
     if (profile) {
       s.executable().set_profiling(true);
       std::map<std::string, size_t> index;
+      std::vector<std::vector<double>> node_ms;  // per node, one entry per run
       for (int64_t i = 0; i < runs; ++i) {
         s.run(in);
         for (auto& t : s.executable().timings()) {
@@ -246,10 +247,16 @@ int cmd_bench(int argc, char** argv) {
           if (it == index.end()) {
             index[t.node] = r.profile.size();
             r.profile.push_back({t.node, t.op, 0});
+            node_ms.emplace_back();
             it = index.find(t.node);
           }
-          r.profile[it->second].ms += t.ms / double(runs);
+          node_ms[it->second].push_back(t.ms);
         }
+      }
+      for (size_t k = 0; k < r.profile.size(); ++k) {
+        auto& v = node_ms[k];
+        std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+        r.profile[k].ms = v[v.size() / 2];
       }
       s.executable().set_profiling(false);
       if (r.profile.empty()) std::fprintf(stderr, "bench: %s: this backend has no per-node profile\n", b.c_str());
@@ -312,7 +319,7 @@ int cmd_bench(int argc, char** argv) {
     if (r.profile.empty()) continue;
     double total = 0;
     for (auto& t : r.profile) total += t.ms;
-    std::printf("\nprofile  %s (mean over %lld runs, total %.3f ms)\n", r.backend.c_str(), (long long)runs, total);
+    std::printf("\nprofile  %s (median per node over %lld runs, total %.3f ms)\n", r.backend.c_str(), (long long)runs, total);
     std::printf("%-4s %-40s %-16s %10s %7s\n", "#", "node", "op", "ms", "share");
     for (size_t i = 0; i < r.profile.size(); ++i)
       std::printf("%-4zu %-40s %-16s %10.4f %6.1f%%\n", i, r.profile[i].node.c_str(), r.profile[i].op.c_str(),

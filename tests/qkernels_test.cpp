@@ -1,4 +1,4 @@
-// The int8 kernels (qgemm.h, qdwconv.h, int8_peak.h) against naive references written here from the
+// The int8 kernels (qgemm.h, qdwconv.h, qconv.h, int8_peak.h) against naive references written here from the
 // ONNX QLinearMatMul / QLinearConv definitions in integer arithmetic:
 //   acc = sum_k (a - a_zero) * (w - w_zero[n]) + bias[n]                   (exact, int64)
 //   y   = clamp(round_half_even(float(acc) * multiplier[n]) + y_zero, qmin, qmax)
@@ -17,6 +17,7 @@
 
 #include "kernels/native/cpu_features.h"
 #include "kernels/native/int8_peak.h"
+#include "kernels/native/qconv.h"
 #include "kernels/native/qdwconv.h"
 #include "kernels/native/qgemm.h"
 #include "kernels/native/qgemm_microkernel.h"
@@ -143,9 +144,10 @@ class QGemmTest : public IsaTest {};
 TEST_P(QGemmTest, ConfigNamesTheIsa) {
   const QGemmConfig& cfg = qgemm_config(active_isa());
   const std::string name = cfg.name;
-  EXPECT_EQ(name, std::string("qu8s8-gemm-") + std::to_string(cfg.mr) + "x" + std::to_string(cfg.nr) + "-" +
-                      (GetParam() == Isa::Avx512 ? (cpu_has_avx512vnni() ? "avx512vnni" : "avx2")
-                                                 : GetParam() == Isa::Avx2 ? "avx2" : "generic"));
+  // the VNNI kernel's register tile is two 16-column panels (12 x 32); the others' one panel
+  const bool vnni = GetParam() == Isa::Avx512 && cpu_has_avx512vnni();
+  EXPECT_EQ(name, std::string("qu8s8-gemm-") + std::to_string(cfg.mr) + "x" + std::to_string(cfg.nr * (vnni ? 2 : 1)) +
+                      "-" + (vnni ? "avx512vnni" : GetParam() == Isa::Avx2 || GetParam() == Isa::Avx512 ? "avx2" : "generic"));
   EXPECT_EQ(cfg.nr, kQGemmNR);
 }
 
@@ -279,6 +281,45 @@ TEST_P(QGemmTest, RowsMatchWholeGemm) {
   for (int64_t i = 0; i < M * N; ++i) ASSERT_EQ(int32_t(y1[i]), want[i]) << i;
 }
 
+TEST_P(QGemmTest, SaturatingNarrowAtBothEnds) {
+  // multipliers just below 1 with the whole output type as the clamp: the kernels may narrow with
+  // saturating packs (QEpilogue::sat_narrow); accumulators far outside the type, up to +-2e9 through
+  // the bias, must still give qmin / qmax exactly, and the ragged row groups the per-row path
+  for (bool s8 : {false, true})
+    for (int64_t M : {1, 4, 13, 30}) {
+      const int64_t N = 40, K = 64;
+      QuantParams q = per_tensor(1.f, 90, 0.999f, 1.f, s8 ? -5 : 77);
+      q.w_scale = {0.999f, 0.5f, 0.001f, 0.9f};
+      q.w_scale.resize(N, 0.75f);
+      q.s8_out = s8;
+      q.qmin = s8 ? -128 : 0;
+      q.qmax = s8 ? 127 : 255;
+      const auto a = random_u8(M * K, uint32_t(M));
+      const auto w = random_s8(K * N, uint32_t(M + 1));
+      std::vector<int32_t> bias = random_s32(N, uint32_t(M + 2), -300, 300);
+      for (int64_t n = 0; n < N; n += 3) bias[n] = n % 2 ? 2000000000 : -2000000000;
+      const PackedQB pb = pack_qgemm_b(K, N, w.data(), N, false, bias.data(), q);
+      EXPECT_TRUE(pb.sat_narrow);
+      std::vector<uint8_t> y(M * N);
+      qgemm_u8s8(M, a.data(), K, pb, y.data(), N, 1);
+      const auto want = ref_qgemm(M, N, K, a.data(), w.data(), bias.data(), q);
+      int lo = 0, hi = 0;
+      for (int64_t i = 0; i < M * N; ++i) {
+        ASSERT_EQ(out_value(&y[i], s8), want[i]) << "s8=" << s8 << " M=" << M << " element " << i;
+        lo += want[i] == q.qmin, hi += want[i] == q.qmax;
+      }
+      EXPECT_GT(lo, 0);
+      EXPECT_GT(hi, 0);
+    }
+  // a multiplier of 1 (or a narrower clamp) keeps the float clamp
+  QuantParams q = per_tensor(1.f, 0, 1.f, 1.f, 0);
+  const std::vector<int8_t> w(16, 1);
+  EXPECT_FALSE(pack_qgemm_b(1, 16, w.data(), 16, false, nullptr, q).sat_narrow);
+  q.w_scale = {0.5f};
+  q.qmax = 200;
+  EXPECT_FALSE(pack_qgemm_b(1, 16, w.data(), 16, false, nullptr, q).sat_narrow);
+}
+
 INSTANTIATE_TEST_SUITE_P(Isa, QGemmTest, ::testing::ValuesIn(supported_isas()), isa_param_name);
 
 TEST(QGemm, BadParametersAreOneLineErrors) {
@@ -370,12 +411,24 @@ std::vector<int32_t> check_dw(const Conv2dShape& s, const QuantParams& q, uint32
 
 class QDwConvTest : public IsaTest {};
 
+// Runs a test body with the AVX-512 depthwise kernel's VBMI form on (the default where the CPU has
+// it) and off (the vpdpwssd form of CPUs without VBMI); other ISAs ignore the switch.
+template <class F>
+void with_and_without_vbmi(const F& body) {
+  for (bool vbmi : {true, false}) {
+    SCOPED_TRACE(vbmi ? "vbmi form" : "vpdpwssd form");
+    set_qdwconv_vbmi(vbmi);
+    body();
+  }
+  set_qdwconv_vbmi(true);
+}
+
 TEST_P(QDwConvTest, MicroKernelNamesTheIsa) {
   const std::string name = qdwconv_microkernel_name(active_isa());
   if (GetParam() == Isa::Avx512 && cpu_has_avx512vnni())
-    EXPECT_EQ(name, "qu8s8-dwconv-16c-avx512vnni");
+    EXPECT_EQ(name, "qu8s8-dwconv-16c8p-avx512vnni");
   else if (has_avx2(GetParam()))
-    EXPECT_EQ(name, "qu8s8-dwconv-8c-avx2");
+    EXPECT_EQ(name, "qu8s8-dwconv-8c4p-avx2");
   else
     EXPECT_EQ(name, "qu8s8-dwconv-generic");
 }
@@ -425,6 +478,28 @@ TEST_P(QDwConvTest, SaturatesAtBothEndsAndS8Output) {
   }
 }
 
+TEST_P(QDwConvTest, SaturatingNarrowAtBothEnds) {
+  with_and_without_vbmi([] {
+  // multipliers below 1, the whole type as the clamp (the saturating-pack epilogue), sums far outside it
+  uint32_t seed = 400;
+  for (bool s8 : {false, true})
+    for (int64_t W : {3, 9, 21}) {
+      QuantParams q = per_tensor(1.f, 100, 0.9f, 1.f, s8 ? 3 : 77);
+      q.s8_out = s8;
+      q.qmin = s8 ? -128 : 0;
+      q.qmax = s8 ? 127 : 255;
+      const Conv2dShape s = dw_shape(1, 5, W, 35, 3, W == 9 ? 2 : 1, 1);
+      const auto w = random_s8(35 * 9, 1);
+      EXPECT_TRUE(pack_qdwconv(s, w.data(), nullptr, q).sat_narrow);
+      const auto y = check_dw(s, q, seed++);
+      int lo = 0, hi = 0;
+      for (int32_t v : y) lo += v == q.qmin, hi += v == q.qmax;
+      EXPECT_GT(lo, 10) << "s8=" << s8 << " W=" << W;
+      EXPECT_GT(hi, 10) << "s8=" << s8 << " W=" << W;
+    }
+  });
+}
+
 TEST_P(QDwConvTest, MobileNetShapesTwoThreads) {
   check_dw(dw_shape(1, 56, 56, 144, 3, 2, 1), per_channel(144, 3, 0, 0, 9), 5, 2);
   check_dw(dw_shape(1, 14, 14, 384, 3, 1, 1), per_channel(384, 4, 3, 0, 9), 6, 2);
@@ -466,6 +541,116 @@ TEST_P(QDwConvTest, RowDriverReadsRowsFromAnywhere) {
   for (size_t i = 0; i < y2.size(); ++i) ASSERT_EQ(int32_t(y2[i]), want[i]) << i;
 }
 
+TEST_P(QDwConvTest, RegisterBlocked3x3EveryRunLength) {
+  with_and_without_vbmi([] {
+  // the register-blocked 3x3 path (stride 1 and 2): interior runs of 1..21 pixels (every remainder of
+  // the 8-, 4-, 2- and 1-pixel passes), channel tails, with and without pads and weight zero points
+  uint32_t seed = 300;
+  for (int64_t S : {1, 2})
+    for (int64_t P : {0, 1})
+      for (int64_t W = 3; W <= 2 * 21 + 1; W += S == 1 ? 1 : 3)
+        for (int64_t C : {3, 16, 33}) {
+          QuantParams q = per_channel(C, seed, int32_t(seed * 37 % 256), int32_t(seed * 11 % 256), 9);
+          if (seed % 3 == 1) q.w_zero = random_s32(C, seed + 5, -128, 127);
+          SCOPED_TRACE(testing::Message() << "S=" << S << " P=" << P << " W=" << W << " C=" << C);
+          check_dw(dw_shape(1, 4, W, C, 3, S, P), q, seed, 1, seed % 2 == 0);
+          ++seed;
+        }
+  });
+}
+
+// The micro-kernel on its own, taps built by hand: npix pixels, tap t of pixel i at taps[t] + i * step.
+// Expected sums from the spec over the bytes those taps address.
+void check_dw_microkernel(int64_t C, int64_t npix, const std::vector<const uint8_t*>& taps, int64_t step,
+                          const std::vector<int8_t>& w /* [T][C] */, const QuantParams& q, uint32_t seed) {
+  const int64_t T = int64_t(taps.size()), Cp = (C + 15) / 16 * 16;
+  const auto bias = random_s32(C, seed, -3000, 3000);
+  // the epilogue's fields as pack_qdwconv sets them: the folded bias
+  std::vector<int32_t> wp(T * Cp, 0), fb(Cp, 0), wz(Cp, 0);
+  std::vector<float> sc(Cp, 0.f);
+  for (int64_t c = 0; c < C; ++c) {
+    int64_t sum = 0;
+    for (int64_t t = 0; t < T; ++t) wp[t * Cp + c] = w[t * C + c], sum += w[t * C + c];
+    fb[c] = int32_t(bias[c] - int64_t(q.a_zero) * sum + T * int64_t(q.a_zero) * wzero(q, c));
+    wz[c] = wzero(q, c);
+    sc[c] = requant_multiplier(q.a_scale, q.w_scale[q.w_scale.size() == 1 ? 0 : c], q.y_scale);
+  }
+  QEpilogue ep;
+  ep.bias = fb.data();
+  ep.scale = sc.data();
+  ep.w_zero = q.w_zero.empty() ? nullptr : wz.data();
+  ep.lo = float(q.qmin - q.y_zero);
+  ep.hi = float(q.qmax - q.y_zero);
+  ep.y_zero = q.y_zero;
+  ep.s8_out = q.s8_out;
+  ep.sat_narrow = saturating_narrow_ok(sc.data(), Cp, q.qmin, q.qmax, q.s8_out);
+  std::vector<uint8_t> y(npix * C + 16, 0xA5);
+  qdwconv_microkernel_for(active_isa())(C, npix, taps.data(), T, step, wp.data(), Cp, ep, y.data());
+  int bad = 0;
+  for (int64_t i = 0; i < npix; ++i)
+    for (int64_t c = 0; c < C; ++c) {
+      int64_t acc = bias[c];
+      for (int64_t t = 0; t < T; ++t)
+        acc += (int64_t(taps[t][i * step + c]) - q.a_zero) * (int64_t(w[t * C + c]) - wzero(q, c));
+      const int32_t want = ref_requant(acc, q, c), got = out_value(&y[i * C + c], q.s8_out);
+      if (got != want && ++bad <= 5) ADD_FAILURE() << "pixel " << i << " c " << c << ": got " << got << " want " << want;
+    }
+  for (int64_t k = npix * C; k < npix * C + 16; ++k)
+    if (y[k] != 0xA5 && ++bad <= 5) ADD_FAILURE() << "wrote past the pixels at byte " << k;
+}
+
+TEST_P(QDwConvTest, MicroKernelOnHandBuiltTaps) {
+  with_and_without_vbmi([] {
+  // rows of a wide image; the 3x3 patterns of stride 1 and 2 (the register-blocked path), the same
+  // with one tap moved (the per-tap path), a column step that is neither, and 9 taps that are not 3x3
+  uint32_t seed = 900;
+  for (int64_t C : {1, 7, 16, 19, 48})
+    for (int64_t npix : {1, 2, 3, 5, 8, 9, 13, 17}) {
+      const int64_t Wd = 3 * npix + 8;
+      const auto img = random_u8(4 * Wd * C, seed);
+      const auto w = random_s8(9 * C, seed + 1);
+      for (int variant = 0; variant < 5; ++variant) {
+        int64_t S = variant == 1 ? 2 : 1, d = C;
+        std::vector<const uint8_t*> taps(9);
+        for (int64_t r = 0; r < 3; ++r)
+          for (int64_t kw = 0; kw < 3; ++kw) taps[r * 3 + kw] = &img[(r * Wd + kw) * C];
+        if (variant == 2) taps[4] = &img[(3 * Wd + 1) * C];  // one tap from another row
+        if (variant == 3) S = 3;                                  // step 3C: no pattern
+        if (variant == 4)                                         // dilation 2: taps 2C apart, step C
+          for (int64_t r = 0; r < 3; ++r)
+            for (int64_t kw = 0; kw < 3; ++kw) taps[r * 3 + kw] = &img[(r * Wd + 2 * kw) * C];
+        QuantParams q = per_channel(C, seed + variant, int32_t((seed + 7 * variant) % 256), 20, 9);
+        if (variant % 2 == 0) q.w_zero = random_s32(C, seed + 2, -20, 20);
+        if (variant == 3) q.s8_out = true, q.qmin = -128, q.qmax = 127, q.y_zero = -3;
+        SCOPED_TRACE(testing::Message() << "C=" << C << " npix=" << npix << " variant=" << variant);
+        check_dw_microkernel(C, npix, taps, S * d, w, q, seed + 3);
+      }
+      ++seed;
+    }
+  });
+}
+
+TEST_P(QDwConvTest, MicroKernelSaturatesBothEnds) {
+  with_and_without_vbmi([] {
+  // extreme bytes and weights on the register-blocked path: outputs pinned at qmin and qmax
+  const int64_t C = 32, npix = 11, Wd = npix + 2;
+  std::vector<uint8_t> img(3 * Wd * C);
+  for (size_t i = 0; i < img.size(); ++i) img[i] = (i / C) % 2 ? 255 : 0;
+  std::vector<int8_t> w(9 * C);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = (i % C) < 16 ? 127 : -128;
+  std::vector<const uint8_t*> taps(9);
+  for (int64_t r = 0; r < 3; ++r)
+    for (int64_t kw = 0; kw < 3; ++kw) taps[r * 3 + kw] = &img[(r * Wd + kw) * C];
+  QuantParams q = per_tensor(0.05f, 0, 0.02f, 0.0001f, 128);
+  check_dw_microkernel(C, npix, taps, C, w, q, 5);
+  q.w_zero = {-3};
+  check_dw_microkernel(C, npix, taps, C, w, q, 6);
+  q.w_zero.clear();
+  q.y_scale = 60.f;  // multiplier 1/60000: the saturating-pack epilogue
+  check_dw_microkernel(C, npix, taps, C, w, q, 7);
+  });
+}
+
 INSTANTIATE_TEST_SUITE_P(Isa, QDwConvTest, ::testing::ValuesIn(supported_isas()), isa_param_name);
 
 TEST(QDwConv, BadShapeIsAOneLineError) {
@@ -479,6 +664,119 @@ TEST(QDwConv, BadShapeIsAOneLineError) {
   q.w_scale = {1, 1, 1};
   test::expect_one_line_error([&] { (void)pack_qdwconv(s, w.data(), nullptr, q); },
                               {"3 weight scales for 8 output channels"});
+}
+
+// ---- ungrouped convolution (im2col tiles) ---------------------------------------------------------
+
+Conv2dShape conv_shape(int64_t N, int64_t H, int64_t W, int64_t C, int64_t OC, int64_t KH, int64_t KW, int64_t S,
+                       int64_t PT, int64_t PL, int64_t PB, int64_t PR, int64_t D = 1) {
+  Conv2dShape s;
+  s.N = N, s.H = H, s.W = W, s.C = C, s.OC = OC, s.G = 1;
+  s.KH = KH, s.KW = KW, s.SH = s.SW = S, s.DH = s.DW = D;
+  s.PT = PT, s.PL = PL, s.PB = PB, s.PR = PR;
+  s.OH = (H + PT + PB - (KH - 1) * D - 1) / S + 1;
+  s.OW = (W + PL + PR - (KW - 1) * D - 1) / S + 1;
+  return s;
+}
+
+// Naive QLinearConv, G = 1, weights [OC][C][KH][KW]; padding taps read a_zero.
+std::vector<int32_t> ref_qconv(const Conv2dShape& s, const uint8_t* x, const int8_t* w, const int32_t* bias,
+                               const QuantParams& q) {
+  std::vector<int32_t> y(s.N * s.OH * s.OW * s.OC);
+  for (int64_t n = 0; n < s.N; ++n)
+    for (int64_t oh = 0; oh < s.OH; ++oh)
+      for (int64_t ow = 0; ow < s.OW; ++ow)
+        for (int64_t o = 0; o < s.OC; ++o) {
+          int64_t acc = bias ? bias[o] : 0;
+          for (int64_t c = 0; c < s.C; ++c)
+            for (int64_t kh = 0; kh < s.KH; ++kh)
+              for (int64_t kw = 0; kw < s.KW; ++kw) {
+                const int64_t ih = oh * s.SH - s.PT + kh * s.DH, iw = ow * s.SW - s.PL + kw * s.DW;
+                const int64_t xv = (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W)
+                                       ? x[((n * s.H + ih) * s.W + iw) * s.C + c]
+                                       : q.a_zero;
+                acc += (xv - q.a_zero) * (int64_t(w[((o * s.C + c) * s.KH + kh) * s.KW + kw]) - wzero(q, o));
+              }
+          y[((n * s.OH + oh) * s.OW + ow) * s.OC + o] = ref_requant(acc, q, o);
+        }
+  return y;
+}
+
+std::vector<int32_t> check_conv(const Conv2dShape& s, const QuantParams& q, uint32_t seed, int threads = 1) {
+  const auto x = random_u8(s.N * s.H * s.W * s.C, seed);
+  const auto w = random_s8(s.OC * s.C * s.KH * s.KW, seed + 1);
+  const auto bias = random_s32(s.OC, seed + 2, -5000, 5000);
+  const PackedQConv p = pack_qconv(s, w.data(), seed % 2 ? bias.data() : nullptr, q, threads);
+  std::vector<uint8_t> y(s.N * s.OH * s.OW * s.OC, 0xA5);
+  qconv_nhwc(p, x.data(), y.data());
+  const auto want = ref_qconv(s, x.data(), w.data(), seed % 2 ? bias.data() : nullptr, q);
+  std::vector<int32_t> got(y.size());
+  int bad = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    got[i] = out_value(&y[i], q.s8_out);
+    if (got[i] != want[i] && ++bad <= 5)
+      ADD_FAILURE() << "element " << i << " (oc=" << i % s.OC << "): got " << got[i] << " want " << want[i];
+  }
+  return got;
+}
+
+class QConvTest : public IsaTest {};
+
+TEST_P(QConvTest, RgbStemShapes) {
+  // MobileNetV2's stem (3x3, stride 2, pad 1, C = 3 -> 32: K = 27, padded to 28) on small ragged images,
+  // odd and even sizes (the last column's taps run past the image), N = 2
+  uint32_t seed = 1;
+  for (auto [H, W] : {std::pair<int64_t, int64_t>{1, 1}, {2, 3}, {7, 8}, {17, 13}, {24, 31}}) {
+    QuantParams q = per_channel(32, seed, 128 - int32_t(seed), int32_t(seed * 7), 27);
+    SCOPED_TRACE(testing::Message() << "H=" << H << " W=" << W);
+    check_conv(conv_shape(2, H, W, 3, 32, 3, 3, 2, 1, 1, 1, 1), q, seed++);
+  }
+  check_conv(conv_shape(1, 56, 56, 3, 32, 3, 3, 2, 1, 1, 1, 1), per_channel(32, 9, 118, 0, 27), 9, 2);
+}
+
+TEST_P(QConvTest, RaggedKernelsChannelsAndWeightZeroPoints) {
+  uint32_t seed = 20;
+  struct G { int64_t C, OC, KH, KW, S, PT, PL, PB, PR, D; };
+  for (const G& g : {G{3, 5, 3, 3, 2, 1, 1, 1, 1, 1}, G{1, 17, 5, 5, 1, 2, 2, 2, 2, 1}, G{7, 40, 3, 3, 1, 0, 1, 2, 0, 2},
+                    G{16, 16, 1, 1, 2, 0, 0, 0, 0, 1}, G{5, 33, 2, 3, 3, 1, 0, 0, 2, 1}, G{64, 24, 3, 3, 1, 1, 1, 1, 1, 1}}) {
+    for (int zw_kind = 0; zw_kind < 3; ++zw_kind) {
+      QuantParams q = per_channel(g.OC, seed, int32_t(seed * 41 % 256), int32_t(seed * 3 % 256), g.C * g.KH * g.KW);
+      if (zw_kind == 1) q.w_zero = {-7};
+      if (zw_kind == 2) q.w_zero = random_s32(g.OC, seed + 9, -128, 127);
+      SCOPED_TRACE(testing::Message() << "C=" << g.C << " OC=" << g.OC << " K=" << g.KH << "x" << g.KW << " S=" << g.S
+                                      << " D=" << g.D << " zw=" << zw_kind);
+      check_conv(conv_shape(1, 9, 11, g.C, g.OC, g.KH, g.KW, g.S, g.PT, g.PL, g.PB, g.PR, g.D), q, seed++,
+                 1 + zw_kind % 2);
+    }
+  }
+}
+
+TEST_P(QConvTest, SaturatesAtBothEndsAndS8Output) {
+  for (bool s8 : {false, true}) {
+    QuantParams q = per_tensor(0.05f, 128, 0.02f, 0.0002f, s8 ? 0 : 128);
+    q.s8_out = s8;
+    q.qmin = s8 ? -128 : 0;
+    q.qmax = s8 ? 127 : 255;
+    const auto y = check_conv(conv_shape(1, 12, 12, 3, 32, 3, 3, 2, 1, 1, 1, 1), q, 78);
+    int lo = 0, hi = 0;
+    for (int32_t v : y) lo += v == q.qmin, hi += v == q.qmax;
+    EXPECT_GT(lo, 300) << "s8=" << s8;
+    EXPECT_GT(hi, 300) << "s8=" << s8;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, QConvTest, ::testing::ValuesIn(supported_isas()), isa_param_name);
+
+TEST(QConv, GroupedShapeIsAOneLineError) {
+  Conv2dShape s = conv_shape(1, 4, 4, 8, 8, 3, 3, 1, 1, 1, 1, 1);
+  s.G = 2;
+  const std::vector<int8_t> w(8 * 4 * 9, 1);
+  test::expect_one_line_error([&] { (void)pack_qconv(s, w.data(), nullptr, per_tensor(1, 0, 1, 1, 0)); },
+                              {"pack_qconv", "G=2"});
+  s = conv_shape(1, 20, 4, 1, 1, 17, 1, 1, 0, 0, 0, 0);
+  const std::vector<int8_t> tall(17, 1);
+  test::expect_one_line_error([&] { (void)pack_qconv(s, tall.data(), nullptr, per_tensor(1, 0, 1, 1, 0)); },
+                              {"pack_qconv", "kernel height 17"});
 }
 
 // ---- int8 peak ------------------------------------------------------------------------------------

@@ -45,8 +45,8 @@ QDwConvMicroKernel qdwconv_microkernel_for(Isa isa) {
 }
 
 const char* qdwconv_microkernel_name(Isa isa) {
-  if (isa == Isa::Avx512 && cpu_has_avx512vnni()) return "qu8s8-dwconv-16c-avx512vnni";
-  return has_avx2(isa) ? "qu8s8-dwconv-8c-avx2" : "qu8s8-dwconv-generic";
+  if (isa == Isa::Avx512 && cpu_has_avx512vnni()) return "qu8s8-dwconv-16c8p-avx512vnni";
+  return has_avx2(isa) ? "qu8s8-dwconv-8c4p-avx2" : "qu8s8-dwconv-generic";
 }
 
 PackedQDwConv pack_qdwconv(const Conv2dShape& s, const int8_t* w, const int32_t* bias, const QuantParams& q,
@@ -92,6 +92,7 @@ PackedQDwConv pack_qdwconv(const Conv2dShape& s, const int8_t* w, const int32_t*
   p.hi = float(q.qmax - q.y_zero);
   p.y_zero = q.y_zero;
   p.s8_out = q.s8_out;
+  p.sat_narrow = saturating_narrow_ok(p.scale.data(), p.Cp, q.qmin, q.qmax, q.s8_out);
   return p;
 }
 
@@ -104,6 +105,7 @@ QEpilogue qdwconv_epilogue(const PackedQDwConv& p) {
   ep.hi = p.hi;
   ep.y_zero = p.y_zero;
   ep.s8_out = p.s8_out;
+  ep.sat_narrow = p.sat_narrow;
   return ep;
 }
 

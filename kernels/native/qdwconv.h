@@ -30,6 +30,7 @@ struct PackedQDwConv {
   float lo = 0.f, hi = 255.f;
   int32_t y_zero = 0;
   bool s8_out = false;
+  bool sat_narrow = false;        // QEpilogue::sat_narrow (requantize.h)
   int threads = 1;
 };
 
@@ -55,6 +56,10 @@ void qu8s8_dwconv_avx2(int64_t C, int64_t npix, const uint8_t* const* taps, int6
 // AVX-512 (only if has_avx512vnni()): 16 channels per zmm (vpmovzxbd + vpdpwssd), masked tail.
 void qu8s8_dwconv_avx512vnni(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t ntaps, int64_t step,
                              const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out);
+
+// Tests: whether the AVX-512 kernel may use its VBMI form (three taps per vpdpbusd) on a CPU that has
+// it (default true); false runs the vpdpwssd form that CPUs without VBMI use.
+void set_qdwconv_vbmi(bool enabled);
 
 // The epilogue of a packed depthwise conv (per-channel pointers at channel 0).
 QEpilogue qdwconv_epilogue(const PackedQDwConv& p);
@@ -93,8 +98,8 @@ inline void qdepthwise_row(const PackedQDwConv& p, const DwInterior& in, QDwConv
   for (int64_t ow = in.hi; ow < s.OW; ++ow) run(ow, 1, true);
 }
 
-// The depthwise micro-kernel for an ISA and its name ("qu8s8-dwconv-16c-avx512vnni" on a VNNI CPU
-// under Avx512, else "qu8s8-dwconv-8c-avx2" under Avx2 / Avx512, "qu8s8-dwconv-generic").
+// The depthwise micro-kernel for an ISA and its name ("qu8s8-dwconv-16c8p-avx512vnni" on a VNNI CPU
+// under Avx512, else "qu8s8-dwconv-8c4p-avx2" under Avx2 / Avx512, "qu8s8-dwconv-generic").
 QDwConvMicroKernel qdwconv_microkernel_for(Isa isa);
 const char* qdwconv_microkernel_name(Isa isa);
 

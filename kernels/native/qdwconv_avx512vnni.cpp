@@ -1,9 +1,21 @@
 // qu8s8_dwconv_avx512vnni: the AVX-512 int8 depthwise micro-kernel (qdwconv.h; compiled with
-// -mavx512vnni -mavx512bw; selected when has_avx512vnni()). 16 channels per zmm: the input bytes are
-// zero-extended to s32 lanes (vpmovzxbd) and the weights are stored sign-extended to s32, so one
-// vpdpwssd (s16 pairs: low halves x * w, high halves 0 * sign = 0) adds x * w exactly per lane. Runs
-// of 4 pixels share each weight load; the last channel block is masked. The epilogue requantizes as
-// requantize.h (cvtdq2ps, vmulps, max/min, cvtps2dq, + zero point).
+// -mavx512vnni -mavx512bw; selected when has_avx512vnni()), "qu8s8-dwconv-16c8p-avx512vnni".
+// 16 channels per zmm: the input bytes are zero-extended to s32 lanes (vpmovzxbd) and the weights are
+// stored sign-extended to s32, so one vpdpwssd (s16 pairs: low halves x * w, high halves 0 * sign = 0)
+// adds x * w exactly per lane.
+//
+// Register blocking (the 3x3 kernels of stride 1 and 2, all of MobileNetV2's): when the 9 taps form
+// three kernel rows whose taps lie d bytes apart and the pixel step is d (stride 1) or 2d (stride 2),
+// tap kw of pixel i is input column S*i + kw of its kernel row. A pass over 8 output pixels x 16
+// channels then holds the 9 tap weights and the 8 accumulators in registers and loads each input
+// column once per kernel row, adding it to every pixel that uses it: 3 x (S*7 + 3) vpmovzxbd for
+// 72 vpdpwssd (stride 1: 30, against 72 loads + 18 weight loads per tap and pixel before). Other
+// kernels (any K x K, dilation, border pixels that read the padding row) take the per-tap path: runs
+// of 4 pixels sharing each weight load. On CPUs with AVX-512 VBMI (Zen 4, Ice Lake and later) the
+// 3x3 path goes further: three taps per vpdpbusd (below, "three taps per vpdpbusd"). Both add the same products to the same s32 sums, starting
+// from the folded bias. The last channel block is masked. The epilogue requantizes as requantize.h
+// (cvtdq2ps, vmulps, max/min, cvtps2dq, + zero point), or, when QEpilogue::sat_narrow allows it, four
+// pixels at a time with saturating packs (requantize_avx512.h).
 // GCC 12's AVX-512 min/max/convert intrinsics expand to masked builtins with an undefined pass-through
 // operand, which -Wmaybe-uninitialized reports at every instantiation (a known false positive).
 #if defined(__GNUC__) && !defined(__clang__)
@@ -12,52 +24,334 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
 
 #include "kernels/native/qdwconv.h"
+#include "kernels/native/requantize_avx512.h"
 
 namespace locus::kernels {
 namespace {
 
 constexpr int kPix = 4;
 
+inline __m512i load_x(__mmask16 m, const uint8_t* p) { return _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p)); }
+
+// Requantizes P accumulators (bias already added) and stores 16 (masked) bytes per pixel.
 template <int P>
-__attribute__((always_inline)) inline void block(int64_t c0, __mmask16 m, const uint8_t* const* taps, int64_t ntaps,
-                                                 int64_t off, int64_t step, const int32_t* w, int64_t Cp,
-                                                 const QEpilogue& ep, uint8_t* out, int64_t C) {
-  __m512i acc[P], xs[P];
-#pragma GCC unroll 4
-  for (int i = 0; i < P; ++i) acc[i] = xs[i] = _mm512_setzero_si512();
-  const bool zw = ep.w_zero != nullptr;
-  for (int64_t t = 0; t < ntaps; ++t) {
-    const __m512i wv = _mm512_loadu_si512(w + t * Cp + c0);
-    const uint8_t* base = taps[t] + off + c0;
-#pragma GCC unroll 4
-    for (int i = 0; i < P; ++i) {
-      const __m512i x = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, base + i * step));
-      acc[i] = _mm512_dpwssd_epi32(acc[i], x, wv);
-      if (zw) xs[i] = _mm512_add_epi32(xs[i], x);
-    }
-  }
-  const __m512i bias = _mm512_loadu_si512(ep.bias + c0);
+__attribute__((always_inline)) inline void store(const __m512i* acc, const __m512i* xs, bool zw, int64_t c0,
+                                                 __mmask16 m, const QEpilogue& ep, uint8_t* out, int64_t C) {
   const __m512 scale = _mm512_loadu_ps(ep.scale + c0);
   const __m512 lo = _mm512_set1_ps(ep.lo), hi = _mm512_set1_ps(ep.hi);
   const __m512i zp = _mm512_set1_epi32(ep.y_zero);
   const __m512i wz = zw ? _mm512_loadu_si512(ep.w_zero + c0) : _mm512_setzero_si512();
-#pragma GCC unroll 4
+  __m512i v[P];
+#pragma GCC unroll 8
+  for (int i = 0; i < P; ++i) v[i] = zw ? _mm512_sub_epi32(acc[i], _mm512_mullo_epi32(xs[i], wz)) : acc[i];
+  int i0 = 0;
+  if (P >= 4 && ep.sat_narrow) {  // groups of four pixels narrowed with saturation (requantize_avx512.h)
+    const __m512i zp16 = _mm512_set1_epi16(static_cast<int16_t>(ep.y_zero));
+#pragma GCC unroll 2
+    for (int g = 0; g + 4 <= P; g += 4) store4_saturating(&v[g], scale, zp16, ep.s8_out, m, out + g * C + c0, C);
+    i0 = P / 4 * 4;
+  }
+#pragma GCC unroll 8
   for (int i = 0; i < P; ++i) {
-    __m512i v = _mm512_add_epi32(acc[i], bias);
-    if (zw) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(xs[i], wz));
-    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), scale);
+    if (i < i0) continue;
+    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v[i]), scale);
     f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
     const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), zp);  // round to nearest even
     _mm_mask_storeu_epi8(out + i * C + c0, m, _mm512_cvtepi32_epi8(q));
   }
 }
 
+// The per-tap path: P pixels, any taps.
+template <int P>
+__attribute__((always_inline)) inline void block(int64_t c0, __mmask16 m, const uint8_t* const* taps, int64_t ntaps,
+                                                 int64_t off, int64_t step, const int32_t* w, int64_t Cp,
+                                                 const QEpilogue& ep, uint8_t* out, int64_t C) {
+  __m512i acc[P], xs[P];
+  const __m512i bias = _mm512_loadu_si512(ep.bias + c0);
+#pragma GCC unroll 4
+  for (int i = 0; i < P; ++i) acc[i] = bias, xs[i] = _mm512_setzero_si512();
+  const bool zw = ep.w_zero != nullptr;
+  for (int64_t t = 0; t < ntaps; ++t) {
+    const __m512i wv = _mm512_loadu_si512(w + t * Cp + c0);
+    const uint8_t* base = taps[t] + off + c0;
+#pragma GCC unroll 4
+    for (int i = 0; i < P; ++i) {
+      const __m512i x = load_x(m, base + i * step);
+      acc[i] = _mm512_dpwssd_epi32(acc[i], x, wv);
+      if (zw) xs[i] = _mm512_add_epi32(xs[i], x);
+    }
+  }
+  store<P>(acc, xs, zw, c0, m, ep, out, C);
+}
+
+// The register-blocked 3x3 path: P pixels of stride S; row[r] = kernel row r's tap 0 for pixel 0 at
+// channel c0, its columns d bytes apart; wv the 9 tap weights.
+template <int P, int S, bool ZW>
+__attribute__((always_inline)) inline void block3x3(int64_t c0, __mmask16 m, const uint8_t* const* row, int64_t d,
+                                                    const __m512i* wv, const QEpilogue& ep, uint8_t* out,
+                                                    int64_t C) {
+  constexpr int kCols = S * (P - 1) + 3;
+  __m512i acc[P], xs[P];
+  const __m512i bias = _mm512_loadu_si512(ep.bias + c0);
+#pragma GCC unroll 8
+  for (int i = 0; i < P; ++i) acc[i] = bias, xs[i] = _mm512_setzero_si512();
+#pragma GCC unroll 3
+  for (int r = 0; r < 3; ++r) {
+    const uint8_t* base = row[r];
+#pragma GCC unroll 24
+    for (int j = 0; j < kCols; ++j) {
+      const __m512i x = load_x(m, base + j * d);
+#pragma GCC unroll 3
+      for (int kw = 0; kw < 3; ++kw) {
+        // column j is tap kw of pixel (j - kw) / S
+        const int i = (j - kw) / S;
+        if (j - kw >= 0 && (j - kw) % S == 0 && i < P) {
+          acc[i] = _mm512_dpwssd_epi32(acc[i], x, wv[r * 3 + kw]);
+          if (ZW) xs[i] = _mm512_add_epi32(xs[i], x);
+        }
+      }
+    }
+  }
+  store<P>(acc, xs, ZW, c0, m, ep, out, C);
+}
+
+// Whether the taps are a 3x3 kernel of stride 1 or 2 as block3x3 reads them (returns S, or 0).
+int stride_3x3(const uint8_t* const* taps, int64_t ntaps, int64_t step, int64_t* d) {
+  if (ntaps != 9) return 0;
+  const auto at = [&](int t) { return reinterpret_cast<uintptr_t>(taps[t]); };
+  const uintptr_t dd = at(1) - at(0);
+  for (int r = 0; r < 3; ++r)
+    if (at(3 * r + 1) - at(3 * r) != dd || at(3 * r + 2) - at(3 * r + 1) != dd) return 0;
+  *d = int64_t(dd);
+  if (*d <= 0) return 0;
+  if (step == *d) return 1;
+  if (step == 2 * *d) return 2;
+  return 0;
+}
+
+template <int S, bool ZW>
+void run3x3(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t step, int64_t d, const int32_t* w,
+            int64_t Cp, const QEpilogue& ep, uint8_t* out) {
+  constexpr int P = ZW ? 4 : 8;
+  for (int64_t c0 = 0; c0 < C; c0 += 16) {
+    const int64_t nc = std::min<int64_t>(16, C - c0);
+    const __mmask16 m = static_cast<__mmask16>(nc == 16 ? 0xFFFF : (1u << nc) - 1);
+    __m512i wv[9];
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; ++t) wv[t] = _mm512_loadu_si512(w + t * Cp + c0);
+    const uint8_t* row[3];
+    int64_t i = 0;
+    auto rows_at = [&](int64_t px) {
+      for (int r = 0; r < 3; ++r) row[r] = taps[3 * r] + px * step + c0;
+    };
+    for (; i + P <= npix; i += P) {
+      rows_at(i);
+      block3x3<P, S, ZW>(c0, m, row, d, wv, ep, out + i * C, C);
+    }
+    if (npix - i >= 4 && P > 4) {
+      rows_at(i);
+      block3x3<4, S, ZW>(c0, m, row, d, wv, ep, out + i * C, C);
+      i += 4;
+    }
+    if (npix - i >= 2) {
+      rows_at(i);
+      block3x3<2, S, ZW>(c0, m, row, d, wv, ep, out + i * C, C);
+      i += 2;
+    }
+    if (npix - i >= 1) {
+      rows_at(i);
+      block3x3<1, S, ZW>(c0, m, row, d, wv, ep, out + i * C, C);
+    }
+  }
+}
+
+// ---- three taps per vpdpbusd (AVX-512 VBMI) ----
+// Input column j of the three kernel rows as one zmm: dword c = bytes [row0[c], row1[c], row2[c], 0]
+// (two 16-byte loads combined in a zmm, one byte permute vpermt2b with the 4th byte zeroed); the
+// weights of tap column kw likewise: [w(0,kw), w(1,kw), w(2,kw), 0] per channel. One vpdpbusd (u8 x
+// s8, four products summed, no saturation) then adds a kernel column's three products per channel:
+// 3 vpdpbusd per pixel instead of 9 vpdpwssd, and 2 loads + 1 insert + 1 permute per column instead
+// of 3 vpmovzxbd. With weight zero points the tap sums come from a vpdpbusd with weights 1, 1, 1, 0.
+// Nine taps in no such pattern (the border pixels of a row, dilated 3x3 kernels) are read as three
+// columns of three taps the same way, without the column reuse.
+
+std::atomic<bool> g_vbmi{true};
+
+bool use_vbmi() {
+  static const bool cpu = __builtin_cpu_supports("avx512vbmi");
+  return cpu && g_vbmi.load(std::memory_order_relaxed);
+}
+
+__attribute__((target("avx512vbmi"), always_inline)) inline __m512i interleave3(const __m512i idx, __m128i r0,
+                                                                                 __m128i r1, __m128i r2) {
+  const __m512i a = _mm512_inserti32x4(_mm512_castsi128_si512(r0), r2, 1);
+  return _mm512_maskz_permutex2var_epi8(0x7777777777777777ull, a, idx, _mm512_castsi128_si512(r1));
+}
+
+__attribute__((target("avx512vbmi"))) __m512i interleave_index() {
+  alignas(64) uint8_t b[64];
+  for (int c = 0; c < 16; ++c) {
+    b[4 * c] = uint8_t(c);            // row 0: a's bytes 0..15
+    b[4 * c + 1] = uint8_t(64 + c);   // row 1: b's bytes 0..15
+    b[4 * c + 2] = uint8_t(16 + c);   // row 2: a's bytes 16..31
+    b[4 * c + 3] = 0;                 // zeroed by the mask
+  }
+  return _mm512_load_si512(b);
+}
+
+template <bool FULL>
+__attribute__((always_inline)) inline __m128i load16(__mmask16 m, const uint8_t* p) {
+  if constexpr (FULL) return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm_maskz_loadu_epi8(m, p);
+}
+
+template <int P, int S, bool ZW, bool FULL>
+__attribute__((target("avx512vbmi"), always_inline)) inline void block3x3_vbmi(
+    int64_t c0, __mmask16 m, const uint8_t* const* row, int64_t d, const __m512i* wk, __m512i idx,
+    const QEpilogue& ep, uint8_t* out, int64_t C) {
+  constexpr int kCols = S * (P - 1) + 3;
+  __m512i acc[P], xs[P];
+  const __m512i bias = _mm512_loadu_si512(ep.bias + c0);
+  const __m512i ones = _mm512_set1_epi32(0x00010101);
+#pragma GCC unroll 16
+  for (int i = 0; i < P; ++i) acc[i] = bias, xs[i] = _mm512_setzero_si512();
+#pragma GCC unroll 40
+  for (int j = 0; j < kCols; ++j) {
+    // (FULL: plain loads the insert and permute can take from memory; else masked)
+    const __m512i x = interleave3(idx, load16<FULL>(m, row[0] + j * d), load16<FULL>(m, row[1] + j * d),
+                                  load16<FULL>(m, row[2] + j * d));
+#pragma GCC unroll 3
+    for (int kw = 0; kw < 3; ++kw) {
+      const int i = (j - kw) / S;  // column j is tap column kw of pixel i
+      if (j - kw >= 0 && (j - kw) % S == 0 && i < P) {
+        acc[i] = _mm512_dpbusd_epi32(acc[i], x, wk[kw]);
+        if (ZW) xs[i] = _mm512_dpbusd_epi32(xs[i], x, ones);
+      }
+    }
+  }
+  store<P>(acc, xs, ZW, c0, m, ep, out, C);
+}
+
+// Any 9 taps (a 3x3 kernel's border pixels, whose out-of-image taps point at the padding row;
+// dilated kernels): P pixels, taps (r, kw) read as column kw of the three rows, no column reuse.
+template <int P, bool ZW>
+__attribute__((target("avx512vbmi"), always_inline)) inline void block9_vbmi(
+    int64_t c0, __mmask16 m, const uint8_t* const* taps, int64_t off, int64_t step, const __m512i* wk, __m512i idx,
+    const QEpilogue& ep, uint8_t* out, int64_t C) {
+  __m512i acc[P], xs[P];
+  const __m512i bias = _mm512_loadu_si512(ep.bias + c0);
+  const __m512i ones = _mm512_set1_epi32(0x00010101);
+#pragma GCC unroll 4
+  for (int i = 0; i < P; ++i) acc[i] = bias, xs[i] = _mm512_setzero_si512();
+#pragma GCC unroll 3
+  for (int kw = 0; kw < 3; ++kw) {
+#pragma GCC unroll 4
+    for (int i = 0; i < P; ++i) {
+      const int64_t o = off + i * step + c0;
+      const __m512i x = interleave3(idx, _mm_maskz_loadu_epi8(m, taps[kw] + o), _mm_maskz_loadu_epi8(m, taps[3 + kw] + o),
+                                    _mm_maskz_loadu_epi8(m, taps[6 + kw] + o));
+      acc[i] = _mm512_dpbusd_epi32(acc[i], x, wk[kw]);
+      if (ZW) xs[i] = _mm512_dpbusd_epi32(xs[i], x, ones);
+    }
+  }
+  store<P>(acc, xs, ZW, c0, m, ep, out, C);
+}
+
+template <bool ZW>
+__attribute__((target("avx512vbmi"))) void run9_vbmi(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t step,
+                                                      const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out) {
+  const __m512i idx = interleave_index();
+  for (int64_t c0 = 0; c0 < C; c0 += 16) {
+    const int64_t nc = std::min<int64_t>(16, C - c0);
+    const __mmask16 m = static_cast<__mmask16>(nc == 16 ? 0xFFFF : (1u << nc) - 1);
+    __m512i wk[3];
+#pragma GCC unroll 3
+    for (int kw = 0; kw < 3; ++kw) {
+      auto narrow = [&](int r) { return _mm512_cvtepi32_epi8(_mm512_loadu_si512(w + (r * 3 + kw) * Cp + c0)); };
+      wk[kw] = interleave3(idx, narrow(0), narrow(1), narrow(2));
+    }
+    int64_t i = 0;
+    for (; i + 4 <= npix; i += 4) block9_vbmi<4, ZW>(c0, m, taps, i * step, step, wk, idx, ep, out + i * C, C);
+    for (; i < npix; ++i) block9_vbmi<1, ZW>(c0, m, taps, i * step, step, wk, idx, ep, out + i * C, C);
+  }
+}
+
+// The pixels of one channel block: passes of 8, then 4, 2, 1.
+template <int S, bool ZW, bool FULL, class RowsAt>
+__attribute__((target("avx512vbmi"), always_inline)) inline void run_row_vbmi(
+    int64_t c0, __mmask16 m, const uint8_t* const* row, const RowsAt& rows_at, int64_t npix, int64_t d,
+    const __m512i* wk, __m512i idx, const QEpilogue& ep, uint8_t* out, int64_t C) {
+  int64_t i = 0;
+  for (; i + 8 <= npix; i += 8) {
+    rows_at(i);
+    block3x3_vbmi<8, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * C, C);
+  }
+  if (npix - i >= 4) {
+    rows_at(i);
+    block3x3_vbmi<4, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * C, C);
+    i += 4;
+  }
+  if (npix - i >= 2) {
+    rows_at(i);
+    block3x3_vbmi<2, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * C, C);
+    i += 2;
+  }
+  if (npix - i >= 1) {
+    rows_at(i);
+    block3x3_vbmi<1, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * C, C);
+  }
+}
+
+template <int S, bool ZW>
+__attribute__((target("avx512vbmi"))) void run3x3_vbmi(int64_t C, int64_t npix, const uint8_t* const* taps,
+                                                        int64_t step, int64_t d, const int32_t* w, int64_t Cp,
+                                                        const QEpilogue& ep, uint8_t* out) {
+  const __m512i idx = interleave_index();
+  for (int64_t c0 = 0; c0 < C; c0 += 16) {
+    const int64_t nc = std::min<int64_t>(16, C - c0);
+    const __mmask16 m = static_cast<__mmask16>(nc == 16 ? 0xFFFF : (1u << nc) - 1);
+    __m512i wk[3];  // the s32 weights of taps (r, kw) narrowed to bytes and interleaved like the input
+#pragma GCC unroll 3
+    for (int kw = 0; kw < 3; ++kw) {
+      auto narrow = [&](int r) { return _mm512_cvtepi32_epi8(_mm512_loadu_si512(w + (r * 3 + kw) * Cp + c0)); };
+      wk[kw] = interleave3(idx, narrow(0), narrow(1), narrow(2));
+    }
+    const uint8_t* row[3];
+    auto rows_at = [&](int64_t px) {
+      for (int r = 0; r < 3; ++r) row[r] = taps[3 * r] + px * step + c0;
+    };
+    if (nc == 16)
+      run_row_vbmi<S, ZW, true>(c0, m, row, rows_at, npix, d, wk, idx, ep, out, C);
+    else
+      run_row_vbmi<S, ZW, false>(c0, m, row, rows_at, npix, d, wk, idx, ep, out, C);
+  }
+}
+
 }  // namespace
+
+void set_qdwconv_vbmi(bool enabled) { g_vbmi.store(enabled, std::memory_order_relaxed); }
 
 void qu8s8_dwconv_avx512vnni(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t ntaps, int64_t step,
                              const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out) {
+  int64_t d = 0;
+  const int S = stride_3x3(taps, ntaps, step, &d);
+  const bool zw = ep.w_zero != nullptr;
+  if (ntaps == 9 && S == 0 && use_vbmi())
+    return zw ? run9_vbmi<true>(C, npix, taps, step, w, Cp, ep, out) : run9_vbmi<false>(C, npix, taps, step, w, Cp, ep, out);
+  if (S != 0 && use_vbmi()) {
+    if (S == 1) return zw ? run3x3_vbmi<1, true>(C, npix, taps, step, d, w, Cp, ep, out)
+                          : run3x3_vbmi<1, false>(C, npix, taps, step, d, w, Cp, ep, out);
+    return zw ? run3x3_vbmi<2, true>(C, npix, taps, step, d, w, Cp, ep, out)
+              : run3x3_vbmi<2, false>(C, npix, taps, step, d, w, Cp, ep, out);
+  }
+  if (S == 1) return zw ? run3x3<1, true>(C, npix, taps, step, d, w, Cp, ep, out)
+                        : run3x3<1, false>(C, npix, taps, step, d, w, Cp, ep, out);
+  if (S == 2) return zw ? run3x3<2, true>(C, npix, taps, step, d, w, Cp, ep, out)
+                        : run3x3<2, false>(C, npix, taps, step, d, w, Cp, ep, out);
   for (int64_t c0 = 0; c0 < C; c0 += 16) {
     const int64_t nc = std::min<int64_t>(16, C - c0);
     const __mmask16 m = static_cast<__mmask16>(nc == 16 ? 0xFFFF : (1u << nc) - 1);

@@ -52,13 +52,15 @@ void run_block(const QGemmConfig& cfg, const uint8_t* a, int64_t lda, const Pack
   const bool ragged = N % NR != 0;
   const int64_t full_end = std::min(p1, ragged ? panels - 1 : panels);
   const bool zw = !b.w_zero.empty();
-  const int64_t chunk = std::max<int64_t>(1, kChunkBBytes / std::max<int64_t>(pstride, 1));
+  // an even number of panels, at least two: the VNNI kernel runs them in pairs
+  const int64_t chunk = std::max<int64_t>(2, kChunkBBytes / std::max<int64_t>(pstride, 1) / 2 * 2);
   int32_t rs[kMaxMR];
   QEpilogue ep;
   ep.lo = b.lo;
   ep.hi = b.hi;
   ep.y_zero = b.y_zero;
   ep.s8_out = b.s8_out;
+  ep.sat_narrow = b.sat_narrow;
   auto set_cols = [&](int64_t n0) {
     ep.bias = b.bias.data() + n0;
     ep.scale = b.scale.data() + n0;
@@ -91,7 +93,7 @@ void run_block(const QGemmConfig& cfg, const uint8_t* a, int64_t lda, const Pack
 }  // namespace
 
 const QGemmConfig& qgemm_config(Isa isa) {
-  static const QGemmConfig kVnni{qu8s8_gemm_12x16_avx512vnni, 12, NR, "qu8s8-gemm-12x16-avx512vnni"};
+  static const QGemmConfig kVnni{qu8s8_gemm_12x32_avx512vnni, 12, NR, "qu8s8-gemm-12x32-avx512vnni"};
   static const QGemmConfig kAvx2{qu8s8_gemm_4x16_avx2, 4, NR, "qu8s8-gemm-4x16-avx2"};
   static const QGemmConfig kGeneric{qu8s8_gemm_4x16_generic, 4, NR, "qu8s8-gemm-4x16-generic"};
   if (isa == Isa::Avx512 && cpu_has_avx512vnni()) return kVnni;
@@ -155,6 +157,7 @@ PackedQB pack_qgemm_b(int64_t K, int64_t N, const int8_t* w, int64_t ldw, bool t
     p.scale[n] = requant_multiplier(q.a_scale, q.w_scale[q.w_scale.size() == 1 ? 0 : n], q.y_scale);
     if (any_zw) p.w_zero[n] = int32_t(zw);
   }
+  p.sat_narrow = saturating_narrow_ok(p.scale.data(), Np, q.qmin, q.qmax, q.s8_out);
   return p;
 }
 
@@ -180,7 +183,10 @@ void qgemm_u8s8(int64_t M, const uint8_t* a, int64_t lda, const PackedQB& b, voi
       mc = std::max<int64_t>(MR, ceil_div(ceil_div(M, want), MR) * MR);
       m_blocks = ceil_div(M, mc);
     }
-    if (m_blocks < want) panels_per_block = ceil_div(panels, std::min(panels, ceil_div(want, m_blocks)));
+    if (m_blocks < want) {
+      panels_per_block = ceil_div(panels, std::min(panels, ceil_div(want, m_blocks)));
+      if (panels_per_block > 1) panels_per_block += panels_per_block % 2;  // whole pairs of panels
+    }
   }
   const int64_t n_blocks = ceil_div(panels, panels_per_block), tasks = m_blocks * n_blocks;
   auto run_task = [&](int64_t t) {

@@ -45,6 +45,7 @@ struct PackedQB {
   float lo = 0.f, hi = 255.f;        // qmin - y_zero, qmax - y_zero
   int32_t a_zero = 0, y_zero = 0;
   bool s8_out = false;
+  bool sat_narrow = false;           // QEpilogue::sat_narrow (requantize.h)
 };
 
 // Pack W (K x N: element (k, n) at w[k * ldw + n], or w[n * ldw + k] if trans_w) with its

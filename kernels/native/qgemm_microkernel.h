@@ -21,8 +21,9 @@ using QGemmMicroKernel = void (*)(int64_t mr, int64_t np, int64_t K, const uint8
                                   const QEpilogue& ep);
 
 // AVX-512 VNNI (only call if has_avx512vnni()): one zmm accumulator per row of a panel, 12 rows,
-// one vpdpbusd per row per group of 4 k (the A bytes broadcast as a dword).
-void qu8s8_gemm_12x16_avx512vnni(int64_t mr, int64_t np, int64_t K, const uint8_t* a, int64_t lda,
+// two panels per pass (12 x 32); one vpdpbusd per row per panel per group of 4 k (the A bytes
+// broadcast as a dword, once for both panels).
+void qu8s8_gemm_12x32_avx512vnni(int64_t mr, int64_t np, int64_t K, const uint8_t* a, int64_t lda,
     const int8_t* w, int64_t w_stride, uint8_t* y, int64_t ldy, const QEpilogue& ep);
 
 // AVX2 (only call if has_avx2(active_isa())): u8 and s8 widened to s16 and multiplied with vpmaddwd,
@@ -36,7 +37,7 @@ void qu8s8_gemm_4x16_generic(int64_t mr, int64_t np, int64_t K, const uint8_t* a
     const int8_t* w, int64_t w_stride, uint8_t* y, int64_t ldy, const QEpilogue& ep);
 
 // The int8 GEMM micro-kernel of one ISA and its register tile mr x nr (the planners round tiles to
-// it), like gemm_config. Avx512: qu8s8-gemm-12x16-avx512vnni when the CPU has VNNI, else the AVX2
+// it), like gemm_config. Avx512: qu8s8-gemm-12x32-avx512vnni (mr 12, nr 16: panels of 16, run in pairs) when the CPU has VNNI, else the AVX2
 // one; Avx2: qu8s8-gemm-4x16-avx2; Generic: qu8s8-gemm-4x16-generic.
 struct QGemmConfig {
   QGemmMicroKernel kernel;

@@ -1,10 +1,13 @@
-// qu8s8_gemm_12x16_avx512vnni: the AVX-512 VNNI int8 GEMM micro-kernel (compiled with -mavx512vnni
+// qu8s8_gemm_12x32_avx512vnni: the AVX-512 VNNI int8 GEMM micro-kernel (compiled with -mavx512vnni
 // -mavx512bw; selected by qgemm_config when the CPU has VNNI and the active ISA is Avx512).
-// One zmm accumulator per row of a 16-column panel (16 s32 lanes), up to 12 rows; per group of 4 k,
-// one 64-byte load of W (16 columns x 4 k) and per row one broadcast of A's 4 bytes and one vpdpbusd
-// (u8 x s8, 4 products summed into each s32 lane, no intermediate saturation). One instantiation per
-// row count 1..12. The epilogue requantizes lane-wise exactly as requantize.h (cvtdq2ps, vmulps,
-// max/min, cvtps2dq, + zero point) and stores 16 bytes per row with vpmovdb.
+// One zmm accumulator per row of a 16-column panel (16 s32 lanes), up to 12 rows, two panels at a time
+// (12 x 32, "qu8s8-gemm-12x32-avx512vnni": 24 accumulators); per group of 4 k, one 64-byte load of W
+// (16 columns x 4 k) per panel and per row one broadcast of A's 4 bytes feeding one vpdpbusd per panel
+// (u8 x s8, 4 products summed into each s32 lane, no intermediate saturation), so A is read once per
+// two panels. An odd last panel runs alone. One instantiation per row count 1..12. The epilogue requantizes lane-wise exactly as requantize.h (cvtdq2ps, vmulps,
+// max/min, cvtps2dq, + zero point) and stores 16 bytes per row with vpmovdb; when the clamp is the
+// whole output type and the multipliers are below 1 (QEpilogue::sat_narrow), four rows at a time are
+// narrowed with saturating packs instead (requantize_avx512.h).
 // GCC 12's AVX-512 min/max/convert intrinsics expand to masked builtins with an undefined pass-through
 // operand, which -Wmaybe-uninitialized reports at every instantiation (a known false positive).
 #if defined(__GNUC__) && !defined(__clang__)
@@ -17,6 +20,7 @@
 
 #include "kernels/native/qgemm.h"
 #include "kernels/native/qgemm_microkernel.h"
+#include "kernels/native/requantize_avx512.h"
 
 namespace locus::kernels {
 namespace {
@@ -34,22 +38,28 @@ inline int32_t load_partial(const uint8_t* p, int64_t rem) {
   return load4(b);
 }
 
-template <int R>
+// R rows x NP (1 or 2) panels: NP * R accumulators; per group of 4 k, NP 64-byte loads of W and per
+// row one broadcast of A's 4 bytes shared by the NP vpdpbusd.
+template <int R, int NP>
 __attribute__((always_inline)) inline void tile(int64_t K, const uint8_t* __restrict a, int64_t lda,
-                                                const int8_t* __restrict w, uint8_t* __restrict y, int64_t ldy,
-                                                const QEpilogue& ep, int64_t col) {
-  static_assert(R >= 1 && R <= 12);
-  __m512i acc[R];
-  const __m512i bias = _mm512_loadu_si512(ep.bias + col);  // the accumulators start from the bias
+                                                const int8_t* __restrict w, int64_t w_stride, uint8_t* __restrict y,
+                                                int64_t ldy, const QEpilogue& ep, int64_t col) {
+  static_assert(R >= 1 && R <= 12 && (NP == 1 || NP == 2));
+  __m512i acc[NP][R];
+#pragma GCC unroll 2
+  for (int p = 0; p < NP; ++p) {
+    const __m512i bias = _mm512_loadu_si512(ep.bias + col + p * kQGemmNR);  // the accumulators start from the bias
 #pragma GCC unroll 16
-  for (int i = 0; i < R; ++i) acc[i] = bias;
+    for (int i = 0; i < R; ++i) acc[p][i] = bias;
+  }
   const uint8_t* ar[R];
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) ar[i] = a + i * lda;
+  const int8_t* w1 = w + (NP == 2 ? w_stride : 0);
 
   const int64_t full = K / kQGemmKU * kQGemmKU;
   int64_t k = 0;
-  if constexpr (R <= 4) {
+  if constexpr (R <= 4 && NP == 1) {
     // few rows: a second set of accumulators for the odd groups, so that the dependent vpdpbusd
     // chains (one per row) are twice as many and their latency is hidden (M = 1 FC layers: 1.6x)
     __m512i acc2[R];
@@ -60,48 +70,77 @@ __attribute__((always_inline)) inline void tile(int64_t K, const uint8_t* __rest
       w += 2 * kQGemmKU * kQGemmNR;
 #pragma GCC unroll 4
       for (int i = 0; i < R; ++i) {
-        acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_set1_epi32(load4(ar[i] + k)), b0);
+        acc[0][i] = _mm512_dpbusd_epi32(acc[0][i], _mm512_set1_epi32(load4(ar[i] + k)), b0);
         acc2[i] = _mm512_dpbusd_epi32(acc2[i], _mm512_set1_epi32(load4(ar[i] + k + kQGemmKU)), b1);
       }
     }
 #pragma GCC unroll 4
-    for (int i = 0; i < R; ++i) acc[i] = _mm512_add_epi32(acc[i], acc2[i]);
+    for (int i = 0; i < R; ++i) acc[0][i] = _mm512_add_epi32(acc[0][i], acc2[i]);
   }
 #pragma GCC unroll 2
   for (; k < full; k += kQGemmKU) {
-    const __m512i b = _mm512_loadu_si512(w);
+    const __m512i b0 = _mm512_loadu_si512(w);
+    const __m512i b1 = NP == 2 ? _mm512_loadu_si512(w1) : b0;
     w += kQGemmKU * kQGemmNR;
+    w1 += kQGemmKU * kQGemmNR;
 #pragma GCC unroll 16
-    for (int i = 0; i < R; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_set1_epi32(load4(ar[i] + k)), b);
+    for (int i = 0; i < R; ++i) {
+      const __m512i av = _mm512_set1_epi32(load4(ar[i] + k));
+      acc[0][i] = _mm512_dpbusd_epi32(acc[0][i], av, b0);
+      if (NP == 2) acc[NP - 1][i] = _mm512_dpbusd_epi32(acc[NP - 1][i], av, b1);
+    }
   }
   if (full < K) {
-    const __m512i b = _mm512_loadu_si512(w);
+    const __m512i b0 = _mm512_loadu_si512(w);
+    const __m512i b1 = NP == 2 ? _mm512_loadu_si512(w1) : b0;
 #pragma GCC unroll 16
-    for (int i = 0; i < R; ++i)
-      acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_set1_epi32(load_partial(ar[i] + full, K - full)), b);
+    for (int i = 0; i < R; ++i) {
+      const __m512i av = _mm512_set1_epi32(load_partial(ar[i] + full, K - full));
+      acc[0][i] = _mm512_dpbusd_epi32(acc[0][i], av, b0);
+      if (NP == 2) acc[NP - 1][i] = _mm512_dpbusd_epi32(acc[NP - 1][i], av, b1);
+    }
   }
 
-  const __m512 scale = _mm512_loadu_ps(ep.scale + col);
   const __m512 lo = _mm512_set1_ps(ep.lo), hi = _mm512_set1_ps(ep.hi);
   const __m512i zp = _mm512_set1_epi32(ep.y_zero);
-  const __m512i wz = ep.row_sums ? _mm512_loadu_si512(ep.w_zero + col) : _mm512_setzero_si512();
+  const __m512i zp16 = _mm512_set1_epi16(static_cast<int16_t>(ep.y_zero));
+#pragma GCC unroll 2
+  for (int p = 0; p < NP; ++p) {
+    const int64_t c = col + p * kQGemmNR;
+    const __m512 scale = _mm512_loadu_ps(ep.scale + c);
+    if (ep.row_sums) {
+      const __m512i wz = _mm512_loadu_si512(ep.w_zero + c);
 #pragma GCC unroll 16
-  for (int i = 0; i < R; ++i) {
-    __m512i v = acc[i];
-    if (ep.row_sums) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(_mm512_set1_epi32(ep.row_sums[i]), wz));
-    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), scale);
-    f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
-    const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), zp);  // round to nearest even (MXCSR default)
-    // q is inside the output type already (clamped), so truncating to bytes is exact for u8 and s8
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i * ldy), _mm512_cvtepi32_epi8(q));
+      for (int i = 0; i < R; ++i)
+        acc[p][i] = _mm512_sub_epi32(acc[p][i], _mm512_mullo_epi32(_mm512_set1_epi32(ep.row_sums[i]), wz));
+    }
+    int i0 = 0;
+    if (ep.sat_narrow) {  // groups of four rows narrowed with saturation (requantize_avx512.h)
+#pragma GCC unroll 3
+      for (int g = 0; g + 4 <= R; g += 4)
+        store4_saturating(&acc[p][g], scale, zp16, ep.s8_out, 0xFFFF, y + g * ldy + p * kQGemmNR, ldy);
+      i0 = R / 4 * 4;
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      if (i < i0) continue;
+      __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[p][i]), scale);
+      f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+      const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), zp);  // round to nearest even (MXCSR default)
+      // q is inside the output type already (clamped), so truncating to bytes is exact for u8 and s8
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i * ldy + p * kQGemmNR), _mm512_cvtepi32_epi8(q));
+    }
   }
 }
 
+// Pairs of panels (12 x 32 tiles: each A broadcast feeds two vpdpbusd), then a single last one.
 template <int R>
 void tiles(int64_t np, int64_t K, const uint8_t* a, int64_t lda, const int8_t* w, int64_t w_stride, uint8_t* y,
            int64_t ldy, const QEpilogue& ep) {
-  for (int64_t p = 0; p < np; ++p)
-    tile<R>(K, a, lda, w + p * w_stride, y + p * kQGemmNR, ldy, ep, p * kQGemmNR);
+  int64_t p = 0;
+  for (; p + 2 <= np; p += 2)
+    tile<R, 2>(K, a, lda, w + p * w_stride, w_stride, y + p * kQGemmNR, ldy, ep, p * kQGemmNR);
+  if (p < np) tile<R, 1>(K, a, lda, w + p * w_stride, w_stride, y + p * kQGemmNR, ldy, ep, p * kQGemmNR);
 }
 
 template <int... Rs>
@@ -112,7 +151,7 @@ void dispatch(int64_t mr, int64_t np, int64_t K, const uint8_t* a, int64_t lda, 
 
 }  // namespace
 
-void qu8s8_gemm_12x16_avx512vnni(int64_t mr, int64_t np, int64_t K, const uint8_t* a, int64_t lda, const int8_t* w,
+void qu8s8_gemm_12x32_avx512vnni(int64_t mr, int64_t np, int64_t K, const uint8_t* a, int64_t lda, const int8_t* w,
                                  int64_t w_stride, uint8_t* y, int64_t ldy, const QEpilogue& ep) {
   dispatch(mr, np, K, a, lda, w, w_stride, y, ldy, ep, std::make_integer_sequence<int, 12>{});
 }

@@ -44,6 +44,18 @@ struct QEpilogue {
   float lo = 0.f, hi = 255.f;         // qmin - y_zero, qmax - y_zero
   int32_t y_zero = 0;
   bool s8_out = false;
+  // [lo, hi] is the whole output type and every scale[j] < 1: the SIMD kernels may narrow with
+  // saturation instead of clamping in float (requantize_avx512.h says why that is exact)
+  bool sat_narrow = false;
 };
+
+// Whether an epilogue may saturate while narrowing (QEpilogue::sat_narrow): clamp = the whole type,
+// every multiplier below 1 (n of them).
+inline bool saturating_narrow_ok(const float* scale, int64_t n, int32_t qmin, int32_t qmax, bool s8_out) {
+  if (qmin != (s8_out ? -128 : 0) || qmax != (s8_out ? 127 : 255)) return false;
+  for (int64_t j = 0; j < n; ++j)
+    if (!(scale[j] < 1.f)) return false;
+  return true;
+}
 
 }  // namespace locus::kernels

@@ -6,8 +6,9 @@
 // (graph/eval/eval_quant.cpp, ONNX Runtime's; docs/int8.md), so native == reference bit for bit:
 // QLinearConv runs 1x1 convolutions through the int8 GEMM (kernels/native/qgemm.h, weights packed
 // once here with the zero-point terms folded), depthwise ones through the int8 depthwise kernel
-// (qdwconv.h) and the rest (the RGB stem) through a u8 im2col padded with the input zero point and
-// the GEMM; QLinearMatMul is the GEMM with M = the rows of A. The kernels are u8 x s8: int8
+// (qdwconv.h), other ungrouped ones (the RGB stem) through im2col tiles in L1 and the GEMM micro-kernel
+// (qconv.h), grouped ones through a u8 im2col padded with the input zero point and the GEMM;
+// QLinearMatMul is the GEMM with M = the rows of A. The kernels are u8 x s8: int8
 // activations run as uint8 with 128 added to the values and the zero point (x ^ 0x80), uint8
 // weights as int8 with 128 taken from both, which leaves every difference (x - zx)(w - zw) as it was.
 #include "runtime/native/op_registry.h"
@@ -19,6 +20,7 @@
 #include "graph/ops.h"
 #include "graph/quant_params.h"
 #include "kernels/native/conv2d_nhwc.h"
+#include "kernels/native/qconv.h"
 #include "kernels/native/qdwconv.h"
 #include "kernels/native/qelementwise.h"
 #include "kernels/native/qgemm.h"
@@ -246,7 +248,16 @@ Step build_qlinear_conv(NativeContext& c, const Node& n) {
       qgemm_u8s8(M, in, C, *b, out, OC, threads);
     };
   }
-  // im2col + GEMM, one per group; group g's weights as [ocg][(kh * KW + kw) * KC + kc]
+  if (s.G == 1 && s.KH <= kQConvMaxKH) {  // the RGB stem and any other ungrouped conv: im2col tiles in L1 + the GEMM micro-kernel
+    auto p = std::make_shared<PackedQConv>(pack_qconv(s, w.data(), bias, q, threads));
+    c.set_implementation(cat("qconv_nhwc (im2col tiles of ", p->tile, " pixels, K ", s.KH * s.KW * s.C, " -> ", p->Kp,
+                             ", ", qgemm_config(active_isa()).name, ")"));
+    return [pre, p, in, out] {
+      if (pre) pre();
+      qconv_nhwc(*p, in, out);
+    };
+  }
+  // grouped: im2col + GEMM, one per group; group g's weights as [ocg][(kh * KW + kw) * KC + kc]
   const int64_t KC = s.C / s.G, ocg = s.OC / s.G, K = s.KH * s.KW * KC;
   std::vector<std::shared_ptr<PackedQB>> packed;
   std::vector<int8_t> wg(size_t(ocg * K));

@@ -1,0 +1,125 @@
+// Int8 convolution by im2col tiles in L1 (qconv.h): packing (K padded to a multiple of 4 with zero
+// weights) and the tile loop.
+#include "kernels/native/qconv.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "graph/error.h"
+
+namespace locus::kernels {
+namespace {
+
+// len bytes from src to dst: overlapping 8- or 4-byte moves for the short runs (the stem's are 9 bytes).
+inline void copy_short(uint8_t* dst, const uint8_t* src, int64_t len) {
+  if (len >= 8 && len <= 16) {
+    uint64_t a, b;
+    std::memcpy(&a, src, 8);
+    std::memcpy(&b, src + len - 8, 8);
+    std::memcpy(dst, &a, 8);
+    std::memcpy(dst + len - 8, &b, 8);
+  } else if (len >= 4 && len < 8) {
+    uint32_t a, b;
+    std::memcpy(&a, src, 4);
+    std::memcpy(&b, src + len - 4, 4);
+    std::memcpy(dst, &a, 4);
+    std::memcpy(dst + len - 4, &b, 4);
+  } else {
+    std::memcpy(dst, src, size_t(len));
+  }
+}
+
+// The im2col rows (Kp bytes each, x_zero beyond K) of output pixels (n, oh, ow0 .. ow0 + npix - 1).
+void im2col_run(const Conv2dShape& s, const uint8_t* x, uint8_t zero, int64_t K, int64_t Kp, int64_t n, int64_t oh,
+                int64_t ow0, int64_t npix, uint8_t* rows) {
+  const int64_t span = s.KW * s.C;
+  const uint8_t* line[kQConvMaxKH];  // kernel row kh's input row, or nullptr (padding)
+  bool rows_inside = true;
+  for (int64_t kh = 0; kh < s.KH; ++kh) {
+    const int64_t ih = oh * s.SH - s.PT + kh * s.DH;
+    line[kh] = ih >= 0 && ih < s.H ? x + (n * s.H + ih) * s.W * s.C : nullptr;
+    rows_inside &= line[kh] != nullptr;
+  }
+  for (int64_t i = 0; i < npix; ++i) {
+    uint8_t* row = rows + i * Kp;
+    const int64_t iw0 = (ow0 + i) * s.SW - s.PL;
+    if (rows_inside && s.DW == 1 && iw0 >= 0 && iw0 + s.KW <= s.W) {  // the interior: KH runs of KW * C bytes
+      for (int64_t kh = 0; kh < s.KH; ++kh) copy_short(row + kh * span, line[kh] + iw0 * s.C, span);
+    } else {
+      uint8_t* dst = row;
+      for (int64_t kh = 0; kh < s.KH; ++kh, dst += span) {
+        if (!line[kh]) {
+          std::memset(dst, zero, size_t(span));
+          continue;
+        }
+        for (int64_t kw = 0; kw < s.KW; ++kw) {
+          const int64_t iw = iw0 + kw * s.DW;
+          if (iw < 0 || iw >= s.W) std::memset(dst + kw * s.C, zero, size_t(s.C));
+          else std::memcpy(dst + kw * s.C, line[kh] + iw * s.C, size_t(s.C));
+        }
+      }
+    }
+    for (int64_t k = K; k < Kp; ++k) row[k] = zero;
+  }
+}
+
+}  // namespace
+
+PackedQConv pack_qconv(const Conv2dShape& s, const int8_t* w, const int32_t* bias, const QuantParams& q,
+                       int threads) {
+  LOCUS_CHECK(s.G == 1 && s.C > 0 && s.OC > 0, "pack_qconv: grouped or empty convolution (C=", s.C, " OC=", s.OC,
+              " G=", s.G, ")");
+  LOCUS_CHECK(s.KH > 0 && s.KW > 0 && s.SH > 0 && s.SW > 0 && s.DH > 0 && s.DW > 0 && s.OH > 0 && s.OW > 0 &&
+                  s.PT >= 0 && s.PL >= 0 && s.PB >= 0 && s.PR >= 0,
+              "pack_qconv: bad geometry");
+  LOCUS_CHECK(s.KH <= kQConvMaxKH, "pack_qconv: kernel height ", s.KH, " is above ", kQConvMaxKH);
+  LOCUS_CHECK(s.OH == (s.H + s.PT + s.PB - (s.KH - 1) * s.DH - 1) / s.SH + 1 &&
+                  s.OW == (s.W + s.PL + s.PR - (s.KW - 1) * s.DW - 1) / s.SW + 1,
+              "pack_qconv: output ", s.OH, "x", s.OW, " does not match the input and kernel");
+  PackedQConv p;
+  p.s = s;
+  p.threads = std::max(threads, 1);
+  const int64_t T = s.KH * s.KW, K = T * s.C;
+  p.Kp = (K + kQGemmKU - 1) / kQGemmKU * kQGemmKU;
+  // weights as [OC][Kp], k = (kh * KW + kw) * C + c, zero beyond K
+  std::vector<int8_t> wk(size_t(s.OC * p.Kp), 0);
+  for (int64_t o = 0; o < s.OC; ++o)
+    for (int64_t c = 0; c < s.C; ++c)
+      for (int64_t t = 0; t < T; ++t) wk[size_t(o * p.Kp + t * s.C + c)] = w[(o * s.C + c) * T + t];
+  p.b = pack_qgemm_b(p.Kp, s.OC, wk.data(), p.Kp, /*trans_w=*/true, bias, q);
+  p.x_zero = static_cast<uint8_t>(q.a_zero);
+  // a tile of whole micro-tiles (12 rows) whose im2col rows take about 4 KiB, at least 12 pixels
+  p.tile = std::max<int64_t>(12, 4096 / p.Kp / 12 * 12);
+  return p;
+}
+
+void qconv_nhwc(const PackedQConv& p, const uint8_t* in, void* out) {
+  const Conv2dShape& s = p.s;
+  const int64_t K = s.KH * s.KW * s.C, Kp = p.Kp, tile = p.tile;
+  // tasks: (image, output row, run of up to `tile` pixels of the row)
+  const int64_t per_row = (s.OW + tile - 1) / tile, tasks = s.N * s.OH * per_row;
+  uint8_t* y = static_cast<uint8_t*>(out);
+  auto run_task = [&](int64_t t, uint8_t* buf) {
+    const int64_t r = t / per_row, ow0 = t % per_row * tile, npix = std::min(tile, s.OW - ow0);
+    const int64_t n = r / s.OH, oh = r % s.OH;
+    im2col_run(s, in, p.x_zero, K, Kp, n, oh, ow0, npix, buf);
+    qgemm_u8s8_rows(0, npix, buf, Kp, p.b, y + (r * s.OW + ow0) * s.OC, s.OC);
+  };
+  const int threads = omp_in_parallel() ? 1 : p.threads;
+  if (threads > 1 && tasks > 1) {
+#pragma omp parallel num_threads(threads)
+    {
+      std::vector<uint8_t> buf(size_t(tile * Kp));
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < tasks; ++t) run_task(t, buf.data());
+    }
+  } else {
+    std::vector<uint8_t> buf(size_t(tile * Kp));
+    for (int64_t t = 0; t < tasks; ++t) run_task(t, buf.data());
+  }
+}
+
+}  // namespace locus::kernels

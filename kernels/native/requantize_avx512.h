@@ -1,0 +1,39 @@
+// The AVX-512 form of the int8 epilogue's last steps for four rows at once (included only by the
+// *_avx512vnni.cpp kernels, which are compiled with AVX-512 BW). When the output clamp is the whole
+// output type and every multiplier is below 1 (QEpilogue::sat_narrow), clamping in float before
+// rounding equals saturating while narrowing after it:
+//   |float(acc) * m| < 2^31 for m < 1, so vcvtps2dq never overflows; vpackssdw saturates to s16,
+//   vpaddsw adds the zero point with saturation, vpackuswb / vpacksswb saturate to the type;
+//   each saturation is monotone and the bounds are integers, so the result is
+//   clamp(round_half_even(v) + y_zero, qmin, qmax) = requantize_value's (requantize.h).
+// Four rows cost 4 x (cvtdq2ps, vmulps, cvtps2dq) + 2 packssdw + 2 paddsw + 1 packuswb + 1 vpermd
+// instead of 4 x 7 operations.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace locus::kernels {
+
+// Rows v[0..3] (s32, bias and zero-point terms added) times scale, narrowed with saturation around
+// zp16 (the zero point in every s16 lane); row r's 16 bytes (mask m) stored at out + r * ld.
+__attribute__((always_inline)) inline void store4_saturating(const __m512i* v, __m512 scale, __m512i zp16, bool s8,
+                                                             __mmask16 m, uint8_t* out, int64_t ld) {
+  __m512i q[4];
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; ++r) q[r] = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(v[r]), scale));
+  // per 128-bit lane L: words of q0 (columns 4L..4L+3) then q1; then q2, q3
+  const __m512i w01 = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), zp16);
+  const __m512i w23 = _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), zp16);
+  // lane L: dword r = row r's columns 4L..4L+3
+  const __m512i b = s8 ? _mm512_packs_epi16(w01, w23) : _mm512_packus_epi16(w01, w23);
+  // row r's four dwords to lane r
+  const __m512i rows = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), b);
+  _mm_mask_storeu_epi8(out, m, _mm512_castsi512_si128(rows));
+  _mm_mask_storeu_epi8(out + ld, m, _mm512_extracti32x4_epi32(rows, 1));
+  _mm_mask_storeu_epi8(out + 2 * ld, m, _mm512_extracti32x4_epi32(rows, 2));
+  _mm_mask_storeu_epi8(out + 3 * ld, m, _mm512_extracti32x4_epi32(rows, 3));
+}
+
+}  // namespace locus::kernels
