@@ -32,6 +32,7 @@ static const char* kDecomposeHelp =
     "left alone. No other optimisation is applied, so the written model has the original's other\n"
     "nodes (BatchNorm, Relu, ...) unchanged. The written file is reloaded and its shapes inferred\n"
     "as a check. The decomposition is lossy and nothing is retrained: read the error column.\n"
+    "ALS runs on OMP_NUM_THREADS threads (default: every core); the factors do not depend on it.\n"
 ;
 
 static const char* kDecomposeReport =

@@ -1,6 +1,8 @@
 // `locus energy`: projected energy of a model on the accelerator model (accel/), per
 // schedule (baseline, scan, fused-scan), per layer and in total; --sweep over buffer sizes with an
 // SVG plot; --emit-mapping / --mapping write and read the schedules' mappings (accel/mapping.h). Everything is computed from the optimised graph; nothing is executed.
+// --decompose builds the chains from shapes only (CpDecomposeOptions::shapes_only) unless the policy
+// (error=E) needs fits to choose the ranks.
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -35,6 +37,11 @@ static const char* kEnergyHelp =
     "              chunks), the other layers as scan\n"
     "Every schedule places the tensors in one DRAM address space and feeds its loads and stores, tile\n"
     "by tile, to the DRAM model (banks, rows, open-page row buffers, refresh, background).\n"
+    "\n"
+    "With --decompose rank=N, ratio=X or macs=X the decomposition is shapes only: the chains get the\n"
+    "policy's ranks and zero weights, nothing is fitted (the energy depends only on shapes; the figures\n"
+    "equal those of the fitted model). error=E chooses ranks by fitting, so it runs ALS (minutes on\n"
+    "large layers).\n"
 ;
 
 static const char* kEnergyHelpColumns =
@@ -330,14 +337,22 @@ int cmd_energy(int argc, char** argv) {
   Graph g = load_model_graph(path, batch);
   PipelineOptions po;  // as a session of the accel backend prepares it
   po.decompose = so.pipeline.decompose;
+  // The workload reads shapes only: no fitting, unless the policy needs fits to choose ranks.
+  if (po.decompose) {
+    po.decompose->shapes_only = po.decompose->policy.kind != RankPolicy::Kind::Error;
+    if (!po.decompose->shapes_only)
+      std::fprintf(stderr, "cp-decompose: %s chooses ranks by fitting (ALS); rank=N, ratio=X or macs=X need no fit\n",
+                   po.decompose->policy.describe().c_str());
+  }
   if (no_fuse) po.disabled_passes.push_back("fuse-inverted-residual");
   po.fuse_blocks = make_backend("accel")->capabilities().fused_inverted_residual;
   const PreparedGraph prepared = prepare_graph(g, po);
   if (so.pipeline.decompose) {
     int decomposed = 0;
     for (const CpLayerReport& r : prepared.decompose_report) decomposed += r.decomposed ? 1 : 0;
-    std::fprintf(stderr, "cp-decompose (%s): %d of %zu convolutions decomposed\n",
-                 so.pipeline.decompose->policy.describe().c_str(), decomposed, prepared.decompose_report.size());
+    std::fprintf(stderr, "cp-decompose (%s): %d of %zu convolutions decomposed%s\n",
+                 so.pipeline.decompose->policy.describe().c_str(), decomposed, prepared.decompose_report.size(),
+                 po.decompose->shapes_only ? " (shapes only, not fitted)" : "");
   }
   const accel::Workload wl = accel::extract_workload(g);
 

@@ -177,3 +177,17 @@ TEST(EnergyCli, EmitMappingThenMappingGivesTheSameTotals) {
   EXPECT_NE(h.out.find("--emit-mapping FILE"), std::string::npos);
   EXPECT_NE(h.out.find("--mapping FILE"), std::string::npos);
 }
+
+// --decompose: rank=, ratio= and macs= decompose from shapes only (nothing fitted); error=E needs fits
+// to choose the ranks and says so. The builder MobileNetV2 has one standard conv (the stem).
+TEST(EnergyCli, DecomposeIsShapesOnlyUnlessTheRanksNeedFits) {
+  Result shapes = run_locus("energy builtin:mobilenetv2 --decompose rank=8 --summary");
+  ASSERT_EQ(shapes.status, 0) << shapes.err;
+  EXPECT_NE(shapes.err.find("1 of 52 convolutions decomposed (shapes only, not fitted)"), std::string::npos)
+      << shapes.err;
+  EXPECT_EQ(shapes.err.find("ALS"), std::string::npos) << shapes.err;
+  Result fitted = run_locus("energy builtin:mobilenetv2 --decompose error=0.5 --summary");
+  ASSERT_EQ(fitted.status, 0) << fitted.err;
+  EXPECT_NE(fitted.err.find("relative error <= 0.5 chooses ranks by fitting (ALS)"), std::string::npos) << fitted.err;
+  EXPECT_EQ(fitted.err.find("shapes only"), std::string::npos) << fitted.err;
+}

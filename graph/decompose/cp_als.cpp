@@ -1,5 +1,7 @@
-// CP fitting by alternating least squares; see cp_als.h for the algorithm.
+// CP fitting by alternating least squares; see cp_als.h for the algorithm and its threading.
 #include "graph/decompose/cp_als.h"
+
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -16,6 +18,29 @@ using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowM
 using ConstRowMap = Eigen::Map<const RowMat>;
 using ConstColMap = Eigen::Map<const Mat>;
 
+int thread_count(int threads) { return threads > 0 ? threads : std::max(1, omp_get_max_threads()); }
+
+// Products are split into blocks of this many result columns, one block per OpenMP task. A block's
+// arithmetic depends only on the operands' sizes and the block's position, never on the number of
+// threads: the results are bit-identical for any thread count.
+constexpr int64_t kColumnBlock = 64;
+
+// Below this many multiply-adds a product runs on the calling thread (same arithmetic either way).
+constexpr double kParallelWork = 1 << 20;
+
+// dst = a * b, by blocks of kColumnBlock columns of b.
+template <class A, class B>
+void product_by_columns(const A& a, const B& b, Mat& dst, int threads) {
+  const int64_t rows = a.rows(), cols = b.cols(), blocks = (cols + kColumnBlock - 1) / kColumnBlock;
+  dst.resize(rows, cols);
+  const bool par = threads > 1 && blocks > 1 && double(rows) * double(a.cols()) * double(cols) > kParallelWork;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (par)
+  for (int64_t k = 0; k < blocks; ++k) {
+    const int64_t c0 = k * kColumnBlock, w = std::min(kColumnBlock, cols - c0);
+    dst.middleCols(c0, w).noalias() = a * b.middleCols(c0, w);
+  }
+}
+
 int64_t product(const std::vector<int64_t>& d, size_t begin, size_t end) {
   int64_t p = 1;
   for (size_t m = begin; m < end; ++m) p *= d[m];
@@ -31,11 +56,13 @@ void check_tensor(const DenseTensor& x) {
 
 // Khatri-Rao (column-wise Kronecker) product of f[begin..end): row index is the row-major
 // multi-index over those modes (the first one most significant). Ones(1, R) when the range is empty.
-Mat khatri_rao(const std::vector<Mat>& f, size_t begin, size_t end, int64_t rank) {
+Mat khatri_rao(const std::vector<Mat>& f, size_t begin, size_t end, int64_t rank, int threads) {
   Mat cur = Mat::Ones(1, rank);
   for (size_t m = begin; m < end; ++m) {
     const Mat& a = f[m];
     Mat next(cur.rows() * a.rows(), rank);
+    const bool par = threads > 1 && double(next.size()) > kParallelWork / 8;
+#pragma omp parallel for num_threads(threads) if (par)
     for (int64_t r = 0; r < rank; ++r)
       for (int64_t p = 0; p < cur.rows(); ++p)
         next.col(r).segment(p * a.rows(), a.rows()) = cur(p, r) * a.col(r);
@@ -44,48 +71,62 @@ Mat khatri_rao(const std::vector<Mat>& f, size_t begin, size_t end, int64_t rank
   return cur;
 }
 
-// MTTKRP for mode n: X_(n) * (Khatri-Rao product of the other factors), I_n x R. Mode 0 is one GEMM;
-// for n > 0 mode 0 is contracted first by a GEMM (the largest memory is (numel / I_0) x R), then each
-// column r contracts the remaining modes with the rank-1 vectors of component r.
-Mat mttkrp(const DenseTensor& x, const std::vector<Mat>& f, size_t n, int64_t rank) {
-  const size_t order = x.dims.size();
+// X_(0)^T A_0 ((numel / I_0) x R): column r is a row-major tensor over modes 1..N-1. The MTTKRP of
+// every mode n > 0 starts from it, and it depends only on A_0, so one sweep computes it once.
+Mat contract_mode0(const DenseTensor& x, const Mat& a0, int threads) {
   const int64_t i0 = x.dims[0], rest = x.numel() / i0;
   ConstRowMap xm(x.data.data(), i0, rest);
-  if (n == 0) return xm * khatri_rao(f, 1, order, rank);
-  const Mat t = xm.transpose() * f[0];  // rest x R; column r is a row-major tensor over modes 1..N-1
+  Mat t;
+  product_by_columns(xm.transpose(), a0, t, threads);
+  return t;
+}
+
+// MTTKRP for mode n: X_(n) * (Khatri-Rao product of the other factors), I_n x R. Mode 0 is one GEMM;
+// for n > 0 it starts from t = contract_mode0(x, f[0]) (the largest memory is (numel / I_0) x R), and
+// each column r contracts the remaining modes with the rank-1 vectors of component r.
+Mat mttkrp(const DenseTensor& x, const std::vector<Mat>& f, size_t n, int64_t rank, const Mat* t, int threads) {
+  const size_t order = x.dims.size();
+  const int64_t i0 = x.dims[0], rest = x.numel() / i0;
+  Mat m;
+  if (n == 0) {
+    ConstRowMap xm(x.data.data(), i0, rest);
+    product_by_columns(xm, khatri_rao(f, 1, order, rank, threads), m, threads);
+    return m;
+  }
   const int64_t left = product(x.dims, 1, n), in = x.dims[n], right = product(x.dims, n + 1, order);
-  const Mat kl = khatri_rao(f, 1, n, rank);          // left x R
-  const Mat kr = khatri_rao(f, n + 1, order, rank);  // right x R
-  Mat m(in, rank);
-  Vec u(left * in);
-  for (int64_t r = 0; r < rank; ++r) {
-    // element (j, l*in + i) of this map is t[(l*in + i)*right + j, r]
-    u.noalias() = ConstColMap(t.col(r).data(), right, left * in).transpose() * kr.col(r);
-    m.col(r).noalias() = ConstColMap(u.data(), in, left) * kl.col(r);
+  const Mat kl = khatri_rao(f, 1, n, rank, threads);          // left x R
+  const Mat kr = khatri_rao(f, n + 1, order, rank, threads);  // right x R
+  m.resize(in, rank);
+  const bool par = threads > 1 && double(rest) * double(rank) > kParallelWork;
+#pragma omp parallel num_threads(threads) if (par)
+  {
+    Vec u(left * in);
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rank; ++r) {
+      // element (j, l*in + i) of this map is t[(l*in + i)*right + j, r]
+      u.noalias() = ConstColMap(t->col(r).data(), right, left * in).transpose() * kr.col(r);
+      m.col(r).noalias() = ConstColMap(u.data(), in, left) * kl.col(r);
+    }
   }
   return m;
 }
 
-// X_(n) X_(n)^T (I_n x I_n) for the initialisation.
-Mat unfolding_gram(const DenseTensor& x, size_t n) {
+// X_(n) X_(n)^T (I_n x I_n) for the initialisation: the unfolding is copied out (I_n x numel / I_n)
+// and multiplied by its transpose.
+Mat unfolding_gram(const DenseTensor& x, size_t n, int threads) {
   const int64_t left = product(x.dims, 0, n), in = x.dims[n], right = product(x.dims, n + 1, x.dims.size());
-  Mat g = Mat::Zero(in, in);
-  if (right == 1) {
-    ConstRowMap xm(x.data.data(), left, in);
-    g.noalias() = xm.transpose() * xm;
-    return g;
-  }
-  for (int64_t l = 0; l < left; ++l) {
-    ConstRowMap b(x.data.data() + l * in * right, in, right);
-    g.noalias() += b * b.transpose();
-  }
+  Mat u(in, left * right);
+  for (int64_t l = 0; l < left; ++l)
+    u.middleCols(l * right, right) = ConstRowMap(x.data.data() + l * in * right, in, right);
+  Mat g;
+  product_by_columns(u, u.transpose(), g, threads);
   return g;
 }
 
 // Leading `rank` left singular vectors of X_(n), padded with fixed-seed pseudo-random unit columns.
-Mat svd_init(const DenseTensor& x, size_t n, int64_t rank) {
+Mat svd_init(const DenseTensor& x, size_t n, int64_t rank, int threads) {
   const int64_t in = x.dims[n];
-  Eigen::SelfAdjointEigenSolver<Mat> es(unfolding_gram(x, n));
+  Eigen::SelfAdjointEigenSolver<Mat> es(unfolding_gram(x, n, threads));
   LOCUS_CHECK(es.info() == Eigen::Success, "CP decomposition: eigendecomposition of mode ", n, " failed");
   Mat a(in, rank);
   const int64_t k = std::min(in, rank);
@@ -106,13 +147,22 @@ Mat svd_init(const DenseTensor& x, size_t n, int64_t rank) {
 }
 
 // Solves A G = M for A (G symmetric positive semi-definite, R x R).
-Mat solve_normal_equations(const Mat& g, const Mat& m) {
+Mat solve_normal_equations(const Mat& g, const Mat& m, int threads) {
   Eigen::LDLT<Mat> ldlt(g);
   if (ldlt.info() == Eigen::Success) {
     const Vec d = ldlt.vectorD();
     const double dmax = d.cwiseAbs().maxCoeff();
     if (dmax > 0 && d.minCoeff() > 1e-12 * dmax) {
-      Mat z = ldlt.solve(m.transpose());
+      // the right-hand sides (rows of M) in blocks of kColumnBlock, one block per task
+      const Mat mt = m.transpose();
+      const int64_t cols = mt.cols(), blocks = (cols + kColumnBlock - 1) / kColumnBlock;
+      Mat z(mt.rows(), cols);
+      const bool par = threads > 1 && blocks > 1 && double(g.rows()) * double(g.rows()) * double(cols) > kParallelWork;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (par)
+      for (int64_t k = 0; k < blocks; ++k) {
+        const int64_t c0 = k * kColumnBlock, w = std::min(kColumnBlock, cols - c0);
+        z.middleCols(c0, w) = ldlt.solve(mt.middleCols(c0, w));
+      }
       if (z.allFinite()) return z.transpose();
     }
   }
@@ -170,43 +220,67 @@ CpFit cp_exact(const DenseTensor& x) {
   return fit;
 }
 
-CpFit cp_als(const DenseTensor& x, int64_t rank, const CpAlsOptions& o) {
-  check_tensor(x);
+namespace {
+
+void check_options(int64_t rank, const CpAlsOptions& o) {
   LOCUS_CHECK(rank >= 1, "CP decomposition: rank must be at least 1, got ", rank);
   LOCUS_CHECK(o.max_iterations >= 1, "CP decomposition: max_iterations must be at least 1, got ", o.max_iterations);
   LOCUS_CHECK(o.tolerance >= 0, "CP decomposition: tolerance must not be negative, got ", o.tolerance);
+  LOCUS_CHECK(o.threads >= 0, "CP decomposition: threads must not be negative, got ", o.threads);
+}
+
+DenseTensor reconstruct(const std::vector<Mat>& factors, int threads) {
+  LOCUS_CHECK(factors.size() >= 2, "CP reconstruction needs at least 2 factors, got ", factors.size());
+  const int64_t rank = factors[0].cols();
+  DenseTensor x;
+  for (auto& a : factors) {
+    LOCUS_CHECK(a.cols() == rank, "CP reconstruction: factors have different ranks");
+    x.dims.push_back(a.rows());
+  }
+  // the column-major (rest x I_0) product KR A_0^T is the row-major (I_0 x rest) tensor
+  Mat full;
+  product_by_columns(khatri_rao(factors, 1, factors.size(), rank, threads), factors[0].transpose(), full, threads);
+  x.data.assign(full.data(), full.data() + full.size());
+  return x;
+}
+
+double relative_error(const DenseTensor& x, const std::vector<Mat>& factors, int threads) {
+  DenseTensor y = reconstruct(factors, threads);
+  LOCUS_CHECK(y.dims == x.dims, "CP relative error: factor shapes do not match the tensor");
+  double d = 0;
+  for (size_t i = 0; i < x.data.size(); ++i) d += (x.data[i] - y.data[i]) * (x.data[i] - y.data[i]);
+  const double xn = x.norm();
+  return xn > 0 ? std::sqrt(d) / xn : std::sqrt(d);
+}
+
+// The sweeps, from the initial factors f[1..N-1] (f[0] is solved first).
+CpFit run_als(const DenseTensor& x, int64_t rank, std::vector<Mat> start, const CpAlsOptions& o, int threads) {
   const size_t order = x.dims.size();
   CpFit fit;
   fit.rank = rank;
   const double xnorm = x.norm();
-  if (xnorm == 0) {
-    for (size_t n = 0; n < order; ++n) fit.factors.push_back(Mat::Zero(x.dims[n], rank));
-    return fit;
-  }
-
   std::vector<Mat>& f = fit.factors;
+  f = std::move(start);
   std::vector<Mat> gram(order);
-  f.resize(order);
   f[0] = Mat::Zero(x.dims[0], rank);
   gram[0] = Mat::Zero(rank, rank);
-  for (size_t n = 1; n < order; ++n) {
-    f[n] = svd_init(x, n, rank);
-    gram[n] = f[n].transpose() * f[n];
-  }
+  for (size_t n = 1; n < order; ++n) product_by_columns(f[n].transpose(), f[n], gram[n], threads);
   Vec lambda = Vec::Ones(rank);
   double prev = -1;
+  Mat t;  // contract_mode0 of this sweep's A_0
   for (int it = 0; it < o.max_iterations; ++it) {
     Mat m;
     for (size_t n = 0; n < order; ++n) {
-      m = mttkrp(x, f, n, rank);
+      if (n == 1) t = contract_mode0(x, f[0], threads);
+      m = mttkrp(x, f, n, rank, &t, threads);
       Mat g = Mat::Ones(rank, rank);
       for (size_t k = 0; k < order; ++k)
         if (k != n) g = g.cwiseProduct(gram[k]);
-      f[n] = solve_normal_equations(g, m);
+      f[n] = solve_normal_equations(g, m, threads);
       lambda = f[n].colwise().norm().transpose();
       for (int64_t r = 0; r < rank; ++r)
         if (lambda(r) > 0) f[n].col(r) /= lambda(r);
-      gram[n] = f[n].transpose() * f[n];
+      product_by_columns(f[n].transpose(), f[n], gram[n], threads);
     }
     // m is the MTTKRP of the last mode, computed with the factors of this sweep
     double inner = 0;
@@ -222,8 +296,53 @@ CpFit cp_als(const DenseTensor& x, int64_t rank, const CpAlsOptions& o) {
     prev = err;
   }
   for (int64_t r = 0; r < rank; ++r) f[0].col(r) *= lambda(r);
-  fit.rel_error = cp_relative_error(x, f);
+  fit.rel_error = relative_error(x, f, threads);
   return fit;
+}
+
+CpFit zero_fit(const DenseTensor& x, int64_t rank) {
+  CpFit fit;
+  fit.rank = rank;
+  for (int64_t d : x.dims) fit.factors.push_back(Mat::Zero(d, rank));
+  return fit;
+}
+
+}  // namespace
+
+CpFit cp_als(const DenseTensor& x, int64_t rank, const CpAlsOptions& o) {
+  check_tensor(x);
+  check_options(rank, o);
+  if (x.norm() == 0) return zero_fit(x, rank);
+  const int threads = thread_count(o.threads);
+  std::vector<Mat> f(x.dims.size());
+  for (size_t n = 1; n < x.dims.size(); ++n) f[n] = svd_init(x, n, rank, threads);
+  return run_als(x, rank, std::move(f), o, threads);
+}
+
+static bool can_warm_start(const DenseTensor& x, int64_t rank, const CpFit& from) {
+  if (from.exact || from.rank < 1 || from.rank >= rank || from.factors.size() != x.dims.size()) return false;
+  for (size_t n = 0; n < x.dims.size(); ++n)
+    if (from.factors[n].rows() != x.dims[n] || from.factors[n].cols() != from.rank) return false;
+  return true;
+}
+
+CpFit cp_als_warm(const DenseTensor& x, int64_t rank, const CpFit& from, const CpAlsOptions& o) {
+  check_tensor(x);
+  check_options(rank, o);
+  if (!can_warm_start(x, rank, from)) return cp_als(x, rank, o);
+  if (x.norm() == 0) return zero_fit(x, rank);
+  const int threads = thread_count(o.threads);
+  // the new columns: the leading singular vectors of the residual's unfoldings
+  DenseTensor residual = reconstruct(from.factors, threads);
+  for (size_t i = 0; i < residual.data.size(); ++i) residual.data[i] = x.data[i] - residual.data[i];
+  const int64_t add = rank - from.rank;
+  std::vector<Mat> f(x.dims.size());
+  for (size_t n = 1; n < x.dims.size(); ++n) {
+    f[n].resize(x.dims[n], rank);
+    f[n].leftCols(from.rank) = from.factors[n];
+    f[n].rightCols(add) = svd_init(residual, n, add, threads);
+  }
+  return run_als(x, rank, std::move(f), o, threads);
 }
 
 CpFit cp_fit(const DenseTensor& x, int64_t rank, const CpAlsOptions& o) {
@@ -231,26 +350,15 @@ CpFit cp_fit(const DenseTensor& x, int64_t rank, const CpAlsOptions& o) {
   return cp_als(x, rank, o);
 }
 
-DenseTensor cp_reconstruct(const std::vector<Mat>& factors) {
-  LOCUS_CHECK(factors.size() >= 2, "CP reconstruction needs at least 2 factors, got ", factors.size());
-  const int64_t rank = factors[0].cols();
-  DenseTensor x;
-  for (auto& a : factors) {
-    LOCUS_CHECK(a.cols() == rank, "CP reconstruction: factors have different ranks");
-    x.dims.push_back(a.rows());
-  }
-  const RowMat full = factors[0] * khatri_rao(factors, 1, factors.size(), rank).transpose();
-  x.data.assign(full.data(), full.data() + full.size());
-  return x;
+CpFit cp_fit_warm(const DenseTensor& x, int64_t rank, const CpFit& from, const CpAlsOptions& o) {
+  if (rank >= cp_full_rank(x.dims)) return cp_exact(x);
+  return cp_als_warm(x, rank, from, o);
 }
 
+DenseTensor cp_reconstruct(const std::vector<Mat>& factors) { return reconstruct(factors, thread_count(0)); }
+
 double cp_relative_error(const DenseTensor& x, const std::vector<Mat>& factors) {
-  DenseTensor y = cp_reconstruct(factors);
-  LOCUS_CHECK(y.dims == x.dims, "CP relative error: factor shapes do not match the tensor");
-  double d = 0;
-  for (size_t i = 0; i < x.data.size(); ++i) d += (x.data[i] - y.data[i]) * (x.data[i] - y.data[i]);
-  const double xn = x.norm();
-  return xn > 0 ? std::sqrt(d) / xn : std::sqrt(d);
+  return relative_error(x, factors, thread_count(0));
 }
 
 }  // namespace locus::decompose

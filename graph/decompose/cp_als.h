@@ -21,8 +21,23 @@
 //     ||X - Xhat||^2 = ||X||^2 - 2 <X, Xhat> + ||Xhat||^2 (cheap; accurate to ~1e-8 relative); the
 //     fit stops when it changes by less than `tolerance` from the previous sweep, or after
 //     `max_iterations` sweeps. The reported error is then computed exactly from the reconstruction.
+//   - one sweep computes X_(0)^T A_0 once (after A_0's update): the MTTKRP of every mode n > 0 starts
+//     from it (a GEMM of numel x R multiply-adds; with the mode-0 MTTKRP, two per sweep).
 //   - deterministic: no randomness other than the fixed-seed padding; the same input gives the same
-//     factors.
+//     factors, bit for bit, whatever the number of threads.
+//
+// Threads (CpAlsOptions::threads, 0: OpenMP's default, i.e. OMP_NUM_THREADS or the cores): the large
+//   products (the MTTKRPs, X_(0)^T A_0, the Gram matrices, the unfoldings' Gram matrices of the
+//   initialisation, the reconstruction) and the right-hand sides of the normal equations are split
+//   into fixed blocks of 64 result columns, one block per OpenMP task; the per-column contractions of
+//   the MTTKRP run one column per task. A block's arithmetic depends only on the sizes, so any thread
+//   count gives bit-identical results. Eigen's own multi-threading is off (EIGEN_DONT_PARALLELIZE,
+//   defined below for every user of this header).
+//
+// Warm start (cp_als_warm, used by the cp-decompose pass's error=E rank search): ALS at rank R starting
+//   from a fit of rank R0 < R of the same tensor: modes n >= 1 start from its factors (R0 columns)
+//   and R - R0 new columns, the leading left singular vectors of the residual's mode-n unfolding
+//   X_(n) - Xhat_(n) (padded as above when R - R0 > I_n); A_0 is solved first as in the cold start.
 //
 // "Full rank" (cp_full_rank): the smallest rank at which an exact CP form exists by construction,
 //   min over n of prod_{m != n} I_m. The construction (cp_exact) leaves out the largest mode n*: each
@@ -33,6 +48,11 @@
 //   at which exactness is guaranteed without fitting.
 #pragma once
 
+// Before Eigen: this code parallelises itself (see above); Eigen's own threading would make the
+// results depend on the thread count.
+#ifndef EIGEN_DONT_PARALLELIZE
+#define EIGEN_DONT_PARALLELIZE
+#endif
 #include <Eigen/Dense>
 #include <cstdint>
 #include <vector>
@@ -51,6 +71,7 @@ struct DenseTensor {
 struct CpAlsOptions {
   int max_iterations = 200;  // sweep cap (>= 1)
   double tolerance = 1e-6;   // stop when the relative error changes by less than this between sweeps
+  int threads = 0;           // OpenMP threads (0: omp_get_max_threads()); results do not depend on it
 };
 
 struct CpFit {
@@ -74,8 +95,14 @@ CpFit cp_exact(const DenseTensor& x);
 // ALS at the given rank (>= 1; may exceed the full rank, nothing is capped here).
 CpFit cp_als(const DenseTensor& x, int64_t rank, const CpAlsOptions& o = {});
 
+// ALS at `rank` warm-started from `from`, a cp_als fit of the same tensor at a lower rank (see above).
+// When `from` cannot seed it (exact, not a lower rank, or factors of other shapes) this is cp_als.
+CpFit cp_als_warm(const DenseTensor& x, int64_t rank, const CpFit& from, const CpAlsOptions& o = {});
+
 // cp_exact when rank >= cp_full_rank(x.dims), else cp_als.
 CpFit cp_fit(const DenseTensor& x, int64_t rank, const CpAlsOptions& o = {});
+// cp_exact when rank >= cp_full_rank(x.dims), else cp_als_warm from `from`.
+CpFit cp_fit_warm(const DenseTensor& x, int64_t rank, const CpFit& from, const CpAlsOptions& o = {});
 
 // The tensor the factors describe (dims[n] = factors[n].rows()).
 DenseTensor cp_reconstruct(const std::vector<Eigen::MatrixXd>& factors);

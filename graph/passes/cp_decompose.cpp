@@ -6,8 +6,11 @@
 //   Fixed R; Ratio ceil(value x min(Cin, Cout)) (at least 1); Error: the R found by doubling
 //   R = 1, 2, 4, ... until the fit's relative error is <= value (the full rank always is), then
 //   bisecting between the last failing and the first passing R, so that the chosen R meets the
-//   target and R - 1 (fitted) does not; MacBudget: the largest R whose decomposed MACs are <= value x
-//   the original MACs (refused when even R = 1 exceeds it).
+//   target and R - 1 (fitted) does not; each fit but the first is warm-started (cp_als_warm) from
+//   the fit of the largest rank below it tried so far; MacBudget: the largest R whose decomposed
+//   MACs are <= value x the original MACs (refused when even R = 1 exceeds it).
+// shapes_only: the same rank choice for Fixed, Ratio and MacBudget (from the shapes), no fit, zero
+//   factor weights (report: fitted false, rel_error NaN); Error is refused with a locus::Error.
 // Guarantees: the Conv becomes (names from the node's name; weights are new constants "<node>/cp_*.W")
 //   3-way: "<node>/cp_in"  Conv 1x1, Cin -> R, no bias, stride 1, no pads
 //          "<node>/cp_dw"  Conv depthwise KhxKw, group R, no bias, the original strides, pads, dilations
@@ -27,6 +30,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <iterator>
 #include <map>
 #include <optional>
 
@@ -118,10 +122,14 @@ int64_t params_per_rank(const ConvGeom& c, CpForm form) {
   return c.cin + (form == CpForm::ThreeWay ? c.kh * c.kw : c.kh + c.kw) + c.cout;
 }
 
+std::vector<int64_t> kernel_dims(const ConvGeom& c, CpForm form) {
+  return form == CpForm::ThreeWay ? std::vector<int64_t>{c.cout, c.cin, c.kh * c.kw}
+                                  : std::vector<int64_t>{c.cout, c.cin, c.kh, c.kw};
+}
+
 decompose::DenseTensor kernel_tensor(const Tensor& w, const ConvGeom& c, CpForm form) {
   decompose::DenseTensor x;
-  x.dims = form == CpForm::ThreeWay ? std::vector<int64_t>{c.cout, c.cin, c.kh * c.kw}
-                                    : std::vector<int64_t>{c.cout, c.cin, c.kh, c.kw};
+  x.dims = kernel_dims(c, form);
   x.data.resize(size_t(w.numel()));
   for (int64_t i = 0; i < w.numel(); ++i) x.data[size_t(i)] = w.data<float>()[i];
   return x;
@@ -170,23 +178,20 @@ std::optional<std::string> ineligible(const Graph& g, const Node& n, const CpDec
   return std::nullopt;
 }
 
-// Chooses the rank and fits; nullopt (with `why`) when the policy cannot be met.
-std::optional<decompose::CpFit> choose_and_fit(const decompose::DenseTensor& x, const ConvGeom& c,
-                                               const CpDecomposeOptions& o, std::string& why) {
-  const int64_t full = decompose::cp_full_rank(x.dims);
-  decompose::CpAlsOptions ao;
-  ao.max_iterations = o.max_iterations;
-  ao.tolerance = o.tolerance;
+// The rank of a policy that needs only the shapes (Fixed, Ratio, MacBudget), capped at the full rank
+// of the kernel tensor; nullopt (with `why`) when the policy cannot be met.
+std::optional<int64_t> rank_from_shapes(const ConvGeom& c, const CpDecomposeOptions& o, std::string& why) {
+  const int64_t full = decompose::cp_full_rank(kernel_dims(c, o.form));
   const double v = o.policy.value;
   switch (o.policy.kind) {
     case RankPolicy::Kind::Fixed: {
       LOCUS_CHECK(v >= 1, "cp-decompose: the fixed rank must be at least 1, got ", v);
-      return decompose::cp_fit(x, std::min(full, int64_t(v)), ao);
+      return std::min(full, int64_t(v));
     }
     case RankPolicy::Kind::Ratio: {
       LOCUS_CHECK(v > 0, "cp-decompose: the rank ratio must be > 0, got ", v);
       int64_t r = int64_t(std::ceil(v * double(std::min(c.cin, c.cout))));
-      return decompose::cp_fit(x, std::clamp<int64_t>(r, 1, full), ao);
+      return std::clamp<int64_t>(r, 1, full);
     }
     case RankPolicy::Kind::MacBudget: {
       LOCUS_CHECK(v > 0, "cp-decompose: the MAC budget must be > 0, got ", v);
@@ -199,44 +204,74 @@ std::optional<decompose::CpFit> choose_and_fit(const decompose::DenseTensor& x, 
         why = cat("MAC budget ", number_text(v), " x ", original_macs(c), " is below rank 1 (", per, " MACs)");
         return std::nullopt;
       }
-      return decompose::cp_fit(x, std::min(r, full), ao);
+      return std::min(r, full);
     }
-    case RankPolicy::Kind::Error: {
-      LOCUS_CHECK(v >= 0, "cp-decompose: the error target must not be negative, got ", v);
-      std::map<int64_t, decompose::CpFit> fits;
-      auto passes = [&](int64_t r) {
-        auto it = fits.find(r);
-        if (it == fits.end()) it = fits.emplace(r, decompose::cp_fit(x, r, ao)).first;
-        return it->second.rel_error <= v;
-      };
-      // The search stops at the largest rank worth fitting: the MAC break-even (a chain costing
-      // more MACs than the convolution gains nothing) and max(Cin, Cout) (beyond it ALS takes
-      // minutes per fit on large layers, and published CP ranks stay below it), or the full rank
-      // (exact) when that is smaller.
-      const int64_t break_even = original_macs(c) / macs_per_rank(c, o.form);
-      const int64_t cap = std::min(full, std::max<int64_t>(1, std::min(break_even, std::max(c.cin, c.cout))));
-      int64_t lo = 0, hi = 1;  // lo fails (0: none tried), hi is the candidate
-      while (hi < cap && !passes(hi)) {
-        lo = hi;
-        hi = std::min(cap, hi * 2);
-      }
-      if (!passes(hi)) {
-        why = cat("no rank up to ", cap, " meets relative error <= ", number_text(v), " (", number_text(fits.at(hi).rel_error),
-                  " at rank ", hi, "; ranks above ", cap, " are not tried: ",
-                  cap == break_even ? "the chain would cost more MACs than the convolution"
-                                    : "more than max(Cin, Cout)",
-                  ")");
-        return std::nullopt;
-      }
-      while (hi - lo > 1) {
-        const int64_t mid = lo + (hi - lo) / 2;
-        if (passes(mid)) hi = mid;
-        else lo = mid;
-      }
-      return fits.at(hi);
-    }
+    case RankPolicy::Kind::Error:
+      fail("cp-decompose: the rank of policy '", o.policy.describe(), "' needs a fit, not only shapes");
   }
   return std::nullopt;
+}
+
+// Chooses the rank and fits; nullopt (with `why`) when the policy cannot be met.
+std::optional<decompose::CpFit> choose_and_fit(const decompose::DenseTensor& x, const ConvGeom& c,
+                                               const CpDecomposeOptions& o, std::string& why) {
+  const int64_t full = decompose::cp_full_rank(x.dims);
+  decompose::CpAlsOptions ao;
+  ao.max_iterations = o.max_iterations;
+  ao.tolerance = o.tolerance;
+  ao.threads = o.threads;
+  const double v = o.policy.value;
+  if (o.policy.kind != RankPolicy::Kind::Error) {
+    const std::optional<int64_t> r = rank_from_shapes(c, o, why);
+    if (!r) return std::nullopt;
+    return decompose::cp_fit(x, *r, ao);
+  }
+  LOCUS_CHECK(v >= 0, "cp-decompose: the error target must not be negative, got ", v);
+  std::map<int64_t, decompose::CpFit> fits;
+  auto passes = [&](int64_t r) {
+    auto it = fits.find(r);
+    if (it == fits.end()) {
+      // warm start from the largest rank below r fitted so far (the first fit starts cold)
+      auto above = fits.upper_bound(r);
+      decompose::CpFit f = above == fits.begin() ? decompose::cp_fit(x, r, ao)
+                                                 : decompose::cp_fit_warm(x, r, std::prev(above)->second, ao);
+      it = fits.emplace(r, std::move(f)).first;
+    }
+    return it->second.rel_error <= v;
+  };
+  // The search stops at the largest rank worth fitting: the MAC break-even (a chain costing
+  // more MACs than the convolution gains nothing) and max(Cin, Cout) (beyond it ALS takes
+  // minutes per fit on large layers, and published CP ranks stay below it), or the full rank
+  // (exact) when that is smaller.
+  const int64_t break_even = original_macs(c) / macs_per_rank(c, o.form);
+  const int64_t cap = std::min(full, std::max<int64_t>(1, std::min(break_even, std::max(c.cin, c.cout))));
+  int64_t lo = 0, hi = 1;  // lo fails (0: none tried), hi is the candidate
+  while (hi < cap && !passes(hi)) {
+    lo = hi;
+    hi = std::min(cap, hi * 2);
+  }
+  if (!passes(hi)) {
+    why = cat("no rank up to ", cap, " meets relative error <= ", number_text(v), " (", number_text(fits.at(hi).rel_error),
+              " at rank ", hi, "; ranks above ", cap, " are not tried: ",
+              cap == break_even ? "the chain would cost more MACs than the convolution" : "more than max(Cin, Cout)",
+              ")");
+    return std::nullopt;
+  }
+  while (hi - lo > 1) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (passes(mid)) hi = mid;
+    else lo = mid;
+  }
+  return fits.at(hi);
+}
+
+// The factors of a shapes-only decomposition: zeros of the fitted factors' shapes.
+decompose::CpFit placeholder_fit(const ConvGeom& c, CpForm form, int64_t rank) {
+  decompose::CpFit f;
+  f.rank = rank;
+  for (int64_t d : kernel_dims(c, form)) f.factors.push_back(Eigen::MatrixXd::Zero(d, rank));
+  f.rel_error = std::nan("");
+  return f;
 }
 
 Node make_conv(const std::string& name, const std::string& x, const std::string& w, const std::string& b,
@@ -327,10 +362,11 @@ std::vector<Node> build_chain(Graph& g, const Node& conv, const ConvGeom& c, con
 }
 
 std::string success_text(const CpLayerReport& r) {
-  return cat("decomposed ", r.cout, "x", r.cin, "x", r.kh, "x", r.kw, " at rank ", r.rank, ", relative error ",
-             r.rel_error, " (", r.iterations == 0 ? std::string("exact") : cat(r.iterations, " ALS sweeps"),
-             "), MACs ", r.macs_before, " -> ", r.macs_after, ", parameters ", r.params_before, " -> ",
-             r.params_after);
+  const std::string fit = !r.fitted ? std::string("shapes only, not fitted")
+                                    : cat("relative error ", r.rel_error, " (",
+                                          r.iterations == 0 ? std::string("exact") : cat(r.iterations, " ALS sweeps"), ")");
+  return cat("decomposed ", r.cout, "x", r.cin, "x", r.kh, "x", r.kw, " at rank ", r.rank, ", ", fit, ", MACs ",
+             r.macs_before, " -> ", r.macs_after, ", parameters ", r.params_before, " -> ", r.params_after);
 }
 
 class CpDecomposePass : public Pass {
@@ -361,6 +397,8 @@ class CpDecomposePass : public Pass {
 }  // namespace
 
 std::vector<CpLayerReport> cp_decompose(Graph& g, const CpDecomposeOptions& o) {
+  LOCUS_CHECK(!o.shapes_only || o.policy.kind != RankPolicy::Kind::Error, "cp-decompose: policy '",
+              o.policy.describe(), "' chooses ranks by fitting: a shapes-only decomposition needs rank=N, ratio=X or macs=X");
   std::vector<CpLayerReport> reports;
   std::vector<Node> nodes;
   std::vector<std::string> replaced_weights;
@@ -377,9 +415,12 @@ std::vector<CpLayerReport> cp_decompose(Graph& g, const CpDecomposeOptions& o) {
     std::optional<std::string> why = ineligible(g, n, o, c, rep);
     std::optional<decompose::CpFit> fit;
     if (!why) {
-      decompose::DenseTensor x = kernel_tensor(*g.constant(n.input(1)), c, o.form);
       std::string reason;
-      fit = choose_and_fit(x, c, o, reason);
+      if (o.shapes_only) {
+        if (std::optional<int64_t> r = rank_from_shapes(c, o, reason)) fit = placeholder_fit(c, o.form, *r);
+      } else {
+        fit = choose_and_fit(kernel_tensor(*g.constant(n.input(1)), c, o.form), c, o, reason);
+      }
       if (!fit) why = reason;
     }
     if (why) {
@@ -393,6 +434,7 @@ std::vector<CpLayerReport> cp_decompose(Graph& g, const CpDecomposeOptions& o) {
     rep.rank = fit->rank;
     rep.rel_error = fit->rel_error;
     rep.iterations = fit->iterations;
+    rep.fitted = !o.shapes_only;
     rep.params_before = c.cout * c.cin * c.kh * c.kw + bias;
     rep.params_after = fit->rank * params_per_rank(c, o.form) + bias;
     rep.macs_before = original_macs(c);

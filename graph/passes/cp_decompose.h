@@ -42,6 +42,13 @@ struct CpDecomposeOptions {
   std::vector<std::string> only_nodes;
   int max_iterations = 200;  // ALS iteration cap
   double tolerance = 1e-6;   // stop when the relative error improves by less than this
+  int threads = 0;           // ALS threads (0: OpenMP's default); the factors do not depend on it
+  // Shapes only: no fitting. Each chain gets the rank the policy gives (rank=, ratio=, macs=: they
+  // need only the shapes) and all-zero factor weights; nodes, attributes, shapes and the report's
+  // ranks, MACs and parameters are those of the fitted decomposition. For consumers that read only
+  // shapes (`locus energy`: the accelerator model's workload). error=E needs fits to choose the rank:
+  // cp_decompose refuses it (locus::Error).
+  bool shapes_only = false;
 };
 
 // One row per convolution considered.
@@ -51,8 +58,9 @@ struct CpLayerReport {
   bool decomposed = false;
   std::string why_not;      // when !decomposed: "1x1", "depthwise", "grouped", "filtered", ...
   int64_t rank = 0;
-  double rel_error = 0;     // ||W - W_R||_F / ||W||_F
+  double rel_error = 0;     // ||W - W_R||_F / ||W||_F (NaN when not fitted)
   int iterations = 0;
+  bool fitted = true;       // false with shapes_only: the chain's weights are zeros
   int64_t params_before = 0, params_after = 0;
   int64_t macs_before = 0, macs_after = 0;  // per image, from the output shape
 };

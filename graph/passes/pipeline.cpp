@@ -21,8 +21,8 @@ PreparedGraph prepare_graph(Graph& g, const PipelineOptions& o) {
         ++decomposed;
         p.report.remarks.push_back({"cp-decompose", r.node,
                                     cat("decomposed ", r.cout, "x", r.cin, "x", r.kh, "x", r.kw, " at rank ", r.rank,
-                                        ", relative error ", r.rel_error, ", MACs ", r.macs_before, " -> ",
-                                        r.macs_after),
+                                        r.fitted ? cat(", relative error ", r.rel_error) : std::string(" (shapes only)"),
+                                        ", MACs ", r.macs_before, " -> ", r.macs_after),
                                     RemarkKind::Applied});
       } else {
         p.report.remarks.push_back({"cp-decompose", r.node, "not decomposed: " + r.why_not});
