@@ -576,11 +576,13 @@ int cmd_energy(int argc, char** argv) {
     const bool csv = format == "csv";
     if (!csv) {
       std::printf("DRAM-paced (independent of the MAC array):");
-      for (auto& r : dram_paced)
-        std::printf(" %s %.2f uJ in %.1f us%s", accel::schedule_name(r.kind), uj(r.total.e_dram_pj()),
+      for (size_t k = 0; k < dram_paced.size(); ++k) {
+        const auto& r = dram_paced[k];
+        std::printf("%s %s %.2f uJ in %.1f us%s", k ? ";" : "", accel::schedule_name(r.kind), uj(r.total.e_dram_pj()),
                     duration_us(r.total, cfg), base_dp && r.kind != accel::ScheduleKind::Baseline
                         ? (" (saving " + pct(saving(base_dp->total.e_dram_pj(), r.total.e_dram_pj())) + ")").c_str()
                         : "");
+      }
       std::printf("\ncompute-paced:\n");
     }
     std::printf(csv ? "mac_array" : "%-9s", csv ? "" : "macs");
