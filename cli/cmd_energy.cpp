@@ -51,7 +51,7 @@ static const char* kEnergyHelpColumns =
     "Per-layer columns (table and csv): MACs; DRAM MiB read and written (the schedule's traffic,\n"
     "entries x word bytes); buffer accesses (words read or written in the on-chip buffer); the\n"
     "row-buffer hit rate of the DRAM bursts; energy in uJ: DRAM read, write, activate+precharge,\n"
-    "refresh, background and their sum, buffer, MAC, total; the tiling chosen.\n"
+    "refresh, background and their sum, buffer, MAC, total; the tiling chosen (csv: then the pacing).\n"
     "Totals are printed per pacing and schedule side by side (with the duration and the compute time\n"
     "in us) with the saving of scan and fused-scan over\n"
     "baseline in DRAM energy, in DRAM access energy (bursts and activate/precharge: without the\n"
@@ -338,11 +338,12 @@ int cmd_energy(int argc, char** argv) {
   app->add_option("--svg", svg, "with --sweep: also write an SVG plot of DRAM energy against buffer size")
       ->type_name("FILE");
   add_choice_option(*app, "--format", format, {"table", "csv", "json"},
-                    "table (default), csv or json (schema locus-energy/1, with --sweep\nlocus-energy-sweep/1)", "F");
+                    "table (default), csv or json (schema locus-energy/1, with --sweep\nlocus-energy-sweep/1, with --sweep-macs locus-energy-mac-sweep/1)", "F");
   app->add_flag("--summary", summary, "table format: totals only, no per-layer tables");
   app->add_option("--trace", trace_file,
                   "write the DRAM request trace (one line per burst, '0x<address> READ|WRITE\n"
-                  "<cycle>', DRAMSim2's .trc format) of one schedule at --buffer")
+                  "<cycle>', DRAMSim2's .trc format) of one schedule at --buffer, under the\n"
+                  "first pacing (compute unless --pacing dram)")
       ->type_name("FILE");
   app->add_option("--trace-schedule", trace_schedule, "the schedule traced (default: fused-scan)")->type_name("S");
   app->add_option("--emit-mapping", emit_mapping,
