@@ -170,6 +170,8 @@ void apply_dram(DramSpec& s, const json::Value& obj, const std::string& where, i
   int_field("trc", s.trc, 1, kDramMaxTimingCycles);
   int_field("trfc", s.trfc, 1, kDramMaxTrfcCycles);
   int_field("twr", s.twr, 0, kDramMaxTimingCycles);
+  int_field("trrd", s.trrd, 0, kDramMaxTimingCycles);
+  int_field("tfaw", s.tfaw, 0, kDramMaxTimingCycles);
   pos_field("trefi_cycles", s.trefi_cycles, kDramMaxTrefiCycles, " cycles");
   for (auto [key, field] : {std::pair{"idd0", &s.idd0}, std::pair{"idd2n", &s.idd2n}, std::pair{"idd3n", &s.idd3n},
                             std::pair{"idd4r", &s.idd4r}, std::pair{"idd4w", &s.idd4w}, std::pair{"idd5", &s.idd5}})

@@ -13,14 +13,19 @@
 // Policy: open page. A burst to the open row of its bank is a row hit; otherwise the bank is
 // precharged (if a row was open) and activated: one row miss, one activate (+ one precharge).
 //
-// Timing, in DRAM cycles, per channel and in order (a request's commands never start before the
-// previous request's column command on that channel; data transfers never overlap):
-//   hit:          COL at max(t, bank ready)                 data at COL + CL for BL/2 cycles
-//   miss, closed: ACT at max(t, tRC after the last ACT),    COL = ACT + tRCD
-//   miss, open:   PRE at max(t, ACT + tRAS, write end + tWR), ACT = PRE + tRP, COL = ACT + tRCD
-// Refresh: every rank refreshes at cycles ceil(k x tREFI), k = 1, 2, ...; a refresh closes the
-// rank's open rows (counted as precharges) and the rank is busy for tRFC. Over a stream of C cycles
-// that is floor(C / tREFI) refreshes per rank.
+// Timing, in DRAM cycles, per channel. Column commands and data transfers are in request order
+// (COL >= the previous request's COL, data transfers never overlap); the row commands of a miss
+// start as soon as its bank is free, so banks overlap their precharge/activate with other banks'
+// transfers (an in-order controller that looks ahead for row commands). Activates are in request
+// order per rank:
+//   hit:          COL at max(t, ACT + tRCD, previous COL)   data at max(COL + CL, bus free), BL/2 cycles
+//   miss, open:   PRE at max(t, ACT + tRAS, write end + tWR, the bank's last COL); ACT >= PRE + tRP
+//   miss:         ACT at max(t or PRE + tRP, last ACT of the bank + tRC, end of a refresh,
+//                         the rank's previous ACT + tRRD, its fourth previous ACT + tFAW)
+//                 COL at max(ACT + tRCD, previous COL)
+// Refresh: every rank refreshes at the absolute cycles ceil(k x tREFI), k = 1, 2, ...; a refresh
+// closes the rank's open rows (counted as precharges) and the rank is busy for tRFC. Over a stream
+// [start, end) that is floor(end / tREFI) - floor(start / tREFI) refreshes per rank.
 #include "accel/dram_model.h"
 
 #include <algorithm>
@@ -87,6 +92,8 @@ void validate_dram_spec(const DramSpec& s) {
   positive({{"tck_ns", s.tck_ns}, {"cl", s.cl}, {"trcd", s.trcd}, {"trp", s.trp}, {"tras", s.tras},
             {"trc", s.trc}, {"trfc", s.trfc}});
   LOCUS_CHECK(s.twr >= 0, where, ": twr must be >= 0 (got ", s.twr, ")");
+  LOCUS_CHECK(s.trrd >= 0, where, ": trrd must be >= 0 (got ", s.trrd, ")");
+  LOCUS_CHECK(s.tfaw >= 0, where, ": tfaw must be >= 0 (got ", s.tfaw, ")");
   positive({{"trefi_cycles", s.trefi_cycles}});
   LOCUS_CHECK(s.trc >= s.tras, where, ": trc (", s.trc, ") must be >= tras (", s.tras, ")");
   LOCUS_CHECK(s.trefi_cycles > s.trfc, where, ": trefi_cycles (", s.trefi_cycles, ") must exceed trfc (",
@@ -101,15 +108,19 @@ void validate_dram_spec(const DramSpec& s) {
 }
 
 struct DramModel::Impl {
+  static constexpr int64_t kNever = std::numeric_limits<int64_t>::min() / 4;
   struct Bank {
     int64_t open_row = -1;  // -1: precharged
-    int64_t last_act = std::numeric_limits<int64_t>::min() / 4;
+    int64_t last_act = kNever;
+    int64_t last_col = kNever;  // the bank's last column command (a precharge waits for it)
     int64_t col_ready = 0;  // earliest column command (ACT + tRCD)
     int64_t pre_ok = 0;     // earliest precharge (ACT + tRAS, write end + tWR)
-    int64_t act_ok = 0;     // earliest activate (PRE + tRP, end of a refresh)
+    int64_t act_ok = 0;     // earliest activate (end of a refresh)
   };
   struct Rank {
     std::vector<Bank> banks;
+    int64_t acts[4] = {kNever, kNever, kNever, kNever};  // the last four ACTs, acts[n_acts % 4] oldest
+    int64_t n_acts = 0;
     int open_banks = 0;
     int64_t open_since = 0;     // cycle the rank went from all precharged to a bank open
     int64_t open_cycles = 0;    // closed intervals with a bank open (refresh time not included)
@@ -122,6 +133,7 @@ struct DramModel::Impl {
   };
 
   DramSpec spec;
+  int64_t start = 0;  // absolute cycle the stream starts at
   std::vector<Channel> channels;
   std::vector<Rank> ranks;  // channel-major
   DramStats stats;
@@ -129,11 +141,20 @@ struct DramModel::Impl {
   int64_t last_trace_cycle = 0;
   std::ostream* trace = nullptr;
 
-  explicit Impl(DramSpec s) : spec(std::move(s)) {
+  Impl(DramSpec s, int64_t start_cycle) : spec(std::move(s)), start(start_cycle) {
     validate_dram_spec(spec);
     channels.resize(spec.channels);
+    for (Channel& c : channels) c.next_cmd = c.bus_free = start;
+    last_end = last_trace_cycle = start;
     ranks.resize(static_cast<size_t>(spec.channels) * spec.ranks);
-    for (Rank& r : ranks) r.banks.resize(spec.banks);
+    const int64_t k0 = refreshes_by(start);  // refreshes before the stream: not this stream's
+    for (Rank& r : ranks) {
+      r.banks.resize(spec.banks);
+      r.refreshes_seen = k0;
+      r.open_since = start;
+      if (k0 > 0)
+        for (Bank& b : r.banks) b.act_ok = refresh_at(k0) + spec.trfc;
+    }
   }
 
   // cycle of refresh k (k >= 1)
@@ -147,6 +168,17 @@ struct DramModel::Impl {
     while (k > 0 && refresh_at(k) > t) --k;  // guard against rounding
     while (refresh_at(k + 1) <= t) ++k;
     return k;
+  }
+  // cycles within [start, end) during which a rank refreshes (tRFC after each refresh, including
+  // one that began before start; the last one clipped at end)
+  int64_t refreshing_cycles(int64_t end) const {
+    int64_t total = 0;
+    const int64_t k0 = refreshes_by(start), k1 = refreshes_by(end);
+    for (int64_t k = std::max<int64_t>(k0, 1); k <= k1; ++k) {
+      const int64_t a = std::max(refresh_at(k), start), b = std::min(refresh_at(k) + spec.trfc, end);
+      total += std::max<int64_t>(0, b - a);
+    }
+    return total;
   }
 
   // Applies the refreshes of rank `r` up to cycle t: open rows close at the first of them.
@@ -182,24 +214,29 @@ struct DramModel::Impl {
 
     Channel& c = channels[ch];
     Rank& r = ranks[ch * s.ranks + rk];
-    int64_t t = std::max(t_issue, c.next_cmd);
-    apply_refreshes(*this, r, t);  // a refresh closes the rank's rows; act_ok holds off activates
+    const int64_t t = std::max(t_issue, start);
+    // refresh state as of the earliest this request's column command can go out
+    apply_refreshes(*this, r, std::max(t, c.next_cmd));  // closes the rank's rows; act_ok holds off activates
     Bank& bank = r.banks[bk];
 
     int64_t col;
     if (bank.open_row == row) {
       ++stats.row_hits;
-      col = std::max(t, bank.col_ready);
+      col = std::max({t, bank.col_ready, c.next_cmd});
     } else {
       ++stats.row_misses;
       const bool was_closed = bank.open_row < 0;
       int64_t act = t;
       if (!was_closed) {
-        const int64_t pre = std::max(t, bank.pre_ok);
+        const int64_t pre = std::max({t, bank.pre_ok, bank.last_col});
         ++stats.precharges;
         act = pre + s.trp;
       }
-      act = std::max({act, bank.act_ok, bank.last_act + s.trc});
+      const int64_t prev_act = r.n_acts > 0 ? r.acts[(r.n_acts - 1) % 4] : kNever;
+      const int64_t fourth_act = r.n_acts >= 4 ? r.acts[r.n_acts % 4] : kNever;
+      act = std::max({act, bank.act_ok, bank.last_act + s.trc, prev_act + s.trrd, fourth_act + s.tfaw});
+      r.acts[r.n_acts % 4] = act;
+      ++r.n_acts;
       if (was_closed) {
         if (r.open_banks == 0) r.open_since = act;
         ++r.open_banks;
@@ -209,12 +246,13 @@ struct DramModel::Impl {
       bank.last_act = act;
       bank.col_ready = act + s.trcd;
       bank.pre_ok = act + s.tras;
-      col = bank.col_ready;
+      col = std::max(bank.col_ready, c.next_cmd);
     }
     const int64_t data = std::max(col + s.cl, c.bus_free);
     const int64_t end = data + s.burst_length / 2;
     c.next_cmd = data - s.cl;
     c.bus_free = end;
+    bank.last_col = c.next_cmd;
     if (write) {
       ++stats.write_bursts;
       bank.pre_ok = std::max(bank.pre_ok, end + s.twr);
@@ -229,7 +267,11 @@ struct DramModel::Impl {
   }
 };
 
-DramModel::DramModel(DramSpec spec) : impl_(std::make_shared<Impl>(std::move(spec))) {}
+DramModel::DramModel(DramSpec spec) : impl_(std::make_shared<Impl>(std::move(spec), 0)) {}
+
+DramModel::DramModel(DramSpec spec, uint64_t start_cycle)
+    : impl_(std::make_shared<Impl>(
+          std::move(spec), static_cast<int64_t>(std::min<uint64_t>(start_cycle, std::numeric_limits<int64_t>::max() / 8)))) {}
 
 const DramSpec& DramModel::spec() const { return impl_->spec; }
 
@@ -253,20 +295,19 @@ DramStats DramModel::finish(uint64_t end_cycle) {
   const Impl& m = *impl_;
   const DramSpec& s = m.spec;
   DramStats st = m.stats;
-  const int64_t cycles =
+  const int64_t end =
       std::max(static_cast<int64_t>(std::min<uint64_t>(end_cycle, std::numeric_limits<int64_t>::max() / 4)),
                m.last_end);
+  const int64_t cycles = end - m.start;
   st.cycles = cycles;
-  const int64_t k = m.refreshes_by(cycles);
-  // time each rank spends refreshing within [0, cycles): tRFC after each refresh, the last one clipped
-  const int64_t refreshing = k == 0 ? 0 : (k - 1) * static_cast<int64_t>(s.trfc) +
-                                              std::min<int64_t>(s.trfc, cycles - m.refresh_at(k));
+  const int64_t k = m.refreshes_by(end) - m.refreshes_by(m.start);  // refreshes in (start, end]
+  const int64_t refreshing = m.refreshing_cycles(end);
   double background_ma_cycles = 0;
   for (const Impl::Rank& r0 : m.ranks) {
     Impl::Rank r = r0;  // finish() does not change the model: the stream may go on
-    Impl::apply_refreshes(m, r, cycles);
+    Impl::apply_refreshes(m, r, end);
     int64_t open = r.open_cycles;
-    if (r.open_banks > 0) open += std::max<int64_t>(0, cycles - r.open_since);
+    if (r.open_banks > 0) open += std::max<int64_t>(0, end - r.open_since);
     st.precharges += r.refresh_precharges;
     const int64_t active = std::min(cycles, open + refreshing);
     background_ma_cycles += s.idd3n * static_cast<double>(active) + s.idd2n * static_cast<double>(cycles - active);

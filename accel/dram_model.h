@@ -25,6 +25,9 @@ struct DramSpec {
   // timing, in DRAM clock cycles (tCK in ns)
   double tck_ns = 1.5;
   int cl = 10, trcd = 10, trp = 10, tras = 24, trc = 34, trfc = 74, twr = 10;
+  // activate to activate in different banks of a rank, and the four-activate window (at most four
+  // ACTs per rank in any tFAW cycles)
+  int trrd = 4, tfaw = 20;
   double trefi_cycles = 5200;
   // currents in mA, supply in V
   double idd0 = 130, idd2n = 70, idd3n = 90, idd4r = 255, idd4w = 300, idd5 = 305, vdd = 1.5;
@@ -65,14 +68,22 @@ void validate_dram_spec(const DramSpec& s);
 class DramModel {
  public:
   explicit DramModel(DramSpec spec);
+  // A model whose stream starts at absolute DRAM cycle `start_cycle` (a layer that starts after
+  // others): requests carry absolute cycles, refreshes fall at the absolute cycles ceil(k x tREFI)
+  // (a refresh still running at start_cycle holds off activates until it ends), and the stats'
+  // `cycles`, background and refresh cover [start_cycle, end) only.
+  DramModel(DramSpec spec, uint64_t start_cycle);
   // A contiguous access of `bytes` (> 0) at byte address `addr`, issued no earlier than DRAM cycle
   // `cycle` (the issuer's clock converted to DRAM cycles). Split into bursts (burst-aligned); each
   // burst is mapped to (channel, rank, bank, row, column) and served with the open-page policy.
-  // Requests may arrive with cycles out of order; the model serialises them (a request never starts
-  // before the previous one on the same channel finished).
+  // Requests are served in order per channel (column commands and data transfers in request
+  // order); the precharge and activate of a row miss start as soon as that bank is free (and tRRD /
+  // tFAW allow), so they may overlap earlier requests' transfers to other banks. Requests may arrive
+  // with cycles out of order; a column command never precedes an earlier request's.
   void access(uint64_t addr, uint64_t bytes, bool write, uint64_t cycle);
   // Ends the stream at DRAM cycle `end_cycle` (or when the last burst finished, if later): adds
-  // refresh and background energy over the whole interval and returns the totals.
+  // refresh and background energy over the whole interval (from the start cycle) and returns the
+  // totals.
   DramStats finish(uint64_t end_cycle);
   // When set, every burst is also written as one line "0x<hex address> READ|WRITE <cycle>"
   // (DRAMSim2's .trc trace format; see docs/accelerator-model.md).

@@ -24,11 +24,21 @@ DramStats& operator+=(DramStats& a, const DramStats& b) {
 
 }  // namespace
 
+const char* pacing_name(Pacing p) { return p == Pacing::Compute ? "compute" : "dram"; }
+
+Pacing parse_pacing(const std::string& name) {
+  if (name == "compute") return Pacing::Compute;
+  if (name == "dram") return Pacing::Dram;
+  throw Error("unknown pacing '" + name + "' (known: compute, dram)");
+}
+
 ScheduleResult evaluate_mapping(const Workload& wl, const Mapping& m, const AccelConfig& cfg,
                                 const EvaluateOptions& o) {
   ScheduleResult res;
   res.kind = m.kind;
   res.buffer_entries = m.buffer_entries;
+  res.pacing = o.pacing;
+  const bool dram_paced = o.pacing == Pacing::Dram;
   LOCUS_CHECK(m.layers.size() == wl.layers.size(), "accelerator model: the mapping has ", m.layers.size(),
               " layers, the workload ", wl.layers.size());
   const int64_t wb = cfg.word_bytes();
@@ -54,7 +64,7 @@ ScheduleResult evaluate_mapping(const Workload& wl, const Mapping& m, const Acce
     trace_model.emplace(cfg.dram);
     trace_model->set_trace(o.trace);
   }
-  uint64_t offset = 0;  // DRAM cycle at which the current layer starts (trace)
+  uint64_t offset = 0;  // absolute DRAM cycle at which the current layer starts
   for (const auto& [lp, mp] : units) {
     const Layer& l = *lp;
     LayerResult r;
@@ -63,13 +73,13 @@ ScheduleResult evaluate_mapping(const Workload& wl, const Mapping& m, const Acce
     r.kind = l.kind;
     r.macs = l.macs;
     std::optional<DramModel> dm;
-    if (o.simulate_dram) dm.emplace(cfg.dram);
+    if (o.simulate_dram) dm.emplace(cfg.dram, offset);
     RequestSink sink;
     if (o.simulate_dram || trace_model)
       sink = [&](uint64_t addr, uint64_t bytes, bool write, uint64_t acc) {
-        const uint64_t cyc = to_dram(acc);
+        const uint64_t cyc = offset + (dram_paced ? 0 : to_dram(acc));
         if (dm) dm->access(addr, bytes, write, cyc);
-        if (trace_model) trace_model->access(addr, bytes, write, offset + cyc);
+        if (trace_model) trace_model->access(addr, bytes, write, cyc);
       };
     const LayerReplay rp = replay_layer(rc, l, *mp, sink);
     r.tiling = rp.tiling;
@@ -88,8 +98,9 @@ ScheduleResult evaluate_mapping(const Workload& wl, const Mapping& m, const Acce
     }
     r.read_bytes = r.read_entries * wb;
     r.write_bytes = r.write_entries * wb;
-    if (dm) r.dram = dm->finish(to_dram(uint64_t(r.compute_cycles)));
-    offset += r.dram.cycles > 0 ? uint64_t(r.dram.cycles) : to_dram(uint64_t(r.compute_cycles));
+    const uint64_t compute_end = dram_paced ? 0 : to_dram(uint64_t(r.compute_cycles));
+    if (dm) r.dram = dm->finish(offset + compute_end);
+    offset += dm ? uint64_t(r.dram.cycles) : compute_end;
     r.e_mac_pj = double(r.macs) * cfg.e_mac_pj;
     r.e_buffer_pj = double(r.buffer_accesses) * cfg.e_buffer_pj;
     LayerResult& t = res.total;

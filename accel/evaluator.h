@@ -1,7 +1,13 @@
 // The evaluator of the accelerator model: prices a Mapping (accel/mapping.h). It replays every
-// layer (accel/replay.h) into its own DramModel with issue cycles taken from compute time (ops /
-// mac_array accelerator cycles per step, converted to DRAM cycles at clock_mhz and the part's tCK),
-// so a layer's stats and energy are its own (the row buffers start closed); totals are sums.
+// layer (accel/replay.h) into its own DramModel, so a layer's stats and energy are its own (the row
+// buffers start closed); totals are sums. Layers run back to back: each starts at the absolute DRAM
+// cycle the previous one ended (refresh falls at absolute cycles). The issue cycles depend on the
+// pacing: Compute takes them from compute time (ops / mac_array accelerator cycles per step,
+// converted to DRAM cycles at clock_mhz and the part's tCK), and a layer lasts until both its
+// compute and its last burst are done; Dram issues every request of a layer at the layer's start,
+// so the DRAM serves them as fast as it can (compute fully overlapped: the DRAM-bound bound, what a
+// trace-driven DRAM simulation of the address stream measures) and a layer lasts as long as its
+// DRAM traffic.
 // Energy: MACs x e_mac_pj + buffer accesses x e_buffer_pj + the DRAM model's. With
 // EvaluateOptions::trace set, the whole stream is also replayed into one DramModel with absolute
 // cycles (layers back to back) that writes the trace.
@@ -43,8 +49,18 @@ struct LayerResult {
   double e_total_pj() const { return e_mac_pj + e_buffer_pj + e_dram_pj(); }
 };
 
+// How requests are issued in time (docs/accelerator-model.md, "Pacing").
+enum class Pacing {
+  Compute,  // at the cycle the step that needs them starts (loads) or ends (stores): compute-paced
+  Dram,     // as soon as the DRAM can take them: DRAM-bound, compute fully overlapped
+};
+const char* pacing_name(Pacing p);  // "compute", "dram"
+// "compute" or "dram"; throws locus::Error naming the value and the choices otherwise.
+Pacing parse_pacing(const std::string& name);
+
 struct ScheduleResult {
   ScheduleKind kind = ScheduleKind::FusedScan;
+  Pacing pacing = Pacing::Compute;
   int64_t buffer_entries = 0;
   std::vector<LayerResult> layers;
   LayerResult total;  // sums over the layers (dram stats summed field by field)
@@ -52,6 +68,7 @@ struct ScheduleResult {
 
 struct EvaluateOptions {
   bool simulate_dram = true;      // false: traffic only (no DramModel)
+  Pacing pacing = Pacing::Compute;
   std::ostream* trace = nullptr;  // DRAMSim2 .trc lines of the whole stream (see DramModel::set_trace)
 };
 

@@ -10,6 +10,7 @@ ScheduleResult run_schedule(const Workload& wl, ScheduleKind kind, const AccelCo
   EvaluateOptions eo;
   eo.simulate_dram = o.simulate_dram;
   eo.trace = o.trace;
+  eo.pacing = o.pacing;
   return evaluate_mapping(wl, map_workload(wl, kind, cfg, mo), cfg, eo);
 }
 

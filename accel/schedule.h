@@ -19,6 +19,7 @@ namespace locus::accel {
 struct ScheduleOptions {
   int64_t buffer_entries = 0;     // 0: the config's
   bool simulate_dram = true;      // false: traffic only (no DramModel), regions packed
+  Pacing pacing = Pacing::Compute;
   std::ostream* trace = nullptr;  // DRAMSim2 .trc lines of the whole stream (see DramModel::set_trace)
 };
 

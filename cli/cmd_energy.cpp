@@ -1,13 +1,16 @@
 // `locus energy`: projected energy of a model on the accelerator model (accel/), per
-// schedule (baseline, scan, fused-scan), per layer and in total; --sweep over buffer sizes with an
-// SVG plot; --emit-mapping / --mapping write and read the schedules' mappings (accel/mapping.h). Everything is computed from the optimised graph; nothing is executed.
+// schedule (baseline, scan, fused-scan) and pacing (compute-paced, DRAM-bound), per layer and in
+// total; --sweep over buffer sizes with an SVG plot, --sweep-macs over MAC array sizes; --emit-mapping / --mapping write and read the schedules' mappings (accel/mapping.h). Everything is computed from the optimised graph; nothing is executed.
 // --decompose builds the chains from shapes only (CpDecomposeOptions::shapes_only) unless the policy
 // (error=E) needs fits to choose the ranks.
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <sstream>
+#include <tuple>
+#include <utility>
 
 #include "cli/commands.h"
 #include "cli/options.h"
@@ -36,7 +39,14 @@ static const char* kEnergyHelp =
     "  fused-scan  each fused inverted-residual group as one band x chunk schedule (Scan over the\n"
     "              chunks), the other layers as scan\n"
     "Every schedule places the tensors in one DRAM address space and feeds its loads and stores, tile\n"
-    "by tile, to the DRAM model (banks, rows, open-page row buffers, refresh, background).\n"
+    "by tile, to the DRAM model (banks, rows, open-page row buffers, refresh, background), under each\n"
+    "pacing (--pacing):\n"
+    "  compute     a request is issued when the step that needs it starts (loads) or ends (stores),\n"
+    "              at the MAC array's pace; a layer lasts until its compute and its DRAM traffic end\n"
+    "  dram        every request is issued as soon as the DRAM can take it (compute fully\n"
+    "              overlapped: the DRAM-bound bound, as a trace-driven DRAM simulation runs)\n"
+    "Background and refresh energy scale with the schedule's duration, so the two pacings give\n"
+    "different DRAM energies and savings for the same traffic.\n"
     "\n"
     "With --decompose rank=N, ratio=X or macs=X the decomposition is shapes only: the chains get the\n"
     "policy's ranks and zero weights, nothing is fitted (the energy depends only on shapes; the figures\n"
@@ -48,12 +58,18 @@ static const char* kEnergyHelpColumns =
     "Per-layer columns (table and csv): MACs; DRAM MiB read and written (the schedule's traffic,\n"
     "entries x word bytes); buffer accesses (words read or written in the on-chip buffer); the\n"
     "row-buffer hit rate of the DRAM bursts; energy in uJ: DRAM read, write, activate+precharge,\n"
-    "refresh, background and their sum, buffer, MAC, total; the tiling chosen.\n"
-    "Totals are printed per schedule side by side with the saving of scan and fused-scan over\n"
+    "refresh, background and their sum, buffer, MAC, total; the tiling chosen (csv: then the pacing).\n"
+    "Totals are printed per pacing and schedule side by side (with the duration and the compute time\n"
+    "in us) with the saving of scan and fused-scan over\n"
     "baseline in DRAM energy, in DRAM access energy (bursts and activate/precharge: without the\n"
     "time-proportional background and refresh) and in DRAM bytes, and the thesis's figures\n"
     "(67% of DRAM energy saved on MobileNetV2, 20% on\n"
     "CP-decomposed ResNet-50, both at 64K entries) next to the measured saving.\n"
+    "JSON: \"schedules\" holds the first pacing's results (compute by default), \"schedules_dram_paced\"\n"
+    "the DRAM-paced ones when both are evaluated; each schedule names its \"pacing\".\n"
+    "--sweep-macs LO:HI evaluates every MAC array size LO, 2LO, ..., HI at --buffer: per schedule the\n"
+    "compute-paced DRAM energy and duration, and whether the schedule is compute-bound (its compute\n"
+    "time exceeds its DRAM-paced duration) or DRAM-bound.\n"
     "\n"
     "Presets: accelerators ";
 
@@ -136,16 +152,39 @@ void check_energies_finite(const accel::ScheduleResult& r, const accel::AccelCon
 // refresh (what a model that prices only DRAM accesses compares).
 double access_pj(const accel::LayerResult& t) { return t.dram.e_read_pj + t.dram.e_write_pj + t.dram.e_act_pre_pj; }
 
-std::string thesis_line(const std::vector<accel::ScheduleResult>& rs, const std::string& where) {
-  const auto* b = find(rs, accel::ScheduleKind::Baseline);
-  const auto* f = find(rs, accel::ScheduleKind::FusedScan);
-  std::string measured = "not measured (needs baseline and fused-scan)";
-  if (b && f)
-    measured = pct(saving(b->total.e_dram_pj(), f->total.e_dram_pj())) + " of DRAM energy, " +
-               pct(saving(access_pj(b->total), access_pj(f->total))) +
-               " of DRAM access energy (fused-scan vs baseline" + where + ")";
+// duration of a schedule (its layers back to back) and its compute time, in us
+double duration_us(const accel::LayerResult& t, const accel::AccelConfig& cfg) {
+  return double(t.dram.cycles) * cfg.dram.tck_ns * 1e-3;
+}
+double compute_us(const accel::LayerResult& t, const accel::AccelConfig& cfg) {
+  return double(t.compute_cycles) / cfg.clock_mhz;
+}
+
+std::vector<accel::Pacing> parse_pacings(const std::string& v) {
+  if (v == "both") return {accel::Pacing::Compute, accel::Pacing::Dram};
+  return {accel::parse_pacing(v)};
+}
+
+// "LO:HI", powers of two, LO <= HI; `parse` reads one bound (throws Error); `example` for messages
+std::pair<int64_t, int64_t> parse_pow2_range(const std::string& option, const std::string& v, const char* example,
+                                             const std::function<int64_t(const std::string&)>& parse);
+
+// One line: the thesis's figures and the measured saving under each pacing evaluated.
+std::string thesis_line(const std::vector<std::vector<accel::ScheduleResult>>& by_pacing, const std::string& where) {
+  std::string measured;
+  for (const auto& rs : by_pacing) {
+    const auto* b = find(rs, accel::ScheduleKind::Baseline);
+    const auto* f = find(rs, accel::ScheduleKind::FusedScan);
+    const bool dram = rs.front().pacing == accel::Pacing::Dram;
+    measured += std::string(measured.empty() ? "" : "; ") + (dram ? "DRAM-paced " : "compute-paced ");
+    if (b && f)
+      measured += pct(saving(b->total.e_dram_pj(), f->total.e_dram_pj())) + " of DRAM energy, " +
+                  pct(saving(access_pj(b->total), access_pj(f->total))) + " of DRAM access energy";
+    else
+      measured += "not measured (needs baseline and fused-scan)";
+  }
   return "thesis (Wu & Huang, DATE 2019): fused-scan saves 67% of DRAM energy on MobileNetV2 and 20% on "
-         "CP-decomposed ResNet-50 at 64K entries; measured here: " + measured;
+         "CP-decomposed ResNet-50 at 64K entries; measured here (fused-scan vs baseline" + where + "): " + measured;
 }
 
 Json layer_json(const accel::LayerResult& l, const accel::AccelConfig& cfg) {
@@ -203,8 +242,9 @@ void print_layer_table(const accel::ScheduleResult& r) {
   row("", r.total, "");
 }
 
-void print_totals(const std::vector<accel::ScheduleResult>& rs) {
-  std::printf("\ntotals (energy in uJ)%*s", 14, "");
+void print_totals(const std::vector<accel::ScheduleResult>& rs, const accel::AccelConfig& cfg) {
+  const bool dram_paced = !rs.empty() && rs.front().pacing == accel::Pacing::Dram;
+  std::printf("\n%-35s", dram_paced ? "totals, DRAM-paced (energy in uJ)" : "totals, compute-paced (uJ)");
   for (auto& r : rs) std::printf(" %14s", accel::schedule_name(r.kind));
   std::printf("\n");
   auto line = [&](const char* what, auto get, const char* fmt) {
@@ -214,6 +254,8 @@ void print_totals(const std::vector<accel::ScheduleResult>& rs) {
   };
   using L = const accel::LayerResult&;
   line("MACs", [](L t) { return (long long)t.macs; }, " %14lld");
+  line("duration us", [&](L t) { return duration_us(t, cfg); }, " %14.1f");
+  line("compute time us", [&](L t) { return compute_us(t, cfg); }, " %14.1f");
   line("DRAM read MiB", [](L t) { return mib(t.read_bytes); }, " %14.3f");
   line("DRAM written MiB", [](L t) { return mib(t.write_bytes); }, " %14.3f");
   line("buffer accesses", [](L t) { return (long long)t.buffer_accesses; }, " %14lld");
@@ -241,6 +283,37 @@ void print_totals(const std::vector<accel::ScheduleResult>& rs) {
   }
 }
 
+std::pair<int64_t, int64_t> parse_pow2_range(const std::string& option, const std::string& v, const char* example,
+                                             const std::function<int64_t(const std::string&)>& parse) {
+  const size_t colon = v.find(':');
+  if (colon == std::string::npos)
+    throw UsageError("option " + option + " expects LO:HI (e.g. " + example + "), got '" + v + "'");
+  int64_t lo = 0, hi = 0;
+  try {
+    lo = parse(v.substr(0, colon));
+    hi = parse(v.substr(colon + 1));
+  } catch (const Error& e) {
+    throw UsageError("option " + option + " " + v + ": " + e.what());
+  }
+  if (!is_pow2(lo) || !is_pow2(hi) || lo > hi)
+    throw UsageError("option " + option + " expects powers of two LO <= HI (e.g. " + example + "), got '" + v + "'");
+  return {lo, hi};
+}
+
+// a MAC array size: a whole number in 1 .. 2^30
+int64_t parse_macs(const std::string& t) {
+  size_t used = 0;
+  long long v = 0;
+  try {
+    v = std::stoll(t, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  LOCUS_CHECK(used == t.size() && !t.empty() && v >= 1 && v <= (1 << 30), "'", t,
+              "' is not a MAC array size (a whole number 1..1073741824)");
+  return v;
+}
+
 }  // namespace
 
 int cmd_energy(int argc, char** argv) {
@@ -248,7 +321,7 @@ int cmd_energy(int argc, char** argv) {
                           kEnergyHelpColumns + join(accel::accel_preset_names()) + "; DRAM parts " +
                               join(accel::dram_preset_names()) + ".\n");
   std::string model_arg, dram, schedule_list = "baseline,scan,fused-scan", sweep_arg, svg, format = "table", trace_file,
-                         trace_schedule, emit_mapping, mapping_file;
+                         trace_schedule, emit_mapping, mapping_file, pacing_arg = "both", sweep_macs_arg;
   bool summary = false, no_fuse = false;
   BackendOptions accel_opts;  // --accel, --buffer
   SessionOptions so;          // --decompose, --decompose-form
@@ -261,14 +334,23 @@ int cmd_energy(int argc, char** argv) {
                   "DRAM energy per schedule for every buffer size LO, 2LO, ..., HI (powers\n"
                   "of two, e.g. 8K:2M) instead of the per-layer report; progress on stderr")
       ->type_name("LO:HI");
+  add_choice_option(*app, "--pacing", pacing_arg, {"compute", "dram", "both"},
+                    "compute (requests at the MAC array's pace), dram (as fast as the DRAM\n"
+                    "serves them: the DRAM-bound bound) or both (default; --sweep: compute)", "P");
+  app->add_option("--sweep-macs", sweep_macs_arg,
+                  "compute-paced DRAM energy, duration and compute- or DRAM-bound per\n"
+                  "schedule for every MAC array size LO, 2LO, ..., HI (powers of two, e.g.\n"
+                  "64:8192) at --buffer, instead of the per-layer report")
+      ->type_name("LO:HI");
   app->add_option("--svg", svg, "with --sweep: also write an SVG plot of DRAM energy against buffer size")
       ->type_name("FILE");
   add_choice_option(*app, "--format", format, {"table", "csv", "json"},
-                    "table (default), csv or json (schema locus-energy/1, with --sweep\nlocus-energy-sweep/1)", "F");
+                    "table (default), csv or json (schema locus-energy/1, with --sweep\nlocus-energy-sweep/1, with --sweep-macs locus-energy-mac-sweep/1)", "F");
   app->add_flag("--summary", summary, "table format: totals only, no per-layer tables");
   app->add_option("--trace", trace_file,
                   "write the DRAM request trace (one line per burst, '0x<address> READ|WRITE\n"
-                  "<cycle>', DRAMSim2's .trc format) of one schedule at --buffer")
+                  "<cycle>', DRAMSim2's .trc format) of one schedule at --buffer, under the\n"
+                  "first pacing (compute unless --pacing dram)")
       ->type_name("FILE");
   app->add_option("--trace-schedule", trace_schedule, "the schedule traced (default: fused-scan)")->type_name("S");
   app->add_option("--emit-mapping", emit_mapping,
@@ -289,31 +371,28 @@ int cmd_energy(int argc, char** argv) {
   if (!parse_command(*app, argc, argv)) return 0;
   check_decompose_options(dg);
   const auto schedules = parse_schedules(schedule_list);
-  const bool sweep = app->count("--sweep") > 0;
+  const bool sweep = app->count("--sweep") > 0, sweep_macs = app->count("--sweep-macs") > 0;
+  if (sweep && sweep_macs) throw UsageError("option --sweep cannot be combined with --sweep-macs");
   if (app->count("--svg") && !sweep) throw UsageError("option --svg needs --sweep");
-  if (app->count("--trace") && sweep) throw UsageError("option --trace cannot be combined with --sweep");
+  if (app->count("--trace") && (sweep || sweep_macs))
+    throw UsageError(std::string("option --trace cannot be combined with ") + (sweep ? "--sweep" : "--sweep-macs"));
+  if (sweep_macs && app->count("--pacing"))
+    throw UsageError("option --sweep-macs evaluates both pacings: it cannot be combined with --pacing");
+  if (sweep && pacing_arg == "both" && app->count("--pacing"))
+    throw UsageError("option --sweep evaluates one pacing: choose --pacing compute or --pacing dram");
+  const std::vector<accel::Pacing> pacings =
+      sweep ? parse_pacings(app->count("--pacing") ? pacing_arg : "compute") : parse_pacings(pacing_arg);
   if (app->count("--trace-schedule") && !app->count("--trace")) throw UsageError("option --trace-schedule needs --trace");
   const bool from_mapping = app->count("--mapping") != 0, emit = app->count("--emit-mapping") != 0;
-  if ((from_mapping || emit) && sweep)
+  if ((from_mapping || emit) && (sweep || sweep_macs))
     throw UsageError(std::string("option ") + (from_mapping ? "--mapping" : "--emit-mapping") +
-                     " cannot be combined with --sweep");
+                     " cannot be combined with " + (sweep ? "--sweep" : "--sweep-macs"));
   if (from_mapping && app->count("--schedule"))
     throw UsageError("option --mapping takes its schedules from the file: it cannot be combined with --schedule");
   if (from_mapping && emit) throw UsageError("option --mapping cannot be combined with --emit-mapping");
   int64_t lo = 0, hi = 0;
-  if (sweep) {
-    const std::string& v = sweep_arg;
-    const size_t colon = v.find(':');
-    if (colon == std::string::npos) throw UsageError("option --sweep expects LO:HI (e.g. 8K:2M), got '" + v + "'");
-    try {
-      lo = accel::parse_entries(v.substr(0, colon));
-      hi = accel::parse_entries(v.substr(colon + 1));
-    } catch (const Error& e) {
-      throw UsageError(std::string("option --sweep ") + v + ": " + e.what());
-    }
-    if (!is_pow2(lo) || !is_pow2(hi) || lo > hi)
-      throw UsageError("option --sweep expects powers of two LO <= HI (e.g. 8K:2M), got '" + v + "'");
-  }
+  if (sweep) std::tie(lo, hi) = parse_pow2_range("--sweep", sweep_arg, "8K:2M", accel::parse_entries);
+  if (sweep_macs) std::tie(lo, hi) = parse_pow2_range("--sweep-macs", sweep_macs_arg, "64:8192", parse_macs);
   accel::ScheduleKind trace_kind = accel::ScheduleKind::FusedScan;
   if (app->count("--trace-schedule")) {
     try {
@@ -368,6 +447,7 @@ int cmd_energy(int argc, char** argv) {
       for (auto k : schedules) {
         accel::ScheduleOptions so;
         so.buffer_entries = sizes[i];
+        so.pacing = pacings.front();
         row.push_back(accel::run_schedule(wl, k, cfg, so));
         check_energies_finite(row.back(), cfg);
       }
@@ -380,6 +460,7 @@ int cmd_energy(int argc, char** argv) {
       j["accel"] = cfg.name;
       j["dram"] = cfg.dram.name;
       j["word_bits"] = cfg.word_bits;
+      j["pacing"] = accel::pacing_name(pacings.front());
       Json& sweep_rows = j["sweep"] = Json::array();
       for (size_t i = 0; i < sizes.size(); ++i) {
         Json scheds = Json::object();
@@ -447,6 +528,117 @@ int cmd_energy(int argc, char** argv) {
     return 0;
   }
 
+  if (sweep_macs) {
+    // the mappings do not depend on the MAC array: map once, evaluate per size (the DRAM-paced
+    // figures do not depend on it either)
+    std::vector<accel::Mapping> ms;
+    std::vector<accel::ScheduleResult> dram_paced;
+    for (auto k : schedules) {
+      ms.push_back(accel::map_workload(wl, k, cfg));
+      accel::EvaluateOptions eo;
+      eo.pacing = accel::Pacing::Dram;
+      dram_paced.push_back(accel::evaluate_mapping(wl, ms.back(), cfg, eo));
+      check_energies_finite(dram_paced.back(), cfg);
+    }
+    std::vector<int64_t> sizes;
+    for (int64_t v = lo; v <= hi; v *= 2) sizes.push_back(v);
+    std::vector<std::vector<accel::ScheduleResult>> res;  // [size][schedule], compute-paced
+    std::vector<accel::AccelConfig> cfgs;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      std::fprintf(stderr, "sweep: MAC array %lld (%zu/%zu)\n", (long long)sizes[i], i + 1, sizes.size());
+      accel::AccelConfig c = cfg;
+      c.mac_array = int(sizes[i]);
+      std::vector<accel::ScheduleResult> row;
+      for (const accel::Mapping& m : ms) {
+        row.push_back(accel::evaluate_mapping(wl, m, c, {}));
+        check_energies_finite(row.back(), c);
+      }
+      res.push_back(std::move(row));
+      cfgs.push_back(c);
+    }
+    // compute-bound: the compute time exceeds the DRAM-paced duration
+    auto bound = [&](size_t i, size_t k) {
+      return compute_us(res[i][k].total, cfgs[i]) > duration_us(dram_paced[k].total, cfg) ? "compute" : "dram";
+    };
+    const auto* base_dp = find(dram_paced, accel::ScheduleKind::Baseline);
+    if (format == "json") {
+      Json j = json_document("locus-energy-mac-sweep/1");
+      j["model"] = path;
+      j["accel"] = cfg.name;
+      j["dram"] = cfg.dram.name;
+      j["buffer_entries"] = cfg.buffer_entries;
+      j["clock_mhz"] = finite_or_null(cfg.clock_mhz);
+      Json dp = Json::object();
+      for (auto& r : dram_paced) {
+        Json e = {{"dram_energy_uj", finite_or_null(uj(r.total.e_dram_pj()))},
+                  {"duration_us", finite_or_null(duration_us(r.total, cfg))}};
+        if (base_dp) e["dram_energy_saving"] = finite_or_null(saving(base_dp->total.e_dram_pj(), r.total.e_dram_pj()));
+        dp[accel::schedule_name(r.kind)] = std::move(e);
+      }
+      j["dram_paced"] = std::move(dp);
+      Json& rows = j["sweep"] = Json::array();
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        Json scheds = Json::object();
+        const auto* b = find(res[i], accel::ScheduleKind::Baseline);
+        for (size_t k = 0; k < res[i].size(); ++k) {
+          const auto& r = res[i][k];
+          Json e = {{"dram_energy_uj", finite_or_null(uj(r.total.e_dram_pj()))},
+                    {"duration_us", finite_or_null(duration_us(r.total, cfgs[i]))},
+                    {"compute_us", finite_or_null(compute_us(r.total, cfgs[i]))},
+                    {"bound", bound(i, k)}};
+          if (b) e["dram_energy_saving"] = finite_or_null(saving(b->total.e_dram_pj(), r.total.e_dram_pj()));
+          scheds[accel::schedule_name(r.kind)] = std::move(e);
+        }
+        rows.push_back({{"mac_array", sizes[i]}, {"schedules", std::move(scheds)}});
+      }
+      std::printf("%s\n", json_text(j).c_str());
+      return 0;
+    }
+    const bool csv = format == "csv";
+    if (!csv) {
+      std::printf("DRAM-paced (independent of the MAC array):");
+      for (size_t k = 0; k < dram_paced.size(); ++k) {
+        const auto& r = dram_paced[k];
+        std::printf("%s %s %.2f uJ in %.1f us%s", k ? ";" : "", accel::schedule_name(r.kind), uj(r.total.e_dram_pj()),
+                    duration_us(r.total, cfg), base_dp && r.kind != accel::ScheduleKind::Baseline
+                        ? (" (saving " + pct(saving(base_dp->total.e_dram_pj(), r.total.e_dram_pj())) + ")").c_str()
+                        : "");
+      }
+      std::printf("\ncompute-paced:\n");
+    }
+    std::printf(csv ? "mac_array" : "%-9s", csv ? "" : "macs");
+    for (auto k : schedules) {
+      const std::string n = accel::schedule_name(k);
+      if (csv)
+        std::printf(",%s_dram_uj,%s_us,%s_compute_us,%s_bound", n.c_str(), n.c_str(), n.c_str(), n.c_str());
+      else
+        std::printf(" %16s %12s %10s", (n + "_uJ").c_str(), (n + "_us").c_str(), "bound");
+    }
+    const bool has_fused_saving = find(res[0], accel::ScheduleKind::Baseline) && find(res[0], accel::ScheduleKind::FusedScan);
+    if (has_fused_saving) std::printf(csv ? ",fused-scan_saving" : " %18s", csv ? "" : "fused-scan_saving");
+    std::printf("\n");
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      std::printf(csv ? "%lld" : "%-9lld", (long long)sizes[i]);
+      for (size_t k = 0; k < res[i].size(); ++k) {
+        const auto& t = res[i][k].total;
+        if (csv)
+          std::printf(",%.3f,%.3f,%.3f,%s", uj(t.e_dram_pj()), duration_us(t, cfgs[i]), compute_us(t, cfgs[i]), bound(i, k));
+        else
+          std::printf(" %16.2f %12.1f %10s", uj(t.e_dram_pj()), duration_us(t, cfgs[i]), bound(i, k));
+      }
+      if (has_fused_saving) {
+        const double f = saving(find(res[i], accel::ScheduleKind::Baseline)->total.e_dram_pj(),
+                                find(res[i], accel::ScheduleKind::FusedScan)->total.e_dram_pj());
+        if (csv)
+          std::printf(",%.4f", f);
+        else
+          std::printf(" %18s", pct(f).c_str());
+      }
+      std::printf("\n");
+    }
+    return 0;
+  }
+
   std::ofstream trace;
   if (app->count("--trace")) {
     trace.open(trace_file);
@@ -474,20 +666,24 @@ int cmd_energy(int argc, char** argv) {
     f.flush();
     LOCUS_CHECK(f.good(), "cannot write the mapping to '", emit_mapping, "'");
   }
-  std::vector<accel::ScheduleResult> rs;
-  for (const accel::Mapping& m : mappings) {
-    accel::EvaluateOptions eo;
-    if (trace.is_open() && m.kind == trace_kind) eo.trace = &trace;
-    rs.push_back(accel::evaluate_mapping(wl, m, cfg, eo));
-    check_energies_finite(rs.back(), cfg);
+  // [pacing][schedule]; the trace is written under the first pacing
+  std::vector<std::vector<accel::ScheduleResult>> by_pacing;
+  for (size_t p = 0; p < pacings.size(); ++p) {
+    std::vector<accel::ScheduleResult> rs;
+    for (const accel::Mapping& m : mappings) {
+      accel::EvaluateOptions eo;
+      eo.pacing = pacings[p];
+      if (p == 0 && trace.is_open() && m.kind == trace_kind) eo.trace = &trace;
+      rs.push_back(accel::evaluate_mapping(wl, m, cfg, eo));
+      check_energies_finite(rs.back(), cfg);
+    }
+    by_pacing.push_back(std::move(rs));
   }
   if (trace.is_open()) {
     trace.flush();
     LOCUS_CHECK(trace.good(), "cannot write the trace to '", trace_file, "'");
   }
   const std::string where = ", S = " + entries_label(double(cfg.buffer_entries)) + " entries";
-  const auto* base = find(rs, accel::ScheduleKind::Baseline);
-
   if (format == "json") {
     Json j = json_document("locus-energy/1");
     j["model"] = path;
@@ -500,9 +696,18 @@ int cmd_energy(int argc, char** argv) {
                    {"e_buffer_pj", finite_or_null(cfg.e_buffer_pj)},
                    {"dram", cfg.dram.name},
                    {"dram_source", cfg.dram.source}};
-    Json& scheds = j["schedules"] = Json::array();
-    for (auto& r : rs) {
-      Json e = {{"name", accel::schedule_name(r.kind)}, {"buffer_entries", r.buffer_entries}, {"total", layer_json(r.total, cfg)}};
+    Json& pj = j["pacings"] = Json::array();
+    for (auto p : pacings) pj.push_back(accel::pacing_name(p));
+    for (size_t p = 0; p < by_pacing.size(); ++p) {
+    const auto& prs = by_pacing[p];
+    const auto* base = find(prs, accel::ScheduleKind::Baseline);
+    Json& scheds = j[p == 0 ? "schedules" : "schedules_dram_paced"] = Json::array();
+    for (auto& r : prs) {
+      Json e = {{"name", accel::schedule_name(r.kind)}, {"buffer_entries", r.buffer_entries},
+                {"pacing", accel::pacing_name(r.pacing)},
+                {"duration_us", finite_or_null(duration_us(r.total, cfg))},
+                {"compute_us", finite_or_null(compute_us(r.total, cfg))},
+                {"total", layer_json(r.total, cfg)}};
       if (base) {
         e["dram_energy_saving"] = finite_or_null(saving(base->total.e_dram_pj(), r.total.e_dram_pj()));
         e["dram_access_energy_saving"] = finite_or_null(saving(access_pj(base->total), access_pj(r.total)));
@@ -512,6 +717,7 @@ int cmd_energy(int argc, char** argv) {
       Json& layers = e["layers"] = Json::array();
       for (auto& l : r.layers) layers.push_back(layer_json(l, cfg));
       scheds.push_back(std::move(e));
+    }
     }
     j["thesis"] = {{"mobilenetv2_dram_energy_saving", 0.67},
                    {"cp_resnet50_dram_energy_saving", 0.20},
@@ -523,15 +729,16 @@ int cmd_energy(int argc, char** argv) {
   if (format == "csv") {
     std::printf("schedule,buffer_entries,index,layer,op,kind,macs,dram_read_bytes,dram_write_bytes,buffer_accesses,"
                 "row_hit_rate,e_dram_read_uj,e_dram_write_uj,e_dram_act_pre_uj,e_dram_refresh_uj,e_dram_background_uj,"
-                "e_dram_uj,e_buffer_uj,e_mac_uj,e_total_uj,tiling\n");
-    for (auto& r : rs) {
+                "e_dram_uj,e_buffer_uj,e_mac_uj,e_total_uj,tiling,pacing\n");
+    for (const auto& prs : by_pacing)
+    for (auto& r : prs) {
       auto row = [&](const std::string& idx, const accel::LayerResult& l, const char* kind) {
-        std::printf("%s,%lld,%s,%s,%s,%s,%lld,%lld,%lld,%lld,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,\"%s\"\n",
+        std::printf("%s,%lld,%s,%s,%s,%s,%lld,%lld,%lld,%lld,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,\"%s\",%s\n",
                     accel::schedule_name(r.kind), (long long)r.buffer_entries, idx.c_str(), l.name.c_str(),
                     l.op.c_str(), kind, (long long)l.macs, (long long)l.read_bytes, (long long)l.write_bytes,
                     (long long)l.buffer_accesses, l.dram.row_hit_rate(), uj(l.dram.e_read_pj), uj(l.dram.e_write_pj),
                     uj(l.dram.e_act_pre_pj), uj(l.dram.e_refresh_pj), uj(l.dram.e_background_pj), uj(l.e_dram_pj()),
-                    uj(l.e_buffer_pj), uj(l.e_mac_pj), uj(l.e_total_pj()), l.tiling.c_str());
+                    uj(l.e_buffer_pj), uj(l.e_mac_pj), uj(l.e_total_pj()), l.tiling.c_str(), accel::pacing_name(r.pacing));
       };
       for (size_t i = 0; i < r.layers.size(); ++i)
         row(std::to_string(i), r.layers[i], accel::layer_kind_name(r.layers[i].kind));
@@ -544,10 +751,16 @@ int cmd_energy(int argc, char** argv) {
               cfg.name.c_str(), entries_label(double(cfg.buffer_entries)).c_str(), cfg.word_bits, cfg.mac_array,
               cfg.clock_mhz, cfg.e_mac_pj, cfg.e_buffer_pj);
   std::printf("dram       %s (%s)\n", cfg.dram.name.c_str(), cfg.dram.source.c_str());
-  if (!summary)
-    for (auto& r : rs) print_layer_table(r);
-  print_totals(rs);
-  std::printf("\n%s\n", thesis_line(rs, where).c_str());
+  for (const auto& prs : by_pacing) {
+    if (!summary) {
+      std::printf("\n== %s ==\n", prs.front().pacing == accel::Pacing::Compute
+                                       ? "compute-paced (requests at the MAC array's pace)"
+                                       : "DRAM-paced (requests as fast as the DRAM serves them)");
+      for (auto& r : prs) print_layer_table(r);
+    }
+    print_totals(prs, cfg);
+  }
+  std::printf("\n%s\n", thesis_line(by_pacing, where).c_str());
   return 0;
 }
 

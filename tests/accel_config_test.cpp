@@ -85,6 +85,8 @@ TEST(AccelConfigRanges, HugeCountsAreRefusedBeforeAnyAllocation) {
   bad(R"({"dram": {"cl": 20000}})", {"'cl'", "20000", "1..10000"});
   bad(R"({"dram": {"tras": 0}})", {"'tras'", "0", "1..10000"});
   bad(R"({"dram": {"twr": -1}})", {"'twr'", "-1", "0..10000"});
+  bad(R"({"dram": {"trrd": -1}})", {"'trrd'", "-1", "0..10000"});
+  bad(R"({"dram": {"tfaw": 10001}})", {"'tfaw'", "10001", "0..10000"});
   bad(R"({"dram": {"trfc": 1e9}})", {"'trfc'", "1000000000", "1..100000"});
 }
 
@@ -112,7 +114,7 @@ const char* kExtremeConfig = R"({
   "name": "extreme", "clock_mhz": 1, "e_mac_pj": 1000000, "e_buffer_pj": 1000000, "mac_array": 1,
   "dram": {"name": "extreme", "channels": 32, "ranks": 16, "banks": 64, "rows": 1048576, "columns": 16384,
            "device_width_bits": 128, "devices_per_rank": 36, "burst_length": 32, "tck_ns": 100,
-           "cl": 10000, "trcd": 10000, "trp": 10000, "tras": 10000, "trc": 10000, "twr": 10000,
+           "cl": 10000, "trcd": 10000, "trp": 10000, "tras": 10000, "trc": 10000, "twr": 10000, "trrd": 10000, "tfaw": 10000,
            "trfc": 100000, "trefi_cycles": 10000000,
            "idd0": 10000, "idd2n": 0.001, "idd3n": 0.001, "idd4r": 10000, "idd4w": 10000, "idd5": 10000, "vdd": 3.6}
 })";

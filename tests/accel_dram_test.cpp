@@ -27,6 +27,7 @@ constexpr double kDevices = 8, kTck = 1.5, kVdd = 1.5;
 constexpr double kIdd0 = 130, kIdd2n = 70, kIdd3n = 90, kIdd4r = 255, kIdd4w = 300, kIdd5 = 305;
 constexpr int kBL = 8, kCL = 10, kTrcd = 10, kTrp = 10, kTras = 24, kTrc = 34, kTrfc = 107, kTwr = 10;
 constexpr int kTrefi = 5200;  // 7800 ns / 1.5 ns
+constexpr int kTrrd = 4, kTfaw = 20;  // DRAMSim2's same file: tRRD 4, tFAW 20 (30 ns)
 constexpr int64_t kBurstBytes = 64;       // 8 devices x 8 bits / 8 x BL 8
 constexpr int64_t kRowBytes = 1024 * 8;   // 1024 columns x 8 devices x 1 byte
 constexpr int kBanks = 8;
@@ -64,6 +65,8 @@ TEST(DramSpec, Ddr3PresetHasMethodNumbers) {
   EXPECT_EQ(s.trc, kTrc);
   EXPECT_EQ(s.trfc, kTrfc);
   EXPECT_EQ(s.twr, kTwr);
+  EXPECT_EQ(s.trrd, kTrrd);
+  EXPECT_EQ(s.tfaw, kTfaw);
   EXPECT_DOUBLE_EQ(s.trefi_cycles, kTrefi);
   EXPECT_DOUBLE_EQ(s.idd0, kIdd0);
   EXPECT_DOUBLE_EQ(s.idd2n, kIdd2n);
@@ -266,6 +269,100 @@ TEST(DramModel, ChannelsAreIndependent) {
   EXPECT_EQ(st.refreshes, 0);
 }
 
+// ---- bank parallelism, tRRD / tFAW, absolute refresh -------------------------------------------
+
+// Two banks with rows open, then a row miss in each: the second bank's precharge and activate start
+// when that bank is free, overlapping the first bank's, not after the first miss's column command.
+//   1. bank 0 row 0 (closed):  ACT 0,  COL 10, data 20..24
+//   2. bank 1 row 0 (closed):  ACT max(0, ACT0 + tRRD 4) = 4, COL 14, data max(24, 24) = 24..28
+//   3. bank 0 row 1:           PRE max(ACT0 + tRAS 24, bank 0's COL 10) = 24, ACT 24 + tRP = 34
+//                              (= ACT0 + tRC 34; >= ACT1 + tRRD 8), COL 44, data max(54, 28) = 54..58
+//   4. bank 1 row 1:           PRE max(ACT1 + tRAS = 28, bank 1's COL 14) = 28, ACT 38
+//                              (= ACT1 + tRC 38 = ACT3 + tRRD 38), COL 48, data max(58, 58) = 58..62
+// End: 62. Serialised (the previous model: every request after the previous COL) request 4 would
+// precharge at COL3 = 44: ACT 54, COL 64, data 74..78.
+TEST(DramModel, TwoBanksMissesOverlap) {
+  DramModel m(ddr3());
+  const uint64_t next_row = kRowBytes * kBanks;  // same bank, next row
+  m.access(0, kBurstBytes, false, 0);
+  m.access(kRowBytes, kBurstBytes, false, 0);
+  m.access(next_row, kBurstBytes, false, 0);
+  m.access(next_row + kRowBytes, kBurstBytes, false, 0);
+  const DramStats st = m.finish(0);
+  EXPECT_EQ(st.row_misses, 4);
+  EXPECT_EQ(st.activates, 4);
+  EXPECT_EQ(st.precharges, 2);
+  EXPECT_EQ(st.cycles, 62);
+  EXPECT_LT(st.cycles, 78);
+}
+
+// Eight banks opened at once (one read burst each, all issued at 0): activates are spaced by
+// tRRD = 4, and the fifth waits for the four-activate window: ACT4 >= ACT0 + tFAW.
+//   ACT 0, 4, 8, 12, then max(16, 0 + 20) = 20, max(24, 4 + 20) = 24, max(28, 8 + 20) = 28,
+//   max(32, 12 + 20) = 32; COL = ACT + 10; data = max(COL + 10, previous end), 4 cycles:
+//   20..24, 24..28, 28..32, 32..36, 40..44, 44..48, 48..52, 52..56. End: 56.
+TEST(DramModel, ActivatesRespectTrrdAndTfaw) {
+  auto run = [](const DramSpec& s) {
+    DramModel m(s);
+    for (int b = 0; b < kBanks; ++b) m.access(uint64_t(b) * kRowBytes, kBurstBytes, false, 0);
+    return m.finish(0);
+  };
+  DramStats st = run(ddr3());
+  EXPECT_EQ(st.activates, 8);
+  EXPECT_EQ(st.cycles, 56);
+  // Without the window (tFAW 0): ACTs every 4 cycles, data back to back from 20: 20 + 8 x 4 = 52.
+  DramSpec s = ddr3();
+  s.tfaw = 0;
+  EXPECT_EQ(run(s).cycles, 52);
+  // A wider window, tFAW 40: ACT 0, 4, 8, 12, 40, 44, 48, 52; data 20..36, then the fifth's COL at
+  // 50, data 60..64, 64..68, 68..72, 72..76. End: 76.
+  s.tfaw = 40;
+  EXPECT_EQ(run(s).cycles, 76);
+  // tRRD 10, no window: ACT 0, 10, ..., 70; the last COL 80, data 90..94.
+  s.tfaw = 0;
+  s.trrd = 10;
+  EXPECT_EQ(run(s).cycles, 94);
+}
+
+// A precharge waits for the bank's last column command: a run of hits to bank 0 then a miss to it.
+//   ACT 0; 16 bursts: COLs 10, 14, ..., 70 (data 20..84, one burst every 4 cycles); the miss:
+//   PRE max(ACT + tRAS 24, last COL 70) = 70, ACT 80, COL 90, data 100..104.
+TEST(DramModel, PrechargeWaitsForTheBanksLastColumn) {
+  DramModel m(ddr3());
+  m.access(0, 16 * kBurstBytes, false, 0);
+  m.access(kRowBytes * kBanks, kBurstBytes, false, 0);
+  EXPECT_EQ(m.finish(0).cycles, 104);
+}
+
+// Refresh counted from the absolute start: a model starting at cycle 5000 and ending at 5300 holds
+// the refresh at 5200 (a model from 0 over 300 cycles holds none); its stats cover 300 cycles:
+// the refresh from 5200 to the end, 100 cycles, at IDD3N (the rest of its tRFC 107 falls after the
+// end), the other 200 at IDD2N (nothing open).
+TEST(DramModel, RefreshFromTheAbsoluteStart) {
+  DramModel late(ddr3(), 5000);
+  DramStats st = late.finish(5300);
+  EXPECT_EQ(st.cycles, 300);
+  EXPECT_EQ(st.refreshes, 1);
+  expect_near_rel(st.e_refresh_pj, kErefresh);
+  expect_near_rel(st.e_background_pj, (kIdd3n * 100 + kIdd2n * 200) * kScale);
+  DramModel early(ddr3());
+  EXPECT_EQ(early.finish(300).refreshes, 0);
+  // From 5250 (inside the refresh at 5200, which ends at 5307): no refresh of its own, the 57
+  // cycles left of the running one at IDD3N, and an activate waits for its end: ACT 5307, COL
+  // 5317, data 5327..5331.
+  DramModel mid(ddr3(), 5250);
+  mid.access(0, kBurstBytes, false, 5250);
+  st = mid.finish(0);
+  EXPECT_EQ(st.refreshes, 0);
+  EXPECT_EQ(st.cycles, 5331 - 5250);
+  // open from ACT 5307 to 5331 (24 cycles) and refreshing 5250..5307 (57): 81 cycles at IDD3N
+  expect_near_rel(st.e_background_pj, kIdd3n * 81 * kScale);
+  // Requests before the start are served from the start.
+  DramModel s2(ddr3(), 1000);
+  s2.access(0, kBurstBytes, false, 0);
+  EXPECT_EQ(s2.finish(0).cycles, kTrcd + kCL + kBL / 2);
+}
+
 TEST(DramModel, RejectsBadSpecs) {
   DramSpec s = ddr3();
   s.banks = 0;
@@ -276,6 +373,9 @@ TEST(DramModel, RejectsBadSpecs) {
   s = ddr3();
   s.idd4r = 80;  // below IDD3N
   expect_error([&] { DramModel m(s); }, {"idd4r"});
+  s = ddr3();
+  s.tfaw = -1;
+  expect_error([&] { DramModel m(s); }, {"tfaw"});
 }
 
 // ---- configs ------------------------------------------------------------------------------------

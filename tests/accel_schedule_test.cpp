@@ -456,3 +456,44 @@ TEST(AccelWorkload, OneDimensionalConvIsRefusedWithTheReason) {
     EXPECT_NE(std::string(e.what()).find("is not 2-D"), std::string::npos) << e.what();
   }
 }
+
+// ---- pacing (issue 15): the DRAM-paced schedule is the compute-paced one with compute overlapped
+
+TEST(AccelSchedule, PacingBoundsAndAbsoluteRefresh) {
+  Graph g = optimise(ir_block(28, 16, 96, 16, 1, true), true);
+  Workload wl = extract_workload(g);
+  AccelConfig cfg = load_accel_config("default");
+  for (ScheduleKind k : all_schedules()) {
+    const Mapping m = map_workload(wl, k, cfg);
+    EvaluateOptions dram;
+    dram.pacing = Pacing::Dram;
+    const ScheduleResult c = evaluate_mapping(wl, m, cfg), d = evaluate_mapping(wl, m, cfg, dram);
+    EXPECT_EQ(c.pacing, Pacing::Compute);
+    EXPECT_EQ(d.pacing, Pacing::Dram);
+    // same traffic, same bursts; DRAM-paced takes no longer than compute-paced, which takes at
+    // least its compute time: an accelerator cycle (2 ns at 500 MHz) is 4/3 DRAM cycles (1.5 ns),
+    // rounded per layer, so 3 x DRAM cycles >= 4 x accelerator cycles - 1.5 per layer
+    EXPECT_EQ(c.total.dram.read_bursts, d.total.dram.read_bursts);
+    EXPECT_EQ(c.total.dram.write_bursts, d.total.dram.write_bursts);
+    EXPECT_LE(d.total.dram.cycles, c.total.dram.cycles) << schedule_name(k);
+    EXPECT_GE(3 * c.total.dram.cycles + 2 * int64_t(c.layers.size()), 4 * c.total.compute_cycles) << schedule_name(k);
+    EXPECT_LE(d.total.e_dram_pj(), c.total.e_dram_pj()) << schedule_name(k);
+    // layers run back to back from cycle 0 and count refresh from their absolute start, so the
+    // schedule holds floor(duration / tREFI) refreshes (one rank, tREFI 5200 cycles), as one
+    // stream of that length would, however short its layers
+    for (const ScheduleResult* r : {&c, &d}) {
+      EXPECT_EQ(r->total.dram.refreshes, r->total.dram.cycles / 5200) << schedule_name(k);
+    }
+    EXPECT_GE(c.total.dram.refreshes, 2) << schedule_name(k);  // ~3.1M MACs / 256 x 4/3: ~16K cycles
+    // an unbounded MAC array makes compute pacing DRAM pacing: every step takes one accelerator
+    // cycle, so every request is issued before the DRAM is ready for it
+    AccelConfig fast = cfg;
+    fast.mac_array = 1 << 30;
+    const ScheduleResult f = evaluate_mapping(wl, m, fast);
+    EXPECT_EQ(f.total.dram.cycles, d.total.dram.cycles) << schedule_name(k);
+    EXPECT_DOUBLE_EQ(f.total.e_dram_pj(), d.total.e_dram_pj()) << schedule_name(k);
+  }
+  EXPECT_EQ(parse_pacing("dram"), Pacing::Dram);
+  EXPECT_STREQ(pacing_name(Pacing::Compute), "compute");
+  test::expect_one_line_error([] { parse_pacing("fast"); }, {"pacing 'fast'", "compute, dram"});
+}
