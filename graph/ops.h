@@ -66,7 +66,7 @@
 //     y_zero_point, B): expand at 1..8 (w [E,C,1,1]), dw at 9..16 (w [E,1,KH,KW], required),
 //     project at 17..24 (w [OC,E,1,1]); the residual QLinearAdd's inputs 1, 2, 4, 5, 6, 7 (A_scale,
 //     A_zero_point, B_scale, B_zero_point, C_scale, C_zero_point) at 25..30. A stage is absent
-//     when its w is (then all its inputs are ""); at least one 1x1 stage is present. Every stage
+//     when its w is (then all its inputs are ""); the pass always fuses at least one 1x1 stage. Every stage
 //     reads the scale and zero point its QLinearConv read (they need not be the same constants as
 //     the previous stage's output ones), so the node means exactly the chain it replaced.
 //     attrs (written back by shape inference): dw_strides [SH, SW], dw_pads [t, l, b, r] (the

@@ -282,8 +282,7 @@ std::string FusedBlockPlan::describe() const {
   o << " S=" << S << (shape.elem.bytes ? " bytes" : "") << ": rows=" << rows
     << " chunk=" << chunk << " bands=" << bands << " chunks=" << chunks << " buffer=" << buffer_entries;
   if (shape.filtered_band) o << " filtered_band=" << filtered_entries;
-  o
-    << " traffic input=" << reads_input << " weights=" << reads_weights << " output=" << writes_output
+  o << " traffic input=" << reads_input << " weights=" << reads_weights << " output=" << writes_output
     << " total=" << total << " expand_macs=" << expand_macs << (halo_cache ? " halo_cache=" : "")
     << (halo_cache ? std::to_string(halo_rows) : "");
   if (!note.empty()) o << "; " << note;
