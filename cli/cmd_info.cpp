@@ -108,18 +108,22 @@ static void print_plans(const Executable* exe) {
   const auto fused = exe->fused_block_plans();
   if (fused.empty()) return;
   // Fused inverted-residual blocks: bands of output rows x chunks of expanded channels (per image).
-  std::printf("\nfused      %zu inverted-residual blocks, planned with the same S\n", fused.size());
-  std::printf("%-32s %4s %4s %5s %5s %5s %3s %6s %6s %6s %6s %10s %10s %10s %10s %9s %12s\n", "node", "H", "W", "C", "E",
-              "OC", "s", "rows", "chunk", "bands", "chunks", "input", "weights", "output", "total", "total_MiB",
-              "expand_MACs");
+  // fp32 plans count float entries, int8 ones (the filtered-band schedule) bytes: the same L2 as S.
+  std::printf("\nfused      %zu inverted-residual blocks, planned with the same S (int8 blocks in bytes: 4 x S)\n",
+              fused.size());
+  std::printf("%-32s %4s %4s %5s %5s %5s %3s %6s %6s %6s %6s %10s %10s %10s %10s %9s %12s %s\n", "node", "H", "W", "C",
+              "E", "OC", "s", "rows", "chunk", "bands", "chunks", "input", "weights", "output", "total", "total_MiB",
+              "expand_MACs", "unit");
   for (const FusedBlockPlanRow& r : fused) {
     const schedule::FusedBlockPlan& p = r.plan;
     const schedule::FusedBlockShape& b = p.shape;
-    std::printf("%-32s %4lld %4lld %5lld %5lld %5lld %3lld %6lld %6lld %6lld %6lld %10lld %10lld %10lld %10lld %9.3f %12lld\n",
+    const bool bytes = b.elem.bytes;
+    std::printf("%-32s %4lld %4lld %5lld %5lld %5lld %3lld %6lld %6lld %6lld %6lld %10lld %10lld %10lld %10lld %9.3f %12lld %s\n",
                 r.node.c_str(), (long long)b.H, (long long)b.W, (long long)b.C, (long long)b.E, (long long)b.OC,
                 (long long)b.SH, (long long)p.rows, (long long)p.chunk, (long long)p.bands, (long long)p.chunks,
                 (long long)p.reads_input, (long long)p.reads_weights, (long long)p.writes_output, (long long)p.total,
-                double(p.total) * mib, (long long)p.expand_macs);
+                double(p.total) * (bytes ? mib / 4 : mib), (long long)p.expand_macs,
+                b.filtered_band ? "bytes, filtered band" : b.elem.unit());
   }
 }
 
@@ -151,6 +155,7 @@ int cmd_info(int argc, char** argv) {
   if (want_plans) resolve_tiling_once(so, {"native"});  // a bad LOCUS_L2 fails before any output
   PipelineOptions po = so.pipeline;  // as a session of the native backend prepares it
   po.fuse_blocks = make_backend("native")->capabilities().fused_inverted_residual;
+  po.fuse_qblocks = make_backend("native")->capabilities().fused_qlinear_inverted_residual;
   const PassReport report = prepare_graph(g, po).report;
 
   // --plans: compiled for the native backend as a session would (plans made once, read back) before

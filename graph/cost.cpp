@@ -59,6 +59,16 @@ int64_t fused_inverted_residual_macs(const Graph& g, const Node& n) {
   return N * macs;
 }
 
+// The int8 block: expand + depthwise + project, as the QLinearConvs it replaced.
+int64_t fused_qlinear_inverted_residual_macs(const Graph& g, const Node& n) {
+  const Shape x = g.info(n.input(0)).shape, y = g.info(n.outputs[0]).shape, wd = g.info(n.input(11)).shape;
+  const int64_t E = wd[0], OH = y[2], OW = y[3];
+  int64_t macs = OH * OW * E * wd[2] * wd[3];
+  if (!n.input(3).empty()) macs += x[2] * x[3] * x[1] * E;
+  if (!n.input(19).empty()) macs += OH * OW * E * y[1];
+  return x[0] * macs;
+}
+
 }  // namespace
 
 const MacTable& mac_table() {
@@ -71,6 +81,8 @@ const MacTable& mac_table() {
     t.add({"QLinearMatMul", "outputs x K (int8)", matmul_macs});
     t.add({op_key(kLocusDomain, "FusedInvertedResidual"), "expand + depthwise (+ second depthwise) + project",
            fused_inverted_residual_macs});
+    t.add({op_key(kLocusDomain, "FusedQLinearInvertedResidual"), "expand + depthwise + project (int8)",
+           fused_qlinear_inverted_residual_macs});
     return t;
   }();
   return table;

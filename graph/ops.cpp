@@ -195,7 +195,8 @@ bool is_parameter_operand(const Node& n, size_t k) {
   if (k == 0) return false;
   const std::string& op = n.op;
   // quantization parameters (scales, zero points) and QLinearConv's weights and bias
-  if (op == "QuantizeLinear" || op == "DequantizeLinear" || op == "QLinearConv" || op == "QLinearGlobalAveragePool")
+  if (op == "QuantizeLinear" || op == "DequantizeLinear" || op == "QLinearConv" || op == "QLinearGlobalAveragePool" ||
+      op == "FusedQLinearInvertedResidual")
     return true;
   if (op == "QLinearMatMul" || op == "QLinearAdd") return k != 3;  // input 3 is the second operand
   return op == "Conv" || op == "FusedInvertedResidual" || op == "BatchNormalization" || op == "Clip" ||

@@ -58,6 +58,25 @@
 //         needs the project stage and Y's shape equal to X's;
 //       fused_nodes: the names of the original nodes, joined by ", " (for explanations).
 //     Output Y [N, OC (or E without project), OH, OW], OH/OW as the (last) dw conv's (dilation 1).
+//   FusedQLinearInvertedResidual(X, <expand>, <dw>, <project>, <residual>)  (same pass) The int8 block
+//     of a quantized MobileNetV2, QLinearConv 1x1 expand -> depthwise QLinearConv -> QLinearConv 1x1
+//     project [-> com.microsoft QLinearAdd of X], Y = the last stage's output. Fixed input positions
+//     (graph/fused_qlinear.h), "" when absent: 0 X (uint8 or int8) [N,C,H,W]; each stage is the
+//     QLinearConv's own inputs 1..8 (x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale,
+//     y_zero_point, B): expand at 1..8 (w [E,C,1,1]), dw at 9..16 (w [E,1,KH,KW], required),
+//     project at 17..24 (w [OC,E,1,1]); the residual QLinearAdd's inputs 1, 2, 4, 5, 6, 7 (A_scale,
+//     A_zero_point, B_scale, B_zero_point, C_scale, C_zero_point) at 25..30. A stage is absent
+//     when its w is (then all its inputs are ""); the pass always fuses at least one 1x1 stage. Every stage
+//     reads the scale and zero point its QLinearConv read (they need not be the same constants as
+//     the previous stage's output ones), so the node means exactly the chain it replaced.
+//     attrs (written back by shape inference): dw_strides [SH, SW], dw_pads [t, l, b, r] (the
+//       depthwise conv's; dilation 1, group E; the 1x1 stages stride 1, no pads, group 1);
+//       residual 0 | 1 (1: the QLinearAdd was fused; needs the project stage and Y's shape = X's);
+//       residual_x_first 0 | 1 (1: X is the QLinearAdd's operand A and the project output B, else
+//       the other way round: its rounding is not symmetric); fused_nodes as above.
+//     Shape inference infers each stage as its QLinearConv and the add as its QLinearAdd (their
+//     checks apply); Y has X's type. No activation attributes: a quantized model's Relu / Relu6 is
+//     the output quantization's range.
 #pragma once
 
 #include <functional>

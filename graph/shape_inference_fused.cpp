@@ -1,8 +1,9 @@
 // Shape inference for the ops of the "locus" domain that passes create (graph/ops.h documents their
-// contract): FusedInvertedResidual. Every attribute is written back explicitly, so that kernels
+// contract): FusedInvertedResidual and FusedQLinearInvertedResidual. Every attribute is written back explicitly, so that kernels
 // read them without defaults.
 #include <limits>
 
+#include "graph/fused_qlinear.h"
 #include "graph/ops.h"
 #include "graph/shape_inference_internal.h"
 
@@ -112,6 +113,75 @@ ValueInfo infer_fused_inverted_residual(NodeContext& c) {
   n.attrs["residual"] = residual;
   n.attrs["fused_nodes"] = n.s("fused_nodes", "");
   return c.output(DType::F32, y);
+}
+
+// The int8 block: each stage is inferred as the QLinearConv it replaces (fused_qlinear::stage_node,
+// every check of QLinearConv applies, errors name "<fused>/<stage>"), the residual as its QLinearAdd.
+ValueInfo infer_fused_qlinear_inverted_residual(NodeContext& c) {
+  namespace fq = fused_qlinear;
+  Node& n = c.node();
+  c.require_inputs(1, fq::kInputs);
+  const Shape& x = c.shape(0);
+  if (x.size() != 4) c.error("input '", c.input_name(0), "' must have rank 4 [N,C,H,W], got shape ", shape_str(x));
+  if (!c.has(fq::kDw + 2)) c.error("input ", fq::kDw + 2, " (w of the depthwise stage) is required");
+  const bool expand = c.has(fq::kExpand + 2), project = c.has(fq::kProject + 2);
+  for (auto [stage, present] : {std::pair<const char*, bool>{"expand", expand}, {"project", project}})
+    for (size_t k = 0; k < fq::kStageInputs && !present; ++k)
+      if (c.has(fq::stage_base(stage) + k))
+        c.error("input ", fq::stage_base(stage) + k, " ('", c.input_name(fq::stage_base(stage) + k), "') is given without the ",
+                stage, " stage's w (input ", fq::stage_base(stage) + 2, ")");
+  const int64_t residual = n.i("residual", 0), x_first = n.i("residual_x_first", 0);
+  if (residual != 0 && residual != 1) c.error("residual must be 0 or 1, got ", residual);
+  if (x_first != 0 && x_first != 1) c.error("residual_x_first must be 0 or 1, got ", x_first);
+  if (residual == 1 && !project) c.error("residual = 1 needs the project stage");
+  for (size_t k = fq::kAdd; k < fq::kInputs && residual == 0; ++k)
+    if (c.has(k)) c.error("input ", k, " ('", c.input_name(k), "') of the residual QLinearAdd is given with residual = 0");
+  n.attrs["dw_strides"] = window_attr(c, "dw_strides", {1, 1}, 2, 1);
+  n.attrs["dw_pads"] = window_attr(c, "dw_pads", {0, 0, 0, 0}, 4, 0);
+
+  // Infers sub-node `sub` from the infos of its operands `ops` (value infos) and of the fused node's
+  // inputs `params` (positions in n, in sub's order after the operands).
+  auto infer_sub = [&](Node& sub, const std::vector<std::pair<size_t, ValueInfo>>& ops, const std::vector<size_t>& params) {
+    std::vector<ValueInfo> in(sub.inputs.size());
+    std::vector<const Tensor*> consts(sub.inputs.size(), nullptr);
+    for (const auto& [pos, info] : ops) in[pos] = info;
+    size_t pos = 0;
+    for (size_t k : params) {
+      while (pos < sub.inputs.size() && in[pos].known) ++pos;
+      if (pos >= sub.inputs.size()) break;
+      if (c.has(k)) in[pos] = c.info(k), consts[pos] = c.constant(k);
+      ++pos;
+    }
+    return infer_node(sub, in, consts).at(0);
+  };
+  auto stage = [&](const char* name, const ValueInfo& in, const std::string& in_name, const std::string& out_name) {
+    const size_t base = fq::stage_base(name);
+    const Shape& w = c.shape(base + 2);
+    const bool dw = std::string(name) == "dw";
+    if (w.size() != 4 || (dw ? (w[0] != in.shape[1] || w[1] != 1) : (w[2] != 1 || w[3] != 1)))
+      c.error(dw ? "the depthwise stage's w '" : cat("the ", name, " stage's w '"), c.input_name(base + 2), "' must have shape ",
+              dw ? cat("[", in.shape[1], ",1,KH,KW]") : std::string("[OC,C,1,1]"), ", got ", shape_str(w));
+    Node sub = fq::stage_node(n, name, in_name, out_name, w, in.shape[1]);
+    std::vector<size_t> params;
+    for (size_t k = 0; k < sub.inputs.size() - 1; ++k) params.push_back(base + k);
+    return infer_sub(sub, {{0, in}}, params);
+  };
+  ValueInfo cur = c.info(0);
+  if (expand) cur = stage("expand", cur, c.input_name(0), n.name + "/expanded");
+  cur = stage("dw", cur, expand ? n.name + "/expanded" : c.input_name(0), n.name + "/filtered");
+  if (project) cur = stage("project", cur, n.name + "/filtered", n.name + "/projected");
+  if (residual == 1) {
+    if (cur.shape != x)
+      c.error("residual = 1 needs the project output ", shape_str(cur.shape), " to equal the input shape ", shape_str(x));
+    Node add = fq::add_node(n, c.input_name(0), n.name + "/projected", n.outputs.empty() ? "" : n.outputs[0]);
+    std::vector<size_t> params;
+    for (size_t k = fq::kAdd; k < fq::kAdd + add.inputs.size() - 2; ++k) params.push_back(k);
+    cur = infer_sub(add, {{x_first ? size_t(0) : size_t(3), c.info(0)}, {x_first ? size_t(3) : size_t(0), cur}}, params);
+  }
+  n.attrs["residual"] = residual;
+  n.attrs["residual_x_first"] = x_first;
+  n.attrs["fused_nodes"] = n.s("fused_nodes", "");
+  return c.output(cur.dtype, cur.shape);
 }
 
 }  // namespace locus::shape_inference

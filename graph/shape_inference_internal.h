@@ -112,6 +112,7 @@ ValueInfo infer_qlinear_global_average_pool(NodeContext& c);
 
 // Ops of the locus domain (graph/shape_inference_fused.cpp).
 ValueInfo infer_fused_inverted_residual(NodeContext& c);
+ValueInfo infer_fused_qlinear_inverted_residual(NodeContext& c);
 
 // The shape rule of each catalogue op, by op key ("Conv", "locus.FusedInvertedResidual"): the
 // catalogue itself (supported_ops() and locus_ops() in graph/ops.h list its keys).

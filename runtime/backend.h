@@ -144,6 +144,7 @@ class Executable {
 struct BackendCapabilities {
   bool fused_inverted_residual = false;  // runs locus.FusedInvertedResidual: the pipeline fuses blocks
   bool pointwise_tiling = false;  // plans 1x1 convs for an L2: the session resolves the tiling settings
+  bool fused_qlinear_inverted_residual = false;  // runs locus.FusedQLinearInvertedResidual (int8 blocks)
 };
 
 class Backend {

@@ -54,7 +54,8 @@ class ReferenceExecutable : public Executable {
 class ReferenceBackend : public Backend {
  public:
   std::string name() const override { return "reference"; }
-  BackendCapabilities capabilities() const override { return {true}; }  // runs the fused block's composition
+  // runs the fused blocks' composition (fp32 and int8)
+  BackendCapabilities capabilities() const override { return {true, false, true}; }
   std::unique_ptr<Executable> compile(const Graph& g, const BackendOptions&) override {
     return std::make_unique<ReferenceExecutable>(g);
   }

@@ -60,9 +60,15 @@ FusedPlanAttempt try_fused_block_plan(const FusedBlockShape& s, int64_t S, int64
   int64_t mid_rows_max = 0;
   if (s.dw2)
     for (int64_t b = 0; b < p.bands; ++b) mid_rows_max = std::max(mid_rows_max, p.band_mid_last(b) - p.band_mid_first(b));
+  const FusedElementSizes& z = s.elem;
+  LOCUS_CHECK(z.activation >= 1 && z.weight >= 1 && z.accumulator >= 1, "fused block: bad element sizes");
+  LOCUS_CHECK(!(s.filtered_band && s.dw2), "fused block: the filtered-band schedule has no second depthwise stage");
   const int64_t dw_taps = s.KH * s.KW + (s.dw2 ? s.KH2 * s.KW2 : 0);
-  const int64_t w_chunk = (s.expand ? s.C * chunk : 0) + dw_taps * chunk + (s.project ? chunk * s.OC : 0);
-  const int64_t w_total = (s.expand ? s.C * s.E : 0) + dw_taps * s.E + (s.project ? s.E * s.OC : 0);
+  // Weights: what one chunk needs on chip, and the whole block's. With the filtered band the
+  // project weights are a separate, resident part (read once).
+  const int64_t w_project = s.project ? s.E * s.OC : 0;
+  const int64_t w_chunk = (s.expand ? s.C * chunk : 0) + dw_taps * chunk + (s.filtered_band ? 0 : (s.project ? chunk * s.OC : 0));
+  const int64_t w_total = (s.expand ? s.C * s.E : 0) + dw_taps * s.E + (s.filtered_band ? 0 : w_project);
   // Halo cache: the rows band b shares with band b + 1 (the same for every pair of full bands).
   p.halo_cache = halo_cache && s.expand && p.bands > 1;
   if (p.halo_cache)
@@ -72,21 +78,35 @@ FusedPlanAttempt try_fused_block_plan(const FusedBlockShape& s, int64_t S, int64
   // Expanded rows: the band's rows of the current chunk, or with the halo cache a ring of the
   // band's rows for every chunk (rows shared with the next band stay in place).
   const int64_t exp_entries = !s.expand ? 0 : in_rows_max * s.W * (p.halo_cache ? s.E : chunk);
-  p.buffer_entries = in_rows_max * s.W * s.C + exp_entries + mid_rows_max * s.MW() * chunk +
-                     (s.project ? p.rows * OW * chunk : 0) +
-                     p.rows * OW * s.OC + w_chunk;
+  if (!s.filtered_band) {
+    // the filtered chunk and the output tile the chunks accumulate into
+    p.buffer_entries = (in_rows_max * s.W * s.C + exp_entries + mid_rows_max * s.MW() * chunk) * z.activation +
+                       (s.project ? p.rows * OW * chunk : 0) * z.activation + p.rows * OW * s.OC * z.accumulator +
+                       w_chunk * z.weight;
+  } else {
+    // the band's filtered rows for all E channels, the requantized output tile, the chunk's weights,
+    // the resident project weights and the per-channel biases and multipliers (4 bytes each) of the
+    // chunk's stages and of the project stage
+    p.filtered_entries = s.project ? p.rows * OW * s.E * z.activation : 0;
+    const int64_t per_channel = 2 * ((s.expand ? chunk : 0) + chunk + (s.project ? s.OC : 0));
+    p.buffer_entries = (in_rows_max * s.W * s.C + exp_entries) * z.activation + p.filtered_entries +
+                       p.rows * OW * s.OC * z.activation + (w_chunk + w_project) * z.weight +
+                       per_channel * z.accumulator;
+  }
   if (p.buffer_entries > S)
-    return {std::nullopt, cat("rows=", rows, " chunk=", chunk, " need ", p.buffer_entries, " entries, more than S=", S)};
+    return {std::nullopt, cat("rows=", rows, " chunk=", chunk, " need ", p.buffer_entries, " ", z.unit(),
+                              ", more than S=", S)};
   for (int64_t b = 0; b < p.bands; ++b) {
     // With the halo cache, rows already expanded by band b - 1 are neither read nor expanded again.
     const int64_t first = p.halo_cache && b > 0 ? std::max(p.band_in_first(b), p.band_in_last(b - 1))
                                                 : p.band_in_first(b);
     const int64_t in_rows = std::max<int64_t>(0, p.band_in_last(b) - first);
-    p.reads_input += in_rows * s.W * s.C;
+    p.reads_input += in_rows * s.W * s.C * z.activation;
     if (s.expand) p.expand_macs += in_rows * s.W * s.C * s.E;
   }
-  p.reads_weights = p.chunks == 1 ? w_total : p.bands * w_total - (p.bands - 1) * w_chunk;
-  p.writes_output = s.OH() * OW * s.OC;
+  p.reads_weights = (p.chunks == 1 ? w_total : p.bands * w_total - (p.bands - 1) * w_chunk) * z.weight;
+  if (s.filtered_band) p.reads_weights += w_project * z.weight;
+  p.writes_output = s.OH() * OW * s.OC * z.activation;
   p.total = p.reads_input + p.reads_weights + p.writes_output;
   return {p, ""};
 }
@@ -151,7 +171,7 @@ FusedPlanAttempt search_fused_block_plan(const FusedBlockShape& s, int64_t S, co
   }
   FusedPlanAttempt out;
   if (best_cost < 0) {
-    out.why_not = cat("fused block: a buffer of S=", S, " entries cannot hold any band of H=", s.H, " W=", s.W,
+    out.why_not = cat("fused block: a buffer of S=", S, " ", s.elem.unit(), " cannot hold any band of H=", s.H, " W=", s.W,
                       " C=", s.C, " E=", s.E, " OC=", s.OC, " (the smallest candidate, ", last_why, ")");
     return out;
   }
@@ -242,7 +262,7 @@ FusedBlockPlan plan_fused_block_threads(const FusedBlockShape& s, int64_t images
       if (!best)
         plan.note = kept + (why.empty() ? "no band height balances them" : "no balanced band height fits (" + why + ")");
       else if (best->total > plan.total + plan.total / 4)
-        plan.note = cat(kept, "the balanced rows=", best->rows, " costs ", best->total, " entries of traffic, more than ",
+        plan.note = cat(kept, "the balanced rows=", best->rows, " costs ", best->total, " ", s.elem.unit(), " of traffic, more than ",
                         plan.total, " + 1/4");
       else
         plan = *best;
@@ -259,9 +279,10 @@ std::string FusedBlockPlan::describe() const {
   o << "H=" << shape.H << " W=" << shape.W << " C=" << shape.C << " E=" << shape.E << " OC=" << shape.OC
     << " k=" << shape.KH << "x" << shape.KW << " s=" << shape.SH;
   if (shape.dw2) o << " k2=" << shape.KH2 << "x" << shape.KW2 << " s2=" << shape.SH2 << "x" << shape.SW2;
-  o << " S=" << S << ": rows=" << rows
-    << " chunk=" << chunk << " bands=" << bands << " chunks=" << chunks << " buffer=" << buffer_entries
-    << " traffic input=" << reads_input << " weights=" << reads_weights << " output=" << writes_output
+  o << " S=" << S << (shape.elem.bytes ? " bytes" : "") << ": rows=" << rows
+    << " chunk=" << chunk << " bands=" << bands << " chunks=" << chunks << " buffer=" << buffer_entries;
+  if (shape.filtered_band) o << " filtered_band=" << filtered_entries;
+  o << " traffic input=" << reads_input << " weights=" << reads_weights << " output=" << writes_output
     << " total=" << total << " expand_macs=" << expand_macs << (halo_cache ? " halo_cache=" : "")
     << (halo_cache ? std::to_string(halo_rows) : "");
   if (!note.empty()) o << "; " << note;

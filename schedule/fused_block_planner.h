@@ -29,6 +29,17 @@
 // read and expanded by both neighbouring bands; `expand_macs` counts the recomputation.
 // The plan minimises traffic + recomputed expand MACs / 16 (see kMacsPerEntry in the .cpp), under
 // the buffer constraint and the kernel's minimum chunk.
+//
+// Units: S, buffer_entries and the traffic count units of FusedBlockShape::elem. An fp32 plan counts
+// float entries (every element one unit, S = L2 / 4); an int8 plan (FusedElementSizes::int8()) counts
+// bytes: activations and weights 1, the s32 accumulators / per-channel biases and multipliers 4, so
+// the same L2 holds four times the activation entries.
+// Filtered band (FusedBlockShape::filtered_band, the int8 kernel's schedule): instead of
+// accumulating each chunk's projection into an s32 output tile, the band keeps its filtered rows for
+// every expanded channel (rows x OW x E activations, plan.filtered_entries) and projects them once
+// (K = E) into a requantized output tile (rows x OW x OC activations); the project weights stay on
+// chip for the whole block (read once), the chunk's expand and depthwise weights are walked in Scan
+// order as above.
 #pragma once
 
 #include <cstdint>
@@ -37,6 +48,14 @@
 #include <vector>
 
 namespace locus::schedule {
+
+// The size of each kind of element in the plan's unit (see "Units" above).
+struct FusedElementSizes {
+  int64_t activation = 1, weight = 1, accumulator = 1;
+  bool bytes = false;  // the unit is a byte (else a float entry)
+  const char* unit() const { return bytes ? "bytes" : "entries"; }
+  static FusedElementSizes int8() { return {1, 1, 4, true}; }
+};
 
 struct FusedBlockShape {
   int64_t H = 0, W = 0, C = 0;  // block input (one image)
@@ -48,6 +67,8 @@ struct FusedBlockShape {
   // of a 4-way CP decomposition): its kernel, strides and pads.
   bool dw2 = false;
   int64_t KH2 = 1, KW2 = 1, SH2 = 1, SW2 = 1, PT2 = 0, PB2 = 0, PL2 = 0, PR2 = 0;
+  FusedElementSizes elem;       // fp32: every element one entry
+  bool filtered_band = false;   // the int8 schedule (see "Filtered band" above); no second stage
   // The first depthwise stage's output ("mid"), and the block's output.
   int64_t MH() const { return (H + PT + PB - KH) / SH + 1; }
   int64_t MW() const { return (W + PL + PR - KW) / SW + 1; }
@@ -61,7 +82,8 @@ struct FusedBlockPlan {
   int64_t rows = 0;   // output rows per band
   int64_t chunk = 0;  // expanded channels per chunk
   int64_t bands = 0, chunks = 0;
-  int64_t buffer_entries = 0;  // the most the plan keeps on chip
+  int64_t buffer_entries = 0;  // the most the plan keeps on chip (in shape.elem's unit)
+  int64_t filtered_entries = 0;  // of which the band's filtered rows (filtered_band: rows x OW x E)
   int64_t reads_input = 0, reads_weights = 0, writes_output = 0, total = 0;  // per image, entries
   bool halo_cache = false;   // expanded halo rows kept on chip between consecutive bands
   int64_t halo_rows = 0;     // rows consecutive bands share (0 without the cache)

@@ -520,6 +520,7 @@ TEST_P(NativeQuantModel, Int8MobileNetV2EqualsTheReferenceBitForBit) {
     Session s = Session::from_file(int8_model(), o);
     // every node runs a quantized kernel: nothing fell back to float
     const std::set<std::string> quantized = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
+                                             "FusedQLinearInvertedResidual",
                                              "QLinearAdd", "QLinearGlobalAveragePool",
                                              "Reshape"};
     for (const NodeImplementation& impl : s.executable().implementations())

@@ -4,8 +4,11 @@
 //   FusedInvertedResidual: expand 1x1 Conv (+act) -> depthwise Conv (+act) [-> second depthwise
 //   Conv (+act)] -> project 1x1 Conv
 //   (+act) [-> Add X], stages absent when their weight is.
+//   FusedQLinearInvertedResidual: the QLinearConv stages and the residual QLinearAdd it replaces
+//   (graph/fused_qlinear.h), evaluated by the reference QLinearConv / QLinearAdd kernels.
 #include <limits>
 
+#include "graph/fused_qlinear.h"
 #include "graph/ops.h"
 #include "graph/eval/eval_internal.h"
 
@@ -73,9 +76,51 @@ void fused_inverted_residual(const Node& n, const Inputs& in, Tensor& y) {
   }
 }
 
+void fused_qlinear_inverted_residual(const Node& n, const Inputs& in, Tensor& y) {
+  namespace fq = fused_qlinear;
+  const Tensor& x = *in[fq::kX];
+  auto at = [&](size_t k) { return optional_input(in, k); };
+  // One QLinearConv stage on `cur` (its output has cur's type).
+  auto stage = [&](const std::string& name, const Tensor& cur) {
+    const size_t base = fq::stage_base(name);
+    const Tensor& w = *in[base + 2];
+    const Node c = fq::stage_node(n, name, "", "", w.shape, w.shape[0]);
+    Inputs sub{&cur};
+    for (size_t k = 0; k < fq::kStageInputs; ++k) sub.push_back(at(base + k));
+    const auto st = c.ints("strides"), pads = c.ints("pads");
+    Shape s = {cur.shape[0], w.shape[0], 0, 0};
+    for (size_t i = 0; i < 2; ++i)
+      s[2 + i] = pooled_size(cur.shape[2 + i], w.shape[2 + i], st[i], pads[i], pads[i + 2], 1, false);
+    Tensor t(cur.dtype, s);
+    qlinear_conv_eval(c, sub, t);
+    return t;
+  };
+  Tensor e, d, p;
+  const Tensor* cur = &x;
+  if (at(fq::kExpand + 2)) e = stage("expand", x), cur = &e;
+  d = stage("dw", *cur);
+  cur = &d;
+  if (at(fq::kProject + 2)) p = stage("project", d), cur = &p;
+  if (n.i("residual", 0) != 1) {
+    LOCUS_CHECK(cur->shape == y.shape, "node '", n.name, "' (", n.op, "): stages produce ", shape_str(cur->shape),
+                ", expected ", shape_str(y.shape));
+    y = *cur;
+    return;
+  }
+  const bool x_first = n.i("residual_x_first", 0) == 1;
+  const Node a = fq::add_node(n, "", "", "");
+  const Tensor* A = x_first ? &x : cur;
+  const Tensor* B = x_first ? cur : &x;
+  qlinear_add_eval(a, {A, at(fq::kAdd), at(fq::kAdd + 1), B, at(fq::kAdd + 2), at(fq::kAdd + 3), at(fq::kAdd + 4),
+                       at(fq::kAdd + 5)}, y);
+}
+
 void register_fused_ops(EvalRegistry& r) {
   r.add({op_key(kLocusDomain, "FusedInvertedResidual"), "reference composition (conv -> dw conv -> conv)",
          fused_inverted_residual});
+  r.add({op_key(kLocusDomain, "FusedQLinearInvertedResidual"),
+         "reference composition (QLinearConv -> depthwise QLinearConv -> QLinearConv -> QLinearAdd)",
+         fused_qlinear_inverted_residual});
 }
 
 }  // namespace locus::eval::detail

@@ -185,6 +185,10 @@ void qlinear_global_average_pool(const Node& n, const Inputs& in, Tensor& y) {
 
 }  // namespace
 
+// For the fused int8 block's composition (eval_fused.cpp).
+void qlinear_conv_eval(const Node& n, const Inputs& in, Tensor& y) { qlinear_conv(n, in, y); }
+void qlinear_add_eval(const Node& n, const Inputs& in, Tensor& y) { qlinear_add(n, in, y); }
+
 void register_quant_ops(EvalRegistry& r) {
   r.add({"QuantizeLinear", "reference quantize_linear (ORT rounding)", quantize_linear});
   r.add({"DequantizeLinear", "reference dequantize_linear", dequantize_linear});

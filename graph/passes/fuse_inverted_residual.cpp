@@ -24,12 +24,22 @@
 //   elsewhere or a graph output, an unfused Relu/Clip node between the stages, an Add whose other
 //   operand is not the block input or whose shapes differ. A refused stage only shortens the block
 //   (e.g. E D P with a strided P becomes E D); the graph is unchanged when no stage is left.
-// Runs in PassManager::default_pipeline(disabled, fuse_inverted_residuals = true), which sessions
-//   use for the backends that execute the op (native, reference, accel).
+// The int8 form (quantized models, after fold-qdq has turned a QDQ model into the same ops):
+//     [expand 1x1 QLinearConv E ->] depthwise QLinearConv D [-> project 1x1 QLinearConv P
+//     [-> com.microsoft QLinearAdd(P, X) or QLinearAdd(X, P)]]
+//   with the same rules (single-reader intermediates that are not graph outputs, 1x1 stages stride 1
+//   unpadded group 1, D depthwise with dilation 1, constant weights, biases, scales and zero
+//   points, the add's other operand X itself with X's shape; no second depthwise stage) becomes one
+//   FusedQLinearInvertedResidual node (graph/ops.h), carrying every original input, so the reference
+//   backend's composition of the original kernels gives identical bytes. Remarks as above.
+// Runs in PassManager::default_pipeline(disabled, fuse_inverted_residuals, fuse_qlinear_blocks),
+//   which sessions use for the backends that execute the op (fp32: native, reference, accel; int8:
+//   native and reference; each form only for the backends that run it).
 #include <limits>
 #include <optional>
 #include <set>
 
+#include "graph/fused_qlinear.h"
 #include "graph/ops.h"
 #include "graph/passes/pass_manager.h"
 
@@ -39,15 +49,20 @@ namespace {
 constexpr const char* kPassName = "fuse-inverted-residual";
 
 bool default_domain(const Node& n) { return n.domain.empty() || n.domain == "ai.onnx"; }
-bool is_conv(const Node& n) { return n.op == "Conv" && default_domain(n); }
+bool is_conv(const Node& n) { return (n.op == "Conv" || n.op == "QLinearConv") && default_domain(n); }
+bool is_qconv(const Node& n) { return n.op == "QLinearConv"; }
+// Where a Conv / QLinearConv keeps its weight and bias.
+size_t weight_index(const Node& n) { return is_qconv(n) ? 3 : 1; }
+size_t bias_index(const Node& n) { return is_qconv(n) ? 8 : 2; }
 
 std::string ints_text(const std::vector<int64_t>& v) { return shape_str(v); }
 
-// Weight shape of a Conv (its input 1 has a known shape after shape inference).
-Shape weight_shape(const Graph& g, const Node& conv) { return g.info(conv.input(1)).shape; }
+// Weight shape of a Conv (its weight input has a known shape after shape inference).
+Shape weight_shape(const Graph& g, const Node& conv) { return g.info(conv.input(weight_index(conv))).shape; }
 
-bool is_1x1_conv(const Graph& g, const Node& n) {
-  if (!is_conv(n) || n.input(1).empty()) return false;
+// A 1x1 conv of the same form (float or quantized) as `like`.
+bool is_1x1_conv(const Graph& g, const Node& n, bool q) {
+  if (!is_conv(n) || is_qconv(n) != q || n.input(weight_index(n)).empty()) return false;
   Shape w = weight_shape(g, n);
   return w.size() == 4 && w[2] == 1 && w[3] == 1;
 }
@@ -71,11 +86,17 @@ std::optional<std::string> intermediate_problem(const Graph& g, const std::strin
   return std::nullopt;
 }
 
-// Problems every fused Conv must not have: weights, activation.
+// Problems every fused Conv must not have: weights, activation (QLinearConv: also its scales and
+// zero points).
 std::optional<std::string> conv_common_problem(const Graph& g, const Node& n) {
-  if (!g.is_constant(n.input(1))) return cat("its weight '", n.input(1), "' is not a constant");
-  if (!n.input(2).empty() && !g.is_constant(n.input(2)))
-    return cat("its bias '", n.input(2), "' is not a constant");
+  const size_t wk = weight_index(n), bk = bias_index(n);
+  if (!g.is_constant(n.input(wk))) return cat("its weight '", n.input(wk), "' is not a constant");
+  if (!n.input(bk).empty() && !g.is_constant(n.input(bk)))
+    return cat("its bias '", n.input(bk), "' is not a constant");
+  if (is_qconv(n))
+    for (size_t k : {1, 2, 4, 5, 6, 7})
+      if (!n.input(k).empty() && !g.is_constant(n.input(k)))
+        return cat("its ", k == 1 || k == 4 || k == 6 ? "scale" : "zero point", " '", n.input(k), "' is not a constant");
   if (n.has("locus.activation")) {
     std::string act = n.s("locus.activation", "");
     if (act != "relu" && act != "clip") return cat("its activation '", act, "' is not relu or clip");
@@ -123,6 +144,8 @@ void copy_activation(Node& fused, const std::string& stage, const Node* conv) {
 
 struct Chain {
   int expand = -1, dw = -1, dw2 = -1, project = -1, add = -1;
+  bool quantized = false;  // QLinearConv stages (FusedQLinearInvertedResidual)
+  bool x_first = false;    // quantized: X is the QLinearAdd's first operand
   std::vector<int> indices() const {
     std::vector<int> r;
     for (int i : {expand, dw, dw2, project, add})
@@ -133,9 +156,11 @@ struct Chain {
 
 class FuseInvertedResidual : public Pass {
  public:
+  FuseInvertedResidual(bool fp32, bool int8) : fp32_(fp32), int8_(int8) {}
   std::string name() const override { return kPassName; }
   std::string description() const override {
-    return "fuses MobileNetV2 blocks (1x1 -> depthwise -> 1x1 [+ input]) into FusedInvertedResidual";
+    return "fuses MobileNetV2 blocks (1x1 -> depthwise -> 1x1 [+ input]) into FusedInvertedResidual, and their "
+           "int8 form (QLinearConv chains [+ QLinearAdd]) into FusedQLinearInvertedResidual";
   }
 
   int run(Graph& g, std::vector<PassRemark>& remarks) override {
@@ -143,6 +168,7 @@ class FuseInvertedResidual : public Pass {
     std::vector<std::pair<Chain, Node>> fused;
     for (size_t i = 0; i < g.nodes.size(); ++i) {
       if (taken[i] || !is_dw_candidate(g.nodes[i])) continue;
+      if (!(is_qconv(g.nodes[i]) ? int8_ : fp32_)) continue;
       std::optional<Chain> chain = match(g, int(i), taken, remarks);
       if (!chain) continue;
       std::optional<Node> node = build(g, *chain, remarks);
@@ -180,10 +206,13 @@ class FuseInvertedResidual : public Pass {
   }
 
  private:
+  bool fp32_, int8_;
+
   // Finds the longest block around the depthwise candidate `d`; remarks on the near misses.
   std::optional<Chain> match(const Graph& g, int d, const std::vector<bool>& taken,
                              std::vector<PassRemark>& remarks) const {
     const Node& dw = g.nodes[size_t(d)];
+    const bool q = is_qconv(dw);
     auto remark = [&](int node, const std::string& what, const std::string& why) {
       remarks.push_back({kPassName, g.nodes[size_t(node)].name, cat(what, why)});
     };
@@ -191,23 +220,24 @@ class FuseInvertedResidual : public Pass {
 
     // Neighbours: the producer of D's input (a 1x1 conv, or a Relu/Clip node on one) and D's readers.
     const int prod = g.producer(dw.input(0));
-    const bool prod_1x1 = prod >= 0 && !taken[size_t(prod)] && is_1x1_conv(g, g.nodes[size_t(prod)]);
+    const bool prod_1x1 = prod >= 0 && !taken[size_t(prod)] && is_1x1_conv(g, g.nodes[size_t(prod)], q);
     int act_between = -1;
     const Node* pn = prod >= 0 && !taken[size_t(prod)] ? &g.nodes[size_t(prod)] : nullptr;
     if (pn && (pn->op == "Relu" || pn->op == "Clip") && default_domain(*pn)) {
       int pp = g.producer(pn->input(0));
-      if (pp >= 0 && !taken[size_t(pp)] && is_1x1_conv(g, g.nodes[size_t(pp)])) act_between = prod;
+      if (pp >= 0 && !taken[size_t(pp)] && is_1x1_conv(g, g.nodes[size_t(pp)], q)) act_between = prod;
     }
-    // A second depthwise stage: D's one reader is another depthwise candidate (CP's Kx1 -> 1xK).
+    // A second depthwise stage: D's one reader is another depthwise candidate (CP's Kx1 -> 1xK;
+    // float only).
     int d2 = -1;
     if (const std::vector<int> rd = g.consumers(dw.outputs[0]);
-        rd.size() == 1 && !taken[size_t(rd[0])] && is_dw_candidate(g.nodes[size_t(rd[0])]) &&
-        !is_1x1_conv(g, g.nodes[size_t(rd[0])]) &&
+        !q && rd.size() == 1 && !taken[size_t(rd[0])] && is_dw_candidate(g.nodes[size_t(rd[0])]) &&
+        !is_qconv(g.nodes[size_t(rd[0])]) && !is_1x1_conv(g, g.nodes[size_t(rd[0])], q) &&
         !g.is_graph_output(dw.outputs[0]))
       d2 = rd[0];
     auto find_reader_1x1 = [&](const Node& last_dw) {
       for (int r : g.consumers(last_dw.outputs[0]))
-        if (!taken[size_t(r)] && is_1x1_conv(g, g.nodes[size_t(r)])) return r;
+        if (!taken[size_t(r)] && is_1x1_conv(g, g.nodes[size_t(r)], q)) return r;
       return -1;
     };
     int reader_1x1 = find_reader_1x1(d2 >= 0 ? g.nodes[size_t(d2)] : dw);
@@ -219,6 +249,7 @@ class FuseInvertedResidual : public Pass {
     }
     Chain chain;
     chain.dw = d;
+    chain.quantized = q;
     if (d2 >= 0) {
       if (auto why = depthwise_problem(g, g.nodes[size_t(d2)])) {
         remark(d2, cat("not fused as the second depthwise stage of ", dw_ref, ": "), *why);
@@ -262,8 +293,15 @@ class FuseInvertedResidual : public Pass {
       const std::string x = chain.expand >= 0 ? g.nodes[size_t(chain.expand)].input(0) : dw.input(0);
       const std::vector<int> p_readers = g.consumers(p.outputs[0]);
       const bool sole = p_readers.size() == 1 && !g.is_graph_output(p.outputs[0]);
-      auto is_add = [&](int r) { return g.nodes[size_t(r)].op == "Add" && default_domain(g.nodes[size_t(r)]); };
-      auto other_operand = [&](const Node& a) { return a.input(0) == p.outputs[0] ? a.input(1) : a.input(0); };
+      // Add(A, B), or com.microsoft QLinearAdd(A, A_scale, A_zp, B, ...) in the int8 form
+      const size_t b_index = q ? 3 : 1;
+      auto is_add = [&](int r) {
+        const Node& a = g.nodes[size_t(r)];
+        return q ? a.op == "QLinearAdd" && a.domain == kMicrosoftDomain : a.op == "Add" && default_domain(a);
+      };
+      auto other_operand = [&](const Node& a) {
+        return a.input(0) == p.outputs[0] ? a.input(b_index) : a.input(0);
+      };
       int add = -1;
       for (int r : p_readers)
         if (is_add(r) && other_operand(g.nodes[size_t(r)]) == x) add = r;
@@ -276,7 +314,7 @@ class FuseInvertedResidual : public Pass {
           remark(add, what,
                  cat("the block input ", shape_str(g.info(x).shape), " and the project output ",
                      shape_str(g.info(p.outputs[0]).shape), " have different shapes"));
-        else chain.add = add;
+        else chain.add = add, chain.x_first = a.input(0) == x;
       } else if (sole && is_add(p_readers[0])) {
         remark(p_readers[0], what,
                cat("its other operand '", other_operand(g.nodes[size_t(p_readers[0])]), "' is not the block input '", x,
@@ -291,6 +329,7 @@ class FuseInvertedResidual : public Pass {
   // The fused node of a matched chain, checked with shape inference (nullopt + remark if it fails,
   // which would be a bug in match()).
   std::optional<Node> build(const Graph& g, const Chain& chain, std::vector<PassRemark>& remarks) const {
+    if (chain.quantized) return checked(g, chain, build_quantized(g, chain), remarks);
     const Node* e = chain.expand >= 0 ? &g.nodes[size_t(chain.expand)] : nullptr;
     const Node& d = g.nodes[size_t(chain.dw)];
     const Node* d2 = chain.dw2 >= 0 ? &g.nodes[size_t(chain.dw2)] : nullptr;
@@ -328,6 +367,50 @@ class FuseInvertedResidual : public Pass {
     for (int k : idx) names += (names.empty() ? "" : ", ") + g.nodes[size_t(k)].name;
     f.attrs["fused_nodes"] = names;
 
+    return checked(g, chain, std::move(f), remarks);
+  }
+
+  // The fused node of a quantized chain (contract in graph/ops.h, positions in graph/fused_qlinear.h).
+  Node build_quantized(const Graph& g, const Chain& chain) const {
+    namespace fq = fused_qlinear;
+    const Node* e = chain.expand >= 0 ? &g.nodes[size_t(chain.expand)] : nullptr;
+    const Node& d = g.nodes[size_t(chain.dw)];
+    const Node* p = chain.project >= 0 ? &g.nodes[size_t(chain.project)] : nullptr;
+    const Node* a = chain.add >= 0 ? &g.nodes[size_t(chain.add)] : nullptr;
+    std::vector<int> idx = chain.indices();
+    Node f;
+    f.op = "FusedQLinearInvertedResidual";
+    f.domain = kLocusDomain;
+    f.name = cat(g.nodes[size_t(idx.front())].name, "..", g.nodes[size_t(idx.back())].name);
+    f.inputs.assign(fq::kInputs, "");
+    f.inputs[fq::kX] = e ? e->input(0) : d.input(0);
+    auto stage = [&](size_t base, const Node* c) {
+      if (c)
+        for (size_t k = 0; k < fq::kStageInputs; ++k) f.inputs[base + k] = c->input(1 + k);
+    };
+    stage(fq::kExpand, e);
+    stage(fq::kDw, &d);
+    stage(fq::kProject, p);
+    if (a) {
+      size_t k = fq::kAdd;
+      for (size_t j : {1, 2, 4, 5, 6, 7}) f.inputs[k++] = a->input(j);
+    }
+    f.outputs = {g.nodes[size_t(idx.back())].outputs[0]};
+    f.attrs["dw_strides"] = d.ints("strides", {1, 1});
+    f.attrs["dw_pads"] = d.ints("pads", {0, 0, 0, 0});
+    f.attrs["residual"] = int64_t(a ? 1 : 0);
+    f.attrs["residual_x_first"] = int64_t(a && chain.x_first ? 1 : 0);
+    std::string names;
+    for (int k : idx) names += (names.empty() ? "" : ", ") + g.nodes[size_t(k)].name;
+    f.attrs["fused_nodes"] = names;
+    return f;
+  }
+
+  // f, checked with shape inference against the chain's last output (nullopt + remark if it fails,
+  // which would be a bug in match()).
+  std::optional<Node> checked(const Graph& g, const Chain& chain, Node f, std::vector<PassRemark>& remarks) const {
+    const Node& d = g.nodes[size_t(chain.dw)];
+    const Node& last = g.nodes[size_t(chain.indices().back())];
     std::vector<ValueInfo> in(f.inputs.size());
     std::vector<const Tensor*> consts(f.inputs.size(), nullptr);
     for (size_t k = 0; k < f.inputs.size(); ++k)
@@ -352,6 +435,8 @@ class FuseInvertedResidual : public Pass {
 
 }  // namespace
 
-std::unique_ptr<Pass> make_fuse_inverted_residual_pass() { return std::make_unique<FuseInvertedResidual>(); }
+std::unique_ptr<Pass> make_fuse_inverted_residual_pass(bool fp32, bool int8) {
+  return std::make_unique<FuseInvertedResidual>(fp32, int8);
+}
 
 }  // namespace locus

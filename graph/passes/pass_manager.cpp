@@ -41,7 +41,8 @@ PassManager PassManager::default_pipeline(const std::vector<std::string>& disabl
   return default_pipeline(disabled, false);
 }
 
-PassManager PassManager::default_pipeline(const std::vector<std::string>& disabled, bool fuse_inverted_residuals) {
+PassManager PassManager::default_pipeline(const std::vector<std::string>& disabled, bool fuse_inverted_residuals,
+                                          bool fuse_qlinear_blocks) {
   PassManager pm;
   auto add = [&](std::unique_ptr<Pass> p) {
     if (std::find(disabled.begin(), disabled.end(), p->name()) == disabled.end()) pm.add(std::move(p));
@@ -53,8 +54,8 @@ PassManager PassManager::default_pipeline(const std::vector<std::string>& disabl
   add(make_fold_batchnorm_pass());
   add(make_fuse_activation_pass());
   add(make_dead_code_elimination_pass());
-  if (fuse_inverted_residuals) {
-    add(make_fuse_inverted_residual_pass());
+  if (fuse_inverted_residuals || fuse_qlinear_blocks) {
+    add(make_fuse_inverted_residual_pass(fuse_inverted_residuals, fuse_qlinear_blocks));
     add(make_dead_code_elimination_pass());
   }
   return pm;

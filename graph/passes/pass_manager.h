@@ -96,9 +96,10 @@ std::unique_ptr<Pass> make_eliminate_identity_pass();
 // Rewrites QDQ groups (DequantizeLinear -> Conv/MatMul/Add/GlobalAveragePool -> QuantizeLinear) into the
 // quantized ops (graph/passes/fold_qdq.cpp). First in the default pipeline.
 std::unique_ptr<Pass> make_fold_qdq_pass();
-// Fuses MobileNetV2 blocks (and CP-decomposed chains) into FusedInvertedResidual (graph/ops.h). Added
-// to the pipeline by default_pipeline(disabled, true) for the backends that execute that op.
-std::unique_ptr<Pass> make_fuse_inverted_residual_pass();
+// Fuses MobileNetV2 blocks (and CP-decomposed chains) into FusedInvertedResidual (fp32) and their
+// int8 QLinearConv chains into FusedQLinearInvertedResidual (graph/ops.h), each form only when asked.
+// Added to the pipeline by default_pipeline(disabled, fp32, int8) for the backends that execute the ops.
+std::unique_ptr<Pass> make_fuse_inverted_residual_pass(bool fp32 = true, bool int8 = true);
 
 // Names of every pass (for --help and for validating --disable-pass).
 std::vector<std::string> all_pass_names();
@@ -118,10 +119,13 @@ class PassManager {
   // The default pipeline: QDQ folding, constant folding, identity elimination, dead-code elimination, BatchNorm folding, activation
   // fusion, dead-code elimination. Passes named in `disabled` are left out.
   static PassManager default_pipeline(const std::vector<std::string>& disabled = {});
-  // The default pipeline, plus (if fuse_inverted_residuals) fuse-inverted-residual and another
-  // dead-code elimination after fuse-activation. With false it is default_pipeline(disabled).
-  // Only for backends that execute FusedInvertedResidual (native, reference, accel).
-  static PassManager default_pipeline(const std::vector<std::string>& disabled, bool fuse_inverted_residuals);
+  // The default pipeline, plus (if fuse_inverted_residuals or fuse_qlinear_blocks)
+  // fuse-inverted-residual and another dead-code elimination after fuse-activation; the pass fuses
+  // fp32 blocks into FusedInvertedResidual when fuse_inverted_residuals (backends that execute it:
+  // native, reference, accel) and int8 ones into FusedQLinearInvertedResidual when
+  // fuse_qlinear_blocks (native, reference). With both false it is default_pipeline(disabled).
+  static PassManager default_pipeline(const std::vector<std::string>& disabled, bool fuse_inverted_residuals,
+                                      bool fuse_qlinear_blocks = false);
   PassReport run(Graph& g) const;
   std::vector<std::string> names() const;
 

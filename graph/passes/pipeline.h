@@ -4,7 +4,8 @@
 //   2. shape inference with constant folding;
 //   3. CP decomposition of standard convolutions, when asked (before the passes, so the decomposed
 //      1x1 -> depthwise -> 1x1 chains can be fused);
-//   4. the default pass pipeline, with inverted-residual fusion when the consumer runs fused blocks.
+//   4. the default pass pipeline, with inverted-residual fusion when the consumer runs fused blocks
+//      (fp32 and int8 separately).
 #pragma once
 
 #include <optional>
@@ -21,6 +22,7 @@ struct PipelineOptions {
   bool optimize = true;                      // run the default pass pipeline (step 4)
   std::vector<std::string> disabled_passes;  // names from all_pass_names(); an unknown name is an Error
   bool fuse_blocks = true;                   // the consumer executes FusedInvertedResidual
+  bool fuse_qblocks = false;                 // the consumer executes FusedQLinearInvertedResidual
   std::optional<CpDecomposeOptions> decompose;
 };
 

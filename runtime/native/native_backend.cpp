@@ -257,14 +257,19 @@ class NativeBackend : public Backend {
  public:
   explicit NativeBackend(std::string name = "native", bool fused = true) : name_(std::move(name)), fused_(fused) {}
   std::string name() const override { return name_; }
-  BackendCapabilities capabilities() const override { return {fused_, true}; }
+  BackendCapabilities capabilities() const override { return {fused_, true, fused_}; }
   std::unique_ptr<Executable> compile(const Graph& g, const BackendOptions& o) override {
     return std::make_unique<NativeExecutable>(g, o);
   }
   std::vector<std::pair<std::string, std::string>> op_implementations() const override {
     auto ops = native::native_ops().entries();
     if (!fused_)  // the unfused graph never holds the fused op
-      ops.erase(std::remove_if(ops.begin(), ops.end(), [](auto& e) { return e.first == "locus.FusedInvertedResidual"; }), ops.end());
+      ops.erase(std::remove_if(ops.begin(), ops.end(),
+                               [](auto& e) {
+                                 return e.first == "locus.FusedInvertedResidual" ||
+                                        e.first == "locus.FusedQLinearInvertedResidual";
+                               }),
+                ops.end());
     return ops;
   }
 
