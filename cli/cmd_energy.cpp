@@ -11,6 +11,7 @@
 #include "cli/options.h"
 #include "cli/json.h"
 #include "cli/svg_plot.h"
+#include "cli/energy_report.h"
 #include "graph/ops.h"
 #include "graph/passes/cp_decompose.h"
 #include "graph/passes/pipeline.h"
@@ -106,25 +107,6 @@ const accel::ScheduleResult* find(const std::vector<accel::ScheduleResult>& rs, 
   return nullptr;
 }
 
-// Every energy of a schedule's layers and total must be finite before anything is printed (the
-// config ranges should guarantee it; a NaN or inf in a table would look like a result): one-line
-// Error naming the schedule, the layer and the energy otherwise.
-void check_energies_finite(const accel::ScheduleResult& r, const accel::AccelConfig& cfg) {
-  auto check = [&](const accel::LayerResult& l) {
-    const std::pair<const char*, double> es[] = {
-        {"DRAM read", l.dram.e_read_pj},         {"DRAM write", l.dram.e_write_pj},
-        {"DRAM activate+precharge", l.dram.e_act_pre_pj}, {"DRAM refresh", l.dram.e_refresh_pj},
-        {"DRAM background", l.dram.e_background_pj}, {"buffer", l.e_buffer_pj},
-        {"MAC", l.e_mac_pj},                     {"total", l.e_total_pj()}};
-    for (const auto& [what, e] : es)
-      LOCUS_CHECK(std::isfinite(e), "schedule ", accel::schedule_name(r.kind), ", layer '", l.name, "': the ", what,
-                  " energy is not finite (", e, " pJ) with accelerator config '", cfg.name, "' and DRAM '",
-                  cfg.dram.name, "'; check its currents, voltage, clock and energies per event");
-  };
-  for (const auto& l : r.layers) check(l);
-  check(r.total);
-}
-
 // DRAM access energy: bursts and activate/precharge, without the time-proportional background and
 // refresh (what a model that prices only DRAM accesses compares).
 double access_pj(const accel::LayerResult& t) { return t.dram.e_read_pj + t.dram.e_write_pj + t.dram.e_act_pre_pj; }
@@ -139,37 +121,6 @@ std::string thesis_line(const std::vector<accel::ScheduleResult>& rs, const std:
                " of DRAM access energy (fused-scan vs baseline" + where + ")";
   return "thesis (Wu & Huang, DATE 2019): fused-scan saves 67% of DRAM energy on MobileNetV2 and 20% on "
          "CP-decomposed ResNet-50 at 64K entries; measured here: " + measured;
-}
-
-Json layer_json(const accel::LayerResult& l, const accel::AccelConfig& cfg) {
-  Json j = {{"name", l.name}};
-  if (!l.op.empty()) j["op"] = l.op;
-  if (l.name != "total") j["kind"] = accel::layer_kind_name(l.kind);
-  j["macs"] = l.macs;
-  j["dram_read_bytes"] = l.read_bytes;
-  j["dram_write_bytes"] = l.write_bytes;
-  j["dram_burst_bytes_read"] = l.dram.bytes_read(cfg.dram);
-  j["dram_burst_bytes_written"] = l.dram.bytes_written(cfg.dram);
-  j["buffer_accesses"] = l.buffer_accesses;
-  j["compute_cycles"] = l.compute_cycles;
-  j["row_hits"] = l.dram.row_hits;
-  j["row_misses"] = l.dram.row_misses;
-  j["row_hit_rate"] = finite_or_null(l.dram.row_hit_rate());
-  j["activates"] = l.dram.activates;
-  j["refreshes"] = l.dram.refreshes;
-  j["dram_cycles"] = l.dram.cycles;
-  j["energy_uj"] = {{"dram_read", finite_or_null(uj(l.dram.e_read_pj))},
-                    {"dram_write", finite_or_null(uj(l.dram.e_write_pj))},
-                    {"dram_act_pre", finite_or_null(uj(l.dram.e_act_pre_pj))},
-                    {"dram_refresh", finite_or_null(uj(l.dram.e_refresh_pj))},
-                    {"dram_background", finite_or_null(uj(l.dram.e_background_pj))},
-                    {"dram", finite_or_null(uj(l.e_dram_pj()))},
-                    {"buffer", finite_or_null(uj(l.e_buffer_pj))},
-                    {"mac", finite_or_null(uj(l.e_mac_pj))},
-                    {"total", finite_or_null(uj(l.e_total_pj()))}};
-  if (!l.tiling.empty()) j["tiling"] = l.tiling;
-  if (!l.note.empty()) j["note"] = l.note;
-  return j;
 }
 
 void print_layer_table(const accel::ScheduleResult& r) {
@@ -327,19 +278,8 @@ int cmd_energy(int argc, char** argv) {
   if (stop_after_options()) return 0;
 
   const std::string path = resolve_model(model_arg, ml.model_dir);
-  Graph g = load_model_graph(path, batch);
-  PipelineOptions po;  // as a session of the accel backend prepares it
-  po.decompose = so.pipeline.decompose;
-  if (no_fuse) po.disabled_passes.push_back("fuse-inverted-residual");
-  po.fuse_blocks = make_backend("accel")->capabilities().fused_inverted_residual;
-  const PreparedGraph prepared = prepare_graph(g, po);
-  if (so.pipeline.decompose) {
-    int decomposed = 0;
-    for (const CpLayerReport& r : prepared.decompose_report) decomposed += r.decomposed ? 1 : 0;
-    std::fprintf(stderr, "cp-decompose (%s): %d of %zu convolutions decomposed\n",
-                 so.pipeline.decompose->policy.describe().c_str(), decomposed, prepared.decompose_report.size());
-  }
-  const accel::Workload wl = accel::extract_workload(g);
+  std::string graph_name;
+  const accel::Workload wl = energy_workload(path, batch, no_fuse, so.pipeline.decompose, true, &graph_name);
 
   if (sweep) {
     std::vector<int64_t> sizes;
@@ -413,8 +353,8 @@ int cmd_energy(int argc, char** argv) {
     }
     if (!svg.empty()) {
       LinePlot p;
-      p.title = "Projected DRAM energy per inference: " + g.name + " (" + cfg.dram.name + ")";
-      if (g.name.empty()) p.title = "Projected DRAM energy per inference (" + cfg.dram.name + ")";
+      p.title = "Projected DRAM energy per inference: " + graph_name + " (" + cfg.dram.name + ")";
+      if (graph_name.empty()) p.title = "Projected DRAM energy per inference (" + cfg.dram.name + ")";
       p.x_label = "on-chip buffer (entries of " + std::to_string(cfg.word_bits) + " bits)";
       p.y_label = "DRAM energy (uJ)";
       p.x_tick = entries_label;
@@ -474,35 +414,7 @@ int cmd_energy(int argc, char** argv) {
   const auto* base = find(rs, accel::ScheduleKind::Baseline);
 
   if (format == "json") {
-    Json j = json_document("locus-energy/1");
-    j["model"] = path;
-    j["config"] = {{"accel", cfg.name},
-                   {"buffer_entries", cfg.buffer_entries},
-                   {"word_bits", cfg.word_bits},
-                   {"mac_array", cfg.mac_array},
-                   {"clock_mhz", finite_or_null(cfg.clock_mhz)},
-                   {"e_mac_pj", finite_or_null(cfg.e_mac_pj)},
-                   {"e_buffer_pj", finite_or_null(cfg.e_buffer_pj)},
-                   {"dram", cfg.dram.name},
-                   {"dram_source", cfg.dram.source}};
-    Json& scheds = j["schedules"] = Json::array();
-    for (auto& r : rs) {
-      Json e = {{"name", accel::schedule_name(r.kind)}, {"buffer_entries", r.buffer_entries}, {"total", layer_json(r.total, cfg)}};
-      if (base) {
-        e["dram_energy_saving"] = finite_or_null(saving(base->total.e_dram_pj(), r.total.e_dram_pj()));
-        e["dram_access_energy_saving"] = finite_or_null(saving(access_pj(base->total), access_pj(r.total)));
-        e["dram_bytes_saving"] = finite_or_null(saving(double(base->total.read_bytes + base->total.write_bytes),
-                                                       double(r.total.read_bytes + r.total.write_bytes)));
-      }
-      Json& layers = e["layers"] = Json::array();
-      for (auto& l : r.layers) layers.push_back(layer_json(l, cfg));
-      scheds.push_back(std::move(e));
-    }
-    j["thesis"] = {{"mobilenetv2_dram_energy_saving", 0.67},
-                   {"cp_resnet50_dram_energy_saving", 0.20},
-                   {"buffer_entries", 64 * 1024},
-                   {"source", "Wu and Huang, DATE 2019, pp. 120-125"}};
-    std::printf("%s\n", json_text(j).c_str());
+    std::printf("%s\n", json_text(energy_json(path, cfg, rs)).c_str());
     return 0;
   }
   if (format == "csv") {

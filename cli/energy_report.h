@@ -1,0 +1,48 @@
+// What `locus energy` computes for one buffer size, as library functions shared by the command
+// (cli/cmd_energy.cpp) and the Python module (python/locus_module.cpp, locus.energy): the workload
+// of a model as the accel backend prepares it, the finite-energy check, and the locus-energy/1 JSON
+// document.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "accel/accel_config.h"
+#include "accel/schedule.h"
+#include "accel/workload.h"
+#include "cli/json.h"
+#include "graph/passes/cp_decompose.h"
+
+namespace locus::cli {
+
+// The workload of the resolved MODEL (an .onnx path or builtin: name) with symbolic dims set to
+// `batch`, prepared as a session of the accel backend prepares it (fusion unless no_fuse, the CP
+// decomposition when given; its one-line summary on stderr when `verbose`).
+accel::Workload energy_workload(const std::string& model, int64_t batch, bool no_fuse,
+                                const std::optional<CpDecomposeOptions>& decompose, bool verbose,
+                                std::string* graph_name = nullptr);
+
+// One-line Error naming the schedule, the layer and the energy when one of them is not finite.
+void check_energies_finite(const accel::ScheduleResult& r, const accel::AccelConfig& cfg);
+
+// The locus-energy/1 document of the results `rs` (one per schedule) of `model` on `cfg`.
+Json energy_json(const std::string& model, const accel::AccelConfig& cfg, const std::vector<accel::ScheduleResult>& rs);
+
+// Everything `locus energy MODEL --format json` takes without a sweep, trace or mapping file.
+struct EnergyRequest {
+  std::string model;  // resolved (resolve_model)
+  int64_t batch = 1;
+  std::string accel = "default";   // --accel PRESET|FILE
+  std::optional<std::string> dram;  // --dram PRESET
+  std::optional<int64_t> buffer_entries;  // --buffer
+  std::vector<accel::ScheduleKind> schedules = {accel::ScheduleKind::Baseline, accel::ScheduleKind::Scan,
+                                                accel::ScheduleKind::FusedScan};
+  bool no_fuse = false;
+  std::optional<CpDecomposeOptions> decompose;  // --decompose
+};
+// The locus-energy/1 document `locus energy --format json` prints for `r`.
+Json energy_report(const EnergyRequest& r);
+
+}  // namespace locus::cli
