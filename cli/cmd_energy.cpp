@@ -91,8 +91,6 @@ std::vector<accel::ScheduleKind> parse_schedules(const std::string& list) {
 
 bool is_pow2(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
 
-// saving of `x` relative to `base`, as a fraction (NaN if base is 0)
-double saving(double base, double x) { return base > 0 ? 1.0 - x / base : std::nan(""); }
 
 std::string pct(double f) {
   if (std::isnan(f)) return "-";
@@ -107,17 +105,14 @@ const accel::ScheduleResult* find(const std::vector<accel::ScheduleResult>& rs, 
   return nullptr;
 }
 
-// DRAM access energy: bursts and activate/precharge, without the time-proportional background and
-// refresh (what a model that prices only DRAM accesses compares).
-double access_pj(const accel::LayerResult& t) { return t.dram.e_read_pj + t.dram.e_write_pj + t.dram.e_act_pre_pj; }
 
 std::string thesis_line(const std::vector<accel::ScheduleResult>& rs, const std::string& where) {
   const auto* b = find(rs, accel::ScheduleKind::Baseline);
   const auto* f = find(rs, accel::ScheduleKind::FusedScan);
   std::string measured = "not measured (needs baseline and fused-scan)";
   if (b && f)
-    measured = pct(saving(b->total.e_dram_pj(), f->total.e_dram_pj())) + " of DRAM energy, " +
-               pct(saving(access_pj(b->total), access_pj(f->total))) +
+    measured = pct(energy_saving(b->total.e_dram_pj(), f->total.e_dram_pj())) + " of DRAM energy, " +
+               pct(energy_saving(dram_access_pj(b->total), dram_access_pj(f->total))) +
                " of DRAM access energy (fused-scan vs baseline" + where + ")";
   return "thesis (Wu & Huang, DATE 2019): fused-scan saves 67% of DRAM energy on MobileNetV2 and 20% on "
          "CP-decomposed ResNet-50 at 64K entries; measured here: " + measured;
@@ -173,12 +168,12 @@ void print_totals(const std::vector<accel::ScheduleResult>& rs) {
   line("total energy", [](L t) { return uj(t.e_total_pj()); }, " %14.2f");
   if (const auto* b = find(rs, accel::ScheduleKind::Baseline)) {
     std::printf("%-35s", "DRAM energy saved vs baseline");
-    for (auto& r : rs) std::printf(" %14s", pct(saving(b->total.e_dram_pj(), r.total.e_dram_pj())).c_str());
+    for (auto& r : rs) std::printf(" %14s", pct(energy_saving(b->total.e_dram_pj(), r.total.e_dram_pj())).c_str());
     std::printf("\n%-35s", "DRAM access energy saved");
-    for (auto& r : rs) std::printf(" %14s", pct(saving(access_pj(b->total), access_pj(r.total))).c_str());
+    for (auto& r : rs) std::printf(" %14s", pct(energy_saving(dram_access_pj(b->total), dram_access_pj(r.total))).c_str());
     std::printf("\n%-35s", "DRAM bytes saved vs baseline");
     for (auto& r : rs)
-      std::printf(" %14s", pct(saving(double(b->total.read_bytes + b->total.write_bytes),
+      std::printf(" %14s", pct(energy_saving(double(b->total.read_bytes + b->total.write_bytes),
                                       double(r.total.read_bytes + r.total.write_bytes)))
                                .c_str());
     std::printf("\n");
@@ -316,7 +311,7 @@ int cmd_energy(int argc, char** argv) {
                     {"row_hit_rate", finite_or_null(r.total.dram.row_hit_rate())}};
           if (has_base)
             e["dram_energy_saving"] = finite_or_null(
-                saving(find(res[i], accel::ScheduleKind::Baseline)->total.e_dram_pj(), r.total.e_dram_pj()));
+                energy_saving(find(res[i], accel::ScheduleKind::Baseline)->total.e_dram_pj(), r.total.e_dram_pj()));
           scheds[accel::schedule_name(r.kind)] = std::move(e);
         }
         sweep_rows.push_back({{"buffer_entries", sizes[i]}, {"schedules", std::move(scheds)}});
@@ -343,9 +338,9 @@ int cmd_energy(int argc, char** argv) {
           for (auto& r : res[i])
             if (r.kind != accel::ScheduleKind::Baseline) {
               if (csv)
-                std::printf(",%.4f", saving(b, r.total.e_dram_pj()));
+                std::printf(",%.4f", energy_saving(b, r.total.e_dram_pj()));
               else
-                std::printf(" %18s", pct(saving(b, r.total.e_dram_pj())).c_str());
+                std::printf(" %18s", pct(energy_saving(b, r.total.e_dram_pj())).c_str());
             }
         }
         std::printf("\n");
@@ -411,7 +406,6 @@ int cmd_energy(int argc, char** argv) {
     LOCUS_CHECK(trace.good(), "cannot write the trace to '", trace_file, "'");
   }
   const std::string where = ", S = " + entries_label(double(cfg.buffer_entries)) + " entries";
-  const auto* base = find(rs, accel::ScheduleKind::Baseline);
 
   if (format == "json") {
     std::printf("%s\n", json_text(energy_json(path, cfg, rs)).c_str());

@@ -18,11 +18,7 @@ namespace {
 
 double uj(double pj) { return pj * 1e-6; }
 
-// saving of `x` relative to `base`, as a fraction (NaN if base is 0)
-double saving(double base, double x) { return base > 0 ? 1.0 - x / base : std::nan(""); }
 
-// DRAM access energy: bursts and activate/precharge, without background and refresh.
-double access_pj(const accel::LayerResult& t) { return t.dram.e_read_pj + t.dram.e_write_pj + t.dram.e_act_pre_pj; }
 
 Json layer_json(const accel::LayerResult& l, const accel::AccelConfig& cfg) {
   Json j = {{"name", l.name}};
@@ -114,9 +110,9 @@ Json energy_json(const std::string& path, const accel::AccelConfig& cfg, const s
   for (auto& r : rs) {
     Json e = {{"name", accel::schedule_name(r.kind)}, {"buffer_entries", r.buffer_entries}, {"total", layer_json(r.total, cfg)}};
     if (base) {
-      e["dram_energy_saving"] = finite_or_null(saving(base->total.e_dram_pj(), r.total.e_dram_pj()));
-      e["dram_access_energy_saving"] = finite_or_null(saving(access_pj(base->total), access_pj(r.total)));
-      e["dram_bytes_saving"] = finite_or_null(saving(double(base->total.read_bytes + base->total.write_bytes),
+      e["dram_energy_saving"] = finite_or_null(energy_saving(base->total.e_dram_pj(), r.total.e_dram_pj()));
+      e["dram_access_energy_saving"] = finite_or_null(energy_saving(dram_access_pj(base->total), dram_access_pj(r.total)));
+      e["dram_bytes_saving"] = finite_or_null(energy_saving(double(base->total.read_bytes + base->total.write_bytes),
                                                      double(r.total.read_bytes + r.total.write_bytes)));
     }
     Json& layers = e["layers"] = Json::array();

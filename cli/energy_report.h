@@ -4,6 +4,7 @@
 // document.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -23,6 +24,14 @@ namespace locus::cli {
 accel::Workload energy_workload(const std::string& model, int64_t batch, bool no_fuse,
                                 const std::optional<CpDecomposeOptions>& decompose, bool verbose,
                                 std::string* graph_name = nullptr);
+
+// The saving of `x` relative to `base`, as a fraction (NaN if base is 0).
+inline double energy_saving(double base, double x) { return base > 0 ? 1.0 - x / base : std::nan(""); }
+// DRAM access energy: bursts and activate/precharge, without the time-proportional background and
+// refresh (what a model that prices only DRAM accesses compares).
+inline double dram_access_pj(const accel::LayerResult& t) {
+  return t.dram.e_read_pj + t.dram.e_write_pj + t.dram.e_act_pre_pj;
+}
 
 // One-line Error naming the schedule, the layer and the energy when one of them is not finite.
 void check_energies_finite(const accel::ScheduleResult& r, const accel::AccelConfig& cfg);
