@@ -77,6 +77,45 @@ Graph load_model_graph(const std::string& model, int64_t batch) {
   return onnx_import::load_model(model, io);
 }
 
+Session open_session(const std::string& model, const std::string& model_dir, const SessionOptions& o) {
+  return Session::from_graph(load_model_graph(resolve_model(model, model_dir), o.batch), o);
+}
+
+SessionOptions simple_session_options(const std::string& backend, int threads, int64_t l2_bytes, bool fuse,
+                                      const std::string& decompose, int64_t batch, int64_t max_memory_bytes) {
+  SessionOptions o;
+  try {
+    make_backend(backend);
+  } catch (const Error& e) {
+    fail("option backend: ", e.what());
+  }
+  o.backend_name = backend;
+  LOCUS_CHECK(threads >= 0 && threads <= 1024, "option threads must be between 0 (all cores) and 1024, got ", threads);
+  o.threads = threads;
+  if (l2_bytes > 0) {
+    const std::string p = l2_bytes_problem(l2_bytes);
+    LOCUS_CHECK(p.empty(), "option l2 ", format_bytes(l2_bytes), p);
+  }
+  LOCUS_CHECK(l2_bytes >= -1, "option l2 expects a size in bytes, 0 (off) or None, got ", l2_bytes);
+  o.backend.l2_bytes = l2_bytes;
+  if (!fuse) o.pipeline.disabled_passes.push_back("fuse-inverted-residual");
+  if (!decompose.empty()) {
+    CpDecomposeOptions d;
+    try {
+      d.policy = RankPolicy::parse(decompose);
+    } catch (const Error& e) {
+      fail("option decompose: ", e.what());
+    }
+    o.pipeline.decompose = d;
+  }
+  LOCUS_CHECK(batch >= 1 && batch <= 4096, "option batch must be between 1 and 4096, got ", batch);
+  o.batch = batch;
+  LOCUS_CHECK(max_memory_bytes >= 0, "option max_memory must be a size in bytes (0: the default), got ",
+              max_memory_bytes);
+  o.max_memory_bytes = max_memory_bytes;
+  return o;
+}
+
 std::string l2_setting_label(const PointwiseTilingSettings& t) {
   return (t.l2_bytes > 0 ? format_bytes(t.l2_bytes) : std::string("off")) + " (" + setting_source_name(t.l2_source) + ")";
 }

@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/json.h"
+#include "cli/decompose_report.h"
 #include "exporters/onnx/onnx_exporter.h"
 #include "graph/cost.h"
 #include "graph/ops.h"
@@ -80,35 +81,36 @@ CpLayerReport filtered_row(const Graph& g, const Node& n) {
   return r;
 }
 
+// Totals over the report rows: convolutions decomposed, the worst error, conv parameters and MACs.
+struct Totals {
+  int decomposed = 0;
+  int64_t lp_before = 0, lp_after = 0, lm_before = 0, lm_after = 0;
+  double worst = 0;
+};
+
+Totals totals_of(const std::vector<CpLayerReport>& rows) {
+  Totals t;
+  for (const CpLayerReport& r : rows) {
+    t.lp_before += r.params_before;
+    t.lp_after += r.decomposed ? r.params_after : r.params_before;
+    t.lm_before += r.macs_before;
+    t.lm_after += r.decomposed ? r.macs_after : r.macs_before;
+    if (r.decomposed) {
+      ++t.decomposed;
+      t.worst = std::max(t.worst, r.rel_error);
+    }
+  }
+  return t;
+}
+
 }  // namespace
 
-int cmd_decompose(int argc, char** argv) {
-  auto app = make_command("decompose", kDecomposeHelp, kDecomposeReport);
-  std::string model_arg, out, format = "table";
-  std::vector<std::string> layer_args;
-  std::optional<CpDecomposeOptions> chosen;  // --decompose / --rank, --decompose-form / --form
-  CpDecomposeOptions defaults;
-  int iterations = defaults.max_iterations;
-  ModelLookup ml;
-  app->add_option("MODEL", model_arg, "a .onnx file, a folder holding one, or builtin:NAME")->required()->type_name("");
-  app->add_option("-o,--output", out, "the ONNX file to write (required; written via a temporary file)")
-      ->required()
-      ->type_name("FILE");
-  const DecomposeGroup dg = add_decompose_options(*app, chosen, /*aliases=*/true);
-  app->add_option("--layers", layer_args, "decompose only these Conv nodes (by node name; repeatable)")
-      ->type_name("A,B,...");
-  add_int_option(*app, "--iterations", iterations, 1, 1000000, "ALS iteration cap per fit (default 200)");
-  add_model_options(*app, ml, "; it is written as is");
-  add_choice_option(*app, "--format", format, {"table", "json"}, "the report's format on stdout (default table)",
-                    "table|json");
-  // Every option is checked before any work.
-  if (!parse_command(*app, argc, argv)) return 0;
-  check_decompose_options(dg);
-  CpDecomposeOptions opts = chosen ? *chosen : defaults;
-  opts.max_iterations = iterations;
-  const std::vector<std::string> layers = split_list(layer_args);
-  if (app->count("--layers") && layers.empty()) throw UsageError("option --layers needs at least one node name");
-  const int64_t batch = ml.batch;
+DecomposeOutcome decompose_model(const DecomposeRequest& r) {
+  const std::string& model = r.model;
+  const std::string& out = r.output;
+  const CpDecomposeOptions& opts = r.options;
+  const std::vector<std::string>& layers = r.layers;
+  const int64_t batch = r.batch;
   {
     std::error_code ec;
     const fs::path p(out);
@@ -116,9 +118,7 @@ int cmd_decompose(int argc, char** argv) {
     LOCUS_CHECK(fs::is_directory(dir, ec), "cannot write '", out, "': folder '", dir.string(), "' does not exist");
     LOCUS_CHECK(!fs::is_directory(p, ec), "cannot write '", out, "': it is a folder");
   }
-  if (stop_after_options()) return 0;
 
-  const std::string model = resolve_model(model_arg, ml.model_dir);
   Graph g = load_model_graph(model, batch);
   // Shapes (and constant subgraphs folded), but none of the optimising passes: the written model
   // keeps only standard ONNX ops. The decomposition runs below, one conv at a time.
@@ -156,7 +156,7 @@ int cmd_decompose(int argc, char** argv) {
         as_is = filtered_row(g, n);
         candidate = n.i("group", 1) == 1 && as_is.kh * as_is.kw > 1;
       }
-    if (candidate) {
+    if (candidate && r.progress) {
       std::fprintf(stderr, "decompose: [%d/%zu] %s %lldx%lldx%lldx%lld ...", index, convs.size(), name.c_str(),
                    (long long)as_is.cout, (long long)as_is.cin, (long long)as_is.kh, (long long)as_is.kw);
       std::fflush(stderr);
@@ -174,7 +174,7 @@ int cmd_decompose(int argc, char** argv) {
       as_is.why_not = row->why_not;
       rows.push_back(as_is);
     }
-    if (!candidate) continue;
+    if (!candidate || !r.progress) continue;
     if (row->decomposed)
       std::fprintf(stderr, " rank %lld, error %.4g, %d iterations, %.2f s\n", (long long)row->rank, row->rel_error,
                    row->iterations, s);
@@ -184,7 +184,7 @@ int cmd_decompose(int argc, char** argv) {
   const double fit_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   const int64_t params_after = count_parameters(g), macs_after = graph_macs(g);
 
-  std::fprintf(stderr, "decompose: writing %s ...\n", out.c_str());
+  if (r.progress) std::fprintf(stderr, "decompose: writing %s ...\n", out.c_str());
   onnx_export::ExportOptions eo;
   eo.doc_string = cat("CP-decomposed by locus decompose (", opts.policy.describe(), ", ",
                       opts.form == CpForm::FourWay ? "4-way" : "3-way", " form) from ", fs::path(model).filename().string());
@@ -207,61 +207,119 @@ int cmd_decompose(int argc, char** argv) {
   std::error_code ec;
   const auto file_bytes = fs::file_size(out, ec);
 
-  int decomposed = 0;
-  int64_t lp_before = 0, lp_after = 0, lm_before = 0, lm_after = 0;
-  double worst = 0;
-  for (const CpLayerReport& r : rows) {
-    lp_before += r.params_before;
-    lp_after += r.decomposed ? r.params_after : r.params_before;
-    lm_before += r.macs_before;
-    lm_after += r.decomposed ? r.macs_after : r.macs_before;
-    if (r.decomposed) {
-      ++decomposed;
-      worst = std::max(worst, r.rel_error);
-    }
-  }
-  const char* form_name = opts.form == CpForm::FourWay ? "4-way" : "3-way";
+  DecomposeOutcome o;
+  o.request = r;
+  o.rows = std::move(rows);
+  o.fit_seconds = fit_s;
+  o.params_before = params_before;
+  o.params_after = params_after;
+  o.macs_before = macs_before;
+  o.macs_after = macs_after;
+  o.out_shapes = out_shapes;
+  o.file_bytes = int64_t(ec ? 0 : file_bytes);
+  o.opset = int64_t(onnx_export::export_opset(g, eo));
+  return o;
+}
 
-  if (format == "json") {
-    Json j = json_document("locus-decompose/1");
-    j["model"] = model;
-    j["output"] = out;
-    j["policy"] = opts.policy.describe();
-    j["form"] = opts.form == CpForm::FourWay ? 4 : 3;
-    j["max_iterations"] = opts.max_iterations;
-    j["fit_seconds"] = finite_or_null(fit_s);
-    Json& layers = j["layers"] = Json::array();
-    for (const CpLayerReport& r : rows) {
-      Json l = {{"node", r.node}, {"cout", r.cout}, {"cin", r.cin}, {"kh", r.kh}, {"kw", r.kw}, {"decomposed", r.decomposed}};
-      if (r.decomposed) {
-        l["rank"] = r.rank;
-        l["rel_error"] = finite_or_null(r.rel_error);
-        l["iterations"] = r.iterations;
-      } else {
-        l["why_not"] = r.why_not;
-      }
-      l["params_before"] = r.params_before;
-      l["params_after"] = r.decomposed ? r.params_after : r.params_before;
-      l["macs_before"] = r.macs_before;
-      l["macs_after"] = r.decomposed ? r.macs_after : r.macs_before;
-      layers.push_back(std::move(l));
+Json decompose_json(const DecomposeOutcome& res) {
+  const DecomposeRequest& r = res.request;
+  const CpDecomposeOptions& opts = r.options;
+  const Totals t = totals_of(res.rows);
+  Json j = json_document("locus-decompose/1");
+  j["model"] = r.model;
+  j["output"] = r.output;
+  j["policy"] = opts.policy.describe();
+  j["form"] = opts.form == CpForm::FourWay ? 4 : 3;
+  j["max_iterations"] = opts.max_iterations;
+  j["fit_seconds"] = finite_or_null(res.fit_seconds);
+  Json& layers = j["layers"] = Json::array();
+  for (const CpLayerReport& row : res.rows) {
+    Json l = {{"node", row.node}, {"cout", row.cout}, {"cin", row.cin}, {"kh", row.kh}, {"kw", row.kw}, {"decomposed", row.decomposed}};
+    if (row.decomposed) {
+      l["rank"] = row.rank;
+      l["rel_error"] = finite_or_null(row.rel_error);
+      l["iterations"] = row.iterations;
+    } else {
+      l["why_not"] = row.why_not;
     }
-    j["totals"] = {{"decomposed", decomposed},
-                   {"convs", rows.size()},
-                   {"max_rel_error", finite_or_null(worst)},
-                   {"conv_params_before", lp_before},
-                   {"conv_params_after", lp_after},
-                   {"conv_macs_before", lm_before},
-                   {"conv_macs_after", lm_after},
-                   {"model_params_before", params_before},
-                   {"model_params_after", params_after},
-                   {"model_macs_before", macs_before},
-                   {"model_macs_after", macs_after}};
-    j["check"] = {{"reloaded", true}, {"shapes_inferred", true}, {"outputs", out_shapes},
-                  {"bytes", int64_t(ec ? 0 : file_bytes)}};
-    std::printf("%s\n", json_text(j).c_str());
+    l["params_before"] = row.params_before;
+    l["params_after"] = row.decomposed ? row.params_after : row.params_before;
+    l["macs_before"] = row.macs_before;
+    l["macs_after"] = row.decomposed ? row.macs_after : row.macs_before;
+    layers.push_back(std::move(l));
+  }
+  j["totals"] = {{"decomposed", t.decomposed},
+                 {"convs", res.rows.size()},
+                 {"max_rel_error", finite_or_null(t.worst)},
+                 {"conv_params_before", t.lp_before},
+                 {"conv_params_after", t.lp_after},
+                 {"conv_macs_before", t.lm_before},
+                 {"conv_macs_after", t.lm_after},
+                 {"model_params_before", res.params_before},
+                 {"model_params_after", res.params_after},
+                 {"model_macs_before", res.macs_before},
+                 {"model_macs_after", res.macs_after}};
+  j["check"] = {{"reloaded", true}, {"shapes_inferred", true}, {"outputs", res.out_shapes},
+                {"bytes", res.file_bytes}};
+  return j;
+}
+
+int cmd_decompose(int argc, char** argv) {
+  auto app = make_command("decompose", kDecomposeHelp, kDecomposeReport);
+  std::string model_arg, out, format = "table";
+  std::vector<std::string> layer_args;
+  std::optional<CpDecomposeOptions> chosen;  // --decompose / --rank, --decompose-form / --form
+  CpDecomposeOptions defaults;
+  int iterations = defaults.max_iterations;
+  ModelLookup ml;
+  app->add_option("MODEL", model_arg, "a .onnx file, a folder holding one, or builtin:NAME")->required()->type_name("");
+  app->add_option("-o,--output", out, "the ONNX file to write (required; written via a temporary file)")
+      ->required()
+      ->type_name("FILE");
+  const DecomposeGroup dg = add_decompose_options(*app, chosen, /*aliases=*/true);
+  app->add_option("--layers", layer_args, "decompose only these Conv nodes (by node name; repeatable)")
+      ->type_name("A,B,...");
+  add_int_option(*app, "--iterations", iterations, 1, 1000000, "ALS iteration cap per fit (default 200)");
+  add_model_options(*app, ml, "; it is written as is");
+  add_choice_option(*app, "--format", format, {"table", "json"}, "the report's format on stdout (default table)",
+                    "table|json");
+  // Every option is checked before any work.
+  if (!parse_command(*app, argc, argv)) return 0;
+  check_decompose_options(dg);
+  CpDecomposeOptions opts = chosen ? *chosen : defaults;
+  opts.max_iterations = iterations;
+  const std::vector<std::string> layers = split_list(layer_args);
+  if (app->count("--layers") && layers.empty()) throw UsageError("option --layers needs at least one node name");
+  {
+    std::error_code ec;
+    const fs::path p(out);
+    const fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+    LOCUS_CHECK(fs::is_directory(dir, ec), "cannot write '", out, "': folder '", dir.string(), "' does not exist");
+    LOCUS_CHECK(!fs::is_directory(p, ec), "cannot write '", out, "': it is a folder");
+  }
+  if (stop_after_options()) return 0;
+
+  DecomposeRequest req;
+  req.model = resolve_model(model_arg, ml.model_dir);
+  req.output = out;
+  req.options = opts;
+  req.layers = layers;
+  req.batch = ml.batch;
+  const DecomposeOutcome res = decompose_model(req);
+  if (format == "json") {
+    std::printf("%s\n", json_text(decompose_json(res)).c_str());
     return 0;
   }
+  const std::string& model = req.model;
+  const std::vector<CpLayerReport>& rows = res.rows;
+  const Totals t = totals_of(rows);
+  const int decomposed = t.decomposed;
+  const int64_t lp_before = t.lp_before, lp_after = t.lp_after, lm_before = t.lm_before, lm_after = t.lm_after;
+  const double worst = t.worst, fit_s = res.fit_seconds;
+  const int64_t params_before = res.params_before, params_after = res.params_after, macs_before = res.macs_before,
+                macs_after = res.macs_after;
+  const std::string& out_shapes = res.out_shapes;
+  const char* form_name = opts.form == CpForm::FourWay ? "4-way" : "3-way";
 
   std::printf("model     %s\n", model.c_str());
   std::printf("policy    %s, %s form, ALS up to %d iterations\n", opts.policy.describe().c_str(), form_name,
@@ -287,8 +345,8 @@ int cmd_decompose(int argc, char** argv) {
               (long long)macs_before, (long long)macs_after, pct(params_after, params_before),
               pct(macs_after, macs_before));
   std::printf("\n(rel_error of the total row: the largest over the decomposed layers; fitting took %.1f s)\n", fit_s);
-  std::printf("written   %s (%lld bytes, standard ONNX, opset %lld)\n", out.c_str(), (long long)(ec ? 0 : file_bytes),
-              (long long)onnx_export::export_opset(g, eo));
+  std::printf("written   %s (%lld bytes, standard ONNX, opset %lld)\n", out.c_str(), (long long)res.file_bytes,
+              (long long)res.opset);
   std::printf("check     passes the ONNX checker; reloaded with the ONNX importer, shapes inferred: %s\n", out_shapes.c_str());
   return 0;
 }

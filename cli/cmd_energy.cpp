@@ -16,6 +16,7 @@
 #include "cli/options.h"
 #include "cli/json.h"
 #include "cli/svg_plot.h"
+#include "cli/energy_report.h"
 #include "graph/ops.h"
 #include "graph/passes/cp_decompose.h"
 #include "graph/passes/pipeline.h"
@@ -113,8 +114,6 @@ std::vector<accel::ScheduleKind> parse_schedules(const std::string& list) {
 
 bool is_pow2(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
 
-// saving of `x` relative to `base`, as a fraction (NaN if base is 0)
-double saving(double base, double x) { return base > 0 ? 1.0 - x / base : std::nan(""); }
 
 std::string pct(double f) {
   if (std::isnan(f)) return "-";
@@ -129,36 +128,6 @@ const accel::ScheduleResult* find(const std::vector<accel::ScheduleResult>& rs, 
   return nullptr;
 }
 
-// Every energy of a schedule's layers and total must be finite before anything is printed (the
-// config ranges should guarantee it; a NaN or inf in a table would look like a result): one-line
-// Error naming the schedule, the layer and the energy otherwise.
-void check_energies_finite(const accel::ScheduleResult& r, const accel::AccelConfig& cfg) {
-  auto check = [&](const accel::LayerResult& l) {
-    const std::pair<const char*, double> es[] = {
-        {"DRAM read", l.dram.e_read_pj},         {"DRAM write", l.dram.e_write_pj},
-        {"DRAM activate+precharge", l.dram.e_act_pre_pj}, {"DRAM refresh", l.dram.e_refresh_pj},
-        {"DRAM background", l.dram.e_background_pj}, {"buffer", l.e_buffer_pj},
-        {"MAC", l.e_mac_pj},                     {"total", l.e_total_pj()}};
-    for (const auto& [what, e] : es)
-      LOCUS_CHECK(std::isfinite(e), "schedule ", accel::schedule_name(r.kind), ", layer '", l.name, "': the ", what,
-                  " energy is not finite (", e, " pJ) with accelerator config '", cfg.name, "' and DRAM '",
-                  cfg.dram.name, "'; check its currents, voltage, clock and energies per event");
-  };
-  for (const auto& l : r.layers) check(l);
-  check(r.total);
-}
-
-// DRAM access energy: bursts and activate/precharge, without the time-proportional background and
-// refresh (what a model that prices only DRAM accesses compares).
-double access_pj(const accel::LayerResult& t) { return t.dram.e_read_pj + t.dram.e_write_pj + t.dram.e_act_pre_pj; }
-
-// duration of a schedule (its layers back to back) and its compute time, in us
-double duration_us(const accel::LayerResult& t, const accel::AccelConfig& cfg) {
-  return double(t.dram.cycles) * cfg.dram.tck_ns * 1e-3;
-}
-double compute_us(const accel::LayerResult& t, const accel::AccelConfig& cfg) {
-  return double(t.compute_cycles) / cfg.clock_mhz;
-}
 
 std::vector<accel::Pacing> parse_pacings(const std::string& v) {
   if (v == "both") return {accel::Pacing::Compute, accel::Pacing::Dram};
@@ -178,44 +147,13 @@ std::string thesis_line(const std::vector<std::vector<accel::ScheduleResult>>& b
     const bool dram = rs.front().pacing == accel::Pacing::Dram;
     measured += std::string(measured.empty() ? "" : "; ") + (dram ? "DRAM-paced " : "compute-paced ");
     if (b && f)
-      measured += pct(saving(b->total.e_dram_pj(), f->total.e_dram_pj())) + " of DRAM energy, " +
-                  pct(saving(access_pj(b->total), access_pj(f->total))) + " of DRAM access energy";
+      measured += pct(energy_saving(b->total.e_dram_pj(), f->total.e_dram_pj())) + " of DRAM energy, " +
+                  pct(energy_saving(dram_access_pj(b->total), dram_access_pj(f->total))) + " of DRAM access energy";
     else
       measured += "not measured (needs baseline and fused-scan)";
   }
   return "thesis (Wu & Huang, DATE 2019): fused-scan saves 67% of DRAM energy on MobileNetV2 and 20% on "
          "CP-decomposed ResNet-50 at 64K entries; measured here (fused-scan vs baseline" + where + "): " + measured;
-}
-
-Json layer_json(const accel::LayerResult& l, const accel::AccelConfig& cfg) {
-  Json j = {{"name", l.name}};
-  if (!l.op.empty()) j["op"] = l.op;
-  if (l.name != "total") j["kind"] = accel::layer_kind_name(l.kind);
-  j["macs"] = l.macs;
-  j["dram_read_bytes"] = l.read_bytes;
-  j["dram_write_bytes"] = l.write_bytes;
-  j["dram_burst_bytes_read"] = l.dram.bytes_read(cfg.dram);
-  j["dram_burst_bytes_written"] = l.dram.bytes_written(cfg.dram);
-  j["buffer_accesses"] = l.buffer_accesses;
-  j["compute_cycles"] = l.compute_cycles;
-  j["row_hits"] = l.dram.row_hits;
-  j["row_misses"] = l.dram.row_misses;
-  j["row_hit_rate"] = finite_or_null(l.dram.row_hit_rate());
-  j["activates"] = l.dram.activates;
-  j["refreshes"] = l.dram.refreshes;
-  j["dram_cycles"] = l.dram.cycles;
-  j["energy_uj"] = {{"dram_read", finite_or_null(uj(l.dram.e_read_pj))},
-                    {"dram_write", finite_or_null(uj(l.dram.e_write_pj))},
-                    {"dram_act_pre", finite_or_null(uj(l.dram.e_act_pre_pj))},
-                    {"dram_refresh", finite_or_null(uj(l.dram.e_refresh_pj))},
-                    {"dram_background", finite_or_null(uj(l.dram.e_background_pj))},
-                    {"dram", finite_or_null(uj(l.e_dram_pj()))},
-                    {"buffer", finite_or_null(uj(l.e_buffer_pj))},
-                    {"mac", finite_or_null(uj(l.e_mac_pj))},
-                    {"total", finite_or_null(uj(l.e_total_pj()))}};
-  if (!l.tiling.empty()) j["tiling"] = l.tiling;
-  if (!l.note.empty()) j["note"] = l.note;
-  return j;
 }
 
 void print_layer_table(const accel::ScheduleResult& r) {
@@ -254,8 +192,8 @@ void print_totals(const std::vector<accel::ScheduleResult>& rs, const accel::Acc
   };
   using L = const accel::LayerResult&;
   line("MACs", [](L t) { return (long long)t.macs; }, " %14lld");
-  line("duration us", [&](L t) { return duration_us(t, cfg); }, " %14.1f");
-  line("compute time us", [&](L t) { return compute_us(t, cfg); }, " %14.1f");
+  line("duration us", [&](L t) { return schedule_duration_us(t, cfg); }, " %14.1f");
+  line("compute time us", [&](L t) { return schedule_compute_us(t, cfg); }, " %14.1f");
   line("DRAM read MiB", [](L t) { return mib(t.read_bytes); }, " %14.3f");
   line("DRAM written MiB", [](L t) { return mib(t.write_bytes); }, " %14.3f");
   line("buffer accesses", [](L t) { return (long long)t.buffer_accesses; }, " %14lld");
@@ -271,12 +209,12 @@ void print_totals(const std::vector<accel::ScheduleResult>& rs, const accel::Acc
   line("total energy", [](L t) { return uj(t.e_total_pj()); }, " %14.2f");
   if (const auto* b = find(rs, accel::ScheduleKind::Baseline)) {
     std::printf("%-35s", "DRAM energy saved vs baseline");
-    for (auto& r : rs) std::printf(" %14s", pct(saving(b->total.e_dram_pj(), r.total.e_dram_pj())).c_str());
+    for (auto& r : rs) std::printf(" %14s", pct(energy_saving(b->total.e_dram_pj(), r.total.e_dram_pj())).c_str());
     std::printf("\n%-35s", "DRAM access energy saved");
-    for (auto& r : rs) std::printf(" %14s", pct(saving(access_pj(b->total), access_pj(r.total))).c_str());
+    for (auto& r : rs) std::printf(" %14s", pct(energy_saving(dram_access_pj(b->total), dram_access_pj(r.total))).c_str());
     std::printf("\n%-35s", "DRAM bytes saved vs baseline");
     for (auto& r : rs)
-      std::printf(" %14s", pct(saving(double(b->total.read_bytes + b->total.write_bytes),
+      std::printf(" %14s", pct(energy_saving(double(b->total.read_bytes + b->total.write_bytes),
                                       double(r.total.read_bytes + r.total.write_bytes)))
                                .c_str());
     std::printf("\n");
@@ -413,27 +351,8 @@ int cmd_energy(int argc, char** argv) {
   if (stop_after_options()) return 0;
 
   const std::string path = resolve_model(model_arg, ml.model_dir);
-  Graph g = load_model_graph(path, batch);
-  PipelineOptions po;  // as a session of the accel backend prepares it
-  po.decompose = so.pipeline.decompose;
-  // The workload reads shapes only: no fitting, unless the policy needs fits to choose ranks.
-  if (po.decompose) {
-    po.decompose->shapes_only = po.decompose->policy.kind != RankPolicy::Kind::Error;
-    if (!po.decompose->shapes_only)
-      std::fprintf(stderr, "cp-decompose: %s chooses ranks by fitting (ALS); rank=N, ratio=X or macs=X need no fit\n",
-                   po.decompose->policy.describe().c_str());
-  }
-  if (no_fuse) po.disabled_passes.push_back("fuse-inverted-residual");
-  po.fuse_blocks = make_backend("accel")->capabilities().fused_inverted_residual;
-  const PreparedGraph prepared = prepare_graph(g, po);
-  if (so.pipeline.decompose) {
-    int decomposed = 0;
-    for (const CpLayerReport& r : prepared.decompose_report) decomposed += r.decomposed ? 1 : 0;
-    std::fprintf(stderr, "cp-decompose (%s): %d of %zu convolutions decomposed%s\n",
-                 so.pipeline.decompose->policy.describe().c_str(), decomposed, prepared.decompose_report.size(),
-                 po.decompose->shapes_only ? " (shapes only, not fitted)" : "");
-  }
-  const accel::Workload wl = accel::extract_workload(g);
+  std::string graph_name;
+  const accel::Workload wl = energy_workload(path, batch, no_fuse, so.pipeline.decompose, true, &graph_name);
 
   if (sweep) {
     std::vector<int64_t> sizes;
@@ -472,7 +391,7 @@ int cmd_energy(int argc, char** argv) {
                     {"row_hit_rate", finite_or_null(r.total.dram.row_hit_rate())}};
           if (has_base)
             e["dram_energy_saving"] = finite_or_null(
-                saving(find(res[i], accel::ScheduleKind::Baseline)->total.e_dram_pj(), r.total.e_dram_pj()));
+                energy_saving(find(res[i], accel::ScheduleKind::Baseline)->total.e_dram_pj(), r.total.e_dram_pj()));
           scheds[accel::schedule_name(r.kind)] = std::move(e);
         }
         sweep_rows.push_back({{"buffer_entries", sizes[i]}, {"schedules", std::move(scheds)}});
@@ -499,9 +418,9 @@ int cmd_energy(int argc, char** argv) {
           for (auto& r : res[i])
             if (r.kind != accel::ScheduleKind::Baseline) {
               if (csv)
-                std::printf(",%.4f", saving(b, r.total.e_dram_pj()));
+                std::printf(",%.4f", energy_saving(b, r.total.e_dram_pj()));
               else
-                std::printf(" %18s", pct(saving(b, r.total.e_dram_pj())).c_str());
+                std::printf(" %18s", pct(energy_saving(b, r.total.e_dram_pj())).c_str());
             }
         }
         std::printf("\n");
@@ -509,8 +428,8 @@ int cmd_energy(int argc, char** argv) {
     }
     if (!svg.empty()) {
       LinePlot p;
-      p.title = "Projected DRAM energy per inference: " + g.name + " (" + cfg.dram.name + ")";
-      if (g.name.empty()) p.title = "Projected DRAM energy per inference (" + cfg.dram.name + ")";
+      p.title = "Projected DRAM energy per inference: " + graph_name + " (" + cfg.dram.name + ")";
+      if (graph_name.empty()) p.title = "Projected DRAM energy per inference (" + cfg.dram.name + ")";
       p.x_label = "on-chip buffer (entries of " + std::to_string(cfg.word_bits) + " bits)";
       p.y_label = "DRAM energy (uJ)";
       p.x_tick = entries_label;
@@ -558,7 +477,7 @@ int cmd_energy(int argc, char** argv) {
     }
     // compute-bound: the compute time exceeds the DRAM-paced duration
     auto bound = [&](size_t i, size_t k) {
-      return compute_us(res[i][k].total, cfgs[i]) > duration_us(dram_paced[k].total, cfg) ? "compute" : "dram";
+      return schedule_compute_us(res[i][k].total, cfgs[i]) > schedule_duration_us(dram_paced[k].total, cfg) ? "compute" : "dram";
     };
     const auto* base_dp = find(dram_paced, accel::ScheduleKind::Baseline);
     if (format == "json") {
@@ -571,8 +490,8 @@ int cmd_energy(int argc, char** argv) {
       Json dp = Json::object();
       for (auto& r : dram_paced) {
         Json e = {{"dram_energy_uj", finite_or_null(uj(r.total.e_dram_pj()))},
-                  {"duration_us", finite_or_null(duration_us(r.total, cfg))}};
-        if (base_dp) e["dram_energy_saving"] = finite_or_null(saving(base_dp->total.e_dram_pj(), r.total.e_dram_pj()));
+                  {"duration_us", finite_or_null(schedule_duration_us(r.total, cfg))}};
+        if (base_dp) e["dram_energy_saving"] = finite_or_null(energy_saving(base_dp->total.e_dram_pj(), r.total.e_dram_pj()));
         dp[accel::schedule_name(r.kind)] = std::move(e);
       }
       j["dram_paced"] = std::move(dp);
@@ -583,10 +502,10 @@ int cmd_energy(int argc, char** argv) {
         for (size_t k = 0; k < res[i].size(); ++k) {
           const auto& r = res[i][k];
           Json e = {{"dram_energy_uj", finite_or_null(uj(r.total.e_dram_pj()))},
-                    {"duration_us", finite_or_null(duration_us(r.total, cfgs[i]))},
-                    {"compute_us", finite_or_null(compute_us(r.total, cfgs[i]))},
+                    {"duration_us", finite_or_null(schedule_duration_us(r.total, cfgs[i]))},
+                    {"compute_us", finite_or_null(schedule_compute_us(r.total, cfgs[i]))},
                     {"bound", bound(i, k)}};
-          if (b) e["dram_energy_saving"] = finite_or_null(saving(b->total.e_dram_pj(), r.total.e_dram_pj()));
+          if (b) e["dram_energy_saving"] = finite_or_null(energy_saving(b->total.e_dram_pj(), r.total.e_dram_pj()));
           scheds[accel::schedule_name(r.kind)] = std::move(e);
         }
         rows.push_back({{"mac_array", sizes[i]}, {"schedules", std::move(scheds)}});
@@ -600,8 +519,8 @@ int cmd_energy(int argc, char** argv) {
       for (size_t k = 0; k < dram_paced.size(); ++k) {
         const auto& r = dram_paced[k];
         std::printf("%s %s %.2f uJ in %.1f us%s", k ? ";" : "", accel::schedule_name(r.kind), uj(r.total.e_dram_pj()),
-                    duration_us(r.total, cfg), base_dp && r.kind != accel::ScheduleKind::Baseline
-                        ? (" (saving " + pct(saving(base_dp->total.e_dram_pj(), r.total.e_dram_pj())) + ")").c_str()
+                    schedule_duration_us(r.total, cfg), base_dp && r.kind != accel::ScheduleKind::Baseline
+                        ? (" (saving " + pct(energy_saving(base_dp->total.e_dram_pj(), r.total.e_dram_pj())) + ")").c_str()
                         : "");
       }
       std::printf("\ncompute-paced:\n");
@@ -622,12 +541,12 @@ int cmd_energy(int argc, char** argv) {
       for (size_t k = 0; k < res[i].size(); ++k) {
         const auto& t = res[i][k].total;
         if (csv)
-          std::printf(",%.3f,%.3f,%.3f,%s", uj(t.e_dram_pj()), duration_us(t, cfgs[i]), compute_us(t, cfgs[i]), bound(i, k));
+          std::printf(",%.3f,%.3f,%.3f,%s", uj(t.e_dram_pj()), schedule_duration_us(t, cfgs[i]), schedule_compute_us(t, cfgs[i]), bound(i, k));
         else
-          std::printf(" %16.2f %12.1f %10s", uj(t.e_dram_pj()), duration_us(t, cfgs[i]), bound(i, k));
+          std::printf(" %16.2f %12.1f %10s", uj(t.e_dram_pj()), schedule_duration_us(t, cfgs[i]), bound(i, k));
       }
       if (has_fused_saving) {
-        const double f = saving(find(res[i], accel::ScheduleKind::Baseline)->total.e_dram_pj(),
+        const double f = energy_saving(find(res[i], accel::ScheduleKind::Baseline)->total.e_dram_pj(),
                                 find(res[i], accel::ScheduleKind::FusedScan)->total.e_dram_pj());
         if (csv)
           std::printf(",%.4f", f);
@@ -684,46 +603,9 @@ int cmd_energy(int argc, char** argv) {
     LOCUS_CHECK(trace.good(), "cannot write the trace to '", trace_file, "'");
   }
   const std::string where = ", S = " + entries_label(double(cfg.buffer_entries)) + " entries";
+
   if (format == "json") {
-    Json j = json_document("locus-energy/1");
-    j["model"] = path;
-    j["config"] = {{"accel", cfg.name},
-                   {"buffer_entries", cfg.buffer_entries},
-                   {"word_bits", cfg.word_bits},
-                   {"mac_array", cfg.mac_array},
-                   {"clock_mhz", finite_or_null(cfg.clock_mhz)},
-                   {"e_mac_pj", finite_or_null(cfg.e_mac_pj)},
-                   {"e_buffer_pj", finite_or_null(cfg.e_buffer_pj)},
-                   {"dram", cfg.dram.name},
-                   {"dram_source", cfg.dram.source}};
-    Json& pj = j["pacings"] = Json::array();
-    for (auto p : pacings) pj.push_back(accel::pacing_name(p));
-    for (size_t p = 0; p < by_pacing.size(); ++p) {
-    const auto& prs = by_pacing[p];
-    const auto* base = find(prs, accel::ScheduleKind::Baseline);
-    Json& scheds = j[p == 0 ? "schedules" : "schedules_dram_paced"] = Json::array();
-    for (auto& r : prs) {
-      Json e = {{"name", accel::schedule_name(r.kind)}, {"buffer_entries", r.buffer_entries},
-                {"pacing", accel::pacing_name(r.pacing)},
-                {"duration_us", finite_or_null(duration_us(r.total, cfg))},
-                {"compute_us", finite_or_null(compute_us(r.total, cfg))},
-                {"total", layer_json(r.total, cfg)}};
-      if (base) {
-        e["dram_energy_saving"] = finite_or_null(saving(base->total.e_dram_pj(), r.total.e_dram_pj()));
-        e["dram_access_energy_saving"] = finite_or_null(saving(access_pj(base->total), access_pj(r.total)));
-        e["dram_bytes_saving"] = finite_or_null(saving(double(base->total.read_bytes + base->total.write_bytes),
-                                                       double(r.total.read_bytes + r.total.write_bytes)));
-      }
-      Json& layers = e["layers"] = Json::array();
-      for (auto& l : r.layers) layers.push_back(layer_json(l, cfg));
-      scheds.push_back(std::move(e));
-    }
-    }
-    j["thesis"] = {{"mobilenetv2_dram_energy_saving", 0.67},
-                   {"cp_resnet50_dram_energy_saving", 0.20},
-                   {"buffer_entries", 64 * 1024},
-                   {"source", "Wu and Huang, DATE 2019, pp. 120-125"}};
-    std::printf("%s\n", json_text(j).c_str());
+    std::printf("%s\n", json_text(energy_json(path, cfg, by_pacing)).c_str());
     return 0;
   }
   if (format == "csv") {

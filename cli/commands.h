@@ -44,4 +44,16 @@ std::string resolve_model(const std::string& model, const std::string& model_dir
 // The graph of a resolved MODEL (an .onnx path or a builtin: name), symbolic dims set to `batch`.
 Graph load_model_graph(const std::string& model, int64_t batch);
 
+// A session of MODEL found as the CLI finds it (resolve_model with model_dir, then
+// load_model_graph with o.batch): what the public C++ API (api/) and the Python module open.
+Session open_session(const std::string& model, const std::string& model_dir, const SessionOptions& o);
+
+// The options of the public API and the Python module (locus.Session(...)), as SessionOptions,
+// each checked as the CLI checks its flag (one-line Error naming it): threads 0 (all cores) to
+// 1024, l2_bytes -1 (environment, then the OS), 0 (off) or an L2 size, decompose a policy such as
+// "rank=16" ("" for none), batch 1 to 4096, max_memory_bytes 0 (the default budget) or more.
+// An unknown backend is refused when the session is made.
+SessionOptions simple_session_options(const std::string& backend, int threads, int64_t l2_bytes, bool fuse,
+                                      const std::string& decompose, int64_t batch, int64_t max_memory_bytes);
+
 }  // namespace locus::cli

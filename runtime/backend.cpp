@@ -1,6 +1,7 @@
 #include "runtime/backend.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <map>
 
 #include "graph/op_registry.h"
@@ -14,6 +15,19 @@ std::unique_ptr<Backend> make_reference_backend();
 std::unique_ptr<Backend> make_onednn_backend();
 std::unique_ptr<Backend> make_onednn_dwfused_backend();
 std::unique_ptr<Backend> make_accel_backend();  // runtime/accel_backend.cpp
+
+void Executable::run_views(const std::vector<TensorView>& inputs, std::vector<Tensor>& outputs) {
+  std::vector<Tensor> copies;
+  copies.reserve(inputs.size());
+  std::vector<const Tensor*> ptrs;
+  for (const TensorView& v : inputs) {
+    Tensor t(v.dtype, v.shape);
+    if (v.bytes) std::memcpy(t.bytes.data(), v.data, v.bytes);
+    copies.push_back(std::move(t));
+  }
+  for (const Tensor& t : copies) ptrs.push_back(&t);
+  run(ptrs, outputs);
+}
 
 void require_float_graph(const Graph& g, const std::string& backend,
                          const std::function<bool(const std::string& op)>& handles) {

@@ -115,12 +115,24 @@ struct NodeTiming {
   double ms = 0;
 };
 
+// A read-only view of a dense row-major tensor held by the caller (Session::run_views: e.g. a NumPy
+// array read in place by the Python module). `data` holds `bytes` bytes and outlives the run.
+struct TensorView {
+  DType dtype = DType::Undefined;
+  Shape shape;
+  const void* data = nullptr;
+  size_t bytes = 0;
+};
+
 class Executable {
  public:
   virtual ~Executable() = default;
   // inputs/outputs in the order of Graph::inputs / Graph::outputs, logical (NCHW) row-major.
   // Input shapes and dtypes were checked by the Session.
   virtual void run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>& outputs) = 0;
+  // The same with inputs held by the caller. By default they are copied into Tensors and run();
+  // the native backend reads them in place.
+  virtual void run_views(const std::vector<TensorView>& inputs, std::vector<Tensor>& outputs);
   // Bytes of activation memory the backend allocated for intermediate values (the planned arena).
   virtual int64_t activation_bytes() const = 0;
   // Enables per-node timing; timings() then holds the last run's times.

@@ -128,26 +128,32 @@ Session Session::from_graph(Graph g, const SessionOptions& o) {
 }
 
 std::vector<Tensor> Session::run(const std::map<std::string, Tensor>& inputs) {
-  std::vector<const Tensor*> ins;
+  std::map<std::string, TensorView> views;
+  for (auto& [name, t] : inputs) views[name] = {t.dtype, t.shape, t.bytes.data(), t.bytes.size()};
+  return run_views(views);
+}
+
+std::vector<Tensor> Session::run_views(const std::map<std::string, TensorView>& inputs) {
+  std::vector<TensorView> ins;
   for (auto& name : graph_.inputs) {
     auto it = inputs.find(name);
     LOCUS_CHECK(it != inputs.end(), "missing input '", name, "'");
     ValueInfo vi = graph_.info(name);
-    const Tensor& t = it->second;
+    const TensorView& t = it->second;
     LOCUS_CHECK(t.dtype == vi.dtype, "input '", name, "' has type ", dtype_name(t.dtype), ", the model expects ",
                 dtype_name(vi.dtype));
     LOCUS_CHECK(t.shape == vi.shape, "input '", name, "' has shape ", shape_str(t.shape), ", the model expects ",
                 shape_str(vi.shape));
-    LOCUS_CHECK(t.bytes.size() == size_t(t.numel()) * dtype_size(t.dtype), "input '", name,
-                "' holds the wrong number of bytes for its shape");
-    ins.push_back(&t);
+    LOCUS_CHECK(t.bytes == size_t(checked_numel(t.shape, "input '" + name + "'")) * dtype_size(t.dtype), "input '",
+                name, "' holds the wrong number of bytes for its shape");
+    ins.push_back(t);
   }
   for (auto& [name, t] : inputs)
     LOCUS_CHECK(std::find(graph_.inputs.begin(), graph_.inputs.end(), name) != graph_.inputs.end(),
                 "the model has no input named '", name, "'");
   std::vector<Tensor> outs;
   std::lock_guard<std::mutex> lock(*run_mutex_);
-  exe_->run(ins, outs);
+  exe_->run_views(ins, outs);
   return outs;
 }
 

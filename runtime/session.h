@@ -89,6 +89,9 @@ class Session {
   // Checks names, dtypes and shapes of the inputs (one-line Error on mismatch), runs, returns the
   // outputs in output_names() order. Thread-safe: concurrent calls are serialised (see above).
   std::vector<Tensor> run(const std::map<std::string, Tensor>& inputs);
+  // The same with inputs held by the caller (a NumPy array, ...), read in place by the native
+  // backend (other backends copy them). The same checks and the same one-line errors.
+  std::vector<Tensor> run_views(const std::map<std::string, TensorView>& inputs);
 
  private:
   Session() = default;

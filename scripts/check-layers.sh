@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks that no #include runs back up the layers (docs/architecture.md):
-#   importers, graph -> graph/passes -> schedule -> kernels | accel -> runtime -> cli
+#   importers, graph -> graph/passes -> schedule -> kernels | accel -> runtime -> cli -> api, python
+# and the installed public header (include/locus/) includes none of them.
 # Each rule names a folder and the folders its files must not include. Prints every offending
 # include as FILE:LINE: text and exits 1; exits 0 when there is none.
 set -euo pipefail
@@ -13,7 +14,8 @@ rules=(
   "accel:kernels|runtime|cli|importers|exporters|models"
   "models:kernels|accel|runtime|cli|exporters"
   "exporters:kernels|accel|runtime|cli"
-  "runtime:cli"
+  "runtime:cli|api|python"
+  "include:graph|schedule|kernels|accel|runtime|cli|importers|exporters|models|api"
 )
 bad=0
 for r in "${rules[@]}"; do

@@ -6,7 +6,8 @@ set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config
       libonnx-dev libprotobuf-dev protobuf-compiler libdnnl-dev ocl-icd-opencl-dev
       libgtest-dev libgmock-dev libbenchmark-dev libjpeg62-turbo-dev libpng-dev libeigen3-dev
-      libcli11-dev nlohmann-json3-dev libonnx-testdata clang libclang-rt-14-dev valgrind python3 python3-onnx)
+      libcli11-dev nlohmann-json3-dev libonnx-testdata clang libclang-rt-14-dev valgrind python3 python3-onnx
+      pybind11-dev python3-dev python3-numpy python3-pytest python3-distributed python3-pandas)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

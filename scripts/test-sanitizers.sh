@@ -6,6 +6,8 @@
 #
 #   usage: scripts/test-sanitizers.sh [CTEST ARGS...]      e.g. -R accel  or  -E onnx_backend_tests
 #
+# The Python module is not built here (an instrumented extension needs the interpreter started with
+# libasan preloaded); the tests/consumer program is built with the same flags.
 # The compiler is $CXX (default g++; clang++ works too). oneDNN, protobuf, OpenMP and the image
 # libraries are system libraries and not instrumented; reports come from locus code or from what it
 # passes them. Exits non-zero if a test fails or a sanitizer reports (the report is in the test's
@@ -19,7 +21,7 @@ flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-fr
 nice cmake -S "$root" -B "$build" -G Ninja -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DCMAKE_CXX_FLAGS="$flags" \
   -DCMAKE_EXE_LINKER_FLAGS="$flags" -DCMAKE_SHARED_LINKER_FLAGS="$flags" \
-  -DLOCUS_BUILD_TESTS=ON -DLOCUS_BUILD_BENCH=OFF -DLOCUS_BUILD_FUZZ=OFF >/dev/null
+  -DLOCUS_BUILD_TESTS=ON -DLOCUS_BUILD_BENCH=OFF -DLOCUS_BUILD_FUZZ=OFF -DLOCUS_BUILD_PYTHON=OFF >/dev/null
 nice cmake --build "$build" -j"${LOCUS_JOBS:-2}"
 
 # Any report ends the process with an error: UBSan halts on the first (with a stack), ASan's leak

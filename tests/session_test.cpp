@@ -169,6 +169,47 @@ TEST(SessionInputs, ModelWithoutOutputsIsRefused) {
   EXPECT_NE(error_of([&] { Session::from_graph(b.g); }).find("has no outputs"), std::string::npos);
 }
 
+// ---- inputs held by the caller (Session::run_views: the Python module's NumPy arrays) ----
+
+// A view of the caller's buffer gives the outputs run() gives for a Tensor with the same bytes, on
+// the native backend (read in place) and on one that copies (reference), and is checked the same
+// way: wrong type, wrong shape, wrong byte count, missing and unknown names.
+TEST(SessionInputs, ViewsRunLikeTensorsAndAreCheckedTheSame) {
+  for (const char* backend : {"native", "reference"}) {
+    SCOPED_TRACE(backend);
+    models::BuildOptions bo;
+    bo.resolution = 32;
+    bo.num_classes = 8;
+    SessionOptions o;
+    o.backend_name = backend;
+    o.threads = 1;
+    Session s = Session::from_graph(models::build_mobilenet_v2(bo), o);
+    const std::string in = s.input_names()[0];
+    const Tensor x = test::random_tensor(s.input_info(in).shape, 7);
+    const std::vector<float> buffer(x.data<float>(), x.data<float>() + x.numel());  // the caller's memory
+    const TensorView v{DType::F32, x.shape, buffer.data(), buffer.size() * sizeof(float)};
+    const std::vector<Tensor> want = s.run({{in, x}});
+    const std::vector<Tensor> got = s.run_views({{in, v}});
+    ASSERT_EQ(got.size(), want.size());
+    EXPECT_EQ(got[0].shape, want[0].shape);
+    EXPECT_EQ(got[0].bytes, want[0].bytes);
+    TensorView wrong_type = v;
+    wrong_type.dtype = DType::F64;
+    EXPECT_EQ(error_of([&] { s.run_views({{in, wrong_type}}); }),
+              "input '" + in + "' has type float64, the model expects float32");
+    TensorView wrong_shape = v;
+    wrong_shape.shape = {1, 3, 32, 16};
+    EXPECT_EQ(error_of([&] { s.run_views({{in, wrong_shape}}); }),
+              "input '" + in + "' has shape [1,3,32,16], the model expects [1,3,32,32]");
+    TensorView short_buffer = v;
+    short_buffer.bytes -= 4;
+    EXPECT_EQ(error_of([&] { s.run_views({{in, short_buffer}}); }),
+              "input '" + in + "' holds the wrong number of bytes for its shape");
+    EXPECT_EQ(error_of([&] { s.run_views({}); }), "missing input '" + in + "'");
+    EXPECT_EQ(error_of([&] { s.run_views({{in, v}, {"extra", v}}); }), "the model has no input named 'extra'");
+  }
+}
+
 // ---- threads ----
 
 Graph small_mobilenet() {

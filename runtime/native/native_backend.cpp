@@ -54,6 +54,7 @@ class NativeExecutable : public Executable, public native::NativeContext {
  public:
   NativeExecutable(const Graph& g, const BackendOptions& o);
   void run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>& outputs) override;
+  void run_views(const std::vector<TensorView>& inputs, std::vector<Tensor>& outputs) override;
   int64_t activation_bytes() const override { return arena_bytes_; }
   void set_profiling(bool on) override { profiling_ = on; }
   std::vector<NodeTiming> timings() const override { return timings_; }
@@ -219,13 +220,23 @@ std::string NativeExecutable::describe() const {
 }
 
 void NativeExecutable::run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>& outputs) {
+  std::vector<TensorView> views;
+  views.reserve(inputs.size());
+  for (const Tensor* t : inputs) views.push_back({t->dtype, t->shape, t->bytes.data(), t->bytes.size()});
+  run_views(views, outputs);
+}
+
+// The inputs are read in place (copied into the arena in the kernels' layout, as run() does).
+void NativeExecutable::run_views(const std::vector<TensorView>& inputs, std::vector<Tensor>& outputs) {
   // The kernels with scratch take their thread count from their plans; the scope keeps the other
   // kernels (pooling, element-wise, depthwise) on the session's count too.
   OmpThreadsScope omp_threads(threads_);
   for (size_t i = 0; i < input_names_.size(); ++i) {
     const Val& v = vals_.at(input_names_[i]);
-    if (v.is_byte()) copy_strided_u8(v.shape, inputs[i]->data<uint8_t>(), v.rowmajor(), v.bytes(), v.strides());
-    else copy_strided_f32(v.shape, inputs[i]->data<float>(), v.rowmajor(), v.ptr, v.strides());
+    if (v.is_byte())
+      copy_strided_u8(v.shape, static_cast<const uint8_t*>(inputs[i].data), v.rowmajor(), v.bytes(), v.strides());
+    else
+      copy_strided_f32(v.shape, static_cast<const float*>(inputs[i].data), v.rowmajor(), v.ptr, v.strides());
   }
   if (profiling_) {
     timings_.clear();

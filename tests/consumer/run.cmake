@@ -1,0 +1,73 @@
+# The install test (ctest install_consumer): cmake --install the build tree into a fresh prefix,
+# check that nothing installed names the source or build tree, then configure, build and run
+# tests/consumer against that prefix alone.
+#   cmake -DBUILD_DIR=... -DSOURCE_DIR=... -DWORK_DIR=... [-DPYTHON=python3] [-DCXX=... -DCXX_FLAGS=...
+#         -DLINK_FLAGS=...] -P run.cmake
+# (the consumer is compiled with the build's compiler and flags: a sanitizer build's too)
+file(REMOVE_RECURSE ${WORK_DIR})
+set(prefix ${WORK_DIR}/prefix)
+execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix} RESULT_VARIABLE rc
+                OUTPUT_QUIET)
+if(rc)
+  message(FATAL_ERROR "cmake --install failed (${rc})")
+endif()
+foreach(f include/locus/locus.h lib/cmake/locus/locusConfig.cmake lib/cmake/locus/locusTargets.cmake bin/locus)
+  if(NOT EXISTS ${prefix}/${f})
+    message(FATAL_ERROR "not installed: ${f}")
+  endif()
+endforeach()
+file(GLOB_RECURSE pkg ${prefix}/lib/__init__.py)
+if(NOT pkg)
+  message(FATAL_ERROR "the Python package locus was not installed")
+endif()
+list(GET pkg 0 init)
+get_filename_component(pkg_dir ${init} DIRECTORY)
+get_filename_component(site ${pkg_dir} DIRECTORY)
+if(PYTHON)  # the installed package imports and runs from the prefix alone
+  execute_process(COMMAND ${CMAKE_COMMAND} -E env PYTHONPATH=${site} ${PYTHON} -c
+                          "import locus, numpy; assert locus.__file__.startswith('${site}'), locus.__file__; s = locus.Session('builtin:mobilenetv2', threads=1); print('python:', s.run({'input': numpy.zeros((1, 3, 224, 224), numpy.float32)})['output'].shape)"
+                  RESULT_VARIABLE rc)
+  if(rc)
+    message(FATAL_ERROR "the installed Python package does not run (${rc})")
+  endif()
+endif()
+# only the public header; no path into the source or build tree in the CMake files or the library
+file(GLOB_RECURSE headers RELATIVE ${prefix}/include ${prefix}/include/*)
+if(NOT headers STREQUAL "locus/locus.h")
+  message(FATAL_ERROR "installed headers: ${headers} (expected only locus/locus.h)")
+endif()
+file(GLOB cmake_files ${prefix}/lib/cmake/locus/*.cmake)
+file(GLOB libs ${prefix}/lib/liblocus.so* ${pkg_dir}/*.so)
+foreach(f ${cmake_files} ${libs} ${prefix}/bin/locus)
+  file(STRINGS ${f} hits REGEX "${SOURCE_DIR}|${BUILD_DIR}")
+  if(hits)
+    list(GET hits 0 first)
+    message(FATAL_ERROR "${f} names the source or build tree: ${first}")
+  endif()
+endforeach()
+set(consumer_args)
+if(CXX)
+  list(APPEND consumer_args "-DCMAKE_CXX_COMPILER=${CXX}")
+endif()
+if(CXX_FLAGS)
+  list(APPEND consumer_args "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}")
+endif()
+if(LINK_FLAGS)
+  list(APPEND consumer_args "-DCMAKE_EXE_LINKER_FLAGS=${LINK_FLAGS}")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/consumer -B ${WORK_DIR}/build -G Ninja
+                        -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release
+                        ${consumer_args}
+                RESULT_VARIABLE rc OUTPUT_QUIET)
+if(rc)
+  message(FATAL_ERROR "configuring tests/consumer against ${prefix} failed (${rc})")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK_DIR}/build RESULT_VARIABLE rc OUTPUT_QUIET)
+if(rc)
+  message(FATAL_ERROR "building tests/consumer failed (${rc})")
+endif()
+execute_process(COMMAND ${WORK_DIR}/build/consumer RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "tests/consumer failed (${rc})")
+endif()
+file(REMOVE_RECURSE ${WORK_DIR})
