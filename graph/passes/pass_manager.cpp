@@ -41,7 +41,8 @@ PassManager PassManager::default_pipeline(const std::vector<std::string>& disabl
   return default_pipeline(disabled, false);
 }
 
-PassManager PassManager::default_pipeline(const std::vector<std::string>& disabled, bool fuse_inverted_residuals) {
+PassManager PassManager::default_pipeline(const std::vector<std::string>& disabled, bool fuse_inverted_residuals,
+                                          bool fuse_residuals) {
   PassManager pm;
   auto add = [&](std::unique_ptr<Pass> p) {
     if (std::find(disabled.begin(), disabled.end(), p->name()) == disabled.end()) pm.add(std::move(p));
@@ -57,6 +58,7 @@ PassManager PassManager::default_pipeline(const std::vector<std::string>& disabl
     add(make_fuse_inverted_residual_pass());
     add(make_dead_code_elimination_pass());
   }
+  if (fuse_residuals) add(make_fuse_residual_pass());
   return pm;
 }
 
@@ -70,6 +72,7 @@ std::vector<std::string> all_pass_names() {
   return {make_fold_qdq_pass()->name(), make_constant_folding_pass()->name(), make_eliminate_identity_pass()->name(),
           make_dead_code_elimination_pass()->name(), make_fold_batchnorm_pass()->name(),
           make_fuse_activation_pass()->name(), make_fuse_inverted_residual_pass()->name(),
+          make_fuse_residual_pass()->name(),
           // not in any default pipeline: a Session runs it only when SessionOptions::decompose is set
           make_cp_decompose_pass(CpDecomposeOptions{})->name()};
 }

@@ -99,6 +99,9 @@ std::unique_ptr<Pass> make_fold_qdq_pass();
 // Fuses MobileNetV2 blocks (and CP-decomposed chains) into FusedInvertedResidual (graph/ops.h). Added
 // to the pipeline by default_pipeline(disabled, true) for the backends that execute that op.
 std::unique_ptr<Pass> make_fuse_inverted_residual_pass();
+// Fuses Conv -> Add(conv, R) [-> Relu] into the Conv (locus.residual, graph/ops.h; fuse_residual.cpp).
+// Added last by default_pipeline(disabled, blocks, true) for the backends whose Conv takes a residual.
+std::unique_ptr<Pass> make_fuse_residual_pass();
 
 // Names of every pass (for --help and for validating --disable-pass).
 std::vector<std::string> all_pass_names();
@@ -121,7 +124,8 @@ class PassManager {
   // The default pipeline, plus (if fuse_inverted_residuals) fuse-inverted-residual and another
   // dead-code elimination after fuse-activation. With false it is default_pipeline(disabled).
   // Only for backends that execute FusedInvertedResidual (native, reference, accel).
-  static PassManager default_pipeline(const std::vector<std::string>& disabled, bool fuse_inverted_residuals);
+  static PassManager default_pipeline(const std::vector<std::string>& disabled, bool fuse_inverted_residuals,
+                                      bool fuse_residuals = false);
   PassReport run(Graph& g) const;
   std::vector<std::string> names() const;
 

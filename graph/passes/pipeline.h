@@ -21,6 +21,7 @@ struct PipelineOptions {
   bool optimize = true;                      // run the default pass pipeline (step 4)
   std::vector<std::string> disabled_passes;  // names from all_pass_names(); an unknown name is an Error
   bool fuse_blocks = true;                   // the consumer executes FusedInvertedResidual
+  bool fuse_residual = false;                // the consumer's Conv takes a residual (locus.residual)
   std::optional<CpDecomposeOptions> decompose;
 };
 
