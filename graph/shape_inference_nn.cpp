@@ -91,8 +91,8 @@ std::vector<int64_t> conv_window(NodeContext& c, const Shape& x, const std::vect
 ValueInfo infer_conv(NodeContext& c) {
   Node& n = c.node();
   const bool residual = n.i("locus.residual", 0) != 0;
-  if (residual) c.require_inputs(4, 4);
-  else c.require_inputs(2, 3);
+  c.require_inputs(2, residual ? 4 : 3);
+  if (residual && !c.has(3)) c.error("input 3 (the residual, locus.residual = 1) is required but missing");
   c.require_f32(0);
   c.require_f32(1);
   require_2d_spatial(c, 0);

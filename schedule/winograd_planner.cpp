@@ -43,7 +43,10 @@ WinogradPlan plan_winograd(const WinogradConvShape& s, RegisterTile rt, int64_t 
   const double w_bytes = 36.0 * C * OC * 4.0;
   auto cost_for = [&](int64_t T) {
     const int64_t blocks = ceil_div(p.tiles, T);
-    const double gemm = 2.0 * double(p.tiles) * 36.0 * C * OC / row_util(T, rt.mr);
+    // full blocks at the utilisation of T rows, the last one at that of its remainder
+    const int64_t last = p.tiles - (blocks - 1) * T;
+    const double per_tile = 2.0 * 36.0 * C * OC;
+    const double gemm = per_tile * (double((blocks - 1) * T) / row_util(T, rt.mr) + double(last) / row_util(last, rt.mr));
     const double transforms = double(p.tiles) * (kTransformInOps * C + kTransformOutOps * OC) / kTransformRate;
     const double block_bytes = 36.0 * double(T) * (C + OC) * 4.0;
     // Blocks run concurrently on `threads` cores, each with its own L2; the weights are shared.

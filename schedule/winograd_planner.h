@@ -10,7 +10,8 @@
 // The model (time in units of one fp32 FMA lane-operation at the micro-kernel's peak):
 //   im2col:   2 * P * 9C * OC flops at the GEMM's row utilisation over row groups of mr, plus the
 //             im2col copy (P * 9C floats written and read back).
-//   Winograd: 2 * T * 36 * C * OC flops per block of T tiles at row utilisation T / ceil(T/mr)*mr,
+//   Winograd: 2 * T * 36 * C * OC flops per block of T tiles at row utilisation T / ceil(T/mr)*mr
+//             (the last block at that of its remainder),
 //             plus the transforms (~300 operations per tile and input channel, ~200 per tile and
 //             output channel, at a quarter of the FMA rate: adds and loads, not FMAs), plus the
 //             traffic beyond L2: the packed weights (36 C OC floats) re-read by every block when
