@@ -1110,3 +1110,32 @@ TEST(FuseResidual, RefusesWithARemark) {
   for (int64_t i = 0; i < got.numel(); ++i)
     ASSERT_NEAR(got.data<float>()[i], want.data<float>()[i], 1e-4f * (1.f + std::fabs(want.data<float>()[i])));
 }
+
+TEST(FuseResidual, ShapeInferenceChecksTheResidualInput) {
+  auto build = [](Shape rshape, bool with_residual) {
+    GraphBuilder b;
+    const auto x = b.input("x", {1, 4, 5, 5});
+    const auto r = b.input("r", rshape);
+    const auto w = b.random_constant("w", {4, 4, 1, 1}, 7);
+    std::vector<std::string> ins{x, w, ""};
+    if (with_residual) ins.push_back(r);
+    b.node("Conv", ins, {{"kernel_shape", std::vector<int64_t>{1, 1}}, {"locus.residual", int64_t(1)}}, "y");
+    return b.finish({"y"});
+  };
+  Graph ok = build({1, 4, 5, 5}, true);
+  EXPECT_NO_THROW(infer_shapes(ok));
+  Graph bad = build({1, 4, 5, 1}, true);
+  EXPECT_THROW(
+      {
+        try {
+          infer_shapes(bad);
+        } catch (const Error& e) {
+          EXPECT_NE(std::string(e.what()).find("residual 'r' must have the output's shape [1,4,5,5]"), std::string::npos)
+              << e.what();
+          throw;
+        }
+      },
+      Error);
+  Graph missing = build({1, 4, 5, 5}, false);
+  EXPECT_THROW(infer_shapes(missing), Error);
+}

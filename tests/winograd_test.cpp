@@ -14,6 +14,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -282,6 +283,28 @@ TEST(WinogradResNet50, EveryLayerWithinTheBound) {
   }
   EXPECT_EQ(layers, 13);  // 3 + 3 + 5 + 2 stride-1 3x3 convs (the first 3x3 of stages 2-4 has stride 2)
   clear_isa_override();
+}
+
+}  // namespace
+}  // namespace locus::kernels
+
+namespace locus::kernels {
+namespace {
+
+// The finiteness check that sends an input with inf / NaN to the im2col path (nan_inf_test checks
+// the whole Conv); every position of a ragged length, both infinities and NaN, and the largest finite.
+TEST(WinogradFinite, FindsEveryInfinityAndNaN) {
+  std::vector<float> x(37, 1.f);
+  x[5] = 3.4028235e38f;  // FLT_MAX is finite
+  EXPECT_TRUE(all_finite_f32(x.data(), int64_t(x.size())));
+  for (float bad : {std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                    std::numeric_limits<float>::quiet_NaN()})
+    for (size_t i = 0; i < x.size(); ++i) {
+      std::vector<float> y = x;
+      y[i] = bad;
+      EXPECT_FALSE(all_finite_f32(y.data(), int64_t(y.size()))) << i;
+      EXPECT_EQ(all_finite_f32(y.data(), int64_t(i)), true) << i;  // before it
+    }
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdint>
 
 #include "graph/error.h"
 #include "kernels/native/cpu_features.h"
@@ -125,6 +126,14 @@ WinogradConv pack_winograd(int64_t N, int64_t H, int64_t W, int64_t C, int64_t O
   p.u.reserve(kA);
   for (int64_t xi = 0; xi < kA; ++xi) p.u.push_back(pack_b(C, OC, u.data() + xi * C * OC, OC, false));
   return p;
+}
+
+bool all_finite_f32(const float* x, int64_t n) {
+  // exponent all ones: infinity or NaN; integer compares so that the loop vectorises
+  const auto* u = reinterpret_cast<const uint32_t*>(x);
+  uint32_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) bad |= (u[i] & 0x7f800000u) == 0x7f800000u;
+  return bad == 0;
 }
 
 int64_t winograd_scratch_floats(const WinogradConv& p) {

@@ -7,7 +7,8 @@
 // Accuracy: the transforms multiply by constants up to 8 (A^T) and 5 (B^T) and G has entries
 // 1/24..1/4, so the fp32 result differs from the direct sum by more than rounding alone; the tests
 // bound it as |y - y_ref| <= 64 * eps * sum_k |w_k| |x_k| (eps = 2^-23) per output
-// (kernels_test: Winograd.*), and docs/winograd.md reports the error on every ResNet-50 layer.
+// plus |bias| and |residual| (tests/winograd_test.cpp), and docs/winograd.md reports the error on
+// every ResNet-50 layer.
 #pragma once
 
 #include <cstdint>
@@ -68,6 +69,12 @@ WinogradConv pack_winograd(int64_t N, int64_t H, int64_t W, int64_t C, int64_t O
                            const schedule::WinogradPlan& plan, int threads);
 
 int64_t winograd_scratch_floats(const WinogradConv& p);
+
+// Whether x[0..n) holds no infinity and no NaN. Winograd is exact algebra only for finite inputs: a
+// transform mixes the 36 values of an input tile (inf - inf = NaN, inf * 0 = NaN), so an infinity
+// or NaN would spread to outputs whose 3x3 window does not hold it. The native backend checks each
+// input and runs such a call on the im2col path instead (IEEE propagation as the reference's).
+bool all_finite_f32(const float* x, int64_t n);
 
 // out[N, OH, OW, OC] = act(conv(in) + bias (+ residual[N, OH, OW, OC] when non-null)).
 void winograd_conv_nhwc(const WinogradConv& p, const float* in, const float* residual, float* out, float* scratch);

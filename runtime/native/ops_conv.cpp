@@ -3,6 +3,7 @@
 #include "runtime/native/op_registry.h"
 
 
+#include <algorithm>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -36,7 +37,8 @@ Activation stage_activation(const Node& n, const std::string& stage) {
 // Whether a 3x3 conv runs as Winograd F(4x4, 3x3): the planner's choice for 3x3, stride-1,
 // dilation-1, group-1 convs (when BackendOptions::winograd); one row for `locus info --plans` per 3x3
 // conv. Returns the plan when Winograd is chosen.
-std::optional<schedule::WinogradPlan> winograd_choice(NativeContext& c, const Node& n, const Conv2dShape& s) {
+std::optional<schedule::WinogradPlan> winograd_choice(NativeContext& c, const Node& n, const Conv2dShape& s,
+                                                     const float* w, int64_t w_numel) {
   if (s.KH != 3 || s.KW != 3) return std::nullopt;
   WinogradPlanRow row;
   row.node = n.name;
@@ -47,6 +49,7 @@ std::optional<schedule::WinogradPlan> winograd_choice(NativeContext& c, const No
   else if (s.DH != 1 || s.DW != 1) row.why = "dilated";
   else if (s.G != 1) row.why = "grouped";
   else if (s.C * 9 <= kernels::kConvDirectMaxK) row.why = "small input depth (direct path)";
+  else if (!kernels::all_finite_f32(w, w_numel)) row.why = "non-finite weights";
   else {
     const kernels::GemmConfig& gc = kernels::gemm_config(kernels::active_isa());
     const int64_t l2 = c.tiling().l2_bytes > 0 ? c.tiling().l2_bytes : kFusedFallbackL2Bytes;
@@ -73,13 +76,21 @@ Step build_conv(NativeContext& c, const Node& n) {
     res = r.ptr;
   }
   const Activation act = activation_of(n);
-  if (auto plan = winograd_choice(c, n, s)) {
+  if (auto plan = winograd_choice(c, n, s, w->data<float>(), w->numel())) {
     auto wg = std::make_shared<WinogradConv>(pack_winograd(s.N, s.H, s.W, s.C, s.OC, s.PT, s.PL, s.OH, s.OW,
                                                            w->data<float>(), b ? b->data<float>() : nullptr, act,
                                                            *plan, c.threads()));
-    c.need_workspace(winograd_scratch_floats(*wg));
+    // An input holding an infinity or NaN runs on the im2col path (all_finite_f32, winograd.h).
+    auto fallback = std::make_shared<PackedConv2d>(pack_conv2d(s, w->data<float>(), b ? b->data<float>() : nullptr,
+                                                               res ? Activation{} : act, 0, c.tiling().order,
+                                                               c.threads()));
+    c.need_workspace(std::max(winograd_scratch_floats(*wg), conv2d_scratch_floats(*fallback)));
     c.set_implementation(cat("conv2d_nhwc winograd F(4x4,3x3)", res ? " + residual" : "", " (", plan->why, ")"));
-    return [ws = c.workspace(), wg, in = x.ptr, res, out = y.ptr] { winograd_conv_nhwc(*wg, in, res, out, ws->data()); };
+    return [ws = c.workspace(), wg, fallback, in = x.ptr, res, out = y.ptr, act, numel = x.numel()] {
+      if (all_finite_f32(in, numel)) winograd_conv_nhwc(*wg, in, res, out, ws->data());
+      else if (res) conv2d_nhwc(*fallback, in, out, ws->data(), res, act);
+      else conv2d_nhwc(*fallback, in, out, ws->data());
+    };
   }
   auto packed = std::make_shared<PackedConv2d>(pack_conv2d(s, w->data<float>(), b ? b->data<float>() : nullptr,
                                                            res ? Activation{} : act, c.tiling().buffer_entries,
