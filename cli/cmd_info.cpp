@@ -64,6 +64,10 @@ static const char* kPlansHelp =
     "  ratio       total / compulsory\n"
     "  note        gathered (strided), or why there is no plan: off, grouped, padded,\n"
     "              no-fit (the planner found no tile for the buffer)\n"
+    "Then, when the model has 3x3 convs, a line 'winograd  <k> of <n> 3x3 convs ...' and one row per\n"
+    "3x3 conv: node, C, OC, OH, OW, path (winograd or other) and why: the planner's modelled costs\n"
+    "(Winograd vs im2col, in Mflop-equivalents) and tile blocks, or why it does not apply (strided,\n"
+    "grouped, dilated, small input depth, off with --no-winograd).\n"
     "The plans are the ones a native session makes once at creation, with the same --l2 and\n"
     "--tile-order (or LOCUS_L2, LOCUS_TILE_ORDER, the OS) as run and bench would use.\n";
 
@@ -104,6 +108,16 @@ static void print_plans(const Executable* exe) {
                   "gemm", "-", "-", "-", "-", "-", "-", "-", "-", "-", (long long)comp, double(comp) * mib, "-",
                   r.why_not.c_str());
     }
+  }
+  const auto wino = exe->winograd_plans();
+  if (!wino.empty()) {
+    // 3x3 convs: Winograd F(4x4, 3x3) or not, and why (schedule/winograd_planner.h).
+    const auto chosen = std::count_if(wino.begin(), wino.end(), [](auto& r) { return r.winograd; });
+    std::printf("\nwinograd   %lld of %zu 3x3 convs run as Winograd F(4x4,3x3)\n", (long long)chosen, wino.size());
+    std::printf("%-32s %5s %5s %4s %4s %-8s %s\n", "node", "C", "OC", "OH", "OW", "path", "why");
+    for (const WinogradPlanRow& r : wino)
+      std::printf("%-32s %5lld %5lld %4lld %4lld %-8s %s\n", r.node.c_str(), (long long)r.C, (long long)r.OC,
+                  (long long)r.OH, (long long)r.OW, r.winograd ? "winograd" : "other", r.why.c_str());
   }
   const auto fused = exe->fused_block_plans();
   if (fused.empty()) return;
@@ -156,6 +170,7 @@ int cmd_info(int argc, char** argv) {
   PipelineOptions po = so.pipeline;  // as a session of the native backend prepares it
   po.fuse_blocks = make_backend("native")->capabilities().fused_inverted_residual;
   po.fuse_qblocks = make_backend("native")->capabilities().fused_qlinear_inverted_residual;
+  po.fuse_residual = make_backend("native")->capabilities().conv_residual;
   const PassReport report = prepare_graph(g, po).report;
 
   // --plans: compiled for the native backend as a session would (plans made once, read back) before

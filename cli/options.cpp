@@ -197,6 +197,11 @@ void add_tiling_options(CLI::App& app, SessionOptions& o) {
          "do not fuse 1x1 -> depthwise -> 1x1 blocks into one kernel (native,\naccel and reference backends fuse them "
          "by default)")
       ->group(kTilingGroup);
+  app.add_flag_callback(
+         "--no-winograd", [&o] { o.backend.winograd = false; },
+         "run 3x3 stride-1 convs without Winograd F(4x4,3x3) (the native\nbackend uses it where its planner "
+         "models it faster; info --plans says where)")
+      ->group(kTilingGroup);
 }
 
 void add_memory_options(CLI::App& app, SessionOptions& o) {

@@ -7,6 +7,10 @@
 //                              kernel_shape; after infer_shapes auto_pad is resolved into pads and
 //                              removed. locus attrs: locus.activation ("relu"|"clip"), locus.activation_min,
 //                              locus.activation_max (set by the fuse-activation pass). 2-D only (4-D X).
+//                              locus.residual = 1 (set by the fuse-residual pass, native backend): a 4th
+//                              input R [N, OC, OH, OW] (data, not a parameter; B may be "") and
+//                              Y = act(conv(X, W) + B + R): R is added in float after the convolution's
+//                              sum and before the activation, as the unfused Conv -> Add -> act would.
 //   BatchNormalization(X, scale, B, mean, var)  attr epsilon; inference form only, one output.
 //   Relu(X)   Clip(X, [min], [max])  (attribute form of opset < 11 becomes constant inputs)
 //   Add/Sub/Mul/Div(A, B)      multidirectional (numpy) broadcasting.

@@ -90,7 +90,9 @@ std::vector<int64_t> conv_window(NodeContext& c, const Shape& x, const std::vect
 
 ValueInfo infer_conv(NodeContext& c) {
   Node& n = c.node();
-  c.require_inputs(2, 3);
+  const bool residual = n.i("locus.residual", 0) != 0;
+  c.require_inputs(2, residual ? 4 : 3);
+  if (residual && !c.has(3)) c.error("input 3 (the residual, locus.residual = 1) is required but missing");
   c.require_f32(0);
   c.require_f32(1);
   require_2d_spatial(c, 0);
@@ -118,7 +120,14 @@ ValueInfo infer_conv(NodeContext& c) {
   }
   auto out = resolve_window(c, x, kernel, WindowOptions{true, false, false});
   n.attrs["group"] = group;
-  return c.output(DType::F32, {x[0], OC, out[0], out[1]});
+  const Shape y = {x[0], OC, out[0], out[1]};
+  if (residual) {
+    c.require_f32(3);
+    if (c.shape(3) != y)
+      c.error("residual '", c.input_name(3), "' must have the output's shape ", shape_str(y), ", got ",
+              shape_str(c.shape(3)));
+  }
+  return c.output(DType::F32, y);
 }
 
 ValueInfo infer_pool(NodeContext& c) {

@@ -80,6 +80,9 @@ struct BackendOptions {
   // The pointwise tiling settings already resolved from l2_bytes / tile_order (the Session resolves
   // them once, resolve_pointwise_tiling); unset: the backend resolves them itself.
   std::optional<PointwiseTilingSettings> tiling;
+  // Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions where the planner models it faster (native
+  // backend; CLI --no-winograd turns it off).
+  bool winograd = true;
 };
 
 // Resolves the settings: option > environment ($LOCUS_L2, $LOCUS_TILE_ORDER) > OS > default.
@@ -96,6 +99,14 @@ struct PointwisePlanRow {
   std::optional<schedule::Plan> plan;  // m n k, order, resident strips, modelled traffic
   std::string why_not;               // when !plan, one word: "off" (tiling off), "grouped", "padded",
                                      // "no-fit" (the planner found no tile for S)
+};
+
+// How one 3x3 stride-1 convolution runs (native backend): Winograd or not, and why.
+struct WinogradPlanRow {
+  std::string node;
+  int64_t C = 0, OC = 0, OH = 0, OW = 0;
+  bool winograd = false;  // runs as Winograd F(4x4, 3x3)
+  std::string why;        // "off (--no-winograd)", "grouped", ... or the planner's figures
 };
 
 // How one FusedInvertedResidual runs (native backend): the fused-block plan made at compile time.
@@ -146,6 +157,8 @@ class Executable {
   virtual std::vector<PointwisePlanRow> pointwise_plans() const { return {}; }
   // One row per fused inverted-residual block, in graph order (empty if none or not native).
   virtual std::vector<FusedBlockPlanRow> fused_block_plans() const { return {}; }
+  // One row per 3x3 convolution (stride 1 or not), in graph order (empty if not native).
+  virtual std::vector<WinogradPlanRow> winograd_plans() const { return {}; }
   // One row per node, in graph order: the implementation chosen for it (empty if the backend does
   // not say).
   virtual std::vector<NodeImplementation> implementations() const { return {}; }
@@ -157,6 +170,7 @@ struct BackendCapabilities {
   bool fused_inverted_residual = false;  // runs locus.FusedInvertedResidual: the pipeline fuses blocks
   bool pointwise_tiling = false;  // plans 1x1 convs for an L2: the session resolves the tiling settings
   bool fused_qlinear_inverted_residual = false;  // runs locus.FusedQLinearInvertedResidual (int8 blocks)
+  bool conv_residual = false;     // runs Conv with locus.residual: the pipeline fuses residual Adds
 };
 
 class Backend {

@@ -105,6 +105,7 @@ Session Session::from_graph(Graph g, const SessionOptions& o) {
   PipelineOptions po = o.pipeline;
   po.fuse_blocks = caps.fused_inverted_residual;
   po.fuse_qblocks = caps.fused_qlinear_inverted_residual;
+  po.fuse_residual = caps.conv_residual;
   // Resolved before any work, so a bad setting fails first; the backend compiles with these.
   BackendOptions bo = o.backend;
   if (caps.pointwise_tiling && !bo.tiling) bo.tiling = resolve_pointwise_tiling(bo);

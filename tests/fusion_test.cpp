@@ -1023,3 +1023,119 @@ TEST(FuseInvertedResidualPipeline, RealMobileNetV2) {
   ASSERT_EQ(got.shape, want.shape);
   EXPECT_EQ(test::max_abs_diff(got.data<float>(), want.data<float>(), size_t(want.numel())), 0.0);
 }
+
+// ---- fuse-residual: Conv -> Add(conv, R) [-> Relu] into the Conv's epilogue ------------------
+
+namespace {
+
+// Two residual blocks on x [2, 24, 9, 7]: a 3x3 conv (Winograd-eligible) + Add(conv, x) + Relu, then a
+// 1x1 conv + Add(r, conv) (the Conv second) + Relu.
+Graph residual_blocks() {
+  GraphBuilder b;
+  const auto x = b.input("x", {2, 24, 9, 7});
+  const auto w1 = b.random_constant("w1", {24, 24, 3, 3}, 1, -0.2f, 0.2f);
+  const auto b1 = b.random_constant("b1", {24}, 2);
+  const auto w2 = b.random_constant("w2", {24, 24, 1, 1}, 3, -0.3f, 0.3f);
+  const auto c1 = b.node("Conv", {x, w1, b1}, {{"kernel_shape", std::vector<int64_t>{3, 3}},
+                                               {"pads", std::vector<int64_t>{1, 1, 1, 1}}});
+  const auto r1 = b.node("Relu", {b.node("Add", {c1, x})});
+  const auto c2 = b.node("Conv", {r1, w2}, {{"kernel_shape", std::vector<int64_t>{1, 1}}});
+  const auto r2 = b.node("Relu", {b.node("Add", {r1, c2})}, {}, "y");
+  return b.finish({r2});
+}
+
+}  // namespace
+
+TEST(FuseResidual, ConvAddReluBecomesOneConvMatchingTheUnfusedGraph) {
+  const Graph g = residual_blocks();
+  std::map<std::string, Tensor> in{{"x", test::random_tensor({2, 24, 9, 7}, 5)}};
+  const auto want = run_reference(g, in)[0];
+  // the pass on its own: the reference evaluator runs the fused Conv by composition, bit-identical
+  Graph fused = g;
+  PipelineOptions po;
+  po.fuse_residual = true;
+  const PreparedGraph p = prepare_graph(fused, po);
+  EXPECT_EQ(count_op(fused, "Add"), 0);
+  EXPECT_EQ(count_op(fused, "Relu"), 0);
+  int residual = 0;
+  for (const Node& n : fused.nodes) residual += n.op == "Conv" && n.i("locus.residual", 0) == 1;
+  EXPECT_EQ(residual, 2);
+  const auto composed = run_reference(fused, in)[0];
+  EXPECT_EQ(test::max_abs_diff(composed.data<float>(), want.data<float>(), size_t(want.numel())), 0.0);
+  // the native backend (Winograd and im2col for the 3x3, pointwise for the 1x1) against the unfused reference
+  for (bool winograd : {true, false}) {
+    SessionOptions o;
+    o.backend.winograd = winograd;
+    Session s = Session::from_graph(g, o);
+    EXPECT_EQ(count_op(s.graph(), "Add"), 0);
+    const auto impl = s.executable().implementations();
+    bool saw_winograd = false;
+    for (const auto& i : impl) saw_winograd |= i.implementation.find("winograd") != std::string::npos;
+    EXPECT_EQ(saw_winograd, winograd);
+    const auto got = s.run(in)[0];
+    ASSERT_EQ(got.shape, want.shape);
+    for (int64_t i = 0; i < got.numel(); ++i)
+      ASSERT_NEAR(got.data<float>()[i], want.data<float>()[i], 1e-4f * (1.f + std::fabs(want.data<float>()[i])))
+          << "winograd " << winograd << " element " << i;
+  }
+}
+
+TEST(FuseResidual, RefusesWithARemark) {
+  GraphBuilder b;
+  const auto x = b.input("x", {1, 4, 5, 5});
+  const auto w = b.random_constant("w", {4, 4, 1, 1}, 7);
+  const auto bias = b.random_constant("bias", {1, 4, 1, 1}, 8);
+  // Conv -> Relu (fused as its activation) -> Add: the residual would have to come before the Relu
+  const auto c1 = b.node("Conv", {x, w}, {{"kernel_shape", std::vector<int64_t>{1, 1}}});
+  const auto a1 = b.node("Add", {b.node("Relu", {c1}), x});
+  // Add of a broadcast constant
+  const auto c2 = b.node("Conv", {a1, w}, {{"kernel_shape", std::vector<int64_t>{1, 1}}});
+  const auto a2 = b.node("Add", {c2, bias}, {}, "y");
+  Graph g = b.finish({a2});
+  PipelineOptions po;
+  po.fuse_residual = true;
+  const PreparedGraph p = prepare_graph(g, po);
+  EXPECT_EQ(count_op(g, "Add"), 2);
+  auto remark_of = [&](const std::string& node) {
+    for (const PassRemark& r : p.report.remarks)
+      if (r.pass == "fuse-residual" && r.node == node) return r.message;
+    return std::string();
+  };
+  EXPECT_NE(remark_of("Add_2").find("already has an activation"), std::string::npos) << remark_of("Add_2");
+  EXPECT_NE(remark_of("Add_4").find("constant"), std::string::npos) << remark_of("Add_4");
+  // and the graph still runs natively, matching the reference
+  std::map<std::string, Tensor> in{{"x", test::random_tensor({1, 4, 5, 5}, 9)}};
+  const auto want = run_reference(b.g, in)[0];
+  const auto got = Session::from_graph(b.g).run(in)[0];
+  for (int64_t i = 0; i < got.numel(); ++i)
+    ASSERT_NEAR(got.data<float>()[i], want.data<float>()[i], 1e-4f * (1.f + std::fabs(want.data<float>()[i])));
+}
+
+TEST(FuseResidual, ShapeInferenceChecksTheResidualInput) {
+  auto build = [](Shape rshape, bool with_residual) {
+    GraphBuilder b;
+    const auto x = b.input("x", {1, 4, 5, 5});
+    const auto r = b.input("r", rshape);
+    const auto w = b.random_constant("w", {4, 4, 1, 1}, 7);
+    std::vector<std::string> ins{x, w, ""};
+    if (with_residual) ins.push_back(r);
+    b.node("Conv", ins, {{"kernel_shape", std::vector<int64_t>{1, 1}}, {"locus.residual", int64_t(1)}}, "y");
+    return b.finish({"y"});
+  };
+  Graph ok = build({1, 4, 5, 5}, true);
+  EXPECT_NO_THROW(infer_shapes(ok));
+  Graph bad = build({1, 4, 5, 1}, true);
+  EXPECT_THROW(
+      {
+        try {
+          infer_shapes(bad);
+        } catch (const Error& e) {
+          EXPECT_NE(std::string(e.what()).find("residual 'r' must have the output's shape [1,4,5,5]"), std::string::npos)
+              << e.what();
+          throw;
+        }
+      },
+      Error);
+  Graph missing = build({1, 4, 5, 5}, false);
+  EXPECT_THROW(infer_shapes(missing), Error);
+}

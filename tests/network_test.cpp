@@ -87,6 +87,16 @@ TEST(Network, BuiltResNet50NativeAgreesWithReference) {
   std::string why;
   EXPECT_TRUE(allclose(got[0], want[0], 1e-3, 1e-4, why)) << why;
   EXPECT_EQ(argmax(got[0]), argmax(want[0]));
+  // every block's residual Add and the Relu after it run in the epilogue of the block's last conv
+  int adds = 0, relus = 0, residual = 0;
+  for (const Node& n : native.graph().nodes) {
+    adds += n.op == "Add";
+    relus += n.op == "Relu";
+    residual += n.op == "Conv" && n.i("locus.residual", 0) == 1 && n.s("locus.activation", "") == "relu";
+  }
+  EXPECT_EQ(adds, 0);
+  EXPECT_EQ(relus, 0);
+  EXPECT_EQ(residual, 16);
   // the activations are reused: the arena is far below the sum of all intermediate values
   EXPECT_GT(native.activation_bytes(), 0);
   EXPECT_LT(native.activation_bytes(), 16 * 1024 * 1024);

@@ -34,6 +34,10 @@ void conv(const Node& n, const Inputs& in, Tensor& y) {
   const Tensor& x = *in[0];
   const Tensor& w = *in[1];
   const Tensor* b = optional_input(in, 2);
+  // locus.residual: input 3 (the output's shape) is added before the activation, in float as the
+  // unfused Add would (the composition conv -> Add -> activation).
+  const Tensor* r = n.i("locus.residual", 0) ? optional_input(in, 3) : nullptr;
+  const float* rd = r ? r->data<float>() : nullptr;
   const int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
   const int64_t OC = w.shape[0], Cg = w.shape[1];
   const int64_t OH = y.shape[2], OW = y.shape[3];
@@ -57,6 +61,7 @@ void conv(const Node& n, const Inputs& in, Tensor& y) {
                      double(wd[((oc * Cg + ic) * g.kh + kh) * g.kw + kw]);
             });
           float v = float(acc);
+          if (rd) v += rd[((ni * OC + oc) * OH + oh) * OW + ow];
           if (act == "relu") v = v < 0.f ? 0.f : v;  // max(0, v), NaN stays NaN
           else if (act == "clip") v = std::min(std::max(v, lo), hi);
           yd[((ni * OC + oc) * OH + oh) * OW + ow] = v;

@@ -42,7 +42,7 @@ PassManager PassManager::default_pipeline(const std::vector<std::string>& disabl
 }
 
 PassManager PassManager::default_pipeline(const std::vector<std::string>& disabled, bool fuse_inverted_residuals,
-                                          bool fuse_qlinear_blocks) {
+                                          bool fuse_qlinear_blocks, bool fuse_residuals) {
   PassManager pm;
   auto add = [&](std::unique_ptr<Pass> p) {
     if (std::find(disabled.begin(), disabled.end(), p->name()) == disabled.end()) pm.add(std::move(p));
@@ -58,6 +58,7 @@ PassManager PassManager::default_pipeline(const std::vector<std::string>& disabl
     add(make_fuse_inverted_residual_pass(fuse_inverted_residuals, fuse_qlinear_blocks));
     add(make_dead_code_elimination_pass());
   }
+  if (fuse_residuals) add(make_fuse_residual_pass());
   return pm;
 }
 
@@ -71,6 +72,7 @@ std::vector<std::string> all_pass_names() {
   return {make_fold_qdq_pass()->name(), make_constant_folding_pass()->name(), make_eliminate_identity_pass()->name(),
           make_dead_code_elimination_pass()->name(), make_fold_batchnorm_pass()->name(),
           make_fuse_activation_pass()->name(), make_fuse_inverted_residual_pass()->name(),
+          make_fuse_residual_pass()->name(),
           // not in any default pipeline: a Session runs it only when SessionOptions::decompose is set
           make_cp_decompose_pass(CpDecomposeOptions{})->name()};
 }

@@ -100,6 +100,9 @@ std::unique_ptr<Pass> make_fold_qdq_pass();
 // int8 QLinearConv chains into FusedQLinearInvertedResidual (graph/ops.h), each form only when asked.
 // Added to the pipeline by default_pipeline(disabled, fp32, int8) for the backends that execute the ops.
 std::unique_ptr<Pass> make_fuse_inverted_residual_pass(bool fp32 = true, bool int8 = true);
+// Fuses Conv -> Add(conv, R) [-> Relu] into the Conv (locus.residual, graph/ops.h; fuse_residual.cpp).
+// Added last by default_pipeline(disabled, blocks, qblocks, true) for the backends whose Conv takes a residual.
+std::unique_ptr<Pass> make_fuse_residual_pass();
 
 // Names of every pass (for --help and for validating --disable-pass).
 std::vector<std::string> all_pass_names();
@@ -123,9 +126,10 @@ class PassManager {
   // fuse-inverted-residual and another dead-code elimination after fuse-activation; the pass fuses
   // fp32 blocks into FusedInvertedResidual when fuse_inverted_residuals (backends that execute it:
   // native, reference, accel) and int8 ones into FusedQLinearInvertedResidual when
-  // fuse_qlinear_blocks (native, reference). With both false it is default_pipeline(disabled).
+  // fuse_qlinear_blocks (native, reference); then, when fuse_residuals (backends whose Conv takes a
+  // residual: native), fuse-residual last. With all false it is default_pipeline(disabled).
   static PassManager default_pipeline(const std::vector<std::string>& disabled, bool fuse_inverted_residuals,
-                                      bool fuse_qlinear_blocks = false);
+                                      bool fuse_qlinear_blocks = false, bool fuse_residuals = false);
   PassReport run(Graph& g) const;
   std::vector<std::string> names() const;
 

@@ -31,7 +31,7 @@ PreparedGraph prepare_graph(Graph& g, const PipelineOptions& o) {
     p.report.results.push_back({"cp-decompose (" + o.decompose->policy.describe() + ")", decomposed});
   }
   if (o.optimize) {
-    PassReport r = PassManager::default_pipeline(o.disabled_passes, o.fuse_blocks, o.fuse_qblocks).run(g);
+    PassReport r = PassManager::default_pipeline(o.disabled_passes, o.fuse_blocks, o.fuse_qblocks, o.fuse_residual).run(g);
     p.report.results.insert(p.report.results.end(), r.results.begin(), r.results.end());
     p.report.remarks.insert(p.report.remarks.end(), r.remarks.begin(), r.remarks.end());
   }

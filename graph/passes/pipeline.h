@@ -23,6 +23,7 @@ struct PipelineOptions {
   std::vector<std::string> disabled_passes;  // names from all_pass_names(); an unknown name is an Error
   bool fuse_blocks = true;                   // the consumer executes FusedInvertedResidual
   bool fuse_qblocks = false;                 // the consumer executes FusedQLinearInvertedResidual
+  bool fuse_residual = false;                // the consumer's Conv takes a residual (locus.residual)
   std::optional<CpDecomposeOptions> decompose;
 };
 

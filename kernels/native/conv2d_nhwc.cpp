@@ -204,7 +204,8 @@ void im2col(const Conv2dShape& s, int64_t g, const float* in, int64_t p0, int64_
   }
 }
 
-void conv_im2col(const PackedConv2d& p, const float* in, float* out, float* scratch) {
+void conv_im2col(const PackedConv2d& p, const float* in, float* out, float* scratch, const float* residual,
+                 const Activation& post_act) {
   const Conv2dShape& s = p.s;
   const int64_t cg = s.C / s.G, ocg = s.OC / s.G, kg = s.KH * s.KW * cg;
   const int64_t total = s.N * s.OH * s.OW;
@@ -218,6 +219,8 @@ void conv_im2col(const PackedConv2d& p, const float* in, float* out, float* scra
       gemm_f32(np, buf, kg, p.group_b[g], out + p0 * s.OC + g * ocg, s.OC,
                p.bias.data() + g * ocg, p.act, false, p.threads);
     }
+    if (residual)  // the block's output rows are still in cache
+      binary_same_f32(BinaryOp::Add, np * s.OC, out + p0 * s.OC, residual + p0 * s.OC, out + p0 * s.OC, post_act);
   };
 
   const int nt = thread_count(p);
@@ -228,6 +231,21 @@ void conv_im2col(const PackedConv2d& p, const float* in, float* out, float* scra
   } else {
     // Few blocks: im2col serially, let each GEMM use the threads.
     for (int64_t b = 0; b < blocks; ++b) run_block(b, scratch);
+  }
+}
+
+// The conv alone, on the path p was packed for.
+void run_path(const PackedConv2d& p, const float* in, float* out, float* scratch) {
+  switch (p.path) {
+    case ConvPath::Depthwise: conv_depthwise(p, in, out); break;
+    case ConvPath::Direct: conv_direct(p, in, out); break;
+    case ConvPath::Pointwise: conv_1x1(p, in, out, scratch); break;
+    case ConvPath::General:
+      if (is_direct_1x1(p.s))
+        conv_1x1(p, in, out, scratch);
+      else
+        conv_im2col(p, in, out, scratch, nullptr, {});
+      break;
   }
 }
 
@@ -318,18 +336,22 @@ int64_t conv2d_scratch_floats(const PackedConv2d& p) {
   return int64_t(p.threads) * im2col_block_pixels(p.s) * kg;
 }
 
-void conv2d_nhwc(const PackedConv2d& p, const float* in, float* out, float* scratch) {
-  switch (p.path) {
-    case ConvPath::Depthwise: conv_depthwise(p, in, out); break;
-    case ConvPath::Direct: conv_direct(p, in, out); break;
-    case ConvPath::Pointwise: conv_1x1(p, in, out, scratch); break;
-    case ConvPath::General:
-      if (is_direct_1x1(p.s))
-        conv_1x1(p, in, out, scratch);
-      else
-        conv_im2col(p, in, out, scratch);
-      break;
+void conv2d_nhwc(const PackedConv2d& p, const float* in, float* out, float* scratch, const float* residual,
+                 const Activation& post_act) {
+  if (p.path == ConvPath::General && !is_direct_1x1(p.s)) {
+    conv_im2col(p, in, out, scratch, residual, post_act);
+    return;
   }
+  run_path(p, in, out, scratch);
+  if (!residual) return;
+  // out = post_act(out + residual), in chunks of whole pixels split over the conv's threads
+  const Conv2dShape& s = p.s;
+  const int64_t pixels = s.N * s.OH * s.OW, chunk = std::max<int64_t>(1, 4096 / s.OC);
+  parallel_rows(p, ceil_div(pixels, chunk), [&](int64_t r) {
+    const int64_t p0 = r * chunk, np = std::min(chunk, pixels - p0);
+    binary_same_f32(BinaryOp::Add, np * s.OC, out + p0 * s.OC, residual + p0 * s.OC, out + p0 * s.OC, post_act);
+  });
 }
+
 
 }  // namespace locus::kernels

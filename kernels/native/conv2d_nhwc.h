@@ -63,7 +63,13 @@ PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float*
 // gathered pixels, any thread count).
 int64_t conv2d_scratch_floats(const PackedConv2d& p);
 
-// out[N, OH, OW, OC] = act(conv(in[N, H, W, C]) + bias)
-void conv2d_nhwc(const PackedConv2d& p, const float* in, float* out, float* scratch);
+// out[N, OH, OW, OC] = act(conv(in[N, H, W, C]) + bias).
+// With a residual (non-null, [N, OH, OW, OC]): out = post_act(conv(in) + bias + residual), where the
+// conv runs with p.act (pack it with no activation) and post_act is applied after the residual:
+// the im2col path adds it per block of pixels right after the block's GEMM (while the block is in
+// cache), the other paths in one pass after the conv. (The Winograd path, winograd.h, adds it in its
+// output transform.)
+void conv2d_nhwc(const PackedConv2d& p, const float* in, float* out, float* scratch,
+                 const float* residual = nullptr, const Activation& post_act = {});
 
 }  // namespace locus::kernels

@@ -62,6 +62,7 @@ class NativeExecutable : public Executable, public native::NativeContext {
   std::optional<PointwiseTilingSettings> pointwise_tiling() const override { return tiling_; }
   std::vector<PointwisePlanRow> pointwise_plans() const override { return plans_; }
   std::vector<FusedBlockPlanRow> fused_block_plans() const override { return fused_plans_; }
+  std::vector<WinogradPlanRow> winograd_plans() const override { return winograd_plans_; }
   std::vector<NodeImplementation> implementations() const override {
     std::vector<NodeImplementation> r;
     for (const StepInfo& s : steps_) r.push_back({s.node, s.op, s.implementation});
@@ -84,6 +85,8 @@ class NativeExecutable : public Executable, public native::NativeContext {
   std::vector<float>* workspace() override { return &workspace_; }
   void add_pointwise_plan(PointwisePlanRow row) override { plans_.push_back(std::move(row)); }
   void add_fused_plan(FusedBlockPlanRow row) override { fused_plans_.push_back(std::move(row)); }
+  void add_winograd_plan(WinogradPlanRow row) override { winograd_plans_.push_back(std::move(row)); }
+  bool winograd() const override { return opts_.winograd; }
   void set_implementation(std::string name) override { implementation_ = std::move(name); }
 
   // The step of one node, by the op registry (runtime/native/op_registry.h).
@@ -108,6 +111,7 @@ class NativeExecutable : public Executable, public native::NativeContext {
   PointwiseTilingSettings tiling_;        // resolved once, before any Conv is packed
   std::vector<PointwisePlanRow> plans_;   // one per 1x1 conv, in graph order
   std::vector<FusedBlockPlanRow> fused_plans_;  // one per FusedInvertedResidual, in graph order
+  std::vector<WinogradPlanRow> winograd_plans_;  // one per 3x3 conv, in graph order
   std::string implementation_;  // of the node being built
 };
 
@@ -268,7 +272,7 @@ class NativeBackend : public Backend {
  public:
   explicit NativeBackend(std::string name = "native", bool fused = true) : name_(std::move(name)), fused_(fused) {}
   std::string name() const override { return name_; }
-  BackendCapabilities capabilities() const override { return {fused_, true, fused_}; }
+  BackendCapabilities capabilities() const override { return {fused_, true, fused_, true}; }
   std::unique_ptr<Executable> compile(const Graph& g, const BackendOptions& o) override {
     return std::make_unique<NativeExecutable>(g, o);
   }

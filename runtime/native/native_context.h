@@ -103,6 +103,9 @@ class NativeContext {
   // Plans made while building, for `locus info --plans` and the benchmarks.
   virtual void add_pointwise_plan(PointwisePlanRow row) = 0;
   virtual void add_fused_plan(FusedBlockPlanRow row) = 0;
+  virtual void add_winograd_plan(WinogradPlanRow row) = 0;
+  // Whether 3x3 stride-1 convs may run as Winograd (BackendOptions::winograd).
+  virtual bool winograd() const = 0;
   // A more specific name of the implementation chosen for the node being built (e.g. which
   // convolution path), reported by --remarks; defaults to the registry entry's name.
   virtual void set_implementation(std::string name) = 0;

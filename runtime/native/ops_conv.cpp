@@ -1,13 +1,18 @@
-// The native backend's convolutions: Conv (im2col GEMM, cache-tiled pointwise, depthwise, direct small-depth) and the fused
-// inverted-residual block.
+// The native backend's convolutions: Conv (Winograd F(4x4, 3x3), im2col GEMM, cache-tiled pointwise, depthwise, direct
+// small-depth; with a fused residual, graph/ops.h locus.residual) and the fused inverted-residual block.
 #include "runtime/native/op_registry.h"
 
 
+#include <algorithm>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "kernels/native/conv2d_nhwc.h"
+#include "kernels/native/conv_direct.h"
+#include "kernels/native/gemm_microkernel.h"
+#include "kernels/native/winograd.h"
 #include "kernels/native/inverted_residual.h"
 
 #include "graph/ops.h"
@@ -29,14 +34,67 @@ Activation stage_activation(const Node& n, const std::string& stage) {
   return {};
 }
 
+// Whether a 3x3 conv runs as Winograd F(4x4, 3x3): the planner's choice for 3x3, stride-1,
+// dilation-1, group-1 convs (when BackendOptions::winograd); one row for `locus info --plans` per 3x3
+// conv. Returns the plan when Winograd is chosen.
+std::optional<schedule::WinogradPlan> winograd_choice(NativeContext& c, const Node& n, const Conv2dShape& s,
+                                                     const float* w, int64_t w_numel) {
+  if (s.KH != 3 || s.KW != 3) return std::nullopt;
+  WinogradPlanRow row;
+  row.node = n.name;
+  row.C = s.C, row.OC = s.OC, row.OH = s.OH, row.OW = s.OW;
+  std::optional<schedule::WinogradPlan> chosen;
+  if (!c.winograd()) row.why = "off (--no-winograd)";
+  else if (s.SH != 1 || s.SW != 1) row.why = "strided";
+  else if (s.DH != 1 || s.DW != 1) row.why = "dilated";
+  else if (s.G != 1) row.why = "grouped";
+  else if (s.C * 9 <= kernels::kConvDirectMaxK) row.why = "small input depth (direct path)";
+  else if (!kernels::all_finite_f32(w, w_numel)) row.why = "non-finite weights";
+  else {
+    const kernels::GemmConfig& gc = kernels::gemm_config(kernels::active_isa());
+    const int64_t l2 = c.tiling().l2_bytes > 0 ? c.tiling().l2_bytes : kFusedFallbackL2Bytes;
+    schedule::WinogradPlan p = schedule::plan_winograd({s.N, s.H, s.W, s.C, s.OC, s.OH, s.OW}, {gc.mr, gc.nr}, l2,
+                                                       c.threads());
+    row.why = p.why;
+    row.winograd = p.use;
+    if (p.use) chosen = p;
+  }
+  c.add_winograd_plan(std::move(row));
+  return chosen;
+}
+
 Step build_conv(NativeContext& c, const Node& n) {
   const Val& x = c.val(n.input(0));
   const Val& y = c.val(n.outputs[0]);
   const auto [w, b] = conv_constants(c, n, 1, 2);
   const Conv2dShape s = conv2d_shape_of(n, x.shape, y.shape, w->shape);
+  // A fused residual (locus.residual): input 3, NHWC like the output; the activation comes after it.
+  const float* res = nullptr;
+  if (n.i("locus.residual", 0)) {
+    const Val& r = c.val(n.input(3));
+    LOCUS_CHECK(r.shape == y.shape, "native backend: Conv '", n.name, "': residual shape does not match the output");
+    res = r.ptr;
+  }
+  const Activation act = activation_of(n);
+  if (auto plan = winograd_choice(c, n, s, w->data<float>(), w->numel())) {
+    auto wg = std::make_shared<WinogradConv>(pack_winograd(s.N, s.H, s.W, s.C, s.OC, s.PT, s.PL, s.OH, s.OW,
+                                                           w->data<float>(), b ? b->data<float>() : nullptr, act,
+                                                           *plan, c.threads()));
+    // An input holding an infinity or NaN runs on the im2col path (all_finite_f32, winograd.h).
+    auto fallback = std::make_shared<PackedConv2d>(pack_conv2d(s, w->data<float>(), b ? b->data<float>() : nullptr,
+                                                               res ? Activation{} : act, 0, c.tiling().order,
+                                                               c.threads()));
+    c.need_workspace(std::max(winograd_scratch_floats(*wg), conv2d_scratch_floats(*fallback)));
+    c.set_implementation(cat("conv2d_nhwc winograd F(4x4,3x3)", res ? " + residual" : "", " (", plan->why, ")"));
+    return [ws = c.workspace(), wg, fallback, in = x.ptr, res, out = y.ptr, act, numel = x.numel()] {
+      if (all_finite_f32(in, numel)) winograd_conv_nhwc(*wg, in, res, out, ws->data());
+      else if (res) conv2d_nhwc(*fallback, in, out, ws->data(), res, act);
+      else conv2d_nhwc(*fallback, in, out, ws->data());
+    };
+  }
   auto packed = std::make_shared<PackedConv2d>(pack_conv2d(s, w->data<float>(), b ? b->data<float>() : nullptr,
-                                                           activation_of(n), c.tiling().buffer_entries, c.tiling().order,
-                                                           c.threads()));
+                                                           res ? Activation{} : act, c.tiling().buffer_entries,
+                                                           c.tiling().order, c.threads()));
   if (s.KH == 1 && s.KW == 1) {
     PointwisePlanRow r;
     r.node = n.name;
@@ -56,14 +114,16 @@ Step build_conv(NativeContext& c, const Node& n) {
   c.need_workspace(conv2d_scratch_floats(*packed));
   const float* in = x.ptr;
   float* out = y.ptr;
+  std::string impl;
   switch (packed->path) {
-    case ConvPath::Pointwise: c.set_implementation(packed->scan ? "conv2d_nhwc pointwise, cache-tiled (pointwise_scan_f32)"
-                                                                : "conv2d_nhwc pointwise (gemm_f32)"); break;
-    case ConvPath::Depthwise: c.set_implementation("conv2d_nhwc depthwise (dwconv micro-kernel)"); break;
-    case ConvPath::Direct: c.set_implementation("conv2d_nhwc direct (small input depth)"); break;
-    case ConvPath::General: c.set_implementation(packed->scan ? "conv2d_nhwc strided 1x1, cache-tiled (pointwise_scan_f32)"
-                                                              : "conv2d_nhwc im2col + gemm_f32"); break;
+    case ConvPath::Pointwise: impl = packed->scan ? "conv2d_nhwc pointwise, cache-tiled (pointwise_scan_f32)" : "conv2d_nhwc pointwise (gemm_f32)"; break;
+    case ConvPath::Depthwise: impl = "conv2d_nhwc depthwise (dwconv micro-kernel)"; break;
+    case ConvPath::Direct: impl = "conv2d_nhwc direct (small input depth)"; break;
+    case ConvPath::General: impl = packed->scan ? "conv2d_nhwc strided 1x1, cache-tiled (pointwise_scan_f32)" : "conv2d_nhwc im2col + gemm_f32"; break;
   }
+  if (res) impl += " + residual";
+  c.set_implementation(std::move(impl));
+  if (res) return [ws = c.workspace(), packed, in, out, res, act] { conv2d_nhwc(*packed, in, out, ws->data(), res, act); };
   return [ws = c.workspace(), packed, in, out] { conv2d_nhwc(*packed, in, out, ws->data()); };
 }
 
