@@ -199,7 +199,8 @@ bool is_parameter_operand(const Node& n, size_t k) {
     return true;
   if (op == "QLinearMatMul" || op == "QLinearAdd") return k != 3;  // input 3 is the second operand
   return op == "Conv" || op == "FusedInvertedResidual" || op == "BatchNormalization" || op == "Clip" ||
-         op == "Reshape" || op == "Gather" || op == "Unsqueeze" || op == "Squeeze";
+         op == "Reshape" || op == "Gather" || op == "Unsqueeze" || op == "Squeeze" || op == "ConvTranspose" ||
+         op == "Slice" || op == "Resize";
 }
 
 }  // namespace locus

@@ -88,9 +88,11 @@ const RuleRegistry& rules() {
     r.add({"Add", "binary (broadcasting)", infer_binary});
     r.add({"AveragePool", "pool", infer_pool});
     r.add({"BatchNormalization", "batch_norm", infer_batch_norm});
+    r.add({"Cast", "cast", infer_cast});
     r.add({"Clip", "activation", infer_activation});
     r.add({"Concat", "concat", infer_concat});
     r.add({"Conv", "conv", infer_conv});
+    r.add({"ConvTranspose", "conv_transpose", infer_conv_transpose});
     r.add({"DequantizeLinear", "dequantize_linear", infer_dequantize_linear});
     r.add({"Div", "binary (broadcasting)", infer_binary});
     r.add({"Flatten", "flatten", infer_flatten});
@@ -98,6 +100,8 @@ const RuleRegistry& rules() {
     r.add({"Gather", "gather", infer_gather});
     r.add({"Gemm", "gemm", infer_gemm});
     r.add({"GlobalAveragePool", "global_average_pool", infer_global_average_pool});
+    r.add({"HardSigmoid", "unary", infer_unary_f32});
+    r.add({"HardSwish", "unary", infer_unary_f32});
     r.add({"Identity", "identity", infer_identity});
     r.add({"MatMul", "matmul", infer_matmul});
     r.add({"MaxPool", "pool", infer_pool});
@@ -110,7 +114,10 @@ const RuleRegistry& rules() {
            infer_qlinear_global_average_pool});
     r.add({"Relu", "activation", infer_activation});
     r.add({"Reshape", "reshape", infer_reshape});
+    r.add({"Resize", "resize", infer_resize});
     r.add({"Shape", "shape", infer_shape});
+    r.add({"Sigmoid", "unary", infer_unary_f32});
+    r.add({"Slice", "slice", infer_slice});
     r.add({"Softmax", "softmax", infer_softmax});
     r.add({"Squeeze", "squeeze", infer_squeeze});
     r.add({"Sub", "binary (broadcasting)", infer_binary});

@@ -71,5 +71,6 @@ void register_nn_ops(EvalRegistry& r);      // eval_nn.cpp
 void register_tensor_ops(EvalRegistry& r);  // eval_tensor.cpp
 void register_fused_ops(EvalRegistry& r);   // eval_fused.cpp
 void register_quant_ops(EvalRegistry& r);   // eval_quant.cpp (uint8 / int8)
+void register_mobile_ops(EvalRegistry& r);  // eval_mobile.cpp (HardSigmoid ... ConvTranspose)
 
 }  // namespace locus::eval::detail
