@@ -1,4 +1,5 @@
-// The oneDNN backend's per-element and per-channel ops: Relu and Clip (eltwise_forward),
+// The oneDNN backend's per-element and per-channel ops: Relu, Clip, HardSigmoid (eltwise_linear then
+// a clip post-op), HardSwish and Sigmoid (eltwise_logistic) (eltwise_forward),
 // BatchNormalization (batch_normalization_forward, inference with global statistics) and Softmax
 // (softmax_forward).
 #include "runtime/onednn/op_registry.h"
@@ -21,8 +22,20 @@ void build_eltwise(OnednnContext& ctx, const Node& n) {
       (k == 1 ? lo : hi) = float(t->get(0));
     }
   }
-  dn::eltwise_forward::primitive_desc pd(dn::eltwise_forward::desc(kInference, a, x.desc, lo, hi), scratch_attr(),
-                                         ctx.engine());
+  dn::primitive_attr attr = scratch_attr();
+  if (n.op == "HardSigmoid") {  // max(0, min(1, alpha x + beta))
+    a = alg::eltwise_linear;
+    lo = n.f("alpha", 0.2f);
+    hi = n.f("beta", 0.5f);
+    dn::post_ops po;
+    po.append_eltwise(1.f, alg::eltwise_clip, 0.f, 1.f);
+    attr.set_post_ops(po);
+  } else if (n.op == "HardSwish") {
+    a = alg::eltwise_hardswish;
+  } else if (n.op == "Sigmoid") {
+    a = alg::eltwise_logistic;
+  }
+  dn::eltwise_forward::primitive_desc pd(dn::eltwise_forward::desc(kInference, a, x.desc, lo, hi), attr, ctx.engine());
   Val y = ctx.new_value(pd.dst_desc(), ctx.out_shape(n));
   ctx.add_step(n.name, n.op, dn::eltwise_forward(pd), {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}});
   ctx.set_val(n.outputs[0], y);
@@ -76,6 +89,9 @@ void build_softmax(OnednnContext& ctx, const Node& n) {
 void register_eltwise_ops(OnednnOpRegistry& r) {
   r.add({"Relu", "dnnl eltwise_relu", build_eltwise});
   r.add({"Clip", "dnnl eltwise_clip", build_eltwise});
+  r.add({"HardSigmoid", "dnnl eltwise_linear + clip post-op", build_eltwise});
+  r.add({"HardSwish", "dnnl eltwise_hardswish", build_eltwise});
+  r.add({"Sigmoid", "dnnl eltwise_logistic", build_eltwise});
   r.add({"BatchNormalization", "dnnl batch_normalization_forward", build_batchnorm});
   r.add({"Softmax", "dnnl softmax_forward", build_softmax});
 }
