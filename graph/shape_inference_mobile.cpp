@@ -37,9 +37,10 @@ ResizeTaps resize_taps(const Node& n, int64_t in, int64_t out, float scale) {
   for (int64_t o = 0; o < out; ++o) {
     const float xr = float(o);
     float x;  // the output index's coordinate in the input
+    const float length = float(in) * scale;  // the resized length (ONNX: not rounded to the output size)
     if (ctm == "asymmetric") x = xr / scale;
-    else if (ctm == "align_corners") x = out == 1 ? 0.f : xr * float(in - 1) / float(out - 1);
-    else if (ctm == "pytorch_half_pixel") x = out > 1 ? (xr + 0.5f) / scale - 0.5f : 0.f;
+    else if (ctm == "align_corners") x = length == 1.f ? 0.f : xr * float(in - 1) / (length - 1.f);
+    else if (ctm == "pytorch_half_pixel") x = length > 1.f ? (xr + 0.5f) / scale - 0.5f : 0.f;
     else if (ctm == "tf_half_pixel_for_nearest") x = (xr + 0.5f) / scale;
     else x = (xr + 0.5f) / scale - 0.5f;  // half_pixel
     if (!linear) {
@@ -149,7 +150,8 @@ ValueInfo infer_resize(NodeContext& c) {
   const std::string mode = n.s("mode", "nearest");
   if (mode == "cubic") c.unsupported("mode cubic is not supported (nearest and linear are)");
   if (mode != "nearest" && mode != "linear") c.error("unknown mode '", mode, "'");
-  const std::string ctm = n.s("coordinate_transformation_mode", "half_pixel");
+  std::string ctm = n.s("coordinate_transformation_mode", "half_pixel");
+  if (ctm == "tf_half_pixel_for_nn") ctm = "tf_half_pixel_for_nearest";  // its name in ONNX 1.5
   if (ctm == "tf_crop_and_resize") c.unsupported("coordinate_transformation_mode tf_crop_and_resize is not supported");
   if (ctm != "half_pixel" && ctm != "pytorch_half_pixel" && ctm != "align_corners" && ctm != "asymmetric" &&
       ctm != "tf_half_pixel_for_nearest")
@@ -249,11 +251,17 @@ ValueInfo infer_conv_transpose(NodeContext& c) {
   if (!target.empty()) {
     for (size_t i = 0; i < 2; ++i) {
       const int64_t total = full(i) - target[i];
-      if (total < 0)
-        c.unsupported("output_shape ", shape_str(target), " is larger than the transposed convolution's full output");
+      const int64_t half = total >= 0 ? total / 2 : -((-total + 1) / 2);  // floor(total / 2), as ONNX
       const bool upper = auto_pad == "SAME_UPPER";
-      pads[i] = upper ? total / 2 : total - total / 2;
+      pads[i] = upper ? half : total - half;
       pads[i + 2] = total - pads[i];
+      if (pads[i] < 0)
+        c.unsupported("output_shape ", shape_str(target), " needs a negative begin padding on spatial axis ", i);
+      // a larger output than the full one: the extra end rows are output padding (bias only)
+      if (pads[i + 2] < 0) {
+        out_pad[i] -= pads[i + 2];
+        pads[i + 2] = 0;
+      }
     }
   } else if (auto_pad != "VALID") {
     pads = window_attr(c, "pads", {0, 0, 0, 0}, 4, 0);
