@@ -28,12 +28,15 @@ void for_rows(int64_t rows, int64_t work, int threads, F&& row) {
 void resize_nhwc(const ResizePlan& p, const float* x, float* y) {
   const int64_t C = p.C;
   for_rows(p.N * p.OH, p.N * p.OH * p.OW * C, omp_get_max_threads(), [&](int64_t r) {
-    const int64_t n = r / p.OH, oh = r % p.OH;
+    const int64_t n = p.n_src.empty() ? r / p.OH : p.n_src[size_t(r / p.OH)], oh = r % p.OH;
     float* out = y + r * p.OW * C;
     const float* row0 = x + (n * p.H + p.h0[size_t(oh)]) * p.W * C;
     if (p.nearest) {
-      for (int64_t ow = 0; ow < p.OW; ++ow)
-        std::memcpy(out + ow * C, row0 + p.w0[size_t(ow)] * C, size_t(C) * sizeof(float));
+      for (int64_t ow = 0; ow < p.OW; ++ow) {
+        const float* src = row0 + p.w0[size_t(ow)] * C;
+        if (p.c_src.empty()) std::memcpy(out + ow * C, src, size_t(C) * sizeof(float));
+        else for (int64_t c = 0; c < C; ++c) out[ow * C + c] = src[p.c_src[size_t(c)]];
+      }
       return;
     }
     const float* row1 = x + (n * p.H + p.h1[size_t(oh)]) * p.W * C;

@@ -14,10 +14,11 @@ namespace locus::kernels {
 
 // Resize of x [N, H, W, C] to y [N, OH, OW, C]. Output row oh reads input rows h0[oh] and h1[oh]
 // with weights (1 - hw[oh], hw[oh]), output column ow columns w0[ow], w1[ow] with (1 - ww[ow],
-// ww[ow]); nearest: h0 == h1, weights 0.
+// ww[ow]); nearest: h0 == h1, weights 0. Nearest may also remap the batch and the channels (n_src,
+// c_src: the source of each output image / channel; empty for the identity).
 struct ResizePlan {
   int64_t N = 1, C = 0, H = 0, W = 0, OH = 0, OW = 0;
-  std::vector<int64_t> h0, h1, w0, w1;
+  std::vector<int64_t> h0, h1, w0, w1, n_src, c_src;
   std::vector<float> hw, ww;
   bool nearest = true;
 };

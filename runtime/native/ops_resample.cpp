@@ -18,19 +18,21 @@ Step build_resize(NativeContext& c, const Node& n) {
     throw Unsupported(cat("native backend: Resize '", n.name, "' of a rank-", x.shape.size(),
                           " value (only [N,C,H,W] values are resized)"));
   const std::vector<float> scales = n.floats("locus.scales");
-  // N and C must map each index to itself (the kernel resizes H and W only)
+  auto p = std::make_shared<ResizePlan>();
+  p->nearest = n.s("mode", "nearest") != "linear";
+  // N and C keep their sizes; nearest may still pick other indices (e.g. tf_half_pixel_for_nearest
+  // with ceil), linear must map each index to itself
   for (size_t d = 0; d < 2; ++d) {
     const ResizeTaps t = resize_taps(n, x.shape[d], y.shape[d], scales[d]);
-    bool identity = x.shape[d] == y.shape[d];
-    for (int64_t o = 0; identity && o < y.shape[d]; ++o)
-      identity = t.i0[size_t(o)] == o && (t.w[size_t(o)] == 0.f || t.i1[size_t(o)] == o);
-    if (!identity)
+    bool identity = true, same_size = x.shape[d] == y.shape[d];
+    for (int64_t o = 0; same_size && o < y.shape[d]; ++o)
+      identity &= t.i0[size_t(o)] == o && (t.w[size_t(o)] == 0.f || t.i1[size_t(o)] == o);
+    if (!same_size || (!identity && !p->nearest))
       throw Unsupported(cat("native backend: Resize '", n.name, "' along axis ", d, " (only H and W are resized)"));
+    if (!identity) (d == 0 ? p->n_src : p->c_src) = t.i0;
   }
-  auto p = std::make_shared<ResizePlan>();
   p->N = x.shape[0], p->C = x.shape[1], p->H = x.shape[2], p->W = x.shape[3];
   p->OH = y.shape[2], p->OW = y.shape[3];
-  p->nearest = n.s("mode", "nearest") != "linear";
   ResizeTaps th = resize_taps(n, p->H, p->OH, scales[2]), tw = resize_taps(n, p->W, p->OW, scales[3]);
   p->h0 = th.i0, p->h1 = th.i1, p->hw = th.w;
   p->w0 = tw.i0, p->w1 = tw.i1, p->ww = tw.w;
