@@ -5,8 +5,10 @@
 // the importer needs to know the opset:
 //   Conv(X, W, [B])            attrs strides, pads[4] (top, left, bottom, right), dilations, group,
 //                              kernel_shape; after infer_shapes auto_pad is resolved into pads and
-//                              removed. locus attrs: locus.activation ("relu"|"clip"), locus.activation_min,
-//                              locus.activation_max (set by the fuse-activation pass). 2-D only (4-D X).
+//                              removed. locus attrs: locus.activation ("relu"|"clip"|"hardsigmoid"|"hardswish"|
+//                              "sigmoid"), locus.activation_min, locus.activation_max (clip),
+//                              locus.activation_alpha, locus.activation_beta (hardsigmoid) (set by the
+//                              fuse-activation pass). 2-D only (4-D X).
 //   BatchNormalization(X, scale, B, mean, var)  attr epsilon; inference form only, one output.
 //   Relu(X)   Clip(X, [min], [max])  (attribute form of opset < 11 becomes constant inputs)
 //   Add/Sub/Mul/Div(A, B)      multidirectional (numpy) broadcasting.

@@ -371,3 +371,40 @@ TEST(PpOcr, DetectorMatchesOnnxRuntimeAndTakesOtherSizes) {
   EXPECT_EQ(want.shape, (Shape{1, 1, 96, 160}));
   EXPECT_LE(max_diff(Session::from_file(model, nat).run({{"x", x}})[0], want), 1e-4);
 }
+
+// ---------------------------------------------------------------- fused activations
+
+// Conv -> HardSigmoid / HardSwish / Sigmoid: the fuse-activation pass folds the activation into the
+// Conv (locus.activation), and every backend runs it: native, oneDNN (post-ops) and the reference.
+TEST(MobileFusion, ConvActivationsAreFusedAndAgreeWithTheUnfusedReference) {
+  for (const char* op : {"HardSigmoid", "HardSwish", "Sigmoid"})
+    for (bool depthwise : {false, true}) {
+      GraphBuilder b;
+      b.input("x", {1, 6, 7, 9});
+      const std::string w = b.random_constant("w", depthwise ? Shape{6, 1, 3, 3} : Shape{5, 6, 3, 3}, 21, -2.f, 2.f);
+      const std::string c = b.node("Conv", {"x", w, b.random_constant("b", {depthwise ? 6 : 5}, 22)},
+                                   {{"pads", Ints{1, 1, 1, 1}}, {"group", int64_t(depthwise ? 6 : 1)}});
+      const A attrs = std::string(op) == "HardSigmoid" ? A{{"alpha", 0.25f}, {"beta", 0.45f}} : A{};
+      const std::string y = b.node(op, {c}, attrs, "y");
+      const Graph g = b.finish({y});
+      const Tensor x = random_tensor({1, 6, 7, 9}, 23, -3.f, 3.f);
+      SessionOptions ref;
+      ref.backend_name = "reference";
+      ref.pipeline.optimize = false;
+      const Tensor want = Session::from_graph(g, ref).run({{"x", x}})[0];
+      for (const char* backend : {"native", "onednn", "reference"}) {
+        SessionOptions o;
+        o.backend_name = backend;
+        Session s = Session::from_graph(g, o);
+        ASSERT_EQ(s.graph().nodes.size(), 1u) << op << " on " << backend << ": the activation is not fused";
+        EXPECT_EQ(s.graph().nodes[0].s("locus.activation", ""), [&] {
+          std::string a = op;
+          for (char& ch : a) ch = char(std::tolower(ch));
+          return a;
+        }());
+        std::string why;  // float accumulation against double: relative to the conv's magnitude
+        EXPECT_TRUE(test::allclose(s.run({{"x", x}})[0], want, 1e-5, 1e-5, why))
+            << op << (depthwise ? " depthwise" : "") << " on " << backend << ": " << why;
+      }
+    }
+}

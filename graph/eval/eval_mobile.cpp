@@ -160,6 +160,7 @@ void conv_transpose(const Node& n, const Inputs& in, Tensor& y) {
         float v = float(acc[size_t(i)]);
         if (act == "relu") v = v < 0.f ? 0.f : v;
         else if (act == "clip") v = std::min(std::max(v, lo), hi);
+        else if (!act.empty()) v = mobile_activation(n, act, v);
         yd[i] = v;
       }
     }

@@ -34,9 +34,11 @@ Step build_conv(NativeContext& c, const Node& n) {
   const Val& y = c.val(n.outputs[0]);
   const auto [w, b] = conv_constants(c, n, 1, 2);
   const Conv2dShape s = conv2d_shape_of(n, x.shape, y.shape, w->shape);
+  // Relu / Clip run in the micro-kernels' epilogue; HardSigmoid / HardSwish / Sigmoid over the output after
+  const Activation act = activation_of(n), after = act.is_clamp() ? Activation{} : act;
   auto packed = std::make_shared<PackedConv2d>(pack_conv2d(s, w->data<float>(), b ? b->data<float>() : nullptr,
-                                                           activation_of(n), c.tiling().buffer_entries, c.tiling().order,
-                                                           c.threads()));
+                                                           act.is_clamp() ? act : Activation{}, c.tiling().buffer_entries,
+                                                           c.tiling().order, c.threads()));
   if (s.KH == 1 && s.KW == 1) {
     PointwisePlanRow r;
     r.node = n.name;
@@ -63,6 +65,13 @@ Step build_conv(NativeContext& c, const Node& n) {
     case ConvPath::Direct: c.set_implementation("conv2d_nhwc direct (small input depth)"); break;
     case ConvPath::General: c.set_implementation(packed->scan ? "conv2d_nhwc strided 1x1, cache-tiled (pointwise_scan_f32)"
                                                               : "conv2d_nhwc im2col + gemm_f32"); break;
+  }
+  if (after.kind != ActKind::None) {
+    c.set_implementation(cat("conv2d_nhwc, then activation_f32 (", n.s("locus.activation", ""), ")"));
+    return [ws = c.workspace(), packed, in, out, after, count = y.numel()] {
+      conv2d_nhwc(*packed, in, out, ws->data());
+      activation_f32(after, out, out, count);
+    };
   }
   return [ws = c.workspace(), packed, in, out] { conv2d_nhwc(*packed, in, out, ws->data()); };
 }

@@ -102,7 +102,7 @@ void append_activation(dn::post_ops& po, const Node& n) {
                       n.f("locus.activation_max", std::numeric_limits<float>::infinity()));
   } else if (a == "hardsigmoid") {  // max(0, min(1, alpha x + beta)): linear, then clip
     po.append_eltwise(1.f, alg::eltwise_linear, n.f("locus.activation_alpha", 0.2f), n.f("locus.activation_beta", 0.5f));
-    po.append_eltwise(1.f, alg::eltwise_clip, 0.f, 1.f);
+    po.append_eltwise(1.f, alg::eltwise_bounded_relu, 1.f, 0.f);  // min(max(x, 0), 1)
   } else if (a == "hardswish") {
     po.append_eltwise(1.f, alg::eltwise_hardswish, 0.f, 0.f);
   } else if (a == "sigmoid") {
