@@ -26,6 +26,7 @@
 //   Slice(X, starts, ends, [axes], [steps]) (constant; the opset < 10 attribute form becomes constant
 //     inputs); shape inference adds locus.starts and locus.steps (one per axis of X: the first index
 //     and the step, steps 1 on axes not sliced), the output shape gives the counts.
+//   Transpose(X) attr perm (explicit, entries >= 0; default: the axes reversed).
 //   Resize(X, [roi], [scales], [sizes]) (constant scales or sizes; opset 10's Resize(X, scales)
 //     becomes this form with coordinate_transformation_mode asymmetric and nearest_mode floor).
 //     attrs mode ("nearest" | "linear"), coordinate_transformation_mode ("half_pixel",

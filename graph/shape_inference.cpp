@@ -121,6 +121,7 @@ const RuleRegistry& rules() {
     r.add({"Softmax", "softmax", infer_softmax});
     r.add({"Squeeze", "squeeze", infer_squeeze});
     r.add({"Sub", "binary (broadcasting)", infer_binary});
+    r.add({"Transpose", "transpose", infer_transpose});
     r.add({"Unsqueeze", "unsqueeze", infer_unsqueeze});
     return r;
   }();

@@ -115,6 +115,7 @@ ValueInfo infer_unary_f32(NodeContext& c);  // HardSigmoid, HardSwish, Sigmoid
 ValueInfo infer_cast(NodeContext& c);
 ValueInfo infer_slice(NodeContext& c);
 ValueInfo infer_resize(NodeContext& c);
+ValueInfo infer_transpose(NodeContext& c);
 ValueInfo infer_conv_transpose(NodeContext& c);
 
 // Ops of the locus domain (graph/shape_inference_fused.cpp).

@@ -1,5 +1,5 @@
 // Shape inference for the ops of mobile CNNs (MobileNetV3, PP-OCR): HardSigmoid, HardSwish, Sigmoid,
-// Cast, Slice, Resize, ConvTranspose; and the helpers their kernels share (resize_taps,
+// Cast, Slice, Transpose, Resize, ConvTranspose; and the helpers their kernels share (resize_taps,
 // dtype_from_onnx). Each rule leaves the node in the canonical form of graph/ops.h: every attribute
 // explicit, Slice's and Resize's constant operands resolved into locus.* attributes.
 #include <algorithm>
@@ -137,6 +137,31 @@ ValueInfo infer_slice(NodeContext& c) {
   }
   n.attrs["locus.starts"] = first;
   n.attrs["locus.steps"] = step;
+  return c.output(c.dtype(0), out);
+}
+
+ValueInfo infer_transpose(NodeContext& c) {
+  Node& n = c.node();
+  c.require_inputs(1, 1);
+  c.require_data_dtype(0);
+  const Shape& x = c.shape(0);
+  const int64_t r = int64_t(x.size());
+  std::vector<int64_t> perm;
+  if (n.has("perm")) {
+    perm = n.ints("perm");
+  } else {
+    for (int64_t d = r; d-- > 0;) perm.push_back(d);  // reverses the axes
+  }
+  if (int64_t(perm.size()) != r) c.error("perm ", shape_str(perm), " must have ", r, " entries (the input's rank)");
+  std::vector<bool> seen(size_t(r), false);
+  Shape out;
+  for (int64_t& p : perm) {
+    p = c.normalize_axis(p, r, "perm entry");
+    if (seen[size_t(p)]) c.error("perm ", shape_str(n.ints("perm")), " is not a permutation");
+    seen[size_t(p)] = true;
+    out.push_back(x[size_t(p)]);
+  }
+  n.attrs["perm"] = perm;
   return c.output(c.dtype(0), out);
 }
 

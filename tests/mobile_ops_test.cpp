@@ -408,3 +408,24 @@ TEST(MobileFusion, ConvActivationsAreFusedAndAgreeWithTheUnfusedReference) {
       }
     }
 }
+
+TEST(MobileNative, TransposeOfNhwcAndRowMajorValues) {
+  Tensor x = random_tensor({2, 7, 5, 3}, 31);
+  for (const Ints& perm : {Ints{0, 2, 3, 1}, Ints{3, 1, 0, 2}, Ints{0, 1, 3, 2}}) {
+    const Tensor want = run_one("reference", "Transpose", x, {}, {{"perm", perm}});
+    EXPECT_EQ(want.shape, (Shape{x.shape[size_t(perm[0])], x.shape[size_t(perm[1])], x.shape[size_t(perm[2])],
+                                 x.shape[size_t(perm[3])]}));
+    // element (i, j, k, l) of the output is x at the permuted index: checked directly for one element
+    const int64_t idx[4] = {1, 2, 1, 2};
+    int64_t src[4];
+    for (int d = 0; d < 4; ++d) src[perm[size_t(d)]] = idx[d];
+    const float at = x.data<float>()[((src[0] * 7 + src[1]) * 5 + src[2]) * 3 + src[3]];
+    EXPECT_EQ(want.data<float>()[((idx[0] * want.shape[1] + idx[1]) * want.shape[2] + idx[2]) * want.shape[3] + idx[3]], at);
+    EXPECT_EQ(max_diff(run_one("native", "Transpose", x, {}, {{"perm", perm}}), want), 0);
+    EXPECT_EQ(max_diff(run_one("onednn", "Transpose", x, {}, {{"perm", perm}}), want), 0);
+  }
+  Tensor m = random_tensor({4, 6, 5}, 32);  // the default reverses the axes
+  const Tensor want = run_one("reference", "Transpose", m, {}, {});
+  EXPECT_EQ(want.shape, (Shape{5, 6, 4}));
+  EXPECT_EQ(max_diff(run_one("native", "Transpose", m, {}, {}), want), 0);
+}

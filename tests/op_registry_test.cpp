@@ -90,6 +90,8 @@ OneOp one_op_graph(const std::string& op) {
   } else if (op == "Gather") {
     ins.push_back(b.constant("idx", Tensor::from_i64({2}, {0, 2})));
     attrs = {{"axis", int64_t(1)}};
+  } else if (op == "Transpose") {
+    attrs = {{"perm", Ints{0, 2, 3, 1}}};
   } else if (op == "HardSigmoid") {
     attrs = {{"alpha", 0.3f}, {"beta", 0.4f}};
   } else if (op == "Cast") {

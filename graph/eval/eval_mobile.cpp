@@ -1,6 +1,6 @@
 // Reference kernels of the ops of mobile CNNs (MobileNetV3, PP-OCR), NCHW / row-major, float
 // arithmetic in double: HardSigmoid, HardSwish, Sigmoid, Cast (between the catalogue's dtypes),
-// Slice (any rank, negative steps), Resize (nearest and linear along every axis), ConvTranspose
+// Slice (any rank, negative steps), Transpose, Resize (nearest and linear along every axis), ConvTranspose
 // (2-D, groups, strides, dilations, pads, output padding; with the fused activation of a Conv).
 #include <algorithm>
 #include <cmath>
@@ -80,6 +80,21 @@ void slice(const Node& n, const Inputs& in, Tensor& y) {
     int64_t rem = i, off = 0;
     for (size_t d = r; d-- > 0;) {
       off += (first[d] + (rem % y.shape[d]) * step[d]) * xs[d];
+      rem /= y.shape[d];
+    }
+    std::memcpy(y.bytes.data() + size_t(i) * esize, x.bytes.data() + size_t(off) * esize, esize);
+  }
+}
+
+void transpose(const Node& n, const Inputs& in, Tensor& y) {
+  const Tensor& x = *in[0];
+  const std::vector<int64_t> perm = n.ints("perm");
+  const std::vector<int64_t> xs = strides_of(x.shape);
+  const size_t esize = dtype_size(x.dtype), r = y.shape.size();
+  for (int64_t i = 0; i < y.numel(); ++i) {
+    int64_t rem = i, off = 0;
+    for (size_t d = r; d-- > 0;) {  // output axis d is input axis perm[d]
+      off += (rem % y.shape[d]) * xs[size_t(perm[d])];
       rem /= y.shape[d];
     }
     std::memcpy(y.bytes.data() + size_t(i) * esize, x.bytes.data() + size_t(off) * esize, esize);
@@ -174,6 +189,7 @@ void register_mobile_ops(EvalRegistry& r) {
   r.add({"Sigmoid", "reference sigmoid", sigmoid});
   r.add({"Cast", "reference cast", cast});
   r.add({"Slice", "reference slice (strided copy)", slice});
+  r.add({"Transpose", "reference transpose", transpose});
   r.add({"Resize", "reference resize (nearest / linear)", resize});
   r.add({"ConvTranspose", "reference conv_transpose (scatter, double accumulation)", conv_transpose});
 }

@@ -1,5 +1,5 @@
 // The native backend's data movement: Reshape, Flatten, Squeeze, Unsqueeze, Identity, Concat, Slice,
-// Gather (all but Gather also for the 1-byte values of the quantized ops), and Cast between equal
+// Transpose, Gather (all but Gather also for the 1-byte values of the quantized ops), and Cast between equal
 // types (the runtime values are float32 or 1-byte; other casts are folded as constants).
 #include "runtime/native/op_registry.h"
 
@@ -112,6 +112,20 @@ Step build_slice(NativeContext& c, const Node& n) {
   return [x, y, offset, src_strides] { copy_strided_f32(y.shape, x.ptr + offset, src_strides, y.ptr, y.strides()); };
 }
 
+// Transpose: y's axis d reads x's axis perm[d] (a strided copy in the values' own layouts).
+Step build_transpose(NativeContext& c, const Node& n) {
+  const Val& x = c.val(n.input(0));
+  const Val& y = c.val(n.outputs[0]);
+  const std::vector<int64_t> perm = n.ints("perm");
+  std::vector<int64_t> src_strides;
+  for (int64_t p : perm) src_strides.push_back(x.strides()[size_t(p)]);
+  if (x.is_byte()) {
+    c.set_implementation("copy_strided_u8");
+    return [x, y, src_strides] { copy_strided_u8(y.shape, x.bytes(), src_strides, y.bytes(), y.strides()); };
+  }
+  return [x, y, src_strides] { copy_strided_f32(y.shape, x.ptr, src_strides, y.ptr, y.strides()); };
+}
+
 Step build_cast(NativeContext& c, const Node& n) {
   const Val& x = c.val(n.input(0));
   const Val& y = c.val(n.outputs[0]);
@@ -132,6 +146,7 @@ void register_tensor_ops(NativeOpRegistry& r) {
   r.add({"Concat", "memcpy", build_concat, true});
   r.add({"Gather", "memcpy", build_gather});
   r.add({"Slice", "copy_strided_f32", build_slice, true});
+  r.add({"Transpose", "copy_strided_f32", build_transpose, true});
   r.add({"Cast", "copy_strided_f32 (same type)", build_cast, true});
 }
 
