@@ -12,6 +12,7 @@
 #include "graph/ops.h"
 #include "importers/onnx/onnx_importer.h"
 #include "runtime/session.h"
+#include "tests/cli_util.h"
 #include "tests/graph_builder_util.h"
 
 using namespace locus;
@@ -428,4 +429,22 @@ TEST(MobileNative, TransposeOfNhwcAndRowMajorValues) {
   const Tensor want = run_one("reference", "Transpose", m, {}, {});
   EXPECT_EQ(want.shape, (Shape{5, 6, 4}));
   EXPECT_EQ(max_diff(run_one("native", "Transpose", m, {}, {}), want), 0);
+}
+
+// `locus bench --shape` binds the symbolic H and W (with or without the input's name); without it the
+// session's error says how; bad text is a usage error.
+TEST(PpOcr, BenchTakesTheInputShape) {
+  const std::string dir = ppocr_dir("ch_ppocr_mobile_v2.0_cls_infer");
+  if (dir.empty()) GTEST_SKIP() << "no shared models";
+  for (const char* shape : {"x=1x3x48x192", "1x3x48x100"}) {
+    test::CliResult r = test::run_locus(cat("bench --runs 2 --warmup 0 --shape ", shape, " ", dir));
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("median"), std::string::npos) << r.out;
+  }
+  test::CliResult none = test::run_locus(cat("bench --runs 1 ", dir));
+  EXPECT_EQ(none.status, 1);
+  EXPECT_NE(none.err.find("locus bench --shape x="), std::string::npos) << none.err;
+  test::CliResult bad = test::run_locus(cat("bench --shape x=1x3x0 ", dir));
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("--shape expects [NAME=]DIMS"), std::string::npos) << bad.err;
 }
