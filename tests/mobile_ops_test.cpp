@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 
 #include "graph/eval/eval_ops.h"
@@ -13,7 +14,9 @@
 #include "importers/onnx/onnx_importer.h"
 #include "runtime/session.h"
 #include "tests/cli_util.h"
+#include "cli/image.h"
 #include "tests/graph_builder_util.h"
+#include "tests/image_encode.h"
 
 using namespace locus;
 using locus::test::GraphBuilder;
@@ -447,4 +450,65 @@ TEST(PpOcr, BenchTakesTheInputShape) {
   test::CliResult bad = test::run_locus(cat("bench --shape x=1x3x0 ", dir));
   EXPECT_EQ(bad.status, 2);
   EXPECT_NE(bad.err.find("--shape expects [NAME=]DIMS"), std::string::npos) << bad.err;
+}
+
+namespace {
+
+// The [1, 3, H, W] test input of a PP-OCR set back as an RGB PNG (inverting (x / 255 - mean) / std),
+// optionally rotated by 180 degrees.
+std::string input_as_png(const Tensor& t, const float mean[3], const float stdev[3], bool rotate, const std::string& path) {
+  const int64_t H = t.shape[2], W = t.shape[3];
+  test::PngSpec spec;
+  spec.w = int(W);
+  spec.h = int(H);
+  spec.rows.resize(size_t(H * W * 3));
+  for (int64_t y = 0; y < H; ++y)
+    for (int64_t x = 0; x < W; ++x)
+      for (int c = 0; c < 3; ++c) {
+        const float v = t.data<float>()[(c * H + y) * W + x] * stdev[c] + mean[c];
+        const int64_t oy = rotate ? H - 1 - y : y, ox = rotate ? W - 1 - x : x;
+        spec.rows[size_t((oy * W + ox) * 3 + c)] = uint8_t(std::clamp<long>(std::lround(v * 255.f), 0, 255));
+      }
+  std::ofstream(path, std::ios::binary) << test::encode_png(spec);
+  return path;
+}
+
+}  // namespace
+
+// `locus run --ppocr cls` reads the orientation of the rendered text of set 0 (upright) and of the
+// same photo turned by 180 degrees; `--ppocr det` writes the probability map as a PNG of the
+// (multiple-of-32) input size with text found on the page of set 0.
+TEST(PpOcr, RunOnPhotosPrintsTheOrientationAndWritesTheProbabilityMap) {
+  const std::string cls = ppocr_dir("ch_ppocr_mobile_v2.0_cls_infer"), det = ppocr_dir("ch_PP-OCRv4_det_infer");
+  if (cls.empty() || det.empty()) GTEST_SKIP() << "no shared models";
+  const std::string dir = test::temp_dir();
+  const float half[3] = {0.5f, 0.5f, 0.5f};
+  const Tensor text = onnx_import::load_tensor_file(cls + "/test_data_set_0/input_0.pb");
+  const std::string upright = input_as_png(text, half, half, false, dir + "/upright.png");
+  const std::string turned = input_as_png(text, half, half, true, dir + "/turned.png");
+  test::CliResult r = test::run_locus(cat("run --ppocr cls ", cls, " --image ", upright, " --image ", turned));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find(upright + "\t0\t"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(turned + "\t180\t"), std::string::npos) << r.out;
+
+  const float mean[3] = {0.485f, 0.456f, 0.406f}, stdev[3] = {0.229f, 0.224f, 0.225f};
+  const Tensor page = onnx_import::load_tensor_file(det + "/test_data_set_0/input_0.pb");
+  const std::string photo = input_as_png(page, mean, stdev, false, dir + "/page.png");
+  r = test::run_locus(cat("run --ppocr det ", det, " --output-dir ", dir, " --image ", photo));
+  ASSERT_EQ(r.status, 0) << r.err;
+  const cli::Image map = cli::decode_image(dir + "/page_prob.png");
+  EXPECT_EQ(map.width, 640);
+  EXPECT_EQ(map.height, 640);
+  // the same map as the model's on the stored input, within the 8-bit steps and the PNG round trip
+  const Tensor want = onnx_import::load_tensor_file(det + "/test_data_set_0/output_0.pb");
+  int64_t text_pixels = 0, far = 0;
+  for (int64_t y = 0; y < 640; ++y)
+    for (int64_t x = 0; x < 640; ++x) {
+      const float p = want.data<float>()[y * 640 + x];
+      text_pixels += p > 0.5f;
+      far += std::fabs(map.at(y, x, 0) / 255.f - p) > 0.05f;
+    }
+  EXPECT_GT(text_pixels, 1000);  // four lines of text
+  EXPECT_LT(far, 640 * 640 / 100) << "pixels of the PNG far from ONNX Runtime's map";
+  EXPECT_EQ(test::run_locus(cat("run --ppocr box ", det, " --image ", photo)).status, 2);
 }
