@@ -200,7 +200,7 @@ bool is_parameter_operand(const Node& n, size_t k) {
   if (op == "QLinearMatMul" || op == "QLinearAdd") return k != 3;  // input 3 is the second operand
   return op == "Conv" || op == "FusedInvertedResidual" || op == "BatchNormalization" || op == "Clip" ||
          op == "Reshape" || op == "Gather" || op == "Unsqueeze" || op == "Squeeze" || op == "ConvTranspose" ||
-         op == "Slice" || op == "Resize";
+         op == "Slice" || op == "Resize" || op == "Pow" || op == "ReduceMean";
 }
 
 }  // namespace locus

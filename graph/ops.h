@@ -26,6 +26,9 @@
 //   Slice(X, starts, ends, [axes], [steps]) (constant; the opset < 10 attribute form becomes constant
 //     inputs); shape inference adds locus.starts and locus.steps (one per axis of X: the first index
 //     and the step, steps 1 on axes not sliced), the output shape gives the counts.
+//   Sqrt(X).   Pow(X, Y) Y constant (float32 / int64 / int32), broadcasting to X's shape.
+//   ReduceMean(X, [axes]) attrs axes (sorted, >= 0; the opset 18 input is read into it; empty:
+//     nothing reduced, as with noop_with_empty_axes; absent: every axis), keepdims (0 | 1).
 //   Transpose(X) attr perm (explicit, entries >= 0; default: the axes reversed).
 //   Resize(X, [roi], [scales], [sizes]) (constant scales or sizes; opset 10's Resize(X, scales)
 //     becomes this form with coordinate_transformation_mode asymmetric and nearest_mode floor).

@@ -106,12 +106,14 @@ const RuleRegistry& rules() {
     r.add({"MatMul", "matmul", infer_matmul});
     r.add({"MaxPool", "pool", infer_pool});
     r.add({"Mul", "binary (broadcasting)", infer_binary});
+    r.add({"Pow", "pow (constant exponent)", infer_pow});
     r.add({"QLinearConv", "qlinear_conv", infer_qlinear_conv});
     r.add({"QLinearMatMul", "qlinear_matmul", infer_qlinear_matmul});
     r.add({"QuantizeLinear", "quantize_linear", infer_quantize_linear});
     r.add({op_key(kMicrosoftDomain, "QLinearAdd"), "qlinear_add (broadcasting)", infer_qlinear_add});
     r.add({op_key(kMicrosoftDomain, "QLinearGlobalAveragePool"), "qlinear_global_average_pool",
            infer_qlinear_global_average_pool});
+    r.add({"ReduceMean", "reduce_mean", infer_reduce_mean});
     r.add({"Relu", "activation", infer_activation});
     r.add({"Reshape", "reshape", infer_reshape});
     r.add({"Resize", "resize", infer_resize});
@@ -119,6 +121,7 @@ const RuleRegistry& rules() {
     r.add({"Sigmoid", "unary", infer_unary_f32});
     r.add({"Slice", "slice", infer_slice});
     r.add({"Softmax", "softmax", infer_softmax});
+    r.add({"Sqrt", "unary", infer_unary_f32});
     r.add({"Squeeze", "squeeze", infer_squeeze});
     r.add({"Sub", "binary (broadcasting)", infer_binary});
     r.add({"Transpose", "transpose", infer_transpose});

@@ -116,6 +116,8 @@ ValueInfo infer_cast(NodeContext& c);
 ValueInfo infer_slice(NodeContext& c);
 ValueInfo infer_resize(NodeContext& c);
 ValueInfo infer_transpose(NodeContext& c);
+ValueInfo infer_pow(NodeContext& c);
+ValueInfo infer_reduce_mean(NodeContext& c);
 ValueInfo infer_conv_transpose(NodeContext& c);
 
 // Ops of the locus domain (graph/shape_inference_fused.cpp).

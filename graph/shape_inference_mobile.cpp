@@ -1,5 +1,5 @@
 // Shape inference for the ops of mobile CNNs (MobileNetV3, PP-OCR): HardSigmoid, HardSwish, Sigmoid,
-// Cast, Slice, Transpose, Resize, ConvTranspose; and the helpers their kernels share (resize_taps,
+// Cast, Slice, Transpose, Resize, ConvTranspose, Sqrt, Pow, ReduceMean; and the helpers their kernels share (resize_taps,
 // dtype_from_onnx). Each rule leaves the node in the canonical form of graph/ops.h: every attribute
 // explicit, Slice's and Resize's constant operands resolved into locus.* attributes.
 #include <algorithm>
@@ -138,6 +138,53 @@ ValueInfo infer_slice(NodeContext& c) {
   n.attrs["locus.starts"] = first;
   n.attrs["locus.steps"] = step;
   return c.output(c.dtype(0), out);
+}
+
+ValueInfo infer_pow(NodeContext& c) {
+  c.require_inputs(2, 2);
+  c.require_f32(0);
+  const Tensor* y = c.constant(1);
+  if (!y) c.unsupported("the exponent must be constant ('", c.input_name(1), "' is computed at run time)");
+  if (y->dtype != DType::F32 && y->dtype != DType::I64 && y->dtype != DType::I32)
+    c.unsupported("exponent '", c.input_name(1), "' has dtype ", dtype_name(y->dtype), "; float32, int64 and int32 are supported");
+  Shape s = broadcast_shapes(c.shape(0), y->shape, cat("node '", c.node().name, "' (Pow)"));
+  if (s != c.shape(0)) c.unsupported("an exponent ", shape_str(y->shape), " that broadcasts X ", shape_str(c.shape(0)), " is not supported");
+  return c.output(DType::F32, s);
+}
+
+ValueInfo infer_reduce_mean(NodeContext& c) {
+  Node& n = c.node();
+  c.require_inputs(1, 2);
+  c.require_f32(0);
+  const Shape& x = c.shape(0);
+  const int64_t r = int64_t(x.size());
+  std::vector<int64_t> axes;
+  if (c.has(1)) axes = c.constant_ints(1, "axes");  // opset 18
+  else axes = n.ints("axes", {});
+  const int64_t keepdims = n.i("keepdims", 1);
+  if (keepdims != 0 && keepdims != 1) c.error("keepdims must be 0 or 1, got ", keepdims);
+  const bool noop = n.i("noop_with_empty_axes", 0) != 0;
+  std::vector<bool> reduce(size_t(r), axes.empty() && !noop);
+  for (int64_t a : axes) {
+    const int64_t v = c.normalize_axis(a, r, "axis");
+    if (reduce[size_t(v)]) c.error("axes ", shape_str(axes), " repeat axis ", v);
+    reduce[size_t(v)] = true;
+  }
+  std::vector<int64_t> resolved;
+  Shape out;
+  for (int64_t d = 0; d < r; ++d) {
+    if (reduce[size_t(d)]) {
+      resolved.push_back(d);
+      if (x[size_t(d)] == 0) c.unsupported("the mean over an empty axis ", d, " is not supported");
+      if (keepdims) out.push_back(1);
+    } else {
+      out.push_back(x[size_t(d)]);
+    }
+  }
+  n.attrs["axes"] = resolved;  // sorted, >= 0; empty: nothing reduced (noop_with_empty_axes)
+  n.attrs["keepdims"] = keepdims;
+  n.attrs.erase("noop_with_empty_axes");
+  return c.output(DType::F32, out);
 }
 
 ValueInfo infer_transpose(NodeContext& c) {

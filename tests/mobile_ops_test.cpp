@@ -512,3 +512,28 @@ TEST(PpOcr, RunOnPhotosPrintsTheOrientationAndWritesTheProbabilityMap) {
   EXPECT_LT(far, 640 * 640 / 100) << "pixels of the PNG far from ONNX Runtime's map";
   EXPECT_EQ(test::run_locus(cat("run --ppocr box ", det, " --image ", photo)).status, 2);
 }
+
+TEST(MobileNative, SqrtPowReduceMean) {
+  Tensor x = random_tensor({2, 7, 5, 9}, 41, 0.1f, 3.f);
+  // Sqrt, Pow by a scalar and by a per-channel exponent
+  EXPECT_LE(max_diff(run_one("native", "Sqrt", x, {}, {}), run_one("reference", "Sqrt", x, {}, {})), 1e-6);
+  EXPECT_NEAR(run_one("reference", "Sqrt", Tensor::from_f32({2}, {4, 2.25f}), {}, {}).data<float>()[1], 1.5f, 1e-7);
+  for (const Tensor& e : {Tensor::from_f32({}, {2.f}), Tensor::from_f32({}, {0.5f}), random_tensor({7, 1, 1}, 42, -2.f, 2.f)}) {
+    const Tensor want = run_one("reference", "Pow", x, {e}, {});
+    EXPECT_LE(max_diff(run_one("native", "Pow", x, {e}, {}), want), 1e-4) << shape_str(e.shape);
+    if (e.numel() == 1) {
+      EXPECT_LE(max_diff(run_one("onednn", "Pow", x, {e}, {}), want), 1e-4);
+    }
+  }
+  EXPECT_NEAR(run_one("reference", "Pow", Tensor::from_f32({1}, {3.f}), {Tensor::from_i64({}, {3})}, {}).data<float>()[0], 27.f, 1e-5);
+  // ReduceMean over H and W (kept), over C (dropped), over everything
+  for (const A& attrs : {A{{"axes", Ints{2, 3}}}, A{{"axes", Ints{1}}, {"keepdims", int64_t(0)}}, A{{"keepdims", int64_t(0)}}}) {
+    const Tensor want = run_one("reference", "ReduceMean", x, {}, attrs);
+    EXPECT_LE(max_diff(run_one("native", "ReduceMean", x, {}, attrs), want), 1e-6);
+    EXPECT_LE(max_diff(run_one("onednn", "ReduceMean", x, {}, attrs), want), 1e-5);
+  }
+  // the mean of 1..4 over the last axis
+  const Tensor m = run_one("reference", "ReduceMean", Tensor::from_f32({1, 4}, {1, 2, 3, 4}), {}, {{"axes", Ints{-1}}});
+  EXPECT_EQ(m.shape, (Shape{1, 1}));
+  EXPECT_FLOAT_EQ(m.data<float>()[0], 2.5f);
+}

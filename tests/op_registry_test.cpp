@@ -90,6 +90,12 @@ OneOp one_op_graph(const std::string& op) {
   } else if (op == "Gather") {
     ins.push_back(b.constant("idx", Tensor::from_i64({2}, {0, 2})));
     attrs = {{"axis", int64_t(1)}};
+  } else if (op == "Sqrt") {
+    ins[0] = b.node("Relu", {x}, {}, "xr");  // of non-negative values (NaN is not close to NaN)
+  } else if (op == "Pow") {
+    ins.push_back(b.constant("e", Tensor::from_f32({}, {2.f})));
+  } else if (op == "ReduceMean") {
+    attrs = {{"axes", Ints{2, 3}}, {"keepdims", int64_t(0)}};
   } else if (op == "Transpose") {
     attrs = {{"perm", Ints{0, 2, 3, 1}}};
   } else if (op == "HardSigmoid") {

@@ -74,9 +74,9 @@ TEST(Catalogue, ListsExactlyTheSupportedOpsSorted) {
   const std::vector<std::string> expected = {
       "Add",       "AveragePool", "BatchNormalization", "Cast",    "Clip",    "Concat",  "Conv",
       "ConvTranspose", "DequantizeLinear", "Div", "Flatten", "Gather",   "Gemm",    "GlobalAveragePool",
-      "HardSigmoid", "HardSwish", "Identity",  "MatMul",      "MaxPool",            "Mul",     "QLinearConv",
-      "QLinearMatMul", "QuantizeLinear", "Relu",   "Reshape",   "Resize", "Shape", "Sigmoid", "Slice",
-      "Softmax",            "Squeeze", "Sub",    "Transpose", "Unsqueeze"};
+      "HardSigmoid", "HardSwish", "Identity",  "MatMul",      "MaxPool",            "Mul",     "Pow", "QLinearConv",
+      "QLinearMatMul", "QuantizeLinear", "ReduceMean", "Relu",   "Reshape",   "Resize", "Shape", "Sigmoid",
+      "Slice", "Softmax",            "Sqrt", "Squeeze", "Sub",    "Transpose", "Unsqueeze"};
   EXPECT_EQ(supported_ops(), expected);
   EXPECT_TRUE(std::is_sorted(supported_ops().begin(), supported_ops().end()));
   for (const std::string& op : expected) EXPECT_TRUE(is_supported_op(op)) << op;

@@ -1,5 +1,5 @@
 // Reference kernels of the ops of mobile CNNs (MobileNetV3, PP-OCR), NCHW / row-major, float
-// arithmetic in double: HardSigmoid, HardSwish, Sigmoid, Cast (between the catalogue's dtypes),
+// arithmetic in double: HardSigmoid, HardSwish, Sigmoid, Sqrt, Pow, ReduceMean, Cast (between the catalogue's dtypes),
 // Slice (any rank, negative steps), Transpose, Resize (nearest and linear along every axis), ConvTranspose
 // (2-D, groups, strides, dilations, pads, output padding; with the fused activation of a Conv).
 #include <algorithm>
@@ -84,6 +84,42 @@ void slice(const Node& n, const Inputs& in, Tensor& y) {
     }
     std::memcpy(y.bytes.data() + size_t(i) * esize, x.bytes.data() + size_t(off) * esize, esize);
   }
+}
+
+void sqrt_of(const Node& n, const Inputs& in, Tensor& y) {
+  const float* xd = in[0]->data<float>();
+  for (int64_t i = 0; i < y.numel(); ++i) y.data<float>()[i] = float(std::sqrt(double(xd[i])));
+}
+
+void pow_of(const Node& n, const Inputs& in, Tensor& y) {
+  const Tensor& x = *in[0];
+  const Tensor& e = *in[1];
+  const auto se = broadcast_strides(e.shape, y.shape);
+  for (int64_t i = 0; i < y.numel(); ++i)
+    y.data<float>()[i] = float(std::pow(double(x.data<float>()[i]), e.get(broadcast_offset(i, y.shape, se))));
+}
+
+void reduce_mean(const Node& n, const Inputs& in, Tensor& y) {
+  const Tensor& x = *in[0];
+  const std::vector<int64_t> axes = n.ints("axes");
+  std::vector<bool> reduced(x.shape.size(), false);
+  for (int64_t a : axes) reduced[size_t(a)] = true;
+  // each input element adds to the output element with its reduced coordinates at 0
+  Shape kept = x.shape;
+  int64_t count = 1;
+  for (size_t d = 0; d < kept.size(); ++d)
+    if (reduced[d]) count *= kept[d], kept[d] = 1;
+  const std::vector<int64_t> ks = strides_of(kept);
+  std::vector<double> acc(size_t(y.numel()), 0.0);
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    int64_t rem = i, off = 0;
+    for (size_t d = x.shape.size(); d-- > 0;) {
+      if (!reduced[d]) off += (rem % x.shape[d]) * ks[d];
+      rem /= x.shape[d];
+    }
+    acc[size_t(off)] += x.data<float>()[i];
+  }
+  for (int64_t i = 0; i < y.numel(); ++i) y.data<float>()[i] = float(acc[size_t(i)] / double(count));
 }
 
 void transpose(const Node& n, const Inputs& in, Tensor& y) {
@@ -190,6 +226,9 @@ void register_mobile_ops(EvalRegistry& r) {
   r.add({"Cast", "reference cast", cast});
   r.add({"Slice", "reference slice (strided copy)", slice});
   r.add({"Transpose", "reference transpose", transpose});
+  r.add({"Sqrt", "reference sqrt", sqrt_of});
+  r.add({"Pow", "reference pow", pow_of});
+  r.add({"ReduceMean", "reference reduce_mean", reduce_mean});
   r.add({"Resize", "reference resize (nearest / linear)", resize});
   r.add({"ConvTranspose", "reference conv_transpose (scatter, double accumulation)", conv_transpose});
 }

@@ -26,7 +26,7 @@ const NativeOpRegistry& native_ops() {
   static const NativeOpRegistry registry =
       make_op_registry<NativeBuilder>("native backend", {register_conv_ops, register_elementwise_ops, register_pool_ops,
                                                          register_tensor_ops, register_linear_ops, register_quant_ops,
-                                                         register_resample_ops});
+                                                         register_resample_ops, register_reduce_ops});
   return registry;
 }
 

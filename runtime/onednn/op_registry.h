@@ -31,6 +31,7 @@ void register_tensor_ops(OnednnOpRegistry& r);   // ops_tensor.cpp
 void register_linear_ops(OnednnOpRegistry& r);   // ops_linear.cpp
 void register_quant_ops(OnednnOpRegistry& r);    // ops_quant.cpp
 void register_resample_ops(OnednnOpRegistry& r); // ops_resample.cpp
+void register_reduce_ops(OnednnOpRegistry& r);   // ops_reduce.cpp
 
 // Appends a node's fused activation (locus.activation: relu, clip, hardsigmoid, hardswish, sigmoid)
 // as eltwise post-ops (ops_conv.cpp).
