@@ -38,6 +38,7 @@ static const char* kBenchHelp =
     "where the machine exposes them, hardware counters per inference (cycles, instructions, L1D\n"
     "read misses, LLC references and misses). On machines without counters it says so; use\n"
     "--cachegrind for simulated cache misses instead. Timings are wall-clock per inference.\n"
+    "A model with symbolic input dims (e.g. PP-OCR's [N,3,H,W]) is compiled for --shape.\n"
 ;
 
 static const char* kBenchTilingNote =
@@ -111,6 +112,31 @@ static std::string decompose_policy_arg(const CpDecomposeOptions& d) {
   return v;
 }
 
+// --shape [NAME=]DIMS (DIMS like 1x3x640x640): the input's shape; without NAME, the model's only
+// input. Bad text is a usage error naming the option.
+static void apply_shape_option(const std::string& spec, const std::string& model, int64_t batch, SessionOptions& o) {
+  const auto eq = spec.find('=');
+  std::string name = eq == std::string::npos ? "" : spec.substr(0, eq);
+  const std::string dims = eq == std::string::npos ? spec : spec.substr(eq + 1);
+  Shape shape;
+  for (const std::string& d : split(dims, 'x')) {
+    char* end = nullptr;
+    const long long v = std::strtoll(d.c_str(), &end, 10);
+    if (d.empty() || *end != '\0' || v < 1 || v > kMaxTensorElements)
+      throw UsageError("--shape expects [NAME=]DIMS like x=1x3x640x640, got '" + spec + "'");
+    shape.push_back(v);
+  }
+  if (shape.empty() || (eq != std::string::npos && name.empty()))
+    throw UsageError("--shape expects [NAME=]DIMS like x=1x3x640x640, got '" + spec + "'");
+  if (name.empty()) {
+    const Graph g = load_model_graph(model, batch);
+    if (g.inputs.size() != 1)
+      throw UsageError("--shape without NAME= needs a model with one input; this one has " + std::to_string(g.inputs.size()));
+    name = g.inputs[0];
+  }
+  o.input_shapes[name] = shape;
+}
+
 int cmd_bench(int argc, char** argv) {
   auto app = make_command("bench", kBenchHelp, kBenchTilingNote);
   std::string model_arg, backend_list = "native", json_file;
@@ -136,6 +162,11 @@ int cmd_bench(int argc, char** argv) {
                  "with --cachegrind: simulate cache level N (2 or 3) as the last level\n"
                  "(default: the host's last level; 2 shows what misses an L2-sized buffer)");
   app->add_option("--json", json_file, "write the results as JSON (schema locus-bench/1)")->type_name("FILE");
+  std::vector<std::string> shape_specs;
+  app->add_option("--shape", shape_specs,
+                  "[NAME=]DIMS, e.g. x=1x3x640x640: the shape of an input whose model shape has\n"
+                  "symbolic dims (repeatable; NAME may be left out for a one-input model)")
+      ->type_name("SHAPE");
   app->add_flag("--single-inference", single_inference, "")->group("");  // internal: the --cachegrind child
   add_model_options(*app, ml);
   add_tiling_options(*app, o);
@@ -151,6 +182,7 @@ int cmd_bench(int argc, char** argv) {
   resolve_tiling_once(o, backends);  // so does a bad LOCUS_L2 / LOCUS_TILE_ORDER; every session uses it
   if (stop_after_options()) return 0;
   std::string model = resolve_model(model_arg, ml.model_dir);
+  for (const std::string& spec : shape_specs) apply_shape_option(spec, model, o.batch, o);
 
   // Internal mode used by --cachegrind: one inference inside locus_measured_inference.
   if (single_inference) {
@@ -192,6 +224,11 @@ int cmd_bench(int argc, char** argv) {
       if (o.backend.tile_order)
         extra.insert(extra.end(), {"--tile-order", schedule::tile_order_name(*o.backend.tile_order)});
       if (!o.pipeline.disabled_passes.empty()) extra.push_back("--no-fuse");
+      for (const auto& [name, shape] : o.input_shapes) {
+        std::string dims;
+        for (int64_t d : shape) dims += (dims.empty() ? "" : "x") + std::to_string(d);
+        extra.insert(extra.end(), {"--shape", name + "=" + dims});
+      }
       if (o.max_memory_bytes > 0) extra.insert(extra.end(), {"--max-memory", std::to_string(o.max_memory_bytes)});
       if (decompose) {
         extra.insert(extra.end(), {"--decompose", decompose_policy_arg(*decompose)});

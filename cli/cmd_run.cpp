@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/image.h"
+#include "cli/ppocr.h"
 #include "cli/json.h"
 #include "importers/onnx/onnx_importer.h"
 #include "models/model_path.h"
@@ -102,7 +103,7 @@ static void write_remarks(const std::string& path, const std::string& model, con
 int cmd_run(int argc, char** argv) {
   auto app = make_command("run", kRunHelp);
   std::vector<std::string> positional, images, inputs;
-  std::string out_dir, labels_file, remarks_file;
+  std::string out_dir, labels_file, remarks_file, ppocr;
   int64_t top = 5;
   bool no_optimize = false, explain = false;
   SessionOptions so;
@@ -122,6 +123,12 @@ int cmd_run(int argc, char** argv) {
                   "class labels, one per line ('nXXXXXXXX label' or 'label');\ndefault: imagenet_synset.txt from "
                   "the model search path for 1000 classes")
       ->type_name("FILE");
+  app->add_option("--ppocr", ppocr,
+                  "photos through a PP-OCR model: det writes the text probability map as\n"
+                  "DIR/<photo>_prob.png (--output-dir, default the current folder); cls prints\n"
+                  "the text orientation (0 or 180 degrees)")
+      ->type_name("det|cls")
+      ->check(CLI::IsMember({"det", "cls"}));
   add_int_option(*app, "--top", top, 1, 1000000, "classes to print per photo (default 5)", "K");
   add_int_option(*app, "--threads", so.threads, 1, 1024, "OpenMP threads (default: all cores)");
   app->add_option("--backend", so.backend_name, "native (default), onednn, onednn-dwfused, reference, accel")
@@ -153,6 +160,43 @@ int cmd_run(int argc, char** argv) {
 
   // The output folder is made (or refused) before any work, not after the inference.
   if (!out_dir.empty()) prepare_output_dir(out_dir);
+
+  if (!ppocr.empty()) {
+    LOCUS_CHECK(!images.empty(), "run --ppocr needs photos (--image FILE)");
+    for (const std::string& photo : images) {
+      const Image image = decode_image(photo);
+      Tensor x = ppocr == "det" ? ppocr_det_input(image) : ppocr_cls_input(image);
+      Graph graph = load_model_graph(model, so.batch);
+      LOCUS_CHECK(graph.inputs.size() == 1, "run --ppocr needs a model with one input; this one has ", graph.inputs.size());
+      const std::string in_name = graph.inputs[0];
+      SessionOptions opts = so;
+      if (graph.symbolic_dims.count(in_name)) opts.input_shapes[in_name] = x.shape;  // the photo's size
+      Session session = Session::from_graph(std::move(graph), opts);
+      auto t0 = std::chrono::steady_clock::now();
+      auto out = session.run({{in_name, std::move(x)}});
+      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      const Tensor& y = out[0];
+      LOCUS_CHECK(y.dtype == DType::F32, "output 0 is not float32");
+      if (ppocr == "det") {
+        LOCUS_CHECK(y.shape.size() == 4 && y.shape[0] == 1 && y.shape[1] == 1,
+                    "run --ppocr det needs a [1,1,H,W] probability map; output 0 is ", shape_str(y.shape));
+        const fs::path png = fs::path(out_dir.empty() ? "." : out_dir) / (fs::path(photo).stem().string() + "_prob.png");
+        write_grey_png(png.string(), y.data<float>(), y.shape[2], y.shape[3]);
+        int64_t text = 0;
+        for (int64_t i = 0; i < y.numel(); ++i) text += y.data<float>()[i] > 0.3f;
+        std::printf("%s\t%lldx%lld\ttext pixels (p > 0.3) %.2f%%\t%s\t%.2f ms\n", photo.c_str(), (long long)y.shape[3],
+                    (long long)y.shape[2], 100.0 * double(text) / double(std::max<int64_t>(1, y.numel())),
+                    png.string().c_str(), ms);
+      } else {
+        LOCUS_CHECK(y.numel() == 2, "run --ppocr cls needs 2 class scores; output 0 is ", shape_str(y.shape));
+        const float* p = y.data<float>();
+        const bool rotated = p[1] > p[0];
+        std::printf("%s\t%s\tp=%.4f\t%.2f ms\n", photo.c_str(), rotated ? "180" : "0", double(rotated ? p[1] : p[0]), ms);
+      }
+      std::fflush(stdout);
+    }
+    return 0;
+  }
 
   Graph graph = load_model_graph(model, so.batch);
   SessionOptions opts = so;

@@ -5,8 +5,10 @@
 // the importer needs to know the opset:
 //   Conv(X, W, [B])            attrs strides, pads[4] (top, left, bottom, right), dilations, group,
 //                              kernel_shape; after infer_shapes auto_pad is resolved into pads and
-//                              removed. locus attrs: locus.activation ("relu"|"clip"), locus.activation_min,
-//                              locus.activation_max (set by the fuse-activation pass). 2-D only (4-D X).
+//                              removed. locus attrs: locus.activation ("relu"|"clip"|"hardsigmoid"|"hardswish"|
+//                              "sigmoid"), locus.activation_min, locus.activation_max (clip),
+//                              locus.activation_alpha, locus.activation_beta (hardsigmoid) (set by the
+//                              fuse-activation pass). 2-D only (4-D X).
 //                              locus.residual = 1 (set by the fuse-residual pass, native backend): a 4th
 //                              input R [N, OC, OH, OW] (data, not a parameter; B may be "") and
 //                              Y = act(conv(X, W) + B + R): R is added in float after the convolution's
@@ -22,6 +24,26 @@
 //   Softmax(X) attrs axis (>= 0), legacy (1: opset < 13, coerce to 2-D at axis).
 //   Shape(X) attrs start, end.   Gather(X, indices) attr axis (>= 0).
 //   Unsqueeze(X, axes)   Squeeze(X, [axes])  (the opset < 13 attribute forms become constant inputs)
+// Ops of mobile CNNs (MobileNetV3, PP-OCR; graph/shape_inference_mobile.cpp):
+//   HardSigmoid(X) attrs alpha, beta (written explicitly).   HardSwish(X).   Sigmoid(X).
+//   Cast(X) attr to (an ONNX TensorProto dtype among float32, float64, int64, int32, int8, uint8, bool).
+//   Slice(X, starts, ends, [axes], [steps]) (constant; the opset < 10 attribute form becomes constant
+//     inputs); shape inference adds locus.starts and locus.steps (one per axis of X: the first index
+//     and the step, steps 1 on axes not sliced), the output shape gives the counts.
+//   Sqrt(X).   Pow(X, Y) Y constant (float32 / int64 / int32), broadcasting to X's shape.
+//   ReduceMean(X, [axes]) attrs axes (sorted, >= 0; the opset 18 input is read into it; empty:
+//     nothing reduced, as with noop_with_empty_axes; absent: every axis), keepdims (0 | 1).
+//   Transpose(X) attr perm (explicit, entries >= 0; default: the axes reversed).
+//   Resize(X, [roi], [scales], [sizes]) (constant scales or sizes; opset 10's Resize(X, scales)
+//     becomes this form with coordinate_transformation_mode asymmetric and nearest_mode floor).
+//     attrs mode ("nearest" | "linear"), coordinate_transformation_mode ("half_pixel",
+//     "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nearest"), nearest_mode
+//     ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil"), all written explicitly, and
+//     locus.scales (floats, one per axis: the scale of the coordinate transformation, out/in when
+//     sizes are given). Linear interpolates along every axis whose size changes.
+//   ConvTranspose(X, W, [B]) W [C, OC/group, KH, KW]; attrs kernel_shape, strides, dilations,
+//     pads[4], output_padding[2], group, all explicit after infer_shapes (auto_pad and output_shape
+//     are resolved into pads). 2-D only.
 // Quantized ops (graph/shape_inference_quant.cpp; uint8 / int8 tensors, scales float32 constants > 0,
 // zero points constants of the quantized tensor's type, docs/int8.md):
 //   QuantizeLinear(X, y_scale, [y_zero_point]) -> u8 (no zero point) or the zero point's type;
@@ -135,12 +157,25 @@ std::vector<ValueInfo> infer_node(Node& n, const std::vector<ValueInfo>& in,
 int64_t pooled_size(int64_t in, int64_t k, int64_t stride, int64_t pad_begin, int64_t pad_end,
                     int64_t dilation, bool ceil_mode);
 
-// True if input `k` of `n` is a parameter rather than data: Conv (and FusedInvertedResidual) weights and bias,
+// True if input `k` of `n` is a parameter rather than data: Conv, ConvTranspose (and FusedInvertedResidual) weights and bias,
 // BatchNormalization statistics, Clip bounds, shape/axes/indices operands. Backends may require
 // parameters to be constants; a session can bind graph inputs used only this way as constants.
 bool is_parameter_operand(const Node& n, size_t k);
 
 // Multidirectional broadcast of two shapes; throws Error naming `what` if incompatible.
 Shape broadcast_shapes(const Shape& a, const Shape& b, const std::string& what);
+
+// Resize along one axis: for each output index o, the input index (nearest: i0; linear: y = x[i0] *
+// (1 - w) + x[i1] * w), from the node's canonical attributes (mode, coordinate_transformation_mode,
+// nearest_mode) and the axis' scale (locus.scales). Shared by the reference and native kernels; the
+// coordinates are computed in float, as ONNX Runtime does.
+struct ResizeTaps {
+  std::vector<int64_t> i0, i1;
+  std::vector<float> w;  // weight of i1 (linear), 0 for nearest
+};
+ResizeTaps resize_taps(const Node& n, int64_t in, int64_t out, float scale);
+
+// ONNX TensorProto data type number -> DType (Undefined if outside the catalogue's dtypes).
+DType dtype_from_onnx(int64_t onnx_type);
 
 }  // namespace locus

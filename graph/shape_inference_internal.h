@@ -110,6 +110,16 @@ ValueInfo infer_qlinear_matmul(NodeContext& c);
 ValueInfo infer_qlinear_add(NodeContext& c);
 ValueInfo infer_qlinear_global_average_pool(NodeContext& c);
 
+// Ops of mobile CNNs (graph/shape_inference_mobile.cpp).
+ValueInfo infer_unary_f32(NodeContext& c);  // HardSigmoid, HardSwish, Sigmoid
+ValueInfo infer_cast(NodeContext& c);
+ValueInfo infer_slice(NodeContext& c);
+ValueInfo infer_resize(NodeContext& c);
+ValueInfo infer_transpose(NodeContext& c);
+ValueInfo infer_pow(NodeContext& c);
+ValueInfo infer_reduce_mean(NodeContext& c);
+ValueInfo infer_conv_transpose(NodeContext& c);
+
 // Ops of the locus domain (graph/shape_inference_fused.cpp).
 ValueInfo infer_fused_inverted_residual(NodeContext& c);
 ValueInfo infer_fused_qlinear_inverted_residual(NodeContext& c);

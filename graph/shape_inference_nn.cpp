@@ -116,7 +116,8 @@ ValueInfo infer_conv(NodeContext& c) {
   if (w[2] < 1 || w[3] < 1) c.error("weight ", shape_str(w), " has an empty kernel");
   if (n.has("locus.activation")) {
     std::string act = n.s("locus.activation", "");
-    if (act != "relu" && act != "clip") c.unsupported("fused activation '", act, "' is not supported");
+    if (act != "relu" && act != "clip" && act != "hardsigmoid" && act != "hardswish" && act != "sigmoid")
+      c.unsupported("fused activation '", act, "' is not supported");
   }
   auto out = resolve_window(c, x, kernel, WindowOptions{true, false, false});
   n.attrs["group"] = group;

@@ -71,7 +71,7 @@ void resolve_input_shapes(Graph& g, const SessionOptions& o) {
       if (!dims[k].empty()) unresolved += cat(unresolved.empty() ? "" : ", ", "'", dims[k], "' at axis ", k);
     LOCUS_CHECK(unresolved.empty(), "input '", name, "' has symbolic dimensions (", unresolved,
                 ") that nothing gives a value: feed it a tensor file (locus run --input ", name,
-                "=FILE.pb), or set SessionOptions::input_shapes");
+                "=FILE.pb; locus bench --shape ", name, "=1x3x640x640), or set SessionOptions::input_shapes");
   }
 }
 

@@ -90,7 +90,32 @@ OneOp one_op_graph(const std::string& op) {
   } else if (op == "Gather") {
     ins.push_back(b.constant("idx", Tensor::from_i64({2}, {0, 2})));
     attrs = {{"axis", int64_t(1)}};
-  } else if (!(op == "Relu" || op == "GlobalAveragePool" || op == "Identity")) {
+  } else if (op == "Sqrt") {
+    ins[0] = b.node("Relu", {x}, {}, "xr");  // of non-negative values (NaN is not close to NaN)
+  } else if (op == "Pow") {
+    ins.push_back(b.constant("e", Tensor::from_f32({}, {2.f})));
+  } else if (op == "ReduceMean") {
+    attrs = {{"axes", Ints{2, 3}}, {"keepdims", int64_t(0)}};
+  } else if (op == "Transpose") {
+    attrs = {{"perm", Ints{0, 2, 3, 1}}};
+  } else if (op == "HardSigmoid") {
+    attrs = {{"alpha", 0.3f}, {"beta", 0.4f}};
+  } else if (op == "Cast") {
+    attrs = {{"to", int64_t(1)}};  // float32 -> float32: the runtime values are float
+  } else if (op == "Slice") {
+    ins.push_back(b.constant("starts", Tensor::from_i64({2}, {1, 1})));
+    ins.push_back(b.constant("ends", Tensor::from_i64({2}, {3, 4})));
+    ins.push_back(b.constant("axes", Tensor::from_i64({2}, {1, 3})));
+  } else if (op == "Resize") {  // PP-OCR's: nearest, asymmetric, floor, 2x (oneDNN's mapping too)
+    ins.push_back("");
+    ins.push_back(b.constant("scales", Tensor::from_f32({4}, {1, 1, 2, 2})));
+    attrs = {{"mode", std::string("nearest")}, {"coordinate_transformation_mode", std::string("asymmetric")},
+             {"nearest_mode", std::string("floor")}};
+  } else if (op == "ConvTranspose") {
+    ins.push_back(b.random_constant("w", {3, 2, 2, 2}, 1));
+    ins.push_back(b.random_constant("bias", {2}, 2));
+    attrs = {{"strides", Ints{2, 2}}};
+  } else if (!(op == "Relu" || op == "GlobalAveragePool" || op == "Identity" || op == "HardSwish" || op == "Sigmoid")) {
     return {};
   }
   b.node(op, ins, attrs, "y");

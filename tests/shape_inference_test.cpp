@@ -72,11 +72,11 @@ bool is_unsupported(const std::function<void()>& f) {
 
 TEST(Catalogue, ListsExactlyTheSupportedOpsSorted) {
   const std::vector<std::string> expected = {
-      "Add",       "AveragePool", "BatchNormalization", "Clip",    "Concat",  "Conv",
-      "DequantizeLinear", "Div", "Flatten", "Gather",   "Gemm",    "GlobalAveragePool",
-      "Identity",  "MatMul",      "MaxPool",            "Mul",     "QLinearConv", "QLinearMatMul",
-      "QuantizeLinear", "Relu",   "Reshape",   "Shape",       "Softmax",            "Squeeze", "Sub",
-      "Unsqueeze"};
+      "Add",       "AveragePool", "BatchNormalization", "Cast",    "Clip",    "Concat",  "Conv",
+      "ConvTranspose", "DequantizeLinear", "Div", "Flatten", "Gather",   "Gemm",    "GlobalAveragePool",
+      "HardSigmoid", "HardSwish", "Identity",  "MatMul",      "MaxPool",            "Mul",     "Pow", "QLinearConv",
+      "QLinearMatMul", "QuantizeLinear", "ReduceMean", "Relu",   "Reshape",   "Resize", "Shape", "Sigmoid",
+      "Slice", "Softmax",            "Sqrt", "Squeeze", "Sub",    "Transpose", "Unsqueeze"};
   EXPECT_EQ(supported_ops(), expected);
   EXPECT_TRUE(std::is_sorted(supported_ops().begin(), supported_ops().end()));
   for (const std::string& op : expected) EXPECT_TRUE(is_supported_op(op)) << op;

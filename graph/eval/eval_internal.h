@@ -29,6 +29,8 @@ struct Window {
 };
 // From the canonical attributes kernel_shape, strides, pads, dilations.
 Window window_of(const Node& n);
+// A Conv's fused hardsigmoid / hardswish / sigmoid (locus.activation) of v, in double.
+float mobile_activation(const Node& n, const std::string& act, float v);
 
 // f(kh, kw, ih, iw) for every tap of output pixel (oh, ow)'s window that lies inside an H x W
 // input, kh-major: padding and dilation gaps are skipped.
@@ -75,5 +77,6 @@ void register_nn_ops(EvalRegistry& r);      // eval_nn.cpp
 void register_tensor_ops(EvalRegistry& r);  // eval_tensor.cpp
 void register_fused_ops(EvalRegistry& r);   // eval_fused.cpp
 void register_quant_ops(EvalRegistry& r);   // eval_quant.cpp (uint8 / int8)
+void register_mobile_ops(EvalRegistry& r);  // eval_mobile.cpp (HardSigmoid ... ConvTranspose)
 
 }  // namespace locus::eval::detail

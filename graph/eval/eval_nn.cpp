@@ -24,6 +24,17 @@ int64_t taps_inside(int64_t start, int64_t k, int64_t step, int64_t lo, int64_t 
 
 }  // namespace
 
+float mobile_activation(const Node& n, const std::string& act, float v) {
+  if (std::isnan(v)) return v;
+  const double x = v;
+  if (act == "hardsigmoid")
+    return float(std::max(0.0, std::min(1.0, double(n.f("locus.activation_alpha", 0.2f)) * x +
+                                                  double(n.f("locus.activation_beta", 0.5f)))));
+  if (act == "hardswish") return float(x * std::max(0.0, std::min(1.0, x / 6.0 + 0.5)));
+  if (act == "sigmoid") return float(1.0 / (1.0 + std::exp(-x)));
+  throw Unsupported(cat("node '", n.name, "': unknown fused activation '", act, "'"));
+}
+
 Window window_of(const Node& n) {
   auto k = n.ints("kernel_shape"), s = n.ints("strides"), p = n.ints("pads");
   auto d = n.ints("dilations", {1, 1});
@@ -64,6 +75,7 @@ void conv(const Node& n, const Inputs& in, Tensor& y) {
           if (rd) v += rd[((ni * OC + oc) * OH + oh) * OW + ow];
           if (act == "relu") v = v < 0.f ? 0.f : v;  // max(0, v), NaN stays NaN
           else if (act == "clip") v = std::min(std::max(v, lo), hi);
+          else if (!act.empty()) v = mobile_activation(n, act, v);
           yd[((ni * OC + oc) * OH + oh) * OW + ow] = v;
         }
     }

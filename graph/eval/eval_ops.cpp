@@ -55,6 +55,7 @@ const EvalRegistry& eval_ops() {
     detail::register_tensor_ops(r);
     detail::register_fused_ops(r);
     detail::register_quant_ops(r);
+    detail::register_mobile_ops(r);
     return r;
   }();
   return registry;

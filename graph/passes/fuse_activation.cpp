@@ -1,8 +1,10 @@
 // Pass `fuse-activation`.
-// Matches: Conv -> Relu and Conv -> Clip (constant scalar min/max, either may be omitted) where the
-//   Conv output is read only by the activation and is not a graph output.
+// Matches: Conv -> Relu, Conv -> Clip (constant scalar min/max, either may be omitted) and Conv ->
+//   HardSigmoid / HardSwish / Sigmoid (mobile CNNs) where the Conv output is read only by the
+//   activation and is not a graph output.
 // Guarantees: the Conv gets attrs locus.activation = "relu" | "clip" (+ locus.activation_min/max, +-inf for an
-//   omitted bound) and takes over the activation's output name; the activation node is removed.
+//   omitted bound) | "hardsigmoid" (+ locus.activation_alpha/beta) | "hardswish" | "sigmoid" and takes
+//   over the activation's output name; the activation node is removed.
 #include <limits>
 
 #include "graph/passes/pass_manager.h"
@@ -31,19 +33,25 @@ int fuse_activation(Graph& g, std::vector<PassRemark>& remarks) {
       conv.attrs["locus.activation"] = std::string("clip");
       conv.attrs["locus.activation_min"] = lo;
       conv.attrs["locus.activation_max"] = hi;
+    } else if (act.op == "HardSigmoid") {
+      conv.attrs["locus.activation"] = std::string("hardsigmoid");
+      conv.attrs["locus.activation_alpha"] = act.f("alpha", 0.2f);
+      conv.attrs["locus.activation_beta"] = act.f("beta", 0.5f);
+    } else if (act.op == "HardSwish" || act.op == "Sigmoid") {
+      conv.attrs["locus.activation"] = std::string(act.op == "Sigmoid" ? "sigmoid" : "hardswish");
     } else {
       conv.attrs["locus.activation"] = std::string("relu");
     }
     remarks.push_back({kName, act.name, cat("fused into Conv '", conv.name, "' as its epilogue"), RemarkKind::Applied});
     return true;
   };
-  return fold_into_producing_conv(g, remarks, kName, {"Relu", "Clip"}, "not fused", fold);
+  return fold_into_producing_conv(g, remarks, kName, {"Relu", "Clip", "HardSigmoid", "HardSwish", "Sigmoid"}, "not fused", fold);
 }
 
 }  // namespace
 
 std::unique_ptr<Pass> make_fuse_activation_pass() {
-  return make_pass(kName, "attaches Relu/Clip to the producing Conv as its epilogue activation", fuse_activation);
+  return make_pass(kName, "attaches Relu/Clip/HardSigmoid/HardSwish/Sigmoid to the producing Conv as its epilogue activation", fuse_activation);
 }
 
 }  // namespace locus

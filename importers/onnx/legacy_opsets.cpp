@@ -35,6 +35,8 @@ constexpr LegacyOp kLegacyOps[] = {
     // refused; absent or 1 is the inference form, as ONNX's 6 -> 7 converter), spatial (opsets < 9;
     // spatial=0 is refused by shape inference); BatchNormalization-1 also consumed_inputs (required).
     {"BatchNormalization", 1},
+    // Cast-1: attribute `to` is a string (refused by shape inference); Cast-6 is the opset 7..8 form.
+    {"Cast", 6},
     // Clip-1: consumed_inputs. Clip-6 is the opset 7..10 form (min/max attributes -> inputs).
     {"Clip", 1},
     // Concat-1: axis optional with default 1 (required from Concat-4); written explicitly.
@@ -57,6 +59,8 @@ constexpr LegacyOp kLegacyOps[] = {
     {"Gemm", 1},
     // GlobalAveragePool-1 is the only version.
     {"GlobalAveragePool", 1},
+    // HardSigmoid-1: consumed_inputs. HardSigmoid-6 is the current schema.
+    {"HardSigmoid", 1},
     // Identity-1 is the schema of opsets 1 to 12.
     {"Identity", 1},
     // MatMul-1 is the schema of opsets 1 to 8.
@@ -72,6 +76,10 @@ constexpr LegacyOp kLegacyOps[] = {
     {"Reshape", 1},
     // Shape-1 is the schema of opsets 1 to 12.
     {"Shape", 1},
+    // Sigmoid-1: consumed_inputs. Sigmoid-6 is the opset 7..12 form.
+    {"Sigmoid", 1},
+    // Slice-1 is the schema of opsets 1 to 9 (starts, ends, axes attributes -> inputs).
+    {"Slice", 1},
     // Softmax-1 is the schema of opsets 1 to 10 (2-D coercion at axis, default 1: legacy=1).
     {"Softmax", 1},
     // Squeeze-1 / Unsqueeze-1 are the schemas of opsets 1 to 10 (axes attribute -> input).

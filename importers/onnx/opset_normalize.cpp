@@ -10,6 +10,8 @@
 //   Concat < 4                    -> explicit axis (default 1)
 //   Clip < 11 (attrs min/max)     -> constant inputs 1 and 2
 //   Unsqueeze/Squeeze < 13 (axes) -> constant int64 input 1
+//   Slice < 10 (attrs starts/ends/axes) -> constant int64 inputs 1..3
+//   Resize 10 (X, scales)         -> Resize(X, "", scales), asymmetric coordinates, nearest_mode floor
 //   Softmax (+LogSoftmax/Hardmax) -> explicit axis and legacy (1 for opset < 13)
 //   Dropout                       -> Identity (unless its mask is used or it runs in training mode;
 //                                    is_test=0 of opsets < 7 is refused by check_legacy_opset)
@@ -148,6 +150,24 @@ struct Canonicalizer {
     n.inputs.push_back(add_constant(n.name + "_axes", vector_tensor(DType::I64, axes)));
   }
 
+  void slice(Node& n) {
+    if (g.opset >= 10 || n.inputs.empty() || n.num_inputs() > 1) return;
+    for (const char* a : {"starts", "ends", "axes"}) {
+      if (!n.has(a)) continue;
+      std::vector<int64_t> v = n.ints(a);
+      n.attrs.erase(a);
+      n.inputs.resize(std::string(a) == "starts" ? 1 : std::string(a) == "ends" ? 2 : 3);
+      n.inputs.push_back(add_constant(n.name + "_" + a, vector_tensor(DType::I64, v)));
+    }
+  }
+
+  void resize(Node& n) {
+    if (g.opset >= 11 || n.num_inputs() != 2) return;
+    n.inputs = {n.inputs[0], "", n.inputs[1]};
+    n.attrs["coordinate_transformation_mode"] = std::string("asymmetric");
+    n.attrs["nearest_mode"] = std::string("floor");
+  }
+
   void softmax(Node& n) {
     bool legacy = g.opset < 13;
     n.attrs["axis"] = n.i("axis", legacy ? 1 : -1);
@@ -223,6 +243,8 @@ struct Canonicalizer {
       }
       if (n.op == "Clip") clip(n);
       else if (n.op == "Unsqueeze" || n.op == "Squeeze") squeeze_unsqueeze(n);
+      else if (n.op == "Slice") slice(n);
+      else if (n.op == "Resize") resize(n);
       else if (n.op == "Softmax" || n.op == "LogSoftmax" || n.op == "Hardmax") softmax(n);
       else if (n.op == "Dropout") dropout(n);
       else if (n.op == "BatchNormalization") batch_norm(n);

@@ -1,4 +1,4 @@
-// activation_f32: standalone Relu / Clip pass (in place allowed), parallel for large tensors.
+// activation_f32: standalone Relu / Clip / HardSigmoid / HardSwish / Sigmoid pass (in place allowed), parallel for large tensors.
 #include "kernels/native/activation.h"
 
 #include <cstring>
@@ -18,6 +18,17 @@ void activation_f32(const Activation& act, const float* x, float* y, int64_t n) 
         for (int64_t i = i0; i < i1; ++i) y[i] = clip_keep_nan(x[i], lo, hi);
         break;
       }
+      case ActKind::HardSigmoid: {
+        const float alpha = act.lo, beta = act.hi;
+        for (int64_t i = i0; i < i1; ++i) y[i] = hard_sigmoid_keep_nan(x[i], alpha, beta);
+        break;
+      }
+      case ActKind::HardSwish:
+        for (int64_t i = i0; i < i1; ++i) y[i] = hard_swish_keep_nan(x[i]);
+        break;
+      case ActKind::Sigmoid:
+        for (int64_t i = i0; i < i1; ++i) y[i] = sigmoid_f(x[i]);
+        break;
       default:
         if (x != y) std::memmove(y + i0, x + i0, (i1 - i0) * sizeof(float));
         break;

@@ -14,6 +14,10 @@ kernels::Activation activation_of(const Node& n) {
   if (a == "clip")
     return {kernels::ActKind::Clip, n.f("locus.activation_min", -std::numeric_limits<float>::infinity()),
             n.f("locus.activation_max", std::numeric_limits<float>::infinity())};
+  if (a == "hardsigmoid") return {kernels::ActKind::HardSigmoid, n.f("locus.activation_alpha", 0.2f),
+                                  n.f("locus.activation_beta", 0.5f)};
+  if (a == "hardswish") return {kernels::ActKind::HardSwish};
+  if (a == "sigmoid") return {kernels::ActKind::Sigmoid};
   LOCUS_CHECK(a.empty(), "node '", n.name, "': unknown fused activation '", a, "'");
   return {};
 }
@@ -22,7 +26,8 @@ const NativeOpRegistry& native_ops() {
   static const NativeOpRegistry registry =
       make_op_registry<NativeBuilder>("native backend", {register_conv_ops, register_elementwise_ops, register_pool_ops,
                                                          register_tensor_ops, register_linear_ops, register_quant_ops,
-                                                         register_qfused_ops});
+                                                         register_qfused_ops, register_resample_ops,
+                                                         register_reduce_ops});
   return registry;
 }
 

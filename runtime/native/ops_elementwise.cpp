@@ -1,4 +1,5 @@
-// The native backend's element-wise ops: Add, Sub, Mul, Div (broadcasting), Relu, Clip, BatchNormalization.
+// The native backend's element-wise ops: Add, Sub, Mul, Div (broadcasting), Relu, Clip, HardSigmoid,
+// HardSwish, Sigmoid, BatchNormalization.
 #include "runtime/native/op_registry.h"
 
 
@@ -30,6 +31,9 @@ Step build_binary(NativeContext& c, const Node& n, BinaryOp op) {
 
 Step build_activation(NativeContext& c, const Node& n) {
   Activation act{ActKind::Relu};
+  if (n.op == "HardSigmoid") act = {ActKind::HardSigmoid, n.f("alpha", 0.2f), n.f("beta", 0.5f)};
+  if (n.op == "HardSwish") act = {ActKind::HardSwish};
+  if (n.op == "Sigmoid") act = {ActKind::Sigmoid};
   if (n.op == "Clip") {
     act.kind = ActKind::Clip;
     act.lo = -std::numeric_limits<float>::infinity();
@@ -86,6 +90,9 @@ void register_elementwise_ops(NativeOpRegistry& r) {
   r.add({"Div", "binary_f32", [](NativeContext& c, const Node& n) { return build_binary(c, n, BinaryOp::Div); }});
   r.add({"Relu", "activation_f32", build_activation});
   r.add({"Clip", "activation_f32", build_activation});
+  r.add({"HardSigmoid", "activation_f32", build_activation});
+  r.add({"HardSwish", "activation_f32", build_activation});
+  r.add({"Sigmoid", "activation_f32", build_activation});
   r.add({"BatchNormalization", "channel_affine_f32", build_batchnorm});
 }
 

@@ -1,5 +1,6 @@
-// The native backend's data movement: Reshape, Flatten, Squeeze, Unsqueeze, Identity, Concat, Gather
-// (all but Gather also for the 1-byte values of the quantized ops).
+// The native backend's data movement: Reshape, Flatten, Squeeze, Unsqueeze, Identity, Concat, Slice,
+// Transpose, Gather (all but Gather also for the 1-byte values of the quantized ops), and Cast between equal
+// types (the runtime values are float32 or 1-byte; other casts are folded as constants).
 #include "runtime/native/op_registry.h"
 
 
@@ -92,6 +93,48 @@ Step build_gather(NativeContext& c, const Node& n) {
   };
 }
 
+// Slice: a strided view of x (locus.starts / locus.steps per logical axis) copied into y.
+Step build_slice(NativeContext& c, const Node& n) {
+  const Val& x = c.val(n.input(0));
+  const Val& y = c.val(n.outputs[0]);
+  const std::vector<int64_t> first = n.ints("locus.starts"), step = n.ints("locus.steps");
+  int64_t offset = 0;
+  std::vector<int64_t> src_strides(x.shape.size());
+  for (size_t d = 0; d < x.shape.size(); ++d) {
+    offset += first[d] * x.strides()[d];
+    src_strides[d] = x.strides()[d] * step[d];
+  }
+  if (y.numel() == 0) return [] {};
+  if (x.is_byte()) {
+    c.set_implementation("copy_strided_u8");
+    return [x, y, offset, src_strides] { copy_strided_u8(y.shape, x.bytes() + offset, src_strides, y.bytes(), y.strides()); };
+  }
+  return [x, y, offset, src_strides] { copy_strided_f32(y.shape, x.ptr + offset, src_strides, y.ptr, y.strides()); };
+}
+
+// Transpose: y's axis d reads x's axis perm[d] (a strided copy in the values' own layouts).
+Step build_transpose(NativeContext& c, const Node& n) {
+  const Val& x = c.val(n.input(0));
+  const Val& y = c.val(n.outputs[0]);
+  const std::vector<int64_t> perm = n.ints("perm");
+  std::vector<int64_t> src_strides;
+  for (int64_t p : perm) src_strides.push_back(x.strides()[size_t(p)]);
+  if (x.is_byte()) {
+    c.set_implementation("copy_strided_u8");
+    return [x, y, src_strides] { copy_strided_u8(y.shape, x.bytes(), src_strides, y.bytes(), y.strides()); };
+  }
+  return [x, y, src_strides] { copy_strided_f32(y.shape, x.ptr, src_strides, y.ptr, y.strides()); };
+}
+
+Step build_cast(NativeContext& c, const Node& n) {
+  const Val& x = c.val(n.input(0));
+  const Val& y = c.val(n.outputs[0]);
+  if (x.dtype != y.dtype)
+    throw Unsupported(cat("native backend: Cast '", n.name, "' from ", dtype_name(x.dtype), " to ", dtype_name(y.dtype),
+                          " of a runtime value (only casts to the same type run; constant ones are folded)"));
+  return build_logical_copy(c, x, y);
+}
+
 }  // namespace
 
 Step build_view(NativeContext& c, const Node& n) { return build_logical_copy(c, c.val(n.input(0)), c.val(n.outputs[0])); }
@@ -102,6 +145,9 @@ void register_tensor_ops(NativeOpRegistry& r) {
     r.add({op, "copy_strided_f32", build_view, /*byte_values=*/true});
   r.add({"Concat", "memcpy", build_concat, true});
   r.add({"Gather", "memcpy", build_gather});
+  r.add({"Slice", "copy_strided_f32", build_slice, true});
+  r.add({"Transpose", "copy_strided_f32", build_transpose, true});
+  r.add({"Cast", "copy_strided_f32 (same type)", build_cast, true});
 }
 
 }  // namespace locus::native

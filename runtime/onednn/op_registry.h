@@ -30,6 +30,12 @@ void register_binary_ops(OnednnOpRegistry& r);   // ops_binary.cpp
 void register_tensor_ops(OnednnOpRegistry& r);   // ops_tensor.cpp
 void register_linear_ops(OnednnOpRegistry& r);   // ops_linear.cpp
 void register_quant_ops(OnednnOpRegistry& r);    // ops_quant.cpp
+void register_resample_ops(OnednnOpRegistry& r); // ops_resample.cpp
+void register_reduce_ops(OnednnOpRegistry& r);   // ops_reduce.cpp
+
+// Appends a node's fused activation (locus.activation: relu, clip, hardsigmoid, hardswish, sigmoid)
+// as eltwise post-ops (ops_conv.cpp).
+void append_activation(dn::post_ops& po, const Node& n);
 
 // --- the pw -> dw post-op fusion of "onednn-dwfused" (ops_conv.cpp) ---
 

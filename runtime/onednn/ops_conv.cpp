@@ -48,19 +48,6 @@ dn::convolution_forward::desc conv_desc(const ConvGeometry& c) {
                                        c.dil, c.pad_l, c.pad_r);
 }
 
-// Appends the node's fused activation (locus.activation) as an eltwise post-op.
-void append_activation(dn::post_ops& po, const Node& n) {
-  std::string a = n.s("locus.activation", "");
-  if (a == "relu") {
-    po.append_eltwise(1.f, alg::eltwise_relu, 0.f, 0.f);
-  } else if (a == "clip") {
-    po.append_eltwise(1.f, alg::eltwise_clip, n.f("locus.activation_min", -std::numeric_limits<float>::infinity()),
-                      n.f("locus.activation_max", std::numeric_limits<float>::infinity()));
-  } else {
-    LOCUS_CHECK(a.empty(), "node '", n.name, "': unknown fused activation '", a, "'");
-  }
-}
-
 md weights_user_md(const ConvGeometry& c) { return md(c.wei, dt::f32, c.groups > 1 ? tag::goihw : tag::oihw); }
 
 void build_conv(OnednnContext& ctx, const Node& n) {
@@ -105,6 +92,25 @@ bool is_dw3x3(const Node& n, const Graph& g) {
 }
 
 }  // namespace
+
+void append_activation(dn::post_ops& po, const Node& n) {
+  std::string a = n.s("locus.activation", "");
+  if (a == "relu") {
+    po.append_eltwise(1.f, alg::eltwise_relu, 0.f, 0.f);
+  } else if (a == "clip") {
+    po.append_eltwise(1.f, alg::eltwise_clip, n.f("locus.activation_min", -std::numeric_limits<float>::infinity()),
+                      n.f("locus.activation_max", std::numeric_limits<float>::infinity()));
+  } else if (a == "hardsigmoid") {  // max(0, min(1, alpha x + beta)): linear, then clip
+    po.append_eltwise(1.f, alg::eltwise_linear, n.f("locus.activation_alpha", 0.2f), n.f("locus.activation_beta", 0.5f));
+    po.append_eltwise(1.f, alg::eltwise_bounded_relu, 1.f, 0.f);  // min(max(x, 0), 1)
+  } else if (a == "hardswish") {
+    po.append_eltwise(1.f, alg::eltwise_hardswish, 0.f, 0.f);
+  } else if (a == "sigmoid") {
+    po.append_eltwise(1.f, alg::eltwise_logistic, 0.f, 0.f);
+  } else {
+    LOCUS_CHECK(a.empty(), "node '", n.name, "': unknown fused activation '", a, "'");
+  }
+}
 
 bool dw_fusable_pair(const Graph& g, const Node& pw, const Node& dw) {
   return is_pointwise(pw, g) && dw.input(0) == pw.outputs[0] && is_dw3x3(dw, g) &&

@@ -1,4 +1,5 @@
-// The oneDNN backend's per-element and per-channel ops: Relu and Clip (eltwise_forward),
+// The oneDNN backend's per-element and per-channel ops: Relu, Clip, HardSigmoid (eltwise_linear then
+// eltwise_clip), HardSwish and Sigmoid (eltwise_logistic) (eltwise_forward),
 // BatchNormalization (batch_normalization_forward, inference with global statistics) and Softmax
 // (softmax_forward).
 #include "runtime/onednn/op_registry.h"
@@ -21,8 +22,26 @@ void build_eltwise(OnednnContext& ctx, const Node& n) {
       (k == 1 ? lo : hi) = float(t->get(0));
     }
   }
-  dn::eltwise_forward::primitive_desc pd(dn::eltwise_forward::desc(kInference, a, x.desc, lo, hi), scratch_attr(),
-                                         ctx.engine());
+  const dn::primitive_attr attr = scratch_attr();
+  if (n.op == "HardSigmoid") {  // max(0, min(1, alpha x + beta)): eltwise_linear, then eltwise_clip in place
+    // (two primitives: oneDNN 2.6's eltwise with a clip post-op gave 0 for 1.1 on a 3-element tensor)
+    dn::eltwise_forward::primitive_desc lin(
+        dn::eltwise_forward::desc(kInference, alg::eltwise_linear, x.desc, n.f("alpha", 0.2f), n.f("beta", 0.5f)), attr,
+        ctx.engine());
+    Val y = ctx.new_value(lin.dst_desc(), ctx.out_shape(n));
+    ctx.add_step(n.name, n.op, dn::eltwise_forward(lin), {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}});
+    dn::eltwise_forward::primitive_desc clip(
+        dn::eltwise_forward::desc(kInference, alg::eltwise_clip, y.desc, 0.f, 1.f), attr, ctx.engine());
+    ctx.add_step(n.name, n.op, dn::eltwise_forward(clip), {{DNNL_ARG_SRC, y}, {DNNL_ARG_DST, y}});
+    ctx.set_val(n.outputs[0], y);
+    return;
+  }
+  if (n.op == "HardSwish") {
+    a = alg::eltwise_hardswish;
+  } else if (n.op == "Sigmoid") {
+    a = alg::eltwise_logistic;
+  }
+  dn::eltwise_forward::primitive_desc pd(dn::eltwise_forward::desc(kInference, a, x.desc, lo, hi), attr, ctx.engine());
   Val y = ctx.new_value(pd.dst_desc(), ctx.out_shape(n));
   ctx.add_step(n.name, n.op, dn::eltwise_forward(pd), {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}});
   ctx.set_val(n.outputs[0], y);
@@ -76,6 +95,9 @@ void build_softmax(OnednnContext& ctx, const Node& n) {
 void register_eltwise_ops(OnednnOpRegistry& r) {
   r.add({"Relu", "dnnl eltwise_relu", build_eltwise});
   r.add({"Clip", "dnnl eltwise_clip", build_eltwise});
+  r.add({"HardSigmoid", "dnnl eltwise_linear, eltwise_clip", build_eltwise});
+  r.add({"HardSwish", "dnnl eltwise_hardswish", build_eltwise});
+  r.add({"Sigmoid", "dnnl eltwise_logistic", build_eltwise});
   r.add({"BatchNormalization", "dnnl batch_normalization_forward", build_batchnorm});
   r.add({"Softmax", "dnnl softmax_forward", build_softmax});
 }
