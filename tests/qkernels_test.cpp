@@ -368,26 +368,37 @@ Conv2dShape dw_shape(int64_t N, int64_t H, int64_t W, int64_t C, int64_t K, int6
   return s;
 }
 
-// Naive QLinearConv, group = C: padding taps read a_zero (so contribute 0).
-std::vector<int32_t> ref_qdw(const Conv2dShape& s, const uint8_t* x, const int8_t* w, const int32_t* bias,
-                             const QuantParams& q) {
-  std::vector<int32_t> y(s.N * s.OH * s.OW * s.C);
+// Naive QLinearConv with s.G groups, weights [OC][C/G][KH][KW] (ONNX order): output channel o reads
+// input channels [g * C/G, (g + 1) * C/G) of its group g = o / (OC/G); padding taps read a_zero (so
+// contribute 0).
+std::vector<int32_t> ref_qconv_grouped(const Conv2dShape& s, const uint8_t* x, const int8_t* w, const int32_t* bias,
+                                       const QuantParams& q) {
+  const int64_t KC = s.C / s.G, OCg = s.OC / s.G;
+  std::vector<int32_t> y(s.N * s.OH * s.OW * s.OC);
   for (int64_t n = 0; n < s.N; ++n)
     for (int64_t oh = 0; oh < s.OH; ++oh)
       for (int64_t ow = 0; ow < s.OW; ++ow)
-        for (int64_t c = 0; c < s.C; ++c) {
-          int64_t acc = bias ? bias[c] : 0;
-          for (int64_t kh = 0; kh < s.KH; ++kh)
-            for (int64_t kw = 0; kw < s.KW; ++kw) {
-              const int64_t ih = oh * s.SH - s.PT + kh * s.DH, iw = ow * s.SW - s.PL + kw * s.DW;
-              const int64_t xv = (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W)
-                                     ? x[((n * s.H + ih) * s.W + iw) * s.C + c]
-                                     : q.a_zero;
-              acc += (xv - q.a_zero) * (int64_t(w[(c * s.KH + kh) * s.KW + kw]) - wzero(q, c));
-            }
-          y[((n * s.OH + oh) * s.OW + ow) * s.C + c] = ref_requant(acc, q, c);
+        for (int64_t o = 0; o < s.OC; ++o) {
+          int64_t acc = bias ? bias[o] : 0;
+          for (int64_t kc = 0; kc < KC; ++kc)
+            for (int64_t kh = 0; kh < s.KH; ++kh)
+              for (int64_t kw = 0; kw < s.KW; ++kw) {
+                const int64_t c = o / OCg * KC + kc;
+                const int64_t ih = oh * s.SH - s.PT + kh * s.DH, iw = ow * s.SW - s.PL + kw * s.DW;
+                const int64_t xv = (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W)
+                                       ? x[((n * s.H + ih) * s.W + iw) * s.C + c]
+                                       : q.a_zero;
+                acc += (xv - q.a_zero) * (int64_t(w[((o * KC + kc) * s.KH + kh) * s.KW + kw]) - wzero(q, o));
+              }
+          y[((n * s.OH + oh) * s.OW + ow) * s.OC + o] = ref_requant(acc, q, o);
         }
   return y;
+}
+
+// Naive depthwise QLinearConv (group = C = OC).
+std::vector<int32_t> ref_qdw(const Conv2dShape& s, const uint8_t* x, const int8_t* w, const int32_t* bias,
+                             const QuantParams& q) {
+  return ref_qconv_grouped(s, x, w, bias, q);
 }
 
 std::vector<int32_t> check_dw(const Conv2dShape& s, const QuantParams& q, uint32_t seed, int threads = 1,
@@ -682,24 +693,7 @@ Conv2dShape conv_shape(int64_t N, int64_t H, int64_t W, int64_t C, int64_t OC, i
 // Naive QLinearConv, G = 1, weights [OC][C][KH][KW]; padding taps read a_zero.
 std::vector<int32_t> ref_qconv(const Conv2dShape& s, const uint8_t* x, const int8_t* w, const int32_t* bias,
                                const QuantParams& q) {
-  std::vector<int32_t> y(s.N * s.OH * s.OW * s.OC);
-  for (int64_t n = 0; n < s.N; ++n)
-    for (int64_t oh = 0; oh < s.OH; ++oh)
-      for (int64_t ow = 0; ow < s.OW; ++ow)
-        for (int64_t o = 0; o < s.OC; ++o) {
-          int64_t acc = bias ? bias[o] : 0;
-          for (int64_t c = 0; c < s.C; ++c)
-            for (int64_t kh = 0; kh < s.KH; ++kh)
-              for (int64_t kw = 0; kw < s.KW; ++kw) {
-                const int64_t ih = oh * s.SH - s.PT + kh * s.DH, iw = ow * s.SW - s.PL + kw * s.DW;
-                const int64_t xv = (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W)
-                                       ? x[((n * s.H + ih) * s.W + iw) * s.C + c]
-                                       : q.a_zero;
-                acc += (xv - q.a_zero) * (int64_t(w[((o * s.C + c) * s.KH + kh) * s.KW + kw]) - wzero(q, o));
-              }
-          y[((n * s.OH + oh) * s.OW + ow) * s.OC + o] = ref_requant(acc, q, o);
-        }
-  return y;
+  return ref_qconv_grouped(s, x, w, bias, q);
 }
 
 std::vector<int32_t> check_conv(const Conv2dShape& s, const QuantParams& q, uint32_t seed, int threads = 1) {
