@@ -137,7 +137,8 @@ static void print_plans(const Executable* exe) {
                 (long long)b.SH, (long long)p.rows, (long long)p.chunk, (long long)p.bands, (long long)p.chunks,
                 (long long)p.reads_input, (long long)p.reads_weights, (long long)p.writes_output, (long long)p.total,
                 double(p.total) * (bytes ? mib / 4 : mib), (long long)p.expand_macs,
-                b.filtered_band ? "bytes, filtered band" : b.elem.unit());
+                b.filtered_band ? (b.stream_project ? "bytes, filtered band, project streamed" : "bytes, filtered band")
+                                : b.elem.unit());
   }
 }
 

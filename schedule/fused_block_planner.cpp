@@ -89,8 +89,9 @@ FusedPlanAttempt try_fused_block_plan(const FusedBlockShape& s, int64_t S, int64
     // chunk's stages and of the project stage
     p.filtered_entries = s.project ? p.rows * OW * s.E * z.activation : 0;
     const int64_t per_channel = 2 * ((s.expand ? chunk : 0) + chunk + (s.project ? s.OC : 0));
+    const int64_t w_project_on_chip = s.stream_project ? std::min(w_project, s.E * 32) : w_project;
     p.buffer_entries = (in_rows_max * s.W * s.C + exp_entries) * z.activation + p.filtered_entries +
-                       p.rows * OW * s.OC * z.activation + (w_chunk + w_project) * z.weight +
+                       p.rows * OW * s.OC * z.activation + (w_chunk + w_project_on_chip) * z.weight +
                        per_channel * z.accumulator;
   }
   if (p.buffer_entries > S)
@@ -105,7 +106,7 @@ FusedPlanAttempt try_fused_block_plan(const FusedBlockShape& s, int64_t S, int64
     if (s.expand) p.expand_macs += in_rows * s.W * s.C * s.E;
   }
   p.reads_weights = (p.chunks == 1 ? w_total : p.bands * w_total - (p.bands - 1) * w_chunk) * z.weight;
-  if (s.filtered_band) p.reads_weights += w_project * z.weight;
+  if (s.filtered_band) p.reads_weights += (s.stream_project ? p.bands : 1) * w_project * z.weight;
   p.writes_output = s.OH() * OW * s.OC * z.activation;
   p.total = p.reads_input + p.reads_weights + p.writes_output;
   return {p, ""};
@@ -170,6 +171,13 @@ FusedPlanAttempt search_fused_block_plan(const FusedBlockShape& s, int64_t S, co
     if (best_cost >= 0) break;
   }
   FusedPlanAttempt out;
+  if (best_cost < 0 && s.filtered_band && s.project && !s.stream_project) {
+    // nothing fits with the project weights resident: stream them (a panel on chip, read per band)
+    FusedBlockShape streamed = s;
+    streamed.stream_project = true;
+    FusedPlanAttempt a = search_fused_block_plan(streamed, S, o);
+    if (a.plan) return a;
+  }
   if (best_cost < 0) {
     out.why_not = cat("fused block: a buffer of S=", S, " ", s.elem.unit(), " cannot hold any band of H=", s.H, " W=", s.W,
                       " C=", s.C, " E=", s.E, " OC=", s.OC, " (the smallest candidate, ", last_why, ")");
@@ -204,7 +212,7 @@ FusedBlockPlan plan_fused_block_threads(const FusedBlockShape& s, int64_t images
                        " channels");
             continue;
           }
-          FusedPlanAttempt a = try_fused_block_plan(s, S, plan.rows, c, plan.halo_cache);
+          FusedPlanAttempt a = try_fused_block_plan(plan.shape, S, plan.rows, c, plan.halo_cache);
           if (!a.plan) {
             why += (why.empty() ? "" : "; ") + a.why_not;  // does not fit S: keep the other candidate
             continue;
@@ -251,7 +259,7 @@ FusedBlockPlan plan_fused_block_threads(const FusedBlockShape& s, int64_t images
         split.rows = std::min(r, OH);
         split.bands = ceil_div(OH, split.rows);
         if (imbalance(split) > kBalanced) continue;
-        FusedPlanAttempt a = try_fused_block_plan(s, S, r, plan.chunk, plan.halo_cache);
+        FusedPlanAttempt a = try_fused_block_plan(plan.shape, S, r, plan.chunk, plan.halo_cache);
         if (!a.plan) {
           why = a.why_not;
           continue;
@@ -282,6 +290,7 @@ std::string FusedBlockPlan::describe() const {
   o << " S=" << S << (shape.elem.bytes ? " bytes" : "") << ": rows=" << rows
     << " chunk=" << chunk << " bands=" << bands << " chunks=" << chunks << " buffer=" << buffer_entries;
   if (shape.filtered_band) o << " filtered_band=" << filtered_entries;
+  if (shape.stream_project) o << " project_streamed";
   o << " traffic input=" << reads_input << " weights=" << reads_weights << " output=" << writes_output
     << " total=" << total << " expand_macs=" << expand_macs << (halo_cache ? " halo_cache=" : "")
     << (halo_cache ? std::to_string(halo_rows) : "");

@@ -39,7 +39,10 @@
 // every expanded channel (rows x OW x E activations, plan.filtered_entries) and projects them once
 // (K = E) into a requantized output tile (rows x OW x OC activations); the project weights stay on
 // chip for the whole block (read once), the chunk's expand and depthwise weights are walked in Scan
-// order as above.
+// order as above. When no band fits with the project weights resident (a small L2 and a wide
+// block, e.g. E x OC = 960 x 320 bytes against a 512 KiB L2), the search falls back to streaming them
+// (FusedBlockShape::stream_project): one 32-column panel (E x 32) on chip, all of them read once per
+// band.
 #pragma once
 
 #include <cstdint>
@@ -69,6 +72,7 @@ struct FusedBlockShape {
   int64_t KH2 = 1, KW2 = 1, SH2 = 1, SW2 = 1, PT2 = 0, PB2 = 0, PL2 = 0, PR2 = 0;
   FusedElementSizes elem;       // fp32: every element one entry
   bool filtered_band = false;   // the int8 schedule (see "Filtered band" above); no second stage
+  bool stream_project = false;  // filtered band: project weights streamed per band, not resident
   // The first depthwise stage's output ("mid"), and the block's output.
   int64_t MH() const { return (H + PT + PB - KH) / SH + 1; }
   int64_t MW() const { return (W + PL + PR - KW) / SW + 1; }

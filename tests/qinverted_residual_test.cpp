@@ -283,6 +283,39 @@ TEST(QFusedPlanner, Int8PlansCountBytes) {
   EXPECT_NE(p.describe().find(" bytes"), std::string::npos) << p.describe();
 }
 
+// MobileNetV2's last block (7x7, 160 -> 960 -> 320): its 307200 bytes of project weights do not fit a
+// 256 KiB buffer, so no band fits with them resident; the search then streams them (one 32-column
+// panel, E x 32 bytes, on chip; all of them read once per band) instead of failing, and a buffer
+// where they fit keeps them resident.
+TEST(QFusedPlanner, ProjectWeightsAreStreamedWhenTheyCannotStayResident) {
+  schedule::FusedBlockShape s;
+  s.H = s.W = 7, s.C = 160, s.E = 960, s.OC = 320;
+  s.elem = schedule::FusedElementSizes::int8(), s.filtered_band = true;
+  const int64_t w_project = 960 * 320;
+  const schedule::FusedPlanAttempt small = schedule::search_fused_block_plan(s, 256 * 1024);
+  ASSERT_TRUE(small.plan) << small.why_not;
+  const schedule::FusedBlockPlan& p = *small.plan;
+  EXPECT_TRUE(p.shape.stream_project);
+  EXPECT_LE(p.buffer_entries, 256 * 1024);
+  EXPECT_NE(p.describe().find("project_streamed"), std::string::npos) << p.describe();
+  // the same tiles with the weights resident need w_project - 960 * 32 bytes more than S allows for
+  schedule::FusedBlockShape resident = s;
+  const schedule::FusedBlockPlan r = schedule::make_fused_block_plan(resident, int64_t(1) << 40, p.rows, p.chunk, false);
+  EXPECT_EQ(r.buffer_entries - p.buffer_entries, w_project - 960 * 32);
+  EXPECT_GT(r.buffer_entries, 256 * 1024);
+  // streamed, the project weights are read once per band; resident, once
+  const int64_t others = r.reads_weights - w_project;
+  EXPECT_EQ(p.reads_weights, others + p.bands * w_project);
+  // with room for them, the plan keeps them resident
+  const schedule::FusedPlanAttempt big = schedule::search_fused_block_plan(s, 1024 * 1024);
+  ASSERT_TRUE(big.plan) << big.why_not;
+  EXPECT_FALSE(big.plan->shape.stream_project);
+  // and a buffer too small even for streaming still says why, in one line
+  const schedule::FusedPlanAttempt none = schedule::search_fused_block_plan(s, 4096);
+  EXPECT_FALSE(none.plan);
+  EXPECT_NE(none.why_not.find("cannot hold any band"), std::string::npos) << none.why_not;
+}
+
 // The L2 holds four times the entries: an L2 of as many bytes as the int8 plan needs is too small
 // for the fp32 plan of the same tiles (S = L2 / 4 entries), which needs nearly four times it.
 TEST(QFusedPlanner, AnInt8PlanFitsWhereTheFp32OneNeedsFourTimesTheBuffer) {
