@@ -129,6 +129,15 @@ const accel::ScheduleResult* find(const std::vector<accel::ScheduleResult>& rs, 
 }
 
 
+// The head of a sweep's JSON document: schema, model, accelerator and DRAM names.
+Json sweep_document(const char* schema, const std::string& path, const accel::AccelConfig& cfg) {
+  Json j = json_document(schema);
+  j["model"] = path;
+  j["accel"] = cfg.name;
+  j["dram"] = cfg.dram.name;
+  return j;
+}
+
 std::vector<accel::Pacing> parse_pacings(const std::string& v) {
   if (v == "both") return {accel::Pacing::Compute, accel::Pacing::Dram};
   return {accel::parse_pacing(v)};
@@ -374,10 +383,7 @@ int cmd_energy(int argc, char** argv) {
     }
     const auto* has_base = find(res[0], accel::ScheduleKind::Baseline);
     if (format == "json") {
-      Json j = json_document("locus-energy-sweep/1");
-      j["model"] = path;
-      j["accel"] = cfg.name;
-      j["dram"] = cfg.dram.name;
+      Json j = sweep_document("locus-energy-sweep/1", path, cfg);
       j["word_bits"] = cfg.word_bits;
       j["pacing"] = accel::pacing_name(pacings.front());
       Json& sweep_rows = j["sweep"] = Json::array();
@@ -481,10 +487,7 @@ int cmd_energy(int argc, char** argv) {
     };
     const auto* base_dp = find(dram_paced, accel::ScheduleKind::Baseline);
     if (format == "json") {
-      Json j = json_document("locus-energy-mac-sweep/1");
-      j["model"] = path;
-      j["accel"] = cfg.name;
-      j["dram"] = cfg.dram.name;
+      Json j = sweep_document("locus-energy-mac-sweep/1", path, cfg);
       j["buffer_entries"] = cfg.buffer_entries;
       j["clock_mhz"] = finite_or_null(cfg.clock_mhz);
       Json dp = Json::object();
