@@ -17,6 +17,7 @@
 #include "cli/json.h"
 #include "cli/svg_plot.h"
 #include "cli/energy_report.h"
+#include "cli/order_report.h"
 #include "graph/ops.h"
 #include "graph/passes/cp_decompose.h"
 #include "graph/passes/pipeline.h"
@@ -270,6 +271,7 @@ int cmd_energy(int argc, char** argv) {
   std::string model_arg, dram, schedule_list = "baseline,scan,fused-scan", sweep_arg, svg, format = "table", trace_file,
                          trace_schedule, emit_mapping, mapping_file, pacing_arg = "both", sweep_macs_arg;
   bool summary = false, no_fuse = false;
+  std::string tiles_arg = "free";  // --tiles
   BackendOptions accel_opts;  // --accel, --buffer
   SessionOptions so;          // --decompose, --decompose-form
   ModelLookup ml;
@@ -311,6 +313,7 @@ int cmd_energy(int argc, char** argv) {
                   "batch, word size and buffer must be those it was written for, and every\n"
                   "tile, band and address is checked (one-line error otherwise)")
       ->type_name("FILE");
+  add_choice_option(*app, "--tiles", tiles_arg, {"fixed", "free"}, kTilesHelp, "T");
   app->add_flag("--no-fuse", no_fuse, "do not fuse inverted-residual blocks (fused-scan then equals scan)");
   add_model_options(*app, ml);
   add_accel_options(*app, accel_opts, /*with_schedule=*/false);
@@ -319,6 +322,9 @@ int cmd_energy(int argc, char** argv) {
   check_decompose_options(dg);
   const auto schedules = parse_schedules(schedule_list);
   const bool sweep = app->count("--sweep") > 0, sweep_macs = app->count("--sweep-macs") > 0;
+  const bool fixed_tiles = parse_tiles_fixed(tiles_arg);
+  if (fixed_tiles && !sweep) throw UsageError("option --tiles fixed needs --sweep");
+  if (fixed_tiles && format == "json") throw UsageError("option --tiles fixed prints a table or csv, not json");
   if (sweep && sweep_macs) throw UsageError("option --sweep cannot be combined with --sweep-macs");
   if (app->count("--svg") && !sweep) throw UsageError("option --svg needs --sweep");
   if (app->count("--trace") && (sweep || sweep_macs))
@@ -366,6 +372,10 @@ int cmd_energy(int argc, char** argv) {
   if (sweep) {
     std::vector<int64_t> sizes;
     for (int64_t s = lo; s <= hi; s *= 2) sizes.push_back(s);
+    if (fixed_tiles) {
+      print_order_sweep(wl, cfg, sizes, pacings.front(), format == "csv", svg, graph_name.empty() ? path : graph_name);
+      return 0;
+    }
     // [size][schedule]
     std::vector<std::vector<accel::ScheduleResult>> res;
     for (size_t i = 0; i < sizes.size(); ++i) {

@@ -5,10 +5,12 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/order_report.h"
 #include "graph/cost.h"
 #include "graph/ops.h"
 #include "graph/passes/pipeline.h"
 #include "importers/onnx/onnx_importer.h"
+#include "kernels/native/pointwise_scan.h"
 #include "runtime/backend.h"
 
 namespace locus::cli {
@@ -70,6 +72,36 @@ static const char* kPlansHelp =
     "grouped, dilated, small input depth, off with --no-winograd).\n"
     "The plans are the ones a native session makes once at creation, with the same --l2 and\n"
     "--tile-order (or LOCUS_L2, LOCUS_TILE_ORDER, the OS) as run and bench would use.\n";
+
+// --plans --tiles fixed: the order comparison (cli/order_report.h) of the distinct planned 1x1 convs
+// at the session's S (fp32 entries); free tiles with the native kernel's planner options.
+static void print_plan_order_comparison(const Executable* exe) {
+  const PointwiseTilingSettings t = *exe->pointwise_tiling();
+  std::vector<DistinctGemm> layers;
+  int threads = 1;
+  for (const PointwisePlanRow& r : exe->pointwise_plans()) {
+    if (!r.plan) continue;
+    threads = r.plan->threads;
+    auto same = std::find_if(layers.begin(), layers.end(), [&](const DistinctGemm& d) {
+      return d.shape.M == r.M && d.shape.K == r.K && d.shape.N == r.N;
+    });
+    if (same != layers.end())
+      ++same->count;
+    else
+      layers.push_back({r.node, {r.M, r.K, r.N, 4}, 1, std::nullopt});
+  }
+  if (!t.enabled() || layers.empty()) {
+    std::printf("\norder comparison: no planned 1x1 conv (tiling off or none fits)\n");
+    return;
+  }
+  OrderTableOptions o;
+  o.sizes = {t.buffer_entries};
+  o.free_opts = kernels::pointwise_planner_options(kernels::pointwise_register_tile(), threads);
+  std::printf("\norder comparison (--tiles fixed): %zu distinct planned 1x1 convs, S = %lld floats; modelled L2-miss "
+              "traffic in entries, saving = 1 - scan / best conventional (row or col)\n",
+              layers.size(), (long long)t.buffer_entries);
+  print_order_table(layers, order_table(layers, o), false, false);
+}
 
 // The native backend's plan for every 1x1 conv, as compiled by a session (`exe`).
 static void print_plans(const Executable* exe) {
@@ -146,6 +178,7 @@ int cmd_info(int argc, char** argv) {
   auto app = make_command("info", kInfoHelp, kPlansHelp);
   std::string model_arg;
   bool no_optimize = false, passes = false, want_plans = false, want_ops = false;
+  std::string tiles_arg = "free";  // --tiles
   SessionOptions so;
   ModelLookup ml;
   app->add_option("MODEL", model_arg, "a .onnx file, a folder holding one, or builtin:NAME")->type_name("");
@@ -156,7 +189,10 @@ int cmd_info(int argc, char** argv) {
   app->add_flag("--plans", want_plans,
                 "also compile for the native backend and list the cache plan of every\n1x1 conv (see below)");
   add_tiling_options(*app, so);  // bad values fail before any work
+  add_choice_option(*app, "--tiles", tiles_arg, {"fixed", "free"}, kTilesHelp, "T");
   if (!parse_command(*app, argc, argv)) return 0;
+  const bool fixed_tiles = parse_tiles_fixed(tiles_arg);
+  if (fixed_tiles && !want_plans) throw UsageError("option --tiles fixed needs --plans");
   if (want_ops && !model_arg.empty()) throw UsageError("option --ops lists the operators: it takes no MODEL");
   if (!want_ops && model_arg.empty()) throw UsageError("MODEL is required");
   if (stop_after_options()) return 0;
@@ -213,6 +249,7 @@ int cmd_info(int argc, char** argv) {
       std::printf("  %-24s %s: %s\n", r.pass.c_str(), r.node.c_str(), r.message.c_str());
   }
   if (plans) print_plans(plans.get());
+  if (plans && fixed_tiles) print_plan_order_comparison(plans.get());
   return 0;
 }
 
