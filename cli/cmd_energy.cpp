@@ -373,7 +373,9 @@ int cmd_energy(int argc, char** argv) {
     std::vector<int64_t> sizes;
     for (int64_t s = lo; s <= hi; s *= 2) sizes.push_back(s);
     if (fixed_tiles) {
-      print_order_sweep(wl, cfg, sizes, pacings.front(), format == "csv", svg, graph_name.empty() ? path : graph_name);
+      print_order_sweep(wl, cfg, sizes, pacings.front(), format == "csv", svg,
+                        (graph_name.empty() ? path : graph_name) + (so.pipeline.decompose ? " (CP-decomposed)" : "") +
+                            (batch > 1 ? ", batch " + std::to_string(batch) : ""));
       return 0;
     }
     // [size][schedule]
