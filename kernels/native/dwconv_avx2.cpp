@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include "kernels/native/dwconv_microkernel.h"
+#include "kernels/native/epilogue_vec.h"
 
 namespace locus::kernels {
 namespace {
@@ -18,11 +19,17 @@ inline __m256i tail_mask(int64_t n) {  // lanes [0, n) set, 0 < n < 8
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), idx);
 }
 
+// The epilogue on one vector: the clamp, then the post activation (epilogue_vec.h).
 struct Clamp {
   bool on;
   __m256 lo, hi;
+  ActKind post = ActKind::None;
+  float alpha = 0.f, beta = 0.f;
   // v second: max/min return their second operand when either is NaN, so NaN passes through.
-  __m256 operator()(__m256 v) const { return on ? _mm256_min_ps(hi, _mm256_max_ps(lo, v)) : v; }
+  __m256 operator()(__m256 v) const {
+    v = on ? _mm256_min_ps(hi, _mm256_max_ps(lo, v)) : v;
+    return post == ActKind::None ? v : epi_post(v, post, alpha, beta);
+  }
 };
 
 // Channels [c, c + 8 * NV). NT > 0 fixes the tap count at compile time (loop fully unrolled).
@@ -119,8 +126,8 @@ inline void block_px(int64_t C, int64_t c, int64_t off, int64_t step, const floa
 template <int NT>
 void dwconv(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, int64_t step,
             const float* w, const float* bias, float* out, const Epilogue* ep) {
-  const Clamp clamp{ep && ep->clamp, _mm256_set1_ps(ep ? ep->lo : 0.f),
-                    _mm256_set1_ps(ep ? ep->hi : 0.f)};
+  const Clamp clamp{ep && ep->clamp, _mm256_set1_ps(ep ? ep->lo : 0.f), _mm256_set1_ps(ep ? ep->hi : 0.f),
+                    ep ? ep->post : ActKind::None, ep ? ep->alpha : 0.f, ep ? ep->beta : 0.f};
   constexpr int64_t P = 4;
   int64_t i = 0;
   // Runs of 4 pixels: 16- and 8-channel blocks share each tap's weights across the pixels.

@@ -14,15 +14,22 @@
 #include <immintrin.h>
 
 #include "kernels/native/dwconv_microkernel.h"
+#include "kernels/native/epilogue_vec.h"
 
 namespace locus::kernels {
 namespace {
 
+// The epilogue on one vector: the clamp, then the post activation (epilogue_vec.h).
 struct Clamp {
   bool on;
   __m512 lo, hi;
+  ActKind post = ActKind::None;
+  float alpha = 0.f, beta = 0.f;
   // v second: max/min return their second operand when either is NaN, so NaN passes through.
-  __m512 operator()(__m512 v) const { return on ? _mm512_min_ps(hi, _mm512_max_ps(lo, v)) : v; }
+  __m512 operator()(__m512 v) const {
+    v = on ? _mm512_min_ps(hi, _mm512_max_ps(lo, v)) : v;
+    return post == ActKind::None ? v : epi_post(v, post, alpha, beta);
+  }
 };
 
 // Vector v of a block of NV: the last one is masked when the block is the channel tail.
@@ -218,7 +225,8 @@ template <int NT>
 void dwconv(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, int64_t step, const float* w,
             const float* bias, float* out, const Epilogue* ep) {
   if (C <= 0 || npix <= 0) return;
-  const Clamp clamp{ep && ep->clamp, _mm512_set1_ps(ep ? ep->lo : 0.f), _mm512_set1_ps(ep ? ep->hi : 0.f)};
+  const Clamp clamp{ep && ep->clamp, _mm512_set1_ps(ep ? ep->lo : 0.f), _mm512_set1_ps(ep ? ep->hi : 0.f),
+                    ep ? ep->post : ActKind::None, ep ? ep->alpha : 0.f, ep ? ep->beta : 0.f};
   if constexpr (NT == 9) {
     switch (sliding_stride<3>(taps, ntaps, step, npix)) {
       case 1: return slide_run<3, 1>(C, npix, taps, step, w, bias, out, clamp);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kernels/native/dwconv_microkernel.h"
+#include "kernels/native/epilogue_vec.h"
 
 namespace locus::kernels {
 
@@ -25,12 +26,14 @@ void f32_dwconv_generic(int64_t C, int64_t npix, const float* const* taps, int64
       }
       if (clamp)
         for (int j = 0; j < kB; ++j) acc[j] = clip_keep_nan(acc[j], lo, hi);
+      if (ep && ep->post != ActKind::None) epi_post_tile(acc, kB, *ep);
       for (int j = 0; j < kB; ++j) out[c + j] = acc[j];
     }
     for (; c < C; ++c) {
       float acc = bias ? bias[c] : out[c];
       for (int64_t t = 0; t < ntaps; ++t) acc += taps[t][off + c] * w[t * C + c];
       if (clamp) acc = clip_keep_nan(acc, lo, hi);
+      if (ep && ep->post != ActKind::None) acc = epi_post(acc, ep->post, ep->alpha, ep->beta);
       out[c] = acc;
     }
   }

@@ -3,7 +3,8 @@
 // For pixel i in [0, npix), c in [0, C), t in [0, ntaps):
 //   out[i * C + c] = init + sum_t taps[t][i * step + c] * w[t * C + c]
 // where init is bias[c] if bias is non-null, else the current out value (multi-pass accumulation for
-// kernels with many taps). If ep is non-null the result is clamped to [ep->lo, ep->hi]. Each tap
+// kernels with many taps). If ep is non-null the result is clamped to [ep->lo, ep->hi] (when ep->clamp),
+// then ep->post applied (HardSigmoid / HardSwish / Sigmoid, epilogue_vec.h). Each tap
 // points at C contiguous input channels of pixel 0 (or into a zero row for a padded position);
 // pixel i reads `step` floats further on (step = stride * C along an output row).
 #pragma once
