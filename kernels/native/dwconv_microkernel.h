@@ -43,5 +43,24 @@ void f32_dwconv_generic(int64_t C, int64_t npix, const float* const* taps, int64
 inline DwConvMicroKernel dwconv_microkernel_for(Isa isa) {
   return isa == Isa::Avx512 ? f32_dwconv_avx512f : has_avx2(isa) ? f32_dwconv_avx2 : f32_dwconv_generic;
 }
+// Its name: "f32-dwconv-16c8p-avx512f" (Avx512), "f32-dwconv-8c4p-avx2" (Avx2), "f32-dwconv-generic":
+// channels x pixels per pass of the register-blocked 3x3 form the first two run (below).
+const char* dwconv_microkernel_name(Isa isa);
+
+// The register-blocked 3x3 form of the AVX-512 and AVX2 kernels: when the 9 taps of a run are three
+// kernel rows of three columns d floats apart and the pixel step is d (stride 1; AVX-512: with more
+// than 32 channels), a channel block's 9 weights stay in registers for a chunk of 16 pixels and each
+// input column is loaded once per kernel row. (Written for stride 2 too, but slower there than the
+// forms before it on Zen 4, so not dispatched.) The accumulation order of the
+// per-tap forms (bias, then the taps in order): AVX-512's results are those of its forms before bit
+// for bit; AVX2's differ in the last bits where its single-pixel and channel-tail forms split the taps
+// into two partial sums. On by default; off (tests, before/after benchmarks) runs the forms before it.
+void set_dwconv_register_blocked(bool on);
+bool dwconv_register_blocked();
+
+// Whether the 9 taps are three kernel rows of three columns d = taps[1] - taps[0] > 0 floats apart
+// and the pixel step is d (returns 1: stride 1) or 2 d (returns 2: stride 2); 0 otherwise, and for
+// runs of fewer than 2 pixels.
+int dwconv3x3_sliding_stride(const float* const* taps, int64_t ntaps, int64_t step, int64_t npix);
 
 }  // namespace locus::kernels

@@ -11,6 +11,7 @@
 
 #include "kernels/native/conv2d_nhwc.h"
 #include "kernels/native/conv_direct.h"
+#include "kernels/native/dwconv_microkernel.h"
 #include "kernels/native/gemm_microkernel.h"
 #include "kernels/native/winograd.h"
 #include "kernels/native/inverted_residual.h"
@@ -119,7 +120,7 @@ Step build_conv(NativeContext& c, const Node& n) {
   std::string impl;
   switch (packed->path) {
     case ConvPath::Pointwise: impl = packed->scan ? "conv2d_nhwc pointwise, cache-tiled (pointwise_scan_f32)" : "conv2d_nhwc pointwise (gemm_f32)"; break;
-    case ConvPath::Depthwise: impl = "conv2d_nhwc depthwise (dwconv micro-kernel)"; break;
+    case ConvPath::Depthwise: impl = cat("conv2d_nhwc depthwise (", dwconv_microkernel_name(active_isa()), ")"); break;
     case ConvPath::Direct: impl = "conv2d_nhwc direct (small input depth)"; break;
     case ConvPath::General: impl = packed->scan ? "conv2d_nhwc strided 1x1, cache-tiled (pointwise_scan_f32)" : "conv2d_nhwc im2col + gemm_f32"; break;
   }
