@@ -183,19 +183,25 @@ BENCHMARK(BM_QGemm)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
+// A depthwise 3x3 with pads 1 on an H x H x C image.
+Conv2dShape dw3x3_shape(int64_t H, int64_t C, int64_t stride) {
+  Conv2dShape s;
+  s.H = s.W = H;
+  s.C = s.OC = s.G = C;
+  s.KH = s.KW = 3;
+  s.SH = s.SW = stride;
+  s.PT = s.PL = s.PB = s.PR = 1;
+  s.OH = (s.H + 2 - 3) / s.SH + 1;
+  s.OW = (s.W + 2 - 3) / s.SW + 1;
+  return s;
+}
+
 // Int8 depthwise 3x3 (pad 1). Args: H (= W), C, stride, isa, threads.
 void BM_QDwConv(benchmark::State& st) {
   Isa isa;
   if (!select_isa(st, st.range(3), &isa)) return;
   const int threads = st.range(4) > 0 ? int(st.range(4)) : omp_get_max_threads();
-  Conv2dShape s;
-  s.H = s.W = st.range(0);
-  s.C = s.OC = s.G = st.range(1);
-  s.KH = s.KW = 3;
-  s.SH = s.SW = st.range(2);
-  s.PT = s.PL = s.PB = s.PR = 1;
-  s.OH = (s.H + 2 - 3) / s.SH + 1;
-  s.OW = (s.W + 2 - 3) / s.SW + 1;
+  const Conv2dShape s = dw3x3_shape(st.range(0), st.range(1), st.range(2));
   const auto x = random_u8(s.H * s.W * s.C, 3);
   const auto w = random_s8(s.C * 9, 4);
   const PackedQDwConv p = pack_qdwconv(s, w.data(), nullptr, bench_quant(s.C), threads);
@@ -223,14 +229,7 @@ BENCHMARK(BM_QDwConv)
 void BM_DwConv3x3(benchmark::State& st) {
   Isa isa;
   if (!select_isa(st, st.range(3), &isa)) return;
-  Conv2dShape s;
-  s.H = s.W = st.range(0);
-  s.C = s.OC = s.G = st.range(1);
-  s.KH = s.KW = 3;
-  s.SH = s.SW = st.range(2);
-  s.PT = s.PL = s.PB = s.PR = 1;
-  s.OH = (s.H + 2 - 3) / s.SH + 1;
-  s.OW = (s.W + 2 - 3) / s.SW + 1;
+  const Conv2dShape s = dw3x3_shape(st.range(0), st.range(1), st.range(2));
   const auto in = randoms(s.H * s.W * s.C, 4), w = randoms(s.C * 9, 5), bias = randoms(s.C, 6);
   const PackedConv2d p = pack_conv2d(s, w.data(), bias.data(), {ActKind::Clip, 0.f, 6.f}, 0,
                                      schedule::TileOrder::Scan, 1);
