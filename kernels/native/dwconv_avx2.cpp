@@ -24,7 +24,10 @@ inline __m256i tail_mask(int64_t n) {  // lanes [0, n) set, 0 < n < 8
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), idx);
 }
 
-// The epilogue on one vector: the clamp, then the post activation (epilogue_vec.h).
+// The epilogue on one vector: the clamp, then (POST) the post activation (epilogue_vec.h). The
+// kernels are instantiated for both, so the clamp-only path carries no post code (its constants
+// and branches cost the slide form about 10%).
+template <bool POST>
 struct Clamp {
   bool on;
   __m256 lo, hi;
@@ -33,15 +36,16 @@ struct Clamp {
   // v second: max/min return their second operand when either is NaN, so NaN passes through.
   __m256 operator()(__m256 v) const {
     v = on ? _mm256_min_ps(hi, _mm256_max_ps(lo, v)) : v;
-    return post == ActKind::None ? v : epi_post(v, post, alpha, beta);
+    if constexpr (POST) v = epi_post(v, post, alpha, beta);
+    return v;
   }
 };
 
 // Channels [c, c + 8 * NV). NT > 0 fixes the tap count at compile time (loop fully unrolled).
-template <int NT, int NV>
+template <int NT, int NV, class CL>
 inline void block(int64_t C, int64_t c, int64_t off, const float* const* taps, int64_t ntaps,
                   const float* __restrict w, const float* __restrict bias, float* __restrict out,
-                  const Clamp& clamp) {
+                  const CL& clamp) {
   if constexpr (NT > 0) ntaps = NT;
   constexpr int NP = NV >= 4 ? 1 : 2;  // partial sums per vector
   __m256 acc[NP][NV];
@@ -80,9 +84,10 @@ inline void block(int64_t C, int64_t c, int64_t off, const float* const* taps, i
 }
 
 // Channels [c, C) with C - c < 8, through masked loads and stores.
+template <class CL>
 inline void tail(int64_t C, int64_t c, int64_t off, const float* const* taps, int64_t ntaps,
                  const float* __restrict w, const float* __restrict bias, float* __restrict out,
-                 const Clamp& clamp) {
+                 const CL& clamp) {
   const __m256i m = tail_mask(C - c);
   __m256 a0 = _mm256_maskload_ps((bias ? bias : out) + c, m), a1 = _mm256_setzero_ps();
   int64_t t = 0;
@@ -101,10 +106,10 @@ inline void tail(int64_t C, int64_t c, int64_t off, const float* const* taps, in
 // P output pixels (pixel p's taps at taps[t] + off + p * step, its output at out + p * C) for
 // channels [c, c + 8 * NV): each tap's weights are loaded once for the P pixels (1.25 loads per FMA
 // for P = 4 instead of 2), and the P x NV accumulators are independent chains.
-template <int NT, int NV, int P>
+template <int NT, int NV, int P, class CL>
 inline void block_px(int64_t C, int64_t c, int64_t off, int64_t step, const float* const* taps, int64_t ntaps,
                      const float* __restrict w, const float* __restrict bias, float* __restrict out,
-                     const Clamp& clamp) {
+                     const CL& clamp) {
   if constexpr (NT > 0) ntaps = NT;
   __m256 acc[P][NV];
 #pragma GCC unroll 4
@@ -145,11 +150,11 @@ __attribute__((always_inline)) inline __m256 rb_ld(const float* p, __m256i m) {
   return _mm256_loadu_ps(p);
 }
 
-template <int S, int P, bool TAIL>
+template <int S, int P, bool TAIL, class CL>
 __attribute__((always_inline)) inline void rb_pass(int64_t C, int64_t c, int64_t off, int64_t d,
                                                    const float* const* taps, const __m256 (&wv)[9],
                                                    const float* __restrict bias, float* __restrict out, __m256i m,
-                                                   const Clamp& cl) {
+                                                   const CL& cl) {
   constexpr int J = P * S + 3 - S;  // input columns per kernel row
   __m256 acc[P];
 #pragma GCC unroll 4
@@ -178,9 +183,9 @@ __attribute__((always_inline)) inline void rb_pass(int64_t C, int64_t c, int64_t
 }
 
 // Channels [c, c + 8) of npix pixels from input offset off0 (pixel 0 of the chunk).
-template <int S, bool TAIL>
+template <int S, bool TAIL, class CL>
 void rb_channels(int64_t C, int64_t c, int64_t off0, int64_t npix, const float* const* taps, int64_t d,
-                 const float* w, const float* bias, float* out, __m256i m, const Clamp& clamp) {
+                 const float* w, const float* bias, float* out, __m256i m, const CL& clamp) {
   __m256 wv[9];
 #pragma GCC unroll 9
   for (int t = 0; t < 9; ++t) wv[t] = rb_ld<TAIL>(w + t * C + c, m);
@@ -194,9 +199,9 @@ void rb_channels(int64_t C, int64_t c, int64_t off0, int64_t npix, const float* 
 // The run in chunks of kRbChunk pixels, all channel blocks of a chunk before the next: the two
 // 8-channel halves of a cache line are read by consecutive blocks while the line is in L1.
 constexpr int64_t kRbChunk = 16;
-template <int S>
+template <int S, class CL>
 void rb_run(int64_t C, int64_t npix, const float* const* taps, int64_t d, const float* w, const float* bias,
-            float* out, const Clamp& clamp) {
+            float* out, const CL& clamp) {
   for (int64_t i0 = 0; i0 < npix; i0 += kRbChunk) {
     const int64_t n = std::min(kRbChunk, npix - i0), off0 = i0 * S * d;
     float* o = out + i0 * C;
@@ -206,11 +211,9 @@ void rb_run(int64_t C, int64_t npix, const float* const* taps, int64_t d, const 
   }
 }
 
-template <int NT>
-void dwconv(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, int64_t step,
-            const float* w, const float* bias, float* out, const Epilogue* ep) {
-  const Clamp clamp{ep && ep->clamp, _mm256_set1_ps(ep ? ep->lo : 0.f), _mm256_set1_ps(ep ? ep->hi : 0.f),
-                    ep ? ep->post : ActKind::None, ep ? ep->alpha : 0.f, ep ? ep->beta : 0.f};
+template <int NT, class CL>
+void dwconv_with(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, int64_t step,
+                 const float* w, const float* bias, float* out, const CL& clamp) {
   if constexpr (NT == 9) {
     // Register-blocked at stride 1 only: at stride 2 it measured slower than block_px (kernels_bench
     // BM_DwConv3x3; docs/benchmarks.md)
@@ -236,6 +239,16 @@ void dwconv(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, in
     if (c + 8 <= C) block<NT, 1>(C, c, off, taps, ntaps, w, bias, out, clamp), c += 8;
     if (c < C) tail(C, c, off, taps, ntaps, w, bias, out, clamp);
   }
+}
+
+template <int NT>
+void dwconv(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, int64_t step,
+            const float* w, const float* bias, float* out, const Epilogue* ep) {
+  const __m256 lo = _mm256_set1_ps(ep ? ep->lo : 0.f), hi = _mm256_set1_ps(ep ? ep->hi : 0.f);
+  if (ep && ep->post != ActKind::None)
+    return dwconv_with<NT>(C, npix, taps, ntaps, step, w, bias, out,
+                           Clamp<true>{ep->clamp, lo, hi, ep->post, ep->alpha, ep->beta});
+  dwconv_with<NT>(C, npix, taps, ntaps, step, w, bias, out, Clamp<false>{ep && ep->clamp, lo, hi});
 }
 
 }  // namespace

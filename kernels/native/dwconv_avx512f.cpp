@@ -25,7 +25,10 @@
 namespace locus::kernels {
 namespace {
 
-// The epilogue on one vector: the clamp, then the post activation (epilogue_vec.h).
+// The epilogue on one vector: the clamp, then (POST) the post activation (epilogue_vec.h). The
+// kernels are instantiated for both, so the clamp-only path carries no post code (its constants
+// and branches cost the slide form about 10%).
+template <bool POST>
 struct Clamp {
   bool on;
   __m512 lo, hi;
@@ -34,7 +37,8 @@ struct Clamp {
   // v second: max/min return their second operand when either is NaN, so NaN passes through.
   __m512 operator()(__m512 v) const {
     v = on ? _mm512_min_ps(hi, _mm512_max_ps(lo, v)) : v;
-    return post == ActKind::None ? v : epi_post(v, post, alpha, beta);
+    if constexpr (POST) v = epi_post(v, post, alpha, beta);
+    return v;
   }
 };
 
@@ -54,11 +58,11 @@ __attribute__((always_inline)) inline void st(float* p, int v, __mmask16 m, __m5
 
 // P output pixels (pixel p's taps at taps[t] + off + p * step, its output at out + p * C), channels
 // [c, c + 16 * NV) (the last vector limited to mask m when TAIL). NT > 0 fixes the tap count.
-template <int NT, int NV, int P, bool TAIL>
+template <int NT, int NV, int P, bool TAIL, class CL>
 __attribute__((always_inline)) inline void block(int64_t C, int64_t c, int64_t off, int64_t step,
                                                  const float* const* taps, int64_t ntaps,
                                                  const float* __restrict w, const float* __restrict bias,
-                                                 float* __restrict out, __mmask16 m, const Clamp& clamp) {
+                                                 float* __restrict out, __mmask16 m, const CL& clamp) {
   if constexpr (NT > 0) ntaps = NT;
   constexpr int NP = P * NV >= 4 ? 1 : 2;  // partial sums (tap parity) per accumulator
   __m512 acc[NP][P][NV];
@@ -103,7 +107,7 @@ __attribute__((always_inline)) inline void block(int64_t C, int64_t c, int64_t o
   // A local copy: its bounds load once into registers (with x second, see Clamp, the bounds can
   // no longer be folded into vmaxps/vminps as memory operands, and the reference would reload them
   // per vector).
-  const Clamp cl = clamp;
+  const CL cl = clamp;
 #pragma GCC unroll 8
   for (int p = 0; p < P; ++p)
 #pragma GCC unroll 4
@@ -115,9 +119,9 @@ __attribute__((always_inline)) inline void block(int64_t C, int64_t c, int64_t o
 }
 
 // All C channels of P pixels: 64-channel blocks, then one masked block of 16, 32, 48 or 64.
-template <int NT, int P>
+template <int NT, int P, class CL>
 void pixels(int64_t C, int64_t off, int64_t step, const float* const* taps, int64_t ntaps, const float* w,
-            const float* bias, float* out, const Clamp& clamp) {
+            const float* bias, float* out, const CL& clamp) {
   int64_t c = 0;
   for (; c + 64 < C; c += 64) block<NT, 4, P, false>(C, c, off, step, taps, ntaps, w, bias, out, 0, clamp);
   const int64_t r = C - c;  // 1..64
@@ -130,9 +134,9 @@ void pixels(int64_t C, int64_t off, int64_t step, const float* const* taps, int6
   }
 }
 
-template <int NT, int PM>
+template <int NT, int PM, class CL>
 void run(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, int64_t step, const float* w,
-         const float* bias, float* out, const Clamp& clamp) {
+         const float* bias, float* out, const CL& clamp) {
   int64_t i = 0;
   for (; i + PM <= npix; i += PM) pixels<NT, PM>(C, i * step, step, taps, ntaps, w, bias, out + i * C, clamp);
   if constexpr (PM > 4) {
@@ -148,11 +152,11 @@ void run(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, int64
 // so each input vector is loaded once per kernel row (P * S + K - S loads instead of P * K). The
 // accumulation order per output (kh, then kw ascending) is that of the per-tap form. Channels
 // [c, c + 16 * NV), the last vector masked when TAIL.
-template <int K, int S, int NV, int P, bool TAIL>
+template <int K, int S, int NV, int P, bool TAIL, class CL>
 __attribute__((always_inline)) inline void slide(int64_t C, int64_t c, int64_t off, int64_t d,
                                                  const float* const* taps, const float* __restrict w,
                                                  const float* __restrict bias, float* __restrict out, __mmask16 m,
-                                                 const Clamp& clamp) {
+                                                 const CL& clamp) {
   constexpr int J = P * S + K - S;  // input columns per kernel row
   __m512 acc[P][NV];
 #pragma GCC unroll 8
@@ -181,7 +185,7 @@ __attribute__((always_inline)) inline void slide(int64_t C, int64_t c, int64_t o
       }
     }
   }
-  const Clamp cl = clamp;  // bounds in registers (see block)
+  const CL cl = clamp;  // bounds in registers (see block)
 #pragma GCC unroll 8
   for (int p = 0; p < P; ++p)
 #pragma GCC unroll 2
@@ -189,9 +193,9 @@ __attribute__((always_inline)) inline void slide(int64_t C, int64_t c, int64_t o
 }
 
 // All C channels of P pixels in the sliding form: 32-channel blocks, then one masked block of 16 or 32.
-template <int K, int S, int P>
+template <int K, int S, int P, class CL>
 void slide_pixels(int64_t C, int64_t off, int64_t d, const float* const* taps, const float* w, const float* bias,
-                  float* out, const Clamp& clamp) {
+                  float* out, const CL& clamp) {
   int64_t c = 0;
   for (; c + 32 < C; c += 32) slide<K, S, 2, P, false>(C, c, off, d, taps, w, bias, out, 0, clamp);
   const int64_t r = C - c;  // 1..32
@@ -202,9 +206,9 @@ void slide_pixels(int64_t C, int64_t off, int64_t d, const float* const* taps, c
     slide<K, S, 1, P, true>(C, c, off, d, taps, w, bias, out, m, clamp);
 }
 
-template <int K, int S>
+template <int K, int S, class CL>
 void slide_run(int64_t C, int64_t npix, const float* const* taps, int64_t d, const float* w, const float* bias,
-               float* out, const Clamp& clamp) {
+               float* out, const CL& clamp) {
   constexpr int64_t PM = S == 1 ? 8 : 4;
   const int64_t step = S * d;
   int64_t i = 0;
@@ -222,11 +226,11 @@ void slide_run(int64_t C, int64_t npix, const float* const* taps, int64_t d, con
 // loads, against 94 (stride 1) and 80 per 72 FMAs in the 32-channel slide form. The accumulation
 // order per output (bias, then kh, then kw ascending) is that of the other forms: the same results
 // bit for bit. The last channel block is masked. The run goes in chunks of 16 pixels (rb_run).
-template <int S, int P, bool TAIL>
+template <int S, int P, bool TAIL, class CL>
 __attribute__((always_inline)) inline void rb_pass(int64_t C, int64_t c, int64_t off, int64_t d,
                                                    const float* const* taps, const __m512 (&wv)[9], __m512 b,
                                                    bool has_bias, float* __restrict out, __mmask16 m,
-                                                   const Clamp& cl) {
+                                                   const CL& cl) {
   constexpr int J = P * S + 3 - S;  // input columns per kernel row
   __m512 acc[P];
 #pragma GCC unroll 8
@@ -250,15 +254,15 @@ __attribute__((always_inline)) inline void rb_pass(int64_t C, int64_t c, int64_t
 }
 
 // Channels [c, c + 16) of npix pixels from input offset off0 (pixel 0 of the chunk).
-template <int S, bool TAIL>
+template <int S, bool TAIL, class CL>
 void rb_channels(int64_t C, int64_t c, int64_t off0, int64_t npix, const float* const* taps, int64_t d,
-                 const float* w, const float* bias, float* out, __mmask16 m, const Clamp& clamp) {
+                 const float* w, const float* bias, float* out, __mmask16 m, const CL& clamp) {
   __m512 wv[9];
 #pragma GCC unroll 9
   for (int t = 0; t < 9; ++t) wv[t] = ld<TAIL, 1>(w + t * C + c, 0, m);
   const __m512 b = bias ? ld<TAIL, 1>(bias + c, 0, m) : _mm512_setzero_ps();
   const bool has_bias = bias != nullptr;
-  const Clamp cl = clamp;  // bounds in registers (see block)
+  const CL cl = clamp;  // bounds in registers (see block)
   const int64_t step = S * d;
   int64_t i = 0;
   for (; i + 8 <= npix; i += 8)
@@ -271,9 +275,9 @@ void rb_channels(int64_t C, int64_t c, int64_t off0, int64_t npix, const float* 
 // The run in chunks of kRbChunk pixels, all channel blocks of a chunk before the next (the chunk's
 // input stays in L1 / L2 across the channel blocks; the weights reload once per chunk and block).
 constexpr int64_t kRbChunk = 16;
-template <int S>
+template <int S, class CL>
 void rb_run(int64_t C, int64_t npix, const float* const* taps, int64_t d, const float* w, const float* bias,
-            float* out, const Clamp& clamp) {
+            float* out, const CL& clamp) {
   for (int64_t i0 = 0; i0 < npix; i0 += kRbChunk) {
     const int64_t n = std::min(kRbChunk, npix - i0), off0 = i0 * S * d;
     float* o = out + i0 * C;
@@ -283,12 +287,9 @@ void rb_run(int64_t C, int64_t npix, const float* const* taps, int64_t d, const 
   }
 }
 
-template <int NT>
-void dwconv(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, int64_t step, const float* w,
-            const float* bias, float* out, const Epilogue* ep) {
-  if (C <= 0 || npix <= 0) return;
-  const Clamp clamp{ep && ep->clamp, _mm512_set1_ps(ep ? ep->lo : 0.f), _mm512_set1_ps(ep ? ep->hi : 0.f),
-                    ep ? ep->post : ActKind::None, ep ? ep->alpha : 0.f, ep ? ep->beta : 0.f};
+template <int NT, class CL>
+void dwconv_with(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, int64_t step, const float* w,
+                 const float* bias, float* out, const CL& clamp) {
   if constexpr (NT == 9) {
     const int stride = dwconv3x3_sliding_stride(taps, ntaps, step, npix);
     // Register-blocked at stride 1 with more than 32 channels only: at stride 2, and at C = 32 (one
@@ -305,6 +306,17 @@ void dwconv(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, in
     run<NT, 8>(C, npix, taps, ntaps, step, w, bias, out, clamp);
   else
     run<NT, 4>(C, npix, taps, ntaps, step, w, bias, out, clamp);
+}
+
+template <int NT>
+void dwconv(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, int64_t step, const float* w,
+            const float* bias, float* out, const Epilogue* ep) {
+  if (C <= 0 || npix <= 0) return;
+  const __m512 lo = _mm512_set1_ps(ep ? ep->lo : 0.f), hi = _mm512_set1_ps(ep ? ep->hi : 0.f);
+  if (ep && ep->post != ActKind::None)
+    return dwconv_with<NT>(C, npix, taps, ntaps, step, w, bias, out,
+                           Clamp<true>{ep->clamp, lo, hi, ep->post, ep->alpha, ep->beta});
+  dwconv_with<NT>(C, npix, taps, ntaps, step, w, bias, out, Clamp<false>{ep && ep->clamp, lo, hi});
 }
 
 }  // namespace
