@@ -223,8 +223,8 @@ BENCHMARK(BM_QDwConv)
     ->UseRealTime();
 
 // fp32 depthwise 3x3 (pads 1, Clip 0..6 in the epilogue) on MobileNetV2's depthwise layers, one
-// thread, with the register-blocked form (f32-dwconv-16c8p-avx512f / f32-dwconv-8c4p-avx2) on or off
-// (the forms before it): before/after in one binary. pct_peak: against the measured fp32 peak of the
+// thread, with the register-blocked form (f32-dwconv-16c8p-avx512f; where it is dispatched: stride 1,
+// C >= 512) on or off (the slide form before it): before/after in one binary. pct_peak: against the measured fp32 peak of the
 // same ISA on one thread (fp32_peak.h). Args: H (= W), C, stride, isa (1 avx2, 2 avx512), register-blocked.
 void BM_DwConv3x3(benchmark::State& st) {
   Isa isa;

@@ -6,12 +6,10 @@
 // is a chain of dependent FMAs (4-cycle latency), so each channel block keeps at least four
 // independent accumulators: 32 channels use four vectors; 16 and 8 channels split the taps into
 // even/odd partial sums; the tail (C % 8) uses masked loads.
-// "f32-dwconv-8c4p-avx2": 3x3 runs of stride 1 (dwconv3x3_sliding_stride) take the register-blocked
-// form instead (rb_run below: 8 channels x 4 pixels per pass, the 9 weights in registers for a chunk
-// of the run) unless set_dwconv_register_blocked(false); stride 2 keeps block_px (measured faster).
+// "f32-dwconv-16c4p-avx2" (block_px: 16 channels x 4 pixels). A register-blocked 3x3 form (8
+// channels x 4 pixels, the 9 weights in registers, as AVX-512's rb_run) was tried and measured 7-35%
+// slower inside MobileNetV2 (docs/benchmarks.md), so there is none here.
 #include <immintrin.h>
-
-#include <algorithm>
 
 #include "kernels/native/dwconv_microkernel.h"
 #include "kernels/native/epilogue_vec.h"
@@ -133,93 +131,9 @@ inline void block_px(int64_t C, int64_t c, int64_t off, int64_t step, const floa
     for (int v = 0; v < NV; ++v) _mm256_storeu_ps(out + p * C + c + 8 * v, clamp(acc[p][v]));
 }
 
-// ---- f32-dwconv-8c4p-avx2: the register-blocked 3x3 (dispatched at stride 1, see dwconv) ---------
-// When the 9 taps are three kernel rows of three columns d floats apart and the pixel step is d
-// (stride 1) or 2d (stride 2) (dwconv3x3_sliding_stride), tap kw of pixel i is input column S i + kw of its
-// row. Channel blocks of 8 go outermost: a block's 9 tap weights load into registers once per
-// chunk of 16 pixels, then passes of 4 output pixels (the rest in passes of 2 and 1) hold 4 accumulators and
-// load each input column once per kernel row: 3 x (4 S + 3 - S) loads for 36 FMAs (18 at stride 1,
-// 27 at stride 2) against 45 (block_px, 8 channels) before; 9 weights + 4 accumulators + 1 input +
-// the clamp's 2 bounds fill the 16 ymm. Accumulation order per output as block_px's (bias, then
-// kh, then kw ascending): the same results bit for bit as block_px (not as the single-pixel and
-// channel-tail forms, which split the taps into two partial sums). The channel tail (C % 8) is masked.
-// The run goes in chunks of 16 pixels (rb_run).
-template <bool TAIL>
-__attribute__((always_inline)) inline __m256 rb_ld(const float* p, __m256i m) {
-  if constexpr (TAIL) return _mm256_maskload_ps(p, m);
-  return _mm256_loadu_ps(p);
-}
-
-template <int S, int P, bool TAIL, class CL>
-__attribute__((always_inline)) inline void rb_pass(int64_t C, int64_t c, int64_t off, int64_t d,
-                                                   const float* const* taps, const __m256 (&wv)[9],
-                                                   const float* __restrict bias, float* __restrict out, __m256i m,
-                                                   const CL& cl) {
-  constexpr int J = P * S + 3 - S;  // input columns per kernel row
-  __m256 acc[P];
-#pragma GCC unroll 4
-  for (int p = 0; p < P; ++p) acc[p] = rb_ld<TAIL>((bias ? bias : out + p * C) + c, m);
-#pragma GCC unroll 3
-  for (int kh = 0; kh < 3; ++kh) {
-    const float* row = taps[kh * 3] + off + c;
-#pragma GCC unroll 9
-    for (int j = 0; j < J; ++j) {
-      const __m256 x = rb_ld<TAIL>(row + j * d, m);
-#pragma GCC unroll 3
-      for (int kw = 0; kw < 3; ++kw) {
-        const int q = j - kw;
-        if (q < 0 || q % S != 0 || q / S >= P) continue;
-        acc[q / S] = _mm256_fmadd_ps(x, wv[kh * 3 + kw], acc[q / S]);
-      }
-    }
-  }
-#pragma GCC unroll 4
-  for (int p = 0; p < P; ++p) {
-    if constexpr (TAIL)
-      _mm256_maskstore_ps(out + p * C + c, m, cl(acc[p]));
-    else
-      _mm256_storeu_ps(out + p * C + c, cl(acc[p]));
-  }
-}
-
-// Channels [c, c + 8) of npix pixels from input offset off0 (pixel 0 of the chunk).
-template <int S, bool TAIL, class CL>
-void rb_channels(int64_t C, int64_t c, int64_t off0, int64_t npix, const float* const* taps, int64_t d,
-                 const float* w, const float* bias, float* out, __m256i m, const CL& clamp) {
-  __m256 wv[9];
-#pragma GCC unroll 9
-  for (int t = 0; t < 9; ++t) wv[t] = rb_ld<TAIL>(w + t * C + c, m);
-  const int64_t step = S * d;
-  int64_t i = 0;
-  for (; i + 4 <= npix; i += 4) rb_pass<S, 4, TAIL>(C, c, off0 + i * step, d, taps, wv, bias, out + i * C, m, clamp);
-  if (i + 2 <= npix) rb_pass<S, 2, TAIL>(C, c, off0 + i * step, d, taps, wv, bias, out + i * C, m, clamp), i += 2;
-  if (i < npix) rb_pass<S, 1, TAIL>(C, c, off0 + i * step, d, taps, wv, bias, out + i * C, m, clamp);
-}
-
-// The run in chunks of kRbChunk pixels, all channel blocks of a chunk before the next: the two
-// 8-channel halves of a cache line are read by consecutive blocks while the line is in L1.
-constexpr int64_t kRbChunk = 16;
-template <int S, class CL>
-void rb_run(int64_t C, int64_t npix, const float* const* taps, int64_t d, const float* w, const float* bias,
-            float* out, const CL& clamp) {
-  for (int64_t i0 = 0; i0 < npix; i0 += kRbChunk) {
-    const int64_t n = std::min(kRbChunk, npix - i0), off0 = i0 * S * d;
-    float* o = out + i0 * C;
-    int64_t c = 0;
-    for (; c + 8 <= C; c += 8) rb_channels<S, false>(C, c, off0, n, taps, d, w, bias, o, _mm256_setzero_si256(), clamp);
-    if (c < C) rb_channels<S, true>(C, c, off0, n, taps, d, w, bias, o, tail_mask(C - c), clamp);
-  }
-}
-
 template <int NT, class CL>
 void dwconv_with(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, int64_t step,
                  const float* w, const float* bias, float* out, const CL& clamp) {
-  if constexpr (NT == 9) {
-    // Register-blocked at stride 1 only: at stride 2 it measured slower than block_px (kernels_bench
-    // BM_DwConv3x3; docs/benchmarks.md)
-    if (dwconv3x3_sliding_stride(taps, ntaps, step, npix) == 1 && dwconv_register_blocked())
-      return rb_run<1>(C, npix, taps, step, w, bias, out, clamp);
-  }
   constexpr int64_t P = 4;
   int64_t i = 0;
   // Runs of 4 pixels: 16- and 8-channel blocks share each tap's weights across the pixels.

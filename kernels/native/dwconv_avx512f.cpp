@@ -8,10 +8,10 @@
 // when C <= 32 (8 or 16 accumulators), else 4 (up to 16 accumulators + 4 weight vectors); the rest
 // of a run in groups of 4, 2 and 1. A single pixel with fewer than four vectors splits the taps into
 // even/odd partial sums so at least two FMA chains are in flight.
-// "f32-dwconv-16c8p-avx512f": 3x3 runs of stride 1 with more than 32 channels
+// "f32-dwconv-16c8p-avx512f": 3x3 runs of stride 1 with at least kDwRegisterBlockedMinC channels
 // (dwconv3x3_sliding_stride) take the register-blocked form (rb_run below: 16 channels x 8 pixels per
 // pass, the 9 weights in registers for a chunk of the run) unless set_dwconv_register_blocked(false);
-// stride 2 and C <= 32 keep the 32-channel sliding form (slide_run), measured faster there.
+// other 3x3 runs keep the 32-channel sliding form (slide_run), measured faster there.
 // GCC 12's _mm512_max_ps / _mm512_min_ps expand to masked builtins with an undefined pass-through
 // operand, which -Wmaybe-uninitialized reports at every instantiation (a known false positive).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -218,7 +218,7 @@ void slide_run(int64_t C, int64_t npix, const float* const* taps, int64_t d, con
   if (i < npix) slide_pixels<K, S, 1>(C, i * step, d, taps, w, bias, out + i * C, clamp);
 }
 
-// ---- f32-dwconv-16c8p-avx512f: the register-blocked 3x3 (dispatched at stride 1, C > 32) ---------
+// ---- f32-dwconv-16c8p-avx512f: the register-blocked 3x3 (dispatched at stride 1, C >= 512) -------
 // For the sliding form's taps (K = 3, see slide) the channel blocks of 16 go outermost: a block's 9
 // tap weights and its bias load into registers once per chunk of 16 pixels, then passes of 8
 // output pixels (the rest in passes of 4, 2 and 1) hold 8 accumulators and load each input column
@@ -292,10 +292,11 @@ void dwconv_with(int64_t C, int64_t npix, const float* const* taps, int64_t ntap
                  const float* bias, float* out, const CL& clamp) {
   if constexpr (NT == 9) {
     const int stride = dwconv3x3_sliding_stride(taps, ntaps, step, npix);
-    // Register-blocked at stride 1 with more than 32 channels only: at stride 2, and at C = 32 (one
-    // 32-channel slide block), it measured slower than the slide form (kernels_bench BM_DwConv3x3;
-    // docs/benchmarks.md)
-    if (stride == 1 && C > 32 && dwconv_register_blocked()) return rb_run<1>(C, npix, taps, step, w, bias, out, clamp);
+    // Register-blocked where it measured faster than the slide form inside MobileNetV2 (stride 1,
+    // C >= kDwRegisterBlockedMinC = 512: 2-13% on the 14x14x576 and 7x7x960 layers; up to 11% slower
+    // on the others and at stride 2; docs/benchmarks.md)
+    if (stride == 1 && C >= kDwRegisterBlockedMinC && dwconv_register_blocked())
+      return rb_run<1>(C, npix, taps, step, w, bias, out, clamp);
     switch (stride) {
       case 1: return slide_run<3, 1>(C, npix, taps, step, w, bias, out, clamp);
       case 2: return slide_run<3, 2>(C, npix, taps, step / 2, w, bias, out, clamp);

@@ -50,7 +50,7 @@ void set_dwconv_register_blocked(bool on) { g_register_blocked.store(on, std::me
 bool dwconv_register_blocked() { return g_register_blocked.load(std::memory_order_relaxed); }
 
 const char* dwconv_microkernel_name(Isa isa) {
-  return isa == Isa::Avx512 ? "f32-dwconv-16c8p-avx512f" : has_avx2(isa) ? "f32-dwconv-8c4p-avx2" : "f32-dwconv-generic";
+  return isa == Isa::Avx512 ? "f32-dwconv-16c8p-avx512f" : has_avx2(isa) ? "f32-dwconv-16c4p-avx2" : "f32-dwconv-generic";
 }
 
 int dwconv3x3_sliding_stride(const float* const* taps, int64_t ntaps, int64_t step, int64_t npix) {

@@ -43,18 +43,19 @@ void f32_dwconv_generic(int64_t C, int64_t npix, const float* const* taps, int64
 inline DwConvMicroKernel dwconv_microkernel_for(Isa isa) {
   return isa == Isa::Avx512 ? f32_dwconv_avx512f : has_avx2(isa) ? f32_dwconv_avx2 : f32_dwconv_generic;
 }
-// Its name: "f32-dwconv-16c8p-avx512f" (Avx512), "f32-dwconv-8c4p-avx2" (Avx2), "f32-dwconv-generic":
-// channels x pixels per pass of the register-blocked 3x3 form the first two run (below).
+// Its name: "f32-dwconv-16c8p-avx512f" (Avx512: its register-blocked 3x3 form, below),
+// "f32-dwconv-16c4p-avx2" (Avx2: 16 channels x 4 pixels per pass), "f32-dwconv-generic".
 const char* dwconv_microkernel_name(Isa isa);
 
-// The register-blocked 3x3 form of the AVX-512 and AVX2 kernels: when the 9 taps of a run are three
-// kernel rows of three columns d floats apart and the pixel step is d (stride 1; AVX-512: with more
-// than 32 channels), a channel block's 9 weights stay in registers for a chunk of 16 pixels and each
-// input column is loaded once per kernel row. (Written for stride 2 too, but slower there than the
-// forms before it on Zen 4, so not dispatched.) The accumulation order of the
-// per-tap forms (bias, then the taps in order): AVX-512's results are those of its forms before bit
-// for bit; AVX2's differ in the last bits where its single-pixel and channel-tail forms split the taps
-// into two partial sums. On by default; off (tests, before/after benchmarks) runs the forms before it.
+// The register-blocked 3x3 form of the AVX-512 kernel: when the 9 taps of a run are three kernel
+// rows of three columns d floats apart and the pixel step is d (stride 1) and there are at least
+// kDwRegisterBlockedMinC channels, a 16-channel block's 9 weights stay in registers for a chunk of 16
+// pixels, 8 pixels per pass, each input column loaded once per kernel row. The accumulation order
+// of the other forms (bias, then the taps in order): the same results bit for bit. Elsewhere (stride
+// 2, fewer channels; and AVX2 altogether) it measured slower inside MobileNetV2 than the forms before
+// it (docs/benchmarks.md), so they run there. On by default; off (tests, before/after benchmarks)
+// runs the slide form everywhere.
+inline constexpr int64_t kDwRegisterBlockedMinC = 512;
 void set_dwconv_register_blocked(bool on);
 bool dwconv_register_blocked();
 
