@@ -1,5 +1,6 @@
 // Micro-benchmarks for the native kernels: GEMM on MobileNetV2 1x1-conv shapes (GFLOP/s counter),
-// for the generic and AVX2 micro-kernels, a depthwise 3x3, the stem convolution and the NCHW->NHWC
+// for the generic and AVX2 micro-kernels, a depthwise 3x3, the stem convolution, MobileNetV2's fp32
+// depthwise layers (register-blocked form on / off, % of the fp32 peak), the NCHW->NHWC
 // input conversion, and the int8 GEMM and depthwise kernels on the same shapes (GOP/s, and pct_peak
 // against the measured int8 peak of the same ISA and thread count, int8_peak.h). Rates use wall time
 // (the kernels are multi-threaded).
@@ -15,7 +16,9 @@
 
 #include "kernels/native/conv2d_nhwc.h"
 #include "kernels/native/cpu_features.h"
+#include "kernels/native/dwconv_microkernel.h"
 #include "kernels/native/elementwise.h"
+#include "kernels/native/fp32_peak.h"
 #include "kernels/native/gemm.h"
 #include "kernels/native/int8_peak.h"
 #include "kernels/native/qdwconv.h"
@@ -180,19 +183,25 @@ BENCHMARK(BM_QGemm)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
+// A depthwise 3x3 with pads 1 on an H x H x C image.
+Conv2dShape dw3x3_shape(int64_t H, int64_t C, int64_t stride) {
+  Conv2dShape s;
+  s.H = s.W = H;
+  s.C = s.OC = s.G = C;
+  s.KH = s.KW = 3;
+  s.SH = s.SW = stride;
+  s.PT = s.PL = s.PB = s.PR = 1;
+  s.OH = (s.H + 2 - 3) / s.SH + 1;
+  s.OW = (s.W + 2 - 3) / s.SW + 1;
+  return s;
+}
+
 // Int8 depthwise 3x3 (pad 1). Args: H (= W), C, stride, isa, threads.
 void BM_QDwConv(benchmark::State& st) {
   Isa isa;
   if (!select_isa(st, st.range(3), &isa)) return;
   const int threads = st.range(4) > 0 ? int(st.range(4)) : omp_get_max_threads();
-  Conv2dShape s;
-  s.H = s.W = st.range(0);
-  s.C = s.OC = s.G = st.range(1);
-  s.KH = s.KW = 3;
-  s.SH = s.SW = st.range(2);
-  s.PT = s.PL = s.PB = s.PR = 1;
-  s.OH = (s.H + 2 - 3) / s.SH + 1;
-  s.OW = (s.W + 2 - 3) / s.SW + 1;
+  const Conv2dShape s = dw3x3_shape(st.range(0), st.range(1), st.range(2));
   const auto x = random_u8(s.H * s.W * s.C, 3);
   const auto w = random_s8(s.C * 9, 4);
   const PackedQDwConv p = pack_qdwconv(s, w.data(), nullptr, bench_quant(s.C), threads);
@@ -210,6 +219,45 @@ BENCHMARK(BM_QDwConv)
     ->ArgsProduct({{112}, {32}, {1}, {0, 1, 2}, {1}})
     ->ArgsProduct({{56}, {144}, {2}, {0, 1, 2}, {1}})
     ->ArgsProduct({{14}, {384}, {1}, {0, 1, 2}, {1}})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+// fp32 depthwise 3x3 (pads 1, Clip 0..6 in the epilogue) on MobileNetV2's depthwise layers, one
+// thread, with the register-blocked form (f32-dwconv-16c8p-avx512f; where it is dispatched: stride 1,
+// C >= 512) on or off (the slide form before it): before/after in one binary. pct_peak: against the measured fp32 peak of the
+// same ISA on one thread (fp32_peak.h). Args: H (= W), C, stride, isa (1 avx2, 2 avx512), register-blocked.
+void BM_DwConv3x3(benchmark::State& st) {
+  Isa isa;
+  if (!select_isa(st, st.range(3), &isa)) return;
+  const Conv2dShape s = dw3x3_shape(st.range(0), st.range(1), st.range(2));
+  const auto in = randoms(s.H * s.W * s.C, 4), w = randoms(s.C * 9, 5), bias = randoms(s.C, 6);
+  const PackedConv2d p = pack_conv2d(s, w.data(), bias.data(), {ActKind::Clip, 0.f, 6.f}, 0,
+                                     schedule::TileOrder::Scan, 1);
+  std::vector<float> out(s.OH * s.OW * s.C);
+  set_dwconv_register_blocked(st.range(4) != 0);
+  for (auto _ : st) {
+    conv2d_nhwc(p, in.data(), out.data(), nullptr);
+    benchmark::DoNotOptimize(out.data());
+  }
+  set_dwconv_register_blocked(true);
+  const double flops = 2.0 * s.OH * s.OW * s.C * 9;
+  static std::map<int, double> peak;  // per ISA, measured once
+  if (!peak.count(int(isa))) peak[int(isa)] = measured_fp32_peak_gflops(1);
+  st.counters["GFLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate,
+                                              benchmark::Counter::kIs1000);
+  st.counters["pct_peak"] = benchmark::Counter(flops * 100.0 / (peak[int(isa)] * 1e9),
+                                               benchmark::Counter::kIsIterationInvariantRate);
+  st.SetLabel(std::string(st.range(4) ? dwconv_microkernel_name(isa) : "before (per-tap / slide forms)"));
+  clear_isa_override();
+}
+BENCHMARK(BM_DwConv3x3)
+    ->ArgsProduct({{112}, {32}, {1}, {1, 2}, {0, 1}})
+    ->ArgsProduct({{112}, {96}, {2}, {1, 2}, {0, 1}})
+    ->ArgsProduct({{56}, {144}, {1, 2}, {1, 2}, {0, 1}})
+    ->ArgsProduct({{28}, {192}, {1, 2}, {1, 2}, {0, 1}})
+    ->ArgsProduct({{14}, {384, 576}, {1}, {1, 2}, {0, 1}})
+    ->ArgsProduct({{14}, {576}, {2}, {1, 2}, {0, 1}})
+    ->ArgsProduct({{7}, {960}, {1}, {1, 2}, {0, 1}})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 

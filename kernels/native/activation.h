@@ -8,8 +8,9 @@
 namespace locus::kernels {
 
 // Relu and Clip run in every micro-kernel's epilogue as a clamp (epilogue.h); HardSigmoid, HardSwish
-// and Sigmoid (mobile CNNs) are not clamps: a kernel that takes them applies Activation::apply (or
-// activation_f32) to its output itself.
+// and Sigmoid (mobile CNNs) are not clamps: the micro-kernels' epilogues apply them on the registers
+// after the clamp (Epilogue::post, epilogue_vec.h; Sigmoid with exp_approx), other kernels apply
+// Activation::apply (or activation_f32) to their output themselves.
 enum class ActKind : uint8_t { None, Relu, Clip, HardSigmoid, HardSwish, Sigmoid };
 
 // NaN and infinities follow the ONNX definitions Relu(x) = max(0, x), Clip(x) = min(max(x, lo), hi)

@@ -104,7 +104,7 @@ void conv_depthwise(const PackedConv2d& p, const float* in, float* out) {
   const Conv2dShape& s = p.s;
   const DwConvMicroKernel ukernel = dwconv_microkernel_for(active_isa());
   const Epilogue act_ep = epilogue_for(p.act);
-  const Epilogue* ep = act_ep.clamp ? &act_ep : nullptr;
+  const Epilogue* ep = act_ep.has_act() ? &act_ep : nullptr;
   const DwInterior interior = dw_interior(s);
   parallel_rows(p, s.N * s.OH, [&](int64_t r) {
     const int64_t n = r / s.OH, oh = r % s.OH;
@@ -126,7 +126,7 @@ void conv_direct(const PackedConv2d& p, const float* in, float* out) {
   // AVX-512 runs the AVX2 kernel too (faster on Zen 4, see conv_direct.h).
   const ConvDirectMicroKernel ukernel = has_avx2(active_isa()) ? f32_conv_direct_avx2 : f32_conv_direct_generic;
   const Epilogue act_ep = epilogue_for(p.act);
-  const Epilogue* ep = act_ep.clamp ? &act_ep : nullptr;
+  const Epilogue* ep = act_ep.has_act() ? &act_ep : nullptr;
   const DwInterior interior = dw_interior(s);  // output columns whose taps all lie inside the input
   const int64_t kc = s.KW * s.C, step = s.SW * s.C;
   parallel_rows(p, s.N * s.OH, [&](int64_t r) {

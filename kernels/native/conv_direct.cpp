@@ -1,5 +1,6 @@
 // Weight packing for the direct convolution (conv_direct.h) and its portable micro-kernel.
 #include "kernels/native/conv_direct.h"
+#include "kernels/native/epilogue_vec.h"
 
 #include <algorithm>
 
@@ -37,7 +38,10 @@ void f32_conv_direct_generic(int64_t npix, int64_t OC, int64_t KH, int64_t kc, c
           for (int64_t j = 0; j < wb; ++j) acc[j] += a[k] * wk[k * wb + j];
       }
       float* o = out + p * OC + o0;
-      for (int64_t j = 0; j < n; ++j) o[j] = clamp ? clip_keep_nan(acc[j], ep->lo, ep->hi) : acc[j];
+      if (clamp)
+        for (int64_t j = 0; j < n; ++j) acc[j] = clip_keep_nan(acc[j], ep->lo, ep->hi);
+      if (ep && ep->post != ActKind::None) epi_post_tile(acc, int(n), *ep);
+      for (int64_t j = 0; j < n; ++j) o[j] = acc[j];
     }
   }
 }

@@ -6,8 +6,8 @@
 // output channel o in [0, OC):
 //   out[p * OC + o] = ep(bias[o] + sum_{kh < KH} sum_{k < kc} rows[kh][p * step + k] * W(kh, k, o))
 // rows[kh] points at the kc = KW * C contiguous input floats of kernel row kh for pixel 0 (the taps
-// (kw, c), c fastest); pixel p reads step = SW * C floats further on. ep (nullable) clamps only;
-// the bias (packed, see below) is always added.
+// (kw, c), c fastest); pixel p reads step = SW * C floats further on. ep (nullable) applies its clamp
+// and post activation (epilogue.h), never its bias; the bias (packed, see below) is always added.
 // Weights are packed per block of output channels: blocks of 32, the last one 16 wide when at most
 // 16 channels remain; block b of width wb starts at b * 32 * KH * kc floats and holds
 // [kh][k][wb] (zero-padded beyond OC). The bias is padded the same way (round up to 16).

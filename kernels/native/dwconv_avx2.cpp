@@ -6,9 +6,13 @@
 // is a chain of dependent FMAs (4-cycle latency), so each channel block keeps at least four
 // independent accumulators: 32 channels use four vectors; 16 and 8 channels split the taps into
 // even/odd partial sums; the tail (C % 8) uses masked loads.
+// "f32-dwconv-16c4p-avx2" (block_px: 16 channels x 4 pixels). A register-blocked 3x3 form (8
+// channels x 4 pixels, the 9 weights in registers, as AVX-512's rb_run) was tried and measured 7-35%
+// slower inside MobileNetV2 (docs/benchmarks.md), so there is none here.
 #include <immintrin.h>
 
 #include "kernels/native/dwconv_microkernel.h"
+#include "kernels/native/epilogue_vec.h"
 
 namespace locus::kernels {
 namespace {
@@ -18,18 +22,28 @@ inline __m256i tail_mask(int64_t n) {  // lanes [0, n) set, 0 < n < 8
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), idx);
 }
 
+// The epilogue on one vector: the clamp, then (POST) the post activation (epilogue_vec.h). The
+// kernels are instantiated for both, so the clamp-only path carries no post code (its constants
+// and branches cost the slide form about 10%).
+template <bool POST>
 struct Clamp {
   bool on;
   __m256 lo, hi;
+  ActKind post = ActKind::None;
+  float alpha = 0.f, beta = 0.f;
   // v second: max/min return their second operand when either is NaN, so NaN passes through.
-  __m256 operator()(__m256 v) const { return on ? _mm256_min_ps(hi, _mm256_max_ps(lo, v)) : v; }
+  __m256 operator()(__m256 v) const {
+    v = on ? _mm256_min_ps(hi, _mm256_max_ps(lo, v)) : v;
+    if constexpr (POST) v = epi_post(v, post, alpha, beta);
+    return v;
+  }
 };
 
 // Channels [c, c + 8 * NV). NT > 0 fixes the tap count at compile time (loop fully unrolled).
-template <int NT, int NV>
+template <int NT, int NV, class CL>
 inline void block(int64_t C, int64_t c, int64_t off, const float* const* taps, int64_t ntaps,
                   const float* __restrict w, const float* __restrict bias, float* __restrict out,
-                  const Clamp& clamp) {
+                  const CL& clamp) {
   if constexpr (NT > 0) ntaps = NT;
   constexpr int NP = NV >= 4 ? 1 : 2;  // partial sums per vector
   __m256 acc[NP][NV];
@@ -68,9 +82,10 @@ inline void block(int64_t C, int64_t c, int64_t off, const float* const* taps, i
 }
 
 // Channels [c, C) with C - c < 8, through masked loads and stores.
+template <class CL>
 inline void tail(int64_t C, int64_t c, int64_t off, const float* const* taps, int64_t ntaps,
                  const float* __restrict w, const float* __restrict bias, float* __restrict out,
-                 const Clamp& clamp) {
+                 const CL& clamp) {
   const __m256i m = tail_mask(C - c);
   __m256 a0 = _mm256_maskload_ps((bias ? bias : out) + c, m), a1 = _mm256_setzero_ps();
   int64_t t = 0;
@@ -89,10 +104,10 @@ inline void tail(int64_t C, int64_t c, int64_t off, const float* const* taps, in
 // P output pixels (pixel p's taps at taps[t] + off + p * step, its output at out + p * C) for
 // channels [c, c + 8 * NV): each tap's weights are loaded once for the P pixels (1.25 loads per FMA
 // for P = 4 instead of 2), and the P x NV accumulators are independent chains.
-template <int NT, int NV, int P>
+template <int NT, int NV, int P, class CL>
 inline void block_px(int64_t C, int64_t c, int64_t off, int64_t step, const float* const* taps, int64_t ntaps,
                      const float* __restrict w, const float* __restrict bias, float* __restrict out,
-                     const Clamp& clamp) {
+                     const CL& clamp) {
   if constexpr (NT > 0) ntaps = NT;
   __m256 acc[P][NV];
 #pragma GCC unroll 4
@@ -116,11 +131,9 @@ inline void block_px(int64_t C, int64_t c, int64_t off, int64_t step, const floa
     for (int v = 0; v < NV; ++v) _mm256_storeu_ps(out + p * C + c + 8 * v, clamp(acc[p][v]));
 }
 
-template <int NT>
-void dwconv(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, int64_t step,
-            const float* w, const float* bias, float* out, const Epilogue* ep) {
-  const Clamp clamp{ep && ep->clamp, _mm256_set1_ps(ep ? ep->lo : 0.f),
-                    _mm256_set1_ps(ep ? ep->hi : 0.f)};
+template <int NT, class CL>
+void dwconv_with(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, int64_t step,
+                 const float* w, const float* bias, float* out, const CL& clamp) {
   constexpr int64_t P = 4;
   int64_t i = 0;
   // Runs of 4 pixels: 16- and 8-channel blocks share each tap's weights across the pixels.
@@ -140,6 +153,16 @@ void dwconv(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, in
     if (c + 8 <= C) block<NT, 1>(C, c, off, taps, ntaps, w, bias, out, clamp), c += 8;
     if (c < C) tail(C, c, off, taps, ntaps, w, bias, out, clamp);
   }
+}
+
+template <int NT>
+void dwconv(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, int64_t step,
+            const float* w, const float* bias, float* out, const Epilogue* ep) {
+  const __m256 lo = _mm256_set1_ps(ep ? ep->lo : 0.f), hi = _mm256_set1_ps(ep ? ep->hi : 0.f);
+  if (ep && ep->post != ActKind::None)
+    return dwconv_with<NT>(C, npix, taps, ntaps, step, w, bias, out,
+                           Clamp<true>{ep->clamp, lo, hi, ep->post, ep->alpha, ep->beta});
+  dwconv_with<NT>(C, npix, taps, ntaps, step, w, bias, out, Clamp<false>{ep && ep->clamp, lo, hi});
 }
 
 }  // namespace

@@ -3,7 +3,8 @@
 // For pixel i in [0, npix), c in [0, C), t in [0, ntaps):
 //   out[i * C + c] = init + sum_t taps[t][i * step + c] * w[t * C + c]
 // where init is bias[c] if bias is non-null, else the current out value (multi-pass accumulation for
-// kernels with many taps). If ep is non-null the result is clamped to [ep->lo, ep->hi]. Each tap
+// kernels with many taps). If ep is non-null the result is clamped to [ep->lo, ep->hi] (when ep->clamp),
+// then ep->post applied (HardSigmoid / HardSwish / Sigmoid, epilogue_vec.h). Each tap
 // points at C contiguous input channels of pixel 0 (or into a zero row for a padded position);
 // pixel i reads `step` floats further on (step = stride * C along an output row).
 #pragma once
@@ -42,5 +43,25 @@ void f32_dwconv_generic(int64_t C, int64_t npix, const float* const* taps, int64
 inline DwConvMicroKernel dwconv_microkernel_for(Isa isa) {
   return isa == Isa::Avx512 ? f32_dwconv_avx512f : has_avx2(isa) ? f32_dwconv_avx2 : f32_dwconv_generic;
 }
+// Its name: "f32-dwconv-16c8p-avx512f" (Avx512: its register-blocked 3x3 form, below),
+// "f32-dwconv-16c4p-avx2" (Avx2: 16 channels x 4 pixels per pass), "f32-dwconv-generic".
+const char* dwconv_microkernel_name(Isa isa);
+
+// The register-blocked 3x3 form of the AVX-512 kernel: when the 9 taps of a run are three kernel
+// rows of three columns d floats apart and the pixel step is d (stride 1) and there are at least
+// kDwRegisterBlockedMinC channels, a 16-channel block's 9 weights stay in registers for a chunk of 16
+// pixels, 8 pixels per pass, each input column loaded once per kernel row. The accumulation order
+// of the other forms (bias, then the taps in order): the same results bit for bit. Elsewhere (stride
+// 2, fewer channels; and AVX2 altogether) it measured slower inside MobileNetV2 than the forms before
+// it (docs/benchmarks.md), so they run there. On by default; off (tests, before/after benchmarks)
+// runs the slide form everywhere.
+inline constexpr int64_t kDwRegisterBlockedMinC = 512;
+void set_dwconv_register_blocked(bool on);
+bool dwconv_register_blocked();
+
+// Whether the 9 taps are three kernel rows of three columns d = taps[1] - taps[0] > 0 floats apart
+// and the pixel step is d (returns 1: stride 1) or 2 d (returns 2: stride 2); 0 otherwise, and for
+// runs of fewer than 2 pixels.
+int dwconv3x3_sliding_stride(const float* const* taps, int64_t ntaps, int64_t step, int64_t npix);
 
 }  // namespace locus::kernels

@@ -20,13 +20,11 @@ inline float op(float a, float b) {
 // Activation over n elements at stride s.
 void apply_act(const Activation& act, float* __restrict y, int64_t n, int64_t s) {
   if (act.kind == ActKind::None) return;
-  if (s == 1) {
-    if (act.kind == ActKind::Relu) {
-      for (int64_t i = 0; i < n; ++i) y[i] = relu_keep_nan(y[i]);
-    } else {
-      for (int64_t i = 0; i < n; ++i) y[i] = clip_keep_nan(y[i], act.lo, act.hi);
-    }
-  } else {
+  if (s == 1 && act.kind == ActKind::Relu) {
+    for (int64_t i = 0; i < n; ++i) y[i] = relu_keep_nan(y[i]);
+  } else if (s == 1 && act.kind == ActKind::Clip) {
+    for (int64_t i = 0; i < n; ++i) y[i] = clip_keep_nan(y[i], act.lo, act.hi);
+  } else {  // any stride, or HardSigmoid / HardSwish / Sigmoid
     for (int64_t i = 0; i < n; ++i) y[i * s] = act.apply(y[i * s]);
   }
 }

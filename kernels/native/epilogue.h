@@ -1,6 +1,7 @@
 // The epilogue every micro-kernel applies to its tile before storing it (the GEMM, depthwise and
 // direct-convolution micro-kernels alike): add a bias, then clamp, which is how a fused Relu or
-// Clip runs. The clamp keeps NaN and sends +-inf to the bounds (activation.h).
+// Clip runs, then a HardSigmoid, HardSwish or Sigmoid (`post`, on the registers: epilogue_vec.h).
+// The clamp keeps NaN and sends +-inf to the bounds (activation.h).
 #pragma once
 
 #include "kernels/native/activation.h"
@@ -11,9 +12,15 @@ struct Epilogue {
   const float* bias = nullptr;  // one entry per output channel of the tile, or nullptr
   bool clamp = false;
   float lo = 0.f, hi = 0.f;
+  ActKind post = ActKind::None;   // None, HardSigmoid, HardSwish or Sigmoid, after the clamp
+  float alpha = 0.f, beta = 0.f;  // HardSigmoid's
+
+  // Whether there is an activation to apply (the bias alone is not one).
+  bool has_act() const { return clamp || post != ActKind::None; }
 };
 
-// The epilogue that applies `act` (Relu -> clamp [0, inf), Clip -> clamp [lo, hi]); no bias.
+// The epilogue that applies `act` (Relu -> clamp [0, inf), Clip -> clamp [lo, hi], HardSigmoid,
+// HardSwish, Sigmoid -> post); no bias.
 inline Epilogue epilogue_for(const Activation& act) {
   Epilogue ep;
   if (act.kind == ActKind::Relu) {
@@ -24,6 +31,10 @@ inline Epilogue epilogue_for(const Activation& act) {
     ep.clamp = true;
     ep.lo = act.lo;
     ep.hi = act.hi;
+  } else if (act.kind != ActKind::None) {
+    ep.post = act.kind;
+    ep.alpha = act.lo;
+    ep.beta = act.hi;
   }
   return ep;
 }

@@ -193,7 +193,7 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
   const int64_t panels = ceil_div(N, NR);
 
   const Epilogue act_ep = epilogue_for(act);
-  const bool has_epilogue = bias != nullptr || act_ep.clamp;
+  const bool has_epilogue = bias != nullptr || act_ep.has_act();
 
   // Task grid: M blocks x N blocks. Split N too when M alone gives too few tasks per thread.
   if (omp_in_parallel()) threads = 1;
@@ -238,7 +238,7 @@ void gemm_f32_tile(const float* a, int64_t lda, const PackedB& b, int64_t i0, in
   if (i1 <= i0 || j1 <= j0) return;
   const Kernels& kern = select_kernels();
   const Epilogue act_ep = epilogue_for(act);
-  const bool epilogue = k1 == b.K && (bias != nullptr || act_ep.clamp);
+  const bool epilogue = k1 == b.K && (bias != nullptr || act_ep.has_act());
   // Columns [j0, j1) are panels [j0/16, ceil(j1/16)); the last one is clipped to N by run_block, so
   // j1 must be N or a multiple of 16.
   LOCUS_CHECK(j1 == b.N || j1 % NR == 0, "gemm_f32_tile: j1=", j1, " is neither N nor panel-aligned");

@@ -7,6 +7,7 @@
 
 #include <utility>
 
+#include "kernels/native/epilogue_vec.h"
 #include "kernels/native/gemm_microkernel.h"
 
 namespace locus::kernels {
@@ -74,6 +75,7 @@ __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restr
 #pragma GCC unroll 2
         for (int v = 0; v < V; ++v) acc[i][v] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[i][v]));  // NaN stays
     }
+    if (ep->post != ActKind::None) epi_post_tile(&acc[0][0], R * V, *ep);
   }
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i)

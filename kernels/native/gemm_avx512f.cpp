@@ -13,6 +13,7 @@
 
 #include <utility>
 
+#include "kernels/native/epilogue_vec.h"
 #include "kernels/native/gemm_microkernel.h"
 
 namespace locus::kernels {
@@ -57,6 +58,7 @@ __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restr
 #pragma GCC unroll 16
       for (int i = 0; i < R; ++i) acc[i] = _mm512_min_ps(hi, _mm512_max_ps(lo, acc[i]));  // NaN stays (gemm_microkernel.h)
     }
+    if (ep->post != ActKind::None) epi_post_tile(acc, R, *ep);
   }
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) _mm512_storeu_ps(c + i * ldc, acc[i]);

@@ -3,6 +3,7 @@
 // panel (f32_gemm_4x8_generic).
 #include <algorithm>
 
+#include "kernels/native/epilogue_vec.h"
 #include "kernels/native/gemm_microkernel.h"
 
 namespace locus::kernels {
@@ -56,6 +57,7 @@ LOCUS_NO_LOOP_VECTORIZE inline void half_4x8(int64_t mr, int64_t kc,
       for (int j = 0; j < kNB; ++j) r[j] += ep->bias[col + j];
     if (ep && ep->clamp)
       for (int j = 0; j < kNB; ++j) r[j] = clip_keep_nan(r[j], ep->lo, ep->hi);
+    if (ep && ep->post != ActKind::None) epi_post_tile(r, kNB, *ep);
     for (int j = 0; j < kNB; ++j) crow[i][col + j] = r[j];
   }
 }

@@ -5,7 +5,8 @@
 // packed-B panel (16, or 8 for the narrow last panel of a B whose N % 16 is 1..8)
 //   C[mr x NR] = (load_c ? C : 0) + A[mr x kc] * W[kc x NR]
 // then, if ep is non-null, adds ep->bias[0..NR) (when non-null) and clamps to [ep->lo, ep->hi]
-// (when ep->clamp; NaN passes the clamp unchanged, +-inf go to the bounds: activation.h). A is read in place (row stride lda); W is one K-major panel of packed B (NR
+// (when ep->clamp; NaN passes the clamp unchanged, +-inf go to the bounds: activation.h), then
+// applies ep->post (HardSigmoid / HardSwish / Sigmoid, epilogue_vec.h). A is read in place (row stride lda); W is one K-major panel of packed B (NR
 // floats per k, contiguous). Rows beyond mr are never written. The driver (gemm.cpp) handles
 // ragged N by running the kernel on an NR-wide stack tile.
 #pragma once

@@ -112,8 +112,8 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
   // (A GEMM run outside a parallel region, by a lone band walk, may use them all.)
   const int threads = omp_in_parallel() ? 1 : pl.threads;
   const DwConvMicroKernel uk = dwconv_microkernel_for(active_isa());
-  const Epilogue* dw_ep = p.dw_epilogue.clamp ? &p.dw_epilogue : nullptr;
-  const Epilogue* dw2_ep = p.dw2_epilogue.clamp ? &p.dw2_epilogue : nullptr;
+  const Epilogue* dw_ep = p.dw_epilogue.has_act() ? &p.dw_epilogue : nullptr;
+  const Epilogue* dw2_ep = p.dw2_epilogue.has_act() ? &p.dw2_epilogue : nullptr;
   const DwInterior interior = dw_interior(p.dw_geometry);
   const DwInterior interior2 = s.dw2 ? dw_interior(p.dw2_geometry) : DwInterior{};
   const int64_t per_thread = p.scratch_exp + p.scratch_mid + p.scratch_dw + p.scratch_part, R = p.ring_rows,

@@ -67,7 +67,7 @@ void run_block(const WinogradConv& p, const Fns& f, const float* in, const float
     t.xi_stride = nt * p.OC;
     t.channels = p.OC;
     t.bias = p.bias.data();
-    t.ep = act_ep.clamp ? &act_ep : nullptr;
+    t.ep = act_ep.has_act() ? &act_ep : nullptr;
     for (int64_t r = 0; r < kT; ++r)
       for (int64_t k = 0; k < kT; ++k) {
         const int64_t oh = th * kT + r, ow = tw * kT + k;

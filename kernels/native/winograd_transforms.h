@@ -3,7 +3,8 @@
 // winograd_{avx512f,avx2,generic}.cpp. Channels are the vector lanes: one call transforms one tile
 // for every channel, VL channels at a time.
 //   input:  V[xi] = (B^T d B)[xi] for the 6x6 input tile d (xi = 6 i + j)
-//   output: y = A^T m A for the 6x6 product tile m, + bias (+ residual), then the clamp.
+//   output: y = A^T m A for the 6x6 product tile m, + bias (+ residual), then the clamp and the
+//           post activation (HardSigmoid / HardSwish / Sigmoid, epilogue_vec.h).
 // Matrices (Lavin & Gray 2016, points 0, +-1, +-2, infinity):
 //   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
 //   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
@@ -13,6 +14,7 @@
 #include <cstring>
 
 #include "kernels/native/epilogue.h"
+#include "kernels/native/epilogue_vec.h"
 #include "kernels/native/winograd.h"
 
 namespace locus::kernels::winograd_detail {
@@ -87,6 +89,8 @@ inline void output_tile(const WinogradOutputTile& t, int64_t c0, int64_t c1) {
   const Epilogue* ep = t.ep;
   const bool clampit = ep && ep->clamp;
   const V lo = splat<V>(clampit ? ep->lo : 0.f), hi = splat<V>(clampit ? ep->hi : 0.f);
+  const ActKind post = ep ? ep->post : ActKind::None;
+  const float alpha = ep ? ep->alpha : 0.f, beta = ep ? ep->beta : 0.f;
   for (int64_t c = c0; c < c1; c += VL) {
     V s[4][6];
     for (int k = 0; k < 6; ++k) {  // columns: s = A^T m
@@ -105,6 +109,7 @@ inline void output_tile(const WinogradOutputTile& t, int64_t c0, int64_t c1) {
         V v = y[k] + b;
         if (t.residual[r * 4 + k]) v = v + load<V>(t.residual[r * 4 + k] + c);
         if (clampit) v = clamp(v, lo, hi);
+        if (post != ActKind::None) v = epi_post(v, post, alpha, beta);
         store(o + c, v);
       }
     }

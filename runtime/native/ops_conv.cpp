@@ -11,6 +11,7 @@
 
 #include "kernels/native/conv2d_nhwc.h"
 #include "kernels/native/conv_direct.h"
+#include "kernels/native/dwconv_microkernel.h"
 #include "kernels/native/gemm_microkernel.h"
 #include "kernels/native/winograd.h"
 #include "kernels/native/inverted_residual.h"
@@ -75,13 +76,9 @@ Step build_conv(NativeContext& c, const Node& n) {
     LOCUS_CHECK(r.shape == y.shape, "native backend: Conv '", n.name, "': residual shape does not match the output");
     res = r.ptr;
   }
-  // Relu / Clip run in the kernels' epilogues (after the residual); HardSigmoid / HardSwish / Sigmoid
-  // in one pass over the output after the convolution (and the residual)
-  const Activation act = activation_of(n);
-  const Activation kact = act.is_clamp() ? act : Activation{}, after = act.is_clamp() ? Activation{} : act;
-  const int64_t count = y.numel();
-  const std::string after_note =
-      after.kind != ActKind::None ? cat(", then activation_f32 (", n.s("locus.activation", ""), ")") : std::string();
+  // The activation (Relu, Clip, HardSigmoid, HardSwish, Sigmoid) runs in the kernels' epilogues, after
+  // the residual (epilogue.h)
+  const Activation kact = activation_of(n);
   if (auto plan = winograd_choice(c, n, s, w->data<float>(), w->numel())) {
     auto wg = std::make_shared<WinogradConv>(pack_winograd(s.N, s.H, s.W, s.C, s.OC, s.PT, s.PL, s.OH, s.OW,
                                                            w->data<float>(), b ? b->data<float>() : nullptr, kact,
@@ -91,12 +88,11 @@ Step build_conv(NativeContext& c, const Node& n) {
                                                                res ? Activation{} : kact, 0, c.tiling().order,
                                                                c.threads()));
     c.need_workspace(std::max(winograd_scratch_floats(*wg), conv2d_scratch_floats(*fallback)));
-    c.set_implementation(cat("conv2d_nhwc winograd F(4x4,3x3)", res ? " + residual" : "", " (", plan->why, ")", after_note));
-    return [ws = c.workspace(), wg, fallback, in = x.ptr, res, out = y.ptr, kact, after, count, numel = x.numel()] {
+    c.set_implementation(cat("conv2d_nhwc winograd F(4x4,3x3)", res ? " + residual" : "", " (", plan->why, ")"));
+    return [ws = c.workspace(), wg, fallback, in = x.ptr, res, out = y.ptr, kact, numel = x.numel()] {
       if (all_finite_f32(in, numel)) winograd_conv_nhwc(*wg, in, res, out, ws->data());
       else if (res) conv2d_nhwc(*fallback, in, out, ws->data(), res, kact);
       else conv2d_nhwc(*fallback, in, out, ws->data());
-      if (after.kind != ActKind::None) activation_f32(after, out, out, count);
     };
   }
   auto packed = std::make_shared<PackedConv2d>(pack_conv2d(s, w->data<float>(), b ? b->data<float>() : nullptr,
@@ -124,19 +120,14 @@ Step build_conv(NativeContext& c, const Node& n) {
   std::string impl;
   switch (packed->path) {
     case ConvPath::Pointwise: impl = packed->scan ? "conv2d_nhwc pointwise, cache-tiled (pointwise_scan_f32)" : "conv2d_nhwc pointwise (gemm_f32)"; break;
-    case ConvPath::Depthwise: impl = "conv2d_nhwc depthwise (dwconv micro-kernel)"; break;
+    case ConvPath::Depthwise: impl = cat("conv2d_nhwc depthwise (", dwconv_microkernel_name(active_isa()), ")"); break;
     case ConvPath::Direct: impl = "conv2d_nhwc direct (small input depth)"; break;
     case ConvPath::General: impl = packed->scan ? "conv2d_nhwc strided 1x1, cache-tiled (pointwise_scan_f32)" : "conv2d_nhwc im2col + gemm_f32"; break;
   }
   if (res) impl += " + residual";
-  impl += after_note;
   c.set_implementation(std::move(impl));
-  if (res || after.kind != ActKind::None)
-    return [ws = c.workspace(), packed, in, out, res, kact, after, count] {
-      if (res) conv2d_nhwc(*packed, in, out, ws->data(), res, kact);
-      else conv2d_nhwc(*packed, in, out, ws->data());
-      if (after.kind != ActKind::None) activation_f32(after, out, out, count);
-    };
+  if (res)
+    return [ws = c.workspace(), packed, in, out, res, kact] { conv2d_nhwc(*packed, in, out, ws->data(), res, kact); };
   return [ws = c.workspace(), packed, in, out] { conv2d_nhwc(*packed, in, out, ws->data()); };
 }
 
