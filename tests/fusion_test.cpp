@@ -911,7 +911,8 @@ TEST(FuseInvertedResidual, ConsecutiveDepthwisePointwisePairsEachFuseOnce) {
 
 TEST(FuseInvertedResidualPipeline, OnlyTheFusingPipelineRunsThePass) {
   const std::vector<std::string> base = {"fold-qdq", "constant-folding", "eliminate-identity", "dead-code-elimination",
-                                         "fold-batchnorm", "fuse-activation", "dead-code-elimination"};
+                                         "fold-batchnorm", "fold-affine", "recognize-hardswish",
+                                         "fuse-activation", "dead-code-elimination"};
   EXPECT_EQ(PassManager::default_pipeline().names(), base);
   EXPECT_EQ(PassManager::default_pipeline({}, false).names(), base);
   std::vector<std::string> fusing = base;

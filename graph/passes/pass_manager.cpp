@@ -52,6 +52,8 @@ PassManager PassManager::default_pipeline(const std::vector<std::string>& disabl
   add(make_eliminate_identity_pass());
   add(make_dead_code_elimination_pass());
   add(make_fold_batchnorm_pass());
+  add(make_fold_affine_pass());          // before recognize-hardswish: the affine sits between Conv and the pattern
+  add(make_recognize_hardswish_pass());  // before fuse-activation, which folds the HardSwish into the Conv
   add(make_fuse_activation_pass());
   add(make_dead_code_elimination_pass());
   if (fuse_inverted_residuals || fuse_qlinear_blocks) {
@@ -71,6 +73,7 @@ std::vector<std::string> PassManager::names() const {
 std::vector<std::string> all_pass_names() {
   return {make_fold_qdq_pass()->name(), make_constant_folding_pass()->name(), make_eliminate_identity_pass()->name(),
           make_dead_code_elimination_pass()->name(), make_fold_batchnorm_pass()->name(),
+          make_fold_affine_pass()->name(), make_recognize_hardswish_pass()->name(),
           make_fuse_activation_pass()->name(), make_fuse_inverted_residual_pass()->name(),
           make_fuse_residual_pass()->name(),
           // not in any default pipeline: a Session runs it only when SessionOptions::decompose is set

@@ -92,6 +92,11 @@ std::unique_ptr<Pass> make_constant_folding_pass();
 std::unique_ptr<Pass> make_dead_code_elimination_pass();
 std::unique_ptr<Pass> make_fold_batchnorm_pass();
 std::unique_ptr<Pass> make_fuse_activation_pass();
+// Folds Conv -> Mul / Add by a per-channel constant into the Conv's weights and bias (fold_affine.cpp).
+std::unique_ptr<Pass> make_fold_affine_pass();
+// Rewrites the exporters' decomposed HardSwish x * Clip(x + 3, 0, 6) / 6 into one HardSwish
+// (recognize_hardswish.cpp), before fuse-activation so that it folds into the Conv's epilogue.
+std::unique_ptr<Pass> make_recognize_hardswish_pass();
 std::unique_ptr<Pass> make_eliminate_identity_pass();
 // Rewrites QDQ groups (DequantizeLinear -> Conv/MatMul/Add/GlobalAveragePool -> QuantizeLinear) into the
 // quantized ops (graph/passes/fold_qdq.cpp). First in the default pipeline.
@@ -119,8 +124,8 @@ int infer_shapes_and_fold(Graph& g);
 class PassManager {
  public:
   void add(std::unique_ptr<Pass> p) { passes_.push_back(std::move(p)); }
-  // The default pipeline: QDQ folding, constant folding, identity elimination, dead-code elimination, BatchNorm folding, activation
-  // fusion, dead-code elimination. Passes named in `disabled` are left out.
+  // The default pipeline: QDQ folding, constant folding, identity elimination, dead-code elimination, BatchNorm folding,
+  // affine folding, HardSwish recognition, activation fusion, dead-code elimination. Passes named in `disabled` are left out.
   static PassManager default_pipeline(const std::vector<std::string>& disabled = {});
   // The default pipeline, plus (if fuse_inverted_residuals or fuse_qlinear_blocks)
   // fuse-inverted-residual and another dead-code elimination after fuse-activation; the pass fuses
