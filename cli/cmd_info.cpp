@@ -139,6 +139,11 @@ static void print_plans(const Executable* exe) {
                 double(p.total) * (bytes ? mib / 4 : mib), (long long)p.expand_macs,
                 b.filtered_band ? (b.stream_project ? "bytes, filtered band, project streamed" : "bytes, filtered band")
                                 : b.elem.unit());
+    if (r.se)  // a squeeze-excite block: which strategy, and the figures it was chosen by
+      std::printf("%-32s   squeeze-excite %s: D %lld entries, kept %lld, spilled %lld; extra traffic two-pass %lld, "
+                  "recompute %lld\n",
+                  "", schedule::se_strategy_name(r.se->strategy), (long long)r.se->stored, (long long)r.se->kept,
+                  (long long)r.se->spilled, (long long)r.se->extra_two_pass, (long long)r.se->extra_recompute);
   }
 }
 

@@ -201,7 +201,7 @@ class PySession {
     d["describe"] = session_->executable().describe();
     py::list fused;
     for (const locus::Node& n : session_->graph().nodes)
-      if (n.op == "FusedInvertedResidual") {
+      if (n.op == "FusedInvertedResidual" || n.op == "FusedSEBlock") {
         py::dict b;
         b["node"] = n.name;
         py::list parts;
