@@ -500,7 +500,11 @@ FusedAddresses fused_addresses(const ReplayContext& c, const Layer& l) {
   if (l.block.expand) fa.w_expand = c.addr(l.weights[wi++]);
   fa.w_dw = c.addr(l.weights[wi++]);
   const bool dw2 = !l.se && l.weights.size() > wi + (l.block.project ? 1 : 0);
-  fa.taps = l.stages[l.block.expand ? 1 : 0].geom.taps;
+  for (const Layer& st : l.stages)  // the (first) depthwise stage
+    if (st.kind == LayerKind::Depthwise) {
+      fa.taps = st.geom.taps;
+      break;
+    }
   if (dw2) {
     fa.w_dw2 = c.addr(l.weights[wi++]);
     fa.taps2 = l.dw_taps - fa.taps;

@@ -97,9 +97,27 @@ std::vector<Layer> fused_stages(const Layer& f, const Node& n, const Graph& g) {
     st.push_back(l);
     cur = l.outputs[0];
   };
+  // The exporters' decomposed HardSwish (FusedSEBlock's "hardswish_ops") after a stage: its four
+  // streamed element-wise layers (Add 3, Clip 0..6, Mul, Div 6), as the unfused graph runs them.
+  auto hardswish_ops = [&](const std::string& stage_name) {
+    if (n.s(stage_name + "_activation", "") != "hardswish_ops") return;
+    const std::string x0 = cur;
+    const ConvGeom geom{N, ch, h, w, ch, h, w, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1};
+    const char* ops[] = {"Add", "Clip", "Mul", "Div"};
+    for (int k = 0; k < 4; ++k) {
+      std::vector<std::string> ins = k == 2 ? std::vector<std::string>{x0, cur} : std::vector<std::string>{cur};
+      Layer l = stage(cat(stage_name, "_hardswish_", k), ops[k], LayerKind::Eltwise, std::move(ins), {},
+                      tensor(cat(stage_name, "_hardswish_", k)));
+      l.geom = geom;
+      l.ops = N * ch * h * w;
+      st.push_back(l);
+      cur = l.outputs[0];
+    }
+  };
   if (!n.input(1).empty()) {
     pointwise("expand", n.input(1), tensor("expanded"), C, E);
     ch = E;
+    hardswish_ops("expand");
   }
   const bool dw2 = !f.se && !n.input(7).empty();
   for (int s = 0; s < (dw2 ? 2 : 1); ++s) {
@@ -120,6 +138,7 @@ std::vector<Layer> fused_stages(const Layer& f, const Node& n, const Graph& g) {
     st.push_back(l);
     cur = l.outputs[0];
     h = oh, w = ow;
+    if (s == 0) hardswish_ops("dw");
   }
   if (f.se) {
     // the squeeze-excite: the mean of D, two 1x1 convs on 1 x 1, D scaled by the gate

@@ -160,6 +160,11 @@ int cmd_info(int argc, char** argv) {
   app->add_flag("--passes", passes, "also list what each pass did and why it did not fire");
   app->add_flag("--plans", want_plans,
                 "also compile for the native backend and list the cache plan of every\n1x1 conv (see below)");
+  std::string shape_arg;
+  app->add_option("--shape", shape_arg,
+                  "DIMS like 1x3x48x192: the shape of the model's one input (binds symbolic H and W,\n"
+                  "as PP-OCR's [N,3,H,W]; without it a symbolic dim is the --batch value)")
+      ->type_name("DIMS");
   add_tiling_options(*app, so);  // bad values fail before any work
   if (!parse_command(*app, argc, argv)) return 0;
   if (want_ops && !model_arg.empty()) throw UsageError("option --ops lists the operators: it takes no MODEL");
@@ -171,6 +176,7 @@ int cmd_info(int argc, char** argv) {
   }
   std::string path = resolve_model(model_arg, ml.model_dir);
   Graph g = load_model_graph(path, ml.batch);
+  if (!shape_arg.empty()) bind_input_shape(g, shape_arg);
   so.pipeline.optimize = !no_optimize;
   if (want_plans) resolve_tiling_once(so, {"native"});  // a bad LOCUS_L2 fails before any output
   PipelineOptions po = so.pipeline;  // as a session of the native backend prepares it

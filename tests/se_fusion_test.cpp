@@ -35,6 +35,7 @@ struct SeSpec {
   bool expand = true, residual = true;
   bool hardswish_ops = true;  // the exporters' decomposed HardSwish after expand and dw (else Relu)
   bool spy = false;           // a Relu also reads the depthwise output (the pass must refuse)
+  bool standard = false;      // the "depthwise" conv is a standard one (group 1), as in PP-OCRv4's neck
 };
 
 struct SeBuilt {
@@ -67,7 +68,7 @@ SeBuilt build_se(const SeSpec& s, uint32_t seed) {
   };
   std::string cur = x;
   if (s.expand) cur = act(conv(x, s.E, s.C, 1, 1, 1));
-  const std::string dconv = conv(cur, s.E, s.E, s.K, s.E, s.stride);
+  const std::string dconv = conv(cur, s.E, s.E, s.K, s.standard ? 1 : s.E, s.stride);
   SeBuilt r;
   r.dw_name = gb.g.nodes.back().name;
   const std::string d = act(dconv);
@@ -199,6 +200,24 @@ TEST(FuseSeBlock, RefusesAGateThatIsNotTwoOneByOnes) {
   for (const PassRemark& r : rep.remarks)
     found |= r.kind == RemarkKind::Missed && r.message.find("is not read by one 1x1 conv (the excite) alone") != std::string::npos;
   EXPECT_TRUE(found);
+}
+
+TEST(FuseSeBlock, SaysWhyASqueezeExciteOnAStandardConvIsNotFused) {
+  SeSpec s;
+  s.standard = true;
+  s.hardswish_ops = false;
+  SeBuilt b = build_se(s, 550);
+  Graph g = b.g;
+  PassReport rep = PassManager::default_pipeline({}, true).run(g);
+  EXPECT_EQ(count_op(g, "FusedSEBlock"), 0);
+  bool found = false;
+  for (const PassRemark& r : rep.remarks)
+    if (r.kind == RemarkKind::Missed && r.node.rfind("GlobalAveragePool", 0) == 0) {
+      EXPECT_NE(r.message.find("is the output of Conv '" + b.dw_name + "', not of a depthwise conv"), std::string::npos)
+          << r.message;
+      found = true;
+    }
+  EXPECT_TRUE(found) << "no remark at the pool";
 }
 
 TEST(FusedSEBlockOp, ShapeInferenceRefusesBrokenNodes) {

@@ -374,6 +374,25 @@ class FuseInvertedResidual : public Pass {
       for (int k : chain->indices()) taken[size_t(k)] = true;
       fused.push_back({chain->indices(), std::move(*node)});
     }
+    // A squeeze-excite that gates something other than a depthwise conv's output (e.g. a standard
+    // conv's, as in PP-OCRv4's neck): said once per pool, at the pool.
+    if (fp32_) {
+      std::set<std::string> dw_outs;
+      for (size_t i = 0; i < g.nodes.size(); ++i)
+        if (is_dw_candidate(g.nodes[i]) && !is_qconv(g.nodes[i])) dw_outs.insert(se_stage(g, int(i)).out);
+      for (size_t i = 0; i < g.nodes.size(); ++i) {
+        const Node& pn = g.nodes[i];
+        if (taken[i] || !is_spatial_mean(g, pn) || dw_outs.count(pn.input(0))) continue;
+        const std::vector<int> rd = g.consumers(pn.outputs[0]);
+        if (rd.size() != 1 || !is_1x1_conv(g, g.nodes[size_t(rd[0])], false)) continue;  // not a squeeze-excite
+        const int prod = g.producer(pn.input(0));
+        remarks.push_back({kPassName, pn.name,
+                           cat("not fused into a squeeze-excite block: the pooled value '", pn.input(0), "' is ",
+                               prod >= 0 ? cat("the output of ", g.nodes[size_t(prod)].op, " '", g.nodes[size_t(prod)].name, "'")
+                                         : std::string("not computed by a node"),
+                               ", not of a depthwise conv (and its activation)")});
+      }
+    }
     for (size_t i = 0; i < g.nodes.size(); ++i) {
       if (taken[i] || !is_dw_candidate(g.nodes[i])) continue;
       if (!(is_qconv(g.nodes[i]) ? int8_ : fp32_)) continue;
