@@ -4,7 +4,7 @@
 // ragged shapes (strides 1, 2 and 2x1, kernels 3 and 5, with and without the expand stage and the
 // residual, activations relu, hardswish, the exporters' decomposed HardSwish and hardsigmoid),
 // small buffers (many bands and chunks) and large ones, both strategies (two-pass and recompute,
-// which must give identical bytes), every ISA the CPU runs. Tolerance: fp32, as the fused
+// which must give identical bytes), packed for 1 and 2 threads, every ISA the CPU runs. Tolerance: fp32, as the fused
 // inverted-residual test (1e-4 x (1 + |y|) x sqrt(C + E)): the chunks of the project GEMM sum in
 // another order than one GEMM over all E.
 #include <gtest/gtest.h>
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "graph/error.h"
+#include "graph/ir.h"
 #include "kernels/native/conv2d_nhwc.h"
 #include "kernels/native/se_block.h"
 #include "tests/isa_util.h"
@@ -132,9 +133,11 @@ void run_case(const Case& k, uint32_t seed) {
   w.project = wp.data(), w.project_bias = bp.data();
   w.squeeze = w1.data(), w.squeeze_bias = b1.data(), w.squeeze_act.act = relu;
   w.excite = w2.data(), w.excite_bias = b2.data(), w.excite_act.act = hsig;
+  for (int threads : {1, 2}) {
   std::vector<float> first;
   for (SeStrategy strategy : {SeStrategy::TwoPass, SeStrategy::Recompute}) {
-    const PackedSeBlock p = pack_se_block(k.s, w, k.S, 1, strategy);
+    SCOPED_TRACE(cat(threads, " threads"));
+    const PackedSeBlock p = pack_se_block(k.s, w, k.S, threads, strategy);
     ASSERT_EQ(p.plan.strategy, strategy);
     EXPECT_LE(p.plan.block.buffer_entries, k.S);
     const int64_t scratch_n = se_block_scratch_floats(p);
@@ -157,6 +160,7 @@ void run_case(const Case& k, uint32_t seed) {
     // the two strategies compute D the same way: the same bytes
     if (first.empty()) first = got;
     else EXPECT_TRUE(first == got) << "two-pass and recompute differ";
+  }
   }
 }
 

@@ -45,7 +45,8 @@
 //   D's output, the Mul's output is not read by one 1x1 conv alone, or a conv has a problem listed
 //   above (strided / padded / grouped 1x1, non-constant weights, an activation not in the list).
 //   The graph is then unchanged by this form (the plain block may still fuse part of it). A
-//   depthwise output that feeds no spatial mean is not a squeeze-excite block (no remark).
+//   depthwise output that does not feed both a spatial mean and a Mul is not a squeeze-excite block
+//   (no remark).
 // Runs in PassManager::default_pipeline(disabled, fuse_inverted_residuals, fuse_qlinear_blocks),
 //   which sessions use for the backends that execute the op (fp32: native, reference, accel; int8:
 //   native and reference; each form only for the backends that run it).
@@ -270,7 +271,7 @@ std::optional<SeChain> match_se(const Graph& g, int d, const std::vector<bool>& 
     if (is_spatial_mean(g, g.nodes[size_t(r)])) pool = r;
     else if (g.nodes[size_t(r)].op == "Mul" && default_domain(g.nodes[size_t(r)])) mul = r;
   }
-  if (pool < 0) return std::nullopt;  // no squeeze-excite here
+  if (pool < 0 || mul < 0) return std::nullopt;  // no squeeze-excite here (e.g. a classifier's global pool)
   const std::string what = cat("not fused into a squeeze-excite block with depthwise conv '", dw.name, "': ");
   auto refuse = [&](int node, const std::string& why) {
     remarks.push_back({kPassName, g.nodes[size_t(node)].name, what + why});
@@ -353,8 +354,9 @@ class FuseInvertedResidual : public Pass {
   FuseInvertedResidual(bool fp32, bool int8) : fp32_(fp32), int8_(int8) {}
   std::string name() const override { return kPassName; }
   std::string description() const override {
-    return "fuses MobileNetV2 blocks (1x1 -> depthwise -> 1x1 [+ input]) into FusedInvertedResidual, and their "
-           "int8 form (QLinearConv chains [+ QLinearAdd]) into FusedQLinearInvertedResidual";
+    return "fuses MobileNetV2 blocks (1x1 -> depthwise -> 1x1 [+ input]) into FusedInvertedResidual, MobileNetV3 "
+           "blocks with squeeze-excite into FusedSEBlock, and the int8 form (QLinearConv chains [+ QLinearAdd]) into "
+           "FusedQLinearInvertedResidual";
   }
 
   int run(Graph& g, std::vector<PassRemark>& remarks) override {

@@ -2,6 +2,8 @@
 // the SE's 1x1 convs between them; D kept (two-pass) or recomputed, as the plan says.
 #include "kernels/native/se_block.h"
 
+#include <omp.h>
+
 #include <algorithm>
 
 #include "graph/error.h"
@@ -123,6 +125,8 @@ void se_block_nhwc(const PackedSeBlock& p, const float* in, float* out, float* s
       if (ih < ih0 || ih >= ih1) return nullptr;
       return band + (ih - ih0) * s.W * ps;
     };
+    // rows are independent: the plan's threads split them (the same bytes whatever the split)
+#pragma omp parallel for num_threads(p.threads) if (p.threads > 1 && !omp_in_parallel() && oh1 - oh0 > 1)
     for (int64_t oh = oh0; oh < oh1; ++oh)
       depthwise_row(p.dw_geometry, interior, ec, ps, uk, row_of, oh, p.zeros.data(), p.dw_chunks[size_t(ci)].data(),
                     p.dw_bias.data() + e0, dw_ep, dst + (oh - oh0) * OW * ec);
