@@ -197,6 +197,19 @@ TEST_P(SeBlockTest, RefusesBadShapes) {
   }
 }
 
+TEST(SeBlockPack, ABandTooWideForTheBufferIsPlannedForALargerOne) {
+  const SeBlockShape s = shape(1, 6, 200, 16, 48, 16, 12, 1, 1, true, 5);
+  const std::vector<float> w(48 * 25 + 16 * 48, 0.01f);
+  SeBlockWeights wt;
+  wt.expand = wt.dw = wt.project = wt.squeeze = wt.excite = w.data();
+  EXPECT_THROW(schedule::plan_se_block(s.block.block(), 4096), Error);  // one 5-row band needs more
+  const PackedSeBlock p = pack_se_block(s, wt, 4096);
+  EXPECT_GT(p.plan.block.S, 4096);
+  EXPECT_LE(p.plan.block.buffer_entries, p.plan.block.S);
+  EXPECT_NE(p.note.find("no band fits S=4096 entries: planned for S="), std::string::npos) << p.note;
+  EXPECT_TRUE(pack_se_block(s, wt, 1 << 20).note.empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(Isas, SeBlockTest, ::testing::ValuesIn(test::supported_isas()), test::isa_param_name);
 
 }  // namespace

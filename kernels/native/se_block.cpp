@@ -43,7 +43,17 @@ PackedSeBlock pack_se_block(const SeBlockShape& s, const SeBlockWeights& w, int6
   p.threads = std::max(threads, 1);
   schedule::FusedPlannerOptions po;
   po.chunk_step = gemm_config(active_isa()).nr;
-  p.plan = schedule::plan_se_block(b.block(), S, po, force);
+  // A band too wide for the buffer (e.g. a 5x5 depthwise on a 1920-pixel row) still runs: planned
+  // for the smallest power-of-two multiple of S that holds one (the cache then spills; the note says so).
+  for (int64_t s_plan = S;; s_plan *= 2) {
+    try {
+      p.plan = schedule::plan_se_block(b.block(), s_plan, po, force);
+      if (s_plan != S) p.note = cat("no band fits S=", S, " entries: planned for S=", s_plan);
+      break;
+    } catch (const Error&) {
+      if (s_plan >= (int64_t(1) << 32)) throw;
+    }
+  }
   p.expand_act = w.expand_act, p.dw_act = w.dw_act, p.project_act = w.project_act;
   p.squeeze_act = w.squeeze_act, p.excite_act = w.excite_act;
   auto copy_or_zero = [](const float* v, int64_t n) {

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "kernels/native/activation.h"
@@ -64,6 +65,7 @@ struct PackedSeBlock {
   Conv2dShape dw_geometry;
   Epilogue dw_epilogue;
   int threads = 1;
+  std::string note;  // set when no band fit the S asked for (planned for a larger one)
   // Scratch parts (floats, each rounded up to 16): expanded rows, filtered band chunk, stored D
   // (two-pass), pooled means + squeeze + gate.
   int64_t scratch_exp = 0, scratch_dw = 0, scratch_store = 0, scratch_se = 0;

@@ -235,7 +235,8 @@ Step build_se_block(NativeContext& c, const Node& n) {
   const int64_t S = c.tiling().enabled() ? c.tiling().buffer_entries : l2_buffer_entries(kFusedFallbackL2Bytes);
   auto packed = std::make_shared<PackedSeBlock>(pack_se_block(se, w, S, c.threads()));
   c.add_fused_plan({n.name, packed->plan.block, packed->plan});
-  c.set_implementation(cat("se_block_nhwc (", schedule::se_strategy_name(packed->plan.strategy), ")"));
+  c.set_implementation(cat("se_block_nhwc (", schedule::se_strategy_name(packed->plan.strategy), ")",
+                           packed->note.empty() ? "" : "; " + packed->note));
   c.need_workspace(se_block_scratch_floats(*packed));
   return [ws = c.workspace(), packed, in = x.ptr, out = y.ptr] { se_block_nhwc(*packed, in, out, ws->data()); };
 }
