@@ -5,17 +5,21 @@
 // gives the unfused graph's bytes, the native kernel the same within fp32 tolerance; the pass refuses
 // with a remark what it cannot fuse; the op's shape inference refuses broken nodes; the PP-OCR
 // classifier fuses its squeeze-excite blocks and still matches ONNX Runtime (native, fused and
-// --no-fuse), and its plans say which strategy each block takes.
+// --no-fuse), and its plans say which strategy each block takes; `locus energy` models the same
+// blocks (fused-scan below --no-fuse, the strategy in the mapping file, read back or changed).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
+#include "accel/json_reader.h"
 #include "graph/ops.h"
 #include "graph/passes/pass_manager.h"
 #include "importers/onnx/onnx_importer.h"
 #include "runtime/session.h"
+#include "tests/cli_util.h"
 #include "tests/graph_builder_util.h"
 #include "tests/real_model_util.h"
 
@@ -289,6 +293,52 @@ TEST(PpOcrSe, ClassifierFusesItsSqueezeExciteBlocksAndMatchesOnnxRuntime) {
       std::string why;
       EXPECT_TRUE(test::allclose(out[0], want, 1e-3, 1e-4, why)) << (fuse ? "fused" : "--no-fuse") << " set " << k << ": " << why;
     }
+}
+
+double total_of(const std::string& json_text, size_t schedule, const char* key) {
+  namespace json = locus::accel::json;
+  const json::Value doc = json::parse(json_text, "locus energy output");
+  const json::Value* v = doc.find("schedules")->array.at(schedule).find("total")->find(key);
+  return v && v->is_number() ? v->number : -1;
+}
+
+TEST(PpOcrSe, EnergyModelsTheSqueezeExciteBlocks) {
+  const std::string dir = cls_dir();
+  if (dir.empty()) GTEST_SKIP() << "no shared models";
+  const std::string base = "energy " + dir + " --shape 1x3x96x384 --format json --pacing compute";
+  const std::string file = test::temp_dir() + "/se_mapping.json";
+  test::CliResult fused = test::run_locus(base + " --emit-mapping " + file);
+  test::CliResult unfused = test::run_locus(base + " --no-fuse");
+  ASSERT_EQ(fused.status, 0) << fused.err;
+  ASSERT_EQ(unfused.status, 0) << unfused.err;
+  // schedules: baseline, scan, fused-scan. Layer by layer the fused workload is the unfused one (its
+  // groups' stages include the HardSwish nodes they replaced); fused-scan reads and writes far less.
+  EXPECT_NEAR(total_of(fused.out, 1, "dram_read_bytes"), total_of(unfused.out, 1, "dram_read_bytes"),
+              0.001 * total_of(unfused.out, 1, "dram_read_bytes"));
+  EXPECT_LT(total_of(fused.out, 2, "dram_read_bytes"), 0.5 * total_of(unfused.out, 2, "dram_read_bytes"));
+  // the mapping says each block's strategy: all nine two-pass at 64K entries
+  std::ifstream f(file);
+  std::string text((std::istreambuf_iterator<char>(f)), {});
+  size_t n = 0;
+  for (size_t at = text.find("\"squeeze_excite\""); at != std::string::npos; at = text.find("\"squeeze_excite\"", at + 1)) ++n;
+  EXPECT_EQ(n, 9u * 1);  // fused-scan only (the other schedules run the groups layer by layer)
+  // read back: the same report; one block switched to recompute: more MACs (expand and dw again)
+  test::CliResult again = test::run_locus(base + " --mapping " + file);
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_EQ(again.out, fused.out);
+  const size_t at = text.find("\"two-pass\"");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 10, "\"recompute\"");
+  const std::string file2 = test::temp_dir() + "/se_mapping_recompute.json";
+  std::ofstream(file2) << text;
+  test::CliResult re = test::run_locus(base + " --mapping " + file2);
+  ASSERT_EQ(re.status, 0) << re.err;
+  EXPECT_GT(total_of(re.out, 2, "macs"), total_of(fused.out, 2, "macs"));
+  EXPECT_EQ(total_of(re.out, 1, "macs"), total_of(fused.out, 1, "macs"));
+  text.replace(at, 11, "\"sideways\"");
+  const std::string file3 = test::temp_dir() + "/se_mapping_bad.json";
+  std::ofstream(file3) << text;
+  test::expect_one_line_error(base + " --mapping " + file3, "'squeeze_excite' must be \"two-pass\" or \"recompute\"");
 }
 
 }  // namespace
