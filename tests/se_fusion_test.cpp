@@ -98,6 +98,13 @@ std::vector<Tensor> run(const Graph& g, const std::string& backend, bool fuse, c
   return Session::from_graph(g, o).run({{"x", x}});
 }
 
+// The native backend (fused as far as the pass goes) within fp32 tolerance of the unfused reference.
+void expect_native_matches_reference(const Graph& g, const SeSpec& s, uint32_t seed) {
+  const Tensor x = test::random_tensor({1, s.C, s.H, s.W}, seed, -3.f, 3.f);
+  std::string why;
+  EXPECT_TRUE(test::allclose(run(g, "native", true, x)[0], run(g, "reference", false, x)[0], 1e-4, 1e-5, why)) << why;
+}
+
 TEST(FuseSeBlock, ExporterFormBecomesOneNodeMatchingTheUnfusedGraph) {
   uint32_t seed = 10;
   for (bool residual : {true, false})
@@ -150,9 +157,7 @@ TEST(FuseSeBlock, WithoutExpandStage) {
   PassManager::default_pipeline({}, true).run(fused);
   ASSERT_EQ(count_op(fused, "FusedSEBlock"), 1);
   EXPECT_TRUE(fused.nodes.back().input(1).empty());
-  const Tensor x = test::random_tensor({1, s.C, s.H, s.W}, 301, -3.f, 3.f);
-  std::string why;
-  EXPECT_TRUE(test::allclose(run(b.g, "native", true, x)[0], run(b.g, "reference", false, x)[0], 1e-4, 1e-5, why)) << why;
+  expect_native_matches_reference(b.g, s, 301);
 }
 
 TEST(FuseSeBlock, RefusesWhenTheDepthwiseOutputHasAnotherReader) {
@@ -175,9 +180,7 @@ TEST(FuseSeBlock, RefusesWhenTheDepthwiseOutputHasAnotherReader) {
     }
   EXPECT_TRUE(found) << "no remark on the depthwise conv";
   // and the graph still computes the same thing on the native backend
-  const Tensor x = test::random_tensor({1, s.C, s.H, s.W}, 401, -3.f, 3.f);
-  std::string why;
-  EXPECT_TRUE(test::allclose(run(b.g, "native", true, x)[0], run(b.g, "reference", false, x)[0], 1e-4, 1e-5, why)) << why;
+  expect_native_matches_reference(b.g, s, 401);
 }
 
 TEST(FuseSeBlock, RefusesAGateThatIsNotTwoOneByOnes) {

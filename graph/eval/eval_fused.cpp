@@ -64,9 +64,8 @@ Tensor conv_stage(const Node& fused, const std::string& stage, const Tensor& x, 
   return y;
 }
 
-}  // namespace
-
-void fused_inverted_residual(const Node& n, const Inputs& in, Tensor& y) {
+// The expand (when present) and first depthwise stage of a fused block, on input 0.
+Tensor expand_and_filter(const Node& n, const Inputs& in) {
   const Tensor& x = *in[0];
   const std::vector<int64_t> one{1, 1}, none{0, 0, 0, 0};
   Tensor h;
@@ -76,8 +75,28 @@ void fused_inverted_residual(const Node& n, const Inputs& in, Tensor& y) {
     cur = &h;
   }
   const Tensor& wd = *in[3];
-  Tensor d = conv_stage(n, "dw", *cur, wd, optional_input(in, 4), wd.shape[0], n.ints("dw_strides"),
-                        n.ints("dw_pads"));
+  return conv_stage(n, "dw", *cur, wd, optional_input(in, 4), wd.shape[0], n.ints("dw_strides"), n.ints("dw_pads"));
+}
+
+// y = p, or p + input 0 when the node fused the residual Add.
+void finish_block(const Node& n, const Inputs& in, Tensor p, Tensor& y) {
+  LOCUS_CHECK(p.shape == y.shape, "node '", n.name, "' (", n.op, "): stages produce ", shape_str(p.shape),
+              ", expected ", shape_str(y.shape));
+  if (n.i("residual", 0) == 1) {
+    Node add;
+    add.op = "Add";
+    add.name = n.name + "/residual";
+    binary(add, {&p, in[0]}, y);
+  } else {
+    y = std::move(p);
+  }
+}
+
+}  // namespace
+
+void fused_inverted_residual(const Node& n, const Inputs& in, Tensor& y) {
+  const std::vector<int64_t> one{1, 1}, none{0, 0, 0, 0};
+  Tensor d = expand_and_filter(n, in);
   if (const Tensor* wd2 = optional_input(in, 7))
     d = conv_stage(n, "dw2", d, *wd2, optional_input(in, 8), wd2->shape[0], n.ints("dw2_strides"),
                    n.ints("dw2_pads"));
@@ -86,29 +105,12 @@ void fused_inverted_residual(const Node& n, const Inputs& in, Tensor& y) {
     p = conv_stage(n, "project", d, *wp, optional_input(in, 6), 1, one, none);
   else
     p = std::move(d);
-  LOCUS_CHECK(p.shape == y.shape, "node '", n.name, "' (", n.op, "): stages produce ", shape_str(p.shape),
-              ", expected ", shape_str(y.shape));
-  if (n.i("residual", 0) == 1) {
-    Node add;
-    add.op = "Add";
-    add.name = n.name + "/residual";
-    binary(add, {&p, &x}, y);
-  } else {
-    y = std::move(p);
-  }
+  finish_block(n, in, std::move(p), y);
 }
 
 void fused_se_block(const Node& n, const Inputs& in, Tensor& y) {
-  const Tensor& x = *in[0];
   const std::vector<int64_t> one{1, 1}, none{0, 0, 0, 0};
-  Tensor h;
-  const Tensor* cur = &x;
-  if (const Tensor* we = optional_input(in, 1)) {
-    h = conv_stage(n, "expand", x, *we, optional_input(in, 2), 1, one, none);
-    cur = &h;
-  }
-  const Tensor& wd = *in[3];
-  Tensor d = conv_stage(n, "dw", *cur, wd, optional_input(in, 4), wd.shape[0], n.ints("dw_strides"), n.ints("dw_pads"));
+  Tensor d = expand_and_filter(n, in);
   Node op;
   op.name = n.name + "/se";
   op.op = "GlobalAveragePool";
@@ -119,15 +121,7 @@ void fused_se_block(const Node& n, const Inputs& in, Tensor& y) {
   op.op = "Mul";
   Tensor scaled(DType::F32, d.shape);
   binary(op, {&d, &gate}, scaled);
-  Tensor p = conv_stage(n, "project", scaled, *in[5], optional_input(in, 6), 1, one, none);
-  LOCUS_CHECK(p.shape == y.shape, "node '", n.name, "' (", n.op, "): stages produce ", shape_str(p.shape),
-              ", expected ", shape_str(y.shape));
-  if (n.i("residual", 0) == 1) {
-    op.op = "Add";
-    binary(op, {&p, &x}, y);
-  } else {
-    y = std::move(p);
-  }
+  finish_block(n, in, conv_stage(n, "project", scaled, *in[5], optional_input(in, 6), 1, one, none), y);
 }
 
 void fused_qlinear_inverted_residual(const Node& n, const Inputs& in, Tensor& y) {

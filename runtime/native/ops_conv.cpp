@@ -141,17 +141,21 @@ Step build_conv(NativeContext& c, const Node& n) {
   return [ws = c.workspace(), packed, in, out] { conv2d_nhwc(*packed, in, out, ws->data()); };
 }
 
-Step build_fused_block(NativeContext& c, const Node& n) {
+// Input i of a fused node as constant floats (nullptr when absent; Unsupported when not constant).
+const float* fused_constant(NativeContext& c, const Node& n, size_t i) {
+  if (n.input(i).empty()) return nullptr;
+  const Tensor* t = c.graph().constant(n.input(i));
+  if (!t) throw Unsupported(cat("native backend: ", n.op, " '", n.name, "' input ", i, " is not constant"));
+  return t->data<float>();
+}
+
+// The geometry of a fused block node (FusedInvertedResidual, FusedSEBlock): input, E, OC and the
+// (first) depthwise stage's kernel, strides and pads, from its constant depthwise weights (input 3).
+InvertedResidualShape fused_geometry(NativeContext& c, const Node& n) {
   const Val& x = c.val(n.input(0));
   const Val& y = c.val(n.outputs[0]);
-  auto weight = [&](size_t i) -> const float* {
-    if (n.input(i).empty()) return nullptr;
-    const Tensor* t = c.graph().constant(n.input(i));
-    if (!t) throw Unsupported(cat("native backend: FusedInvertedResidual '", n.name, "' input ", i, " is not constant"));
-    return t->data<float>();
-  };
   const Tensor* wd = n.input(3).empty() ? nullptr : c.graph().constant(n.input(3));
-  if (!wd) throw Unsupported(cat("native backend: FusedInvertedResidual '", n.name, "' without constant depthwise weights"));
+  if (!wd) throw Unsupported(cat("native backend: ", n.op, " '", n.name, "' without constant depthwise weights"));
   auto st = n.ints("dw_strides", {1, 1}), pads = n.ints("dw_pads", {0, 0, 0, 0});
   InvertedResidualShape s;
   s.N = x.shape[0], s.C = x.shape[1], s.H = x.shape[2], s.W = x.shape[3];
@@ -159,8 +163,17 @@ Step build_fused_block(NativeContext& c, const Node& n) {
   s.KH = wd->shape[2], s.KW = wd->shape[3], s.SH = st[0], s.SW = st[1];
   s.PT = pads[0], s.PL = pads[1], s.PB = pads[2], s.PR = pads[3];
   s.expand = !n.input(1).empty();
-  s.project = !n.input(5).empty();
   s.residual = n.i("residual", 0) != 0;
+  return s;
+}
+
+Step build_fused_block(NativeContext& c, const Node& n) {
+  const Val& x = c.val(n.input(0));
+  const Val& y = c.val(n.outputs[0]);
+  auto weight = [&](size_t i) { return fused_constant(c, n, i); };
+  const Tensor* wd = c.graph().constant(n.input(3));
+  InvertedResidualShape s = fused_geometry(c, n);
+  s.project = !n.input(5).empty();
   const Tensor* wd2 = n.input(7).empty() ? nullptr : c.graph().constant(n.input(7));
   if (!n.input(7).empty() && !wd2)
     throw Unsupported(cat("native backend: FusedInvertedResidual '", n.name, "' input 7 is not constant"));
@@ -203,27 +216,13 @@ StageActivation se_stage_activation(const Node& n, const std::string& stage) {
 Step build_se_block(NativeContext& c, const Node& n) {
   const Val& x = c.val(n.input(0));
   const Val& y = c.val(n.outputs[0]);
-  auto weight = [&](size_t i) -> const float* {
-    if (n.input(i).empty()) return nullptr;
-    const Tensor* t = c.graph().constant(n.input(i));
-    if (!t) throw Unsupported(cat("native backend: FusedSEBlock '", n.name, "' input ", i, " is not constant"));
-    return t->data<float>();
-  };
-  for (size_t k : {3, 5, 7})
+  auto weight = [&](size_t i) { return fused_constant(c, n, i); };
+  for (size_t k : {3, 5, 7, 9})
     if (!weight(k)) throw Unsupported(cat("native backend: FusedSEBlock '", n.name, "' without input ", k));
-  const Tensor* wd = c.graph().constant(n.input(3));
-  const Tensor* ws = c.graph().constant(n.input(7));
-  auto st = n.ints("dw_strides", {1, 1}), pads = n.ints("dw_pads", {0, 0, 0, 0});
   SeBlockShape se;
-  InvertedResidualShape& s = se.block;
-  s.N = x.shape[0], s.C = x.shape[1], s.H = x.shape[2], s.W = x.shape[3];
-  s.E = wd->shape[0], s.OC = y.shape[1];
-  s.KH = wd->shape[2], s.KW = wd->shape[3], s.SH = st[0], s.SW = st[1];
-  s.PT = pads[0], s.PL = pads[1], s.PB = pads[2], s.PR = pads[3];
-  s.expand = !n.input(1).empty();
-  s.project = true;
-  s.residual = n.i("residual", 0) != 0;
-  se.S = ws->shape[0];
+  se.block = fused_geometry(c, n);
+  const InvertedResidualShape& s = se.block;
+  se.S = c.graph().constant(n.input(7))->shape[0];
   LOCUS_CHECK(s.OH() == y.shape[2] && s.OW() == y.shape[3], "native backend: FusedSEBlock '", n.name,
               "': output shape does not match the depthwise geometry");
   SeBlockWeights w;
