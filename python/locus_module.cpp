@@ -254,6 +254,8 @@ class PySession {
       x["buffer_entries"] = p.plan.buffer_entries;
       x["traffic_entries"] = p.plan.total;
       x["threads"] = p.plan.threads;
+      // a squeeze-excite block (FusedSEBlock): "two-pass" or "recompute"; None for the others
+      x["squeeze_excite"] = p.se ? py::object(py::str(locus::schedule::se_strategy_name(p.se->strategy))) : py::none();
       fp.append(x);
     }
     d["fused_block_plans"] = fp;
