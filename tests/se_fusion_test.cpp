@@ -5,8 +5,9 @@
 // gives the unfused graph's bytes, the native kernel the same within fp32 tolerance; the pass refuses
 // with a remark what it cannot fuse; the op's shape inference refuses broken nodes; the PP-OCR
 // classifier fuses its squeeze-excite blocks and still matches ONNX Runtime (native, fused and
-// --no-fuse), and its plans say which strategy each block takes; `locus energy` models the same
-// blocks (fused-scan below --no-fuse, the strategy in the mapping file, read back or changed).
+// --no-fuse; `locus check` on both PP-OCR models), its plans say which strategy each block takes,
+// and `locus energy` models the same blocks (fused-scan below --no-fuse, the strategy in the mapping
+// file, read back or changed).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -314,6 +315,20 @@ TEST(PpOcrSe, InfoPlansSayTheStrategyAndShapeIsChecked) {
     test::expect_one_line_error(cat(cmd, " --shape 1x3xfoo ", dir), "--shape expects DIMS like 1x3x48x192, got '1x3xfoo'");
     test::expect_one_line_error(cat(cmd, " --shape 3x48x192 ", dir), "--shape 3x48x192 has rank 3; input 'x' has rank 4");
   }
+}
+
+// `locus check` passes both PP-OCR models against ONNX Runtime's outputs with fusion on and off
+// (native backend; the detector has no block that fuses, its graph is the same either way).
+TEST(PpOcrSe, CheckPassesFusedAndUnfused) {
+  const std::string cls = cls_dir();
+  if (cls.empty()) GTEST_SKIP() << "no shared models";
+  const std::string det = (fs::path(cls).parent_path() / "ch_PP-OCRv4_det_infer").string();
+  for (const std::string& dir : {cls, det})
+    for (const char* fuse : {"", " --no-fuse"}) {
+      test::CliResult r = test::run_locus(cat("check --backend native", fuse, " ", dir));
+      EXPECT_EQ(r.status, 0) << dir << fuse << ": " << r.out << r.err;
+      EXPECT_NE(r.out.find("1 passed, 0 failed, 0 skipped"), std::string::npos) << dir << fuse << ": " << r.out;
+    }
 }
 
 double total_of(const std::string& json_text, size_t schedule, const char* key) {
