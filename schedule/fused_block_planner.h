@@ -179,8 +179,9 @@ FusedBlockPlan make_fused_block_plan(const FusedBlockShape& s, int64_t S, int64_
 //              again, and their MACs are done twice.
 // Modelled extra traffic per image, in entries (on top of the walk's block.total):
 //   two-pass   2 x spilled
-//   recompute  input re-read (0 if it fits) + the weights again + recomputed MACs / 16 (the same
-//              MAC price as the halo trade-off above)
+//   recompute  input re-read (block.reads_input, 0 if the input fits beside the walk) + the walk's
+//              weight reads again (block.reads_weights; its project share makes this an upper
+//              bound) + recomputed MACs / 16 (the same MAC price as the halo trade-off above)
 // The cheaper wins; a tie goes to two-pass (no recomputation).
 enum class SeStrategy { TwoPass, Recompute };
 const char* se_strategy_name(SeStrategy s);  // "two-pass", "recompute"
@@ -193,7 +194,6 @@ struct SeBlockPlan {
   int64_t input_reread = 0;     // recompute: entries of the block input read from memory again
   int64_t recompute_macs = 0;   // recompute: expand + depthwise MACs done again
   int64_t extra_two_pass = 0, extra_recompute = 0;  // the modelled extra traffic of each (entries)
-  int64_t total() const { return block.total + (strategy == SeStrategy::TwoPass ? 2 * spilled : input_reread + block.reads_weights); }
   std::string describe() const;
 };
 
