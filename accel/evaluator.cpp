@@ -94,6 +94,8 @@ ScheduleResult evaluate_mapping(const Workload& wl, const Mapping& m, const Acce
       const schedule::FusedBlockPlan& p = *mp->fused;
       const int64_t exact_expand = l.block.expand ? l.block.H * l.block.W * l.block.C * l.block.E : 0;
       r.macs = l.macs + std::max<int64_t>(0, p.expand_macs - exact_expand) * wl.batch;
+      // a squeeze-excite block that recomputes D does its expand and depthwise MACs twice
+      if (mp->se && mp->se->strategy == schedule::SeStrategy::Recompute) r.macs += mp->se->recompute_macs * wl.batch;
       r.fused_plan = p;
     }
     r.read_bytes = r.read_entries * wb;

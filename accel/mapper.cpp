@@ -155,7 +155,19 @@ Mapping map_workload(const Workload& wl, ScheduleKind kind, const AccelConfig& c
       continue;
     }
     // fused-scan: fuse the group unless no band fits or fusing moves more data than its layers
-    const schedule::FusedPlanAttempt fused = try_plan_fused(l, c.S, c.burst_entries);
+    // (a squeeze-excite block: its two-pass or recompute plan, plan_se_block)
+    schedule::FusedPlanAttempt fused;
+    std::optional<schedule::SeBlockPlan> se;
+    if (l.se) {
+      try {
+        se = schedule::plan_se_block(l.block, c.S, fused_planner_options(c.burst_entries));
+        fused.plan = se->block;
+      } catch (const Error& e) {
+        fused.why_not = e.what();
+      }
+    } else {
+      fused = try_plan_fused(l, c.S, c.burst_entries);
+    }
     // the same group layer by layer, its intermediates placed after everything placed so far
     AddressSpace apart_mem = mem;
     for (const Layer& s : l.stages) apart_mem.place(wl.storage(s.outputs[0]), size_of(s.outputs[0]));
@@ -166,8 +178,9 @@ Mapping map_workload(const Workload& wl, ScheduleKind kind, const AccelConfig& c
     } else {
       const ReplayContext rc{wl, apart_mem.base, c.S, wb, cfg.mac_array};
       const LayerReplay a = replay_layer(rc, l, apart, RequestSink{});
-      const ReplayCounts f = replay_fused_block(*fused.plan, wl.batch, fused_addresses(rc, l), wb, cfg.mac_array,
-                                                RequestSink{});
+      const ReplayCounts f = se ? replay_se_block(*se, wl.batch, fused_addresses(rc, l), wb, cfg.mac_array, RequestSink{})
+                                : replay_fused_block(*fused.plan, wl.batch, fused_addresses(rc, l), wb, cfg.mac_array,
+                                                     RequestSink{});
       const int64_t fused_entries = f.reads_input + f.reads_weights + f.writes_output;
       if (fused_entries > a.reads + a.writes)
         why = cat("fused (rows=", fused.plan->rows, " chunk=", fused.plan->chunk, ") would move ", fused_entries,
@@ -181,6 +194,10 @@ Mapping map_workload(const Workload& wl, ScheduleKind kind, const AccelConfig& c
       LayerMapping m;
       m.name = l.name;
       m.fused = *fused.plan;
+      m.se = se;
+      // a two-pass plan that spills D writes it to its own region
+      if (se && se->strategy == schedule::SeStrategy::TwoPass && se->spilled > 0)
+        mem.place(wl.storage(l.name + "/dw"), size_of(l.name + "/dw"));
       mp.layers.push_back(std::move(m));
     }
   }

@@ -49,6 +49,7 @@ ojson layer_to_json(const LayerMapping& m) {
   if (m.gemm) j["gemm"] = {{"m", m.gemm->m}, {"n", m.gemm->n}, {"k", m.gemm->k}, {"order", schedule::order_name(m.gemm->order)}};
   if (m.band) j["band"] = {{"rows", m.band->rows}, {"chunk", m.band->chunk}};
   if (m.fused) j["fused"] = {{"rows", m.fused->rows}, {"chunk", m.fused->chunk}, {"halo_cache", m.fused->halo_cache}};
+  if (m.se) j["fused"]["squeeze_excite"] = schedule::se_strategy_name(m.se->strategy);
   if (!m.stages.empty()) {
     ojson st = ojson::array();
     for (const LayerMapping& s : m.stages) st.push_back(layer_to_json(s));
@@ -176,12 +177,29 @@ struct Reader {
       if (j.contains("fused")) {
         const std::string c = ctx + " fused";
         const json& f = member(j, ctx, "fused");
-        expect_keys(f, c, {"rows", "chunk", "halo_cache"});
+        expect_keys(f, c, {"rows", "chunk", "halo_cache", "squeeze_excite"});
         const int64_t rows = int_member(f, c, "rows", 1, l.block.OH()), chunk = int_member(f, c, "chunk", 1, l.block.E);
         const json& halo = member(f, c, "halo_cache");
         if (!halo.is_boolean()) fail(c, ": 'halo_cache' must be true or false");
+        if (f.contains("squeeze_excite") != l.se)
+          fail(c, l.se ? ": a squeeze-excite block needs 'squeeze_excite' (\"two-pass\" or \"recompute\")"
+                       : ": 'squeeze_excite' is only for squeeze-excite blocks");
         try {
-          m.fused = schedule::make_fused_block_plan(l.block, S, rows, chunk, halo.get<bool>());
+          if (l.se) {
+            // the planner's bands (two-pass keeps what fits beside them), with the strategy asked for
+            const json& st = member(f, c, "squeeze_excite");
+            const std::string name = st.is_string() ? st.get<std::string>() : "";
+            if (name != "two-pass" && name != "recompute") fail(c, ": 'squeeze_excite' must be \"two-pass\" or \"recompute\"");
+            const int64_t burst = std::max<int64_t>(1, cfg.dram.burst_bytes() / cfg.word_bytes());
+            m.se = schedule::plan_se_block(l.block, S, fused_planner_options(burst), name == "two-pass" ? schedule::SeStrategy::TwoPass
+                                                                                                : schedule::SeStrategy::Recompute);
+            if (m.se->block.rows != rows || m.se->block.chunk != chunk || halo.get<bool>())
+              fail(c, ": a squeeze-excite block runs the planner's bands (rows=", m.se->block.rows, " chunk=",
+                   m.se->block.chunk, " halo_cache=false)");
+            m.fused = m.se->block;
+          } else {
+            m.fused = schedule::make_fused_block_plan(l.block, S, rows, chunk, halo.get<bool>());
+          }
         } catch (const Error& e) {
           fail(c, ": ", e.what());
         }
@@ -205,6 +223,7 @@ struct Reader {
     }
     for (auto* v : {&l.inputs, &l.weights, &l.outputs})
       for (const std::string& t : *v) out.insert(wl.storage(t));
+    if (m.se && m.se->strategy == schedule::SeStrategy::TwoPass && m.se->spilled > 0) out.insert(wl.storage(l.name + "/dw"));
   }
 
   void placement(const json& p, Mapping& m, const std::string& ctx) {

@@ -45,6 +45,7 @@ struct LayerMapping {
   std::optional<schedule::Plan> gemm;               // Pointwise / Conv / Gemm
   std::optional<BandPlan> band;                     // Depthwise / Pool
   std::optional<schedule::FusedBlockPlan> fused;    // a Fused layer run as one fused schedule
+  std::optional<schedule::SeBlockPlan> se;          // ... of a squeeze-excite block (fused = se->block)
   std::vector<LayerMapping> stages;                 // a Fused layer run layer by layer
   std::string note;                                 // why a fused group runs layer by layer
 };

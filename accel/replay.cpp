@@ -382,6 +382,102 @@ ReplayCounts replay_fused_block(const schedule::FusedBlockPlan& p, int64_t image
   return rc;
 }
 
+ReplayCounts replay_se_block(const schedule::SeBlockPlan& sp, int64_t images, const FusedAddresses& a,
+                             int64_t word_bytes, int mac_array, const RequestSink& sink) {
+  Emitter em(sink, word_bytes, mac_array);
+  const schedule::FusedBlockPlan& p = sp.block;
+  const schedule::FusedBlockShape& s = p.shape;
+  const bool two_pass = sp.strategy == schedule::SeStrategy::TwoPass;
+  const uint64_t wb = uint64_t(word_bytes);
+  const int64_t OH = s.OH(), OW = s.OW();
+  ReplayCounts rc;
+  auto counted = [&](int64_t& counter, auto&& f) {
+    const int64_t r0 = em.reads + em.writes;
+    f();
+    counter += em.reads + em.writes - r0;
+    rc.buffer_accesses += em.reads + em.writes - r0;
+  };
+  // the chunk's expand and depthwise weights, or its project weights
+  auto front_weights = [&](int64_t e0, int64_t e1) {
+    counted(rc.reads_weights, [&] {
+      if (s.expand) em.read(a.w_expand + uint64_t(e0 * s.C) * wb, (e1 - e0) * s.C);
+      em.read(a.w_dw + uint64_t(e0 * a.taps) * wb, (e1 - e0) * a.taps);
+    });
+  };
+  auto project_weights = [&](int64_t e0, int64_t e1) {
+    counted(rc.reads_weights, [&] {
+      for (int64_t oc = 0; oc < s.OC; ++oc) em.read(a.w_project + uint64_t(oc * s.E + e0) * wb, e1 - e0);
+    });
+  };
+  // Band b of image n through expand + depthwise (its input rows read, every chunk's weights
+  // loaded but the one at the Scan turn); visit(chunk e0, e1, rows) after each chunk.
+  auto front = [&](int64_t n, int64_t b, int64_t walk, auto&& visit) {
+    const int64_t in0 = p.band_in_first(b), in1 = p.band_in_last(b), rows = std::max<int64_t>(0, in1 - in0);
+    counted(rc.reads_input, [&] {
+      if (rows > 0) em.read(a.x + uint64_t((n * s.H + in0) * s.W * s.C) * wb, rows * s.W * s.C);
+    });
+    const int64_t oh0 = b * p.rows, oh1 = std::min(OH, oh0 + p.rows), out_px = (oh1 - oh0) * OW;
+    for (int64_t t = 0; t < p.chunks; ++t) {
+      const int64_t q = walk % 2 == 0 ? t : p.chunks - 1 - t;
+      const int64_t e0 = q * p.chunk, e1 = std::min(s.E, e0 + p.chunk), cw = e1 - e0;
+      if (p.chunks == 1 ? walk == 0 : !(walk > 0 && t == 0)) front_weights(e0, e1);
+      const int64_t expanded = s.expand ? rows * s.W : 0;
+      rc.buffer_accesses += expanded * s.C + expanded * cw + rows * s.W * cw + out_px * cw;
+      em.compute(expanded * s.C * cw + out_px * cw * a.taps);
+      visit(e0, e1, oh0, oh1);
+    }
+  };
+  // D's entries before band b (in order of production) and the spilled part of band b's chunk.
+  auto spilled_of = [&](int64_t oh0, int64_t oh1, int64_t e0, int64_t e1) -> std::pair<int64_t, int64_t> {
+    const int64_t start = oh0 * OW * s.E + (oh1 - oh0) * OW * e0, len = (oh1 - oh0) * OW * (e1 - e0);
+    return {start, std::clamp<int64_t>(sp.spilled - start, 0, len)};
+  };
+  for (int64_t n = 0; n < images; ++n) {
+    // pass 1: expand, filter, pool (two-pass: spill the beginning of D)
+    for (int64_t b = 0; b < p.bands; ++b)
+      front(n, b, b, [&](int64_t e0, int64_t e1, int64_t oh0, int64_t oh1) {
+        rc.buffer_accesses += (oh1 - oh0) * OW * (e1 - e0);  // pooled
+        if (!two_pass) return;
+        const auto [start, len] = spilled_of(oh0, oh1, e0, e1);
+        if (len > 0) counted(rc.writes_output, [&] { em.write(a.spill + uint64_t(start) * wb, len); });
+      });
+    // the squeeze-excite's weights and MACs
+    counted(rc.reads_weights, [&] {
+      em.read(a.w_squeeze, a.squeeze * s.E);
+      em.read(a.w_excite, s.E * a.squeeze);
+    });
+    em.compute(2 * a.squeeze * s.E);
+    // pass 2: scale and project
+    for (int64_t k = 0; k < p.bands; ++k) {
+      const int64_t b = two_pass ? p.bands - 1 - k : k;
+      const int64_t oh0 = b * p.rows, oh1 = std::min(OH, oh0 + p.rows), out_px = (oh1 - oh0) * OW;
+      auto project = [&](int64_t t, int64_t e0, int64_t e1) {
+        const int64_t cw = e1 - e0;
+        if (p.chunks == 1 ? k == 0 : !(k > 0 && t == 0)) project_weights(e0, e1);
+        rc.buffer_accesses += 2 * out_px * cw + (t > 0 ? 2 : 1) * out_px * s.OC + cw * s.OC;
+        em.compute(out_px * cw + out_px * cw * s.OC);
+      };
+      if (two_pass) {
+        for (int64_t t = 0; t < p.chunks; ++t) {
+          const int64_t q = k % 2 == 0 ? t : p.chunks - 1 - t;
+          const int64_t e0 = q * p.chunk, e1 = std::min(s.E, e0 + p.chunk);
+          const auto [start, len] = spilled_of(oh0, oh1, e0, e1);
+          if (len > 0) counted(rc.reads_input, [&] { em.read(a.spill + uint64_t(start) * wb, len); });
+          project(t, e0, e1);
+        }
+      } else {
+        int64_t t = 0;
+        front(n, b, k, [&](int64_t e0, int64_t e1, int64_t, int64_t) { project(t++, e0, e1); });
+      }
+      counted(rc.writes_output, [&] { em.write(a.y + uint64_t((n * OH + oh0) * OW * s.OC) * wb, out_px * s.OC); });
+    }
+  }
+  em.flush();
+  rc.ops = em.ops();
+  rc.cycles = em.cycles();
+  return rc;
+}
+
 uint64_t ReplayContext::addr(const std::string& tensor) const {
   const std::string s = wl.storage(tensor);
   auto it = placement.find(s);
@@ -403,13 +499,25 @@ FusedAddresses fused_addresses(const ReplayContext& c, const Layer& l) {
   size_t wi = 0;
   if (l.block.expand) fa.w_expand = c.addr(l.weights[wi++]);
   fa.w_dw = c.addr(l.weights[wi++]);
-  const bool dw2 = l.weights.size() > wi + (l.block.project ? 1 : 0);
-  fa.taps = l.stages[l.block.expand ? 1 : 0].geom.taps;
+  const bool dw2 = !l.se && l.weights.size() > wi + (l.block.project ? 1 : 0);
+  for (const Layer& st : l.stages)  // the (first) depthwise stage
+    if (st.kind == LayerKind::Depthwise) {
+      fa.taps = st.geom.taps;
+      break;
+    }
   if (dw2) {
     fa.w_dw2 = c.addr(l.weights[wi++]);
     fa.taps2 = l.dw_taps - fa.taps;
   }
   if (l.block.project) fa.w_project = c.addr(l.weights[wi++]);
+  if (l.se) {
+    fa.w_squeeze = c.addr(l.weights[wi++]);
+    fa.w_excite = c.addr(l.weights[wi++]);
+    fa.squeeze = l.se_squeeze;
+    // D's region, placed only when a two-pass plan spills
+    auto it = c.placement.find(c.wl.storage(l.name + "/dw"));
+    if (it != c.placement.end()) fa.spill = it->second;
+  }
   return fa;
 }
 
@@ -444,13 +552,16 @@ LayerReplay replay_layer(const ReplayContext& c, const Layer& l, const LayerMapp
   }
   if (l.kind == LayerKind::Fused && m.fused) {
     const schedule::FusedBlockPlan& p = *m.fused;
-    const ReplayCounts rc = replay_fused_block(p, c.wl.batch, fused_addresses(c, l), c.word_bytes, c.mac_array, sink);
+    const ReplayCounts rc = m.se ? replay_se_block(*m.se, c.wl.batch, fused_addresses(c, l), c.word_bytes, c.mac_array, sink)
+                                 : replay_fused_block(p, c.wl.batch, fused_addresses(c, l), c.word_bytes, c.mac_array, sink);
     r.reads = rc.reads_input + rc.reads_weights;
     r.writes = rc.writes_output;
     r.buffer_accesses = rc.buffer_accesses;
     r.cycles = rc.cycles, r.ops = rc.ops;
     r.tiling = cat("band rows=", p.rows, " chunk=", p.chunk, " bands=", p.bands, " chunks=", p.chunks,
-                   p.halo_cache ? " halo-cache" : "", " buffer=", p.buffer_entries);
+                   p.halo_cache ? " halo-cache" : "", " buffer=", p.buffer_entries,
+                   m.se ? cat(" squeeze-excite ", schedule::se_strategy_name(m.se->strategy), " spilled=", m.se->spilled)
+                        : std::string());
     return r;
   }
   Emitter em(sink, c.word_bytes, c.mac_array);

@@ -43,9 +43,19 @@ ReplayCounts replay_plain_gemm(const schedule::Plan& p, uint64_t a_base, uint64_
 struct FusedAddresses {
   uint64_t x = 0, y = 0, w_expand = 0, w_dw = 0, w_dw2 = 0, w_project = 0;
   int64_t taps = 9, taps2 = 0;
+  // squeeze-excite blocks: the SE's weights ([S][E], [E][S]) and where D spills (two-pass)
+  uint64_t w_squeeze = 0, w_excite = 0, spill = 0;
+  int64_t squeeze = 0;
 };
 ReplayCounts replay_fused_block(const schedule::FusedBlockPlan& p, int64_t images, const FusedAddresses& a,
                                 int64_t word_bytes, int mac_array, const RequestSink& sink);
+// Replays a squeeze-excite block's plan (schedule::plan_se_block): per image, pass 1 walks the
+// bands as above without the projection (two-pass: the first `spilled` entries of D, in order of
+// production, written to a.spill), then the SE weights are read, then pass 2 walks the bands
+// (two-pass: backwards, the spilled part of each read back; recompute: forwards, the input rows
+// and expand / depthwise weights read and their MACs done again) projecting into the output.
+ReplayCounts replay_se_block(const schedule::SeBlockPlan& p, int64_t images, const FusedAddresses& a,
+                             int64_t word_bytes, int mac_array, const RequestSink& sink);
 
 // What the replay of one layer of a mapping needs besides the layer.
 struct ReplayContext {

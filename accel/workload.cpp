@@ -97,11 +97,29 @@ std::vector<Layer> fused_stages(const Layer& f, const Node& n, const Graph& g) {
     st.push_back(l);
     cur = l.outputs[0];
   };
+  // The exporters' decomposed HardSwish (FusedSEBlock's "hardswish_ops") after a stage: its four
+  // streamed element-wise layers (Add 3, Clip 0..6, Mul, Div 6), as the unfused graph runs them.
+  auto hardswish_ops = [&](const std::string& stage_name) {
+    if (n.s(stage_name + "_activation", "") != "hardswish_ops") return;
+    const std::string x0 = cur;
+    const ConvGeom geom{N, ch, h, w, ch, h, w, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1};
+    const char* ops[] = {"Add", "Clip", "Mul", "Div"};
+    for (int k = 0; k < 4; ++k) {
+      std::vector<std::string> ins = k == 2 ? std::vector<std::string>{x0, cur} : std::vector<std::string>{cur};
+      Layer l = stage(cat(stage_name, "_hardswish_", k), ops[k], LayerKind::Eltwise, std::move(ins), {},
+                      tensor(cat(stage_name, "_hardswish_", k)));
+      l.geom = geom;
+      l.ops = N * ch * h * w;
+      st.push_back(l);
+      cur = l.outputs[0];
+    }
+  };
   if (!n.input(1).empty()) {
     pointwise("expand", n.input(1), tensor("expanded"), C, E);
     ch = E;
+    hardswish_ops("expand");
   }
-  const bool dw2 = !n.input(7).empty();
+  const bool dw2 = !f.se && !n.input(7).empty();
   for (int s = 0; s < (dw2 ? 2 : 1); ++s) {
     const std::string wname = n.input(s == 0 ? 3 : 7);
     const Shape ws = g.info(wname).shape;
@@ -120,6 +138,26 @@ std::vector<Layer> fused_stages(const Layer& f, const Node& n, const Graph& g) {
     st.push_back(l);
     cur = l.outputs[0];
     h = oh, w = ow;
+    if (s == 0) hardswish_ops("dw");
+  }
+  if (f.se) {
+    // the squeeze-excite: the mean of D, two 1x1 convs on 1 x 1, D scaled by the gate
+    const std::string d = cur;
+    const int64_t dh = h, dw_ = w;
+    Layer pool = stage("pool", "GlobalAveragePool", LayerKind::Reduce, {d}, {}, tensor("pooled"));
+    pool.geom = ConvGeom{N, E, h, w, E, 1, 1, h, w, 1, 1, 0, 0, 0, 0, 1, 1};
+    pool.ops = N * E * h * w;
+    st.push_back(pool);
+    cur = pool.outputs[0];
+    h = w = 1;
+    pointwise("squeeze", n.input(7), tensor("squeezed"), E, f.se_squeeze);
+    pointwise("excite", n.input(9), tensor("gate"), f.se_squeeze, E);
+    Layer mul = stage("scale", "Mul", LayerKind::Eltwise, {d, cur}, {}, tensor("scaled"));
+    mul.geom = ConvGeom{N, E, dh, dw_, E, dh, dw_, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1};
+    mul.ops = N * E * dh * dw_;
+    st.push_back(mul);
+    cur = mul.outputs[0];
+    h = dh, w = dw_;
   }
   if (project) pointwise("project", n.input(5), f.residual ? tensor("projected") : n.outputs[0], E, OC);
   if (f.residual) {
@@ -162,8 +200,10 @@ void build_fused(const Node& n, const Graph& g, Layer& l, Workload& wl) {
   const Shape wd = g.info(n.input(3)).shape;
   l.kind = LayerKind::Fused;
   l.inputs = {n.input(0)};
-  for (size_t k : {1, 3, 7, 5})
+  l.se = n.op == "FusedSEBlock";
+  for (size_t k : l.se ? std::vector<size_t>{1, 3, 5, 7, 9} : std::vector<size_t>{1, 3, 7, 5})
     if (!n.input(k).empty()) l.weights.push_back(n.input(k));
+  if (l.se) l.se_squeeze = g.info(n.input(7)).shape[0];
   l.residual = n.i("residual", 0) != 0;
   schedule::FusedBlockShape& b = l.block;
   b.H = x[2], b.W = x[3], b.C = x[1];
@@ -176,7 +216,7 @@ void build_fused(const Node& n, const Graph& g, Layer& l, Workload& wl) {
   b.KH = wd[2], b.KW = wd[3], b.SH = st[0], b.SW = st[1];
   b.PT = pads[0], b.PL = pads[1], b.PB = pads[2], b.PR = pads[3];
   l.dw_taps = wd[2] * wd[3];
-  if (!n.input(7).empty()) {
+  if (!l.se && !n.input(7).empty()) {
     // A second depthwise stage (CP chains): the planner maps bands through both stages.
     const Shape w2 = g.info(n.input(7)).shape;
     auto st2 = n.ints("dw2_strides", {1, 1});
@@ -260,7 +300,9 @@ const std::vector<OpFamily>& op_families() {
   static const std::vector<OpFamily> families = {
       {"conv", [](const Node& n, const Graph&) { return n.op == "Conv" && n.domain.empty(); }, build_conv},
       {"fused-inverted-residual",
-       [](const Node& n, const Graph&) { return n.op == "FusedInvertedResidual" && n.domain == kLocusDomain; },
+       [](const Node& n, const Graph&) {
+         return (n.op == "FusedInvertedResidual" || n.op == "FusedSEBlock") && n.domain == kLocusDomain;
+       },
        build_fused},
       {"gemm",  // a constant B only: a product of two activations is streamed
        [](const Node& n, const Graph& g) {
@@ -322,7 +364,7 @@ Workload extract_workload(const Graph& g) {
         for (auto& o : s.outputs) {
           if (o == l.outputs[0]) continue;
           const ConvGeom& c = s.geom;
-          wl.entries[o] = s.kind == LayerKind::Eltwise ? wl.entries[l.outputs[0]] : c.N * c.OC * c.OH * c.OW;
+          wl.entries[o] = s.kind == LayerKind::Eltwise && c.OC == 0 ? wl.entries[l.outputs[0]] : c.N * c.OC * c.OH * c.OW;
         }
     }
     wl.layers.push_back(std::move(l));

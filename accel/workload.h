@@ -62,6 +62,11 @@ struct Layer {
   schedule::FusedBlockShape block;     // with a second depthwise stage, the window of both combined
   int64_t dw_taps = 0;               // depthwise weights per channel (both stages)
   bool residual = false;
+  // FusedSEBlock (a Fused layer with the squeeze-excite between dw and project): weights expand,
+  // dw, project, then squeeze and excite; stages ... dw, Reduce "<node>/pooled", Pointwise
+  // "<node>/squeezed" and "<node>/gate", Eltwise Mul "<node>/scaled", project ...
+  bool se = false;
+  int64_t se_squeeze = 0;            // squeeze channels
   std::vector<Layer> stages;         // the same group layer by layer
   int64_t macs = 0;                  // multiply-accumulates (Conv, Gemm, Fused); 0 otherwise
   int64_t ops = 0;                   // operations that occupy the MAC array (macs, or window/element ops)

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -75,6 +76,27 @@ Graph load_model_graph(const std::string& model, int64_t batch) {
   onnx_import::ImportOptions io;
   io.default_dim = batch;
   return onnx_import::load_model(model, io);
+}
+
+void bind_input_shape(Graph& g, const std::string& dims) {
+  Shape shape;
+  for (const char* p = dims.c_str();; ++p) {
+    char* end = nullptr;
+    const long long v = std::strtoll(p, &end, 10);
+    if (end == p || !(*end == 'x' || *end == '\0') || v < 1 || v > kMaxTensorElements)
+      throw UsageError("--shape expects DIMS like 1x3x48x192, got '" + dims + "'");
+    shape.push_back(v);
+    p = end;
+    if (*p == '\0') break;
+  }
+  if (g.inputs.size() != 1)
+    throw UsageError("--shape needs a model with one input; this one has " + std::to_string(g.inputs.size()));
+  ValueInfo& vi = g.values[g.inputs[0]];
+  if (shape.size() != vi.shape.size())
+    throw UsageError(cat("--shape ", dims, " has rank ", shape.size(), "; input '", g.inputs[0], "' has rank ",
+                         vi.shape.size()));
+  vi.shape = shape;
+  g.symbolic_dims.erase(g.inputs[0]);
 }
 
 Session open_session(const std::string& model, const std::string& model_dir, const SessionOptions& o) {

@@ -315,6 +315,9 @@ int cmd_energy(int argc, char** argv) {
       ->type_name("FILE");
   add_choice_option(*app, "--tiles", tiles_arg, {"fixed", "free"}, kTilesHelp, "T");
   app->add_flag("--no-fuse", no_fuse, "do not fuse inverted-residual blocks (fused-scan then equals scan)");
+  std::string input_shape;
+  app->add_option("--shape", input_shape, "DIMS like 1x3x640x640: the shape of the model's one input (symbolic H, W)")
+      ->type_name("DIMS");
   add_model_options(*app, ml);
   add_accel_options(*app, accel_opts, /*with_schedule=*/false);
   const DecomposeGroup dg = add_decompose_options(*app, so.pipeline.decompose);
@@ -367,7 +370,7 @@ int cmd_energy(int argc, char** argv) {
 
   const std::string path = resolve_model(model_arg, ml.model_dir);
   std::string graph_name;
-  const accel::Workload wl = energy_workload(path, batch, no_fuse, so.pipeline.decompose, true, &graph_name);
+  const accel::Workload wl = energy_workload(path, batch, no_fuse, so.pipeline.decompose, true, &graph_name, input_shape);
 
   if (sweep) {
     std::vector<int64_t> sizes;

@@ -172,6 +172,11 @@ static void print_plans(const Executable* exe) {
                 double(p.total) * (bytes ? mib / 4 : mib), (long long)p.expand_macs,
                 b.filtered_band ? (b.stream_project ? "bytes, filtered band, project streamed" : "bytes, filtered band")
                                 : b.elem.unit());
+    if (r.se)  // a squeeze-excite block: which strategy, and the figures it was chosen by
+      std::printf("%-32s   squeeze-excite %s: D %lld entries, kept %lld, spilled %lld; extra traffic two-pass %lld, "
+                  "recompute %lld\n",
+                  "", schedule::se_strategy_name(r.se->strategy), (long long)r.se->stored, (long long)r.se->kept,
+                  (long long)r.se->spilled, (long long)r.se->extra_two_pass, (long long)r.se->extra_recompute);
   }
 }
 
@@ -189,6 +194,11 @@ int cmd_info(int argc, char** argv) {
   app->add_flag("--passes", passes, "also list what each pass did and why it did not fire");
   app->add_flag("--plans", want_plans,
                 "also compile for the native backend and list the cache plan of every\n1x1 conv (see below)");
+  std::string shape_arg;
+  app->add_option("--shape", shape_arg,
+                  "DIMS like 1x3x48x192: the shape of the model's one input (binds symbolic H and W,\n"
+                  "as PP-OCR's [N,3,H,W]; without it a symbolic dim is the --batch value)")
+      ->type_name("DIMS");
   add_tiling_options(*app, so);  // bad values fail before any work
   add_choice_option(*app, "--tiles", tiles_arg, {"fixed", "free"}, kTilesHelp, "T");
   if (!parse_command(*app, argc, argv)) return 0;
@@ -203,6 +213,7 @@ int cmd_info(int argc, char** argv) {
   }
   std::string path = resolve_model(model_arg, ml.model_dir);
   Graph g = load_model_graph(path, ml.batch);
+  if (!shape_arg.empty()) bind_input_shape(g, shape_arg);
   so.pipeline.optimize = !no_optimize;
   if (want_plans) resolve_tiling_once(so, {"native"});  // a bad LOCUS_L2 fails before any output
   PipelineOptions po = so.pipeline;  // as a session of the native backend prepares it

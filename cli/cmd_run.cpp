@@ -226,7 +226,7 @@ int cmd_run(int argc, char** argv) {
   if (explain) {
     int fused = 0;
     for (const Node& n : session.graph().nodes)
-      if (n.op == "FusedInvertedResidual" || n.op == "FusedQLinearInvertedResidual") {
+      if (n.op == "FusedInvertedResidual" || n.op == "FusedSEBlock" || n.op == "FusedQLinearInvertedResidual") {
         ++fused;
         std::fprintf(stderr, "explain: fused %s <- %s%s\n", n.name.c_str(), n.s("fused_nodes", "?").c_str(),
                      n.i("residual", 0) ? " (with residual add)" : "");

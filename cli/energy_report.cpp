@@ -55,8 +55,9 @@ Json layer_json(const accel::LayerResult& l, const accel::AccelConfig& cfg) {
 
 accel::Workload energy_workload(const std::string& model, int64_t batch, bool no_fuse,
                                 const std::optional<CpDecomposeOptions>& decompose, bool verbose,
-                                std::string* graph_name) {
+                                std::string* graph_name, const std::string& input_shape) {
   Graph g = load_model_graph(model, batch);
+  if (!input_shape.empty()) bind_input_shape(g, input_shape);
   PipelineOptions po;  // as a session of the accel backend prepares it
   po.decompose = decompose;
   // The workload reads shapes only: no fitting, unless the policy needs fits to choose ranks.

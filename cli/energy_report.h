@@ -20,10 +20,11 @@ namespace locus::cli {
 
 // The workload of the resolved MODEL (an .onnx path or builtin: name) with symbolic dims set to
 // `batch`, prepared as a session of the accel backend prepares it (fusion unless no_fuse, the CP
-// decomposition when given; its one-line summary on stderr when `verbose`).
+// decomposition when given; its one-line summary on stderr when `verbose`). input_shape: DIMS for
+// bind_input_shape (a model with symbolic H and W), "" for none.
 accel::Workload energy_workload(const std::string& model, int64_t batch, bool no_fuse,
                                 const std::optional<CpDecomposeOptions>& decompose, bool verbose,
-                                std::string* graph_name = nullptr);
+                                std::string* graph_name = nullptr, const std::string& input_shape = "");
 
 // The saving of `x` relative to `base`, as a fraction (NaN if base is 0).
 inline double energy_saving(double base, double x) { return base > 0 ? 1.0 - x / base : std::nan(""); }

@@ -51,11 +51,13 @@ int64_t fused_inverted_residual_macs(const Graph& g, const Node& n) {
   const int64_t MH = (H + pads[0] + pads[2] - wd[2]) / st[0] + 1, MW = (W + pads[1] + pads[3] - wd[3]) / st[1] + 1;
   int64_t macs = MH * MW * E * wd[2] * wd[3];
   if (!n.input(1).empty()) macs += H * W * C * E;
-  if (!n.input(7).empty()) {
+  const bool se = n.op == "FusedSEBlock";
+  if (!se && !n.input(7).empty()) {
     const Shape wd2 = g.info(n.input(7)).shape;
     macs += OH * OW * E * wd2[2] * wd2[3];
   }
   if (!n.input(5).empty()) macs += OH * OW * E * y[1];
+  if (se) macs += 2 * E * g.info(n.input(7)).shape[0];  // the squeeze and excite 1x1 convs on 1 x 1
   return N * macs;
 }
 
@@ -80,6 +82,8 @@ const MacTable& mac_table() {
     t.add({"QLinearConv", "outputs x C/G x KH x KW (int8)", conv_macs});
     t.add({"QLinearMatMul", "outputs x K (int8)", matmul_macs});
     t.add({op_key(kLocusDomain, "FusedInvertedResidual"), "expand + depthwise (+ second depthwise) + project",
+           fused_inverted_residual_macs});
+    t.add({op_key(kLocusDomain, "FusedSEBlock"), "expand + depthwise + squeeze + excite + project",
            fused_inverted_residual_macs});
     t.add({op_key(kLocusDomain, "FusedQLinearInvertedResidual"), "expand + depthwise + project (int8)",
            fused_qlinear_inverted_residual_macs});

@@ -84,6 +84,20 @@
 //         needs the project stage and Y's shape equal to X's;
 //       fused_nodes: the names of the original nodes, joined by ", " (for explanations).
 //     Output Y [N, OC (or E without project), OH, OW], OH/OW as the (last) dw conv's (dilation 1).
+//   FusedSEBlock(X, W_expand, B_expand, W_dw, B_dw, W_project, B_project, W_squeeze, B_squeeze,
+//     W_excite, B_excite)  (graph/passes/fuse_inverted_residual.cpp) One MobileNetV3 block with
+//     squeeze-excite between the depthwise and the project conv:
+//       D = act_d(dw(act_e(expand(X))));  g = act_g(excite(act_s(squeeze(mean_hw(D)))))  [N, E, 1, 1];
+//       Y = act_p(project(D * g)) [+ X].
+//     Inputs 0..6 as FusedInvertedResidual's (W_dw and W_project required, W_expand optional);
+//     7 W_squeeze [S,E,1,1], 8 B_squeeze [S] (optional), 9 W_excite [E,S,1,1], 10 B_excite [E]
+//     (optional). mean_hw is GlobalAveragePool (ReduceMean over H, W with keepdims is the same op).
+//     attrs (written back explicitly): expand_/dw_/project_/squeeze_/excite_activation: "none" |
+//       "relu" | "clip" (_min/_max as above) | "hardsigmoid" (_alpha/_beta) | "hardswish" |
+//       "sigmoid" | "hardswish_ops": the exporters' decomposition Div(Mul(x, Clip(Add(x, 3), 0, 6)), 6),
+//       evaluated as those four float operations; dw_strides, dw_pads; residual 0 | 1 (as above);
+//       fused_nodes. The reference backend evaluates it by composition of the reference kernels of
+//       the nodes it replaced (so a fused graph gives the unfused numbers exactly).
 //   FusedQLinearInvertedResidual(X, <expand>, <dw>, <project>, <residual>)  (same pass) The int8 block
 //     of a quantized MobileNetV2, QLinearConv 1x1 expand -> depthwise QLinearConv -> QLinearConv 1x1
 //     project [-> com.microsoft QLinearAdd of X], Y = the last stage's output. Fixed input positions

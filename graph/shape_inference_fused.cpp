@@ -1,5 +1,5 @@
 // Shape inference for the ops of the "locus" domain that passes create (graph/ops.h documents their
-// contract): FusedInvertedResidual and FusedQLinearInvertedResidual. Every attribute is written back explicitly, so that kernels
+// contract): FusedInvertedResidual, FusedSEBlock and FusedQLinearInvertedResidual. Every attribute is written back explicitly, so that kernels
 // read them without defaults.
 #include <limits>
 
@@ -18,13 +18,20 @@ void require_shape(NodeContext& c, size_t k, const char* role, const Shape& want
 }
 
 // Reads, validates and writes back <stage>_activation and <stage>_activation_min/_max.
-void stage_activation(NodeContext& c, const std::string& stage, bool present) {
+// extended (FusedSEBlock): also hardsigmoid (+ _alpha/_beta), hardswish, sigmoid, hardswish_ops.
+void stage_activation(NodeContext& c, const std::string& stage, bool present, bool extended = false) {
   Node& n = c.node();
   const std::string key = stage + "_activation";
   const std::string act = n.s(key, "none");
-  if (act != "none" && act != "relu" && act != "clip")
-    c.unsupported(key, " '", act, "' is not supported (none, relu or clip)");
+  const bool more = act == "hardsigmoid" || act == "hardswish" || act == "sigmoid" || act == "hardswish_ops";
+  if (act != "none" && act != "relu" && act != "clip" && !(extended && more))
+    c.unsupported(key, " '", act, "' is not supported (none, relu or clip",
+                  extended ? ", hardsigmoid, hardswish, sigmoid or hardswish_ops)" : ")");
   if (!present && act != "none") c.error(key, " is '", act, "' but there is no ", stage, " stage");
+  if (act == "hardsigmoid") {
+    n.attrs[key + "_alpha"] = n.f(key + "_alpha", 0.2f);
+    n.attrs[key + "_beta"] = n.f(key + "_beta", 0.5f);
+  }
   const float lo = n.f(key + "_min", -std::numeric_limits<float>::infinity());
   const float hi = n.f(key + "_max", std::numeric_limits<float>::infinity());
   n.attrs[key] = act;
@@ -36,7 +43,8 @@ void stage_activation(NodeContext& c, const std::string& stage, bool present) {
 
 ValueInfo infer_fused_inverted_residual(NodeContext& c) {
   Node& n = c.node();
-  c.require_inputs(1, 9);
+  const bool se = n.op == "FusedSEBlock";  // inputs 7..10 are the SE's (infer_fused_se_block), no dw2
+  c.require_inputs(1, se ? 11 : 9);
   if (!c.has(3)) c.error("input 3 (W_dw) is required: the depthwise stage is always present");
   for (size_t k = 0; k < 9; ++k)
     if (c.has(k)) c.require_f32(k);
@@ -59,8 +67,8 @@ ValueInfo infer_fused_inverted_residual(NodeContext& c) {
   if (wd.size() != 4 || wd[0] != E || wd[1] != 1 || wd[2] < 1 || wd[3] < 1)
     c.error("W_dw '", c.input_name(3), "' must have shape [", E, ",1,KH,KW] (E = ", E, "), got ", shape_str(wd));
   if (c.has(4)) require_shape(c, 4, "B_dw", {E}, "[E]");
-  const bool dw2 = c.has(7);
-  if (!dw2 && c.has(8)) c.error("B_dw2 '", c.input_name(8), "' is given without W_dw2");
+  const bool dw2 = !se && c.has(7);
+  if (!se && !dw2 && c.has(8)) c.error("B_dw2 '", c.input_name(8), "' is given without W_dw2");
   if (dw2) {
     const Shape& w2 = c.shape(7);
     if (w2.size() != 4 || w2[0] != E || w2[1] != 1 || w2[2] < 1 || w2[3] < 1)
@@ -76,9 +84,9 @@ ValueInfo infer_fused_inverted_residual(NodeContext& c) {
     if (c.has(6)) require_shape(c, 6, "B_project", {OC}, "[OC]");
   }
 
-  stage_activation(c, "expand", expand);
-  stage_activation(c, "dw", true);
-  stage_activation(c, "project", project);
+  stage_activation(c, "expand", expand, se);
+  stage_activation(c, "dw", true, se);
+  stage_activation(c, "project", project, se);
   // A depthwise stage's output size (error if its kernel does not fit).
   auto stage_out = [&](const std::string& stage, const Shape& w, int64_t in_h, int64_t in_w, int64_t out[2]) {
     const auto strides = window_attr(c, (stage + "_strides").c_str(), {1, 1}, 2, 1);
@@ -113,6 +121,28 @@ ValueInfo infer_fused_inverted_residual(NodeContext& c) {
   n.attrs["residual"] = residual;
   n.attrs["fused_nodes"] = n.s("fused_nodes", "");
   return c.output(DType::F32, y);
+}
+
+// The squeeze-excite block: the block part as FusedInvertedResidual's (inputs 0..6, project
+// required), then the two SE convs (7..10) and the extended activations.
+ValueInfo infer_fused_se_block(NodeContext& c) {
+  c.require_inputs(1, 11);
+  if (!c.has(5)) c.error("input 5 (W_project) is required: the squeeze-excite gate scales the project conv's input");
+  if (!c.has(7) || !c.has(9)) c.error("inputs 7 (W_squeeze) and 9 (W_excite) are required");
+  const ValueInfo y = infer_fused_inverted_residual(c);  // the block part (it knows FusedSEBlock)
+  for (size_t k = 7; k < 11; ++k)
+    if (c.has(k)) c.require_f32(k);
+  const int64_t E = c.shape(3)[0];
+  const Shape& ws = c.shape(7);
+  if (ws.size() != 4 || ws[1] != E || ws[2] != 1 || ws[3] != 1 || ws[0] < 1)
+    c.error("W_squeeze '", c.input_name(7), "' must have shape [S,", E, ",1,1], got ", shape_str(ws));
+  const int64_t S = ws[0];
+  if (c.has(8)) require_shape(c, 8, "B_squeeze", {S}, "[S]");
+  require_shape(c, 9, "W_excite", {E, S, 1, 1}, "[E,S,1,1]");
+  if (c.has(10)) require_shape(c, 10, "B_excite", {E}, "[E]");
+  stage_activation(c, "squeeze", true, true);
+  stage_activation(c, "excite", true, true);
+  return y;
 }
 
 // The int8 block: each stage is inferred as the QLinearConv it replaces (fused_qlinear::stage_node,

@@ -122,6 +122,7 @@ ValueInfo infer_conv_transpose(NodeContext& c);
 
 // Ops of the locus domain (graph/shape_inference_fused.cpp).
 ValueInfo infer_fused_inverted_residual(NodeContext& c);
+ValueInfo infer_fused_se_block(NodeContext& c);
 ValueInfo infer_fused_qlinear_inverted_residual(NodeContext& c);
 
 // The shape rule of each catalogue op, by op key ("Conv", "locus.FusedInvertedResidual"): the

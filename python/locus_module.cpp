@@ -201,7 +201,7 @@ class PySession {
     d["describe"] = session_->executable().describe();
     py::list fused;
     for (const locus::Node& n : session_->graph().nodes)
-      if (n.op == "FusedInvertedResidual") {
+      if (n.op == "FusedInvertedResidual" || n.op == "FusedSEBlock") {
         py::dict b;
         b["node"] = n.name;
         py::list parts;
@@ -254,6 +254,8 @@ class PySession {
       x["buffer_entries"] = p.plan.buffer_entries;
       x["traffic_entries"] = p.plan.total;
       x["threads"] = p.plan.threads;
+      // a squeeze-excite block (FusedSEBlock): "two-pass" or "recompute"; None for the others
+      x["squeeze_excite"] = p.se ? py::object(py::str(locus::schedule::se_strategy_name(p.se->strategy))) : py::none();
       fp.append(x);
     }
     d["fused_block_plans"] = fp;

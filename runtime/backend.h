@@ -113,6 +113,8 @@ struct WinogradPlanRow {
 struct FusedBlockPlanRow {
   std::string node;
   schedule::FusedBlockPlan plan;  // band rows, chunk, modelled traffic per image
+  // A FusedSEBlock: its plan (plan above = se->block), with the strategy: two-pass or recompute.
+  std::optional<schedule::SeBlockPlan> se;
 };
 
 // What runs one node: the backend's implementation, as its op registry names it.

@@ -298,4 +298,34 @@ std::string FusedBlockPlan::describe() const {
   return o.str();
 }
 
+const char* se_strategy_name(SeStrategy s) { return s == SeStrategy::TwoPass ? "two-pass" : "recompute"; }
+
+SeBlockPlan plan_se_block(const FusedBlockShape& s, int64_t S, const FusedPlannerOptions& o,
+                          std::optional<SeStrategy> force) {
+  LOCUS_CHECK(s.project && !s.dw2 && !s.filtered_band, "squeeze-excite block: needs a project stage and one depthwise stage");
+  FusedPlannerOptions po = o;
+  po.halo_cache = false;  // both passes expand each band's rows (halo included) afresh
+  SeBlockPlan p;
+  p.block = plan_fused_block(s, S, po);
+  const int64_t free_entries = std::max<int64_t>(0, S - p.block.buffer_entries);
+  p.stored = s.OH() * s.OW() * s.E;
+  p.kept = std::min(p.stored, free_entries);
+  p.spilled = p.stored - p.kept;
+  const int64_t input = s.H * s.W * s.C;
+  p.input_reread = input <= free_entries ? 0 : p.block.reads_input;
+  p.recompute_macs = p.block.expand_macs + s.OH() * s.OW() * s.E * s.KH * s.KW;
+  p.extra_two_pass = 2 * p.spilled;
+  p.extra_recompute = p.input_reread + p.block.reads_weights + p.recompute_macs / kMacsPerEntry;
+  p.strategy = force ? *force : p.extra_recompute < p.extra_two_pass ? SeStrategy::Recompute : SeStrategy::TwoPass;
+  return p;
+}
+
+std::string SeBlockPlan::describe() const {
+  std::ostringstream o;
+  o << "squeeze-excite " << se_strategy_name(strategy) << " (D=" << stored << " kept=" << kept << " spilled=" << spilled
+    << "; extra traffic two-pass=" << extra_two_pass << " recompute=" << extra_recompute << " [input reread="
+    << input_reread << " macs=" << recompute_macs << "]); " << block.describe();
+  return o.str();
+}
+
 }  // namespace locus::schedule

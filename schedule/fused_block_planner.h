@@ -162,4 +162,44 @@ FusedPlanAttempt try_fused_block_plan(const FusedBlockShape& s, int64_t S, int64
 FusedBlockPlan make_fused_block_plan(const FusedBlockShape& s, int64_t S, int64_t rows, int64_t chunk,
                                      bool halo_cache = true);
 
+// ---- Squeeze-excite blocks (FusedSEBlock, graph/ops.h) ----
+// A MobileNetV3 block puts a squeeze-excite between the depthwise and the project conv: the gate
+// needs the mean of the whole depthwise output D before any of it can be projected, so the band
+// walk above is cut in two passes over the image, with the SE's two tiny 1x1 convs between them.
+// Both strategies walk the same bands and chunks (`block`, planned as the fused block above
+// without the halo cache):
+//   two-pass   pass 1 expands, filters and pools band by band and stores D (OH x OW x E); what fits
+//              next to the walk's working set (S - block.buffer_entries) stays on chip, the rest is
+//              spilled: written to memory once and read back once. Pass 2 walks the bands in
+//              reverse (the last stored first: those are the ones still on chip), scales by the
+//              gate and projects.
+//   recompute  pass 1 expands, filters and only pools; pass 2 expands and filters again, scales
+//              and projects: no D in memory, but the block input is read twice (once from memory
+//              unless it fits next to the working set), the expand and depthwise weights are read
+//              again, and their MACs are done twice.
+// Modelled extra traffic per image, in entries (on top of the walk's block.total):
+//   two-pass   2 x spilled
+//   recompute  input re-read (block.reads_input, 0 if the input fits beside the walk) + the walk's
+//              weight reads again (block.reads_weights; its project share makes this an upper
+//              bound) + recomputed MACs / 16 (the same MAC price as the halo trade-off above)
+// The cheaper wins; a tie goes to two-pass (no recomputation).
+enum class SeStrategy { TwoPass, Recompute };
+const char* se_strategy_name(SeStrategy s);  // "two-pass", "recompute"
+
+struct SeBlockPlan {
+  FusedBlockPlan block;         // bands x chunks of both passes (project stage included)
+  SeStrategy strategy = SeStrategy::TwoPass;
+  int64_t stored = 0;           // D of one image: OH x OW x E entries
+  int64_t kept = 0, spilled = 0;  // two-pass: of D, on chip between the passes / through memory
+  int64_t input_reread = 0;     // recompute: entries of the block input read from memory again
+  int64_t recompute_macs = 0;   // recompute: expand + depthwise MACs done again
+  int64_t extra_two_pass = 0, extra_recompute = 0;  // the modelled extra traffic of each (entries)
+  std::string describe() const;
+};
+
+// The plan of a squeeze-excite block (s: the fused block's shape, project stage required). force:
+// take that strategy whatever the model says (tests, benchmarks). Throws like plan_fused_block.
+SeBlockPlan plan_se_block(const FusedBlockShape& s, int64_t S, const FusedPlannerOptions& o = {},
+                          std::optional<SeStrategy> force = std::nullopt);
+
 }  // namespace locus::schedule

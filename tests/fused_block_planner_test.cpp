@@ -195,5 +195,79 @@ TEST(FusedBlockPlanner, TooSmallBufferNamesS) {
   }
 }
 
+
+// Squeeze-excite blocks (plan_se_block): two-pass or recompute, by the traffic model in the header.
+// D = OH x OW x E entries; two-pass keeps min(D, S - the walk's buffer) and pays 2 x the rest;
+// recompute pays the input again (unless it fits beside the walk), the weights again and its
+// recomputed MACs / 16.
+FusedBlockShape se_shape(int64_t H, int64_t C, int64_t E, int64_t OC) {
+  FusedBlockShape s;
+  s.H = s.W = H, s.C = C, s.E = E, s.OC = OC;
+  return s;
+}
+
+void expect_consistent(const SeBlockPlan& p) {
+  const FusedBlockShape& s = p.block.shape;
+  EXPECT_EQ(p.stored, s.OH() * s.OW() * s.E);
+  EXPECT_EQ(p.kept + p.spilled, p.stored);
+  EXPECT_EQ(p.kept, std::min(p.stored, std::max<int64_t>(0, p.block.S - p.block.buffer_entries)));
+  EXPECT_EQ(p.extra_two_pass, 2 * p.spilled);
+  EXPECT_FALSE(p.block.halo_cache);  // both passes expand each band's rows afresh
+  EXPECT_EQ(p.strategy, p.extra_recompute < p.extra_two_pass ? SeStrategy::Recompute : SeStrategy::TwoPass);
+}
+
+TEST(SeBlockPlanner, SmallBlockKeepsDOnChip) {
+  // 12 x 12 x 64 = 9216 entries of D beside the walk in 64K entries: nothing spills, two-pass is free
+  const SeBlockPlan p = plan_se_block(se_shape(12, 16, 64, 16), 65536);
+  expect_consistent(p);
+  EXPECT_EQ(p.stored, 9216);
+  EXPECT_EQ(p.spilled, 0);
+  EXPECT_EQ(p.extra_two_pass, 0);
+  EXPECT_GT(p.extra_recompute, 0);  // the weights and MACs again
+  EXPECT_EQ(p.strategy, SeStrategy::TwoPass);
+  EXPECT_NE(p.describe().find("squeeze-excite two-pass"), std::string::npos) << p.describe();
+}
+
+TEST(SeBlockPlanner, LargeMapNarrowInputRecomputes) {
+  // 112 x 112 x 48 = 602112 entries of D against 64K: spilling costs ~1.2M entries; the input is
+  // only 8 channels (100352 entries) and its expansion 8 MACs per expanded entry, so recomputing
+  // (input again + (expand 4.8M + depthwise 5.4M MACs) / 16 = ~0.74M) is cheaper.
+  const SeBlockPlan p = plan_se_block(se_shape(112, 8, 48, 8), 65536);
+  expect_consistent(p);
+  EXPECT_EQ(p.stored, 602112);
+  EXPECT_GT(p.spilled, 602112 - 65536);
+  EXPECT_GE(p.input_reread, 112 * 112 * 8);  // does not fit: read again (halo rows included)
+  EXPECT_GE(p.recompute_macs, 112 * 112 * 8 * 48 + 112 * 112 * 48 * 9);
+  EXPECT_EQ(p.strategy, SeStrategy::Recompute);
+  EXPECT_NE(p.describe().find("squeeze-excite recompute"), std::string::npos) << p.describe();
+}
+
+TEST(SeBlockPlanner, WideInputSpillsRatherThanRecompute) {
+  // 56 x 56 x 384: spilling D costs ~2.4M entries, recomputing 64 -> 384 expansions
+  // (77M MACs / 16 = 4.8M) more
+  const SeBlockPlan p = plan_se_block(se_shape(56, 64, 384, 64), 65536);
+  expect_consistent(p);
+  EXPECT_GT(p.spilled, 0);
+  EXPECT_GT(p.extra_recompute, p.extra_two_pass);
+  EXPECT_EQ(p.strategy, SeStrategy::TwoPass);
+  // forced, the plan says the other strategy with the same figures
+  const SeBlockPlan f = plan_se_block(se_shape(56, 64, 384, 64), 65536, {}, SeStrategy::Recompute);
+  EXPECT_EQ(f.strategy, SeStrategy::Recompute);
+  EXPECT_EQ(f.extra_two_pass, p.extra_two_pass);
+  EXPECT_EQ(f.extra_recompute, p.extra_recompute);
+}
+
+TEST(SeBlockPlanner, RefusesWithoutProjectStage) {
+  FusedBlockShape s = se_shape(8, 8, 32, 8);
+  s.project = false;
+  s.OC = 32;
+  try {
+    plan_se_block(s, 65536);
+    FAIL() << "planned a squeeze-excite block without its project stage";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("needs a project stage"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace locus::schedule

@@ -4,6 +4,8 @@
 //   FusedInvertedResidual: expand 1x1 Conv (+act) -> depthwise Conv (+act) [-> second depthwise
 //   Conv (+act)] -> project 1x1 Conv
 //   (+act) [-> Add X], stages absent when their weight is.
+//   FusedSEBlock: the same stages with the squeeze-excite (GlobalAveragePool -> 1x1 Conv -> 1x1 Conv ->
+//   Mul) between the depthwise and the project conv.
 //   FusedQLinearInvertedResidual: the QLinearConv stages and the residual QLinearAdd it replaces
 //   (graph/fused_qlinear.h), evaluated by the reference QLinearConv / QLinearAdd kernels.
 #include <limits>
@@ -29,22 +31,41 @@ Tensor conv_stage(const Node& fused, const std::string& stage, const Tensor& x, 
   c.attrs["dilations"] = std::vector<int64_t>{1, 1};
   c.attrs["group"] = group;
   const std::string act = fused.s(stage + "_activation", "none");
-  if (act != "none") {
+  if (act != "none" && act != "hardswish_ops") {
     c.attrs["locus.activation"] = act;
     c.attrs["locus.activation_min"] = fused.f(stage + "_activation_min", -std::numeric_limits<float>::infinity());
     c.attrs["locus.activation_max"] = fused.f(stage + "_activation_max", std::numeric_limits<float>::infinity());
+    if (act == "hardsigmoid") {
+      c.attrs["locus.activation_alpha"] = fused.f(stage + "_activation_alpha", 0.2f);
+      c.attrs["locus.activation_beta"] = fused.f(stage + "_activation_beta", 0.5f);
+    }
   }
   Shape s = {x.shape[0], w.shape[0], 0, 0};
   for (size_t i = 0; i < 2; ++i)
     s[2 + i] = pooled_size(x.shape[2 + i], w.shape[2 + i], strides[i], pads[i], pads[i + 2], 1, false);
   Tensor y(DType::F32, s);
   conv(c, {&x, &w, b}, y);
+  if (act == "hardswish_ops") {
+    // Div(Mul(y, Clip(Add(y, 3), 0, 6)), 6), node by node as the exporter wrote it
+    Node op;
+    op.name = c.name;
+    const Tensor three = Tensor::scalar_f32(3.f), zero = Tensor::scalar_f32(0.f), six = Tensor::scalar_f32(6.f);
+    Tensor a(DType::F32, s), k(DType::F32, s), m(DType::F32, s), r(DType::F32, s);
+    op.op = "Add";
+    binary(op, {&y, &three}, a);
+    op.op = "Clip";
+    clip(op, {&a, &zero, &six}, k);
+    op.op = "Mul";
+    binary(op, {&y, &k}, m);
+    op.op = "Div";
+    binary(op, {&m, &six}, r);
+    return r;
+  }
   return y;
 }
 
-}  // namespace
-
-void fused_inverted_residual(const Node& n, const Inputs& in, Tensor& y) {
+// The expand (when present) and first depthwise stage of a fused block, on input 0.
+Tensor expand_and_filter(const Node& n, const Inputs& in) {
   const Tensor& x = *in[0];
   const std::vector<int64_t> one{1, 1}, none{0, 0, 0, 0};
   Tensor h;
@@ -54,8 +75,28 @@ void fused_inverted_residual(const Node& n, const Inputs& in, Tensor& y) {
     cur = &h;
   }
   const Tensor& wd = *in[3];
-  Tensor d = conv_stage(n, "dw", *cur, wd, optional_input(in, 4), wd.shape[0], n.ints("dw_strides"),
-                        n.ints("dw_pads"));
+  return conv_stage(n, "dw", *cur, wd, optional_input(in, 4), wd.shape[0], n.ints("dw_strides"), n.ints("dw_pads"));
+}
+
+// y = p, or p + input 0 when the node fused the residual Add.
+void finish_block(const Node& n, const Inputs& in, Tensor p, Tensor& y) {
+  LOCUS_CHECK(p.shape == y.shape, "node '", n.name, "' (", n.op, "): stages produce ", shape_str(p.shape),
+              ", expected ", shape_str(y.shape));
+  if (n.i("residual", 0) == 1) {
+    Node add;
+    add.op = "Add";
+    add.name = n.name + "/residual";
+    binary(add, {&p, in[0]}, y);
+  } else {
+    y = std::move(p);
+  }
+}
+
+}  // namespace
+
+void fused_inverted_residual(const Node& n, const Inputs& in, Tensor& y) {
+  const std::vector<int64_t> one{1, 1}, none{0, 0, 0, 0};
+  Tensor d = expand_and_filter(n, in);
   if (const Tensor* wd2 = optional_input(in, 7))
     d = conv_stage(n, "dw2", d, *wd2, optional_input(in, 8), wd2->shape[0], n.ints("dw2_strides"),
                    n.ints("dw2_pads"));
@@ -64,16 +105,23 @@ void fused_inverted_residual(const Node& n, const Inputs& in, Tensor& y) {
     p = conv_stage(n, "project", d, *wp, optional_input(in, 6), 1, one, none);
   else
     p = std::move(d);
-  LOCUS_CHECK(p.shape == y.shape, "node '", n.name, "' (", n.op, "): stages produce ", shape_str(p.shape),
-              ", expected ", shape_str(y.shape));
-  if (n.i("residual", 0) == 1) {
-    Node add;
-    add.op = "Add";
-    add.name = n.name + "/residual";
-    binary(add, {&p, &x}, y);
-  } else {
-    y = std::move(p);
-  }
+  finish_block(n, in, std::move(p), y);
+}
+
+void fused_se_block(const Node& n, const Inputs& in, Tensor& y) {
+  const std::vector<int64_t> one{1, 1}, none{0, 0, 0, 0};
+  Tensor d = expand_and_filter(n, in);
+  Node op;
+  op.name = n.name + "/se";
+  op.op = "GlobalAveragePool";
+  Tensor pooled(DType::F32, {d.shape[0], d.shape[1], 1, 1});
+  global_average_pool(op, {&d}, pooled);
+  Tensor sq = conv_stage(n, "squeeze", pooled, *in[7], optional_input(in, 8), 1, one, none);
+  Tensor gate = conv_stage(n, "excite", sq, *in[9], optional_input(in, 10), 1, one, none);
+  op.op = "Mul";
+  Tensor scaled(DType::F32, d.shape);
+  binary(op, {&d, &gate}, scaled);
+  finish_block(n, in, conv_stage(n, "project", scaled, *in[5], optional_input(in, 6), 1, one, none), y);
 }
 
 void fused_qlinear_inverted_residual(const Node& n, const Inputs& in, Tensor& y) {
@@ -118,6 +166,9 @@ void fused_qlinear_inverted_residual(const Node& n, const Inputs& in, Tensor& y)
 void register_fused_ops(EvalRegistry& r) {
   r.add({op_key(kLocusDomain, "FusedInvertedResidual"), "reference composition (conv -> dw conv -> conv)",
          fused_inverted_residual});
+  r.add({op_key(kLocusDomain, "FusedSEBlock"),
+         "reference composition (conv -> dw conv -> global average pool -> conv -> conv -> mul -> conv)",
+         fused_se_block});
   r.add({op_key(kLocusDomain, "FusedQLinearInvertedResidual"),
          "reference composition (QLinearConv -> depthwise QLinearConv -> QLinearConv -> QLinearAdd)",
          fused_qlinear_inverted_residual});

@@ -220,6 +220,11 @@ std::string NativeExecutable::describe() const {
   std::string d = tiling_.describe();
   if (tiling_.enabled()) d += cat("; ", planned, " of ", plans_.size(), " 1x1 convs planned");
   if (!fused_plans_.empty()) d += cat("; ", fused_plans_.size(), " inverted-residual blocks fused");
+  int64_t two_pass = 0, recompute = 0;
+  for (const FusedBlockPlanRow& r : fused_plans_)
+    if (r.se) ++(r.se->strategy == schedule::SeStrategy::TwoPass ? two_pass : recompute);
+  if (two_pass + recompute > 0)
+    d += cat(" (", two_pass + recompute, " with squeeze-excite: ", two_pass, " two-pass, ", recompute, " recompute)");
   return d;
 }
 
@@ -281,7 +286,7 @@ class NativeBackend : public Backend {
     if (!fused_)  // the unfused graph never holds the fused op
       ops.erase(std::remove_if(ops.begin(), ops.end(),
                                [](auto& e) {
-                                 return e.first == "locus.FusedInvertedResidual" ||
+                                 return e.first == "locus.FusedInvertedResidual" || e.first == "locus.FusedSEBlock" ||
                                         e.first == "locus.FusedQLinearInvertedResidual";
                                }),
                 ops.end());

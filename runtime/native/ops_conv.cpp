@@ -15,6 +15,7 @@
 #include "kernels/native/gemm_microkernel.h"
 #include "kernels/native/winograd.h"
 #include "kernels/native/inverted_residual.h"
+#include "kernels/native/se_block.h"
 
 #include "graph/ops.h"
 
@@ -131,17 +132,21 @@ Step build_conv(NativeContext& c, const Node& n) {
   return [ws = c.workspace(), packed, in, out] { conv2d_nhwc(*packed, in, out, ws->data()); };
 }
 
-Step build_fused_block(NativeContext& c, const Node& n) {
+// Input i of a fused node as constant floats (nullptr when absent; Unsupported when not constant).
+const float* fused_constant(NativeContext& c, const Node& n, size_t i) {
+  if (n.input(i).empty()) return nullptr;
+  const Tensor* t = c.graph().constant(n.input(i));
+  if (!t) throw Unsupported(cat("native backend: ", n.op, " '", n.name, "' input ", i, " is not constant"));
+  return t->data<float>();
+}
+
+// The geometry of a fused block node (FusedInvertedResidual, FusedSEBlock): input, E, OC and the
+// (first) depthwise stage's kernel, strides and pads, from its constant depthwise weights (input 3).
+InvertedResidualShape fused_geometry(NativeContext& c, const Node& n) {
   const Val& x = c.val(n.input(0));
   const Val& y = c.val(n.outputs[0]);
-  auto weight = [&](size_t i) -> const float* {
-    if (n.input(i).empty()) return nullptr;
-    const Tensor* t = c.graph().constant(n.input(i));
-    if (!t) throw Unsupported(cat("native backend: FusedInvertedResidual '", n.name, "' input ", i, " is not constant"));
-    return t->data<float>();
-  };
   const Tensor* wd = n.input(3).empty() ? nullptr : c.graph().constant(n.input(3));
-  if (!wd) throw Unsupported(cat("native backend: FusedInvertedResidual '", n.name, "' without constant depthwise weights"));
+  if (!wd) throw Unsupported(cat("native backend: ", n.op, " '", n.name, "' without constant depthwise weights"));
   auto st = n.ints("dw_strides", {1, 1}), pads = n.ints("dw_pads", {0, 0, 0, 0});
   InvertedResidualShape s;
   s.N = x.shape[0], s.C = x.shape[1], s.H = x.shape[2], s.W = x.shape[3];
@@ -149,8 +154,17 @@ Step build_fused_block(NativeContext& c, const Node& n) {
   s.KH = wd->shape[2], s.KW = wd->shape[3], s.SH = st[0], s.SW = st[1];
   s.PT = pads[0], s.PL = pads[1], s.PB = pads[2], s.PR = pads[3];
   s.expand = !n.input(1).empty();
-  s.project = !n.input(5).empty();
   s.residual = n.i("residual", 0) != 0;
+  return s;
+}
+
+Step build_fused_block(NativeContext& c, const Node& n) {
+  const Val& x = c.val(n.input(0));
+  const Val& y = c.val(n.outputs[0]);
+  auto weight = [&](size_t i) { return fused_constant(c, n, i); };
+  const Tensor* wd = c.graph().constant(n.input(3));
+  InvertedResidualShape s = fused_geometry(c, n);
+  s.project = !n.input(5).empty();
   const Tensor* wd2 = n.input(7).empty() ? nullptr : c.graph().constant(n.input(7));
   if (!n.input(7).empty() && !wd2)
     throw Unsupported(cat("native backend: FusedInvertedResidual '", n.name, "' input 7 is not constant"));
@@ -175,6 +189,46 @@ Step build_fused_block(NativeContext& c, const Node& n) {
   if (!packed->plan.note.empty()) c.set_implementation(cat("inverted_residual_nhwc; ", packed->plan.note));
   c.need_workspace(inverted_residual_scratch_floats(*packed));
   return [ws = c.workspace(), packed, in = x.ptr, out = y.ptr] { inverted_residual_nhwc(*packed, in, out, ws->data()); };
+}
+
+// Stage activation of a FusedSEBlock (the extended set, graph/ops.h).
+StageActivation se_stage_activation(const Node& n, const std::string& stage) {
+  const std::string a = n.s(stage + "_activation", "none");
+  StageActivation r;
+  if (a == "hardswish_ops") r.hardswish_ops = true;
+  else if (a == "hardswish") r.act = {ActKind::HardSwish};
+  else if (a == "sigmoid") r.act = {ActKind::Sigmoid};
+  else if (a == "hardsigmoid")
+    r.act = {ActKind::HardSigmoid, n.f(stage + "_activation_alpha", 0.2f), n.f(stage + "_activation_beta", 0.5f)};
+  else r.act = stage_activation(n, stage);
+  return r;
+}
+
+Step build_se_block(NativeContext& c, const Node& n) {
+  const Val& x = c.val(n.input(0));
+  const Val& y = c.val(n.outputs[0]);
+  auto weight = [&](size_t i) { return fused_constant(c, n, i); };
+  for (size_t k : {3, 5, 7, 9})
+    if (!weight(k)) throw Unsupported(cat("native backend: FusedSEBlock '", n.name, "' without input ", k));
+  SeBlockShape se;
+  se.block = fused_geometry(c, n);
+  const InvertedResidualShape& s = se.block;
+  se.S = c.graph().constant(n.input(7))->shape[0];
+  LOCUS_CHECK(s.OH() == y.shape[2] && s.OW() == y.shape[3], "native backend: FusedSEBlock '", n.name,
+              "': output shape does not match the depthwise geometry");
+  SeBlockWeights w;
+  w.expand = weight(1), w.expand_bias = weight(2), w.expand_act = se_stage_activation(n, "expand");
+  w.dw = weight(3), w.dw_bias = weight(4), w.dw_act = se_stage_activation(n, "dw");
+  w.project = weight(5), w.project_bias = weight(6), w.project_act = se_stage_activation(n, "project");
+  w.squeeze = weight(7), w.squeeze_bias = weight(8), w.squeeze_act = se_stage_activation(n, "squeeze");
+  w.excite = weight(9), w.excite_bias = weight(10), w.excite_act = se_stage_activation(n, "excite");
+  const int64_t S = c.tiling().enabled() ? c.tiling().buffer_entries : l2_buffer_entries(kFusedFallbackL2Bytes);
+  auto packed = std::make_shared<PackedSeBlock>(pack_se_block(se, w, S, c.threads()));
+  c.add_fused_plan({n.name, packed->plan.block, packed->plan});
+  c.set_implementation(cat("se_block_nhwc (", schedule::se_strategy_name(packed->plan.strategy), ")",
+                           packed->note.empty() ? "" : "; " + packed->note));
+  c.need_workspace(se_block_scratch_floats(*packed));
+  return [ws = c.workspace(), packed, in = x.ptr, out = y.ptr] { se_block_nhwc(*packed, in, out, ws->data()); };
 }
 
 }  // namespace
@@ -203,6 +257,7 @@ kernels::Conv2dShape conv2d_shape_of(const Node& n, const Shape& x, const Shape&
 void register_conv_ops(NativeOpRegistry& r) {
   r.add({"Conv", "conv2d_nhwc", build_conv});
   r.add({"locus.FusedInvertedResidual", "inverted_residual_nhwc", build_fused_block});
+  r.add({"locus.FusedSEBlock", "se_block_nhwc", build_se_block});
 }
 
 }  // namespace locus::native
