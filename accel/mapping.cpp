@@ -199,7 +199,7 @@ struct Reader {
 
   // Every tensor region a layer touches, as mapped.
   void used(const Layer& l, const LayerMapping& m, std::set<std::string>& out) {
-    if (l.kind == LayerKind::Fused && !m.fused) {
+    if (l.kind == LayerKind::Fused && !m.fused && !m.chain) {
       for (size_t i = 0; i < l.stages.size(); ++i) used(l.stages[i], m.stages[i], out);
       return;
     }

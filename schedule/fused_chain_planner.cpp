@@ -15,9 +15,11 @@ constexpr int64_t kMacsPerEntry = 16;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Weights of stage s per output channel (a panel of the stage is this x its output channels).
-int64_t per_output_channel(const FusedChainShape& s, int64_t st) {
+// Weights of stage s per channel of its panels: a panel is `panel` output channels, or with a
+// staged input (stage 0) `panel` input channels.
+int64_t per_panel_channel(const FusedChainShape& s, int64_t st, bool staged) {
   const ChainStage& g = s.stages[size_t(st)];
+  if (staged && st == 0) return g.OC;
   return g.depthwise ? g.KH * g.KW : s.TC(st);
 }
 
@@ -111,7 +113,7 @@ int64_t FusedChainPlan::run_chunk_weights(int64_t first, int64_t e0, int64_t e1)
 
 FusedChainPlanAttempt try_fused_chain_plan(const FusedChainShape& s, int64_t S, int64_t rows,
                                            const std::vector<int64_t>& chunk, const std::vector<bool>& resident,
-                                           const FusedChainPlannerOptions& o) {
+                                           bool staged, const FusedChainPlannerOptions& o) {
   s.check();
   const int64_t n = s.n();
   LOCUS_CHECK(rows >= 1, "fused chain: bad rows=", rows);
@@ -136,6 +138,16 @@ FusedChainPlanAttempt try_fused_chain_plan(const FusedChainShape& s, int64_t S, 
   p.bands = ceil_div(s.TH(n), p.rows);
   p.chunk = chunk;
   p.resident = resident;
+  p.staged = staged;
+  LOCUS_CHECK(!staged || (!s.stages[0].depthwise && (n == 1 || chunk[1] == 0)),
+              "fused chain: a staged input needs a 1x1 first stage with a whole output");
+  // Rows of tensor i band b computes that band b - 1 has not (all of them for b = 0).
+  auto new_rows = [&](int64_t i, int64_t b) {
+    const int64_t f = b > 0 ? std::max(p.band_first(i, b), p.band_last(i, b - 1)) : p.band_first(i, b);
+    return std::max<int64_t>(0, p.band_last(i, b) - f);
+  };
+  const int64_t OCn = s.TC(n), panel = o.panel;
+  const bool out_panels = p.run_of(n - 1).first < 0;  // the last stage writes the output panel by panel
   for (int64_t st = 0; st < n; ++st)
     LOCUS_CHECK(!resident[size_t(st)] || p.run_of(st).first < 0, "fused chain: stage ", st,
                 " is in a chunked run; only whole stages can be resident");
@@ -143,16 +155,16 @@ FusedChainPlanAttempt try_fused_chain_plan(const FusedChainShape& s, int64_t S, 
   int64_t buf = 0;
   for (int64_t i = 0; i < n; ++i) {
     int64_t rmax = 0;
-    for (int64_t b = 0; b < p.bands; ++b) rmax = std::max(rmax, p.band_last(i, b) - p.band_first(i, b));
-    buf += rmax * s.TW(i) * (chunk[size_t(i)] ? chunk[size_t(i)] : s.TC(i));
+    for (int64_t b = 0; b < p.bands; ++b)
+      rmax = std::max(rmax, staged && i == 0 ? new_rows(0, b) : p.band_last(i, b) - p.band_first(i, b));
+    buf += rmax * s.TW(i) * (staged && i == 0 ? std::min(s.C, panel) : chunk[size_t(i)] ? chunk[size_t(i)] : s.TC(i));
   }
-  buf += p.rows * s.TW(n) * s.TC(n);
+  buf += p.rows * s.TW(n) * (out_panels ? std::min(OCn, panel) : OCn);
   for (int64_t st = 0; st < n; ++st) {
     const auto run = p.run_of(st);
     if (run.first == st) buf += p.run_chunk_weights(st, 0, chunk[size_t(st + 1)]);  // the run's slot
     if (run.first >= 0) continue;
-    buf += resident[size_t(st)] ? s.weights(st)
-                                : std::min(s.weights(st), o.panel * per_output_channel(s, st));
+    buf += resident[size_t(st)] ? s.weights(st) : std::min(s.weights(st), panel * per_panel_channel(s, st, staged));
   }
   p.buffer_entries = buf;
   if (buf > S) {
@@ -165,18 +177,22 @@ FusedChainPlanAttempt try_fused_chain_plan(const FusedChainShape& s, int64_t S, 
   for (int64_t b = 0; b < p.bands; ++b) {
     const int64_t first = b > 0 ? std::max(p.band_first(0, b), p.band_last(0, b - 1)) : p.band_first(0, b);
     p.reads_input += std::max<int64_t>(0, p.band_last(0, b) - first) * s.W * s.C;
-    if (s.residual == ChainResidual::Input)
+    if (s.residual == ChainResidual::Input && !staged)
       LOCUS_CHECK(p.band_first(0, b) <= p.band_first(n, b) && p.band_last(n, b) <= p.band_last(0, b),
                   "fused chain: band ", b, "'s output rows are not among its input rows (Input residual)");
-    for (int64_t st = 0; st < n; ++st)
-      p.macs += (p.band_last(st + 1, b) - p.band_first(st + 1, b)) * s.TW(st + 1) * s.macs_per_pixel(st);
+    for (int64_t st = 0; st < n; ++st) {
+      const int64_t rows_out = staged && st == 0 ? new_rows(1, b) : p.band_last(st + 1, b) - p.band_first(st + 1, b);
+      p.macs += rows_out * s.TW(st + 1) * s.macs_per_pixel(st);
+    }
   }
-  if (s.residual == ChainResidual::External) p.reads_residual = s.TH(n) * s.TW(n) * s.TC(n);
+  // the residual from DRAM: another tensor, or the input when it is not kept on chip (staged)
+  if (s.residual == ChainResidual::External || (staged && s.residual == ChainResidual::Input))
+    p.reads_residual = s.TH(n) * s.TW(n) * s.TC(n);
   for (int64_t st = 0; st < n; ++st) {
     const auto run = p.run_of(st);
     if (run.first < 0) {
       // a streamed stage of one panel keeps it in its slot: read once, as a resident one
-      const bool once = resident[size_t(st)] || s.weights(st) <= o.panel * per_output_channel(s, st);
+      const bool once = resident[size_t(st)] || s.weights(st) <= panel * per_panel_channel(s, st, staged);
       p.reads_weights += (once ? 1 : p.bands) * s.weights(st);
     } else if (run.first == st) {
       const int64_t c = chunk[size_t(st + 1)], E = s.TC(st + 1), chunks = p.chunks_of_run(st);
@@ -235,11 +251,14 @@ FusedChainPlanAttempt search_fused_chain_plan(const FusedChainShape& s, int64_t 
       std::vector<int64_t> whole;  // stages outside runs: resident or streamed
       for (int64_t st = 0; st < n; ++st)
         if (ch[size_t(st)] == 0 && ch[size_t(st + 1)] == 0) whole.push_back(st);
-      for (uint32_t mask = 0; mask < (1u << whole.size()); ++mask) {
+      const bool can_stage = !s.stages[0].depthwise && (n == 1 || ch[1] == 0);
+      for (uint32_t mask = 0; mask < (1u << (whole.size() + 1)); ++mask) {
+        const bool staged = mask & 1u;
+        if (staged && !can_stage) continue;
         std::vector<bool> res(size_t(n), false);
-        for (size_t k = 0; k < whole.size(); ++k) res[size_t(whole[k])] = (mask >> k) & 1u;
+        for (size_t k = 0; k < whole.size(); ++k) res[size_t(whole[k])] = (mask >> (k + 1)) & 1u;
         ++candidates;
-        FusedChainPlanAttempt a = try_fused_chain_plan(s, S, rows, ch, res, o);
+        FusedChainPlanAttempt a = try_fused_chain_plan(s, S, rows, ch, res, staged, o);
         if (!a.plan) {
           ++over;
           continue;
@@ -259,7 +278,8 @@ FusedChainPlanAttempt search_fused_chain_plan(const FusedChainShape& s, int64_t 
   if (best_cost < 0) {
     // the smallest candidate: one row, every run at its smallest chunk, every weight streamed
     for (const std::vector<int64_t>& c : chunkings) {
-      FusedChainPlanAttempt a = try_fused_chain_plan(s, S, 1, c, std::vector<bool>(size_t(n), false), o);
+      const bool staged = !s.stages[0].depthwise && (n == 1 || c[1] == 0);
+      FusedChainPlanAttempt a = try_fused_chain_plan(s, S, 1, c, std::vector<bool>(size_t(n), false), staged, o);
       if (smallest < 0 || a.need < smallest) smallest = a.need, smallest_why = a.why_not;
     }
     out.why_not = cat("fused chain: a buffer of S=", S, " entries cannot hold any band of the ", n,
@@ -292,7 +312,7 @@ std::string FusedChainPlan::describe() const {
   }
   if (shape.residual != ChainResidual::None)
     os << (shape.residual == ChainResidual::Input ? " +input" : " +residual");
-  os << "; rows=" << rows << " bands=" << bands;
+  os << "; rows=" << rows << " bands=" << bands << (staged ? " staged input" : "");
   for (int64_t st = 0; st < n; ++st)
     if (run_of(st).first == st)
       os << "; T" << st + 1 << ".." << "T" << run_of(st).second << " chunk=" << chunk[size_t(st + 1)] << " ("

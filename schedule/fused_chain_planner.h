@@ -19,13 +19,20 @@
 // On chip (the sum, a bound on what is live at once): the band's input rows (a ring of the tallest
 // band's input rows: rows shared with the next band stay, so each input row is read once), every
 // intermediate's band rows (whole: all channels; chunked: `chunk` channels), the output tile
-// (rows x OW x OC, accumulated), and weights: resident stages' whole weights, one chunk's weights
-// per run (its slot), a panel of 32 output channels per streamed whole stage.
+// (rows x OW x OC accumulated when the last stage closes a run; else rows x OW x panel: a whole
+// last stage computes `panel` output channels at a time, adds their residual and writes them), and
+// weights: resident stages' whole weights, one chunk's weights per run (its slot), a panel of
+// `panel` output channels per streamed whole stage.
+// Staged input (stage 0 a 1x1 conv with a whole output): T1 is kept as a ring of its band rows, so
+// the rows a band shares with the previous one are not recomputed; only the band's new input rows
+// are read, `panel` input channels at a time (the input on chip: new rows x W x panel; stage 0's
+// weights streamed as slices of `panel` input channels x its OC).
 //
 // Modelled DRAM traffic per image, in entries:
 //   input     every input row once (ring)
 //   residual  External: OH x OW x OC read once; Input (the residual is the chain input, same shape):
-//             the band's output rows are among its input rows, nothing more is read
+//             the band's output rows are among its input rows, nothing more is read (with a
+//             staged input they are not kept: read once, as External)
 //   weights   resident stage: once; streamed whole stage: once per band (once when its weights
 //             are a single panel: the panel stays in its slot); a run: every chunk's
 //             weights once per band except the chunk at a turn (still in the run's slot); a run of
@@ -73,6 +80,7 @@ struct FusedChainPlan {
   // Per tensor 0..n: 0 whole, else the channels per chunk of the run it belongs to.
   std::vector<int64_t> chunk;
   std::vector<bool> resident;  // per stage: weights on chip for the whole image (whole stages only)
+  bool staged = false;         // staged input (see "Staged input" above)
   int64_t buffer_entries = 0;
   int64_t reads_input = 0, reads_residual = 0, reads_weights = 0, writes_output = 0, total = 0;  // per image
   int64_t macs = 0;          // per image, halo recomputation included
@@ -96,14 +104,15 @@ struct FusedChainPlanAttempt {
 
 struct FusedChainPlannerOptions {
   int64_t chunk_step = 32;  // chunks are chunk_step x 2^k, or the run's channels
-  int64_t panel = 32;       // output channels per weight panel of a streamed whole stage
+  int64_t panel = 16;       // channels per weight panel of a streamed whole stage, per staged input slice,
+                            // per output panel
 };
 
 // The plan for given rows, chunking (per tensor, as FusedChainPlan::chunk) and resident stages, or
 // why it does not fit ("rows=4 ... need 70000 entries, more than S=65536"). Bad tiles throw.
 FusedChainPlanAttempt try_fused_chain_plan(const FusedChainShape& s, int64_t S, int64_t rows,
                                            const std::vector<int64_t>& chunk, const std::vector<bool>& resident,
-                                           const FusedChainPlannerOptions& o = {});
+                                           bool staged = false, const FusedChainPlannerOptions& o = {});
 // The cheapest plan over rows, runs, chunks and resident sets, or why there is none (the message
 // names S, the chain and the smallest candidate's need).
 FusedChainPlanAttempt search_fused_chain_plan(const FusedChainShape& s, int64_t S, const FusedChainPlannerOptions& o = {});

@@ -38,7 +38,7 @@ int64_t out_extent(int64_t in, int64_t k, int64_t s, int64_t p0, int64_t p1) {
   return o;
 }
 
-Walk walk(const FusedChainPlan& p, int64_t panel = 32) {
+Walk walk(const FusedChainPlan& p, int64_t panel = 16) {
   const FusedChainShape& s = p.shape;
   const int64_t n = s.n();
   std::vector<int64_t> H{s.H}, W{s.W}, C{s.C};
@@ -49,7 +49,8 @@ Walk walk(const FusedChainPlan& p, int64_t panel = 32) {
   }
   auto stage_w = [&](int64_t st) { return s.stages[size_t(st)].depthwise ? C[size_t(st)] * s.stages[size_t(st)].KH * s.stages[size_t(st)].KW : C[size_t(st)] * C[size_t(st + 1)]; };
   Walk r;
-  std::set<int64_t> ring;                       // input rows on chip
+  std::set<int64_t> ring;                       // input rows on chip (staged: rows seen so far)
+  std::set<int64_t> t1_prev;                    // staged: the rows of T1 the previous band computed
   std::map<std::pair<int64_t, int64_t>, int64_t> store;  // (slot, block) -> entries; slot = stage
   auto need_weights = [&](int64_t slot, int64_t block, int64_t entries, bool exclusive) {
     if (store.count({slot, block})) return;
@@ -72,13 +73,19 @@ Walk walk(const FusedChainPlan& p, int64_t panel = 32) {
           if (i >= 0 && i < H[size_t(st)]) need[size_t(st)].insert(i);
         }
     }
-    std::set<int64_t> kept;
+    int64_t new_input_rows = 0;
     for (int64_t i : need[0])
-      if (ring.count(i)) kept.insert(i);
-      else r.input += W[0] * C[0];
+      if (!ring.count(i)) r.input += W[0] * C[0], ++new_input_rows;
     ring = need[0];
-    if (s.residual == ChainResidual::External) r.residual += int64_t(need[size_t(n)].size()) * W[size_t(n)] * C[size_t(n)];
-    for (int64_t st = 0; st < n; ++st) r.macs += int64_t(need[size_t(st + 1)].size()) * W[size_t(st + 1)] * stage_w(st);
+    if (s.residual == ChainResidual::External || (p.staged && s.residual == ChainResidual::Input))
+      r.residual += int64_t(need[size_t(n)].size()) * W[size_t(n)] * C[size_t(n)];
+    for (int64_t st = 0; st < n; ++st) {
+      int64_t rows_out = int64_t(need[size_t(st + 1)].size());
+      if (p.staged && st == 0)  // T1 is a ring: only rows the previous band did not compute
+        for (int64_t i : need[1]) rows_out -= t1_prev.count(i) ? 1 : 0;
+      r.macs += rows_out * W[size_t(st + 1)] * stage_w(st);
+    }
+    t1_prev = need[1];
     // weights, stage by stage; a run walks its chunks (forward on even bands, backward on odd)
     for (int64_t st = 0; st < n; ++st) {
       const auto run = p.run_of(st);
@@ -86,6 +93,9 @@ Walk walk(const FusedChainPlan& p, int64_t panel = 32) {
         const int64_t per_oc = stage_w(st) / C[size_t(st + 1)];
         if (p.resident[size_t(st)]) {
           need_weights(st, 0, stage_w(st), false);
+        } else if (p.staged && st == 0) {  // slices of `panel` input channels x all outputs
+          for (int64_t ic0 = 0; ic0 < C[0]; ic0 += panel)
+            need_weights(st, ic0, (std::min(C[0], ic0 + panel) - ic0) * C[1], true);
         } else {
           for (int64_t oc0 = 0; oc0 < C[size_t(st + 1)]; oc0 += panel)
             need_weights(st, oc0, (std::min(C[size_t(st + 1)], oc0 + panel) - oc0) * per_oc, true);
@@ -102,10 +112,11 @@ Walk walk(const FusedChainPlan& p, int64_t panel = 32) {
       }
     }
     // live entries of this band: the input rows, every intermediate's rows, the output tile, the weights
-    int64_t live = int64_t(ring.size()) * W[0] * C[0];
+    int64_t live = p.staged ? new_input_rows * W[0] * std::min(C[0], panel) : int64_t(ring.size()) * W[0] * C[0];
     for (int64_t i = 1; i < n; ++i)
       live += int64_t(need[size_t(i)].size()) * W[size_t(i)] * (p.chunk[size_t(i)] ? p.chunk[size_t(i)] : C[size_t(i)]);
-    live += p.rows * W[size_t(n)] * C[size_t(n)];
+    const bool out_panels = p.run_of(n - 1).first < 0;  // the last stage is whole: output panel by panel
+    live += p.rows * W[size_t(n)] * (out_panels ? std::min(C[size_t(n)], panel) : C[size_t(n)]);
     for (auto& kv : store) live += kv.second;
     r.peak = std::max(r.peak, live);
     r.output += int64_t(need[size_t(n)].size()) * W[size_t(n)] * C[size_t(n)];
@@ -179,13 +190,15 @@ TEST(FusedChainPlanner, ModelledTrafficEqualsBufferWalkOnRaggedChains) {
     chunkings.push_back(std::vector<int64_t>(size_t(n + 1), 0));
     for (const auto& ch : chunkings)
       for (int64_t rows : {int64_t(1), int64_t(2), int64_t(3), int64_t(5), c.shape.TH(n)})
-        for (int res = 0; res < 3; ++res) {  // no stage resident, every whole stage, every other one
+        for (int res = 0; res < 6; ++res) {  // no stage resident, every whole stage, every other one; x staged
+          const bool staged = res >= 3;
+          if (staged && (c.shape.stages[0].depthwise || ch[1] != 0)) continue;
           std::vector<bool> resident(size_t(n), false);
           for (int64_t st = 0; st < n; ++st) {
             const bool whole = ch[size_t(st)] == 0 && ch[size_t(st + 1)] == 0;
-            resident[size_t(st)] = whole && (res == 1 || (res == 2 && st % 2 == 0));
+            resident[size_t(st)] = whole && (res % 3 == 1 || (res % 3 == 2 && st % 2 == 0));
           }
-          FusedChainPlanAttempt a = try_fused_chain_plan(c.shape, big, rows, ch, resident);
+          FusedChainPlanAttempt a = try_fused_chain_plan(c.shape, big, rows, ch, resident, staged);
           ASSERT_TRUE(a.plan) << c.name << ": " << a.why_not;
           expect_model_equals_walk(*a.plan, c.name);
           ++checked;
