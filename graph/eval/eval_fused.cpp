@@ -4,6 +4,7 @@
 //   FusedInvertedResidual: expand 1x1 Conv (+act) -> depthwise Conv (+act) [-> second depthwise
 //   Conv (+act)] -> project 1x1 Conv
 //   (+act) [-> Add X], stages absent when their weight is.
+//   FusedChain: each 1x1 / depthwise Conv stage (+act) in turn [-> Add R] [-> Relu].
 //   FusedQLinearInvertedResidual: the QLinearConv stages and the residual QLinearAdd it replaces
 //   (graph/fused_qlinear.h), evaluated by the reference QLinearConv / QLinearAdd kernels.
 #include <limits>
@@ -76,6 +77,43 @@ void fused_inverted_residual(const Node& n, const Inputs& in, Tensor& y) {
   }
 }
 
+void fused_chain(const Node& n, const Inputs& in, Tensor& y) {
+  const auto kinds = n.ints("kinds"), strides = n.ints("strides"), pads = n.ints("pads");
+  const auto acts = std::get<std::vector<std::string>>(n.attrs.at("activations"));
+  const auto lo = n.floats("activation_min"), hi = n.floats("activation_max");
+  Tensor cur = *in[0];
+  for (size_t s = 0; s < kinds.size(); ++s) {
+    // the stage as the Conv it was (its activation as fuse-activation left it)
+    Node c;
+    c.name = cat(n.name, "/s", s);
+    c.attrs["stage_activation"] = acts[s];
+    c.attrs["stage_activation_min"] = lo[s];
+    c.attrs["stage_activation_max"] = hi[s];
+    const Tensor& w = *in[2 + 2 * s];
+    cur = conv_stage(c, "stage", cur, w, optional_input(in, 3 + 2 * s), kinds[s] == 1 ? w.shape[0] : 1,
+                     {strides[2 * s], strides[2 * s + 1]},
+                     {pads[4 * s], pads[4 * s + 1], pads[4 * s + 2], pads[4 * s + 3]});
+  }
+  LOCUS_CHECK(cur.shape == y.shape, "node '", n.name, "' (", n.op, "): stages produce ", shape_str(cur.shape),
+              ", expected ", shape_str(y.shape));
+  if (const Tensor* r = optional_input(in, 1)) {
+    Node add;
+    add.op = "Add";
+    add.name = n.name + "/residual";
+    Tensor sum(DType::F32, y.shape);
+    binary(add, {&cur, r}, sum);
+    cur = std::move(sum);
+  }
+  if (n.s("output_activation", "none") == "relu") {
+    Node r;
+    r.op = "Relu";
+    r.name = n.name + "/relu";
+    relu(r, {&cur}, y);
+  } else {
+    y = std::move(cur);
+  }
+}
+
 void fused_qlinear_inverted_residual(const Node& n, const Inputs& in, Tensor& y) {
   namespace fq = fused_qlinear;
   const Tensor& x = *in[fq::kX];
@@ -118,6 +156,7 @@ void fused_qlinear_inverted_residual(const Node& n, const Inputs& in, Tensor& y)
 void register_fused_ops(EvalRegistry& r) {
   r.add({op_key(kLocusDomain, "FusedInvertedResidual"), "reference composition (conv -> dw conv -> conv)",
          fused_inverted_residual});
+  r.add({op_key(kLocusDomain, "FusedChain"), "reference composition (each conv stage, Add, Relu)", fused_chain});
   r.add({op_key(kLocusDomain, "FusedQLinearInvertedResidual"),
          "reference composition (QLinearConv -> depthwise QLinearConv -> QLinearConv -> QLinearAdd)",
          fused_qlinear_inverted_residual});
