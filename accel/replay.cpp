@@ -456,15 +456,13 @@ ReplayCounts replay_fused_chain(const schedule::FusedChainPlan& p, int64_t image
           }
         }
       }
-      const int64_t w0 = em.writes;
       em.write(a.y + uint64_t((img * OH + oh0) * OW * OC) * wb, out_px * OC);
-      rc.writes_output += em.writes - w0;
-      rc.buffer_accesses += em.writes - w0;
+      rc.writes_output += out_px * OC;  // and read from the buffer
+      rc.buffer_accesses += out_px * OC;
     }
   }
   em.flush();
-  rc.ops = em.ops();
-  rc.cycles = em.cycles();
+  rc.ops = em.ops(), rc.cycles = em.cycles();
   return rc;
 }
 
@@ -537,26 +535,23 @@ LayerReplay replay_layer(const ReplayContext& c, const Layer& l, const LayerMapp
     r.tiling = "view (no data moves)";
     return r;
   }
-  if (l.kind == LayerKind::Fused && m.chain) {
-    const schedule::FusedChainPlan& p = *m.chain;
-    const ReplayCounts rc = replay_fused_chain(p, c.wl.batch, chain_addresses(c, l), c.word_bytes, c.mac_array, sink);
+  // a fused group run as one fused schedule: its counts
+  auto fused = [&r](const ReplayCounts& rc, std::string tiling) {
     r.reads = rc.reads_input + rc.reads_weights;
     r.writes = rc.writes_output;
     r.buffer_accesses = rc.buffer_accesses;
     r.cycles = rc.cycles, r.ops = rc.ops;
-    r.tiling = p.describe();
+    r.tiling = std::move(tiling);
     return r;
-  }
+  };
+  if (l.kind == LayerKind::Fused && m.chain)
+    return fused(replay_fused_chain(*m.chain, c.wl.batch, chain_addresses(c, l), c.word_bytes, c.mac_array, sink),
+                 m.chain->describe());
   if (l.kind == LayerKind::Fused && m.fused) {
     const schedule::FusedBlockPlan& p = *m.fused;
-    const ReplayCounts rc = replay_fused_block(p, c.wl.batch, fused_addresses(c, l), c.word_bytes, c.mac_array, sink);
-    r.reads = rc.reads_input + rc.reads_weights;
-    r.writes = rc.writes_output;
-    r.buffer_accesses = rc.buffer_accesses;
-    r.cycles = rc.cycles, r.ops = rc.ops;
-    r.tiling = cat("band rows=", p.rows, " chunk=", p.chunk, " bands=", p.bands, " chunks=", p.chunks,
-                   p.halo_cache ? " halo-cache" : "", " buffer=", p.buffer_entries);
-    return r;
+    return fused(replay_fused_block(p, c.wl.batch, fused_addresses(c, l), c.word_bytes, c.mac_array, sink),
+                 cat("band rows=", p.rows, " chunk=", p.chunk, " bands=", p.bands, " chunks=", p.chunks,
+                     p.halo_cache ? " halo-cache" : "", " buffer=", p.buffer_entries));
   }
   Emitter em(sink, c.word_bytes, c.mac_array);
   if (l.kind == LayerKind::Fused) {

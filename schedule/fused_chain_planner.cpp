@@ -14,6 +14,8 @@ namespace {
 constexpr int64_t kMacsPerEntry = 16;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+// Output extent of a window of k taps, stride st, pads p (both sides) over n.
+int64_t window_out(int64_t n, int64_t k, int64_t st, int64_t p) { return (n + p - k) / st + 1; }
 
 // Weights of stage s per channel of its panels: a panel is `panel` output channels, or with a
 // staged input (stage 0) `panel` input channels.
@@ -27,19 +29,13 @@ int64_t per_panel_channel(const FusedChainShape& s, int64_t st, bool staged) {
 
 int64_t FusedChainShape::TH(int64_t i) const {
   int64_t h = H;
-  for (int64_t s = 0; s < i; ++s) {
-    const ChainStage& g = stages[size_t(s)];
-    h = (h + g.PT + g.PB - g.KH) / g.SH + 1;
-  }
+  for (int64_t s = 0; s < i; ++s) h = window_out(h, stages[size_t(s)].KH, stages[size_t(s)].SH, stages[size_t(s)].PT + stages[size_t(s)].PB);
   return h;
 }
 
 int64_t FusedChainShape::TW(int64_t i) const {
   int64_t w = W;
-  for (int64_t s = 0; s < i; ++s) {
-    const ChainStage& g = stages[size_t(s)];
-    w = (w + g.PL + g.PR - g.KW) / g.SW + 1;
-  }
+  for (int64_t s = 0; s < i; ++s) w = window_out(w, stages[size_t(s)].KW, stages[size_t(s)].SW, stages[size_t(s)].PL + stages[size_t(s)].PR);
   return w;
 }
 
