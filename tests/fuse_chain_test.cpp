@@ -91,11 +91,16 @@ Graph bottleneck(bool second_reader) {
   return b.finish(outs);
 }
 
-TEST(FuseChain, WholeBottleneckWithTheInputAsResidual) {
-  Graph g = bottleneck(false);
+// The default pipeline with fuse-chain on.
+PreparedGraph prepare_with_chains(Graph& g) {
   PipelineOptions po;
   po.fuse_chains = true;
-  const PreparedGraph p = prepare_graph(g, po);
+  return prepare_graph(g, po);
+}
+
+TEST(FuseChain, WholeBottleneckWithTheInputAsResidual) {
+  Graph g = bottleneck(false);
+  prepare_with_chains(g);
   ASSERT_EQ(count_op(g, "FusedChain"), 1);
   EXPECT_EQ(g.nodes.size(), 1u);
   const Node& n = g.nodes[0];
@@ -108,14 +113,11 @@ TEST(FuseChain, WholeBottleneckWithTheInputAsResidual) {
   EXPECT_EQ(g.outputs[0], n.outputs[0]);
   // the intermediates are gone from the graph's values
   for (const auto& [name, info] : g.values) EXPECT_TRUE(name == "x" || name == n.outputs[0]) << name;
-  (void)p;
 }
 
 TEST(FuseChain, IntermediateWithTwoReadersCutsTheChainWithARemark) {
   Graph g = bottleneck(true);
-  PipelineOptions po;
-  po.fuse_chains = true;
-  const PreparedGraph p = prepare_graph(g, po);
+  const PreparedGraph p = prepare_with_chains(g);
   // a's output is read by b and by the Sigmoid: the chain starts after a (b..d with the Add and Relu)
   ASSERT_EQ(count_op(g, "FusedChain"), 1);
   const Node* chain = nullptr;
@@ -175,9 +177,7 @@ TEST(FuseChain, OffByDefaultAndMobileNetV2HasNoChain) {
   prepare_graph(g, PipelineOptions{});
   EXPECT_EQ(count_op(g, "FusedChain"), 0);
   Graph m = models::build_mobilenet_v2();
-  PipelineOptions po;
-  po.fuse_chains = true;
-  const PreparedGraph p = prepare_graph(m, po);
+  prepare_with_chains(m);
   EXPECT_EQ(count_op(m, "FusedChain"), 0);
   EXPECT_GT(count_op(m, "FusedInvertedResidual"), 0);
 }
