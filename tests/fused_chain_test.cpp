@@ -3,10 +3,12 @@
 // stages, strides 1 and 2, 1x1 / depthwise, with and without a residual, relu / clip / none),
 // under several plans of the chain planner (bands of 1 row to the whole image, chunked runs with a
 // ragged last chunk, whole intermediates), for every ISA this CPU runs. Tolerance: fp32 sums in a
-// different order, |fused - composition| <= 1e-4 x (1 + |composition|).
+// different order, |fused - composition| <= 1e-4 x (1 + |composition|). On 2 and 3 threads (bands
+// split among them, or a lone band's GEMMs) the output is the same bytes as on one.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "graph/error.h"
 #include "kernels/native/fused_chain.h"
@@ -136,6 +138,48 @@ TEST_P(FusedChainKernel, EqualsTheUnfusedComposition) {
       }
   }
   EXPECT_GE(plans, 40);
+}
+
+TEST_P(FusedChainKernel, ThreadsGiveTheSameBytes) {
+  int compared = 0;
+  uint32_t seed = 101;
+  for (const Chain& c : chains()) {
+    const FusedChainShape& s = c.shape;
+    const int64_t n = s.n();
+    std::vector<std::vector<float>> w, bias;
+    std::vector<FusedChainStageWeights> sw;
+    for (int64_t st = 0; st < n; ++st) {
+      w.push_back(test::random_floats(size_t(s.weights(st)), ++seed, -0.4f, 0.4f));
+      bias.push_back(test::random_floats(size_t(s.TC(st + 1)), ++seed, -0.2f, 0.2f));
+    }
+    for (int64_t st = 0; st < n; ++st) sw.push_back({w[size_t(st)].data(), bias[size_t(st)].data(), c.acts[size_t(st)]});
+    // N = 1 with one band: a lone walk whose GEMMs take the threads; else bands shared out
+    for (int64_t N : {int64_t(1), int64_t(3)})
+      for (const auto& ch : c.chunkings)
+        for (int64_t rows : {int64_t(1), int64_t(3), s.TH(n)}) {
+          const std::vector<float> x = test::random_floats(size_t(N * s.H * s.W * s.C), ++seed);
+          const int64_t out_n = N * s.TH(n) * s.TW(n) * s.TC(n);
+          std::vector<float> res;
+          if (s.residual == ChainResidual::Input) res = x;
+          if (s.residual == ChainResidual::External) res = test::random_floats(size_t(out_n), ++seed);
+          FusedChainPlanAttempt a = try_fused_chain_plan(s, int64_t(1) << 30, rows, ch, std::vector<bool>(size_t(n), false));
+          ASSERT_TRUE(a.plan) << a.why_not;
+          std::vector<float> one;
+          for (int threads : {1, 2, 3}) {
+            const PackedFusedChain p = pack_fused_chain(*a.plan, N, sw, c.out_act, threads);
+            std::vector<float> scratch(size_t(p.scratch), std::nanf("")), got(size_t(out_n), std::nanf(""));
+            fused_chain_nhwc(p, x.data(), res.empty() ? nullptr : res.data(), got.data(), scratch.data());
+            if (threads == 1) {
+              one = got;
+              continue;
+            }
+            ASSERT_EQ(std::memcmp(one.data(), got.data(), one.size() * sizeof(float)), 0)
+                << a.plan->describe() << " N=" << N << ": " << threads << " threads differ from one";
+            ++compared;
+          }
+        }
+  }
+  EXPECT_GE(compared, 50);
 }
 
 TEST_P(FusedChainKernel, NoBandFitsIsAnError) {

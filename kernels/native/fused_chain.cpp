@@ -2,6 +2,8 @@
 // the band walk composing gemm_f32 (1x1 stages) and depthwise_row (depthwise stages).
 #include "kernels/native/fused_chain.h"
 
+#include <omp.h>
+
 #include <algorithm>
 
 #include "graph/error.h"
@@ -23,21 +25,25 @@ std::vector<float> dw_weights(const float* w, int64_t taps, int64_t e0, int64_t 
 }  // namespace
 
 PackedFusedChain pack_fused_chain(const schedule::FusedChainShape& s, int64_t N,
-                                  const std::vector<FusedChainStageWeights>& w, const Activation& out_act, int64_t S) {
-  return pack_fused_chain(schedule::plan_fused_chain(s, S), N, w, out_act);
+                                  const std::vector<FusedChainStageWeights>& w, const Activation& out_act, int64_t S,
+                                  int threads) {
+  return pack_fused_chain(schedule::plan_fused_chain(s, S), N, w, out_act, threads);
 }
 
 PackedFusedChain pack_fused_chain(const schedule::FusedChainPlan& plan, int64_t N,
-                                  const std::vector<FusedChainStageWeights>& w, const Activation& out_act) {
+                                  const std::vector<FusedChainStageWeights>& w, const Activation& out_act,
+                                  int threads) {
   const schedule::FusedChainShape& s = plan.shape;
   s.check();
   const int64_t n = s.n();
   LOCUS_CHECK(N >= 1, "fused chain: bad batch ", N);
+  LOCUS_CHECK(threads >= 1, "fused chain: bad thread count ", threads);
   LOCUS_CHECK(int64_t(w.size()) == n, "fused chain: ", n, " stages but ", w.size(), " weight sets");
   LOCUS_CHECK(out_act.kind == ActKind::None || out_act.kind == ActKind::Relu, "fused chain: the output activation must be none or relu");
   PackedFusedChain p;
   p.plan = plan;
   p.N = N;
+  p.threads = threads;
   p.out_act = out_act;
   for (int64_t st = 0; st < n; ++st) {
     const schedule::ChainStage& g = s.stages[size_t(st)];
@@ -77,15 +83,17 @@ PackedFusedChain pack_fused_chain(const schedule::FusedChainPlan& plan, int64_t 
   for (int64_t i = 1; i < n; ++i) {
     int64_t rmax = 0;
     for (int64_t b = 0; b < plan.bands; ++b) rmax = std::max(rmax, plan.band_last(i, b) - plan.band_first(i, b));
-    p.offset[size_t(i)] = p.scratch;
-    p.scratch += rmax * s.TW(i) * (plan.chunk[size_t(i)] ? plan.chunk[size_t(i)] : s.TC(i));
+    p.offset[size_t(i)] = p.per_thread;
+    p.per_thread += rmax * s.TW(i) * (plan.chunk[size_t(i)] ? plan.chunk[size_t(i)] : s.TC(i));
   }
   for (int64_t st = 0; st < n; ++st) {
     const schedule::ChainStage& g = s.stages[size_t(st)];
     if (g.depthwise) zeros = std::max(zeros, (s.TW(st) + g.PL + g.PR) * s.TC(st));
   }
-  p.zeros_at = p.scratch;
-  p.scratch += zeros;
+  p.per_thread = (p.per_thread + 15) / 16 * 16;  // each thread's part on its own cache lines
+  // only as many parts as there are bands to share out
+  p.zeros_at = p.per_thread * std::min<int64_t>(threads, std::max<int64_t>(N * plan.bands, 1));
+  p.scratch = p.zeros_at + zeros;
   return p;
 }
 
@@ -99,16 +107,17 @@ void fused_chain_nhwc(const PackedFusedChain& p, const float* in, const float* r
   float* zeros = scratch + p.zeros_at;
   std::fill(zeros, scratch + p.scratch, 0.f);
   const Activation none;
-  for (int64_t img = 0; img < p.N; ++img) {
+  // Band b of image img, with the band buffers at `buf` and `gt` threads for its GEMMs.
+  auto band = [&](int64_t img, int64_t b, float* buf, int gt) {
     const float* x = in + img * s.H * s.W * s.C;
     float* y = out + img * OH * OW * OC;
-    for (int64_t b = 0; b < plan.bands; ++b) {
+    {
       // Row r (of the whole tensor) of tensor i's band buffer, whose pixels hold `wd` channels (all
       // of them, or the current chunk's).
       auto row = [&](int64_t i, int64_t r, int64_t wd) -> float* {
         if (i == 0) return const_cast<float*>(x) + r * s.W * s.C;
         if (i == n) return y + r * OW * OC;
-        return scratch + p.offset[size_t(i)] + (r - plan.band_first(i, b)) * s.TW(i) * wd;
+        return buf + p.offset[size_t(i)] + (r - plan.band_first(i, b)) * s.TW(i) * wd;
       };
       // depthwise stage st on `cw` channels [e0, e0 + cw) (its input and output buffers that wide)
       auto depthwise = [&](int64_t st, int64_t q, int64_t e0, int64_t cw) {
@@ -132,7 +141,7 @@ void fused_chain_nhwc(const PackedFusedChain& p, const float* in, const float* r
             depthwise(st, 0, 0, s.TC(st));
           else
             gemm_f32(M, row(st, f, s.TC(st)), s.TC(st), ps.gemm[0], row(st + 1, f, s.TC(st + 1)), s.TC(st + 1),
-                     ps.bias.data(), ps.act);
+                     ps.bias.data(), ps.act, false, gt);
           continue;
         }
         if (run.first != st) continue;  // walked with its run
@@ -144,12 +153,12 @@ void fused_chain_nhwc(const PackedFusedChain& p, const float* in, const float* r
           const int64_t q = b % 2 == 0 ? t : chunks - 1 - t;
           const int64_t e0 = q * c, cw = std::min(c, E - e0);
           gemm_f32(M, row(st, f, s.TC(st)), s.TC(st), ps.gemm[size_t(q)], row(st + 1, f, cw), cw, ps.bias.data() + e0,
-                   ps.act);
+                   ps.act, false, gt);
           for (int64_t d = st + 1; d < close; ++d) depthwise(d, q, e0, cw);
           if (cl > cf)
             gemm_f32(CM, row(close, cf, cw), cw, pc.gemm[size_t(q)], row(close + 1, cf, COC), COC,
                      t == 0 ? pc.bias.data() : nullptr,
-                     t == chunks - 1 ? pc.act : none, t > 0);
+                     t == chunks - 1 ? pc.act : none, t > 0, gt);
         }
       }
       // the residual and the output activation on the band's output rows
@@ -163,6 +172,21 @@ void fused_chain_nhwc(const PackedFusedChain& p, const float* in, const float* r
       if (p.out_act.kind == ActKind::Relu)
         for (int64_t k = 0; k < cnt; ++k) o[k] = p.out_act.apply(o[k]);
     }
+  };
+  // The plan's thread count, never the OpenMP setting: the scratch holds exactly that many parts.
+  const int threads = omp_in_parallel() ? 1 : p.threads;
+  const int64_t total = p.N * plan.bands;
+  const int band_threads = int(std::min<int64_t>(threads, total));
+  if (band_threads <= 1) {
+    for (int64_t g = 0; g < total; ++g) band(g / plan.bands, g % plan.bands, scratch, threads);
+    return;
+  }
+#pragma omp parallel num_threads(band_threads)
+  {
+    // contiguous stretches of the batch's bands; the team may be smaller than asked for
+    const int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
+    for (int64_t g = total * t / T; g < total * (t + 1) / T; ++g)
+      band(g / plan.bands, g % plan.bands, scratch + t * p.per_thread, 1);
   }
 }
 

@@ -6,7 +6,13 @@
 // channels; a run's closing 1x1 stage accumulates each chunk's contribution (bias on the first
 // chunk, activation on the last), and the chunks are walked forward on even bands and backward on
 // odd ones, as planned. The last stage writes the band's output rows in place; then the residual
-// is added and the output activation applied. One thread.
+// is added and the output activation applied.
+//
+// Threads: the bands of the batch (image x band) are independent (each recomputes its halo rows),
+// so `threads` threads take contiguous stretches of them, each with its own band buffers; a band
+// walks its chunks in the direction its own index says (even forward, odd backward) whoever runs it,
+// so the output is the same bytes for any thread count. With fewer bands than threads, one walk
+// runs and its GEMMs split their rows and columns among the threads (also the same bytes).
 //
 // The plan's staged input and output panels are buffer-accounting choices of the accelerator's
 // model; the kernel reads the band's input rows from the image and writes whole output rows, with
@@ -41,21 +47,26 @@ struct PackedFusedChain {
     Conv2dShape geom;                     // depthwise: the stage as a conv on one image
   };
   std::vector<Stage> stages;
-  std::vector<int64_t> offset;  // per tensor 1..n-1: its band buffer's offset in the scratch
-  int64_t scratch = 0;          // floats: the band buffers and a zero row
+  std::vector<int64_t> offset;  // per tensor 1..n-1: its band buffer's offset in a thread's part
+  int threads = 1;              // threads the walk is split among (see above)
+  int64_t per_thread = 0;       // floats of one thread's band buffers
+  int64_t scratch = 0;          // floats: threads x per_thread band buffers, then a zero row
   int64_t zeros_at = 0;
 };
 
 // Packs the weights for the plan the chain planner finds for `s` on S floats (throws locus::Error
-// naming the chain when no band fits, or on bad weights).
+// naming the chain when no band fits, or on bad weights), to run on `threads` threads.
 PackedFusedChain pack_fused_chain(const schedule::FusedChainShape& s, int64_t N,
-                                  const std::vector<FusedChainStageWeights>& w, const Activation& out_act, int64_t S);
+                                  const std::vector<FusedChainStageWeights>& w, const Activation& out_act, int64_t S,
+                                  int threads = 1);
 // The same for a given plan.
 PackedFusedChain pack_fused_chain(const schedule::FusedChainPlan& plan, int64_t N,
-                                  const std::vector<FusedChainStageWeights>& w, const Activation& out_act);
+                                  const std::vector<FusedChainStageWeights>& w, const Activation& out_act,
+                                  int threads = 1);
 
 // out[N, OH, OW, OC] from in[N, H, W, C] (and residual[N, OH, OW, OC] when the shape has one, else
-// null); scratch holds p.scratch floats. out must alias neither input.
+// null); scratch holds p.scratch floats. Runs on p.threads threads (1 inside a parallel region),
+// whatever the OpenMP setting. out must alias neither input.
 void fused_chain_nhwc(const PackedFusedChain& p, const float* in, const float* residual, float* out, float* scratch);
 
 }  // namespace locus::kernels

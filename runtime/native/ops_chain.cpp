@@ -1,5 +1,6 @@
 // Native kernel of locus.FusedChain (graph/ops.h): kernels/native/fused_chain.h, planned on the
-// core's L2 as the fused blocks are (the pointwise tiling buffer when set, else the fallback L2).
+// core's L2 as the fused blocks are (the pointwise tiling buffer when set, else the fallback L2),
+// run on the session's threads (the batch's bands split among them).
 #include <limits>
 #include <memory>
 
@@ -50,7 +51,7 @@ Step build_fused_chain(NativeContext& c, const Node& n) {
   Activation out_act;
   if (n.s("output_activation", "none") == "relu") out_act = {ActKind::Relu};
   const int64_t S = c.tiling().enabled() ? c.tiling().buffer_entries : l2_buffer_entries(kFusedFallbackL2Bytes);
-  auto packed = std::make_shared<PackedFusedChain>(pack_fused_chain(s, x.shape[0], w, out_act, S));
+  auto packed = std::make_shared<PackedFusedChain>(pack_fused_chain(s, x.shape[0], w, out_act, S, c.threads()));
   c.need_workspace(packed->scratch);
   const float* r = residual ? c.val(n.input(1)).ptr : nullptr;
   return [ws = c.workspace(), packed, in = x.ptr, r, out = y.ptr] { fused_chain_nhwc(*packed, in, r, out, ws->data()); };
