@@ -83,6 +83,7 @@ PackedFusedChain pack_fused_chain(const schedule::FusedChainPlan& plan, int64_t 
   for (int64_t i = 1; i < n; ++i) {
     int64_t rmax = 0;
     for (int64_t b = 0; b < plan.bands; ++b) rmax = std::max(rmax, plan.band_last(i, b) - plan.band_first(i, b));
+    if (i == 1 && n >= 2 && !s.stages[0].depthwise && plan.chunk[1] == 0) p.ring_rows = rmax;
     p.offset[size_t(i)] = p.per_thread;
     p.per_thread += rmax * s.TW(i) * (plan.chunk[size_t(i)] ? plan.chunk[size_t(i)] : s.TC(i));
   }
@@ -108,16 +109,31 @@ void fused_chain_nhwc(const PackedFusedChain& p, const float* in, const float* r
   std::fill(zeros, scratch + p.scratch, 0.f);
   const Activation none;
   // Band b of image img, with the band buffers at `buf` and `gt` threads for its GEMMs.
-  auto band = [&](int64_t img, int64_t b, float* buf, int gt) {
+  const int64_t R = p.ring_rows;
+  // Band b of image img, with the band buffers at `buf` and `gt` threads for its GEMMs. have1: with
+  // the T1 ring, T1's rows [.., have1) of this image are in the ring (-1: none; updated).
+  auto band = [&](int64_t img, int64_t b, float* buf, int gt, int64_t& have1) {
     const float* x = in + img * s.H * s.W * s.C;
     float* y = out + img * OH * OW * OC;
     {
       // Row r (of the whole tensor) of tensor i's band buffer, whose pixels hold `wd` channels (all
-      // of them, or the current chunk's).
+      // of them, or the current chunk's); T1 with the ring: slot r mod R.
       auto row = [&](int64_t i, int64_t r, int64_t wd) -> float* {
         if (i == 0) return const_cast<float*>(x) + r * s.W * s.C;
         if (i == n) return y + r * OW * OC;
+        if (i == 1 && R) return buf + p.offset[1] + (r % R) * s.TW(1) * wd;
         return buf + p.offset[size_t(i)] + (r - plan.band_first(i, b)) * s.TW(i) * wd;
+      };
+      // 1x1 stage st on rows [f, l): one GEMM per stretch of rows contiguous in its input's and
+      // output's buffers (the T1 ring, stage 0's output or stage 1's input, wraps at most once).
+      auto pointwise = [&](int64_t st, int64_t f, int64_t l, const PackedB& B, int64_t in_wd, int64_t out_wd,
+                           const float* bias, const Activation& act, bool acc) {
+        for (int64_t r0 = f; r0 < l;) {
+          const int64_t r1 = st <= 1 && R ? std::min(l, r0 + R - r0 % R) : l;
+          gemm_f32((r1 - r0) * s.TW(st), row(st, r0, in_wd), in_wd, B, row(st + 1, r0, out_wd), out_wd, bias, act, acc,
+                   gt);
+          r0 = r1;
+        }
       };
       // depthwise stage st on `cw` channels [e0, e0 + cw) (its input and output buffers that wide)
       auto depthwise = [&](int64_t st, int64_t q, int64_t e0, int64_t cw) {
@@ -135,13 +151,16 @@ void fused_chain_nhwc(const PackedFusedChain& p, const float* in, const float* r
         const auto run = plan.run_of(st);
         const int64_t f = plan.band_first(st + 1, b), l = plan.band_last(st + 1, b);
         if (l <= f) continue;
-        const int64_t M = (l - f) * s.TW(st + 1);
         if (run.first < 0) {
-          if (s.stages[size_t(st)].depthwise)
+          if (s.stages[size_t(st)].depthwise) {
             depthwise(st, 0, 0, s.TC(st));
-          else
-            gemm_f32(M, row(st, f, s.TC(st)), s.TC(st), ps.gemm[0], row(st + 1, f, s.TC(st + 1)), s.TC(st + 1),
-                     ps.bias.data(), ps.act, false, gt);
+          } else if (st == 0 && R) {  // only the T1 rows the ring lacks
+            pointwise(0, have1 >= 0 ? std::max(f, have1) : f, l, ps.gemm[0], s.TC(0), s.TC(1), ps.bias.data(), ps.act,
+                      false);
+            have1 = l;
+          } else {
+            pointwise(st, f, l, ps.gemm[0], s.TC(st), s.TC(st + 1), ps.bias.data(), ps.act, false);
+          }
           continue;
         }
         if (run.first != st) continue;  // walked with its run
@@ -152,8 +171,7 @@ void fused_chain_nhwc(const PackedFusedChain& p, const float* in, const float* r
         for (int64_t t = 0; t < chunks; ++t) {
           const int64_t q = b % 2 == 0 ? t : chunks - 1 - t;
           const int64_t e0 = q * c, cw = std::min(c, E - e0);
-          gemm_f32(M, row(st, f, s.TC(st)), s.TC(st), ps.gemm[size_t(q)], row(st + 1, f, cw), cw, ps.bias.data() + e0,
-                   ps.act, false, gt);
+          pointwise(st, f, l, ps.gemm[size_t(q)], s.TC(st), cw, ps.bias.data() + e0, ps.act, false);
           for (int64_t d = st + 1; d < close; ++d) depthwise(d, q, e0, cw);
           if (cl > cf)
             gemm_f32(CM, row(close, cf, cw), cw, pc.gemm[size_t(q)], row(close + 1, cf, COC), COC,
@@ -177,16 +195,23 @@ void fused_chain_nhwc(const PackedFusedChain& p, const float* in, const float* r
   const int threads = omp_in_parallel() ? 1 : p.threads;
   const int64_t total = p.N * plan.bands;
   const int band_threads = int(std::min<int64_t>(threads, total));
+  // a stretch of bands [g0, g1) on one buffer: the T1 ring carries over within an image
+  auto walk = [&](int64_t g0, int64_t g1, float* buf, int gt) {
+    int64_t have1 = -1;
+    for (int64_t g = g0; g < g1; ++g) {
+      if (g % plan.bands == 0) have1 = -1;
+      band(g / plan.bands, g % plan.bands, buf, gt, have1);
+    }
+  };
   if (band_threads <= 1) {
-    for (int64_t g = 0; g < total; ++g) band(g / plan.bands, g % plan.bands, scratch, threads);
+    walk(0, total, scratch, threads);
     return;
   }
 #pragma omp parallel num_threads(band_threads)
   {
     // contiguous stretches of the batch's bands; the team may be smaller than asked for
     const int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
-    for (int64_t g = total * t / T; g < total * (t + 1) / T; ++g)
-      band(g / plan.bands, g % plan.bands, scratch + t * p.per_thread, 1);
+    walk(total * t / T, total * (t + 1) / T, scratch + t * p.per_thread, 1);
   }
 }
 

@@ -14,9 +14,11 @@
 // so the output is the same bytes for any thread count. With fewer bands than threads, one walk
 // runs and its GEMMs split their rows and columns among the threads (also the same bytes).
 //
-// The plan's staged input and output panels are buffer-accounting choices of the accelerator's
-// model; the kernel reads the band's input rows from the image and writes whole output rows, with
-// the same results.
+// When stage 0 is a 1x1 with a whole output, T1's band buffer is a ring (as the plan's staged
+// input): a band computes only the T1 rows the previous band of its walk did not, so the halo rows
+// of the first (often the widest) 1x1 are not recomputed. The plan's input panels and output panels
+// are buffer-accounting choices of the accelerator's model; the kernel reads the band's input rows
+// from the image and writes whole output rows, with the same results.
 #pragma once
 
 #include <cstdint>
@@ -49,6 +51,7 @@ struct PackedFusedChain {
   std::vector<Stage> stages;
   std::vector<int64_t> offset;  // per tensor 1..n-1: its band buffer's offset in a thread's part
   int threads = 1;              // threads the walk is split among (see above)
+  int64_t ring_rows = 0;        // rows of the T1 ring (0: T1 is a linear band buffer)
   int64_t per_thread = 0;       // floats of one thread's band buffers
   int64_t scratch = 0;          // floats: threads x per_thread band buffers, then a zero row
   int64_t zeros_at = 0;
