@@ -9,6 +9,7 @@
 #include "graph/error.h"
 #include "kernels/native/depthwise_row.h"
 #include "kernels/native/dwconv_microkernel.h"
+#include "kernels/native/elementwise.h"
 #include "kernels/native/epilogue.h"
 
 namespace locus::kernels {
@@ -183,12 +184,10 @@ void fused_chain_nhwc(const PackedFusedChain& p, const float* in, const float* r
       const int64_t oh0 = plan.band_first(n, b), oh1 = plan.band_last(n, b);
       float* o = y + oh0 * OW * OC;
       const int64_t cnt = (oh1 - oh0) * OW * OC;
-      if (residual) {
-        const float* r = residual + img * OH * OW * OC + oh0 * OW * OC;
-        for (int64_t k = 0; k < cnt; ++k) o[k] += r[k];
-      }
-      if (p.out_act.kind == ActKind::Relu)
-        for (int64_t k = 0; k < cnt; ++k) o[k] = p.out_act.apply(o[k]);
+      if (residual)
+        binary_same_f32(BinaryOp::Add, cnt, o, residual + img * OH * OW * OC + oh0 * OW * OC, o, p.out_act);
+      else if (p.out_act.kind == ActKind::Relu)
+        activation_f32(p.out_act, o, o, cnt);
     }
   };
   // The plan's thread count, never the OpenMP setting: the scratch holds exactly that many parts.
