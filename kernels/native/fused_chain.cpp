@@ -193,7 +193,10 @@ void fused_chain_nhwc(const PackedFusedChain& p, const float* in, const float* r
   // The plan's thread count, never the OpenMP setting: the scratch holds exactly that many parts.
   const int threads = omp_in_parallel() ? 1 : p.threads;
   const int64_t total = p.N * plan.bands;
-  const int band_threads = int(std::min<int64_t>(threads, total));
+  int band_threads = int(std::min<int64_t>(threads, total));
+  // Bands that do not share out evenly (3 on 2 threads: one waits a band's time, 25% of the work)
+  // run one by one with their GEMMs on all the threads instead.
+  if (band_threads > 1 && 100 * ((total + band_threads - 1) / band_threads) * band_threads > 115 * total) band_threads = 1;
   // a stretch of bands [g0, g1) on one buffer: the T1 ring carries over within an image
   auto walk = [&](int64_t g0, int64_t g1, float* buf, int gt) {
     int64_t have1 = -1;
