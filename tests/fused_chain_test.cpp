@@ -100,6 +100,20 @@ std::vector<float> compose(const Chain& c, int64_t N, const std::vector<float>& 
   return cur;
 }
 
+// Random weights and biases of every stage of c (seeds from ++seed), and the kernel's view of them.
+struct StageWeights {
+  std::vector<std::vector<float>> w, bias;
+  std::vector<FusedChainStageWeights> view;
+  StageWeights(const Chain& c, uint32_t& seed) {
+    const FusedChainShape& s = c.shape;
+    for (int64_t st = 0; st < s.n(); ++st) {
+      w.push_back(test::random_floats(size_t(s.weights(st)), ++seed, -0.4f, 0.4f));
+      bias.push_back(test::random_floats(size_t(s.TC(st + 1)), ++seed, -0.2f, 0.2f));
+    }
+    for (int64_t st = 0; st < s.n(); ++st) view.push_back({w[size_t(st)].data(), bias[size_t(st)].data(), c.acts[size_t(st)]});
+  }
+};
+
 class FusedChainKernel : public test::IsaTest {};
 
 TEST_P(FusedChainKernel, EqualsTheUnfusedComposition) {
@@ -109,13 +123,9 @@ TEST_P(FusedChainKernel, EqualsTheUnfusedComposition) {
   for (const Chain& c : chains()) {
     const FusedChainShape& s = c.shape;
     const int64_t n = s.n();
-    std::vector<std::vector<float>> w, bias;
-    std::vector<FusedChainStageWeights> sw;
-    for (int64_t st = 0; st < n; ++st) {
-      w.push_back(test::random_floats(size_t(s.weights(st)), ++seed, -0.4f, 0.4f));
-      bias.push_back(test::random_floats(size_t(s.TC(st + 1)), ++seed, -0.2f, 0.2f));
-    }
-    for (int64_t st = 0; st < n; ++st) sw.push_back({w[size_t(st)].data(), bias[size_t(st)].data(), c.acts[size_t(st)]});
+    const StageWeights sw(c, seed);
+    const auto& w = sw.w;
+    const auto& bias = sw.bias;
     const std::vector<float> x = test::random_floats(size_t(N * s.H * s.W * s.C), ++seed);
     const int64_t out_n = N * s.TH(n) * s.TW(n) * s.TC(n);
     std::vector<float> res;
@@ -128,7 +138,7 @@ TEST_P(FusedChainKernel, EqualsTheUnfusedComposition) {
       for (int64_t rows : {int64_t(1), int64_t(2), int64_t(5), s.TH(n)}) {
         FusedChainPlanAttempt a = try_fused_chain_plan(s, int64_t(1) << 30, rows, ch, std::vector<bool>(size_t(n), false));
         ASSERT_TRUE(a.plan) << a.why_not;
-        const PackedFusedChain p = pack_fused_chain(*a.plan, N, sw, c.out_act);
+        const PackedFusedChain p = pack_fused_chain(*a.plan, N, sw.view, c.out_act);
         std::vector<float> scratch(size_t(p.scratch) + 1, std::nanf("")), got(size_t(out_n), std::nanf(""));
         fused_chain_nhwc(p, x.data(), res.empty() ? nullptr : res.data(), got.data(), scratch.data());
         for (size_t k = 0; k < got.size(); ++k)
@@ -151,13 +161,7 @@ TEST_P(FusedChainKernel, ThreadsGiveTheSameBytes) {
   for (const Chain& c : cs) {
     const FusedChainShape& s = c.shape;
     const int64_t n = s.n();
-    std::vector<std::vector<float>> w, bias;
-    std::vector<FusedChainStageWeights> sw;
-    for (int64_t st = 0; st < n; ++st) {
-      w.push_back(test::random_floats(size_t(s.weights(st)), ++seed, -0.4f, 0.4f));
-      bias.push_back(test::random_floats(size_t(s.TC(st + 1)), ++seed, -0.2f, 0.2f));
-    }
-    for (int64_t st = 0; st < n; ++st) sw.push_back({w[size_t(st)].data(), bias[size_t(st)].data(), c.acts[size_t(st)]});
+    const StageWeights sw(c, seed);
     // N = 1 with one band: a lone walk whose GEMMs take the threads; else bands shared out
     for (int64_t N : {int64_t(1), int64_t(3)})
       for (const auto& ch : c.chunkings)
@@ -171,7 +175,7 @@ TEST_P(FusedChainKernel, ThreadsGiveTheSameBytes) {
           ASSERT_TRUE(a.plan) << a.why_not;
           std::vector<float> one;
           for (int threads : {1, 2, 3}) {
-            const PackedFusedChain p = pack_fused_chain(*a.plan, N, sw, c.out_act, threads);
+            const PackedFusedChain p = pack_fused_chain(*a.plan, N, sw.view, c.out_act, threads);
             std::vector<float> scratch(size_t(p.scratch), std::nanf("")), got(size_t(out_n), std::nanf(""));
             fused_chain_nhwc(p, x.data(), res.empty() ? nullptr : res.data(), got.data(), scratch.data());
             if (threads == 1) {
