@@ -72,7 +72,7 @@ std::vector<std::string> all_pass_names() {
   return {make_fold_qdq_pass()->name(), make_constant_folding_pass()->name(), make_eliminate_identity_pass()->name(),
           make_dead_code_elimination_pass()->name(), make_fold_batchnorm_pass()->name(),
           make_fuse_activation_pass()->name(), make_fuse_inverted_residual_pass()->name(),
-          make_fuse_residual_pass()->name(),
+          make_fuse_residual_pass()->name(), make_fuse_chain_pass()->name(),
           // not in any default pipeline: a Session runs it only when SessionOptions::decompose is set
           make_cp_decompose_pass(CpDecomposeOptions{})->name()};
 }
