@@ -98,6 +98,7 @@ ScheduleResult evaluate_mapping(const Workload& wl, const Mapping& m, const Acce
       if (mp->se && mp->se->strategy == schedule::SeStrategy::Recompute) r.macs += mp->se->recompute_macs * wl.batch;
       r.fused_plan = p;
     }
+    if (l.kind == LayerKind::Fused && mp->chain) r.macs = mp->chain->macs * wl.batch;  // halo rows recomputed
     r.read_bytes = r.read_entries * wb;
     r.write_bytes = r.write_entries * wb;
     const uint64_t compute_end = dram_paced ? 0 : to_dram(uint64_t(r.compute_cycles));

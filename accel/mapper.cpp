@@ -112,6 +112,40 @@ LayerMapping map_stages(const Ctx& c, const Layer& l, ScheduleKind kind) {
   return m;
 }
 
+// A FusedChain under fused-scan: its chain plan, unless no band fits or fusing moves more DRAM data
+// than its layers one by one (then those, as scan, intermediates placed after everything so far).
+template <class SizeOf>
+LayerMapping map_chain(const Ctx& c, const Layer& l, AddressSpace& mem, const SizeOf& size_of, const AccelConfig& cfg) {
+  schedule::FusedChainPlannerOptions po;
+  po.chunk_step = std::max<int64_t>(c.burst_entries, 8);
+  const schedule::FusedChainPlanAttempt fused = schedule::search_fused_chain_plan(*l.chain, c.S, po);
+  AddressSpace apart_mem = mem;
+  for (const Layer& s : l.stages) apart_mem.place(c.wl.storage(s.outputs[0]), size_of(s.outputs[0]));
+  LayerMapping apart = map_stages(c, l, ScheduleKind::Scan);
+  std::string why;
+  if (!fused.plan) {
+    why = "no band fits the buffer (" + fused.why_not + ")";
+  } else {
+    const ReplayContext rc{c.wl, apart_mem.base, c.S, c.wb, cfg.mac_array};
+    const LayerReplay a = replay_layer(rc, l, apart, RequestSink{});
+    const ReplayCounts f = replay_fused_chain(*fused.plan, c.wl.batch, chain_addresses(rc, l), c.wb, cfg.mac_array,
+                                              RequestSink{});
+    const int64_t fused_entries = f.reads_input + f.reads_weights + f.writes_output;
+    if (fused_entries > a.reads + a.writes)
+      why = cat("fused chain (rows=", fused.plan->rows, ") would move ", fused_entries, " entries, layer by layer ",
+                a.reads + a.writes);
+  }
+  if (!why.empty()) {
+    apart.note = why + ": run layer by layer (scan)";
+    mem = std::move(apart_mem);
+    return apart;
+  }
+  LayerMapping m;
+  m.name = l.name;
+  m.chain = *fused.plan;
+  return m;
+}
+
 }  // namespace
 
 Mapping map_workload(const Workload& wl, ScheduleKind kind, const AccelConfig& cfg, const MapOptions& o) {
@@ -152,6 +186,10 @@ Mapping map_workload(const Workload& wl, ScheduleKind kind, const AccelConfig& c
     }
     if (kind != ScheduleKind::FusedScan) {
       mp.layers.push_back(map_stages(c, l, kind));
+      continue;
+    }
+    if (l.chain) {
+      mp.layers.push_back(map_chain(c, l, mem, size_of, cfg));
       continue;
     }
     // fused-scan: fuse the group unless no band fits or fusing moves more data than its layers

@@ -50,6 +50,8 @@ ojson layer_to_json(const LayerMapping& m) {
   if (m.band) j["band"] = {{"rows", m.band->rows}, {"chunk", m.band->chunk}};
   if (m.fused) j["fused"] = {{"rows", m.fused->rows}, {"chunk", m.fused->chunk}, {"halo_cache", m.fused->halo_cache}};
   if (m.se) j["fused"]["squeeze_excite"] = schedule::se_strategy_name(m.se->strategy);
+  if (m.chain)
+    j["chain"] = {{"rows", m.chain->rows}, {"chunk", m.chain->chunk}, {"resident", m.chain->resident}, {"staged", m.chain->staged}};
   if (!m.stages.empty()) {
     ojson st = ojson::array();
     for (const LayerMapping& s : m.stages) st.push_back(layer_to_json(s));
@@ -128,7 +130,7 @@ struct Reader {
 
   // `kind`: the schedule whose planner options the layer's tiles must respect.
   LayerMapping layer(const json& j, const Layer& l, ScheduleKind kind, bool top_fused_scan, const std::string& ctx) {
-    expect_keys(j, ctx, {"name", "gemm", "band", "fused", "stages", "note"});
+    expect_keys(j, ctx, {"name", "gemm", "band", "fused", "chain", "stages", "note"});
     LayerMapping m;
     m.name = string_member(j, ctx, "name");
     if (m.name != l.name) fail(ctx, ": names layer '", m.name, "', the model's layer is '", l.name, "'");
@@ -143,7 +145,8 @@ struct Reader {
     };
     refuse("gemm", is_gemm);
     refuse("band", is_band);
-    refuse("fused", is_fused && top_fused_scan);
+    refuse("fused", is_fused && top_fused_scan && !l.chain);
+    refuse("chain", is_fused && top_fused_scan && l.chain.has_value());
     refuse("stages", is_fused);
     if (is_gemm) {
       const std::string c = ctx + " gemm";
@@ -171,10 +174,29 @@ struct Reader {
       m.band = BandPlan{rows, chunk};
     }
     if (is_fused) {
-      if (j.contains("fused") == j.contains("stages"))
-        fail(ctx, top_fused_scan ? ": a fused group needs exactly one of 'fused' and 'stages'"
-                                 : ": a fused group needs 'stages' outside fused-scan");
-      if (j.contains("fused")) {
+      const char* fk = l.chain ? "chain" : "fused";  // a FusedChain's plan, or a fused block's
+      if (j.contains(fk) == j.contains("stages"))
+        fail(ctx, top_fused_scan ? cat(": a fused group needs exactly one of '", fk, "' and 'stages'")
+                                 : std::string(": a fused group needs 'stages' outside fused-scan"));
+      if (j.contains("chain")) {
+        const std::string c = ctx + " chain";
+        const json& f = member(j, ctx, "chain");
+        expect_keys(f, c, {"rows", "chunk", "resident", "staged"});
+        const int64_t rows = int_member(f, c, "rows", 1, l.chain->TH(l.chain->n()));
+        const json &ch = member(f, c, "chunk"), &res = member(f, c, "resident"), &staged = member(f, c, "staged");
+        if (!ch.is_array() || !res.is_array() || !staged.is_boolean())
+          fail(c, ": 'chunk' and 'resident' must be arrays, 'staged' true or false");
+        try {
+          const schedule::FusedChainPlanAttempt a = schedule::try_fused_chain_plan(
+              *l.chain, S, rows, ch.get<std::vector<int64_t>>(), res.get<std::vector<bool>>(), staged.get<bool>());
+          if (!a.plan) fail(a.why_not);
+          m.chain = *a.plan;
+        } catch (const Error& e) {
+          fail(c, ": ", e.what());
+        } catch (const json::exception&) {
+          fail(c, ": 'chunk' must hold integers and 'resident' true / false values");
+        }
+      } else if (j.contains("fused")) {
         const std::string c = ctx + " fused";
         const json& f = member(j, ctx, "fused");
         expect_keys(f, c, {"rows", "chunk", "halo_cache", "squeeze_excite"});
@@ -217,7 +239,7 @@ struct Reader {
 
   // Every tensor region a layer touches, as mapped.
   void used(const Layer& l, const LayerMapping& m, std::set<std::string>& out) {
-    if (l.kind == LayerKind::Fused && !m.fused) {
+    if (l.kind == LayerKind::Fused && !m.fused && !m.chain) {
       for (size_t i = 0; i < l.stages.size(); ++i) used(l.stages[i], m.stages[i], out);
       return;
     }

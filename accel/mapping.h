@@ -25,6 +25,7 @@
 #include "accel/accel_config.h"
 #include "accel/workload.h"
 #include "schedule/fused_block_planner.h"
+#include "schedule/fused_chain_planner.h"
 #include "schedule/tiling_planner.h"
 
 namespace locus::accel {
@@ -46,6 +47,7 @@ struct LayerMapping {
   std::optional<BandPlan> band;                     // Depthwise / Pool
   std::optional<schedule::FusedBlockPlan> fused;    // a Fused layer run as one fused schedule
   std::optional<schedule::SeBlockPlan> se;          // ... of a squeeze-excite block (fused = se->block)
+  std::optional<schedule::FusedChainPlan> chain;    // a FusedChain layer run as one fused schedule
   std::vector<LayerMapping> stages;                 // a Fused layer run layer by layer
   std::string note;                                 // why a fused group runs layer by layer
 };

@@ -478,6 +478,99 @@ ReplayCounts replay_se_block(const schedule::SeBlockPlan& sp, int64_t images, co
   return rc;
 }
 
+ReplayCounts replay_fused_chain(const schedule::FusedChainPlan& p, int64_t images, const ChainAddresses& a,
+                                int64_t word_bytes, int mac_array, const RequestSink& sink) {
+  Emitter em(sink, word_bytes, mac_array);
+  const schedule::FusedChainShape& s = p.shape;
+  const uint64_t wb = uint64_t(word_bytes);
+  const int64_t n = s.n(), OH = s.TH(n), OW = s.TW(n), OC = s.TC(n);
+  LOCUS_CHECK(int64_t(a.w.size()) == n, "accelerator model: the chain has ", n, " stages, ", a.w.size(), " weight addresses");
+  const int64_t panel = a.panel;
+  ReplayCounts rc;
+  auto weights = [&](uint64_t addr, int64_t entries) {
+    const int64_t r0 = em.reads;
+    em.read(addr, entries);
+    rc.reads_weights += em.reads - r0;
+    rc.buffer_accesses += em.reads - r0;
+  };
+  for (int64_t img = 0; img < images; ++img) {
+    for (int64_t b = 0; b < p.bands; ++b) {
+      const int64_t first = b > 0 ? std::max(p.band_first(0, b), p.band_last(0, b - 1)) : p.band_first(0, b);
+      const int64_t new_rows = std::max<int64_t>(0, p.band_last(0, b) - first);
+      int64_t r0 = em.reads;
+      if (new_rows > 0) em.read(a.x + uint64_t((img * s.H + first) * s.W * s.C) * wb, new_rows * s.W * s.C);
+      const int64_t oh0 = p.band_first(n, b), out_px = (p.band_last(n, b) - oh0) * OW;
+      if (s.residual == schedule::ChainResidual::External || (p.staged && s.residual == schedule::ChainResidual::Input))
+        em.read(a.r + uint64_t((img * OH + oh0) * OW * OC) * wb, out_px * OC);
+      rc.reads_input += em.reads - r0;
+      rc.buffer_accesses += em.reads - r0;
+      for (int64_t st = 0; st < n; ++st) {
+        const schedule::ChainStage& g = s.stages[size_t(st)];
+        const auto run = p.run_of(st);
+        // a staged input: stage 0 computes only the rows of T1 the previous band did not
+        const int64_t out_first = p.staged && st == 0 && b > 0 ? std::max(p.band_first(1, b), p.band_last(1, b - 1))
+                                                                 : p.band_first(st + 1, b);
+        const int64_t out_rows = std::max<int64_t>(0, p.band_last(st + 1, b) - out_first);
+        const int64_t in_rows = p.staged && st == 0 ? out_rows : p.band_last(st, b) - p.band_first(st, b);
+        const int64_t px = out_rows * s.TW(st + 1), in_px = in_rows * s.TW(st);
+        if (run.first < 0) {
+          const int64_t per_ch = p.staged && st == 0 ? g.OC : g.depthwise ? g.KH * g.KW : s.TC(st);
+          const bool once = p.resident[size_t(st)] || s.weights(st) <= panel * per_ch;
+          if (!once || b == 0) weights(a.w[size_t(st)], s.weights(st));
+          // input read, output written, weights read on chip
+          rc.buffer_accesses += in_px * s.TC(st) + px * g.OC + s.weights(st);
+          em.compute(px * s.macs_per_pixel(st));
+        } else if (run.first == st) {
+          // the run's chunks, serpentine: stages st..close per chunk
+          const int64_t E = s.TC(st + 1), c = p.chunk[size_t(st + 1)], chunks = p.chunks_of_run(st);
+          for (int64_t t = 0; t < chunks; ++t) {
+            const int64_t q = b % 2 == 0 ? t : chunks - 1 - t;
+            const int64_t e0 = q * c, e1 = std::min(E, e0 + c), cw = e1 - e0;
+            const bool load = chunks == 1 ? b == 0 : !(b > 0 && t == 0);
+            for (int64_t d = st; d <= run.second; ++d) {
+              const schedule::ChainStage& dg = s.stages[size_t(d)];
+              const int64_t d_px = (p.band_last(d + 1, b) - p.band_first(d + 1, b)) * s.TW(d + 1);
+              const int64_t d_in = (p.band_last(d, b) - p.band_first(d, b)) * s.TW(d);
+              int64_t w_entries = 0;
+              if (d == st) {
+                if (load) weights(a.w[size_t(d)] + uint64_t(e0 * s.TC(d)) * wb, cw * s.TC(d));
+                w_entries = cw * s.TC(d);
+                rc.buffer_accesses += d_in * s.TC(d) + d_px * cw;
+              } else if (d == run.second) {
+                if (load)
+                  for (int64_t oc = 0; oc < dg.OC; ++oc) weights(a.w[size_t(d)] + uint64_t(oc * E + e0) * wb, cw);
+                w_entries = cw * dg.OC;
+                rc.buffer_accesses += d_in * cw + (t > 0 ? 2 : 1) * d_px * dg.OC;
+              } else {
+                if (load) weights(a.w[size_t(d)] + uint64_t(e0 * dg.KH * dg.KW) * wb, cw * dg.KH * dg.KW);
+                w_entries = cw * dg.KH * dg.KW;
+                rc.buffer_accesses += d_in * cw + d_px * cw;
+              }
+              rc.buffer_accesses += w_entries;
+              em.compute(d_px * w_entries);
+            }
+          }
+        }
+      }
+      em.write(a.y + uint64_t((img * OH + oh0) * OW * OC) * wb, out_px * OC);
+      rc.writes_output += out_px * OC;  // and read from the buffer
+      rc.buffer_accesses += out_px * OC;
+    }
+  }
+  em.flush();
+  rc.ops = em.ops(), rc.cycles = em.cycles();
+  return rc;
+}
+
+ChainAddresses chain_addresses(const ReplayContext& c, const Layer& l) {
+  ChainAddresses ca;
+  ca.x = c.addr(l.inputs[0]);
+  ca.y = c.addr(l.outputs[0]);
+  ca.r = l.inputs.size() > 1 ? c.addr(l.inputs[1]) : ca.x;  // an Input residual is the input
+  for (const std::string& w : l.weights) ca.w.push_back(c.addr(w));
+  return ca;
+}
+
 uint64_t ReplayContext::addr(const std::string& tensor) const {
   const std::string s = wl.storage(tensor);
   auto it = placement.find(s);
@@ -550,19 +643,26 @@ LayerReplay replay_layer(const ReplayContext& c, const Layer& l, const LayerMapp
     r.tiling = "view (no data moves)";
     return r;
   }
-  if (l.kind == LayerKind::Fused && m.fused) {
-    const schedule::FusedBlockPlan& p = *m.fused;
-    const ReplayCounts rc = m.se ? replay_se_block(*m.se, c.wl.batch, fused_addresses(c, l), c.word_bytes, c.mac_array, sink)
-                                 : replay_fused_block(p, c.wl.batch, fused_addresses(c, l), c.word_bytes, c.mac_array, sink);
+  // a fused group run as one fused schedule: its counts
+  auto fused = [&r](const ReplayCounts& rc, std::string tiling) {
     r.reads = rc.reads_input + rc.reads_weights;
     r.writes = rc.writes_output;
     r.buffer_accesses = rc.buffer_accesses;
     r.cycles = rc.cycles, r.ops = rc.ops;
-    r.tiling = cat("band rows=", p.rows, " chunk=", p.chunk, " bands=", p.bands, " chunks=", p.chunks,
-                   p.halo_cache ? " halo-cache" : "", " buffer=", p.buffer_entries,
-                   m.se ? cat(" squeeze-excite ", schedule::se_strategy_name(m.se->strategy), " spilled=", m.se->spilled)
-                        : std::string());
+    r.tiling = std::move(tiling);
     return r;
+  };
+  if (l.kind == LayerKind::Fused && m.chain)
+    return fused(replay_fused_chain(*m.chain, c.wl.batch, chain_addresses(c, l), c.word_bytes, c.mac_array, sink),
+                 m.chain->describe());
+  if (l.kind == LayerKind::Fused && m.fused) {
+    const schedule::FusedBlockPlan& p = *m.fused;
+    return fused(m.se ? replay_se_block(*m.se, c.wl.batch, fused_addresses(c, l), c.word_bytes, c.mac_array, sink)
+                      : replay_fused_block(p, c.wl.batch, fused_addresses(c, l), c.word_bytes, c.mac_array, sink),
+                 cat("band rows=", p.rows, " chunk=", p.chunk, " bands=", p.bands, " chunks=", p.chunks,
+                     p.halo_cache ? " halo-cache" : "", " buffer=", p.buffer_entries,
+                     m.se ? cat(" squeeze-excite ", schedule::se_strategy_name(m.se->strategy), " spilled=", m.se->spilled)
+                          : std::string()));
   }
   Emitter em(sink, c.word_bytes, c.mac_array);
   if (l.kind == LayerKind::Fused) {

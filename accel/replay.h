@@ -10,10 +10,12 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "accel/mapping.h"
 #include "accel/workload.h"
 #include "schedule/fused_block_planner.h"
+#include "schedule/fused_chain_planner.h"
 #include "schedule/tiling_planner.h"
 
 namespace locus::accel {
@@ -56,6 +58,25 @@ ReplayCounts replay_fused_block(const schedule::FusedBlockPlan& p, int64_t image
 // and expand / depthwise weights read and their MACs done again) projecting into the output.
 ReplayCounts replay_se_block(const schedule::SeBlockPlan& p, int64_t images, const FusedAddresses& a,
                              int64_t word_bytes, int mac_array, const RequestSink& sink);
+
+// Replays a fused-chain plan (schedule/fused_chain_planner.h) for `images` images: input NHWC at
+// x, the External residual NHWC at r, output NHWC at y, stage s's weights at w[s] ([OC][C] for a
+// 1x1 stage, [C][KH.KW] for a depthwise one). Per image, band by band: the band's new input rows
+// (and residual rows) are read, the stages run in order (whole stages read their weights every band
+// unless resident or one panel, then at the first band only; a run walks its chunks forward on even
+// bands and backward on odd ones, reading each chunk's weights except the chunk at the turn), then
+// the band's output rows are written. reads_input counts the residual too; ops are the MACs with
+// the halo rows recomputed.
+struct ChainAddresses {
+  uint64_t x = 0, r = 0, y = 0;
+  std::vector<uint64_t> w;
+  int64_t panel = schedule::FusedChainPlannerOptions{}.panel;  // the plan's (one-panel stages read once)
+};
+ReplayCounts replay_fused_chain(const schedule::FusedChainPlan& p, int64_t images, const ChainAddresses& a,
+                                int64_t word_bytes, int mac_array, const RequestSink& sink);
+// Addresses of a FusedChain layer's tensors under `c`'s placement.
+struct ReplayContext;
+ChainAddresses chain_addresses(const ReplayContext& c, const Layer& l);
 
 // What the replay of one layer of a mapping needs besides the layer.
 struct ReplayContext {

@@ -236,6 +236,82 @@ void build_fused(const Node& n, const Graph& g, Layer& l, Workload& wl) {
       if (o != l.outputs[0]) wl.entries[o] = 0;
 }
 
+// A FusedChain (graph/ops.h): the chain shape the planner plans, and the same work stage by stage
+// (one Pointwise / Depthwise layer per stage, then Eltwise Add of R and Relu when fused), with
+// intermediates named "<node>/s<i>", "<node>/sum".
+void build_chain(const Node& n, const Graph& g, Layer& l, Workload& wl) {
+  const Shape x = g.info(n.input(0)).shape;
+  const Shape y = g.info(l.outputs[0]).shape;
+  const auto kinds = n.ints("kinds"), st = n.ints("strides"), pads = n.ints("pads");
+  const size_t stages = kinds.size();
+  const bool relu = n.s("output_activation", "none") == "relu", residual = !n.input(1).empty();
+  l.kind = LayerKind::Fused;
+  l.inputs = {n.input(0)};
+  if (residual && n.input(1) != n.input(0)) l.inputs.push_back(n.input(1));
+  l.residual = residual;
+  schedule::FusedChainShape cs;
+  cs.H = x[2], cs.W = x[3], cs.C = x[1];
+  cs.residual = !residual ? schedule::ChainResidual::None
+                          : n.input(1) == n.input(0) ? schedule::ChainResidual::Input : schedule::ChainResidual::External;
+  std::string cur = n.input(0);
+  int64_t h = x[2], w = x[3], ch = x[1];
+  for (size_t s = 0; s < stages; ++s) {
+    const std::string wn = n.input(2 + 2 * s);
+    const Shape ws = g.info(wn).shape;
+    l.weights.push_back(wn);
+    schedule::ChainStage cg;
+    cg.depthwise = kinds[s] == 1;
+    cg.OC = ws[0];
+    cg.KH = ws[2], cg.KW = ws[3], cg.SH = st[2 * s], cg.SW = st[2 * s + 1];
+    cg.PT = pads[4 * s], cg.PL = pads[4 * s + 1], cg.PB = pads[4 * s + 2], cg.PR = pads[4 * s + 3];
+    cs.stages.push_back(cg);
+    const int64_t oh = (h + cg.PT + cg.PB - cg.KH) / cg.SH + 1, ow = (w + cg.PL + cg.PR - cg.KW) / cg.SW + 1;
+    Layer sl;
+    sl.name = cat(n.name, "/s", s);
+    sl.op = "Conv";
+    sl.inputs = {cur};
+    sl.weights = {wn};
+    sl.outputs = {s + 1 == stages && !residual ? l.outputs[0] : cat(n.name, "/s", s)};
+    sl.geom = ConvGeom{x[0], ch, h, w, cg.OC, oh, ow, cg.KH, cg.KW, cg.SH, cg.SW, cg.PT, cg.PL, cg.PB, cg.PR,
+                       cg.depthwise ? ch : 1, cg.KH * cg.KW};
+    sl.macs = sl.ops = x[0] * oh * ow * ws[0] * ws[1] * ws[2] * ws[3];
+    if (cg.depthwise) {
+      sl.kind = LayerKind::Depthwise;
+    } else {
+      sl.kind = LayerKind::Pointwise;
+      sl.M = x[0] * oh * ow, sl.K = ch, sl.N = cg.OC;
+    }
+    l.dw_taps += cg.depthwise ? cg.KH * cg.KW : 0;
+    l.stages.push_back(sl);
+    cur = sl.outputs[0];
+    h = oh, w = ow, ch = cg.OC;
+  }
+  if (residual) {
+    Layer a;
+    a.name = n.name + "/add", a.op = "Add", a.kind = LayerKind::Eltwise;
+    a.inputs = {cur, n.input(1)};
+    a.outputs = {relu ? n.name + "/sum" : l.outputs[0]};
+    a.ops = shape_elements(y);
+    l.stages.push_back(a);
+    cur = a.outputs[0];
+  }
+  if (relu) {
+    Layer r;
+    r.name = n.name + "/relu", r.op = "Relu", r.kind = LayerKind::Eltwise;
+    r.inputs = {cur};
+    r.outputs = {l.outputs[0]};
+    r.ops = shape_elements(y);
+    l.stages.push_back(r);
+  }
+  cs.check();
+  l.chain = cs;
+  for (auto& s : l.stages) l.macs += s.macs;
+  l.ops = l.macs;
+  for (auto& s : l.stages)
+    for (auto& o : s.outputs)
+      if (o != l.outputs[0]) wl.entries[o] = 0;
+}
+
 void build_gemm(const Node& n, const Graph& g, Layer& l, Workload&) {
   const Shape a = g.info(n.input(0)).shape;
   const Shape bs = g.info(n.input(1)).shape;
@@ -304,6 +380,8 @@ const std::vector<OpFamily>& op_families() {
          return (n.op == "FusedInvertedResidual" || n.op == "FusedSEBlock") && n.domain == kLocusDomain;
        },
        build_fused},
+      {"fused-chain", [](const Node& n, const Graph&) { return n.op == "FusedChain" && n.domain == kLocusDomain; },
+       build_chain},
       {"gemm",  // a constant B only: a product of two activations is streamed
        [](const Node& n, const Graph& g) {
          return (n.op == "Gemm" || n.op == "MatMul") && n.domain.empty() && g.is_constant(n.input(1)) &&

@@ -29,11 +29,13 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "graph/ir.h"
 #include "schedule/fused_block_planner.h"
+#include "schedule/fused_chain_planner.h"
 
 namespace locus::accel {
 
@@ -68,6 +70,9 @@ struct Layer {
   bool se = false;
   int64_t se_squeeze = 0;            // squeeze channels
   std::vector<Layer> stages;         // the same group layer by layer
+  // A FusedChain (also kind Fused): the chain the planner plans (schedule/fused_chain_planner.h);
+  // `block` is unused, `stages` are its 1x1 / depthwise stages [, Add of the residual] [, Relu].
+  std::optional<schedule::FusedChainShape> chain;
   int64_t macs = 0;                  // multiply-accumulates (Conv, Gemm, Fused); 0 otherwise
   int64_t ops = 0;                   // operations that occupy the MAC array (macs, or window/element ops)
 };

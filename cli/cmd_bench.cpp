@@ -224,6 +224,7 @@ int cmd_bench(int argc, char** argv) {
       if (o.backend.tile_order)
         extra.insert(extra.end(), {"--tile-order", schedule::tile_order_name(*o.backend.tile_order)});
       if (!o.pipeline.disabled_passes.empty()) extra.push_back("--no-fuse");
+      if (o.pipeline.fuse_chains) extra.push_back("--fuse-chains");
       for (const auto& [name, shape] : o.input_shapes) {
         std::string dims;
         for (int64_t d : shape) dims += (dims.empty() ? "" : "x") + std::to_string(d);

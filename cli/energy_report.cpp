@@ -69,6 +69,7 @@ accel::Workload energy_workload(const std::string& model, int64_t batch, bool no
   }
   if (no_fuse) po.disabled_passes.push_back("fuse-inverted-residual");
   po.fuse_blocks = make_backend("accel")->capabilities().fused_inverted_residual;
+  po.fuse_chains = !no_fuse;  // whole chains (a decomposed bottleneck) as one node: the model plans them
   const PreparedGraph prepared = prepare_graph(g, po);
   if (decompose && verbose) {
     int decomposed = 0;

@@ -198,6 +198,11 @@ void add_tiling_options(CLI::App& app, SessionOptions& o) {
          "by default)")
       ->group(kTilingGroup);
   app.add_flag_callback(
+         "--fuse-chains", [&o] { o.pipeline.fuse_chains = true; },
+         "also fuse chains of 1x1 / depthwise convs ending in a residual Add\n(fuse-chain: e.g. a CP-decomposed "
+         "ResNet-50 bottleneck, one FusedChain)")
+      ->group(kTilingGroup);
+  app.add_flag_callback(
          "--no-winograd", [&o] { o.backend.winograd = false; },
          "run 3x3 stride-1 convs without Winograd F(4x4,3x3) (the native\nbackend uses it where its planner "
          "models it faster; info --plans says where)")

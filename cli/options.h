@@ -2,7 +2,7 @@
 // project's help layout, its error conventions (one line naming the problem, UsageError: exit 2) and
 // the option groups several commands share, each defined once here:
 //   tiling         --l2 SIZE, --tile-order scan|row|col, --no-fuse,         (run, check, bench, info)
-//                  --no-winograd
+//                  --no-winograd, --fuse-chains
 //   memory         --max-memory SIZE                                        (run, check, bench)
 //   decomposition  --decompose POLICY, --decompose-form 3|4                 (run, check, bench, energy,
 //                  decompose, which also takes them as --rank / --form)
@@ -56,8 +56,9 @@ CLI::Validator size_transformer(const std::string& option, const std::string& ex
 
 // ---- the shared groups ----
 
-// tiling: --l2 SIZE (at least 1K, 0 = off), --tile-order scan|row|col, --no-fuse, --no-winograd; into
-// o.backend (l2_bytes, tile_order, winograd) and o.pipeline.disabled_passes. Absent options leave l2_bytes -1 and
+// tiling: --l2 SIZE (at least 1K, 0 = off), --tile-order scan|row|col, --no-fuse, --no-winograd,
+// --fuse-chains; into o.backend (l2_bytes, tile_order, winograd), o.pipeline.disabled_passes and
+// o.pipeline.fuse_chains. Absent options leave l2_bytes -1 and
 // tile_order unset (environment, then OS).
 void add_tiling_options(CLI::App& app, SessionOptions& o);
 // memory: --max-memory SIZE into o.max_memory_bytes.

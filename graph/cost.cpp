@@ -61,6 +61,20 @@ int64_t fused_inverted_residual_macs(const Graph& g, const Node& n) {
   return N * macs;
 }
 
+// A fused chain: every stage's MACs, as the convs it replaced (the residual Add is not a MAC).
+int64_t fused_chain_macs(const Graph& g, const Node& n) {
+  const Shape x = g.info(n.input(0)).shape;
+  const auto st = n.ints("strides"), pads = n.ints("pads");
+  int64_t h = x[2], w = x[3], macs = 0;
+  for (size_t s = 0; 2 + 2 * s < n.inputs.size(); ++s) {
+    const Shape ws = g.info(n.input(2 + 2 * s)).shape;
+    h = (h + pads[4 * s] + pads[4 * s + 2] - ws[2]) / st[2 * s] + 1;
+    w = (w + pads[4 * s + 1] + pads[4 * s + 3] - ws[3]) / st[2 * s + 1] + 1;
+    macs += h * w * ws[0] * ws[1] * ws[2] * ws[3];
+  }
+  return x[0] * macs;
+}
+
 // The int8 block: expand + depthwise + project, as the QLinearConvs it replaced.
 int64_t fused_qlinear_inverted_residual_macs(const Graph& g, const Node& n) {
   const Shape x = g.info(n.input(0)).shape, y = g.info(n.outputs[0]).shape, wd = g.info(n.input(11)).shape;
@@ -87,6 +101,7 @@ const MacTable& mac_table() {
            fused_inverted_residual_macs});
     t.add({op_key(kLocusDomain, "FusedQLinearInvertedResidual"), "expand + depthwise + project (int8)",
            fused_qlinear_inverted_residual_macs});
+    t.add({op_key(kLocusDomain, "FusedChain"), "every 1x1 and depthwise stage", fused_chain_macs});
     return t;
   }();
   return table;

@@ -200,6 +200,7 @@ bool is_parameter_operand(const Node& n, size_t k) {
     return true;
   if (op == "QLinearMatMul" || op == "QLinearAdd") return k != 3;  // input 3 is the second operand
   if (op == "Conv" && k == 3) return false;  // the fused residual (locus.residual) is data
+  if (op == "FusedChain") return k >= 2;  // X and the residual R are data, the stages' W and B parameters
   return op == "Conv" || op == "FusedInvertedResidual" || op == "FusedSEBlock" || op == "BatchNormalization" || op == "Clip" ||
          op == "Reshape" || op == "Gather" || op == "Unsqueeze" || op == "Squeeze" || op == "ConvTranspose" ||
          op == "Slice" || op == "Resize" || op == "Pow" || op == "ReduceMean";

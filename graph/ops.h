@@ -98,6 +98,17 @@
 //       evaluated as those four float operations; dw_strides, dw_pads; residual 0 | 1 (as above);
 //       fused_nodes. The reference backend evaluates it by composition of the reference kernels of
 //       the nodes it replaced (so a fused graph gives the unfused numbers exactly).
+//   FusedChain(X, R, W_0, B_0, W_1, B_1, ...)  (graph/passes/fuse_chain.cpp) A chain of n stages,
+//     each a 1x1 conv (W_s [OC,C,1,1], stride 1, no pads, group 1) or a depthwise conv (W_s
+//     [C,1,KH,KW], group C, dilation 1), every intermediate read only by the next stage:
+//       Y = out_act(act_{n-1}(stage_{n-1}(... act_0(stage_0(X)))) [+ R]),
+//     e.g. a CP-decomposed ResNet-50 bottleneck (1x1 reduce -> 1x1 U -> dw -> 1x1 V -> 1x1 expand,
+//     + the shortcut, Relu). Inputs: 0 X [N,C,H,W]; 1 R ("" for none) with Y's shape; 2 + 2s W_s,
+//     3 + 2s B_s [OC_s] ("" for zero). attrs: kinds [n] (0 1x1, 1 depthwise); strides [2n] (SH, SW
+//     per stage); pads [4n] (top, left, bottom, right per stage); activations [n] strings
+//     "none" | "relu" | "clip", activation_min / activation_max [n] floats (clip bounds, +-inf when
+//     omitted); output_activation "none" | "relu" (after the residual Add); fused_nodes: the names
+//     of the original nodes, joined by ", ". Output Y [N, OC_{n-1}, OH, OW].
 //   FusedQLinearInvertedResidual(X, <expand>, <dw>, <project>, <residual>)  (same pass) The int8 block
 //     of a quantized MobileNetV2, QLinearConv 1x1 expand -> depthwise QLinearConv -> QLinearConv 1x1
 //     project [-> com.microsoft QLinearAdd of X], Y = the last stage's output. Fixed input positions

@@ -98,6 +98,7 @@ const RuleRegistry& rules() {
     r.add({"Flatten", "flatten", infer_flatten});
     r.add({op_key(kLocusDomain, "FusedInvertedResidual"), "fused_inverted_residual", infer_fused_inverted_residual});
     r.add({op_key(kLocusDomain, "FusedSEBlock"), "fused_se_block", infer_fused_se_block});
+    r.add({op_key(kLocusDomain, "FusedChain"), "fused_chain", infer_fused_chain});
     r.add({op_key(kLocusDomain, "FusedQLinearInvertedResidual"), "fused_qlinear_inverted_residual",
            infer_fused_qlinear_inverted_residual});
     r.add({"Gather", "gather", infer_gather});

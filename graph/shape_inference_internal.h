@@ -124,6 +124,7 @@ ValueInfo infer_conv_transpose(NodeContext& c);
 ValueInfo infer_fused_inverted_residual(NodeContext& c);
 ValueInfo infer_fused_se_block(NodeContext& c);
 ValueInfo infer_fused_qlinear_inverted_residual(NodeContext& c);
+ValueInfo infer_fused_chain(NodeContext& c);  // graph/shape_inference_chain.cpp
 
 // The shape rule of each catalogue op, by op key ("Conv", "locus.FusedInvertedResidual"): the
 // catalogue itself (supported_ops() and locus_ops() in graph/ops.h list its keys).

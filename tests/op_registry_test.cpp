@@ -308,9 +308,9 @@ TEST(EvalOpRegistry, ListsTheCatalogueByOpKey) {
 
 TEST(EvalOpRegistry, EveryEntryRunsInTheReferenceBackend) {
   for (const std::string& key : eval::eval_ops().keys()) {
-    // Shape folds at load; the fused ops: fusion_test, qfused_block_test, se_fusion_test
+    // Shape folds at load; the fused ops: fusion_test, qfused_block_test, se_fusion_test, fuse_chain_test
     if (key == "Shape" || key == "locus.FusedInvertedResidual" || key == "locus.FusedQLinearInvertedResidual" ||
-        key == "locus.FusedSEBlock")
+        key == "locus.FusedSEBlock" || key == "locus.FusedChain")
       continue;
     OneOp t = one_op_graph(key);
     if (t.g.nodes.empty()) t = quant_one_op_graph(key);
@@ -346,7 +346,7 @@ TEST(EvalOpRegistry, ForeignDomainOpIsDeclinedNamingTheDomain) {
 
 TEST(MacTable, ListsTheOpsThatMultiply) {
   const std::vector<std::string> keys = mac_table().keys();
-  EXPECT_EQ(keys, (std::vector<std::string>{"Conv", "Gemm", "MatMul", "QLinearConv", "QLinearMatMul",
+  EXPECT_EQ(keys, (std::vector<std::string>{"Conv", "Gemm", "MatMul", "QLinearConv", "QLinearMatMul", "locus.FusedChain",
                                             "locus.FusedInvertedResidual", "locus.FusedQLinearInvertedResidual",
                                             "locus.FusedSEBlock"}));
   EXPECT_EQ(mac_table().find(foreign("FusedInvertedResidual", "com.example", "b")), nullptr);

@@ -6,6 +6,7 @@
 //   (+act) [-> Add X], stages absent when their weight is.
 //   FusedSEBlock: the same stages with the squeeze-excite (GlobalAveragePool -> 1x1 Conv -> 1x1 Conv ->
 //   Mul) between the depthwise and the project conv.
+//   FusedChain: each 1x1 / depthwise Conv stage (+act) in turn [-> Add R] [-> Relu].
 //   FusedQLinearInvertedResidual: the QLinearConv stages and the residual QLinearAdd it replaces
 //   (graph/fused_qlinear.h), evaluated by the reference QLinearConv / QLinearAdd kernels.
 #include <limits>
@@ -124,6 +125,43 @@ void fused_se_block(const Node& n, const Inputs& in, Tensor& y) {
   finish_block(n, in, conv_stage(n, "project", scaled, *in[5], optional_input(in, 6), 1, one, none), y);
 }
 
+void fused_chain(const Node& n, const Inputs& in, Tensor& y) {
+  const auto kinds = n.ints("kinds"), strides = n.ints("strides"), pads = n.ints("pads");
+  const auto acts = std::get<std::vector<std::string>>(n.attrs.at("activations"));
+  const auto lo = n.floats("activation_min"), hi = n.floats("activation_max");
+  Tensor cur = *in[0];
+  for (size_t s = 0; s < kinds.size(); ++s) {
+    // the stage as the Conv it was (its activation as fuse-activation left it)
+    Node c;
+    c.name = cat(n.name, "/s", s);
+    c.attrs["stage_activation"] = acts[s];
+    c.attrs["stage_activation_min"] = lo[s];
+    c.attrs["stage_activation_max"] = hi[s];
+    const Tensor& w = *in[2 + 2 * s];
+    cur = conv_stage(c, "stage", cur, w, optional_input(in, 3 + 2 * s), kinds[s] == 1 ? w.shape[0] : 1,
+                     {strides[2 * s], strides[2 * s + 1]},
+                     {pads[4 * s], pads[4 * s + 1], pads[4 * s + 2], pads[4 * s + 3]});
+  }
+  LOCUS_CHECK(cur.shape == y.shape, "node '", n.name, "' (", n.op, "): stages produce ", shape_str(cur.shape),
+              ", expected ", shape_str(y.shape));
+  if (const Tensor* r = optional_input(in, 1)) {
+    Node add;
+    add.op = "Add";
+    add.name = n.name + "/residual";
+    Tensor sum(DType::F32, y.shape);
+    binary(add, {&cur, r}, sum);
+    cur = std::move(sum);
+  }
+  if (n.s("output_activation", "none") == "relu") {
+    Node r;
+    r.op = "Relu";
+    r.name = n.name + "/relu";
+    relu(r, {&cur}, y);
+  } else {
+    y = std::move(cur);
+  }
+}
+
 void fused_qlinear_inverted_residual(const Node& n, const Inputs& in, Tensor& y) {
   namespace fq = fused_qlinear;
   const Tensor& x = *in[fq::kX];
@@ -169,6 +207,7 @@ void register_fused_ops(EvalRegistry& r) {
   r.add({op_key(kLocusDomain, "FusedSEBlock"),
          "reference composition (conv -> dw conv -> global average pool -> conv -> conv -> mul -> conv)",
          fused_se_block});
+  r.add({op_key(kLocusDomain, "FusedChain"), "reference composition (each conv stage, Add, Relu)", fused_chain});
   r.add({op_key(kLocusDomain, "FusedQLinearInvertedResidual"),
          "reference composition (QLinearConv -> depthwise QLinearConv -> QLinearConv -> QLinearAdd)",
          fused_qlinear_inverted_residual});

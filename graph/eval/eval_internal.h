@@ -69,6 +69,7 @@ void gather(const Node& n, const Inputs& in, Tensor& y);
 void fused_inverted_residual(const Node& n, const Inputs& in, Tensor& y);
 void fused_se_block(const Node& n, const Inputs& in, Tensor& y);
 void fused_qlinear_inverted_residual(const Node& n, const Inputs& in, Tensor& y);
+void fused_chain(const Node& n, const Inputs& in, Tensor& y);
 // The reference QLinearConv and com.microsoft.QLinearAdd (eval_quant.cpp), for the fused int8 block.
 void qlinear_conv_eval(const Node& n, const Inputs& in, Tensor& y);
 void qlinear_add_eval(const Node& n, const Inputs& in, Tensor& y);

@@ -75,7 +75,7 @@ std::vector<std::string> all_pass_names() {
           make_dead_code_elimination_pass()->name(), make_fold_batchnorm_pass()->name(),
           make_fold_affine_pass()->name(), make_recognize_hardswish_pass()->name(),
           make_fuse_activation_pass()->name(), make_fuse_inverted_residual_pass()->name(),
-          make_fuse_residual_pass()->name(),
+          make_fuse_residual_pass()->name(), make_fuse_chain_pass()->name(),
           // not in any default pipeline: a Session runs it only when SessionOptions::decompose is set
           make_cp_decompose_pass(CpDecomposeOptions{})->name()};
 }

@@ -105,6 +105,9 @@ std::unique_ptr<Pass> make_fold_qdq_pass();
 // int8 QLinearConv chains into FusedQLinearInvertedResidual (graph/ops.h), each form only when asked.
 // Added to the pipeline by default_pipeline(disabled, fp32, int8) for the backends that execute the ops.
 std::unique_ptr<Pass> make_fuse_inverted_residual_pass(bool fp32 = true, bool int8 = true);
+// Fuses chains of 1x1 / depthwise convs ending in a residual Add [+ Relu] into FusedChain (fuse_chain.cpp).
+// Run by prepare_graph after the default pipeline when PipelineOptions::fuse_chains.
+std::unique_ptr<Pass> make_fuse_chain_pass();
 // Fuses Conv -> Add(conv, R) [-> Relu] into the Conv (locus.residual, graph/ops.h; fuse_residual.cpp).
 // Added last by default_pipeline(disabled, blocks, qblocks, true) for the backends whose Conv takes a residual.
 std::unique_ptr<Pass> make_fuse_residual_pass();

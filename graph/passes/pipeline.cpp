@@ -31,9 +31,23 @@ PreparedGraph prepare_graph(Graph& g, const PipelineOptions& o) {
     p.report.results.push_back({"cp-decompose (" + o.decompose->policy.describe() + ")", decomposed});
   }
   if (o.optimize) {
-    PassReport r = PassManager::default_pipeline(o.disabled_passes, o.fuse_blocks, o.fuse_qblocks, o.fuse_residual).run(g);
+    // fuse-chain takes the residual Adds before fuse-residual would fold them into the Convs
+    const auto& off = o.disabled_passes;
+    const bool chains = o.fuse_chains && std::find(off.begin(), off.end(), make_fuse_chain_pass()->name()) == off.end();
+    PassReport r = PassManager::default_pipeline(o.disabled_passes, o.fuse_blocks, o.fuse_qblocks,
+                                                 o.fuse_residual && !chains).run(g);
     p.report.results.insert(p.report.results.end(), r.results.begin(), r.results.end());
     p.report.remarks.insert(p.report.remarks.end(), r.remarks.begin(), r.remarks.end());
+    if (chains) {
+      PassManager pm;
+      pm.add(make_fuse_chain_pass());
+      pm.add(make_dead_code_elimination_pass());
+      if (o.fuse_residual && std::find(off.begin(), off.end(), make_fuse_residual_pass()->name()) == off.end())
+        pm.add(make_fuse_residual_pass());
+      PassReport c = pm.run(g);
+      p.report.results.insert(p.report.results.end(), c.results.begin(), c.results.end());
+      p.report.remarks.insert(p.report.remarks.end(), c.remarks.begin(), c.remarks.end());
+    }
   }
   return p;
 }

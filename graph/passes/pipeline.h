@@ -24,6 +24,7 @@ struct PipelineOptions {
   bool fuse_blocks = true;                   // the consumer executes FusedInvertedResidual
   bool fuse_qblocks = false;                 // the consumer executes FusedQLinearInvertedResidual
   bool fuse_residual = false;                // the consumer's Conv takes a residual (locus.residual)
+  bool fuse_chains = false;                  // the consumer executes FusedChain (fuse-chain runs last)
   std::optional<CpDecomposeOptions> decompose;
 };
 

@@ -27,7 +27,7 @@ const NativeOpRegistry& native_ops() {
       make_op_registry<NativeBuilder>("native backend", {register_conv_ops, register_elementwise_ops, register_pool_ops,
                                                          register_tensor_ops, register_linear_ops, register_quant_ops,
                                                          register_qfused_ops, register_resample_ops,
-                                                         register_reduce_ops});
+                                                         register_reduce_ops, register_chain_ops});
   return registry;
 }
 

@@ -42,6 +42,7 @@ void register_quant_ops(NativeOpRegistry& r);        // ops_quant.cpp
 void register_qfused_ops(NativeOpRegistry& r);       // ops_qfused.cpp (the fused int8 block)
 void register_resample_ops(NativeOpRegistry& r);     // ops_resample.cpp
 void register_reduce_ops(NativeOpRegistry& r);       // ops_reduce.cpp
+void register_chain_ops(NativeOpRegistry& r);        // ops_chain.cpp (the fused chain)
 
 // Whether the native kernel of `op` (an op key) reads or writes runtime values of dtype t: float32
 // for every op; uint8 / int8 for the quantized ops and the data movement that carries their values
