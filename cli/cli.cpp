@@ -78,25 +78,39 @@ Graph load_model_graph(const std::string& model, int64_t batch) {
   return onnx_import::load_model(model, io);
 }
 
-void bind_input_shape(Graph& g, const std::string& dims) {
-  Shape shape;
+std::pair<std::string, Shape> parse_shape_spec(const std::string& spec) {
+  const auto eq = spec.find('=');
+  std::pair<std::string, Shape> r;
+  r.first = eq == std::string::npos ? "" : spec.substr(0, eq);
+  const std::string dims = eq == std::string::npos ? spec : spec.substr(eq + 1);
   for (const char* p = dims.c_str();; ++p) {
     char* end = nullptr;
     const long long v = std::strtoll(p, &end, 10);
     if (end == p || !(*end == 'x' || *end == '\0') || v < 1 || v > kMaxTensorElements)
-      throw UsageError("--shape expects DIMS like 1x3x48x192, got '" + dims + "'");
-    shape.push_back(v);
+      throw UsageError("--shape expects [NAME=]DIMS like x=1x3x640x640, got '" + spec + "'");
+    r.second.push_back(v);
     p = end;
     if (*p == '\0') break;
   }
-  if (g.inputs.size() != 1)
-    throw UsageError("--shape needs a model with one input; this one has " + std::to_string(g.inputs.size()));
-  ValueInfo& vi = g.values[g.inputs[0]];
+  if (eq != std::string::npos && r.first.empty())
+    throw UsageError("--shape expects [NAME=]DIMS like x=1x3x640x640, got '" + spec + "'");
+  return r;
+}
+
+void bind_input_shape(Graph& g, const std::string& spec) {
+  const auto [name, shape] = parse_shape_spec(spec);
+  if (name.empty() && g.inputs.size() != 1)
+    throw UsageError("--shape without NAME= needs a model with one input; this one has " +
+                     std::to_string(g.inputs.size()));
+  const std::string input = name.empty() ? g.inputs[0] : name;
+  if (std::find(g.inputs.begin(), g.inputs.end(), input) == g.inputs.end())
+    throw UsageError("--shape names '" + input + "', which is not an input of the model");
+  ValueInfo& vi = g.values[input];
   if (shape.size() != vi.shape.size())
-    throw UsageError(cat("--shape ", dims, " has rank ", shape.size(), "; input '", g.inputs[0], "' has rank ",
+    throw UsageError(cat("--shape ", spec, " has rank ", shape.size(), "; input '", input, "' has rank ",
                          vi.shape.size()));
   vi.shape = shape;
-  g.symbolic_dims.erase(g.inputs[0]);
+  g.symbolic_dims.erase(input);
 }
 
 Session open_session(const std::string& model, const std::string& model_dir, const SessionOptions& o) {

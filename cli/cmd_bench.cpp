@@ -115,19 +115,7 @@ static std::string decompose_policy_arg(const CpDecomposeOptions& d) {
 // --shape [NAME=]DIMS (DIMS like 1x3x640x640): the input's shape; without NAME, the model's only
 // input. Bad text is a usage error naming the option.
 static void apply_shape_option(const std::string& spec, const std::string& model, int64_t batch, SessionOptions& o) {
-  const auto eq = spec.find('=');
-  std::string name = eq == std::string::npos ? "" : spec.substr(0, eq);
-  const std::string dims = eq == std::string::npos ? spec : spec.substr(eq + 1);
-  Shape shape;
-  for (const std::string& d : split(dims, 'x')) {
-    char* end = nullptr;
-    const long long v = std::strtoll(d.c_str(), &end, 10);
-    if (d.empty() || *end != '\0' || v < 1 || v > kMaxTensorElements)
-      throw UsageError("--shape expects [NAME=]DIMS like x=1x3x640x640, got '" + spec + "'");
-    shape.push_back(v);
-  }
-  if (shape.empty() || (eq != std::string::npos && name.empty()))
-    throw UsageError("--shape expects [NAME=]DIMS like x=1x3x640x640, got '" + spec + "'");
+  auto [name, shape] = parse_shape_spec(spec);
   if (name.empty()) {
     const Graph g = load_model_graph(model, batch);
     if (g.inputs.size() != 1)

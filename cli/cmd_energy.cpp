@@ -316,8 +316,8 @@ int cmd_energy(int argc, char** argv) {
   add_choice_option(*app, "--tiles", tiles_arg, {"fixed", "free"}, kTilesHelp, "T");
   app->add_flag("--no-fuse", no_fuse, "do not fuse inverted-residual blocks (fused-scan then equals scan)");
   std::string input_shape;
-  app->add_option("--shape", input_shape, "DIMS like 1x3x640x640: the shape of the model's one input (symbolic H, W)")
-      ->type_name("DIMS");
+  app->add_option("--shape", input_shape, "[NAME=]DIMS like x=1x3x640x640: the shape of input NAME (default: the model's one\ninput; binds symbolic H, W)")
+      ->type_name("[NAME=]DIMS");
   add_model_options(*app, ml);
   add_accel_options(*app, accel_opts, /*with_schedule=*/false);
   const DecomposeGroup dg = add_decompose_options(*app, so.pipeline.decompose);

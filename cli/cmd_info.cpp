@@ -196,9 +196,10 @@ int cmd_info(int argc, char** argv) {
                 "also compile for the native backend and list the cache plan of every\n1x1 conv (see below)");
   std::string shape_arg;
   app->add_option("--shape", shape_arg,
-                  "DIMS like 1x3x48x192: the shape of the model's one input (binds symbolic H and W,\n"
-                  "as PP-OCR's [N,3,H,W]; without it a symbolic dim is the --batch value)")
-      ->type_name("DIMS");
+                  "[NAME=]DIMS like x=1x3x48x192: the shape of input NAME (default: the model's one\n"
+                  "input; binds symbolic H and W, as PP-OCR's [N,3,H,W]; without it a symbolic dim is\n"
+                  "the --batch value)")
+      ->type_name("[NAME=]DIMS");
   add_tiling_options(*app, so);  // bad values fail before any work
   add_choice_option(*app, "--tiles", tiles_arg, {"fixed", "free"}, kTilesHelp, "T");
   if (!parse_command(*app, argc, argv)) return 0;

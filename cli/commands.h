@@ -43,10 +43,13 @@ std::string resolve_model(const std::string& model, const std::string& model_dir
 
 // The graph of a resolved MODEL (an .onnx path or a builtin: name), symbolic dims set to `batch`.
 Graph load_model_graph(const std::string& model, int64_t batch);
-// Binds the shape of g's one input to DIMS ("1x3x48x192": --shape of info and energy), e.g. the
-// symbolic H and W of PP-OCR's [N,3,H,W]. Bad text, a model with several inputs or another rank
-// is a UsageError naming the option.
-void bind_input_shape(Graph& g, const std::string& dims);
+// --shape [NAME=]DIMS (DIMS like 1x3x640x640) as NAME ("" when omitted) and the shape; bad text is
+// a UsageError naming the option. bench, info and energy take the same form.
+std::pair<std::string, Shape> parse_shape_spec(const std::string& spec);
+// Binds the shape of input NAME (or of g's one input) to DIMS (--shape of info and energy), e.g. the
+// symbolic H and W of PP-OCR's [N,3,H,W]. Bad text, no such input, a model with several inputs and
+// no NAME, or another rank is a UsageError naming the option.
+void bind_input_shape(Graph& g, const std::string& spec);
 
 // A session of MODEL found as the CLI finds it (resolve_model with model_dir, then
 // load_model_graph with o.batch): what the public C++ API (api/) and the Python module open.

@@ -310,12 +310,12 @@ TEST(PpOcrSe, ClassifierFusesItsSqueezeExciteBlocksAndMatchesOnnxRuntime) {
     }
 }
 
-// `locus info --plans --shape` lists each squeeze-excite block's strategy; a bad --shape (info and
-// energy) is one line naming the option.
+// `locus info --plans --shape` lists each squeeze-excite block's strategy; --shape takes
+// [NAME=]DIMS as bench does; a bad --shape (info and energy) is one line naming the option.
 TEST(PpOcrSe, InfoPlansSayTheStrategyAndShapeIsChecked) {
   const std::string dir = cls_dir();
   if (dir.empty()) GTEST_SKIP() << "no shared models";
-  test::CliResult r = test::run_locus("info --plans --shape 1x3x48x192 " + dir);
+  test::CliResult r = test::run_locus("info --plans --shape x=1x3x48x192 " + dir);
   ASSERT_EQ(r.status, 0) << r.err;
   size_t n = 0;
   for (size_t at = r.out.find("squeeze-excite two-pass: D "); at != std::string::npos;
@@ -323,7 +323,11 @@ TEST(PpOcrSe, InfoPlansSayTheStrategyAndShapeIsChecked) {
     ++n;
   EXPECT_EQ(n, 9u) << r.out;
   for (const char* cmd : {"info", "energy"}) {
-    test::expect_one_line_error(cat(cmd, " --shape 1x3xfoo ", dir), "--shape expects DIMS like 1x3x48x192, got '1x3xfoo'");
+    test::expect_one_line_error(cat(cmd, " --shape 1x3xfoo ", dir), "--shape expects [NAME=]DIMS like x=1x3x640x640, got '1x3xfoo'");
+    test::expect_one_line_error(cat(cmd, " --shape =1x3x48x192 ", dir),
+                                "--shape expects [NAME=]DIMS like x=1x3x640x640, got '=1x3x48x192'");
+    test::expect_one_line_error(cat(cmd, " --shape y=1x3x48x192 ", dir),
+                                "--shape names 'y', which is not an input of the model");
     test::expect_one_line_error(cat(cmd, " --shape 3x48x192 ", dir), "--shape 3x48x192 has rank 3; input 'x' has rank 4");
   }
 }
