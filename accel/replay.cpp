@@ -438,8 +438,9 @@ ReplayCounts replay_se_block(const schedule::SeBlockPlan& sp, int64_t images, co
       front(n, b, b, [&](int64_t e0, int64_t e1, int64_t oh0, int64_t oh1) {
         rc.buffer_accesses += (oh1 - oh0) * OW * (e1 - e0);  // pooled
         if (!two_pass) return;
-        const auto [start, len] = spilled_of(oh0, oh1, e0, e1);
-        if (len > 0) counted(rc.writes_output, [&] { em.write(a.spill + uint64_t(start) * wb, len); });
+        const std::pair<int64_t, int64_t> sp_run = spilled_of(oh0, oh1, e0, e1);  // not a binding: captured below
+        if (sp_run.second > 0)
+          counted(rc.writes_output, [&] { em.write(a.spill + uint64_t(sp_run.first) * wb, sp_run.second); });
       });
     // the squeeze-excite's weights and MACs
     counted(rc.reads_weights, [&] {
@@ -461,8 +462,9 @@ ReplayCounts replay_se_block(const schedule::SeBlockPlan& sp, int64_t images, co
         for (int64_t t = 0; t < p.chunks; ++t) {
           const int64_t q = k % 2 == 0 ? t : p.chunks - 1 - t;
           const int64_t e0 = q * p.chunk, e1 = std::min(s.E, e0 + p.chunk);
-          const auto [start, len] = spilled_of(oh0, oh1, e0, e1);
-          if (len > 0) counted(rc.reads_input, [&] { em.read(a.spill + uint64_t(start) * wb, len); });
+          const std::pair<int64_t, int64_t> sp_run = spilled_of(oh0, oh1, e0, e1);
+          if (sp_run.second > 0)
+            counted(rc.reads_input, [&] { em.read(a.spill + uint64_t(sp_run.first) * wb, sp_run.second); });
           project(t, e0, e1);
         }
       } else {
