@@ -13,17 +13,6 @@
 #include "kernels/native/epilogue.h"
 
 namespace locus::kernels {
-namespace {
-
-// [taps][cw] from ONNX [C][1][KH][KW] for channels [e0, e0 + cw).
-std::vector<float> dw_weights(const float* w, int64_t taps, int64_t e0, int64_t cw) {
-  std::vector<float> r(size_t(taps * cw));
-  for (int64_t c = 0; c < cw; ++c)
-    for (int64_t t = 0; t < taps; ++t) r[size_t(t * cw + c)] = w[(e0 + c) * taps + t];
-  return r;
-}
-
-}  // namespace
 
 PackedFusedChain pack_fused_chain(const schedule::FusedChainShape& s, int64_t N,
                                   const std::vector<FusedChainStageWeights>& w, const Activation& out_act, int64_t S,
@@ -62,10 +51,10 @@ PackedFusedChain pack_fused_chain(const schedule::FusedChainPlan& plan, int64_t 
                             g.PT, g.PL, g.PB, g.PR, 1, 1, C};
       const int64_t taps = g.KH * g.KW;
       if (run.first < 0) {
-        ps.dw.push_back(dw_weights(sw.w, taps, 0, C));
+        ps.dw.push_back(pack_dw_chunk(sw.w, taps, 0, C));
       } else {
         const int64_t c = plan.chunk[size_t(st)];
-        for (int64_t e0 = 0; e0 < C; e0 += c) ps.dw.push_back(dw_weights(sw.w, taps, e0, std::min(c, C - e0)));
+        for (int64_t e0 = 0; e0 < C; e0 += c) ps.dw.push_back(pack_dw_chunk(sw.w, taps, e0, std::min(c, C - e0)));
       }
     } else if (run.first == st) {  // opens a run: the chunk's output channels
       const int64_t E = g.OC, c = plan.chunk[size_t(st + 1)];

@@ -54,10 +54,7 @@ PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, co
     // GEMM B[k][n]: expand B[c][e] = W[e][c] (transposed, ldb = C); project B[e][oc] = W[oc][e] (ldb = E).
     if (s.expand) p.expand_chunks.push_back(pack_b(s.C, ec, w.expand + e0 * s.C, s.C, true));
     if (s.project) p.project_chunks.push_back(pack_b(ec, s.OC, w.project + e0, s.E, true));
-    std::vector<float> d(size_t(taps * ec));
-    for (int64_t t = 0; t < taps; ++t)
-      for (int64_t e = 0; e < ec; ++e) d[size_t(t * ec + e)] = w.dw[(e0 + e) * taps + t];
-    p.dw_chunks.push_back(std::move(d));
+    p.dw_chunks.push_back(pack_dw_chunk(w.dw, taps, e0, ec));
     if (s.dw2) {
       std::vector<float> d2(size_t(taps2 * ec));
       for (int64_t t = 0; t < taps2; ++t)

@@ -71,10 +71,7 @@ PackedSeBlock pack_se_block(const SeBlockShape& s, const SeBlockWeights& w, int6
     const int64_t ec = std::min(ch, b.E - e0);
     if (b.expand) p.expand_chunks.push_back(pack_b(b.C, ec, w.expand + e0 * b.C, b.C, true));
     p.project_chunks.push_back(pack_b(ec, b.OC, w.project + e0, b.E, true));
-    std::vector<float> d(size_t(taps * ec));
-    for (int64_t t = 0; t < taps; ++t)
-      for (int64_t e = 0; e < ec; ++e) d[size_t(t * ec + e)] = w.dw[(e0 + e) * taps + t];
-    p.dw_chunks.push_back(std::move(d));
+    p.dw_chunks.push_back(pack_dw_chunk(w.dw, taps, e0, ec));
   }
   p.zeros.assign(size_t((b.W + b.PL + b.PR) * (b.expand ? ch : b.C)), 0.f);
   Conv2dShape& d = p.dw_geometry;
