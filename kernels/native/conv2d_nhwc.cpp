@@ -31,6 +31,7 @@ namespace {
 
 constexpr int64_t kIm2colBudgetFloats = 32 * 1024;  // per thread: 128 KiB, a quarter of L2
 constexpr int64_t kIm2colPixelQuantum = 12;         // multiple of every micro-kernel MR (4, 6)
+constexpr int64_t kIm2colMaxReusePixels = 192;      // see im2col_block_pixels
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -38,11 +39,17 @@ bool is_direct_1x1(const Conv2dShape& s) {
   return s.KH == 1 && s.KW == 1 && s.PT == 0 && s.PL == 0 && s.PB == 0 && s.PR == 0;
 }
 
-// Output pixels per im2col block: as many rows of K = KH*KW*C/G floats as fit the budget.
+// Output pixels per im2col block: as many rows of K = KH*KW*C/G floats as fit the budget, but at
+// least min(OC/G, kIm2colMaxReusePixels). Every block streams the whole weight matrix (K x OC/G
+// floats) through the GEMM, so a block of np pixels moves K * np floats of im2col rows and K * OC/G
+// of weights: with np >= OC/G the weights are at most half of it. The budget alone gave ResNet-50's
+// 7x7x512 3x3 convs (K = 4608) blocks of 12 pixels, which read their 9.4 MB of weights five times
+// per inference. kIm2colMaxReusePixels is the GEMM driver's own row block (12 x 16 rows), beyond
+// which it re-reads B anyway.
 int64_t im2col_block_pixels(const Conv2dShape& s) {
-  const int64_t kg = s.KH * s.KW * (s.C / s.G);
+  const int64_t kg = s.KH * s.KW * (s.C / s.G), ocg = s.OC / s.G;
   int64_t p = kIm2colBudgetFloats / std::max<int64_t>(kg, 1);
-  p = std::max(kIm2colPixelQuantum, p);
+  p = std::max({kIm2colPixelQuantum, p, std::min(ocg, kIm2colMaxReusePixels)});
   p = p / kIm2colPixelQuantum * kIm2colPixelQuantum;
   return std::max<int64_t>(1, std::min(p, s.N * s.OH * s.OW));
 }

@@ -17,7 +17,7 @@ namespace locus::kernels {
 namespace {
 
 constexpr int64_t NR = kGemmNR;
-constexpr int64_t kMaxKC = 256;           // B panel block: 256 x 16 floats = 16 KiB, stays in L1
+constexpr int64_t kMaxKC = 128;           // B panel block: 128 x 16 floats = 8 KiB; a 16 KiB chunk holds two (12x32)
 constexpr int64_t kMTilesPerBlock = 16;   // M block = 16 micro-tiles (96 rows for 6x16)
 constexpr double kMinParallelFlops = 2e5; // below this, threading costs more than it saves
 constexpr int64_t kMaxMR = 12;
@@ -82,7 +82,7 @@ void edge_tile(GemmMicroKernel fn, int64_t pw, int64_t mr, int64_t nr, int64_t k
 }  // namespace
 
 const GemmConfig& gemm_config(Isa isa) {
-  static const GemmConfig kAvx512{f32_gemm_12x16_avx512f, 12, NR, f32_gemm_12x8_avx2, 12};
+  static const GemmConfig kAvx512{f32_gemm_12x32_avx512f, 12, NR, f32_gemm_12x8_avx2, 12};
   static const GemmConfig kAvx2{f32_gemm_6x16_avx2, 6, NR, f32_gemm_12x8_avx2, 12};
   static const GemmConfig kGeneric{f32_gemm_4x16_generic, 4, NR, f32_gemm_4x8_generic, 4};
   switch (isa) {

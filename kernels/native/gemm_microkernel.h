@@ -40,9 +40,10 @@ void f32_gemm_6x16_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int6
 void f32_gemm_12x8_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
     const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep);
 
-// AVX-512F (only call if active_isa() == Isa::Avx512): one zmm per row of a 16-wide panel, 12
-// accumulators, an instantiation per row count. Narrow panels use f32_gemm_12x8_avx2.
-void f32_gemm_12x16_avx512f(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
+// AVX-512F (only call if active_isa() == Isa::Avx512): two 16-wide panels at a time (12 x 32, 24
+// accumulators; an odd last panel as 12 x 16), an instantiation per row count. Narrow panels use
+// f32_gemm_12x8_avx2.
+void f32_gemm_12x32_avx512f(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
     const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep);
 
 // Portable C++, 4x8 blocks (auto-vectorised to SSE2 by the compiler): two per 16-wide panel, one
@@ -61,7 +62,7 @@ struct GemmConfig {
   GemmMicroKernel narrow;
   int64_t narrow_mr;
 };
-// Avx512: f32_gemm_12x16_avx512f (12 x 16); Avx2: f32_gemm_6x16_avx2 (6 x 16); Generic:
+// Avx512: f32_gemm_12x32_avx512f (12 x 32 over two panels); Avx2: f32_gemm_6x16_avx2 (6 x 16); Generic:
 // f32_gemm_4x16_generic (4 x 16).
 const GemmConfig& gemm_config(Isa isa);
 
