@@ -46,12 +46,16 @@ bool is_direct_1x1(const Conv2dShape& s) {
 // 7x7x512 3x3 convs (K = 4608) blocks of 12 pixels, which read their 9.4 MB of weights five times
 // per inference. kIm2colMaxReusePixels is the GEMM driver's own row block (12 x 16 rows), beyond
 // which it re-reads B anyway.
+// The blocks are then evened out: the count is rounded to the nearest (at least 1) rather than up,
+// so 196 pixels at 192 per block run as one block of 196, not as 192 + 4 with the weights read twice.
 int64_t im2col_block_pixels(const Conv2dShape& s) {
-  const int64_t kg = s.KH * s.KW * (s.C / s.G), ocg = s.OC / s.G;
+  const int64_t kg = s.KH * s.KW * (s.C / s.G), ocg = s.OC / s.G, total = s.N * s.OH * s.OW;
   int64_t p = kIm2colBudgetFloats / std::max<int64_t>(kg, 1);
   p = std::max({kIm2colPixelQuantum, p, std::min(ocg, kIm2colMaxReusePixels)});
   p = p / kIm2colPixelQuantum * kIm2colPixelQuantum;
-  return std::max<int64_t>(1, std::min(p, s.N * s.OH * s.OW));
+  if (p >= total) return std::max<int64_t>(1, total);
+  const int64_t blocks = std::max<int64_t>(1, (total + p / 2) / p);
+  return ceil_div(ceil_div(total, blocks), kIm2colPixelQuantum) * kIm2colPixelQuantum;
 }
 
 // The threads a conv runs with: those it was packed for (never the OpenMP setting: the scratch is
