@@ -17,7 +17,10 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/json.h"
+#include "graph/cost.h"
 #include "graph/passes/pipeline.h"
+#include "kernels/native/fp32_peak.h"
+#include "kernels/native/int8_peak.h"
 #include "runtime/machine_info.h"
 #include "runtime/perf_counters.h"
 
@@ -57,6 +60,28 @@ struct BackendResult {
   std::map<std::string, double> cachegrind;
   std::optional<PointwiseTilingSettings> tiling;  // native backend only
   int64_t planned_convs = -1, pointwise_convs = -1;  // 1x1 convs with a plan / all (timing mode)
+  int64_t macs = -1, int8_macs = 0;  // per inference (the optimised graph; int8: QLinear* ops)
+};
+
+// The share of a session's MACs done by int8 ops (QLinearConv, QLinearMatMul and the fused int8
+// blocks), whose peak is the int8 one.
+int64_t int8_macs(const Graph& g) {
+  int64_t m = 0;
+  for (const Node& n : g.nodes)
+    if (n.op.find("QLinear") != std::string::npos) m += node_macs(g, n);
+  return m;
+}
+
+// --peak: this machine's measured peak on the run's threads, once per kind (fp32 GFLOP/s, int8
+// GOP/s; kernels/native/*_peak.h), and what share of it a backend's median reaches.
+struct PeakFigures {
+  std::optional<double> fp32, int8;
+  double of(const BackendResult& r, int threads) {
+    const bool q = 2 * r.int8_macs > r.macs;  // mostly int8: compare with the int8 peak
+    std::optional<double>& p = q ? int8 : fp32;
+    if (!p) p = q ? kernels::measured_int8_peak_gops(threads) : kernels::measured_fp32_peak_gflops(threads);
+    return *p;
+  }
 };
 
 double percentile(std::vector<double> v, double p) {
@@ -130,7 +155,7 @@ int cmd_bench(int argc, char** argv) {
   std::string model_arg, backend_list = "native", json_file;
   int64_t warmup = 5, runs = 50;
   int ll_level = 0;
-  bool profile = false, cachegrind = false, single_inference = false;
+  bool profile = false, cachegrind = false, single_inference = false, peak = false;
   SessionOptions o;
   ModelLookup ml;
   app->add_option("MODEL", model_arg, "a .onnx file, a folder holding one, or builtin:NAME")->required()->type_name("");
@@ -142,6 +167,9 @@ int cmd_bench(int argc, char** argv) {
   add_int_option(*app, "--warmup", warmup, 0, 100000, "untimed runs first (default 5)");
   add_int_option(*app, "--runs", runs, 1, 1000000, "timed runs (default 50)");
   app->add_flag("--profile", profile, "also time every node (separate runs) and list each node's median time and share");
+  app->add_flag("--peak", peak,
+                "also measure this machine's peak on --threads threads (fp32 FMA, or int8 VNNI/AVX2 dot\n"
+                "products for a mostly-int8 model; about 0.3 s) and report GFLOP/s and % of it per backend");
   app->add_flag("--cachegrind", cachegrind,
                 "instead of timing, run one inference per backend (after one warm-up)\n"
                 "under valgrind's cache simulator with the host's D1/LL geometry, one\n"
@@ -163,6 +191,7 @@ int cmd_bench(int argc, char** argv) {
   add_accel_options(*app, o.backend);
   if (!parse_command(*app, argc, argv)) return 0;
   check_decompose_options(dg);
+  if (peak && cachegrind) throw UsageError("bench: --peak needs timed runs; it cannot be combined with --cachegrind");
   o.batch = ml.batch;
   auto backends = split(backend_list, ',');
   if (backends.empty()) throw UsageError("bench: --backend needs at least one name");
@@ -242,6 +271,8 @@ int cmd_bench(int argc, char** argv) {
     Session s = Session::from_graph(decomposed ? *decomposed : load_model_graph(model, o.batch), so);
     r.describe = s.executable().describe();
     r.activation_bytes = s.activation_bytes();
+    r.macs = graph_macs(s.graph());
+    r.int8_macs = int8_macs(s.graph());
     r.tiling = s.tiling();  // the object resolved once above, as the backend compiled with it
     if (r.tiling) {
       auto plans = s.executable().pointwise_plans();
@@ -291,6 +322,7 @@ int cmd_bench(int argc, char** argv) {
   }
 
   // ---- table ----
+  PeakFigures peaks;  // measured after every timed run (--peak)
   std::printf("model    %s\n", model.c_str());
   std::printf("machine  %s\n", mi.summary().c_str());
   if (cachegrind)
@@ -323,6 +355,16 @@ int cmd_bench(int argc, char** argv) {
     row("p90 ms", [](const BackendResult& r) { return fmt(percentile(r.ms, 0.9), "%.3f"); });
     row("images/s", [&](const BackendResult& r) { return fmt(1000.0 * double(o.batch) / percentile(r.ms, 0.5), "%.1f"); });
     row("activation MiB", [](const BackendResult& r) { return fmt(double(r.activation_bytes) / (1 << 20), "%.2f"); });
+    if (peak) {
+      row("GMAC/inference", [](const BackendResult& r) { return fmt(double(r.macs) * 1e-9, "%.3f"); });
+      row("GFLOP/s (2 x MACs)", [](const BackendResult& r) { return fmt(2e-6 * double(r.macs) / percentile(r.ms, 0.5), "%.1f"); });
+      row("peak GFLOP/s", [&](const BackendResult& r) {
+        return fmt(peaks.of(r, threads), "%.1f") + (2 * r.int8_macs > r.macs ? " i8" : " f32");
+      });
+      row("% of peak", [&](const BackendResult& r) {
+        return fmt(100.0 * 2e-6 * double(r.macs) / percentile(r.ms, 0.5) / peaks.of(r, threads), "%.1f");
+      });
+    }
     if (!results.empty())
       for (size_t k = 0; k < results[0].counters.size(); ++k)
         row(results[0].counters[k].name + "/inf", [k](const BackendResult& r) { return fmt(r.counters[k].value); });
@@ -403,6 +445,14 @@ int cmd_bench(int argc, char** argv) {
         e["p90_ms"] = finite_or_null(percentile(r.ms, 0.9));
         e["images_per_s"] = finite_or_null(1000.0 * double(o.batch) / percentile(r.ms, 0.5));
         e["activation_bytes"] = r.activation_bytes;
+        e["macs"] = r.macs;
+        if (peak) {
+          const double gflops = 2e-6 * double(r.macs) / percentile(r.ms, 0.5);
+          e["gflops"] = finite_or_null(gflops);
+          e["peak_gflops"] = finite_or_null(peaks.of(r, threads));
+          e["peak_kind"] = 2 * r.int8_macs > r.macs ? "int8" : "fp32";
+          e["pct_peak"] = finite_or_null(100.0 * gflops / peaks.of(r, threads));
+        }
         Json c = Json::object();
         for (auto& k : r.counters) c[k.name] = k.value ? finite_or_null(*k.value) : Json(nullptr);
         e["counters_per_inference"] = std::move(c);

@@ -319,6 +319,42 @@ TEST(Cli, BenchWritesItsJsonSchema) {
   EXPECT_EQ(std::system(("python3 " + script + " " + json).c_str()), 0);
 }
 
+// --peak: the MACs are the model's (hand-counted: conv_a 14x14x24x16 + conv_b (stride 2) 7x7x40x24 =
+// 122304), GFLOP/s is 2 x MACs over the median, and % of peak is that over a measured fp32 peak; the
+// int8 model is compared with the int8 peak. --peak with --cachegrind is a usage error.
+TEST(Cli, BenchPeakReportsTheShareOfTheMeasuredPeak) {
+  std::string json = test::temp_dir() + "/bench_peak.json";
+  auto r = run_locus("bench " + write_pointwise_model() + " --runs 3 --warmup 1 --threads 1 --peak --json " + json);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("% of peak"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" f32\n"), std::string::npos) << r.out;
+  std::string py =
+      "import json,sys\n"
+      "r=json.load(open(sys.argv[1]))['results'][0]\n"
+      "assert r['macs']==122304, r['macs']\n"
+      "g=2*122304/(r['median_ms']*1e-3)/1e9\n"
+      "assert abs(r['gflops']-g) <= 1e-6*g, (r['gflops'], g)\n"
+      "assert r['peak_kind']=='fp32' and r['peak_gflops'] > 1\n"
+      "assert abs(r['pct_peak']-100*r['gflops']/r['peak_gflops']) < 1e-6*r['pct_peak']\n";
+  EXPECT_EQ(std::system(("python3 " + write_file("check_bench_peak.py", py) + " " + json).c_str()), 0);
+  auto bad = run_locus("bench " + write_pointwise_model() + " --peak --cachegrind");
+  EXPECT_EQ(bad.status, 2) << bad.err;
+  EXPECT_NE(bad.err.find("--peak needs timed runs"), std::string::npos) << bad.err;
+
+  const std::string fp32 = real_model();
+  if (fp32.empty()) GTEST_SKIP() << "shared models not found";
+  const std::string q = (std::filesystem::path(fp32).parent_path().parent_path() / "mobilenetv2-12-int8").string();
+  std::string qjson = test::temp_dir() + "/bench_peak_int8.json";
+  auto qr = run_locus("bench " + q + " --runs 2 --warmup 1 --threads 1 --peak --json " + qjson);
+  ASSERT_EQ(qr.status, 0) << qr.err;
+  EXPECT_NE(qr.out.find(" i8\n"), std::string::npos) << qr.out;
+  std::string qpy =
+      "import json,sys\n"
+      "r=json.load(open(sys.argv[1]))['results'][0]\n"
+      "assert r['peak_kind']=='int8' and r['macs'] > 290e6, r\n";
+  EXPECT_EQ(std::system(("python3 " + write_file("check_bench_peak_int8.py", qpy) + " " + qjson).c_str()), 0);
+}
+
 TEST(Cli, InfoPlansFollowL2AndTileOrder) {
   std::string model = write_pointwise_model();
   auto r = run_locus("info " + model + " --plans --l2 1M");
