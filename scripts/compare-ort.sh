@@ -1,24 +1,34 @@
 #!/usr/bin/env bash
-# The int8 / fp32 comparison with ONNX Runtime (issue 14): MobileNetV2 fp32 and int8, each runtime
-# in its own process, alternating, over several rounds, at batch 1 on 1 and 2 threads and batch 8
-# on 2 threads. Prints a markdown table of medians (the median over rounds of each run's median
-# latency) with the machine and the commands, for docs/benchmarks.md.
+# The comparison with ONNX Runtime (issues 14 and 16): MobileNetV2 fp32 and int8, and ResNet-50 fp32,
+# each runtime in its own process, alternating, over several rounds, at batch 1 on 1 and 2 threads
+# and batch 8 on 2 threads. Prints markdown tables of medians (the median over rounds of each run's
+# median latency) and of the share of this machine's measured peak each median reaches, with the
+# machine and the commands, for docs/benchmarks.md.
 #
-# Usage: scripts/compare-ort.sh [--rounds N] [--runs N] [--out FILE.md]
-#   --rounds N   alternating rounds (default 3)
-#   --runs N     timed inferences per run (default 50; batch 8: a fifth of it, at least 10)
-#   --out FILE   also write the table to FILE
-# Columns: ORT fp32, ORT int8, locus fp32 (native, fused), locus int8 (native), oneDNN int8 (locus's
-# unfused oneDNN backend). A cell is "n/a (reason)" when a runtime refuses the model.
-# Needs: build/locus, node, and ONNX Runtime from ../shared/tools/ort/setup.sh (installed on first use).
+# Usage: scripts/compare-ort.sh [--rounds N] [--runs N] [--networks LIST] [--out FILE.md]
+#   --rounds N       alternating rounds (default 3)
+#   --runs N         timed inferences per run (default 50; batch 8: a fifth of it, at least 10;
+#                    ResNet-50: a fifth at batch 1, a tenth at batch 8, at least 10 and 5)
+#   --networks LIST  comma-separated: mobilenetv2, resnet50 (default both)
+#   --out FILE       also write the tables to FILE
+# MobileNetV2 columns: ORT fp32, ORT int8, locus fp32 (native, fused), locus int8 (native), oneDNN
+# int8 (locus's unfused oneDNN backend). ResNet-50 columns: ORT fp32, locus fp32 (native: Winograd,
+# fused residuals), oneDNN fp32 (locus's oneDNN backend). ResNet-50 is the builtin's architecture
+# with random weights written as ONNX by scripts/resnet50-onnx.py (cached under
+# ${XDG_CACHE_HOME:-~/.cache}/locus/). A cell is "n/a (reason)" when a runtime refuses the model.
+# The peaks (fp32 FMA and int8 dot-product throughput on 1 and 2 threads) come from
+# `locus bench --peak`, measured after the timing rounds.
+# Needs: build/locus, node, python3 with onnx, and ONNX Runtime from ../shared/tools/ort/setup.sh
+# (installed on first use).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 die() { echo "compare-ort.sh: $*" >&2; exit 1; }
-rounds=3 runs=50 out=""
+rounds=3 runs=50 out="" networks="mobilenetv2,resnet50"
 while (($#)); do
   case $1 in
     --rounds) (($# >= 2)) || die "--rounds needs N"; rounds=$2; shift 2 ;;
     --runs) (($# >= 2)) || die "--runs needs N"; runs=$2; shift 2 ;;
+    --networks) (($# >= 2)) || die "--networks needs a LIST"; networks=$2; shift 2 ;;
     --out) (($# >= 2)) || die "--out needs a FILE"; out=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     *) die "unknown argument '$1' (see --help)" ;;
@@ -26,22 +36,41 @@ while (($#)); do
 done
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds expects a positive integer, got '$rounds'"
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs expects a positive integer, got '$runs'"
+want_mnv2=0 want_r50=0
+IFS=, read -ra nets <<<"$networks"
+((${#nets[@]})) || die "--networks needs at least one of mobilenetv2, resnet50"
+for n in "${nets[@]}"; do
+  case $n in
+    mobilenetv2) want_mnv2=1 ;;
+    resnet50) want_r50=1 ;;
+    *) die "--networks: unknown network '$n' (mobilenetv2, resnet50)" ;;
+  esac
+done
 models=${LOCUS_MODEL_DIR:-$repo/../shared/models}
 fp32=$models/mobilenetv2-12-fp32-from-int8/mobilenetv2-12-fp32-from-int8.onnx
 int8=$models/mobilenetv2-12-int8/mobilenetv2-12-int8.onnx
-[[ -f $fp32 && -f $int8 ]] || die "models not found under $models (set LOCUS_MODEL_DIR)"
+if ((want_mnv2)); then [[ -f $fp32 && -f $int8 ]] || die "models not found under $models (set LOCUS_MODEL_DIR)"; fi
 locus=${LOCUS_BIN:-$repo/build/locus}
 [[ -x $locus ]] || die "no locus program at '$locus' (build it, or set LOCUS_BIN)"
 command -v node >/dev/null || die "needs node (ONNX Runtime runs from npm)"
+r50=${XDG_CACHE_HOME:-$HOME/.cache}/locus/resnet50-random.onnx
+if ((want_r50)) && [[ ! -s $r50 ]]; then
+  mkdir -p "$(dirname "$r50")"
+  echo "writing $r50 (scripts/resnet50-onnx.py)..." >&2
+  "$repo/scripts/resnet50-onnx.py" "$r50.tmp" && mv "$r50.tmp" "$r50" || die "scripts/resnet50-onnx.py failed"
+fi
 ort=$("$repo/../shared/tools/ort/setup.sh" | tail -1)
 [[ -f $ort/bench.js ]] || die "ONNX Runtime setup failed (no $ort/bench.js)"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # One timed run; prints the median ms or "n/a (first line of the error)".
 run_one() {  # runtime model threads batch
   local rt=$1 model=$2 t=$3 b=$4 n=$runs
-  ((b == 1)) || n=$(((runs / 5) > 10 ? runs / 5 : 10))
+  if [[ $model == "$r50" ]]; then
+    if ((b == 1)); then n=$((runs / 5 > 10 ? runs / 5 : 10)); else n=$((runs / 10 > 5 ? runs / 10 : 5)); fi
+  elif ((b != 1)); then n=$((runs / 5 > 10 ? runs / 5 : 10)); fi
   local log=$tmp/log
   case $rt in
     ort)
@@ -56,7 +85,9 @@ run_one() {  # runtime model threads batch
   esac
 }
 
-columns=("ort:$fp32" "ort:$int8" "native:$fp32" "native:$int8" "onednn:$int8")
+columns=()
+((want_mnv2)) && columns+=("ort:$fp32" "ort:$int8" "native:$fp32" "native:$int8" "onednn:$int8")
+((want_r50)) && columns+=("ort:$r50" "native:$r50" "onednn:$r50")
 configs=("1 1" "2 1" "2 8")
 declare -A results
 for ((r = 1; r <= rounds; ++r)); do
@@ -71,6 +102,24 @@ for ((r = 1; r <= rounds; ++r)); do
   done
 done
 
+# MACs per image of each model and the peaks (GFLOP/s or GOP/s) on 1 and 2 threads, from
+# `locus bench --peak` (one short run each).
+declare -A macs peaks
+peak_of() {  # model threads -> sets macs[model] and peaks[kind|threads]
+  local model=$1 t=$2
+  "$locus" bench "$model" --threads "$t" --runs 1 --warmup 0 --peak --json "$tmp/p.json" >/dev/null 2>"$tmp/log" ||
+    die "locus bench --peak failed on $model: $(tail -1 "$tmp/log")"
+  read -r m kind p < <(python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][0]; print(r['macs'], r['peak_kind'], round(r['peak_gflops']))" "$tmp/p.json")
+  macs[$model]=$m
+  peaks["$kind|$t"]=$p
+  kinds[$model]=$kind
+}
+declare -A kinds
+for t in 1 2; do
+  ((want_mnv2)) && { peak_of "$fp32" "$t"; peak_of "$int8" "$t"; }
+  ((want_r50)) && peak_of "$r50" "$t"
+done
+
 median() {  # "a;b;c;" -> median of the numbers, or the first n/a
   python3 - "$1" <<'EOF'
 import sys, statistics
@@ -83,20 +132,50 @@ print(f"{statistics.median(nums):.2f}")
 EOF
 }
 
-{
-  echo "| MobileNetV2, median ms | ORT fp32 | ORT int8 | locus fp32 | locus int8 | oneDNN int8 (unfused) |"
-  echo "|---|---|---|---|---|---|"
+pct() {  # median-cell model threads batch -> % of the peak, or "-"
+  local v=$1 model=$2 t=$3 b=$4
+  [[ $v =~ ^[0-9.]+$ ]] || { echo "-"; return; }
+  python3 -c "import sys; v,m,p,b=map(float,sys.argv[1:]); print(f'{100*2*m*b/(v*1e-3)/1e9/p:.0f}%')" \
+    "$v" "${macs[$model]}" "${peaks["${kinds[$model]}|$t"]}" "$b"
+}
+
+table() {  # title header-cells... -- columns...
+  local title=$1; shift
+  local heads=() cols=()
+  while [[ $1 != -- ]]; do heads+=("$1"); shift; done
+  shift
+  cols=("$@")
+  local line="| $title" sep="|---"
+  for h in "${heads[@]}"; do line+=" | $h"; sep+="|---"; done
+  echo "$line |"; echo "$sep|"
   for cfg in "${configs[@]}"; do
     read -r t b <<<"$cfg"
     plural=""; ((t == 1)) || plural=s
     row="| batch $b, $t thread$plural"
-    for c in "${columns[@]}"; do row+=" | $(median "${results["$cfg|$c"]}")"; done
+    for c in "${cols[@]}"; do
+      v=$(median "${results["$cfg|$c"]}")
+      row+=" | $v ($(pct "$v" "${c#*:}" "$t" "$b"))"
+    done
     echo "$row |"
   done
   echo
+}
+
+{
+  if ((want_mnv2)); then
+    table "MobileNetV2, median ms (% of peak)" "ORT fp32" "ORT int8" "locus fp32" "locus int8" "oneDNN int8 (unfused)" -- \
+      "ort:$fp32" "ort:$int8" "native:$fp32" "native:$int8" "onednn:$int8"
+  fi
+  if ((want_r50)); then
+    table "ResNet-50, median ms (% of peak)" "ORT fp32" "locus fp32" "oneDNN fp32" -- "ort:$r50" "native:$r50" "onednn:$r50"
+  fi
+  echo "Peaks measured by \`locus bench --peak\` on this machine: fp32 ${peaks["fp32|1"]:-?} / ${peaks["fp32|2"]:-?} GFLOP/s" \
+    "and int8 ${peaks["int8|1"]:-?} / ${peaks["int8|2"]:-?} GOP/s on 1 / 2 threads. % of peak = 2 x MACs x batch / median /" \
+    "peak (the fp32 peak for fp32 models, the int8 one for int8 models); MACs are the direct convolution's, so Winograd" \
+    "layers count as if computed directly."
   echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) vCPUs;" \
-    "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)."
-  echo "Command: \`scripts/compare-ort.sh --rounds $rounds --runs $runs\` (medians over $rounds alternating rounds of" \
+    "load average before the run: $load_before."
+  echo "Command: \`scripts/compare-ort.sh --rounds $rounds --runs $runs --networks $networks\` (medians over $rounds alternating rounds of" \
     "each run's median; ONNX Runtime $(node -e "console.log(require(process.argv[1]).version)" "$ort/node_modules/onnxruntime-node/package.json" 2>/dev/null || echo '?') CPU through ../shared/tools/ort/bench.js," \
     "locus through \`locus bench --backend native|onednn\`)."
 } | tee "${out:-/dev/null}"

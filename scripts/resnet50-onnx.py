@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# Writes a ResNet-50 (torchvision v1.5 layout, batch 1, 224x224, BatchNorm folded into the convs as
+# Writes a ResNet-50 (torchvision v1.5 layout, symbolic batch N, 224x224, BatchNorm folded into the convs as
 # an exporter with constant folding leaves it) with random weights as ONNX, for timing other
 # runtimes (ONNX Runtime) on the architecture of locus's builtin:resnet50. Weights do not matter for
 # timing; they are He-scaled normals so no activation overflows or goes denormal.
@@ -57,8 +57,8 @@ nodes.append(helper.make_node("Flatten", [g], [f], axis=1))
 inits.append(numpy_helper.from_array((rng.standard_normal((1000, 2048)) * 0.02).astype(np.float32), "fc_w"))
 inits.append(numpy_helper.from_array(np.zeros(1000, np.float32), "fc_b"))
 nodes.append(helper.make_node("Gemm", [f, "fc_w", "fc_b"], ["output"], transB=1))
-graph = helper.make_graph(nodes, "resnet50", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 224, 224])],
-                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1000])], inits)
+graph = helper.make_graph(nodes, "resnet50", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 224, 224])],
+                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 1000])], inits)
 model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 onnx.checker.check_model(model)
 onnx.save(model, sys.argv[1])
