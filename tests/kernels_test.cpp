@@ -543,6 +543,11 @@ TEST(Pool, MaxPool) {
   run_pool_case(pool_shape(1, 8, 8, 5, 3, 2, 0, 0, 0, 0, true), true, "max ceil mode");
   run_pool_case(pool_shape(1, 10, 11, 4, 3, 1, 2, 2, 2, 2, false, 2), true, "max dilated");
   run_pool_case(pool_shape(1, 7, 9, 3, 2, 2, 0, 1, 1, 0, true), true, "max asym pads ceil");
+  // Channels in register blocks of 64: one full block and a ragged one (ResNet's stem pool is C=64),
+  // and a window of more than 64 taps (9x9), which takes the accumulate-in-output path.
+  run_pool_case(pool_shape(1, 12, 11, 64, 3, 2, 1, 1, 1, 1, false), true, "max 3x3 s2 p1 C=64");
+  run_pool_case(pool_shape(2, 9, 10, 134, 3, 2, 1, 1, 1, 1, false), true, "max 3x3 s2 p1 C=134");
+  run_pool_case(pool_shape(1, 11, 12, 70, 9, 1, 2, 1, 2, 1, false), true, "max 9x9 C=70");
 }
 
 TEST(Pool, AvgPoolCountIncludePad) {

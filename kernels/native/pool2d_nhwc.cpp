@@ -74,22 +74,79 @@ void for_windows(const Pool2dShape& s, const float* in, float* out, Init init, T
   });
 }
 
+// NaN propagates: a NaN tap replaces m, and a NaN m stays (x > NaN is false).
+inline float max_nan(float m, float x) { return x > m || x != x ? x : m; }
+
+// One output pixel's channels [c0, c0 + 4 * V) over its window's taps (pointers to channel 0 of each
+// inside input pixel), reduced in V four-float vectors held in registers: the output is written
+// once, not once per tap (loading and storing it for each of a 3x3 window's 9 taps took ResNet-50's
+// 112x112x64 max pool 0.37 ms against oneDNN's 0.08). Baseline x86-64 code (SSE2 through GCC's
+// vector extension), like the rest of this file.
+typedef float v4f __attribute__((vector_size(16), aligned(4)));
+typedef int v4i __attribute__((vector_size(16)));
+template <int V>
+inline void max_block(const float* const* taps, int64_t ntaps, int64_t c0, float* o) {
+  v4f acc[V];
+#pragma GCC unroll 16
+  for (int v = 0; v < V; ++v) acc[v] = v4f{} - INFINITY;  // stays -inf if no tap is inside
+  for (int64_t t = 0; t < ntaps; ++t) {
+    const v4f* x = reinterpret_cast<const v4f*>(taps[t] + c0);
+#pragma GCC unroll 16
+    for (int v = 0; v < V; ++v) {
+      const v4f xv = x[v];
+      const v4i take = (xv > acc[v]) | (xv != xv);  // max_nan, lane-wise
+      acc[v] = reinterpret_cast<v4f>((reinterpret_cast<v4i>(xv) & take) | (reinterpret_cast<v4i>(acc[v]) & ~take));
+    }
+  }
+  v4f* out = reinterpret_cast<v4f*>(o + c0);
+#pragma GCC unroll 16
+  for (int v = 0; v < V; ++v) out[v] = acc[v];
+}
+
 }  // namespace
 
 void maxpool2d_nhwc(const Pool2dShape& s, const float* in, float* out) {
   check(s);
+  constexpr int64_t kBlock = 32;     // channels per register block (8 four-float vectors)
+  constexpr int64_t kMaxTaps = 64;   // windows up to 8x8 gather their taps on the stack
   const int64_t C = s.C;
-  for_windows(
-      s, in, out,
-      [C](float* __restrict o) {
-        for (int64_t c = 0; c < C; ++c) o[c] = -INFINITY;  // stays -inf if no tap is inside
-      },
-      [C](float* __restrict o, const float* __restrict x) {
-        // NaN propagates: a NaN tap replaces o, and a NaN o stays (x > NaN is false).
-        for (int64_t c = 0; c < C; ++c) o[c] = x[c] > o[c] || x[c] != x[c] ? x[c] : o[c];
-      },
-      [](float*, int64_t, int64_t) {});
+  if (s.KH * s.KW > kMaxTaps) {      // large windows: accumulate in the output
+    for_windows(
+        s, in, out, [C](float* __restrict o) { std::fill(o, o + C, -INFINITY); },
+        [C](float* __restrict o, const float* __restrict x) {
+          for (int64_t c = 0; c < C; ++c) o[c] = max_nan(o[c], x[c]);
+        },
+        [](float*, int64_t, int64_t) {});
+    return;
+  }
+  for_rows(s, [&](int64_t r) {
+    const int64_t n = r / s.OH, oh = r % s.OH;
+    const int64_t ih0 = oh * s.SH - s.PT;
+    const float* taps[kMaxTaps];
+    for (int64_t ow = 0; ow < s.OW; ++ow) {
+      const int64_t iw0 = ow * s.SW - s.PL;
+      int64_t nt = 0;
+      for (int64_t kh = 0; kh < s.KH; ++kh) {
+        const int64_t ih = ih0 + kh * s.DH;
+        if (ih < 0 || ih >= s.H) continue;
+        for (int64_t kw = 0; kw < s.KW; ++kw) {
+          const int64_t iw = iw0 + kw * s.DW;
+          if (iw >= 0 && iw < s.W) taps[nt++] = in + ((n * s.H + ih) * s.W + iw) * C;
+        }
+      }
+      float* o = out + (r * s.OW + ow) * C;
+      int64_t c0 = 0;
+      for (; c0 + kBlock <= C; c0 += kBlock) max_block<kBlock / 4>(taps, nt, c0, o);
+      for (; c0 + 4 <= C; c0 += 4) max_block<1>(taps, nt, c0, o);
+      for (; c0 < C; ++c0) {  // the last C % 4 channels
+        float m = -INFINITY;
+        for (int64_t t = 0; t < nt; ++t) m = max_nan(m, taps[t][c0]);
+        o[c0] = m;
+      }
+    }
+  });
 }
+
 
 void avgpool2d_nhwc(const Pool2dShape& s, const float* in, float* out) {
   check(s);
