@@ -17,7 +17,7 @@ namespace locus::kernels {
 namespace {
 
 constexpr int64_t NR = kGemmNR;
-constexpr int64_t kMaxKC = 128;           // B panel block: 128 x 16 floats = 8 KiB; a 16 KiB chunk holds two (12x32)
+constexpr int64_t kMaxKC = 256;           // B panel block: 256 x 16 floats = 16 KiB
 constexpr int64_t kMTilesPerBlock = 16;   // M block = 16 micro-tiles (96 rows for 6x16)
 constexpr double kMinParallelFlops = 2e5; // below this, threading costs more than it saves
 constexpr int64_t kMaxMR = 12;
@@ -82,9 +82,9 @@ void edge_tile(GemmMicroKernel fn, int64_t pw, int64_t mr, int64_t nr, int64_t k
 }  // namespace
 
 const GemmConfig& gemm_config(Isa isa) {
-  static const GemmConfig kAvx512{f32_gemm_12x32_avx512f, 12, NR, f32_gemm_12x8_avx2, 12};
-  static const GemmConfig kAvx2{f32_gemm_6x16_avx2, 6, NR, f32_gemm_12x8_avx2, 12};
-  static const GemmConfig kGeneric{f32_gemm_4x16_generic, 4, NR, f32_gemm_4x8_generic, 4};
+  static const GemmConfig kAvx512{f32_gemm_12x32_avx512f, 12, NR, 2, f32_gemm_12x8_avx2, 12};
+  static const GemmConfig kAvx2{f32_gemm_6x16_avx2, 6, NR, 1, f32_gemm_12x8_avx2, 12};
+  static const GemmConfig kGeneric{f32_gemm_4x16_generic, 4, NR, 1, f32_gemm_4x8_generic, 4};
   switch (isa) {
     case Isa::Avx512: return kAvx512;
     case Isa::Avx2: return kAvx2;
@@ -148,7 +148,10 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
     // Chunks of consecutive full panels whose k-block of B fits in half the L1; per chunk, rows
     // outer and one micro-kernel call per row group for all the chunk's panels (the A rows stay in
     // L1 across the panels and each group of C rows is written as whole cache lines).
-    const int64_t chunk = std::max<int64_t>(1, kChunkBBytes / (std::max<int64_t>(kc, 1) * NR * int64_t(sizeof(float))));
+    // At least the kernel's own panels per register tile (two for the 12x32 AVX-512 kernel: 32 KiB
+    // of B at kc = 256, which a 48 KiB L1 holds beside 12 rows of A).
+    const int64_t chunk = std::max<int64_t>(kern.tile_panels,
+                                            kChunkBBytes / (std::max<int64_t>(kc, 1) * NR * int64_t(sizeof(float))));
     for (int64_t pc = p0; pc < full_end; pc += chunk) {
       const int64_t np = std::min(chunk, full_end - pc);
       const float* w = b.data.data() + pc * K * NR + k0 * NR;

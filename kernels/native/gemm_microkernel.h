@@ -59,6 +59,7 @@ void f32_gemm_4x8_generic(int64_t mr, int64_t np, int64_t kc, const float* a, in
 struct GemmConfig {
   GemmMicroKernel wide;
   int64_t mr, nr;
+  int64_t tile_panels;  // panels one register tile spans (the driver passes at least this many)
   GemmMicroKernel narrow;
   int64_t narrow_mr;
 };
