@@ -207,12 +207,17 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
   int64_t panels_per_block = panels;
   if (parallel) {
     const int64_t want = 4 * int64_t(threads);
-    if (m_blocks < want) {
+    // Too few M blocks: split M further, or N. Every M block reads all of B and every N block all
+    // of A, so split the dimension whose operand is smaller to re-read: N when B (K x N) is at
+    // least as large as A (M x K). (ResNet-50's 7x7 layers at batch 1 have M = 49 and up to 9.4 MB
+    // of B: splitting M into 12-row blocks read B five times per inference.)
+    if (m_blocks < want && N < M) {
       mc = std::max<int64_t>(MR, ceil_div(ceil_div(M, want), MR) * MR);
       m_blocks = ceil_div(M, mc);
     }
     if (m_blocks < want)
-      panels_per_block = ceil_div(panels, std::min(panels, ceil_div(want, m_blocks)));
+      panels_per_block = std::max<int64_t>(
+          std::min(kern.tile_panels, panels), ceil_div(panels, std::min(panels, ceil_div(want, m_blocks))));
   }
   const int64_t n_blocks = ceil_div(panels, panels_per_block);
   const int64_t tasks = m_blocks * n_blocks;
