@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# How libgomp's wait policy treats locus's 2-thread runs on a quiet machine and beside one busy
+# process (issue 16, "threads that scale"): MobileNetV2 fp32 and ResNet-50 fp32 at batch 1 on 2
+# threads, for each policy, alternating policies in separate processes over several rounds, with
+# ONNX Runtime (its own thread pool) under the same conditions for reference. Prints a markdown
+# table of medians (the median over rounds of each run's median ms).
+#
+# Usage: scripts/wait-policy.sh [--rounds N] [--runs N] [--out FILE.md]
+#   --rounds N  alternating rounds (default 3)
+#   --runs N    timed inferences per run (default 50; ResNet-50: a fifth, at least 10)
+#   --out FILE  also write the table to FILE
+# Policies: libgomp's default (spin about 300000 iterations, then sleep), GOMP_SPINCOUNT=10000,
+# GOMP_SPINCOUNT=1000, OMP_WAIT_POLICY=passive (sleep at once). "1 busy process" is a shell busy
+# loop started before and stopped after each run, so one of the two vCPUs is contended. A run that
+# takes longer than 120 s is cut off and shown as "> 120 s".
+# Needs: build/locus, node, ONNX Runtime from ../shared/tools/ort/setup.sh, and the ResNet-50 that
+# scripts/compare-ort.sh writes (written here too if missing).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+die() { echo "wait-policy.sh: $*" >&2; exit 1; }
+rounds=3 runs=50 out=""
+while (($#)); do
+  case $1 in
+    --rounds) (($# >= 2)) || die "--rounds needs N"; rounds=$2; shift 2 ;;
+    --runs) (($# >= 2)) || die "--runs needs N"; runs=$2; shift 2 ;;
+    --out) (($# >= 2)) || die "--out needs a FILE"; out=$2; shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds expects a positive integer, got '$rounds'"
+[[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs expects a positive integer, got '$runs'"
+models=${LOCUS_MODEL_DIR:-$repo/../shared/models}
+mnv2=$models/mobilenetv2-12-fp32-from-int8/mobilenetv2-12-fp32-from-int8.onnx
+[[ -f $mnv2 ]] || die "model not found: $mnv2 (set LOCUS_MODEL_DIR)"
+locus=${LOCUS_BIN:-$repo/build/locus}
+[[ -x $locus ]] || die "no locus program at '$locus' (build it, or set LOCUS_BIN)"
+command -v node >/dev/null || die "needs node (ONNX Runtime runs from npm)"
+r50=${XDG_CACHE_HOME:-$HOME/.cache}/locus/resnet50-random.onnx
+if [[ ! -s $r50 ]]; then
+  mkdir -p "$(dirname "$r50")"
+  "$repo/scripts/resnet50-onnx.py" "$r50.tmp" && mv "$r50.tmp" "$r50" || die "scripts/resnet50-onnx.py failed"
+fi
+ort=$("$repo/../shared/tools/ort/setup.sh" | tail -1)
+[[ -f $ort/bench.js ]] || die "ONNX Runtime setup failed (no $ort/bench.js)"
+tmp=$(mktemp -d)
+busy=""
+cleanup() { [[ -z $busy ]] || kill "$busy" 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
+policies=("default" "GOMP_SPINCOUNT=10000" "GOMP_SPINCOUNT=1000" "OMP_WAIT_POLICY=passive" "ort")
+loads=("quiet" "busy")
+
+run_one() {  # policy model -> median ms, or "> 120 s" / "n/a"
+  local pol=$1 model=$2 n=$runs
+  [[ $model == "$r50" ]] && n=$((runs / 5 > 10 ? runs / 5 : 10))
+  local envs=(env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT)
+  [[ $pol == default || $pol == ort ]] || envs+=("$pol")
+  if [[ $pol == ort ]]; then
+    if timeout 120 "${envs[@]}" node "$ort/bench.js" "$model" --threads 2 --runs "$n" --json >"$tmp/o.json" 2>/dev/null; then
+      python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['median_ms'])" "$tmp/o.json"
+    else echo "> 120 s"; fi
+  else
+    if timeout 120 "${envs[@]}" "$locus" bench "$model" --threads 2 --runs "$n" --json "$tmp/l.json" >/dev/null 2>&1; then
+      python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['median_ms'])" "$tmp/l.json"
+    else echo "> 120 s"; fi
+  fi
+}
+
+declare -A results
+for ((r = 1; r <= rounds; ++r)); do
+  for load in "${loads[@]}"; do
+    for model in "$mnv2" "$r50"; do
+      for pol in "${policies[@]}"; do
+        if [[ $load == busy ]]; then
+          sh -c 'while :; do :; done' &
+          busy=$!
+        fi
+        v=$(run_one "$pol" "$model")
+        if [[ -n $busy ]]; then kill "$busy" 2>/dev/null || true; wait "$busy" 2>/dev/null || true; busy=""; fi
+        results["$load|$model|$pol"]+="$v;"
+        echo "round $r/$rounds  $load  $(basename "$model" .onnx)  $pol: $v" >&2
+      done
+    done
+  done
+done
+
+median() {  # "a;b;c;" -> median of the numbers, or the first non-number
+  python3 - "$1" <<'EOF'
+import sys, statistics
+nums = []
+for v in [v for v in sys.argv[1].split(';') if v]:
+    try: nums.append(float(v))
+    except ValueError: print(v); sys.exit()
+print(f"{statistics.median(nums):.2f}")
+EOF
+}
+
+{
+  echo "| 2 threads, batch 1, median ms | locus default | GOMP_SPINCOUNT=10000 | GOMP_SPINCOUNT=1000 | OMP_WAIT_POLICY=passive | ORT (own pool) |"
+  echo "|---|---|---|---|---|---|"
+  for load in "${loads[@]}"; do
+    for model in "$mnv2" "$r50"; do
+      name=MobileNetV2; [[ $model == "$r50" ]] && name=ResNet-50
+      label="quiet"; [[ $load == busy ]] && label="1 busy process"
+      row="| $name, $label"
+      for pol in "${policies[@]}"; do row+=" | $(median "${results["$load|$model|$pol"]}")"; done
+      echo "$row |"
+    done
+  done
+  echo
+  echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) vCPUs;" \
+    "load average before the run: $load_before."
+  echo "Command: \`scripts/wait-policy.sh --rounds $rounds --runs $runs\` (medians over $rounds alternating rounds)."
+} | tee "${out:-/dev/null}"
