@@ -78,9 +78,14 @@ void parallel_rows(const PackedConv2d& p, int64_t rows, const F& fn) {
 
 bool is_strided(const Conv2dShape& s) { return s.SH != 1 || s.SW != 1; }
 
-void conv_1x1(const PackedConv2d& p, const float* in, float* out, float* scratch) {
+// residual (nullable; then act is the activation after the Add and p.act is none) is added in the
+// GEMM's epilogue where the path allows it (G = 1: the planned scan, or one GEMM at stride 1); the
+// return value says whether it was.
+bool conv_1x1(const PackedConv2d& p, const float* in, float* out, float* scratch, const float* residual = nullptr,
+              const Activation& res_act = {}) {
   const Conv2dShape& s = p.s;
   const int64_t cg = s.C / s.G, ocg = s.OC / s.G;
+  const bool fuse = residual != nullptr && p.act.kind == ActKind::None;
   if (p.scan) {  // with a cache plan (G = 1): stride 1 reads the input as is, strided gathers first
     const float* a = in;
     if (is_strided(s)) {
@@ -90,14 +95,15 @@ void conv_1x1(const PackedConv2d& p, const float* in, float* out, float* scratch
                        {s.OH * s.OW * s.C, s.OW * s.C, s.C, 1});
       a = scratch;
     }
-    pointwise_scan_f32(*p.scan, a, s.C, out, s.OC, p.bias.data(), p.act);
-    return;
+    pointwise_scan_f32(*p.scan, a, s.C, out, s.OC, p.bias.data(), fuse ? res_act : p.act, fuse ? residual : nullptr);
+    return fuse;
   }
   if (s.SH == 1 && s.SW == 1) {
+    const bool fused = fuse && s.G == 1;
     for (int64_t g = 0; g < s.G; ++g)
       gemm_f32(s.N * s.H * s.W, in + g * cg, s.C, p.group_b[g], out + g * ocg, s.OC,
-               p.bias.data() + g * ocg, p.act, false, p.threads);
-    return;
+               p.bias.data() + g * ocg, fused ? res_act : p.act, false, p.threads, fused ? residual : nullptr, s.OC);
+    return fused;
   }
   parallel_rows(p, s.N * s.OH, [&](int64_t r) {
     const int64_t n = r / s.OH, oh = r % s.OH;
@@ -107,6 +113,7 @@ void conv_1x1(const PackedConv2d& p, const float* in, float* out, float* scratch
       gemm_f32(s.OW, src + g * cg, s.SW * s.C, p.group_b[g], dst + g * ocg, s.OC,
                p.bias.data() + g * ocg, p.act);
   });
+  return false;
 }
 
 // ---- depthwise ------------------------------------------------------------------------------
@@ -223,14 +230,18 @@ void conv_im2col(const PackedConv2d& p, const float* in, float* out, float* scra
   const int64_t block = im2col_block_pixels(s);
   const int64_t blocks = ceil_div(total, block);
 
+  // A residual is added in the GEMM's epilogue when the conv has no activation of its own before
+  // the Add (else after each block, while its output rows are still in cache).
+  const bool fuse_residual = residual && s.G == 1 && p.act.kind == ActKind::None;
   auto run_block = [&](int64_t b, float* buf) {
     const int64_t p0 = b * block, np = std::min(block, total - p0);
     for (int64_t g = 0; g < s.G; ++g) {
       im2col(s, g, in, p0, np, buf);
-      gemm_f32(np, buf, kg, p.group_b[g], out + p0 * s.OC + g * ocg, s.OC,
-               p.bias.data() + g * ocg, p.act, false, p.threads);
+      gemm_f32(np, buf, kg, p.group_b[g], out + p0 * s.OC + g * ocg, s.OC, p.bias.data() + g * ocg,
+               fuse_residual ? post_act : p.act, false, p.threads, fuse_residual ? residual + p0 * s.OC : nullptr,
+               s.OC);
     }
-    if (residual)  // the block's output rows are still in cache
+    if (residual && !fuse_residual)
       binary_same_f32(BinaryOp::Add, np * s.OC, out + p0 * s.OC, residual + p0 * s.OC, out + p0 * s.OC, post_act);
   };
 
@@ -353,7 +364,12 @@ void conv2d_nhwc(const PackedConv2d& p, const float* in, float* out, float* scra
     conv_im2col(p, in, out, scratch, residual, post_act);
     return;
   }
-  run_path(p, in, out, scratch);
+  const bool one_by_one = p.path == ConvPath::Pointwise || (p.path == ConvPath::General && is_direct_1x1(p.s));
+  if (residual && one_by_one) {
+    if (conv_1x1(p, in, out, scratch, residual, post_act)) return;  // added in the GEMM's epilogue
+  } else {
+    run_path(p, in, out, scratch);
+  }
   if (!residual) return;
   // out = post_act(out + residual), in chunks of whole pixels split over the conv's threads
   const Conv2dShape& s = p.s;

@@ -65,6 +65,7 @@ void edge_tile(GemmMicroKernel fn, int64_t pw, int64_t mr, int64_t nr, int64_t k
                int64_t lda, const float* w, float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
   alignas(32) float tile[kMaxMR * NR] = {};
   alignas(32) float bias[NR] = {};
+  alignas(32) float res[kMaxMR * NR] = {};
   if (load_c)
     for (int64_t i = 0; i < mr; ++i) std::memcpy(tile + i * pw, c + i * ldc, nr * sizeof(float));
   Epilogue tep;
@@ -73,6 +74,11 @@ void edge_tile(GemmMicroKernel fn, int64_t pw, int64_t mr, int64_t nr, int64_t k
     if (ep->bias) {
       std::memcpy(bias, ep->bias, nr * sizeof(float));
       tep.bias = bias;
+    }
+    if (ep->residual) {
+      for (int64_t i = 0; i < mr; ++i) std::memcpy(res + i * pw, ep->residual + i * ep->ldr, nr * sizeof(float));
+      tep.residual = res;
+      tep.ldr = pw;
     }
   }
   fn(mr, 1, kc, a, lda, w, 0, tile, pw, load_c, ep ? &tep : nullptr);
@@ -128,7 +134,7 @@ namespace {
 void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& b, int64_t m0,
                int64_t m1, int64_t p0, int64_t p1, int64_t kb0, int64_t kb1, float* c, int64_t ldc,
                const float* bias, const Epilogue& act_ep, bool epilogue, bool accumulate,
-               bool prefetch_a) {
+               bool prefetch_a, const float* residual, int64_t ldr) {
   const int64_t K = b.K, N = b.N, panels = ceil_div(N, NR);
   const int64_t kspan = kb1 - kb0;
   const int64_t k_blocks = std::max<int64_t>(1, ceil_div(kspan, kMaxKC));
@@ -160,6 +166,7 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
         mr = next_rows(m1 - m, kern.mr);
         if (prefetch_a && pc == p0 && m + mr < m1)
           prefetch_rows(a + (m + mr) * lda, lda, std::min(kern.mr, m1 - m - mr), k0, kc);
+        if (residual) ep.residual = residual + m * ldr + pc * NR, ep.ldr = ldr;
         kern.wide(mr, np, kc, a + m * lda + k0, lda, w, K * NR, c + m * ldc + pc * NR, ldc, load_c, epp);
       }
     }
@@ -175,6 +182,7 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
           prefetch_rows(a + (m + mr) * lda, lda, std::min(MR, m1 - m - mr), k0, kc);
         const float* ap = a + m * lda + k0;
         float* cp = c + m * ldc + n0;
+        if (residual) ep.residual = residual + m * ldr + n0, ep.ldr = ldr;
         if (nr == last_pw)
           fn(mr, 1, kc, ap, lda, w, 0, cp, ldc, load_c, epp);
         else
@@ -187,7 +195,8 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
 }  // namespace
 
 void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c, int64_t ldc,
-              const float* bias, const Activation& act, bool accumulate, int threads) {
+              const float* bias, const Activation& act, bool accumulate, int threads, const float* residual,
+              int64_t ldr) {
   const int64_t K = b.K, N = b.N;
   if (M <= 0 || N <= 0) return;
   const Kernels& kern = select_kernels();
@@ -196,7 +205,7 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
   const int64_t panels = ceil_div(N, NR);
 
   const Epilogue act_ep = epilogue_for(act);
-  const bool has_epilogue = bias != nullptr || act_ep.has_act();
+  const bool has_epilogue = bias != nullptr || act_ep.has_act() || residual != nullptr;
 
   // Task grid: M blocks x N blocks. Split N too when M alone gives too few tasks per thread.
   if (omp_in_parallel()) threads = 1;
@@ -226,7 +235,8 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
     const int64_t mb = t / n_blocks, nb = t % n_blocks;
     const int64_t m0 = mb * mc, m1 = std::min(M, m0 + mc);
     const int64_t p0 = nb * panels_per_block, p1 = std::min(panels, p0 + panels_per_block);
-    run_block(kern, a, lda, b, m0, m1, p0, p1, 0, K, c, ldc, bias, act_ep, has_epilogue, accumulate, prefetch_a);
+    run_block(kern, a, lda, b, m0, m1, p0, p1, 0, K, c, ldc, bias, act_ep, has_epilogue, accumulate, prefetch_a,
+              residual, ldr);
   };
 
   if (parallel && tasks > 1) {
@@ -239,19 +249,19 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
 
 void gemm_f32_tile(const float* a, int64_t lda, const PackedB& b, int64_t i0, int64_t i1, int64_t j0,
                    int64_t j1, int64_t k0, int64_t k1, float* c, int64_t ldc, const float* bias,
-                   const Activation& act, bool accumulate, bool prefetch_a) {
+                   const Activation& act, bool accumulate, bool prefetch_a, const float* residual, int64_t ldr) {
   LOCUS_CHECK(j0 % NR == 0 && j0 >= 0 && j1 <= b.N && 0 <= k0 && k0 <= k1 && k1 <= b.K,
               "gemm_f32_tile: bad range j=[", j0, ",", j1, ") k=[", k0, ",", k1, ") for K=", b.K,
               " N=", b.N);
   if (i1 <= i0 || j1 <= j0) return;
   const Kernels& kern = select_kernels();
   const Epilogue act_ep = epilogue_for(act);
-  const bool epilogue = k1 == b.K && (bias != nullptr || act_ep.has_act());
+  const bool epilogue = k1 == b.K && (bias != nullptr || act_ep.has_act() || residual != nullptr);
   // Columns [j0, j1) are panels [j0/16, ceil(j1/16)); the last one is clipped to N by run_block, so
   // j1 must be N or a multiple of 16.
   LOCUS_CHECK(j1 == b.N || j1 % NR == 0, "gemm_f32_tile: j1=", j1, " is neither N nor panel-aligned");
   run_block(kern, a, lda, b, i0, i1, j0 / NR, ceil_div(j1, NR), k0, k1, c, ldc, bias, act_ep, epilogue,
-            accumulate, prefetch_a);
+            accumulate, prefetch_a, epilogue ? residual : nullptr, ldr);
 }
 
 }  // namespace locus::kernels

@@ -18,12 +18,15 @@ struct PackedB {
 // Pack B (K x N, element (k, n) at b[k * ldb + n], or at b[n * ldb + k] if trans_b) scaled by alpha.
 PackedB pack_b(int64_t K, int64_t N, const float* b, int64_t ldb, bool trans_b, float alpha = 1.f);
 
-// C (row stride ldc) = A (row stride lda) * B + bias (nullable, length N), then act.
+// C (row stride ldc) = A (row stride lda) * B + bias (nullable, length N) [+ residual], then act.
 // If accumulate is true, C += A * B instead (bias and act still applied once, at the end).
+// residual (nullable): a matrix laid out like C (element (i, j) at residual[i * ldr + j]) added
+// after the bias and before act, in the micro-kernels' epilogue (a fused residual Add).
 // Parallel over M and N with `threads` OpenMP threads (the caller's plan says how many; serial
 // inside a parallel region). Needs no scratch.
 void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c, int64_t ldc,
-              const float* bias, const Activation& act, bool accumulate = false, int threads = 1);
+              const float* bias, const Activation& act, bool accumulate = false, int threads = 1,
+              const float* residual = nullptr, int64_t ldr = 0);
 
 // One cache tile, run serially on the calling thread: C[i0:i1, j0:j1] = (accumulate ? C : 0) +
 // A[i0:i1, k0:k1] * B[k0:k1, j0:j1], then bias[j] (nullable, indexed by absolute column) and act
@@ -31,10 +34,12 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
 // panel boundary) and j1 either B.N or a multiple of 16. A rows i are at a + i * lda (a is the base
 // of the whole A, column 0), C rows at c + i * ldc.
 // prefetch_a: software-prefetch the next rows of A while a row group computes (worth it when A
-// comes from beyond L2; see gemm_prefetch_a).
+// comes from beyond L2; see gemm_prefetch_a). residual (nullable): as in gemm_f32, indexed like c
+// (absolute row and column), added only when k1 == B.K.
 void gemm_f32_tile(const float* a, int64_t lda, const PackedB& b, int64_t i0, int64_t i1, int64_t j0,
                    int64_t j1, int64_t k0, int64_t k1, float* c, int64_t ldc, const float* bias,
-                   const Activation& act, bool accumulate, bool prefetch_a = false);
+                   const Activation& act, bool accumulate, bool prefetch_a = false,
+                   const float* residual = nullptr, int64_t ldr = 0);
 
 // Whether an A of M x K floats is large enough (beyond L2) for gemm_f32 to prefetch it.
 bool gemm_prefetch_a(int64_t M, int64_t K);

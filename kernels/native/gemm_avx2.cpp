@@ -68,6 +68,13 @@ __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restr
 #pragma GCC unroll 2
         for (int v = 0; v < V; ++v) acc[i][v] = _mm256_add_ps(acc[i][v], bias[v]);
     }
+    if (ep->residual) {
+#pragma GCC unroll 16
+      for (int i = 0; i < R; ++i)
+#pragma GCC unroll 2
+        for (int v = 0; v < V; ++v)
+          acc[i][v] = _mm256_add_ps(acc[i][v], _mm256_loadu_ps(ep->residual + i * ep->ldr + col + 8 * v));
+    }
     if (ep->clamp) {
       const __m256 lo = _mm256_set1_ps(ep->lo), hi = _mm256_set1_ps(ep->hi);
 #pragma GCC unroll 16

@@ -53,6 +53,10 @@ __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restr
 #pragma GCC unroll 16
       for (int i = 0; i < R; ++i) acc[i] = _mm512_add_ps(acc[i], bias);
     }
+    if (ep->residual) {
+#pragma GCC unroll 16
+      for (int i = 0; i < R; ++i) acc[i] = _mm512_add_ps(acc[i], _mm512_loadu_ps(ep->residual + i * ep->ldr + col));
+    }
     if (ep->clamp) {
       const __m512 lo = _mm512_set1_ps(ep->lo), hi = _mm512_set1_ps(ep->hi);
 #pragma GCC unroll 16
@@ -112,6 +116,14 @@ __attribute__((always_inline)) inline void tile2(int64_t kc, const float* __rest
       for (int i = 0; i < R; ++i) {
         acc0[i] = _mm512_add_ps(acc0[i], bias0);
         acc1[i] = _mm512_add_ps(acc1[i], bias1);
+      }
+    }
+    if (ep->residual) {
+#pragma GCC unroll 16
+      for (int i = 0; i < R; ++i) {
+        const float* r = ep->residual + i * ep->ldr + col;
+        acc0[i] = _mm512_add_ps(acc0[i], _mm512_loadu_ps(r));
+        acc1[i] = _mm512_add_ps(acc1[i], _mm512_loadu_ps(r + kGemmNR));
       }
     }
     if (ep->clamp) {

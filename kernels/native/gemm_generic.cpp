@@ -55,6 +55,8 @@ LOCUS_NO_LOOP_VECTORIZE inline void half_4x8(int64_t mr, int64_t kc,
     float* r = rows[i];
     if (ep && ep->bias)
       for (int j = 0; j < kNB; ++j) r[j] += ep->bias[col + j];
+    if (ep && ep->residual)
+      for (int j = 0; j < kNB; ++j) r[j] += ep->residual[i * ep->ldr + col + j];
     if (ep && ep->clamp)
       for (int j = 0; j < kNB; ++j) r[j] = clip_keep_nan(r[j], ep->lo, ep->hi);
     if (ep && ep->post != ActKind::None) epi_post_tile(r, kNB, *ep);
@@ -80,6 +82,7 @@ void panels_4xw(int halves, int64_t mr, int64_t np, int64_t kc, const float* a, 
     if (ep) {
       pep = *ep;
       if (pep.bias) pep.bias += p * pw;
+      if (pep.residual) pep.residual += p * pw;
     }
     for (int h = 0; h < halves; ++h)
       half_4x8(mr, kc, arow, w + p * w_stride, pw, crow, load_c, ep ? &pep : nullptr, h * kNB);

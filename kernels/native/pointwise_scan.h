@@ -63,10 +63,11 @@ struct PointwiseScan {
 PointwiseScan pack_pointwise_scan(int64_t M, int64_t K, int64_t N, const float* b, int64_t ldb,
                                   int64_t S, schedule::TileOrder order, int threads = 1);
 
-// C (row stride ldc) = act(A (row stride lda) . B + bias), A having the plan's M rows. bias is
-// nullable (length N). Runs with the plan's threads (1 inside a parallel region), whatever the
+// C (row stride ldc) = act(A (row stride lda) . B + bias [+ residual]), A having the plan's M rows.
+// bias is nullable (length N); residual is nullable, laid out like C (a fused residual Add, added
+// in each tile's epilogue). Runs with the plan's threads (1 inside a parallel region), whatever the
 // OpenMP setting; needs no scratch.
 void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, float* c, int64_t ldc,
-                        const float* bias, const Activation& act);
+                        const float* bias, const Activation& act, const float* residual = nullptr);
 
 }  // namespace locus::kernels
