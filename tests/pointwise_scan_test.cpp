@@ -76,7 +76,8 @@ TEST_P(PointwiseScanTest, RaggedShapesAllOrdersBuffersThreads) {
     int64_t M, K, N;
     int64_t small_S;  // forces k < K
   };
-  const Shape shapes[] = {{97, 37, 53, 200}, {12544, 32, 16, 300}, {49, 960, 320, 3000}, {7, 5, 3, 9}};
+  // {40, 70, 101}: fewer rows than columns with a ragged N (2 threads split the columns at 64).
+  const Shape shapes[] = {{97, 37, 53, 200}, {12544, 32, 16, 300}, {49, 960, 320, 3000}, {7, 5, 3, 9}, {40, 70, 101, 600}};
   const float lo = -0.5f, hi = 0.75f;
   const Activation act{ActKind::Clip, lo, hi};
   uint32_t seed = 1;

@@ -95,19 +95,29 @@ void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, flo
   if (groups < 4 * int64_t(threads)) {
     // Few C tiles (under 4 per thread, e.g. the 7x7 layers, where whole-tile stretches would leave
     // threads idle or unbalanced): every thread walks the whole sequence on its own slice of each
-    // tile's rows (cut at multiples of the register tile); slices never overlap.
+    // tile, slices never overlapping: a slice of the tile's columns (cut at multiples of two
+    // panels) when the tile has fewer rows than columns, so each thread reads only its part of the
+    // weights (ResNet-50's 7x7 layers: 49 rows, up to 2048 columns), else of its rows (cut at
+    // multiples of the register tile).
+    constexpr int64_t kColUnit = 32;
 #pragma omp parallel num_threads(threads)
     {
       const int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
       for (size_t v = 0; v < p.seq.size(); ++v) {
         const schedule::TileVisit& tv = p.seq[v];
-        const int64_t rows = tv.i1 - tv.i0;
-        auto cut = [&](int64_t u) {
-          return u >= T ? tv.i1 : tv.i0 + std::min(rows, (rows * u / T + mr - 1) / mr * mr);
-        };
-        const int64_t r0 = cut(t), r1 = cut(t + 1);
-        if (r0 < r1)
-          gemm_f32_tile(a, lda, p.strips[p.strip[v]], r0, r1, 0, tv.j1 - tv.j0, tv.k0, tv.k1, c + tv.j0, ldc,
+        const int64_t rows = tv.i1 - tv.i0, cols = tv.j1 - tv.j0;
+        int64_t r0 = tv.i0, r1 = tv.i1, c0 = 0, c1 = cols;
+        if (rows < cols) {
+          auto cut = [&](int64_t u) { return u >= T ? cols : std::min(cols, (cols * u / T + kColUnit - 1) / kColUnit * kColUnit); };
+          c0 = cut(t), c1 = cut(t + 1);
+        } else {
+          auto cut = [&](int64_t u) {
+            return u >= T ? tv.i1 : tv.i0 + std::min(rows, (rows * u / T + mr - 1) / mr * mr);
+          };
+          r0 = cut(t), r1 = cut(t + 1);
+        }
+        if (r0 < r1 && c0 < c1)
+          gemm_f32_tile(a, lda, p.strips[p.strip[v]], r0, r1, c0, c1, tv.k0, tv.k1, c + tv.j0, ldc,
                         bias ? bias + tv.j0 : nullptr, act, tv.k0 > 0, prefetch_a,
                         residual ? residual + tv.j0 : nullptr, ldc);
       }
