@@ -92,8 +92,8 @@ void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, flo
     run(0, groups);
     return;
   }
-  if (groups < 4 * int64_t(threads)) {
-    // Few C tiles (under 4 per thread, e.g. the 7x7 layers, where whole-tile stretches would leave
+  if (groups < 8 * int64_t(threads)) {
+    // Few C tiles (under 8 per thread, e.g. the 7x7 layers, where whole-tile stretches would leave
     // threads idle or unbalanced): every thread walks the whole sequence on its own slice of each
     // tile, slices never overlapping: a slice of the tile's columns (cut at multiples of two
     // panels) when the tile has fewer rows than columns, so each thread reads only its part of the
