@@ -116,6 +116,9 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
   const int64_t per_thread = p.scratch_exp + p.scratch_mid + p.scratch_dw + p.scratch_part, R = p.ring_rows,
                 MW = s.MW();
   const Activation none{};
+  // A band walk writing the final output adds the residual in the last chunk's project epilogue
+  // (the project has no activation in MobileNetV2; with one, the Add follows it, so it stays a pass).
+  const bool residual_in_epilogue = s.residual && s.project && p.project_act.kind == ActKind::None;
 
   // Band g's chunks [c0, c1) (walked forward or backward) on the calling thread with scratch
   // `buf`: expand, filter and project each chunk, accumulating into dst (the band's output rows,
@@ -183,9 +186,10 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
       }
       if (!s.project) continue;
       // 3. accumulate the chunk's projection into the band's output rows
+      const bool add_residual = final && last && residual_in_epilogue;  // stride 1: input row = output row
       gemm_f32((oh1 - oh0) * OW, dwbuf, ec, p.project_chunks[size_t(ci)], dst, s.OC,
                final && first ? p.project_bias.data() : nullptr, final && last ? p.project_act : none, !first,
-               threads);
+               threads, add_residual ? img + oh0 * s.W * s.C : nullptr, s.C);
     }
     prev_ih1 = ih1;
   };
@@ -243,7 +247,8 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
     int64_t prev_ih1 = -1;
     for (int64_t g = g0; g < g1; ++g) {
       band_chunks(g, 0, chunks, (g - g0) % 2 == 0, buf, band_out(g), true, prev_ih1, g > g0);
-      if (s.residual) binary_same_f32(BinaryOp::Add, band_pixels(g) * s.OC, band_out(g), band_x(g), band_out(g));
+      if (s.residual && !residual_in_epilogue)
+        binary_same_f32(BinaryOp::Add, band_pixels(g) * s.OC, band_out(g), band_x(g), band_out(g));
     }
   };
   const int band_threads = int(std::min<int64_t>(threads, total_bands));
