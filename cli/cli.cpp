@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <iostream>
 
+#include <unistd.h>
+
 #include "cli/commands.h"
 #include "graph/error.h"
 #include "importers/onnx/onnx_importer.h"
@@ -186,7 +188,36 @@ int run_command(int argc, char** argv) {
   throw UsageError("unknown command '" + cmd + "'");
 }
 
+// libgomp reads its wait policy from the environment once, when the program loads. Left alone
+// (neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT set) a thread that reaches a barrier first spins
+// about 300,000 iterations before it sleeps, and on a machine whose cores other processes share a
+// 2-thread run then spends whole time slices spinning for a descheduled partner: measured here,
+// MobileNetV2 at 2 threads beside one busy process took 14-378 ms per inference against 4-6 ms
+// with a short spin (docs/threads.md, scripts/wait-policy.sh). So unless the user chose a policy,
+// the program runs itself once more with GOMP_SPINCOUNT=kLocusSpinCount (LOCUS_OMP_SPIN marks
+// the second run, and reports the policy to `locus bench`). If that exec fails, it carries on
+// with libgomp's default.
+static void apply_wait_policy(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT") || std::getenv("LOCUS_OMP_SPIN")) return;
+  if (::setenv("GOMP_SPINCOUNT", kLocusSpinCount, 1) != 0 || ::setenv("LOCUS_OMP_SPIN", kLocusSpinCount, 1) != 0) return;
+  ::execv("/proc/self/exe", argv);
+  ::unsetenv("GOMP_SPINCOUNT");  // exec failed: libgomp already runs with its default
+  ::unsetenv("LOCUS_OMP_SPIN");
+}
+
+std::string wait_policy_summary() {
+  const char* ours = std::getenv("LOCUS_OMP_SPIN");
+  const char* spin = std::getenv("GOMP_SPINCOUNT");
+  const char* policy = std::getenv("OMP_WAIT_POLICY");
+  if (ours && spin && std::strcmp(ours, spin) == 0 && !policy) return std::string("GOMP_SPINCOUNT=") + spin + " (locus default)";
+  std::string s;
+  if (policy) s += std::string("OMP_WAIT_POLICY=") + policy;
+  if (spin) s += std::string(s.empty() ? "" : " ") + "GOMP_SPINCOUNT=" + spin;
+  return s.empty() ? "libgomp default (not set; exec with GOMP_SPINCOUNT failed)" : s + " (environment)";
+}
+
 int main(int argc, char** argv) {
+  apply_wait_policy(argv);
   if (argc < 2) {
     std::fputs(kUsage, stderr);
     return 2;

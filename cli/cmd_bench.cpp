@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "cli/callgrind_runner.h"
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/json.h"
@@ -331,6 +332,7 @@ int cmd_bench(int argc, char** argv) {
   else
     std::printf("setting  batch %lld, %d threads, %lld warm-up, %lld timed runs\n", (long long)o.batch, threads,
                 (long long)warmup, (long long)runs);
+  if (!cachegrind && threads > 1) std::printf("omp wait %s\n", wait_policy_summary().c_str());
   if (decompose)
     std::printf("decompose %s, %s form (lossy: see locus decompose for the per-layer error)\n",
                 decompose->policy.describe().c_str(), decompose->form == CpForm::FourWay ? "4-way" : "3-way");
@@ -408,6 +410,7 @@ int cmd_bench(int argc, char** argv) {
                     {"isa", mi.isa}};
     j["batch"] = o.batch;
     j["threads"] = threads;
+    j["omp_wait_policy"] = wait_policy_summary();
     j["warmup"] = warmup;
     j["runs"] = runs;
     j["mode"] = cachegrind ? "cachegrind" : "timing";

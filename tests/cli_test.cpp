@@ -12,6 +12,7 @@
 #include <random>
 #include <sstream>
 
+#include "cli/cli.h"
 #include "graph/ops.h"
 #include "importers/onnx/onnx_importer.h"
 #include "accel/json_reader.h"
@@ -353,6 +354,26 @@ TEST(Cli, BenchPeakReportsTheShareOfTheMeasuredPeak) {
       "r=json.load(open(sys.argv[1]))['results'][0]\n"
       "assert r['peak_kind']=='int8' and r['macs'] > 290e6, r\n";
   EXPECT_EQ(std::system(("python3 " + write_file("check_bench_peak_int8.py", qpy) + " " + qjson).c_str()), 0);
+}
+
+// Unless the environment chooses a libgomp wait policy, the program runs itself again with
+// GOMP_SPINCOUNT=kLocusSpinCount (cli.cpp), and bench reports the policy in effect; a policy the
+// user set is kept and reported as theirs.
+TEST(Cli, BenchReportsTheOpenMpWaitPolicy) {
+  const std::string model = write_pointwise_model(), json = test::temp_dir() + "/bench_wait.json";
+  const std::string clean = "-u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u LOCUS_OMP_SPIN";
+  auto r = run_locus("bench " + model + " --threads 2 --runs 1 --warmup 0 --json " + json, clean);
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::string ours = std::string("GOMP_SPINCOUNT=") + cli::kLocusSpinCount + " (locus default)";
+  EXPECT_NE(r.out.find("omp wait " + ours + "\n"), std::string::npos) << r.out;
+  std::string py = "import json,sys\nassert json.load(open(sys.argv[1]))['omp_wait_policy'] == sys.argv[2]\n";
+  EXPECT_EQ(std::system(("python3 " + write_file("check_wait.py", py) + " " + json + " '" + ours + "'").c_str()), 0);
+  auto u = run_locus("bench " + model + " --threads 2 --runs 1 --warmup 0", clean + " GOMP_SPINCOUNT=7");
+  ASSERT_EQ(u.status, 0) << u.err;
+  EXPECT_NE(u.out.find("omp wait GOMP_SPINCOUNT=7 (environment)\n"), std::string::npos) << u.out;
+  auto p = run_locus("bench " + model + " --threads 2 --runs 1 --warmup 0", clean + " OMP_WAIT_POLICY=passive");
+  ASSERT_EQ(p.status, 0) << p.err;
+  EXPECT_NE(p.out.find("omp wait OMP_WAIT_POLICY=passive (environment)\n"), std::string::npos) << p.out;
 }
 
 TEST(Cli, InfoPlansFollowL2AndTileOrder) {
