@@ -16,8 +16,15 @@ Design-space sweeps on Dask: locus.sweep (locus/sweep.py); the plot: locus.plot_
 """
 import os as _os
 
-from . import _locus
-from ._locus import Error, FileError, InputError, ModelError, Unsupported
+# libgomp reads its wait policy when it loads (with _locus below, unless something loaded it
+# first): unless the user chose one, use the `locus` program's short spin (docs/threads.md: the
+# default spin makes 2-thread runs many times slower when another process shares the cores).
+if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
+    _os.environ["GOMP_SPINCOUNT"] = "1000"
+    _os.environ["LOCUS_OMP_SPIN"] = "1000"
+
+from . import _locus  # noqa: E402
+from ._locus import Error, FileError, InputError, ModelError, Unsupported  # noqa: E402
 
 __all__ = ["Session", "load_image", "energy", "decompose", "bench", "sweep", "grid", "Point",
            "plot_energy_sweep", "Error", "InputError", "ModelError", "FileError", "Unsupported",
