@@ -191,14 +191,16 @@ TEST_P(PointwiseScanTest, ConvPointwisePathUsesPlan) {
 
 TEST_P(PointwiseScanTest, PlanUsesTheDispatchedMicroKernelTile) {
   // The planner gets the register tile of the micro-kernel the ISA dispatches to (gemm_config) and
-  // the thread count: 12 rows on AVX-512, 6 on AVX2, 4 generic; m tiles are multiples of it.
+  // the thread count: 12 x 32 on AVX-512 (two panels per register tile), 6 x 16 on AVX2, 4 x 16
+  // generic; m tiles are multiples of mr, n tiles of the tile's width.
   const GemmConfig& cfg = gemm_config(GetParam());
+  const int64_t width = GetParam() == Isa::Avx512 ? 32 : 16;
   EXPECT_EQ(pointwise_register_tile().mr, cfg.mr);
-  EXPECT_EQ(pointwise_register_tile().nr, cfg.nr);
+  EXPECT_EQ(pointwise_register_tile().nr, width);
   const schedule::Plan p = plan_pointwise(3136, 144, 24, 131072 / 8, schedule::TileOrder::Scan, 3);
   SCOPED_TRACE(p.describe());
   EXPECT_EQ(p.m_step, cfg.mr);
-  EXPECT_EQ(p.n_step, cfg.nr);
+  EXPECT_EQ(p.n_step, width);
   EXPECT_EQ(p.threads, 3);
   EXPECT_TRUE(p.m % cfg.mr == 0 || p.m == 3136);
   EXPECT_GE(p.m, kPointwiseMinMTiles * cfg.mr);

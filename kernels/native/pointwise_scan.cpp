@@ -27,7 +27,7 @@ schedule::PlannerOptions pointwise_planner_options(schedule::RegisterTile tile, 
 
 schedule::RegisterTile pointwise_register_tile() {
   const GemmConfig& g = gemm_config(active_isa());
-  return {g.mr, g.nr};
+  return {g.mr, g.nr * g.tile_panels};  // 12 x 32 on AVX-512: tiles of whole panel pairs
 }
 
 schedule::Plan plan_pointwise(int64_t M, int64_t K, int64_t N, int64_t S, schedule::TileOrder order,
