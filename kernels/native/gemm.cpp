@@ -23,6 +23,9 @@ constexpr double kMinParallelFlops = 2e5; // below this, threading costs more th
 constexpr int64_t kMaxMR = 12;
 // A larger than this is assumed to come from beyond L2 and is software-prefetched (prefetch_rows).
 constexpr int64_t kPrefetchMinABytes = 512 * 1024;
+// B streaming (stream_b): at most this many rows of A share each line of B, and B at least this large.
+constexpr int64_t kStreamMaxRows = 64;
+constexpr int64_t kStreamMinBBytes = 64 * 1024;
 constexpr int64_t kChunkBBytes = 16 * 1024;  // B per micro-kernel call: half the L1 (see run_block)
 
 using Kernels = GemmConfig;
@@ -88,9 +91,10 @@ void edge_tile(GemmMicroKernel fn, int64_t pw, int64_t mr, int64_t nr, int64_t k
 }  // namespace
 
 const GemmConfig& gemm_config(Isa isa) {
-  static const GemmConfig kAvx512{f32_gemm_12x32_avx512f, 12, NR, 2, f32_gemm_12x8_avx2, 12};
-  static const GemmConfig kAvx2{f32_gemm_6x16_avx2, 6, NR, 1, f32_gemm_12x8_avx2, 12};
-  static const GemmConfig kGeneric{f32_gemm_4x16_generic, 4, NR, 1, f32_gemm_4x8_generic, 4};
+  static const GemmConfig kAvx512{f32_gemm_12x32_avx512f, 12, NR, 2, f32_gemm_12x32_stream_avx512f,
+                                  f32_gemm_12x8_avx2, 12};
+  static const GemmConfig kAvx2{f32_gemm_6x16_avx2, 6, NR, 1, nullptr, f32_gemm_12x8_avx2, 12};
+  static const GemmConfig kGeneric{f32_gemm_4x16_generic, 4, NR, 1, nullptr, f32_gemm_4x8_generic, 4};
   switch (isa) {
     case Isa::Avx512: return kAvx512;
     case Isa::Avx2: return kAvx2;
@@ -134,8 +138,9 @@ namespace {
 void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& b, int64_t m0,
                int64_t m1, int64_t p0, int64_t p1, int64_t kb0, int64_t kb1, float* c, int64_t ldc,
                const float* bias, const Epilogue& act_ep, bool epilogue, bool accumulate,
-               bool prefetch_a, const float* residual, int64_t ldr) {
+               bool prefetch_a, const float* residual, int64_t ldr, bool stream = false) {
   const int64_t K = b.K, N = b.N, panels = ceil_div(N, NR);
+  const GemmMicroKernel wide = stream && kern.stream ? kern.stream : kern.wide;
   const int64_t kspan = kb1 - kb0;
   const int64_t k_blocks = std::max<int64_t>(1, ceil_div(kspan, kMaxKC));
   const int64_t kc_step = std::max<int64_t>(1, ceil_div(kspan, k_blocks));
@@ -167,12 +172,12 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
         if (prefetch_a && pc == p0 && m + mr < m1)
           prefetch_rows(a + (m + mr) * lda, lda, std::min(kern.mr, m1 - m - mr), k0, kc);
         if (residual) ep.residual = residual + m * ldr + pc * NR, ep.ldr = ldr;
-        kern.wide(mr, np, kc, a + m * lda + k0, lda, w, K * NR, c + m * ldc + pc * NR, ldc, load_c, epp);
+        wide(mr, np, kc, a + m * lda + k0, lda, w, K * NR, c + m * ldc + pc * NR, ldc, load_c, epp);
       }
     }
     if (full_end < p1) {  // the narrow or ragged last panel
       const int64_t p = panels - 1, n0 = p * NR, nr = N - n0;
-      const GemmMicroKernel fn = last_pw == NR ? kern.wide : kern.narrow;
+      const GemmMicroKernel fn = last_pw == NR ? wide : kern.narrow;
       const int64_t MR = last_pw == NR ? kern.mr : kern.narrow_mr;
       const float* w = b.data.data() + p * K * NR + k0 * last_pw;
       ep.bias = bias ? bias + n0 : nullptr;
@@ -190,6 +195,27 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
       }
     }
   }
+}
+
+// Whether rows [m0, m1) stream B: few rows share each line of B, and B is too large to stay in the
+// caches from one use to the next (a weight matrix used once per inference, e.g. ResNet-50's 7x7
+// layers at batch 1 or a Winograd layer's transformed weights). Then run_block_streamed walks it.
+bool stream_b(const Kernels& kern, int64_t rows, const PackedB& b) {
+  return kern.stream != nullptr && rows <= kStreamMaxRows &&
+         double(b.data.size()) * sizeof(float) >= double(kStreamMinBBytes);
+}
+
+// run_block over panels [p0, p1) one register tile's panels at a time, each over the whole reduction
+// range before the next: every panel of B is then read as one contiguous stream, which the _stream
+// kernel prefetches ahead (k blocks outermost would jump to another panel every kc rows). A (few
+// rows) is re-read per tile from L1/L2.
+void run_block_streamed(const Kernels& kern, const float* a, int64_t lda, const PackedB& b, int64_t m0,
+                        int64_t m1, int64_t p0, int64_t p1, int64_t kb0, int64_t kb1, float* c, int64_t ldc,
+                        const float* bias, const Epilogue& act_ep, bool epilogue, bool accumulate,
+                        bool prefetch_a, const float* residual, int64_t ldr) {
+  for (int64_t q = p0; q < p1; q += kern.tile_panels)
+    run_block(kern, a, lda, b, m0, m1, q, std::min(p1, q + kern.tile_panels), kb0, kb1, c, ldc, bias, act_ep,
+              epilogue, accumulate, prefetch_a, residual, ldr, true);
 }
 
 }  // namespace
@@ -235,8 +261,12 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
     const int64_t mb = t / n_blocks, nb = t % n_blocks;
     const int64_t m0 = mb * mc, m1 = std::min(M, m0 + mc);
     const int64_t p0 = nb * panels_per_block, p1 = std::min(panels, p0 + panels_per_block);
-    run_block(kern, a, lda, b, m0, m1, p0, p1, 0, K, c, ldc, bias, act_ep, has_epilogue, accumulate, prefetch_a,
-              residual, ldr);
+    if (stream_b(kern, m1 - m0, b))
+      run_block_streamed(kern, a, lda, b, m0, m1, p0, p1, 0, K, c, ldc, bias, act_ep, has_epilogue, accumulate,
+                         prefetch_a, residual, ldr);
+    else
+      run_block(kern, a, lda, b, m0, m1, p0, p1, 0, K, c, ldc, bias, act_ep, has_epilogue, accumulate, prefetch_a,
+                residual, ldr);
   };
 
   if (parallel && tasks > 1) {
@@ -260,8 +290,12 @@ void gemm_f32_tile(const float* a, int64_t lda, const PackedB& b, int64_t i0, in
   // Columns [j0, j1) are panels [j0/16, ceil(j1/16)); the last one is clipped to N by run_block, so
   // j1 must be N or a multiple of 16.
   LOCUS_CHECK(j1 == b.N || j1 % NR == 0, "gemm_f32_tile: j1=", j1, " is neither N nor panel-aligned");
-  run_block(kern, a, lda, b, i0, i1, j0 / NR, ceil_div(j1, NR), k0, k1, c, ldc, bias, act_ep, epilogue,
-            accumulate, prefetch_a, epilogue ? residual : nullptr, ldr);
+  if (stream_b(kern, i1 - i0, b))
+    run_block_streamed(kern, a, lda, b, i0, i1, j0 / NR, ceil_div(j1, NR), k0, k1, c, ldc, bias, act_ep, epilogue,
+                       accumulate, prefetch_a, epilogue ? residual : nullptr, ldr);
+  else
+    run_block(kern, a, lda, b, i0, i1, j0 / NR, ceil_div(j1, NR), k0, k1, c, ldc, bias, act_ep, epilogue,
+              accumulate, prefetch_a, epilogue ? residual : nullptr, ldr);
 }
 
 }  // namespace locus::kernels

@@ -3,6 +3,8 @@
 //   f32_gemm_12x32_avx512f  12 rows x 32 columns: two 16-wide panels side by side, one zmm per row
 //                           and panel, 24 zmm accumulators, 2 B loads + 12 broadcasts per k (each
 //                           broadcast feeds two FMAs). An odd last panel runs as 12 x 16.
+//   f32_gemm_12x32_stream_avx512f  the same, prefetching each panel kStreamAhead k rows ahead: for
+//                           B streamed from memory past few rows (gemm.cpp, gemm_stream_b).
 // One instantiation per row count 1..12. The 12x16-only form ran ResNet-50's GEMM shapes at 170-210
 // GFLOP/s on one Zen 4 core (peak 265); the 12x32 form at 215-250 (bench/kernels_bench BM_Gemm).
 // The 8-wide narrow panel uses f32_gemm_12x8_avx2 (every AVX-512F CPU has AVX2 and FMA).
@@ -19,7 +21,13 @@
 namespace locus::kernels {
 namespace {
 
-template <int R>
+// The _stream kernel prefetches B this many k rows (64-byte lines) ahead of the row it multiplies:
+// 4 KiB per panel, about the bytes a 100 ns DRAM latency covers at the rate one core consumes B
+// when few rows share it.
+constexpr int64_t kStreamAhead = 64;
+
+// PF: prefetch B kStreamAhead rows ahead of the k loop (the _stream kernel; gemm.cpp says when).
+template <int R, bool PF>
 __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restrict a, int64_t lda,
                                                 const float* __restrict w, float* __restrict c,
                                                 int64_t ldc, bool load_c, const Epilogue* ep,
@@ -41,6 +49,7 @@ __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restr
 
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
+    if (PF) _mm_prefetch(reinterpret_cast<const char*>(w + kStreamAhead * kGemmNR), _MM_HINT_T0);
     const __m512 b = _mm512_loadu_ps(w);
     w += kGemmNR;
 #pragma GCC unroll 16
@@ -70,7 +79,7 @@ __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restr
 
 // Two panels side by side (R x 32, 2R accumulators): each broadcast of A feeds two FMAs, so a k step
 // issues R + 2 loads for 2R FMAs instead of R + 1 for R.
-template <int R>
+template <int R, bool PF>
 __attribute__((always_inline)) inline void tile2(int64_t kc, const float* __restrict a, int64_t lda,
                                                  const float* __restrict w0, const float* __restrict w1,
                                                  float* __restrict c, int64_t ldc, bool load_c,
@@ -99,6 +108,10 @@ __attribute__((always_inline)) inline void tile2(int64_t kc, const float* __rest
 
 #pragma GCC unroll 2
   for (int64_t k = 0; k < kc; ++k) {
+    if (PF) {
+      _mm_prefetch(reinterpret_cast<const char*>(w0 + (k + kStreamAhead) * kGemmNR), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(w1 + (k + kStreamAhead) * kGemmNR), _MM_HINT_T0);
+    }
     const __m512 b0 = _mm512_loadu_ps(w0 + k * kGemmNR);
     const __m512 b1 = _mm512_loadu_ps(w1 + k * kGemmNR);
 #pragma GCC unroll 16
@@ -146,27 +159,32 @@ __attribute__((always_inline)) inline void tile2(int64_t kc, const float* __rest
   }
 }
 
-template <int R>
+template <int R, bool PF>
 void tiles(int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride, float* c,
            int64_t ldc, bool load_c, const Epilogue* ep) {
   int64_t p = 0;
   for (; p + 2 <= np; p += 2)
-    tile2<R>(kc, a, lda, w + p * w_stride, w + (p + 1) * w_stride, c + p * kGemmNR, ldc, load_c, ep, p * kGemmNR);
+    tile2<R, PF>(kc, a, lda, w + p * w_stride, w + (p + 1) * w_stride, c + p * kGemmNR, ldc, load_c, ep, p * kGemmNR);
   for (; p < np; ++p)
-    tile<R>(kc, a, lda, w + p * w_stride, c + p * kGemmNR, ldc, load_c, ep, p * kGemmNR);
+    tile<R, PF>(kc, a, lda, w + p * w_stride, c + p * kGemmNR, ldc, load_c, ep, p * kGemmNR);
 }
 
-template <int... Rs>
+template <bool PF, int... Rs>
 void dispatch(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride,
               float* c, int64_t ldc, bool load_c, const Epilogue* ep, std::integer_sequence<int, Rs...>) {
-  (void)((mr == Rs + 1 ? (tiles<Rs + 1>(np, kc, a, lda, w, w_stride, c, ldc, load_c, ep), true) : false) || ...);
+  (void)((mr == Rs + 1 ? (tiles<Rs + 1, PF>(np, kc, a, lda, w, w_stride, c, ldc, load_c, ep), true) : false) || ...);
 }
 
 }  // namespace
 
 void f32_gemm_12x32_avx512f(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
                             int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
-  dispatch(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, std::make_integer_sequence<int, 12>{});
+  dispatch<false>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, std::make_integer_sequence<int, 12>{});
+}
+
+void f32_gemm_12x32_stream_avx512f(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
+                                   int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
+  dispatch<true>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, std::make_integer_sequence<int, 12>{});
 }
 
 }  // namespace locus::kernels
