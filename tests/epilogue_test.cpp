@@ -202,6 +202,8 @@ std::vector<ConvCase> conv_cases() {
       {conv_shape(2, 9, 7, 13, 21, 1, 2, 0), ConvPath::General, "strided 1x1"},
       // K over one k block (the residual only on the last), and a planned strided 1x1 (gathered)
       {conv_shape(1, 5, 6, 300, 35, 1, 1, 0), ConvPath::Pointwise, "pointwise gemm K=300"},
+      // 40 rows and 84 KB of B: the streamed GEMM walk (panel pairs over the whole K), ragged N
+      {conv_shape(1, 5, 8, 300, 70, 1, 1, 0), ConvPath::Pointwise, "pointwise gemm streamed B"},
       {conv_shape(1, 9, 9, 24, 40, 1, 2, 0), ConvPath::General, "strided 1x1 planned scan", 4096},
       {conv_shape(1, 9, 11, 37, 37, 3, 1, 1, 37), ConvPath::Depthwise, "dw3x3 s1 p1"},
       {conv_shape(2, 10, 9, 19, 19, 3, 2, 1, 19), ConvPath::Depthwise, "dw3x3 s2 p1 batch 2"},

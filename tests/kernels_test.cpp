@@ -158,6 +158,15 @@ TEST_P(GemmTest, LongKBlocksWithAccumulateAndEpilogue) {
   }
 }
 
+TEST_P(GemmTest, StreamedWeights) {
+  // At most 64 rows and a B of at least 64 KiB: on AVX-512 the driver walks panel pairs over the
+  // whole K with the prefetching kernel (gemm.cpp, stream_b). Every row count the split gives, an
+  // odd panel count, a narrow ragged last panel, accumulation and K over one k block.
+  for (int64_t M : {1, 13, 49, 64})
+    run_gemm_case({M, 70, 700, false, 1.f, true, clip(0.f, 6.f), M == 13}, 500 + int(M));
+  run_gemm_case({49, 512, 300, true, 1.f, false, relu()}, 570);
+}
+
 TEST_P(GemmTest, MobileNetShapes) {
   run_gemm_case({56 * 56, 144, 24, false, 1.f, true, clip(0.f, 6.f)}, 11);
   run_gemm_case({7 * 7, 320, 960, false, 1.f, true, Activation{}}, 12);
