@@ -24,8 +24,10 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
+#include <utility>
 
 #include "kernels/native/qdwconv.h"
 #include "kernels/native/requantize_avx512.h"
@@ -192,15 +194,21 @@ __attribute__((target("avx512vbmi"), always_inline)) inline __m512i interleave3(
   return _mm512_maskz_permutex2var_epi8(0x7777777777777777ull, a, idx, _mm512_castsi128_si512(r1));
 }
 
-__attribute__((target("avx512vbmi"))) __m512i interleave_index() {
-  alignas(64) uint8_t b[64];
-  for (int c = 0; c < 16; ++c) {
-    b[4 * c] = uint8_t(c);            // row 0: a's bytes 0..15
-    b[4 * c + 1] = uint8_t(64 + c);   // row 1: b's bytes 0..15
-    b[4 * c + 2] = uint8_t(16 + c);   // row 2: a's bytes 16..31
-    b[4 * c + 3] = 0;                 // zeroed by the mask
-  }
-  return _mm512_load_si512(b);
+// The byte index of interleave3 (a compile-time table: the border pixels call the kernel one pixel at
+// a time, so building it per call cost as much as the pixel).
+constexpr uint8_t interleave_byte(int b) {
+  // dword c = [a[c], b[c], a[16 + c], 0]: row 0 is a's bytes 0..15, row 1 b's bytes 0..15, row 2 a's
+  // bytes 16..31; byte 3 of each dword is zeroed by the mask
+  return b % 4 == 0 ? uint8_t(b / 4) : b % 4 == 1 ? uint8_t(64 + b / 4) : b % 4 == 2 ? uint8_t(16 + b / 4) : 0;
+}
+template <int... B>
+constexpr std::array<uint8_t, 64> interleave_table(std::integer_sequence<int, B...>) {
+  return {interleave_byte(B)...};
+}
+alignas(64) constexpr std::array<uint8_t, 64> kInterleave = interleave_table(std::make_integer_sequence<int, 64>{});
+
+__attribute__((target("avx512vbmi"), always_inline)) inline __m512i interleave_index() {
+  return _mm512_load_si512(kInterleave.data());
 }
 
 template <bool FULL>
