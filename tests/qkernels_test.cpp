@@ -320,6 +320,24 @@ TEST_P(QGemmTest, SaturatingNarrowAtBothEnds) {
   EXPECT_FALSE(pack_qgemm_b(1, 16, w.data(), 16, false, nullptr, q).sat_narrow);
 }
 
+TEST_P(QGemmTest, RaggedLastPanelStoresOnlyItsColumns) {
+  // every remainder of the 16-column panel, alone and after one or two whole panels (the VNNI
+  // kernel stores the ragged panel under a mask, QGemmConfig::masked_tail), both epilogues (the
+  // saturating narrow with the whole type, the float clamp with a ReLU6-like one), rows in every
+  // group size: the bytes between N and the row stride stay untouched
+  uint32_t seed = 600;
+  for (int64_t N : {1, 2, 3, 5, 8, 9, 12, 15, 17, 24, 31, 33, 40, 47})
+    for (int64_t M : {4, 12, 25})
+      for (bool clamp : {false, true}) {
+        GemmCase c{M, N, 24, per_channel(N, seed, int32_t(seed * 7 % 256), 9, 24)};
+        if (clamp) c.q.qmin = 9, c.q.qmax = 120;
+        c.ldy_pad = 16;
+        c.trans = seed % 2 == 0;
+        SCOPED_TRACE(testing::Message() << "M=" << M << " N=" << N << " clamp=" << clamp);
+        check_gemm(c, seed++);
+      }
+}
+
 INSTANTIATE_TEST_SUITE_P(Isa, QGemmTest, ::testing::ValuesIn(supported_isas()), isa_param_name);
 
 TEST(QGemm, BadParametersAreOneLineErrors) {

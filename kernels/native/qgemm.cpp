@@ -1,7 +1,8 @@
 // Int8 GEMM driver (qgemm.h): packs W into 16-column, K-by-4 panels with the zero-point terms folded,
 // then tiles Y into (M block x panel block) tasks run with OpenMP; each task loops over chunks of
 // panels that fit in half the L1 and, per chunk, over row groups of the micro-kernel's MR rows.
-// The whole K is reduced in one micro-kernel call (s32 accumulators, no K blocks).
+// The whole K is reduced in one micro-kernel call (s32 accumulators, no K blocks). A ragged last panel
+// is stored under a column mask by kernels that can (QGemmConfig::masked_tail), else through a tile.
 #include "kernels/native/qgemm.h"
 
 #include <omp.h>
@@ -50,7 +51,9 @@ void run_block(const QGemmConfig& cfg, const uint8_t* a, int64_t lda, const Pack
                int64_t p0, int64_t p1, uint8_t* y, int64_t ldy) {
   const int64_t K = b.K, N = b.N, panels = ceil_div(N, NR), pstride = b.Kp * NR;
   const bool ragged = N % NR != 0;
-  const int64_t full_end = std::min(p1, ragged ? panels - 1 : panels);
+  // a kernel with masked_tail stores the ragged last panel itself (ep.last_mask), the others through a tile
+  const int64_t full_end = std::min(p1, ragged && !cfg.masked_tail ? panels - 1 : panels);
+  const uint16_t tail_mask = ragged ? uint16_t((1u << (N % NR)) - 1) : uint16_t(0xFFFF);
   const bool zw = !b.w_zero.empty();
   // an even number of panels, at least two: the VNNI kernel runs them in pairs
   const int64_t chunk = std::max<int64_t>(2, kChunkBBytes / std::max<int64_t>(pstride, 1) / 2 * 2);
@@ -69,6 +72,7 @@ void run_block(const QGemmConfig& cfg, const uint8_t* a, int64_t lda, const Pack
   for (int64_t pc = p0; pc < full_end; pc += chunk) {
     const int64_t np = std::min(chunk, full_end - pc);
     set_cols(pc * NR);
+    ep.last_mask = pc + np == panels ? tail_mask : uint16_t(0xFFFF);
     for (int64_t m = m0, mr; m < m1; m += mr) {
       mr = next_rows(m1 - m, cfg.mr);
       if (zw) row_sums(a + m * lda, lda, mr, K, rs);
@@ -79,6 +83,7 @@ void run_block(const QGemmConfig& cfg, const uint8_t* a, int64_t lda, const Pack
   if (full_end < p1) {  // the ragged last panel: through a 16-wide stack tile
     const int64_t p = panels - 1, n0 = p * NR, nr = N - n0;
     set_cols(n0);
+    ep.last_mask = 0xFFFF;
     alignas(64) uint8_t tile[kMaxMR * NR];
     for (int64_t m = m0, mr; m < m1; m += mr) {
       mr = next_rows(m1 - m, cfg.mr);
@@ -93,7 +98,7 @@ void run_block(const QGemmConfig& cfg, const uint8_t* a, int64_t lda, const Pack
 }  // namespace
 
 const QGemmConfig& qgemm_config(Isa isa) {
-  static const QGemmConfig kVnni{qu8s8_gemm_12x32_avx512vnni, 12, NR, "qu8s8-gemm-12x32-avx512vnni"};
+  static const QGemmConfig kVnni{qu8s8_gemm_12x32_avx512vnni, 12, NR, "qu8s8-gemm-12x32-avx512vnni", true};
   static const QGemmConfig kAvx2{qu8s8_gemm_4x16_avx2, 4, NR, "qu8s8-gemm-4x16-avx2"};
   static const QGemmConfig kGeneric{qu8s8_gemm_4x16_generic, 4, NR, "qu8s8-gemm-4x16-generic"};
   if (isa == Isa::Avx512 && cpu_has_avx512vnni()) return kVnni;

@@ -22,7 +22,7 @@ using QGemmMicroKernel = void (*)(int64_t mr, int64_t np, int64_t K, const uint8
 
 // AVX-512 VNNI (only call if has_avx512vnni()): one zmm accumulator per row of a panel, 12 rows,
 // two panels per pass (12 x 32); one vpdpbusd per row per panel per group of 4 k (the A bytes
-// broadcast as a dword, once for both panels).
+// broadcast as a dword, once for both panels). Stores the last panel's columns under ep.last_mask.
 void qu8s8_gemm_12x32_avx512vnni(int64_t mr, int64_t np, int64_t K, const uint8_t* a, int64_t lda,
     const int8_t* w, int64_t w_stride, uint8_t* y, int64_t ldy, const QEpilogue& ep);
 
@@ -43,6 +43,7 @@ struct QGemmConfig {
   QGemmMicroKernel kernel;
   int64_t mr, nr;
   const char* name;
+  bool masked_tail = false;  // honours QEpilogue::last_mask (the driver then stores a ragged panel directly)
 };
 const QGemmConfig& qgemm_config(Isa isa);
 

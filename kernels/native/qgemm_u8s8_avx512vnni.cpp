@@ -43,7 +43,7 @@ inline int32_t load_partial(const uint8_t* p, int64_t rem) {
 template <int R, int NP>
 __attribute__((always_inline)) inline void tile(int64_t K, const uint8_t* __restrict a, int64_t lda,
                                                 const int8_t* __restrict w, int64_t w_stride, uint8_t* __restrict y,
-                                                int64_t ldy, const QEpilogue& ep, int64_t col) {
+                                                int64_t ldy, const QEpilogue& ep, int64_t col, __mmask16 mlast) {
   static_assert(R >= 1 && R <= 12 && (NP == 1 || NP == 2));
   __m512i acc[NP][R];
 #pragma GCC unroll 2
@@ -108,6 +108,7 @@ __attribute__((always_inline)) inline void tile(int64_t K, const uint8_t* __rest
   for (int p = 0; p < NP; ++p) {
     const int64_t c = col + p * kQGemmNR;
     const __m512 scale = _mm512_loadu_ps(ep.scale + c);
+    const __mmask16 m = p == NP - 1 ? mlast : __mmask16(0xFFFF);  // the columns stored
     if (ep.row_sums) {
       const __m512i wz = _mm512_loadu_si512(ep.w_zero + c);
 #pragma GCC unroll 16
@@ -118,7 +119,7 @@ __attribute__((always_inline)) inline void tile(int64_t K, const uint8_t* __rest
     if (ep.sat_narrow) {  // groups of four rows narrowed with saturation (requantize_avx512.h)
 #pragma GCC unroll 3
       for (int g = 0; g + 4 <= R; g += 4)
-        store4_saturating(&acc[p][g], scale, zp16, ep.s8_out, 0xFFFF, y + g * ldy + p * kQGemmNR, ldy);
+        store4_saturating(&acc[p][g], scale, zp16, ep.s8_out, m, y + g * ldy + p * kQGemmNR, ldy);
       i0 = R / 4 * 4;
     }
 #pragma GCC unroll 16
@@ -128,19 +129,21 @@ __attribute__((always_inline)) inline void tile(int64_t K, const uint8_t* __rest
       f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
       const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), zp);  // round to nearest even (MXCSR default)
       // q is inside the output type already (clamped), so truncating to bytes is exact for u8 and s8
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i * ldy + p * kQGemmNR), _mm512_cvtepi32_epi8(q));
+      _mm_mask_storeu_epi8(y + i * ldy + p * kQGemmNR, m, _mm512_cvtepi32_epi8(q));
     }
   }
 }
 
-// Pairs of panels (12 x 32 tiles: each A broadcast feeds two vpdpbusd), then a single last one.
+// Pairs of panels (12 x 32 tiles: each A broadcast feeds two vpdpbusd), then a single last one; the
+// call's last panel stores the columns of ep.last_mask.
 template <int R>
 void tiles(int64_t np, int64_t K, const uint8_t* a, int64_t lda, const int8_t* w, int64_t w_stride, uint8_t* y,
            int64_t ldy, const QEpilogue& ep) {
   int64_t p = 0;
   for (; p + 2 <= np; p += 2)
-    tile<R, 2>(K, a, lda, w + p * w_stride, w_stride, y + p * kQGemmNR, ldy, ep, p * kQGemmNR);
-  if (p < np) tile<R, 1>(K, a, lda, w + p * w_stride, w_stride, y + p * kQGemmNR, ldy, ep, p * kQGemmNR);
+    tile<R, 2>(K, a, lda, w + p * w_stride, w_stride, y + p * kQGemmNR, ldy, ep, p * kQGemmNR,
+               p + 2 == np ? __mmask16(ep.last_mask) : __mmask16(0xFFFF));
+  if (p < np) tile<R, 1>(K, a, lda, w + p * w_stride, w_stride, y + p * kQGemmNR, ldy, ep, p * kQGemmNR, ep.last_mask);
 }
 
 template <int... Rs>
