@@ -570,6 +570,52 @@ TEST_P(QDwConvTest, RowDriverReadsRowsFromAnywhere) {
   for (size_t i = 0; i < y2.size(); ++i) ASSERT_EQ(int32_t(y2[i]), want[i]) << i;
 }
 
+TEST_P(QDwConvTest, RowDriverPaddedRowsAndWideOutput) {
+  with_and_without_vbmi([] {
+  // rows that carry their padding columns (padded_rows: one micro-kernel call per row, border pixels
+  // included) written with a pixel stride wider than C: the bytes of qdwconv_nhwc and the reference,
+  // nothing written between the pixels; symmetric, asymmetric (TF SAME), 5x5 and dilated geometries
+  uint32_t seed = 700;
+  for (int variant = 0; variant < 5; ++variant)
+    for (int64_t C : {5, 16, 35}) {
+      Conv2dShape s = variant == 0 ? dw_shape(1, 6, 9, C, 3, 1, 1)
+                      : variant == 1 ? dw_shape(1, 7, 10, C, 3, 2, 0)
+                      : variant == 2 ? dw_shape(1, 6, 8, C, 5, 1, 2)
+                      : variant == 3 ? dw_shape(1, 7, 9, C, 3, 1, 2, 2)
+                                     : dw_shape(1, 5, 3, C, 3, 1, 1);
+      if (variant == 1) {  // SAME at stride 2: right and bottom only
+        s.PB = s.PR = 1;
+        s.OH = (s.H + 1 - 3) / 2 + 1, s.OW = (s.W + 1 - 3) / 2 + 1;
+      }
+      QuantParams q = per_channel(C, seed, int32_t(seed * 13 % 256), 11, s.KH * s.KW);
+      if (variant == 2) q.w_zero = random_s32(C, seed + 3, -9, 9);
+      const auto x = random_u8(s.H * s.W * C, seed);
+      const auto w = random_s8(C * s.KH * s.KW, seed + 1);
+      const PackedQDwConv p = pack_qdwconv(s, w.data(), nullptr, q);
+      const int64_t wp = (s.PL + s.W + s.PR) * C, ldo = C + 7;
+      std::vector<uint8_t> padded(size_t(s.H * wp), uint8_t(q.a_zero));
+      for (int64_t h = 0; h < s.H; ++h) std::memcpy(&padded[h * wp + s.PL * C], &x[h * s.W * C], size_t(s.W * C));
+      std::vector<uint8_t> want(s.OH * s.OW * C), got(s.OH * s.OW * ldo, 0xA5);
+      qdwconv_nhwc(p, x.data(), want.data());
+      std::vector<const uint8_t*> taps(s.KH * s.KW);
+      for (int64_t oh = 0; oh < s.OH; ++oh)
+        qdepthwise_row(p, dw_interior(s), qdwconv_microkernel_for(active_isa()), qdwconv_epilogue(p),
+                       [&](int64_t ih) -> const uint8_t* { return ih >= 0 && ih < s.H ? &padded[ih * wp + s.PL * C] : nullptr; },
+                       oh, taps.data(), got.data() + oh * s.OW * ldo, ldo, /*padded_rows=*/true);
+      const auto ref = ref_qdw(s, x.data(), w.data(), nullptr, q);
+      SCOPED_TRACE(testing::Message() << "variant " << variant << " C=" << C);
+      for (int64_t i = 0; i < s.OH * s.OW; ++i) {
+        for (int64_t c = 0; c < C; ++c) {
+          ASSERT_EQ(got[i * ldo + c], want[i * C + c]) << "pixel " << i << " c " << c;
+          ASSERT_EQ(out_value(&got[i * ldo + c], false), ref[i * C + c]) << "pixel " << i << " c " << c;
+        }
+        for (int64_t c = C; c < ldo; ++c) ASSERT_EQ(got[i * ldo + c], 0xA5) << "pixel " << i << ": wrote into the gap";
+      }
+      ++seed;
+    }
+  });
+}
+
 TEST_P(QDwConvTest, RegisterBlocked3x3EveryRunLength) {
   with_and_without_vbmi([] {
   // the register-blocked 3x3 path (stride 1 and 2): interior runs of 1..21 pixels (every remainder of
@@ -591,7 +637,8 @@ TEST_P(QDwConvTest, RegisterBlocked3x3EveryRunLength) {
 // The micro-kernel on its own, taps built by hand: npix pixels, tap t of pixel i at taps[t] + i * step.
 // Expected sums from the spec over the bytes those taps address.
 void check_dw_microkernel(int64_t C, int64_t npix, const std::vector<const uint8_t*>& taps, int64_t step,
-                          const std::vector<int8_t>& w /* [T][C] */, const QuantParams& q, uint32_t seed) {
+                          const std::vector<int8_t>& w /* [T][C] */, const QuantParams& q, uint32_t seed,
+                          int64_t gap = 0 /* output pixel stride C + gap */) {
   const int64_t T = int64_t(taps.size()), Cp = (C + 15) / 16 * 16;
   const auto bias = random_s32(C, seed, -3000, 3000);
   // the epilogue's fields as pack_qdwconv sets them: the folded bias
@@ -613,18 +660,22 @@ void check_dw_microkernel(int64_t C, int64_t npix, const std::vector<const uint8
   ep.y_zero = q.y_zero;
   ep.s8_out = q.s8_out;
   ep.sat_narrow = saturating_narrow_ok(sc.data(), Cp, q.qmin, q.qmax, q.s8_out);
-  std::vector<uint8_t> y(npix * C + 16, 0xA5);
-  qdwconv_microkernel_for(active_isa())(C, npix, taps.data(), T, step, wp.data(), Cp, ep, y.data());
+  const int64_t ldo = C + gap;
+  std::vector<uint8_t> y(npix * ldo + 16, 0xA5);
+  qdwconv_microkernel_for(active_isa())(C, npix, taps.data(), T, step, wp.data(), Cp, ep, y.data(), ldo);
   int bad = 0;
-  for (int64_t i = 0; i < npix; ++i)
+  for (int64_t i = 0; i < npix; ++i) {
+    for (int64_t c = C; c < ldo; ++c)
+      if (y[i * ldo + c] != 0xA5 && ++bad <= 5) ADD_FAILURE() << "pixel " << i << ": wrote into the gap at " << c;
     for (int64_t c = 0; c < C; ++c) {
       int64_t acc = bias[c];
       for (int64_t t = 0; t < T; ++t)
         acc += (int64_t(taps[t][i * step + c]) - q.a_zero) * (int64_t(w[t * C + c]) - wzero(q, c));
-      const int32_t want = ref_requant(acc, q, c), got = out_value(&y[i * C + c], q.s8_out);
+      const int32_t want = ref_requant(acc, q, c), got = out_value(&y[i * ldo + c], q.s8_out);
       if (got != want && ++bad <= 5) ADD_FAILURE() << "pixel " << i << " c " << c << ": got " << got << " want " << want;
     }
-  for (int64_t k = npix * C; k < npix * C + 16; ++k)
+  }
+  for (int64_t k = npix * ldo; k < npix * ldo + 16; ++k)
     if (y[k] != 0xA5 && ++bad <= 5) ADD_FAILURE() << "wrote past the pixels at byte " << k;
 }
 
@@ -651,8 +702,10 @@ TEST_P(QDwConvTest, MicroKernelOnHandBuiltTaps) {
         QuantParams q = per_channel(C, seed + variant, int32_t((seed + 7 * variant) % 256), 20, 9);
         if (variant % 2 == 0) q.w_zero = random_s32(C, seed + 2, -20, 20);
         if (variant == 3) q.s8_out = true, q.qmin = -128, q.qmax = 127, q.y_zero = -3;
-        SCOPED_TRACE(testing::Message() << "C=" << C << " npix=" << npix << " variant=" << variant);
-        check_dw_microkernel(C, npix, taps, S * d, w, q, seed + 3);
+        // the output pixel stride: C, or wider (a chunk's columns of a wider row)
+        const int64_t gap = (seed + variant) % 3 == 0 ? 0 : (seed + variant) % 3 == 1 ? 5 : 32;
+        SCOPED_TRACE(testing::Message() << "C=" << C << " npix=" << npix << " variant=" << variant << " gap=" << gap);
+        check_dw_microkernel(C, npix, taps, S * d, w, q, seed + 3, gap);
       }
       ++seed;
     }

@@ -42,7 +42,7 @@ inline __m512i load_x(__mmask16 m, const uint8_t* p) { return _mm512_cvtepu8_epi
 // Requantizes P accumulators (bias already added) and stores 16 (masked) bytes per pixel.
 template <int P>
 __attribute__((always_inline)) inline void store(const __m512i* acc, const __m512i* xs, bool zw, int64_t c0,
-                                                 __mmask16 m, const QEpilogue& ep, uint8_t* out, int64_t C) {
+                                                 __mmask16 m, const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   const __m512 scale = _mm512_loadu_ps(ep.scale + c0);
   const __m512 lo = _mm512_set1_ps(ep.lo), hi = _mm512_set1_ps(ep.hi);
   const __m512i zp = _mm512_set1_epi32(ep.y_zero);
@@ -54,7 +54,7 @@ __attribute__((always_inline)) inline void store(const __m512i* acc, const __m51
   if (P >= 4 && ep.sat_narrow) {  // groups of four pixels narrowed with saturation (requantize_avx512.h)
     const __m512i zp16 = _mm512_set1_epi16(static_cast<int16_t>(ep.y_zero));
 #pragma GCC unroll 2
-    for (int g = 0; g + 4 <= P; g += 4) store4_saturating(&v[g], scale, zp16, ep.s8_out, m, out + g * C + c0, C);
+    for (int g = 0; g + 4 <= P; g += 4) store4_saturating(&v[g], scale, zp16, ep.s8_out, m, out + g * ldo + c0, ldo);
     i0 = P / 4 * 4;
   }
 #pragma GCC unroll 8
@@ -63,7 +63,7 @@ __attribute__((always_inline)) inline void store(const __m512i* acc, const __m51
     __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v[i]), scale);
     f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
     const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), zp);  // round to nearest even
-    _mm_mask_storeu_epi8(out + i * C + c0, m, _mm512_cvtepi32_epi8(q));
+    _mm_mask_storeu_epi8(out + i * ldo + c0, m, _mm512_cvtepi32_epi8(q));
   }
 }
 
@@ -71,7 +71,7 @@ __attribute__((always_inline)) inline void store(const __m512i* acc, const __m51
 template <int P>
 __attribute__((always_inline)) inline void block(int64_t c0, __mmask16 m, const uint8_t* const* taps, int64_t ntaps,
                                                  int64_t off, int64_t step, const int32_t* w, int64_t Cp,
-                                                 const QEpilogue& ep, uint8_t* out, int64_t C) {
+                                                 const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   __m512i acc[P], xs[P];
   const __m512i bias = _mm512_loadu_si512(ep.bias + c0);
 #pragma GCC unroll 4
@@ -87,7 +87,7 @@ __attribute__((always_inline)) inline void block(int64_t c0, __mmask16 m, const 
       if (zw) xs[i] = _mm512_add_epi32(xs[i], x);
     }
   }
-  store<P>(acc, xs, zw, c0, m, ep, out, C);
+  store<P>(acc, xs, zw, c0, m, ep, out, ldo);
 }
 
 // The register-blocked 3x3 path: P pixels of stride S; row[r] = kernel row r's tap 0 for pixel 0 at
@@ -95,7 +95,7 @@ __attribute__((always_inline)) inline void block(int64_t c0, __mmask16 m, const 
 template <int P, int S, bool ZW>
 __attribute__((always_inline)) inline void block3x3(int64_t c0, __mmask16 m, const uint8_t* const* row, int64_t d,
                                                     const __m512i* wv, const QEpilogue& ep, uint8_t* out,
-                                                    int64_t C) {
+                                                    int64_t ldo) {
   constexpr int kCols = S * (P - 1) + 3;
   __m512i acc[P], xs[P];
   const __m512i bias = _mm512_loadu_si512(ep.bias + c0);
@@ -118,7 +118,7 @@ __attribute__((always_inline)) inline void block3x3(int64_t c0, __mmask16 m, con
       }
     }
   }
-  store<P>(acc, xs, ZW, c0, m, ep, out, C);
+  store<P>(acc, xs, ZW, c0, m, ep, out, ldo);
 }
 
 // Whether the taps are a 3x3 kernel of stride 1 or 2 as block3x3 reads them (returns S, or 0).
@@ -137,7 +137,7 @@ int stride_3x3(const uint8_t* const* taps, int64_t ntaps, int64_t step, int64_t*
 
 template <int S, bool ZW>
 void run3x3(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t step, int64_t d, const int32_t* w,
-            int64_t Cp, const QEpilogue& ep, uint8_t* out) {
+            int64_t Cp, const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   constexpr int P = ZW ? 4 : 8;
   for (int64_t c0 = 0; c0 < C; c0 += 16) {
     const int64_t nc = std::min<int64_t>(16, C - c0);
@@ -152,21 +152,21 @@ void run3x3(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t step, i
     };
     for (; i + P <= npix; i += P) {
       rows_at(i);
-      block3x3<P, S, ZW>(c0, m, row, d, wv, ep, out + i * C, C);
+      block3x3<P, S, ZW>(c0, m, row, d, wv, ep, out + i * ldo, ldo);
     }
     if (npix - i >= 4 && P > 4) {
       rows_at(i);
-      block3x3<4, S, ZW>(c0, m, row, d, wv, ep, out + i * C, C);
+      block3x3<4, S, ZW>(c0, m, row, d, wv, ep, out + i * ldo, ldo);
       i += 4;
     }
     if (npix - i >= 2) {
       rows_at(i);
-      block3x3<2, S, ZW>(c0, m, row, d, wv, ep, out + i * C, C);
+      block3x3<2, S, ZW>(c0, m, row, d, wv, ep, out + i * ldo, ldo);
       i += 2;
     }
     if (npix - i >= 1) {
       rows_at(i);
-      block3x3<1, S, ZW>(c0, m, row, d, wv, ep, out + i * C, C);
+      block3x3<1, S, ZW>(c0, m, row, d, wv, ep, out + i * ldo, ldo);
     }
   }
 }
@@ -220,7 +220,7 @@ __attribute__((always_inline)) inline __m128i load16(__mmask16 m, const uint8_t*
 template <int P, int S, bool ZW, bool FULL>
 __attribute__((target("avx512vbmi"), always_inline)) inline void block3x3_vbmi(
     int64_t c0, __mmask16 m, const uint8_t* const* row, int64_t d, const __m512i* wk, __m512i idx,
-    const QEpilogue& ep, uint8_t* out, int64_t C) {
+    const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   constexpr int kCols = S * (P - 1) + 3;
   __m512i acc[P], xs[P];
   const __m512i bias = _mm512_loadu_si512(ep.bias + c0);
@@ -241,7 +241,7 @@ __attribute__((target("avx512vbmi"), always_inline)) inline void block3x3_vbmi(
       }
     }
   }
-  store<P>(acc, xs, ZW, c0, m, ep, out, C);
+  store<P>(acc, xs, ZW, c0, m, ep, out, ldo);
 }
 
 // Any 9 taps (a 3x3 kernel's border pixels, whose out-of-image taps point at the padding row;
@@ -249,7 +249,7 @@ __attribute__((target("avx512vbmi"), always_inline)) inline void block3x3_vbmi(
 template <int P, bool ZW>
 __attribute__((target("avx512vbmi"), always_inline)) inline void block9_vbmi(
     int64_t c0, __mmask16 m, const uint8_t* const* taps, int64_t off, int64_t step, const __m512i* wk, __m512i idx,
-    const QEpilogue& ep, uint8_t* out, int64_t C) {
+    const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   __m512i acc[P], xs[P];
   const __m512i bias = _mm512_loadu_si512(ep.bias + c0);
   const __m512i ones = _mm512_set1_epi32(0x00010101);
@@ -266,12 +266,13 @@ __attribute__((target("avx512vbmi"), always_inline)) inline void block9_vbmi(
       if (ZW) xs[i] = _mm512_dpbusd_epi32(xs[i], x, ones);
     }
   }
-  store<P>(acc, xs, ZW, c0, m, ep, out, C);
+  store<P>(acc, xs, ZW, c0, m, ep, out, ldo);
 }
 
 template <bool ZW>
 __attribute__((target("avx512vbmi"))) void run9_vbmi(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t step,
-                                                      const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out) {
+                                                      const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out,
+                                                      int64_t ldo) {
   const __m512i idx = interleave_index();
   for (int64_t c0 = 0; c0 < C; c0 += 16) {
     const int64_t nc = std::min<int64_t>(16, C - c0);
@@ -283,8 +284,8 @@ __attribute__((target("avx512vbmi"))) void run9_vbmi(int64_t C, int64_t npix, co
       wk[kw] = interleave3(idx, narrow(0), narrow(1), narrow(2));
     }
     int64_t i = 0;
-    for (; i + 4 <= npix; i += 4) block9_vbmi<4, ZW>(c0, m, taps, i * step, step, wk, idx, ep, out + i * C, C);
-    for (; i < npix; ++i) block9_vbmi<1, ZW>(c0, m, taps, i * step, step, wk, idx, ep, out + i * C, C);
+    for (; i + 4 <= npix; i += 4) block9_vbmi<4, ZW>(c0, m, taps, i * step, step, wk, idx, ep, out + i * ldo, ldo);
+    for (; i < npix; ++i) block9_vbmi<1, ZW>(c0, m, taps, i * step, step, wk, idx, ep, out + i * ldo, ldo);
   }
 }
 
@@ -292,32 +293,32 @@ __attribute__((target("avx512vbmi"))) void run9_vbmi(int64_t C, int64_t npix, co
 template <int S, bool ZW, bool FULL, class RowsAt>
 __attribute__((target("avx512vbmi"), always_inline)) inline void run_row_vbmi(
     int64_t c0, __mmask16 m, const uint8_t* const* row, const RowsAt& rows_at, int64_t npix, int64_t d,
-    const __m512i* wk, __m512i idx, const QEpilogue& ep, uint8_t* out, int64_t C) {
+    const __m512i* wk, __m512i idx, const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   int64_t i = 0;
   for (; i + 8 <= npix; i += 8) {
     rows_at(i);
-    block3x3_vbmi<8, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * C, C);
+    block3x3_vbmi<8, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * ldo, ldo);
   }
   if (npix - i >= 4) {
     rows_at(i);
-    block3x3_vbmi<4, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * C, C);
+    block3x3_vbmi<4, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * ldo, ldo);
     i += 4;
   }
   if (npix - i >= 2) {
     rows_at(i);
-    block3x3_vbmi<2, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * C, C);
+    block3x3_vbmi<2, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * ldo, ldo);
     i += 2;
   }
   if (npix - i >= 1) {
     rows_at(i);
-    block3x3_vbmi<1, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * C, C);
+    block3x3_vbmi<1, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * ldo, ldo);
   }
 }
 
 template <int S, bool ZW>
 __attribute__((target("avx512vbmi"))) void run3x3_vbmi(int64_t C, int64_t npix, const uint8_t* const* taps,
                                                         int64_t step, int64_t d, const int32_t* w, int64_t Cp,
-                                                        const QEpilogue& ep, uint8_t* out) {
+                                                        const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   const __m512i idx = interleave_index();
   for (int64_t c0 = 0; c0 < C; c0 += 16) {
     const int64_t nc = std::min<int64_t>(16, C - c0);
@@ -333,9 +334,9 @@ __attribute__((target("avx512vbmi"))) void run3x3_vbmi(int64_t C, int64_t npix, 
       for (int r = 0; r < 3; ++r) row[r] = taps[3 * r] + px * step + c0;
     };
     if (nc == 16)
-      run_row_vbmi<S, ZW, true>(c0, m, row, rows_at, npix, d, wk, idx, ep, out, C);
+      run_row_vbmi<S, ZW, true>(c0, m, row, rows_at, npix, d, wk, idx, ep, out, ldo);
     else
-      run_row_vbmi<S, ZW, false>(c0, m, row, rows_at, npix, d, wk, idx, ep, out, C);
+      run_row_vbmi<S, ZW, false>(c0, m, row, rows_at, npix, d, wk, idx, ep, out, ldo);
   }
 }
 
@@ -344,28 +345,28 @@ __attribute__((target("avx512vbmi"))) void run3x3_vbmi(int64_t C, int64_t npix, 
 void set_qdwconv_vbmi(bool enabled) { g_vbmi.store(enabled, std::memory_order_relaxed); }
 
 void qu8s8_dwconv_avx512vnni(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t ntaps, int64_t step,
-                             const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out) {
+                             const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   int64_t d = 0;
   const int S = stride_3x3(taps, ntaps, step, &d);
   const bool zw = ep.w_zero != nullptr;
   if (ntaps == 9 && S == 0 && use_vbmi())
-    return zw ? run9_vbmi<true>(C, npix, taps, step, w, Cp, ep, out) : run9_vbmi<false>(C, npix, taps, step, w, Cp, ep, out);
+    return zw ? run9_vbmi<true>(C, npix, taps, step, w, Cp, ep, out, ldo) : run9_vbmi<false>(C, npix, taps, step, w, Cp, ep, out, ldo);
   if (S != 0 && use_vbmi()) {
-    if (S == 1) return zw ? run3x3_vbmi<1, true>(C, npix, taps, step, d, w, Cp, ep, out)
-                          : run3x3_vbmi<1, false>(C, npix, taps, step, d, w, Cp, ep, out);
-    return zw ? run3x3_vbmi<2, true>(C, npix, taps, step, d, w, Cp, ep, out)
-              : run3x3_vbmi<2, false>(C, npix, taps, step, d, w, Cp, ep, out);
+    if (S == 1) return zw ? run3x3_vbmi<1, true>(C, npix, taps, step, d, w, Cp, ep, out, ldo)
+                          : run3x3_vbmi<1, false>(C, npix, taps, step, d, w, Cp, ep, out, ldo);
+    return zw ? run3x3_vbmi<2, true>(C, npix, taps, step, d, w, Cp, ep, out, ldo)
+              : run3x3_vbmi<2, false>(C, npix, taps, step, d, w, Cp, ep, out, ldo);
   }
-  if (S == 1) return zw ? run3x3<1, true>(C, npix, taps, step, d, w, Cp, ep, out)
-                        : run3x3<1, false>(C, npix, taps, step, d, w, Cp, ep, out);
-  if (S == 2) return zw ? run3x3<2, true>(C, npix, taps, step, d, w, Cp, ep, out)
-                        : run3x3<2, false>(C, npix, taps, step, d, w, Cp, ep, out);
+  if (S == 1) return zw ? run3x3<1, true>(C, npix, taps, step, d, w, Cp, ep, out, ldo)
+                        : run3x3<1, false>(C, npix, taps, step, d, w, Cp, ep, out, ldo);
+  if (S == 2) return zw ? run3x3<2, true>(C, npix, taps, step, d, w, Cp, ep, out, ldo)
+                        : run3x3<2, false>(C, npix, taps, step, d, w, Cp, ep, out, ldo);
   for (int64_t c0 = 0; c0 < C; c0 += 16) {
     const int64_t nc = std::min<int64_t>(16, C - c0);
     const __mmask16 m = static_cast<__mmask16>(nc == 16 ? 0xFFFF : (1u << nc) - 1);
     int64_t i = 0;
-    for (; i + kPix <= npix; i += kPix) block<kPix>(c0, m, taps, ntaps, i * step, step, w, Cp, ep, out + i * C, C);
-    for (; i < npix; ++i) block<1>(c0, m, taps, ntaps, i * step, step, w, Cp, ep, out + i * C, C);
+    for (; i + kPix <= npix; i += kPix) block<kPix>(c0, m, taps, ntaps, i * step, step, w, Cp, ep, out + i * ldo, ldo);
+    for (; i < npix; ++i) block<1>(c0, m, taps, ntaps, i * step, step, w, Cp, ep, out + i * ldo, ldo);
   }
 }
 
