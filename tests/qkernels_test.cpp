@@ -816,6 +816,49 @@ TEST_P(QConvTest, RaggedKernelsChannelsAndWeightZeroPoints) {
   }
 }
 
+TEST_P(QConvTest, DirectFormEveryGeometry) {
+  // the direct form (kernel rows read in place in kseg = KW * C rounded up to 4 bytes, border pixels and
+  // padded rows through im2col rows in the same layout; under ISAs without the segmented GEMM the im2col
+  // path): channels 1..8 (kseg past, equal to and far past KW * C), strides 1..3, symmetric and one-sided
+  // pads, images narrower than a kernel row's kseg bytes, a vertical dilation, ragged OC, 1 and 2 threads
+  uint32_t seed = 900;
+  struct G { int64_t C, OC, KH, KW, S, PT, PL, PB, PR, DH; };
+  for (const G& g : {G{3, 32, 3, 3, 2, 1, 1, 1, 1, 1}, G{1, 5, 3, 3, 1, 1, 1, 1, 1, 1}, G{2, 24, 2, 5, 3, 0, 2, 1, 0, 1},
+                    G{4, 17, 3, 1, 1, 1, 0, 1, 0, 1}, G{5, 33, 1, 3, 2, 0, 0, 0, 1, 1}, G{8, 16, 3, 3, 1, 2, 2, 2, 2, 2},
+                    G{3, 40, 5, 2, 2, 2, 0, 2, 1, 1}})
+    for (int64_t W : {1, 2, 3, 6, 13}) {
+      if (W + g.PL + g.PR < g.KW) continue;
+      Conv2dShape s = conv_shape(2, 9, W, g.C, g.OC, g.KH, g.KW, g.S, g.PT, g.PL, g.PB, g.PR, 1);
+      s.DH = g.DH;
+      s.OH = (s.H + g.PT + g.PB - (g.KH - 1) * g.DH - 1) / g.S + 1;
+      QuantParams q = per_channel(g.OC, seed, int32_t(seed * 29 % 256), int32_t(seed * 5 % 256), g.C * g.KH * g.KW);
+      const std::vector<int8_t> w(g.OC * g.C * g.KH * g.KW, 1);
+      EXPECT_EQ(pack_qconv(s, w.data(), nullptr, q).kseg, (g.KW * g.C + 3) / 4 * 4);
+      SCOPED_TRACE(testing::Message() << "C=" << g.C << " K=" << g.KH << "x" << g.KW << " S=" << g.S << " W=" << W
+                                      << " DH=" << g.DH);
+      check_conv(s, q, seed, 1 + int(seed % 2));
+      ++seed;
+    }
+  // weight zero points or a horizontal dilation: no direct form
+  const Conv2dShape s = conv_shape(1, 5, 5, 3, 8, 3, 3, 1, 1, 1, 1, 1);
+  QuantParams q = per_channel(8, 3, 7, 9, 27);
+  const std::vector<int8_t> w(8 * 27, 1);
+  q.w_zero = {2};
+  EXPECT_EQ(pack_qconv(s, w.data(), nullptr, q).kseg, 0);
+  q.w_zero.clear();
+  EXPECT_EQ(pack_qconv(conv_shape(1, 5, 5, 3, 8, 3, 3, 1, 2, 2, 2, 2, 2), w.data(), nullptr, q).kseg, 0);
+  // the segmented GEMM: only the VNNI kernel has it; a K that the segments do not divide is an error
+  const PackedQB b = pack_qgemm_b(24, 8, w.data(), 24, true, nullptr, q);
+  const std::vector<uint8_t> a(64, 1);
+  std::vector<uint8_t> y(8);
+  if (!qgemm_has_seg(active_isa()))
+    test::expect_one_line_error([&] { qgemm_u8s8_rows_seg(0, 1, a.data(), 24, 12, 30, b, y.data(), 8); },
+                                {"qgemm_u8s8_rows_seg", "no segmented form"});
+  else
+    test::expect_one_line_error([&] { qgemm_u8s8_rows_seg(0, 1, a.data(), 24, 16, 30, b, y.data(), 8); },
+                                {"qgemm_u8s8_rows_seg", "do not divide"});
+}
+
 TEST_P(QConvTest, SaturatesAtBothEndsAndS8Output) {
   for (bool s8 : {false, true}) {
     QuantParams q = per_tensor(0.05f, 128, 0.02f, 0.0002f, s8 ? 0 : 128);

@@ -26,6 +26,16 @@ using QGemmMicroKernel = void (*)(int64_t mr, int64_t np, int64_t K, const uint8
 void qu8s8_gemm_12x32_avx512vnni(int64_t mr, int64_t np, int64_t K, const uint8_t* a, int64_t lda,
     const int8_t* w, int64_t w_stride, uint8_t* y, int64_t ldy, const QEpilogue& ep);
 
+// The same with A read in segments (an implicit im2col: a convolution's kernel rows read straight from
+// the image): row i's K bytes are K / kseg segments of kseg bytes (kseg a multiple of 4), segment j at
+// a + i * lda + j * ldseg. W is packed for K (= segments x kseg) as usual.
+using QGemmSegMicroKernel = void (*)(int64_t mr, int64_t np, int64_t K, int64_t kseg, int64_t ldseg,
+                                     const uint8_t* a, int64_t lda, const int8_t* w, int64_t w_stride, uint8_t* y,
+                                     int64_t ldy, const QEpilogue& ep);
+void qu8s8_gemm_12x32_avx512vnni_seg(int64_t mr, int64_t np, int64_t K, int64_t kseg, int64_t ldseg, const uint8_t* a,
+                                     int64_t lda, const int8_t* w, int64_t w_stride, uint8_t* y, int64_t ldy,
+                                     const QEpilogue& ep);
+
 // AVX2 (only call if has_avx2(active_isa())): u8 and s8 widened to s16 and multiplied with vpmaddwd,
 // so no intermediate can saturate (qgemm_u8s8_avx2.cpp says why not vpmaddubsw); 4 rows, each
 // 16-wide panel as two 8-column halves.
@@ -44,6 +54,7 @@ struct QGemmConfig {
   int64_t mr, nr;
   const char* name;
   bool masked_tail = false;  // honours QEpilogue::last_mask (the driver then stores a ragged panel directly)
+  QGemmSegMicroKernel seg_kernel = nullptr;  // the segmented-A form, where there is one (VNNI)
 };
 const QGemmConfig& qgemm_config(Isa isa);
 

@@ -40,10 +40,13 @@ inline int32_t load_partial(const uint8_t* p, int64_t rem) {
 
 // R rows x NP (1 or 2) panels: NP * R accumulators; per group of 4 k, NP 64-byte loads of W and per
 // row one broadcast of A's 4 bytes shared by the NP vpdpbusd.
-template <int R, int NP>
+// SEG (qu8s8_gemm_12x32_avx512vnni_seg): row i's K bytes are K / kseg segments of kseg (a multiple
+// of 4) bytes, segment j at a + i * lda + j * ldseg.
+template <int R, int NP, bool SEG = false>
 __attribute__((always_inline)) inline void tile(int64_t K, const uint8_t* __restrict a, int64_t lda,
                                                 const int8_t* __restrict w, int64_t w_stride, uint8_t* __restrict y,
-                                                int64_t ldy, const QEpilogue& ep, int64_t col, __mmask16 mlast) {
+                                                int64_t ldy, const QEpilogue& ep, int64_t col, __mmask16 mlast,
+                                                int64_t kseg = 0, int64_t ldseg = 0) {
   static_assert(R >= 1 && R <= 12 && (NP == 1 || NP == 2));
   __m512i acc[NP][R];
 #pragma GCC unroll 2
@@ -59,7 +62,25 @@ __attribute__((always_inline)) inline void tile(int64_t K, const uint8_t* __rest
 
   const int64_t full = K / kQGemmKU * kQGemmKU;
   int64_t k = 0;
-  if constexpr (R <= 4 && NP == 1) {
+  if constexpr (SEG) {
+    for (int64_t s0 = 0; s0 < K; s0 += kseg, k += ldseg) {  // k: the segment's offset in a row of A
+#pragma GCC unroll 4
+      for (int64_t kk = 0; kk < kseg; kk += kQGemmKU) {
+        const __m512i b0 = _mm512_loadu_si512(w);
+        const __m512i b1 = NP == 2 ? _mm512_loadu_si512(w1) : b0;
+        w += kQGemmKU * kQGemmNR;
+        w1 += kQGemmKU * kQGemmNR;
+#pragma GCC unroll 16
+        for (int i = 0; i < R; ++i) {
+          const __m512i av = _mm512_set1_epi32(load4(ar[i] + k + kk));
+          acc[0][i] = _mm512_dpbusd_epi32(acc[0][i], av, b0);
+          if (NP == 2) acc[NP - 1][i] = _mm512_dpbusd_epi32(acc[NP - 1][i], av, b1);
+        }
+      }
+    }
+    k = full;  // every group done
+  }
+  if constexpr (R <= 4 && NP == 1 && !SEG) {
     // few rows: a second set of accumulators for the odd groups, so that the dependent vpdpbusd
     // chains (one per row) are twice as many and their latency is hidden (M = 1 FC layers: 1.6x)
     __m512i acc2[R];
@@ -136,27 +157,37 @@ __attribute__((always_inline)) inline void tile(int64_t K, const uint8_t* __rest
 
 // Pairs of panels (12 x 32 tiles: each A broadcast feeds two vpdpbusd), then a single last one; the
 // call's last panel stores the columns of ep.last_mask.
-template <int R>
+template <int R, bool SEG = false>
 void tiles(int64_t np, int64_t K, const uint8_t* a, int64_t lda, const int8_t* w, int64_t w_stride, uint8_t* y,
-           int64_t ldy, const QEpilogue& ep) {
+           int64_t ldy, const QEpilogue& ep, int64_t kseg = 0, int64_t ldseg = 0) {
   int64_t p = 0;
   for (; p + 2 <= np; p += 2)
-    tile<R, 2>(K, a, lda, w + p * w_stride, w_stride, y + p * kQGemmNR, ldy, ep, p * kQGemmNR,
-               p + 2 == np ? __mmask16(ep.last_mask) : __mmask16(0xFFFF));
-  if (p < np) tile<R, 1>(K, a, lda, w + p * w_stride, w_stride, y + p * kQGemmNR, ldy, ep, p * kQGemmNR, ep.last_mask);
+    tile<R, 2, SEG>(K, a, lda, w + p * w_stride, w_stride, y + p * kQGemmNR, ldy, ep, p * kQGemmNR,
+                    p + 2 == np ? __mmask16(ep.last_mask) : __mmask16(0xFFFF), kseg, ldseg);
+  if (p < np)
+    tile<R, 1, SEG>(K, a, lda, w + p * w_stride, w_stride, y + p * kQGemmNR, ldy, ep, p * kQGemmNR, ep.last_mask,
+                    kseg, ldseg);
 }
 
-template <int... Rs>
+template <bool SEG, int... Rs>
 void dispatch(int64_t mr, int64_t np, int64_t K, const uint8_t* a, int64_t lda, const int8_t* w, int64_t w_stride,
-              uint8_t* y, int64_t ldy, const QEpilogue& ep, std::integer_sequence<int, Rs...>) {
-  (void)((mr == Rs + 1 ? (tiles<Rs + 1>(np, K, a, lda, w, w_stride, y, ldy, ep), true) : false) || ...);
+              uint8_t* y, int64_t ldy, const QEpilogue& ep, int64_t kseg, int64_t ldseg,
+              std::integer_sequence<int, Rs...>) {
+  (void)((mr == Rs + 1 ? (tiles<Rs + 1, SEG>(np, K, a, lda, w, w_stride, y, ldy, ep, kseg, ldseg), true) : false) ||
+         ...);
 }
 
 }  // namespace
 
 void qu8s8_gemm_12x32_avx512vnni(int64_t mr, int64_t np, int64_t K, const uint8_t* a, int64_t lda, const int8_t* w,
                                  int64_t w_stride, uint8_t* y, int64_t ldy, const QEpilogue& ep) {
-  dispatch(mr, np, K, a, lda, w, w_stride, y, ldy, ep, std::make_integer_sequence<int, 12>{});
+  dispatch<false>(mr, np, K, a, lda, w, w_stride, y, ldy, ep, 0, 0, std::make_integer_sequence<int, 12>{});
+}
+
+void qu8s8_gemm_12x32_avx512vnni_seg(int64_t mr, int64_t np, int64_t K, int64_t kseg, int64_t ldseg, const uint8_t* a,
+                                     int64_t lda, const int8_t* w, int64_t w_stride, uint8_t* y, int64_t ldy,
+                                     const QEpilogue& ep) {
+  dispatch<true>(mr, np, K, a, lda, w, w_stride, y, ldy, ep, kseg, ldseg, std::make_integer_sequence<int, 12>{});
 }
 
 }  // namespace locus::kernels
