@@ -19,6 +19,7 @@
 #include "kernels/native/int8_peak.h"
 #include "kernels/native/qconv.h"
 #include "kernels/native/qdwconv.h"
+#include "kernels/native/qelementwise.h"
 #include "kernels/native/qgemm.h"
 #include "kernels/native/qgemm_microkernel.h"
 #include "tests/error_util.h"
@@ -886,6 +887,46 @@ TEST(QConv, GroupedShapeIsAOneLineError) {
   test::expect_one_line_error([&] { (void)pack_qconv(s, tall.data(), nullptr, per_tensor(1, 0, 1, 1, 0)); },
                               {"pack_qconv", "kernel height 17"});
 }
+
+// ---- element-wise ---------------------------------------------------------------------------------
+
+class QElementwiseTest : public IsaTest {};
+
+TEST_P(QElementwiseTest, VectorKernelsEqualTheScalarFormulas) {
+  // quantize_f32 and qadd_same under the ISA (AVX-512: 16 lanes and a masked tail; AVX2: 8 lanes and a
+  // scalar tail) against the scalar formulas, every length up to 40 and a long one: ties, NaN,
+  // infinities and saturation at both ends
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> d(-300.f, 300.f);
+  for (int64_t n : {0, 1, 7, 8, 15, 16, 17, 31, 33, 40, 1000}) {
+    std::vector<float> x(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      x[i] = i % 7 == 0 ? 0.25f * float(i % 23) - 2.5f  // ties of x / 0.5: k + 0.5
+             : i % 11 == 0 ? (i % 2 ? INFINITY : -INFINITY)
+             : i % 13 == 0 ? NAN : d(rng);
+    }
+    for (bool s8 : {false, true})
+      for (int32_t zp : {0, 3, s8 ? -128 : 255}) {
+        std::vector<uint8_t> got(n + 1, 0xA5), want(n + 1, 0xA5);
+        quantize_f32(n, x.data(), 0.5f, zp, s8, got.data());
+        quantize_f32_generic(n, x.data(), 0.5f, zp, s8, want.data());
+        EXPECT_EQ(got, want) << "quantize n=" << n << " s8=" << s8 << " zp=" << zp;
+      }
+    const auto a = random_u8(n, uint32_t(n)), b = random_u8(n, uint32_t(n + 1));
+    for (bool s8 : {false, true}) {
+      const QAddParams p = qadd_params(0.07f, s8 ? -3 : 125, 0.05f, s8 ? 9 : 137, 0.06f, s8 ? 2 : 130, s8);
+      std::vector<uint8_t> c(n + 1, 0xA5);
+      qadd_same(p, n, a.data(), b.data(), c.data());
+      for (int64_t i = 0; i < n; ++i) {
+        const int32_t av = s8 ? int32_t(int8_t(a[i])) : a[i], bv = s8 ? int32_t(int8_t(b[i])) : b[i];
+        ASSERT_EQ(out_value(&c[i], s8), qadd_value(p, av, bv)) << "qadd n=" << n << " s8=" << s8 << " i=" << i;
+      }
+      EXPECT_EQ(c[n], 0xA5) << "qadd wrote past n=" << n;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, QElementwiseTest, ::testing::ValuesIn(supported_isas()), isa_param_name);
 
 // ---- int8 peak ------------------------------------------------------------------------------------
 
