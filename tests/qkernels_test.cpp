@@ -286,12 +286,15 @@ TEST_P(QGemmTest, SaturatingNarrowAtBothEnds) {
   // multipliers just below 1 with the whole output type as the clamp: the kernels may narrow with
   // saturating packs (QEpilogue::sat_narrow); accumulators far outside the type, up to +-2e9 through
   // the bias, must still give qmin / qmax exactly, and the ragged row groups the per-row path
+  // (N = 40: a pair of whole panels, stored 32 bytes per row, and a ragged one; with and without
+  // weight zero points)
   for (bool s8 : {false, true})
     for (int64_t M : {1, 4, 13, 30}) {
       const int64_t N = 40, K = 64;
       QuantParams q = per_tensor(1.f, 90, 0.999f, 1.f, s8 ? -5 : 77);
       q.w_scale = {0.999f, 0.5f, 0.001f, 0.9f};
       q.w_scale.resize(N, 0.75f);
+      if (M % 2 == 1) q.w_zero = random_s32(N, uint32_t(M + 3), -3, 3);
       q.s8_out = s8;
       q.qmin = s8 ? -128 : 0;
       q.qmax = s8 ? 127 : 255;

@@ -125,6 +125,24 @@ __attribute__((always_inline)) inline void tile(int64_t K, const uint8_t* __rest
   const __m512 lo = _mm512_set1_ps(ep.lo), hi = _mm512_set1_ps(ep.hi);
   const __m512i zp = _mm512_set1_epi32(ep.y_zero);
   const __m512i zp16 = _mm512_set1_epi16(static_cast<int16_t>(ep.y_zero));
+  // two whole panels, saturating: groups of four rows stored 32 bytes per row (requantize_avx512.h)
+  const bool pairs = NP == 2 && ep.sat_narrow && mlast == 0xFFFF;
+  if (NP == 2 && pairs && R >= 4) {
+    if (ep.row_sums) {
+#pragma GCC unroll 2
+      for (int p = 0; p < NP; ++p) {
+        const __m512i wz = _mm512_loadu_si512(ep.w_zero + col + p * kQGemmNR);
+#pragma GCC unroll 16
+        for (int i = 0; i < R / 4 * 4; ++i)
+          acc[p][i] = _mm512_sub_epi32(acc[p][i], _mm512_mullo_epi32(_mm512_set1_epi32(ep.row_sums[i]), wz));
+      }
+    }
+    const __m512 s0 = _mm512_loadu_ps(ep.scale + col), s1 = _mm512_loadu_ps(ep.scale + col + kQGemmNR);
+#pragma GCC unroll 3
+    for (int g = 0; g + 4 <= R; g += 4)
+      store4x2_saturating(&acc[0][g], &acc[NP - 1][g], s0, s1, zp16, ep.s8_out, y + g * ldy, ldy);
+  }
+  const int done = pairs ? R / 4 * 4 : 0;  // rows stored above (their row-sum term applied)
 #pragma GCC unroll 2
   for (int p = 0; p < NP; ++p) {
     const int64_t c = col + p * kQGemmNR;
@@ -133,11 +151,13 @@ __attribute__((always_inline)) inline void tile(int64_t K, const uint8_t* __rest
     if (ep.row_sums) {
       const __m512i wz = _mm512_loadu_si512(ep.w_zero + c);
 #pragma GCC unroll 16
-      for (int i = 0; i < R; ++i)
+      for (int i = 0; i < R; ++i) {
+        if (i < done) continue;
         acc[p][i] = _mm512_sub_epi32(acc[p][i], _mm512_mullo_epi32(_mm512_set1_epi32(ep.row_sums[i]), wz));
+      }
     }
-    int i0 = 0;
-    if (ep.sat_narrow) {  // groups of four rows narrowed with saturation (requantize_avx512.h)
+    int i0 = done;
+    if (ep.sat_narrow && !pairs) {  // groups of four rows narrowed with saturation (requantize_avx512.h)
 #pragma GCC unroll 3
       for (int g = 0; g + 4 <= R; g += 4)
         store4_saturating(&acc[p][g], scale, zp16, ep.s8_out, m, y + g * ldy + p * kQGemmNR, ldy);
