@@ -43,7 +43,7 @@ __attribute__((always_inline)) inline void store4_saturating(const __m512i* v, _
 
 // Four rows of two adjacent 16-column panels (v0: columns 0..15, v1: 16..31, each with its scale):
 // row r's 32 bytes stored at out + r * ld as one 256-bit store (two cross-panel permutes instead of
-// two in-panel ones and six extracts, four stores instead of eight).
+// two in-panel ones and six extracts, four stores instead of eight; two when the rows are adjacent).
 __attribute__((always_inline)) inline void store4x2_saturating(const __m512i* v0, const __m512i* v1, __m512 scale0,
                                                                __m512 scale1, __m512i zp16, bool s8, uint8_t* out,
                                                                int64_t ld) {
@@ -53,6 +53,11 @@ __attribute__((always_inline)) inline void store4x2_saturating(const __m512i* v0
       b0, _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29), b1);
   const __m512i r23 = _mm512_permutex2var_epi32(
       b0, _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31), b1);
+  if (ld == 32) {  // the rows adjacent (32 columns in all): two 512-bit stores
+    _mm512_storeu_si512(out, r01);
+    _mm512_storeu_si512(out + 2 * ld, r23);
+    return;
+  }
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_castsi512_si256(r01));
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + ld), _mm512_extracti64x4_epi64(r01, 1));
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 2 * ld), _mm512_castsi512_si256(r23));
