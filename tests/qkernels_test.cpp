@@ -155,13 +155,17 @@ TEST_P(QGemmTest, ConfigNamesTheIsa) {
 TEST_P(QGemmTest, RaggedShapesPerTensor) {
   uint32_t seed = 1;
   for (int64_t M : {1, 3, 5, 13, 26})
-    for (int64_t N : {1, 7, 16, 17, 40})
+    for (int64_t N : {1, 7, 16, 17, 32, 40})
       for (int64_t K : {1, 3, 4, 5, 8, 27, 130}) {
         GemmCase c{M, N, K, per_tensor(0.05f, int32_t(seed * 37 % 256), 0.01f, 1.f, int32_t(seed * 11 % 256))};
         c.q.y_scale = spread_scale(K, 0.05f, 0.01f);
         c.bias = seed % 3 != 0;
         c.trans = seed % 2 == 0;
         SCOPED_TRACE(testing::Message() << "M=" << M << " N=" << N << " K=" << K);
+        if (N == 32) {  // rows of exactly two panels: the saturating pair store's adjacent-rows form
+          const std::vector<int8_t> w0(size_t(K * N), 0);
+          EXPECT_TRUE(pack_qgemm_b(K, N, w0.data(), N, false, nullptr, c.q).sat_narrow);
+        }
         check_gemm(c, seed++);
       }
 }
