@@ -627,12 +627,13 @@ TEST_P(QDwConvTest, RowDriverPaddedRowsAndWideOutput) {
 TEST_P(QDwConvTest, RegisterBlocked3x3EveryRunLength) {
   with_and_without_vbmi([] {
   // the register-blocked 3x3 path (stride 1 and 2): interior runs of 1..21 pixels (every remainder of
-  // the 8-, 4-, 2- and 1-pixel passes), channel tails, with and without pads and weight zero points
+  // the 8-, 4-, 2- and 1-pixel passes), channel tails, pairs of whole channel blocks (the VBMI form
+  // without weight zero points: C = 33, 64), with and without pads and weight zero points
   uint32_t seed = 300;
   for (int64_t S : {1, 2})
     for (int64_t P : {0, 1})
       for (int64_t W = 3; W <= 2 * 21 + 1; W += S == 1 ? 1 : 3)
-        for (int64_t C : {3, 16, 33}) {
+        for (int64_t C : {3, 16, 33, 64}) {
           QuantParams q = per_channel(C, seed, int32_t(seed * 37 % 256), int32_t(seed * 11 % 256), 9);
           if (seed % 3 == 1) q.w_zero = random_s32(C, seed + 5, -128, 127);
           SCOPED_TRACE(testing::Message() << "S=" << S << " P=" << P << " W=" << W << " C=" << C);
@@ -692,7 +693,7 @@ TEST_P(QDwConvTest, MicroKernelOnHandBuiltTaps) {
   // rows of a wide image; the 3x3 patterns of stride 1 and 2 (the register-blocked path), the same
   // with one tap moved (the per-tap path), a column step that is neither, and 9 taps that are not 3x3
   uint32_t seed = 900;
-  for (int64_t C : {1, 7, 16, 19, 48})
+  for (int64_t C : {1, 7, 16, 19, 48, 81})
     for (int64_t npix : {1, 2, 3, 5, 8, 9, 13, 17}) {
       const int64_t Wd = 3 * npix + 8;
       const auto img = random_u8(4 * Wd * C, seed);

@@ -211,6 +211,21 @@ __attribute__((target("avx512vbmi"), always_inline)) inline __m512i interleave_i
   return _mm512_load_si512(kInterleave.data());
 }
 
+// Two channel blocks per column (block3x3_vbmi_pair): a = [row 0's 32 bytes | row 2's 32 bytes], b =
+// row 1's 32 bytes; block h (0, 1) takes row 0's bytes 16h.., row 1's 16h.. and row 2's 32 + 16h..
+constexpr uint8_t interleave_pair_byte(int h, int b) {
+  return b % 4 == 0 ? uint8_t(16 * h + b / 4)
+         : b % 4 == 1 ? uint8_t(64 + 16 * h + b / 4)
+         : b % 4 == 2 ? uint8_t(32 + 16 * h + b / 4)
+                      : 0;
+}
+template <int... B>
+constexpr std::array<uint8_t, 128> interleave_pair_table(std::integer_sequence<int, B...>) {
+  return {interleave_pair_byte(B / 64, B % 64)...};
+}
+alignas(64) constexpr std::array<uint8_t, 128> kInterleavePair =
+    interleave_pair_table(std::make_integer_sequence<int, 128>{});
+
 template <bool FULL>
 __attribute__((always_inline)) inline __m128i load16(__mmask16 m, const uint8_t* p) {
   if constexpr (FULL) return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
@@ -242,6 +257,39 @@ __attribute__((target("avx512vbmi"), always_inline)) inline void block3x3_vbmi(
     }
   }
   store<P>(acc, xs, ZW, c0, m, ep, out, ldo);
+}
+
+// Two whole channel blocks (c0 .. c0 + 31) of P pixels, no weight zero points: per input column one
+// 256-bit load per kernel row, one insert and one vpermt2b per block (instead of three 128-bit loads,
+// an insert and a permute per block); the same products in the same sums as block3x3_vbmi.
+template <int P, int S>
+__attribute__((target("avx512vbmi"), always_inline)) inline void block3x3_vbmi_pair(
+    int64_t c0, const uint8_t* const* row, int64_t d, const __m512i* wk0, const __m512i* wk1, __m512i idx0,
+    __m512i idx1, const QEpilogue& ep, uint8_t* out, int64_t ldo) {
+  constexpr int kCols = S * (P - 1) + 3;
+  __m512i acc0[P], acc1[P];
+  const __m512i bias0 = _mm512_loadu_si512(ep.bias + c0), bias1 = _mm512_loadu_si512(ep.bias + c0 + 16);
+#pragma GCC unroll 16
+  for (int i = 0; i < P; ++i) acc0[i] = bias0, acc1[i] = bias1;
+#pragma GCC unroll 40
+  for (int j = 0; j < kCols; ++j) {
+    const __m256i r0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[0] + j * d));
+    const __m256i r1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[1] + j * d));
+    const __m256i r2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[2] + j * d));
+    const __m512i a = _mm512_inserti64x4(_mm512_castsi256_si512(r0), r2, 1), b = _mm512_castsi256_si512(r1);
+    const __m512i x0 = _mm512_maskz_permutex2var_epi8(0x7777777777777777ull, a, idx0, b);
+    const __m512i x1 = _mm512_maskz_permutex2var_epi8(0x7777777777777777ull, a, idx1, b);
+#pragma GCC unroll 3
+    for (int kw = 0; kw < 3; ++kw) {
+      const int i = (j - kw) / S;  // column j is tap column kw of pixel i
+      if (j - kw >= 0 && (j - kw) % S == 0 && i < P) {
+        acc0[i] = _mm512_dpbusd_epi32(acc0[i], x0, wk0[kw]);
+        acc1[i] = _mm512_dpbusd_epi32(acc1[i], x1, wk1[kw]);
+      }
+    }
+  }
+  store<P>(acc0, acc0, false, c0, 0xFFFF, ep, out, ldo);
+  store<P>(acc1, acc1, false, c0 + 16, 0xFFFF, ep, out, ldo);
 }
 
 // Any 9 taps (a 3x3 kernel's border pixels, whose out-of-image taps point at the padding row;
@@ -315,20 +363,61 @@ __attribute__((target("avx512vbmi"), always_inline)) inline void run_row_vbmi(
   }
 }
 
+// The s32 weights of taps (r, kw) of channels c .. c + 15 narrowed to bytes and interleaved like the
+// input (wk[kw] = [w(0, kw), w(1, kw), w(2, kw), 0] per channel).
+__attribute__((target("avx512vbmi"), always_inline)) inline void weights3x3(const int32_t* w, int64_t Cp, int64_t c,
+                                                                             __m512i idx, __m512i* wk) {
+#pragma GCC unroll 3
+  for (int kw = 0; kw < 3; ++kw) {
+    const __m128i r0 = _mm512_cvtepi32_epi8(_mm512_loadu_si512(w + kw * Cp + c));
+    const __m128i r1 = _mm512_cvtepi32_epi8(_mm512_loadu_si512(w + (3 + kw) * Cp + c));
+    const __m128i r2 = _mm512_cvtepi32_epi8(_mm512_loadu_si512(w + (6 + kw) * Cp + c));
+    wk[kw] = interleave3(idx, r0, r1, r2);
+  }
+}
+
 template <int S, bool ZW>
 __attribute__((target("avx512vbmi"))) void run3x3_vbmi(int64_t C, int64_t npix, const uint8_t* const* taps,
                                                         int64_t step, int64_t d, const int32_t* w, int64_t Cp,
                                                         const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   const __m512i idx = interleave_index();
-  for (int64_t c0 = 0; c0 < C; c0 += 16) {
+  int64_t c0 = 0;
+  if constexpr (!ZW) {  // pairs of whole channel blocks: passes of 8, 4, 2, 1 pixels
+    const __m512i idx0 = _mm512_load_si512(kInterleavePair.data()), idx1 = _mm512_load_si512(kInterleavePair.data() + 64);
+    for (; c0 + 32 <= C; c0 += 32) {
+      __m512i wk0[3], wk1[3];
+      weights3x3(w, Cp, c0, idx, wk0);
+      weights3x3(w, Cp, c0 + 16, idx, wk1);
+      const uint8_t* row[3];
+      auto rows_at = [&](int64_t px) {
+        for (int r = 0; r < 3; ++r) row[r] = taps[3 * r] + px * step + c0;
+      };
+      int64_t i = 0;
+      for (; i + 8 <= npix; i += 8) {
+        rows_at(i);
+        block3x3_vbmi_pair<8, S>(c0, row, d, wk0, wk1, idx0, idx1, ep, out + i * ldo, ldo);
+      }
+      if (npix - i >= 4) {
+        rows_at(i);
+        block3x3_vbmi_pair<4, S>(c0, row, d, wk0, wk1, idx0, idx1, ep, out + i * ldo, ldo);
+        i += 4;
+      }
+      if (npix - i >= 2) {
+        rows_at(i);
+        block3x3_vbmi_pair<2, S>(c0, row, d, wk0, wk1, idx0, idx1, ep, out + i * ldo, ldo);
+        i += 2;
+      }
+      if (npix - i >= 1) {
+        rows_at(i);
+        block3x3_vbmi_pair<1, S>(c0, row, d, wk0, wk1, idx0, idx1, ep, out + i * ldo, ldo);
+      }
+    }
+  }
+  for (; c0 < C; c0 += 16) {
     const int64_t nc = std::min<int64_t>(16, C - c0);
     const __mmask16 m = static_cast<__mmask16>(nc == 16 ? 0xFFFF : (1u << nc) - 1);
-    __m512i wk[3];  // the s32 weights of taps (r, kw) narrowed to bytes and interleaved like the input
-#pragma GCC unroll 3
-    for (int kw = 0; kw < 3; ++kw) {
-      auto narrow = [&](int r) { return _mm512_cvtepi32_epi8(_mm512_loadu_si512(w + (r * 3 + kw) * Cp + c0)); };
-      wk[kw] = interleave3(idx, narrow(0), narrow(1), narrow(2));
-    }
+    __m512i wk[3];
+    weights3x3(w, Cp, c0, idx, wk);
     const uint8_t* row[3];
     auto rows_at = [&](int64_t px) {
       for (int r = 0; r < 3; ++r) row[r] = taps[3 * r] + px * step + c0;
