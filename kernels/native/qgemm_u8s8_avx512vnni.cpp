@@ -38,6 +38,21 @@ inline int32_t load_partial(const uint8_t* p, int64_t rem) {
   return load4(b);
 }
 
+// One group of 4 k for R rows x NP panels: W's group at w (panel 0) and w1 (panel 1), row i's 4 bytes
+// of A at ar[i] + off, broadcast once for both panels.
+template <int R, int NP>
+__attribute__((always_inline)) inline void group(__m512i (&acc)[NP][R], const uint8_t* const* ar, int64_t off,
+                                                 const int8_t* w, const int8_t* w1) {
+  const __m512i b0 = _mm512_loadu_si512(w);
+  const __m512i b1 = NP == 2 ? _mm512_loadu_si512(w1) : b0;
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) {
+    const __m512i av = _mm512_set1_epi32(load4(ar[i] + off));
+    acc[0][i] = _mm512_dpbusd_epi32(acc[0][i], av, b0);
+    if (NP == 2) acc[NP - 1][i] = _mm512_dpbusd_epi32(acc[NP - 1][i], av, b1);
+  }
+}
+
 // R rows x NP (1 or 2) panels: NP * R accumulators; per group of 4 k, NP 64-byte loads of W and per
 // row one broadcast of A's 4 bytes shared by the NP vpdpbusd.
 // SEG (qu8s8_gemm_12x32_avx512vnni_seg): row i's K bytes are K / kseg segments of kseg (a multiple
@@ -66,16 +81,9 @@ __attribute__((always_inline)) inline void tile(int64_t K, const uint8_t* __rest
     for (int64_t s0 = 0; s0 < K; s0 += kseg, k += ldseg) {  // k: the segment's offset in a row of A
 #pragma GCC unroll 4
       for (int64_t kk = 0; kk < kseg; kk += kQGemmKU) {
-        const __m512i b0 = _mm512_loadu_si512(w);
-        const __m512i b1 = NP == 2 ? _mm512_loadu_si512(w1) : b0;
+        group<R, NP>(acc, ar, k + kk, w, w1);
         w += kQGemmKU * kQGemmNR;
         w1 += kQGemmKU * kQGemmNR;
-#pragma GCC unroll 16
-        for (int i = 0; i < R; ++i) {
-          const __m512i av = _mm512_set1_epi32(load4(ar[i] + k + kk));
-          acc[0][i] = _mm512_dpbusd_epi32(acc[0][i], av, b0);
-          if (NP == 2) acc[NP - 1][i] = _mm512_dpbusd_epi32(acc[NP - 1][i], av, b1);
-        }
       }
     }
     k = full;  // every group done
@@ -100,16 +108,9 @@ __attribute__((always_inline)) inline void tile(int64_t K, const uint8_t* __rest
   }
 #pragma GCC unroll 2
   for (; k < full; k += kQGemmKU) {
-    const __m512i b0 = _mm512_loadu_si512(w);
-    const __m512i b1 = NP == 2 ? _mm512_loadu_si512(w1) : b0;
+    group<R, NP>(acc, ar, k, w, w1);
     w += kQGemmKU * kQGemmNR;
     w1 += kQGemmKU * kQGemmNR;
-#pragma GCC unroll 16
-    for (int i = 0; i < R; ++i) {
-      const __m512i av = _mm512_set1_epi32(load4(ar[i] + k));
-      acc[0][i] = _mm512_dpbusd_epi32(acc[0][i], av, b0);
-      if (NP == 2) acc[NP - 1][i] = _mm512_dpbusd_epi32(acc[NP - 1][i], av, b1);
-    }
   }
   if (full < K) {
     const __m512i b0 = _mm512_loadu_si512(w);
