@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 
 #include <omp.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
@@ -866,6 +868,36 @@ TEST_P(QConvTest, DirectFormEveryGeometry) {
   else
     test::expect_one_line_error([&] { qgemm_u8s8_rows_seg(0, 1, a.data(), 24, 16, 30, b, y.data(), 8); },
                                 {"qgemm_u8s8_rows_seg", "do not divide"});
+}
+
+TEST_P(QConvTest, DirectFormReadsNothingPastTheImage) {
+  // the direct form lets a kernel row's extra kseg - KW * C bytes run into the next input row, except
+  // on the tensor's last row: with the input ending where an unreadable page begins, an over-read
+  // would fault; the outputs equal the reference
+  const int64_t page = sysconf(_SC_PAGESIZE);
+  uint32_t seed = 950;
+  struct G { int64_t N, H, W, C, KH, KW, S, P; };
+  for (const G& g : {G{1, 9, 10, 3, 3, 3, 2, 1}, G{2, 7, 9, 3, 3, 3, 2, 1}, G{1, 6, 7, 1, 3, 3, 1, 1},
+                    G{2, 5, 6, 5, 1, 1, 1, 0}, G{1, 5, 8, 3, 3, 3, 1, 0}}) {
+    const Conv2dShape s = conv_shape(g.N, g.H, g.W, g.C, 24, g.KH, g.KW, g.S, g.P, g.P, g.P, g.P);
+    const QuantParams q = per_channel(24, seed, 100, 7, g.C * g.KH * g.KW);
+    const auto x = random_u8(g.N * g.H * g.W * g.C, seed);
+    const auto w = random_s8(24 * g.C * g.KH * g.KW, seed + 1);
+    const PackedQConv p = pack_qconv(s, w.data(), nullptr, q);
+    const size_t bytes = x.size(), span = (bytes + size_t(page) - 1) / size_t(page) * size_t(page) + size_t(page);
+    void* mem = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(mem, MAP_FAILED);
+    ASSERT_EQ(mprotect(static_cast<uint8_t*>(mem) + span - size_t(page), size_t(page), PROT_NONE), 0);
+    uint8_t* in = static_cast<uint8_t*>(mem) + span - size_t(page) - bytes;
+    std::memcpy(in, x.data(), bytes);
+    std::vector<uint8_t> y(s.N * s.OH * s.OW * s.OC);
+    qconv_nhwc(p, in, y.data());
+    munmap(mem, span);
+    const auto want = ref_qconv(s, x.data(), w.data(), nullptr, q);
+    SCOPED_TRACE(testing::Message() << "C=" << g.C << " K=" << g.KH << "x" << g.KW << " W=" << g.W << " N=" << g.N);
+    for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(int32_t(y[i]), want[i]) << i;
+    ++seed;
+  }
 }
 
 TEST_P(QConvTest, SaturatesAtBothEndsAndS8Output) {

@@ -125,9 +125,13 @@ void direct_row(const PackedQConv& p, const uint8_t* in, int64_t r, uint8_t* y, 
   const int64_t n = r / s.OH, oh = r % s.OH, Ks = s.KH * p.kseg, row_bytes = s.W * s.C;
   const int64_t ih0 = oh * s.SH - s.PT;
   int64_t d0 = s.OW, d1 = s.OW;  // the direct pixels [d0, d1)
-  if (ih0 >= 0 && ih0 + (s.KH - 1) * s.DH < s.H && row_bytes >= p.kseg) {
+  const int64_t ih_last = ih0 + (s.KH - 1) * s.DH;
+  // a kernel row's kseg - KW * C extra bytes may run into the next input row (zero weights), which
+  // exists unless this is the tensor's last row
+  const int64_t extra = n + 1 < s.N || ih_last + 1 < s.H ? p.kseg - s.KW * s.C : 0;
+  if (ih0 >= 0 && ih_last < s.H && row_bytes + extra >= p.kseg) {
     d0 = std::min(s.OW, (s.PL + s.SW - 1) / s.SW);                     // first with iw0 >= 0
-    const int64_t last_iw = (row_bytes - p.kseg) / s.C;                // last iw0 whose kseg bytes fit
+    const int64_t last_iw = (row_bytes + extra - p.kseg) / s.C;        // last iw0 whose kseg bytes may be read
     d1 = std::clamp((last_iw + s.PL) / s.SW + 1, d0, s.OW);
   }
   auto im2col_gemm = [&](int64_t ow0, int64_t ow1) {
