@@ -688,8 +688,10 @@ TEST(Binary, SameShapeAndInPlace) {
 }
 
 TEST(CopyStrided, NchwNhwcRoundTrip) {
-  for (const std::vector<int64_t>& shape :
-       std::vector<std::vector<int64_t>>{{2, 5, 7, 9}, {1, 3, 224, 224}, {1, 32, 56, 56}}) {
+  // C = 3 forward is the interleave path (4 pixels per step, runs of 4096): images of 35 and 4103
+  // pixels end in a 3-pixel tail, the second after a whole run
+  for (const std::vector<int64_t>& shape : std::vector<std::vector<int64_t>>{
+           {2, 5, 7, 9}, {1, 3, 224, 224}, {1, 32, 56, 56}, {2, 3, 5, 7}, {3, 3, 1, 4103}, {1, 3, 1, 2}}) {
     const int64_t N = shape[0], C = shape[1], H = shape[2], W = shape[3];
     const auto src = random_floats(numel(shape), 70);
     const std::vector<int64_t> nchw{C * H * W, H * W, W, 1}, nhwc{H * W * C, 1, W * C, C};

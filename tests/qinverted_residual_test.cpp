@@ -30,6 +30,7 @@ struct Case {
   bool narrow = false;    // clamps narrower than the type (a quantized Relu6)
   bool s8_out = false;    // the block's output (and residual operands) int8
   bool x_first = false;   // X is the QLinearAdd's first operand
+  int64_t pad_end = -1;   // bottom and right padding when not `pad` (asymmetric, as TF's SAME)
 };
 
 std::vector<uint8_t> random_u8(int64_t n, uint32_t seed) {
@@ -88,6 +89,7 @@ Block make_block(const Case& k, uint32_t seed) {
   QInvertedResidualShape& s = b.s;
   s.N = k.N, s.H = k.H, s.W = k.W, s.C = k.C, s.E = k.expand ? k.E : k.C, s.OC = k.project ? k.OC : s.E;
   s.KH = s.KW = k.K, s.SH = s.SW = k.stride, s.PT = s.PL = s.PB = s.PR = k.pad;
+  if (k.pad_end >= 0) s.PB = s.PR = k.pad_end;
   s.expand = k.expand, s.project = k.project, s.residual = k.residual;
   const int64_t E = s.E, taps = k.K * k.K;
   b.x = random_u8(k.N * k.H * k.W * k.C, seed);
@@ -183,6 +185,10 @@ const std::vector<Case>& cases() {
       {1, 8, 9, 16, 50, 50, 5, 2, 2, true, false, false, true, true},            // no project, 5x5, narrow
       {2, 12, 5, 19, 83, 19, 3, 1, 1, true, true, true, true, false, true},       // s8 residual, P first
       {1, 6, 6, 32, 96, 33, 3, 2, 0, true, true, false},                         // unpadded strided
+      // asymmetric padding (the expanded rows carry PL + PR padding columns): TF's SAME at stride 2
+      // (right and bottom only), and two columns on the left only
+      {1, 9, 10, 16, 48, 24, 3, 2, 0, true, true, false, true, false, false, false, 1},
+      {1, 7, 9, 12, 40, 12, 3, 1, 2, true, true, false, false, false, false, false, 0},
   };
   return c;
 }
@@ -199,7 +205,10 @@ TEST_P(QInvertedResidual, FusedEqualsTheUnfusedCompositionBitForBit) {
     for (uint8_t v : want) seen[v] = true;
     EXPECT_GE(std::count(seen.begin(), seen.end(), true), 32) << "case E=" << k.E << ": outputs barely vary";
     bool several_chunks = false, several_bands = false;
+    // (the VNNI depthwise kernel in its VBMI form, three taps per vpdpbusd, and in its vpdpwssd form)
+    for (bool vbmi : {true, false})
     for (int64_t S : {int64_t(1) << 24, int64_t(20000), int64_t(12000), int64_t(6000), int64_t(3000)}) {
+      set_qdwconv_vbmi(vbmi);
       for (int threads : {1, 2}) {
         schedule::FusedBlockPlan plan;
         std::vector<uint8_t> got;
@@ -212,9 +221,10 @@ TEST_P(QInvertedResidual, FusedEqualsTheUnfusedCompositionBitForBit) {
         several_bands |= plan.bands > 1;
         EXPECT_EQ(first_diff(got, want), "")
             << "case H=" << k.H << " W=" << k.W << " C=" << k.C << " E=" << k.E << " stride " << k.stride << ", S=" << S
-            << ", " << threads << " thread(s): " << plan.describe();
+            << ", " << threads << " thread(s), vbmi " << vbmi << ": " << plan.describe();
       }
     }
+    set_qdwconv_vbmi(true);
     EXPECT_TRUE(several_bands) << "case E=" << k.E << ": no buffer forced several bands";
     if (k.expand && k.project && k.E > 32) {
       EXPECT_TRUE(several_chunks) << "case E=" << k.E << ": no buffer forced several chunks";

@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 
 #include <omp.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
@@ -19,6 +21,7 @@
 #include "kernels/native/int8_peak.h"
 #include "kernels/native/qconv.h"
 #include "kernels/native/qdwconv.h"
+#include "kernels/native/qelementwise.h"
 #include "kernels/native/qgemm.h"
 #include "kernels/native/qgemm_microkernel.h"
 #include "tests/error_util.h"
@@ -154,13 +157,17 @@ TEST_P(QGemmTest, ConfigNamesTheIsa) {
 TEST_P(QGemmTest, RaggedShapesPerTensor) {
   uint32_t seed = 1;
   for (int64_t M : {1, 3, 5, 13, 26})
-    for (int64_t N : {1, 7, 16, 17, 40})
+    for (int64_t N : {1, 7, 16, 17, 32, 40})
       for (int64_t K : {1, 3, 4, 5, 8, 27, 130}) {
         GemmCase c{M, N, K, per_tensor(0.05f, int32_t(seed * 37 % 256), 0.01f, 1.f, int32_t(seed * 11 % 256))};
         c.q.y_scale = spread_scale(K, 0.05f, 0.01f);
         c.bias = seed % 3 != 0;
         c.trans = seed % 2 == 0;
         SCOPED_TRACE(testing::Message() << "M=" << M << " N=" << N << " K=" << K);
+        if (N == 32) {  // rows of exactly two panels: the saturating pair store's adjacent-rows form
+          const std::vector<int8_t> w0(size_t(K * N), 0);
+          EXPECT_TRUE(pack_qgemm_b(K, N, w0.data(), N, false, nullptr, c.q).sat_narrow);
+        }
         check_gemm(c, seed++);
       }
 }
@@ -285,12 +292,15 @@ TEST_P(QGemmTest, SaturatingNarrowAtBothEnds) {
   // multipliers just below 1 with the whole output type as the clamp: the kernels may narrow with
   // saturating packs (QEpilogue::sat_narrow); accumulators far outside the type, up to +-2e9 through
   // the bias, must still give qmin / qmax exactly, and the ragged row groups the per-row path
+  // (N = 40: a pair of whole panels, stored 32 bytes per row, and a ragged one; with and without
+  // weight zero points)
   for (bool s8 : {false, true})
     for (int64_t M : {1, 4, 13, 30}) {
       const int64_t N = 40, K = 64;
       QuantParams q = per_tensor(1.f, 90, 0.999f, 1.f, s8 ? -5 : 77);
       q.w_scale = {0.999f, 0.5f, 0.001f, 0.9f};
       q.w_scale.resize(N, 0.75f);
+      if (M % 2 == 1) q.w_zero = random_s32(N, uint32_t(M + 3), -3, 3);
       q.s8_out = s8;
       q.qmin = s8 ? -128 : 0;
       q.qmax = s8 ? 127 : 255;
@@ -318,6 +328,24 @@ TEST_P(QGemmTest, SaturatingNarrowAtBothEnds) {
   q.w_scale = {0.5f};
   q.qmax = 200;
   EXPECT_FALSE(pack_qgemm_b(1, 16, w.data(), 16, false, nullptr, q).sat_narrow);
+}
+
+TEST_P(QGemmTest, RaggedLastPanelStoresOnlyItsColumns) {
+  // every remainder of the 16-column panel, alone and after one or two whole panels (the VNNI
+  // kernel stores the ragged panel under a mask, QGemmConfig::masked_tail), both epilogues (the
+  // saturating narrow with the whole type, the float clamp with a ReLU6-like one), rows in every
+  // group size: the bytes between N and the row stride stay untouched
+  uint32_t seed = 600;
+  for (int64_t N : {1, 2, 3, 5, 8, 9, 12, 15, 17, 24, 31, 33, 40, 47})
+    for (int64_t M : {4, 12, 25})
+      for (bool clamp : {false, true}) {
+        GemmCase c{M, N, 24, per_channel(N, seed, int32_t(seed * 7 % 256), 9, 24)};
+        if (clamp) c.q.qmin = 9, c.q.qmax = 120;
+        c.ldy_pad = 16;
+        c.trans = seed % 2 == 0;
+        SCOPED_TRACE(testing::Message() << "M=" << M << " N=" << N << " clamp=" << clamp);
+        check_gemm(c, seed++);
+      }
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, QGemmTest, ::testing::ValuesIn(supported_isas()), isa_param_name);
@@ -552,15 +580,62 @@ TEST_P(QDwConvTest, RowDriverReadsRowsFromAnywhere) {
   for (size_t i = 0; i < y2.size(); ++i) ASSERT_EQ(int32_t(y2[i]), want[i]) << i;
 }
 
+TEST_P(QDwConvTest, RowDriverPaddedRowsAndWideOutput) {
+  with_and_without_vbmi([] {
+  // rows that carry their padding columns (padded_rows: one micro-kernel call per row, border pixels
+  // included) written with a pixel stride wider than C: the bytes of qdwconv_nhwc and the reference,
+  // nothing written between the pixels; symmetric, asymmetric (TF SAME), 5x5 and dilated geometries
+  uint32_t seed = 700;
+  for (int variant = 0; variant < 5; ++variant)
+    for (int64_t C : {5, 16, 35}) {
+      Conv2dShape s = variant == 0 ? dw_shape(1, 6, 9, C, 3, 1, 1)
+                      : variant == 1 ? dw_shape(1, 7, 10, C, 3, 2, 0)
+                      : variant == 2 ? dw_shape(1, 6, 8, C, 5, 1, 2)
+                      : variant == 3 ? dw_shape(1, 7, 9, C, 3, 1, 2, 2)
+                                     : dw_shape(1, 5, 3, C, 3, 1, 1);
+      if (variant == 1) {  // SAME at stride 2: right and bottom only
+        s.PB = s.PR = 1;
+        s.OH = (s.H + 1 - 3) / 2 + 1, s.OW = (s.W + 1 - 3) / 2 + 1;
+      }
+      QuantParams q = per_channel(C, seed, int32_t(seed * 13 % 256), 11, s.KH * s.KW);
+      if (variant == 2) q.w_zero = random_s32(C, seed + 3, -9, 9);
+      const auto x = random_u8(s.H * s.W * C, seed);
+      const auto w = random_s8(C * s.KH * s.KW, seed + 1);
+      const PackedQDwConv p = pack_qdwconv(s, w.data(), nullptr, q);
+      const int64_t wp = (s.PL + s.W + s.PR) * C, ldo = C + 7;
+      std::vector<uint8_t> padded(size_t(s.H * wp), uint8_t(q.a_zero));
+      for (int64_t h = 0; h < s.H; ++h) std::memcpy(&padded[h * wp + s.PL * C], &x[h * s.W * C], size_t(s.W * C));
+      std::vector<uint8_t> want(s.OH * s.OW * C), got(s.OH * s.OW * ldo, 0xA5);
+      qdwconv_nhwc(p, x.data(), want.data());
+      std::vector<const uint8_t*> taps(s.KH * s.KW);
+      for (int64_t oh = 0; oh < s.OH; ++oh)
+        qdepthwise_row(p, dw_interior(s), qdwconv_microkernel_for(active_isa()), qdwconv_epilogue(p),
+                       [&](int64_t ih) -> const uint8_t* { return ih >= 0 && ih < s.H ? &padded[ih * wp + s.PL * C] : nullptr; },
+                       oh, taps.data(), got.data() + oh * s.OW * ldo, ldo, /*padded_rows=*/true);
+      const auto ref = ref_qdw(s, x.data(), w.data(), nullptr, q);
+      SCOPED_TRACE(testing::Message() << "variant " << variant << " C=" << C);
+      for (int64_t i = 0; i < s.OH * s.OW; ++i) {
+        for (int64_t c = 0; c < C; ++c) {
+          ASSERT_EQ(got[i * ldo + c], want[i * C + c]) << "pixel " << i << " c " << c;
+          ASSERT_EQ(out_value(&got[i * ldo + c], false), ref[i * C + c]) << "pixel " << i << " c " << c;
+        }
+        for (int64_t c = C; c < ldo; ++c) ASSERT_EQ(got[i * ldo + c], 0xA5) << "pixel " << i << ": wrote into the gap";
+      }
+      ++seed;
+    }
+  });
+}
+
 TEST_P(QDwConvTest, RegisterBlocked3x3EveryRunLength) {
   with_and_without_vbmi([] {
   // the register-blocked 3x3 path (stride 1 and 2): interior runs of 1..21 pixels (every remainder of
-  // the 8-, 4-, 2- and 1-pixel passes), channel tails, with and without pads and weight zero points
+  // the 8-, 4-, 2- and 1-pixel passes), channel tails, pairs of whole channel blocks (the VBMI form
+  // without weight zero points: C = 33, 64), with and without pads and weight zero points
   uint32_t seed = 300;
   for (int64_t S : {1, 2})
     for (int64_t P : {0, 1})
       for (int64_t W = 3; W <= 2 * 21 + 1; W += S == 1 ? 1 : 3)
-        for (int64_t C : {3, 16, 33}) {
+        for (int64_t C : {3, 16, 33, 64}) {
           QuantParams q = per_channel(C, seed, int32_t(seed * 37 % 256), int32_t(seed * 11 % 256), 9);
           if (seed % 3 == 1) q.w_zero = random_s32(C, seed + 5, -128, 127);
           SCOPED_TRACE(testing::Message() << "S=" << S << " P=" << P << " W=" << W << " C=" << C);
@@ -573,7 +648,8 @@ TEST_P(QDwConvTest, RegisterBlocked3x3EveryRunLength) {
 // The micro-kernel on its own, taps built by hand: npix pixels, tap t of pixel i at taps[t] + i * step.
 // Expected sums from the spec over the bytes those taps address.
 void check_dw_microkernel(int64_t C, int64_t npix, const std::vector<const uint8_t*>& taps, int64_t step,
-                          const std::vector<int8_t>& w /* [T][C] */, const QuantParams& q, uint32_t seed) {
+                          const std::vector<int8_t>& w /* [T][C] */, const QuantParams& q, uint32_t seed,
+                          int64_t gap = 0 /* output pixel stride C + gap */) {
   const int64_t T = int64_t(taps.size()), Cp = (C + 15) / 16 * 16;
   const auto bias = random_s32(C, seed, -3000, 3000);
   // the epilogue's fields as pack_qdwconv sets them: the folded bias
@@ -595,18 +671,22 @@ void check_dw_microkernel(int64_t C, int64_t npix, const std::vector<const uint8
   ep.y_zero = q.y_zero;
   ep.s8_out = q.s8_out;
   ep.sat_narrow = saturating_narrow_ok(sc.data(), Cp, q.qmin, q.qmax, q.s8_out);
-  std::vector<uint8_t> y(npix * C + 16, 0xA5);
-  qdwconv_microkernel_for(active_isa())(C, npix, taps.data(), T, step, wp.data(), Cp, ep, y.data());
+  const int64_t ldo = C + gap;
+  std::vector<uint8_t> y(npix * ldo + 16, 0xA5);
+  qdwconv_microkernel_for(active_isa())(C, npix, taps.data(), T, step, wp.data(), Cp, ep, y.data(), ldo);
   int bad = 0;
-  for (int64_t i = 0; i < npix; ++i)
+  for (int64_t i = 0; i < npix; ++i) {
+    for (int64_t c = C; c < ldo; ++c)
+      if (y[i * ldo + c] != 0xA5 && ++bad <= 5) ADD_FAILURE() << "pixel " << i << ": wrote into the gap at " << c;
     for (int64_t c = 0; c < C; ++c) {
       int64_t acc = bias[c];
       for (int64_t t = 0; t < T; ++t)
         acc += (int64_t(taps[t][i * step + c]) - q.a_zero) * (int64_t(w[t * C + c]) - wzero(q, c));
-      const int32_t want = ref_requant(acc, q, c), got = out_value(&y[i * C + c], q.s8_out);
+      const int32_t want = ref_requant(acc, q, c), got = out_value(&y[i * ldo + c], q.s8_out);
       if (got != want && ++bad <= 5) ADD_FAILURE() << "pixel " << i << " c " << c << ": got " << got << " want " << want;
     }
-  for (int64_t k = npix * C; k < npix * C + 16; ++k)
+  }
+  for (int64_t k = npix * ldo; k < npix * ldo + 16; ++k)
     if (y[k] != 0xA5 && ++bad <= 5) ADD_FAILURE() << "wrote past the pixels at byte " << k;
 }
 
@@ -615,7 +695,7 @@ TEST_P(QDwConvTest, MicroKernelOnHandBuiltTaps) {
   // rows of a wide image; the 3x3 patterns of stride 1 and 2 (the register-blocked path), the same
   // with one tap moved (the per-tap path), a column step that is neither, and 9 taps that are not 3x3
   uint32_t seed = 900;
-  for (int64_t C : {1, 7, 16, 19, 48})
+  for (int64_t C : {1, 7, 16, 19, 48, 81})
     for (int64_t npix : {1, 2, 3, 5, 8, 9, 13, 17}) {
       const int64_t Wd = 3 * npix + 8;
       const auto img = random_u8(4 * Wd * C, seed);
@@ -633,8 +713,10 @@ TEST_P(QDwConvTest, MicroKernelOnHandBuiltTaps) {
         QuantParams q = per_channel(C, seed + variant, int32_t((seed + 7 * variant) % 256), 20, 9);
         if (variant % 2 == 0) q.w_zero = random_s32(C, seed + 2, -20, 20);
         if (variant == 3) q.s8_out = true, q.qmin = -128, q.qmax = 127, q.y_zero = -3;
-        SCOPED_TRACE(testing::Message() << "C=" << C << " npix=" << npix << " variant=" << variant);
-        check_dw_microkernel(C, npix, taps, S * d, w, q, seed + 3);
+        // the output pixel stride: C, or wider (a chunk's columns of a wider row)
+        const int64_t gap = (seed + variant) % 3 == 0 ? 0 : (seed + variant) % 3 == 1 ? 5 : 32;
+        SCOPED_TRACE(testing::Message() << "C=" << C << " npix=" << npix << " variant=" << variant << " gap=" << gap);
+        check_dw_microkernel(C, npix, taps, S * d, w, q, seed + 3, gap);
       }
       ++seed;
     }
@@ -745,6 +827,79 @@ TEST_P(QConvTest, RaggedKernelsChannelsAndWeightZeroPoints) {
   }
 }
 
+TEST_P(QConvTest, DirectFormEveryGeometry) {
+  // the direct form (kernel rows read in place in kseg = KW * C rounded up to 4 bytes, border pixels and
+  // padded rows through im2col rows in the same layout; under ISAs without the segmented GEMM the im2col
+  // path): channels 1..8 (kseg past, equal to and far past KW * C), strides 1..3, symmetric and one-sided
+  // pads, images narrower than a kernel row's kseg bytes, a vertical dilation, ragged OC, 1 and 2 threads
+  uint32_t seed = 900;
+  struct G { int64_t C, OC, KH, KW, S, PT, PL, PB, PR, DH; };
+  for (const G& g : {G{3, 32, 3, 3, 2, 1, 1, 1, 1, 1}, G{1, 5, 3, 3, 1, 1, 1, 1, 1, 1}, G{2, 24, 2, 5, 3, 0, 2, 1, 0, 1},
+                    G{4, 17, 3, 1, 1, 1, 0, 1, 0, 1}, G{5, 33, 1, 3, 2, 0, 0, 0, 1, 1}, G{8, 16, 3, 3, 1, 2, 2, 2, 2, 2},
+                    G{3, 40, 5, 2, 2, 2, 0, 2, 1, 1}})
+    for (int64_t W : {1, 2, 3, 6, 13}) {
+      if (W + g.PL + g.PR < g.KW) continue;
+      Conv2dShape s = conv_shape(2, 9, W, g.C, g.OC, g.KH, g.KW, g.S, g.PT, g.PL, g.PB, g.PR, 1);
+      s.DH = g.DH;
+      s.OH = (s.H + g.PT + g.PB - (g.KH - 1) * g.DH - 1) / g.S + 1;
+      QuantParams q = per_channel(g.OC, seed, int32_t(seed * 29 % 256), int32_t(seed * 5 % 256), g.C * g.KH * g.KW);
+      const std::vector<int8_t> w(g.OC * g.C * g.KH * g.KW, 1);
+      EXPECT_EQ(pack_qconv(s, w.data(), nullptr, q).kseg, (g.KW * g.C + 3) / 4 * 4);
+      SCOPED_TRACE(testing::Message() << "C=" << g.C << " K=" << g.KH << "x" << g.KW << " S=" << g.S << " W=" << W
+                                      << " DH=" << g.DH);
+      check_conv(s, q, seed, 1 + int(seed % 2));
+      ++seed;
+    }
+  // weight zero points or a horizontal dilation: no direct form
+  const Conv2dShape s = conv_shape(1, 5, 5, 3, 8, 3, 3, 1, 1, 1, 1, 1);
+  QuantParams q = per_channel(8, 3, 7, 9, 27);
+  const std::vector<int8_t> w(8 * 27, 1);
+  q.w_zero = {2};
+  EXPECT_EQ(pack_qconv(s, w.data(), nullptr, q).kseg, 0);
+  q.w_zero.clear();
+  EXPECT_EQ(pack_qconv(conv_shape(1, 5, 5, 3, 8, 3, 3, 1, 2, 2, 2, 2, 2), w.data(), nullptr, q).kseg, 0);
+  // the segmented GEMM: only the VNNI kernel has it; a K that the segments do not divide is an error
+  const PackedQB b = pack_qgemm_b(24, 8, w.data(), 24, true, nullptr, q);
+  const std::vector<uint8_t> a(64, 1);
+  std::vector<uint8_t> y(8);
+  if (!qgemm_has_seg(active_isa()))
+    test::expect_one_line_error([&] { qgemm_u8s8_rows_seg(0, 1, a.data(), 24, 12, 30, b, y.data(), 8); },
+                                {"qgemm_u8s8_rows_seg", "no segmented form"});
+  else
+    test::expect_one_line_error([&] { qgemm_u8s8_rows_seg(0, 1, a.data(), 24, 16, 30, b, y.data(), 8); },
+                                {"qgemm_u8s8_rows_seg", "do not divide"});
+}
+
+TEST_P(QConvTest, DirectFormReadsNothingPastTheImage) {
+  // the direct form lets a kernel row's extra kseg - KW * C bytes run into the next input row, except
+  // on the tensor's last row: with the input ending where an unreadable page begins, an over-read
+  // would fault; the outputs equal the reference
+  const int64_t page = sysconf(_SC_PAGESIZE);
+  uint32_t seed = 950;
+  struct G { int64_t N, H, W, C, KH, KW, S, P; };
+  for (const G& g : {G{1, 9, 10, 3, 3, 3, 2, 1}, G{2, 7, 9, 3, 3, 3, 2, 1}, G{1, 6, 7, 1, 3, 3, 1, 1},
+                    G{2, 5, 6, 5, 1, 1, 1, 0}, G{1, 5, 8, 3, 3, 3, 1, 0}}) {
+    const Conv2dShape s = conv_shape(g.N, g.H, g.W, g.C, 24, g.KH, g.KW, g.S, g.P, g.P, g.P, g.P);
+    const QuantParams q = per_channel(24, seed, 100, 7, g.C * g.KH * g.KW);
+    const auto x = random_u8(g.N * g.H * g.W * g.C, seed);
+    const auto w = random_s8(24 * g.C * g.KH * g.KW, seed + 1);
+    const PackedQConv p = pack_qconv(s, w.data(), nullptr, q);
+    const size_t bytes = x.size(), span = (bytes + size_t(page) - 1) / size_t(page) * size_t(page) + size_t(page);
+    void* mem = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(mem, MAP_FAILED);
+    ASSERT_EQ(mprotect(static_cast<uint8_t*>(mem) + span - size_t(page), size_t(page), PROT_NONE), 0);
+    uint8_t* in = static_cast<uint8_t*>(mem) + span - size_t(page) - bytes;
+    std::memcpy(in, x.data(), bytes);
+    std::vector<uint8_t> y(s.N * s.OH * s.OW * s.OC);
+    qconv_nhwc(p, in, y.data());
+    munmap(mem, span);
+    const auto want = ref_qconv(s, x.data(), w.data(), nullptr, q);
+    SCOPED_TRACE(testing::Message() << "C=" << g.C << " K=" << g.KH << "x" << g.KW << " W=" << g.W << " N=" << g.N);
+    for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(int32_t(y[i]), want[i]) << i;
+    ++seed;
+  }
+}
+
 TEST_P(QConvTest, SaturatesAtBothEndsAndS8Output) {
   for (bool s8 : {false, true}) {
     QuantParams q = per_tensor(0.05f, 128, 0.02f, 0.0002f, s8 ? 0 : 128);
@@ -772,6 +927,46 @@ TEST(QConv, GroupedShapeIsAOneLineError) {
   test::expect_one_line_error([&] { (void)pack_qconv(s, tall.data(), nullptr, per_tensor(1, 0, 1, 1, 0)); },
                               {"pack_qconv", "kernel height 17"});
 }
+
+// ---- element-wise ---------------------------------------------------------------------------------
+
+class QElementwiseTest : public IsaTest {};
+
+TEST_P(QElementwiseTest, VectorKernelsEqualTheScalarFormulas) {
+  // quantize_f32 and qadd_same under the ISA (AVX-512: 16 lanes and a masked tail; AVX2: 8 lanes and a
+  // scalar tail) against the scalar formulas, every length up to 40 and a long one: ties, NaN,
+  // infinities and saturation at both ends
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> d(-300.f, 300.f);
+  for (int64_t n : {0, 1, 7, 8, 15, 16, 17, 31, 33, 40, 1000}) {
+    std::vector<float> x(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      x[i] = i % 7 == 0 ? 0.25f * float(i % 23) - 2.5f  // ties of x / 0.5: k + 0.5
+             : i % 11 == 0 ? (i % 2 ? INFINITY : -INFINITY)
+             : i % 13 == 0 ? NAN : d(rng);
+    }
+    for (bool s8 : {false, true})
+      for (int32_t zp : {0, 3, s8 ? -128 : 255}) {
+        std::vector<uint8_t> got(n + 1, 0xA5), want(n + 1, 0xA5);
+        quantize_f32(n, x.data(), 0.5f, zp, s8, got.data());
+        quantize_f32_generic(n, x.data(), 0.5f, zp, s8, want.data());
+        EXPECT_EQ(got, want) << "quantize n=" << n << " s8=" << s8 << " zp=" << zp;
+      }
+    const auto a = random_u8(n, uint32_t(n)), b = random_u8(n, uint32_t(n + 1));
+    for (bool s8 : {false, true}) {
+      const QAddParams p = qadd_params(0.07f, s8 ? -3 : 125, 0.05f, s8 ? 9 : 137, 0.06f, s8 ? 2 : 130, s8);
+      std::vector<uint8_t> c(n + 1, 0xA5);
+      qadd_same(p, n, a.data(), b.data(), c.data());
+      for (int64_t i = 0; i < n; ++i) {
+        const int32_t av = s8 ? int32_t(int8_t(a[i])) : a[i], bv = s8 ? int32_t(int8_t(b[i])) : b[i];
+        ASSERT_EQ(out_value(&c[i], s8), qadd_value(p, av, bv)) << "qadd n=" << n << " s8=" << s8 << " i=" << i;
+      }
+      EXPECT_EQ(c[n], 0xA5) << "qadd wrote past n=" << n;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, QElementwiseTest, ::testing::ValuesIn(supported_isas()), isa_param_name);
 
 // ---- int8 peak ------------------------------------------------------------------------------------
 

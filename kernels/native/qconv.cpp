@@ -32,9 +32,11 @@ inline void copy_short(uint8_t* dst, const uint8_t* src, int64_t len) {
   }
 }
 
-// The im2col rows (Kp bytes each, x_zero beyond K) of output pixels (n, oh, ow0 .. ow0 + npix - 1).
-void im2col_run(const Conv2dShape& s, const uint8_t* x, uint8_t zero, int64_t K, int64_t Kp, int64_t n, int64_t oh,
-                int64_t ow0, int64_t npix, uint8_t* rows) {
+// The im2col rows (Kp bytes each, x_zero beyond K) of output pixels (n, oh, ow0 .. ow0 + npix - 1);
+// kernel row kh's KW * C bytes at kh * seg (seg = KW * C, or kseg: the direct form's layout, x_zero
+// in each kernel row's extra bytes).
+void im2col_run(const Conv2dShape& s, const uint8_t* x, uint8_t zero, int64_t seg, int64_t K, int64_t Kp, int64_t n,
+                int64_t oh, int64_t ow0, int64_t npix, uint8_t* rows) {
   const int64_t span = s.KW * s.C;
   const uint8_t* line[kQConvMaxKH];  // kernel row kh's input row, or nullptr (padding)
   bool rows_inside = true;
@@ -47,10 +49,10 @@ void im2col_run(const Conv2dShape& s, const uint8_t* x, uint8_t zero, int64_t K,
     uint8_t* row = rows + i * Kp;
     const int64_t iw0 = (ow0 + i) * s.SW - s.PL;
     if (rows_inside && s.DW == 1 && iw0 >= 0 && iw0 + s.KW <= s.W) {  // the interior: KH runs of KW * C bytes
-      for (int64_t kh = 0; kh < s.KH; ++kh) copy_short(row + kh * span, line[kh] + iw0 * s.C, span);
+      for (int64_t kh = 0; kh < s.KH; ++kh) copy_short(row + kh * seg, line[kh] + iw0 * s.C, span);
     } else {
       uint8_t* dst = row;
-      for (int64_t kh = 0; kh < s.KH; ++kh, dst += span) {
+      for (int64_t kh = 0; kh < s.KH; ++kh, dst += seg) {
         if (!line[kh]) {
           std::memset(dst, zero, size_t(span));
           continue;
@@ -62,6 +64,8 @@ void im2col_run(const Conv2dShape& s, const uint8_t* x, uint8_t zero, int64_t K,
         }
       }
     }
+    if (seg > span)
+      for (int64_t kh = 0; kh < s.KH; ++kh) std::memset(row + kh * seg + span, zero, size_t(seg - span));
     for (int64_t k = K; k < Kp; ++k) row[k] = zero;
   }
 }
@@ -93,22 +97,89 @@ PackedQConv pack_qconv(const Conv2dShape& s, const int8_t* w, const int32_t* bia
   p.x_zero = static_cast<uint8_t>(q.a_zero);
   // a tile of whole micro-tiles (12 rows) whose im2col rows take about 4 KiB, at least 12 pixels
   p.tile = std::max<int64_t>(12, 4096 / p.Kp / 12 * 12);
+  // the direct form: weights as [KH][kseg], zero in each kernel row's extra bytes
+  bool any_zw = false;
+  for (int32_t z : q.w_zero) any_zw |= z != 0;
+  if (s.DW == 1 && !any_zw) {
+    p.kseg = (s.KW * s.C + kQGemmKU - 1) / kQGemmKU * kQGemmKU;
+    const int64_t Ks = s.KH * p.kseg;
+    std::vector<int8_t> ws(size_t(s.OC * Ks), 0);
+    for (int64_t o = 0; o < s.OC; ++o)
+      for (int64_t c = 0; c < s.C; ++c)
+        for (int64_t kh = 0; kh < s.KH; ++kh)
+          for (int64_t kw = 0; kw < s.KW; ++kw)
+            ws[size_t(o * Ks + kh * p.kseg + kw * s.C + c)] = w[((o * s.C + c) * s.KH + kh) * s.KW + kw];
+    p.bseg = pack_qgemm_b(Ks, s.OC, ws.data(), Ks, /*trans_w=*/true, bias, q);
+    p.tile_seg = std::max<int64_t>(12, 4096 / Ks / 12 * 12);
+  }
   return p;
 }
+
+namespace {
+
+// Output row r (image n = r / OH, row oh) in the direct form: the interior pixels whose kernel rows lie
+// inside the image, each kernel row's kseg bytes inside its input row, read in place
+// (qgemm_u8s8_rows_seg); the others through im2col rows in the same layout.
+void direct_row(const PackedQConv& p, const uint8_t* in, int64_t r, uint8_t* y, uint8_t* buf) {
+  const Conv2dShape& s = p.s;
+  const int64_t n = r / s.OH, oh = r % s.OH, Ks = s.KH * p.kseg, row_bytes = s.W * s.C;
+  const int64_t ih0 = oh * s.SH - s.PT;
+  int64_t d0 = s.OW, d1 = s.OW;  // the direct pixels [d0, d1)
+  const int64_t ih_last = ih0 + (s.KH - 1) * s.DH;
+  // a kernel row's kseg - KW * C extra bytes may run into the next input row (zero weights), which
+  // exists unless this is the tensor's last row
+  const int64_t extra = n + 1 < s.N || ih_last + 1 < s.H ? p.kseg - s.KW * s.C : 0;
+  if (ih0 >= 0 && ih_last < s.H && row_bytes + extra >= p.kseg) {
+    d0 = std::min(s.OW, (s.PL + s.SW - 1) / s.SW);                     // first with iw0 >= 0
+    const int64_t last_iw = (row_bytes + extra - p.kseg) / s.C;        // last iw0 whose kseg bytes may be read
+    d1 = std::clamp((last_iw + s.PL) / s.SW + 1, d0, s.OW);
+  }
+  auto im2col_gemm = [&](int64_t ow0, int64_t ow1) {
+    for (int64_t o = ow0; o < ow1; o += p.tile_seg) {
+      const int64_t npix = std::min(p.tile_seg, ow1 - o);
+      im2col_run(s, in, p.x_zero, p.kseg, Ks, Ks, n, oh, o, npix, buf);
+      qgemm_u8s8_rows(0, npix, buf, Ks, p.bseg, y + (r * s.OW + o) * s.OC, s.OC);
+    }
+  };
+  im2col_gemm(0, d0);
+  if (d1 > d0) {
+    const uint8_t* a = in + ((n * s.H + ih0) * s.W + d0 * s.SW - s.PL) * s.C;
+    qgemm_u8s8_rows_seg(0, d1 - d0, a, s.SW * s.C, p.kseg, s.DH * row_bytes, p.bseg, y + (r * s.OW + d0) * s.OC,
+                        s.OC);
+  }
+  im2col_gemm(d1, s.OW);
+}
+
+}  // namespace
 
 void qconv_nhwc(const PackedQConv& p, const uint8_t* in, void* out) {
   const Conv2dShape& s = p.s;
   const int64_t K = s.KH * s.KW * s.C, Kp = p.Kp, tile = p.tile;
+  uint8_t* y = static_cast<uint8_t*>(out);
+  const int threads = omp_in_parallel() ? 1 : p.threads;
+  if (p.kseg > 0 && qgemm_has_seg(active_isa())) {  // the direct form, one task per output row
+    const int64_t rows = s.N * s.OH, bytes = p.tile_seg * s.KH * p.kseg;
+    if (threads > 1 && rows > 1) {
+#pragma omp parallel num_threads(threads)
+      {
+        std::vector<uint8_t> buf(static_cast<size_t>(bytes));
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; ++r) direct_row(p, in, r, y, buf.data());
+      }
+    } else {
+      std::vector<uint8_t> buf(static_cast<size_t>(bytes));
+      for (int64_t r = 0; r < rows; ++r) direct_row(p, in, r, y, buf.data());
+    }
+    return;
+  }
   // tasks: (image, output row, run of up to `tile` pixels of the row)
   const int64_t per_row = (s.OW + tile - 1) / tile, tasks = s.N * s.OH * per_row;
-  uint8_t* y = static_cast<uint8_t*>(out);
   auto run_task = [&](int64_t t, uint8_t* buf) {
     const int64_t r = t / per_row, ow0 = t % per_row * tile, npix = std::min(tile, s.OW - ow0);
     const int64_t n = r / s.OH, oh = r % s.OH;
-    im2col_run(s, in, p.x_zero, K, Kp, n, oh, ow0, npix, buf);
+    im2col_run(s, in, p.x_zero, s.KW * s.C, K, Kp, n, oh, ow0, npix, buf);
     qgemm_u8s8_rows(0, npix, buf, Kp, p.b, y + (r * s.OW + ow0) * s.OC, s.OC);
   };
-  const int threads = omp_in_parallel() ? 1 : p.threads;
   if (threads > 1 && tasks > 1) {
 #pragma omp parallel num_threads(threads)
     {

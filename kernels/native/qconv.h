@@ -6,6 +6,11 @@
 // (qgemm.h, with K' = the padded K) makes the result exactly the spec's. The RGB stem of MobileNetV2
 // (3x3, stride 2, C = 3: K = 27 -> 28) is the case it is for: the K = 27 GEMM read its last 3 bytes per
 // row one at a time, and the 12544 x 27 im2col went through the L2.
+// With the VNNI kernel (qgemm_has_seg) and no weight zero points, the interior pixels of rows inside the
+// image skip the im2col: the GEMM reads each kernel row's KW * C bytes straight from the image
+// (qgemm_u8s8_rows_seg), rounded up to kseg = a multiple of 4 (the stem: 9 -> 12 bytes, K = 36); the
+// extra bytes belong to the next pixel and meet zero weights. Border pixels and rows that touch the
+// padding build their im2col rows in the same [KH][kseg] layout (extra bytes x_zero).
 #pragma once
 
 #include <cstdint>
@@ -24,6 +29,10 @@ struct PackedQConv {
   uint8_t x_zero = 0;
   PackedQB b;       // Kp x OC, rows k >= KH * KW * C zero
   int threads = 1;
+  // the direct form (0 / empty when the shape does not allow it: dilated columns, weight zero points)
+  int64_t kseg = 0;      // KW * C rounded up to kQGemmKU
+  int64_t tile_seg = 0;  // im2col pixels per tile in the [KH][kseg] layout
+  PackedQB bseg;         // KH * kseg x OC, the rows of each kernel row's extra bytes zero
 };
 
 // w: ONNX order [OC][C][KH][KW]; bias nullable (OC entries). Throws locus::Error (one line) on a

@@ -13,9 +13,9 @@
 namespace locus::kernels {
 
 void qu8s8_dwconv_generic(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t ntaps, int64_t step,
-                          const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out) {
+                          const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   constexpr int kB = 16;
-  for (int64_t i = 0; i < npix; ++i, out += C) {
+  for (int64_t i = 0; i < npix; ++i, out += ldo) {
     const int64_t off = i * step;
     for (int64_t c0 = 0; c0 < C; c0 += kB) {
       const int nb = static_cast<int>(std::min<int64_t>(kB, C - c0));
@@ -88,6 +88,7 @@ PackedQDwConv pack_qdwconv(const Conv2dShape& s, const int8_t* w, const int32_t*
     if (any_zw) p.w_zero[c] = int32_t(zw);
   }
   p.pad.assign((s.W + s.PL + s.PR) * C, static_cast<uint8_t>(q.a_zero));
+  p.x_zero = static_cast<uint8_t>(q.a_zero);
   p.lo = float(q.qmin - q.y_zero);
   p.hi = float(q.qmax - q.y_zero);
   p.y_zero = q.y_zero;

@@ -21,7 +21,7 @@ namespace {
 template <int P>
 __attribute__((always_inline)) inline void block8(int64_t c0, const uint8_t* const* taps, int64_t ntaps, int64_t off,
                                                   int64_t step, const int32_t* w, int64_t Cp, const QEpilogue& ep,
-                                                  uint8_t* out, int64_t C) {
+                                                  uint8_t* out, int64_t ldo) {
   __m256i acc[P], xs[P];
 #pragma GCC unroll 4
   for (int i = 0; i < P; ++i) acc[i] = xs[i] = _mm256_setzero_si256();
@@ -50,7 +50,7 @@ __attribute__((always_inline)) inline void block8(int64_t c0, const uint8_t* con
     const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(f), zp);  // round to nearest even
     const __m128i s16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
     const __m128i b8 = ep.s8_out ? _mm_packs_epi16(s16, s16) : _mm_packus_epi16(s16, s16);
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i * C + c0), b8);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i * ldo + c0), b8);
   }
 }
 
@@ -63,7 +63,7 @@ inline __m256i load_x8(const uint8_t* p) {
 template <int P, int S>
 __attribute__((always_inline)) inline void block3x3(int64_t c0, const uint8_t* const* row, int64_t d,
                                                     const __m256i* wv, const QEpilogue& ep, uint8_t* out,
-                                                    int64_t C) {
+                                                    int64_t ldo) {
   constexpr int kCols = S * (P - 1) + 3;
   __m256i acc[P];
   const __m256i bias = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ep.bias + c0));
@@ -93,7 +93,7 @@ __attribute__((always_inline)) inline void block3x3(int64_t c0, const uint8_t* c
     const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(f), zp);  // round to nearest even
     const __m128i s16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
     const __m128i b8 = ep.s8_out ? _mm_packs_epi16(s16, s16) : _mm_packus_epi16(s16, s16);
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i * C + c0), b8);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i * ldo + c0), b8);
   }
 }
 
@@ -113,7 +113,7 @@ int stride_3x3(const uint8_t* const* taps, int64_t ntaps, int64_t step, int64_t*
 
 template <int S>
 void run3x3(int64_t c8, int64_t C, int64_t npix, const uint8_t* const* taps, int64_t step, int64_t d,
-            const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out) {
+            const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   for (int64_t c0 = 0; c0 < c8; c0 += 8) {
     __m256i wv[9];
 #pragma GCC unroll 9
@@ -125,16 +125,16 @@ void run3x3(int64_t c8, int64_t C, int64_t npix, const uint8_t* const* taps, int
     int64_t i = 0;
     for (; i + 4 <= npix; i += 4) {
       rows_at(i);
-      block3x3<4, S>(c0, row, d, wv, ep, out + i * C, C);
+      block3x3<4, S>(c0, row, d, wv, ep, out + i * ldo, ldo);
     }
     if (npix - i >= 2) {
       rows_at(i);
-      block3x3<2, S>(c0, row, d, wv, ep, out + i * C, C);
+      block3x3<2, S>(c0, row, d, wv, ep, out + i * ldo, ldo);
       i += 2;
     }
     if (npix - i >= 1) {
       rows_at(i);
-      block3x3<1, S>(c0, row, d, wv, ep, out + i * C, C);
+      block3x3<1, S>(c0, row, d, wv, ep, out + i * ldo, ldo);
     }
   }
 }
@@ -142,16 +142,16 @@ void run3x3(int64_t c8, int64_t C, int64_t npix, const uint8_t* const* taps, int
 }  // namespace
 
 void qu8s8_dwconv_avx2(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t ntaps, int64_t step,
-                       const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out) {
+                       const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   const int64_t c8 = C / 8 * 8;
   int64_t d = 0;
   const int S = ep.w_zero ? 0 : stride_3x3(taps, ntaps, step, &d);
-  if (S == 1) run3x3<1>(c8, C, npix, taps, step, d, w, Cp, ep, out);
-  if (S == 2) run3x3<2>(c8, C, npix, taps, step, d, w, Cp, ep, out);
+  if (S == 1) run3x3<1>(c8, C, npix, taps, step, d, w, Cp, ep, out, ldo);
+  if (S == 2) run3x3<2>(c8, C, npix, taps, step, d, w, Cp, ep, out, ldo);
   for (int64_t c0 = 0; c0 < c8 && S == 0; c0 += 8) {
     int64_t i = 0;
-    for (; i + 4 <= npix; i += 4) block8<4>(c0, taps, ntaps, i * step, step, w, Cp, ep, out + i * C, C);
-    for (; i < npix; ++i) block8<1>(c0, taps, ntaps, i * step, step, w, Cp, ep, out + i * C, C);
+    for (; i + 4 <= npix; i += 4) block8<4>(c0, taps, ntaps, i * step, step, w, Cp, ep, out + i * ldo, ldo);
+    for (; i < npix; ++i) block8<1>(c0, taps, ntaps, i * step, step, w, Cp, ep, out + i * ldo, ldo);
   }
   // the last 1..7 channels: scalar, as the generic kernel
   for (int64_t i = 0; i < npix && c8 < C; ++i) {
@@ -165,7 +165,7 @@ void qu8s8_dwconv_avx2(int64_t C, int64_t npix, const uint8_t* const* taps, int6
       int32_t v = acc + ep.bias[c];
       if (ep.w_zero) v -= xs * ep.w_zero[c];
       const int32_t q = requantize_value(v, ep.scale[c], ep.lo, ep.hi, ep.y_zero);
-      out[i * C + c] = ep.s8_out ? static_cast<uint8_t>(static_cast<int8_t>(q)) : static_cast<uint8_t>(q);
+      out[i * ldo + c] = ep.s8_out ? static_cast<uint8_t>(static_cast<int8_t>(q)) : static_cast<uint8_t>(q);
     }
   }
 }

@@ -24,8 +24,10 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
+#include <utility>
 
 #include "kernels/native/qdwconv.h"
 #include "kernels/native/requantize_avx512.h"
@@ -40,7 +42,7 @@ inline __m512i load_x(__mmask16 m, const uint8_t* p) { return _mm512_cvtepu8_epi
 // Requantizes P accumulators (bias already added) and stores 16 (masked) bytes per pixel.
 template <int P>
 __attribute__((always_inline)) inline void store(const __m512i* acc, const __m512i* xs, bool zw, int64_t c0,
-                                                 __mmask16 m, const QEpilogue& ep, uint8_t* out, int64_t C) {
+                                                 __mmask16 m, const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   const __m512 scale = _mm512_loadu_ps(ep.scale + c0);
   const __m512 lo = _mm512_set1_ps(ep.lo), hi = _mm512_set1_ps(ep.hi);
   const __m512i zp = _mm512_set1_epi32(ep.y_zero);
@@ -52,7 +54,7 @@ __attribute__((always_inline)) inline void store(const __m512i* acc, const __m51
   if (P >= 4 && ep.sat_narrow) {  // groups of four pixels narrowed with saturation (requantize_avx512.h)
     const __m512i zp16 = _mm512_set1_epi16(static_cast<int16_t>(ep.y_zero));
 #pragma GCC unroll 2
-    for (int g = 0; g + 4 <= P; g += 4) store4_saturating(&v[g], scale, zp16, ep.s8_out, m, out + g * C + c0, C);
+    for (int g = 0; g + 4 <= P; g += 4) store4_saturating(&v[g], scale, zp16, ep.s8_out, m, out + g * ldo + c0, ldo);
     i0 = P / 4 * 4;
   }
 #pragma GCC unroll 8
@@ -61,7 +63,7 @@ __attribute__((always_inline)) inline void store(const __m512i* acc, const __m51
     __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v[i]), scale);
     f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
     const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), zp);  // round to nearest even
-    _mm_mask_storeu_epi8(out + i * C + c0, m, _mm512_cvtepi32_epi8(q));
+    _mm_mask_storeu_epi8(out + i * ldo + c0, m, _mm512_cvtepi32_epi8(q));
   }
 }
 
@@ -69,7 +71,7 @@ __attribute__((always_inline)) inline void store(const __m512i* acc, const __m51
 template <int P>
 __attribute__((always_inline)) inline void block(int64_t c0, __mmask16 m, const uint8_t* const* taps, int64_t ntaps,
                                                  int64_t off, int64_t step, const int32_t* w, int64_t Cp,
-                                                 const QEpilogue& ep, uint8_t* out, int64_t C) {
+                                                 const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   __m512i acc[P], xs[P];
   const __m512i bias = _mm512_loadu_si512(ep.bias + c0);
 #pragma GCC unroll 4
@@ -85,7 +87,7 @@ __attribute__((always_inline)) inline void block(int64_t c0, __mmask16 m, const 
       if (zw) xs[i] = _mm512_add_epi32(xs[i], x);
     }
   }
-  store<P>(acc, xs, zw, c0, m, ep, out, C);
+  store<P>(acc, xs, zw, c0, m, ep, out, ldo);
 }
 
 // The register-blocked 3x3 path: P pixels of stride S; row[r] = kernel row r's tap 0 for pixel 0 at
@@ -93,7 +95,7 @@ __attribute__((always_inline)) inline void block(int64_t c0, __mmask16 m, const 
 template <int P, int S, bool ZW>
 __attribute__((always_inline)) inline void block3x3(int64_t c0, __mmask16 m, const uint8_t* const* row, int64_t d,
                                                     const __m512i* wv, const QEpilogue& ep, uint8_t* out,
-                                                    int64_t C) {
+                                                    int64_t ldo) {
   constexpr int kCols = S * (P - 1) + 3;
   __m512i acc[P], xs[P];
   const __m512i bias = _mm512_loadu_si512(ep.bias + c0);
@@ -116,7 +118,7 @@ __attribute__((always_inline)) inline void block3x3(int64_t c0, __mmask16 m, con
       }
     }
   }
-  store<P>(acc, xs, ZW, c0, m, ep, out, C);
+  store<P>(acc, xs, ZW, c0, m, ep, out, ldo);
 }
 
 // Whether the taps are a 3x3 kernel of stride 1 or 2 as block3x3 reads them (returns S, or 0).
@@ -135,7 +137,7 @@ int stride_3x3(const uint8_t* const* taps, int64_t ntaps, int64_t step, int64_t*
 
 template <int S, bool ZW>
 void run3x3(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t step, int64_t d, const int32_t* w,
-            int64_t Cp, const QEpilogue& ep, uint8_t* out) {
+            int64_t Cp, const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   constexpr int P = ZW ? 4 : 8;
   for (int64_t c0 = 0; c0 < C; c0 += 16) {
     const int64_t nc = std::min<int64_t>(16, C - c0);
@@ -150,21 +152,21 @@ void run3x3(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t step, i
     };
     for (; i + P <= npix; i += P) {
       rows_at(i);
-      block3x3<P, S, ZW>(c0, m, row, d, wv, ep, out + i * C, C);
+      block3x3<P, S, ZW>(c0, m, row, d, wv, ep, out + i * ldo, ldo);
     }
     if (npix - i >= 4 && P > 4) {
       rows_at(i);
-      block3x3<4, S, ZW>(c0, m, row, d, wv, ep, out + i * C, C);
+      block3x3<4, S, ZW>(c0, m, row, d, wv, ep, out + i * ldo, ldo);
       i += 4;
     }
     if (npix - i >= 2) {
       rows_at(i);
-      block3x3<2, S, ZW>(c0, m, row, d, wv, ep, out + i * C, C);
+      block3x3<2, S, ZW>(c0, m, row, d, wv, ep, out + i * ldo, ldo);
       i += 2;
     }
     if (npix - i >= 1) {
       rows_at(i);
-      block3x3<1, S, ZW>(c0, m, row, d, wv, ep, out + i * C, C);
+      block3x3<1, S, ZW>(c0, m, row, d, wv, ep, out + i * ldo, ldo);
     }
   }
 }
@@ -192,16 +194,37 @@ __attribute__((target("avx512vbmi"), always_inline)) inline __m512i interleave3(
   return _mm512_maskz_permutex2var_epi8(0x7777777777777777ull, a, idx, _mm512_castsi128_si512(r1));
 }
 
-__attribute__((target("avx512vbmi"))) __m512i interleave_index() {
-  alignas(64) uint8_t b[64];
-  for (int c = 0; c < 16; ++c) {
-    b[4 * c] = uint8_t(c);            // row 0: a's bytes 0..15
-    b[4 * c + 1] = uint8_t(64 + c);   // row 1: b's bytes 0..15
-    b[4 * c + 2] = uint8_t(16 + c);   // row 2: a's bytes 16..31
-    b[4 * c + 3] = 0;                 // zeroed by the mask
-  }
-  return _mm512_load_si512(b);
+// The byte index of interleave3 (a compile-time table: the border pixels call the kernel one pixel at
+// a time, so building it per call cost as much as the pixel).
+constexpr uint8_t interleave_byte(int b) {
+  // dword c = [a[c], b[c], a[16 + c], 0]: row 0 is a's bytes 0..15, row 1 b's bytes 0..15, row 2 a's
+  // bytes 16..31; byte 3 of each dword is zeroed by the mask
+  return b % 4 == 0 ? uint8_t(b / 4) : b % 4 == 1 ? uint8_t(64 + b / 4) : b % 4 == 2 ? uint8_t(16 + b / 4) : 0;
 }
+template <int... B>
+constexpr std::array<uint8_t, 64> interleave_table(std::integer_sequence<int, B...>) {
+  return {interleave_byte(B)...};
+}
+alignas(64) constexpr std::array<uint8_t, 64> kInterleave = interleave_table(std::make_integer_sequence<int, 64>{});
+
+__attribute__((target("avx512vbmi"), always_inline)) inline __m512i interleave_index() {
+  return _mm512_load_si512(kInterleave.data());
+}
+
+// Two channel blocks per column (block3x3_vbmi_pair): a = [row 0's 32 bytes | row 2's 32 bytes], b =
+// row 1's 32 bytes; block h (0, 1) takes row 0's bytes 16h.., row 1's 16h.. and row 2's 32 + 16h..
+constexpr uint8_t interleave_pair_byte(int h, int b) {
+  return b % 4 == 0 ? uint8_t(16 * h + b / 4)
+         : b % 4 == 1 ? uint8_t(64 + 16 * h + b / 4)
+         : b % 4 == 2 ? uint8_t(32 + 16 * h + b / 4)
+                      : 0;
+}
+template <int... B>
+constexpr std::array<uint8_t, 128> interleave_pair_table(std::integer_sequence<int, B...>) {
+  return {interleave_pair_byte(B / 64, B % 64)...};
+}
+alignas(64) constexpr std::array<uint8_t, 128> kInterleavePair =
+    interleave_pair_table(std::make_integer_sequence<int, 128>{});
 
 template <bool FULL>
 __attribute__((always_inline)) inline __m128i load16(__mmask16 m, const uint8_t* p) {
@@ -212,7 +235,7 @@ __attribute__((always_inline)) inline __m128i load16(__mmask16 m, const uint8_t*
 template <int P, int S, bool ZW, bool FULL>
 __attribute__((target("avx512vbmi"), always_inline)) inline void block3x3_vbmi(
     int64_t c0, __mmask16 m, const uint8_t* const* row, int64_t d, const __m512i* wk, __m512i idx,
-    const QEpilogue& ep, uint8_t* out, int64_t C) {
+    const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   constexpr int kCols = S * (P - 1) + 3;
   __m512i acc[P], xs[P];
   const __m512i bias = _mm512_loadu_si512(ep.bias + c0);
@@ -233,7 +256,40 @@ __attribute__((target("avx512vbmi"), always_inline)) inline void block3x3_vbmi(
       }
     }
   }
-  store<P>(acc, xs, ZW, c0, m, ep, out, C);
+  store<P>(acc, xs, ZW, c0, m, ep, out, ldo);
+}
+
+// Two whole channel blocks (c0 .. c0 + 31) of P pixels, no weight zero points: per input column one
+// 256-bit load per kernel row, one insert and one vpermt2b per block (instead of three 128-bit loads,
+// an insert and a permute per block); the same products in the same sums as block3x3_vbmi.
+template <int P, int S>
+__attribute__((target("avx512vbmi"), always_inline)) inline void block3x3_vbmi_pair(
+    int64_t c0, const uint8_t* const* row, int64_t d, const __m512i* wk0, const __m512i* wk1, __m512i idx0,
+    __m512i idx1, const QEpilogue& ep, uint8_t* out, int64_t ldo) {
+  constexpr int kCols = S * (P - 1) + 3;
+  __m512i acc0[P], acc1[P];
+  const __m512i bias0 = _mm512_loadu_si512(ep.bias + c0), bias1 = _mm512_loadu_si512(ep.bias + c0 + 16);
+#pragma GCC unroll 16
+  for (int i = 0; i < P; ++i) acc0[i] = bias0, acc1[i] = bias1;
+#pragma GCC unroll 40
+  for (int j = 0; j < kCols; ++j) {
+    const __m256i r0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[0] + j * d));
+    const __m256i r1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[1] + j * d));
+    const __m256i r2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[2] + j * d));
+    const __m512i a = _mm512_inserti64x4(_mm512_castsi256_si512(r0), r2, 1), b = _mm512_castsi256_si512(r1);
+    const __m512i x0 = _mm512_maskz_permutex2var_epi8(0x7777777777777777ull, a, idx0, b);
+    const __m512i x1 = _mm512_maskz_permutex2var_epi8(0x7777777777777777ull, a, idx1, b);
+#pragma GCC unroll 3
+    for (int kw = 0; kw < 3; ++kw) {
+      const int i = (j - kw) / S;  // column j is tap column kw of pixel i
+      if (j - kw >= 0 && (j - kw) % S == 0 && i < P) {
+        acc0[i] = _mm512_dpbusd_epi32(acc0[i], x0, wk0[kw]);
+        acc1[i] = _mm512_dpbusd_epi32(acc1[i], x1, wk1[kw]);
+      }
+    }
+  }
+  store<P>(acc0, acc0, false, c0, 0xFFFF, ep, out, ldo);
+  store<P>(acc1, acc1, false, c0 + 16, 0xFFFF, ep, out, ldo);
 }
 
 // Any 9 taps (a 3x3 kernel's border pixels, whose out-of-image taps point at the padding row;
@@ -241,7 +297,7 @@ __attribute__((target("avx512vbmi"), always_inline)) inline void block3x3_vbmi(
 template <int P, bool ZW>
 __attribute__((target("avx512vbmi"), always_inline)) inline void block9_vbmi(
     int64_t c0, __mmask16 m, const uint8_t* const* taps, int64_t off, int64_t step, const __m512i* wk, __m512i idx,
-    const QEpilogue& ep, uint8_t* out, int64_t C) {
+    const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   __m512i acc[P], xs[P];
   const __m512i bias = _mm512_loadu_si512(ep.bias + c0);
   const __m512i ones = _mm512_set1_epi32(0x00010101);
@@ -258,12 +314,13 @@ __attribute__((target("avx512vbmi"), always_inline)) inline void block9_vbmi(
       if (ZW) xs[i] = _mm512_dpbusd_epi32(xs[i], x, ones);
     }
   }
-  store<P>(acc, xs, ZW, c0, m, ep, out, C);
+  store<P>(acc, xs, ZW, c0, m, ep, out, ldo);
 }
 
 template <bool ZW>
 __attribute__((target("avx512vbmi"))) void run9_vbmi(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t step,
-                                                      const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out) {
+                                                      const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out,
+                                                      int64_t ldo) {
   const __m512i idx = interleave_index();
   for (int64_t c0 = 0; c0 < C; c0 += 16) {
     const int64_t nc = std::min<int64_t>(16, C - c0);
@@ -275,8 +332,8 @@ __attribute__((target("avx512vbmi"))) void run9_vbmi(int64_t C, int64_t npix, co
       wk[kw] = interleave3(idx, narrow(0), narrow(1), narrow(2));
     }
     int64_t i = 0;
-    for (; i + 4 <= npix; i += 4) block9_vbmi<4, ZW>(c0, m, taps, i * step, step, wk, idx, ep, out + i * C, C);
-    for (; i < npix; ++i) block9_vbmi<1, ZW>(c0, m, taps, i * step, step, wk, idx, ep, out + i * C, C);
+    for (; i + 4 <= npix; i += 4) block9_vbmi<4, ZW>(c0, m, taps, i * step, step, wk, idx, ep, out + i * ldo, ldo);
+    for (; i < npix; ++i) block9_vbmi<1, ZW>(c0, m, taps, i * step, step, wk, idx, ep, out + i * ldo, ldo);
   }
 }
 
@@ -284,50 +341,91 @@ __attribute__((target("avx512vbmi"))) void run9_vbmi(int64_t C, int64_t npix, co
 template <int S, bool ZW, bool FULL, class RowsAt>
 __attribute__((target("avx512vbmi"), always_inline)) inline void run_row_vbmi(
     int64_t c0, __mmask16 m, const uint8_t* const* row, const RowsAt& rows_at, int64_t npix, int64_t d,
-    const __m512i* wk, __m512i idx, const QEpilogue& ep, uint8_t* out, int64_t C) {
+    const __m512i* wk, __m512i idx, const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   int64_t i = 0;
   for (; i + 8 <= npix; i += 8) {
     rows_at(i);
-    block3x3_vbmi<8, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * C, C);
+    block3x3_vbmi<8, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * ldo, ldo);
   }
   if (npix - i >= 4) {
     rows_at(i);
-    block3x3_vbmi<4, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * C, C);
+    block3x3_vbmi<4, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * ldo, ldo);
     i += 4;
   }
   if (npix - i >= 2) {
     rows_at(i);
-    block3x3_vbmi<2, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * C, C);
+    block3x3_vbmi<2, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * ldo, ldo);
     i += 2;
   }
   if (npix - i >= 1) {
     rows_at(i);
-    block3x3_vbmi<1, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * C, C);
+    block3x3_vbmi<1, S, ZW, FULL>(c0, m, row, d, wk, idx, ep, out + i * ldo, ldo);
+  }
+}
+
+// The s32 weights of taps (r, kw) of channels c .. c + 15 narrowed to bytes and interleaved like the
+// input (wk[kw] = [w(0, kw), w(1, kw), w(2, kw), 0] per channel).
+__attribute__((target("avx512vbmi"), always_inline)) inline void weights3x3(const int32_t* w, int64_t Cp, int64_t c,
+                                                                             __m512i idx, __m512i* wk) {
+#pragma GCC unroll 3
+  for (int kw = 0; kw < 3; ++kw) {
+    const __m128i r0 = _mm512_cvtepi32_epi8(_mm512_loadu_si512(w + kw * Cp + c));
+    const __m128i r1 = _mm512_cvtepi32_epi8(_mm512_loadu_si512(w + (3 + kw) * Cp + c));
+    const __m128i r2 = _mm512_cvtepi32_epi8(_mm512_loadu_si512(w + (6 + kw) * Cp + c));
+    wk[kw] = interleave3(idx, r0, r1, r2);
   }
 }
 
 template <int S, bool ZW>
 __attribute__((target("avx512vbmi"))) void run3x3_vbmi(int64_t C, int64_t npix, const uint8_t* const* taps,
                                                         int64_t step, int64_t d, const int32_t* w, int64_t Cp,
-                                                        const QEpilogue& ep, uint8_t* out) {
+                                                        const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   const __m512i idx = interleave_index();
-  for (int64_t c0 = 0; c0 < C; c0 += 16) {
+  int64_t c0 = 0;
+  if constexpr (!ZW) {  // pairs of whole channel blocks: passes of 8, 4, 2, 1 pixels
+    const __m512i idx0 = _mm512_load_si512(kInterleavePair.data()), idx1 = _mm512_load_si512(kInterleavePair.data() + 64);
+    for (; c0 + 32 <= C; c0 += 32) {
+      __m512i wk0[3], wk1[3];
+      weights3x3(w, Cp, c0, idx, wk0);
+      weights3x3(w, Cp, c0 + 16, idx, wk1);
+      const uint8_t* row[3];
+      auto rows_at = [&](int64_t px) {
+        for (int r = 0; r < 3; ++r) row[r] = taps[3 * r] + px * step + c0;
+      };
+      int64_t i = 0;
+      for (; i + 8 <= npix; i += 8) {
+        rows_at(i);
+        block3x3_vbmi_pair<8, S>(c0, row, d, wk0, wk1, idx0, idx1, ep, out + i * ldo, ldo);
+      }
+      if (npix - i >= 4) {
+        rows_at(i);
+        block3x3_vbmi_pair<4, S>(c0, row, d, wk0, wk1, idx0, idx1, ep, out + i * ldo, ldo);
+        i += 4;
+      }
+      if (npix - i >= 2) {
+        rows_at(i);
+        block3x3_vbmi_pair<2, S>(c0, row, d, wk0, wk1, idx0, idx1, ep, out + i * ldo, ldo);
+        i += 2;
+      }
+      if (npix - i >= 1) {
+        rows_at(i);
+        block3x3_vbmi_pair<1, S>(c0, row, d, wk0, wk1, idx0, idx1, ep, out + i * ldo, ldo);
+      }
+    }
+  }
+  for (; c0 < C; c0 += 16) {
     const int64_t nc = std::min<int64_t>(16, C - c0);
     const __mmask16 m = static_cast<__mmask16>(nc == 16 ? 0xFFFF : (1u << nc) - 1);
-    __m512i wk[3];  // the s32 weights of taps (r, kw) narrowed to bytes and interleaved like the input
-#pragma GCC unroll 3
-    for (int kw = 0; kw < 3; ++kw) {
-      auto narrow = [&](int r) { return _mm512_cvtepi32_epi8(_mm512_loadu_si512(w + (r * 3 + kw) * Cp + c0)); };
-      wk[kw] = interleave3(idx, narrow(0), narrow(1), narrow(2));
-    }
+    __m512i wk[3];
+    weights3x3(w, Cp, c0, idx, wk);
     const uint8_t* row[3];
     auto rows_at = [&](int64_t px) {
       for (int r = 0; r < 3; ++r) row[r] = taps[3 * r] + px * step + c0;
     };
     if (nc == 16)
-      run_row_vbmi<S, ZW, true>(c0, m, row, rows_at, npix, d, wk, idx, ep, out, C);
+      run_row_vbmi<S, ZW, true>(c0, m, row, rows_at, npix, d, wk, idx, ep, out, ldo);
     else
-      run_row_vbmi<S, ZW, false>(c0, m, row, rows_at, npix, d, wk, idx, ep, out, C);
+      run_row_vbmi<S, ZW, false>(c0, m, row, rows_at, npix, d, wk, idx, ep, out, ldo);
   }
 }
 
@@ -336,28 +434,28 @@ __attribute__((target("avx512vbmi"))) void run3x3_vbmi(int64_t C, int64_t npix, 
 void set_qdwconv_vbmi(bool enabled) { g_vbmi.store(enabled, std::memory_order_relaxed); }
 
 void qu8s8_dwconv_avx512vnni(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t ntaps, int64_t step,
-                             const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out) {
+                             const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   int64_t d = 0;
   const int S = stride_3x3(taps, ntaps, step, &d);
   const bool zw = ep.w_zero != nullptr;
   if (ntaps == 9 && S == 0 && use_vbmi())
-    return zw ? run9_vbmi<true>(C, npix, taps, step, w, Cp, ep, out) : run9_vbmi<false>(C, npix, taps, step, w, Cp, ep, out);
+    return zw ? run9_vbmi<true>(C, npix, taps, step, w, Cp, ep, out, ldo) : run9_vbmi<false>(C, npix, taps, step, w, Cp, ep, out, ldo);
   if (S != 0 && use_vbmi()) {
-    if (S == 1) return zw ? run3x3_vbmi<1, true>(C, npix, taps, step, d, w, Cp, ep, out)
-                          : run3x3_vbmi<1, false>(C, npix, taps, step, d, w, Cp, ep, out);
-    return zw ? run3x3_vbmi<2, true>(C, npix, taps, step, d, w, Cp, ep, out)
-              : run3x3_vbmi<2, false>(C, npix, taps, step, d, w, Cp, ep, out);
+    if (S == 1) return zw ? run3x3_vbmi<1, true>(C, npix, taps, step, d, w, Cp, ep, out, ldo)
+                          : run3x3_vbmi<1, false>(C, npix, taps, step, d, w, Cp, ep, out, ldo);
+    return zw ? run3x3_vbmi<2, true>(C, npix, taps, step, d, w, Cp, ep, out, ldo)
+              : run3x3_vbmi<2, false>(C, npix, taps, step, d, w, Cp, ep, out, ldo);
   }
-  if (S == 1) return zw ? run3x3<1, true>(C, npix, taps, step, d, w, Cp, ep, out)
-                        : run3x3<1, false>(C, npix, taps, step, d, w, Cp, ep, out);
-  if (S == 2) return zw ? run3x3<2, true>(C, npix, taps, step, d, w, Cp, ep, out)
-                        : run3x3<2, false>(C, npix, taps, step, d, w, Cp, ep, out);
+  if (S == 1) return zw ? run3x3<1, true>(C, npix, taps, step, d, w, Cp, ep, out, ldo)
+                        : run3x3<1, false>(C, npix, taps, step, d, w, Cp, ep, out, ldo);
+  if (S == 2) return zw ? run3x3<2, true>(C, npix, taps, step, d, w, Cp, ep, out, ldo)
+                        : run3x3<2, false>(C, npix, taps, step, d, w, Cp, ep, out, ldo);
   for (int64_t c0 = 0; c0 < C; c0 += 16) {
     const int64_t nc = std::min<int64_t>(16, C - c0);
     const __mmask16 m = static_cast<__mmask16>(nc == 16 ? 0xFFFF : (1u << nc) - 1);
     int64_t i = 0;
-    for (; i + kPix <= npix; i += kPix) block<kPix>(c0, m, taps, ntaps, i * step, step, w, Cp, ep, out + i * C, C);
-    for (; i < npix; ++i) block<1>(c0, m, taps, ntaps, i * step, step, w, Cp, ep, out + i * C, C);
+    for (; i + kPix <= npix; i += kPix) block<kPix>(c0, m, taps, ntaps, i * step, step, w, Cp, ep, out + i * ldo, ldo);
+    for (; i < npix; ++i) block<1>(c0, m, taps, ntaps, i * step, step, w, Cp, ep, out + i * ldo, ldo);
   }
 }
 

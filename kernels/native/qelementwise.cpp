@@ -32,8 +32,14 @@ void quantize_f32_generic(int64_t n, const float* x, float scale, int32_t zp, bo
   }
 }
 
+namespace {
+// The AVX-512 element-wise kernels run where the int8 GEMM's VNNI kernel does.
+bool use_avx512() { return active_isa() == Isa::Avx512 && cpu_has_avx512vnni(); }
+}  // namespace
+
 void quantize_f32(int64_t n, const float* x, float scale, int32_t zp, bool s8_out, void* y) {
-  if (has_avx2(active_isa())) quantize_f32_avx2(n, x, scale, zp, s8_out, y);
+  if (use_avx512()) quantize_f32_avx512(n, x, scale, zp, s8_out, y);
+  else if (has_avx2(active_isa())) quantize_f32_avx2(n, x, scale, zp, s8_out, y);
   else quantize_f32_generic(n, x, scale, zp, s8_out, y);
 }
 
@@ -76,6 +82,7 @@ void qadd_same_generic(const QAddParams& p, int64_t n, const T* a, const T* b, T
 }  // namespace
 
 void qadd_same(const QAddParams& p, int64_t n, const uint8_t* a, const uint8_t* b, uint8_t* c) {
+  if (use_avx512()) return qadd_same_avx512(p, n, a, b, c);
   if (has_avx2(active_isa())) return qadd_same_avx2(p, n, a, b, c);
   if (p.s8)
     qadd_same_generic(p, n, reinterpret_cast<const int8_t*>(a), reinterpret_cast<const int8_t*>(b),

@@ -36,8 +36,8 @@ struct QAddParams {
 };
 QAddParams qadd_params(float a_scale, int32_t a_zero, float b_scale, int32_t b_zero, float c_scale, int32_t c_zero,
                        bool s8);
-// n elements, every operand contiguous (AVX2 + FMA when the active ISA has it, else scalar std::fma:
-// the same bits).
+// n elements, every operand contiguous (AVX-512 or AVX2 + FMA when the active ISA has it, else scalar
+// std::fma: the same bits).
 void qadd_same(const QAddParams& p, int64_t n, const uint8_t* a, const uint8_t* b, uint8_t* c);
 // Broadcasting: strides (elements, 0 broadcasts) per dimension of `shape` for a, b and c.
 void qadd_strided(const QAddParams& p, const std::vector<int64_t>& shape, const uint8_t* a,
@@ -60,5 +60,9 @@ void quantize_f32_generic(int64_t n, const float* x, float scale, int32_t zp, bo
 // The AVX2 + FMA kernels (qelementwise_avx2.cpp; call only under has_avx2(active_isa())).
 void quantize_f32_avx2(int64_t n, const float* x, float scale, int32_t zp, bool s8_out, void* y);
 void qadd_same_avx2(const QAddParams& p, int64_t n, const uint8_t* a, const uint8_t* b, uint8_t* c);
+// The AVX-512 kernels (qelementwise_avx512vnni.cpp; call only under Isa::Avx512 with cpu_has_avx512vnni()):
+// the same operations, 16 lanes.
+void quantize_f32_avx512(int64_t n, const float* x, float scale, int32_t zp, bool s8_out, void* y);
+void qadd_same_avx512(const QAddParams& p, int64_t n, const uint8_t* a, const uint8_t* b, uint8_t* c);
 
 }  // namespace locus::kernels

@@ -1,7 +1,8 @@
 // Int8 GEMM driver (qgemm.h): packs W into 16-column, K-by-4 panels with the zero-point terms folded,
 // then tiles Y into (M block x panel block) tasks run with OpenMP; each task loops over chunks of
 // panels that fit in half the L1 and, per chunk, over row groups of the micro-kernel's MR rows.
-// The whole K is reduced in one micro-kernel call (s32 accumulators, no K blocks).
+// The whole K is reduced in one micro-kernel call (s32 accumulators, no K blocks). A ragged last panel
+// is stored under a column mask by kernels that can (QGemmConfig::masked_tail), else through a tile.
 #include "kernels/native/qgemm.h"
 
 #include <omp.h>
@@ -35,22 +36,32 @@ int64_t next_rows(int64_t left, int64_t MR) {
   return std::min(MR, left);
 }
 
+// A read in segments (qgemm_u8s8_rows_seg): kseg > 0 bytes per segment, segments ldseg bytes apart.
+struct ASeg {
+  int64_t kseg = 0, ldseg = 0;
+};
+
 // Row sums of A rows [0, rows) over the whole K (for the - w_zero[n] * rowsum[m] term).
-void row_sums(const uint8_t* a, int64_t lda, int64_t rows, int64_t K, int32_t* out) {
+void row_sums(const uint8_t* a, int64_t lda, int64_t rows, int64_t K, const ASeg& sg, int32_t* out) {
+  const int64_t kseg = sg.kseg > 0 ? sg.kseg : K;
   for (int64_t i = 0; i < rows; ++i) {
-    const uint8_t* r = a + i * lda;
     int32_t s = 0;
-    for (int64_t k = 0; k < K; ++k) s += r[k];
+    for (int64_t j = 0; j * kseg < K; ++j) {
+      const uint8_t* r = a + i * lda + j * sg.ldseg;
+      for (int64_t k = 0; k < kseg; ++k) s += r[k];
+    }
     out[i] = s;
   }
 }
 
-// Rows [m0, m1) x panels [p0, p1) of Y.
+// Rows [m0, m1) x panels [p0, p1) of Y (A in segments when sg.kseg > 0: cfg.seg_kernel).
 void run_block(const QGemmConfig& cfg, const uint8_t* a, int64_t lda, const PackedQB& b, int64_t m0, int64_t m1,
-               int64_t p0, int64_t p1, uint8_t* y, int64_t ldy) {
+               int64_t p0, int64_t p1, uint8_t* y, int64_t ldy, const ASeg& sg = {}) {
   const int64_t K = b.K, N = b.N, panels = ceil_div(N, NR), pstride = b.Kp * NR;
   const bool ragged = N % NR != 0;
-  const int64_t full_end = std::min(p1, ragged ? panels - 1 : panels);
+  // a kernel with masked_tail stores the ragged last panel itself (ep.last_mask), the others through a tile
+  const int64_t full_end = std::min(p1, ragged && !cfg.masked_tail ? panels - 1 : panels);
+  const uint16_t tail_mask = ragged ? uint16_t((1u << (N % NR)) - 1) : uint16_t(0xFFFF);
   const bool zw = !b.w_zero.empty();
   // an even number of panels, at least two: the VNNI kernel runs them in pairs
   const int64_t chunk = std::max<int64_t>(2, kChunkBBytes / std::max<int64_t>(pstride, 1) / 2 * 2);
@@ -69,20 +80,26 @@ void run_block(const QGemmConfig& cfg, const uint8_t* a, int64_t lda, const Pack
   for (int64_t pc = p0; pc < full_end; pc += chunk) {
     const int64_t np = std::min(chunk, full_end - pc);
     set_cols(pc * NR);
+    ep.last_mask = pc + np == panels ? tail_mask : uint16_t(0xFFFF);
     for (int64_t m = m0, mr; m < m1; m += mr) {
       mr = next_rows(m1 - m, cfg.mr);
-      if (zw) row_sums(a + m * lda, lda, mr, K, rs);
+      if (zw) row_sums(a + m * lda, lda, mr, K, sg, rs);
       ep.row_sums = zw ? rs : nullptr;
-      cfg.kernel(mr, np, K, a + m * lda, lda, b.data.data() + pc * pstride, pstride, y + m * ldy + pc * NR, ldy, ep);
+      if (sg.kseg > 0)
+        cfg.seg_kernel(mr, np, K, sg.kseg, sg.ldseg, a + m * lda, lda, b.data.data() + pc * pstride, pstride,
+                       y + m * ldy + pc * NR, ldy, ep);
+      else
+        cfg.kernel(mr, np, K, a + m * lda, lda, b.data.data() + pc * pstride, pstride, y + m * ldy + pc * NR, ldy, ep);
     }
   }
   if (full_end < p1) {  // the ragged last panel: through a 16-wide stack tile
     const int64_t p = panels - 1, n0 = p * NR, nr = N - n0;
     set_cols(n0);
+    ep.last_mask = 0xFFFF;
     alignas(64) uint8_t tile[kMaxMR * NR];
     for (int64_t m = m0, mr; m < m1; m += mr) {
       mr = next_rows(m1 - m, cfg.mr);
-      if (zw) row_sums(a + m * lda, lda, mr, K, rs);
+      if (zw) row_sums(a + m * lda, lda, mr, K, sg, rs);
       ep.row_sums = zw ? rs : nullptr;
       cfg.kernel(mr, 1, K, a + m * lda, lda, b.data.data() + p * pstride, pstride, tile, NR, ep);
       for (int64_t i = 0; i < mr; ++i) std::memcpy(y + (m + i) * ldy + n0, tile + i * NR, nr);
@@ -93,7 +110,8 @@ void run_block(const QGemmConfig& cfg, const uint8_t* a, int64_t lda, const Pack
 }  // namespace
 
 const QGemmConfig& qgemm_config(Isa isa) {
-  static const QGemmConfig kVnni{qu8s8_gemm_12x32_avx512vnni, 12, NR, "qu8s8-gemm-12x32-avx512vnni"};
+  static const QGemmConfig kVnni{qu8s8_gemm_12x32_avx512vnni, 12, NR, "qu8s8-gemm-12x32-avx512vnni", true,
+                                 qu8s8_gemm_12x32_avx512vnni_seg};
   static const QGemmConfig kAvx2{qu8s8_gemm_4x16_avx2, 4, NR, "qu8s8-gemm-4x16-avx2"};
   static const QGemmConfig kGeneric{qu8s8_gemm_4x16_generic, 4, NR, "qu8s8-gemm-4x16-generic"};
   if (isa == Isa::Avx512 && cpu_has_avx512vnni()) return kVnni;
@@ -165,6 +183,18 @@ void qgemm_u8s8_rows(int64_t i0, int64_t i1, const uint8_t* a, int64_t lda, cons
                      int64_t ldy) {
   if (i1 <= i0 || b.N <= 0) return;
   run_block(qgemm_config(active_isa()), a, lda, b, i0, i1, 0, ceil_div(b.N, NR), static_cast<uint8_t*>(y), ldy);
+}
+
+bool qgemm_has_seg(Isa isa) { return qgemm_config(isa).seg_kernel != nullptr; }
+
+void qgemm_u8s8_rows_seg(int64_t i0, int64_t i1, const uint8_t* a, int64_t lda, int64_t kseg, int64_t ldseg,
+                         const PackedQB& b, void* y, int64_t ldy) {
+  const QGemmConfig& cfg = qgemm_config(active_isa());
+  LOCUS_CHECK(cfg.seg_kernel && cfg.masked_tail, "qgemm_u8s8_rows_seg: ", cfg.name, " has no segmented form");
+  LOCUS_CHECK(kseg > 0 && kseg % KU == 0 && b.K % kseg == 0, "qgemm_u8s8_rows_seg: segments of ", kseg,
+              " bytes do not divide K = ", b.K, " in groups of ", KU);
+  if (i1 <= i0) return;
+  run_block(cfg, a, lda, b, i0, i1, 0, ceil_div(b.N, NR), static_cast<uint8_t*>(y), ldy, ASeg{kseg, ldseg});
 }
 
 void qgemm_u8s8(int64_t M, const uint8_t* a, int64_t lda, const PackedQB& b, void* y, int64_t ldy, int threads) {

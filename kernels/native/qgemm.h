@@ -61,4 +61,12 @@ void qgemm_u8s8(int64_t M, const uint8_t* a, int64_t lda, const PackedQB& b, voi
 void qgemm_u8s8_rows(int64_t i0, int64_t i1, const uint8_t* a, int64_t lda, const PackedQB& b, void* y,
                      int64_t ldy);
 
+// The same with A read in segments, an implicit im2col (qconv.h reads a convolution's kernel rows
+// straight from the image): row i's b.K bytes are b.K / kseg segments of kseg bytes (a multiple of 4),
+// segment j at a + i * lda + j * ldseg. Only where the ISA's kernel has the form (qgemm_has_seg; the
+// VNNI one), else a one-line error.
+bool qgemm_has_seg(Isa isa);
+void qgemm_u8s8_rows_seg(int64_t i0, int64_t i1, const uint8_t* a, int64_t lda, int64_t kseg, int64_t ldseg,
+                         const PackedQB& b, void* y, int64_t ldy);
+
 }  // namespace locus::kernels

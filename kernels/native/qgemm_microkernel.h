@@ -22,9 +22,19 @@ using QGemmMicroKernel = void (*)(int64_t mr, int64_t np, int64_t K, const uint8
 
 // AVX-512 VNNI (only call if has_avx512vnni()): one zmm accumulator per row of a panel, 12 rows,
 // two panels per pass (12 x 32); one vpdpbusd per row per panel per group of 4 k (the A bytes
-// broadcast as a dword, once for both panels).
+// broadcast as a dword, once for both panels). Stores the last panel's columns under ep.last_mask.
 void qu8s8_gemm_12x32_avx512vnni(int64_t mr, int64_t np, int64_t K, const uint8_t* a, int64_t lda,
     const int8_t* w, int64_t w_stride, uint8_t* y, int64_t ldy, const QEpilogue& ep);
+
+// The same with A read in segments (an implicit im2col: a convolution's kernel rows read straight from
+// the image): row i's K bytes are K / kseg segments of kseg bytes (kseg a multiple of 4), segment j at
+// a + i * lda + j * ldseg. W is packed for K (= segments x kseg) as usual.
+using QGemmSegMicroKernel = void (*)(int64_t mr, int64_t np, int64_t K, int64_t kseg, int64_t ldseg,
+                                     const uint8_t* a, int64_t lda, const int8_t* w, int64_t w_stride, uint8_t* y,
+                                     int64_t ldy, const QEpilogue& ep);
+void qu8s8_gemm_12x32_avx512vnni_seg(int64_t mr, int64_t np, int64_t K, int64_t kseg, int64_t ldseg, const uint8_t* a,
+                                     int64_t lda, const int8_t* w, int64_t w_stride, uint8_t* y, int64_t ldy,
+                                     const QEpilogue& ep);
 
 // AVX2 (only call if has_avx2(active_isa())): u8 and s8 widened to s16 and multiplied with vpmaddwd,
 // so no intermediate can saturate (qgemm_u8s8_avx2.cpp says why not vpmaddubsw); 4 rows, each
@@ -43,6 +53,8 @@ struct QGemmConfig {
   QGemmMicroKernel kernel;
   int64_t mr, nr;
   const char* name;
+  bool masked_tail = false;  // honours QEpilogue::last_mask (the driver then stores a ragged panel directly)
+  QGemmSegMicroKernel seg_kernel = nullptr;  // the segmented-A form, where there is one (VNNI)
 };
 const QGemmConfig& qgemm_config(Isa isa);
 

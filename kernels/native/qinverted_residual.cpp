@@ -79,15 +79,15 @@ PackedQInvertedResidual pack_qinverted_residual(const QInvertedResidualShape& s,
   const schedule::FusedBlockPlan& pl = p.plan;
   int64_t in_rows = 0;
   for (int64_t b = 0; b < pl.bands; ++b) in_rows = std::max(in_rows, pl.band_in_last(b) - pl.band_in_first(b));
-  p.scratch_exp = s.expand ? r64(in_rows * s.W * ch) : 0;
-  p.scratch_row = s.project && pl.chunks > 1 ? r64(MW * ch) : 0;
+  // the expanded rows carry their padding columns (PL + W + PR pixels, qdepthwise_row's padded_rows)
+  p.scratch_exp = s.expand ? r64(in_rows * (s.PL + s.W + s.PR) * ch) : 0;
   p.scratch_filt = s.project ? r64(pl.rows * MW * s.E) : 0;
   p.scratch_p = s.residual ? r64(pl.rows * MW * s.OC) : 0;
   return p;
 }
 
 int64_t qinverted_residual_scratch_bytes(const PackedQInvertedResidual& p) {
-  return (p.scratch_exp + p.scratch_row + p.scratch_filt + p.scratch_p) *
+  return (p.scratch_exp + p.scratch_filt + p.scratch_p) *
          std::max<int64_t>({int64_t(p.plan.threads), p.plan.split_chunks, 1});
 }
 
@@ -99,7 +99,7 @@ void qinverted_residual_nhwc(const PackedQInvertedResidual& p, const uint8_t* in
   const int64_t total_bands = s.N * pl.bands;
   const int threads = omp_in_parallel() ? 1 : pl.threads;
   const QDwConvMicroKernel uk = qdwconv_microkernel_for(active_isa());
-  const int64_t per_thread = p.scratch_exp + p.scratch_row + p.scratch_filt + p.scratch_p;
+  const int64_t per_thread = p.scratch_exp + p.scratch_filt + p.scratch_p;
   // The depthwise geometry is the same for every chunk but the channel count: one interior.
   const DwInterior interior = dw_interior(p.dw_chunks[0].s);
 
@@ -108,7 +108,6 @@ void qinverted_residual_nhwc(const PackedQInvertedResidual& p, const uint8_t* in
   auto band_chunks = [&](int64_t g, int64_t c0, int64_t c1, bool forward, uint8_t* buf, uint8_t* filt,
                          std::vector<const uint8_t*>& taps) {
     uint8_t* expbuf = buf;
-    uint8_t* rowbuf = buf + p.scratch_exp;
     const int64_t n = g / pl.bands, b = g % pl.bands;
     const int64_t oh0 = b * pl.rows, oh1 = std::min(OH, oh0 + pl.rows);
     const int64_t ih0 = pl.band_in_first(b), ih1 = pl.band_in_last(b);
@@ -117,29 +116,37 @@ void qinverted_residual_nhwc(const PackedQInvertedResidual& p, const uint8_t* in
       const int64_t ci = forward ? c0 + step : c1 - 1 - step;
       const int64_t e0 = ci * ch;
       const PackedQDwConv& dw = p.dw_chunks[size_t(ci)];
-      const int64_t ec = dw.s.C;
-      // 1. expand the band's input rows (halo included) for this chunk: u8, pixel stride ec
+      const int64_t ec = dw.s.C, wp = (s.PL + s.W + s.PR) * ec;
+      // 1. expand the band's input rows (halo included) for this chunk: u8, pixel stride ec, each row
+      //    between PL and PR pixels of the depthwise input zero point (whole rows in one GEMM when
+      //    there is no horizontal padding)
       const uint8_t* band;
       if (s.expand) {
-        qgemm_u8s8_rows(0, (ih1 - ih0) * s.W, img + ih0 * s.W * s.C, s.C, p.expand_chunks[size_t(ci)], expbuf, ec);
-        band = expbuf;
+        const PackedQB& eb = p.expand_chunks[size_t(ci)];
+        if (s.PL == 0 && s.PR == 0) {
+          qgemm_u8s8_rows(0, (ih1 - ih0) * s.W, img + ih0 * s.W * s.C, s.C, eb, expbuf, ec);
+        } else {
+          for (int64_t ih = ih0; ih < ih1; ++ih) {
+            uint8_t* row = expbuf + (ih - ih0) * wp;
+            std::memset(row, dw.x_zero, size_t(s.PL * ec));
+            qgemm_u8s8_rows(0, s.W, img + ih * s.W * s.C, s.C, eb, row + s.PL * ec, ec);
+            std::memset(row + (s.PL + s.W) * ec, dw.x_zero, size_t(s.PR * ec));
+          }
+        }
+        band = expbuf + s.PL * ec;
       } else {
         band = img + ih0 * s.W * s.C;  // one chunk: ec == E == C
       }
       auto row_of = [&](int64_t ih) -> const uint8_t* {
         if (ih < ih0 || ih >= ih1) return nullptr;  // outside the image: padding
-        return band + (ih - ih0) * s.W * ec;
+        return band + (ih - ih0) * (s.expand ? wp : s.W * ec);
       };
-      // 2. depthwise into the chunk's columns of the filtered rows (u8)
+      // 2. depthwise into the chunk's columns of the filtered rows (u8, pixel stride E), or of the
+      //    output rows (no project stage: OC == E)
       const QEpilogue ep = qdwconv_epilogue(dw);
       for (int64_t oh = oh0; oh < oh1; ++oh) {
         uint8_t* dst = s.project ? filt + (oh - oh0) * OW * s.E : out + (n * OH + oh) * OW * s.OC;
-        if (ec == s.E) {
-          qdepthwise_row(dw, interior, uk, ep, row_of, oh, taps.data(), dst);
-        } else {
-          qdepthwise_row(dw, interior, uk, ep, row_of, oh, taps.data(), rowbuf);
-          for (int64_t ow = 0; ow < OW; ++ow) std::memcpy(dst + ow * s.E + e0, rowbuf + ow * ec, size_t(ec));
-        }
+        qdepthwise_row(dw, interior, uk, ep, row_of, oh, taps.data(), dst + e0, s.E, /*padded_rows=*/s.expand);
       }
     }
   };
@@ -167,7 +174,7 @@ void qinverted_residual_nhwc(const PackedQInvertedResidual& p, const uint8_t* in
   if (pl.split_chunks > 1 && threads >= pl.split_chunks) {
     // Chunk split: each thread expands and filters its chunks of the band into the shared filtered
     // rows (disjoint columns), then each projects a slice of the band's pixels.
-    uint8_t* filt = scratch + p.scratch_exp + p.scratch_row;
+    uint8_t* filt = scratch + p.scratch_exp;
     uint8_t* ptile = filt + p.scratch_filt;
 #pragma omp parallel num_threads(int(pl.split_chunks))
     {
@@ -190,7 +197,7 @@ void qinverted_residual_nhwc(const PackedQInvertedResidual& p, const uint8_t* in
   // (alternating direction from band to band: Scan), then projecting it.
   auto walk = [&](int64_t g0, int64_t g1, uint8_t* buf) {
     std::vector<const uint8_t*> taps(static_cast<size_t>(T));
-    uint8_t* filt = buf + p.scratch_exp + p.scratch_row;
+    uint8_t* filt = buf + p.scratch_exp;
     uint8_t* ptile = filt + p.scratch_filt;
     for (int64_t g = g0; g < g1; ++g) {
       band_chunks(g, 0, chunks, (g - g0) % 2 == 0, buf, filt, taps);

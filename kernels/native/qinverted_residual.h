@@ -9,8 +9,10 @@
 // image is cut into bands of output rows, the E expanded channels into chunks (multiples of 16).
 // Per band, for each chunk (Scan: alternate directions from band to band): expand the band's input
 // rows (its halo rows included: halo rows are recomputed by both neighbouring bands, no ring) with
-// the requantizing GEMM into the u8 chunk buffer, filter them depthwise (u8 out) into the band's
-// filtered buffer (rows x OW x E bytes, the chunk's columns); then project the whole band once
+// the requantizing GEMM into the u8 chunk buffer, whose rows carry PL + PR padding columns of the
+// depthwise input zero point (so each output row is one depthwise call, border pixels included),
+// filter them depthwise (u8 out) straight into the chunk's columns of the band's filtered buffer
+// (rows x OW x E bytes, output pixel stride E: no copy per chunk); then project the whole band once
 // (the ordinary requantizing GEMM, K = E, lda = E) into the output rows, or into the band's P tile
 // followed by the QLinearAdd residual on the band's rows. No s32 partial-output tile.
 // Threads split the bands (contiguous stretches, each thread with its own buffers) or, with fewer
@@ -73,9 +75,9 @@ struct PackedQInvertedResidual {
   PackedQB project;                       // B = E x OC
   QAddParams add;
   bool x_first = false;
-  // Per-thread scratch bytes (each part rounded up to 64): the expanded chunk rows, one filtered
-  // row of a chunk (when there are several chunks), the band's filtered rows and the band's P tile.
-  int64_t scratch_exp = 0, scratch_row = 0, scratch_filt = 0, scratch_p = 0;
+  // Per-thread scratch bytes (each part rounded up to 64): the expanded chunk rows (with their
+  // padding columns), the band's filtered rows and the band's P tile.
+  int64_t scratch_exp = 0, scratch_filt = 0, scratch_p = 0;
 };
 
 // S: the buffer in bytes (the caller applies any safety fraction). threads: how many it runs with.

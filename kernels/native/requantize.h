@@ -47,6 +47,9 @@ struct QEpilogue {
   // [lo, hi] is the whole output type and every scale[j] < 1: the SIMD kernels may narrow with
   // saturation instead of clamping in float (requantize_avx512.h says why that is exact)
   bool sat_narrow = false;
+  // GEMM micro-kernels whose QGemmConfig::masked_tail is set: the columns of the call's last panel
+  // that are stored (bit j = column j); the others are left untouched (a ragged N without a copy)
+  uint16_t last_mask = 0xFFFF;
 };
 
 // Whether an epilogue may saturate while narrowing (QEpilogue::sat_narrow): clamp = the whole type,

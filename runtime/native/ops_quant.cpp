@@ -250,8 +250,13 @@ Step build_qlinear_conv(NativeContext& c, const Node& n) {
   }
   if (s.G == 1 && s.KH <= kQConvMaxKH) {  // the RGB stem and any other ungrouped conv: im2col tiles in L1 + the GEMM micro-kernel
     auto p = std::make_shared<PackedQConv>(pack_qconv(s, w.data(), bias, q, threads));
-    c.set_implementation(cat("qconv_nhwc (im2col tiles of ", p->tile, " pixels, K ", s.KH * s.KW * s.C, " -> ", p->Kp,
-                             ", ", qgemm_config(active_isa()).name, ")"));
+    if (p->kseg > 0 && qgemm_has_seg(active_isa()))
+      c.set_implementation(cat("qconv_nhwc (direct: kernel rows read in place, K ", s.KH * s.KW * s.C, " -> ",
+                               s.KH * p->kseg, "; border pixels through im2col rows, ", qgemm_config(active_isa()).name,
+                               ")"));
+    else
+      c.set_implementation(cat("qconv_nhwc (im2col tiles of ", p->tile, " pixels, K ", s.KH * s.KW * s.C, " -> ", p->Kp,
+                               ", ", qgemm_config(active_isa()).name, ")"));
     return [pre, p, in, out] {
       if (pre) pre();
       qconv_nhwc(*p, in, out);
