@@ -22,7 +22,8 @@
 # (installed on first use).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-die() { echo "compare-ort.sh: $*" >&2; exit 1; }
+# shellcheck source=scripts/lib/ort-common.sh
+source "$repo/scripts/lib/ort-common.sh"
 rounds=3 runs=50 out="" networks="mobilenetv2,resnet50"
 while (($#)); do
   case $1 in
@@ -30,12 +31,12 @@ while (($#)); do
     --runs) (($# >= 2)) || die "--runs needs N"; runs=$2; shift 2 ;;
     --networks) (($# >= 2)) || die "--networks needs a LIST"; networks=$2; shift 2 ;;
     --out) (($# >= 2)) || die "--out needs a FILE"; out=$2; shift 2 ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    -h|--help) usage ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds expects a positive integer, got '$rounds'"
-[[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs expects a positive integer, got '$runs'"
+positive_count --rounds "$rounds"
+positive_count --runs "$runs"
 want_mnv2=0 want_r50=0
 IFS=, read -ra nets <<<"$networks"
 ((${#nets[@]})) || die "--networks needs at least one of mobilenetv2, resnet50"
@@ -52,15 +53,9 @@ int8=$models/mobilenetv2-12-int8/mobilenetv2-12-int8.onnx
 if ((want_mnv2)); then [[ -f $fp32 && -f $int8 ]] || die "models not found under $models (set LOCUS_MODEL_DIR)"; fi
 locus=${LOCUS_BIN:-$repo/build/locus}
 [[ -x $locus ]] || die "no locus program at '$locus' (build it, or set LOCUS_BIN)"
-command -v node >/dev/null || die "needs node (ONNX Runtime runs from npm)"
-r50=${XDG_CACHE_HOME:-$HOME/.cache}/locus/resnet50-random.onnx
-if ((want_r50)) && [[ ! -s $r50 ]]; then
-  mkdir -p "$(dirname "$r50")"
-  echo "writing $r50 (scripts/resnet50-onnx.py)..." >&2
-  "$repo/scripts/resnet50-onnx.py" "$r50.tmp" && mv "$r50.tmp" "$r50" || die "scripts/resnet50-onnx.py failed"
-fi
-ort=$("$repo/../shared/tools/ort/setup.sh" | tail -1)
-[[ -f $ort/bench.js ]] || die "ONNX Runtime setup failed (no $ort/bench.js)"
+r50=""
+((want_r50)) && r50=$(resnet50_model)
+ort=$(ort_dir)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -119,18 +114,6 @@ for t in 1 2; do
   ((want_mnv2)) && { peak_of "$fp32" "$t"; peak_of "$int8" "$t"; }
   ((want_r50)) && peak_of "$r50" "$t"
 done
-
-median() {  # "a;b;c;" -> median of the numbers, or the first n/a
-  python3 - "$1" <<'EOF'
-import sys, statistics
-vals = [v for v in sys.argv[1].split(';') if v]
-nums = []
-for v in vals:
-    try: nums.append(float(v))
-    except ValueError: print(v); sys.exit()
-print(f"{statistics.median(nums):.2f}")
-EOF
-}
 
 pct() {  # median-cell model threads batch -> % of the peak, or "-"
   local v=$1 model=$2 t=$3 b=$4

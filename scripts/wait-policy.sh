@@ -17,32 +17,27 @@
 # scripts/compare-ort.sh writes (written here too if missing).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-die() { echo "wait-policy.sh: $*" >&2; exit 1; }
+# shellcheck source=scripts/lib/ort-common.sh
+source "$repo/scripts/lib/ort-common.sh"
 rounds=3 runs=50 out=""
 while (($#)); do
   case $1 in
     --rounds) (($# >= 2)) || die "--rounds needs N"; rounds=$2; shift 2 ;;
     --runs) (($# >= 2)) || die "--runs needs N"; runs=$2; shift 2 ;;
     --out) (($# >= 2)) || die "--out needs a FILE"; out=$2; shift 2 ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    -h|--help) usage ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds expects a positive integer, got '$rounds'"
-[[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs expects a positive integer, got '$runs'"
+positive_count --rounds "$rounds"
+positive_count --runs "$runs"
 models=${LOCUS_MODEL_DIR:-$repo/../shared/models}
 mnv2=$models/mobilenetv2-12-fp32-from-int8/mobilenetv2-12-fp32-from-int8.onnx
 [[ -f $mnv2 ]] || die "model not found: $mnv2 (set LOCUS_MODEL_DIR)"
 locus=${LOCUS_BIN:-$repo/build/locus}
 [[ -x $locus ]] || die "no locus program at '$locus' (build it, or set LOCUS_BIN)"
-command -v node >/dev/null || die "needs node (ONNX Runtime runs from npm)"
-r50=${XDG_CACHE_HOME:-$HOME/.cache}/locus/resnet50-random.onnx
-if [[ ! -s $r50 ]]; then
-  mkdir -p "$(dirname "$r50")"
-  "$repo/scripts/resnet50-onnx.py" "$r50.tmp" && mv "$r50.tmp" "$r50" || die "scripts/resnet50-onnx.py failed"
-fi
-ort=$("$repo/../shared/tools/ort/setup.sh" | tail -1)
-[[ -f $ort/bench.js ]] || die "ONNX Runtime setup failed (no $ort/bench.js)"
+r50=$(resnet50_model)
+ort=$(ort_dir)
 tmp=$(mktemp -d)
 busy=""
 cleanup() { [[ -z $busy ]] || kill "$busy" 2>/dev/null || true; rm -rf "$tmp"; }
@@ -85,17 +80,6 @@ for ((r = 1; r <= rounds; ++r)); do
     done
   done
 done
-
-median() {  # "a;b;c;" -> median of the numbers, or the first non-number
-  python3 - "$1" <<'EOF'
-import sys, statistics
-nums = []
-for v in [v for v in sys.argv[1].split(';') if v]:
-    try: nums.append(float(v))
-    except ValueError: print(v); sys.exit()
-print(f"{statistics.median(nums):.2f}")
-EOF
-}
 
 {
   echo "| 2 threads, batch 1, median ms | locus default | GOMP_SPINCOUNT=10000 | GOMP_SPINCOUNT=1000 | OMP_WAIT_POLICY=passive | ORT (own pool) |"
