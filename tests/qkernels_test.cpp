@@ -264,6 +264,18 @@ TEST_P(QGemmTest, MobileNetShapesThreadsAndStride) {
   }
 }
 
+TEST_P(QGemmTest, StreamedWeights) {
+  // At most 64 rows and W of at least 64 KiB: on VNNI the driver runs the prefetching kernel
+  // (qgemm.cpp). Every row split, a ragged N, K not a multiple of 4, 1 and 2 threads.
+  for (int64_t M : {1, 4, 13, 49, 64})
+    for (int threads : {1, 2}) {
+      GemmCase c{M, 70, 1001, per_channel(70, uint32_t(M), 7, 3, 1001)};
+      c.threads = threads;
+      SCOPED_TRACE(testing::Message() << "M=" << M << " threads=" << threads);
+      check_gemm(c, uint32_t(600 + M));
+    }
+}
+
 TEST_P(QGemmTest, CalledInsideParallelRegion) {
   GemmCase c{50, 20, 33, per_channel(20, 5, 9, 4, 33)};
   c.threads = 2;

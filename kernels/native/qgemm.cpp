@@ -26,6 +26,11 @@ constexpr int64_t kMTilesPerBlock = 16;
 // fp32 driver's threshold, since an int8 op costs about a tenth of an fp32 flop here.
 constexpr double kMinParallelOps = 2e6;
 constexpr int64_t kChunkBBytes = 16 * 1024;
+// W streaming (the stream kernel): at most this many rows share each line of W, and W at least this
+// large (as in gemm.cpp: a weight matrix used once per inference past few rows; MobileNetV2's 7x7
+// layers and its FC layer).
+constexpr int64_t kStreamMaxRows = 64;
+constexpr int64_t kStreamMinBBytes = 64 * 1024;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -65,6 +70,10 @@ void run_block(const QGemmConfig& cfg, const uint8_t* a, int64_t lda, const Pack
   const bool zw = !b.w_zero.empty();
   // an even number of panels, at least two: the VNNI kernel runs them in pairs
   const int64_t chunk = std::max<int64_t>(2, kChunkBBytes / std::max<int64_t>(pstride, 1) / 2 * 2);
+  const QGemmMicroKernel kernel = cfg.stream_kernel && sg.kseg == 0 && m1 - m0 <= kStreamMaxRows &&
+                                          int64_t(b.data.size()) >= kStreamMinBBytes
+                                      ? cfg.stream_kernel
+                                      : cfg.kernel;
   int32_t rs[kMaxMR];
   QEpilogue ep;
   ep.lo = b.lo;
@@ -89,7 +98,7 @@ void run_block(const QGemmConfig& cfg, const uint8_t* a, int64_t lda, const Pack
         cfg.seg_kernel(mr, np, K, sg.kseg, sg.ldseg, a + m * lda, lda, b.data.data() + pc * pstride, pstride,
                        y + m * ldy + pc * NR, ldy, ep);
       else
-        cfg.kernel(mr, np, K, a + m * lda, lda, b.data.data() + pc * pstride, pstride, y + m * ldy + pc * NR, ldy, ep);
+        kernel(mr, np, K, a + m * lda, lda, b.data.data() + pc * pstride, pstride, y + m * ldy + pc * NR, ldy, ep);
     }
   }
   if (full_end < p1) {  // the ragged last panel: through a 16-wide stack tile
@@ -111,7 +120,7 @@ void run_block(const QGemmConfig& cfg, const uint8_t* a, int64_t lda, const Pack
 
 const QGemmConfig& qgemm_config(Isa isa) {
   static const QGemmConfig kVnni{qu8s8_gemm_12x32_avx512vnni, 12, NR, "qu8s8-gemm-12x32-avx512vnni", true,
-                                 qu8s8_gemm_12x32_avx512vnni_seg};
+                                 qu8s8_gemm_12x32_avx512vnni_seg, qu8s8_gemm_12x32_stream_avx512vnni};
   static const QGemmConfig kAvx2{qu8s8_gemm_4x16_avx2, 4, NR, "qu8s8-gemm-4x16-avx2"};
   static const QGemmConfig kGeneric{qu8s8_gemm_4x16_generic, 4, NR, "qu8s8-gemm-4x16-generic"};
   if (isa == Isa::Avx512 && cpu_has_avx512vnni()) return kVnni;

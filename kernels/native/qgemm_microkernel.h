@@ -25,6 +25,10 @@ using QGemmMicroKernel = void (*)(int64_t mr, int64_t np, int64_t K, const uint8
 // broadcast as a dword, once for both panels). Stores the last panel's columns under ep.last_mask.
 void qu8s8_gemm_12x32_avx512vnni(int64_t mr, int64_t np, int64_t K, const uint8_t* a, int64_t lda,
     const int8_t* w, int64_t w_stride, uint8_t* y, int64_t ldy, const QEpilogue& ep);
+// The same, software-prefetching each panel 64 groups of 4 k ahead: for W streamed from beyond L2
+// past few rows of A (the driver's choice, qgemm.cpp), like f32_gemm_12x32_stream_avx512f.
+void qu8s8_gemm_12x32_stream_avx512vnni(int64_t mr, int64_t np, int64_t K, const uint8_t* a, int64_t lda,
+    const int8_t* w, int64_t w_stride, uint8_t* y, int64_t ldy, const QEpilogue& ep);
 
 // The same with A read in segments (an implicit im2col: a convolution's kernel rows read straight from
 // the image): row i's K bytes are K / kseg segments of kseg bytes (kseg a multiple of 4), segment j at
@@ -55,6 +59,7 @@ struct QGemmConfig {
   const char* name;
   bool masked_tail = false;  // honours QEpilogue::last_mask (the driver then stores a ragged panel directly)
   QGemmSegMicroKernel seg_kernel = nullptr;  // the segmented-A form, where there is one (VNNI)
+  QGemmMicroKernel stream_kernel = nullptr;  // `kernel` prefetching W ahead, where there is one (VNNI)
 };
 const QGemmConfig& qgemm_config(Isa isa);
 

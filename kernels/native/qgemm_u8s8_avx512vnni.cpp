@@ -40,9 +40,16 @@ inline int32_t load_partial(const uint8_t* p, int64_t rem) {
 
 // One group of 4 k for R rows x NP panels: W's group at w (panel 0) and w1 (panel 1), row i's 4 bytes
 // of A at ar[i] + off, broadcast once for both panels.
-template <int R, int NP>
+// PF (the _stream kernel): also prefetch each panel kStreamAhead bytes (64 groups) ahead, for W
+// streamed from beyond L2 past few rows (qgemm.cpp says when).
+constexpr int64_t kStreamAhead = 64 * kQGemmKU * kQGemmNR;
+template <int R, int NP, bool PF = false>
 __attribute__((always_inline)) inline void group(__m512i (&acc)[NP][R], const uint8_t* const* ar, int64_t off,
                                                  const int8_t* w, const int8_t* w1) {
+  if (PF) {
+    _mm_prefetch(reinterpret_cast<const char*>(w + kStreamAhead), _MM_HINT_T0);
+    if (NP == 2) _mm_prefetch(reinterpret_cast<const char*>(w1 + kStreamAhead), _MM_HINT_T0);
+  }
   const __m512i b0 = _mm512_loadu_si512(w);
   const __m512i b1 = NP == 2 ? _mm512_loadu_si512(w1) : b0;
 #pragma GCC unroll 16
@@ -57,7 +64,7 @@ __attribute__((always_inline)) inline void group(__m512i (&acc)[NP][R], const ui
 // row one broadcast of A's 4 bytes shared by the NP vpdpbusd.
 // SEG (qu8s8_gemm_12x32_avx512vnni_seg): row i's K bytes are K / kseg segments of kseg (a multiple
 // of 4) bytes, segment j at a + i * lda + j * ldseg.
-template <int R, int NP, bool SEG = false>
+template <int R, int NP, bool SEG = false, bool PF = false>
 __attribute__((always_inline)) inline void tile(int64_t K, const uint8_t* __restrict a, int64_t lda,
                                                 const int8_t* __restrict w, int64_t w_stride, uint8_t* __restrict y,
                                                 int64_t ldy, const QEpilogue& ep, int64_t col, __mmask16 mlast,
@@ -95,6 +102,7 @@ __attribute__((always_inline)) inline void tile(int64_t K, const uint8_t* __rest
 #pragma GCC unroll 4
     for (int i = 0; i < R; ++i) acc2[i] = _mm512_setzero_si512();
     for (; k + 2 * kQGemmKU <= full; k += 2 * kQGemmKU) {
+      if (PF) _mm_prefetch(reinterpret_cast<const char*>(w + kStreamAhead), _MM_HINT_T0);
       const __m512i b0 = _mm512_loadu_si512(w), b1 = _mm512_loadu_si512(w + kQGemmKU * kQGemmNR);
       w += 2 * kQGemmKU * kQGemmNR;
 #pragma GCC unroll 4
@@ -108,7 +116,7 @@ __attribute__((always_inline)) inline void tile(int64_t K, const uint8_t* __rest
   }
 #pragma GCC unroll 2
   for (; k < full; k += kQGemmKU) {
-    group<R, NP>(acc, ar, k, w, w1);
+    group<R, NP, PF>(acc, ar, k, w, w1);
     w += kQGemmKU * kQGemmNR;
     w1 += kQGemmKU * kQGemmNR;
   }
@@ -178,23 +186,24 @@ __attribute__((always_inline)) inline void tile(int64_t K, const uint8_t* __rest
 
 // Pairs of panels (12 x 32 tiles: each A broadcast feeds two vpdpbusd), then a single last one; the
 // call's last panel stores the columns of ep.last_mask.
-template <int R, bool SEG = false>
+template <int R, bool SEG = false, bool PF = false>
 void tiles(int64_t np, int64_t K, const uint8_t* a, int64_t lda, const int8_t* w, int64_t w_stride, uint8_t* y,
            int64_t ldy, const QEpilogue& ep, int64_t kseg = 0, int64_t ldseg = 0) {
   int64_t p = 0;
   for (; p + 2 <= np; p += 2)
-    tile<R, 2, SEG>(K, a, lda, w + p * w_stride, w_stride, y + p * kQGemmNR, ldy, ep, p * kQGemmNR,
-                    p + 2 == np ? __mmask16(ep.last_mask) : __mmask16(0xFFFF), kseg, ldseg);
+    tile<R, 2, SEG, PF>(K, a, lda, w + p * w_stride, w_stride, y + p * kQGemmNR, ldy, ep, p * kQGemmNR,
+                        p + 2 == np ? __mmask16(ep.last_mask) : __mmask16(0xFFFF), kseg, ldseg);
   if (p < np)
-    tile<R, 1, SEG>(K, a, lda, w + p * w_stride, w_stride, y + p * kQGemmNR, ldy, ep, p * kQGemmNR, ep.last_mask,
-                    kseg, ldseg);
+    tile<R, 1, SEG, PF>(K, a, lda, w + p * w_stride, w_stride, y + p * kQGemmNR, ldy, ep, p * kQGemmNR,
+                        ep.last_mask, kseg, ldseg);
 }
 
-template <bool SEG, int... Rs>
+template <bool SEG, bool PF, int... Rs>
 void dispatch(int64_t mr, int64_t np, int64_t K, const uint8_t* a, int64_t lda, const int8_t* w, int64_t w_stride,
               uint8_t* y, int64_t ldy, const QEpilogue& ep, int64_t kseg, int64_t ldseg,
               std::integer_sequence<int, Rs...>) {
-  (void)((mr == Rs + 1 ? (tiles<Rs + 1, SEG>(np, K, a, lda, w, w_stride, y, ldy, ep, kseg, ldseg), true) : false) ||
+  (void)((mr == Rs + 1 ? (tiles<Rs + 1, SEG, PF>(np, K, a, lda, w, w_stride, y, ldy, ep, kseg, ldseg), true)
+                       : false) ||
          ...);
 }
 
@@ -202,13 +211,20 @@ void dispatch(int64_t mr, int64_t np, int64_t K, const uint8_t* a, int64_t lda, 
 
 void qu8s8_gemm_12x32_avx512vnni(int64_t mr, int64_t np, int64_t K, const uint8_t* a, int64_t lda, const int8_t* w,
                                  int64_t w_stride, uint8_t* y, int64_t ldy, const QEpilogue& ep) {
-  dispatch<false>(mr, np, K, a, lda, w, w_stride, y, ldy, ep, 0, 0, std::make_integer_sequence<int, 12>{});
+  dispatch<false, false>(mr, np, K, a, lda, w, w_stride, y, ldy, ep, 0, 0, std::make_integer_sequence<int, 12>{});
+}
+
+void qu8s8_gemm_12x32_stream_avx512vnni(int64_t mr, int64_t np, int64_t K, const uint8_t* a, int64_t lda,
+                                        const int8_t* w, int64_t w_stride, uint8_t* y, int64_t ldy,
+                                        const QEpilogue& ep) {
+  dispatch<false, true>(mr, np, K, a, lda, w, w_stride, y, ldy, ep, 0, 0, std::make_integer_sequence<int, 12>{});
 }
 
 void qu8s8_gemm_12x32_avx512vnni_seg(int64_t mr, int64_t np, int64_t K, int64_t kseg, int64_t ldseg, const uint8_t* a,
                                      int64_t lda, const int8_t* w, int64_t w_stride, uint8_t* y, int64_t ldy,
                                      const QEpilogue& ep) {
-  dispatch<true>(mr, np, K, a, lda, w, w_stride, y, ldy, ep, kseg, ldseg, std::make_integer_sequence<int, 12>{});
+  dispatch<true, false>(mr, np, K, a, lda, w, w_stride, y, ldy, ep, kseg, ldseg,
+                        std::make_integer_sequence<int, 12>{});
 }
 
 }  // namespace locus::kernels
