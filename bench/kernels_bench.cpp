@@ -75,6 +75,7 @@ BENCHMARK(BM_Gemm)
     ->ArgsProduct({{1}, {1000}, {1280}, {0, 1, 2}})
     // ResNet-50's 1x1 and im2col 3x3 shapes (M = pixels, N = output channels, K = input x taps)
     ->ArgsProduct({{112 * 112}, {64}, {147}, {1, 2}})  // the 7x7 stem, im2col
+    ->ArgsProduct({{3136}, {16, 24, 32}, {96, 144}, {2}})  // MobileNetV2 projections with few outputs
     ->ArgsProduct({{56 * 56}, {64, 256}, {64, 256}, {1, 2}})
     ->ArgsProduct({{28 * 28}, {128, 512}, {128, 512, 1152}, {1, 2}})
     ->ArgsProduct({{14 * 14}, {256, 1024}, {256, 1024, 2304}, {1, 2}})

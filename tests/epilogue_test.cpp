@@ -202,6 +202,9 @@ std::vector<ConvCase> conv_cases() {
       {conv_shape(2, 9, 7, 13, 21, 1, 2, 0), ConvPath::General, "strided 1x1"},
       // K over one k block (the residual only on the last), and a planned strided 1x1 (gathered)
       {conv_shape(1, 5, 6, 300, 35, 1, 1, 0), ConvPath::Pointwise, "pointwise gemm K=300"},
+      // N = 24 and 56: an unpaired 16-wide panel with the 8-wide last one (the 16 + 8 tile on AVX-512)
+      {conv_shape(2, 6, 7, 20, 24, 1, 1, 0), ConvPath::Pointwise, "pointwise gemm N=24"},
+      {conv_shape(1, 7, 5, 270, 56, 1, 1, 0), ConvPath::Pointwise, "pointwise gemm N=56 K=270"},
       // 40 rows and 84 KB of B: the streamed GEMM walk (panel pairs over the whole K), ragged N
       {conv_shape(1, 5, 8, 300, 70, 1, 1, 0), ConvPath::Pointwise, "pointwise gemm streamed B"},
       {conv_shape(1, 9, 9, 24, 40, 1, 2, 0), ConvPath::General, "strided 1x1 planned scan", 4096},

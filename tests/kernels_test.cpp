@@ -178,7 +178,7 @@ TEST_P(GemmTest, PanelWidthsAndRowSplits) {
   // M with every remainder modulo 6 and 12 (the row-group splits of both AVX2 kernels); K below,
   // at and above one k block, so multi-panel calls, the chunking of B and A prefetch all run.
   int i = 0;
-  for (int64_t N : {8, 16, 24, 29, 40, 45, 96})
+  for (int64_t N : {8, 16, 24, 29, 40, 45, 56, 96})
     for (int64_t M : {7, 13, 19, 49})
       for (int64_t K : {16, 300}) {
         run_gemm_case({M, N, K, false, 1.f, i % 2 == 0, i % 3 ? clip(0.f, 6.f) : Activation{}, i % 4 == 3}, 300 + i);

@@ -92,9 +92,9 @@ void edge_tile(GemmMicroKernel fn, int64_t pw, int64_t mr, int64_t nr, int64_t k
 
 const GemmConfig& gemm_config(Isa isa) {
   static const GemmConfig kAvx512{f32_gemm_12x32_avx512f, 12, NR, 2, f32_gemm_12x32_stream_avx512f,
-                                  f32_gemm_12x8_avx2, 12};
-  static const GemmConfig kAvx2{f32_gemm_6x16_avx2, 6, NR, 1, nullptr, f32_gemm_12x8_avx2, 12};
-  static const GemmConfig kGeneric{f32_gemm_4x16_generic, 4, NR, 1, nullptr, f32_gemm_4x8_generic, 4};
+                                  f32_gemm_12x24_avx512f, f32_gemm_12x8_avx2, 12};
+  static const GemmConfig kAvx2{f32_gemm_6x16_avx2, 6, NR, 1, nullptr, nullptr, f32_gemm_12x8_avx2, 12};
+  static const GemmConfig kGeneric{f32_gemm_4x16_generic, 4, NR, 1, nullptr, nullptr, f32_gemm_4x8_generic, 4};
   switch (isa) {
     case Isa::Avx512: return kAvx512;
     case Isa::Avx2: return kAvx2;
@@ -156,6 +156,11 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
     const int64_t last_pw = panel_width(N, panels - 1, panels);
     const bool last_special = last_pw != NR || N - (panels - 1) * NR != NR;
     const int64_t full_end = std::min(p1, last_special ? panels - 1 : panels);
+    // A wide panel left without a partner, before a whole 8-wide last panel: both in one 16 + 8 tile.
+    const bool with_narrow = kern.wide_narrow && full_end < p1 && last_pw == kGemmNarrowNR &&
+                             N - (panels - 1) * NR == kGemmNarrowNR && full_end > p0 &&
+                             (full_end - p0) % kern.tile_panels == 1;
+    const int64_t pairs_end = with_narrow ? full_end - 1 : full_end;
     // Chunks of consecutive full panels whose k-block of B fits in half the L1; per chunk, rows
     // outer and one micro-kernel call per row group for all the chunk's panels (the A rows stay in
     // L1 across the panels and each group of C rows is written as whole cache lines).
@@ -163,8 +168,8 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
     // of B at kc = 256, which a 48 KiB L1 holds beside 12 rows of A).
     const int64_t chunk = std::max<int64_t>(kern.tile_panels,
                                             kChunkBBytes / (std::max<int64_t>(kc, 1) * NR * int64_t(sizeof(float))));
-    for (int64_t pc = p0; pc < full_end; pc += chunk) {
-      const int64_t np = std::min(chunk, full_end - pc);
+    for (int64_t pc = p0; pc < pairs_end; pc += chunk) {
+      const int64_t np = std::min(chunk, pairs_end - pc);
       const float* w = b.data.data() + pc * K * NR + k0 * NR;
       ep.bias = bias ? bias + pc * NR : nullptr;
       for (int64_t m = m0, mr; m < m1; m += mr) {
@@ -175,7 +180,17 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
         wide(mr, np, kc, a + m * lda + k0, lda, w, K * NR, c + m * ldc + pc * NR, ldc, load_c, epp);
       }
     }
-    if (full_end < p1) {  // the narrow or ragged last panel
+    if (with_narrow) {
+      const int64_t pw = full_end - 1, n0 = pw * NR;
+      const float* w16 = b.data.data() + pw * K * NR + k0 * NR;
+      const float* w8 = b.data.data() + (panels - 1) * K * NR + k0 * kGemmNarrowNR;
+      ep.bias = bias ? bias + n0 : nullptr;
+      for (int64_t m = m0, mr; m < m1; m += mr) {
+        mr = next_rows(m1 - m, kern.mr);
+        if (residual) ep.residual = residual + m * ldr + n0, ep.ldr = ldr;
+        kern.wide_narrow(mr, kc, a + m * lda + k0, lda, w16, w8, c + m * ldc + n0, ldc, load_c, epp);
+      }
+    } else if (full_end < p1) {  // the narrow or ragged last panel
       const int64_t p = panels - 1, n0 = p * NR, nr = N - n0;
       const GemmMicroKernel fn = last_pw == NR ? wide : kern.narrow;
       const int64_t MR = last_pw == NR ? kern.mr : kern.narrow_mr;

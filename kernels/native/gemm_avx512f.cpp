@@ -159,6 +159,90 @@ __attribute__((always_inline)) inline void tile2(int64_t kc, const float* __rest
   }
 }
 
+// A 16-wide panel and the 8-wide narrow last panel side by side (R x 24: a zmm and a ymm per row):
+// each A broadcast feeds both FMAs. N = 24 (MobileNetV2's projections) otherwise ran a 12 x 16 tile
+// and then a 12 x 8 AVX2 one with their own broadcasts, slower than N = 32 in one 12 x 32 tile.
+template <int R>
+void tile16_8(int64_t kc, const float* __restrict a, int64_t lda, const float* __restrict w16,
+              const float* __restrict w8, float* __restrict c, int64_t ldc, bool load_c, const Epilogue* ep) {
+  static_assert(R >= 1 && R <= 12);
+  __m512 acc0[R];
+  __m256 acc1[R];
+  const bool bias_first = !load_c && ep && ep->bias;
+  if (load_c) {
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      acc0[i] = _mm512_loadu_ps(c + i * ldc);
+      acc1[i] = _mm256_loadu_ps(c + i * ldc + kGemmNR);
+    }
+  } else {
+    const __m512 init0 = bias_first ? _mm512_loadu_ps(ep->bias) : _mm512_setzero_ps();
+    const __m256 init1 = bias_first ? _mm256_loadu_ps(ep->bias + kGemmNR) : _mm256_setzero_ps();
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      acc0[i] = init0;
+      acc1[i] = init1;
+    }
+  }
+  const float* ar[R];
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) ar[i] = a + i * lda;
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(w16 + k * kGemmNR);
+    const __m256 b1 = _mm256_loadu_ps(w8 + k * kGemmNarrowNR);
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      const __m512 av = _mm512_set1_ps(ar[i][k]);
+      acc0[i] = _mm512_fmadd_ps(av, b0, acc0[i]);
+      acc1[i] = _mm256_fmadd_ps(_mm512_castps512_ps256(av), b1, acc1[i]);
+    }
+  }
+  if (ep) {
+    if (ep->bias && !bias_first) {
+      const __m512 bias0 = _mm512_loadu_ps(ep->bias);
+      const __m256 bias1 = _mm256_loadu_ps(ep->bias + kGemmNR);
+#pragma GCC unroll 16
+      for (int i = 0; i < R; ++i) {
+        acc0[i] = _mm512_add_ps(acc0[i], bias0);
+        acc1[i] = _mm256_add_ps(acc1[i], bias1);
+      }
+    }
+    if (ep->residual) {
+#pragma GCC unroll 16
+      for (int i = 0; i < R; ++i) {
+        const float* r = ep->residual + i * ep->ldr;
+        acc0[i] = _mm512_add_ps(acc0[i], _mm512_loadu_ps(r));
+        acc1[i] = _mm256_add_ps(acc1[i], _mm256_loadu_ps(r + kGemmNR));
+      }
+    }
+    if (ep->clamp) {
+      const __m512 lo = _mm512_set1_ps(ep->lo), hi = _mm512_set1_ps(ep->hi);
+      const __m256 lo1 = _mm256_set1_ps(ep->lo), hi1 = _mm256_set1_ps(ep->hi);
+#pragma GCC unroll 16
+      for (int i = 0; i < R; ++i) {
+        acc0[i] = _mm512_min_ps(hi, _mm512_max_ps(lo, acc0[i]));  // NaN stays (gemm_microkernel.h)
+        acc1[i] = _mm256_min_ps(hi1, _mm256_max_ps(lo1, acc1[i]));
+      }
+    }
+    if (ep->post != ActKind::None) {
+      epi_post_tile(acc0, R, *ep);
+      epi_post_tile(acc1, R, *ep);
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) {
+    _mm512_storeu_ps(c + i * ldc, acc0[i]);
+    _mm256_storeu_ps(c + i * ldc + kGemmNR, acc1[i]);
+  }
+}
+
+template <int... Rs>
+void dispatch16_8(int64_t mr, int64_t kc, const float* a, int64_t lda, const float* w16, const float* w8, float* c,
+                  int64_t ldc, bool load_c, const Epilogue* ep, std::integer_sequence<int, Rs...>) {
+  (void)((mr == Rs + 1 ? (tile16_8<Rs + 1>(kc, a, lda, w16, w8, c, ldc, load_c, ep), true) : false) || ...);
+}
+
 template <int R, bool PF>
 void tiles(int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride, float* c,
            int64_t ldc, bool load_c, const Epilogue* ep) {
@@ -180,6 +264,11 @@ void dispatch(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, c
 void f32_gemm_12x32_avx512f(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
                             int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
   dispatch<false>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, std::make_integer_sequence<int, 12>{});
+}
+
+void f32_gemm_12x24_avx512f(int64_t mr, int64_t kc, const float* a, int64_t lda, const float* w16, const float* w8,
+                            float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
+  dispatch16_8(mr, kc, a, lda, w16, w8, c, ldc, load_c, ep, std::make_integer_sequence<int, 12>{});
 }
 
 void f32_gemm_12x32_stream_avx512f(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,

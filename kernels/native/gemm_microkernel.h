@@ -32,6 +32,11 @@ using GemmMicroKernel = void (*)(int64_t mr, int64_t np, int64_t kc, const float
                                  const float* w, int64_t w_stride, float* c, int64_t ldc,
                                  bool load_c, const Epilogue* ep);
 
+// A 16-wide panel (w16, 16 floats per k) and an 8-wide last panel (w8, 8 per k) side by side: C
+// columns [0, 16) and [16, 24), the epilogue's bias and residual offset the same way.
+using GemmMicroKernel16x8 = void (*)(int64_t mr, int64_t kc, const float* a, int64_t lda, const float* w16,
+                                     const float* w8, float* c, int64_t ldc, bool load_c, const Epilogue* ep);
+
 // AVX2 + FMA (only call if active_isa() == Isa::Avx2); both have 12 ymm accumulators and an
 // instantiation per row count, so mr < MR costs in proportion to mr.
 //   6x16: 16-wide panels.   12x8: 8-wide panels.
@@ -49,6 +54,9 @@ void f32_gemm_12x32_avx512f(int64_t mr, int64_t np, int64_t kc, const float* a, 
 // the caches past few rows of A (the driver's choice: gemm.cpp), where the hardware prefetchers
 // left the kernel waiting on every line (one Zen 4 core, M=49 K=4608 N=2048: 160-175 -> 200-210
 // GFLOP/s).
+// 12 rows x (16 + 8) columns: a zmm and a ymm accumulator per row, one broadcast for both (N = 24).
+void f32_gemm_12x24_avx512f(int64_t mr, int64_t kc, const float* a, int64_t lda, const float* w16, const float* w8,
+                            float* c, int64_t ldc, bool load_c, const Epilogue* ep);
 void f32_gemm_12x32_stream_avx512f(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
     const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep);
 
@@ -67,6 +75,7 @@ struct GemmConfig {
   int64_t mr, nr;
   int64_t tile_panels;  // panels one register tile spans (the driver passes at least this many)
   GemmMicroKernel stream;  // `wide` prefetching B ahead, for B streamed from memory (nullptr: wide)
+  GemmMicroKernel16x8 wide_narrow;  // an unpaired wide panel with the narrow last one (nullptr: apart)
   GemmMicroKernel narrow;
   int64_t narrow_mr;
 };
