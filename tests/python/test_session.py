@@ -187,3 +187,17 @@ def test_help_documents_the_api():
     for word in ("backend", "threads", "l2", "fuse", "decompose", "run", "explain", "GIL"):
         assert word in doc
     assert "numpy" in locus.Session.run.__doc__
+
+
+def test_import_sets_the_short_spin_unless_a_policy_is_set():
+    # locus/__init__.py sets GOMP_SPINCOUNT (the `locus` program's default, docs/threads.md) before
+    # the extension loads libgomp, and leaves a policy the user chose alone.
+    import subprocess
+    import sys
+    code = "import os, locus; print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "LOCUS_OMP_SPIN")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["1000", "None"], out
+    env["OMP_WAIT_POLICY"] = "passive"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["None", "passive"], out
