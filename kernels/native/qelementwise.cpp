@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "kernels/native/cpu_features.h"
+#include "kernels/native/elementwise.h"
 #include "kernels/native/strided_loop.h"
 
 namespace locus::kernels {
@@ -47,29 +48,21 @@ void quantize_f32(int64_t n, const float* x, float scale, int32_t zp, bool s8_ou
 void quantize_f32_nchw_to_nhwc(int64_t N, int64_t C, int64_t HW, const float* x, float scale, int32_t zp,
                                bool s8_out, void* y) {
   if (N <= 0 || C <= 0 || HW <= 0) return;
-  // a tile: C rows of `tile` quantized pixels (quantize_f32 on each plane's contiguous run), then
-  // interleaved into the tile's NHWC pixels
-  const int64_t tile = std::max<int64_t>(16, std::min<int64_t>(256, (16384 / C) / 16 * 16));
+  // a tile of pixels: its C plane runs interleaved into an L1 buffer of NHWC floats (copy_strided_f32's
+  // transpose: the SSE2 triple interleave for RGB), then quantized in one contiguous quantize_f32
+  // call straight into the output
+  const int64_t tile = std::max<int64_t>(16, 4096 / C);
   const int64_t tiles = (HW + tile - 1) / tile;
+  const std::vector<int64_t> src_strides = {HW, 1}, tile_strides = {1, C};
   uint8_t* out = static_cast<uint8_t*>(y);
   detail::parallel_ranges(N * tiles, N * C * HW, [&](int64_t t0, int64_t t1) {
-    std::vector<uint8_t> buf(size_t(C * tile));
-    uint8_t* q = buf.data();
+    std::vector<float> buf(size_t(C * tile));
+    std::vector<int64_t> shape = {C, tile};
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t n = t / tiles, p0 = t % tiles * tile, np = std::min(tile, HW - p0);
-      const float* src = x + n * C * HW + p0;
-      for (int64_t c = 0; c < C; ++c) quantize_f32(np, src + c * HW, scale, zp, s8_out, q + c * tile);
-      uint8_t* dst = out + (n * HW + p0) * C;
-      if (C == 3) {  // RGB: every vision model's input
-        for (int64_t p = 0; p < np; ++p) {
-          dst[3 * p] = q[p];
-          dst[3 * p + 1] = q[tile + p];
-          dst[3 * p + 2] = q[2 * tile + p];
-        }
-      } else {
-        for (int64_t p = 0; p < np; ++p)
-          for (int64_t c = 0; c < C; ++c) dst[p * C + c] = q[c * tile + p];
-      }
+      shape[1] = np;
+      copy_strided_f32(shape, x + n * C * HW + p0, src_strides, buf.data(), tile_strides);
+      quantize_f32(np * C, buf.data(), scale, zp, s8_out, out + (n * HW + p0) * C);
     }
   });
 }
