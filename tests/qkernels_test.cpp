@@ -655,7 +655,8 @@ void check_dw_microkernel(int64_t C, int64_t npix, const std::vector<const uint8
   const int64_t T = int64_t(taps.size()), Cp = (C + 15) / 16 * 16;
   const auto bias = random_s32(C, seed, -3000, 3000);
   // the epilogue's fields as pack_qdwconv sets them: the folded bias
-  std::vector<int32_t> wp(T * Cp, 0), fb(Cp, 0), wz(Cp, 0);
+  std::vector<int8_t> wp(T * Cp, 0);
+  std::vector<int32_t> fb(Cp, 0), wz(Cp, 0);
   std::vector<float> sc(Cp, 0.f);
   for (int64_t c = 0; c < C; ++c) {
     int64_t sum = 0;
