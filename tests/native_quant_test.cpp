@@ -371,6 +371,42 @@ TEST_P(NativeQuant, QuantizeLinearAtTies) {
   EXPECT_GT(differ, 0) << "the case does not tell division from multiplication";
 }
 
+// A float input whose only consumer is a per-tensor QuantizeLinear is quantized at the boundary,
+// straight from the caller's NCHW floats into the node's NHWC bytes (runtime/native/native_backend.cpp,
+// InputQuantize): the same bytes as the reference. The QuantizeLinear comes after other nodes whose
+// dead intermediates could share its output's arena memory if the output's lifetime did not start at
+// the boundary; an input with a second consumer is converted and quantized as before.
+TEST_P(NativeQuant, QuantizeLinearOfAnInputRunsAtTheBoundary) {
+  std::vector<float> v = test::random_floats(2 * 3 * 5 * 7, 130, -9.f, 9.f);
+  const float special[] = {0.25f, 0.75f, -0.25f, 1e9f, -1e9f, NAN, INFINITY, -INFINITY, 6.25f, -6.25f};
+  for (size_t i = 0; i < std::size(special); ++i) v[i * 19] = special[i];
+  const Tensor xin = f32s({2, 3, 5, 7}, v), ain = test::random_tensor({1, 8, 6, 6}, 131);
+  for (DType t : {DType::U8, DType::I8})
+    for (bool shared_input : {false, true}) {
+      GraphBuilder b;
+      const std::string a = b.input("a", {1, 8, 6, 6});
+      const std::string x = b.input("x", {2, 3, 5, 7});
+      const std::string c = b.node("Concat", {a, a}, {{"axis", int64_t(1)}});
+      const std::string gp = b.node("Relu", {c});
+      b.constant("s", scalar_f32(0.05f));
+      b.constant("z", zero_point(t, {}, {t == DType::U8 ? 121 : -7}));
+      const std::string q = b.node("QuantizeLinear", {x, "s", "z"}, {}, "q");
+      const std::string d = b.node("DequantizeLinear", {q, "s", "z"});
+      std::vector<std::string> outs = {gp, d, q};
+      if (shared_input) outs.push_back(b.node("Relu", {x}));
+      Graph g = b.finish(outs);
+      SCOPED_TRACE(cat(dtype_name(t), shared_input ? ", the input also read by a Relu" : ""));
+      expect_same(g, {{"a", ain}, {"x", xin}});
+      SessionOptions o;
+      o.backend_name = "native";
+      Session s = Session::from_graph(g, o);
+      std::string impl;
+      for (const NodeImplementation& i : s.executable().implementations())
+        if (i.op == "QuantizeLinear") impl = i.implementation;
+      EXPECT_EQ(impl.find("at the boundary") != std::string::npos, !shared_input) << impl;
+    }
+}
+
 TEST_P(NativeQuant, DataMovementOfBytes) {
   // uint8 values through Flatten, Reshape, Unsqueeze, Squeeze and Identity, from and to NHWC (the
   // boundary converts 1-byte values NCHW <-> NHWC), and Concat along the channels (NHWC's innermost

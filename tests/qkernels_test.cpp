@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "kernels/native/cpu_features.h"
+#include "kernels/native/elementwise.h"
 #include "kernels/native/int8_peak.h"
 #include "kernels/native/qconv.h"
 #include "kernels/native/qdwconv.h"
@@ -665,7 +667,8 @@ void check_dw_microkernel(int64_t C, int64_t npix, const std::vector<const uint8
   const int64_t T = int64_t(taps.size()), Cp = (C + 15) / 16 * 16;
   const auto bias = random_s32(C, seed, -3000, 3000);
   // the epilogue's fields as pack_qdwconv sets them: the folded bias
-  std::vector<int32_t> wp(T * Cp, 0), fb(Cp, 0), wz(Cp, 0);
+  std::vector<int8_t> wp(T * Cp, 0);
+  std::vector<int32_t> fb(Cp, 0), wz(Cp, 0);
   std::vector<float> sc(Cp, 0.f);
   for (int64_t c = 0; c < C; ++c) {
     int64_t sum = 0;
@@ -976,6 +979,56 @@ TEST_P(QElementwiseTest, VectorKernelsEqualTheScalarFormulas) {
       EXPECT_EQ(c[n], 0xA5) << "qadd wrote past n=" << n;
     }
   }
+}
+
+TEST_P(QElementwiseTest, QuantizeNchwToNhwcEqualsCopyThenQuantize) {
+  // the boundary quantization of a model input (quantize_f32_nchw_to_nhwc) against the two steps it
+  // replaces: the NCHW -> NHWC float copy, then the flat quantize_f32; odd sizes, one and many
+  // channels, pixel tiles with tails (C = 40: 256 pixels, C = 2000: 16), sizes past the threaded
+  // threshold at 1 and 2 threads; ties, NaN, infinities, saturation at both ends; and the values
+  // from the ONNX formula (round half to even of x / scale, saturated, + zero point)
+  struct Case { int64_t N, C, H, W; };
+  const Case cases[] = {{1, 3, 7, 9}, {2, 5, 3, 11}, {3, 17, 1, 1}, {1, 1, 13, 13}, {1, 40, 17, 19},
+                        {1, 2000, 1, 37}, {2, 3, 113, 115}};
+  const int saved_threads = omp_get_max_threads();
+  for (const Case& k : cases) {
+    const int64_t n = k.N * k.C * k.H * k.W, HW = k.H * k.W;
+    std::vector<float> x = test::random_floats(size_t(n), uint32_t(n), -40.f, 40.f);
+    const float special[] = {0.25f, -0.25f, 0.75f, 1e9f, -1e9f, NAN, INFINITY, -INFINITY, 300.f, -300.f};
+    for (size_t i = 0; i < std::size(special) && i * 7 < size_t(n); ++i) x[i * 7] = special[i];
+    for (size_t i = 0; i < size_t(n); i += 29) x[i] = 0.5f * float(int64_t(i % 41) - 20);  // ties of x / 0.5
+    // NCHW -> NHWC strides of the float copy
+    const std::vector<int64_t> shape = {k.N, k.C, k.H, k.W}, nchw = {k.C * HW, HW, k.W, 1},
+                               nhwc = {HW * k.C, 1, k.W * k.C, k.C};
+    std::vector<float> t(static_cast<size_t>(n));
+    copy_strided_f32(shape, x.data(), nchw, t.data(), nhwc);
+    for (bool s8 : {false, true})
+      for (int32_t zp : {0, s8 ? -5 : 131, s8 ? 127 : 255})
+        for (int threads : {1, 2}) {
+          omp_set_num_threads(threads);
+          std::vector<uint8_t> want(size_t(n) + 1, 0xA5), got(size_t(n) + 1, 0xA5);
+          quantize_f32(n, t.data(), 0.5f, zp, s8, want.data());
+          quantize_f32_nchw_to_nhwc(k.N, k.C, HW, x.data(), 0.5f, zp, s8, got.data());
+          const std::string what = cat(k.N, "x", k.C, "x", k.H, "x", k.W, " s8=", s8, " zp=", zp, " threads=", threads);
+          ASSERT_EQ(got, want) << what;  // byte n (0xA5) checks nothing was written past the end
+          // the ONNX formula at a few NHWC positions, NaN as ORT's maxps gives it (the low bound)
+          const int32_t qmin = s8 ? -128 : 0, qmax = s8 ? 127 : 255;
+          for (int64_t i = 0; i < n; i += 13) {
+            const int64_t c = i % k.C, p = i / k.C % HW, b = i / (k.C * HW);
+            const float v = x[size_t((b * k.C + c) * HW + p)];
+            const int32_t q = std::isnan(v) ? qmin : int32_t(std::clamp<double>(std::nearbyint(double(v / 0.5f)) + zp, qmin, qmax));
+            ASSERT_EQ(out_value(&got[size_t(i)], s8), q) << what << " at " << i << " (x " << v << ")";
+          }
+        }
+  }
+  omp_set_num_threads(saved_threads);
+  // saturation at both ends
+  const float ends[] = {1e9f, -1e9f, 128.f, -129.f, 256.f, -1.f};
+  std::vector<uint8_t> u(6), s(6);
+  quantize_f32_nchw_to_nhwc(1, 1, 6, ends, 1.f, 0, false, u.data());
+  quantize_f32_nchw_to_nhwc(1, 1, 6, ends, 1.f, 0, true, s.data());
+  EXPECT_EQ(u, (std::vector<uint8_t>{255, 0, 128, 0, 255, 0}));
+  EXPECT_EQ(s, (std::vector<uint8_t>{127, 128, 127, 128, 127, 255}));  // s8 127, -128, 127, -128, 127, -1
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, QElementwiseTest, ::testing::ValuesIn(supported_isas()), isa_param_name);

@@ -13,7 +13,7 @@
 namespace locus::kernels {
 
 void qu8s8_dwconv_generic(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t ntaps, int64_t step,
-                          const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out, int64_t ldo) {
+                          const int8_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   constexpr int kB = 16;
   for (int64_t i = 0; i < npix; ++i, out += ldo) {
     const int64_t off = i * step;
@@ -23,7 +23,7 @@ void qu8s8_dwconv_generic(int64_t C, int64_t npix, const uint8_t* const* taps, i
       for (int j = 0; j < kB; ++j) acc[j] = xs[j] = 0;
       for (int64_t t = 0; t < ntaps; ++t) {
         const uint8_t* x = taps[t] + off + c0;
-        const int32_t* wt = w + t * Cp + c0;
+        const int8_t* wt = w + t * Cp + c0;
         for (int j = 0; j < nb; ++j) {
           acc[j] += int32_t(x[j]) * wt[j];
           xs[j] += x[j];

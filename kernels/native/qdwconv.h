@@ -22,7 +22,7 @@ inline constexpr int64_t kQDwChannelBlock = 16;  // weights / bias / scale padde
 struct PackedQDwConv {
   Conv2dShape s;                  // s.G == s.C == s.OC
   int64_t Cp = 0;                 // C rounded up to kQDwChannelBlock
-  std::vector<int32_t> w;         // [KH*KW][Cp], sign-extended s8
+  std::vector<int8_t> w;          // [KH*KW][Cp], s8 (the kernels sign-extend it as they load it)
   std::vector<int32_t> bias;      // folded, [Cp]
   std::vector<float> scale;       // [Cp]
   std::vector<int32_t> w_zero;    // [Cp]; empty when all are 0
@@ -45,20 +45,20 @@ PackedQDwConv pack_qdwconv(const Conv2dShape& s, const int8_t* w, const int32_t*
 void qdwconv_nhwc(const PackedQDwConv& p, const uint8_t* in, void* out);
 
 // The micro-kernel: npix output pixels, all C channels. Pixel i's tap t reads C bytes at
-// taps[t] + i * step; w is [ntaps][Cp]; ep's per-channel pointers start at channel 0; ep.row_sums is
+// taps[t] + i * step; w is [ntaps][Cp] s8; ep's per-channel pointers start at channel 0; ep.row_sums is
 // unused (the w_zero term is computed from the taps when ep.w_zero is non-null). out: pixel i's C
 // bytes at out + i * ldo (ldo >= C: a fused kernel writes a chunk's channels into a wider row).
 using QDwConvMicroKernel = void (*)(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t ntaps,
-                                    int64_t step, const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out,
+                                    int64_t step, const int8_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out,
                                     int64_t ldo);
 void qu8s8_dwconv_generic(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t ntaps, int64_t step,
-                          const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out, int64_t ldo);
+                          const int8_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out, int64_t ldo);
 // AVX2: 8 channels per ymm (vpmovzxbd + vpmaddwd), scalar channel tail.
 void qu8s8_dwconv_avx2(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t ntaps, int64_t step,
-                       const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out, int64_t ldo);
+                       const int8_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out, int64_t ldo);
 // AVX-512 (only if has_avx512vnni()): 16 channels per zmm (vpmovzxbd + vpdpwssd), masked tail.
 void qu8s8_dwconv_avx512vnni(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t ntaps, int64_t step,
-                             const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out, int64_t ldo);
+                             const int8_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out, int64_t ldo);
 
 // Tests: whether the AVX-512 kernel may use its VBMI form (three taps per vpdpbusd) on a CPU that has
 // it (default true); false runs the vpdpwssd form that CPUs without VBMI use.

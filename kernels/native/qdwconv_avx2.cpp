@@ -1,7 +1,8 @@
 // qu8s8_dwconv_avx2: the AVX2 int8 depthwise micro-kernel (qdwconv.h; compiled with -mavx2 -mfma;
 // selected under Isa::Avx2, and under Avx512 on CPUs without VNNI). 8 channels per ymm: the input
-// bytes are zero-extended to s32 lanes (vpmovzxbd) and the weights are stored sign-extended to s32,
-// so vpmaddwd (low halves x * w, high halves 0 * sign = 0) gives x * w exactly per lane.
+// bytes are zero-extended to s32 lanes (vpmovzxbd) and the s8 weights are sign-extended to s32
+// lanes as they are loaded (vpmovsxbd), so vpmaddwd (low halves x * w, high halves 0 * sign = 0)
+// gives x * w exactly per lane.
 // "qu8s8-dwconv-8c4p-avx2": 3x3 kernels of stride 1 and 2 whose taps form three kernel rows of
 // columns d bytes apart (the layout qdepthwise_row passes for interior runs) go through a
 // register-blocked pass of 4 pixels x 8 channels: the 9 tap weights and 4 accumulators stay in
@@ -18,16 +19,21 @@
 namespace locus::kernels {
 namespace {
 
+// 8 s8 weights sign-extended to s32 lanes.
+inline __m256i load_w8(const int8_t* p) {
+  return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+
 template <int P>
 __attribute__((always_inline)) inline void block8(int64_t c0, const uint8_t* const* taps, int64_t ntaps, int64_t off,
-                                                  int64_t step, const int32_t* w, int64_t Cp, const QEpilogue& ep,
+                                                  int64_t step, const int8_t* w, int64_t Cp, const QEpilogue& ep,
                                                   uint8_t* out, int64_t ldo) {
   __m256i acc[P], xs[P];
 #pragma GCC unroll 4
   for (int i = 0; i < P; ++i) acc[i] = xs[i] = _mm256_setzero_si256();
   const bool zw = ep.w_zero != nullptr;
   for (int64_t t = 0; t < ntaps; ++t) {
-    const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + t * Cp + c0));
+    const __m256i wv = load_w8(w + t * Cp + c0);
     const uint8_t* base = taps[t] + off + c0;
 #pragma GCC unroll 4
     for (int i = 0; i < P; ++i) {
@@ -113,11 +119,11 @@ int stride_3x3(const uint8_t* const* taps, int64_t ntaps, int64_t step, int64_t*
 
 template <int S>
 void run3x3(int64_t c8, int64_t C, int64_t npix, const uint8_t* const* taps, int64_t step, int64_t d,
-            const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out, int64_t ldo) {
+            const int8_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   for (int64_t c0 = 0; c0 < c8; c0 += 8) {
     __m256i wv[9];
 #pragma GCC unroll 9
-    for (int t = 0; t < 9; ++t) wv[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + t * Cp + c0));
+    for (int t = 0; t < 9; ++t) wv[t] = load_w8(w + t * Cp + c0);
     const uint8_t* row[3];
     auto rows_at = [&](int64_t px) {
       for (int r = 0; r < 3; ++r) row[r] = taps[3 * r] + px * step + c0;
@@ -142,7 +148,7 @@ void run3x3(int64_t c8, int64_t C, int64_t npix, const uint8_t* const* taps, int
 }  // namespace
 
 void qu8s8_dwconv_avx2(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t ntaps, int64_t step,
-                       const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out, int64_t ldo) {
+                       const int8_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   const int64_t c8 = C / 8 * 8;
   int64_t d = 0;
   const int S = ep.w_zero ? 0 : stride_3x3(taps, ntaps, step, &d);

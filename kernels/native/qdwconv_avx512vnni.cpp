@@ -1,8 +1,8 @@
 // qu8s8_dwconv_avx512vnni: the AVX-512 int8 depthwise micro-kernel (qdwconv.h; compiled with
 // -mavx512vnni -mavx512bw; selected when has_avx512vnni()), "qu8s8-dwconv-16c8p-avx512vnni".
-// 16 channels per zmm: the input bytes are zero-extended to s32 lanes (vpmovzxbd) and the weights are
-// stored sign-extended to s32, so one vpdpwssd (s16 pairs: low halves x * w, high halves 0 * sign = 0)
-// adds x * w exactly per lane.
+// 16 channels per zmm: the input bytes are zero-extended to s32 lanes (vpmovzxbd) and the s8 weights
+// are sign-extended to s32 as they are loaded (vpmovsxbd), so one vpdpwssd (s16 pairs: low halves
+// x * w, high halves 0 * sign = 0) adds x * w exactly per lane.
 //
 // Register blocking (the 3x3 kernels of stride 1 and 2, all of MobileNetV2's): when the 9 taps form
 // three kernel rows whose taps lie d bytes apart and the pixel step is d (stride 1) or 2d (stride 2),
@@ -38,6 +38,9 @@ namespace {
 constexpr int kPix = 4;
 
 inline __m512i load_x(__mmask16 m, const uint8_t* p) { return _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p)); }
+// 16 s8 weights (the packed rows are padded to Cp, a multiple of 16): as bytes, and sign-extended to s32.
+inline __m128i load_w16(const int8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+inline __m512i widen_w16(const int8_t* p) { return _mm512_cvtepi8_epi32(load_w16(p)); }
 
 // Requantizes P accumulators (bias already added) and stores 16 (masked) bytes per pixel.
 template <int P>
@@ -70,7 +73,7 @@ __attribute__((always_inline)) inline void store(const __m512i* acc, const __m51
 // The per-tap path: P pixels, any taps.
 template <int P>
 __attribute__((always_inline)) inline void block(int64_t c0, __mmask16 m, const uint8_t* const* taps, int64_t ntaps,
-                                                 int64_t off, int64_t step, const int32_t* w, int64_t Cp,
+                                                 int64_t off, int64_t step, const int8_t* w, int64_t Cp,
                                                  const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   __m512i acc[P], xs[P];
   const __m512i bias = _mm512_loadu_si512(ep.bias + c0);
@@ -78,7 +81,7 @@ __attribute__((always_inline)) inline void block(int64_t c0, __mmask16 m, const 
   for (int i = 0; i < P; ++i) acc[i] = bias, xs[i] = _mm512_setzero_si512();
   const bool zw = ep.w_zero != nullptr;
   for (int64_t t = 0; t < ntaps; ++t) {
-    const __m512i wv = _mm512_loadu_si512(w + t * Cp + c0);
+    const __m512i wv = widen_w16(w + t * Cp + c0);
     const uint8_t* base = taps[t] + off + c0;
 #pragma GCC unroll 4
     for (int i = 0; i < P; ++i) {
@@ -136,7 +139,7 @@ int stride_3x3(const uint8_t* const* taps, int64_t ntaps, int64_t step, int64_t*
 }
 
 template <int S, bool ZW>
-void run3x3(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t step, int64_t d, const int32_t* w,
+void run3x3(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t step, int64_t d, const int8_t* w,
             int64_t Cp, const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   constexpr int P = ZW ? 4 : 8;
   for (int64_t c0 = 0; c0 < C; c0 += 16) {
@@ -144,7 +147,7 @@ void run3x3(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t step, i
     const __mmask16 m = static_cast<__mmask16>(nc == 16 ? 0xFFFF : (1u << nc) - 1);
     __m512i wv[9];
 #pragma GCC unroll 9
-    for (int t = 0; t < 9; ++t) wv[t] = _mm512_loadu_si512(w + t * Cp + c0);
+    for (int t = 0; t < 9; ++t) wv[t] = widen_w16(w + t * Cp + c0);
     const uint8_t* row[3];
     int64_t i = 0;
     auto rows_at = [&](int64_t px) {
@@ -319,7 +322,7 @@ __attribute__((target("avx512vbmi"), always_inline)) inline void block9_vbmi(
 
 template <bool ZW>
 __attribute__((target("avx512vbmi"))) void run9_vbmi(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t step,
-                                                      const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out,
+                                                      const int8_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out,
                                                       int64_t ldo) {
   const __m512i idx = interleave_index();
   for (int64_t c0 = 0; c0 < C; c0 += 16) {
@@ -328,7 +331,7 @@ __attribute__((target("avx512vbmi"))) void run9_vbmi(int64_t C, int64_t npix, co
     __m512i wk[3];
 #pragma GCC unroll 3
     for (int kw = 0; kw < 3; ++kw) {
-      auto narrow = [&](int r) { return _mm512_cvtepi32_epi8(_mm512_loadu_si512(w + (r * 3 + kw) * Cp + c0)); };
+      auto narrow = [&](int r) { return load_w16(w + (r * 3 + kw) * Cp + c0); };
       wk[kw] = interleave3(idx, narrow(0), narrow(1), narrow(2));
     }
     int64_t i = 0;
@@ -363,22 +366,22 @@ __attribute__((target("avx512vbmi"), always_inline)) inline void run_row_vbmi(
   }
 }
 
-// The s32 weights of taps (r, kw) of channels c .. c + 15 narrowed to bytes and interleaved like the
+// The s8 weights of taps (r, kw) of channels c .. c + 15 interleaved like the
 // input (wk[kw] = [w(0, kw), w(1, kw), w(2, kw), 0] per channel).
-__attribute__((target("avx512vbmi"), always_inline)) inline void weights3x3(const int32_t* w, int64_t Cp, int64_t c,
+__attribute__((target("avx512vbmi"), always_inline)) inline void weights3x3(const int8_t* w, int64_t Cp, int64_t c,
                                                                              __m512i idx, __m512i* wk) {
 #pragma GCC unroll 3
   for (int kw = 0; kw < 3; ++kw) {
-    const __m128i r0 = _mm512_cvtepi32_epi8(_mm512_loadu_si512(w + kw * Cp + c));
-    const __m128i r1 = _mm512_cvtepi32_epi8(_mm512_loadu_si512(w + (3 + kw) * Cp + c));
-    const __m128i r2 = _mm512_cvtepi32_epi8(_mm512_loadu_si512(w + (6 + kw) * Cp + c));
+    const __m128i r0 = load_w16(w + kw * Cp + c);
+    const __m128i r1 = load_w16(w + (3 + kw) * Cp + c);
+    const __m128i r2 = load_w16(w + (6 + kw) * Cp + c);
     wk[kw] = interleave3(idx, r0, r1, r2);
   }
 }
 
 template <int S, bool ZW>
 __attribute__((target("avx512vbmi"))) void run3x3_vbmi(int64_t C, int64_t npix, const uint8_t* const* taps,
-                                                        int64_t step, int64_t d, const int32_t* w, int64_t Cp,
+                                                        int64_t step, int64_t d, const int8_t* w, int64_t Cp,
                                                         const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   const __m512i idx = interleave_index();
   int64_t c0 = 0;
@@ -434,7 +437,7 @@ __attribute__((target("avx512vbmi"))) void run3x3_vbmi(int64_t C, int64_t npix, 
 void set_qdwconv_vbmi(bool enabled) { g_vbmi.store(enabled, std::memory_order_relaxed); }
 
 void qu8s8_dwconv_avx512vnni(int64_t C, int64_t npix, const uint8_t* const* taps, int64_t ntaps, int64_t step,
-                             const int32_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out, int64_t ldo) {
+                             const int8_t* w, int64_t Cp, const QEpilogue& ep, uint8_t* out, int64_t ldo) {
   int64_t d = 0;
   const int S = stride_3x3(taps, ntaps, step, &d);
   const bool zw = ep.w_zero != nullptr;

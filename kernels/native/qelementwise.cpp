@@ -2,9 +2,11 @@
 // (qelementwise_avx2.cpp), which compute the same bits.
 #include "kernels/native/qelementwise.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/native/cpu_features.h"
+#include "kernels/native/elementwise.h"
 #include "kernels/native/strided_loop.h"
 
 namespace locus::kernels {
@@ -41,6 +43,28 @@ void quantize_f32(int64_t n, const float* x, float scale, int32_t zp, bool s8_ou
   if (use_avx512()) quantize_f32_avx512(n, x, scale, zp, s8_out, y);
   else if (has_avx2(active_isa())) quantize_f32_avx2(n, x, scale, zp, s8_out, y);
   else quantize_f32_generic(n, x, scale, zp, s8_out, y);
+}
+
+void quantize_f32_nchw_to_nhwc(int64_t N, int64_t C, int64_t HW, const float* x, float scale, int32_t zp,
+                               bool s8_out, void* y) {
+  if (N <= 0 || C <= 0 || HW <= 0) return;
+  // a tile of pixels: its C plane runs interleaved into an L1 buffer of NHWC floats (copy_strided_f32's
+  // transpose: the SSE2 triple interleave for RGB), then quantized in one contiguous quantize_f32
+  // call straight into the output
+  const int64_t tile = std::max<int64_t>(16, 4096 / C);
+  const int64_t tiles = (HW + tile - 1) / tile;
+  const std::vector<int64_t> src_strides = {HW, 1}, tile_strides = {1, C};
+  uint8_t* out = static_cast<uint8_t*>(y);
+  detail::parallel_ranges(N * tiles, N * C * HW, [&](int64_t t0, int64_t t1) {
+    std::vector<float> buf(size_t(C * tile));
+    std::vector<int64_t> shape = {C, tile};
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / tiles, p0 = t % tiles * tile, np = std::min(tile, HW - p0);
+      shape[1] = np;
+      copy_strided_f32(shape, x + n * C * HW + p0, src_strides, buf.data(), tile_strides);
+      quantize_f32(np * C, buf.data(), scale, zp, s8_out, out + (n * HW + p0) * C);
+    }
+  });
 }
 
 void dequantize_f32(int64_t n, const void* x, bool s8_in, float scale, int32_t zp, float* y) {

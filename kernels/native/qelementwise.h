@@ -24,6 +24,14 @@ void flip_sign_u8(int64_t n, const uint8_t* x, uint8_t* y);
 //   y = round_half_even(v) + zp, as u8 (s8_out false) or s8.
 void quantize_f32(int64_t n, const float* x, float scale, int32_t zp, bool s8_out, void* y);
 
+// QuantizeLinear of a 4-D NCHW float tensor (N images of C planes of HW pixels, contiguous) written
+// NHWC (y[(n * HW + p) * C + c]) in one pass: the boundary layout change of a model input that feeds
+// only a QuantizeLinear, without the float NHWC copy. Every element is quantize_f32's (same ISA
+// dispatch, same bits) of x[(n * C + c) * HW + p]. Pixels in tiles whose floats, interleaved, fill at
+// most 16 KB (an L1 buffer), the tiles split across the OpenMP threads when the tensor is large.
+void quantize_f32_nchw_to_nhwc(int64_t N, int64_t C, int64_t HW, const float* x, float scale, int32_t zp,
+                               bool s8_out, void* y);
+
 // DequantizeLinear, one scale and zero point: y[i] = float(x[i] - zp) * scale (x u8, or s8 if s8_in).
 void dequantize_f32(int64_t n, const void* x, bool s8_in, float scale, int32_t zp, float* y);
 
