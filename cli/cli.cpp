@@ -191,9 +191,10 @@ int run_command(int argc, char** argv) {
 // libgomp reads its wait policy from the environment once, when the program loads. Left alone
 // (neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT set) a thread that reaches a barrier first spins
 // about 300,000 iterations before it sleeps, and on a machine whose cores other processes share a
-// 2-thread run then spends whole time slices spinning for a descheduled partner: measured here,
-// MobileNetV2 at 2 threads beside one busy process took 14-378 ms per inference against 4-6 ms
-// with a short spin (docs/threads.md, scripts/wait-policy.sh). So unless the user chose a policy,
+// 2-thread run can spend whole time slices spinning for a descheduled partner: measured here
+// under other builds' load, MobileNetV2 at 2 threads took 14-378 ms per inference at times against
+// 6-8 ms with a short spin, which on an idle machine costs nothing measurable (docs/threads.md,
+// scripts/wait-policy.sh). So unless the user chose a policy,
 // the program runs itself once more with GOMP_SPINCOUNT=kLocusSpinCount (LOCUS_OMP_SPIN marks
 // the second run, and reports the policy to `locus bench`). If that exec fails, it carries on
 // with libgomp's default.

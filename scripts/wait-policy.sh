@@ -9,8 +9,10 @@
 #   --rounds N  alternating rounds (default 3)
 #   --runs N    timed inferences per run (default 50; ResNet-50: a fifth, at least 10)
 #   --out FILE  also write the table to FILE
-# Policies: libgomp's default (spin about 300000 iterations, then sleep), GOMP_SPINCOUNT=10000,
-# GOMP_SPINCOUNT=1000, OMP_WAIT_POLICY=passive (sleep at once). "1 busy process" is a shell busy
+# Policies: GOMP_SPINCOUNT=300000 (libgomp's default spin when neither variable is set: spin that
+# many iterations, then sleep), GOMP_SPINCOUNT=10000, GOMP_SPINCOUNT=1000 (what the locus program
+# runs with unless told otherwise, cli/cli.cpp), OMP_WAIT_POLICY=passive (sleep at once). Each is
+# set explicitly, so locus does not substitute its own. "1 busy process" is a shell busy
 # loop started before and stopped after each run, so one of the two vCPUs is contended. A run that
 # takes longer than 120 s is cut off and shown as "> 120 s".
 # Needs: build/locus, node, ONNX Runtime from ../shared/tools/ort/setup.sh, and the ResNet-50 that
@@ -44,14 +46,14 @@ cleanup() { [[ -z $busy ]] || kill "$busy" 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
-policies=("default" "GOMP_SPINCOUNT=10000" "GOMP_SPINCOUNT=1000" "OMP_WAIT_POLICY=passive" "ort")
+policies=("GOMP_SPINCOUNT=300000" "GOMP_SPINCOUNT=10000" "GOMP_SPINCOUNT=1000" "OMP_WAIT_POLICY=passive" "ort")
 loads=("quiet" "busy")
 
 run_one() {  # policy model -> median ms, or "> 120 s" / "n/a"
   local pol=$1 model=$2 n=$runs
   [[ $model == "$r50" ]] && n=$((runs / 5 > 10 ? runs / 5 : 10))
   local envs=(env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT)
-  [[ $pol == default || $pol == ort ]] || envs+=("$pol")
+  [[ $pol == ort ]] || envs+=("$pol")
   if [[ $pol == ort ]]; then
     if timeout 120 "${envs[@]}" node "$ort/bench.js" "$model" --threads 2 --runs "$n" --json >"$tmp/o.json" 2>/dev/null; then
       python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['median_ms'])" "$tmp/o.json"
@@ -82,7 +84,7 @@ for ((r = 1; r <= rounds; ++r)); do
 done
 
 {
-  echo "| 2 threads, batch 1, median ms | locus default | GOMP_SPINCOUNT=10000 | GOMP_SPINCOUNT=1000 | OMP_WAIT_POLICY=passive | ORT (own pool) |"
+  echo "| 2 threads, batch 1, median ms | GOMP_SPINCOUNT=300000 (libgomp's default) | GOMP_SPINCOUNT=10000 | GOMP_SPINCOUNT=1000 (locus's default) | OMP_WAIT_POLICY=passive | ORT (own pool) |"
   echo "|---|---|---|---|---|---|"
   for load in "${loads[@]}"; do
     for model in "$mnv2" "$r50"; do
