@@ -77,25 +77,58 @@ __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restr
   for (int i = 0; i < R; ++i) _mm512_storeu_ps(c + i * ldc, acc[i]);
 }
 
-// Two panels side by side (R x 32, 2R accumulators): each broadcast of A feeds two FMAs, so a k step
-// issues R + 2 loads for 2R FMAs instead of R + 1 for R.
-template <int R, bool PF>
-__attribute__((always_inline)) inline void tile2(int64_t kc, const float* __restrict a, int64_t lda,
-                                                 const float* __restrict w0, const float* __restrict w1,
-                                                 float* __restrict c, int64_t ldc, bool load_c,
-                                                 const Epilogue* ep, int64_t col) {
+// The second panel's vector: a zmm for a 16-wide panel (V1 = __m512), a ymm for the 8-wide last one
+// (V1 = __m256, whose rows in packed B are 8 floats apart).
+template <class V1> struct Lane;
+template <> struct Lane<__m512> {
+  static constexpr int64_t width = kGemmNR;
+  __attribute__((always_inline)) static __m512 load(const float* p) { return _mm512_loadu_ps(p); }
+  __attribute__((always_inline)) static void store(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
+  __attribute__((always_inline)) static __m512 splat(float x) { return _mm512_set1_ps(x); }
+  __attribute__((always_inline)) static __m512 zero() { return _mm512_setzero_ps(); }
+  __attribute__((always_inline)) static __m512 of(__m512 v) { return v; }  // a zmm broadcast as this lane's vector
+  __attribute__((always_inline)) static __m512 fma(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
+  __attribute__((always_inline)) static __m512 add(__m512 a, __m512 b) { return _mm512_add_ps(a, b); }
+  __attribute__((always_inline)) static __m512 clip(__m512 x, __m512 lo, __m512 hi) { return _mm512_min_ps(hi, _mm512_max_ps(lo, x)); }
+};
+template <> struct Lane<__m256> {
+  static constexpr int64_t width = kGemmNarrowNR;
+  __attribute__((always_inline)) static __m256 load(const float* p) { return _mm256_loadu_ps(p); }
+  __attribute__((always_inline)) static void store(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
+  __attribute__((always_inline)) static __m256 splat(float x) { return _mm256_set1_ps(x); }
+  __attribute__((always_inline)) static __m256 zero() { return _mm256_setzero_ps(); }
+  __attribute__((always_inline)) static __m256 of(__m512 v) { return _mm512_castps512_ps256(v); }
+  __attribute__((always_inline)) static __m256 fma(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
+  __attribute__((always_inline)) static __m256 add(__m256 a, __m256 b) { return _mm256_add_ps(a, b); }
+  __attribute__((always_inline)) static __m256 clip(__m256 x, __m256 lo, __m256 hi) { return _mm256_min_ps(hi, _mm256_max_ps(lo, x)); }
+};
+
+// A 16-wide panel and a second panel side by side (R x 32 with V1 = __m512: 2R zmm accumulators;
+// R x 24 with V1 = __m256 for the 8-wide last panel): each A broadcast feeds both FMAs, so a k step
+// issues R + 2 loads for 2R FMAs instead of R + 1 for R. Panel 0's B rows at w0 (16 floats per k),
+// panel 1's at w1 (Lane<V1>::width per k); C columns, bias and residual at col and col + 16. N = 24
+// (MobileNetV2's projections) otherwise ran a 12 x 16 tile and then a 12 x 8 AVX2 one with their own
+// broadcasts, slower than N = 32 in one 12 x 32 tile.
+template <int R, class V1, bool PF>
+__attribute__((always_inline)) inline void tile_pair(int64_t kc, const float* __restrict a, int64_t lda,
+                                                     const float* __restrict w0, const float* __restrict w1,
+                                                     float* __restrict c, int64_t ldc, bool load_c,
+                                                     const Epilogue* ep, int64_t col) {
   static_assert(R >= 1 && R <= 12);
-  __m512 acc0[R], acc1[R];
+  using L = Lane<V1>;
+  constexpr int64_t w1_step = L::width;
+  __m512 acc0[R];
+  V1 acc1[R];
   const bool bias_first = !load_c && ep && ep->bias;
   if (load_c) {
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
       acc0[i] = _mm512_loadu_ps(c + i * ldc);
-      acc1[i] = _mm512_loadu_ps(c + i * ldc + kGemmNR);
+      acc1[i] = L::load(c + i * ldc + kGemmNR);
     }
   } else {
     const __m512 init0 = bias_first ? _mm512_loadu_ps(ep->bias + col) : _mm512_setzero_ps();
-    const __m512 init1 = bias_first ? _mm512_loadu_ps(ep->bias + col + kGemmNR) : _mm512_setzero_ps();
+    const V1 init1 = bias_first ? L::load(ep->bias + col + kGemmNR) : L::zero();
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
       acc0[i] = init0;
@@ -110,25 +143,26 @@ __attribute__((always_inline)) inline void tile2(int64_t kc, const float* __rest
   for (int64_t k = 0; k < kc; ++k) {
     if (PF) {
       _mm_prefetch(reinterpret_cast<const char*>(w0 + (k + kStreamAhead) * kGemmNR), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(w1 + (k + kStreamAhead) * kGemmNR), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(w1 + (k + kStreamAhead) * w1_step), _MM_HINT_T0);
     }
     const __m512 b0 = _mm512_loadu_ps(w0 + k * kGemmNR);
-    const __m512 b1 = _mm512_loadu_ps(w1 + k * kGemmNR);
+    const V1 b1 = L::load(w1 + k * w1_step);
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
       const __m512 av = _mm512_set1_ps(ar[i][k]);
       acc0[i] = _mm512_fmadd_ps(av, b0, acc0[i]);
-      acc1[i] = _mm512_fmadd_ps(av, b1, acc1[i]);
+      acc1[i] = L::fma(L::of(av), b1, acc1[i]);
     }
   }
 
   if (ep) {
     if (ep->bias && !bias_first) {
-      const __m512 bias0 = _mm512_loadu_ps(ep->bias + col), bias1 = _mm512_loadu_ps(ep->bias + col + kGemmNR);
+      const __m512 bias0 = _mm512_loadu_ps(ep->bias + col);
+      const V1 bias1 = L::load(ep->bias + col + kGemmNR);
 #pragma GCC unroll 16
       for (int i = 0; i < R; ++i) {
         acc0[i] = _mm512_add_ps(acc0[i], bias0);
-        acc1[i] = _mm512_add_ps(acc1[i], bias1);
+        acc1[i] = L::add(acc1[i], bias1);
       }
     }
     if (ep->residual) {
@@ -136,15 +170,16 @@ __attribute__((always_inline)) inline void tile2(int64_t kc, const float* __rest
       for (int i = 0; i < R; ++i) {
         const float* r = ep->residual + i * ep->ldr + col;
         acc0[i] = _mm512_add_ps(acc0[i], _mm512_loadu_ps(r));
-        acc1[i] = _mm512_add_ps(acc1[i], _mm512_loadu_ps(r + kGemmNR));
+        acc1[i] = L::add(acc1[i], L::load(r + kGemmNR));
       }
     }
     if (ep->clamp) {
       const __m512 lo = _mm512_set1_ps(ep->lo), hi = _mm512_set1_ps(ep->hi);
+      const V1 lo1 = L::splat(ep->lo), hi1 = L::splat(ep->hi);
 #pragma GCC unroll 16
       for (int i = 0; i < R; ++i) {
         acc0[i] = _mm512_min_ps(hi, _mm512_max_ps(lo, acc0[i]));  // NaN stays (gemm_microkernel.h)
-        acc1[i] = _mm512_min_ps(hi, _mm512_max_ps(lo, acc1[i]));
+        acc1[i] = L::clip(acc1[i], lo1, hi1);
       }
     }
     if (ep->post != ActKind::None) {
@@ -155,92 +190,16 @@ __attribute__((always_inline)) inline void tile2(int64_t kc, const float* __rest
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) {
     _mm512_storeu_ps(c + i * ldc, acc0[i]);
-    _mm512_storeu_ps(c + i * ldc + kGemmNR, acc1[i]);
-  }
-}
-
-// A 16-wide panel and the 8-wide narrow last panel side by side (R x 24: a zmm and a ymm per row):
-// each A broadcast feeds both FMAs. N = 24 (MobileNetV2's projections) otherwise ran a 12 x 16 tile
-// and then a 12 x 8 AVX2 one with their own broadcasts, slower than N = 32 in one 12 x 32 tile.
-template <int R>
-void tile16_8(int64_t kc, const float* __restrict a, int64_t lda, const float* __restrict w16,
-              const float* __restrict w8, float* __restrict c, int64_t ldc, bool load_c, const Epilogue* ep) {
-  static_assert(R >= 1 && R <= 12);
-  __m512 acc0[R];
-  __m256 acc1[R];
-  const bool bias_first = !load_c && ep && ep->bias;
-  if (load_c) {
-#pragma GCC unroll 16
-    for (int i = 0; i < R; ++i) {
-      acc0[i] = _mm512_loadu_ps(c + i * ldc);
-      acc1[i] = _mm256_loadu_ps(c + i * ldc + kGemmNR);
-    }
-  } else {
-    const __m512 init0 = bias_first ? _mm512_loadu_ps(ep->bias) : _mm512_setzero_ps();
-    const __m256 init1 = bias_first ? _mm256_loadu_ps(ep->bias + kGemmNR) : _mm256_setzero_ps();
-#pragma GCC unroll 16
-    for (int i = 0; i < R; ++i) {
-      acc0[i] = init0;
-      acc1[i] = init1;
-    }
-  }
-  const float* ar[R];
-#pragma GCC unroll 16
-  for (int i = 0; i < R; ++i) ar[i] = a + i * lda;
-#pragma GCC unroll 2
-  for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(w16 + k * kGemmNR);
-    const __m256 b1 = _mm256_loadu_ps(w8 + k * kGemmNarrowNR);
-#pragma GCC unroll 16
-    for (int i = 0; i < R; ++i) {
-      const __m512 av = _mm512_set1_ps(ar[i][k]);
-      acc0[i] = _mm512_fmadd_ps(av, b0, acc0[i]);
-      acc1[i] = _mm256_fmadd_ps(_mm512_castps512_ps256(av), b1, acc1[i]);
-    }
-  }
-  if (ep) {
-    if (ep->bias && !bias_first) {
-      const __m512 bias0 = _mm512_loadu_ps(ep->bias);
-      const __m256 bias1 = _mm256_loadu_ps(ep->bias + kGemmNR);
-#pragma GCC unroll 16
-      for (int i = 0; i < R; ++i) {
-        acc0[i] = _mm512_add_ps(acc0[i], bias0);
-        acc1[i] = _mm256_add_ps(acc1[i], bias1);
-      }
-    }
-    if (ep->residual) {
-#pragma GCC unroll 16
-      for (int i = 0; i < R; ++i) {
-        const float* r = ep->residual + i * ep->ldr;
-        acc0[i] = _mm512_add_ps(acc0[i], _mm512_loadu_ps(r));
-        acc1[i] = _mm256_add_ps(acc1[i], _mm256_loadu_ps(r + kGemmNR));
-      }
-    }
-    if (ep->clamp) {
-      const __m512 lo = _mm512_set1_ps(ep->lo), hi = _mm512_set1_ps(ep->hi);
-      const __m256 lo1 = _mm256_set1_ps(ep->lo), hi1 = _mm256_set1_ps(ep->hi);
-#pragma GCC unroll 16
-      for (int i = 0; i < R; ++i) {
-        acc0[i] = _mm512_min_ps(hi, _mm512_max_ps(lo, acc0[i]));  // NaN stays (gemm_microkernel.h)
-        acc1[i] = _mm256_min_ps(hi1, _mm256_max_ps(lo1, acc1[i]));
-      }
-    }
-    if (ep->post != ActKind::None) {
-      epi_post_tile(acc0, R, *ep);
-      epi_post_tile(acc1, R, *ep);
-    }
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < R; ++i) {
-    _mm512_storeu_ps(c + i * ldc, acc0[i]);
-    _mm256_storeu_ps(c + i * ldc + kGemmNR, acc1[i]);
+    L::store(c + i * ldc + kGemmNR, acc1[i]);
   }
 }
 
 template <int... Rs>
 void dispatch16_8(int64_t mr, int64_t kc, const float* a, int64_t lda, const float* w16, const float* w8, float* c,
                   int64_t ldc, bool load_c, const Epilogue* ep, std::integer_sequence<int, Rs...>) {
-  (void)((mr == Rs + 1 ? (tile16_8<Rs + 1>(kc, a, lda, w16, w8, c, ldc, load_c, ep), true) : false) || ...);
+  (void)((mr == Rs + 1 ? (tile_pair<Rs + 1, __m256, false>(kc, a, lda, w16, w8, c, ldc, load_c, ep, 0), true)
+                       : false) ||
+         ...);
 }
 
 template <int R, bool PF>
@@ -248,7 +207,8 @@ void tiles(int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, 
            int64_t ldc, bool load_c, const Epilogue* ep) {
   int64_t p = 0;
   for (; p + 2 <= np; p += 2)
-    tile2<R, PF>(kc, a, lda, w + p * w_stride, w + (p + 1) * w_stride, c + p * kGemmNR, ldc, load_c, ep, p * kGemmNR);
+    tile_pair<R, __m512, PF>(kc, a, lda, w + p * w_stride, w + (p + 1) * w_stride, c + p * kGemmNR, ldc, load_c, ep,
+                             p * kGemmNR);
   for (; p < np; ++p)
     tile<R, PF>(kc, a, lda, w + p * w_stride, c + p * kGemmNR, ldc, load_c, ep, p * kGemmNR);
 }
