@@ -196,12 +196,20 @@ int run_command(int argc, char** argv) {
 // 6-8 ms with a short spin, which on an idle machine costs nothing measurable (docs/threads.md,
 // scripts/wait-policy.sh). So unless the user chose a policy,
 // the program runs itself once more with GOMP_SPINCOUNT=kLocusSpinCount (LOCUS_OMP_SPIN marks
-// the second run, and reports the policy to `locus bench`). If that exec fails, it carries on
-// with libgomp's default.
+// the second run, and reports the policy to `locus bench`; set to anything beforehand, it keeps
+// libgomp's default). Not under valgrind, whose tools follow no exec (scripts/cachegrind.sh runs
+// the program under it directly; `--cachegrind` sets the variables before it starts valgrind).
+// If the exec fails, it carries on with libgomp's default.
 static void apply_wait_policy(char** argv) {
   if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT") || std::getenv("LOCUS_OMP_SPIN")) return;
+  const char* preload = std::getenv("LD_PRELOAD");
+  if (preload && std::strstr(preload, "vgpreload")) return;  // valgrind's preload: running under it
+  char self[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return;
+  self[n] = '\0';
   if (::setenv("GOMP_SPINCOUNT", kLocusSpinCount, 1) != 0 || ::setenv("LOCUS_OMP_SPIN", kLocusSpinCount, 1) != 0) return;
-  ::execv("/proc/self/exe", argv);
+  ::execv(self, argv);
   ::unsetenv("GOMP_SPINCOUNT");  // exec failed: libgomp already runs with its default
   ::unsetenv("LOCUS_OMP_SPIN");
 }
@@ -214,7 +222,7 @@ std::string wait_policy_summary() {
   std::string s;
   if (policy) s += std::string("OMP_WAIT_POLICY=") + policy;
   if (spin) s += std::string(s.empty() ? "" : " ") + "GOMP_SPINCOUNT=" + spin;
-  return s.empty() ? "libgomp default (not set; exec with GOMP_SPINCOUNT failed)" : s + " (environment)";
+  return s.empty() ? "libgomp default (neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT set)" : s + " (environment)";
 }
 
 int main(int argc, char** argv) {
