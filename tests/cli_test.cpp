@@ -374,6 +374,13 @@ TEST(Cli, BenchReportsTheOpenMpWaitPolicy) {
   auto p = run_locus("bench " + model + " --threads 2 --runs 1 --warmup 0", clean + " OMP_WAIT_POLICY=passive");
   ASSERT_EQ(p.status, 0) << p.err;
   EXPECT_NE(p.out.find("omp wait OMP_WAIT_POLICY=passive (environment)\n"), std::string::npos) << p.out;
+  // Under valgrind (its preload in LD_PRELOAD; the loader only warns about a missing one) and with
+  // LOCUS_OMP_SPIN set beforehand there is no second run: libgomp's default.
+  for (const std::string e : {clean + " LD_PRELOAD=/nonexistent/vgpreload_core-amd64-linux.so", clean + " LOCUS_OMP_SPIN=off"}) {
+    auto v = run_locus("bench " + model + " --threads 2 --runs 1 --warmup 0", e);
+    ASSERT_EQ(v.status, 0) << e << ": " << v.err;
+    EXPECT_NE(v.out.find("omp wait libgomp default"), std::string::npos) << e << ": " << v.out;
+  }
 }
 
 TEST(Cli, InfoPlansFollowL2AndTileOrder) {
