@@ -214,20 +214,25 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
 
 // Whether rows [m0, m1) stream B: few rows share each line of B, and B is too large to stay in the
 // caches from one use to the next (a weight matrix used once per inference, e.g. ResNet-50's 7x7
-// layers at batch 1 or a Winograd layer's transformed weights). Then run_block_streamed walks it.
+// layers at batch 1 or a Winograd layer's transformed weights). Then run_range walks it by panel pairs.
 bool stream_b(const Kernels& kern, int64_t rows, const PackedB& b) {
   return kern.stream != nullptr && rows <= kStreamMaxRows &&
          double(b.data.size()) * sizeof(float) >= double(kStreamMinBBytes);
 }
 
-// run_block over panels [p0, p1) one register tile's panels at a time, each over the whole reduction
-// range before the next: every panel of B is then read as one contiguous stream, which the _stream
-// kernel prefetches ahead (k blocks outermost would jump to another panel every kc rows). A (few
-// rows) is re-read per tile from L1/L2.
-void run_block_streamed(const Kernels& kern, const float* a, int64_t lda, const PackedB& b, int64_t m0,
-                        int64_t m1, int64_t p0, int64_t p1, int64_t kb0, int64_t kb1, float* c, int64_t ldc,
-                        const float* bias, const Epilogue& act_ep, bool epilogue, bool accumulate,
-                        bool prefetch_a, const float* residual, int64_t ldr) {
+// run_block, or, when rows [m0, m1) stream B (stream_b), run_block over panels [p0, p1) one register
+// tile's panels at a time, each over the whole reduction range before the next: every panel of B is
+// then read as one contiguous stream, which the _stream kernel prefetches ahead (k blocks outermost
+// would jump to another panel every kc rows). A (few rows) is re-read per tile from L1/L2.
+void run_range(const Kernels& kern, const float* a, int64_t lda, const PackedB& b, int64_t m0, int64_t m1,
+               int64_t p0, int64_t p1, int64_t kb0, int64_t kb1, float* c, int64_t ldc, const float* bias,
+               const Epilogue& act_ep, bool epilogue, bool accumulate, bool prefetch_a, const float* residual,
+               int64_t ldr) {
+  if (!stream_b(kern, m1 - m0, b)) {
+    run_block(kern, a, lda, b, m0, m1, p0, p1, kb0, kb1, c, ldc, bias, act_ep, epilogue, accumulate, prefetch_a,
+              residual, ldr);
+    return;
+  }
   for (int64_t q = p0; q < p1; q += kern.tile_panels)
     run_block(kern, a, lda, b, m0, m1, q, std::min(p1, q + kern.tile_panels), kb0, kb1, c, ldc, bias, act_ep,
               epilogue, accumulate, prefetch_a, residual, ldr, true);
@@ -276,12 +281,8 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
     const int64_t mb = t / n_blocks, nb = t % n_blocks;
     const int64_t m0 = mb * mc, m1 = std::min(M, m0 + mc);
     const int64_t p0 = nb * panels_per_block, p1 = std::min(panels, p0 + panels_per_block);
-    if (stream_b(kern, m1 - m0, b))
-      run_block_streamed(kern, a, lda, b, m0, m1, p0, p1, 0, K, c, ldc, bias, act_ep, has_epilogue, accumulate,
-                         prefetch_a, residual, ldr);
-    else
-      run_block(kern, a, lda, b, m0, m1, p0, p1, 0, K, c, ldc, bias, act_ep, has_epilogue, accumulate, prefetch_a,
-                residual, ldr);
+    run_range(kern, a, lda, b, m0, m1, p0, p1, 0, K, c, ldc, bias, act_ep, has_epilogue, accumulate, prefetch_a,
+              residual, ldr);
   };
 
   if (parallel && tasks > 1) {
@@ -305,12 +306,8 @@ void gemm_f32_tile(const float* a, int64_t lda, const PackedB& b, int64_t i0, in
   // Columns [j0, j1) are panels [j0/16, ceil(j1/16)); the last one is clipped to N by run_block, so
   // j1 must be N or a multiple of 16.
   LOCUS_CHECK(j1 == b.N || j1 % NR == 0, "gemm_f32_tile: j1=", j1, " is neither N nor panel-aligned");
-  if (stream_b(kern, i1 - i0, b))
-    run_block_streamed(kern, a, lda, b, i0, i1, j0 / NR, ceil_div(j1, NR), k0, k1, c, ldc, bias, act_ep, epilogue,
-                       accumulate, prefetch_a, epilogue ? residual : nullptr, ldr);
-  else
-    run_block(kern, a, lda, b, i0, i1, j0 / NR, ceil_div(j1, NR), k0, k1, c, ldc, bias, act_ep, epilogue,
-              accumulate, prefetch_a, epilogue ? residual : nullptr, ldr);
+  run_range(kern, a, lda, b, i0, i1, j0 / NR, ceil_div(j1, NR), k0, k1, c, ldc, bias, act_ep, epilogue, accumulate,
+            prefetch_a, epilogue ? residual : nullptr, ldr);
 }
 
 }  // namespace locus::kernels
