@@ -80,7 +80,12 @@ int64_t fused_qlinear_inverted_residual_macs(const Graph& g, const Node& n) {
   const Shape x = g.info(n.input(0)).shape, y = g.info(n.outputs[0]).shape, wd = g.info(n.input(11)).shape;
   const int64_t E = wd[0], OH = y[2], OW = y[3];
   int64_t macs = OH * OW * E * wd[2] * wd[3];
-  if (!n.input(3).empty()) macs += x[2] * x[3] * x[1] * E;
+  if (!n.input(3).empty()) {  // 1x1, or a KxK conv (expand_strides / expand_pads) onto the depthwise input
+    const Shape we = g.info(n.input(3)).shape;
+    const auto es = n.ints("expand_strides", {1, 1}), ep = n.ints("expand_pads", {0, 0, 0, 0});
+    const int64_t eh = (x[2] + ep[0] + ep[2] - we[2]) / es[0] + 1, ew = (x[3] + ep[1] + ep[3] - we[3]) / es[1] + 1;
+    macs += eh * ew * E * we[1] * we[2] * we[3];
+  }
   if (!n.input(19).empty()) macs += OH * OW * E * y[1];
   return x[0] * macs;
 }

@@ -22,13 +22,20 @@ Node stage_node(const Node& f, const std::string& stage, const std::string& x, c
   for (size_t k = 0; k < kStageInputs; ++k) c.inputs.push_back(f.input(base + k));
   while (c.inputs.size() > 8 && c.inputs.back().empty()) c.inputs.pop_back();  // B is optional
   c.outputs = {y};
-  const bool dw = stage == "dw";
-  c.attrs["strides"] = dw ? f.ints("dw_strides", {1, 1}) : std::vector<int64_t>{1, 1};
-  c.attrs["pads"] = dw ? f.ints("dw_pads", {0, 0, 0, 0}) : std::vector<int64_t>{0, 0, 0, 0};
+  const bool dw = stage == "dw", ex = stage == "expand";
+  c.attrs["strides"] = dw ? f.ints("dw_strides", {1, 1}) : ex ? f.ints("expand_strides", {1, 1}) : std::vector<int64_t>{1, 1};
+  c.attrs["pads"] = dw   ? f.ints("dw_pads", {0, 0, 0, 0})
+                    : ex ? f.ints("expand_pads", {0, 0, 0, 0})
+                         : std::vector<int64_t>{0, 0, 0, 0};
   c.attrs["dilations"] = std::vector<int64_t>{1, 1};
   c.attrs["group"] = dw ? group : int64_t(1);
   if (w.size() == 4) c.attrs["kernel_shape"] = std::vector<int64_t>{w[2], w[3]};
   return c;
+}
+
+bool expand_is_conv(const Node& f, const Shape& w) {
+  return (w.size() == 4 && (w[2] != 1 || w[3] != 1)) || f.ints("expand_strides", {1, 1}) != std::vector<int64_t>{1, 1} ||
+         f.ints("expand_pads", {0, 0, 0, 0}) != std::vector<int64_t>{0, 0, 0, 0};
 }
 
 Node add_node(const Node& f, const std::string& x, const std::string& p, const std::string& y) {

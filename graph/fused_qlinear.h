@@ -28,6 +28,10 @@ size_t stage_base(const std::string& stage);
 Node stage_node(const Node& f, const std::string& stage, const std::string& x, const std::string& y, const Shape& w,
                 int64_t group);
 
+// Whether f's expand stage (weight shape w) is a KxK conv rather than a 1x1 one: a kernel above 1x1,
+// or expand_strides / expand_pads other than 1 / 0 (MobileNetV2's stem in front of its first block).
+bool expand_is_conv(const Node& f, const Shape& w);
+
 // The residual QLinearAdd of f: (A, B) = (X, P) when f's residual_x_first is 1, else (P, X).
 Node add_node(const Node& f, const std::string& x, const std::string& p, const std::string& y);
 

@@ -120,8 +120,11 @@
 //     when its w is (then all its inputs are ""); the pass always fuses at least one 1x1 stage. Every stage
 //     reads the scale and zero point its QLinearConv read (they need not be the same constants as
 //     the previous stage's output ones), so the node means exactly the chain it replaced.
+//     The expand stage may instead be a dense KxK QLinearConv (w [E,C,KH,KW], group 1, dilation 1):
+//     the stem conv in front of a block without a 1x1 expand (MobileNetV2's first).
 //     attrs (written back by shape inference): dw_strides [SH, SW], dw_pads [t, l, b, r] (the
-//       depthwise conv's; dilation 1, group E; the 1x1 stages stride 1, no pads, group 1);
+//       depthwise conv's; dilation 1, group E; the project stage stride 1, no pads, group 1);
+//       expand_strides, expand_pads (with the expand stage; 1 / 0 for a 1x1 one);
 //       residual 0 | 1 (1: the QLinearAdd was fused; needs the project stage and Y's shape = X's);
 //       residual_x_first 0 | 1 (1: X is the QLinearAdd's operand A and the project output B, else
 //       the other way round: its rounding is not symmetric); fused_nodes as above.

@@ -168,6 +168,12 @@ ValueInfo infer_fused_qlinear_inverted_residual(NodeContext& c) {
     if (c.has(k)) c.error("input ", k, " ('", c.input_name(k), "') of the residual QLinearAdd is given with residual = 0");
   n.attrs["dw_strides"] = window_attr(c, "dw_strides", {1, 1}, 2, 1);
   n.attrs["dw_pads"] = window_attr(c, "dw_pads", {0, 0, 0, 0}, 4, 0);
+  if (expand) {  // the expand stage may be a KxK conv (the stem): its strides and pads
+    n.attrs["expand_strides"] = window_attr(c, "expand_strides", {1, 1}, 2, 1);
+    n.attrs["expand_pads"] = window_attr(c, "expand_pads", {0, 0, 0, 0}, 4, 0);
+  } else if (n.attrs.count("expand_strides") || n.attrs.count("expand_pads")) {
+    c.error("expand_strides / expand_pads are given without the expand stage");
+  }
 
   // Infers sub-node `sub` from the infos of its operands `ops` (value infos) and of the fused node's
   // inputs `params` (positions in n, in sub's order after the operands).
@@ -187,10 +193,12 @@ ValueInfo infer_fused_qlinear_inverted_residual(NodeContext& c) {
   auto stage = [&](const char* name, const ValueInfo& in, const std::string& in_name, const std::string& out_name) {
     const size_t base = fq::stage_base(name);
     const Shape& w = c.shape(base + 2);
-    const bool dw = std::string(name) == "dw";
-    if (w.size() != 4 || (dw ? (w[0] != in.shape[1] || w[1] != 1) : (w[2] != 1 || w[3] != 1)))
+    const bool dw = std::string(name) == "dw", ex = std::string(name) == "expand";
+    // the expand stage: 1x1, or a dense KxK conv; the project stage: 1x1
+    if (w.size() != 4 || (dw ? (w[0] != in.shape[1] || w[1] != 1) : !ex && (w[2] != 1 || w[3] != 1)))
       c.error(dw ? "the depthwise stage's w '" : cat("the ", name, " stage's w '"), c.input_name(base + 2), "' must have shape ",
-              dw ? cat("[", in.shape[1], ",1,KH,KW]") : std::string("[OC,C,1,1]"), ", got ", shape_str(w));
+              dw ? cat("[", in.shape[1], ",1,KH,KW]") : ex ? std::string("[E,C,KH,KW]") : std::string("[OC,C,1,1]"),
+              ", got ", shape_str(w));
     Node sub = fq::stage_node(n, name, in_name, out_name, w, in.shape[1]);
     std::vector<size_t> params;
     for (size_t k = 0; k < sub.inputs.size() - 1; ++k) params.push_back(base + k);

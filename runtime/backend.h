@@ -146,8 +146,11 @@ class Executable {
   // The same with inputs held by the caller. By default they are copied into Tensors and run();
   // the native backend reads them in place.
   virtual void run_views(const std::vector<TensorView>& inputs, std::vector<Tensor>& outputs);
-  // Bytes of activation memory the backend allocated for intermediate values (the planned arena).
+  // Bytes of activation memory the backend allocated for intermediate values (the planned arena,
+  // with the step workspaces planned in it where the backend does so).
   virtual int64_t activation_bytes() const = 0;
+  // The largest workspace one step asked for, in bytes (planned in the arena); 0 if none did.
+  virtual int64_t largest_step_workspace() const { return 0; }
   // Enables per-node timing; timings() then holds the last run's times.
   virtual void set_profiling(bool on) { (void)on; }
   virtual std::vector<NodeTiming> timings() const { return {}; }

@@ -76,6 +76,7 @@ class Session {
   // One row per convolution the cp-decompose pass considered (empty without SessionOptions::decompose).
   const std::vector<CpLayerReport>& decompose_report() const { return decompose_report_; }
   int64_t activation_bytes() const { return exe_->activation_bytes(); }
+  int64_t largest_step_workspace() const { return exe_->largest_step_workspace(); }
   // What the session planned to hold, as checked against the memory budget before compiling.
   int64_t planned_memory_bytes() const { return planned_bytes_; }
   const MemoryBudget& memory_budget() const { return budget_; }

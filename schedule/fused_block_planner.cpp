@@ -183,6 +183,26 @@ FusedPlanAttempt search_fused_block_plan(const FusedBlockShape& s, int64_t S, co
                       " C=", s.C, " E=", s.E, " OC=", s.OC, " (the smallest candidate, ", last_why, ")");
     return out;
   }
+  if (o.buffer_price > 0) {
+    // The buffer's price weighs the band height only: the chunk stays the one chosen above (a
+    // narrower chunk saves buffer too, but its GEMMs and weight reloads cost more than it models).
+    const int64_t min_bands = std::clamp<int64_t>(o.min_bands, 1, s.OH());
+    const int64_t max_rows = (s.OH() + min_bands - 1) / min_bands;
+    const FusedBlockPlan unpriced = best;
+    best_cost = -1;
+    for (int64_t rows = 1; rows <= max_rows; ++rows) {
+      if ((s.OH() + rows - 1) / rows < min_bands) continue;
+      FusedPlanAttempt a = try_fused_block_plan(s, S, rows, unpriced.chunk, unpriced.halo_cache);
+      if (!a.plan) continue;
+      const FusedBlockPlan& p = *a.plan;
+      const int64_t cost =
+          p.total + (p.expand_macs - min_expand) / kMacsPerEntry + o.buffer_price * p.buffer_entries;
+      if (best_cost < 0 || cost < best_cost || (cost == best_cost && p.rows > best.rows)) {
+        best = p;
+        best_cost = cost;
+      }
+    }
+  }
   best.candidates = candidates;
   best.over_buffer = over;
   out.plan = best;

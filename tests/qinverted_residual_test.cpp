@@ -31,6 +31,10 @@ struct Case {
   bool s8_out = false;    // the block's output (and residual operands) int8
   bool x_first = false;   // X is the QLinearAdd's first operand
   int64_t pad_end = -1;   // bottom and right padding when not `pad` (asymmetric, as TF's SAME)
+  // the expand stage as a dense xk x xk conv (stride xs, pads xp; H, W are then its input's), as
+  // MobileNetV2's stem in front of its first block; 0: a 1x1 expand
+  int64_t xk = 0, xs = 1, xp = 0;
+  bool symmetric_w = false;  // weight zero points 0 (the VNNI kernel then reads the conv's rows in place)
 };
 
 std::vector<uint8_t> random_u8(int64_t n, uint32_t seed) {
@@ -88,6 +92,11 @@ Block make_block(const Case& k, uint32_t seed) {
   b.k = k;
   QInvertedResidualShape& s = b.s;
   s.N = k.N, s.H = k.H, s.W = k.W, s.C = k.C, s.E = k.expand ? k.E : k.C, s.OC = k.project ? k.OC : s.E;
+  if (k.xk > 0) {
+    s.xconv = {true, k.H, k.W, k.xk, k.xk, k.xs, k.xs, k.xp, k.xp, k.xp, k.xp};
+    s.H = (k.H + 2 * k.xp - k.xk) / k.xs + 1, s.W = (k.W + 2 * k.xp - k.xk) / k.xs + 1;
+  }
+  const int64_t xtaps = k.xk > 0 ? k.xk * k.xk : 1;
   s.KH = s.KW = k.K, s.SH = s.SW = k.stride, s.PT = s.PL = s.PB = s.PR = k.pad;
   if (k.pad_end >= 0) s.PB = s.PR = k.pad_end;
   s.expand = k.expand, s.project = k.project, s.residual = k.residual;
@@ -98,12 +107,13 @@ Block make_block(const Case& k, uint32_t seed) {
   if (k.s8_out)
     for (auto& v : b.x_res) v ^= 0x80;
   const int32_t x_zero = 109;  // of the u8-run input
-  b.we = random_s8(E * k.C, seed + 1), b.wd = random_s8(E * taps, seed + 2), b.wp = random_s8(s.OC * E, seed + 3);
+  b.we = random_s8(E * k.C * xtaps, seed + 1), b.wd = random_s8(E * taps, seed + 2), b.wp = random_s8(s.OC * E, seed + 3);
   b.be = random_bias(E, seed + 4), b.bd = random_bias(E, seed + 5), b.bp = random_bias(s.OC, seed + 6);
   QInvertedResidualWeights& w = b.w;
   if (k.expand) {
     w.expand = b.we.data(), w.expand_bias = b.be.data();
-    w.expand_q = stage_q(E, k.C, x_zero, k.per_channel, k.narrow, false, seed + 7);
+    w.expand_q = stage_q(E, k.C * xtaps, x_zero, k.per_channel, k.narrow, false, seed + 7);
+    if (k.symmetric_w) std::fill(w.expand_q.w_zero.begin(), w.expand_q.w_zero.end(), 0);
   }
   const int32_t dw_zero = k.expand ? w.expand_q.y_zero : x_zero;
   w.dw = b.wd.data(), w.dw_bias = b.bd.data();
@@ -127,7 +137,17 @@ std::vector<uint8_t> unfused(const Block& b) {
   const QInvertedResidualShape& s = b.s;
   const int64_t OH = s.OH(), OW = s.OW(), E = s.E;
   std::vector<uint8_t> cur = b.x;
-  if (s.expand) {
+  if (s.xconv.on) {
+    const QExpandConv& xc = s.xconv;
+    Conv2dShape c;
+    c.N = s.N, c.H = xc.XH, c.W = xc.XW, c.C = s.C, c.OC = E, c.G = 1, c.OH = s.H, c.OW = s.W;
+    c.KH = xc.KH, c.KW = xc.KW, c.SH = xc.SH, c.SW = xc.SW, c.PT = xc.PT, c.PL = xc.PL, c.PB = xc.PB, c.PR = xc.PR;
+    c.DH = c.DW = 1;
+    PackedQConv pc = pack_qconv(c, b.w.expand, b.w.expand_bias, b.w.expand_q, 1);
+    std::vector<uint8_t> e(size_t(s.N * s.H * s.W * E));
+    qconv_nhwc(pc, cur.data(), e.data());
+    cur = std::move(e);
+  } else if (s.expand) {
     PackedQB pe = pack_qgemm_b(s.C, E, b.w.expand, s.C, true, b.w.expand_bias, b.w.expand_q);
     std::vector<uint8_t> e(size_t(s.N * s.H * s.W * E));
     qgemm_u8s8(s.N * s.H * s.W, cur.data(), s.C, pe, e.data(), E, 1);
@@ -189,6 +209,12 @@ const std::vector<Case>& cases() {
       // (right and bottom only), and two columns on the left only
       {1, 9, 10, 16, 48, 24, 3, 2, 0, true, true, false, true, false, false, false, 1},
       {1, 7, 9, 12, 40, 12, 3, 1, 2, true, true, false, false, false, false, false, 0},
+      // a 3x3 stride-2 conv as the expand stage (the stem): odd image, 3 channels, in the im2col
+      // form (weight zero points) and in the in-place one (symmetric weights), batch 2, and a
+      // strided depthwise stage behind an unpadded stride-1 conv
+      {1, 15, 13, 3, 32, 16, 3, 1, 1, true, true, false, true, true, false, false, -1, 3, 2, 1},
+      {2, 17, 14, 3, 40, 9, 3, 1, 1, true, true, false, true, false, false, false, -1, 3, 2, 1, true},
+      {1, 12, 11, 5, 24, 9, 3, 2, 1, true, true, false, false, false, false, false, -1, 3, 1, 0, true},
   };
   return c;
 }
@@ -226,7 +252,7 @@ TEST_P(QInvertedResidual, FusedEqualsTheUnfusedCompositionBitForBit) {
     }
     set_qdwconv_vbmi(true);
     EXPECT_TRUE(several_bands) << "case E=" << k.E << ": no buffer forced several bands";
-    if (k.expand && k.project && k.E > 32) {
+    if (k.expand && k.project && k.E > 32 && k.xk == 0) {  // (a conv expand is one chunk)
       EXPECT_TRUE(several_chunks) << "case E=" << k.E << ": no buffer forced several chunks";
     }
   }
@@ -256,6 +282,41 @@ TEST(QInvertedResidualErrors, BadShapesAndQuantizationAreOneLineErrors) {
   w.expand_q.s8_out = true;  // an s8 intermediate
   EXPECT_THROW(pack_qinverted_residual(b.s, w, 1 << 24), Error);
   EXPECT_THROW(pack_qinverted_residual(b.s, b.w, 100), Error);  // nothing fits 100 bytes
+  // a conv expand stage whose output is not the depthwise input, or in a block with a residual
+  Block c = make_block({1, 15, 13, 3, 32, 16, 3, 1, 1, true, true, false, true, true, false, false, -1, 3, 2, 1}, 6);
+  QInvertedResidualShape cs = c.s;
+  cs.H += 1;
+  EXPECT_THROW(pack_qinverted_residual(cs, c.w, 1 << 24), Error);
+  cs = c.s;
+  cs.residual = true, cs.OC = cs.C;
+  EXPECT_THROW(pack_qinverted_residual(cs, c.w, 1 << 24), Error);
+}
+
+// The buffer's price (FusedPlannerOptions::buffer_price, what the CPU kernel's bands cost as arena
+// memory) shortens the bands where their halo is cheap, keeps the chunk, and changes nothing at 0.
+TEST(QFusedPlanner, ABufferPriceShortensTheBandsAndKeepsTheChunk) {
+  schedule::FusedBlockShape s;  // MobileNetV2-int8's second block: 112x112, 16 -> 96 -> 24, stride 2
+  s.H = s.W = 112, s.C = 16, s.E = 96, s.OC = 24, s.SH = s.SW = 2;
+  s.elem = schedule::FusedElementSizes::int8(), s.filtered_band = true;
+  schedule::FusedPlannerOptions o;
+  o.chunk_step = 16, o.min_chunk = 16, o.halo_cache = false;
+  const int64_t S = 512 * 1024;
+  const schedule::FusedBlockPlan free_buffer = schedule::plan_fused_block(s, S, o);
+  o.buffer_price = 1;
+  const schedule::FusedBlockPlan priced = schedule::plan_fused_block(s, S, o);
+  EXPECT_EQ(priced.chunk, free_buffer.chunk);
+  EXPECT_LT(priced.rows, free_buffer.rows) << priced.describe() << " vs " << free_buffer.describe();
+  EXPECT_LT(priced.buffer_entries, free_buffer.buffer_entries);
+  // the priced choice is the cheapest once the buffer counts: no other band height of that chunk is
+  for (int64_t rows = 1; rows <= s.OH(); ++rows) {
+    schedule::FusedPlanAttempt a = schedule::try_fused_block_plan(s, S, rows, priced.chunk, false);
+    if (!a.plan) continue;
+    const int64_t min_expand = s.H * s.W * s.C * s.E;
+    auto cost = [&](const schedule::FusedBlockPlan& p) {
+      return p.total + (p.expand_macs - min_expand) / 16 + p.buffer_entries;
+    };
+    EXPECT_GE(cost(*a.plan), cost(priced)) << "rows=" << rows;
+  }
 }
 
 // ---- the planner's byte accounting ----

@@ -29,7 +29,9 @@
 //     [-> com.microsoft QLinearAdd(P, X) or QLinearAdd(X, P)]]
 //   with the same rules (single-reader intermediates that are not graph outputs, 1x1 stages stride 1
 //   unpadded group 1, D depthwise with dilation 1, constant weights, biases, scales and zero
-//   points, the add's other operand X itself with X's shape; no second depthwise stage) becomes one
+//   points, the add's other operand X itself with X's shape; no second depthwise stage; without a
+//   1x1 expand, a dense KxK QLinearConv producing D's input, dilation 1, is taken as the expand stage:
+//   MobileNetV2's stem, whose 112 x 112 x 32 output then never goes to memory) becomes one
 //   FusedQLinearInvertedResidual node (graph/ops.h), carrying every original input, so the reference
 //   backend's composition of the original kernels gives identical bytes. Remarks as above.
 // The squeeze-excite form (fp32, MobileNetV3 / PP-OCR; matched first, so its depthwise conv is not
@@ -497,6 +499,18 @@ class FuseInvertedResidual : public Pass {
       if (auto why = intermediate_problem(g, e.outputs[0], d)) remark(prod, what, *why);
       else if (auto why2 = pointwise_problem(g, e)) remark(prod, what, *why2);
       else chain.expand = prod;
+    } else if (q && pn && is_qconv(*pn) && pn->i("group", 1) == 1 && default_domain(*pn)) {
+      // int8: a dense KxK conv in front of a block without a 1x1 expand (MobileNetV2's stem) is its
+      // expand stage, computed band by band (kernels/native/qinverted_residual.h)
+      const std::string what = cat("not fused as the expand conv of ", dw_ref, ": ");
+      const Shape w = weight_shape(g, *pn);
+      if (auto why = intermediate_problem(g, pn->outputs[0], d)) remark(prod, what, *why);
+      else if (auto why2 = conv_common_problem(g, *pn)) remark(prod, what, *why2);
+      else if (pn->ints("dilations", {1, 1}) != std::vector<int64_t>{1, 1})
+        remark(prod, what, cat("it has dilations ", ints_text(pn->ints("dilations", {1, 1})), " (only dilation 1 is fused)"));
+      else if (w.size() != 4 || w[2] > 16)
+        remark(prod, what, cat("its kernel ", shape_str(w), " is taller than 16 rows"));
+      else chain.expand = prod;
     } else if (act_between >= 0) {
       const Node& a = g.nodes[size_t(act_between)];
       remark(act_between, cat("blocks the expand stage of ", dw_ref, ": "),
@@ -665,6 +679,10 @@ class FuseInvertedResidual : public Pass {
     f.outputs = {g.nodes[size_t(idx.back())].outputs[0]};
     f.attrs["dw_strides"] = d.ints("strides", {1, 1});
     f.attrs["dw_pads"] = d.ints("pads", {0, 0, 0, 0});
+    if (e) {  // 1 / 0 for a 1x1 expand; a KxK one (the stem) keeps its own
+      f.attrs["expand_strides"] = e->ints("strides", {1, 1});
+      f.attrs["expand_pads"] = e->ints("pads", {0, 0, 0, 0});
+    }
     f.attrs["residual"] = int64_t(a ? 1 : 0);
     f.attrs["residual_x_first"] = int64_t(a && chain.x_first ? 1 : 0);
     std::string names;

@@ -117,12 +117,12 @@ PackedQConv pack_qconv(const Conv2dShape& s, const int8_t* w, const int32_t* bia
 
 namespace {
 
-// Output row r (image n = r / OH, row oh) in the direct form: the interior pixels whose kernel rows lie
-// inside the image, each kernel row's kseg bytes inside its input row, read in place
-// (qgemm_u8s8_rows_seg); the others through im2col rows in the same layout.
-void direct_row(const PackedQConv& p, const uint8_t* in, int64_t r, uint8_t* y, uint8_t* buf) {
+// Output row oh of image n in the direct form, into y (OW pixels, pixel stride OC): the interior
+// pixels whose kernel rows lie inside the image, each kernel row's kseg bytes inside its input row,
+// read in place (qgemm_u8s8_rows_seg); the others through im2col rows in the same layout.
+void direct_row(const PackedQConv& p, const uint8_t* in, int64_t n, int64_t oh, uint8_t* y, uint8_t* buf) {
   const Conv2dShape& s = p.s;
-  const int64_t n = r / s.OH, oh = r % s.OH, Ks = s.KH * p.kseg, row_bytes = s.W * s.C;
+  const int64_t Ks = s.KH * p.kseg, row_bytes = s.W * s.C;
   const int64_t ih0 = oh * s.SH - s.PT;
   int64_t d0 = s.OW, d1 = s.OW;  // the direct pixels [d0, d1)
   const int64_t ih_last = ih0 + (s.KH - 1) * s.DH;
@@ -138,14 +138,13 @@ void direct_row(const PackedQConv& p, const uint8_t* in, int64_t r, uint8_t* y, 
     for (int64_t o = ow0; o < ow1; o += p.tile_seg) {
       const int64_t npix = std::min(p.tile_seg, ow1 - o);
       im2col_run(s, in, p.x_zero, p.kseg, Ks, Ks, n, oh, o, npix, buf);
-      qgemm_u8s8_rows(0, npix, buf, Ks, p.bseg, y + (r * s.OW + o) * s.OC, s.OC);
+      qgemm_u8s8_rows(0, npix, buf, Ks, p.bseg, y + o * s.OC, s.OC);
     }
   };
   im2col_gemm(0, d0);
   if (d1 > d0) {
     const uint8_t* a = in + ((n * s.H + ih0) * s.W + d0 * s.SW - s.PL) * s.C;
-    qgemm_u8s8_rows_seg(0, d1 - d0, a, s.SW * s.C, p.kseg, s.DH * row_bytes, p.bseg, y + (r * s.OW + d0) * s.OC,
-                        s.OC);
+    qgemm_u8s8_rows_seg(0, d1 - d0, a, s.SW * s.C, p.kseg, s.DH * row_bytes, p.bseg, y + d0 * s.OC, s.OC);
   }
   im2col_gemm(d1, s.OW);
 }
@@ -164,11 +163,11 @@ void qconv_nhwc(const PackedQConv& p, const uint8_t* in, void* out) {
       {
         std::vector<uint8_t> buf(static_cast<size_t>(bytes));
 #pragma omp for schedule(static)
-        for (int64_t r = 0; r < rows; ++r) direct_row(p, in, r, y, buf.data());
+        for (int64_t r = 0; r < rows; ++r) direct_row(p, in, r / s.OH, r % s.OH, y + r * s.OW * s.OC, buf.data());
       }
     } else {
       std::vector<uint8_t> buf(static_cast<size_t>(bytes));
-      for (int64_t r = 0; r < rows; ++r) direct_row(p, in, r, y, buf.data());
+      for (int64_t r = 0; r < rows; ++r) direct_row(p, in, r / s.OH, r % s.OH, y + r * s.OW * s.OC, buf.data());
     }
     return;
   }
@@ -190,6 +189,24 @@ void qconv_nhwc(const PackedQConv& p, const uint8_t* in, void* out) {
   } else {
     std::vector<uint8_t> buf(size_t(tile * Kp));
     for (int64_t t = 0; t < tasks; ++t) run_task(t, buf.data());
+  }
+}
+
+int64_t qconv_row_buffer_bytes(const PackedQConv& p) {
+  return std::max(p.tile * p.Kp, p.kseg > 0 ? p.tile_seg * p.s.KH * p.kseg : int64_t(0));
+}
+
+void qconv_row(const PackedQConv& p, const uint8_t* in, int64_t n, int64_t oh, uint8_t* y, uint8_t* buf) {
+  const Conv2dShape& s = p.s;
+  if (p.kseg > 0 && qgemm_has_seg(active_isa())) {
+    direct_row(p, in, n, oh, y, buf);
+    return;
+  }
+  const int64_t K = s.KH * s.KW * s.C;
+  for (int64_t ow0 = 0; ow0 < s.OW; ow0 += p.tile) {
+    const int64_t npix = std::min(p.tile, s.OW - ow0);
+    im2col_run(s, in, p.x_zero, s.KW * s.C, K, p.Kp, n, oh, ow0, npix, buf);
+    qgemm_u8s8_rows(0, npix, buf, p.Kp, p.b, y + ow0 * s.OC, s.OC);
   }
 }
 

@@ -43,4 +43,10 @@ PackedQConv pack_qconv(const Conv2dShape& s, const int8_t* w, const int32_t* bia
 // out[N, OH, OW, OC] (u8, or s8) from in[N, H, W, C] (u8), p.threads threads (1 inside a parallel region).
 void qconv_nhwc(const PackedQConv& p, const uint8_t* in, void* out);
 
+// One output row: row oh of image n into y (OW pixels, pixel stride OC), on the calling thread, with
+// buf of qconv_row_buffer_bytes(p) bytes (the fused int8 block's expand stage when it is a conv: the
+// stem of MobileNetV2, computed band by band).
+int64_t qconv_row_buffer_bytes(const PackedQConv& p);
+void qconv_row(const PackedQConv& p, const uint8_t* in, int64_t n, int64_t oh, uint8_t* y, uint8_t* buf);
+
 }  // namespace locus::kernels

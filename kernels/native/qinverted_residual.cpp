@@ -28,6 +28,9 @@ QuantParams slice_channels(const QuantParams& q, int64_t c0, int64_t n) {
 schedule::FusedBlockShape QInvertedResidualShape::block() const {
   schedule::FusedBlockShape b;
   b.H = H, b.W = W, b.C = C, b.E = E, b.OC = OC;
+  // a conv expand stage as the 1x1 expand of its im2col rows (K = KH x KW x C bytes per pixel): the
+  // halo rows it recomputes cost what they cost
+  if (xconv.on) b.C = C * xconv.KH * xconv.KW;
   b.KH = KH, b.KW = KW, b.SH = SH, b.SW = SW, b.PT = PT, b.PB = PB, b.PL = PL, b.PR = PR;
   b.expand = expand, b.project = project;
   b.elem = schedule::FusedElementSizes::int8();
@@ -47,6 +50,12 @@ PackedQInvertedResidual pack_qinverted_residual(const QInvertedResidualShape& s,
   LOCUS_CHECK(!s.residual || (s.project && s.OC == s.C && s.OH() == s.H && s.OW() == s.W),
               "fused int8 block: the residual needs a project stage and the output shape equal to the input shape");
   LOCUS_CHECK(w.dw && (!s.expand || w.expand) && (!s.project || w.project), "fused int8 block: missing weights");
+  const QExpandConv& xc = s.xconv;
+  LOCUS_CHECK(!xc.on || (s.expand && !s.residual && xc.KH >= 1 && xc.KW >= 1 && xc.SH >= 1 && xc.SW >= 1 &&
+                         xc.PT >= 0 && xc.PL >= 0 && xc.PB >= 0 && xc.PR >= 0 &&
+                         (xc.XH + xc.PT + xc.PB - xc.KH) / xc.SH + 1 == s.H &&
+                         (xc.XW + xc.PL + xc.PR - xc.KW) / xc.SW + 1 == s.W),
+              "fused int8 block: the expand conv's output is not the depthwise input (or the block has a residual)");
   LOCUS_CHECK(!w.expand_q.s8_out && (!w.dw_q.s8_out || !s.project),
               "fused int8 block: the expanded and filtered intermediates must be written as u8");
   PackedQInvertedResidual p;
@@ -56,14 +65,15 @@ PackedQInvertedResidual pack_qinverted_residual(const QInvertedResidualShape& s,
   schedule::FusedPlannerOptions po;
   // Chunks are whole packed-B panels; without an expand stage the depthwise stage reads the block
   // input (pixel stride C) directly: one chunk.
-  po.chunk_step = s.expand ? kQGemmNR : s.E;
+  po.chunk_step = s.expand && !xc.on ? kQGemmNR : s.E;
   po.min_chunk = kQGemmNR;  // no output tile to reload per chunk: any whole panel is worth it
   po.halo_cache = false;    // halo rows are recomputed (see the header)
+  po.buffer_price = 1;      // the bands are arena memory (schedule/fused_block_planner.h)
   p.plan = schedule::plan_fused_block_threads(s.block(), s.N, S, std::max(threads, 1), po);
   const int64_t ch = p.plan.chunk, taps = s.KH * s.KW, MH = s.OH(), MW = s.OW();
   for (int64_t e0 = 0; e0 < s.E; e0 += ch) {
     const int64_t ec = std::min(ch, s.E - e0);
-    if (s.expand)
+    if (s.expand && !xc.on)
       p.expand_chunks.push_back(pack_qgemm_b(s.C, ec, w.expand + e0 * s.C, s.C, /*trans_w=*/true,
                                              w.expand_bias ? w.expand_bias + e0 : nullptr,
                                              slice_channels(w.expand_q, e0, ec)));
@@ -74,6 +84,13 @@ PackedQInvertedResidual pack_qinverted_residual(const QInvertedResidualShape& s,
     p.dw_chunks.push_back(
         pack_qdwconv(d, w.dw + e0 * taps, w.dw_bias ? w.dw_bias + e0 : nullptr, slice_channels(w.dw_q, e0, ec), 1));
   }
+  if (xc.on) {
+    Conv2dShape d;
+    d.N = s.N, d.H = xc.XH, d.W = xc.XW, d.C = s.C, d.OC = s.E, d.G = 1, d.OH = s.H, d.OW = s.W;
+    d.KH = xc.KH, d.KW = xc.KW, d.SH = xc.SH, d.SW = xc.SW, d.PT = xc.PT, d.PL = xc.PL, d.PB = xc.PB, d.PR = xc.PR;
+    d.DH = d.DW = 1;
+    p.expand_conv = pack_qconv(d, w.expand, w.expand_bias, w.expand_q, 1);
+  }
   if (s.project)
     p.project = pack_qgemm_b(s.E, s.OC, w.project, s.E, /*trans_w=*/true, w.project_bias, w.project_q);
   const schedule::FusedBlockPlan& pl = p.plan;
@@ -81,6 +98,10 @@ PackedQInvertedResidual pack_qinverted_residual(const QInvertedResidualShape& s,
   for (int64_t b = 0; b < pl.bands; ++b) in_rows = std::max(in_rows, pl.band_in_last(b) - pl.band_in_first(b));
   // the expanded rows carry their padding columns (PL + W + PR pixels, qdepthwise_row's padded_rows)
   p.scratch_exp = s.expand ? r64(in_rows * (s.PL + s.W + s.PR) * ch) : 0;
+  if (xc.on) {
+    p.conv_buf = p.scratch_exp;
+    p.scratch_exp += r64(qconv_row_buffer_bytes(p.expand_conv));
+  }
   p.scratch_filt = s.project ? r64(pl.rows * MW * s.E) : 0;
   p.scratch_p = s.residual ? r64(pl.rows * MW * s.OC) : 0;
   return p;
@@ -100,6 +121,7 @@ void qinverted_residual_nhwc(const PackedQInvertedResidual& p, const uint8_t* in
   const int threads = omp_in_parallel() ? 1 : pl.threads;
   const QDwConvMicroKernel uk = qdwconv_microkernel_for(active_isa());
   const int64_t per_thread = p.scratch_exp + p.scratch_filt + p.scratch_p;
+  const bool xc_on = s.xconv.on;
   // The depthwise geometry is the same for every chunk but the channel count: one interior.
   const DwInterior interior = dw_interior(p.dw_chunks[0].s);
 
@@ -111,7 +133,7 @@ void qinverted_residual_nhwc(const PackedQInvertedResidual& p, const uint8_t* in
     const int64_t n = g / pl.bands, b = g % pl.bands;
     const int64_t oh0 = b * pl.rows, oh1 = std::min(OH, oh0 + pl.rows);
     const int64_t ih0 = pl.band_in_first(b), ih1 = pl.band_in_last(b);
-    const uint8_t* img = in + n * s.H * s.W * s.C;
+    const uint8_t* img = in + n * s.H * s.W * s.C;  // (1x1 expand or none)
     for (int64_t step = 0; step < c1 - c0; ++step) {
       const int64_t ci = forward ? c0 + step : c1 - 1 - step;
       const int64_t e0 = ci * ch;
@@ -121,7 +143,15 @@ void qinverted_residual_nhwc(const PackedQInvertedResidual& p, const uint8_t* in
       //    between PL and PR pixels of the depthwise input zero point (whole rows in one GEMM when
       //    there is no horizontal padding)
       const uint8_t* band;
-      if (s.expand) {
+      if (xc_on) {
+        for (int64_t ih = ih0; ih < ih1; ++ih) {
+          uint8_t* row = expbuf + (ih - ih0) * wp;
+          std::memset(row, dw.x_zero, size_t(s.PL * ec));
+          qconv_row(p.expand_conv, in, n, ih, row + s.PL * ec, expbuf + p.conv_buf);
+          std::memset(row + (s.PL + s.W) * ec, dw.x_zero, size_t(s.PR * ec));
+        }
+        band = expbuf + s.PL * ec;
+      } else if (s.expand) {
         const PackedQB& eb = p.expand_chunks[size_t(ci)];
         if (s.PL == 0 && s.PR == 0) {
           qgemm_u8s8_rows(0, (ih1 - ih0) * s.W, img + ih0 * s.W * s.C, s.C, eb, expbuf, ec);

@@ -3,7 +3,9 @@
 // QLinearAdd of the block input], on NHWC u8 / s8 activations, without materialising the expanded
 // tensor. Either 1x1 stage may be absent. Every stage rounds exactly as the unfused kernels do (it
 // calls them: qgemm_u8s8_rows, qdepthwise_row, qadd_same), so the result is bit-identical to the
-// unfused composition.
+// unfused composition. The expand stage may also be a dense KxK conv (QInvertedResidualShape::
+// xconv: MobileNetV2's 3x3 stride-2 stem in front of its first block), computed row by row into the
+// band's expanded rows (qconv_row), so its 112 x 112 x 32 output never exists in memory either.
 //
 // Schedule (schedule/fused_block_planner.h, "filtered band", sizes in bytes): the output of each
 // image is cut into bands of output rows, the E expanded channels into chunks (multiples of 16).
@@ -29,6 +31,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/native/qconv.h"
 #include "kernels/native/qdwconv.h"
 #include "kernels/native/qelementwise.h"
 #include "kernels/native/qgemm.h"
@@ -36,12 +39,22 @@
 
 namespace locus::kernels {
 
+// The expand stage as a dense conv (group 1, dilation 1): its kernel, strides and pads, and the
+// block input's height and width (the conv's input; H and W of the shape are then its output, the
+// depthwise input).
+struct QExpandConv {
+  bool on = false;
+  int64_t XH = 0, XW = 0;
+  int64_t KH = 1, KW = 1, SH = 1, SW = 1, PT = 0, PL = 0, PB = 0, PR = 0;
+};
+
 struct QInvertedResidualShape {
-  int64_t N = 1, H = 0, W = 0, C = 0;  // block input
+  int64_t N = 1, H = 0, W = 0, C = 0;  // block input (with xconv: H, W are the depthwise input's)
   int64_t E = 0;                       // expanded channels (= C if !expand)
   int64_t OC = 0;                      // output channels (= E if !project)
   int64_t KH = 3, KW = 3, SH = 1, SW = 1, PT = 1, PL = 1, PB = 1, PR = 1;
   bool expand = true, project = true, residual = false;
+  QExpandConv xconv;  // with expand: the expand stage is this conv, not a 1x1 (one chunk: E)
   int64_t OH() const { return (H + PT + PB - KH) / SH + 1; }
   int64_t OW() const { return (W + PL + PR - KW) / SW + 1; }
   schedule::FusedBlockShape block() const;  // sizes in bytes, filtered band
@@ -52,7 +65,7 @@ struct QInvertedResidualShape {
 // expand_q and dw_q must write u8 (their outputs are the intermediates); project_q writes the output
 // (no residual) or P (residual) in its real type.
 struct QInvertedResidualWeights {
-  const int8_t* expand = nullptr;  // [E, C]
+  const int8_t* expand = nullptr;  // [E, C] (with xconv: [E, C, KH, KW])
   const int32_t* expand_bias = nullptr;
   QuantParams expand_q;
   const int8_t* dw = nullptr;  // [E, KH * KW]
@@ -71,13 +84,15 @@ struct PackedQInvertedResidual {
   QInvertedResidualShape s;
   schedule::FusedBlockPlan plan;
   std::vector<PackedQB> expand_chunks;    // chunk i: B = C x chunk
+  PackedQConv expand_conv;                // with s.xconv: the whole expand stage (one chunk)
   std::vector<PackedQDwConv> dw_chunks;   // chunk i: the chunk's channels (pixel stride = its width)
   PackedQB project;                       // B = E x OC
   QAddParams add;
   bool x_first = false;
   // Per-thread scratch bytes (each part rounded up to 64): the expanded chunk rows (with their
   // padding columns), the band's filtered rows and the band's P tile.
-  int64_t scratch_exp = 0, scratch_filt = 0, scratch_p = 0;
+  // With xconv, scratch_exp ends with qconv_row's buffer, at conv_buf.
+  int64_t scratch_exp = 0, scratch_filt = 0, scratch_p = 0, conv_buf = 0;
 };
 
 // S: the buffer in bytes (the caller applies any safety fraction). threads: how many it runs with.

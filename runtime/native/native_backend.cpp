@@ -1,7 +1,8 @@
 // The native CPU backend. compile() does everything that depends only on shapes and weights: it
 // decides each value's layout (4-D activations NHWC, everything else row-major), plans the arena with
-// the memory planner, packs weights, sizes the shared workspace and builds one step per node with
-// its pointers bound. run() converts the inputs at the boundary (NCHW -> NHWC), runs the steps and
+// the memory planner, packs weights and builds one step per node with its pointers bound. A step's
+// workspace is planned in the arena too, alive during its step only: the steps are built once to
+// learn what each asks for, then again on the arena planned with them. run() converts the inputs at the boundary (NCHW -> NHWC), runs the steps and
 // converts the outputs back. A float input that only feeds a per-tensor QuantizeLinear (a quantized
 // model's) is quantized straight into that node's NHWC bytes at the boundary, in one pass. Runtime
 // values are float32, or uint8 / int8 for the quantized ops (one byte per element, in the same layouts).
@@ -92,6 +93,9 @@ class NativeExecutable : public Executable, public native::NativeContext {
   void run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>& outputs) override;
   void run_views(const std::vector<TensorView>& inputs, std::vector<Tensor>& outputs) override;
   int64_t activation_bytes() const override { return arena_bytes_; }
+  int64_t largest_step_workspace() const override {
+    return ws_need_.empty() ? 0 : *std::max_element(ws_need_.begin(), ws_need_.end());
+  }
   void set_profiling(bool on) override { profiling_ = on; }
   std::vector<NodeTiming> timings() const override { return timings_; }
   std::string describe() const override;
@@ -117,8 +121,10 @@ class NativeExecutable : public Executable, public native::NativeContext {
   float* rowmajor_out(const Val& y, Step& post) override;
   const uint8_t* rowmajor_in_bytes(const Val& x, Step& pre) override;
   uint8_t* rowmajor_out_bytes(const Val& y, Step& post) override;
-  void need_workspace(int64_t floats) override { workspace_floats_ = std::max(workspace_floats_, floats); }
-  std::vector<float>* workspace() override { return &workspace_; }
+  void need_workspace(int64_t floats) override {
+    ws_need_[building_] = std::max(ws_need_[building_], mul_bytes(std::max<int64_t>(floats, 0), 4));
+  }
+  const native::StepWorkspace* workspace() override { return &step_ws_[building_]; }
   void add_pointwise_plan(PointwisePlanRow row) override { plans_.push_back(std::move(row)); }
   void add_fused_plan(FusedBlockPlanRow row) override { fused_plans_.push_back(std::move(row)); }
   void add_winograd_plan(WinogradPlanRow row) override { winograd_plans_.push_back(std::move(row)); }
@@ -127,6 +133,11 @@ class NativeExecutable : public Executable, public native::NativeContext {
 
   // The step of one node, by the op registry (runtime/native/op_registry.h).
   Step build(const Node& n);
+  // Plans the arena for `list` (its first `values` requests are the runtime values, the rest step
+  // workspaces, each alive during its step), allocates it and builds every step from a clean state
+  // (a second call replaces the first).
+  void compile_steps(const std::vector<BufferRequest>& list, size_t values,
+                     const std::map<int, std::string>& boundary_quantize);
 
   const Graph& g_;  // valid during compilation only (the constructor)
   BackendOptions opts_;
@@ -139,8 +150,9 @@ class NativeExecutable : public Executable, public native::NativeContext {
   std::map<std::string, Val> vals_;
   std::deque<std::vector<float>> owned_;  // materialised constants and step scratch
   std::vector<float> arena_;
-  std::vector<float> workspace_;
-  int64_t workspace_floats_ = 0;
+  std::vector<native::StepWorkspace> step_ws_;  // per node: its workspace, in the arena
+  std::vector<int64_t> ws_need_;                // per node: the workspace bytes it asked for
+  size_t building_ = 0;                         // the node being built
   int64_t arena_bytes_ = 0;
   std::vector<StepInfo> steps_;
   bool profiling_ = false;
@@ -180,20 +192,62 @@ NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o)
     for (auto& [x, y] : quantized_at_boundary)
       if (r.name == y) r.first = 0;
   }
-  for (const BufferRequest& r : list) vals_[r.name] = Val(g.info(r.name).shape, nullptr, g.info(r.name).dtype);
+  compile_steps(list, list.size(), boundary_quantize);
+  // The step workspaces join the plan, each alive during its step: the largest (a fused block's
+  // expanded and filtered bands) then reuse the memory of activations that have just died, which
+  // the cache still holds, instead of a buffer of their own that every inference first misses on.
+  std::vector<BufferRequest> with_ws = list;
+  for (size_t k = 0; k < ws_need_.size(); ++k)
+    if (ws_need_[k] > 0) with_ws.push_back({cat("#workspace ", k), ws_need_[k], int(k), int(k)});
+  if (with_ws.size() > list.size()) {
+    const std::vector<int64_t> need = ws_need_;
+    compile_steps(with_ws, list.size(), boundary_quantize);
+    LOCUS_CHECK(ws_need_ == need, "native backend: a step asked for another workspace when it was built again");
+  }
+  int64_t owned_bytes = 0;
+  for (auto& b : owned_) owned_bytes = add_bytes(owned_bytes, int64_t(b.size() * sizeof(float)));
+  o.memory_budget.check("the native backend's plan", add_bytes(arena_bytes_, owned_bytes),
+                        cat("activation arena (step workspaces included) ", human_bytes(arena_bytes_),
+                            ", packed weights and step buffers ", human_bytes(owned_bytes)));
+  input_names_ = g.inputs;
+  output_names_ = g.outputs;
+  for (auto& o : g.outputs)
+    if (const Tensor* c = g.constant(o)) constant_outputs_[o] = *c;
+}
+
+void NativeExecutable::compile_steps(const std::vector<BufferRequest>& list, size_t values,
+                                     const std::map<int, std::string>& boundary_quantize) {
+  const Graph& g = g_;
+  vals_.clear();
+  owned_.clear();
+  steps_.clear();
+  plans_.clear();
+  fused_plans_.clear();
+  winograd_plans_.clear();
+  step_ws_.assign(g.nodes.size(), {});
+  ws_need_.assign(g.nodes.size(), 0);
+  for (size_t i = 0; i < values; ++i)
+    vals_[list[i].name] = Val(g.info(list[i].name).shape, nullptr, g.info(list[i].name).dtype);
   MemoryPlan plan = plan_memory(list);
   arena_bytes_ = plan.arena_bytes;
   int64_t weight_bytes = 0;
   for (auto& [name, t] : g.constants) weight_bytes = add_bytes(weight_bytes, int64_t(t.bytes.size()));
   // packed weights are at most a padded copy of the constants; checked again with the real figures
   // once the steps are built
-  o.memory_budget.check("the native backend's plan", add_bytes(arena_bytes_, weight_bytes),
-                        cat("activation arena ", human_bytes(arena_bytes_), ", weights ", human_bytes(weight_bytes)));
+  opts_.memory_budget.check("the native backend's plan", add_bytes(arena_bytes_, weight_bytes),
+                            cat("activation arena ", human_bytes(arena_bytes_), ", weights ", human_bytes(weight_bytes)));
+  arena_.clear();
+  arena_.shrink_to_fit();
   arena_.assign(size_t(plan.arena_bytes / 4 + 16), 0.f);
-  for (size_t i = 0; i < list.size(); ++i) vals_[list[i].name].ptr = arena_.data() + plan.offsets[i] / 4;
+  for (size_t i = 0; i < list.size(); ++i) {
+    float* at = arena_.data() + plan.offsets[i] / 4;
+    if (i < values) vals_[list[i].name].ptr = at;
+    else step_ws_[size_t(list[i].first)].p = at;
+  }
 
   for (size_t k = 0; k < g.nodes.size(); ++k) {
     const Node& n = g.nodes[k];
+    building_ = k;
     if (auto it = boundary_quantize.find(int(k)); it != boundary_quantize.end()) {
       steps_.push_back({n.name, n.op, cat("quantize_f32_nchw_to_nhwc (at the boundary, from input '", it->second, "')"),
                         [] {}});
@@ -202,17 +256,6 @@ NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o)
     Step fn = build(n);
     steps_.push_back({n.name, n.op, implementation_, std::move(fn)});
   }
-  int64_t owned_bytes = 0;
-  for (auto& b : owned_) owned_bytes = add_bytes(owned_bytes, int64_t(b.size() * sizeof(float)));
-  const int64_t workspace_bytes = mul_bytes(workspace_floats_ + 16, int64_t(sizeof(float)));
-  o.memory_budget.check("the native backend's plan", add_bytes(add_bytes(arena_bytes_, owned_bytes), workspace_bytes),
-                        cat("activation arena ", human_bytes(arena_bytes_), ", packed weights and step buffers ",
-                            human_bytes(owned_bytes), ", workspace ", human_bytes(workspace_bytes)));
-  workspace_.assign(size_t(workspace_floats_ + 16), 0.f);
-  input_names_ = g.inputs;
-  output_names_ = g.outputs;
-  for (auto& o : g.outputs)
-    if (const Tensor* c = g.constant(o)) constant_outputs_[o] = *c;
 }
 
 Val& NativeExecutable::val(const std::string& name) {

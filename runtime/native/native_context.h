@@ -72,6 +72,12 @@ inline std::vector<int64_t> broadcast_strides(const Val& v, const Shape& out) {
 
 using Step = std::function<void()>;
 
+// Where a step's workspace is (NativeContext::workspace): bound after every step is built.
+struct StepWorkspace {
+  float* p = nullptr;
+  float* data() const { return p; }
+};
+
 // The fused activation of a Conv (attrs locus.activation / _min / _max), none if it has none.
 kernels::Activation activation_of(const Node& n);
 
@@ -96,10 +102,12 @@ class NativeContext {
   // The same for 1-byte (uint8 / int8) values.
   virtual const uint8_t* rowmajor_in_bytes(const Val& x, Step& pre) = 0;
   virtual uint8_t* rowmajor_out_bytes(const Val& y, Step& post) = 0;
-  // The workspace shared by all steps (one runs at a time): a step asks for `floats` now and reads
-  // workspace()->data() when it runs (the vector is allocated after every step is built).
+  // The step's workspace: a step asks for `floats` now and reads workspace()->data() when it runs.
+  // It is planned in the arena like the activations, alive during this step only, so it takes memory
+  // that values dead by then have left (still in the cache: their producers and readers have just
+  // run) instead of a buffer of its own; its address is bound once every step is built.
   virtual void need_workspace(int64_t floats) = 0;
-  virtual std::vector<float>* workspace() = 0;
+  virtual const StepWorkspace* workspace() = 0;
   // Plans made while building, for `locus info --plans` and the benchmarks.
   virtual void add_pointwise_plan(PointwisePlanRow row) = 0;
   virtual void add_fused_plan(FusedBlockPlanRow row) = 0;

@@ -47,6 +47,16 @@ Step build_fused_qblock(NativeContext& c, const Node& n) {
   s.PT = pads[0], s.PL = pads[1], s.PB = pads[2], s.PR = pads[3];
   s.expand = !n.input(fq::kExpand + 2).empty();
   s.project = !n.input(fq::kProject + 2).empty();
+  if (s.expand && fq::expand_is_conv(n, constant(fq::kExpand + 2)->shape)) {
+    // a KxK expand conv (the stem): H and W become its output's, the depthwise input
+    const Shape& we = constant(fq::kExpand + 2)->shape;
+    const auto es = n.ints("expand_strides", {1, 1}), ep = n.ints("expand_pads", {0, 0, 0, 0});
+    QExpandConv& xc = s.xconv;
+    xc.on = true, xc.XH = s.H, xc.XW = s.W, xc.KH = we[2], xc.KW = we[3], xc.SH = es[0], xc.SW = es[1];
+    xc.PT = ep[0], xc.PL = ep[1], xc.PB = ep[2], xc.PR = ep[3];
+    s.H = (xc.XH + xc.PT + xc.PB - xc.KH) / xc.SH + 1;
+    s.W = (xc.XW + xc.PL + xc.PR - xc.KW) / xc.SW + 1;
+  }
   s.residual = n.i("residual", 0) == 1;
   LOCUS_CHECK(s.OH() == y.shape[2] && s.OW() == y.shape[3], "native backend: FusedQLinearInvertedResidual '", n.name,
               "': output shape does not match the depthwise geometry");
