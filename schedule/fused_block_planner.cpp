@@ -195,8 +195,8 @@ FusedPlanAttempt search_fused_block_plan(const FusedBlockShape& s, int64_t S, co
       FusedPlanAttempt a = try_fused_block_plan(s, S, rows, unpriced.chunk, unpriced.halo_cache);
       if (!a.plan) continue;
       const FusedBlockPlan& p = *a.plan;
-      const int64_t cost =
-          p.total + (p.expand_macs - min_expand) / kMacsPerEntry + o.buffer_price * p.buffer_entries;
+      const int64_t cost = p.total + (p.expand_macs - min_expand) / kMacsPerEntry +
+                           o.buffer_price * std::max<int64_t>(0, p.buffer_entries - o.free_buffer);
       if (best_cost < 0 || cost < best_cost || (cost == best_cost && p.rows > best.rows)) {
         best = p;
         best_cost = cost;

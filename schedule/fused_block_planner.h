@@ -130,13 +130,15 @@ struct FusedPlannerOptions {
   // At least this many bands per image (clamped to OH): a CPU kernel whose threads split the band
   // walk needs one band per thread at batch 1, even when the whole block fits the buffer.
   int64_t min_bands = 1;
-  // What one entry of the buffer costs, in entries of traffic (0: nothing, an accelerator's on-chip
-  // buffer). On a CPU the buffer is memory the kernel writes each time it runs: placed in the arena
-  // (runtime/native), the largest block's bands set the arena's footprint, whose lines every
-  // inference first misses on once the weights of the last layers have flushed the cache. At 1, a
-  // taller band is worth it only while the halo it saves costs more than the rows it adds: e.g.
-  // MobileNetV2-int8's 112x112 block 16 -> 96 -> 24 goes from 29-row bands (371 KB) to 6-row ones.
+  // What one entry of the buffer beyond `free_buffer` costs, in entries of traffic (0: nothing, an
+  // accelerator's on-chip buffer). On a CPU the buffer is memory the kernel writes each time it
+  // runs, planned in the arena (runtime/native): where it is larger than the memory the arena has
+  // free during the block, it makes the arena larger, and every inference first misses on each line
+  // of the arena once the last layers' weights have flushed the cache. At 1, a taller band is then
+  // worth it only while the halo it saves costs more than the rows it adds: e.g. MobileNetV2-int8's
+  // 112x112 block 16 -> 96 -> 24 goes from 29-row bands (371 KB) to 7-row ones.
   int64_t buffer_price = 0;
+  int64_t free_buffer = 0;  // entries of the buffer that cost nothing (the arena's free memory)
 };
 
 // One candidate of the search: the plan for given rows and chunk, or why it has none (it does not

@@ -293,7 +293,8 @@ TEST(QInvertedResidualErrors, BadShapesAndQuantizationAreOneLineErrors) {
 }
 
 // The buffer's price (FusedPlannerOptions::buffer_price, what the CPU kernel's bands cost as arena
-// memory) shortens the bands where their halo is cheap, keeps the chunk, and changes nothing at 0.
+// memory beyond what the arena has free) shortens the bands where their halo is cheap and keeps the
+// chunk; within the free memory it changes nothing.
 TEST(QFusedPlanner, ABufferPriceShortensTheBandsAndKeepsTheChunk) {
   schedule::FusedBlockShape s;  // MobileNetV2-int8's second block: 112x112, 16 -> 96 -> 24, stride 2
   s.H = s.W = 112, s.C = 16, s.E = 96, s.OC = 24, s.SH = s.SW = 2;
@@ -317,6 +318,11 @@ TEST(QFusedPlanner, ABufferPriceShortensTheBandsAndKeepsTheChunk) {
     };
     EXPECT_GE(cost(*a.plan), cost(priced)) << "rows=" << rows;
   }
+  // a buffer within the free memory costs nothing: with room for the tall bands they stay
+  o.free_buffer = free_buffer.buffer_entries;
+  const schedule::FusedBlockPlan roomy = schedule::plan_fused_block(s, S, o);
+  EXPECT_EQ(roomy.rows, free_buffer.rows);
+  EXPECT_EQ(roomy.chunk, free_buffer.chunk);
 }
 
 // ---- the planner's byte accounting ----

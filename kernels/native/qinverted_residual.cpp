@@ -39,7 +39,7 @@ schedule::FusedBlockShape QInvertedResidualShape::block() const {
 }
 
 PackedQInvertedResidual pack_qinverted_residual(const QInvertedResidualShape& s, const QInvertedResidualWeights& w,
-                                                int64_t S, int threads) {
+                                                int64_t S, int threads, int64_t room) {
   LOCUS_CHECK(s.N >= 1 && s.H >= 1 && s.W >= 1 && s.C >= 1 && s.E >= 1 && s.OC >= 1 && s.KH >= 1 && s.KW >= 1 &&
                   s.SH >= 1 && s.SW >= 1 && s.PT >= 0 && s.PL >= 0 && s.PB >= 0 && s.PR >= 0 && s.OH() >= 1 &&
                   s.OW() >= 1,
@@ -68,7 +68,7 @@ PackedQInvertedResidual pack_qinverted_residual(const QInvertedResidualShape& s,
   po.chunk_step = s.expand && !xc.on ? kQGemmNR : s.E;
   po.min_chunk = kQGemmNR;  // no output tile to reload per chunk: any whole panel is worth it
   po.halo_cache = false;    // halo rows are recomputed (see the header)
-  po.buffer_price = 1;      // the bands are arena memory (schedule/fused_block_planner.h)
+  if (room >= 0) po.buffer_price = 1, po.free_buffer = room;  // the bands are arena memory
   p.plan = schedule::plan_fused_block_threads(s.block(), s.N, S, std::max(threads, 1), po);
   const int64_t ch = p.plan.chunk, taps = s.KH * s.KW, MH = s.OH(), MW = s.OW();
   for (int64_t e0 = 0; e0 < s.E; e0 += ch) {

@@ -96,9 +96,11 @@ struct PackedQInvertedResidual {
 };
 
 // S: the buffer in bytes (the caller applies any safety fraction). threads: how many it runs with.
+// room: bytes of memory free beside the block (the arena's, runtime/native): a band buffer beyond it
+// is priced (FusedPlannerOptions::buffer_price), one within it is free; a negative room: no price.
 // Throws locus::Error (one line) on inconsistent shapes, bad quantization or when no band fits in S.
 PackedQInvertedResidual pack_qinverted_residual(const QInvertedResidualShape& s, const QInvertedResidualWeights& w,
-                                                int64_t S, int threads = 1);
+                                                int64_t S, int threads = 1, int64_t room = -1);
 
 // Scratch bytes qinverted_residual_nhwc needs (for exactly p.plan.threads threads).
 int64_t qinverted_residual_scratch_bytes(const PackedQInvertedResidual& p);

@@ -125,6 +125,7 @@ class NativeExecutable : public Executable, public native::NativeContext {
     ws_need_[building_] = std::max(ws_need_[building_], mul_bytes(std::max<int64_t>(floats, 0), 4));
   }
   const native::StepWorkspace* workspace() override { return &step_ws_[building_]; }
+  int64_t workspace_room() const override { return room_.empty() ? 0 : room_[building_]; }
   void add_pointwise_plan(PointwisePlanRow row) override { plans_.push_back(std::move(row)); }
   void add_fused_plan(FusedBlockPlanRow row) override { fused_plans_.push_back(std::move(row)); }
   void add_winograd_plan(WinogradPlanRow row) override { winograd_plans_.push_back(std::move(row)); }
@@ -153,6 +154,7 @@ class NativeExecutable : public Executable, public native::NativeContext {
   std::vector<native::StepWorkspace> step_ws_;  // per node: its workspace, in the arena
   std::vector<int64_t> ws_need_;                // per node: the workspace bytes it asked for
   size_t building_ = 0;                         // the node being built
+  std::vector<int64_t> room_;                   // per node: the values' arena not live then
   int64_t arena_bytes_ = 0;
   std::vector<StepInfo> steps_;
   bool profiling_ = false;
@@ -191,6 +193,15 @@ NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o)
     if (quantized_at_boundary.count(r.name)) r.bytes = 0;
     for (auto& [x, y] : quantized_at_boundary)
       if (r.name == y) r.first = 0;
+  }
+  // what the values leave free at each step (the same for both builds: steps size buffers by it)
+  {
+    const int64_t values_arena = plan_memory(list).arena_bytes;
+    room_.assign(g.nodes.size(), values_arena);
+    for (const BufferRequest& r : list)
+      for (int k = std::max(r.first, 0); k <= std::min<int>(r.last, int(g.nodes.size()) - 1); ++k)
+        room_[size_t(k)] -= (std::max<int64_t>(r.bytes, 1) + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment;
+    for (int64_t& v : room_) v = std::max<int64_t>(v, 0);
   }
   compile_steps(list, list.size(), boundary_quantize);
   // The step workspaces join the plan, each alive during its step: the largest (a fused block's

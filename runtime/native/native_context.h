@@ -107,6 +107,9 @@ class NativeContext {
   // that values dead by then have left (still in the cache: their producers and readers have just
   // run) instead of a buffer of its own; its address is bound once every step is built.
   virtual void need_workspace(int64_t floats) = 0;
+  // Bytes of the values' arena not live during this step: a workspace up to this size (if the
+  // free memory is one gap) leaves the arena's size as it is. A step may size its buffers by it.
+  virtual int64_t workspace_room() const = 0;
   virtual const StepWorkspace* workspace() = 0;
   // Plans made while building, for `locus info --plans` and the benchmarks.
   virtual void add_pointwise_plan(PointwisePlanRow row) = 0;

@@ -117,7 +117,8 @@ Step build_fused_qblock(NativeContext& c, const Node& n) {
   }
   // The same L2 as the fp32 blocks, in bytes.
   const int64_t S = 4 * (c.tiling().enabled() ? c.tiling().buffer_entries : l2_buffer_entries(kFusedFallbackL2Bytes));
-  auto packed = std::make_shared<PackedQInvertedResidual>(pack_qinverted_residual(s, w, S, c.threads()));
+  auto packed = std::make_shared<PackedQInvertedResidual>(
+      pack_qinverted_residual(s, w, S, c.threads(), c.workspace_room()));
   c.add_fused_plan({n.name, packed->plan});
   const Isa isa = active_isa();
   std::string impl = cat("qinverted_residual_nhwc (", qgemm_config(isa).name, ", ", qdwconv_microkernel_name(isa), ")");
