@@ -264,13 +264,15 @@ TEST(QFusedBlockModel, FusesTheSeventeenBlocksOfTheInt8AndQdqModels) {
   }
 }
 
-// The fused blocks' bands are planned in the arena, each alive during its block only: they take the
-// memory of activations dead by then, so the arena is smaller than the values' own peak plus the
-// largest block's bands (which a workspace of its own would add).
+// With the values' arena inside the L2, the fused blocks' bands are planned in the arena, each alive
+// during its block only: they take the memory of activations dead by then, so the arena is smaller
+// than the values' own peak plus the largest block's bands (which a workspace of its own would add).
+// With an L2 smaller than the values' arena they share one workspace instead: the arena is theirs.
 TEST(QFusedBlockModel, BlockWorkspacesShareTheArenaWithDeadActivations) {
   ASSERT_FALSE(int8_dir().empty()) << "the int8 model is missing: ../shared/models/mobilenetv2-12-int8";
   SessionOptions o;
   o.threads = 1;
+  o.backend.l2_bytes = 1 << 20;
   Session s = Session::from_file(int8_dir() + "/mobilenetv2-12-int8.onnx", o);
   const int64_t ws = s.largest_step_workspace();
   EXPECT_GT(ws, 0);
@@ -280,6 +282,12 @@ TEST(QFusedBlockModel, BlockWorkspacesShareTheArenaWithDeadActivations) {
     if (r.name == s.graph().inputs[0]) r.bytes = 0;
   const int64_t values_peak = peak_live_bytes(values);
   EXPECT_LT(s.activation_bytes(), values_peak + ws) << "values " << values_peak << ", workspace " << ws;
+  o.backend.l2_bytes = 128 << 10;  // below the values' 350 KB
+  Session small = Session::from_file(int8_dir() + "/mobilenetv2-12-int8.onnx", o);
+  std::vector<BufferRequest> small_values = value_lifetimes(small.graph());
+  for (BufferRequest& r : small_values)
+    if (r.name == small.graph().inputs[0]) r.bytes = 0;
+  EXPECT_EQ(small.activation_bytes(), plan_memory(small_values).arena_bytes);
 }
 
 // oneDNN and the accelerator model do not execute the int8 op: their graphs stay unfused.

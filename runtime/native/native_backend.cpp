@@ -125,7 +125,7 @@ class NativeExecutable : public Executable, public native::NativeContext {
     ws_need_[building_] = std::max(ws_need_[building_], mul_bytes(std::max<int64_t>(floats, 0), 4));
   }
   const native::StepWorkspace* workspace() override { return &step_ws_[building_]; }
-  int64_t workspace_room() const override { return room_.empty() ? 0 : room_[building_]; }
+  int64_t workspace_room() const override { return room_.empty() ? -1 : room_[building_]; }
   void add_pointwise_plan(PointwisePlanRow row) override { plans_.push_back(std::move(row)); }
   void add_fused_plan(FusedBlockPlanRow row) override { fused_plans_.push_back(std::move(row)); }
   void add_winograd_plan(WinogradPlanRow row) override { winograd_plans_.push_back(std::move(row)); }
@@ -135,9 +135,10 @@ class NativeExecutable : public Executable, public native::NativeContext {
   // The step of one node, by the op registry (runtime/native/op_registry.h).
   Step build(const Node& n);
   // Plans the arena for `list` (its first `values` requests are the runtime values, the rest step
-  // workspaces, each alive during its step), allocates it and builds every step from a clean state
-  // (a second call replaces the first).
-  void compile_steps(const std::vector<BufferRequest>& list, size_t values,
+  // workspaces, each alive during its step), allocates it and a shared workspace of `shared_ws`
+  // bytes for the other steps, and builds every step from a clean state (a second call replaces
+  // the first).
+  void compile_steps(const std::vector<BufferRequest>& list, size_t values, int64_t shared_ws,
                      const std::map<int, std::string>& boundary_quantize);
 
   const Graph& g_;  // valid during compilation only (the constructor)
@@ -151,7 +152,8 @@ class NativeExecutable : public Executable, public native::NativeContext {
   std::map<std::string, Val> vals_;
   std::deque<std::vector<float>> owned_;  // materialised constants and step scratch
   std::vector<float> arena_;
-  std::vector<native::StepWorkspace> step_ws_;  // per node: its workspace, in the arena
+  std::vector<native::StepWorkspace> step_ws_;  // per node: its workspace, in the arena or workspace_
+  std::vector<float> workspace_;                // the workspaces that do not fit in the arena's room
   std::vector<int64_t> ws_need_;                // per node: the workspace bytes it asked for
   size_t building_ = 0;                         // the node being built
   std::vector<int64_t> room_;                   // per node: the values' arena not live then
@@ -194,39 +196,52 @@ NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o)
     for (auto& [x, y] : quantized_at_boundary)
       if (r.name == y) r.first = 0;
   }
-  // what the values leave free at each step (the same for both builds: steps size buffers by it)
-  {
-    const int64_t values_arena = plan_memory(list).arena_bytes;
+  // When the values' arena fits in the L2, every line of it costs one miss per inference (the last
+  // layers' weights flush the cache between inferences) and nothing more: then a step workspace
+  // that fits in what the values leave free during its step (room_) joins the arena, alive during
+  // its step, and reuses the memory of activations that have just died instead of memory of its own
+  // (MobileNetV2-int8: the fused blocks' bands). The others share one workspace (one step runs at a
+  // time): the memory every step reuses, which is what stays in the cache when the arena does not.
+  // room_ is the same for both builds (steps may size their buffers by it); -1: no arena room.
+  const int64_t values_arena = plan_memory(list).arena_bytes;
+  room_.assign(g.nodes.size(), -1);
+  if (tiling_.l2_bytes > 0 && values_arena <= tiling_.l2_bytes) {
     room_.assign(g.nodes.size(), values_arena);
     for (const BufferRequest& r : list)
       for (int k = std::max(r.first, 0); k <= std::min<int>(r.last, int(g.nodes.size()) - 1); ++k)
         room_[size_t(k)] -= (std::max<int64_t>(r.bytes, 1) + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment;
     for (int64_t& v : room_) v = std::max<int64_t>(v, 0);
   }
-  compile_steps(list, list.size(), boundary_quantize);
-  // The step workspaces join the plan, each alive during its step: the largest (a fused block's
-  // expanded and filtered bands) then reuse the memory of activations that have just died, which
-  // the cache still holds, instead of a buffer of their own that every inference first misses on.
+  compile_steps(list, list.size(), 0, boundary_quantize);
   std::vector<BufferRequest> with_ws = list;
-  for (size_t k = 0; k < ws_need_.size(); ++k)
-    if (ws_need_[k] > 0) with_ws.push_back({cat("#workspace ", k), ws_need_[k], int(k), int(k)});
-  if (with_ws.size() > list.size()) {
+  int64_t shared = 0;
+  for (size_t k = 0; k < ws_need_.size(); ++k) {
+    if (ws_need_[k] <= 0) continue;
+    if (ws_need_[k] <= room_[k]) with_ws.push_back({cat("#workspace ", k), ws_need_[k], int(k), int(k)});
+    else shared = std::max(shared, ws_need_[k]);
+  }
+  if (with_ws.size() > list.size()) {  // build again on the arena planned with them
     const std::vector<int64_t> need = ws_need_;
-    compile_steps(with_ws, list.size(), boundary_quantize);
+    compile_steps(with_ws, list.size(), shared, boundary_quantize);
     LOCUS_CHECK(ws_need_ == need, "native backend: a step asked for another workspace when it was built again");
+  } else if (shared > 0) {  // the steps read their workspace's address when they run: bind it now
+    workspace_.assign(size_t(shared / 4 + 16), 0.f);
+    for (size_t k = 0; k < step_ws_.size(); ++k)
+      if (ws_need_[k] > 0) step_ws_[k].p = workspace_.data();
   }
   int64_t owned_bytes = 0;
   for (auto& b : owned_) owned_bytes = add_bytes(owned_bytes, int64_t(b.size() * sizeof(float)));
-  o.memory_budget.check("the native backend's plan", add_bytes(arena_bytes_, owned_bytes),
-                        cat("activation arena (step workspaces included) ", human_bytes(arena_bytes_),
-                            ", packed weights and step buffers ", human_bytes(owned_bytes)));
+  const int64_t ws_bytes = int64_t(workspace_.size() * sizeof(float));
+  o.memory_budget.check("the native backend's plan", add_bytes(add_bytes(arena_bytes_, owned_bytes), ws_bytes),
+                        cat("activation arena ", human_bytes(arena_bytes_), ", packed weights and step buffers ",
+                            human_bytes(owned_bytes), ", shared workspace ", human_bytes(ws_bytes)));
   input_names_ = g.inputs;
   output_names_ = g.outputs;
   for (auto& o : g.outputs)
     if (const Tensor* c = g.constant(o)) constant_outputs_[o] = *c;
 }
 
-void NativeExecutable::compile_steps(const std::vector<BufferRequest>& list, size_t values,
+void NativeExecutable::compile_steps(const std::vector<BufferRequest>& list, size_t values, int64_t shared_ws,
                                      const std::map<int, std::string>& boundary_quantize) {
   const Graph& g = g_;
   vals_.clear();
@@ -235,7 +250,8 @@ void NativeExecutable::compile_steps(const std::vector<BufferRequest>& list, siz
   plans_.clear();
   fused_plans_.clear();
   winograd_plans_.clear();
-  step_ws_.assign(g.nodes.size(), {});
+  workspace_.assign(size_t(shared_ws > 0 ? shared_ws / 4 + 16 : 0), 0.f);
+  step_ws_.assign(g.nodes.size(), {workspace_.empty() ? nullptr : workspace_.data()});
   ws_need_.assign(g.nodes.size(), 0);
   for (size_t i = 0; i < values; ++i)
     vals_[list[i].name] = Val(g.info(list[i].name).shape, nullptr, g.info(list[i].name).dtype);
