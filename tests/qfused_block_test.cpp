@@ -53,6 +53,7 @@ struct QBlockCase {
   int64_t C = 12, E = 40, H = 9, W = 7, stride = 1;
   bool expand = true, residual = true, x_first = false;
   bool extra_reader = false;  // the expanded value is also a graph output: not an intermediate
+  int64_t stem = 0;  // > 0: the expand stage is a stem x stem, stride 2, pad 1 conv (as MobileNetV2's)
 };
 
 // One quantized value: its scale and zero point constants (a zero point that differs per value).
@@ -93,7 +94,8 @@ Graph qblock_graph(const QBlockCase& k, uint32_t seed) {
   };
   QVal cur{"x", "x_s", "x_z"};
   QVal expanded;
-  if (k.expand) cur = expanded = conv(cur, k.E, k.C, 1, 1, 0, 1, 0.04f * 3.5f, 100, -20);
+  if (k.stem > 0) cur = expanded = conv(cur, k.E, k.C, k.stem, 2, 1, 1, 0.04f * 3.5f * 1.5f, 100, -20);
+  else if (k.expand) cur = expanded = conv(cur, k.E, k.C, 1, 1, 0, 1, 0.04f * 3.5f, 100, -20);
   const int64_t E = k.expand ? k.E : k.C;
   cur = conv(cur, E, 1, 3, k.stride, 1, E, 0.04f * 3.f, 90, 12);
   cur = conv(cur, k.C, E, 1, 1, 0, 1, 0.04f * 6.5f, 128, 3);
@@ -147,6 +149,12 @@ TEST_P(QFusedBlock, NativeFusedEqualsTheUnfusedReference) {
   QBlockCase no_expand;
   no_expand.expand = false, no_expand.residual = false, no_expand.t = DType::I8, no_expand.C = 17;
   cases.push_back(no_expand);
+  // a 3x3 stride-2 conv in front of a block without a 1x1 expand: its expand stage (the stem)
+  for (DType t : {DType::U8, DType::I8}) {
+    QBlockCase stem;
+    stem.t = t, stem.stem = 3, stem.residual = false, stem.C = 3, stem.E = 32, stem.H = 15, stem.W = 13;
+    cases.push_back(stem);
+  }
   uint32_t seed = 1;
   for (const QBlockCase& k : cases) {
     const Graph g = qblock_graph(k, seed += 20);
