@@ -123,9 +123,13 @@ class NativeExecutable : public Executable, public native::NativeContext {
   uint8_t* rowmajor_out_bytes(const Val& y, Step& post) override;
   void need_workspace(int64_t floats) override {
     ws_need_[building_] = std::max(ws_need_[building_], mul_bytes(std::max<int64_t>(floats, 0), 4));
+    if (!live_.empty()) ws_floor_ = std::max(ws_floor_, live_[building_] + ws_need_[building_]);
   }
   const native::StepWorkspace* workspace() override { return &step_ws_[building_]; }
-  int64_t workspace_room() const override { return room_.empty() ? -1 : room_[building_]; }
+  int64_t workspace_room() const override {
+    if (live_.empty()) return -1;
+    return std::max<int64_t>(0, std::max(values_arena_, ws_floor_) - live_[building_]);
+  }
   void add_pointwise_plan(PointwisePlanRow row) override { plans_.push_back(std::move(row)); }
   void add_fused_plan(FusedBlockPlanRow row) override { fused_plans_.push_back(std::move(row)); }
   void add_winograd_plan(WinogradPlanRow row) override { winograd_plans_.push_back(std::move(row)); }
@@ -156,7 +160,10 @@ class NativeExecutable : public Executable, public native::NativeContext {
   std::vector<float> workspace_;                // the workspaces that do not fit in the arena's room
   std::vector<int64_t> ws_need_;                // per node: the workspace bytes it asked for
   size_t building_ = 0;                         // the node being built
-  std::vector<int64_t> room_;                   // per node: the values' arena not live then
+  // Workspaces in the arena (the values' arena fits in the L2): per node the bytes of values live
+  // then (empty otherwise), the values' arena, and the most live + workspace of the steps built so far.
+  std::vector<int64_t> live_;
+  int64_t values_arena_ = 0, ws_floor_ = 0;
   int64_t arena_bytes_ = 0;
   std::vector<StepInfo> steps_;
   bool profiling_ = false;
@@ -197,27 +204,27 @@ NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o)
       if (r.name == y) r.first = 0;
   }
   // When the values' arena fits in the L2, every line of it costs one miss per inference (the last
-  // layers' weights flush the cache between inferences) and nothing more: then a step workspace
-  // that fits in what the values leave free during its step (room_) joins the arena, alive during
-  // its step, and reuses the memory of activations that have just died instead of memory of its own
-  // (MobileNetV2-int8: the fused blocks' bands). The others share one workspace (one step runs at a
-  // time): the memory every step reuses, which is what stays in the cache when the arena does not.
-  // room_ is the same for both builds (steps may size their buffers by it); -1: no arena room.
-  const int64_t values_arena = plan_memory(list).arena_bytes;
-  room_.assign(g.nodes.size(), -1);
-  if (tiling_.l2_bytes > 0 && values_arena <= tiling_.l2_bytes) {
-    room_.assign(g.nodes.size(), values_arena);
+  // layers' weights flush the cache between inferences) and nothing more: then every step's
+  // workspace joins the arena, alive during its step, and reuses the memory of activations that have
+  // just died instead of memory of its own (MobileNetV2-int8: the fused blocks' bands). Steps may
+  // size their buffers by workspace_room(): what the arena, as large as the steps built so far have
+  // made it, leaves free during the step (the same in both builds). When the arena does not fit,
+  // the workspaces share one buffer (one step runs at a time): the memory every step reuses, which
+  // is what stays in the cache then.
+  values_arena_ = plan_memory(list).arena_bytes;
+  live_.clear();
+  if (tiling_.l2_bytes > 0 && values_arena_ <= tiling_.l2_bytes) {
+    live_.assign(g.nodes.size(), 0);
     for (const BufferRequest& r : list)
       for (int k = std::max(r.first, 0); k <= std::min<int>(r.last, int(g.nodes.size()) - 1); ++k)
-        room_[size_t(k)] -= (std::max<int64_t>(r.bytes, 1) + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment;
-    for (int64_t& v : room_) v = std::max<int64_t>(v, 0);
+        live_[size_t(k)] += (std::max<int64_t>(r.bytes, 1) + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment;
   }
   compile_steps(list, list.size(), 0, boundary_quantize);
   std::vector<BufferRequest> with_ws = list;
   int64_t shared = 0;
   for (size_t k = 0; k < ws_need_.size(); ++k) {
     if (ws_need_[k] <= 0) continue;
-    if (ws_need_[k] <= room_[k]) with_ws.push_back({cat("#workspace ", k), ws_need_[k], int(k), int(k)});
+    if (!live_.empty()) with_ws.push_back({cat("#workspace ", k), ws_need_[k], int(k), int(k)});
     else shared = std::max(shared, ws_need_[k]);
   }
   if (with_ws.size() > list.size()) {  // build again on the arena planned with them
@@ -251,6 +258,7 @@ void NativeExecutable::compile_steps(const std::vector<BufferRequest>& list, siz
   fused_plans_.clear();
   winograd_plans_.clear();
   workspace_.assign(size_t(shared_ws > 0 ? shared_ws / 4 + 16 : 0), 0.f);
+  ws_floor_ = 0;
   step_ws_.assign(g.nodes.size(), {workspace_.empty() ? nullptr : workspace_.data()});
   ws_need_.assign(g.nodes.size(), 0);
   for (size_t i = 0; i < values; ++i)

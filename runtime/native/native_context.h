@@ -103,12 +103,14 @@ class NativeContext {
   virtual const uint8_t* rowmajor_in_bytes(const Val& x, Step& pre) = 0;
   virtual uint8_t* rowmajor_out_bytes(const Val& y, Step& post) = 0;
   // The step's workspace: a step asks for `floats` now and reads workspace()->data() when it runs
-  // (the address is bound once every step is built). One that fits in workspace_room() is planned
-  // in the arena, alive during this step only: it takes memory that values dead by then have left
-  // (still in the cache: their producers and readers have just run). The others share one buffer.
+  // (the address is bound once every step is built). When the values' arena fits in the L2 it is
+  // planned in the arena, alive during this step only: it takes memory that values dead by then
+  // have left (still in the cache: their producers and readers have just run). Otherwise the
+  // workspaces share one buffer.
   virtual void need_workspace(int64_t floats) = 0;
-  // Bytes of the values' arena not live during this step: a workspace up to this size (if the
-  // free memory is one gap) leaves the arena's size as it is. A step may size its buffers by it.
+  // Bytes of the arena not live during this step, the arena as large as the values and the steps
+  // built before this one make it: a workspace up to this size (if the free memory is one gap)
+  // leaves the arena's size as it is. A step may size its buffers by it (the fused int8 block does).
   // -1 when workspaces are not planned in the arena (its values do not fit in the L2, or the L2 is
   // unknown): they then share one buffer.
   virtual int64_t workspace_room() const = 0;
