@@ -172,6 +172,7 @@ static void print_plans(const Executable* exe) {
                 double(p.total) * (bytes ? mib / 4 : mib), (long long)p.expand_macs,
                 b.filtered_band ? (b.stream_project ? "bytes, filtered band, project streamed" : "bytes, filtered band")
                                 : b.elem.unit());
+    if (!p.note.empty()) std::printf("%-32s   note: %s\n", "", p.note.c_str());
     if (r.se)  // a squeeze-excite block: which strategy, and the figures it was chosen by
       std::printf("%-32s   squeeze-excite %s: D %lld entries, kept %lld, spilled %lld; extra traffic two-pass %lld, "
                   "recompute %lld\n",

@@ -17,6 +17,8 @@ constexpr int64_t kMacsPerEntry = 16;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+void add_note(FusedBlockPlan& p, const std::string& n) { p.note += (p.note.empty() ? "" : "; ") + n; }
+
 }  // namespace
 
 int64_t FusedBlockPlan::band_mid_first(int64_t b) const {
@@ -202,6 +204,10 @@ FusedPlanAttempt search_fused_block_plan(const FusedBlockShape& s, int64_t S, co
         best_cost = cost;
       }
     }
+    if (best.rows != unpriced.rows)
+      best.note = cat("bands of ", best.rows, " rows, not ", unpriced.rows, ": the buffer beyond the ", o.free_buffer,
+                      " ", s.elem.unit(), " free beside the block is priced (", unpriced.buffer_entries, " -> ",
+                      best.buffer_entries, " ", s.elem.unit(), ")");
   }
   best.candidates = candidates;
   best.over_buffer = over;
@@ -242,8 +248,8 @@ FusedBlockPlan plan_fused_block_threads(const FusedBlockShape& s, int64_t images
         if (best)
           plan = *best;
         else
-          plan.note = cat("chunks not re-cut for ", threads, " threads (", plan.chunks, " chunks kept): ",
-                          why.empty() ? "no candidate count" : why);
+          add_note(plan, cat("chunks not re-cut for ", threads, " threads (", plan.chunks, " chunks kept): ",
+                             why.empty() ? "no candidate count" : why));
       }
     } else {
       FusedPlannerOptions po = o;
@@ -288,10 +294,10 @@ FusedBlockPlan plan_fused_block_threads(const FusedBlockShape& s, int64_t images
       }
       const std::string kept = cat("bands not rebalanced for ", threads, " threads (rows=", plan.rows, " kept): ");
       if (!best)
-        plan.note = kept + (why.empty() ? "no band height balances them" : "no balanced band height fits (" + why + ")");
+        add_note(plan, kept + (why.empty() ? "no band height balances them" : "no balanced band height fits (" + why + ")"));
       else if (best->total > plan.total + plan.total / 4)
-        plan.note = cat(kept, "the balanced rows=", best->rows, " costs ", best->total, " ", s.elem.unit(), " of traffic, more than ",
-                        plan.total, " + 1/4");
+        add_note(plan, cat(kept, "the balanced rows=", best->rows, " costs ", best->total, " ", s.elem.unit(),
+                           " of traffic, more than ", plan.total, " + 1/4"));
       else
         plan = *best;
     }

@@ -102,7 +102,8 @@ struct FusedBlockPlan {
   int64_t split_chunks = 0;
   // Why the thread split kept a plan it meant to change (chunks not re-cut, bands not rebalanced),
   // e.g. "bands not rebalanced for 2 threads: no balanced band height fits S (rows=2 chunk=64 need
-  // 9000 entries, more than S=8192)"; empty when it did what it set out to.
+  // 9000 entries, more than S=8192)", and why the buffer's price shortened the bands ("bands of 7
+  // rows, not 29: ..."); empty when nothing of the kind happened.
   std::string note;
   // Band split: of T threads (T <= threads), thread t walks the batch's bands
   // [stretch_begin(t, T), stretch_begin(t + 1, T)) (band g is image g / bands, band g % bands).
