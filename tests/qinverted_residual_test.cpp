@@ -308,6 +308,10 @@ TEST(QFusedPlanner, ABufferPriceShortensTheBandsAndKeepsTheChunk) {
   EXPECT_EQ(priced.chunk, free_buffer.chunk);
   EXPECT_LT(priced.rows, free_buffer.rows) << priced.describe() << " vs " << free_buffer.describe();
   EXPECT_LT(priced.buffer_entries, free_buffer.buffer_entries);
+  // and the plan says so (locus info --plans prints it)
+  EXPECT_NE(priced.note.find(cat("bands of ", priced.rows, " rows, not ", free_buffer.rows)), std::string::npos)
+      << priced.note;
+  EXPECT_EQ(free_buffer.note, "");
   // the priced choice is the cheapest once the buffer counts: no other band height of that chunk is
   for (int64_t rows = 1; rows <= s.OH(); ++rows) {
     schedule::FusedPlanAttempt a = schedule::try_fused_block_plan(s, S, rows, priced.chunk, false);
@@ -323,6 +327,7 @@ TEST(QFusedPlanner, ABufferPriceShortensTheBandsAndKeepsTheChunk) {
   const schedule::FusedBlockPlan roomy = schedule::plan_fused_block(s, S, o);
   EXPECT_EQ(roomy.rows, free_buffer.rows);
   EXPECT_EQ(roomy.chunk, free_buffer.chunk);
+  EXPECT_EQ(roomy.note, "");
 }
 
 // ---- the planner's byte accounting ----
