@@ -3,8 +3,8 @@
 // the memory planner, packs weights and builds one step per node with its pointers bound. When the
 // values' arena fits in the L2, a step's workspace is planned in the arena too, alive during its
 // step only: the steps are built once to learn what each asks for, then again on the arena planned
-// with them (otherwise the workspaces share one buffer). run() converts the inputs at the boundary (NCHW -> NHWC), runs the steps and
-// converts the outputs back. A float input that only feeds a per-tensor QuantizeLinear (a quantized
+// with them (otherwise the workspaces share one buffer). run() converts the inputs at the boundary
+// (NCHW -> NHWC), runs the steps and converts the outputs back. A float input that only feeds a per-tensor QuantizeLinear (a quantized
 // model's) is quantized straight into that node's NHWC bytes at the boundary, in one pass. Runtime
 // values are float32, or uint8 / int8 for the quantized ops (one byte per element, in the same layouts).
 #include <omp.h>
