@@ -78,21 +78,41 @@ std::vector<BufferRequest> value_lifetimes(const Graph& g) {
   return list;
 }
 
+namespace {
+
+// Bytes alive at each step of [lo, hi] (size(r) of each request alive then), by a difference array.
+template <class Size>
+std::vector<int64_t> live_by_step(const std::vector<BufferRequest>& requests, int lo, int hi, const Size& size) {
+  if (hi < lo) return {};
+  std::vector<int64_t> live(size_t(hi - lo) + 2, 0);
+  for (const BufferRequest& r : requests) {
+    const int first = std::max(r.first, lo), last = std::min(r.last, hi);
+    if (first > last) continue;
+    live[size_t(first - lo)] += size(r);
+    live[size_t(last - lo) + 1] -= size(r);
+  }
+  for (size_t i = 1; i < live.size(); ++i) live[i] += live[i - 1];
+  live.pop_back();
+  return live;
+}
+
+}  // namespace
+
 int64_t peak_live_bytes(const std::vector<BufferRequest>& requests) {
   int lo = 0, hi = -1;
   for (size_t i = 0; i < requests.size(); ++i) {
     lo = i == 0 ? requests[i].first : std::min(lo, requests[i].first);
     hi = i == 0 ? requests[i].last : std::max(hi, requests[i].last);
   }
-  if (hi < lo) return 0;
-  std::vector<int64_t> delta(size_t(hi - lo) + 2, 0);
-  for (const BufferRequest& r : requests) {
-    delta[size_t(r.first - lo)] += r.bytes;
-    delta[size_t(r.last - lo) + 1] -= r.bytes;
-  }
-  int64_t live = 0, peak = 0;
-  for (int64_t d : delta) peak = std::max(peak, live += d);
-  return peak;
+  const std::vector<int64_t> live = live_by_step(requests, lo, hi, [](const BufferRequest& r) { return r.bytes; });
+  return live.empty() ? 0 : std::max<int64_t>(0, *std::max_element(live.begin(), live.end()));
+}
+
+std::vector<int64_t> placed_live_bytes(const std::vector<BufferRequest>& requests, int steps) {
+  std::vector<int64_t> live =
+      live_by_step(requests, 0, steps - 1, [](const BufferRequest& r) { return align_up(std::max<int64_t>(r.bytes, 1)); });
+  live.resize(size_t(std::max(steps, 0)), 0);
+  return live;
 }
 
 }  // namespace locus

@@ -37,4 +37,9 @@ std::vector<BufferRequest> value_lifetimes(const Graph& g);
 // The most bytes alive at one step: a lower bound of any arena for these requests.
 int64_t peak_live_bytes(const std::vector<BufferRequest>& requests);
 
+// Per step s in [0, steps): the bytes plan_memory reserves for the requests alive at s (each
+// rounded up to kArenaAlignment, at least one alignment unit), i.e. what an arena holding them
+// cannot lend to anything else during s.
+std::vector<int64_t> placed_live_bytes(const std::vector<BufferRequest>& requests, int steps);
+
 }  // namespace locus

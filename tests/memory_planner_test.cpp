@@ -115,3 +115,13 @@ TEST(MemoryPlanner, PeakLiveBytesIsTheLargestStep) {
   r.push_back({"skip", 100, 0, 3});  // alive throughout
   EXPECT_EQ(peak_live_bytes(r), 4096 + 2048 + 100);
 }
+
+// Per step, what the arena reserves for the requests alive then: sizes rounded up to the alignment
+// (a zero-byte request still takes one unit), requests beyond the asked steps left out.
+TEST(MemoryPlanner, PlacedLiveBytesPerStep) {
+  const int64_t A = kArenaAlignment;
+  std::vector<BufferRequest> r{{"a", 1, 0, 0}, {"b", A + 1, 0, 1}, {"c", 0, 1, 2}, {"out", 3 * A, 2, 5}};
+  EXPECT_EQ(placed_live_bytes(r, 4), (std::vector<int64_t>{A + 2 * A, 2 * A + A, A + 3 * A, 3 * A}));
+  EXPECT_EQ(placed_live_bytes(r, 2), (std::vector<int64_t>{3 * A, 3 * A}));
+  EXPECT_EQ(placed_live_bytes({}, 3), (std::vector<int64_t>{0, 0, 0}));
+}

@@ -214,12 +214,7 @@ NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o)
   // is what stays in the cache then.
   values_arena_ = plan_memory(list).arena_bytes;
   live_.clear();
-  if (tiling_.l2_bytes > 0 && values_arena_ <= tiling_.l2_bytes) {
-    live_.assign(g.nodes.size(), 0);
-    for (const BufferRequest& r : list)
-      for (int k = std::max(r.first, 0); k <= std::min<int>(r.last, int(g.nodes.size()) - 1); ++k)
-        live_[size_t(k)] += (std::max<int64_t>(r.bytes, 1) + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment;
-  }
+  if (tiling_.l2_bytes > 0 && values_arena_ <= tiling_.l2_bytes) live_ = placed_live_bytes(list, int(g.nodes.size()));
   compile_steps(list, list.size(), 0, boundary_quantize);
   std::vector<BufferRequest> with_ws = list;
   int64_t shared = 0;
