@@ -153,42 +153,20 @@ void direct_row(const PackedQConv& p, const uint8_t* in, int64_t n, int64_t oh, 
 
 void qconv_nhwc(const PackedQConv& p, const uint8_t* in, void* out) {
   const Conv2dShape& s = p.s;
-  const int64_t K = s.KH * s.KW * s.C, Kp = p.Kp, tile = p.tile;
   uint8_t* y = static_cast<uint8_t*>(out);
   const int threads = omp_in_parallel() ? 1 : p.threads;
-  if (p.kseg > 0 && qgemm_has_seg(active_isa())) {  // the direct form, one task per output row
-    const int64_t rows = s.N * s.OH, bytes = p.tile_seg * s.KH * p.kseg;
-    if (threads > 1 && rows > 1) {
-#pragma omp parallel num_threads(threads)
-      {
-        std::vector<uint8_t> buf(static_cast<size_t>(bytes));
-#pragma omp for schedule(static)
-        for (int64_t r = 0; r < rows; ++r) direct_row(p, in, r / s.OH, r % s.OH, y + r * s.OW * s.OC, buf.data());
-      }
-    } else {
-      std::vector<uint8_t> buf(static_cast<size_t>(bytes));
-      for (int64_t r = 0; r < rows; ++r) direct_row(p, in, r / s.OH, r % s.OH, y + r * s.OW * s.OC, buf.data());
-    }
-    return;
-  }
-  // tasks: (image, output row, run of up to `tile` pixels of the row)
-  const int64_t per_row = (s.OW + tile - 1) / tile, tasks = s.N * s.OH * per_row;
-  auto run_task = [&](int64_t t, uint8_t* buf) {
-    const int64_t r = t / per_row, ow0 = t % per_row * tile, npix = std::min(tile, s.OW - ow0);
-    const int64_t n = r / s.OH, oh = r % s.OH;
-    im2col_run(s, in, p.x_zero, s.KW * s.C, K, Kp, n, oh, ow0, npix, buf);
-    qgemm_u8s8_rows(0, npix, buf, Kp, p.b, y + (r * s.OW + ow0) * s.OC, s.OC);
-  };
-  if (threads > 1 && tasks > 1) {
+  const int64_t rows = s.N * s.OH, bytes = qconv_row_buffer_bytes(p);
+  auto row = [&](int64_t r, uint8_t* buf) { qconv_row(p, in, r / s.OH, r % s.OH, y + r * s.OW * s.OC, buf); };
+  if (threads > 1 && rows > 1) {
 #pragma omp parallel num_threads(threads)
     {
-      std::vector<uint8_t> buf(size_t(tile * Kp));
+      std::vector<uint8_t> buf(static_cast<size_t>(bytes));
 #pragma omp for schedule(static)
-      for (int64_t t = 0; t < tasks; ++t) run_task(t, buf.data());
+      for (int64_t r = 0; r < rows; ++r) row(r, buf.data());
     }
   } else {
-    std::vector<uint8_t> buf(size_t(tile * Kp));
-    for (int64_t t = 0; t < tasks; ++t) run_task(t, buf.data());
+    std::vector<uint8_t> buf(static_cast<size_t>(bytes));
+    for (int64_t r = 0; r < rows; ++r) row(r, buf.data());
   }
 }
 
@@ -196,6 +174,8 @@ int64_t qconv_row_buffer_bytes(const PackedQConv& p) {
   return std::max(p.tile * p.Kp, p.kseg > 0 ? p.tile_seg * p.s.KH * p.kseg : int64_t(0));
 }
 
+// Row oh of image n: the direct form where the shape allows it, else runs of p.tile pixels through
+// im2col rows.
 void qconv_row(const PackedQConv& p, const uint8_t* in, int64_t n, int64_t oh, uint8_t* y, uint8_t* buf) {
   const Conv2dShape& s = p.s;
   if (p.kseg > 0 && qgemm_has_seg(active_isa())) {

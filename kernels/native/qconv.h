@@ -40,7 +40,8 @@ struct PackedQConv {
 PackedQConv pack_qconv(const Conv2dShape& s, const int8_t* w, const int32_t* bias, const QuantParams& q,
                        int threads = 1);
 
-// out[N, OH, OW, OC] (u8, or s8) from in[N, H, W, C] (u8), p.threads threads (1 inside a parallel region).
+// out[N, OH, OW, OC] (u8, or s8) from in[N, H, W, C] (u8): qconv_row for every output row, the rows
+// split over p.threads threads (1 inside a parallel region).
 void qconv_nhwc(const PackedQConv& p, const uint8_t* in, void* out);
 
 // One output row: row oh of image n into y (OW pixels, pixel stride OC), on the calling thread, with
