@@ -143,11 +143,18 @@ FusedPlanAttempt search_fused_block_plan(const FusedBlockShape& s, int64_t S, co
   int64_t best_cost = -1, candidates = 0, over = 0;
   std::string last_why;  // of the last candidate that did not fit
   const int64_t min_expand = s.expand ? s.H * s.W * s.C * s.E : 0;
+  // The objective: traffic + recomputed expand MACs, and with `priced` the buffer beyond the free part.
+  auto cost = [&](const FusedBlockPlan& p, bool priced) {
+    return p.total + (p.expand_macs - min_expand) / kMacsPerEntry +
+           (priced ? o.buffer_price * std::max<int64_t>(0, p.buffer_entries - o.free_buffer) : 0);
+  };
+  // Band heights that leave at least min_bands bands (bands = ceil(OH / rows)).
+  const int64_t min_bands = std::clamp<int64_t>(o.min_bands, 1, s.OH());
+  std::vector<int64_t> heights;
+  for (int64_t rows = 1; rows <= (s.OH() + min_bands - 1) / min_bands; ++rows)
+    if ((s.OH() + rows - 1) / rows >= min_bands) heights.push_back(rows);
   for (const std::vector<int64_t>* chunks : {&preferred, &small}) {
-    const int64_t min_bands = std::clamp<int64_t>(o.min_bands, 1, s.OH());
-    const int64_t max_rows = (s.OH() + min_bands - 1) / min_bands;  // ceil: bands = ceil(OH / rows)
-    for (int64_t rows = 1; rows <= max_rows; ++rows) {
-      if ((s.OH() + rows - 1) / rows < min_bands) continue;
+    for (int64_t rows : heights) {
       for (int64_t c : *chunks) {
         for (bool halo : {true, false}) {  // with the halo cache, and without (a smaller buffer)
           if (halo && !o.halo_cache) continue;
@@ -159,13 +166,13 @@ FusedPlanAttempt search_fused_block_plan(const FusedBlockShape& s, int64_t S, co
             continue;
           }
           const FusedBlockPlan& p = *a.plan;
-          const int64_t cost = p.total + (p.expand_macs - min_expand) / kMacsPerEntry;
+          const int64_t pc = cost(p, false);
           // Ties: fewer band x chunk steps, then taller bands.
-          if (best_cost < 0 || cost < best_cost ||
-              (cost == best_cost && (p.bands * p.chunks < best.bands * best.chunks ||
-                                     (p.bands * p.chunks == best.bands * best.chunks && p.rows > best.rows)))) {
+          if (best_cost < 0 || pc < best_cost ||
+              (pc == best_cost && (p.bands * p.chunks < best.bands * best.chunks ||
+                                   (p.bands * p.chunks == best.bands * best.chunks && p.rows > best.rows)))) {
             best = p;
-            best_cost = cost;
+            best_cost = pc;
           }
         }
       }
@@ -188,20 +195,15 @@ FusedPlanAttempt search_fused_block_plan(const FusedBlockShape& s, int64_t S, co
   if (o.buffer_price > 0) {
     // The buffer's price weighs the band height only: the chunk stays the one chosen above (a
     // narrower chunk saves buffer too, but its GEMMs and weight reloads cost more than it models).
-    const int64_t min_bands = std::clamp<int64_t>(o.min_bands, 1, s.OH());
-    const int64_t max_rows = (s.OH() + min_bands - 1) / min_bands;
     const FusedBlockPlan unpriced = best;
     best_cost = -1;
-    for (int64_t rows = 1; rows <= max_rows; ++rows) {
-      if ((s.OH() + rows - 1) / rows < min_bands) continue;
+    for (int64_t rows : heights) {
       FusedPlanAttempt a = try_fused_block_plan(s, S, rows, unpriced.chunk, unpriced.halo_cache);
       if (!a.plan) continue;
-      const FusedBlockPlan& p = *a.plan;
-      const int64_t cost = p.total + (p.expand_macs - min_expand) / kMacsPerEntry +
-                           o.buffer_price * std::max<int64_t>(0, p.buffer_entries - o.free_buffer);
-      if (best_cost < 0 || cost < best_cost || (cost == best_cost && p.rows > best.rows)) {
-        best = p;
-        best_cost = cost;
+      const int64_t pc = cost(*a.plan, true);
+      if (best_cost < 0 || pc < best_cost || (pc == best_cost && a.plan->rows > best.rows)) {
+        best = *a.plan;
+        best_cost = pc;
       }
     }
     if (best.rows != unpriced.rows)
