@@ -43,6 +43,12 @@ std::string write_file(const std::string& name, const std::string& bytes) {
   return p;
 }
 
+// Runs the Python program `py` (written to `name`) with `args`; its exit status (0: its asserts held).
+// The JSON the CLI writes is checked by Python's json module, independently of our writer.
+int python_check(const std::string& name, const std::string& py, const std::string& args) {
+  return std::system(("python3 " + write_file(name, py) + " " + args).c_str());
+}
+
 // A one-node model: input x [dims] -> op -> y
 std::string write_model(const std::string& name, const std::vector<std::string>& ops,
                         const std::vector<int64_t>& dims) {
@@ -316,8 +322,7 @@ TEST(Cli, BenchWritesItsJsonSchema) {
       "assert sum(x['op'] == 'FusedInvertedResidual' for x in p) == 17\n"
       "t=r['pointwise_tiling']; assert t['l2_source'] in ('os','env','default') and t['order'] in ('scan','row','col')\n"
       "assert (t['l2_bytes'] > 0) == (t['planned_convs'] > 0) and t['pointwise_convs'] == 1\n";
-  std::string script = write_file("check_bench.py", py);
-  EXPECT_EQ(std::system(("python3 " + script + " " + json).c_str()), 0);
+  EXPECT_EQ(python_check("check_bench.py", py, json), 0);
 }
 
 // --peak: the MACs are the model's (hand-counted: conv_a 14x14x24x16 + conv_b (stride 2) 7x7x40x24 =
@@ -337,7 +342,7 @@ TEST(Cli, BenchPeakReportsTheShareOfTheMeasuredPeak) {
       "assert abs(r['gflops']-g) <= 1e-6*g, (r['gflops'], g)\n"
       "assert r['peak_kind']=='fp32' and r['peak_gflops'] > 1\n"
       "assert abs(r['pct_peak']-100*r['gflops']/r['peak_gflops']) < 1e-6*r['pct_peak']\n";
-  EXPECT_EQ(std::system(("python3 " + write_file("check_bench_peak.py", py) + " " + json).c_str()), 0);
+  EXPECT_EQ(python_check("check_bench_peak.py", py, json), 0);
   auto bad = run_locus("bench " + write_pointwise_model() + " --peak --cachegrind");
   EXPECT_EQ(bad.status, 2) << bad.err;
   EXPECT_NE(bad.err.find("--peak needs timed runs"), std::string::npos) << bad.err;
@@ -353,7 +358,7 @@ TEST(Cli, BenchPeakReportsTheShareOfTheMeasuredPeak) {
       "import json,sys\n"
       "r=json.load(open(sys.argv[1]))['results'][0]\n"
       "assert r['peak_kind']=='int8' and r['macs'] > 290e6, r\n";
-  EXPECT_EQ(std::system(("python3 " + write_file("check_bench_peak_int8.py", qpy) + " " + qjson).c_str()), 0);
+  EXPECT_EQ(python_check("check_bench_peak_int8.py", qpy, qjson), 0);
 }
 
 // Unless the environment chooses a libgomp wait policy, the program runs itself again with
@@ -367,7 +372,7 @@ TEST(Cli, BenchReportsTheOpenMpWaitPolicy) {
   const std::string ours = std::string("GOMP_SPINCOUNT=") + cli::kLocusSpinCount + " (locus default)";
   EXPECT_NE(r.out.find("omp wait " + ours + "\n"), std::string::npos) << r.out;
   std::string py = "import json,sys\nassert json.load(open(sys.argv[1]))['omp_wait_policy'] == sys.argv[2]\n";
-  EXPECT_EQ(std::system(("python3 " + write_file("check_wait.py", py) + " " + json + " '" + ours + "'").c_str()), 0);
+  EXPECT_EQ(python_check("check_wait.py", py, json + " '" + ours + "'"), 0);
   auto u = run_locus("bench " + model + " --threads 2 --runs 1 --warmup 0", clean + " GOMP_SPINCOUNT=7");
   ASSERT_EQ(u.status, 0) << u.err;
   EXPECT_NE(u.out.find("omp wait GOMP_SPINCOUNT=7 (environment)\n"), std::string::npos) << u.out;
@@ -451,8 +456,7 @@ TEST(Cli, L2OptionReachesTheNativePlans) {
       "assert t['l2_bytes']==65536 and t['l2_source']=='option', t\n"
       "assert t['buffer_entries']==65536//4//2 and t['order']=='row' and t['order_source']=='option', t\n"
       "assert t['planned_convs']==2, t\n";
-  std::string script = write_file("check_bench_l2_64k.py", py);
-  EXPECT_EQ(std::system(("python3 " + script + " " + json).c_str()), 0);
+  EXPECT_EQ(python_check("check_bench_l2_64k.py", py, json), 0);
 }
 
 TEST(Cli, BadTilingValuesAreOneLineErrors) {
@@ -513,8 +517,7 @@ TEST(Cli, BenchReportsTheTilingSettings) {
       "assert t['buffer_entries']==131072 and t['safety_fraction']==0.5, t\n"
       "assert t['pointwise_convs']==2 and t['planned_convs']==2, t\n"
       "assert ref['backend']=='reference' and ref['pointwise_tiling'] is None\n";
-  std::string script = write_file("check_bench_tiling.py", py);
-  EXPECT_EQ(std::system(("python3 " + script + " " + json).c_str()), 0);
+  EXPECT_EQ(python_check("check_bench_tiling.py", py, json), 0);
   // from the environment: the source says so
   auto e = run_locus("bench " + model + " --runs 1 --warmup 0 --json " + json, "LOCUS_L2=0");
   ASSERT_EQ(e.status, 0) << e.err;
@@ -523,8 +526,7 @@ TEST(Cli, BenchReportsTheTilingSettings) {
       "import json,sys\n"
       "t=json.load(open(sys.argv[1]))['results'][0]['pointwise_tiling']\n"
       "assert t['l2_bytes']==0 and t['l2_source']=='env' and t['planned_convs']==0, t\n";
-  std::string script2 = write_file("check_bench_tiling_env.py", py2);
-  EXPECT_EQ(std::system(("python3 " + script2 + " " + json).c_str()), 0);
+  EXPECT_EQ(python_check("check_bench_tiling_env.py", py2, json), 0);
 }
 
 // `locus info` counts the MACs of fused blocks: the total is the same with and without fusion, and

@@ -282,20 +282,20 @@ TEST(QFusedBlockModel, BlockWorkspacesShareTheArenaWithDeadActivations) {
   o.threads = 1;
   o.backend.l2_bytes = 1 << 20;
   Session s = Session::from_file(int8_dir() + "/mobilenetv2-12-int8.onnx", o);
+  // the session's values (the float input is quantized at the boundary: not stored)
+  auto values_of = [](const Session& session) {
+    std::vector<BufferRequest> values = value_lifetimes(session.graph());
+    for (BufferRequest& r : values)
+      if (r.name == session.graph().inputs[0]) r.bytes = 0;
+    return values;
+  };
   const int64_t ws = s.largest_step_workspace();
   EXPECT_GT(ws, 0);
-  // the values' peak (the float input is quantized at the boundary: not stored)
-  std::vector<BufferRequest> values = value_lifetimes(s.graph());
-  for (BufferRequest& r : values)
-    if (r.name == s.graph().inputs[0]) r.bytes = 0;
-  const int64_t values_peak = peak_live_bytes(values);
+  const int64_t values_peak = peak_live_bytes(values_of(s));
   EXPECT_LT(s.activation_bytes(), values_peak + ws) << "values " << values_peak << ", workspace " << ws;
   o.backend.l2_bytes = 128 << 10;  // below the values' 350 KB
   Session small = Session::from_file(int8_dir() + "/mobilenetv2-12-int8.onnx", o);
-  std::vector<BufferRequest> small_values = value_lifetimes(small.graph());
-  for (BufferRequest& r : small_values)
-    if (r.name == small.graph().inputs[0]) r.bytes = 0;
-  EXPECT_EQ(small.activation_bytes(), plan_memory(small_values).arena_bytes);
+  EXPECT_EQ(small.activation_bytes(), plan_memory(values_of(small)).arena_bytes);
 }
 
 // oneDNN and the accelerator model do not execute the int8 op: their graphs stay unfused.
