@@ -1,4 +1,5 @@
-// Micro-benchmarks for the native kernels: GEMM on MobileNetV2 1x1-conv shapes (GFLOP/s counter),
+// Micro-benchmarks for the native kernels: GEMM on MobileNetV2 1x1-conv shapes (GFLOP/s counter; BM_GemmColdB
+// with the weights arriving from memory, as at batch 1 in a network),
 // for the generic and AVX2 micro-kernels, a depthwise 3x3, the stem convolution, MobileNetV2's fp32
 // depthwise layers (register-blocked form on / off, % of the fp32 peak), the NCHW->NHWC
 // input conversion, and the int8 GEMM and depthwise kernels on the same shapes (GOP/s, and pct_peak
@@ -48,17 +49,21 @@ bool select_isa(benchmark::State& st, int64_t arg, Isa* isa) {
   return true;
 }
 
-// Args: M, N, K, isa (0 generic, 1 avx2, 2 avx512; an AVX-512 CPU runs all three).
-void BM_Gemm(benchmark::State& st) {
+// Runs C = A x B (+ bias, ReLU6) on the shape the arguments name (M, N, K, isa), cycling through
+// `copies` packed copies of B.
+void run_gemm(benchmark::State& st, int64_t copies) {
   const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
   Isa isa;
   if (!select_isa(st, st.range(3), &isa)) return;
   const auto a = randoms(M * K, 1), b = randoms(K * N, 2), bias = randoms(N, 3);
   std::vector<float> c(M * N);
-  const PackedB pb = pack_b(K, N, b.data(), N, false);
+  std::vector<PackedB> pbs;
+  for (int64_t i = 0; i < copies; ++i) pbs.push_back(pack_b(K, N, b.data(), N, false));
   const Activation act{ActKind::Clip, 0.f, 6.f};
+  size_t next = 0;
   for (auto _ : st) {
-    gemm_f32(M, a.data(), K, pb, c.data(), N, bias.data(), act, false, omp_get_max_threads());
+    gemm_f32(M, a.data(), K, pbs[next], c.data(), N, bias.data(), act, false, omp_get_max_threads());
+    next = (next + 1) % pbs.size();
     benchmark::DoNotOptimize(c.data());
   }
   clear_isa_override();
@@ -66,6 +71,9 @@ void BM_Gemm(benchmark::State& st) {
       2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
   st.SetLabel(isa_name(isa));
 }
+
+// Args: M, N, K, isa (0 generic, 1 avx2, 2 avx512; an AVX-512 CPU runs all three).
+void BM_Gemm(benchmark::State& st) { run_gemm(st, 1); }
 BENCHMARK(BM_Gemm)
     ->ArgsProduct({{112 * 112}, {16}, {32}, {0, 1, 2}})
     ->ArgsProduct({{56 * 56}, {144}, {24}, {0, 1, 2}})
@@ -80,6 +88,20 @@ BENCHMARK(BM_Gemm)
     ->ArgsProduct({{28 * 28}, {128, 512}, {128, 512, 1152}, {1, 2}})
     ->ArgsProduct({{14 * 14}, {256, 1024}, {256, 1024, 2304}, {1, 2}})
     ->ArgsProduct({{7 * 7}, {512, 2048}, {512, 2048, 4608}, {1, 2}})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+// Args: M, N, K, isa, as BM_Gemm, but B cold: the GEMM cycles through copies of packed B that together
+// exceed the L3 (64 MiB at least), as a network's weights arrive from memory at batch 1 (ResNet-50 holds
+// 100 MB of weights). The gap to BM_Gemm on the same shape is what fetching the weights costs.
+void BM_GemmColdB(benchmark::State& st) {
+  run_gemm(st, std::max<int64_t>(2, (int64_t(64) << 20) / (st.range(1) * st.range(2) * 4) + 1));
+}
+BENCHMARK(BM_GemmColdB)
+    ->ArgsProduct({{56 * 56}, {64, 256}, {64, 256}, {2}})
+    ->ArgsProduct({{28 * 28}, {128, 512}, {128, 512}, {2}})
+    ->ArgsProduct({{14 * 14}, {256, 1024}, {256, 1024}, {2}})
+    ->ArgsProduct({{7 * 7}, {512, 2048}, {512, 2048, 4608}, {2}})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 

@@ -14,6 +14,7 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/native/aligned_vector.h"
 #include "kernels/native/activation.h"
 #include "kernels/native/gemm.h"
 #include "kernels/native/pointwise_scan.h"
@@ -36,14 +37,14 @@ struct PackedConv2d {
   Activation act;
   int threads = 1;                  // the threads it runs with (pack_conv2d), whatever OpenMP says
   std::vector<float> bias;          // OC entries (zeros if the model had none)
-  std::vector<float> dw_weights;    // depthwise: [KH*KW][C]
+  AlignedVector<float> dw_weights;    // depthwise: [KH*KW][C]
   std::vector<PackedB> group_b;     // pointwise / general: one packed B per group (empty if scan)
   // Pointwise, or unpadded strided 1x1 with G = 1, with a cache plan (pack_conv2d got buffer_entries > 0):
   // B packed per N strip of the plan, run by pointwise_scan_f32 in the plan's tile order (M =
   // N*OH*OW) instead of gemm_f32. Strided convs gather their pixels into scratch first.
   std::shared_ptr<const PointwiseScan> scan;
   std::vector<float> zeros;         // depthwise, direct: (W + PL + PR) * C zeros, read for padded taps
-  std::vector<float> direct_w;      // direct: weights in conv_direct.h's block layout
+  AlignedVector<float> direct_w;      // direct: weights in conv_direct.h's block layout
   std::vector<float> direct_bias;   // direct: bias padded with zeros to a multiple of 16
 };
 

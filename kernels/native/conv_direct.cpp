@@ -6,9 +6,9 @@
 
 namespace locus::kernels {
 
-std::vector<float> pack_conv_direct(int64_t OC, int64_t C, int64_t KH, int64_t KW, const float* w_oihw) {
+AlignedVector<float> pack_conv_direct(int64_t OC, int64_t C, int64_t KH, int64_t KW, const float* w_oihw) {
   const int64_t kc = KW * C, nb = (OC + kConvDirectBlock - 1) / kConvDirectBlock;
-  std::vector<float> p(nb * kConvDirectBlock * KH * kc, 0.f);
+  AlignedVector<float> p(nb * kConvDirectBlock * KH * kc, 0.f);
   for (int64_t b = 0; b < nb; ++b) {
     const int64_t o0 = b * kConvDirectBlock, wb = std::min(kConvDirectBlock, conv_direct_padded_oc(OC - o0));
     float* blk = p.data() + o0 * KH * kc;

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/native/aligned_vector.h"
 #include "kernels/native/gemm_microkernel.h"
 
 namespace locus::kernels {
@@ -39,7 +40,7 @@ void f32_conv_direct_generic(int64_t npix, int64_t OC, int64_t KH, int64_t kc, c
                              int64_t step, const float* w, const float* bias, float* out, const Epilogue* ep);
 
 // Packs ONNX weights [OC][C][KH][KW] into the block layout above (ceil(OC / 32) * 32 * KH * KW * C floats).
-std::vector<float> pack_conv_direct(int64_t OC, int64_t C, int64_t KH, int64_t KW, const float* w_oihw);
+AlignedVector<float> pack_conv_direct(int64_t OC, int64_t C, int64_t KH, int64_t KW, const float* w_oihw);
 
 // OC rounded up to a multiple of 16 (the padded bias length).
 inline int64_t conv_direct_padded_oc(int64_t OC) { return (OC + 15) / 16 * 16; }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/native/aligned_vector.h"
 #include "kernels/native/conv2d_nhwc.h"
 #include "kernels/native/dwconv_microkernel.h"
 
@@ -17,8 +18,8 @@ namespace locus::kernels {
 // The weights of depthwise channels [e0, e0 + cw) as the micro-kernel reads them, [taps][cw], from
 // ONNX's [C][1][KH][KW] (taps = KH * KW): packed once per chunk at session creation by the fused
 // kernels (inverted-residual, squeeze-excite, chain).
-inline std::vector<float> pack_dw_chunk(const float* w, int64_t taps, int64_t e0, int64_t cw) {
-  std::vector<float> r(size_t(taps * cw));
+inline AlignedVector<float> pack_dw_chunk(const float* w, int64_t taps, int64_t e0, int64_t cw) {
+  AlignedVector<float> r(size_t(taps * cw));
   for (int64_t c = 0; c < cw; ++c)
     for (int64_t t = 0; t < taps; ++t) r[size_t(t * cw + c)] = w[(e0 + c) * taps + t];
   return r;

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/native/aligned_vector.h"
 #include "kernels/native/activation.h"
 #include "kernels/native/conv2d_nhwc.h"
 #include "kernels/native/gemm.h"
@@ -47,7 +48,7 @@ struct PackedFusedChain {
     Activation act;
     std::vector<float> bias;              // OC entries, zeros when absent
     std::vector<PackedB> gemm;            // 1x1: one B (whole), or one per chunk of its run
-    std::vector<std::vector<float>> dw;   // depthwise: [taps][width] per chunk (one when whole)
+    std::vector<AlignedVector<float>> dw;   // depthwise: [taps][width] per chunk (one when whole)
     Conv2dShape geom;                     // depthwise: the stage as a conv on one image
   };
   std::vector<Stage> stages;

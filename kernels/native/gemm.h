@@ -7,12 +7,13 @@
 #include <vector>
 
 #include "kernels/native/activation.h"
+#include "kernels/native/aligned_vector.h"
 
 namespace locus::kernels {
 
 struct PackedB {
   int64_t K = 0, N = 0;
-  std::vector<float> data;  // implementation-defined panel layout
+  AlignedVector<float> data;  // implementation-defined panel layout, from a cache line
 };
 
 // Pack B (K x N, element (k, n) at b[k * ldb + n], or at b[n * ldb + k] if trans_b) scaled by alpha.

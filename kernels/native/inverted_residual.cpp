@@ -56,7 +56,7 @@ PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, co
     if (s.project) p.project_chunks.push_back(pack_b(ec, s.OC, w.project + e0, s.E, true));
     p.dw_chunks.push_back(pack_dw_chunk(w.dw, taps, e0, ec));
     if (s.dw2) {
-      std::vector<float> d2(size_t(taps2 * ec));
+      AlignedVector<float> d2(size_t(taps2 * ec));
       for (int64_t t = 0; t < taps2; ++t)
         for (int64_t e = 0; e < ec; ++e) d2[size_t(t * ec + e)] = w.dw2[(e0 + e) * taps2 + t];
       p.dw2_chunks.push_back(std::move(d2));

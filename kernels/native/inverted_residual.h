@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/native/aligned_vector.h"
 #include "kernels/native/activation.h"
 #include "kernels/native/conv2d_nhwc.h"
 #include "kernels/native/gemm.h"
@@ -65,8 +66,8 @@ struct PackedInvertedResidual {
   schedule::FusedBlockPlan plan;
   Activation expand_act, dw_act, dw2_act, project_act;
   std::vector<PackedB> expand_chunks;   // chunk i: B = C x chunk (the chunk's expand weights)
-  std::vector<std::vector<float>> dw_chunks;  // chunk i: [KH*KW][chunk]
-  std::vector<std::vector<float>> dw2_chunks;  // chunk i: [KH2*KW2][chunk], with a second stage
+  std::vector<AlignedVector<float>> dw_chunks;  // chunk i: [KH*KW][chunk]
+  std::vector<AlignedVector<float>> dw2_chunks;  // chunk i: [KH2*KW2][chunk], with a second stage
   std::vector<PackedB> project_chunks;  // chunk i: B = chunk x OC
   std::vector<float> expand_bias, dw_bias, dw2_bias, project_bias;  // full length, zeros if absent
   std::vector<float> zeros;             // a zero input row for padded taps (either stage)

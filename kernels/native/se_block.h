@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/native/aligned_vector.h"
 #include "kernels/native/activation.h"
 #include "kernels/native/conv2d_nhwc.h"
 #include "kernels/native/epilogue.h"
@@ -59,7 +60,7 @@ struct PackedSeBlock {
   schedule::SeBlockPlan plan;
   StageActivation expand_act, dw_act, project_act, squeeze_act, excite_act;
   std::vector<PackedB> expand_chunks, project_chunks;
-  std::vector<std::vector<float>> dw_chunks;  // chunk i: [KH*KW][chunk]
+  std::vector<AlignedVector<float>> dw_chunks;  // chunk i: [KH*KW][chunk]
   std::vector<float> expand_bias, dw_bias, project_bias, squeeze, squeeze_bias, excite, excite_bias;
   std::vector<float> zeros;
   Conv2dShape dw_geometry;

@@ -156,9 +156,9 @@ class NativeExecutable : public Executable, public native::NativeContext {
   std::map<std::string, Tensor> constant_outputs_;
   std::map<std::string, Val> vals_;
   std::deque<std::vector<float>> owned_;  // materialised constants and step scratch
-  std::vector<float> arena_;
+  kernels::AlignedVector<float> arena_;
   std::vector<native::StepWorkspace> step_ws_;  // per node: its workspace, in the arena or workspace_
-  std::vector<float> workspace_;                // the workspaces that do not fit in the arena's room
+  kernels::AlignedVector<float> workspace_;                // the workspaces that do not fit in the arena's room
   std::vector<int64_t> ws_need_;                // per node: the workspace bytes it asked for
   size_t building_ = 0;                         // the node being built
   // Workspaces in the arena (the values' arena fits in the L2): per node the bytes of values live
