@@ -29,10 +29,11 @@
 namespace locus::kernels {
 namespace {
 
-std::vector<float> randoms(size_t n, uint32_t seed) {
+// Line-aligned, as the native backend's arena and packed weights are (aligned_vector.h).
+AlignedVector<float> randoms(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
-  std::vector<float> v(n);
+  AlignedVector<float> v(n);
   for (auto& x : v) x = u(rng);
   return v;
 }
@@ -56,7 +57,7 @@ void run_gemm(benchmark::State& st, int64_t copies) {
   Isa isa;
   if (!select_isa(st, st.range(3), &isa)) return;
   const auto a = randoms(M * K, 1), b = randoms(K * N, 2), bias = randoms(N, 3);
-  std::vector<float> c(M * N);
+  AlignedVector<float> c(M * N);
   std::vector<PackedB> pbs;
   for (int64_t i = 0; i < copies; ++i) pbs.push_back(pack_b(K, N, b.data(), N, false));
   const Activation act{ActKind::Clip, 0.f, 6.f};
@@ -262,7 +263,7 @@ void BM_DwConv3x3(benchmark::State& st) {
   const auto in = randoms(s.H * s.W * s.C, 4), w = randoms(s.C * 9, 5), bias = randoms(s.C, 6);
   const PackedConv2d p = pack_conv2d(s, w.data(), bias.data(), {ActKind::Clip, 0.f, 6.f}, 0,
                                      schedule::TileOrder::Scan, 1);
-  std::vector<float> out(s.OH * s.OW * s.C);
+  AlignedVector<float> out(s.OH * s.OW * s.C);
   set_dwconv_register_blocked(st.range(4) != 0);
   for (auto _ : st) {
     conv2d_nhwc(p, in.data(), out.data(), nullptr);

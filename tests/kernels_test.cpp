@@ -332,7 +332,8 @@ TEST_P(ConvTest, DepthwiseRaggedChannels) {
 // The direct path (small C * KH * KW, G = 1, no dilation) against the reference: C 1..4, OC
 // 8..40 (one and two 32-wide blocks, 16-wide and masked tails), odd image sizes, strides 1 and 2,
 // kernels 3, 5 and 7, symmetric, asymmetric and no padding, bias always, activation in turn.
-// Shapes over 64 taps (C = 2..4 with 7x7, C = 3, 4 with 5x5) must stay on im2col + GEMM.
+// Over 64 taps only C <= 4 with at most 160 taps is direct (C = 2, 3 with 7x7: the ResNet stem's 147;
+// C = 3, 4 with 5x5); C = 4 with 7x7 (196) must stay on im2col + GEMM.
 TEST_P(ConvTest, DirectSmallInputDepth) {
   uint32_t seed = 200;
   int i = 0;
@@ -348,7 +349,7 @@ TEST_P(ConvTest, DirectSmallInputDepth) {
           default: s = conv_shape(1, H, W, C, OC, K, S, 0, 0, 0, 0); break;          // no padding
         }
         const Activation act = i % 3 == 0 ? clip(0.f, 6.f) : i % 3 == 1 ? relu() : Activation{};
-        const ConvPath want = C * K * K <= 64 ? ConvPath::Direct : ConvPath::General;
+        const ConvPath want = C * K * K <= 64 || (C <= 4 && C * K * K <= 160) ? ConvPath::Direct : ConvPath::General;
         const std::string what = "direct C=" + std::to_string(C) + " OC=" + std::to_string(OC) + " k" +
                                  std::to_string(K) + " s" + std::to_string(S) + " " + std::to_string(H) + "x" +
                                  std::to_string(W) + " pads#" + std::to_string(i % 3);
@@ -359,6 +360,11 @@ TEST_P(ConvTest, DirectSmallInputDepth) {
   // The RGB stem at full size: long interior runs, one border column.
   run_conv_case(conv_shape(1, 224, 224, 3, 32, 3, 2, 1, 1, 1, 1), clip(0.f, 6.f), ConvPath::Direct,
                 "stem 224x224x3->32 s2", 299);
+  // ResNet-50's stem (7x7 s2, pads 3: the kc = 21 form) on a smaller image, and a 5x5 with 16 channels
+  // (K = 400) that must stay on im2col.
+  run_conv_case(conv_shape(1, 45, 38, 3, 64, 7, 2, 3, 3, 3, 3), relu(), ConvPath::Direct, "stem 7x7 s2 C=3 OC=64",
+                298);
+  run_conv_case(conv_shape(1, 11, 10, 16, 24, 5, 1, 2, 2, 2, 2), relu(), ConvPath::General, "5x5 C=16", 297);
 }
 
 TEST_P(ConvTest, General) {

@@ -255,7 +255,7 @@ TEST_P(ConvNanTest, Depthwise) {
   expect_seen(seen, 100, 100, 100, 100);
 }
 
-// The direct path (the RGB stem: C * KH * KW <= 64): 32- and 16-wide blocks and masked tails.
+// The direct path (the RGB stem: small C * KH * KW, conv_direct_fits): 32- and 16-wide blocks and masked tails.
 TEST_P(ConvNanTest, DirectStem) {
   Seen seen;
   run_conv_case(conv_shape(1, 17, 15, 3, 32, 3, 2, 1, 1), clip(0.f, 6.f), ConvPath::Direct, 101, 20, "stem 32", seen);

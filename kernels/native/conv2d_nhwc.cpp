@@ -136,13 +136,12 @@ void conv_depthwise(const PackedConv2d& p, const float* in, float* out) {
 // ---- direct (small input depth) ------------------------------------------------------------
 
 bool direct_eligible(const Conv2dShape& s) {
-  return s.G == 1 && s.DH == 1 && s.DW == 1 && s.C * s.KH * s.KW <= kConvDirectMaxK && !is_direct_1x1(s);
+  return s.G == 1 && s.DH == 1 && s.DW == 1 && conv_direct_fits(s.C, s.KH, s.KW) && !is_direct_1x1(s);
 }
 
 void conv_direct(const PackedConv2d& p, const float* in, float* out) {
   const Conv2dShape& s = p.s;
-  // AVX-512 runs the AVX2 kernel too (faster on Zen 4, see conv_direct.h).
-  const ConvDirectMicroKernel ukernel = has_avx2(active_isa()) ? f32_conv_direct_avx2 : f32_conv_direct_generic;
+  const ConvDirectMicroKernel ukernel = conv_direct_microkernel_for(active_isa());
   const Epilogue act_ep = epilogue_for(p.act);
   const Epilogue* ep = act_ep.has_act() ? &act_ep : nullptr;
   const DwInterior interior = dw_interior(s);  // output columns whose taps all lie inside the input

@@ -3,7 +3,7 @@
 //   pointwise  (1x1, stride 1, no padding, G = 1)      -> one GEMM over all pixels, or the
 //                                                           cache-planned pointwise_scan_f32
 //   depthwise  (G = C = OC)                              -> direct loop vectorised over channels
-//   direct     (G = 1, no dilation, C*KH*KW <= 64,       -> direct conv, taps read from the input
+//   direct     (G = 1, no dilation, small C*KH*KW,      -> direct conv, taps read from the input
 //               not an unpadded 1x1; e.g. the RGB stem)     (conv_direct.h), no im2col
 //   general    (anything else, incl. grouped)            -> im2col per group + GEMM; unpadded 1x1
 //                                                           with stride: GEMM per output row, or

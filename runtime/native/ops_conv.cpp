@@ -50,7 +50,7 @@ std::optional<schedule::WinogradPlan> winograd_choice(NativeContext& c, const No
   else if (s.SH != 1 || s.SW != 1) row.why = "strided";
   else if (s.DH != 1 || s.DW != 1) row.why = "dilated";
   else if (s.G != 1) row.why = "grouped";
-  else if (s.C * 9 <= kernels::kConvDirectMaxK) row.why = "small input depth (direct path)";
+  else if (kernels::conv_direct_fits(s.C, 3, 3)) row.why = "small input depth (direct path)";
   else if (!kernels::all_finite_f32(w, w_numel)) row.why = "non-finite weights";
   else {
     const kernels::GemmConfig& gc = kernels::gemm_config(kernels::active_isa());
