@@ -124,12 +124,13 @@ void conv_depthwise(const PackedConv2d& p, const float* in, float* out) {
   const Epilogue act_ep = epilogue_for(p.act);
   const Epilogue* ep = act_ep.has_act() ? &act_ep : nullptr;
   const DwInterior interior = dw_interior(s);
+  const bool prefetch = s.H * s.W * s.C * int64_t(sizeof(float)) > kDwPrefetchMinInputBytes;
   parallel_rows(p, s.N * s.OH, [&](int64_t r) {
     const int64_t n = r / s.OH, oh = r % s.OH;
     const float* img = in + n * s.H * s.W * s.C;
     auto row_of = [&](int64_t ih) { return ih >= 0 && ih < s.H ? img + ih * s.W * s.C : nullptr; };
     depthwise_row(s, interior, s.C, s.C, ukernel, row_of, oh, p.zeros.data(), p.dw_weights.data(), p.bias.data(), ep,
-                  out + r * s.OW * s.C);
+                  out + r * s.OW * s.C, prefetch);
   });
 }
 

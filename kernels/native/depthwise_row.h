@@ -41,11 +41,28 @@ inline DwInterior dw_interior(const Conv2dShape& s) {
 // row_of(ih) returns input row ih's pixel 0 (pixels ps floats apart) or nullptr when ih is outside
 // the input (padding). zeros holds at least (W + PL + PR) * ps zeros. `in` is the precomputed
 // dw_interior(s).
+// An input image larger than this (bytes) is assumed to stream from beyond L2: the drivers then ask
+// depthwise_row to prefetch the next rows (as gemm.cpp's kPrefetchMinABytes for A).
+inline constexpr int64_t kDwPrefetchMinInputBytes = 512 * 1024;
+
+// prefetch_next: first prefetch into L1 the input rows that output row oh + 1 adds (the SH rows
+// below this row's window), for an input that streams from beyond L2. MobileNetV2's first block
+// (no expand: its depthwise reads the stem's 1.6 MB output per image) took 1.39 ms at batch 8 on
+// 2 threads without it and 0.85 ms with it; at batch 1 the time is the same (docs/benchmarks.md).
 template <class RowOf>
 inline void depthwise_row(const Conv2dShape& s, const DwInterior& in, int64_t C, int64_t ps, DwConvMicroKernel uk,
                           const RowOf& row_of, int64_t oh, const float* zeros, const float* w, const float* bias,
-                          const Epilogue* ep, float* out) {
+                          const Epilogue* ep, float* out, bool prefetch_next = false) {
   const int64_t ntaps = s.KH * s.KW;
+  if (prefetch_next) {
+    const int64_t first = oh * s.SH - s.PT + (s.KH - 1) * s.DH + 1;
+    for (int64_t ih = first; ih < first + s.SH; ++ih)
+      if (const float* r = row_of(ih)) {
+        const char* b = reinterpret_cast<const char*>(r);
+        const int64_t bytes = s.W * ps * int64_t(sizeof(float));
+        for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(b + o, 0, 3);
+      }
+  }
   // npix pixels from output column ow0. Taps of rows outside the input point into the zero row at
   // the same column, so they advance with the pixel like real ones; with `check`, columns outside
   // the input are zeroed too (npix must be 1).
