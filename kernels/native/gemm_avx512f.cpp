@@ -3,7 +3,8 @@
 //   f32_gemm_12x32_avx512f  12 rows x 32 columns: two 16-wide panels side by side, one zmm per row
 //                           and panel, 24 zmm accumulators, 2 B loads + 12 broadcasts per k (each
 //                           broadcast feeds two FMAs). An odd last panel runs as 12 x 16.
-//   f32_gemm_12x32_stream_avx512f  the same, prefetching each panel kStreamAhead k rows ahead: for
+//   f32_gemm_12x32_stream_avx512f  the same, prefetching each panel kStreamAhead k rows ahead (and
+//                           kStreamFar into L2): for
 //                           B streamed from memory past few rows (gemm.cpp, gemm_stream_b).
 // One instantiation per row count 1..12. The 12x16-only form ran ResNet-50's GEMM shapes at 170-210
 // GFLOP/s on one Zen 4 core (peak 265); the 12x32 form at 215-250 (bench/kernels_bench BM_Gemm).
@@ -25,6 +26,11 @@ namespace {
 // 4 KiB per panel, about the bytes a 100 ns DRAM latency covers at the rate one core consumes B
 // when few rows share it.
 constexpr int64_t kStreamAhead = 64;
+// ... and into L2 (prefetcht1) this many rows (64 KiB per panel) ahead. The L1's few miss buffers
+// alone held one core's stream at about 14 GB/s (ResNet-50's 14x14 Winograd layers: 0.70 ms each,
+// their 9.4 MB of transformed weights at batch 1); with the far prefetch through L2's deeper queue
+// they took 0.57-0.62 ms. 256 rows ahead gained less, 2048 no more.
+constexpr int64_t kStreamFar = 1024;
 
 // PF: prefetch B kStreamAhead rows ahead of the k loop (the _stream kernel; gemm.cpp says when).
 template <int R, bool PF>
@@ -49,7 +55,10 @@ __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restr
 
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
-    if (PF) _mm_prefetch(reinterpret_cast<const char*>(w + kStreamAhead * kGemmNR), _MM_HINT_T0);
+    if (PF) {
+      _mm_prefetch(reinterpret_cast<const char*>(w + kStreamAhead * kGemmNR), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(w + kStreamFar * kGemmNR), _MM_HINT_T1);
+    }
     const __m512 b = _mm512_loadu_ps(w);
     w += kGemmNR;
 #pragma GCC unroll 16
@@ -144,6 +153,8 @@ __attribute__((always_inline)) inline void tile_pair(int64_t kc, const float* __
     if (PF) {
       _mm_prefetch(reinterpret_cast<const char*>(w0 + (k + kStreamAhead) * kGemmNR), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(w1 + (k + kStreamAhead) * w1_step), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(w0 + (k + kStreamFar) * kGemmNR), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(w1 + (k + kStreamFar) * w1_step), _MM_HINT_T1);
     }
     const __m512 b0 = _mm512_loadu_ps(w0 + k * kGemmNR);
     const V1 b1 = L::load(w1 + k * w1_step);
