@@ -395,7 +395,10 @@ TEST(NanInf, BinaryAndAffineWithActivation) {
   }
 }
 
-TEST(NanInf, MaxPoolPropagatesNaN) {
+class MaxPoolNanTest : public IsaTest {};
+INSTANTIATE_TEST_SUITE_P(Isa, MaxPoolNanTest, ::testing::ValuesIn(test::supported_isas()), isa_param_name);
+
+TEST_P(MaxPoolNanTest, PropagatesNaN) {
   // 3x3 stride 2 pad 1 over 9x11, C = 19: a NaN anywhere in a window gives NaN; infinities are
   // ordinary values (+inf wins, -inf loses unless alone)
   Pool2dShape s;

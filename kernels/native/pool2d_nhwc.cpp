@@ -5,7 +5,8 @@
 // code path (its reductions are std::max(m, x), which drops a NaN x, and _mm_max_ps(m, x), which
 // takes a NaN x but lets a later finite x replace it), so there is no NaN-dropping rule to follow.
 // The reference backend does the same as this. Each output pixel reduces its valid window taps
-// over all channels with loops the compiler vectorises; parallel over (n, output row).
+// over all channels (pool2d_avx512f.cpp under AVX-512, else loops the compiler vectorises);
+// parallel over (n, output row).
 #include "kernels/native/pool2d_nhwc.h"
 
 #include <omp.h>
@@ -14,6 +15,7 @@
 #include <cmath>
 
 #include "graph/error.h"
+#include "kernels/native/cpu_features.h"
 
 namespace locus::kernels {
 namespace {
@@ -119,6 +121,7 @@ void maxpool2d_nhwc(const Pool2dShape& s, const float* in, float* out) {
         [](float*, int64_t, int64_t) {});
     return;
   }
+  const bool avx512 = active_isa() == Isa::Avx512;
   for_rows(s, [&](int64_t r) {
     const int64_t n = r / s.OH, oh = r % s.OH;
     const int64_t ih0 = oh * s.SH - s.PT;
@@ -135,6 +138,10 @@ void maxpool2d_nhwc(const Pool2dShape& s, const float* in, float* out) {
         }
       }
       float* o = out + (r * s.OW + ow) * C;
+      if (avx512) {
+        maxpool_pixel_avx512f(taps, nt, C, o);
+        continue;
+      }
       int64_t c0 = 0;
       for (; c0 + kBlock <= C; c0 += kBlock) max_block<kBlock / 4>(taps, nt, c0, o);
       for (; c0 + 4 <= C; c0 += 4) max_block<1>(taps, nt, c0, o);
