@@ -165,6 +165,11 @@ TEST_P(GemmTest, StreamedWeights) {
   for (int64_t M : {1, 13, 49, 64})
     run_gemm_case({M, 70, 700, false, 1.f, true, clip(0.f, 6.f), M == 13}, 500 + int(M));
   run_gemm_case({49, 512, 300, true, 1.f, false, relu()}, 570);
+  // More rows than that with a B of at least 512 KiB: the first row tile of each chunk runs the
+  // prefetching kernel (kFirstTileStreamBytes), the others the plain one; K over one k block, an
+  // odd panel count and a narrow last panel.
+  run_gemm_case({150, 520, 300, false, 1.f, true, clip(0.f, 6.f), true}, 571);
+  run_gemm_case({97, 456, 290, true, 1.f, true, relu()}, 572);
 }
 
 TEST_P(GemmTest, MobileNetShapes) {
