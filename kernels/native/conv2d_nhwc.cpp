@@ -124,7 +124,7 @@ void conv_depthwise(const PackedConv2d& p, const float* in, float* out) {
   const Epilogue act_ep = epilogue_for(p.act);
   const Epilogue* ep = act_ep.has_act() ? &act_ep : nullptr;
   const DwInterior interior = dw_interior(s);
-  const bool prefetch = s.H * s.W * s.C * int64_t(sizeof(float)) > kDwPrefetchMinInputBytes;
+  const bool prefetch = dw_input_streams(s.H, s.W, s.C);
   parallel_rows(p, s.N * s.OH, [&](int64_t r) {
     const int64_t n = r / s.OH, oh = r % s.OH;
     const float* img = in + n * s.H * s.W * s.C;

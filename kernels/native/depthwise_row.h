@@ -36,15 +36,18 @@ inline DwInterior dw_interior(const Conv2dShape& s) {
   return {lo, std::clamp(last + 1, lo, s.OW)};
 }
 
+// Whether a depthwise input image of H x W pixels of C floats is assumed to stream from beyond L2
+// (over 512 KB, as gemm.cpp's kPrefetchMinABytes for A): the drivers then ask depthwise_row to
+// prefetch the next rows.
+inline bool dw_input_streams(int64_t H, int64_t W, int64_t C) {
+  return H * W * C * int64_t(sizeof(float)) > 512 * 1024;
+}
+
 // Output row oh of a depthwise conv with geometry s (s.C is ignored; C channels are filtered):
 //   out[ow * C + c] = ep(bias[c] + sum over taps of input(ih, iw)[c] * w[tap * C + c])
 // row_of(ih) returns input row ih's pixel 0 (pixels ps floats apart) or nullptr when ih is outside
 // the input (padding). zeros holds at least (W + PL + PR) * ps zeros. `in` is the precomputed
 // dw_interior(s).
-// An input image larger than this (bytes) is assumed to stream from beyond L2: the drivers then ask
-// depthwise_row to prefetch the next rows (as gemm.cpp's kPrefetchMinABytes for A).
-inline constexpr int64_t kDwPrefetchMinInputBytes = 512 * 1024;
-
 // prefetch_next: first prefetch into L1 the input rows that output row oh + 1 adds (the SH rows
 // below this row's window), for an input that streams from beyond L2. MobileNetV2's first block
 // (no expand: its depthwise reads the stem's 1.6 MB output per image) took 1.39 ms at batch 8 on

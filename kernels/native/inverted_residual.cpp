@@ -115,7 +115,7 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
   const DwInterior interior2 = s.dw2 ? dw_interior(p.dw2_geometry) : DwInterior{};
   // Without an expand stage the depthwise reads the block input in place: prefetch its rows when
   // the image does not stay in L2.
-  const bool prefetch_input = !s.expand && s.H * s.W * s.C * int64_t(sizeof(float)) > kDwPrefetchMinInputBytes;
+  const bool prefetch_input = !s.expand && dw_input_streams(s.H, s.W, s.C);
   const int64_t per_thread = p.scratch_exp + p.scratch_mid + p.scratch_dw + p.scratch_part, R = p.ring_rows,
                 MW = s.MW();
   const Activation none{};
