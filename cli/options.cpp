@@ -207,6 +207,11 @@ void add_tiling_options(CLI::App& app, SessionOptions& o) {
          "run 3x3 stride-1 convs without Winograd F(4x4,3x3) (the native\nbackend uses it where its planner "
          "models it faster; info --plans says where)")
       ->group(kTilingGroup);
+  app.add_flag_callback(
+         "--no-image-major", [&o] { o.backend.image_major = false; },
+         "at batch > 1, run every layer over the whole batch (the native backend\notherwise runs the first, "
+         "high-resolution layers one image per thread)")
+      ->group(kTilingGroup);
 }
 
 void add_memory_options(CLI::App& app, SessionOptions& o) {

@@ -83,6 +83,9 @@ struct BackendOptions {
   // Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions where the planner models it faster (native
   // backend; CLI --no-winograd turns it off).
   bool winograd = true;
+  // At batch > 1, run the first layers image by image, one image per thread, where the planner
+  // finds it pays (native backend; runtime/native/image_major.h; CLI --no-image-major turns it off).
+  bool image_major = true;
 };
 
 // Resolves the settings: option > environment ($LOCUS_L2, $LOCUS_TILE_ORDER) > OS > default.

@@ -32,6 +32,7 @@
 #include "kernels/native/qelementwise.h"
 #include "runtime/backend.h"
 #include "runtime/memory_planner.h"
+#include "runtime/native/image_major.h"
 #include "runtime/native/native_context.h"
 #include "runtime/native/op_registry.h"
 #include "runtime/omp_threads.h"
@@ -93,22 +94,43 @@ class NativeExecutable : public Executable, public native::NativeContext {
   NativeExecutable(const Graph& g, const BackendOptions& o);
   void run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>& outputs) override;
   void run_views(const std::vector<TensorView>& inputs, std::vector<Tensor>& outputs) override;
-  int64_t activation_bytes() const override { return arena_bytes_; }
+  int64_t activation_bytes() const override {
+    int64_t b = arena_bytes_;
+    for (auto& l : lanes_) b = add_bytes(b, l->arena_bytes_);
+    return b;
+  }
   int64_t largest_step_workspace() const override {
-    return ws_need_.empty() ? 0 : *std::max_element(ws_need_.begin(), ws_need_.end());
+    int64_t b = ws_need_.empty() ? 0 : *std::max_element(ws_need_.begin(), ws_need_.end());
+    for (auto& l : lanes_) b = std::max(b, l->largest_step_workspace());
+    return b;
   }
   void set_profiling(bool on) override { profiling_ = on; }
   std::vector<NodeTiming> timings() const override { return timings_; }
   std::string describe() const override;
   std::optional<PointwiseTilingSettings> pointwise_tiling() const override { return tiling_; }
-  std::vector<PointwisePlanRow> pointwise_plans() const override { return plans_; }
-  std::vector<FusedBlockPlanRow> fused_block_plans() const override { return fused_plans_; }
-  std::vector<WinogradPlanRow> winograd_plans() const override { return winograd_plans_; }
+  // With image-major lanes, their plans (the prefix at batch 1) come first.
+  std::vector<PointwisePlanRow> pointwise_plans() const override { return with_lane(plans_, &NativeExecutable::plans_); }
+  std::vector<FusedBlockPlanRow> fused_block_plans() const override {
+    return with_lane(fused_plans_, &NativeExecutable::fused_plans_);
+  }
+  std::vector<WinogradPlanRow> winograd_plans() const override {
+    return with_lane(winograd_plans_, &NativeExecutable::winograd_plans_);
+  }
   std::vector<NodeImplementation> implementations() const override {
     std::vector<NodeImplementation> r;
-    for (const StepInfo& s : steps_) r.push_back({s.node, s.op, s.implementation});
+    for (const NativeExecutable* e : {lanes_.empty() ? nullptr : static_cast<const NativeExecutable*>(lanes_[0].get()), this})
+      if (e)
+        for (const StepInfo& s : e->steps_) r.push_back({s.node, s.op, s.implementation});
     return r;
   }
+  // Image-major execution (runtime/native/image_major.h): this executable runs the graph after the
+  // cut; `lanes` (one per thread, the prefix at batch 1 on one thread each) take the images first.
+  void set_image_major(std::vector<std::unique_ptr<NativeExecutable>> lanes, std::string cut, std::string why) {
+    lanes_ = std::move(lanes);
+    cut_ = std::move(cut);
+    image_major_why_ = std::move(why);
+  }
+  void set_image_major_why(std::string why) { image_major_why_ = std::move(why); }
 
  private:
   // --- NativeContext: what the op builders (runtime/native/ops_*.cpp) use ---
@@ -174,6 +196,21 @@ class NativeExecutable : public Executable, public native::NativeContext {
   std::vector<FusedBlockPlanRow> fused_plans_;  // one per FusedInvertedResidual, in graph order
   std::vector<WinogradPlanRow> winograd_plans_;  // one per 3x3 conv, in graph order
   std::string implementation_;  // of the node being built
+  // Image-major prefix: the lanes, the value they hand over (an input of this graph) and the
+  // planner's remark.
+  std::vector<std::unique_ptr<NativeExecutable>> lanes_;
+  std::string cut_, image_major_why_;
+  template <class Row>
+  std::vector<Row> with_lane(const std::vector<Row>& own, std::vector<Row> NativeExecutable::*m) const {
+    if (lanes_.empty()) return own;
+    std::vector<Row> r = (*lanes_[0]).*m;
+    r.insert(r.end(), own.begin(), own.end());
+    return r;
+  }
+  void copy_inputs(const std::vector<TensorView>& inputs);
+  void run_steps(bool accumulate_timings);
+  // One image through a lane: its input (batch 1, NCHW) in, the cut value (NHWC) written to dst.
+  void run_image(const TensorView& input, float* dst, bool profile);
 };
 
 NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o)
@@ -349,15 +386,22 @@ Step NativeExecutable::build(const Node& n) {
 
 std::string NativeExecutable::describe() const {
   size_t planned = 0;
-  for (auto& r : plans_) planned += r.plan.has_value();
+  const std::vector<PointwisePlanRow> plans = pointwise_plans();
+  const std::vector<FusedBlockPlanRow> fused = fused_block_plans();
+  for (auto& r : plans) planned += r.plan.has_value();
   std::string d = tiling_.describe();
-  if (tiling_.enabled()) d += cat("; ", planned, " of ", plans_.size(), " 1x1 convs planned");
-  if (!fused_plans_.empty()) d += cat("; ", fused_plans_.size(), " inverted-residual blocks fused");
+  if (tiling_.enabled()) d += cat("; ", planned, " of ", plans.size(), " 1x1 convs planned");
+  if (!fused.empty()) d += cat("; ", fused.size(), " inverted-residual blocks fused");
   int64_t two_pass = 0, recompute = 0;
-  for (const FusedBlockPlanRow& r : fused_plans_)
+  for (const FusedBlockPlanRow& r : fused)
     if (r.se) ++(r.se->strategy == schedule::SeStrategy::TwoPass ? two_pass : recompute);
   if (two_pass + recompute > 0)
     d += cat(" (", two_pass + recompute, " with squeeze-excite: ", two_pass, " two-pass, ", recompute, " recompute)");
+  if (!lanes_.empty())
+    d += cat("; image-major: the first ", lanes_[0]->steps_.size(), " nodes (to '", cut_, "') one image per thread, ",
+             lanes_.size(), " lanes (", image_major_why_, ")");
+  else if (!image_major_why_.empty() && image_major_why_ != "batch 1")
+    d += cat("; image-major: none (", image_major_why_, ")");
   return d;
 }
 
@@ -368,11 +412,7 @@ void NativeExecutable::run(const std::vector<const Tensor*>& inputs, std::vector
   run_views(views, outputs);
 }
 
-// The inputs are read in place (copied into the arena in the kernels' layout, as run() does).
-void NativeExecutable::run_views(const std::vector<TensorView>& inputs, std::vector<Tensor>& outputs) {
-  // The kernels with scratch take their thread count from their plans; the scope keeps the other
-  // kernels (pooling, element-wise, depthwise) on the session's count too.
-  OmpThreadsScope omp_threads(threads_);
+void NativeExecutable::copy_inputs(const std::vector<TensorView>& inputs) {
   for (size_t i = 0; i < input_names_.size(); ++i) {
     const Val& v = vals_.at(input_names_[i]);
     if (const std::optional<InputQuantize>& q = input_quant_[i]) {
@@ -384,17 +424,63 @@ void NativeExecutable::run_views(const std::vector<TensorView>& inputs, std::vec
     else
       copy_strided_f32(v.shape, static_cast<const float*>(inputs[i].data), v.rowmajor(), v.ptr, v.strides());
   }
-  if (profiling_) {
-    timings_.clear();
-    for (auto& s : steps_) {
-      auto t0 = std::chrono::steady_clock::now();
-      s.fn();
-      auto t1 = std::chrono::steady_clock::now();
-      timings_.push_back({s.node, s.op, std::chrono::duration<double, std::milli>(t1 - t0).count()});
-    }
-  } else {
+}
+
+// The steps; with profiling, per step times (added to the previous ones when accumulate_timings).
+void NativeExecutable::run_steps(bool accumulate_timings) {
+  if (!profiling_) {
     for (auto& s : steps_) s.fn();
+    return;
   }
+  if (!accumulate_timings || timings_.size() != steps_.size()) {
+    timings_.clear();
+    for (auto& s : steps_) timings_.push_back({s.node, s.op, 0.0});
+  }
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    auto t0 = std::chrono::steady_clock::now();
+    steps_[k].fn();
+    auto t1 = std::chrono::steady_clock::now();
+    timings_[k].ms += std::chrono::duration<double, std::milli>(t1 - t0).count();
+  }
+}
+
+void NativeExecutable::run_image(const TensorView& input, float* dst, bool profile) {
+  profiling_ = profile;
+  copy_inputs({input});
+  run_steps(true);
+  const Val& y = vals_.at(output_names_[0]);
+  std::memcpy(dst, y.ptr, size_t(y.numel()) * sizeof(float));
+}
+
+// The inputs are read in place (copied into the arena in the kernels' layout, as run() does).
+void NativeExecutable::run_views(const std::vector<TensorView>& inputs, std::vector<Tensor>& outputs) {
+  // The kernels with scratch take their thread count from their plans; the scope keeps the other
+  // kernels (pooling, element-wise, depthwise) on the session's count too.
+  OmpThreadsScope omp_threads(threads_);
+  std::vector<NodeTiming> lane_times;
+  if (!lanes_.empty()) {
+    // Image-major: the lanes take the images (a static split: lane t the t-th stretch), each writing
+    // the cut value's slice of its image; then the rest of the graph runs over the batch.
+    const Val& cut = vals_.at(cut_);
+    const TensorView& x = inputs[0];
+    const int64_t N = cut.shape[0], per = cut.numel() / N;
+    const size_t in_per = x.bytes / size_t(N);
+    Shape one = x.shape;
+    one[0] = 1;
+    for (auto& l : lanes_) l->timings_.clear();
+    const int T = int(std::min<int64_t>(int64_t(lanes_.size()), N));
+#pragma omp parallel for schedule(static) num_threads(T)
+    for (int64_t n = 0; n < N; ++n)
+      lanes_[size_t(omp_get_thread_num())]->run_image(
+          {x.dtype, one, static_cast<const uint8_t*>(x.data) + size_t(n) * in_per, in_per}, cut.ptr + n * per,
+          profiling_);
+    // Lane 0's time per prefix node over its images (the lanes run theirs at the same time).
+    if (profiling_) lane_times = lanes_[0]->timings_;
+  } else {
+    copy_inputs(inputs);
+  }
+  run_steps(false);
+  if (profiling_ && !lane_times.empty()) timings_.insert(timings_.begin(), lane_times.begin(), lane_times.end());
   outputs.resize(output_names_.size());
   for (size_t i = 0; i < output_names_.size(); ++i) {
     const std::string& name = output_names_[i];
@@ -416,7 +502,28 @@ class NativeBackend : public Backend {
   std::string name() const override { return name_; }
   BackendCapabilities capabilities() const override { return {fused_, true, fused_, true}; }
   std::unique_ptr<Executable> compile(const Graph& g, const BackendOptions& o) override {
-    return std::make_unique<NativeExecutable>(g, o);
+    // At batch > 1 the planner may run the first layers image by image (runtime/native/image_major.h).
+    const PointwiseTilingSettings tiling = o.tiling ? *o.tiling : resolve_pointwise_tiling(o);
+    std::string why = "off (--no-image-major)";
+    std::optional<native::ImageMajorSplit> split;
+    if (o.image_major) split = native::split_image_major(g, tiling.l2_bytes, &why);
+    if (!split) {
+      auto e = std::make_unique<NativeExecutable>(g, o);
+      e->set_image_major_why(why);
+      return e;
+    }
+    const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
+    BackendOptions lane = o;
+    lane.threads = 1;
+    lane.tiling = tiling;
+    lane.image_major = false;
+    std::vector<std::unique_ptr<NativeExecutable>> lanes;
+    for (int t = 0; t < threads; ++t) lanes.push_back(std::make_unique<NativeExecutable>(split->prefix, lane));
+    BackendOptions rest = o;
+    rest.tiling = tiling;
+    auto e = std::make_unique<NativeExecutable>(split->rest, rest);
+    e->set_image_major(std::move(lanes), split->cut, split->plan.why);
+    return e;
   }
   std::vector<std::pair<std::string, std::string>> op_implementations() const override {
     auto ops = native::native_ops().entries();

@@ -1,0 +1,140 @@
+#include "runtime/native/image_major.h"
+
+#include <map>
+#include <set>
+
+#include "graph/ops.h"
+
+namespace locus::native {
+namespace {
+
+// Ops that treat every image on its own (given [N, ...] runtime operands of one shape).
+bool per_image_op(const Node& n) {
+  if (n.domain == kLocusDomain) return n.op == "FusedInvertedResidual";
+  if (!n.domain.empty() && n.domain != "ai.onnx") return false;
+  static const std::set<std::string> ops = {"Conv",    "MaxPool", "AveragePool", "Relu",        "Clip",
+                                            "Add",     "Mul",     "Sigmoid",     "HardSigmoid", "HardSwish",
+                                            "LeakyRelu", "BatchNormalization"};
+  return ops.count(n.op) != 0;
+}
+
+int64_t bytes_of(const ValueInfo& v) {
+  int64_t n = 1;
+  for (int64_t d : v.shape) n *= d;
+  return n * int64_t(dtype_size(v.dtype));
+}
+
+// Drops the constants no node of g reads (the other part's weights).
+void prune_constants(Graph& g) {
+  std::set<std::string> used(g.outputs.begin(), g.outputs.end());
+  for (const Node& n : g.nodes) used.insert(n.inputs.begin(), n.inputs.end());
+  for (auto it = g.constants.begin(); it != g.constants.end();) it = used.count(it->first) ? std::next(it) : g.constants.erase(it);
+}
+
+}  // namespace
+
+std::vector<schedule::ImageMajorNode> image_major_nodes(const Graph& g) {
+  if (g.inputs.size() != 1) return {};
+  const ValueInfo x = g.info(g.inputs[0]);
+  if (x.dtype != DType::F32 || x.shape.size() != 4 || x.shape[0] < 1) return {};
+  const int64_t N = x.shape[0];
+  // Consumers of every runtime value not yet passed (a value is live across the cut after node k
+  // while some later node reads it, or it is a graph output).
+  std::map<std::string, int64_t> readers;
+  for (const Node& n : g.nodes) {
+    std::set<std::string> seen;
+    for (const std::string& in : n.inputs)
+      if (!in.empty() && !g.is_constant(in) && seen.insert(in).second) ++readers[in];
+  }
+  std::set<std::string> live;
+  if (readers[g.inputs[0]] > 0) live.insert(g.inputs[0]);
+  std::vector<schedule::ImageMajorNode> r;
+  for (const Node& n : g.nodes) {
+    schedule::ImageMajorNode d;
+    d.name = n.name;
+    bool ok = per_image_op(n);
+    std::set<std::string> seen;
+    Shape first_shape;
+    for (const std::string& in : n.inputs) {
+      if (in.empty()) continue;
+      const ValueInfo v = g.info(in);
+      if (g.is_constant(in)) {
+        d.weight_bytes += bytes_of(v);
+        // a constant operand of an element-wise op must not hold a per-image axis
+        if (n.op != "Conv" && n.domain.empty() && v.shape.size() == 4 && v.shape[0] != 1) ok = false;
+        continue;
+      }
+      ok = ok && v.dtype == DType::F32 && v.shape.size() == 4 && v.shape[0] == N;
+      if (first_shape.empty()) first_shape = v.shape;
+      else if (n.op != "Conv" && n.domain.empty()) ok = ok && v.shape == first_shape;  // no broadcast between images
+      if (seen.insert(in).second) {
+        d.in_bytes += bytes_of(v) / std::max<int64_t>(N, 1);
+        if (--readers[in] == 0 && !g.is_graph_output(in)) live.erase(in);
+      }
+    }
+    for (const std::string& out : n.outputs) {
+      if (out.empty()) continue;
+      const ValueInfo v = g.info(out);
+      ok = ok && v.dtype == DType::F32 && v.shape.size() == 4 && v.shape[0] == N;
+      d.out_bytes += bytes_of(v) / std::max<int64_t>(N, 1);
+      if (readers[out] > 0 || g.is_graph_output(out)) live.insert(out);
+    }
+    d.per_image = ok;
+    d.single_cut_after = live.size() == 1 && !g.is_graph_output(*live.begin()) && *live.begin() != g.inputs[0];
+    r.push_back(d);
+  }
+  return r;
+}
+
+std::optional<ImageMajorSplit> split_image_major(const Graph& g, int64_t l2_bytes, std::string* why) {
+  const std::vector<schedule::ImageMajorNode> nodes = image_major_nodes(g);
+  const int64_t N = nodes.empty() ? 1 : g.info(g.inputs[0]).shape[0];
+  schedule::ImageMajorPlan plan = schedule::plan_image_major(nodes, N, l2_bytes);
+  if (nodes.empty() && N > 1) plan.why = "not one 4-D float input";
+  if (why) *why = plan.why;
+  if (plan.nodes <= 0) return std::nullopt;
+  const size_t k = size_t(plan.nodes);
+  // The value crossing the cut: the one output of the prefix still read afterwards.
+  std::set<std::string> produced;
+  for (size_t i = 0; i < k; ++i)
+    for (const std::string& o : g.nodes[i].outputs) produced.insert(o);
+  std::string cut;
+  for (size_t i = k; i < g.nodes.size() && cut.empty(); ++i)
+    for (const std::string& in : g.nodes[i].inputs)
+      if (produced.count(in)) {
+        cut = in;
+        break;
+      }
+  if (cut.empty()) return std::nullopt;
+  ImageMajorSplit s;
+  s.plan = plan;
+  s.cut = cut;
+  s.prefix = g;
+  s.prefix.erase_nodes([&] {
+    std::vector<bool> keep(g.nodes.size(), false);
+    for (size_t i = 0; i < k; ++i) keep[i] = true;
+    return keep;
+  }());
+  s.prefix.outputs = {cut};
+  prune_constants(s.prefix);
+  s.prefix.symbolic_dims.clear();
+  {
+    ValueInfo x = g.info(g.inputs[0]);
+    x.shape[0] = 1;
+    s.prefix.values.clear();
+    s.prefix.values[g.inputs[0]] = x;
+    infer_shapes(s.prefix);
+  }
+  s.rest = g;
+  s.rest.erase_nodes([&] {
+    std::vector<bool> keep(g.nodes.size(), true);
+    for (size_t i = 0; i < k; ++i) keep[i] = false;
+    return keep;
+  }());
+  s.rest.inputs = {cut};
+  prune_constants(s.rest);
+  s.rest.symbolic_dims.clear();
+  return s;
+}
+
+}  // namespace locus::native
