@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The comparison with ONNX Runtime (issues 14 and 16): MobileNetV2 fp32 and int8, and ResNet-50 fp32,
 # each runtime in its own process, alternating, over several rounds, at batch 1 on 1 and 2 threads
-# and batch 8 on 2 threads. Prints markdown tables of medians (the median over rounds of each run's
-# median latency) and of the share of this machine's measured peak each median reaches, with the
-# machine and the commands, for docs/benchmarks.md.
+# and batch 8 on 2 threads. Prints markdown tables of locus's speed-up over ONNX Runtime (ORT's time
+# over locus's in each round, the median and range over the rounds), of medians (the median over
+# rounds of each run's median latency) and of the share of this machine's measured peak each median
+# reaches, with the machine and the commands, for docs/benchmarks.md.
 #
 # Usage: scripts/compare-ort.sh [--rounds N] [--runs N] [--networks LIST] [--out FILE.md]
 #   --rounds N       alternating rounds (default 3)
@@ -144,7 +145,36 @@ table() {  # title header-cells... -- columns...
   echo
 }
 
+# ORT's time over locus's in each round (the two ran back to back), as "median (min-max)" over the
+# rounds: steadier on a shared machine than the ratio of the medians, since both move with its load.
+ratio() {  # ort-list locus-list
+  python3 - "$1" "$2" <<'PY'
+import statistics, sys
+def nums(s):
+    return [float(x) for x in s.split(';') if x.strip()]
+try:
+    a, b = nums(sys.argv[1]), nums(sys.argv[2])
+except ValueError:
+    print('-'); sys.exit()
+r = [x / y for x, y in zip(a, b) if y > 0]
+print(f"{statistics.median(r):.2f}x ({min(r):.2f}-{max(r):.2f})" if r else '-')
+PY
+}
+ratios() {  # label ort-column locus-column
+  local row="| $1"
+  for cfg in "${configs[@]}"; do row+=" | $(ratio "${results["$cfg|$2"]}" "${results["$cfg|$3"]}")"; done
+  echo "$row |"
+}
+
 {
+  echo "| locus's speed-up over ONNX Runtime: median of the rounds' ratios (range) | batch 1, 1 thread | batch 1, 2 threads | batch 8, 2 threads |"
+  echo "|---|---|---|---|"
+  if ((want_mnv2)); then
+    ratios "MobileNetV2 fp32" "ort:$fp32" "native:$fp32"
+    ratios "MobileNetV2 int8" "ort:$int8" "native:$int8"
+  fi
+  ((want_r50)) && ratios "ResNet-50 fp32" "ort:$r50" "native:$r50"
+  echo
   if ((want_mnv2)); then
     table "MobileNetV2, median ms (% of peak)" "ORT fp32" "ORT int8" "locus fp32" "locus int8" "oneDNN int8 (unfused)" -- \
       "ort:$fp32" "ort:$int8" "native:$fp32" "native:$int8" "onednn:$int8"
