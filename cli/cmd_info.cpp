@@ -67,8 +67,9 @@ static const char* kPlansHelp =
     "  note        gathered (strided), or why there is no plan: off, grouped, padded,\n"
     "              no-fit (the planner found no tile for the buffer)\n"
     "Then, when the model has 3x3 convs, a line 'winograd  <k> of <n> 3x3 convs ...' and one row per\n"
-    "3x3 conv: node, C, OC, OH, OW, path (winograd or other) and why: the planner's modelled costs\n"
-    "(Winograd vs im2col, in Mflop-equivalents) and tile blocks, or why it does not apply (strided,\n"
+    "3x3 conv: node, C, OC, OH, OW, path (F(4x4) or F(2x2): Winograd with that output tile, or\n"
+    "other) and why: the planner's modelled costs (the chosen path, im2col and the other tile, in\n"
+    "Mflop-equivalents) and tile blocks, or why it does not apply (strided,\n"
     "grouped, dilated, small input depth, off with --no-winograd).\n"
     "The plans are the ones a native session makes once at creation, with the same --l2 and\n"
     "--tile-order (or LOCUS_L2, LOCUS_TILE_ORDER, the OS) as run and bench would use.\n";
@@ -144,13 +145,16 @@ static void print_plans(const Executable* exe) {
   }
   const auto wino = exe->winograd_plans();
   if (!wino.empty()) {
-    // 3x3 convs: Winograd F(4x4, 3x3) or not, and why (schedule/winograd_planner.h).
-    const auto chosen = std::count_if(wino.begin(), wino.end(), [](auto& r) { return r.winograd; });
-    std::printf("\nwinograd   %lld of %zu 3x3 convs run as Winograd F(4x4,3x3)\n", (long long)chosen, wino.size());
+    // 3x3 convs: Winograd F(4x4, 3x3), F(2x2, 3x3) or neither, and why (schedule/winograd_planner.h).
+    const auto f4 = std::count_if(wino.begin(), wino.end(), [](auto& r) { return r.winograd && r.m == 4; });
+    const auto f2 = std::count_if(wino.begin(), wino.end(), [](auto& r) { return r.winograd && r.m == 2; });
+    std::printf("\nwinograd   %lld of %zu 3x3 convs run as Winograd: %lld F(4x4,3x3), %lld F(2x2,3x3)\n",
+                (long long)(f4 + f2), wino.size(), (long long)f4, (long long)f2);
     std::printf("%-32s %5s %5s %4s %4s %-8s %s\n", "node", "C", "OC", "OH", "OW", "path", "why");
     for (const WinogradPlanRow& r : wino)
       std::printf("%-32s %5lld %5lld %4lld %4lld %-8s %s\n", r.node.c_str(), (long long)r.C, (long long)r.OC,
-                  (long long)r.OH, (long long)r.OW, r.winograd ? "winograd" : "other", r.why.c_str());
+                  (long long)r.OH, (long long)r.OW, !r.winograd ? "other" : r.m == 2 ? "F(2x2)" : "F(4x4)",
+                  r.why.c_str());
   }
   const auto fused = exe->fused_block_plans();
   if (fused.empty()) return;

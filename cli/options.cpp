@@ -204,8 +204,8 @@ void add_tiling_options(CLI::App& app, SessionOptions& o) {
       ->group(kTilingGroup);
   app.add_flag_callback(
          "--no-winograd", [&o] { o.backend.winograd = false; },
-         "run 3x3 stride-1 convs without Winograd F(4x4,3x3) (the native\nbackend uses it where its planner "
-         "models it faster; info --plans says where)")
+         "run 3x3 stride-1 convs without Winograd F(4x4,3x3) / F(2x2,3x3) (the\nnative backend uses them where its planner "
+         "models them faster; info --plans says where)")
       ->group(kTilingGroup);
   app.add_flag_callback(
          "--no-image-major", [&o] { o.backend.image_major = false; },

@@ -80,7 +80,7 @@ struct BackendOptions {
   // The pointwise tiling settings already resolved from l2_bytes / tile_order (the Session resolves
   // them once, resolve_pointwise_tiling); unset: the backend resolves them itself.
   std::optional<PointwiseTilingSettings> tiling;
-  // Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions where the planner models it faster (native
+  // Winograd F(4x4, 3x3) or F(2x2, 3x3) for 3x3 stride-1 convolutions where the planner models it faster (native
   // backend; CLI --no-winograd turns it off).
   bool winograd = true;
   // At batch > 1, run the first layers image by image, one image per thread, where the planner
@@ -108,7 +108,8 @@ struct PointwisePlanRow {
 struct WinogradPlanRow {
   std::string node;
   int64_t C = 0, OC = 0, OH = 0, OW = 0;
-  bool winograd = false;  // runs as Winograd F(4x4, 3x3)
+  bool winograd = false;  // runs as Winograd F(m x m, 3x3)
+  int64_t m = 0;          // with winograd: the output tile, 4 or 2
   std::string why;        // "off (--no-winograd)", "grouped", ... or the planner's figures
 };
 

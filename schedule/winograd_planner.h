@@ -1,24 +1,31 @@
-// Winograd planner: whether a 3x3, stride-1 convolution runs as Winograd F(4x4, 3x3) or as the
-// im2col GEMM, and, for Winograd, how many 4x4 output tiles one block transforms at a time.
+// Winograd planner: whether a 3x3, stride-1 convolution runs as Winograd F(4x4, 3x3), as Winograd
+// F(2x2, 3x3) or as the im2col GEMM, and, for Winograd, how many m x m output tiles one block
+// transforms at a time.
 //
-// F(4x4, 3x3) computes each 4x4 output tile from a 6x6 input tile: the input tiles are transformed
-// (V = B^T d B, 36 values per tile and channel), multiplied by the transformed weights (U = G g G^T,
-// packed once) as 36 GEMMs of (tiles x C) . (C x OC), and transformed back (Y = A^T M A). That is
-// 36 multiplications per 16 outputs instead of 144 (4x fewer), paid for by the transforms and by
-// 36/9 = 4x larger packed weights.
+// F(m x m, 3x3) computes each m x m output tile from an a x a input tile (a = m + 2): the input
+// tiles are transformed (V = B^T d B, a^2 values per tile and channel), multiplied by the
+// transformed weights (U = G g G^T, packed once) as a^2 GEMMs of (tiles x C) . (C x OC), and
+// transformed back (Y = A^T M A). F(4x4, 3x3): 36 multiplications per 16 outputs instead of 144 (4x
+// fewer), paid for by the transforms and by 36/9 = 4x larger packed weights; F(2x2, 3x3): 16 per 4
+// (2.25x fewer), 16/9 the weights and cheaper transforms.
 //
-// The model (time in units of one fp32 FMA lane-operation at the micro-kernel's peak):
+// The model (time in units of one fp32 FMA lane-operation at one core's micro-kernel peak):
 //   im2col:   2 * P * 9C * OC flops at the GEMM's row utilisation over row groups of mr, plus the
 //             im2col copy (P * 9C floats written and read back).
-//   Winograd: 2 * T * 36 * C * OC flops per block of T tiles at row utilisation T / ceil(T/mr)*mr
-//             (the last block at that of its remainder),
-//             plus the transforms (~300 operations per tile and input channel, ~200 per tile and
-//             output channel, at a quarter of the FMA rate: adds and loads, not FMAs), plus the
-//             traffic beyond L2: the packed weights (36 C OC floats) re-read by every block when
-//             they do not fit in L2, and a block's transformed input and output (36 T (C + OC)
-//             floats) when they do not.
-// The block T is the candidate (multiples of mr up to all tiles, and all tiles) of lowest
-// Winograd cost; Winograd is chosen when its cost is below im2col's. Plain object, no kernels.
+//   Winograd: 2 * T * a^2 * C * OC flops per block of T tiles at row utilisation T / ceil(T/mr)*mr
+//             (the last block at that of its remainder), plus the transforms (per tile and input
+//             channel ~300 operations for F(4x4), ~90 for F(2x2); per tile and output channel ~200 and
+//             ~60; at a quarter of the FMA rate: adds and loads, not FMAs), plus the traffic beyond
+//             L2: a block's transformed input and output (a^2 T (C + OC) floats) when they do not fit,
+//             and the packed weights re-read by every block after the first when they do not fit.
+//   Both: the arithmetic runs on `threads` cores (its time divided by them), while the weights'
+//             first read, when they exceed half the L2, comes from memory, whose bandwidth the threads share (kDramFlopsPerByte:
+//             one core's peak over one core's memory bandwidth, ~260 GFLOP/s over ~26 GB/s); the
+//             two overlap (the GEMM prefetches its weights), so a path costs the larger of the two.
+//             At batch 1 a layer whose transformed weights exceed the L2 is bound by them on two
+//             threads: ResNet-50's 14x14 layers (9.4 MB for F(4x4), 4.2 MB for F(2x2)) and 7x7 ones.
+// The block T is the candidate (multiples of mr up to all tiles, and all tiles) of lowest cost per
+// tile size; the cheapest of im2col, F(4x4) and F(2x2) is chosen. Plain object, no kernels.
 #pragma once
 
 #include <cstdint>
@@ -35,20 +42,25 @@ struct WinogradConvShape {
 
 struct WinogradPlan {
   bool use = false;          // Winograd chosen (else the im2col GEMM)
-  int64_t tiles_h = 0, tiles_w = 0, tiles = 0;  // 4x4 output tiles per image row/column, total (x N)
+  int64_t m = 4;             // output tile: F(m x m, 3x3), 4 or 2
+  int64_t tiles_h = 0, tiles_w = 0, tiles = 0;  // m x m output tiles per image row/column, total (x N)
   int64_t block = 0;         // tiles per block (the GEMMs' M)
   int64_t blocks = 0;
-  double cost_winograd = 0, cost_im2col = 0;  // modelled, same units
+  double cost_winograd = 0, cost_im2col = 0;  // modelled, same units (cost_winograd: the chosen m's)
   std::string why;           // one line: the choice and the figures behind it
+  int64_t alpha() const { return m + 2; }               // input tile edge
+  int64_t alpha2() const { return (m + 2) * (m + 2); }  // transformed matrices
 };
 
-// Output tile of F(4x4, 3x3).
+// Output tile of F(4x4, 3x3), the larger of the two.
 inline constexpr int64_t kWinogradTile = 4;
-// Elements of a transformed tile (6 x 6).
-inline constexpr int64_t kWinogradAlpha = 36;
+// One core's fp32 peak over one core's memory bandwidth, in flops per byte (the model above).
+inline constexpr double kDramFlopsPerByte = 10.0;
 
 // rt: the GEMM micro-kernel's register tile; l2_bytes: the per-core L2 (> 0); threads: the
-// threads the conv runs with (blocks are split over them when there are enough).
-WinogradPlan plan_winograd(const WinogradConvShape& s, RegisterTile rt, int64_t l2_bytes, int threads);
+// threads the conv runs with (blocks are split over them when there are enough). only_m: 4 or 2
+// to plan that tile size only (tests); 0 chooses.
+WinogradPlan plan_winograd(const WinogradConvShape& s, RegisterTile rt, int64_t l2_bytes, int threads,
+                           int64_t only_m = 0);
 
 }  // namespace locus::schedule

@@ -1,6 +1,6 @@
-// Winograd F(4x4, 3x3) (kernels/native/winograd.h) against a naive NHWC convolution written here
-// (double accumulation), on ragged shapes (odd H/W, C and OC not multiples of 16, pads 0 and 1,
-// batch 2), once per ISA the CPU supports; its planner (schedule/winograd_planner.h); the residual
+// Winograd F(4x4, 3x3) and F(2x2, 3x3) (kernels/native/winograd.h) against a naive NHWC
+// convolution written here (double accumulation), on ragged shapes (odd H/W, C and OC not multiples
+// of 16, pads 0 and 1, batch 2), both tile sizes, once per ISA the CPU supports; its planner (schedule/winograd_planner.h); the residual
 // epilogue of every conv path against the unfused composition; and the error on every 3x3 layer of
 // ResNet-50 (printed: docs/winograd.md has the table).
 //
@@ -91,10 +91,11 @@ double check_bound(const std::vector<float>& got, const Ref& r, const std::strin
   return worst;
 }
 
-schedule::WinogradPlan plan_for(const Case& c, int threads, int64_t block = 0) {
+// m: 4 or 2 forces that tile size, 0 takes the planner's.
+schedule::WinogradPlan plan_for(const Case& c, int threads, int64_t block = 0, int64_t m = 0) {
   const GemmConfig& gc = gemm_config(active_isa());
   schedule::WinogradPlan p = schedule::plan_winograd(
-      {c.N, c.H, c.W, c.C, c.OC, c.H + 2 * c.pad - 2, c.W + 2 * c.pad - 2}, {gc.mr, gc.nr}, 512 * 1024, threads);
+      {c.N, c.H, c.W, c.C, c.OC, c.H + 2 * c.pad - 2, c.W + 2 * c.pad - 2}, {gc.mr, gc.nr}, 512 * 1024, threads, m);
   if (block > 0) {  // force a block size (block boundaries inside images and across them)
     p.block = std::min(block, p.tiles);
     p.blocks = (p.tiles + p.block - 1) / p.block;
@@ -103,10 +104,11 @@ schedule::WinogradPlan plan_for(const Case& c, int threads, int64_t block = 0) {
 }
 
 std::vector<float> run_winograd(const Case& c, const std::vector<float>& x, const std::vector<float>& w,
-                                const std::vector<float>& b, const float* res, int threads, int64_t block) {
+                                const std::vector<float>& b, const float* res, int threads, int64_t block,
+                                int64_t m = 0) {
   const int64_t OH = c.H + 2 * c.pad - 2, OW = c.W + 2 * c.pad - 2;
   const WinogradConv p = pack_winograd(c.N, c.H, c.W, c.C, c.OC, c.pad, c.pad, OH, OW, w.data(), b.data(), c.act,
-                                       plan_for(c, threads, block), threads);
+                                       plan_for(c, threads, block, m), threads);
   std::vector<float> scratch(size_t(winograd_scratch_floats(p)));
   std::vector<float> y(size_t(c.N * OH * OW * c.OC), -7.f);
   winograd_conv_nhwc(p, x.data(), res, y.data(), scratch.data());
@@ -126,13 +128,14 @@ TEST_P(WinogradTest, RaggedShapesWithinTheErrorBound) {
       {2, 10, 14, 20, 40, 0, relu, true},
   };
   uint32_t seed = 1;
+  for (int64_t m : {4, 2})
   for (const Case& c : cases)
     for (int threads : {1, 2})
       for (int64_t block : {int64_t(0), int64_t(1), int64_t(5)}) {
-        const std::string what = "N" + std::to_string(c.N) + " " + std::to_string(c.H) + "x" + std::to_string(c.W) +
-                                 " C" + std::to_string(c.C) + " OC" + std::to_string(c.OC) + " pad" +
-                                 std::to_string(c.pad) + " threads " + std::to_string(threads) + " block " +
-                                 std::to_string(block);
+        const std::string what = "F(" + std::to_string(m) + "x" + std::to_string(m) + ") N" + std::to_string(c.N) +
+                                 " " + std::to_string(c.H) + "x" + std::to_string(c.W) + " C" + std::to_string(c.C) +
+                                 " OC" + std::to_string(c.OC) + " pad" + std::to_string(c.pad) + " threads " +
+                                 std::to_string(threads) + " block " + std::to_string(block);
         SCOPED_TRACE(what);
         const int64_t OH = c.H + 2 * c.pad - 2, OW = c.W + 2 * c.pad - 2;
         const auto x = test::random_floats(size_t(c.N * c.H * c.W * c.C), seed++);
@@ -141,7 +144,7 @@ TEST_P(WinogradTest, RaggedShapesWithinTheErrorBound) {
         const auto res = test::random_floats(size_t(c.N * OH * OW * c.OC), seed++);
         const float* rp = c.residual ? res.data() : nullptr;
         const Ref r = naive(c, x, w, b, rp);
-        const auto y = run_winograd(c, x, w, b, rp, threads, block);
+        const auto y = run_winograd(c, x, w, b, rp, threads, block, m);
         check_bound(y, r, what);
       }
 }
@@ -155,11 +158,13 @@ TEST_P(WinogradTest, BoundCatchesAPerturbedWeight) {
   const std::vector<float> b(size_t(c.OC), 0.f);
   const Ref r = naive(c, x, w, b, nullptr);
   w[4] *= 1.01f;
-  const auto y = run_winograd(c, x, w, b, nullptr, 1, 0);
-  double worst = 0;
-  for (size_t i = 0; i < y.size(); ++i)
-    worst = std::max(worst, std::fabs(double(y[i]) - r.y[i]) / (kEps * r.scale[i] + 1e-30));
-  EXPECT_GT(worst, kWinoK);
+  for (int64_t m : {4, 2}) {
+    const auto y = run_winograd(c, x, w, b, nullptr, 1, 0, m);
+    double worst = 0;
+    for (size_t i = 0; i < y.size(); ++i)
+      worst = std::max(worst, std::fabs(double(y[i]) - r.y[i]) / (kEps * r.scale[i] + 1e-30));
+    EXPECT_GT(worst, kWinoK) << "F(" << m << "x" << m << ")";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, WinogradTest, ::testing::ValuesIn(test::supported_isas()), test::isa_param_name);
@@ -185,6 +190,31 @@ TEST(WinogradPlanner, KeepsIm2colWhereTheTransformedWeightsDominate) {
   const auto p = schedule::plan_winograd({1, 4, 4, 512, 512, 2, 2}, {12, 16}, 1 << 20, 1);
   EXPECT_FALSE(p.use) << p.why;
   EXPECT_NE(p.why.find("im2col"), std::string::npos);
+}
+
+TEST(WinogradPlanner, TakesTheSmallerTileWhereTheWeightsStreamFromMemory) {
+  const schedule::RegisterTile rt{12, 16};
+  // ResNet-50's 14x14x256 layers at batch 1: F(4x4) on one thread (the arithmetic dominates), F(2x2)
+  // on two (the 9.4 MB of F(4x4) weights do; F(2x2)'s are 4.2 MB)
+  const auto one = schedule::plan_winograd({1, 14, 14, 256, 256, 14, 14}, rt, 1 << 20, 1);
+  const auto two = schedule::plan_winograd({1, 14, 14, 256, 256, 14, 14}, rt, 1 << 20, 2);
+  EXPECT_TRUE(one.use && one.m == 4) << one.why;
+  EXPECT_TRUE(two.use && two.m == 2) << two.why;
+  EXPECT_EQ(two.tiles, 49);
+  EXPECT_NE(two.why.find("F(2x2)"), std::string::npos);
+  // the 7x7x512 ones: F(2x2) on one thread (im2col 9.4 MB and 2.25x the multiplications, F(4x4)
+  // 37.7 MB), im2col on two, where every path waits for its weights and im2col's are the fewest
+  const auto s7 = schedule::plan_winograd({1, 7, 7, 512, 512, 7, 7}, rt, 1 << 20, 1);
+  EXPECT_TRUE(s7.use && s7.m == 2) << s7.why;
+  EXPECT_EQ(s7.tiles, 16);
+  EXPECT_FALSE(schedule::plan_winograd({1, 7, 7, 512, 512, 7, 7}, rt, 1 << 20, 2).use);
+  // the stage 1 and 2 layers keep F(4x4)
+  EXPECT_EQ(schedule::plan_winograd({1, 56, 56, 64, 64, 56, 56}, rt, 1 << 20, 2).m, 4);
+  EXPECT_EQ(schedule::plan_winograd({1, 28, 28, 128, 128, 28, 28}, rt, 1 << 20, 2).m, 4);
+  // forced sizes
+  EXPECT_EQ(schedule::plan_winograd({1, 14, 14, 256, 256, 14, 14}, rt, 1 << 20, 2, 4).m, 4);
+  EXPECT_EQ(schedule::plan_winograd({1, 9, 9, 8, 8, 9, 9}, rt, 1 << 20, 1, 2).tiles, 25);
+  EXPECT_THROW(schedule::plan_winograd({1, 9, 9, 8, 8, 9, 9}, rt, 1 << 20, 1, 3), Error);
 }
 
 TEST(WinogradPlanner, SplitsBlocksOverThreads) {
@@ -254,8 +284,8 @@ TEST(WinogradResNet50, EveryLayerWithinTheBound) {
   set_isa_override(detected_isa());
   Graph g = models::build_resnet50({});
   infer_shapes(g);
-  std::printf("%-28s %5s %5s %4s %9s %12s %12s %12s\n", "layer", "C", "OC", "HW", "planned", "max_abs_err",
-              "max_err/eps.S", "err/max|y|");
+  std::printf("%-22s %8s %5s %5s %4s %8s %8s %12s %12s %12s\n", "layer", "tile", "C", "OC", "HW", "plan 1t", "plan 2t",
+              "max_abs_err", "max_err/eps.S", "err/max|y|");
   uint32_t seed = 100;
   int layers = 0;
   for (const Node& n : g.nodes) {
@@ -268,17 +298,23 @@ TEST(WinogradResNet50, EveryLayerWithinTheBound) {
     std::vector<float> w(wt->data<float>(), wt->data<float>() + wt->numel());
     const std::vector<float> b(size_t(c.OC), 0.f);
     const Ref r = naive(c, x, w, b, nullptr);
-    const auto y = run_winograd(c, x, w, b, nullptr, 1, 0);
-    double max_abs = 0, max_y = 0;
-    for (size_t i = 0; i < y.size(); ++i) {
-      max_abs = std::max(max_abs, std::fabs(double(y[i]) - r.y[i]));
-      max_y = std::max(max_y, std::fabs(r.y[i]));
+    for (int64_t m : {4, 2}) {
+      const auto y = run_winograd(c, x, w, b, nullptr, 1, 0, m);
+      double max_abs = 0, max_y = 0;
+      for (size_t i = 0; i < y.size(); ++i) {
+        max_abs = std::max(max_abs, std::fabs(double(y[i]) - r.y[i]));
+        max_y = std::max(max_y, std::fabs(r.y[i]));
+      }
+      const double worst = check_bound(y, r, n.name);
+      const auto p1 = plan_for(c, 1), p2 = plan_for(c, 2);
+      auto planned = [](const schedule::WinogradPlan& p) {
+        return p.use ? "F(" + std::to_string(p.m) + "x" + std::to_string(p.m) + ")" : std::string("im2col");
+      };
+      std::printf("%-22s F(%lldx%lld) %5lld %5lld %4lld %8s %8s %12.3g %12.3g %12.3g\n", n.name.c_str(), (long long)m,
+                  (long long)m, (long long)c.C, (long long)c.OC, (long long)c.H, planned(p1).c_str(),
+                  planned(p2).c_str(), max_abs, worst, max_abs / max_y);
+      EXPECT_LT(max_abs / max_y, 1e-4) << n.name;  // well inside the 1e-3 / 1e-4 tolerances of the network tests
     }
-    const double worst = check_bound(y, r, n.name);
-    const auto p = plan_for(c, 1);
-    std::printf("%-28s %5lld %5lld %4lld %9s %12.3g %12.3g %12.3g\n", n.name.c_str(), (long long)c.C, (long long)c.OC,
-                (long long)c.H, p.use ? "winograd" : "im2col", max_abs, worst, max_abs / max_y);
-    EXPECT_LT(max_abs / max_y, 1e-4) << n.name;  // well inside the 1e-3 / 1e-4 tolerances of the network tests
     ++layers;
   }
   EXPECT_EQ(layers, 13);  // 3 + 3 + 5 + 2 stride-1 3x3 convs (the first 3x3 of stages 2-4 has stride 2)

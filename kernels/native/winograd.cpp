@@ -1,5 +1,5 @@
-// Winograd F(4x4, 3x3) driver (winograd.h): weight transform and packing, and the per-block walk
-// (input transform -> 36 GEMMs -> output transform with the fused epilogue). Threads take whole
+// Winograd F(m x m, 3x3) driver (winograd.h; m = 4 or 2): weight transform and packing, and the
+// per-block walk (input transform -> a^2 GEMMs -> output transform with the fused epilogue). Threads take whole
 // blocks (each with its own scratch) when there are at least two blocks per thread, else they
 // share each block: tiles of the transforms and the 36 GEMMs split between them.
 #include "kernels/native/winograd.h"
@@ -15,9 +15,6 @@
 namespace locus::kernels {
 namespace {
 
-constexpr int64_t kT = schedule::kWinogradTile;
-constexpr int64_t kA = schedule::kWinogradAlpha;
-
 struct Fns {
   WinogradInputFn in;
   WinogradOutputFn out;
@@ -32,24 +29,26 @@ Fns fns_for(Isa isa) {
   return {winograd_input_tile_generic, winograd_output_tile_generic};
 }
 
-int64_t per_block_floats(const WinogradConv& p) { return kA * p.plan.block * (p.C + p.OC); }
+int64_t per_block_floats(const WinogradConv& p) { return p.plan.alpha2() * p.plan.block * (p.C + p.OC); }
 
 bool whole_blocks(const WinogradConv& p, int nt) { return nt > 1 && p.plan.blocks >= 2 * nt; }
 
-// Tiles [t0, t0 + nt) of the block in scratch (v: 36 x nt x C, m: 36 x nt x OC), the loops split
+// Tiles [t0, t0 + nt) of the block in scratch (v: a^2 x nt x C, m: a^2 x nt x OC), the loops split
 // over the calling team when `shared` (inside a parallel region), else run by this thread.
 void run_block(const WinogradConv& p, const Fns& f, const float* in, const float* residual, float* out, int64_t t0,
                int64_t nt, float* v, float* m, bool shared) {
   const int64_t per_image = p.plan.tiles_h * p.plan.tiles_w;
+  const int64_t kT = p.plan.m, a = kT + 2, kA = a * a;
   const Epilogue act_ep = epilogue_for(p.act);
   auto input = [&](int64_t i) {
     const int64_t g = t0 + i, n = g / per_image, th = (g % per_image) / p.plan.tiles_w, tw = g % p.plan.tiles_w;
     WinogradInputTile t;
+    t.m = int(kT);
     const float* img = in + n * p.H * p.W * p.C;
-    for (int64_t r = 0; r < 6; ++r)
-      for (int64_t k = 0; k < 6; ++k) {
+    for (int64_t r = 0; r < a; ++r)
+      for (int64_t k = 0; k < a; ++k) {
         const int64_t ih = th * kT - p.PT + r, iw = tw * kT - p.PL + k;
-        t.src[r * 6 + k] = ih >= 0 && ih < p.H && iw >= 0 && iw < p.W ? img + (ih * p.W + iw) * p.C : p.zeros.data();
+        t.src[r * a + k] = ih >= 0 && ih < p.H && iw >= 0 && iw < p.W ? img + (ih * p.W + iw) * p.C : p.zeros.data();
       }
     t.dst = v + i * p.C;
     t.xi_stride = nt * p.C;
@@ -63,6 +62,7 @@ void run_block(const WinogradConv& p, const Fns& f, const float* in, const float
   auto output = [&](int64_t i) {
     const int64_t g = t0 + i, n = g / per_image, th = (g % per_image) / p.plan.tiles_w, tw = g % p.plan.tiles_w;
     WinogradOutputTile t;
+    t.m = int(kT);
     t.src = m + i * p.OC;
     t.xi_stride = nt * p.OC;
     t.channels = p.OC;
@@ -99,7 +99,8 @@ WinogradConv pack_winograd(int64_t N, int64_t H, int64_t W, int64_t C, int64_t O
                            const schedule::WinogradPlan& plan, int threads) {
   LOCUS_CHECK(N >= 1 && H >= 1 && W >= 1 && C >= 1 && OC >= 1 && OH >= 1 && OW >= 1 && PT >= 0 && PL >= 0,
               "winograd: bad shape");
-  LOCUS_CHECK(plan.block >= 1 && plan.tiles == N * ((OH + kT - 1) / kT) * ((OW + kT - 1) / kT),
+  const int64_t kT = plan.m, kA = plan.alpha2();
+  LOCUS_CHECK((kT == 4 || kT == 2) && plan.block >= 1 && plan.tiles == N * ((OH + kT - 1) / kT) * ((OW + kT - 1) / kT),
               "winograd: the plan does not match the shape");
   WinogradConv p;
   p.N = N, p.H = H, p.W = W, p.C = C, p.OC = OC, p.OH = OH, p.OW = OW, p.PT = PT, p.PL = PL;
@@ -109,19 +110,23 @@ WinogradConv pack_winograd(int64_t N, int64_t H, int64_t W, int64_t C, int64_t O
   p.bias.assign(size_t(OC), 0.f);
   if (bias) std::copy(bias, bias + OC, p.bias.begin());
   p.zeros.assign(size_t(C), 0.f);
-  // U = G g G^T in double, G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1].
-  static const double G[6][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                 {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+  // U = G g G^T in double. F(4x4, 3x3): G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6;
+  // 1/24 -1/12 1/6; 0 0 1]; F(2x2, 3x3): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
+  static const double G4[6][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                  {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+  static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  const double(*G)[3] = kT == 4 ? G4 : G2;
+  const int a = int(kT) + 2;
   std::vector<float> u(size_t(kA * C * OC));  // [xi][c][oc]
   for (int64_t o = 0; o < OC; ++o)
     for (int64_t c = 0; c < C; ++c) {
       const float* g = w_oihw + (o * C + c) * 9;
       double t[6][3];
-      for (int i = 0; i < 6; ++i)
+      for (int i = 0; i < a; ++i)
         for (int k = 0; k < 3; ++k) t[i][k] = G[i][0] * g[k] + G[i][1] * g[3 + k] + G[i][2] * g[6 + k];
-      for (int i = 0; i < 6; ++i)
-        for (int j = 0; j < 6; ++j)
-          u[size_t((i * 6 + j) * C * OC + c * OC + o)] = float(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
+      for (int i = 0; i < a; ++i)
+        for (int j = 0; j < a; ++j)
+          u[size_t((i * a + j) * C * OC + c * OC + o)] = float(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
     }
   p.u.reserve(kA);
   for (int64_t xi = 0; xi < kA; ++xi) p.u.push_back(pack_b(C, OC, u.data() + xi * C * OC, OC, false));
@@ -150,7 +155,7 @@ void winograd_conv_nhwc(const WinogradConv& p, const float* in, const float* res
     for (int64_t b = 0; b < blocks; ++b) {
       float* v = scratch + omp_get_thread_num() * per;
       const int64_t n = span(b);
-      run_block(p, f, in, residual, out, b * T, n, v, v + kA * n * p.C, false);
+      run_block(p, f, in, residual, out, b * T, n, v, v + p.plan.alpha2() * n * p.C, false);
     }
     return;
   }
@@ -158,13 +163,13 @@ void winograd_conv_nhwc(const WinogradConv& p, const float* in, const float* res
 #pragma omp parallel num_threads(nt)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t n = span(b);
-      run_block(p, f, in, residual, out, b * T, n, scratch, scratch + kA * n * p.C, true);
+      run_block(p, f, in, residual, out, b * T, n, scratch, scratch + p.plan.alpha2() * n * p.C, true);
     }
     return;
   }
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t n = span(b);
-    run_block(p, f, in, residual, out, b * T, n, scratch, scratch + kA * n * p.C, false);
+    run_block(p, f, in, residual, out, b * T, n, scratch, scratch + p.plan.alpha2() * n * p.C, false);
   }
 }
 

@@ -1,14 +1,18 @@
-// Winograd F(4x4, 3x3) convolution on NHWC activations (3x3, stride 1, dilation 1, group 1, any
-// pads): weights transformed once (U = G g G^T: 36 matrices C x OC, each packed for the GEMM
-// micro-kernel, pack_b), then per block of 4x4 output tiles: input transform (36 matrices
-// tiles x C), 36 GEMMs (gemm_f32_tile), output transform with bias, residual and activation
-// fused (the epilogue). The tile block is the Winograd planner's (schedule/winograd_planner.h).
+// Winograd F(4x4, 3x3) and F(2x2, 3x3) convolution on NHWC activations (3x3, stride 1, dilation 1,
+// group 1, any pads), the output tile m (4 or 2) the planner's: weights transformed once
+// (U = G g G^T: a^2 matrices C x OC, a = m + 2, each packed for the GEMM micro-kernel, pack_b), then
+// per block of m x m output tiles: input transform (a^2 matrices tiles x C), a^2 GEMMs
+// (gemm_f32_tile), output transform with bias, residual and activation fused (the epilogue). The
+// tile block is the Winograd planner's (schedule/winograd_planner.h). F(2x2, 3x3) does 16
+// multiplications per 4 outputs (2.25x fewer than direct) with 16/9 the weights, F(4x4, 3x3) 36 per
+// 16 (4x fewer) with 4x the weights: the smaller tile wins where the transformed weights stream from
+// memory (ResNet-50's 7x7 layers at batch 1).
 //
-// Accuracy: the transforms multiply by constants up to 8 (A^T) and 5 (B^T) and G has entries
-// 1/24..1/4, so the fp32 result differs from the direct sum by more than rounding alone; the tests
-// bound it as |y - y_ref| <= 64 * eps * sum_k |w_k| |x_k| (eps = 2^-23) per output
-// plus |bias| and |residual| (tests/winograd_test.cpp), and docs/winograd.md reports the error on
-// every ResNet-50 layer.
+// Accuracy: F(4x4, 3x3)'s transforms multiply by constants up to 8 (A^T) and 5 (B^T) and G has
+// entries 1/24..1/4, so the fp32 result differs from the direct sum by more than rounding alone
+// (F(2x2, 3x3)'s constants are 1 and 1/2: close to direct); the tests bound it as
+// |y - y_ref| <= 64 * eps * sum_k |w_k| |x_k| (eps = 2^-23) per output plus |bias| and |residual|
+// (tests/winograd_test.cpp), and docs/winograd.md reports the error on every ResNet-50 layer.
 #pragma once
 
 #include <cstdint>
@@ -21,18 +25,20 @@
 
 namespace locus::kernels {
 
-// One input tile for the transform micro-kernel: 36 source pointers (row-major 6x6, each to
-// `channels` floats; out-of-image positions point at zeros) and the destination (value xi of
-// channel c at dst + xi * xi_stride + c).
+// One input tile for the transform micro-kernel of F(m x m, 3x3): a^2 source pointers (row-major
+// a x a, a = m + 2, each to `channels` floats; out-of-image positions point at zeros) and the
+// destination (value xi of channel c at dst + xi * xi_stride + c).
 struct WinogradInputTile {
+  int m = 4;
   const float* src[36];
   float* dst;
   int64_t xi_stride, channels;
 };
-// One output tile: the 36 products (value xi of channel c at src + xi * xi_stride + c), the 16
-// destinations (row-major 4x4; nullptr outside the output), residuals (same positions, nullptr
+// One output tile: the a^2 products (value xi of channel c at src + xi * xi_stride + c), the m^2
+// destinations (row-major m x m; nullptr outside the output), residuals (same positions, nullptr
 // for none), bias (nullable) and the clamp (ep nullable; its bias is not read).
 struct WinogradOutputTile {
+  int m = 4;
   const float* src;
   int64_t xi_stride, channels;
   float* dst[16];
@@ -58,12 +64,12 @@ struct WinogradConv {
   Activation act;
   int threads = 1;
   std::vector<float> bias;     // OC
-  std::vector<PackedB> u;      // 36 packed C x OC matrices
+  std::vector<PackedB> u;      // a^2 packed C x OC matrices (a = plan.m + 2)
   std::vector<float> zeros;    // C zeros, read for out-of-image input positions
 };
 
-// w_oihw: [OC, C, 3, 3]; bias nullable. The plan must be the planner's for this shape (block > 0);
-// its `use` is not checked (tests run Winograd on any shape).
+// w_oihw: [OC, C, 3, 3]; bias nullable. The plan must be the planner's for this shape (block > 0,
+// m 4 or 2); its `use` is not checked (tests run Winograd on any shape).
 WinogradConv pack_winograd(int64_t N, int64_t H, int64_t W, int64_t C, int64_t OC, int64_t PT, int64_t PL,
                            int64_t OH, int64_t OW, const float* w_oihw, const float* bias, const Activation& act,
                            const schedule::WinogradPlan& plan, int threads);

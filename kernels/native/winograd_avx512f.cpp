@@ -1,4 +1,4 @@
-// Winograd F(4x4, 3x3) tile transforms for avx512f (16 channels per vector; compiled with the ISA's
+// Winograd F(4x4, 3x3) and F(2x2, 3x3) tile transforms for avx512f (16 channels per vector; compiled with the ISA's
 // flags by CMakeLists.txt, chosen at run time by winograd.cpp). The arithmetic is winograd_transforms.h.
 #include "kernels/native/winograd_transforms.h"
 

@@ -1,4 +1,4 @@
-// The native backend's convolutions: Conv (Winograd F(4x4, 3x3), im2col GEMM, cache-tiled pointwise, depthwise, direct
+// The native backend's convolutions: Conv (Winograd F(4x4, 3x3) / F(2x2, 3x3), im2col GEMM, cache-tiled pointwise, depthwise, direct
 // small-depth; with a fused residual, graph/ops.h locus.residual) and the fused inverted-residual block.
 #include "runtime/native/op_registry.h"
 
@@ -36,7 +36,7 @@ Activation stage_activation(const Node& n, const std::string& stage) {
   return {};
 }
 
-// Whether a 3x3 conv runs as Winograd F(4x4, 3x3): the planner's choice for 3x3, stride-1,
+// Whether a 3x3 conv runs as Winograd F(4x4, 3x3) or F(2x2, 3x3): the planner's choice for 3x3, stride-1,
 // dilation-1, group-1 convs (when BackendOptions::winograd); one row for `locus info --plans` per 3x3
 // conv. Returns the plan when Winograd is chosen.
 std::optional<schedule::WinogradPlan> winograd_choice(NativeContext& c, const Node& n, const Conv2dShape& s,
@@ -59,7 +59,7 @@ std::optional<schedule::WinogradPlan> winograd_choice(NativeContext& c, const No
                                                        c.threads());
     row.why = p.why;
     row.winograd = p.use;
-    if (p.use) chosen = p;
+    if (p.use) row.m = p.m, chosen = p;
   }
   c.add_winograd_plan(std::move(row));
   return chosen;
@@ -89,7 +89,8 @@ Step build_conv(NativeContext& c, const Node& n) {
                                                                res ? Activation{} : kact, 0, c.tiling().order,
                                                                c.threads()));
     c.need_workspace(std::max(winograd_scratch_floats(*wg), conv2d_scratch_floats(*fallback)));
-    c.set_implementation(cat("conv2d_nhwc winograd F(4x4,3x3)", res ? " + residual" : "", " (", plan->why, ")"));
+    c.set_implementation(cat("conv2d_nhwc winograd F(", plan->m, "x", plan->m, ",3x3)", res ? " + residual" : "", " (",
+                             plan->why, ")"));
     return [ws = c.workspace(), wg, fallback, in = x.ptr, res, out = y.ptr, kact, numel = x.numel()] {
       if (all_finite_f32(in, numel)) winograd_conv_nhwc(*wg, in, res, out, ws->data());
       else if (res) conv2d_nhwc(*fallback, in, out, ws->data(), res, kact);
