@@ -131,6 +131,8 @@ class NativeExecutable : public Executable, public native::NativeContext {
     image_major_why_ = std::move(why);
   }
   void set_image_major_why(std::string why) { image_major_why_ = std::move(why); }
+  // What the constructor allocated: arena, packed weights and step buffers, shared workspace.
+  int64_t planned_bytes() const { return planned_bytes_; }
 
  private:
   // --- NativeContext: what the op builders (runtime/native/ops_*.cpp) use ---
@@ -200,6 +202,7 @@ class NativeExecutable : public Executable, public native::NativeContext {
   // planner's remark.
   std::vector<std::unique_ptr<NativeExecutable>> lanes_;
   std::string cut_, image_major_why_;
+  int64_t planned_bytes_ = 0;
   template <class Row>
   std::vector<Row> with_lane(const std::vector<Row>& own, std::vector<Row> NativeExecutable::*m) const {
     if (lanes_.empty()) return own;
@@ -272,7 +275,8 @@ NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o)
   int64_t owned_bytes = 0;
   for (auto& b : owned_) owned_bytes = add_bytes(owned_bytes, int64_t(b.size() * sizeof(float)));
   const int64_t ws_bytes = int64_t(workspace_.size() * sizeof(float));
-  o.memory_budget.check("the native backend's plan", add_bytes(add_bytes(arena_bytes_, owned_bytes), ws_bytes),
+  planned_bytes_ = add_bytes(add_bytes(arena_bytes_, owned_bytes), ws_bytes);
+  o.memory_budget.check("the native backend's plan", planned_bytes_,
                         cat("activation arena ", human_bytes(arena_bytes_), ", packed weights and step buffers ",
                             human_bytes(owned_bytes), ", shared workspace ", human_bytes(ws_bytes)));
   input_names_ = g.inputs;
@@ -522,6 +526,12 @@ class NativeBackend : public Backend {
     BackendOptions rest = o;
     rest.tiling = tiling;
     auto e = std::make_unique<NativeExecutable>(split->rest, rest);
+    // Each part checked its own plan against the budget; the lanes and the rest together must fit too.
+    int64_t total = e->planned_bytes();
+    for (auto& l : lanes) total = add_bytes(total, l->planned_bytes());
+    o.memory_budget.check("the native backend's plan with its image-major lanes", total,
+                          cat(lanes.size(), " lanes of ", human_bytes(lanes[0]->planned_bytes()), ", the rest ",
+                              human_bytes(e->planned_bytes()), " (--no-image-major runs without the lanes)"));
     e->set_image_major(std::move(lanes), split->cut, split->plan.why);
     return e;
   }
