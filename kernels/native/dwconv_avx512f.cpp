@@ -165,7 +165,7 @@ __attribute__((always_inline)) inline void slide(int64_t C, int64_t c, int64_t o
     for (int v = 0; v < NV; ++v) acc[p][v] = ld<TAIL, NV>((bias ? bias : out + p * C) + c + 16 * v, v, m);
 #pragma GCC unroll 5
   for (int kh = 0; kh < K; ++kh) {
-    const float* row = taps[kh * K] + off + c;
+    const float* xp = taps[kh * K] + off + c;
     __m512 wv[K][NV];
 #pragma GCC unroll 5
     for (int kw = 0; kw < K; ++kw)
@@ -175,7 +175,11 @@ __attribute__((always_inline)) inline void slide(int64_t C, int64_t c, int64_t o
     for (int j = 0; j < J; ++j) {
       __m512 x[NV];
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) x[v] = ld<TAIL, NV>(row + j * d + 16 * v, v, m);
+      for (int v = 0; v < NV; ++v) x[v] = ld<TAIL, NV>(xp + 16 * v, v, m);
+      // One running pointer per kernel row, advanced by d per column: left to itself GCC computes
+      // every row + j * d up front and spills them (two loads per input vector).
+      xp += d;
+      asm("" : "+r"(xp));
 #pragma GCC unroll 5
       for (int kw = 0; kw < K; ++kw) {
         const int q = j - kw;
@@ -237,10 +241,12 @@ __attribute__((always_inline)) inline void rb_pass(int64_t C, int64_t c, int64_t
   for (int p = 0; p < P; ++p) acc[p] = has_bias ? b : ld<TAIL, 1>(out + p * C + c, 0, m);
 #pragma GCC unroll 3
   for (int kh = 0; kh < 3; ++kh) {
-    const float* row = taps[kh * 3] + off + c;
+    const float* xp = taps[kh * 3] + off + c;
 #pragma GCC unroll 17
     for (int j = 0; j < J; ++j) {
-      const __m512 x = ld<TAIL, 1>(row + j * d, 0, m);
+      const __m512 x = ld<TAIL, 1>(xp, 0, m);
+      xp += d;  // a running pointer (see slide)
+      asm("" : "+r"(xp));
 #pragma GCC unroll 3
       for (int kw = 0; kw < 3; ++kw) {
         const int q = j - kw;
