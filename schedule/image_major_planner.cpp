@@ -15,11 +15,11 @@ ImageMajorPlan plan_image_major(const std::vector<ImageMajorNode>& nodes, int64_
       break;
     }
     if (n.in_bytes * kImageMajorMinInputFraction < l2_bytes) {
-      stop = "node '" + n.name + "' reads under a quarter of the L2 per image";
+      stop = "node '" + n.name + "' reads under 1/" + std::to_string(kImageMajorMinInputFraction) + " of the L2 per image";
       break;
     }
     if (n.weight_bytes * kImageMajorMaxWeightRatio > n.in_bytes + n.out_bytes) {
-      stop = "node '" + n.name + "' has weights over a quarter of its activations per image";
+      stop = "node '" + n.name + "' has weights over 1/" + std::to_string(kImageMajorMaxWeightRatio) + " of its activations per image";
       break;
     }
     if (n.single_cut_after) cut = int64_t(k) + 1;

@@ -11,8 +11,9 @@
 // runtime/native/image_major.cpp). The prefix is the longest run of leading nodes that
 //   - are per image (their runtime values are [N, ...] and no image reads another's: convs,
 //     pooling, element-wise ops on same-shaped operands),
-//   - read at least kImageMajorMinInputFraction of the L2 per image (the activations that leave the
-//     L2 layer by layer), and
+//   - read at least 1/kImageMajorMinInputFraction of the L2 per image (the activations that leave
+//     the L2 layer by layer; an eighth, so that int8 blocks, whose activations are a quarter of fp32
+//     ones, qualify too), and
 //   - have at most a kImageMajorMaxWeightRatio-th of their per-image input + output in weights,
 // cut back to the last node after which exactly one runtime value crosses to the rest (the value the
 // image-major lanes hand over). Plain data in, plain plan out: tests/image_major_test.cpp.
@@ -24,7 +25,7 @@
 
 namespace locus::schedule {
 
-inline constexpr int64_t kImageMajorMinInputFraction = 4;  // input per image >= L2 / 4
+inline constexpr int64_t kImageMajorMinInputFraction = 8;  // input per image >= L2 / 8
 inline constexpr int64_t kImageMajorMaxWeightRatio = 4;    // weights <= (input + output per image) / 4
 
 struct ImageMajorNode {

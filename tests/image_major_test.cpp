@@ -1,7 +1,9 @@
 // Image-major execution at batch > 1: the planner on plain node lists, the graph analysis it is fed
-// (which cuts hand over exactly one value), and whole networks run image-major against the same
-// session layer by layer and against the reference backend.
+// (which cuts hand over exactly one value), and whole networks (fp32 and int8) run image-major
+// against the same session layer by layer and against the reference backend.
 #include <gtest/gtest.h>
+
+#include <filesystem>
 
 #include "graph/ops.h"
 #include "models/builders.h"
@@ -9,6 +11,7 @@
 #include "runtime/session.h"
 #include "schedule/image_major_planner.h"
 #include "tests/graph_builder_util.h"
+#include "tests/test_support.h"
 
 using namespace locus;
 using locus::schedule::ImageMajorNode;
@@ -42,14 +45,15 @@ TEST(ImageMajorPlanner, NothingAtBatchOneOrWithoutAnL2) {
 
 TEST(ImageMajorPlanner, StopsAtSmallInputsLargeWeightsAndOtherOps) {
   std::vector<ImageMajorNode> nodes = {big("a"), big("b"), big("c"), big("d")};
-  nodes[2].in_bytes = kL2 / 4 - 1;  // just under a quarter of the L2
+  const int64_t f = schedule::kImageMajorMinInputFraction;
+  nodes[2].in_bytes = kL2 / f - 1;  // just under the threshold
   auto p = plan_image_major(nodes, 4, kL2);
   EXPECT_EQ(p.nodes, 2);
-  EXPECT_NE(p.why.find("'c' reads under a quarter"), std::string::npos) << p.why;
-  nodes[2].in_bytes = kL2 / 4;  // exactly a quarter qualifies
+  EXPECT_NE(p.why.find("'c' reads under 1/" + std::to_string(f)), std::string::npos) << p.why;
+  nodes[2].in_bytes = kL2 / f;  // exactly the threshold qualifies
   EXPECT_EQ(plan_image_major(nodes, 4, kL2).nodes, 4);
 
-  nodes[1].weight_bytes = (nodes[1].in_bytes + nodes[1].out_bytes) / 4 + 1;
+  nodes[1].weight_bytes = (nodes[1].in_bytes + nodes[1].out_bytes) / schedule::kImageMajorMaxWeightRatio + 1;
   p = plan_image_major(nodes, 4, kL2);
   EXPECT_EQ(p.nodes, 1);
   EXPECT_NE(p.why.find("'b' has weights"), std::string::npos) << p.why;
@@ -111,8 +115,8 @@ TEST(ImageMajorNodes, ASkipConnectionIsNoCutUntilItCloses) {
 namespace {
 
 // MobileNetV2 at 160x160 and batch 3 on 2 threads (an uneven split: 2 images, then 1) with the L2
-// fixed at 1 MiB: the stem and the first two blocks read at least a quarter of it per image (the
-// third block 154 KB).
+// fixed at 1 MiB: the stem and the first four blocks read at least an eighth of it per image (the
+// fourth 154 KB, the fifth 51 KB).
 SessionOptions im_options(bool image_major) {
   SessionOptions o;
   o.threads = 2;
@@ -131,7 +135,7 @@ TEST(ImageMajorNetwork, MobileNetV2AgreesWithLayerByLayerAndTheReference) {
   Tensor x = test::random_tensor({3, 3, 160, 160}, 21);
   Session im = Session::from_graph(g, im_options(true));
   const std::string d = im.executable().describe();
-  EXPECT_NE(d.find("image-major: the first 3 nodes"), std::string::npos) << d;
+  EXPECT_NE(d.find("image-major: the first 5 nodes"), std::string::npos) << d;
   Session lbl = Session::from_graph(g, im_options(false));
   EXPECT_NE(lbl.executable().describe().find("image-major: none"), std::string::npos);
   SessionOptions ref;
@@ -166,7 +170,7 @@ TEST(ImageMajorNetwork, ProfileAndPlansCoverEveryNodeOnce) {
   bo.resolution = 160;
   Graph g = models::build_mobilenet_v2(bo);
   Session im = Session::from_graph(g, im_options(true));
-  ASSERT_NE(im.executable().describe().find("image-major: the first 3 nodes"), std::string::npos);
+  ASSERT_NE(im.executable().describe().find("image-major: the first 5 nodes"), std::string::npos);
   im.executable().set_profiling(true);
   im.run({{"input", test::random_tensor({2, 3, 160, 160}, 5)}});
   const auto t = im.executable().timings();
@@ -179,4 +183,23 @@ TEST(ImageMajorNetwork, ProfileAndPlansCoverEveryNodeOnce) {
   EXPECT_EQ(im.executable().fused_block_plans().size(), 17u);
   // the lanes' arenas count: more than the layer-by-layer session's rest alone
   EXPECT_GT(im.activation_bytes(), 0);
+}
+
+// The real int8 MobileNetV2 at batch 3: its first blocks (the stem fused into the first) run
+// image-major, uint8 values handed over; integer arithmetic, so the outputs are those of the
+// layer-by-layer session bit for bit.
+TEST(ImageMajorNetwork, Int8MobileNetV2IsBitExactWithLayerByLayer) {
+  const std::string models = test::shared_models_dir();
+  const std::string path = models + "/mobilenetv2-12-int8/mobilenetv2-12-int8.onnx";
+  ASSERT_FALSE(models.empty() || !std::filesystem::exists(path))
+      << "the int8 model is missing: ../shared/models/mobilenetv2-12-int8 (or $LOCUS_MODEL_DIR)";
+  SessionOptions a = im_options(true), b = im_options(false);
+  a.batch = b.batch = 3;
+  Session im = Session::from_file(path, a), lbl = Session::from_file(path, b);
+  const std::string d = im.executable().describe();
+  EXPECT_NE(d.find("image-major: the first"), std::string::npos) << d;
+  const Tensor x = test::random_tensor({3, 3, 224, 224}, 8, 0.f, 1.f);
+  const auto got = im.run({{"input", x}}), want = lbl.run({{"input", x}});
+  ASSERT_EQ(got[0].shape, (Shape{3, 1000}));
+  EXPECT_EQ(got[0].bytes, want[0].bytes);
 }

@@ -8,15 +8,22 @@
 namespace locus::native {
 namespace {
 
-// Ops that treat every image on its own (given [N, ...] runtime operands of one shape).
+// Ops that treat every image on its own (given [N, ...] runtime operands of one shape), fp32 and int8.
 bool per_image_op(const Node& n) {
-  if (n.domain == kLocusDomain) return n.op == "FusedInvertedResidual";
+  if (n.domain == kLocusDomain) return n.op == "FusedInvertedResidual" || n.op == "FusedQLinearInvertedResidual";
+  if (n.domain == "com.microsoft") return n.op == "QLinearAdd";
   if (!n.domain.empty() && n.domain != "ai.onnx") return false;
-  static const std::set<std::string> ops = {"Conv",    "MaxPool", "AveragePool", "Relu",        "Clip",
-                                            "Add",     "Mul",     "Sigmoid",     "HardSigmoid", "HardSwish",
-                                            "LeakyRelu", "BatchNormalization"};
+  static const std::set<std::string> ops = {"Conv",        "MaxPool",        "AveragePool",      "Relu",
+                                            "Clip",        "Add",            "Mul",              "Sigmoid",
+                                            "HardSigmoid", "HardSwish",      "LeakyRelu",        "BatchNormalization",
+                                            "QLinearConv", "QuantizeLinear", "DequantizeLinear"};
   return ops.count(n.op) != 0;
 }
+
+// Ops whose constant inputs are weights (any shape): the others' constants broadcast over the images.
+bool weight_op(const Node& n) { return n.op == "Conv" || n.op == "QLinearConv" || n.domain == kLocusDomain; }
+
+bool activation_dtype(DType t) { return t == DType::F32 || t == DType::U8 || t == DType::I8; }
 
 int64_t bytes_of(const ValueInfo& v) {
   int64_t n = 1;
@@ -61,12 +68,12 @@ std::vector<schedule::ImageMajorNode> image_major_nodes(const Graph& g) {
       if (g.is_constant(in)) {
         d.weight_bytes += bytes_of(v);
         // a constant operand of an element-wise op must not hold a per-image axis
-        if (n.op != "Conv" && n.domain.empty() && v.shape.size() == 4 && v.shape[0] != 1) ok = false;
+        if (!weight_op(n) && v.shape.size() == 4 && v.shape[0] != 1) ok = false;
         continue;
       }
-      ok = ok && v.dtype == DType::F32 && v.shape.size() == 4 && v.shape[0] == N;
+      ok = ok && activation_dtype(v.dtype) && v.shape.size() == 4 && v.shape[0] == N;
       if (first_shape.empty()) first_shape = v.shape;
-      else if (n.op != "Conv" && n.domain.empty()) ok = ok && v.shape == first_shape;  // no broadcast between images
+      else if (!weight_op(n)) ok = ok && v.shape == first_shape;  // no broadcast between images
       if (seen.insert(in).second) {
         d.in_bytes += bytes_of(v) / std::max<int64_t>(N, 1);
         if (--readers[in] == 0 && !g.is_graph_output(in)) live.erase(in);
@@ -75,7 +82,7 @@ std::vector<schedule::ImageMajorNode> image_major_nodes(const Graph& g) {
     for (const std::string& out : n.outputs) {
       if (out.empty()) continue;
       const ValueInfo v = g.info(out);
-      ok = ok && v.dtype == DType::F32 && v.shape.size() == 4 && v.shape[0] == N;
+      ok = ok && activation_dtype(v.dtype) && v.shape.size() == 4 && v.shape[0] == N;
       d.out_bytes += bytes_of(v) / std::max<int64_t>(N, 1);
       if (readers[out] > 0 || g.is_graph_output(out)) live.insert(out);
     }

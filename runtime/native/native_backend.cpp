@@ -213,7 +213,7 @@ class NativeExecutable : public Executable, public native::NativeContext {
   void copy_inputs(const std::vector<TensorView>& inputs);
   void run_steps(bool accumulate_timings);
   // One image through a lane: its input (batch 1, NCHW) in, the cut value (NHWC) written to dst.
-  void run_image(const TensorView& input, float* dst, bool profile);
+  void run_image(const TensorView& input, uint8_t* dst, bool profile);
 };
 
 NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o)
@@ -448,12 +448,12 @@ void NativeExecutable::run_steps(bool accumulate_timings) {
   }
 }
 
-void NativeExecutable::run_image(const TensorView& input, float* dst, bool profile) {
+void NativeExecutable::run_image(const TensorView& input, uint8_t* dst, bool profile) {
   profiling_ = profile;
   copy_inputs({input});
   run_steps(true);
   const Val& y = vals_.at(output_names_[0]);
-  std::memcpy(dst, y.ptr, size_t(y.numel()) * sizeof(float));
+  std::memcpy(dst, y.bytes(), size_t(y.numel()) * dtype_size(y.dtype));
 }
 
 // The inputs are read in place (copied into the arena in the kernels' layout, as run() does).
@@ -465,9 +465,10 @@ void NativeExecutable::run_views(const std::vector<TensorView>& inputs, std::vec
   if (!lanes_.empty()) {
     // Image-major: the lanes take the images (a static split: lane t the t-th stretch), each writing
     // the cut value's slice of its image; then the rest of the graph runs over the batch.
-    const Val& cut = vals_.at(cut_);
+    const Val& cut = vals_.at(cut_);  // float32, or uint8 / int8 (one byte per element)
     const TensorView& x = inputs[0];
-    const int64_t N = cut.shape[0], per = cut.numel() / N;
+    const int64_t N = cut.shape[0];
+    const size_t per = size_t(cut.numel() / N) * dtype_size(cut.dtype);
     const size_t in_per = x.bytes / size_t(N);
     Shape one = x.shape;
     one[0] = 1;
@@ -476,7 +477,7 @@ void NativeExecutable::run_views(const std::vector<TensorView>& inputs, std::vec
 #pragma omp parallel for schedule(static) num_threads(T)
     for (int64_t n = 0; n < N; ++n)
       lanes_[size_t(omp_get_thread_num())]->run_image(
-          {x.dtype, one, static_cast<const uint8_t*>(x.data) + size_t(n) * in_per, in_per}, cut.ptr + n * per,
+          {x.dtype, one, static_cast<const uint8_t*>(x.data) + size_t(n) * in_per, in_per}, cut.bytes() + size_t(n) * per,
           profiling_);
     // Lane 0's time per prefix node over its images (the lanes run theirs at the same time).
     if (profiling_) lane_times = lanes_[0]->timings_;
