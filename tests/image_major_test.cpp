@@ -112,6 +112,31 @@ TEST(ImageMajorNodes, ASkipConnectionIsNoCutUntilItCloses) {
   EXPECT_EQ(split->rest.constants.count("w"), 0u);
 }
 
+TEST(ImageMajorNodes, NoCutBeforeAQuantizeLinearReadingTheValueAlone) {
+  test::GraphBuilder b;
+  std::string x = b.input("x", {2, 8, 32, 32});
+  std::string w = b.random_constant("w", {8, 8, 3, 3}, 1);
+  std::string a = b.node("Conv", {x, w}, {{"pads", std::vector<int64_t>{1, 1, 1, 1}}});
+  std::string r = b.node("Relu", {a});
+  std::string q = b.node("QuantizeLinear", {r, b.constant("s", Tensor::scalar_f32(0.1f))});
+  std::string y = b.node("DequantizeLinear", {q, "s"});
+  Graph g = b.finish({y});
+  infer_shapes(g);
+  auto nodes = native::image_major_nodes(g);
+  ASSERT_EQ(nodes.size(), 4u);
+  EXPECT_TRUE(nodes[0].single_cut_after);   // a, read by the Relu
+  EXPECT_FALSE(nodes[1].single_cut_after);  // r, read by the QuantizeLinear alone
+  EXPECT_TRUE(nodes[2].per_image);          // the QuantizeLinear itself is per image
+  // a graph with two inputs: no prefix, and the reason says so
+  test::GraphBuilder b2;
+  std::string u = b2.input("u", {4, 8, 64, 64}), v = b2.input("v", {4, 8, 64, 64});
+  Graph g2 = b2.finish({b2.node("Add", {u, v})});
+  infer_shapes(g2);
+  std::string why;
+  EXPECT_FALSE(native::split_image_major(g2, 1 << 20, &why).has_value());
+  EXPECT_EQ(why, "not one 4-D float input");
+}
+
 namespace {
 
 // MobileNetV2 at 160x160 and batch 3 on 2 threads (an uneven split: 2 images, then 1) with the L2

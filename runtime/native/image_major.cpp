@@ -88,6 +88,12 @@ std::vector<schedule::ImageMajorNode> image_major_nodes(const Graph& g) {
     }
     d.per_image = ok;
     d.single_cut_after = live.size() == 1 && !g.is_graph_output(*live.begin()) && *live.begin() != g.inputs[0];
+    if (d.single_cut_after) {
+      // Not a value read only by a QuantizeLinear: the rest's executable would quantize it at its
+      // boundary (NativeExecutable's InputQuantize) and hold no float copy for the lanes to write.
+      const std::vector<int> users = g.consumers(*live.begin());
+      if (users.size() == 1 && g.nodes[size_t(users[0])].op == "QuantizeLinear") d.single_cut_after = false;
+    }
     r.push_back(d);
   }
   return r;
@@ -95,7 +101,8 @@ std::vector<schedule::ImageMajorNode> image_major_nodes(const Graph& g) {
 
 std::optional<ImageMajorSplit> split_image_major(const Graph& g, int64_t l2_bytes, std::string* why) {
   const std::vector<schedule::ImageMajorNode> nodes = image_major_nodes(g);
-  const int64_t N = nodes.empty() ? 1 : g.info(g.inputs[0]).shape[0];
+  int64_t N = 1;  // the batch: axis 0 of the first input, when 4-D
+  if (!g.inputs.empty() && g.info(g.inputs[0]).shape.size() == 4) N = g.info(g.inputs[0]).shape[0];
   schedule::ImageMajorPlan plan = schedule::plan_image_major(nodes, N, l2_bytes);
   if (nodes.empty() && N > 1) plan.why = "not one 4-D float input";
   if (why) *why = plan.why;
