@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <stdexcept>
 
 namespace fs = std::filesystem;
 
@@ -38,13 +39,25 @@ double max_abs_diff(const float* a, const float* b, size_t n) {
   return m;
 }
 
+// A fresh directory (mkdtemp), removed when the process exits normally. It was "locus_test_<pid>",
+// never removed: tens of thousands piled up in /tmp, and a test that found a recycled pid's old
+// files failed (ImporterExternal.EscapesAreRefused: "cannot copy file: File exists").
 std::string temp_dir() {
-  static std::string dir = [] {
-    fs::path p = fs::temp_directory_path() / ("locus_test_" + std::to_string(::getpid()));
-    fs::create_directories(p);
-    return p.string();
+  static const std::string* dir = [] {
+    std::string tmpl = (fs::temp_directory_path() / "locus_test_XXXXXX").string();
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    if (!::mkdtemp(buf.data())) throw std::runtime_error("test::temp_dir: mkdtemp failed in " + tmpl);
+    static const pid_t owner = ::getpid();
+    auto* d = new std::string(buf.data());  // never destroyed: the exit handler below reads it
+    std::atexit([] {
+      if (::getpid() != owner) return;  // a forked child that exits normally leaves it alone
+      std::error_code ec;
+      fs::remove_all(*dir, ec);
+    });
+    return d;
   }();
-  return dir;
+  return *dir;
 }
 
 }  // namespace locus::test
