@@ -35,6 +35,7 @@ struct ImageMajorNode {
   int64_t out_bytes = 0;      // outputs, per image
   int64_t weight_bytes = 0;   // constant inputs
   bool single_cut_after = false;  // exactly one runtime value crosses from nodes [0, this] to the rest
+  std::string crossing;           // with single_cut_after: that value's name (what the lanes hand over)
 };
 
 struct ImageMajorPlan {

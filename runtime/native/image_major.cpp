@@ -25,17 +25,27 @@ bool weight_op(const Node& n) { return n.op == "Conv" || n.op == "QLinearConv" |
 
 bool activation_dtype(DType t) { return t == DType::F32 || t == DType::U8 || t == DType::I8; }
 
-int64_t bytes_of(const ValueInfo& v) {
-  int64_t n = 1;
-  for (int64_t d : v.shape) n *= d;
-  return n * int64_t(dtype_size(v.dtype));
+int64_t bytes_of(const ValueInfo& v, const std::string& name) {
+  return checked_numel(v.shape, name) * int64_t(dtype_size(v.dtype));
 }
 
-// Drops the constants no node of g reads (the other part's weights).
-void prune_constants(Graph& g) {
-  std::set<std::string> used(g.outputs.begin(), g.outputs.end());
-  for (const Node& n : g.nodes) used.insert(n.inputs.begin(), n.inputs.end());
-  for (auto it = g.constants.begin(); it != g.constants.end();) it = used.count(it->first) ? std::next(it) : g.constants.erase(it);
+// Nodes [k0, k1) of g with the constants they read and the values g knows (no constant copied
+// beyond those: the other part's weights stay out), inputs and outputs as given.
+Graph part_of(const Graph& g, size_t k0, size_t k1, std::vector<std::string> inputs, std::vector<std::string> outputs) {
+  Graph p;
+  p.name = g.name;
+  p.opset = g.opset;
+  p.nodes.assign(g.nodes.begin() + std::ptrdiff_t(k0), g.nodes.begin() + std::ptrdiff_t(k1));
+  p.inputs = std::move(inputs);
+  p.outputs = std::move(outputs);
+  p.values = g.values;
+  auto take = [&](const std::string& v) {
+    if (const Tensor* c = g.constant(v)) p.constants.emplace(v, *c);
+  };
+  for (const Node& n : p.nodes)
+    for (const std::string& in : n.inputs) take(in);
+  for (const std::string& out : p.outputs) take(out);  // a constant graph output
+  return p;
 }
 
 }  // namespace
@@ -66,7 +76,7 @@ std::vector<schedule::ImageMajorNode> image_major_nodes(const Graph& g) {
       if (in.empty()) continue;
       const ValueInfo v = g.info(in);
       if (g.is_constant(in)) {
-        d.weight_bytes += bytes_of(v);
+        d.weight_bytes += bytes_of(v, in);
         // a constant operand of an element-wise op must not hold a per-image axis
         if (!weight_op(n) && v.shape.size() == 4 && v.shape[0] != 1) ok = false;
         continue;
@@ -75,7 +85,7 @@ std::vector<schedule::ImageMajorNode> image_major_nodes(const Graph& g) {
       if (first_shape.empty()) first_shape = v.shape;
       else if (!weight_op(n)) ok = ok && v.shape == first_shape;  // no broadcast between images
       if (seen.insert(in).second) {
-        d.in_bytes += bytes_of(v) / std::max<int64_t>(N, 1);
+        d.in_bytes += bytes_of(v, in) / std::max<int64_t>(N, 1);
         if (--readers[in] == 0 && !g.is_graph_output(in)) live.erase(in);
       }
     }
@@ -83,7 +93,7 @@ std::vector<schedule::ImageMajorNode> image_major_nodes(const Graph& g) {
       if (out.empty()) continue;
       const ValueInfo v = g.info(out);
       ok = ok && activation_dtype(v.dtype) && v.shape.size() == 4 && v.shape[0] == N;
-      d.out_bytes += bytes_of(v) / std::max<int64_t>(N, 1);
+      d.out_bytes += bytes_of(v, out) / std::max<int64_t>(N, 1);
       if (readers[out] > 0 || g.is_graph_output(out)) live.insert(out);
     }
     d.per_image = ok;
@@ -93,6 +103,7 @@ std::vector<schedule::ImageMajorNode> image_major_nodes(const Graph& g) {
       // boundary (NativeExecutable's InputQuantize) and hold no float copy for the lanes to write.
       const std::vector<int> users = g.consumers(*live.begin());
       if (users.size() == 1 && g.nodes[size_t(users[0])].op == "QuantizeLinear") d.single_cut_after = false;
+      else d.crossing = *live.begin();
     }
     r.push_back(d);
   }
@@ -108,46 +119,15 @@ std::optional<ImageMajorSplit> split_image_major(const Graph& g, int64_t l2_byte
   if (why) *why = plan.why;
   if (plan.nodes <= 0) return std::nullopt;
   const size_t k = size_t(plan.nodes);
-  // The value crossing the cut: the one output of the prefix still read afterwards.
-  std::set<std::string> produced;
-  for (size_t i = 0; i < k; ++i)
-    for (const std::string& o : g.nodes[i].outputs) produced.insert(o);
-  std::string cut;
-  for (size_t i = k; i < g.nodes.size() && cut.empty(); ++i)
-    for (const std::string& in : g.nodes[i].inputs)
-      if (produced.count(in)) {
-        cut = in;
-        break;
-      }
-  if (cut.empty()) return std::nullopt;
   ImageMajorSplit s;
   s.plan = plan;
-  s.cut = cut;
-  s.prefix = g;
-  s.prefix.erase_nodes([&] {
-    std::vector<bool> keep(g.nodes.size(), false);
-    for (size_t i = 0; i < k; ++i) keep[i] = true;
-    return keep;
-  }());
-  s.prefix.outputs = {cut};
-  prune_constants(s.prefix);
-  s.prefix.symbolic_dims.clear();
-  {
-    ValueInfo x = g.info(g.inputs[0]);
-    x.shape[0] = 1;
-    s.prefix.values.clear();
-    s.prefix.values[g.inputs[0]] = x;
-    infer_shapes(s.prefix);
-  }
-  s.rest = g;
-  s.rest.erase_nodes([&] {
-    std::vector<bool> keep(g.nodes.size(), true);
-    for (size_t i = 0; i < k; ++i) keep[i] = false;
-    return keep;
-  }());
-  s.rest.inputs = {cut};
-  prune_constants(s.rest);
-  s.rest.symbolic_dims.clear();
+  s.cut = nodes[k - 1].crossing;
+  s.prefix = part_of(g, 0, k, g.inputs, {s.cut});
+  ValueInfo x = g.info(g.inputs[0]);  // at batch 1, and every value after it inferred again
+  x.shape[0] = 1;
+  s.prefix.values = {{g.inputs[0], x}};
+  infer_shapes(s.prefix);
+  s.rest = part_of(g, k, g.nodes.size(), {s.cut}, g.outputs);
   return s;
 }
 

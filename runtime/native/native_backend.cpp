@@ -104,7 +104,10 @@ class NativeExecutable : public Executable, public native::NativeContext {
     for (auto& l : lanes_) b = std::max(b, l->largest_step_workspace());
     return b;
   }
-  void set_profiling(bool on) override { profiling_ = on; }
+  void set_profiling(bool on) override {
+    profiling_ = on;
+    for (auto& l : lanes_) l->profiling_ = on;
+  }
   std::vector<NodeTiming> timings() const override { return timings_; }
   std::string describe() const override;
   std::optional<PointwiseTilingSettings> pointwise_tiling() const override { return tiling_; }
@@ -125,11 +128,23 @@ class NativeExecutable : public Executable, public native::NativeContext {
   }
   // Image-major execution (runtime/native/image_major.h): this executable runs the graph after the
   // cut; `lanes` (one per thread, the prefix at batch 1 on one thread each) take the images first.
+  // What each image hands over is resolved here, once: where the cut value's slices go and their size.
   void set_image_major(std::vector<std::unique_ptr<NativeExecutable>> lanes, std::string cut, std::string why) {
     lanes_ = std::move(lanes);
     cut_ = std::move(cut);
     image_major_why_ = std::move(why);
+    const Val& v = vals_.at(cut_);  // float32, or uint8 / int8 (one byte per element)
+    cut_dst_ = v.bytes();
+    cut_image_bytes_ = size_t(v.numel() / v.shape[0]) * dtype_size(v.dtype);
+    for (auto& l : lanes_) {
+      const Val& y = l->vals_.at(l->output_names_[0]);
+      l->lane_out_ = y.bytes();
+      l->cut_image_bytes_ = cut_image_bytes_;
+      LOCUS_CHECK(size_t(y.numel()) * dtype_size(y.dtype) == cut_image_bytes_,
+                  "image-major: a lane's output is not one image of '", cut_, "'");
+    }
   }
+  int threads() const override { return threads_; }  // (NativeContext's; public: the backend sizes the lanes by it)
   void set_image_major_why(std::string why) { image_major_why_ = std::move(why); }
   // What the constructor allocated: arena, packed weights and step buffers, shared workspace.
   int64_t planned_bytes() const { return planned_bytes_; }
@@ -137,7 +152,6 @@ class NativeExecutable : public Executable, public native::NativeContext {
  private:
   // --- NativeContext: what the op builders (runtime/native/ops_*.cpp) use ---
   const Graph& graph() const override { return g_; }
-  int threads() const override { return threads_; }
   const PointwiseTilingSettings& tiling() const override { return tiling_; }
   Val& val(const std::string& name) override;
   float* scratch(int64_t floats) override;
@@ -202,6 +216,9 @@ class NativeExecutable : public Executable, public native::NativeContext {
   // planner's remark.
   std::vector<std::unique_ptr<NativeExecutable>> lanes_;
   std::string cut_, image_major_why_;
+  uint8_t* cut_dst_ = nullptr;     // the cut value in this arena (image n's slice at n * cut_image_bytes_)
+  size_t cut_image_bytes_ = 0;
+  const uint8_t* lane_out_ = nullptr;  // in a lane: its output, one image (cut_image_bytes_) of the cut value
   int64_t planned_bytes_ = 0;
   template <class Row>
   std::vector<Row> with_lane(const std::vector<Row>& own, std::vector<Row> NativeExecutable::*m) const {
@@ -210,10 +227,14 @@ class NativeExecutable : public Executable, public native::NativeContext {
     r.insert(r.end(), own.begin(), own.end());
     return r;
   }
-  void copy_inputs(const std::vector<TensorView>& inputs);
-  void run_steps(bool accumulate_timings);
-  // One image through a lane: its input (batch 1, NCHW) in, the cut value (NHWC) written to dst.
-  void run_image(const TensorView& input, uint8_t* dst, bool profile);
+  // Input i from the caller's row-major data into the arena (the boundary conversion).
+  void copy_input(size_t i, const void* data);
+  // With profiling: timings_ one zero row per step; run_steps adds each step's time to its row.
+  void reset_timings();
+  void run_steps();
+  // One image through a lane: its input (batch 1, NCHW) in, its output (one image of the cut value,
+  // NHWC) copied to dst.
+  void run_image(const void* input, uint8_t* dst);
 };
 
 NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o)
@@ -416,29 +437,27 @@ void NativeExecutable::run(const std::vector<const Tensor*>& inputs, std::vector
   run_views(views, outputs);
 }
 
-void NativeExecutable::copy_inputs(const std::vector<TensorView>& inputs) {
-  for (size_t i = 0; i < input_names_.size(); ++i) {
-    const Val& v = vals_.at(input_names_[i]);
-    if (const std::optional<InputQuantize>& q = input_quant_[i]) {
-      const Val& y = vals_.at(q->output);
-      quantize_f32_nchw_to_nhwc(v.shape[0], v.shape[1], v.shape[2] * v.shape[3],
-                                static_cast<const float*>(inputs[i].data), q->scale, q->zp, q->s8, y.bytes());
-    } else if (v.is_byte())
-      copy_strided_u8(v.shape, static_cast<const uint8_t*>(inputs[i].data), v.rowmajor(), v.bytes(), v.strides());
-    else
-      copy_strided_f32(v.shape, static_cast<const float*>(inputs[i].data), v.rowmajor(), v.ptr, v.strides());
-  }
+void NativeExecutable::copy_input(size_t i, const void* data) {
+  const Val& v = vals_.at(input_names_[i]);
+  if (const std::optional<InputQuantize>& q = input_quant_[i]) {
+    const Val& y = vals_.at(q->output);
+    quantize_f32_nchw_to_nhwc(v.shape[0], v.shape[1], v.shape[2] * v.shape[3], static_cast<const float*>(data),
+                              q->scale, q->zp, q->s8, y.bytes());
+  } else if (v.is_byte())
+    copy_strided_u8(v.shape, static_cast<const uint8_t*>(data), v.rowmajor(), v.bytes(), v.strides());
+  else
+    copy_strided_f32(v.shape, static_cast<const float*>(data), v.rowmajor(), v.ptr, v.strides());
 }
 
-// The steps; with profiling, per step times (added to the previous ones when accumulate_timings).
-void NativeExecutable::run_steps(bool accumulate_timings) {
+void NativeExecutable::reset_timings() {
+  timings_.clear();
+  for (auto& s : steps_) timings_.push_back({s.node, s.op, 0.0});
+}
+
+void NativeExecutable::run_steps() {
   if (!profiling_) {
     for (auto& s : steps_) s.fn();
     return;
-  }
-  if (!accumulate_timings || timings_.size() != steps_.size()) {
-    timings_.clear();
-    for (auto& s : steps_) timings_.push_back({s.node, s.op, 0.0});
   }
   for (size_t k = 0; k < steps_.size(); ++k) {
     auto t0 = std::chrono::steady_clock::now();
@@ -448,12 +467,10 @@ void NativeExecutable::run_steps(bool accumulate_timings) {
   }
 }
 
-void NativeExecutable::run_image(const TensorView& input, uint8_t* dst, bool profile) {
-  profiling_ = profile;
-  copy_inputs({input});
-  run_steps(true);
-  const Val& y = vals_.at(output_names_[0]);
-  std::memcpy(dst, y.bytes(), size_t(y.numel()) * dtype_size(y.dtype));
+void NativeExecutable::run_image(const void* input, uint8_t* dst) {
+  copy_input(0, input);
+  run_steps();
+  std::memcpy(dst, lane_out_, cut_image_bytes_);
 }
 
 // The inputs are read in place (copied into the arena in the kernels' layout, as run() does).
@@ -461,31 +478,26 @@ void NativeExecutable::run_views(const std::vector<TensorView>& inputs, std::vec
   // The kernels with scratch take their thread count from their plans; the scope keeps the other
   // kernels (pooling, element-wise, depthwise) on the session's count too.
   OmpThreadsScope omp_threads(threads_);
-  std::vector<NodeTiming> lane_times;
+  if (profiling_) reset_timings();
   if (!lanes_.empty()) {
     // Image-major: the lanes take the images (a static split: lane t the t-th stretch), each writing
-    // the cut value's slice of its image; then the rest of the graph runs over the batch.
-    const Val& cut = vals_.at(cut_);  // float32, or uint8 / int8 (one byte per element)
-    const TensorView& x = inputs[0];
-    const int64_t N = cut.shape[0];
-    const size_t per = size_t(cut.numel() / N) * dtype_size(cut.dtype);
-    const size_t in_per = x.bytes / size_t(N);
-    Shape one = x.shape;
-    one[0] = 1;
-    for (auto& l : lanes_) l->timings_.clear();
+    // its image's slice of the cut value; then the rest of the graph runs over the batch.
+    const int64_t N = vals_.at(cut_).shape[0];
+    const size_t in_image = inputs[0].bytes / size_t(N);
+    const auto* x = static_cast<const uint8_t*>(inputs[0].data);
+    if (profiling_)
+      for (auto& l : lanes_) l->reset_timings();
     const int T = int(std::min<int64_t>(int64_t(lanes_.size()), N));
 #pragma omp parallel for schedule(static) num_threads(T)
     for (int64_t n = 0; n < N; ++n)
-      lanes_[size_t(omp_get_thread_num())]->run_image(
-          {x.dtype, one, static_cast<const uint8_t*>(x.data) + size_t(n) * in_per, in_per}, cut.bytes() + size_t(n) * per,
-          profiling_);
-    // Lane 0's time per prefix node over its images (the lanes run theirs at the same time).
-    if (profiling_) lane_times = lanes_[0]->timings_;
+      lanes_[size_t(omp_get_thread_num())]->run_image(x + size_t(n) * in_image, cut_dst_ + size_t(n) * cut_image_bytes_);
   } else {
-    copy_inputs(inputs);
+    for (size_t i = 0; i < input_names_.size(); ++i) copy_input(i, inputs[i].data);
   }
-  run_steps(false);
-  if (profiling_ && !lane_times.empty()) timings_.insert(timings_.begin(), lane_times.begin(), lane_times.end());
+  run_steps();
+  // Lane 0's time per prefix node over its images (the lanes run theirs at the same time), first.
+  if (profiling_ && !lanes_.empty())
+    timings_.insert(timings_.begin(), lanes_[0]->timings_.begin(), lanes_[0]->timings_.end());
   outputs.resize(output_names_.size());
   for (size_t i = 0; i < output_names_.size(); ++i) {
     const std::string& name = output_names_[i];
@@ -508,25 +520,22 @@ class NativeBackend : public Backend {
   BackendCapabilities capabilities() const override { return {fused_, true, fused_, true}; }
   std::unique_ptr<Executable> compile(const Graph& g, const BackendOptions& o) override {
     // At batch > 1 the planner may run the first layers image by image (runtime/native/image_major.h).
-    const PointwiseTilingSettings tiling = o.tiling ? *o.tiling : resolve_pointwise_tiling(o);
+    // The tiling settings are resolved once, for every part.
+    BackendOptions opts = o;
+    if (!opts.tiling) opts.tiling = resolve_pointwise_tiling(o);
     std::string why = "off (--no-image-major)";
     std::optional<native::ImageMajorSplit> split;
-    if (o.image_major) split = native::split_image_major(g, tiling.l2_bytes, &why);
+    if (o.image_major) split = native::split_image_major(g, opts.tiling->l2_bytes, &why);
     if (!split) {
-      auto e = std::make_unique<NativeExecutable>(g, o);
+      auto e = std::make_unique<NativeExecutable>(g, opts);
       e->set_image_major_why(why);
       return e;
     }
-    const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
-    BackendOptions lane = o;
+    auto e = std::make_unique<NativeExecutable>(split->rest, opts);
+    BackendOptions lane = opts;
     lane.threads = 1;
-    lane.tiling = tiling;
-    lane.image_major = false;
-    std::vector<std::unique_ptr<NativeExecutable>> lanes;
-    for (int t = 0; t < threads; ++t) lanes.push_back(std::make_unique<NativeExecutable>(split->prefix, lane));
-    BackendOptions rest = o;
-    rest.tiling = tiling;
-    auto e = std::make_unique<NativeExecutable>(split->rest, rest);
+    std::vector<std::unique_ptr<NativeExecutable>> lanes;  // one per thread of the rest
+    for (int t = 0; t < e->threads(); ++t) lanes.push_back(std::make_unique<NativeExecutable>(split->prefix, lane));
     // Each part checked its own plan against the budget; the lanes and the rest together must fit too.
     int64_t total = e->planned_bytes();
     for (auto& l : lanes) total = add_bytes(total, l->planned_bytes());
