@@ -124,13 +124,12 @@ void conv_depthwise(const PackedConv2d& p, const float* in, float* out) {
   const Epilogue act_ep = epilogue_for(p.act);
   const Epilogue* ep = act_ep.has_act() ? &act_ep : nullptr;
   const DwInterior interior = dw_interior(s);
-  const bool prefetch = dw_input_streams(s.H, s.W, s.C);
   parallel_rows(p, s.N * s.OH, [&](int64_t r) {
     const int64_t n = r / s.OH, oh = r % s.OH;
     const float* img = in + n * s.H * s.W * s.C;
     auto row_of = [&](int64_t ih) { return ih >= 0 && ih < s.H ? img + ih * s.W * s.C : nullptr; };
     depthwise_row(s, interior, s.C, s.C, ukernel, row_of, oh, p.zeros.data(), p.dw_weights.data(), p.bias.data(), ep,
-                  out + r * s.OW * s.C, prefetch);
+                  out + r * s.OW * s.C, p.dw_prefetch);
   });
 }
 
@@ -312,6 +311,7 @@ PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float*
       for (int64_t t = 0; t < taps; ++t) p.dw_weights[t * s.C + c] = w_oihw[c * taps + t];
     // One zero row of the padded input width: taps of out-of-range rows read it at their column.
     p.zeros.assign((s.W + s.PL + s.PR) * s.C, 0.f);
+    p.dw_prefetch = dw_input_streams(s.H, s.W, s.C);
     return p;
   }
 

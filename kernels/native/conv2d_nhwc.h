@@ -44,6 +44,7 @@ struct PackedConv2d {
   // N*OH*OW) instead of gemm_f32. Strided convs gather their pixels into scratch first.
   std::shared_ptr<const PointwiseScan> scan;
   std::vector<float> zeros;         // depthwise, direct: (W + PL + PR) * C zeros, read for padded taps
+  bool dw_prefetch = false;         // depthwise: its input streams from beyond L2 (dw_input_streams)
   AlignedVector<float> direct_w;      // direct: weights in conv_direct.h's block layout
   std::vector<float> direct_bias;   // direct: bias padded with zeros to a multiple of 16
 };

@@ -88,6 +88,7 @@ PackedInvertedResidual pack_inverted_residual(const InvertedResidualShape& s, co
   }
   auto r16 = [](int64_t v) { return (v + 15) / 16 * 16; };
   p.ring_rows = pl.halo_cache ? in_rows : 0;
+  p.prefetch_input = !s.expand && dw_input_streams(s.H, s.W, s.C);
   p.scratch_exp = s.expand ? r16(in_rows * s.W * (pl.halo_cache ? s.E : ch)) : 0;
   p.scratch_mid = s.dw2 ? r16(mid_rows * s.MW() * ch) : 0;
   p.scratch_dw = s.project ? r16(pl.rows * s.OW() * ch) : 0;
@@ -113,9 +114,6 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
   const Epilogue* dw2_ep = p.dw2_epilogue.has_act() ? &p.dw2_epilogue : nullptr;
   const DwInterior interior = dw_interior(p.dw_geometry);
   const DwInterior interior2 = s.dw2 ? dw_interior(p.dw2_geometry) : DwInterior{};
-  // Without an expand stage the depthwise reads the block input in place: prefetch its rows when
-  // the image does not stay in L2.
-  const bool prefetch_input = !s.expand && dw_input_streams(s.H, s.W, s.C);
   const int64_t per_thread = p.scratch_exp + p.scratch_mid + p.scratch_dw + p.scratch_part, R = p.ring_rows,
                 MW = s.MW();
   const Activation none{};
@@ -172,7 +170,7 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
         for (int64_t oh = oh0; oh < oh1; ++oh)
           depthwise_row(p.dw_geometry, interior, ec, ps, uk, row_of, oh, p.zeros.data(),
                         p.dw_chunks[size_t(ci)].data(), p.dw_bias.data() + e0, dw_ep, dw_out + (oh - oh0) * OW * ec,
-                        prefetch_input);
+                        p.prefetch_input);
       } else {
         // Two stages: the first stage's rows [m0, m1) (the second stage's halo included) into
         // midbuf (pixel stride ec), then the band's output rows from them.

@@ -76,6 +76,9 @@ struct PackedInvertedResidual {
   Conv2dShape dw2_geometry;             // the second depthwise stage (MH x MW -> OH x OW)
   Epilogue dw_epilogue, dw2_epilogue;  // the stages' activations as the micro-kernel's clamp
   int64_t ring_rows = 0;                // rows of the expanded ring (halo cache), 0 = linear buffer
+  // Without an expand stage the depthwise reads the block input in place: its rows are prefetched
+  // when the image does not stay in L2 (dw_input_streams).
+  bool prefetch_input = false;
   // Per-thread scratch: expanded rows, first-stage rows (second stage only), filtered chunk, and
   // with plan.split_chunks the thread's partial output of a band (rows x OW x OC).
   int64_t scratch_exp = 0, scratch_mid = 0, scratch_dw = 0, scratch_part = 0;
