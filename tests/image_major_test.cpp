@@ -77,13 +77,21 @@ TEST(ImageMajorPlanner, CutsBackToTheLastSingleValueBoundary) {
   EXPECT_NE(p.why.find("no single-value cut"), std::string::npos) << p.why;
 }
 
+namespace {
+
+// A padded 3x3 conv of x with the 8 -> 8 weights "w" (made on first use).
+std::string conv3x3(test::GraphBuilder& b, const std::string& x) {
+  if (!b.g.constants.count("w")) b.random_constant("w", {8, 8, 3, 3}, 1);
+  return b.node("Conv", {x, "w"}, {{"pads", std::vector<int64_t>{1, 1, 1, 1}}});
+}
+
+}  // namespace
+
 TEST(ImageMajorNodes, ASkipConnectionIsNoCutUntilItCloses) {
   test::GraphBuilder b;
-  std::string x = b.input("x", {4, 8, 64, 64});
-  std::string w = b.random_constant("w", {8, 8, 3, 3}, 1);
-  std::string a = b.node("Conv", {x, w}, {{"pads", std::vector<int64_t>{1, 1, 1, 1}}});
+  std::string a = conv3x3(b, b.input("x", {4, 8, 64, 64}));
   std::string r = b.node("Relu", {a});
-  std::string c = b.node("Conv", {r, w}, {{"pads", std::vector<int64_t>{1, 1, 1, 1}}});
+  std::string c = conv3x3(b, r);
   std::string s = b.node("Add", {a, c});
   std::string p = b.node("GlobalAveragePool", {s});
   Graph g = b.finish({p});
@@ -114,10 +122,7 @@ TEST(ImageMajorNodes, ASkipConnectionIsNoCutUntilItCloses) {
 
 TEST(ImageMajorNodes, NoCutBeforeAQuantizeLinearReadingTheValueAlone) {
   test::GraphBuilder b;
-  std::string x = b.input("x", {2, 8, 32, 32});
-  std::string w = b.random_constant("w", {8, 8, 3, 3}, 1);
-  std::string a = b.node("Conv", {x, w}, {{"pads", std::vector<int64_t>{1, 1, 1, 1}}});
-  std::string r = b.node("Relu", {a});
+  std::string r = b.node("Relu", {conv3x3(b, b.input("x", {2, 8, 32, 32}))});
   std::string q = b.node("QuantizeLinear", {r, b.constant("s", Tensor::scalar_f32(0.1f))});
   std::string y = b.node("DequantizeLinear", {q, "s"});
   Graph g = b.finish({y});

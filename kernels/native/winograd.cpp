@@ -38,7 +38,7 @@ bool whole_blocks(const WinogradConv& p, int nt) { return nt > 1 && p.plan.block
 void run_block(const WinogradConv& p, const Fns& f, const float* in, const float* residual, float* out, int64_t t0,
                int64_t nt, float* v, float* m, bool shared) {
   const int64_t per_image = p.plan.tiles_h * p.plan.tiles_w;
-  const int64_t kT = p.plan.m, a = kT + 2, kA = a * a;
+  const int64_t kT = p.plan.m, a = p.plan.alpha(), kA = p.plan.alpha2();
   const Epilogue act_ep = epilogue_for(p.act);
   auto input = [&](int64_t i) {
     const int64_t g = t0 + i, n = g / per_image, th = (g % per_image) / p.plan.tiles_w, tw = g % p.plan.tiles_w;
@@ -116,7 +116,7 @@ WinogradConv pack_winograd(int64_t N, int64_t H, int64_t W, int64_t C, int64_t O
                                   {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
   static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
   const double(*G)[3] = kT == 4 ? G4 : G2;
-  const int a = int(kT) + 2;
+  const int a = int(plan.alpha());
   std::vector<float> u(size_t(kA * C * OC));  // [xi][c][oc]
   for (int64_t o = 0; o < OC; ++o)
     for (int64_t c = 0; c < C; ++c) {
