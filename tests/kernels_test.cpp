@@ -573,7 +573,8 @@ TEST_P(MaxPoolTest, AgainstTheReference) {
   run_pool_case(pool_shape(2, 9, 10, 134, 3, 2, 1, 1, 1, 1, false), true, "max 3x3 s2 p1 C=134");
   run_pool_case(pool_shape(1, 11, 12, 70, 9, 1, 2, 1, 2, 1, false), true, "max 9x9 C=70");
   // Every masked tail of the AVX-512 kernel (C % 64 in 1..63 over one, two, three and four vectors)
-  for (int64_t C : {1, 15, 16, 17, 33, 48, 63, 65, 128, 200})
+  // and of the AVX2 one (C % 32 in 1..31 over one to four vectors: 7, 9, 25, 31, 40)
+  for (int64_t C : {1, 7, 8, 9, 15, 16, 17, 25, 31, 32, 33, 40, 48, 63, 65, 128, 200})
     run_pool_case(pool_shape(1, 7, 6, C, 3, 2, 1, 1, 1, 1, false), true, "max 3x3 s2 C=" + std::to_string(C));
 }
 

@@ -5,7 +5,8 @@
 // code path (its reductions are std::max(m, x), which drops a NaN x, and _mm_max_ps(m, x), which
 // takes a NaN x but lets a later finite x replace it), so there is no NaN-dropping rule to follow.
 // The reference backend does the same as this. Each output pixel reduces its valid window taps
-// over all channels (pool2d_avx512f.cpp under AVX-512, else loops the compiler vectorises);
+// over all channels (pool2d_avx512f.cpp under AVX-512, pool2d_avx2.cpp under AVX2, else loops the
+// compiler vectorises);
 // parallel over (n, output row).
 #include "kernels/native/pool2d_nhwc.h"
 
@@ -121,7 +122,10 @@ void maxpool2d_nhwc(const Pool2dShape& s, const float* in, float* out) {
         [](float*, int64_t, int64_t) {});
     return;
   }
-  const bool avx512 = active_isa() == Isa::Avx512;
+  // The pixel kernel, chosen once per call: AVX-512F, AVX2, else the four-float code below.
+  using PixelKernel = void (*)(const float* const*, int64_t, int64_t, float*);
+  const Isa isa = active_isa();
+  const PixelKernel pixel = isa == Isa::Avx512 ? maxpool_pixel_avx512f : isa == Isa::Avx2 ? maxpool_pixel_avx2 : nullptr;
   for_rows(s, [&](int64_t r) {
     const int64_t n = r / s.OH, oh = r % s.OH;
     const int64_t ih0 = oh * s.SH - s.PT;
@@ -138,8 +142,8 @@ void maxpool2d_nhwc(const Pool2dShape& s, const float* in, float* out) {
         }
       }
       float* o = out + (r * s.OW + ow) * C;
-      if (avx512) {
-        maxpool_pixel_avx512f(taps, nt, C, o);
+      if (pixel) {
+        pixel(taps, nt, C, o);
         continue;
       }
       int64_t c0 = 0;

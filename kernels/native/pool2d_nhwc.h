@@ -15,12 +15,14 @@ struct Pool2dShape {
   bool count_include_pad = false;
 };
 
-// Max pooling with the active ISA's pixel kernel (cpu_features.h: AVX-512F, else the baseline
-// four-float code).
+// Max pooling with the active ISA's pixel kernel (cpu_features.h: AVX-512F, AVX2, else the
+// baseline four-float code).
 void maxpool2d_nhwc(const Pool2dShape& s, const float* in, float* out);
 // One output pixel, all C channels: o[c] = max over the ntaps taps of taps[t][c], NaN if any is
 // (only call if active_isa() == Isa::Avx512).
 void maxpool_pixel_avx512f(const float* const* taps, int64_t ntaps, int64_t C, float* o);
+// The same with AVX2 (only call if active_isa() == Isa::Avx2).
+void maxpool_pixel_avx2(const float* const* taps, int64_t ntaps, int64_t C, float* o);
 void avgpool2d_nhwc(const Pool2dShape& s, const float* in, float* out);
 // out[N, C] = mean over HW of in[N, HW, C]
 void global_avgpool_nhwc(int64_t N, int64_t HW, int64_t C, const float* in, float* out);
