@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "graph/error.h"
 #include "kernels/native/conv2d_nhwc.h"
 #include "kernels/native/cpu_features.h"
 #include "kernels/native/epilogue_vec.h"
@@ -242,6 +243,46 @@ TEST_P(EpilogueActTest, EveryConvPathAgainstTheUnfusedComposition) {
         out.resize(d.pre.size());
         expect_act(out, d, act, what);
       }
+}
+
+// A pointwise conv writing over its residual (conv2d_nhwc with residual == out, the native backend's
+// in-place plan): out holds the residual on entry and ends as post_act(conv + bias + residual), on
+// the plain GEMM and the planned scan, over one and two k blocks (K = 270, 300), ragged N, 1 and 2
+// threads. A conv that cannot add into its output refuses.
+TEST_P(EpilogueActTest, PointwiseWritesOverItsResidual) {
+  uint32_t seed = 901;
+  for (const ConvCase& c : conv_cases()) {
+    if (c.path != ConvPath::Pointwise) continue;
+    ASSERT_TRUE(conv_can_write_over_residual(c.s)) << c.what;
+    for (const Activation& act : post_acts())
+      for (int threads : {1, 2}) {
+        const std::string what = c.what + " " + act_name(act) + " in place, threads " + std::to_string(threads);
+        const Data d = make_data(c.s, true, seed += 4);
+        const PackedConv2d p =
+            pack_conv2d(c.s, d.w.data(), d.bias.data(), Activation{}, c.buffer_entries, schedule::TileOrder::Scan, threads);
+        ASSERT_EQ(p.scan != nullptr, c.buffer_entries > 0) << what;
+        std::vector<float> scratch(size_t(conv2d_scratch_floats(p)) + 1);
+        std::vector<float> out(d.res);
+        out.resize(d.pre.size() + 16, -777.f);
+        conv2d_nhwc(p, d.in.data(), out.data(), scratch.data(), out.data(), act);
+        for (size_t i = d.pre.size(); i < out.size(); ++i) ASSERT_EQ(out[i], -777.f) << what << ": output overrun";
+        out.resize(d.pre.size());
+        expect_act(out, d, act, what);
+      }
+  }
+  const Conv2dShape s3 = conv_shape(1, 6, 6, 8, 8, 3, 1, 1);
+  EXPECT_FALSE(conv_can_write_over_residual(s3));
+  EXPECT_FALSE(conv_can_write_over_residual(conv_shape(1, 6, 6, 8, 8, 1, 2, 0)));
+  EXPECT_FALSE(conv_can_write_over_residual(conv_shape(1, 6, 6, 8, 8, 1, 1, 0, 2)));
+  const Data d = make_data(s3, true, 77);
+  const PackedConv2d p = pack_conv2d(s3, d.w.data(), d.bias.data(), Activation{}, 0, schedule::TileOrder::Scan, 1);
+  std::vector<float> scratch(size_t(conv2d_scratch_floats(p)) + 1), out(d.res);
+  try {
+    conv2d_nhwc(p, d.in.data(), out.data(), scratch.data(), out.data(), {});
+    ADD_FAILURE() << "a 3x3 conv over its own residual did not refuse";
+  } catch (const locus::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot add into it"), std::string::npos) << e.what();
+  }
 }
 
 TEST_P(EpilogueActTest, WinogradOutputTransform) {

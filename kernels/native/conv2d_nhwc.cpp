@@ -358,8 +358,26 @@ int64_t conv2d_scratch_floats(const PackedConv2d& p) {
   return int64_t(p.threads) * im2col_block_pixels(p.s) * kg;
 }
 
+bool conv_can_write_over_residual(const Conv2dShape& s) {
+  return is_direct_1x1(s) && s.SH == 1 && s.SW == 1 && s.G == 1;
+}
+
 void conv2d_nhwc(const PackedConv2d& p, const float* in, float* out, float* scratch, const float* residual,
                  const Activation& post_act) {
+  if (residual == out && out != nullptr) {
+    // In place: out holds the residual; the GEMM adds the conv to it (accumulate), then the bias
+    // and post_act in its epilogue.
+    LOCUS_CHECK(p.path == ConvPath::Pointwise && conv_can_write_over_residual(p.s) && p.act.kind == ActKind::None,
+                "conv2d_nhwc: the residual is the output, but this conv (", p.s.KH, "x", p.s.KW, ", stride ", p.s.SH,
+                ", ", p.s.G, " groups", p.act.kind == ActKind::None ? "" : ", its own activation",
+                ") cannot add into it");
+    const Conv2dShape& s = p.s;
+    if (p.scan)
+      pointwise_scan_f32(*p.scan, in, s.C, out, s.OC, p.bias.data(), post_act, nullptr, true);
+    else
+      gemm_f32(s.N * s.H * s.W, in, s.C, p.group_b[0], out, s.OC, p.bias.data(), post_act, true, p.threads);
+    return;
+  }
   if (p.path == ConvPath::General && !is_direct_1x1(p.s)) {
     conv_im2col(p, in, out, scratch, residual, post_act);
     return;

@@ -65,12 +65,21 @@ PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float*
 // gathered pixels, any thread count).
 int64_t conv2d_scratch_floats(const PackedConv2d& p);
 
+// Whether conv2d_nhwc can take its residual in `out` (in place): a pointwise conv (1x1, stride 1,
+// unpadded, one group; packed without an activation of its own, as every conv with a residual is).
+// The native backend's memory plan gives such a conv's output the residual's memory when nothing
+// reads the residual after it (runtime/native/in_place.h).
+bool conv_can_write_over_residual(const Conv2dShape& s);
+
 // out[N, OH, OW, OC] = act(conv(in[N, H, W, C]) + bias).
 // With a residual (non-null, [N, OH, OW, OC]): out = post_act(conv(in) + bias + residual), where the
 // conv runs with p.act (pack it with no activation) and post_act is applied after the residual:
 // the im2col path adds it per block of pixels right after the block's GEMM (while the block is in
 // cache), the other paths in one pass after the conv. (The Winograd path, winograd.h, adds it in its
 // output transform.)
+// The residual may be `out` itself when conv_can_write_over_residual(p.s): the GEMM then starts from the
+// residual already in out and adds the conv to it, so out is read once and written once (no second
+// activation is read, no fresh output lines are fetched before they are written).
 void conv2d_nhwc(const PackedConv2d& p, const float* in, float* out, float* scratch,
                  const float* residual = nullptr, const Activation& post_act = {});
 

@@ -70,19 +70,20 @@ PointwiseScan pack_pointwise_scan(int64_t M, int64_t K, int64_t N, const float* 
 }
 
 void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, float* c, int64_t ldc,
-                        const float* bias, const Activation& act, const float* residual) {
+                        const float* bias, const Activation& act, const float* residual, bool accumulate) {
   const int64_t groups = int64_t(p.group_start.size()) - 1;
   if (groups <= 0) return;
   const double total = p.group_cum_work.back();
   const bool prefetch_a = p.prefetch_a;
 
-  // Visits of groups [g0, g1), in sequence order. A C tile's first visit (k0 == 0) overwrites it.
+  // Visits of groups [g0, g1), in sequence order. A C tile's first visit (k0 == 0) overwrites it
+  // (adds to it with accumulate).
   auto run = [&](int64_t g0, int64_t g1) {
     for (int64_t v = p.group_start[g0]; v < p.group_start[g1]; ++v) {
       const schedule::TileVisit& t = p.seq[v];
       const int64_t j0 = t.j0;
       gemm_f32_tile(a, lda, p.strips[p.strip[v]], t.i0, t.i1, 0, t.j1 - j0, t.k0, t.k1, c + j0, ldc,
-                    bias ? bias + j0 : nullptr, act, t.k0 > 0, prefetch_a, residual ? residual + j0 : nullptr, ldc);
+                    bias ? bias + j0 : nullptr, act, accumulate || t.k0 > 0, prefetch_a, residual ? residual + j0 : nullptr, ldc);
     }
   };
 
@@ -118,7 +119,7 @@ void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, flo
         }
         if (r0 < r1 && c0 < c1)
           gemm_f32_tile(a, lda, p.strips[p.strip[v]], r0, r1, c0, c1, tv.k0, tv.k1, c + tv.j0, ldc,
-                        bias ? bias + tv.j0 : nullptr, act, tv.k0 > 0, prefetch_a,
+                        bias ? bias + tv.j0 : nullptr, act, accumulate || tv.k0 > 0, prefetch_a,
                         residual ? residual + tv.j0 : nullptr, ldc);
       }
     }

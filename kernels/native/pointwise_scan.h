@@ -65,9 +65,11 @@ PointwiseScan pack_pointwise_scan(int64_t M, int64_t K, int64_t N, const float* 
 
 // C (row stride ldc) = act(A (row stride lda) . B + bias [+ residual]), A having the plan's M rows.
 // bias is nullable (length N); residual is nullable, laid out like C (a fused residual Add, added
-// in each tile's epilogue). Runs with the plan's threads (1 inside a parallel region), whatever the
-// OpenMP setting; needs no scratch.
+// in each tile's epilogue). With accumulate, C holds a summand on entry: C = act(C + A . B + bias)
+// (a residual already in C: the conv writing over its residual, conv2d_nhwc). Runs with the plan's
+// threads (1 inside a parallel region), whatever the OpenMP setting; needs no scratch.
 void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, float* c, int64_t ldc,
-                        const float* bias, const Activation& act, const float* residual = nullptr);
+                        const float* bias, const Activation& act, const float* residual = nullptr,
+                        bool accumulate = false);
 
 }  // namespace locus::kernels

@@ -33,6 +33,7 @@
 #include "runtime/backend.h"
 #include "runtime/memory_planner.h"
 #include "runtime/native/image_major.h"
+#include "runtime/native/in_place.h"
 #include "runtime/native/native_context.h"
 #include "runtime/native/op_registry.h"
 #include "runtime/omp_threads.h"
@@ -193,6 +194,7 @@ class NativeExecutable : public Executable, public native::NativeContext {
   std::vector<std::optional<InputQuantize>> input_quant_;  // per input: quantized at the boundary
   std::map<std::string, Tensor> constant_outputs_;
   std::map<std::string, Val> vals_;
+  std::map<std::string, std::string> in_place_;  // output -> the value whose memory it takes (in_place.h)
   std::deque<std::vector<float>> owned_;  // materialised constants and step scratch
   kernels::AlignedVector<float> arena_;
   std::vector<native::StepWorkspace> step_ws_;  // per node: its workspace, in the arena or workspace_
@@ -273,6 +275,9 @@ NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o)
   // made it, leaves free during the step (the same in both builds). When the arena does not fit,
   // the workspaces share one buffer (one step runs at a time): the memory every step reuses, which
   // is what stays in the cache then.
+  // Fused-residual 1x1 convs whose residual dies with them write their output over it (in_place.h).
+  in_place_ = native::in_place_residuals(g, list);
+  native::apply_in_place(in_place_, list);
   values_arena_ = plan_memory(list).arena_bytes;
   live_.clear();
   if (tiling_.l2_bytes > 0 && values_arena_ <= tiling_.l2_bytes) live_ = placed_live_bytes(list, int(g.nodes.size()));
@@ -337,6 +342,7 @@ void NativeExecutable::compile_steps(const std::vector<BufferRequest>& list, siz
     if (i < values) vals_[list[i].name].ptr = at;
     else step_ws_[size_t(list[i].first)].p = at;
   }
+  for (const auto& [y, root] : in_place_) vals_.at(y).ptr = vals_.at(root).ptr;
 
   for (size_t k = 0; k < g.nodes.size(); ++k) {
     const Node& n = g.nodes[k];

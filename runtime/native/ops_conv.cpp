@@ -126,7 +126,7 @@ Step build_conv(NativeContext& c, const Node& n) {
     case ConvPath::Direct: impl = "conv2d_nhwc direct (small input depth)"; break;
     case ConvPath::General: impl = packed->scan ? "conv2d_nhwc strided 1x1, cache-tiled (pointwise_scan_f32)" : "conv2d_nhwc im2col + gemm_f32"; break;
   }
-  if (res) impl += " + residual";
+  if (res) impl += res == out ? " + residual (in place)" : " + residual";
   c.set_implementation(std::move(impl));
   if (res)
     return [ws = c.workspace(), packed, in, out, res, kact] { conv2d_nhwc(*packed, in, out, ws->data(), res, kact); };
