@@ -14,8 +14,17 @@
 //                      reorder adding y's zero point into u8/s8
 // Scales and zero points must be constants; a form oneDNN cannot express (weight zero points other
 // than 0, u8 weights, QLinearAdd broadcasting both operands, channels_last pooling) throws Unsupported naming it.
+// On a CPU without VNNI, oneDNN's u8 x s8 convolutions (other than depthwise) and matmuls multiply
+// with vpmaddubsw, which sums each pair of products in 16 bits and saturates: 255 * (|w1| + |w2|)
+// must stay within 32767, which weights within +-64 guarantee. With larger weights oneDNN's results
+// are silently wrong (the real int8 MobileNetV2 on a Zen 3 core: another top-1 class on one of its
+// five test sets, 17% of the logits within a step of ONNX Runtime's instead of 42%), so such a layer is
+// refused with the reason (saturates_without_vnni).
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
+#include "kernels/native/cpu_features.h"
 #include "runtime/onednn/op_registry.h"
 
 namespace locus::onednn {
@@ -122,7 +131,12 @@ std::vector<float> output_scales(OnednnContext& ctx, const Node& n) {
   return r;
 }
 
-const Tensor& s8_weights(OnednnContext& ctx, const Node& n) {
+// The largest |w| oneDNN's 16-bit pair sums hold on a CPU without VNNI (see the top of the file).
+constexpr int kNoVnniMaxWeight = 64;
+
+// pairwise: the op multiplies with vpmaddubsw where the CPU has no VNNI (every conv but a depthwise
+// one, and matmul).
+const Tensor& s8_weights(OnednnContext& ctx, const Node& n, bool pairwise) {
   const Tensor& w = constant_input(ctx, n, 3, "weight");
   if (w.dtype != DType::I8)
     throw Unsupported(cat("onednn backend: ", n.op, " '", n.name, "' with ", dtype_name(w.dtype),
@@ -130,13 +144,25 @@ const Tensor& s8_weights(OnednnContext& ctx, const Node& n) {
   for (int32_t z : zeros_of(ctx, n, 5, "w_zero_point"))
     if (z != 0)
       throw Unsupported(cat("onednn backend: ", n.op, " '", n.name, "' with a nonzero weight zero point (oneDNN has none)"));
+  if (pairwise && !kernels::cpu_has_avx512vnni()) {
+    int big = 0;
+    for (int64_t i = 0; i < w.numel(); ++i) big = std::max(big, std::abs(int(w.data<int8_t>()[i])));
+    if (big > kNoVnniMaxWeight)
+      throw Unsupported(cat("onednn backend: ", n.op, " '", n.name, "': weights up to ", big,
+                            " would saturate oneDNN's int8 kernels on this CPU (without VNNI they sum pairs of "
+                            "u8 x s8 products in 16 bits; safe up to ", kNoVnniMaxWeight, ")"));
+  }
   return w;
 }
 
 void build_qlinear_conv(OnednnContext& ctx, const Node& n) {
   const Val& x = ctx.val(n.input(0));
   const Shape& ys = ctx.out_shape(n);
-  const Tensor& w = s8_weights(ctx, n);
+  const int64_t group = n.i("group", 1);
+  const Tensor& w0 = constant_input(ctx, n, 3, "weight");
+  const bool depthwise = group > 1 && w0.shape.size() == 4 && w0.shape[1] == 1 && group == w0.shape[0] &&
+                         x.shape.size() == 4 && group == x.shape[1];
+  const Tensor& w = s8_weights(ctx, n, !depthwise);
   if (x.shape.size() != 4) throw Unsupported(cat("onednn backend: QLinearConv '", n.name, "' is not 2-D"));
   const Tensor* b = n.input(8).empty() ? nullptr : &constant_input(ctx, n, 8, "bias");
   if (b && b->dtype != DType::I32) throw Unsupported(cat("onednn backend: QLinearConv '", n.name, "' with a non-int32 bias"));
@@ -146,7 +172,7 @@ void build_qlinear_conv(OnednnContext& ctx, const Node& n) {
 
   auto st = n.ints("strides", {1, 1}), pads = n.ints("pads", {0, 0, 0, 0}), dil = n.ints("dilations", {1, 1});
   const Shape& ws = w.shape;
-  int64_t groups = n.i("group", 1);
+  const int64_t groups = group;
   dims wei = groups > 1 ? dims{groups, ws[0] / groups, ws[1], ws[2], ws[3]} : dims{ws[0], ws[1], ws[2], ws[3]};
   dims strides{st[0], st[1]}, dl{dil[0] - 1, dil[1] - 1}, pl{pads[0], pads[1]};
   dims pr{pad_right(x.shape[2], ys[2], ws[2], st[0], dil[0], pads[0], pads[2]),
@@ -174,7 +200,7 @@ void build_qlinear_conv(OnednnContext& ctx, const Node& n) {
 
 void build_qlinear_matmul(OnednnContext& ctx, const Node& n) {
   const Val& a = ctx.val(n.input(0));
-  const Tensor& w = s8_weights(ctx, n);
+  const Tensor& w = s8_weights(ctx, n, true);
   const Shape& ys = ctx.out_shape(n);
   if (a.shape.size() < 2 || w.shape.size() != 2)
     throw Unsupported(cat("onednn backend: QLinearMatMul '", n.name, "' with a weight of rank other than 2"));
