@@ -77,7 +77,7 @@ run_one() {  # runtime model threads batch
       if "$locus" bench "$model" --backend "$rt" --threads "$t" --batch "$b" --runs "$n" --json "$tmp/l.json" \
            >/dev/null 2>"$log"; then
         python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['median_ms'])" "$tmp/l.json"
-      else echo "n/a ($(grep -m1 '^locus: ' "$log" | sed 's/^locus: //' | cut -c1-70))"; fi ;;
+      else echo "n/a ($(grep -m1 '^locus: ' "$log" | sed 's/^locus: //; s/^error: //' | cut -c1-120))"; fi ;;
   esac
 }
 
