@@ -267,6 +267,9 @@ NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o)
     for (auto& [x, y] : quantized_at_boundary)
       if (r.name == y) r.first = 0;
   }
+  // Fused-residual 1x1 convs whose residual dies with them write their output over it (in_place.h).
+  in_place_ = native::in_place_residuals(g, list);
+  native::apply_in_place(in_place_, list);
   // When the values' arena fits in the L2, every line of it costs one miss per inference (the last
   // layers' weights flush the cache between inferences) and nothing more: then every step's
   // workspace joins the arena, alive during its step, and reuses the memory of activations that have
@@ -275,9 +278,6 @@ NativeExecutable::NativeExecutable(const Graph& g, const BackendOptions& o)
   // made it, leaves free during the step (the same in both builds). When the arena does not fit,
   // the workspaces share one buffer (one step runs at a time): the memory every step reuses, which
   // is what stays in the cache then.
-  // Fused-residual 1x1 convs whose residual dies with them write their output over it (in_place.h).
-  in_place_ = native::in_place_residuals(g, list);
-  native::apply_in_place(in_place_, list);
   values_arena_ = plan_memory(list).arena_bytes;
   live_.clear();
   if (tiling_.l2_bytes > 0 && values_arena_ <= tiling_.l2_bytes) live_ = placed_live_bytes(list, int(g.nodes.size()));
