@@ -248,11 +248,10 @@ TEST(QuantOnednn, QLinearMatMulPerColumnWithinOneStep) {
 }
 
 TEST(QuantOnednn, FormsOneDnnCannotExpressAreRefusedWithAReason) {
-  const auto refusal = onednn_refusal;
-  std::string why = refusal(qconv_graph(5, 7, 1, 3, 1, 1, {1, 5, 6, 6}, 0.01f, 100, true, /*w_zero=*/3));
+  std::string why = onednn_refusal(qconv_graph(5, 7, 1, 3, 1, 1, {1, 5, 6, 6}, 0.01f, 100, true, /*w_zero=*/3));
   EXPECT_NE(why.find("nonzero weight zero point"), std::string::npos) << why;
   EXPECT_EQ(why.find('\n'), std::string::npos) << why;
-  why = refusal(qconv_graph(5, 7, 1, 3, 1, 1, {1, 5, 6, 6}, 0.01f, 100, true, 0, DType::U8));
+  why = onednn_refusal(qconv_graph(5, 7, 1, 3, 1, 1, {1, 5, 6, 6}, 0.01f, 100, true, 0, DType::U8));
   EXPECT_NE(why.find("uint8 weights"), std::string::npos) << why;
   EXPECT_EQ(why.find('\n'), std::string::npos) << why;
 }

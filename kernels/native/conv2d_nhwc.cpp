@@ -81,11 +81,13 @@ bool is_strided(const Conv2dShape& s) { return s.SH != 1 || s.SW != 1; }
 // residual (nullable; then act is the activation after the Add and p.act is none) is added in the
 // GEMM's epilogue where the path allows it (G = 1: the planned scan, or one GEMM at stride 1); the
 // return value says whether it was.
+// With accumulate, out holds the residual on entry (written over in place, conv_can_write_over_residual):
+// the GEMM adds into it and applies res_act, as a fused residual does.
 bool conv_1x1(const PackedConv2d& p, const float* in, float* out, float* scratch, const float* residual = nullptr,
-              const Activation& res_act = {}) {
+              const Activation& res_act = {}, bool accumulate = false) {
   const Conv2dShape& s = p.s;
   const int64_t cg = s.C / s.G, ocg = s.OC / s.G;
-  const bool fuse = residual != nullptr && p.act.kind == ActKind::None;
+  const bool fuse = (residual != nullptr || accumulate) && p.act.kind == ActKind::None;
   if (p.scan) {  // with a cache plan (G = 1): stride 1 reads the input as is, strided gathers first
     const float* a = in;
     if (is_strided(s)) {
@@ -95,14 +97,15 @@ bool conv_1x1(const PackedConv2d& p, const float* in, float* out, float* scratch
                        {s.OH * s.OW * s.C, s.OW * s.C, s.C, 1});
       a = scratch;
     }
-    pointwise_scan_f32(*p.scan, a, s.C, out, s.OC, p.bias.data(), fuse ? res_act : p.act, fuse ? residual : nullptr);
+    pointwise_scan_f32(*p.scan, a, s.C, out, s.OC, p.bias.data(), fuse ? res_act : p.act, fuse ? residual : nullptr,
+                       accumulate);
     return fuse;
   }
   if (s.SH == 1 && s.SW == 1) {
     const bool fused = fuse && s.G == 1;
     for (int64_t g = 0; g < s.G; ++g)
       gemm_f32(s.N * s.H * s.W, in + g * cg, s.C, p.group_b[g], out + g * ocg, s.OC,
-               p.bias.data() + g * ocg, fused ? res_act : p.act, false, p.threads, fused ? residual : nullptr, s.OC);
+               p.bias.data() + g * ocg, fused ? res_act : p.act, accumulate, p.threads, fused ? residual : nullptr, s.OC);
     return fused;
   }
   parallel_rows(p, s.N * s.OH, [&](int64_t r) {
@@ -365,17 +368,13 @@ bool conv_can_write_over_residual(const Conv2dShape& s) {
 void conv2d_nhwc(const PackedConv2d& p, const float* in, float* out, float* scratch, const float* residual,
                  const Activation& post_act) {
   if (residual == out && out != nullptr) {
-    // In place: out holds the residual; the GEMM adds the conv to it (accumulate), then the bias
-    // and post_act in its epilogue.
+    // In place: out holds the residual; the 1x1 GEMM adds the conv to it (accumulate), then the
+    // bias and post_act in its epilogue.
     LOCUS_CHECK(p.path == ConvPath::Pointwise && conv_can_write_over_residual(p.s) && p.act.kind == ActKind::None,
                 "conv2d_nhwc: the residual is the output, but this conv (", p.s.KH, "x", p.s.KW, ", stride ", p.s.SH,
                 ", ", p.s.G, " groups", p.act.kind == ActKind::None ? "" : ", its own activation",
                 ") cannot add into it");
-    const Conv2dShape& s = p.s;
-    if (p.scan)
-      pointwise_scan_f32(*p.scan, in, s.C, out, s.OC, p.bias.data(), post_act, nullptr, true);
-    else
-      gemm_f32(s.N * s.H * s.W, in, s.C, p.group_b[0], out, s.OC, p.bias.data(), post_act, true, p.threads);
+    conv_1x1(p, in, out, scratch, nullptr, post_act, true);
     return;
   }
   if (p.path == ConvPath::General && !is_direct_1x1(p.s)) {

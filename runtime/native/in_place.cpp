@@ -6,14 +6,6 @@
 #include "runtime/native/op_registry.h"
 
 namespace locus::native {
-namespace {
-
-bool contains(const std::vector<std::string>& v, const std::string& x) {
-  return std::find(v.begin(), v.end(), x) != v.end();
-}
-
-}  // namespace
-
 std::map<std::string, std::string> in_place_residuals(const Graph& g, const std::vector<BufferRequest>& requests) {
   std::map<std::string, const BufferRequest*> req;
   for (const BufferRequest& r : requests) req[r.name] = &r;
@@ -28,7 +20,8 @@ std::map<std::string, std::string> in_place_residuals(const Graph& g, const std:
     if (!xi.known || !ri.known || !yi.known || xi.shape.size() != 4 || yi.shape.size() != 4) continue;
     if (ri.dtype != DType::F32 || yi.dtype != DType::F32 || ri.shape != yi.shape) continue;
     if (!kernels::conv_can_write_over_residual(conv2d_shape_of(n, xi.shape, yi.shape, w->shape))) continue;
-    if (g.constant(r) || contains(g.inputs, r) || contains(g.outputs, r) || contains(g.outputs, y)) continue;
+    const bool graph_input = std::find(g.inputs.begin(), g.inputs.end(), r) != g.inputs.end();
+    if (g.is_constant(r) || graph_input || g.is_graph_output(r) || g.is_graph_output(y)) continue;
     auto it = req.find(r);
     if (it == req.end() || it->second->last != int(k) || !req.count(y)) continue;
     auto root = alias.find(r);

@@ -158,10 +158,8 @@ const Tensor& s8_weights(OnednnContext& ctx, const Node& n, bool pairwise) {
 void build_qlinear_conv(OnednnContext& ctx, const Node& n) {
   const Val& x = ctx.val(n.input(0));
   const Shape& ys = ctx.out_shape(n);
-  const int64_t group = n.i("group", 1);
-  const Tensor& w0 = constant_input(ctx, n, 3, "weight");
-  const bool depthwise = group > 1 && w0.shape.size() == 4 && w0.shape[1] == 1 && group == w0.shape[0] &&
-                         x.shape.size() == 4 && group == x.shape[1];
+  const int64_t groups = n.i("group", 1);
+  const bool depthwise = groups > 1 && x.shape.size() == 4 && groups == x.shape[1] && groups == ys[1];
   const Tensor& w = s8_weights(ctx, n, !depthwise);
   if (x.shape.size() != 4) throw Unsupported(cat("onednn backend: QLinearConv '", n.name, "' is not 2-D"));
   const Tensor* b = n.input(8).empty() ? nullptr : &constant_input(ctx, n, 8, "bias");
@@ -172,7 +170,6 @@ void build_qlinear_conv(OnednnContext& ctx, const Node& n) {
 
   auto st = n.ints("strides", {1, 1}), pads = n.ints("pads", {0, 0, 0, 0}), dil = n.ints("dilations", {1, 1});
   const Shape& ws = w.shape;
-  const int64_t groups = group;
   dims wei = groups > 1 ? dims{groups, ws[0] / groups, ws[1], ws[2], ws[3]} : dims{ws[0], ws[1], ws[2], ws[3]};
   dims strides{st[0], st[1]}, dl{dil[0] - 1, dil[1] - 1}, pl{pads[0], pads[1]};
   dims pr{pad_right(x.shape[2], ys[2], ws[2], st[0], dil[0], pads[0], pads[2]),
