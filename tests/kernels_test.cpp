@@ -16,6 +16,7 @@
 #include "kernels/native/cpu_features.h"
 #include "kernels/native/elementwise.h"
 #include "kernels/native/gemm.h"
+#include "kernels/native/gemm_microkernel.h"
 #include "kernels/native/pool2d_nhwc.h"
 #include "tests/isa_util.h"
 #include "tests/test_support.h"
@@ -213,6 +214,72 @@ TEST_P(GemmTest, CalledInsideParallelRegion) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, GemmTest, ::testing::ValuesIn(supported_isas()), isa_param_name);
+
+// The AVX2 packed-A tile (f32_pack_a_6_avx2 + f32_gemm_6x16_packa_avx2) on its own, against the
+// product written out here: every row count 1..6, k counts around the packer's 8-wide transpose,
+// 1 and 3 panels, with and without loading C, and each epilogue part (bias, residual, clamp).
+TEST(GemmPackedA, Avx2TileAgainstNaive) {
+  if (!has_avx2(detected_isa())) GTEST_SKIP() << "this CPU has no AVX2";
+  constexpr int64_t NR = kGemmNR, kMaxRows = 6, kSlack = 8;
+  int i = 0;
+  for (int64_t mr = 1; mr <= kMaxRows; ++mr)
+    for (int64_t kc : {1, 5, 8, 9, 16, 37})
+      for (int64_t np : {1, 3}) {
+        const int64_t lda = kc + 3, ldc = np * NR + 5, ldr = np * NR + 2;
+        const auto a = random_floats(mr * lda, 900 + i), w = random_floats(np * kc * NR, 901 + i);
+        const auto bias = random_floats(np * NR, 902 + i), res = random_floats(mr * ldr, 903 + i);
+        const auto c0 = random_floats(mr * ldc, 904 + i);
+        const bool load_c = i % 2 == 1, with_bias = i % 3 != 0, with_res = i % 4 >= 2, clamp = i % 5 < 3;
+        Epilogue ep;
+        ep.bias = with_bias ? bias.data() : nullptr;
+        ep.residual = with_res ? res.data() : nullptr;
+        ep.ldr = ldr;
+        ep.clamp = clamp, ep.lo = -0.5f, ep.hi = 0.75f;
+        std::vector<float> packed(mr * kc + kSlack, -7.f);
+        f32_pack_a_6_avx2(mr, kc, a.data(), lda, packed.data());
+        for (int64_t k = 0; k < kc; ++k)
+          for (int64_t r = 0; r < mr; ++r) ASSERT_EQ(packed[k * mr + r], a[r * lda + k]) << "pack mr=" << mr << " kc=" << kc;
+        std::vector<float> c = c0;
+        const bool any_ep = with_bias || with_res || clamp;
+        f32_gemm_6x16_packa_avx2(mr, np, kc, packed.data(), 0, w.data(), kc * NR, c.data(), ldc, load_c,
+                                 any_ep ? &ep : nullptr);
+        std::vector<float> got;
+        std::vector<double> want, scale;
+        for (int64_t r = 0; r < mr; ++r)
+          for (int64_t n = 0; n < np * NR; ++n) {
+            const int64_t p = n / NR, j = n % NR;
+            double s = load_c ? c0[r * ldc + n] : 0.0, sa = std::fabs(s);
+            for (int64_t k = 0; k < kc; ++k) {
+              const double t = double(a[r * lda + k]) * w[p * kc * NR + k * NR + j];
+              s += t, sa += std::fabs(t);
+            }
+            if (with_bias) s += bias[n], sa += std::fabs(bias[n]);
+            if (with_res) s += res[r * ldr + n], sa += std::fabs(res[r * ldr + n]);
+            if (clamp) s = std::min(0.75, std::max(-0.5, s));
+            got.push_back(c[r * ldc + n]), want.push_back(s), scale.push_back(sa);
+          }
+        expect_close(got, want, scale, "packed tile mr=" + std::to_string(mr) + " kc=" + std::to_string(kc) +
+                                           " np=" + std::to_string(np));
+        for (int64_t r = 0; r < mr; ++r)
+          for (int64_t n = np * NR; n < ldc; ++n) ASSERT_EQ(c[r * ldc + n], c0[r * ldc + n]) << "wrote past the tile";
+        ++i;
+        if (HasFailure()) return;
+      }
+}
+
+TEST_P(GemmTest, PackedRowGroupsAcrossPanelsAndKBlocks) {
+  // At least 6 full panels, so the AVX2 driver packs A: row counts over one and two 96-row groups
+  // with every remainder the tile split gives, K in one and two k blocks, a ragged last panel.
+  int i = 0;
+  for (int64_t N : {96, 100, 200})
+    for (int64_t M : {1, 7, 49, 97, 200})
+      for (int64_t K : {3, 16, 300}) {
+        run_gemm_case({M, N, K, i % 2 == 1, 1.f, i % 3 != 0, i % 2 ? relu() : clip(-0.5f, 0.5f), i % 4 == 3, i % 5 == 0 ? 2 : 0},
+                      700 + i);
+        ++i;
+        if (HasFailure()) return;
+      }
+}
 
 // ---- Convolution ----------------------------------------------------------------------------
 

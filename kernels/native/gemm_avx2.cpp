@@ -1,6 +1,8 @@
 // AVX2 + FMA GEMM micro-kernels (compiled with -mavx2 -mfma; selected at run time by gemm.cpp):
-//   f32_gemm_6x16_avx2  6 rows x 16 columns: 12 ymm accumulators, 2 B loads + 6 broadcasts per k
-//   f32_gemm_12x8_avx2  12 rows x 8 columns: 12 ymm accumulators, 1 B load + 12 broadcasts per k
+//   f32_gemm_6x16_avx2         6 rows x 16 columns: 12 ymm accumulators, 2 B loads + 6 broadcasts per k
+//   f32_gemm_6x16_packa_avx2   the same tile reading A packed k-major (f32_pack_a_6_avx2): every
+//                              broadcast is one pointer plus a constant offset
+//   f32_gemm_12x8_avx2         12 rows x 8 columns: 12 ymm accumulators, 1 B load + 12 broadcasts per k
 // Both are one template, instantiated for every row count 1..MR, so a ragged last row tile costs
 // in proportion to its rows (no rows are computed twice).
 #include <immintrin.h>
@@ -14,9 +16,10 @@ namespace locus::kernels {
 namespace {
 
 // C[R x 8*V] (row stride ldc) = (load_c ? C : 0) + A[R x kc] . W[kc x 8*V] (+ epilogue).
-// W is a K-major panel of width 8*V (8*V floats per k). All loops have compile-time bounds and are
-// fully unrolled, so acc[][] lives in registers (R*V <= 12 accumulators).
-template <int R, int V>
+// W is a K-major panel of width 8*V (8*V floats per k). A is R rows at stride lda or, when Packed,
+// k-major (R floats per k, lda unused). All loops have compile-time bounds and are fully unrolled,
+// so acc[][] lives in registers (R*V <= 12 accumulators).
+template <int R, int V, bool Packed = false>
 __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restrict a, int64_t lda,
                                                 const float* __restrict w, float* __restrict c,
                                                 int64_t ldc, bool load_c, const Epilogue* ep,
@@ -52,7 +55,7 @@ __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restr
     w += 8 * V;
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
-      const __m256 x = _mm256_broadcast_ss(ar[i] + k);
+      const __m256 x = _mm256_broadcast_ss(Packed ? a + k * R + i : ar[i] + k);
 #pragma GCC unroll 2
       for (int v = 0; v < V; ++v) acc[i][v] = _mm256_fmadd_ps(x, b[v], acc[i][v]);
     }
@@ -92,17 +95,58 @@ __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restr
 
 // np panels side by side: panel p's weights at w + p * w_stride, its C columns and bias entries
 // start at p * 8 * V.
-template <int R, int V>
+template <int R, int V, bool Packed>
 void tiles(int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride, float* c,
            int64_t ldc, bool load_c, const Epilogue* ep) {
-  for (int64_t p = 0; p < np; ++p) tile<R, V>(kc, a, lda, w + p * w_stride, c + p * 8 * V, ldc, load_c, ep, p * 8 * V);
+  for (int64_t p = 0; p < np; ++p)
+    tile<R, V, Packed>(kc, a, lda, w + p * w_stride, c + p * 8 * V, ldc, load_c, ep, p * 8 * V);
 }
 
-template <int V, int... Rs>
+template <int V, bool Packed = false, int... Rs>
 void dispatch(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride,
               float* c, int64_t ldc, bool load_c, const Epilogue* ep, std::integer_sequence<int, Rs...>) {
   // Calls tiles<mr, V> for the runtime mr (1..sizeof(Rs)).
-  (void)((mr == Rs + 1 ? (tiles<Rs + 1, V>(np, kc, a, lda, w, w_stride, c, ldc, load_c, ep), true) : false) || ...);
+  (void)((mr == Rs + 1 ? (tiles<Rs + 1, V, Packed>(np, kc, a, lda, w, w_stride, c, ldc, load_c, ep), true) : false) ||
+         ...);
+}
+
+// dst[k * R + i] = a[i * lda + k] for i < R, k < kc: eight k at a time through an 8 x 8 transpose
+// of ymm rows (rows beyond R are not read). Writes up to 8 - R floats past dst[kc * R).
+template <int R>
+void pack_a(int64_t kc, const float* a, int64_t lda, float* dst) {
+  int64_t k = 0;
+  for (; k + 8 <= kc; k += 8) {
+    __m256 r[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) r[i] = i < R ? _mm256_loadu_ps(a + i * lda + k) : _mm256_setzero_ps();
+    // 8 x 8 transpose: t[j] = column j = (r[0][j], ..., r[7][j]).
+    const __m256 u0 = _mm256_unpacklo_ps(r[0], r[1]), u1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 u2 = _mm256_unpacklo_ps(r[2], r[3]), u3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 u4 = _mm256_unpacklo_ps(r[4], r[5]), u5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 u6 = _mm256_unpacklo_ps(r[6], r[7]), u7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 s0 = _mm256_shuffle_ps(u0, u2, 0x44), s1 = _mm256_shuffle_ps(u0, u2, 0xEE);
+    const __m256 s2 = _mm256_shuffle_ps(u1, u3, 0x44), s3 = _mm256_shuffle_ps(u1, u3, 0xEE);
+    const __m256 s4 = _mm256_shuffle_ps(u4, u6, 0x44), s5 = _mm256_shuffle_ps(u4, u6, 0xEE);
+    const __m256 s6 = _mm256_shuffle_ps(u5, u7, 0x44), s7 = _mm256_shuffle_ps(u5, u7, 0xEE);
+    __m256 t[8];
+    t[0] = _mm256_permute2f128_ps(s0, s4, 0x20), t[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    t[2] = _mm256_permute2f128_ps(s2, s6, 0x20), t[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    t[4] = _mm256_permute2f128_ps(s0, s4, 0x31), t[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    t[6] = _mm256_permute2f128_ps(s2, s6, 0x31), t[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+    // Column j holds k + j's R values in its first R lanes. Stored in order, 8 floats each: the
+    // 8 - R lanes past a column's R are overwritten by the next column (or, after the last, lie in
+    // the slack the caller leaves).
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) _mm256_storeu_ps(dst + (k + j) * R, t[j]);
+  }
+  for (; k < kc; ++k)
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) dst[k * R + i] = a[i * lda + k];
+}
+
+template <int... Rs>
+void dispatch_pack(int64_t mr, int64_t kc, const float* a, int64_t lda, float* dst, std::integer_sequence<int, Rs...>) {
+  (void)((mr == Rs + 1 ? (pack_a<Rs + 1>(kc, a, lda, dst), true) : false) || ...);
 }
 
 }  // namespace
@@ -110,6 +154,15 @@ void dispatch(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, c
 void f32_gemm_6x16_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
                         int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
   dispatch<2>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, std::make_integer_sequence<int, 6>{});
+}
+
+void f32_gemm_6x16_packa_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
+                              int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
+  dispatch<2, true>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, std::make_integer_sequence<int, 6>{});
+}
+
+void f32_pack_a_6_avx2(int64_t mr, int64_t kc, const float* a, int64_t lda, float* dst) {
+  dispatch_pack(mr, kc, a, lda, dst, std::make_integer_sequence<int, 6>{});
 }
 
 void f32_gemm_12x8_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
