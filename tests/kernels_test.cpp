@@ -215,56 +215,66 @@ TEST_P(GemmTest, CalledInsideParallelRegion) {
 
 INSTANTIATE_TEST_SUITE_P(Isa, GemmTest, ::testing::ValuesIn(supported_isas()), isa_param_name);
 
-// The AVX2 packed-A tile (f32_pack_a_6_avx2 + f32_gemm_6x16_packa_avx2) on its own, against the
-// product written out here: every row count 1..6, k counts around the packer's 8-wide transpose,
-// 1 and 3 panels, with and without loading C, and each epilogue part (bias, residual, clamp).
-TEST(GemmPackedA, Avx2TileAgainstNaive) {
+// The AVX2 6x16 kernels on their own, against the product written out here: the strided one and
+// the packed-A one (f32_pack_a_6_avx2 + f32_gemm_6x16_packa_avx2), every row count 1..6 and runs of
+// whole tiles with a ragged or whole last one (GemmConfig::multi_tile: 12, 13, 17), k counts around
+// the packer's 8-wide transpose, 1 and 3 panels, with and without loading C, and each epilogue part
+// (bias, residual, clamp).
+TEST(GemmAvx2Tile, StridedAndPackedAgainstNaive) {
   if (!has_avx2(detected_isa())) GTEST_SKIP() << "this CPU has no AVX2";
-  constexpr int64_t NR = kGemmNR, kMaxRows = 6, kSlack = 8;
+  constexpr int64_t NR = kGemmNR, kSlack = 8;
   int i = 0;
-  for (int64_t mr = 1; mr <= kMaxRows; ++mr)
+  for (int64_t mr : {1, 2, 3, 4, 5, 6, 12, 13, 17})
     for (int64_t kc : {1, 5, 8, 9, 16, 37})
-      for (int64_t np : {1, 3}) {
-        const int64_t lda = kc + 3, ldc = np * NR + 5, ldr = np * NR + 2;
-        const auto a = random_floats(mr * lda, 900 + i), w = random_floats(np * kc * NR, 901 + i);
-        const auto bias = random_floats(np * NR, 902 + i), res = random_floats(mr * ldr, 903 + i);
-        const auto c0 = random_floats(mr * ldc, 904 + i);
-        const bool load_c = i % 2 == 1, with_bias = i % 3 != 0, with_res = i % 4 >= 2, clamp = i % 5 < 3;
-        Epilogue ep;
-        ep.bias = with_bias ? bias.data() : nullptr;
-        ep.residual = with_res ? res.data() : nullptr;
-        ep.ldr = ldr;
-        ep.clamp = clamp, ep.lo = -0.5f, ep.hi = 0.75f;
-        std::vector<float> packed(mr * kc + kSlack, -7.f);
-        f32_pack_a_6_avx2(mr, kc, a.data(), lda, packed.data());
-        for (int64_t k = 0; k < kc; ++k)
-          for (int64_t r = 0; r < mr; ++r) ASSERT_EQ(packed[k * mr + r], a[r * lda + k]) << "pack mr=" << mr << " kc=" << kc;
-        std::vector<float> c = c0;
-        const bool any_ep = with_bias || with_res || clamp;
-        f32_gemm_6x16_packa_avx2(mr, np, kc, packed.data(), 0, w.data(), kc * NR, c.data(), ldc, load_c,
-                                 any_ep ? &ep : nullptr);
-        std::vector<float> got;
-        std::vector<double> want, scale;
-        for (int64_t r = 0; r < mr; ++r)
-          for (int64_t n = 0; n < np * NR; ++n) {
-            const int64_t p = n / NR, j = n % NR;
-            double s = load_c ? c0[r * ldc + n] : 0.0, sa = std::fabs(s);
-            for (int64_t k = 0; k < kc; ++k) {
-              const double t = double(a[r * lda + k]) * w[p * kc * NR + k * NR + j];
-              s += t, sa += std::fabs(t);
-            }
-            if (with_bias) s += bias[n], sa += std::fabs(bias[n]);
-            if (with_res) s += res[r * ldr + n], sa += std::fabs(res[r * ldr + n]);
-            if (clamp) s = std::min(0.75, std::max(-0.5, s));
-            got.push_back(c[r * ldc + n]), want.push_back(s), scale.push_back(sa);
+      for (int64_t np : {1, 3})
+        for (bool packed : {false, true}) {
+          const int64_t lda = kc + 3, ldc = np * NR + 5, ldr = np * NR + 2;
+          const auto a = random_floats(mr * lda, 900 + i), w = random_floats(np * kc * NR, 901 + i);
+          const auto bias = random_floats(np * NR, 902 + i), res = random_floats(mr * ldr, 903 + i);
+          const auto c0 = random_floats(mr * ldc, 904 + i);
+          const bool load_c = i % 2 == 1, with_bias = i % 3 != 0, with_res = i % 4 >= 2, clamp = i % 5 < 3;
+          Epilogue ep;
+          ep.bias = with_bias ? bias.data() : nullptr;
+          ep.residual = with_res ? res.data() : nullptr;
+          ep.ldr = ldr;
+          ep.clamp = clamp, ep.lo = -0.5f, ep.hi = 0.75f;
+          // Packed: tile after tile (6 rows, the last mr - 6 t), each k-major.
+          std::vector<float> pa(mr * kc + kSlack, -7.f);
+          for (int64_t r0 = 0; r0 < mr; r0 += 6) {
+            const int64_t rows = std::min<int64_t>(6, mr - r0);
+            f32_pack_a_6_avx2(rows, kc, a.data() + r0 * lda, lda, pa.data() + r0 * kc);
+            for (int64_t k = 0; k < kc; ++k)
+              for (int64_t r = 0; r < rows; ++r)
+                ASSERT_EQ(pa[r0 * kc + k * rows + r], a[(r0 + r) * lda + k]) << "pack rows=" << rows << " kc=" << kc;
           }
-        expect_close(got, want, scale, "packed tile mr=" + std::to_string(mr) + " kc=" + std::to_string(kc) +
-                                           " np=" + std::to_string(np));
-        for (int64_t r = 0; r < mr; ++r)
-          for (int64_t n = np * NR; n < ldc; ++n) ASSERT_EQ(c[r * ldc + n], c0[r * ldc + n]) << "wrote past the tile";
-        ++i;
-        if (HasFailure()) return;
-      }
+          std::vector<float> c = c0;
+          const Epilogue* epp = with_bias || with_res || clamp ? &ep : nullptr;
+          if (packed)
+            f32_gemm_6x16_packa_avx2(mr, np, kc, pa.data(), 0, w.data(), kc * NR, c.data(), ldc, load_c, epp);
+          else
+            f32_gemm_6x16_avx2(mr, np, kc, a.data(), lda, w.data(), kc * NR, c.data(), ldc, load_c, epp);
+          std::vector<float> got;
+          std::vector<double> want, scale;
+          for (int64_t r = 0; r < mr; ++r)
+            for (int64_t n = 0; n < np * NR; ++n) {
+              const int64_t p = n / NR, j = n % NR;
+              double sum = load_c ? c0[r * ldc + n] : 0.0, sa = std::fabs(sum);
+              for (int64_t k = 0; k < kc; ++k) {
+                const double t = double(a[r * lda + k]) * w[p * kc * NR + k * NR + j];
+                sum += t, sa += std::fabs(t);
+              }
+              if (with_bias) sum += bias[n], sa += std::fabs(bias[n]);
+              if (with_res) sum += res[r * ldr + n], sa += std::fabs(res[r * ldr + n]);
+              if (clamp) sum = std::min(0.75, std::max(-0.5, sum));
+              got.push_back(c[r * ldc + n]), want.push_back(sum), scale.push_back(sa);
+            }
+          expect_close(got, want, scale, std::string(packed ? "packed" : "strided") + " mr=" + std::to_string(mr) +
+                                             " kc=" + std::to_string(kc) + " np=" + std::to_string(np));
+          for (int64_t r = 0; r < mr; ++r)
+            for (int64_t n = np * NR; n < ldc; ++n) ASSERT_EQ(c[r * ldc + n], c0[r * ldc + n]) << "wrote past the tile";
+          ++i;
+          if (HasFailure()) return;
+        }
 }
 
 TEST_P(GemmTest, PackedRowGroupsAcrossPanelsAndKBlocks) {

@@ -149,16 +149,34 @@ void dispatch_pack(int64_t mr, int64_t kc, const float* a, int64_t lda, float* d
   (void)((mr == Rs + 1 ? (pack_a<Rs + 1>(kc, a, lda, dst), true) : false) || ...);
 }
 
+// Rows beyond 6 (the driver's run of whole tiles, GemmConfig::multi_tile): 6-row tiles down the
+// rows, A advancing 6 rows (strided) or 6 x kc floats (packed: tile after tile), C and the residual 6
+// rows, then the last mr <= 6 rows as one tile.
+template <bool Packed>
+void rows_6x16(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride,
+               float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
+  Epilogue e;
+  if (ep) e = *ep;
+  const Epilogue* epp = ep ? &e : nullptr;
+  for (; mr > 6; mr -= 6) {
+    tiles<6, 2, Packed>(np, kc, a, lda, w, w_stride, c, ldc, load_c, epp);
+    a += Packed ? 6 * kc : 6 * lda;
+    c += 6 * ldc;
+    if (e.residual) e.residual += 6 * e.ldr;
+  }
+  dispatch<2, Packed>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, epp, std::make_integer_sequence<int, 6>{});
+}
+
 }  // namespace
 
 void f32_gemm_6x16_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
                         int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
-  dispatch<2>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, std::make_integer_sequence<int, 6>{});
+  rows_6x16<false>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep);
 }
 
 void f32_gemm_6x16_packa_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
                               int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
-  dispatch<2, true>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, std::make_integer_sequence<int, 6>{});
+  rows_6x16<true>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep);
 }
 
 void f32_pack_a_6_avx2(int64_t mr, int64_t kc, const float* a, int64_t lda, float* dst) {
