@@ -215,8 +215,8 @@ TEST_P(GemmTest, CalledInsideParallelRegion) {
 
 INSTANTIATE_TEST_SUITE_P(Isa, GemmTest, ::testing::ValuesIn(supported_isas()), isa_param_name);
 
-// The AVX2 6x16 kernels on their own, against the product written out here: the strided one and
-// the packed-A one (f32_pack_a_6_avx2 + f32_gemm_6x16_packa_avx2), every row count 1..6 and runs of
+// The AVX2 6x16 kernels on their own, against the product written out here: the strided one, its
+// A-prefetching form and the packed-A one (f32_pack_a_6_avx2 + f32_gemm_6x16_packa_avx2), every row count 1..6 and runs of
 // whole tiles with a ragged or whole last one (GemmConfig::multi_tile: 12, 13, 17), k counts around
 // the packer's 8-wide transpose, 1 and 3 panels, with and without loading C, and each epilogue part
 // (bias, residual, clamp).
@@ -227,7 +227,8 @@ TEST(GemmAvx2Tile, StridedAndPackedAgainstNaive) {
   for (int64_t mr : {1, 2, 3, 4, 5, 6, 12, 13, 17})
     for (int64_t kc : {1, 5, 8, 9, 16, 37})
       for (int64_t np : {1, 3})
-        for (bool packed : {false, true}) {
+        for (int variant : {0, 1, 2}) {  // strided, strided prefetching, packed
+          const bool packed = variant == 2;
           const int64_t lda = kc + 3, ldc = np * NR + 5, ldr = np * NR + 2;
           const auto a = random_floats(mr * lda, 900 + i), w = random_floats(np * kc * NR, 901 + i);
           const auto bias = random_floats(np * NR, 902 + i), res = random_floats(mr * ldr, 903 + i);
@@ -251,6 +252,8 @@ TEST(GemmAvx2Tile, StridedAndPackedAgainstNaive) {
           const Epilogue* epp = with_bias || with_res || clamp ? &ep : nullptr;
           if (packed)
             f32_gemm_6x16_packa_avx2(mr, np, kc, pa.data(), 0, w.data(), kc * NR, c.data(), ldc, load_c, epp);
+          else if (variant == 1)
+            f32_gemm_6x16_prefetch_avx2(mr, np, kc, a.data(), lda, w.data(), kc * NR, c.data(), ldc, load_c, epp);
           else
             f32_gemm_6x16_avx2(mr, np, kc, a.data(), lda, w.data(), kc * NR, c.data(), ldc, load_c, epp);
           std::vector<float> got;
@@ -268,7 +271,7 @@ TEST(GemmAvx2Tile, StridedAndPackedAgainstNaive) {
               if (clamp) sum = std::min(0.75, std::max(-0.5, sum));
               got.push_back(c[r * ldc + n]), want.push_back(sum), scale.push_back(sa);
             }
-          expect_close(got, want, scale, std::string(packed ? "packed" : "strided") + " mr=" + std::to_string(mr) +
+          expect_close(got, want, scale, std::string(packed ? "packed" : variant ? "prefetching" : "strided") + " mr=" + std::to_string(mr) +
                                              " kc=" + std::to_string(kc) + " np=" + std::to_string(np));
           for (int64_t r = 0; r < mr; ++r)
             for (int64_t n = np * NR; n < ldc; ++n) ASSERT_EQ(c[r * ldc + n], c0[r * ldc + n]) << "wrote past the tile";

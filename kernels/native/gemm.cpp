@@ -108,7 +108,7 @@ const GemmConfig& gemm_config(Isa isa) {
   static const GemmConfig kAvx512{f32_gemm_12x32_avx512f, 12, NR, 2, f32_gemm_12x32_stream_avx512f,
                                   f32_gemm_12x24_avx512f, f32_gemm_12x8_avx2, 12};
   static const GemmConfig kAvx2{f32_gemm_6x16_avx2, 6,  NR, 1, nullptr, nullptr, f32_gemm_12x8_avx2, 12,
-                                f32_gemm_6x16_packa_avx2, f32_pack_a_6_avx2, true};
+                                f32_gemm_6x16_packa_avx2, f32_pack_a_6_avx2, true, f32_gemm_6x16_prefetch_avx2};
   static const GemmConfig kGeneric{f32_gemm_4x16_generic, 4, NR, 1, nullptr, nullptr, f32_gemm_4x8_generic, 4};
   switch (isa) {
     case Isa::Avx512: return kAvx512;
@@ -203,17 +203,21 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
         ep.bias = bias ? bias + pc * NR : nullptr;
         for (int64_t m = g0, mr; m < g1; m += mr) {
           mr = next_rows(m1 - m, kern.mr);
-          // A run of whole tiles in one call where the kernel takes it (not between A prefetches).
-          if (kern.multi_tile && (pack || !prefetch_a) && !(m == m0 && first_tile_streams))
+          // A run of whole tiles in one call where the kernel takes it; on the pass that prefetches
+          // A (the first chunk), only with a kernel that prefetches within the run.
+          const bool prefetching = !pack && prefetch_a && pc == p0;
+          if (kern.multi_tile && (!prefetching || kern.wide_prefetch) && !(m == m0 && first_tile_streams))
             while (mr % kern.mr == 0 && m + mr < g1 && next_rows(m1 - m - mr, kern.mr) == kern.mr) mr += kern.mr;
           if (residual) ep.residual = residual + m * ldr + pc * NR, ep.ldr = ldr;
           if (pack) {
             kern.wide_packed(mr, np, kc, apack + (m - g0) * kc, 0, w, K * NR, c + m * ldc + pc * NR, ldc, load_c, epp);
             continue;
           }
-          if (prefetch_a && pc == p0 && m + mr < m1)
+          if (prefetching && m + mr < m1)
             prefetch_rows(a + (m + mr) * lda, lda, std::min(kern.mr, m1 - m - mr), k0, kc);
-          const GemmMicroKernel fn = m == m0 && first_tile_streams ? kern.stream : wide;
+          const GemmMicroKernel fn = m == m0 && first_tile_streams ? kern.stream
+                                     : prefetching && mr > kern.mr   ? kern.wide_prefetch
+                                                                     : wide;
           fn(mr, np, kc, a + m * lda + k0, lda, w, K * NR, c + m * ldc + pc * NR, ldc, load_c, epp);
         }
       }

@@ -47,6 +47,10 @@ void f32_gemm_12x8_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int6
 // Both 6x16 kernels take mr > 6 (GemmConfig::multi_tile): 6-row tiles down the rows, then the last
 // mr % 6 (or 6) rows. On a Zen 3 core, one call per run of tiles instead of one per tile: 1.01-1.14x
 // on MobileNetV2's 1x1 shapes (most where K and N are small: 12544x32x16).
+// f32_gemm_6x16_avx2 prefetching, before each 6-row tile of a run, the next tile's rows of A (for
+// an A streamed from beyond L2, gemm.cpp's prefetch_a; GemmConfig::wide_prefetch).
+void f32_gemm_6x16_prefetch_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
+    const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep);
 // The 6x16 tile reading A packed by f32_pack_a_6_avx2 (a: mr floats per k, lda unused): each
 // broadcast is then one pointer plus a constant, where the strided tile spends integer work on six
 // row pointers per k. On a Zen 3 core, in L1, at K = 24 / 96 / 320: 1.11-1.21x the strided tile.
@@ -96,6 +100,9 @@ struct GemmConfig {
   // and the residual advancing MR rows; packed A tile after tile), then the rest as one tile. The
   // driver then makes one call per run of whole tiles instead of one per tile.
   bool multi_tile = false;
+  // With multi_tile: `wide` prefetching the next tile's rows of A within a run, for the driver's
+  // first pass over an A it prefetches (nullptr: tile by tile there).
+  GemmMicroKernel wide_prefetch = nullptr;
 };
 // Avx512: f32_gemm_12x32_avx512f (12 x 32 over two panels); Avx2: f32_gemm_6x16_avx2 (6 x 16); Generic:
 // f32_gemm_4x16_generic (4 x 16).
