@@ -299,8 +299,11 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
   if (omp_in_parallel()) threads = 1;
   threads = std::max(threads, 1);
   const bool parallel = threads > 1 && 2.0 * double(M) * double(N) * double(K) >= kMinParallelFlops;
-  int64_t mc = MR * kMTilesPerBlock;
-  int64_t m_blocks = ceil_div(M, mc);
+  // M blocks of at most kMTilesPerBlock tiles, equal to within a tile: 98 rows (a fused block's
+  // band of 7 x 14 pixels) as 54 + 44, not 96 + a 2-row block of its own.
+  int64_t m_blocks = ceil_div(M, MR * kMTilesPerBlock);
+  int64_t mc = ceil_div(ceil_div(M, m_blocks), MR) * MR;
+  m_blocks = ceil_div(M, mc);
   int64_t panels_per_block = panels;
   if (parallel) {
     const int64_t want = 4 * int64_t(threads);
