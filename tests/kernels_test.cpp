@@ -348,7 +348,10 @@ bool run_conv_case(const Conv2dShape& s, const Activation& act, ConvPath want_pa
   if (p.scan) {
     EXPECT_TRUE(buffer_entries > 0 && unpadded_1x1 && s.G == 1) << what;
     EXPECT_EQ(p.scan->plan.shape.M, s.N * s.OH * s.OW) << what;
-    EXPECT_EQ(conv2d_scratch_floats(p), strided ? s.N * s.OH * s.OW * s.C : 0) << what;
+    // the gathered pixels (strided), then per thread one tile of A plus 8 floats for its packed rows
+    EXPECT_EQ(conv2d_scratch_floats(p), (strided ? s.N * s.OH * s.OW * s.C : 0) +
+                                            p.scan->plan.threads * (p.scan->plan.m * p.scan->plan.k + 8))
+        << what;
   }
   const int64_t scratch_n = conv2d_scratch_floats(p);
   constexpr int64_t kGuard = 64;

@@ -77,7 +77,10 @@ TEST_P(PointwiseScanTest, RaggedShapesAllOrdersBuffersThreads) {
     int64_t small_S;  // forces k < K
   };
   // {40, 70, 101}: fewer rows than columns with a ragged N (2 threads split the columns at 64).
-  const Shape shapes[] = {{97, 37, 53, 200}, {12544, 32, 16, 300}, {49, 960, 320, 3000}, {7, 5, 3, 9}, {40, 70, 101, 600}};
+  // {300, 64, 512}: whole-K row strips met by several column strips (32 panels in all), so on AVX2
+  // a row strip's packed A is shared by the strips that meet it (with scratch).
+  const Shape shapes[] = {{97, 37, 53, 200}, {12544, 32, 16, 300}, {49, 960, 320, 3000}, {7, 5, 3, 9},
+                          {40, 70, 101, 600}, {300, 64, 512, 900}};
   const float lo = -0.5f, hi = 0.75f;
   const Activation act{ActKind::Clip, lo, hi};
   uint32_t seed = 1;
@@ -110,12 +113,29 @@ TEST_P(PointwiseScanTest, RaggedShapesAllOrdersBuffersThreads) {
           const PointwiseScan pt =
               threads == 1 ? p : pack_pointwise_scan(sh.M, sh.K, sh.N, b.data(), sh.N, S, order, threads);
           EXPECT_EQ(pt.plan.threads, threads);
-          std::vector<float> c(sh.M * sh.N + 16, 99.f);
-          pointwise_scan_f32(pt, a.data(), sh.K, c.data(), sh.N, bias.data(), act);
-          for (int i = 0; i < 16; ++i) ASSERT_EQ(c[sh.M * sh.N + i], 99.f) << what << ": wrote past C";
-          c.resize(sh.M * sh.N);
-          expect_close(c, ref, what + " threads=" + std::to_string(threads));
-          if (HasFailure()) return;
+          // Without scratch (every visit packs its own rows of A), then with it (a row strip packed
+          // once for the column strips that share it), twice: the second run must not reuse the
+          // first run's packed rows although A sits at the same address with other values.
+          for (int use_scratch = 0; use_scratch < 3; ++use_scratch) {
+            const int64_t sn = pointwise_scan_scratch_floats(pt);
+            std::vector<float> scratch(sn + 16, 5.f);
+            std::vector<float> c(sh.M * sh.N + 16, 99.f);
+            std::vector<float> a_run = a;
+            if (use_scratch == 2) {
+              pointwise_scan_f32(pt, a_run.data(), sh.K, c.data(), sh.N, bias.data(), act, nullptr, false,
+                                 scratch.data());
+              for (float& x : a_run) x = -x;  // the same buffer, other values
+            }
+            pointwise_scan_f32(pt, a_run.data(), sh.K, c.data(), sh.N, bias.data(), act, nullptr, false,
+                               use_scratch ? scratch.data() : nullptr);
+            for (int i = 0; i < 16; ++i) ASSERT_EQ(c[sh.M * sh.N + i], 99.f) << what << ": wrote past C";
+            for (int i = 0; i < 16; ++i) ASSERT_EQ(scratch[sn + i], 5.f) << what << ": wrote past the scratch";
+            c.resize(sh.M * sh.N);
+            const Ref want = use_scratch == 2 ? reference(sh.M, sh.K, sh.N, a_run, b, bias, lo, hi) : ref;
+            expect_close(c, want, what + " threads=" + std::to_string(threads) + " scratch run " +
+                                      std::to_string(use_scratch));
+            if (HasFailure()) return;
+          }
         }
       }
     }

@@ -90,6 +90,7 @@ bool conv_1x1(const PackedConv2d& p, const float* in, float* out, float* scratch
   const bool fuse = (residual != nullptr || accumulate) && p.act.kind == ActKind::None;
   if (p.scan) {  // with a cache plan (G = 1): stride 1 reads the input as is, strided gathers first
     const float* a = in;
+    float* strips = scratch + (is_strided(s) ? s.N * s.OH * s.OW * s.C : 0);  // packed rows of A
     if (is_strided(s)) {
       // The input pixels the conv reads, as rows of C floats in output order: the GEMM's A
       // (N*OH*OW x C), contiguous in scratch.
@@ -98,7 +99,7 @@ bool conv_1x1(const PackedConv2d& p, const float* in, float* out, float* scratch
       a = scratch;
     }
     pointwise_scan_f32(*p.scan, a, s.C, out, s.OC, p.bias.data(), fuse ? res_act : p.act, fuse ? residual : nullptr,
-                       accumulate);
+                       accumulate, strips);
     return fuse;
   }
   if (s.SH == 1 && s.SW == 1) {
@@ -355,7 +356,8 @@ PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float*
 }
 
 int64_t conv2d_scratch_floats(const PackedConv2d& p) {
-  if (p.scan && is_strided(p.s)) return p.s.N * p.s.OH * p.s.OW * p.s.C;  // the gathered pixels
+  // the gathered pixels (strided), then the scan's packed rows of A
+  if (p.scan) return (is_strided(p.s) ? p.s.N * p.s.OH * p.s.OW * p.s.C : 0) + pointwise_scan_scratch_floats(*p.scan);
   if (p.path != ConvPath::General || is_direct_1x1(p.s)) return 0;
   const int64_t kg = p.s.KH * p.s.KW * (p.s.C / p.s.G);
   return int64_t(p.threads) * im2col_block_pixels(p.s) * kg;

@@ -153,7 +153,8 @@ namespace {
 void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& b, int64_t m0,
                int64_t m1, int64_t p0, int64_t p1, int64_t kb0, int64_t kb1, float* c, int64_t ldc,
                const float* bias, const Epilogue& act_ep, bool epilogue, bool accumulate,
-               bool prefetch_a, const float* residual, int64_t ldr, bool stream = false) {
+               bool prefetch_a, const float* residual, int64_t ldr, bool stream = false,
+               PackedARows* rows = nullptr) {
   const int64_t K = b.K, N = b.N, panels = ceil_div(N, NR);
   const GemmMicroKernel wide = stream && kern.stream ? kern.stream : kern.wide;
   const bool first_tile_streams =
@@ -161,6 +162,13 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
   const int64_t kspan = kb1 - kb0;
   const int64_t k_blocks = std::max<int64_t>(1, ceil_div(kspan, kMaxKC));
   const int64_t kc_step = std::max<int64_t>(1, ceil_div(kspan, k_blocks));
+  // Packed rows shared with the caller's other calls (PackedARows): used when the panels sharing
+  // them repay a packing and they fit; `cached` when an earlier call packed these very rows.
+  const bool shared_rows = rows && kern.pack_a && rows->panels >= kPackMinPanels && !first_tile_streams &&
+                           wide == kern.wide && (m1 - m0) * kspan + 8 <= rows->capacity;
+  const bool cached = shared_rows && rows->a == a && rows->lda == lda && rows->i0 == m0 && rows->i1 == m1 &&
+                      rows->k0 == kb0 && rows->k1 == kb1;
+  if (shared_rows && !cached) *rows = {rows->buf, rows->capacity, rows->panels, a, lda, m0, m1, kb0, kb1};
   for (int64_t off = 0; off < std::max<int64_t>(kspan, 1); off += kc_step) {
     const int64_t k0 = kb0 + off;
     const int64_t kc = std::min(kc_step, kspan - off);
@@ -188,14 +196,18 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
     // Packed A where a row tile meets enough panels (GemmConfig::pack_a): rows in groups of at
     // most kPackRows, each group's tiles packed once per k block, then every chunk of panels over
     // them. The packed rows sit in L2 like A itself, but each tile is read as one stream.
-    const bool pack = kern.pack_a && pairs_end - p0 >= kPackMinPanels && !first_tile_streams && wide == kern.wide;
-    alignas(64) float apack[kPackRows * kMaxKC + 8];  // 96 KiB of stack
+    const bool pack =
+        shared_rows || (kern.pack_a && pairs_end - p0 >= kPackMinPanels && !first_tile_streams && wide == kern.wide);
+    alignas(64) float stack_pack[kPackRows * kMaxKC + 8];  // 96 KiB of stack
     for (int64_t g0 = m0, g1; g0 < m1; g0 = g1) {
       g1 = m1;
+      // The group's packed rows: in the shared buffer (k block after k block, each row-major by
+      // tile), or on the stack.
+      float* const apack = shared_rows ? rows->buf + off * (m1 - m0) + (g0 - m0) * kc : stack_pack;
       if (pack) {
         int64_t mr;
         for (g1 = g0; g1 < m1 && g1 - g0 + (mr = next_rows(m1 - g1, kern.mr)) <= kPackRows; g1 += mr)
-          kern.pack_a(mr, kc, a + g1 * lda + k0, lda, apack + (g1 - g0) * kc);
+          if (!cached) kern.pack_a(mr, kc, a + g1 * lda + k0, lda, apack + (g1 - g0) * kc);
       }
       for (int64_t pc = p0; pc < pairs_end; pc += chunk) {
         const int64_t np = std::min(chunk, pairs_end - pc);
@@ -269,10 +281,10 @@ bool stream_b(const Kernels& kern, int64_t rows, const PackedB& b) {
 void run_range(const Kernels& kern, const float* a, int64_t lda, const PackedB& b, int64_t m0, int64_t m1,
                int64_t p0, int64_t p1, int64_t kb0, int64_t kb1, float* c, int64_t ldc, const float* bias,
                const Epilogue& act_ep, bool epilogue, bool accumulate, bool prefetch_a, const float* residual,
-               int64_t ldr) {
+               int64_t ldr, PackedARows* rows = nullptr) {
   if (!stream_b(kern, m1 - m0, b)) {
     run_block(kern, a, lda, b, m0, m1, p0, p1, kb0, kb1, c, ldc, bias, act_ep, epilogue, accumulate, prefetch_a,
-              residual, ldr);
+              residual, ldr, false, rows);
     return;
   }
   for (int64_t q = p0; q < p1; q += kern.tile_panels)
@@ -340,7 +352,8 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
 
 void gemm_f32_tile(const float* a, int64_t lda, const PackedB& b, int64_t i0, int64_t i1, int64_t j0,
                    int64_t j1, int64_t k0, int64_t k1, float* c, int64_t ldc, const float* bias,
-                   const Activation& act, bool accumulate, bool prefetch_a, const float* residual, int64_t ldr) {
+                   const Activation& act, bool accumulate, bool prefetch_a, const float* residual, int64_t ldr,
+                   PackedARows* rows) {
   LOCUS_CHECK(j0 % NR == 0 && j0 >= 0 && j1 <= b.N && 0 <= k0 && k0 <= k1 && k1 <= b.K,
               "gemm_f32_tile: bad range j=[", j0, ",", j1, ") k=[", k0, ",", k1, ") for K=", b.K,
               " N=", b.N);
@@ -352,7 +365,7 @@ void gemm_f32_tile(const float* a, int64_t lda, const PackedB& b, int64_t i0, in
   // j1 must be N or a multiple of 16.
   LOCUS_CHECK(j1 == b.N || j1 % NR == 0, "gemm_f32_tile: j1=", j1, " is neither N nor panel-aligned");
   run_range(kern, a, lda, b, i0, i1, j0 / NR, ceil_div(j1, NR), k0, k1, c, ldc, bias, act_ep, epilogue, accumulate,
-            prefetch_a, epilogue ? residual : nullptr, ldr);
+            prefetch_a, epilogue ? residual : nullptr, ldr, rows);
 }
 
 }  // namespace locus::kernels

@@ -29,6 +29,22 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
               const float* bias, const Activation& act, bool accumulate = false, int threads = 1,
               const float* residual = nullptr, int64_t ldr = 0);
 
+// Rows of A packed for the micro-kernel (GemmConfig::pack_a), kept across gemm_f32_tile calls
+// that read the same rows over the same k range (a Scan walk's row strip met by several column
+// strips): the first call packs them into buf, the later ones find them there, so a strip is packed
+// once however narrow its column tiles. The caller provides buf (capacity floats: rows x k range +
+// 8 at least, else the call packs as it would without) and calls reset() whenever A's contents may
+// have changed (every run).
+struct PackedARows {
+  float* buf = nullptr;
+  int64_t capacity = 0;
+  int64_t panels = 0;  // packed-B panels that share these rows (the packing decision, gemm.cpp)
+  // What buf holds: rows [i0, i1) x columns [k0, k1) of the A at a (row stride lda); a == nullptr: nothing.
+  const float* a = nullptr;
+  int64_t lda = 0, i0 = 0, i1 = 0, k0 = 0, k1 = 0;
+  void reset() { a = nullptr; }
+};
+
 // One cache tile, run serially on the calling thread: C[i0:i1, j0:j1] = (accumulate ? C : 0) +
 // A[i0:i1, k0:k1] * B[k0:k1, j0:j1], then bias[j] (nullable, indexed by absolute column) and act
 // only when k1 == B.K (the tile's reduction is complete). j0 must be a multiple of 16 (a packed-B
@@ -36,11 +52,12 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
 // of the whole A, column 0), C rows at c + i * ldc.
 // prefetch_a: software-prefetch the next rows of A while a row group computes (worth it when A
 // comes from beyond L2; see gemm_prefetch_a). residual (nullable): as in gemm_f32, indexed like c
-// (absolute row and column), added only when k1 == B.K.
+// (absolute row and column), added only when k1 == B.K. rows (nullable): packed rows of A shared
+// with the caller's other calls (PackedARows).
 void gemm_f32_tile(const float* a, int64_t lda, const PackedB& b, int64_t i0, int64_t i1, int64_t j0,
                    int64_t j1, int64_t k0, int64_t k1, float* c, int64_t ldc, const float* bias,
                    const Activation& act, bool accumulate, bool prefetch_a = false,
-                   const float* residual = nullptr, int64_t ldr = 0);
+                   const float* residual = nullptr, int64_t ldr = 0, PackedARows* rows = nullptr);
 
 // Whether an A of M x K floats is large enough (beyond L2) for gemm_f32 to prefetch it.
 bool gemm_prefetch_a(int64_t M, int64_t K);

@@ -69,28 +69,46 @@ PointwiseScan pack_pointwise_scan(int64_t M, int64_t K, int64_t N, const float* 
   return p;
 }
 
+int64_t pointwise_scan_scratch_floats(const PointwiseScan& p) {
+  return int64_t(std::max(p.plan.threads, 1)) * (p.plan.m * p.plan.k + 8);
+}
+
 void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, float* c, int64_t ldc,
-                        const float* bias, const Activation& act, const float* residual, bool accumulate) {
+                        const float* bias, const Activation& act, const float* residual, bool accumulate,
+                        float* scratch) {
   const int64_t groups = int64_t(p.group_start.size()) - 1;
   if (groups <= 0) return;
   const double total = p.group_cum_work.back();
   const bool prefetch_a = p.prefetch_a;
+  // Thread t's packed row strip (PackedARows): shared by the column strips that meet it when A is
+  // stationary over the whole reduction; else each visit packs its own (panels = 0).
+  const int64_t per_thread = p.plan.m * p.plan.k + 8;
+  const int64_t panels = schedule::rows_oriented(p.plan.order) && p.plan.k == p.plan.shape.K
+                             ? (p.plan.shape.N + kGemmNR - 1) / kGemmNR
+                             : 0;
+  auto rows_of = [&](int t) {
+    PackedARows r;
+    if (scratch) r.buf = scratch + t * per_thread, r.capacity = per_thread, r.panels = panels;
+    return r;
+  };
 
   // Visits of groups [g0, g1), in sequence order. A C tile's first visit (k0 == 0) overwrites it
   // (adds to it with accumulate).
-  auto run = [&](int64_t g0, int64_t g1) {
+  auto run = [&](int64_t g0, int64_t g1, PackedARows* rows) {
     for (int64_t v = p.group_start[g0]; v < p.group_start[g1]; ++v) {
       const schedule::TileVisit& t = p.seq[v];
       const int64_t j0 = t.j0;
       gemm_f32_tile(a, lda, p.strips[p.strip[v]], t.i0, t.i1, 0, t.j1 - j0, t.k0, t.k1, c + j0, ldc,
-                    bias ? bias + j0 : nullptr, act, accumulate || t.k0 > 0, prefetch_a, residual ? residual + j0 : nullptr, ldc);
+                    bias ? bias + j0 : nullptr, act, accumulate || t.k0 > 0, prefetch_a, residual ? residual + j0 : nullptr,
+                    ldc, scratch ? rows : nullptr);
     }
   };
 
   const int threads = omp_in_parallel() ? 1 : p.plan.threads;
   const int64_t mr = p.plan.m_step;
   if (threads <= 1 || 2.0 * total < kMinParallelFlops) {
-    run(0, groups);
+    PackedARows rows = rows_of(0);
+    run(0, groups, &rows);
     return;
   }
   if (groups < 8 * int64_t(threads)) {
@@ -104,6 +122,7 @@ void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, flo
 #pragma omp parallel num_threads(threads)
     {
       const int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
+      PackedARows arows = rows_of(int(t));
       for (size_t v = 0; v < p.seq.size(); ++v) {
         const schedule::TileVisit& tv = p.seq[v];
         const int64_t rows = tv.i1 - tv.i0, cols = tv.j1 - tv.j0;
@@ -120,7 +139,7 @@ void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, flo
         if (r0 < r1 && c0 < c1)
           gemm_f32_tile(a, lda, p.strips[p.strip[v]], r0, r1, c0, c1, tv.k0, tv.k1, c + tv.j0, ldc,
                         bias ? bias + tv.j0 : nullptr, act, accumulate || tv.k0 > 0, prefetch_a,
-                        residual ? residual + tv.j0 : nullptr, ldc);
+                        residual ? residual + tv.j0 : nullptr, ldc, scratch ? &arows : nullptr);
       }
     }
     return;
@@ -138,7 +157,8 @@ void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, flo
              p.group_cum_work.begin();
     };
     const int64_t g0 = start(t), g1 = start(t + 1);
-    if (g0 < g1) run(g0, g1);
+    PackedARows rows = rows_of(t);
+    if (g0 < g1) run(g0, g1, &rows);
   }
 }
 

@@ -63,13 +63,19 @@ struct PointwiseScan {
 PointwiseScan pack_pointwise_scan(int64_t M, int64_t K, int64_t N, const float* b, int64_t ldb,
                                   int64_t S, schedule::TileOrder order, int threads = 1);
 
+// Scratch pointwise_scan_f32 packs A's row strips into (floats): per thread, one tile of A (the
+// plan's m x k) and 8. A row strip the walk meets for several column strips (k = K, A stationary:
+// RowMajor and ScanRows) is then packed once for all of them (gemm.h, PackedARows).
+int64_t pointwise_scan_scratch_floats(const PointwiseScan& p);
+
 // C (row stride ldc) = act(A (row stride lda) . B + bias [+ residual]), A having the plan's M rows.
 // bias is nullable (length N); residual is nullable, laid out like C (a fused residual Add, added
 // in each tile's epilogue). With accumulate, C holds a summand on entry: C = act(C + A . B + bias)
 // (a residual already in C: the conv writing over its residual, conv2d_nhwc). Runs with the plan's
-// threads (1 inside a parallel region), whatever the OpenMP setting; needs no scratch.
+// threads (1 inside a parallel region), whatever the OpenMP setting. scratch (nullable: every visit
+// packs its rows of A itself): pointwise_scan_scratch_floats(p) floats.
 void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, float* c, int64_t ldc,
                         const float* bias, const Activation& act, const float* residual = nullptr,
-                        bool accumulate = false);
+                        bool accumulate = false, float* scratch = nullptr);
 
 }  // namespace locus::kernels
