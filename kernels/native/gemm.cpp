@@ -107,7 +107,7 @@ void edge_tile(GemmMicroKernel fn, int64_t pw, int64_t mr, int64_t nr, int64_t k
 const GemmConfig& gemm_config(Isa isa) {
   static const GemmConfig kAvx512{f32_gemm_12x32_avx512f, 12, NR, 2, f32_gemm_12x32_stream_avx512f,
                                   f32_gemm_12x24_avx512f, f32_gemm_12x8_avx2, 12};
-  static const GemmConfig kAvx2{f32_gemm_6x16_avx2, 6,  NR, 1, nullptr, nullptr, f32_gemm_12x8_avx2, 12,
+  static const GemmConfig kAvx2{f32_gemm_6x16_avx2, 6, NR, 1, nullptr, nullptr, f32_gemm_12x8_avx2, 12,
                                 f32_gemm_6x16_packa_avx2, f32_pack_a_6_avx2, true, f32_gemm_6x16_prefetch_avx2};
   static const GemmConfig kGeneric{f32_gemm_4x16_generic, 4, NR, 1, nullptr, nullptr, f32_gemm_4x8_generic, 4};
   switch (isa) {
@@ -201,8 +201,8 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
     alignas(64) float stack_pack[kPackRows * kMaxKC + 8];  // 96 KiB of stack
     for (int64_t g0 = m0, g1; g0 < m1; g0 = g1) {
       g1 = m1;
-      // The group's packed rows: in the shared buffer (k block after k block, each row-major by
-      // tile), or on the stack.
+      // The group's packed rows: in the shared buffer (k block after k block; in each, tile after
+      // tile, each k-major), or on the stack.
       float* const apack = shared_rows ? rows->buf + off * (m1 - m0) + (g0 - m0) * kc : stack_pack;
       if (pack) {
         int64_t mr;

@@ -33,8 +33,8 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
 // that read the same rows over the same k range (a Scan walk's row strip met by several column
 // strips): the first call packs them into buf, the later ones find them there, so a strip is packed
 // once however narrow its column tiles. The caller provides buf (capacity floats: rows x k range +
-// 8 at least, else the call packs as it would without) and calls reset() whenever A's contents may
-// have changed (every run).
+// 8 at least, else the call packs as it would without) and starts from an empty one (a == nullptr)
+// whenever A's contents may have changed (every run).
 struct PackedARows {
   float* buf = nullptr;
   int64_t capacity = 0;
@@ -42,7 +42,6 @@ struct PackedARows {
   // What buf holds: rows [i0, i1) x columns [k0, k1) of the A at a (row stride lda); a == nullptr: nothing.
   const float* a = nullptr;
   int64_t lda = 0, i0 = 0, i1 = 0, k0 = 0, k1 = 0;
-  void reset() { a = nullptr; }
 };
 
 // One cache tile, run serially on the calling thread: C[i0:i1, j0:j1] = (accumulate ? C : 0) +
