@@ -21,7 +21,7 @@ constexpr int64_t kMaxKC = 256;           // B panel block: 256 x 16 floats = 16
 constexpr int64_t kMTilesPerBlock = 16;   // M block = 16 micro-tiles (96 rows for 6x16)
 constexpr double kMinParallelFlops = 2e5; // below this, threading costs more than it saves
 constexpr int64_t kMaxMR = 12;
-// A larger than this is assumed to come from beyond L2 and is software-prefetched (prefetch_rows).
+// A larger than this is assumed to come from beyond L2 and is software-prefetched (gemm_prefetch_rows).
 constexpr int64_t kPrefetchMinABytes = 512 * 1024;
 // B streaming (stream_b): at most this many rows of A share each line of B, and B at least this large.
 constexpr int64_t kStreamMaxRows = 64;
@@ -61,19 +61,6 @@ int64_t panel_width(int64_t N, int64_t p, int64_t panels) {
 int64_t next_rows(int64_t left, int64_t MR) {
   if (left > MR && left < MR + (MR + 1) / 2) return (left + 1) / 2;
   return std::min(MR, left);
-}
-
-// Software prefetch of the A rows [m, m + rows) over columns [k0, k0 + kc), one touch per cache
-// line: issued for the next row group while the current one computes, because a row group touches
-// a few dozen fresh lines of A (K floats per row) and the hardware prefetchers alone leave the kernel
-// waiting on memory when A does not fit in the caches (measured at M=25088 K=144 N=24, one thread: 54 -> 76 GFLOP/s).
-inline void prefetch_rows(const float* a, int64_t lda, int64_t rows, int64_t k0, int64_t kc) {
-  constexpr int64_t kLine = 64 / sizeof(float);
-  for (int64_t i = 0; i < rows; ++i) {
-    const float* r = a + i * lda + k0;
-    for (int64_t k = 0; k < kc; k += kLine) __builtin_prefetch(r + k, 0, 3);
-    __builtin_prefetch(r + kc - 1, 0, 3);
-  }
 }
 
 // One micro-tile whose N extent nr is less than the panel width pw: runs the kernel on a pw-wide
@@ -162,10 +149,14 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
   const int64_t kspan = kb1 - kb0;
   const int64_t k_blocks = std::max<int64_t>(1, ceil_div(kspan, kMaxKC));
   const int64_t kc_step = std::max<int64_t>(1, ceil_div(kspan, k_blocks));
+  // Whether packing A pays: the plain wide kernel runs and at least kPackMinPanels panels share
+  // each packed tile.
+  auto packing_pays = [&](int64_t sharing_panels) {
+    return kern.pack_a && sharing_panels >= kPackMinPanels && !first_tile_streams && wide == kern.wide;
+  };
   // Packed rows shared with the caller's other calls (PackedARows): used when the panels sharing
   // them repay a packing and they fit; `cached` when an earlier call packed these very rows.
-  const bool shared_rows = rows && kern.pack_a && rows->panels >= kPackMinPanels && !first_tile_streams &&
-                           wide == kern.wide && (m1 - m0) * kspan + 8 <= rows->capacity;
+  const bool shared_rows = rows && packing_pays(rows->panels) && (m1 - m0) * kspan + 8 <= rows->capacity;
   const bool cached = shared_rows && rows->a == a && rows->lda == lda && rows->i0 == m0 && rows->i1 == m1 &&
                       rows->k0 == kb0 && rows->k1 == kb1;
   if (shared_rows && !cached) *rows = {rows->buf, rows->capacity, rows->panels, a, lda, m0, m1, kb0, kb1};
@@ -196,8 +187,7 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
     // Packed A where a row tile meets enough panels (GemmConfig::pack_a): rows in groups of at
     // most kPackRows, each group's tiles packed once per k block, then every chunk of panels over
     // them. The packed rows sit in L2 like A itself, but each tile is read as one stream.
-    const bool pack =
-        shared_rows || (kern.pack_a && pairs_end - p0 >= kPackMinPanels && !first_tile_streams && wide == kern.wide);
+    const bool pack = shared_rows || packing_pays(pairs_end - p0);
     alignas(64) float stack_pack[kPackRows * kMaxKC + 8];  // 96 KiB of stack
     for (int64_t g0 = m0, g1; g0 < m1; g0 = g1) {
       g1 = m1;
@@ -226,7 +216,7 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
             continue;
           }
           if (prefetching && m + mr < m1)
-            prefetch_rows(a + (m + mr) * lda, lda, std::min(kern.mr, m1 - m - mr), k0, kc);
+            gemm_prefetch_rows(a + (m + mr) * lda, lda, std::min(kern.mr, m1 - m - mr), k0, kc);
           const GemmMicroKernel fn = m == m0 && first_tile_streams ? kern.stream
                                      : prefetching && mr > kern.mr   ? kern.wide_prefetch
                                                                      : wide;
@@ -253,7 +243,7 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
       for (int64_t m = m0, mr; m < m1; m += mr) {
         mr = next_rows(m1 - m, MR);
         if (prefetch_a && full_end == p0 && m + mr < m1)
-          prefetch_rows(a + (m + mr) * lda, lda, std::min(MR, m1 - m - mr), k0, kc);
+          gemm_prefetch_rows(a + (m + mr) * lda, lda, std::min(MR, m1 - m - mr), k0, kc);
         const float* ap = a + m * lda + k0;
         float* cp = c + m * ldc + n0;
         if (residual) ep.residual = residual + m * ldr + n0, ep.ldr = ldr;

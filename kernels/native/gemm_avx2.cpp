@@ -153,7 +153,7 @@ void dispatch_pack(int64_t mr, int64_t kc, const float* a, int64_t lda, float* d
 // Rows beyond 6 (the driver's run of whole tiles, GemmConfig::multi_tile): 6-row tiles down the
 // rows, A advancing 6 rows (strided) or 6 x kc floats (packed: tile after tile), C and the residual 6
 // rows, then the last mr <= 6 rows as one tile. Prefetch (strided A only): before each tile, the
-// next tile's rows of A are prefetched, one touch per line (gemm.cpp's prefetch_rows).
+// next tile's rows of A are prefetched (gemm_prefetch_rows).
 template <bool Packed, bool Prefetch = false>
 void rows_6x16(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride,
                float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
@@ -162,14 +162,7 @@ void rows_6x16(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, 
   if (ep) e = *ep;
   const Epilogue* epp = ep ? &e : nullptr;
   for (; mr > 6; mr -= 6) {
-    if constexpr (Prefetch) {
-      constexpr int64_t kLine = 64 / sizeof(float);
-      const float* next = a + 6 * lda;
-      for (int64_t i = 0; i < std::min<int64_t>(6, mr - 6); ++i) {
-        for (int64_t k = 0; k < kc; k += kLine) __builtin_prefetch(next + i * lda + k, 0, 3);
-        __builtin_prefetch(next + i * lda + kc - 1, 0, 3);
-      }
-    }
+    if constexpr (Prefetch) gemm_prefetch_rows(a + 6 * lda, lda, std::min<int64_t>(6, mr - 6), 0, kc);
     tiles<6, 2, Packed>(np, kc, a, lda, w, w_stride, c, ldc, load_c, epp);
     a += Packed ? 6 * kc : 6 * lda;
     c += 6 * ldc;

@@ -25,6 +25,20 @@ inline constexpr int64_t kGemmNR = 16;
 inline constexpr int64_t kGemmNarrowNR = 8;
 
 
+// Software prefetch of the A rows [0, rows) (row stride lda) over columns [k0, k0 + kc), one touch
+// per cache line: issued for the next row group while the current one computes, because a row group
+// touches a few dozen fresh lines of A (K floats per row) and the hardware prefetchers alone leave
+// the kernel waiting on memory when A does not fit in the caches (measured at M=25088 K=144 N=24,
+// one thread: 54 -> 76 GFLOP/s). The GEMM driver (gemm.cpp) and f32_gemm_6x16_prefetch_avx2 use it.
+inline void gemm_prefetch_rows(const float* a, int64_t lda, int64_t rows, int64_t k0, int64_t kc) {
+  constexpr int64_t kLine = 64 / sizeof(float);
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* r = a + i * lda + k0;
+    for (int64_t k = 0; k < kc; k += kLine) __builtin_prefetch(r + k, 0, 3);
+    __builtin_prefetch(r + kc - 1, 0, 3);
+  }
+}
+
 // np >= 1 register tiles side by side (the same A rows, np consecutive panels of the same width):
 // panel p's weights start at w + p * w_stride, its C columns at c + p * NR, its bias at
 // ep->bias + p * NR. One call per row group amortises the call and row setup over the panels.
@@ -44,7 +58,7 @@ void f32_gemm_6x16_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int6
     const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep);
 void f32_gemm_12x8_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
     const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep);
-// Both 6x16 kernels take mr > 6 (GemmConfig::multi_tile): 6-row tiles down the rows, then the last
+// The 6x16 kernels below take mr > 6 (GemmConfig::multi_tile): 6-row tiles down the rows, then the last
 // mr % 6 (or 6) rows. On a Zen 3 core, one call per run of tiles instead of one per tile: 1.01-1.14x
 // on MobileNetV2's 1x1 shapes (most where K and N are small: 12544x32x16).
 // f32_gemm_6x16_avx2 prefetching, before each 6-row tile of a run, the next tile's rows of A (for

@@ -66,11 +66,14 @@ PointwiseScan pack_pointwise_scan(int64_t M, int64_t K, int64_t N, const float* 
   p.group_start.push_back(int64_t(p.seq.size()));
   p.group_cum_work.push_back(work);
   p.prefetch_a = gemm_prefetch_a(M, K);
+  p.a_rows_floats = p.plan.m * p.plan.k + 8;
+  p.a_rows_panels =
+      schedule::rows_oriented(p.plan.order) && p.plan.k == K ? (N + kGemmNR - 1) / kGemmNR : 0;
   return p;
 }
 
 int64_t pointwise_scan_scratch_floats(const PointwiseScan& p) {
-  return int64_t(std::max(p.plan.threads, 1)) * (p.plan.m * p.plan.k + 8);
+  return int64_t(std::max(p.plan.threads, 1)) * p.a_rows_floats;
 }
 
 void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, float* c, int64_t ldc,
@@ -80,15 +83,10 @@ void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, flo
   if (groups <= 0) return;
   const double total = p.group_cum_work.back();
   const bool prefetch_a = p.prefetch_a;
-  // Thread t's packed row strip (PackedARows): shared by the column strips that meet it when A is
-  // stationary over the whole reduction; else each visit packs its own (panels = 0).
-  const int64_t per_thread = p.plan.m * p.plan.k + 8;
-  const int64_t panels = schedule::rows_oriented(p.plan.order) && p.plan.k == p.plan.shape.K
-                             ? (p.plan.shape.N + kGemmNR - 1) / kGemmNR
-                             : 0;
+  // Thread t's packed row strip (PackedARows, sized and decided at pack time), empty every run.
   auto rows_of = [&](int t) {
     PackedARows r;
-    if (scratch) r.buf = scratch + t * per_thread, r.capacity = per_thread, r.panels = panels;
+    if (scratch) r.buf = scratch + t * p.a_rows_floats, r.capacity = p.a_rows_floats, r.panels = p.a_rows_panels;
     return r;
   };
 

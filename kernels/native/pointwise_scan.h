@@ -57,6 +57,11 @@ struct PointwiseScan {
   std::vector<int64_t> group_start;    // visits of C tile g: [group_start[g], group_start[g + 1])
   std::vector<double> group_cum_work;  // MACs of C tiles before g (size groups + 1)
   bool prefetch_a = false;             // gemm_prefetch_a(M, K): A comes from beyond L2
+  // Packed rows of A (PackedARows): floats per thread (one tile of A and 8), and the panels of B
+  // that share a packed row strip: all of N's where the walk keeps A stationary over the whole
+  // reduction (RowMajor, ScanRows with k = K), else 0 (each visit packs its own).
+  int64_t a_rows_floats = 0;
+  int64_t a_rows_panels = 0;
 };
 
 // B is K x N row-major with row stride ldb (b[k * ldb + n]).
