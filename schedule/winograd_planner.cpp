@@ -58,7 +58,10 @@ Variant plan_variant(const WinogradConvShape& s, int64_t m, RegisterTile rt, int
     // Blocks run concurrently on `threads` cores, each with its own L2; the weights are shared.
     double traffic = 0;
     if (w_bytes > double(l2_bytes)) traffic += double(blocks - 1) * w_bytes;
-    if (block_bytes > double(l2_bytes) / 2) traffic += 2.0 * double(blocks) * block_bytes;
+    // A block that does not fit moves three times: the transforms' stores fetch their lines
+    // (write-allocate), the lines are written back when evicted, and the GEMMs / output transform
+    // read them back. Re-read weights move once (clean lines, streamed by the prefetcher).
+    if (block_bytes > double(l2_bytes) / 2) traffic += 3.0 * double(blocks) * block_bytes;
     return overlapped(gemm + transforms + kFlopsPerByte * traffic, threads, w_bytes, l2_bytes);
   };
   int64_t best = v.tiles;

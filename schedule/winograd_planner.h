@@ -16,8 +16,10 @@
 //             (the last block at that of its remainder), plus the transforms (per tile and input
 //             channel ~300 operations for F(4x4), ~90 for F(2x2); per tile and output channel ~200 and
 //             ~60; at a quarter of the FMA rate: adds and loads, not FMAs), plus the traffic beyond
-//             L2: a block's transformed input and output (a^2 T (C + OC) floats) when they do not fit,
-//             and the packed weights re-read by every block after the first when they do not fit.
+//             L2: a block's transformed input and output (a^2 T (C + OC) floats) when they do not fit
+//             (three transfers per byte: the line fetched for the store, written back, read again),
+//             and the packed weights re-read by every block after the first when they do not fit
+//             (one transfer: clean lines, streamed).
 //   Both: the arithmetic runs on `threads` cores (its time divided by them), while the weights'
 //             first read, when they exceed half the L2, comes from memory, whose bandwidth the threads share (kDramFlopsPerByte:
 //             one core's peak over one core's memory bandwidth, ~260 GFLOP/s over ~26 GB/s); the
