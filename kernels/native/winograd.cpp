@@ -29,12 +29,26 @@ Fns fns_for(Isa isa) {
   return {winograd_input_tile_generic, winograd_output_tile_generic};
 }
 
-int64_t per_block_floats(const WinogradConv& p) { return p.plan.alpha2() * p.plan.block * (p.C + p.OC); }
+// Floats from one transformed matrix (xi) of a block to the next, for nt tiles of ch channels: whole
+// 64-byte lines, an odd number of them. A tile's transform touches the same offset in all a^2
+// matrices; with an even line stride those fall into few L1 sets (at nt = 12, ch = 64: 48 lines, so
+// the 36 matrices share 4 set offsets, 9 lines per 8-way set) and evict each other. With an odd
+// stride they fall into distinct sets. Measured on ResNet-50's 56x56x64 layers (one process, 1
+// thread, 4 runs): 0.01-0.13 ms less per layer (of 1.1-1.3).
+int64_t plane_stride(int64_t nt, int64_t ch) {
+  constexpr int64_t kLine = 64 / sizeof(float);
+  const int64_t lines = (nt * ch + kLine - 1) / kLine;
+  return (lines | 1) * kLine;
+}
+int64_t per_block_floats(const WinogradConv& p) {
+  return p.plan.alpha2() * (plane_stride(p.plan.block, p.C) + plane_stride(p.plan.block, p.OC));
+}
 
 bool whole_blocks(const WinogradConv& p, int nt) { return nt > 1 && p.plan.blocks >= 2 * nt; }
 
-// Tiles [t0, t0 + nt) of the block in scratch (v: a^2 x nt x C, m: a^2 x nt x OC), the loops split
-// over the calling team when `shared` (inside a parallel region), else run by this thread.
+// Tiles [t0, t0 + nt) of the block in scratch (v: a^2 matrices nt x C, m: a^2 matrices nt x OC, each
+// plane_stride apart), the loops split over the calling team when `shared` (inside a parallel
+// region), else run by this thread.
 void run_block(const WinogradConv& p, const Fns& f, const float* in, const float* residual, float* out, int64_t t0,
                int64_t nt, float* v, float* m, bool shared) {
   const int64_t per_image = p.plan.tiles_h * p.plan.tiles_w;
@@ -51,12 +65,12 @@ void run_block(const WinogradConv& p, const Fns& f, const float* in, const float
         t.src[r * a + k] = ih >= 0 && ih < p.H && iw >= 0 && iw < p.W ? img + (ih * p.W + iw) * p.C : p.zeros.data();
       }
     t.dst = v + i * p.C;
-    t.xi_stride = nt * p.C;
+    t.xi_stride = plane_stride(nt, p.C);
     t.channels = p.C;
     f.in(t);
   };
   auto gemm = [&](int64_t xi) {
-    gemm_f32_tile(v + xi * nt * p.C, p.C, p.u[size_t(xi)], 0, nt, 0, p.OC, 0, p.C, m + xi * nt * p.OC, p.OC, nullptr,
+    gemm_f32_tile(v + xi * plane_stride(nt, p.C), p.C, p.u[size_t(xi)], 0, nt, 0, p.OC, 0, p.C, m + xi * plane_stride(nt, p.OC), p.OC, nullptr,
                   Activation{}, false);
   };
   auto output = [&](int64_t i) {
@@ -64,7 +78,7 @@ void run_block(const WinogradConv& p, const Fns& f, const float* in, const float
     WinogradOutputTile t;
     t.m = int(kT);
     t.src = m + i * p.OC;
-    t.xi_stride = nt * p.OC;
+    t.xi_stride = plane_stride(nt, p.OC);
     t.channels = p.OC;
     t.bias = p.bias.data();
     t.ep = act_ep.has_act() ? &act_ep : nullptr;
@@ -155,7 +169,7 @@ void winograd_conv_nhwc(const WinogradConv& p, const float* in, const float* res
     for (int64_t b = 0; b < blocks; ++b) {
       float* v = scratch + omp_get_thread_num() * per;
       const int64_t n = span(b);
-      run_block(p, f, in, residual, out, b * T, n, v, v + p.plan.alpha2() * n * p.C, false);
+      run_block(p, f, in, residual, out, b * T, n, v, v + p.plan.alpha2() * plane_stride(n, p.C), false);
     }
     return;
   }
@@ -163,13 +177,13 @@ void winograd_conv_nhwc(const WinogradConv& p, const float* in, const float* res
 #pragma omp parallel num_threads(nt)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t n = span(b);
-      run_block(p, f, in, residual, out, b * T, n, scratch, scratch + p.plan.alpha2() * n * p.C, true);
+      run_block(p, f, in, residual, out, b * T, n, scratch, scratch + p.plan.alpha2() * plane_stride(n, p.C), true);
     }
     return;
   }
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t n = span(b);
-    run_block(p, f, in, residual, out, b * T, n, scratch, scratch + p.plan.alpha2() * n * p.C, false);
+    run_block(p, f, in, residual, out, b * T, n, scratch, scratch + p.plan.alpha2() * plane_stride(n, p.C), false);
   }
 }
 
