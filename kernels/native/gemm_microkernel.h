@@ -117,6 +117,11 @@ struct GemmConfig {
   // With multi_tile: `wide` prefetching the next tile's rows of A within a run, for the driver's
   // first pass over an A it prefetches (nullptr: tile by tile there).
   GemmMicroKernel wide_prefetch = nullptr;
+  // Packed B per micro-kernel call, in bytes (at least the kernel's own panels): the driver runs
+  // a row group over the panels of one chunk of this size, then the next chunk. 16 KiB (half the
+  // L1) keeps the chunk in L1 across the row tiles; larger chunks read B from L2, behind the
+  // prefetchers, and pass over the group's A and C fewer times.
+  int64_t chunk_b_bytes = 16 * 1024;
 };
 // Avx512: f32_gemm_12x32_avx512f (12 x 32 over two panels); Avx2: f32_gemm_6x16_avx2 (6 x 16); Generic:
 // f32_gemm_4x16_generic (4 x 16).
