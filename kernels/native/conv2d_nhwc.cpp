@@ -78,6 +78,10 @@ void parallel_rows(const PackedConv2d& p, int64_t rows, const F& fn) {
 
 bool is_strided(const Conv2dShape& s) { return s.SH != 1 || s.SW != 1; }
 
+// Floats of scratch a planned strided 1x1 conv gathers its input pixels into (0 unstrided); the
+// scan's packed rows of A follow them.
+int64_t gathered_floats(const Conv2dShape& s) { return is_strided(s) ? s.N * s.OH * s.OW * s.C : 0; }
+
 // residual (nullable; then act is the activation after the Add and p.act is none) is added in the
 // GEMM's epilogue where the path allows it (G = 1: the planned scan, or one GEMM at stride 1); the
 // return value says whether it was.
@@ -90,7 +94,7 @@ bool conv_1x1(const PackedConv2d& p, const float* in, float* out, float* scratch
   const bool fuse = (residual != nullptr || accumulate) && p.act.kind == ActKind::None;
   if (p.scan) {  // with a cache plan (G = 1): stride 1 reads the input as is, strided gathers first
     const float* a = in;
-    float* strips = scratch + (is_strided(s) ? s.N * s.OH * s.OW * s.C : 0);  // packed rows of A
+    float* strips = scratch + gathered_floats(s);  // packed rows of A
     if (is_strided(s)) {
       // The input pixels the conv reads, as rows of C floats in output order: the GEMM's A
       // (N*OH*OW x C), contiguous in scratch.
@@ -356,8 +360,7 @@ PackedConv2d pack_conv2d(const Conv2dShape& s, const float* w_oihw, const float*
 }
 
 int64_t conv2d_scratch_floats(const PackedConv2d& p) {
-  // the gathered pixels (strided), then the scan's packed rows of A
-  if (p.scan) return (is_strided(p.s) ? p.s.N * p.s.OH * p.s.OW * p.s.C : 0) + pointwise_scan_scratch_floats(*p.scan);
+  if (p.scan) return gathered_floats(p.s) + pointwise_scan_scratch_floats(*p.scan);
   if (p.path != ConvPath::General || is_direct_1x1(p.s)) return 0;
   const int64_t kg = p.s.KH * p.s.KW * (p.s.C / p.s.G);
   return int64_t(p.threads) * im2col_block_pixels(p.s) * kg;

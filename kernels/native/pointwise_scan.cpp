@@ -83,7 +83,8 @@ void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, flo
   if (groups <= 0) return;
   const double total = p.group_cum_work.back();
   const bool prefetch_a = p.prefetch_a;
-  // Thread t's packed row strip (PackedARows, sized and decided at pack time), empty every run.
+  // Thread t's packed row strip (PackedARows, sized and decided at pack time), empty every run;
+  // without scratch it has no buffer, and every visit packs its own rows.
   auto rows_of = [&](int t) {
     PackedARows r;
     if (scratch) r.buf = scratch + t * p.a_rows_floats, r.capacity = p.a_rows_floats, r.panels = p.a_rows_panels;
@@ -98,7 +99,7 @@ void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, flo
       const int64_t j0 = t.j0;
       gemm_f32_tile(a, lda, p.strips[p.strip[v]], t.i0, t.i1, 0, t.j1 - j0, t.k0, t.k1, c + j0, ldc,
                     bias ? bias + j0 : nullptr, act, accumulate || t.k0 > 0, prefetch_a, residual ? residual + j0 : nullptr,
-                    ldc, scratch ? rows : nullptr);
+                    ldc, rows);
     }
   };
 
@@ -137,7 +138,7 @@ void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, flo
         if (r0 < r1 && c0 < c1)
           gemm_f32_tile(a, lda, p.strips[p.strip[v]], r0, r1, c0, c1, tv.k0, tv.k1, c + tv.j0, ldc,
                         bias ? bias + tv.j0 : nullptr, act, accumulate || tv.k0 > 0, prefetch_a,
-                        residual ? residual + tv.j0 : nullptr, ldc, scratch ? &arows : nullptr);
+                        residual ? residual + tv.j0 : nullptr, ldc, &arows);
       }
     }
     return;

@@ -46,13 +46,15 @@ int64_t per_block_floats(const WinogradConv& p) {
 
 bool whole_blocks(const WinogradConv& p, int nt) { return nt > 1 && p.plan.blocks >= 2 * nt; }
 
-// Tiles [t0, t0 + nt) of the block in scratch (v: a^2 matrices nt x C, m: a^2 matrices nt x OC, each
-// plane_stride apart), the loops split over the calling team when `shared` (inside a parallel
+// Tiles [t0, t0 + nt) of the block in scratch (v: a^2 matrices nt x C, then m: a^2 matrices nt x OC,
+// each plane_stride apart), the loops split over the calling team when `shared` (inside a parallel
 // region), else run by this thread.
 void run_block(const WinogradConv& p, const Fns& f, const float* in, const float* residual, float* out, int64_t t0,
-               int64_t nt, float* v, float* m, bool shared) {
+               int64_t nt, float* v, bool shared) {
   const int64_t per_image = p.plan.tiles_h * p.plan.tiles_w;
   const int64_t kT = p.plan.m, a = p.plan.alpha(), kA = p.plan.alpha2();
+  const int64_t vs = plane_stride(nt, p.C), ms = plane_stride(nt, p.OC);
+  float* const m = v + kA * vs;
   const Epilogue act_ep = epilogue_for(p.act);
   auto input = [&](int64_t i) {
     const int64_t g = t0 + i, n = g / per_image, th = (g % per_image) / p.plan.tiles_w, tw = g % p.plan.tiles_w;
@@ -65,12 +67,12 @@ void run_block(const WinogradConv& p, const Fns& f, const float* in, const float
         t.src[r * a + k] = ih >= 0 && ih < p.H && iw >= 0 && iw < p.W ? img + (ih * p.W + iw) * p.C : p.zeros.data();
       }
     t.dst = v + i * p.C;
-    t.xi_stride = plane_stride(nt, p.C);
+    t.xi_stride = vs;
     t.channels = p.C;
     f.in(t);
   };
   auto gemm = [&](int64_t xi) {
-    gemm_f32_tile(v + xi * plane_stride(nt, p.C), p.C, p.u[size_t(xi)], 0, nt, 0, p.OC, 0, p.C, m + xi * plane_stride(nt, p.OC), p.OC, nullptr,
+    gemm_f32_tile(v + xi * vs, p.C, p.u[size_t(xi)], 0, nt, 0, p.OC, 0, p.C, m + xi * ms, p.OC, nullptr,
                   Activation{}, false);
   };
   auto output = [&](int64_t i) {
@@ -78,7 +80,7 @@ void run_block(const WinogradConv& p, const Fns& f, const float* in, const float
     WinogradOutputTile t;
     t.m = int(kT);
     t.src = m + i * p.OC;
-    t.xi_stride = plane_stride(nt, p.OC);
+    t.xi_stride = ms;
     t.channels = p.OC;
     t.bias = p.bias.data();
     t.ep = act_ep.has_act() ? &act_ep : nullptr;
@@ -169,7 +171,7 @@ void winograd_conv_nhwc(const WinogradConv& p, const float* in, const float* res
     for (int64_t b = 0; b < blocks; ++b) {
       float* v = scratch + omp_get_thread_num() * per;
       const int64_t n = span(b);
-      run_block(p, f, in, residual, out, b * T, n, v, v + p.plan.alpha2() * plane_stride(n, p.C), false);
+      run_block(p, f, in, residual, out, b * T, n, v, false);
     }
     return;
   }
@@ -177,13 +179,13 @@ void winograd_conv_nhwc(const WinogradConv& p, const float* in, const float* res
 #pragma omp parallel num_threads(nt)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t n = span(b);
-      run_block(p, f, in, residual, out, b * T, n, scratch, scratch + p.plan.alpha2() * plane_stride(n, p.C), true);
+      run_block(p, f, in, residual, out, b * T, n, scratch, true);
     }
     return;
   }
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t n = span(b);
-    run_block(p, f, in, residual, out, b * T, n, scratch, scratch + p.plan.alpha2() * plane_stride(n, p.C), false);
+    run_block(p, f, in, residual, out, b * T, n, scratch, false);
   }
 }
 
