@@ -280,6 +280,51 @@ TEST(GemmAvx2Tile, StridedAndPackedAgainstNaive) {
         }
 }
 
+// The AVX2 16 + 8 tile (f32_gemm_4x24_avx2: a 16-wide panel beside the 8-wide last one) against the
+// product written out here: every row count 1..4, runs of whole 4-row tiles with a whole or ragged
+// last one (8, 9, 13), several k counts, with and without loading C, and each epilogue part.
+TEST(GemmAvx2Tile, WideWithNarrowAgainstNaive) {
+  if (!has_avx2(detected_isa())) GTEST_SKIP() << "this CPU has no AVX2";
+  int i = 0;
+  for (int64_t mr : {1, 2, 3, 4, 5, 8, 9, 13})
+    for (int64_t kc : {1, 5, 16, 37}) {
+      const int64_t lda = kc + 3, ldc = 24 + 5, ldr = 24 + 2;
+      const auto a = random_floats(mr * lda, 950 + i), w16 = random_floats(kc * 16, 951 + i),
+                 w8 = random_floats(kc * 8, 952 + i);
+      const auto bias = random_floats(24, 953 + i), res = random_floats(mr * ldr, 954 + i);
+      const auto c0 = random_floats(mr * ldc, 955 + i);
+      const bool load_c = i % 2 == 1, with_bias = i % 3 != 0, with_res = i % 4 >= 2, clamp = i % 5 < 3;
+      Epilogue ep;
+      ep.bias = with_bias ? bias.data() : nullptr;
+      ep.residual = with_res ? res.data() : nullptr;
+      ep.ldr = ldr;
+      ep.clamp = clamp, ep.lo = -0.5f, ep.hi = 0.75f;
+      std::vector<float> c = c0;
+      f32_gemm_4x24_avx2(mr, kc, a.data(), lda, w16.data(), w8.data(), c.data(), ldc, load_c,
+                         with_bias || with_res || clamp ? &ep : nullptr);
+      std::vector<float> got;
+      std::vector<double> want, scale;
+      for (int64_t r = 0; r < mr; ++r)
+        for (int64_t n = 0; n < 24; ++n) {
+          double sum = load_c ? c0[r * ldc + n] : 0.0, sa = std::fabs(sum);
+          for (int64_t k = 0; k < kc; ++k) {
+            const double wv = n < 16 ? w16[k * 16 + n] : w8[k * 8 + n - 16];
+            const double t = double(a[r * lda + k]) * wv;
+            sum += t, sa += std::fabs(t);
+          }
+          if (with_bias) sum += bias[n], sa += std::fabs(bias[n]);
+          if (with_res) sum += res[r * ldr + n], sa += std::fabs(res[r * ldr + n]);
+          if (clamp) sum = std::min(0.75, std::max(-0.5, sum));
+          got.push_back(c[r * ldc + n]), want.push_back(sum), scale.push_back(sa);
+        }
+      expect_close(got, want, scale, "4x24 mr=" + std::to_string(mr) + " kc=" + std::to_string(kc));
+      for (int64_t r = 0; r < mr; ++r)
+        for (int64_t n = 24; n < ldc; ++n) ASSERT_EQ(c[r * ldc + n], c0[r * ldc + n]) << "wrote past the tile";
+      ++i;
+      if (HasFailure()) return;
+    }
+}
+
 TEST_P(GemmTest, PackedRowGroupsAcrossPanelsAndKBlocks) {
   // At least 6 full panels, so the AVX2 driver packs A: row counts over one and two 96-row groups
   // with every remainder the tile split gives, K in one and two k blocks, a ragged last panel.

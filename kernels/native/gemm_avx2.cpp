@@ -3,6 +3,8 @@
 //   f32_gemm_6x16_packa_avx2   the same tile reading A packed k-major (f32_pack_a_6_avx2): every
 //                              broadcast is one pointer plus a constant offset
 //   f32_gemm_12x8_avx2         12 rows x 8 columns: 12 ymm accumulators, 1 B load + 12 broadcasts per k
+//   f32_gemm_4x24_avx2         4 rows x (16 + 8) columns, a 16-wide panel beside the 8-wide last one:
+//                              12 ymm accumulators, 3 B loads + 4 broadcasts per k
 // Both are one template, instantiated for every row count 1..MR, so a ragged last row tile costs
 // in proportion to its rows (no rows are computed twice).
 #include <immintrin.h>
@@ -111,6 +113,78 @@ void dispatch(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, c
          ...);
 }
 
+// C[R x 24] = (load_c ? C : 0) + A[R x kc] . [W16 | W8] (+ epilogue): a 16-wide panel (16 floats per
+// k) and the 8-wide last panel (8 per k) in one register tile, so that a B of N = 16 j + 8 columns
+// is not finished by a second pass over A with the broadcast-bound 12x8 tile. The epilogue's bias
+// and residual columns run on from the wide panel's (col).
+template <int R>
+__attribute__((always_inline)) inline void tile_16_8(int64_t kc, const float* __restrict a, int64_t lda,
+                                                     const float* __restrict w16, const float* __restrict w8,
+                                                     float* __restrict c, int64_t ldc, bool load_c,
+                                                     const Epilogue* ep) {
+  static_assert(R >= 1 && R <= 4);
+  constexpr int V = 3;  // ymm columns: [0, 8), [8, 16) from w16, [16, 24) from w8
+  __m256 acc[R][V];
+  const bool bias_first = !load_c && ep && ep->bias;
+  if (load_c) {
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 3
+      for (int v = 0; v < V; ++v) acc[i][v] = _mm256_loadu_ps(c + i * ldc + 8 * v);
+  } else {
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 3
+      for (int v = 0; v < V; ++v) acc[i][v] = bias_first ? _mm256_loadu_ps(ep->bias + 8 * v) : _mm256_setzero_ps();
+  }
+  const float* ar[R];
+#pragma GCC unroll 4
+  for (int i = 0; i < R; ++i) ar[i] = a + i * lda;
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(w16 + 16 * k), b1 = _mm256_loadu_ps(w16 + 16 * k + 8);
+    const __m256 b2 = _mm256_loadu_ps(w8 + 8 * k);
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i) {
+      const __m256 x = _mm256_broadcast_ss(ar[i] + k);
+      acc[i][0] = _mm256_fmadd_ps(x, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(x, b1, acc[i][1]);
+      acc[i][2] = _mm256_fmadd_ps(x, b2, acc[i][2]);
+    }
+  }
+  if (ep) {
+    if (ep->bias && !bias_first)
+#pragma GCC unroll 4
+      for (int i = 0; i < R; ++i)
+#pragma GCC unroll 3
+        for (int v = 0; v < V; ++v) acc[i][v] = _mm256_add_ps(acc[i][v], _mm256_loadu_ps(ep->bias + 8 * v));
+    if (ep->residual)
+#pragma GCC unroll 4
+      for (int i = 0; i < R; ++i)
+#pragma GCC unroll 3
+        for (int v = 0; v < V; ++v)
+          acc[i][v] = _mm256_add_ps(acc[i][v], _mm256_loadu_ps(ep->residual + i * ep->ldr + 8 * v));
+    if (ep->clamp) {
+      const __m256 lo = _mm256_set1_ps(ep->lo), hi = _mm256_set1_ps(ep->hi);
+#pragma GCC unroll 4
+      for (int i = 0; i < R; ++i)
+#pragma GCC unroll 3
+        for (int v = 0; v < V; ++v) acc[i][v] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[i][v]));  // NaN stays
+    }
+    if (ep->post != ActKind::None) epi_post_tile(&acc[0][0], R * V, *ep);
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 3
+    for (int v = 0; v < V; ++v) _mm256_storeu_ps(c + i * ldc + 8 * v, acc[i][v]);
+}
+
+template <int... Rs>
+void dispatch_16_8(int64_t mr, int64_t kc, const float* a, int64_t lda, const float* w16, const float* w8, float* c,
+                   int64_t ldc, bool load_c, const Epilogue* ep, std::integer_sequence<int, Rs...>) {
+  (void)((mr == Rs + 1 ? (tile_16_8<Rs + 1>(kc, a, lda, w16, w8, c, ldc, load_c, ep), true) : false) || ...);
+}
+
 // dst[k * R + i] = a[i * lda + k] for i < R, k < kc: eight k at a time through an 8 x 8 transpose
 // of ymm rows (rows beyond R are not read). Writes up to 8 - R floats past dst[kc * R).
 template <int R>
@@ -190,6 +264,20 @@ void f32_gemm_6x16_packa_avx2(int64_t mr, int64_t np, int64_t kc, const float* a
 
 void f32_pack_a_6_avx2(int64_t mr, int64_t kc, const float* a, int64_t lda, float* dst) {
   dispatch_pack(mr, kc, a, lda, dst, std::make_integer_sequence<int, 6>{});
+}
+
+void f32_gemm_4x24_avx2(int64_t mr, int64_t kc, const float* a, int64_t lda, const float* w16, const float* w8,
+                        float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
+  Epilogue e;
+  if (ep) e = *ep;
+  const Epilogue* epp = ep ? &e : nullptr;
+  for (; mr > 4; mr -= 4) {  // a run of whole 4-row tiles (GemmConfig::multi_tile), then the rest
+    tile_16_8<4>(kc, a, lda, w16, w8, c, ldc, load_c, epp);
+    a += 4 * lda;
+    c += 4 * ldc;
+    if (e.residual) e.residual += 4 * e.ldr;
+  }
+  dispatch_16_8(mr, kc, a, lda, w16, w8, c, ldc, load_c, epp, std::make_integer_sequence<int, 4>{});
 }
 
 void f32_gemm_12x8_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,

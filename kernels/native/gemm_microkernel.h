@@ -58,6 +58,11 @@ void f32_gemm_6x16_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int6
     const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep);
 void f32_gemm_12x8_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
     const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep);
+// 4 rows x (16 + 8): a 16-wide panel and the 8-wide last panel in one tile (GemmMicroKernel16x8),
+// for a B of N = 16 j + 8 columns (MobileNetV2's 24-channel projections). mr > 4 runs whole 4-row
+// tiles, then the rest (GemmConfig::multi_tile).
+void f32_gemm_4x24_avx2(int64_t mr, int64_t kc, const float* a, int64_t lda, const float* w16, const float* w8,
+                        float* c, int64_t ldc, bool load_c, const Epilogue* ep);
 // The 6x16 kernels below take mr > 6 (GemmConfig::multi_tile): 6-row tiles down the rows, then the last
 // mr % 6 (or 6) rows. On a Zen 3 core, one call per run of tiles instead of one per tile: 1.01-1.14x
 // on MobileNetV2's 1x1 shapes (most where K and N are small: 12544x32x16).
@@ -122,6 +127,8 @@ struct GemmConfig {
   // L1) keeps the chunk in L1 across the row tiles; larger chunks read B from L2, behind the
   // prefetchers, and pass over the group's A and C fewer times.
   int64_t chunk_b_bytes = 16 * 1024;
+  // Rows of `wide_narrow`'s register tile (0: mr).
+  int64_t wide_narrow_mr = 0;
 };
 // Avx512: f32_gemm_12x32_avx512f (12 x 32 over two panels); Avx2: f32_gemm_6x16_avx2 (6 x 16); Generic:
 // f32_gemm_4x16_generic (4 x 16).
