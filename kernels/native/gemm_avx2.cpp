@@ -18,6 +18,66 @@
 namespace locus::kernels {
 namespace {
 
+// A register tile's accumulators acc[R][V] (R rows of V ymm columns, C columns [col, col + 8 V) of
+// the epilogue's bias and residual): start loads them from C (load_c), or sets them to the bias
+// (returns true: the epilogue then skips its adds) or zero; finish applies the epilogue (bias,
+// residual, clamp, post activation) and stores them.
+template <int R, int V>
+__attribute__((always_inline)) inline bool start(__m256 (&acc)[R][V], const float* c, int64_t ldc, bool load_c,
+                                                 const Epilogue* ep, int64_t col) {
+  if (load_c) {
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) acc[i][v] = _mm256_loadu_ps(c + i * ldc + 8 * v);
+    return false;
+  }
+  const bool bias_first = ep && ep->bias;
+  __m256 init[V];
+#pragma GCC unroll 4
+  for (int v = 0; v < V; ++v) init[v] = bias_first ? _mm256_loadu_ps(ep->bias + col + 8 * v) : _mm256_setzero_ps();
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) acc[i][v] = init[v];
+  return bias_first;
+}
+
+template <int R, int V>
+__attribute__((always_inline)) inline void finish(__m256 (&acc)[R][V], float* c, int64_t ldc, const Epilogue* ep,
+                                                  int64_t col, bool bias_first) {
+  if (ep) {
+    if (ep->bias && !bias_first) {
+      __m256 bias[V];
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) bias[v] = _mm256_loadu_ps(ep->bias + col + 8 * v);
+#pragma GCC unroll 16
+      for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < V; ++v) acc[i][v] = _mm256_add_ps(acc[i][v], bias[v]);
+    }
+    if (ep->residual) {
+#pragma GCC unroll 16
+      for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < V; ++v)
+          acc[i][v] = _mm256_add_ps(acc[i][v], _mm256_loadu_ps(ep->residual + i * ep->ldr + col + 8 * v));
+    }
+    if (ep->clamp) {
+      const __m256 lo = _mm256_set1_ps(ep->lo), hi = _mm256_set1_ps(ep->hi);
+#pragma GCC unroll 16
+      for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < V; ++v) acc[i][v] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[i][v]));  // NaN stays
+    }
+    if (ep->post != ActKind::None) epi_post_tile(&acc[0][0], R * V, *ep);
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) _mm256_storeu_ps(c + i * ldc + 8 * v, acc[i][v]);
+}
+
 // C[R x 8*V] (row stride ldc) = (load_c ? C : 0) + A[R x kc] . W[kc x 8*V] (+ epilogue).
 // W is a K-major panel of width 8*V (8*V floats per k). A is R rows at stride lda or, when Packed,
 // k-major (R floats per k, lda unused). All loops have compile-time bounds and are fully unrolled,
@@ -30,21 +90,7 @@ __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restr
   static_assert(R * V <= 12 && V >= 1 && V <= 2);
   __m256 acc[R][V];
   // Without load_c, the accumulators start from the bias (saving the epilogue's adds).
-  const bool bias_first = !load_c && ep && ep->bias;
-  if (load_c) {
-#pragma GCC unroll 16
-    for (int i = 0; i < R; ++i)
-#pragma GCC unroll 2
-      for (int v = 0; v < V; ++v) acc[i][v] = _mm256_loadu_ps(c + i * ldc + 8 * v);
-  } else {
-    __m256 init[V];
-#pragma GCC unroll 2
-    for (int v = 0; v < V; ++v) init[v] = bias_first ? _mm256_loadu_ps(ep->bias + col + 8 * v) : _mm256_setzero_ps();
-#pragma GCC unroll 16
-    for (int i = 0; i < R; ++i)
-#pragma GCC unroll 2
-      for (int v = 0; v < V; ++v) acc[i][v] = init[v];
-  }
+  const bool bias_first = start(acc, c, ldc, load_c, ep, col);
 
   const float* ar[R];
 #pragma GCC unroll 16
@@ -64,36 +110,7 @@ __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restr
     }
   }
 
-  if (ep) {
-    if (ep->bias && !bias_first) {
-      __m256 bias[V];
-#pragma GCC unroll 2
-      for (int v = 0; v < V; ++v) bias[v] = _mm256_loadu_ps(ep->bias + col + 8 * v);
-#pragma GCC unroll 16
-      for (int i = 0; i < R; ++i)
-#pragma GCC unroll 2
-        for (int v = 0; v < V; ++v) acc[i][v] = _mm256_add_ps(acc[i][v], bias[v]);
-    }
-    if (ep->residual) {
-#pragma GCC unroll 16
-      for (int i = 0; i < R; ++i)
-#pragma GCC unroll 2
-        for (int v = 0; v < V; ++v)
-          acc[i][v] = _mm256_add_ps(acc[i][v], _mm256_loadu_ps(ep->residual + i * ep->ldr + col + 8 * v));
-    }
-    if (ep->clamp) {
-      const __m256 lo = _mm256_set1_ps(ep->lo), hi = _mm256_set1_ps(ep->hi);
-#pragma GCC unroll 16
-      for (int i = 0; i < R; ++i)
-#pragma GCC unroll 2
-        for (int v = 0; v < V; ++v) acc[i][v] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[i][v]));  // NaN stays
-    }
-    if (ep->post != ActKind::None) epi_post_tile(&acc[0][0], R * V, *ep);
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < R; ++i)
-#pragma GCC unroll 2
-    for (int v = 0; v < V; ++v) _mm256_storeu_ps(c + i * ldc + 8 * v, acc[i][v]);
+  finish(acc, c, ldc, ep, col, bias_first);
 }
 
 // np panels side by side: panel p's weights at w + p * w_stride, its C columns and bias entries
@@ -123,20 +140,8 @@ __attribute__((always_inline)) inline void tile_16_8(int64_t kc, const float* __
                                                      float* __restrict c, int64_t ldc, bool load_c,
                                                      const Epilogue* ep) {
   static_assert(R >= 1 && R <= 4);
-  constexpr int V = 3;  // ymm columns: [0, 8), [8, 16) from w16, [16, 24) from w8
-  __m256 acc[R][V];
-  const bool bias_first = !load_c && ep && ep->bias;
-  if (load_c) {
-#pragma GCC unroll 4
-    for (int i = 0; i < R; ++i)
-#pragma GCC unroll 3
-      for (int v = 0; v < V; ++v) acc[i][v] = _mm256_loadu_ps(c + i * ldc + 8 * v);
-  } else {
-#pragma GCC unroll 4
-    for (int i = 0; i < R; ++i)
-#pragma GCC unroll 3
-      for (int v = 0; v < V; ++v) acc[i][v] = bias_first ? _mm256_loadu_ps(ep->bias + 8 * v) : _mm256_setzero_ps();
-  }
+  __m256 acc[R][3];  // ymm columns [0, 8), [8, 16) from w16, [16, 24) from w8
+  const bool bias_first = start(acc, c, ldc, load_c, ep, 0);
   const float* ar[R];
 #pragma GCC unroll 4
   for (int i = 0; i < R; ++i) ar[i] = a + i * lda;
@@ -152,31 +157,7 @@ __attribute__((always_inline)) inline void tile_16_8(int64_t kc, const float* __
       acc[i][2] = _mm256_fmadd_ps(x, b2, acc[i][2]);
     }
   }
-  if (ep) {
-    if (ep->bias && !bias_first)
-#pragma GCC unroll 4
-      for (int i = 0; i < R; ++i)
-#pragma GCC unroll 3
-        for (int v = 0; v < V; ++v) acc[i][v] = _mm256_add_ps(acc[i][v], _mm256_loadu_ps(ep->bias + 8 * v));
-    if (ep->residual)
-#pragma GCC unroll 4
-      for (int i = 0; i < R; ++i)
-#pragma GCC unroll 3
-        for (int v = 0; v < V; ++v)
-          acc[i][v] = _mm256_add_ps(acc[i][v], _mm256_loadu_ps(ep->residual + i * ep->ldr + 8 * v));
-    if (ep->clamp) {
-      const __m256 lo = _mm256_set1_ps(ep->lo), hi = _mm256_set1_ps(ep->hi);
-#pragma GCC unroll 4
-      for (int i = 0; i < R; ++i)
-#pragma GCC unroll 3
-        for (int v = 0; v < V; ++v) acc[i][v] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[i][v]));  // NaN stays
-    }
-    if (ep->post != ActKind::None) epi_post_tile(&acc[0][0], R * V, *ep);
-  }
-#pragma GCC unroll 4
-  for (int i = 0; i < R; ++i)
-#pragma GCC unroll 3
-    for (int v = 0; v < V; ++v) _mm256_storeu_ps(c + i * ldc + 8 * v, acc[i][v]);
+  finish(acc, c, ldc, ep, 0, bias_first);
 }
 
 template <int... Rs>
