@@ -511,6 +511,10 @@ TEST_P(ConvTest, General) {
                 "3x3 asymmetric pads 1,0,2,1 (C*KH*KW = 54: direct)", 13);
   run_conv_case(conv_shape(1, 8, 8, 64, 40, 3, 1, 1, 1, 1, 1), {}, ConvPath::General,
                 "3x3 K=576", 14);
+  // Two im2col blocks of 49 pixels x K = 1485 (over kIm2colShareMinFloats): each block's im2col is
+  // split between the 2 threads (24 + 25 rows), the second block starting at pixel 49.
+  run_conv_case(conv_shape(2, 13, 13, 165, 67, 3, 2, 1, 1, 1, 1), relu(), ConvPath::General,
+                "3x3 s2 K=1485, im2col shared by the threads", 15);
 }
 
 TEST_P(ConvTest, RunsWithPlannedThreadsNotOpenMpSetting) {

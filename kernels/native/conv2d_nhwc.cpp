@@ -32,6 +32,9 @@ namespace {
 constexpr int64_t kIm2colBudgetFloats = 32 * 1024;  // per thread: 128 KiB, a quarter of L2
 constexpr int64_t kIm2colPixelQuantum = 12;         // multiple of every micro-kernel MR (4, 6)
 constexpr int64_t kIm2colMaxReusePixels = 192;      // see im2col_block_pixels
+// A block's im2col is split over the threads from this size on (floats): one thread copying the 0.9
+// MB of a 7x7x512 layer's block left the other waiting, about 7% of the layer at 2 threads.
+constexpr int64_t kIm2colShareMinFloats = 64 * 1024;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -240,10 +243,21 @@ void conv_im2col(const PackedConv2d& p, const float* in, float* out, float* scra
   // A residual is added in the GEMM's epilogue when the conv has no activation of its own before
   // the Add (else after each block, while its output rows are still in cache).
   const bool fuse_residual = residual && s.G == 1 && p.act.kind == ActKind::None;
-  auto run_block = [&](int64_t b, float* buf) {
+  const int nt = thread_count(p);
+  // share: the block's im2col split over the conv's threads (its pixel rows), when the block is large
+  // enough to repay the fork (ResNet-50's 3x3 convs at 14x14 and 7x7 run one block of 0.9-1.8 MB).
+  auto run_block = [&](int64_t b, float* buf, bool share) {
     const int64_t p0 = b * block, np = std::min(block, total - p0);
     for (int64_t g = 0; g < s.G; ++g) {
-      im2col(s, g, in, p0, np, buf);
+      if (share && np * kg >= kIm2colShareMinFloats) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int t = 0; t < nt; ++t) {
+          const int64_t q0 = np * t / nt, q1 = np * (t + 1) / nt;
+          im2col(s, g, in, p0 + q0, q1 - q0, buf + q0 * kg);
+        }
+      } else {
+        im2col(s, g, in, p0, np, buf);
+      }
       gemm_f32(np, buf, kg, p.group_b[g], out + p0 * s.OC + g * ocg, s.OC, p.bias.data() + g * ocg,
                fuse_residual ? post_act : p.act, false, p.threads, fuse_residual ? residual + p0 * s.OC : nullptr,
                s.OC);
@@ -252,14 +266,13 @@ void conv_im2col(const PackedConv2d& p, const float* in, float* out, float* scra
       binary_same_f32(BinaryOp::Add, np * s.OC, out + p0 * s.OC, residual + p0 * s.OC, out + p0 * s.OC, post_act);
   };
 
-  const int nt = thread_count(p);
   if (nt > 1 && blocks >= 2 * nt) {
     // Parallel over pixel blocks; each thread im2cols into its own slice (nt slices), GEMMs run serially.
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-    for (int64_t b = 0; b < blocks; ++b) run_block(b, scratch + omp_get_thread_num() * block * kg);
+    for (int64_t b = 0; b < blocks; ++b) run_block(b, scratch + omp_get_thread_num() * block * kg, false);
   } else {
-    // Few blocks: im2col serially, let each GEMM use the threads.
-    for (int64_t b = 0; b < blocks; ++b) run_block(b, scratch);
+    // Few blocks: one at a time, each im2col (if large) and GEMM using the threads.
+    for (int64_t b = 0; b < blocks; ++b) run_block(b, scratch, nt > 1);
   }
 }
 
