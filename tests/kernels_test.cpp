@@ -80,10 +80,11 @@ struct GemmCase {
   Activation act;
   bool accumulate = false;
   int64_t pad = 0;  // extra elements on lda / ldb / ldc
+  int threads = 1;
 };
 
 std::string describe(const GemmCase& c) {
-  return "gemm M=" + std::to_string(c.M) + " N=" + std::to_string(c.N) + " K=" +
+  return "gemm threads=" + std::to_string(c.threads) + " M=" + std::to_string(c.M) + " N=" + std::to_string(c.N) + " K=" +
          std::to_string(c.K) + (c.trans_b ? " transB" : "") + " alpha=" + std::to_string(c.alpha) +
          (c.bias ? " bias" : "") + " act=" + std::to_string(int(c.act.kind)) +
          (c.accumulate ? " accumulate" : "") + " pad=" + std::to_string(c.pad);
@@ -116,7 +117,7 @@ void run_gemm_case(const GemmCase& c, uint32_t seed) {
 
   const PackedB pb = pack_b(c.K, c.N, b.data(), ldb, c.trans_b, c.alpha);
   gemm_f32(c.M, a.data(), lda, pb, cbuf.data(), ldc, c.bias ? bias.data() : nullptr, c.act,
-           c.accumulate);
+           c.accumulate, c.threads);
 
   std::vector<float> got(c.M * c.N);
   for (int64_t m = 0; m < c.M; ++m)
@@ -193,6 +194,22 @@ TEST_P(GemmTest, PanelWidthsAndRowSplits) {
       }
   // Large enough for A to be prefetched (M x K x 4 > 512 KiB).
   run_gemm_case({3001, 24, 48, false, 1.f, true, relu()}, 399);
+}
+
+TEST_P(GemmTest, ThreadedTaskSplits) {
+  // gemm_f32 on 2 and 3 threads: M split (many rows, few columns), N split into 4 tasks per thread
+  // (small A), and N split into only as many blocks as make the tasks a multiple of the threads
+  // (an M block's rows of A over 256 KiB: one block of 49 rows, three of 66), with ragged panels.
+  int i = 0;
+  for (int threads : {2, 3})
+    for (const GemmCase& shape : {GemmCase{3001, 40, 70}, GemmCase{49, 100, 130}, GemmCase{49, 100, 1400},
+                                  GemmCase{196, 72, 1100}, GemmCase{1, 1000, 300}}) {
+      GemmCase c = shape;
+      c.bias = i % 2 == 0, c.act = i % 3 ? relu() : Activation{}, c.accumulate = i % 4 == 1, c.threads = threads;
+      run_gemm_case(c, 800 + i);
+      ++i;
+      if (HasFailure()) return;
+    }
 }
 
 TEST_P(GemmTest, ZeroK) {
