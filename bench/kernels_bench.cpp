@@ -253,9 +253,10 @@ BENCHMARK(BM_QDwConv)
     ->UseRealTime();
 
 // fp32 depthwise 3x3 (pads 1, Clip 0..6 in the epilogue) on MobileNetV2's depthwise layers, one
-// thread, with the register-blocked form (f32-dwconv-16c8p-avx512f; where it is dispatched: stride 1,
-// C >= 512) on or off (the slide form before it): before/after in one binary. pct_peak: against the measured fp32 peak of the
-// same ISA on one thread (fp32_peak.h). Args: H (= W), C, stride, isa (1 avx2, 2 avx512), register-blocked.
+// thread, with the ISA's 3x3 form (dwconv3x3_forms: AVX-512's register-blocked f32-dwconv-16c8p-avx512f
+// at stride 1, C >= 512; AVX2's sliding form) on or off (the forms before them): before/after in one
+// binary. pct_peak: against the measured fp32 peak of the same ISA on one thread (fp32_peak.h). Args:
+// H (= W), C, stride, isa (1 avx2, 2 avx512), 3x3 forms on.
 void BM_DwConv3x3(benchmark::State& st) {
   Isa isa;
   if (!select_isa(st, st.range(3), &isa)) return;
@@ -264,12 +265,12 @@ void BM_DwConv3x3(benchmark::State& st) {
   const PackedConv2d p = pack_conv2d(s, w.data(), bias.data(), {ActKind::Clip, 0.f, 6.f}, 0,
                                      schedule::TileOrder::Scan, 1);
   AlignedVector<float> out(s.OH * s.OW * s.C);
-  set_dwconv_register_blocked(st.range(4) != 0);
+  set_dwconv3x3_forms(st.range(4) != 0);
   for (auto _ : st) {
     conv2d_nhwc(p, in.data(), out.data(), nullptr);
     benchmark::DoNotOptimize(out.data());
   }
-  set_dwconv_register_blocked(true);
+  set_dwconv3x3_forms(true);
   const double flops = 2.0 * s.OH * s.OW * s.C * 9;
   static std::map<int, double> peak;  // per ISA, measured once
   if (!peak.count(int(isa))) peak[int(isa)] = measured_fp32_peak_gflops(1);
@@ -277,7 +278,7 @@ void BM_DwConv3x3(benchmark::State& st) {
                                               benchmark::Counter::kIs1000);
   st.counters["pct_peak"] = benchmark::Counter(flops * 100.0 / (peak[int(isa)] * 1e9),
                                                benchmark::Counter::kIsIterationInvariantRate);
-  st.SetLabel(std::string(st.range(4) ? dwconv_microkernel_name(isa) : "before (per-tap / slide forms)"));
+  st.SetLabel(std::string(st.range(4) ? dwconv_microkernel_name(isa) : "before (the forms before the 3x3 forms)"));
   clear_isa_override();
 }
 BENCHMARK(BM_DwConv3x3)

@@ -1,8 +1,9 @@
-// The fp32 depthwise 3x3 micro-kernels, among them the register-blocked f32-dwconv-16c8p-avx512f
-// (dwconv_microkernel.h; stride 1, C >= kDwRegisterBlockedMinC), on every ISA this CPU has: against
+// The fp32 depthwise 3x3 micro-kernels with their 3x3 forms (dwconv_microkernel.h: AVX-512's
+// register-blocked f32-dwconv-16c8p-avx512f at stride 1, C >= kDwRegisterBlockedMinC; AVX2's sliding
+// form at stride 1 and 2), on every ISA this CPU has: against
 // a naive depthwise convolution from the ONNX definition (double accumulation) on ragged shapes (odd
 // H / W, every channel tail, pads, stride 1 and 2, batch 2, activations in the epilogue), and bit for
-// bit against the forms that ran before it (set_dwconv_register_blocked(false): same accumulation
+// bit against the forms that ran before it (set_dwconv3x3_forms(false): same accumulation
 // order). Also the accumulating call without a bias and every pixel-pass remainder.
 //
 // Tolerance: 1e-4 * (sum |terms| + 1e-3) per output, as kernels_test.cpp.
@@ -25,11 +26,11 @@ namespace {
 
 using test::random_floats;
 
-// Restores the default (register-blocked on) whatever a test did.
+// Restores the default (the 3x3 forms on) whatever a test did.
 class DwConv3x3Test : public test::IsaTest {
  protected:
   void TearDown() override {
-    set_dwconv_register_blocked(true);
+    set_dwconv3x3_forms(true);
     test::IsaTest::TearDown();
   }
 };
@@ -55,7 +56,7 @@ double spec_act(const Activation& a, double x) {
   }
 }
 
-// Runs the case with the register-blocked form on and off; checks "on" against the naive reference
+// Runs the case with the 3x3 forms on and off; checks "on" against the naive reference
 // and "off" bit for bit against "on".
 void run_case(const DwCase& c, uint32_t seed) {
   Conv2dShape s;
@@ -89,11 +90,11 @@ void run_case(const DwCase& c, uint32_t seed) {
   const PackedConv2d p = pack_conv2d(s, w.data(), bias.data(), c.act, 0, schedule::TileOrder::Scan, 2);
   ASSERT_EQ(int(p.path), int(ConvPath::Depthwise)) << what;
   std::vector<float> on(total + 16, -777.f), off(total + 16, -777.f);
-  set_dwconv_register_blocked(true);
+  set_dwconv3x3_forms(true);
   conv2d_nhwc(p, in.data(), on.data(), nullptr);
-  set_dwconv_register_blocked(false);
+  set_dwconv3x3_forms(false);
   conv2d_nhwc(p, in.data(), off.data(), nullptr);
-  set_dwconv_register_blocked(true);
+  set_dwconv3x3_forms(true);
   int bad = 0;
   for (int64_t i = 0; i < total; ++i) {
     const double tol = 1e-4 * (scale[i] + 1e-3);
@@ -143,9 +144,9 @@ TEST_P(DwConv3x3Test, AccumulatingCallWithoutBias) {
           for (int kw = 0; kw < 3; ++kw) taps[kh * 3 + kw] = x.data() + kh * cols * d + kw * d;
         ASSERT_EQ(dwconv3x3_sliding_stride(taps, 9, S * d, npix), npix >= 2 ? S : 0);
         std::vector<float> on = out0, off = out0;
-        set_dwconv_register_blocked(true);
+        set_dwconv3x3_forms(true);
         uk(C, npix, taps, 9, S * d, w.data(), nullptr, on.data(), nullptr);
-        set_dwconv_register_blocked(false);
+        set_dwconv3x3_forms(false);
         uk(C, npix, taps, 9, S * d, w.data(), nullptr, off.data(), nullptr);
         const std::string what = "C=" + std::to_string(C) + " S=" + std::to_string(S) + " npix=" + std::to_string(npix);
         for (int64_t i = 0; i < npix; ++i)

@@ -1,14 +1,16 @@
 // f32_dwconv_avx2: depthwise-convolution micro-kernel for one output pixel, vectorised over
 // channels with AVX2+FMA. Compiled with -mavx2 -mfma; selected at run time by conv2d_nhwc.cpp.
 //
-// Runs of 4 output pixels are computed together per 16- or 8-channel block (block_px), so each
-// tap's weights are loaded once per 4 pixels. Single pixels (run remainders, borders): the tap sum
-// is a chain of dependent FMAs (4-cycle latency), so each channel block keeps at least four
-// independent accumulators: 32 channels use four vectors; 16 and 8 channels split the taps into
-// even/odd partial sums; the tail (C % 8) uses masked loads.
-// "f32-dwconv-16c4p-avx2" (block_px: 16 channels x 4 pixels). A register-blocked 3x3 form (8
-// channels x 4 pixels, the 9 weights in registers, as AVX-512's rb_run) was tried and measured 7-35%
-// slower inside MobileNetV2 (docs/benchmarks.md), so there is none here.
+// 3x3 runs whose taps are three kernel rows of three columns (dwconv3x3_sliding_stride, stride 1 or
+// 2) take the sliding form (slide_run): 16 channels x 4 pixels, each input column loaded once per
+// kernel row. Other runs of 4 output pixels are computed together per 16- or 8-channel block
+// (block_px), so each tap's weights are loaded once per 4 pixels. Single pixels (run remainders,
+// borders): the tap sum is a chain of dependent FMAs (4-cycle latency), so each channel block keeps
+// at least four independent accumulators: 32 channels use four vectors; 16 and 8 channels split the
+// taps into even/odd partial sums; the tail (C % 8) uses masked loads.
+// "f32-dwconv-16c4p-avx2" (16 channels x 4 pixels). A register-blocked 3x3 form (8 channels x 4
+// pixels, the 9 weights in registers, as AVX-512's rb_run) was tried and measured 7-35% slower
+// inside MobileNetV2 (docs/benchmarks.md): its 4 accumulators are 4 dependent FMA chains.
 #include <immintrin.h>
 
 #include "kernels/native/dwconv_microkernel.h"
@@ -131,11 +133,84 @@ inline void block_px(int64_t C, int64_t c, int64_t off, int64_t step, const floa
     for (int v = 0; v < NV; ++v) _mm256_storeu_ps(out + p * C + c + 8 * v, clamp(acc[p][v]));
 }
 
+// Sliding-window form of a 3x3 kernel whose taps are rows of three columns d floats apart, with
+// the pixel step S * d (S = 1 or 2): in each kernel row, input column j of the run serves output
+// pixel p = (j - kw) / S for every kw with S | j - kw, so each input vector is loaded once per kernel
+// row (P * S + 3 - S loads instead of 3 P) and the row's three weights once per P pixels. For 16
+// channels x 4 pixels at stride 1: 6 weight and 12 input loads per 24 FMAs, against block_px's 30.
+// The accumulation order per output (kh, then kw ascending) is block_px's: the same results bit for
+// bit. Channels [c, c + 8 * NV); registers: P x NV accumulators, 3 x NV weights, NV inputs.
+template <int S, int NV, int P, class CL>
+__attribute__((always_inline)) inline void slide(int64_t C, int64_t c, int64_t off, int64_t d,
+                                                 const float* const* taps, const float* __restrict w,
+                                                 const float* __restrict bias, float* __restrict out,
+                                                 const CL& clamp) {
+  constexpr int K = 3, J = P * S + K - S;  // input columns per kernel row
+  __m256 acc[P][NV];
+#pragma GCC unroll 4
+  for (int p = 0; p < P; ++p)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[p][v] = _mm256_loadu_ps((bias ? bias : out + p * C) + c + 8 * v);
+#pragma GCC unroll 3
+  for (int kh = 0; kh < K; ++kh) {
+    const float* xp = taps[kh * K] + off + c;
+    __m256 wv[K][NV];
+#pragma GCC unroll 3
+    for (int kw = 0; kw < K; ++kw)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) wv[kw][v] = _mm256_loadu_ps(w + (kh * K + kw) * C + c + 8 * v);
+#pragma GCC unroll 12
+    for (int j = 0; j < J; ++j) {
+      __m256 x[NV];
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) x[v] = _mm256_loadu_ps(xp + 8 * v);
+      // One running pointer per kernel row (as the AVX-512 slide form: GCC would otherwise keep every
+      // row + j * d in a register or on the stack).
+      xp += d;
+      asm("" : "+r"(xp));
+#pragma GCC unroll 3
+      for (int kw = 0; kw < K; ++kw) {
+        const int q = j - kw;
+        if (q < 0 || q % S != 0 || q / S >= P) continue;
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) acc[q / S][v] = _mm256_fmadd_ps(x[v], wv[kw][v], acc[q / S][v]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int p = 0; p < P; ++p)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) _mm256_storeu_ps(out + p * C + c + 8 * v, clamp(acc[p][v]));
+}
+
+// All C channels of P pixels in the sliding form: 16-channel blocks, an 8-channel block, then the
+// C % 8 tail pixel by pixel (masked, as block_px leaves it).
+template <int S, int P, class CL>
+void slide_pixels(int64_t C, int64_t off, int64_t d, const float* const* taps, const float* w, const float* bias,
+                  float* out, const CL& clamp) {
+  int64_t c = 0;
+  for (; c + 16 <= C; c += 16) slide<S, 2, P>(C, c, off, d, taps, w, bias, out, clamp);
+  if (c + 8 <= C) slide<S, 1, P>(C, c, off, d, taps, w, bias, out, clamp), c += 8;
+  if (c < C)
+    for (int64_t p = 0; p < P; ++p) tail(C, c, off + p * S * d, taps, 9, w, bias, out + p * C, clamp);
+}
+
 template <int NT, class CL>
 void dwconv_with(int64_t C, int64_t npix, const float* const* taps, int64_t ntaps, int64_t step,
                  const float* w, const float* bias, float* out, const CL& clamp) {
   constexpr int64_t P = 4;
   int64_t i = 0;
+  // 3x3 runs of 4 pixels in the sliding form (dwconv3x3_forms); the last npix % 4 pixels one at a
+  // time below, as before (the same results bit for bit). Paired against block_px inside
+  // MobileNetV2 on a Zen 3 core, the whole network took 0.972-0.978 of the time at 1 thread,
+  // 0.970-0.983 at 2, 0.974-0.975 at batch 8.
+  if constexpr (NT == 9) {
+    const int S = C >= 8 && dwconv3x3_forms() ? dwconv3x3_sliding_stride(taps, ntaps, step, npix) : 0;
+    if (S == 1)
+      for (; i + P <= npix; i += P, out += P * C) slide_pixels<1, P>(C, i * step, step, taps, w, bias, out, clamp);
+    else if (S == 2)
+      for (; i + P <= npix; i += P, out += P * C) slide_pixels<2, P>(C, i * step, step / 2, taps, w, bias, out, clamp);
+  }
   // Runs of 4 pixels: 16- and 8-channel blocks share each tap's weights across the pixels.
   for (; i + P <= npix && C >= 8; i += P, out += P * C) {
     const int64_t off = i * step;

@@ -10,7 +10,7 @@
 // even/odd partial sums so at least two FMA chains are in flight.
 // "f32-dwconv-16c8p-avx512f": 3x3 runs of stride 1 with at least kDwRegisterBlockedMinC channels
 // (dwconv3x3_sliding_stride) take the register-blocked form (rb_run below: 16 channels x 8 pixels per
-// pass, the 9 weights in registers for a chunk of the run) unless set_dwconv_register_blocked(false);
+// pass, the 9 weights in registers for a chunk of the run) unless set_dwconv3x3_forms(false);
 // other 3x3 runs keep the 32-channel sliding form (slide_run), measured faster there.
 // GCC 12's _mm512_max_ps / _mm512_min_ps expand to masked builtins with an undefined pass-through
 // operand, which -Wmaybe-uninitialized reports at every instantiation (a known false positive).
@@ -301,7 +301,7 @@ void dwconv_with(int64_t C, int64_t npix, const float* const* taps, int64_t ntap
     // Register-blocked where it measured faster than the slide form inside MobileNetV2 (stride 1,
     // C >= kDwRegisterBlockedMinC = 512: 2-13% on the 14x14x576 and 7x7x960 layers; up to 11% slower
     // on the others and at stride 2; docs/benchmarks.md)
-    if (stride == 1 && C >= kDwRegisterBlockedMinC && dwconv_register_blocked())
+    if (stride == 1 && C >= kDwRegisterBlockedMinC && dwconv3x3_forms())
       return rb_run<1>(C, npix, taps, step, w, bias, out, clamp);
     switch (stride) {
       case 1: return slide_run<3, 1>(C, npix, taps, step, w, bias, out, clamp);

@@ -43,11 +43,11 @@ void f32_dwconv_generic(int64_t C, int64_t npix, const float* const* taps, int64
 }
 
 namespace {
-std::atomic<bool> g_register_blocked{true};
+std::atomic<bool> g_dwconv3x3_forms{true};
 }  // namespace
 
-void set_dwconv_register_blocked(bool on) { g_register_blocked.store(on, std::memory_order_relaxed); }
-bool dwconv_register_blocked() { return g_register_blocked.load(std::memory_order_relaxed); }
+void set_dwconv3x3_forms(bool on) { g_dwconv3x3_forms.store(on, std::memory_order_relaxed); }
+bool dwconv3x3_forms() { return g_dwconv3x3_forms.load(std::memory_order_relaxed); }
 
 const char* dwconv_microkernel_name(Isa isa) {
   return isa == Isa::Avx512 ? "f32-dwconv-16c8p-avx512f" : has_avx2(isa) ? "f32-dwconv-16c4p-avx2" : "f32-dwconv-generic";

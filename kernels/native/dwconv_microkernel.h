@@ -44,20 +44,25 @@ inline DwConvMicroKernel dwconv_microkernel_for(Isa isa) {
   return isa == Isa::Avx512 ? f32_dwconv_avx512f : has_avx2(isa) ? f32_dwconv_avx2 : f32_dwconv_generic;
 }
 // Its name: "f32-dwconv-16c8p-avx512f" (Avx512: its register-blocked 3x3 form, below),
-// "f32-dwconv-16c4p-avx2" (Avx2: 16 channels x 4 pixels per pass), "f32-dwconv-generic".
+// "f32-dwconv-16c4p-avx2" (Avx2: 16 channels x 4 pixels per pass, sliding along 3x3 runs),
+// "f32-dwconv-generic".
 const char* dwconv_microkernel_name(Isa isa);
 
-// The register-blocked 3x3 form of the AVX-512 kernel: when the 9 taps of a run are three kernel
-// rows of three columns d floats apart and the pixel step is d (stride 1) and there are at least
-// kDwRegisterBlockedMinC channels, a 16-channel block's 9 weights stay in registers for a chunk of 16
-// pixels, 8 pixels per pass, each input column loaded once per kernel row. The accumulation order
-// of the other forms (bias, then the taps in order): the same results bit for bit. Elsewhere (stride
-// 2, fewer channels; and AVX2 altogether) it measured slower inside MobileNetV2 than the forms before
-// it (docs/benchmarks.md), so they run there. On by default; off (tests, before/after benchmarks)
-// runs the slide form everywhere.
+// The 3x3 forms each ISA dispatches where the 9 taps of a run are three kernel rows of three
+// columns d floats apart (dwconv3x3_sliding_stride):
+// - AVX-512, register-blocked: at stride 1 with at least kDwRegisterBlockedMinC channels, a
+//   16-channel block's 9 weights stay in registers for a chunk of 16 pixels, 8 pixels per pass, each
+//   input column loaded once per kernel row. Elsewhere (stride 2, fewer channels) it measured slower
+//   inside MobileNetV2 than the 32-channel sliding form (docs/benchmarks.md), which runs there.
+// - AVX2, sliding: at stride 1 and 2, 16 channels x 4 pixels, each input column loaded once per
+//   kernel row and a row's three weights once per 4 pixels (18 loads per 24 FMAs at stride 1,
+//   against 30 tap by tap).
+// Both keep the accumulation order of the forms before them (bias, then the taps in order): the
+// same results bit for bit. On by default; off (tests, before/after benchmarks) runs the forms
+// before them: AVX-512's sliding form everywhere, AVX2's tap-by-tap block_px.
 inline constexpr int64_t kDwRegisterBlockedMinC = 512;
-void set_dwconv_register_blocked(bool on);
-bool dwconv_register_blocked();
+void set_dwconv3x3_forms(bool on);
+bool dwconv3x3_forms();
 
 // Whether the 9 taps are three kernel rows of three columns d = taps[1] - taps[0] > 0 floats apart
 // and the pixel step is d (returns 1: stride 1) or 2 d (returns 2: stride 2); 0 otherwise, and for
