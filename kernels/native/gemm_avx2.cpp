@@ -5,7 +5,7 @@
 //   f32_gemm_12x8_avx2         12 rows x 8 columns: 12 ymm accumulators, 1 B load + 12 broadcasts per k
 //   f32_gemm_4x24_avx2         4 rows x (16 + 8) columns, a 16-wide panel beside the 8-wide last one:
 //                              12 ymm accumulators, 3 B loads + 4 broadcasts per k
-// Both are one template, instantiated for every row count 1..MR, so a ragged last row tile costs
+// Each is one template, instantiated for every row count 1..MR, so a ragged last row tile costs
 // in proportion to its rows (no rows are computed twice).
 #include <immintrin.h>
 
