@@ -332,9 +332,9 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
     if (m_blocks < want) {
       // N blocks: enough for `want` tasks; but where an M block's rows of A are large (beyond
       // kSplitNMinABytes, half a Zen 3 L2: each N block reads them again from L3), only as many as
-      // make the task count a multiple of the threads. ResNet-50's 3x3 convs at 7x7 (one 49-row block, 0.9 MB of A) and
-      // 14x14 (three 66-row blocks of 0.6 MB) ran 2-8% faster at 2 threads so (2 and 6 tasks
-      // instead of 8 and 9; paired, one process, Zen 3).
+      // make the task count a multiple of the threads. ResNet-50's 3x3 convs at 7x7 (one 49-row
+      // block, 0.9 MB of A) and 14x14 (three 66-row blocks of 0.6 MB) ran 2-8% faster at 2 threads
+      // so (2 and 6 tasks instead of 8 and 9; paired, one process, Zen 3).
       int64_t nb = ceil_div(want, m_blocks);
       if (double(mc) * double(K) * sizeof(float) > double(kSplitNMinABytes))
         for (nb = 1; (m_blocks * nb) % threads != 0;) ++nb;
