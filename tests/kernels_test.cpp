@@ -232,6 +232,56 @@ TEST_P(GemmTest, CalledInsideParallelRegion) {
 
 INSTANTIATE_TEST_SUITE_P(Isa, GemmTest, ::testing::ValuesIn(supported_isas()), isa_param_name);
 
+// One AVX2 micro-kernel call on its own: mr rows of A (k count kc, row stride lda), C of `cols`
+// columns before the call (row stride ldc, 5 floats of padding), a bias and a residual, and which
+// parts of the epilogue run, all chosen from the case number i.
+struct TileCase {
+  int64_t mr, kc, cols, lda, ldc, ldr;
+  std::vector<float> a, bias, res, c0;
+  bool load_c, with_bias, with_res, clamp;
+  // The epilogue the kernel gets (nullptr when no part of it runs).
+  const Epilogue* epilogue(Epilogue& ep) const {
+    ep.bias = with_bias ? bias.data() : nullptr;
+    ep.residual = with_res ? res.data() : nullptr;
+    ep.ldr = ldr;
+    ep.clamp = clamp, ep.lo = -0.5f, ep.hi = 0.75f;
+    return with_bias || with_res || clamp ? &ep : nullptr;
+  }
+};
+
+// seeds: of A, the bias, the residual and C.
+TileCase tile_case(int64_t mr, int64_t kc, int64_t cols, int i, uint32_t sa, uint32_t sb, uint32_t sr, uint32_t sc) {
+  TileCase t{mr, kc, cols, kc + 3, cols + 5, cols + 2, {}, {}, {}, {}, i % 2 == 1, i % 3 != 0, i % 4 >= 2, i % 5 < 3};
+  t.a = random_floats(mr * t.lda, sa);
+  t.bias = random_floats(cols, sb);
+  t.res = random_floats(mr * t.ldr, sr);
+  t.c0 = random_floats(mr * t.ldc, sc);
+  return t;
+}
+
+// c (C after the call) against the product written out here, weight(k, n) being B's entry at row k,
+// column n; and C's padding columns untouched.
+template <class Weight>
+void expect_tile(const TileCase& t, const std::vector<float>& c, const Weight& weight, const std::string& what) {
+  std::vector<float> got;
+  std::vector<double> want, scale;
+  for (int64_t r = 0; r < t.mr; ++r)
+    for (int64_t n = 0; n < t.cols; ++n) {
+      double sum = t.load_c ? t.c0[r * t.ldc + n] : 0.0, sa = std::fabs(sum);
+      for (int64_t k = 0; k < t.kc; ++k) {
+        const double v = double(t.a[r * t.lda + k]) * weight(k, n);
+        sum += v, sa += std::fabs(v);
+      }
+      if (t.with_bias) sum += t.bias[n], sa += std::fabs(t.bias[n]);
+      if (t.with_res) sum += t.res[r * t.ldr + n], sa += std::fabs(t.res[r * t.ldr + n]);
+      if (t.clamp) sum = std::min(0.75, std::max(-0.5, sum));
+      got.push_back(c[r * t.ldc + n]), want.push_back(sum), scale.push_back(sa);
+    }
+  expect_close(got, want, scale, what);
+  for (int64_t r = 0; r < t.mr; ++r)
+    for (int64_t n = t.cols; n < t.ldc; ++n) ASSERT_EQ(c[r * t.ldc + n], t.c0[r * t.ldc + n]) << what << ": wrote past the tile";
+}
+
 // The AVX2 6x16 kernels on their own, against the product written out here: the strided one, its
 // A-prefetching form and the packed-A one (f32_pack_a_6_avx2 + f32_gemm_6x16_packa_avx2), every row count 1..6 and runs of
 // whole tiles with a ragged or whole last one (GemmConfig::multi_tile: 12, 13, 17), k counts around
@@ -246,52 +296,30 @@ TEST(GemmAvx2Tile, StridedAndPackedAgainstNaive) {
       for (int64_t np : {1, 3})
         for (int variant : {0, 1, 2}) {  // strided, strided prefetching, packed
           const bool packed = variant == 2;
-          const int64_t lda = kc + 3, ldc = np * NR + 5, ldr = np * NR + 2;
-          const auto a = random_floats(mr * lda, 900 + i), w = random_floats(np * kc * NR, 901 + i);
-          const auto bias = random_floats(np * NR, 902 + i), res = random_floats(mr * ldr, 903 + i);
-          const auto c0 = random_floats(mr * ldc, 904 + i);
-          const bool load_c = i % 2 == 1, with_bias = i % 3 != 0, with_res = i % 4 >= 2, clamp = i % 5 < 3;
-          Epilogue ep;
-          ep.bias = with_bias ? bias.data() : nullptr;
-          ep.residual = with_res ? res.data() : nullptr;
-          ep.ldr = ldr;
-          ep.clamp = clamp, ep.lo = -0.5f, ep.hi = 0.75f;
+          const TileCase t = tile_case(mr, kc, np * NR, i, 900 + i, 902 + i, 903 + i, 904 + i);
+          const auto w = random_floats(np * kc * NR, 901 + i);
+          const float* a = t.a.data();
           // Packed: tile after tile (6 rows, the last mr - 6 t), each k-major.
           std::vector<float> pa(mr * kc + kSlack, -7.f);
           for (int64_t r0 = 0; r0 < mr; r0 += 6) {
             const int64_t rows = std::min<int64_t>(6, mr - r0);
-            f32_pack_a_6_avx2(rows, kc, a.data() + r0 * lda, lda, pa.data() + r0 * kc);
+            f32_pack_a_6_avx2(rows, kc, a + r0 * t.lda, t.lda, pa.data() + r0 * kc);
             for (int64_t k = 0; k < kc; ++k)
               for (int64_t r = 0; r < rows; ++r)
-                ASSERT_EQ(pa[r0 * kc + k * rows + r], a[(r0 + r) * lda + k]) << "pack rows=" << rows << " kc=" << kc;
+                ASSERT_EQ(pa[r0 * kc + k * rows + r], a[(r0 + r) * t.lda + k]) << "pack rows=" << rows << " kc=" << kc;
           }
-          std::vector<float> c = c0;
-          const Epilogue* epp = with_bias || with_res || clamp ? &ep : nullptr;
+          std::vector<float> c = t.c0;
+          Epilogue ep;
+          const Epilogue* epp = t.epilogue(ep);
           if (packed)
-            f32_gemm_6x16_packa_avx2(mr, np, kc, pa.data(), 0, w.data(), kc * NR, c.data(), ldc, load_c, epp);
+            f32_gemm_6x16_packa_avx2(mr, np, kc, pa.data(), 0, w.data(), kc * NR, c.data(), t.ldc, t.load_c, epp);
           else if (variant == 1)
-            f32_gemm_6x16_prefetch_avx2(mr, np, kc, a.data(), lda, w.data(), kc * NR, c.data(), ldc, load_c, epp);
+            f32_gemm_6x16_prefetch_avx2(mr, np, kc, a, t.lda, w.data(), kc * NR, c.data(), t.ldc, t.load_c, epp);
           else
-            f32_gemm_6x16_avx2(mr, np, kc, a.data(), lda, w.data(), kc * NR, c.data(), ldc, load_c, epp);
-          std::vector<float> got;
-          std::vector<double> want, scale;
-          for (int64_t r = 0; r < mr; ++r)
-            for (int64_t n = 0; n < np * NR; ++n) {
-              const int64_t p = n / NR, j = n % NR;
-              double sum = load_c ? c0[r * ldc + n] : 0.0, sa = std::fabs(sum);
-              for (int64_t k = 0; k < kc; ++k) {
-                const double t = double(a[r * lda + k]) * w[p * kc * NR + k * NR + j];
-                sum += t, sa += std::fabs(t);
-              }
-              if (with_bias) sum += bias[n], sa += std::fabs(bias[n]);
-              if (with_res) sum += res[r * ldr + n], sa += std::fabs(res[r * ldr + n]);
-              if (clamp) sum = std::min(0.75, std::max(-0.5, sum));
-              got.push_back(c[r * ldc + n]), want.push_back(sum), scale.push_back(sa);
-            }
-          expect_close(got, want, scale, std::string(packed ? "packed" : variant ? "prefetching" : "strided") + " mr=" + std::to_string(mr) +
-                                             " kc=" + std::to_string(kc) + " np=" + std::to_string(np));
-          for (int64_t r = 0; r < mr; ++r)
-            for (int64_t n = np * NR; n < ldc; ++n) ASSERT_EQ(c[r * ldc + n], c0[r * ldc + n]) << "wrote past the tile";
+            f32_gemm_6x16_avx2(mr, np, kc, a, t.lda, w.data(), kc * NR, c.data(), t.ldc, t.load_c, epp);
+          expect_tile(t, c, [&](int64_t k, int64_t n) { return w[(n / NR) * kc * NR + k * NR + n % NR]; },
+                      std::string(packed ? "packed" : variant ? "prefetching" : "strided") + " mr=" +
+                          std::to_string(mr) + " kc=" + std::to_string(kc) + " np=" + std::to_string(np));
           ++i;
           if (HasFailure()) return;
         }
@@ -305,38 +333,13 @@ TEST(GemmAvx2Tile, WideWithNarrowAgainstNaive) {
   int i = 0;
   for (int64_t mr : {1, 2, 3, 4, 5, 8, 9, 13})
     for (int64_t kc : {1, 5, 16, 37}) {
-      const int64_t lda = kc + 3, ldc = 24 + 5, ldr = 24 + 2;
-      const auto a = random_floats(mr * lda, 950 + i), w16 = random_floats(kc * 16, 951 + i),
-                 w8 = random_floats(kc * 8, 952 + i);
-      const auto bias = random_floats(24, 953 + i), res = random_floats(mr * ldr, 954 + i);
-      const auto c0 = random_floats(mr * ldc, 955 + i);
-      const bool load_c = i % 2 == 1, with_bias = i % 3 != 0, with_res = i % 4 >= 2, clamp = i % 5 < 3;
+      const TileCase t = tile_case(mr, kc, 24, i, 950 + i, 953 + i, 954 + i, 955 + i);
+      const auto w16 = random_floats(kc * 16, 951 + i), w8 = random_floats(kc * 8, 952 + i);
+      std::vector<float> c = t.c0;
       Epilogue ep;
-      ep.bias = with_bias ? bias.data() : nullptr;
-      ep.residual = with_res ? res.data() : nullptr;
-      ep.ldr = ldr;
-      ep.clamp = clamp, ep.lo = -0.5f, ep.hi = 0.75f;
-      std::vector<float> c = c0;
-      f32_gemm_4x24_avx2(mr, kc, a.data(), lda, w16.data(), w8.data(), c.data(), ldc, load_c,
-                         with_bias || with_res || clamp ? &ep : nullptr);
-      std::vector<float> got;
-      std::vector<double> want, scale;
-      for (int64_t r = 0; r < mr; ++r)
-        for (int64_t n = 0; n < 24; ++n) {
-          double sum = load_c ? c0[r * ldc + n] : 0.0, sa = std::fabs(sum);
-          for (int64_t k = 0; k < kc; ++k) {
-            const double wv = n < 16 ? w16[k * 16 + n] : w8[k * 8 + n - 16];
-            const double t = double(a[r * lda + k]) * wv;
-            sum += t, sa += std::fabs(t);
-          }
-          if (with_bias) sum += bias[n], sa += std::fabs(bias[n]);
-          if (with_res) sum += res[r * ldr + n], sa += std::fabs(res[r * ldr + n]);
-          if (clamp) sum = std::min(0.75, std::max(-0.5, sum));
-          got.push_back(c[r * ldc + n]), want.push_back(sum), scale.push_back(sa);
-        }
-      expect_close(got, want, scale, "4x24 mr=" + std::to_string(mr) + " kc=" + std::to_string(kc));
-      for (int64_t r = 0; r < mr; ++r)
-        for (int64_t n = 24; n < ldc; ++n) ASSERT_EQ(c[r * ldc + n], c0[r * ldc + n]) << "wrote past the tile";
+      f32_gemm_4x24_avx2(mr, kc, t.a.data(), t.lda, w16.data(), w8.data(), c.data(), t.ldc, t.load_c, t.epilogue(ep));
+      expect_tile(t, c, [&](int64_t k, int64_t n) { return n < 16 ? w16[k * 16 + n] : w8[k * 8 + n - 16]; },
+                  "4x24 mr=" + std::to_string(mr) + " kc=" + std::to_string(kc));
       ++i;
       if (HasFailure()) return;
     }

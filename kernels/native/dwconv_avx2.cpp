@@ -103,6 +103,26 @@ inline void tail(int64_t C, int64_t c, int64_t off, const float* const* taps, in
   _mm256_maskstore_ps(out + c, m, clamp(_mm256_add_ps(a0, a1)));
 }
 
+// The accumulators of P pixels x NV vectors (channels [c, c + 8 NV), pixel p's output at out + p * C):
+// px_start sets them to the bias, or without one to the output (multi-pass accumulation); px_finish
+// stores them through the epilogue.
+template <int P, int NV>
+__attribute__((always_inline)) inline void px_start(__m256 (&acc)[P][NV], int64_t C, int64_t c,
+                                                    const float* __restrict bias, const float* __restrict out) {
+#pragma GCC unroll 4
+  for (int p = 0; p < P; ++p)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[p][v] = _mm256_loadu_ps((bias ? bias : out + p * C) + c + 8 * v);
+}
+template <int P, int NV, class CL>
+__attribute__((always_inline)) inline void px_finish(__m256 (&acc)[P][NV], int64_t C, int64_t c, float* __restrict out,
+                                                     const CL& clamp) {
+#pragma GCC unroll 4
+  for (int p = 0; p < P; ++p)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) _mm256_storeu_ps(out + p * C + c + 8 * v, clamp(acc[p][v]));
+}
+
 // P output pixels (pixel p's taps at taps[t] + off + p * step, its output at out + p * C) for
 // channels [c, c + 8 * NV): each tap's weights are loaded once for the P pixels (1.25 loads per FMA
 // for P = 4 instead of 2), and the P x NV accumulators are independent chains.
@@ -112,10 +132,7 @@ inline void block_px(int64_t C, int64_t c, int64_t off, int64_t step, const floa
                      const CL& clamp) {
   if constexpr (NT > 0) ntaps = NT;
   __m256 acc[P][NV];
-#pragma GCC unroll 4
-  for (int p = 0; p < P; ++p)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) acc[p][v] = _mm256_loadu_ps((bias ? bias : out + p * C) + c + 8 * v);
+  px_start(acc, C, c, bias, out);
 #pragma GCC unroll 25
   for (int64_t t = 0; t < ntaps; ++t) {
     const float* x = taps[t] + off + c;
@@ -127,10 +144,7 @@ inline void block_px(int64_t C, int64_t c, int64_t off, int64_t step, const floa
 #pragma GCC unroll 2
       for (int v = 0; v < NV; ++v) acc[p][v] = _mm256_fmadd_ps(_mm256_loadu_ps(x + p * step + 8 * v), wv[v], acc[p][v]);
   }
-#pragma GCC unroll 4
-  for (int p = 0; p < P; ++p)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) _mm256_storeu_ps(out + p * C + c + 8 * v, clamp(acc[p][v]));
+  px_finish(acc, C, c, out, clamp);
 }
 
 // Sliding-window form of a 3x3 kernel whose taps are rows of three columns d floats apart, with
@@ -147,10 +161,7 @@ __attribute__((always_inline)) inline void slide(int64_t C, int64_t c, int64_t o
                                                  const CL& clamp) {
   constexpr int K = 3, J = P * S + K - S;  // input columns per kernel row
   __m256 acc[P][NV];
-#pragma GCC unroll 4
-  for (int p = 0; p < P; ++p)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) acc[p][v] = _mm256_loadu_ps((bias ? bias : out + p * C) + c + 8 * v);
+  px_start(acc, C, c, bias, out);
 #pragma GCC unroll 3
   for (int kh = 0; kh < K; ++kh) {
     const float* xp = taps[kh * K] + off + c;
@@ -177,10 +188,7 @@ __attribute__((always_inline)) inline void slide(int64_t C, int64_t c, int64_t o
       }
     }
   }
-#pragma GCC unroll 4
-  for (int p = 0; p < P; ++p)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) _mm256_storeu_ps(out + p * C + c + 8 * v, clamp(acc[p][v]));
+  px_finish(acc, C, c, out, clamp);
 }
 
 // All C channels of P pixels in the sliding form: 16-channel blocks, an 8-channel block, then the

@@ -235,7 +235,7 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
       const float* w16 = b.data.data() + pw * K * NR + k0 * NR;
       const float* w8 = b.data.data() + (panels - 1) * K * NR + k0 * kGemmNarrowNR;
       ep.bias = bias ? bias + n0 : nullptr;
-      const int64_t MR = kern.wide_narrow_mr ? kern.wide_narrow_mr : kern.mr;
+      const int64_t MR = kern.wide_narrow_mr;
       // Runs of whole tiles in one call (multi_tile). Without a wide pass before it (N = 24) this
       // pass reads A first, yet prefetching A tile by tile (one call per tile) measured 4-12% slower
       // on a Zen 3 core (3136 x 96..144 x 24, 12544 x 32 x 24) than the runs without it.

@@ -127,8 +127,8 @@ struct GemmConfig {
   // L1) keeps the chunk in L1 across the row tiles; larger chunks read B from L2, behind the
   // prefetchers, and pass over the group's A and C fewer times.
   int64_t chunk_b_bytes = 16 * 1024;
-  // Rows of `wide_narrow`'s register tile (0: mr).
-  int64_t wide_narrow_mr = 0;
+  // Rows of `wide_narrow`'s register tile.
+  int64_t wide_narrow_mr = mr;
 };
 // Avx512: f32_gemm_12x32_avx512f (12 x 32 over two panels); Avx2: f32_gemm_6x16_avx2 (6 x 16); Generic:
 // f32_gemm_4x16_generic (4 x 16).
