@@ -105,8 +105,10 @@ struct FusedBlockPlan {
   // 9000 entries, more than S=8192)", and why the buffer's price shortened the bands ("bands of 7
   // rows, not 29: ..."); empty when nothing of the kind happened.
   std::string note;
-  // Band split: of T threads (T <= threads), thread t walks the batch's bands
-  // [stretch_begin(t, T), stretch_begin(t + 1, T)) (band g is image g / bands, band g % bands).
+  // Band split: of T threads (T <= threads), thread t's share of the batch's bands is
+  // [stretch_begin(t, T), stretch_begin(t + 1, T)) (band g is image g / bands, band g % bands). The
+  // fp32 kernel balances the shares at run time (kernels/native/meet_split.h: each pair of threads
+  // walks its two shares from both ends until they meet); the int8 kernel walks them as they are.
   int64_t stretch_begin(int64_t t, int64_t T) const { return images * bands * t / T; }
   // Chunk split: thread t of T takes chunks [chunk_begin(t, T), chunk_begin(t + 1, T)).
   int64_t chunk_begin(int64_t t, int64_t T) const { return chunks * t / T; }

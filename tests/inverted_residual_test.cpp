@@ -111,8 +111,12 @@ void run_case(const Case& k, uint32_t seed) {
   // threads, else at least one band per thread); each run with OpenMP set to 1, 2 and 8 threads:
   // the kernel runs with the plan's count whatever OpenMP says, inside a scratch of exactly
   // inverted_residual_scratch_floats (guarded: before the count was planned, 8 threads indexed
-  // per-thread scratch past a workspace sized for 1 or 2).
-  for (int pack_threads : {1, 2})
+  // per-thread scratch past a workspace sized for 1 or 2). Packed for 3 too: a pair of threads
+  // meeting in the middle of their bands and one thread alone (MeetSplit). A band split (threads
+  // walking whole bands) gives the serial walk's result of the same plan bit for bit (the kernel
+  // walks serially inside a parallel region): which thread takes a band, and in which direction
+  // it walks, must not change the sums.
+  for (int pack_threads : {1, 2, 3})
   for (int threads : {1, 2, 8}) {
     const PackedInvertedResidual p = pack_inverted_residual(s, w, k.S, pack_threads);
     EXPECT_LE(p.plan.buffer_entries, k.S);
@@ -128,6 +132,21 @@ void run_case(const Case& k, uint32_t seed) {
     std::vector<float> got(want.size() + 1, 12345.f);  // one guard element past the end
     inverted_residual_nhwc(p, x.data(), got.data(), scratch.data());
     ASSERT_EQ(got.back(), 12345.f) << "wrote past the output";
+    got.pop_back();
+    if (p.plan.split_chunks <= 1) {
+      std::vector<float> serial(got.size(), 0.f);
+      bool nested = false;
+#pragma omp parallel num_threads(2)
+#pragma omp single
+      {
+        nested = omp_in_parallel();
+        inverted_residual_nhwc(p, x.data(), serial.data(), scratch.data());
+      }
+      ASSERT_TRUE(nested) << "no 2-thread team for the serial walk";
+      if (got != serial)
+        ADD_FAILURE() << "packed for " << pack_threads << ", run with OpenMP at " << threads
+                      << ": the band split differs from the serial walk (plan " << p.plan.describe() << ")";
+    }
     for (int64_t i = 0; i < kGuard; ++i)
       ASSERT_EQ(scratch[size_t(scratch_n + i)], -4242.f) << "threads=" << threads << " packed for " << pack_threads
                                                          << ": wrote past the scratch";

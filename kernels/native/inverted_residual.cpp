@@ -11,6 +11,7 @@
 #include "kernels/native/depthwise_row.h"
 #include "kernels/native/dwconv_microkernel.h"
 #include "kernels/native/elementwise.h"
+#include "kernels/native/meet_split.h"
 
 namespace locus::kernels {
 
@@ -124,10 +125,12 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
   // Band g's chunks [c0, c1) (walked forward or backward) on the calling thread with scratch
   // `buf`: expand, filter and project each chunk, accumulating into dst (the band's output rows,
   // ld = OC). final: bias on the first chunk and activation on the last (the band's whole result);
-  // otherwise a partial sum without either. prev_ih1: with the ring, input rows [.., prev_ih1) of
-  // this image are already expanded for these chunks (updated).
+  // otherwise a partial sum without either. ringed: the band whose expanded input rows the ring
+  // holds for these chunks, or -1 (updated to g). When it is g's neighbour in the same image (the
+  // band before, walking forward, or after, walking backward), the rows both need are not expanded
+  // again.
   auto band_chunks = [&](int64_t g, int64_t c0, int64_t c1, bool forward, float* buf, float* dst, bool final,
-                         int64_t& prev_ih1, bool continues) {
+                         int64_t& ringed) {
     float* expbuf = buf;
     float* midbuf = buf + p.scratch_exp;
     float* dwbuf = midbuf + p.scratch_mid;
@@ -135,8 +138,15 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
     const int64_t oh0 = b * pl.rows, oh1 = std::min(OH, oh0 + pl.rows);
     const int64_t ih0 = pl.band_in_first(b), ih1 = pl.band_in_last(b);
     const float* img = in + n * s.H * s.W * s.C;
-    // Rows to expand: all of the band's, or with the ring only those the previous band lacked.
-    const int64_t new0 = R && continues && b > 0 ? std::max(ih0, prev_ih1) : ih0;
+    // Rows to expand: all of the band's, or with the ring only those the neighbour lacked.
+    int64_t new0 = ih0, new1 = ih1;
+    if (R && ringed >= 0 && ringed / pl.bands == n && (ringed == g - 1 || ringed == g + 1)) {
+      const int64_t rb = ringed % pl.bands;
+      if (ringed < g)
+        new0 = std::max(ih0, pl.band_in_last(rb));
+      else
+        new1 = std::min(ih1, pl.band_in_first(rb));
+    }
     for (int64_t step = 0; step < c1 - c0; ++step) {
       const int64_t ci = forward ? c0 + step : c1 - 1 - step;
       const int64_t e0 = ci * ch, ec = std::min(ch, s.E - e0);
@@ -146,10 +156,10 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
       int64_t ps;
       float* exp_c = R ? expbuf + e0 * R * s.W : expbuf;
       if (s.expand) {
-        // Rows [new0, ih1) go to ring slots new0 mod R.. (wrapping at most once), or linearly.
-        for (int64_t r0 = new0; r0 < ih1;) {
+        // Rows [new0, new1) go to ring slots new0 mod R.. (wrapping at most once), or linearly.
+        for (int64_t r0 = new0; r0 < new1;) {
           const int64_t slot = R ? r0 % R : r0 - ih0;
-          const int64_t r1 = R ? std::min(ih1, r0 + (R - slot)) : ih1;
+          const int64_t r1 = R ? std::min(new1, r0 + (R - slot)) : new1;
           gemm_f32((r1 - r0) * s.W, img + r0 * s.W * s.C, s.C, p.expand_chunks[size_t(ci)], exp_c + slot * s.W * ec,
                    ec, p.expand_bias.data() + e0, p.expand_act, false, threads);
           r0 = r1;
@@ -193,7 +203,7 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
                final && first ? p.project_bias.data() : nullptr, final && last ? p.project_act : none, !first,
                threads, add_residual ? img + oh0 * s.W * s.C : nullptr, s.C);
     }
-    prev_ih1 = ih1;
+    ringed = g;
   };
   // Band g's output rows in `out`, and the block input rows the residual adds.
   auto band_out = [&](int64_t g) { return out + ((g / pl.bands) * OH + (g % pl.bands) * pl.rows) * OW * s.OC; };
@@ -212,12 +222,12 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
       const int T = omp_get_num_threads(), t = omp_get_thread_num();
       float* buf = scratch + t * per_thread;
       const int64_t c0 = pl.chunk_begin(t, T), c1 = pl.chunk_begin(t + 1, T);
-      int64_t prev_ih1 = -1;
+      int64_t ringed = -1;
       for (int64_t g = 0; g < total_bands; ++g) {
         float* part = buf + p.scratch_exp + p.scratch_mid + p.scratch_dw;
         const int64_t np = band_pixels(g);
         if (c1 > c0)
-          band_chunks(g, c0, c1, g % 2 == 0, buf, part, false, prev_ih1, g > 0);
+          band_chunks(g, c0, c1, g % 2 == 0, buf, part, false, ringed);
         else
           std::fill(part, part + np * s.OC, 0.f);
 #pragma omp barrier
@@ -243,25 +253,31 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
     return;
   }
 
-  // Band split: threads take contiguous stretches of bands, each walking all chunks of a band
-  // (alternating direction from band to band: Scan).
-  auto walk = [&](int64_t g0, int64_t g1, float* buf) {
-    int64_t prev_ih1 = -1;
-    for (int64_t g = g0; g < g1; ++g) {
-      band_chunks(g, 0, chunks, (g - g0) % 2 == 0, buf, band_out(g), true, prev_ih1, g > g0);
-      if (s.residual && !residual_in_epilogue)
-        binary_same_f32(BinaryOp::Add, band_pixels(g) * s.OC, band_out(g), band_x(g), band_out(g));
-    }
+  // Band split: the threads take contiguous stretches of bands, balanced at run time (MeetSplit: in
+  // each pair of threads one walks its stretch forward, the other backward, until they meet), each
+  // walking all chunks of a band. The chunk direction alternates from band to band (Scan) by the
+  // band's parity, not the walker's: the sum over chunks, so the output, is then the same bit for
+  // bit whichever thread took the band and whatever the thread count.
+  auto band = [&](int64_t g, float* buf, int64_t& ringed) {
+    band_chunks(g, 0, chunks, g % 2 == 0, buf, band_out(g), true, ringed);
+    if (s.residual && !residual_in_epilogue)
+      binary_same_f32(BinaryOp::Add, band_pixels(g) * s.OC, band_out(g), band_x(g), band_out(g));
   };
   const int band_threads = int(std::min<int64_t>(threads, total_bands));
   if (band_threads <= 1) {
-    walk(0, total_bands, scratch);
+    int64_t ringed = -1;
+    for (int64_t g = 0; g < total_bands; ++g) band(g, scratch, ringed);
     return;
   }
+  std::optional<MeetSplit> split;
 #pragma omp parallel num_threads(band_threads)
   {
-    const int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
-    walk(pl.stretch_begin(t, T), pl.stretch_begin(t + 1, T), scratch + t * per_thread);
+    // The team may be smaller than asked for (thread limits): split among those who came.
+#pragma omp single
+    split.emplace(total_bands, omp_get_num_threads());
+    const int t = omp_get_thread_num();
+    int64_t ringed = -1;
+    split->run(t, [&](int64_t g) { band(g, scratch + t * per_thread, ringed); });
   }
 }
 
