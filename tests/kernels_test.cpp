@@ -517,6 +517,12 @@ TEST_P(ConvTest, DirectSmallInputDepth) {
   // (K = 400) that must stay on im2col.
   run_conv_case(conv_shape(1, 45, 38, 3, 64, 7, 2, 3, 3, 3, 3), relu(), ConvPath::Direct, "stem 7x7 s2 C=3 OC=64",
                 298);
+  // Rows split over 3 threads (a pair meeting in the middle of its rows, and one thread alone), and
+  // 2 images over 5 threads.
+  run_conv_case(conv_shape(1, 45, 38, 3, 64, 7, 2, 3, 3, 3, 3), relu(), ConvPath::Direct,
+                "stem 7x7 s2 C=3 OC=64, 3 threads", 296, 0, schedule::TileOrder::Scan, 3);
+  run_conv_case(conv_shape(2, 13, 12, 3, 16, 3, 1, 1, 1, 1, 1), relu(), ConvPath::Direct,
+                "3x3 s1 C=3 N=2, 5 threads", 295, 0, schedule::TileOrder::Scan, 5);
   run_conv_case(conv_shape(1, 11, 10, 16, 24, 5, 1, 2, 2, 2, 2), relu(), ConvPath::General, "5x5 C=16", 297);
 }
 
