@@ -26,6 +26,7 @@
 #include "kernels/native/conv2d_nhwc.h"
 #include "kernels/native/cpu_features.h"
 #include "kernels/native/inverted_residual.h"
+#include "kernels/native/meet_split.h"
 #include "kernels/native/elementwise.h"
 #include "kernels/native/gemm.h"
 #include "kernels/native/pool2d_nhwc.h"
@@ -486,17 +487,26 @@ void NativeExecutable::run_views(const std::vector<TensorView>& inputs, std::vec
   OmpThreadsScope omp_threads(threads_);
   if (profiling_) reset_timings();
   if (!lanes_.empty()) {
-    // Image-major: the lanes take the images (a static split: lane t the t-th stretch), each writing
-    // its image's slice of the cut value; then the rest of the graph runs over the batch.
+    // Image-major: the lanes take the images, each writing its image's slice of the cut value; then
+    // the rest of the graph runs over the batch. Contiguous stretches balanced at run time
+    // (MeetSplit): a lane on a slower vCPU takes fewer images, and the rest's band split still finds
+    // most of its images in its own core's cache.
     const int64_t N = vals_.at(cut_).shape[0];
     const size_t in_image = inputs[0].bytes / size_t(N);
     const auto* x = static_cast<const uint8_t*>(inputs[0].data);
     if (profiling_)
       for (auto& l : lanes_) l->reset_timings();
     const int T = int(std::min<int64_t>(int64_t(lanes_.size()), N));
-#pragma omp parallel for schedule(static) num_threads(T)
-    for (int64_t n = 0; n < N; ++n)
-      lanes_[size_t(omp_get_thread_num())]->run_image(x + size_t(n) * in_image, cut_dst_ + size_t(n) * cut_image_bytes_);
+    std::optional<kernels::MeetSplit> split;
+#pragma omp parallel num_threads(T)
+    {
+#pragma omp single
+      split.emplace(N, omp_get_num_threads());
+      const int t = omp_get_thread_num();
+      split->run(t, [&](int64_t n) {
+        lanes_[size_t(t)]->run_image(x + size_t(n) * in_image, cut_dst_ + size_t(n) * cut_image_bytes_);
+      });
+    }
   } else {
     for (size_t i = 0; i < input_names_.size(); ++i) copy_input(i, inputs[i].data);
   }
