@@ -17,7 +17,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <optional>
 
 #include "graph/error.h"
 #include "kernels/native/conv_direct.h"
@@ -77,13 +76,7 @@ template <class F>
 void parallel_rows(const PackedConv2d& p, int64_t rows, const F& fn) {
   const int nt = int(std::min<int64_t>(thread_count(p), rows));
   if (nt > 1) {
-    std::optional<MeetSplit> split;
-#pragma omp parallel num_threads(nt)
-    {
-#pragma omp single
-      split.emplace(rows, omp_get_num_threads());
-      split->run(omp_get_thread_num(), fn);
-    }
+    meet_split_parallel(rows, nt, [&](int t, MeetSplit& split) { split.run(t, fn); });
   } else {
     for (int64_t r = 0; r < rows; ++r) fn(r);
   }

@@ -269,16 +269,10 @@ void inverted_residual_nhwc(const PackedInvertedResidual& p, const float* in, fl
     for (int64_t g = 0; g < total_bands; ++g) band(g, scratch, ringed);
     return;
   }
-  std::optional<MeetSplit> split;
-#pragma omp parallel num_threads(band_threads)
-  {
-    // The team may be smaller than asked for (thread limits): split among those who came.
-#pragma omp single
-    split.emplace(total_bands, omp_get_num_threads());
-    const int t = omp_get_thread_num();
+  meet_split_parallel(total_bands, band_threads, [&](int t, MeetSplit& split) {
     int64_t ringed = -1;
-    split->run(t, [&](int64_t g) { band(g, scratch + t * per_thread, ringed); });
-  }
+    split.run(t, [&](int64_t g) { band(g, scratch + t * per_thread, ringed); });
+  });
 }
 
 }  // namespace locus::kernels

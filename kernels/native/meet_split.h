@@ -19,10 +19,13 @@
 // bit.
 #pragma once
 
+#include <omp.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <optional>
 
 namespace locus::kernels {
 
@@ -31,9 +34,9 @@ class MeetSplit {
   // Pairs with a counter each; a larger team (more than 2 x kMaxPairs threads) splits statically.
   static constexpr int kMaxPairs = 64;
 
-  // Items [0, n) for a team of T >= 1 threads. Construct outside the parallel region (shared).
+  // Items [0, n) for a team of T >= 1 threads; one object shared by the team (meet_split_parallel).
   MeetSplit(int64_t n, int T) : n_(n), T_(std::max(T, 1)), paired_(T_ <= 2 * kMaxPairs) {
-    for (auto& c : counts_) c.v.store(0, std::memory_order_relaxed);
+    for (int p = 0; paired_ && p < (T_ + 1) / 2; ++p) counts_[size_t(p)].v.store(0, std::memory_order_relaxed);
   }
 
   // Thread t's pair owns items [pair_first(t), pair_last(t)) (with a static split: thread t's own).
@@ -66,5 +69,19 @@ class MeetSplit {
   };
   std::array<Count, kMaxPairs> counts_;
 };
+
+// Runs body(t, split) on each thread t of a parallel region of (at most) `threads` threads, split
+// being one MeetSplit of n items over the team that actually formed (OpenMP may give fewer threads
+// than asked for). body typically holds per-thread state and calls split.run(t, ...).
+template <class Body>
+void meet_split_parallel(int64_t n, int threads, const Body& body) {
+  std::optional<MeetSplit> split;
+#pragma omp parallel num_threads(threads)
+  {
+#pragma omp single
+    split.emplace(n, omp_get_num_threads());
+    body(omp_get_thread_num(), *split);
+  }
+}
 
 }  // namespace locus::kernels

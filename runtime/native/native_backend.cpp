@@ -497,16 +497,11 @@ void NativeExecutable::run_views(const std::vector<TensorView>& inputs, std::vec
     if (profiling_)
       for (auto& l : lanes_) l->reset_timings();
     const int T = int(std::min<int64_t>(int64_t(lanes_.size()), N));
-    std::optional<kernels::MeetSplit> split;
-#pragma omp parallel num_threads(T)
-    {
-#pragma omp single
-      split.emplace(N, omp_get_num_threads());
-      const int t = omp_get_thread_num();
-      split->run(t, [&](int64_t n) {
+    kernels::meet_split_parallel(N, T, [&](int t, kernels::MeetSplit& split) {
+      split.run(t, [&](int64_t n) {
         lanes_[size_t(t)]->run_image(x + size_t(n) * in_image, cut_dst_ + size_t(n) * cut_image_bytes_);
       });
-    }
+    });
   } else {
     for (size_t i = 0; i < input_names_.size(); ++i) copy_input(i, inputs[i].data);
   }
