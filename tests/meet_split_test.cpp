@@ -1,7 +1,7 @@
 // The meet-in-the-middle split (kernels/native/meet_split.h): every item exactly once, each thread's
 // items one contiguous run walked from its end of the pair's stretch, for teams of 1-7 threads and
-// item counts from 0 to past the team size; and the balancing itself: a thread held back until its
-// partner has finished gets nothing.
+// item counts from 0 to past the team size; the balancing itself: a thread held back until its
+// partner has finished gets nothing; and the static split of teams too large for the counters.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -73,6 +73,27 @@ TEST(MeetSplit, ThreadHeldBackGetsNothing) {
   ASSERT_EQ(taken[0].size(), size_t(n));
   for (int64_t i = 0; i < n; ++i) EXPECT_EQ(taken[0][size_t(i)], i);
   EXPECT_TRUE(taken[1].empty());
+}
+
+TEST(MeetSplit, TeamsBeyondThePairCountersSplitStatically) {
+  // 200 threads (more than 2 x kMaxPairs): thread t walks its own static share [n t / T, n (t + 1)
+  // / T) forward. run needs no team for that, so the threads' calls can be made one after another.
+  const int T = 2 * MeetSplit::kMaxPairs + 72;
+  for (int64_t n : {0, 7, 200, 1001}) {
+    MeetSplit split(n, T);
+    std::vector<int> seen(size_t(n), 0);
+    for (int t = 0; t < T; ++t) {
+      int64_t next = n * t / T;
+      EXPECT_FALSE(split.backward(t));
+      split.run(t, [&](int64_t i) {
+        ASSERT_EQ(i, next) << "thread " << t << " of " << T << ", " << n << " items";
+        ++next;
+        ++seen[size_t(i)];
+      });
+      EXPECT_EQ(next, n * (t + 1) / T) << "thread " << t << " stopped short";
+    }
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(seen[size_t(i)], 1) << "item " << i << " of " << n;
+  }
 }
 
 }  // namespace
