@@ -68,10 +68,10 @@ int thread_count(const PackedConv2d& p) { return omp_in_parallel() ? 1 : p.threa
 
 // fn(r) for r in [0, rows) over the conv's threads (serial inside a parallel region): contiguous
 // shares balanced at run time (MeetSplit), so a thread on a slower vCPU takes fewer rows. The stems
-// at 2 threads, paired in one process against a static split: ResNet-50's 7x7 2.05-2.24 -> 1.83-1.90
-// ms, MobileNetV2's 3x3 0.168-0.252 -> 0.174-0.217 ms. (A dynamic schedule interleaving the rows
-// saved as much on the 7x7 stem, but the max pool after it then read half its rows from the other
-// core's cache: +0.05 ms.)
+// at 2 threads, paired in one process against a static split, two runs: ResNet-50's 7x7 2.05 -> 1.83
+// and 2.24 -> 1.90 ms, MobileNetV2's 3x3 0.168 -> 0.174 and 0.252 -> 0.217 ms. (A dynamic schedule
+// interleaving the rows saved as much on the 7x7 stem, but the max pool after it then read half its
+// rows from the other core's cache: +0.05 ms.)
 template <class F>
 void parallel_rows(const PackedConv2d& p, int64_t rows, const F& fn) {
   const int nt = int(std::min<int64_t>(thread_count(p), rows));
