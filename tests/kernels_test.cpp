@@ -283,7 +283,8 @@ void expect_tile(const TileCase& t, const std::vector<float>& c, const Weight& w
 }
 
 // The AVX2 6x16 kernels on their own, against the product written out here: the strided one, its
-// A-prefetching form and the packed-A one (f32_pack_a_6_avx2 + f32_gemm_6x16_packa_avx2), every row count 1..6 and runs of
+// A-prefetching form and the packed-A one (f32_pack_a_6_avx2 + f32_gemm_6x16_packa_avx2, and its form
+// prefetching B, which must give the same bits), every row count 1..6 and runs of
 // whole tiles with a ragged or whole last one (GemmConfig::multi_tile: 12, 13, 17), k counts around
 // the packer's 8-wide transpose, 1 and 3 panels, with and without loading C, and each epilogue part
 // (bias, residual, clamp).
@@ -311,8 +312,20 @@ TEST(GemmAvx2Tile, StridedAndPackedAgainstNaive) {
           std::vector<float> c = t.c0;
           Epilogue ep;
           const Epilogue* epp = t.epilogue(ep);
-          if (packed)
+          if (packed) {
             f32_gemm_6x16_packa_avx2(mr, np, kc, pa.data(), 0, w.data(), kc * NR, c.data(), t.ldc, t.load_c, epp);
+            // The form that also prefetches another B block (the driver's next chunk) computes the
+            // same bits, with or without a block to prefetch.
+            const auto next = random_floats(np * kc * NR, 905 + i);
+            for (const float* pf : {next.data(), static_cast<const float*>(nullptr)}) {
+              std::vector<float> c2 = t.c0;
+              Epilogue ep2;
+              f32_gemm_6x16_packa_prefetch_b_avx2(mr, np, kc, pa.data(), 0, w.data(), kc * NR, c2.data(), t.ldc,
+                                                  t.load_c, t.epilogue(ep2), pf);
+              ASSERT_EQ(c2, c) << "prefetching B mr=" << mr << " kc=" << kc << " np=" << np
+                               << (pf ? "" : " (nothing to prefetch)");
+            }
+          }
           else if (variant == 1)
             f32_gemm_6x16_prefetch_avx2(mr, np, kc, a, t.lda, w.data(), kc * NR, c.data(), t.ldc, t.load_c, epp);
           else
@@ -357,6 +370,34 @@ TEST_P(GemmTest, PackedRowGroupsAcrossPanelsAndKBlocks) {
         ++i;
         if (HasFailure()) return;
       }
+}
+
+TEST_P(GemmTest, TilesOverKRangesWithStreamedB) {
+  // A B of at least 512 KiB (1100 x 130 floats: the AVX2 packed path prefetches the next call's
+  // B, the next chunk's or these panels' next k rows), covered by gemm_f32_tile calls over three k
+  // ranges (72 rows, as the Scan plans of ResNet-50's 7x7 1x1 layers take; a range over two k
+  // blocks; the rest) and two column ranges (7 full panels, then 18 columns with a ragged last
+  // panel): bias and ReLU after the last range only.
+  const int64_t M = 49, K = 1100, N = 130;
+  const auto a = random_floats(M * K, 81), b = random_floats(K * N, 82), bias = random_floats(N, 83);
+  const PackedB pb = pack_b(K, N, b.data(), N, false);
+  ASSERT_GE(pb.data.size() * sizeof(float), size_t(512 * 1024));
+  std::vector<float> got(M * N, 9.f);
+  const int64_t kb[] = {0, 72, 600, K}, jb[] = {0, 112, N};
+  for (int j = 0; j < 2; ++j)
+    for (int r = 0; r < 3; ++r)
+      gemm_f32_tile(a.data(), K, pb, 0, M, jb[j], jb[j + 1], kb[r], kb[r + 1], got.data(), N, bias.data(), relu(), r > 0);
+  std::vector<double> want(M * N), scale(M * N);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      double sum = bias[n], sa = std::fabs(bias[n]);
+      for (int64_t k = 0; k < K; ++k) {
+        const double t = double(a[m * K + k]) * b[k * N + n];
+        sum += t, sa += std::fabs(t);
+      }
+      want[m * N + n] = act_ref(relu(), sum), scale[m * N + n] = sa;
+    }
+  expect_close(got, want, scale, "gemm_f32_tile over k ranges, streamed B");
 }
 
 // ---- Convolution ----------------------------------------------------------------------------

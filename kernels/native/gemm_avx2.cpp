@@ -2,6 +2,8 @@
 //   f32_gemm_6x16_avx2         6 rows x 16 columns: 12 ymm accumulators, 2 B loads + 6 broadcasts per k
 //   f32_gemm_6x16_packa_avx2   the same tile reading A packed k-major (f32_pack_a_6_avx2): every
 //                              broadcast is one pointer plus a constant offset
+//   f32_gemm_6x16_packa_prefetch_b_avx2  the packed tile whose first 6 rows also prefetch another
+//                              B block into L2, a line per k (the next chunk of a B streamed from memory)
 //   f32_gemm_12x8_avx2         12 rows x 8 columns: 12 ymm accumulators, 1 B load + 12 broadcasts per k
 //   f32_gemm_4x24_avx2         4 rows x (16 + 8) columns, a 16-wide panel beside the 8-wide last one:
 //                              12 ymm accumulators, 3 B loads + 4 broadcasts per k
@@ -82,11 +84,11 @@ __attribute__((always_inline)) inline void finish(__m256 (&acc)[R][V], float* c,
 // W is a K-major panel of width 8*V (8*V floats per k). A is R rows at stride lda or, when Packed,
 // k-major (R floats per k, lda unused). All loops have compile-time bounds and are fully unrolled,
 // so acc[][] lives in registers (R*V <= 12 accumulators).
-template <int R, int V, bool Packed = false>
+template <int R, int V, bool Packed = false, bool PF = false>
 __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restrict a, int64_t lda,
                                                 const float* __restrict w, float* __restrict c,
                                                 int64_t ldc, bool load_c, const Epilogue* ep,
-                                                int64_t col) {
+                                                int64_t col, const float* pf = nullptr) {
   static_assert(R * V <= 12 && V >= 1 && V <= 2);
   __m256 acc[R][V];
   // Without load_c, the accumulators start from the bias (saving the epilogue's adds).
@@ -102,6 +104,7 @@ __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restr
 #pragma GCC unroll 2
     for (int v = 0; v < V; ++v) b[v] = _mm256_loadu_ps(w + 8 * v);
     w += 8 * V;
+    if constexpr (PF) _mm_prefetch(reinterpret_cast<const char*>(pf + 8 * V * k), _MM_HINT_T1);
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
       const __m256 x = _mm256_broadcast_ss(Packed ? a + k * R + i : ar[i] + k);
@@ -120,6 +123,15 @@ void tiles(int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, 
            int64_t ldc, bool load_c, const Epilogue* ep) {
   for (int64_t p = 0; p < np; ++p)
     tile<R, V, Packed>(kc, a, lda, w + p * w_stride, c + p * 8 * V, ldc, load_c, ep, p * 8 * V);
+}
+
+// tiles, prefetching (into L2) one line of pf + p * w_stride per k of panel p: the next chunk's B.
+template <int R, int V, bool Packed>
+void tiles_pf(int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride, float* c,
+              int64_t ldc, bool load_c, const Epilogue* ep, const float* pf) {
+  for (int64_t p = 0; p < np; ++p)
+    tile<R, V, Packed, true>(kc, a, lda, w + p * w_stride, c + p * 8 * V, ldc, load_c, ep, p * 8 * V,
+                             pf + p * w_stride);
 }
 
 template <int V, bool Packed = false, int... Rs>
@@ -241,6 +253,19 @@ void f32_gemm_6x16_prefetch_avx2(int64_t mr, int64_t np, int64_t kc, const float
 void f32_gemm_6x16_packa_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
                               int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
   rows_6x16<true>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep);
+}
+
+void f32_gemm_6x16_packa_prefetch_b_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
+                                        const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c,
+                                        const Epilogue* ep, const float* pf) {
+  if (mr < 6 || !pf) return rows_6x16<true>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep);
+  tiles_pf<6, 2, true>(np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, pf);
+  if (mr > 6) {
+    Epilogue e;
+    if (ep) e = *ep;
+    if (e.residual) e.residual += 6 * e.ldr;
+    rows_6x16<true>(mr - 6, np, kc, a + 6 * kc, lda, w, w_stride, c + 6 * ldc, ldc, load_c, ep ? &e : nullptr);
+  }
 }
 
 void f32_pack_a_6_avx2(int64_t mr, int64_t kc, const float* a, int64_t lda, float* dst) {
