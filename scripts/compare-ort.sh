@@ -61,7 +61,12 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# One timed run; prints the median ms or "n/a (first line of the error)".
+# One timed run; prints the median ms or "n/a (first line of the error)", a long line cut at a word
+# with "..." (a parenthesis the cut opened would otherwise read as "(without )").
+shorten() {  # max: stdin's line, or its words that fit in max - 3 characters and "..."
+  awk -v max="$1" '{ if (length($0) <= max) { print; next }
+    s = substr($0, 1, max - 3); sub(/[ (]+[^ ]*$/, "", s); print s "..." }'
+}
 run_one() {  # runtime model threads batch
   local rt=$1 model=$2 t=$3 b=$4 n=$runs
   if [[ $model == "$r50" ]]; then
@@ -72,12 +77,12 @@ run_one() {  # runtime model threads batch
     ort)
       if node "$ort/bench.js" "$model" --threads "$t" --batch "$b" --runs "$n" --json >"$tmp/o.json" 2>"$log"; then
         python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['median_ms'])" "$tmp/o.json"
-      else echo "n/a ($(head -1 "$log" | cut -c1-60))"; fi ;;
+      else echo "n/a ($(head -1 "$log" | shorten 60))"; fi ;;
     native|onednn)
       if "$locus" bench "$model" --backend "$rt" --threads "$t" --batch "$b" --runs "$n" --json "$tmp/l.json" \
            >/dev/null 2>"$log"; then
         python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['median_ms'])" "$tmp/l.json"
-      else echo "n/a ($(grep -m1 '^locus: ' "$log" | sed 's/^locus: //; s/^error: //' | cut -c1-120))"; fi ;;
+      else echo "n/a ($(grep -m1 '^locus: ' "$log" | sed 's/^locus: //; s/^error: //' | shorten 120))"; fi ;;
   esac
 }
 
