@@ -142,6 +142,48 @@ TEST_P(PointwiseScanTest, RaggedShapesAllOrdersBuffersThreads) {
   }
 }
 
+TEST_P(PointwiseScanTest, CallsJoinAdjacentKVisitsOfOneTile) {
+  // The walk's driver calls (PointwiseScan::calls) are the plan's visits in order, each call the
+  // longest run of consecutive visits of one C tile over adjacent k ranges; the C tiles' groups
+  // start where the tile changes. Plans with k < K (small buffers), every order family.
+  struct Shape {
+    int64_t M, K, N, S;
+  };
+  const Shape shapes[] = {{49, 960, 320, 3000}, {97, 37, 53, 200}, {49, 2048, 512, 65536}, {784, 512, 256, 65536}};
+  for (const Shape& sh : shapes)
+    for (schedule::TileOrder order : {schedule::TileOrder::Scan, schedule::TileOrder::Row, schedule::TileOrder::Col}) {
+      const auto b = random_floats(sh.K * sh.N, 91);
+      const PointwiseScan p = pack_pointwise_scan(sh.M, sh.K, sh.N, b.data(), sh.N, sh.S, order);
+      const std::string what = "M=" + std::to_string(sh.M) + " K=" + std::to_string(sh.K) + " N=" +
+                               std::to_string(sh.N) + " plan: " + p.plan.describe();
+      ASSERT_LT(p.plan.k, sh.K) << what;
+      ASSERT_EQ(p.strip.size(), p.calls.size()) << what;
+      auto same_tile = [](const schedule::TileVisit& x, const schedule::TileVisit& y) {
+        return x.i0 == y.i0 && x.i1 == y.i1 && x.j0 == y.j0 && x.j1 == y.j1;
+      };
+      size_t v = 0;
+      std::vector<int64_t> starts;
+      for (size_t c = 0; c < p.calls.size(); ++c) {
+        const schedule::TileVisit& call = p.calls[c];
+        if (c == 0 || !same_tile(call, p.calls[c - 1])) starts.push_back(int64_t(c));
+        ASSERT_LT(v, p.seq.size()) << what;
+        int64_t k = call.k0, joined = 0;
+        while (v < p.seq.size() && same_tile(p.seq[v], call) && p.seq[v].k0 == k && p.seq[v].k1 <= call.k1)
+          k = p.seq[v++].k1, ++joined;
+        EXPECT_GE(joined, 1) << what << ": call " << c << " matches no visit";
+        EXPECT_EQ(k, call.k1) << what << ": call " << c << " is not a run of adjacent visits";
+        // the run is the longest: the next visit is another tile or a k range that does not follow
+        if (v < p.seq.size()) EXPECT_FALSE(same_tile(p.seq[v], call) && p.seq[v].k0 == call.k1) << what << ": call " << c;
+        EXPECT_EQ(p.n_bounds[p.strip[c]], call.j0) << what;
+      }
+      EXPECT_EQ(v, p.seq.size()) << what << ": visits left over";
+      starts.push_back(int64_t(p.calls.size()));
+      EXPECT_EQ(starts, p.group_start) << what;
+      // The walks visit a C tile's k ranges in a row (k innermost) in these plans: fewer calls.
+      EXPECT_LT(p.calls.size(), p.seq.size()) << what;
+    }
+}
+
 TEST_P(PointwiseScanTest, StridedOperandsAndNoBias) {
   // lda > K and ldc > N (C padding untouched), no bias, identity activation.
   const int64_t M = 61, K = 45, N = 40, lda = K + 3, ldc = N + 5;

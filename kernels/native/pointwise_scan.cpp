@@ -50,20 +50,27 @@ PointwiseScan pack_pointwise_scan(int64_t M, int64_t K, int64_t N, const float* 
     const int64_t j0 = p.n_bounds[s], j1 = p.n_bounds[s + 1];
     p.strips.push_back(pack_b(K, j1 - j0, b + j0, ldb, false));
   }
-  p.strip.resize(p.seq.size());
   double work = 0;
-  for (size_t v = 0; v < p.seq.size(); ++v) {
-    const schedule::TileVisit& t = p.seq[v];
-    p.strip[v] = int32_t(std::upper_bound(p.n_bounds.begin(), p.n_bounds.end(), t.j0) - p.n_bounds.begin() - 1);
-    LOCUS_CHECK(p.n_bounds[p.strip[v]] == t.j0 && p.n_bounds[p.strip[v] + 1] == t.j1,
+  for (const schedule::TileVisit& t : p.seq) {
+    const int32_t strip =
+        int32_t(std::upper_bound(p.n_bounds.begin(), p.n_bounds.end(), t.j0) - p.n_bounds.begin() - 1);
+    LOCUS_CHECK(p.n_bounds[strip] == t.j0 && p.n_bounds[strip + 1] == t.j1,
                 "pointwise: visit columns do not match the plan's N strips");
-    if (v == 0 || t.i0 != p.seq[v - 1].i0 || t.j0 != p.seq[v - 1].j0) {
-      p.group_start.push_back(int64_t(v));
+    const bool same_tile = !p.calls.empty() && t.i0 == p.calls.back().i0 && t.i1 == p.calls.back().i1 &&
+                           t.j0 == p.calls.back().j0 && t.j1 == p.calls.back().j1;
+    if (!same_tile) {
+      p.group_start.push_back(int64_t(p.calls.size()));
       p.group_cum_work.push_back(work);
     }
     work += double(t.i1 - t.i0) * double(t.j1 - t.j0) * double(t.k1 - t.k0);
+    if (same_tile && t.k0 == p.calls.back().k1) {  // the next k range of the same C tile: one call
+      p.calls.back().k1 = t.k1;
+      continue;
+    }
+    p.calls.push_back(t);
+    p.strip.push_back(strip);
   }
-  p.group_start.push_back(int64_t(p.seq.size()));
+  p.group_start.push_back(int64_t(p.calls.size()));
   p.group_cum_work.push_back(work);
   p.prefetch_a = gemm_prefetch_a(M, K);
   p.a_rows_floats = p.plan.m * p.plan.k + 8;
@@ -95,7 +102,7 @@ void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, flo
   // (adds to it with accumulate).
   auto run = [&](int64_t g0, int64_t g1, PackedARows* rows) {
     for (int64_t v = p.group_start[g0]; v < p.group_start[g1]; ++v) {
-      const schedule::TileVisit& t = p.seq[v];
+      const schedule::TileVisit& t = p.calls[v];
       const int64_t j0 = t.j0;
       gemm_f32_tile(a, lda, p.strips[p.strip[v]], t.i0, t.i1, 0, t.j1 - j0, t.k0, t.k1, c + j0, ldc,
                     bias ? bias + j0 : nullptr, act, accumulate || t.k0 > 0, prefetch_a, residual ? residual + j0 : nullptr,
@@ -122,8 +129,8 @@ void pointwise_scan_f32(const PointwiseScan& p, const float* a, int64_t lda, flo
     {
       const int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
       PackedARows arows = rows_of(int(t));
-      for (size_t v = 0; v < p.seq.size(); ++v) {
-        const schedule::TileVisit& tv = p.seq[v];
+      for (size_t v = 0; v < p.calls.size(); ++v) {
+        const schedule::TileVisit& tv = p.calls[v];
         const int64_t rows = tv.i1 - tv.i0, cols = tv.j1 - tv.j0;
         int64_t r0 = tv.i0, r1 = tv.i1, c0 = 0, c1 = cols;
         if (rows < cols) {
