@@ -53,10 +53,10 @@ struct PointwiseScan {
   schedule::Plan plan;
   std::vector<schedule::TileVisit> seq;  // plan.sequence()
   // The walk's driver calls (gemm_f32_tile): the visits of seq in order, except that consecutive
-  // visits of one C tile over adjacent k ranges are one call. The driver cuts a call's k range into
-  // its own k blocks (at most 256) and keeps the C tile in registers and L2 through each: per plan
-  // visit of a short k range it reloaded and restored the whole C tile instead (the plan's traffic
-  // between L2 and memory is the same either way). Paired on a Zen 3 core, ResNet-50: 0.971 and
+  // visits of one C tile over adjacent k ranges are one call. The driver reloads and restores the
+  // C tile once per k block of its own (at most 256 k rows): once per plan visit when every visit
+  // was a call (29 times for ResNet-50's k = 72 plans over K = 2048, against 8). The plan's traffic
+  // between L2 and memory is the same either way. Paired on a Zen 3 core, ResNet-50: 0.971 and
   // 0.978 at 1 thread, 0.968 and 0.970 at 2 (its k = 72-81 plans: Conv_97 -0.65 to -0.73 ms,
   // Conv_105 and Conv_112 -0.17 to -0.38, Conv_55 -0.17 to -0.46); MobileNetV2 level (1.001, 1.005).
   std::vector<schedule::TileVisit> calls;
