@@ -158,6 +158,7 @@ TEST_P(PointwiseScanTest, CallsJoinAdjacentKVisitsOfOneTile) {
                                std::to_string(sh.N) + " plan: " + p.plan.describe();
       ASSERT_LT(p.plan.k, sh.K) << what;
       ASSERT_EQ(p.strip.size(), p.calls.size()) << what;
+      const std::vector<schedule::TileVisit> seq = p.plan.sequence();
       auto same_tile = [](const schedule::TileVisit& x, const schedule::TileVisit& y) {
         return x.i0 == y.i0 && x.i1 == y.i1 && x.j0 == y.j0 && x.j1 == y.j1;
       };
@@ -166,21 +167,21 @@ TEST_P(PointwiseScanTest, CallsJoinAdjacentKVisitsOfOneTile) {
       for (size_t c = 0; c < p.calls.size(); ++c) {
         const schedule::TileVisit& call = p.calls[c];
         if (c == 0 || !same_tile(call, p.calls[c - 1])) starts.push_back(int64_t(c));
-        ASSERT_LT(v, p.seq.size()) << what;
+        ASSERT_LT(v, seq.size()) << what;
         int64_t k = call.k0, joined = 0;
-        while (v < p.seq.size() && same_tile(p.seq[v], call) && p.seq[v].k0 == k && p.seq[v].k1 <= call.k1)
-          k = p.seq[v++].k1, ++joined;
+        while (v < seq.size() && same_tile(seq[v], call) && seq[v].k0 == k && seq[v].k1 <= call.k1)
+          k = seq[v++].k1, ++joined;
         EXPECT_GE(joined, 1) << what << ": call " << c << " matches no visit";
         EXPECT_EQ(k, call.k1) << what << ": call " << c << " is not a run of adjacent visits";
         // the run is the longest: the next visit is another tile or a k range that does not follow
-        if (v < p.seq.size()) EXPECT_FALSE(same_tile(p.seq[v], call) && p.seq[v].k0 == call.k1) << what << ": call " << c;
+        if (v < seq.size()) EXPECT_FALSE(same_tile(seq[v], call) && seq[v].k0 == call.k1) << what << ": call " << c;
         EXPECT_EQ(p.n_bounds[p.strip[c]], call.j0) << what;
       }
-      EXPECT_EQ(v, p.seq.size()) << what << ": visits left over";
+      EXPECT_EQ(v, seq.size()) << what << ": visits left over";
       starts.push_back(int64_t(p.calls.size()));
       EXPECT_EQ(starts, p.group_start) << what;
       // The walks visit a C tile's k ranges in a row (k innermost) in these plans: fewer calls.
-      EXPECT_LT(p.calls.size(), p.seq.size()) << what;
+      EXPECT_LT(p.calls.size(), seq.size()) << what;
     }
 }
 

@@ -118,20 +118,13 @@ __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restr
 
 // np panels side by side: panel p's weights at w + p * w_stride, its C columns and bias entries
 // start at p * 8 * V.
-template <int R, int V, bool Packed>
+// PF: also prefetching (into L2) one line of pf + p * w_stride per k of panel p (the next chunk's B).
+template <int R, int V, bool Packed, bool PF = false>
 void tiles(int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride, float* c,
-           int64_t ldc, bool load_c, const Epilogue* ep) {
+           int64_t ldc, bool load_c, const Epilogue* ep, const float* pf = nullptr) {
   for (int64_t p = 0; p < np; ++p)
-    tile<R, V, Packed>(kc, a, lda, w + p * w_stride, c + p * 8 * V, ldc, load_c, ep, p * 8 * V);
-}
-
-// tiles, prefetching (into L2) one line of pf + p * w_stride per k of panel p: the next chunk's B.
-template <int R, int V, bool Packed>
-void tiles_pf(int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride, float* c,
-              int64_t ldc, bool load_c, const Epilogue* ep, const float* pf) {
-  for (int64_t p = 0; p < np; ++p)
-    tile<R, V, Packed, true>(kc, a, lda, w + p * w_stride, c + p * 8 * V, ldc, load_c, ep, p * 8 * V,
-                             pf + p * w_stride);
+    tile<R, V, Packed, PF>(kc, a, lda, w + p * w_stride, c + p * 8 * V, ldc, load_c, ep, p * 8 * V,
+                           PF ? pf + p * w_stride : nullptr);
 }
 
 template <int V, bool Packed = false, int... Rs>
@@ -223,14 +216,18 @@ void dispatch_pack(int64_t mr, int64_t kc, const float* a, int64_t lda, float* d
 // next tile's rows of A are prefetched (gemm_prefetch_rows).
 template <bool Packed, bool Prefetch = false>
 void rows_6x16(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride,
-               float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
+               float* c, int64_t ldc, bool load_c, const Epilogue* ep, const float* prefetch_b = nullptr) {
   static_assert(!(Packed && Prefetch));
   Epilogue e;
   if (ep) e = *ep;
   const Epilogue* epp = ep ? &e : nullptr;
-  for (; mr > 6; mr -= 6) {
+  // prefetch_b (nullable): B the first whole 6-row tile prefetches (f32_gemm_6x16_packa_prefetch_b_avx2).
+  for (; mr > 6 || (prefetch_b && mr == 6); mr -= 6) {
     if constexpr (Prefetch) gemm_prefetch_rows(a + 6 * lda, lda, std::min<int64_t>(6, mr - 6), 0, kc);
-    tiles<6, 2, Packed>(np, kc, a, lda, w, w_stride, c, ldc, load_c, epp);
+    if (prefetch_b)
+      tiles<6, 2, Packed, true>(np, kc, a, lda, w, w_stride, c, ldc, load_c, epp, prefetch_b), prefetch_b = nullptr;
+    else
+      tiles<6, 2, Packed>(np, kc, a, lda, w, w_stride, c, ldc, load_c, epp);
     a += Packed ? 6 * kc : 6 * lda;
     c += 6 * ldc;
     if (e.residual) e.residual += 6 * e.ldr;
@@ -258,14 +255,7 @@ void f32_gemm_6x16_packa_avx2(int64_t mr, int64_t np, int64_t kc, const float* a
 void f32_gemm_6x16_packa_prefetch_b_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
                                         const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c,
                                         const Epilogue* ep, const float* pf) {
-  if (mr < 6 || !pf) return rows_6x16<true>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep);
-  tiles_pf<6, 2, true>(np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, pf);
-  if (mr > 6) {
-    Epilogue e;
-    if (ep) e = *ep;
-    if (e.residual) e.residual += 6 * e.ldr;
-    rows_6x16<true>(mr - 6, np, kc, a + 6 * kc, lda, w, w_stride, c + 6 * ldc, ldc, load_c, ep ? &e : nullptr);
-  }
+  rows_6x16<true>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, pf);
 }
 
 void f32_pack_a_6_avx2(int64_t mr, int64_t kc, const float* a, int64_t lda, float* dst) {

@@ -44,14 +44,13 @@ PointwiseScan pack_pointwise_scan(int64_t M, int64_t K, int64_t N, const float* 
                                   int64_t S, schedule::TileOrder order, int threads) {
   PointwiseScan p;
   p.plan = plan_pointwise(M, K, N, S, order, threads);
-  p.seq = p.plan.sequence();
   p.n_bounds = p.plan.n_bounds();
   for (size_t s = 0; s + 1 < p.n_bounds.size(); ++s) {
     const int64_t j0 = p.n_bounds[s], j1 = p.n_bounds[s + 1];
     p.strips.push_back(pack_b(K, j1 - j0, b + j0, ldb, false));
   }
   double work = 0;
-  for (const schedule::TileVisit& t : p.seq) {
+  for (const schedule::TileVisit& t : p.plan.sequence()) {
     const int32_t strip =
         int32_t(std::upper_bound(p.n_bounds.begin(), p.n_bounds.end(), t.j0) - p.n_bounds.begin() - 1);
     LOCUS_CHECK(p.n_bounds[strip] == t.j0 && p.n_bounds[strip + 1] == t.j1,

@@ -6,7 +6,7 @@
 // Pack time (once, at session creation): plan_pointwise() asks the planner for the cheapest tiles
 // (rounded to the register tile of the active ISA's GEMM micro-kernel, gemm_config: 12x16 on
 // AVX-512, 6x16 on AVX2, 4x16 generic) for the thread count in the requested order family, and pack_pointwise_scan() stores the plan, its
-// tile sequence and B packed once per N strip of the plan (so every strip starts on a micro-kernel
+// driver calls (the tile sequence, adjacent k visits of a tile joined) and B packed once per N strip of the plan (so every strip starts on a micro-kernel
 // panel boundary whatever the planner's edge-tile placement).
 // Run time: pointwise_scan_f32() walks the sequence; every visit runs the GEMM micro-kernel driver on
 // one C tile over one K range (gemm_f32_tile; consecutive visits of one tile over adjacent K ranges
@@ -51,8 +51,7 @@ schedule::Plan plan_pointwise(int64_t M, int64_t K, int64_t N, int64_t S, schedu
 
 struct PointwiseScan {
   schedule::Plan plan;
-  std::vector<schedule::TileVisit> seq;  // plan.sequence()
-  // The walk's driver calls (gemm_f32_tile): the visits of seq in order, except that consecutive
+  // The walk's driver calls (gemm_f32_tile): the visits of plan.sequence() in order, except that consecutive
   // visits of one C tile over adjacent k ranges are one call. The driver reloads and restores the
   // C tile once per k block of its own (at most 256 k rows): once per plan visit when every visit
   // was a call (29 times for ResNet-50's k = 72 plans over K = 2048, against 8). The plan's traffic
