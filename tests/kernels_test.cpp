@@ -283,8 +283,9 @@ void expect_tile(const TileCase& t, const std::vector<float>& c, const Weight& w
 }
 
 // The AVX2 6x16 kernels on their own, against the product written out here: the strided one, its
-// A-prefetching form and the packed-A one (f32_pack_a_6_avx2 + f32_gemm_6x16_packa_avx2, and its form
-// prefetching B, which must give the same bits), every row count 1..6 and runs of
+// A-prefetching form and the packed-A one (f32_pack_a_6_avx2 + f32_gemm_6x16_packa_avx2; its form
+// prefetching B and C and the strided form prefetching C must give the same bits as the plain ones),
+// every row count 1..6 and runs of
 // whole tiles with a ragged or whole last one (GemmConfig::multi_tile: 12, 13, 17), k counts around
 // the packer's 8-wide transpose, 1 and 3 panels, with and without loading C, and each epilogue part
 // (bias, residual, clamp).
@@ -314,22 +315,30 @@ TEST(GemmAvx2Tile, StridedAndPackedAgainstNaive) {
           const Epilogue* epp = t.epilogue(ep);
           if (packed) {
             f32_gemm_6x16_packa_avx2(mr, np, kc, pa.data(), 0, w.data(), kc * NR, c.data(), t.ldc, t.load_c, epp);
-            // The form that also prefetches another B block (the driver's next chunk) computes the
-            // same bits, with or without a block to prefetch.
+            // The form that also prefetches another B block (the driver's next chunk) and the next
+            // tile's rows of C computes the same bits, with or without a block to prefetch, with or
+            // without C.
             const auto next = random_floats(np * kc * NR, 905 + i);
-            for (const float* pf : {next.data(), static_cast<const float*>(nullptr)}) {
-              std::vector<float> c2 = t.c0;
-              Epilogue ep2;
-              f32_gemm_6x16_packa_prefetch_b_avx2(mr, np, kc, pa.data(), 0, w.data(), kc * NR, c2.data(), t.ldc,
-                                                  t.load_c, t.epilogue(ep2), pf);
-              ASSERT_EQ(c2, c) << "prefetching B mr=" << mr << " kc=" << kc << " np=" << np
-                               << (pf ? "" : " (nothing to prefetch)");
-            }
-          }
-          else if (variant == 1)
+            for (const float* pb : {next.data(), static_cast<const float*>(nullptr)})
+              for (bool pc : {false, true}) {
+                std::vector<float> c2 = t.c0;
+                Epilogue ep2;
+                f32_gemm_6x16_packa_prefetch_avx2(mr, np, kc, pa.data(), 0, w.data(), kc * NR, c2.data(), t.ldc,
+                                                  t.load_c, t.epilogue(ep2), GemmPrefetch{pb, pc});
+                ASSERT_EQ(c2, c) << "prefetching mr=" << mr << " kc=" << kc << " np=" << np
+                                 << (pb ? " B" : " (no B to prefetch)") << (pc ? " and C" : "");
+              }
+          } else if (variant == 1) {
             f32_gemm_6x16_prefetch_avx2(mr, np, kc, a, t.lda, w.data(), kc * NR, c.data(), t.ldc, t.load_c, epp);
-          else
+          } else {
             f32_gemm_6x16_avx2(mr, np, kc, a, t.lda, w.data(), kc * NR, c.data(), t.ldc, t.load_c, epp);
+            // The form prefetching the next tile's rows of C computes the same bits.
+            std::vector<float> c2 = t.c0;
+            Epilogue ep2;
+            f32_gemm_6x16_prefetch_c_avx2(mr, np, kc, a, t.lda, w.data(), kc * NR, c2.data(), t.ldc, t.load_c,
+                                          t.epilogue(ep2));
+            ASSERT_EQ(c2, c) << "prefetching C mr=" << mr << " kc=" << kc << " np=" << np;
+          }
           expect_tile(t, c, [&](int64_t k, int64_t n) { return w[(n / NR) * kc * NR + k * NR + n % NR]; },
                       std::string(packed ? "packed" : variant ? "prefetching" : "strided") + " mr=" +
                           std::to_string(mr) + " kc=" + std::to_string(kc) + " np=" + std::to_string(np));

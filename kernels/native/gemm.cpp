@@ -35,11 +35,11 @@ constexpr int64_t kStreamMinBBytes = 64 * 1024;
 // (A streamed B, stream_b, runs the _stream kernel on every row tile: with only the first one
 // prefetching, the 14x14 Winograd layers took 3.3-3.5 ms in all instead of 2.5-3.1.)
 // On AVX2 (no _stream kernel there) the same B size makes the packed path's first row group of each
-// chunk prefetch the next chunk's B into L2 (GemmConfig::wide_packed_prefetch_b). ResNet-50 on a
-// Zen 3 core, paired in one process: 1 thread 0.971 and 0.985 (its 7x7 3x3 layers 0.39-0.69 ms
-// faster each, the strided 3x3 ones 0.2-0.4), 2 threads 0.998 and 0.991 (prefetching within a call
-// only, not the next call's k rows: 0.985 and 1.005); MobileNetV2 level (1.005 and 0.999 at 1
-// thread, 1.003 at 2, 1.000 at batch 8).
+// chunk prefetch the next chunk's B into L2 (GemmConfig::wide_packed_prefetch, GemmPrefetch::b).
+// ResNet-50 on a Zen 3 core, paired in one process: 1 thread 0.971 and 0.985 (its 7x7 3x3 layers
+// 0.39-0.69 ms faster each, the strided 3x3 ones 0.2-0.4), 2 threads 0.998 and 0.991 (prefetching
+// within a call only, not the next call's k rows: 0.985 and 1.005); MobileNetV2 level (1.005 and
+// 0.999 at 1 thread, 1.003 at 2, 1.000 at batch 8).
 constexpr int64_t kFirstTileStreamBytes = 512 * 1024;
 // Packed A (GemmConfig::pack_a): rows are packed kPackRows at a time (a stack buffer of kPackRows x
 // kMaxKC floats, 96 KiB: gemm_f32's whole row block, so B is not read twice for it), and only where
@@ -106,7 +106,7 @@ const GemmConfig& gemm_config(Isa isa) {
   // 1 thread, 0.969-1.005 at 2; both 0.987 at batch 8 (unbounded chunks: level with 64 KiB).
   static const GemmConfig kAvx2{f32_gemm_6x16_avx2, 6, NR, 1, nullptr, f32_gemm_4x24_avx2, f32_gemm_12x8_avx2, 12,
                                 f32_gemm_6x16_packa_avx2, f32_pack_a_6_avx2, true, f32_gemm_6x16_prefetch_avx2,
-                                64 * 1024, 4, f32_gemm_6x16_packa_prefetch_b_avx2};
+                                64 * 1024, 4, f32_gemm_6x16_packa_prefetch_avx2, f32_gemm_6x16_prefetch_c_avx2};
   static const GemmConfig kGeneric{f32_gemm_4x16_generic, 4, NR, 1, nullptr, nullptr, f32_gemm_4x8_generic, 4};
   switch (isa) {
     case Isa::Avx512: return kAvx512;
@@ -175,6 +175,14 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
     const int64_t k0 = kb0 + off;
     const int64_t kc = std::min(kc_step, kspan - off);
     const bool load_c = accumulate || off > 0;
+    // C from the caller (accumulate, first k block): an in-place residual or a Scan walk's later
+    // visit of a tile, written long before, comes from beyond L2, so the kernels that can prefetch
+    // each next tile's rows of it (GemmPrefetch::c); later k blocks find C where this call left it.
+    // On a Zen 3 core, paired in one process: ResNet-50 0.978 and 0.991 at 1 thread (its in-place
+    // residual 1x1 convs 0.1-0.36 ms faster each), 1.003 and 0.993 at 2; MobileNetV2 1.003 and 1.003
+    // at 1 thread, 1.000 and 1.000 at 2, 1.010 and 1.009 at batch 8 (its fused blocks accumulate
+    // into rows still in L1 or L2, where the prefetches only cost instructions).
+    const bool prefetch_c = accumulate && off == 0;
     const bool last_k = off + kc_step >= kspan;
     Epilogue ep = act_ep;
     const Epilogue* epp = (last_k && epilogue) ? &ep : nullptr;
@@ -201,8 +209,9 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
     // them. The packed rows sit in L2 like A itself, but each tile is read as one stream.
     const bool pack = shared_rows || packing_pays(pairs_end - p0);
     // With a B from beyond the caches (kFirstTileStreamBytes) and a kernel that can, the first row
-    // group of every chunk prefetches the B the next call reads (GemmConfig::wide_packed_prefetch_b).
-    const bool prefetch_b = pack && kern.wide_packed_prefetch_b && b_streams;
+    // group of every chunk prefetches the B the next call reads (GemmConfig::wide_packed_prefetch,
+    // GemmPrefetch::b).
+    const bool prefetch_b = pack && kern.wide_packed_prefetch && b_streams;
     alignas(64) float stack_pack[kPackRows * kMaxKC + 8];  // 96 KiB of stack
     for (int64_t g0 = m0, g1; g0 < m1; g0 = g1) {
       g1 = m1;
@@ -226,15 +235,18 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
           if (kern.multi_tile && (!prefetching || kern.wide_prefetch) && !(m == m0 && first_tile_streams))
             while (mr % kern.mr == 0 && m + mr < g1 && next_rows(m1 - m - mr, kern.mr) == kern.mr) mr += kern.mr;
           if (residual) ep.residual = residual + m * ldr + pc * NR, ep.ldr = ldr;
-          if (prefetch_b && m == g0) {
+          if ((prefetch_b && m == g0) || (pack && prefetch_c && kern.wide_packed_prefetch)) {
+            GemmPrefetch pf;
+            pf.c = prefetch_c;
             // B of the next chunk at k0, else of this call's first chunk at the next k rows (the
             // next k block, or the rows a Scan walk's next visit of these columns reads); none at
             // the end of B.
-            const float* next = pc + chunk < pairs_end ? w + chunk * K * NR
-                                : k0 + kc < K       ? b.data.data() + p0 * K * NR + (k0 + kc) * NR
-                                                    : nullptr;
-            kern.wide_packed_prefetch_b(mr, np, kc, apack + (m - g0) * kc, 0, w, K * NR, c + m * ldc + pc * NR, ldc,
-                                        load_c, epp, next);
+            if (prefetch_b && m == g0)
+              pf.b = pc + chunk < pairs_end ? w + chunk * K * NR
+                     : k0 + kc < K          ? b.data.data() + p0 * K * NR + (k0 + kc) * NR
+                                            : nullptr;
+            kern.wide_packed_prefetch(mr, np, kc, apack + (m - g0) * kc, 0, w, K * NR, c + m * ldc + pc * NR, ldc,
+                                      load_c, epp, pf);
             continue;
           }
           if (pack) {
@@ -243,9 +255,10 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
           }
           if (prefetching && m + mr < m1)
             gemm_prefetch_rows(a + (m + mr) * lda, lda, std::min(kern.mr, m1 - m - mr), k0, kc);
-          const GemmMicroKernel fn = m == m0 && first_tile_streams ? kern.stream
-                                     : prefetching && mr > kern.mr   ? kern.wide_prefetch
-                                                                     : wide;
+          const GemmMicroKernel fn = m == m0 && first_tile_streams                      ? kern.stream
+                                     : prefetching && mr > kern.mr                        ? kern.wide_prefetch
+                                     : prefetch_c && mr > kern.mr && kern.wide_prefetch_c ? kern.wide_prefetch_c
+                                                                                          : wide;
           fn(mr, np, kc, a + m * lda + k0, lda, w, K * NR, c + m * ldc + pc * NR, ldc, load_c, epp);
         }
       }

@@ -2,8 +2,10 @@
 //   f32_gemm_6x16_avx2         6 rows x 16 columns: 12 ymm accumulators, 2 B loads + 6 broadcasts per k
 //   f32_gemm_6x16_packa_avx2   the same tile reading A packed k-major (f32_pack_a_6_avx2): every
 //                              broadcast is one pointer plus a constant offset
-//   f32_gemm_6x16_packa_prefetch_b_avx2  the packed tile whose first 6 rows also prefetch another
-//                              B block into L2, a line per k (the next chunk of a B streamed from memory)
+//   f32_gemm_6x16_packa_prefetch_avx2  the packed tile whose first 6 rows also prefetch another B
+//                              block into L2, a line per k (the next chunk of a B streamed from memory),
+//                              and which can prefetch the next tile's rows of C
+//   f32_gemm_6x16_prefetch_c_avx2  the strided tile prefetching the next tile's rows of C
 //   f32_gemm_12x8_avx2         12 rows x 8 columns: 12 ymm accumulators, 1 B load + 12 broadcasts per k
 //   f32_gemm_4x24_avx2         4 rows x (16 + 8) columns, a 16-wide panel beside the 8-wide last one:
 //                              12 ymm accumulators, 3 B loads + 4 broadcasts per k
@@ -210,20 +212,33 @@ void dispatch_pack(int64_t mr, int64_t kc, const float* a, int64_t lda, float* d
   (void)((mr == Rs + 1 ? (pack_a<Rs + 1>(kc, a, lda, dst), true) : false) || ...);
 }
 
+// Rows [0, rows) of np panels of C (row stride ldc, 16 floats per panel) into L1, one touch per
+// cache line.
+inline void prefetch_c_rows(const float* c, int64_t ldc, int64_t rows, int64_t np) {
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* r = c + i * ldc;
+    for (int64_t p = 0; p < np; ++p) _mm_prefetch(reinterpret_cast<const char*>(r + 16 * p), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(r + 16 * np - 1), _MM_HINT_T0);  // C not 64-byte aligned
+  }
+}
+
 // Rows beyond 6 (the driver's run of whole tiles, GemmConfig::multi_tile): 6-row tiles down the
 // rows, A advancing 6 rows (strided) or 6 x kc floats (packed: tile after tile), C and the residual 6
 // rows, then the last mr <= 6 rows as one tile. Prefetch (strided A only): before each tile, the
-// next tile's rows of A are prefetched (gemm_prefetch_rows).
+// next tile's rows of A are prefetched (gemm_prefetch_rows). pf.b (nullable): B the first whole
+// 6-row tile prefetches; pf.c: before each tile with another after it, that one's rows of C
+// (GemmPrefetch).
 template <bool Packed, bool Prefetch = false>
 void rows_6x16(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride,
-               float* c, int64_t ldc, bool load_c, const Epilogue* ep, const float* prefetch_b = nullptr) {
+               float* c, int64_t ldc, bool load_c, const Epilogue* ep, const GemmPrefetch& pf = {}) {
   static_assert(!(Packed && Prefetch));
   Epilogue e;
   if (ep) e = *ep;
   const Epilogue* epp = ep ? &e : nullptr;
-  // prefetch_b (nullable): B the first whole 6-row tile prefetches (f32_gemm_6x16_packa_prefetch_b_avx2).
+  const float* prefetch_b = pf.b;
   for (; mr > 6 || (prefetch_b && mr == 6); mr -= 6) {
     if constexpr (Prefetch) gemm_prefetch_rows(a + 6 * lda, lda, std::min<int64_t>(6, mr - 6), 0, kc);
+    if (pf.c) prefetch_c_rows(c + 6 * ldc, ldc, std::min<int64_t>(6, mr - 6), np);
     if (prefetch_b)
       tiles<6, 2, Packed, true>(np, kc, a, lda, w, w_stride, c, ldc, load_c, epp, prefetch_b), prefetch_b = nullptr;
     else
@@ -252,10 +267,15 @@ void f32_gemm_6x16_packa_avx2(int64_t mr, int64_t np, int64_t kc, const float* a
   rows_6x16<true>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep);
 }
 
-void f32_gemm_6x16_packa_prefetch_b_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
-                                        const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c,
-                                        const Epilogue* ep, const float* pf) {
+void f32_gemm_6x16_packa_prefetch_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
+                                      const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c,
+                                      const Epilogue* ep, const GemmPrefetch& pf) {
   rows_6x16<true>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, pf);
+}
+
+void f32_gemm_6x16_prefetch_c_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
+                                   int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
+  rows_6x16<false>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, GemmPrefetch{nullptr, true});
 }
 
 void f32_pack_a_6_avx2(int64_t mr, int64_t kc, const float* a, int64_t lda, float* dst) {

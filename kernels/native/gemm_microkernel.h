@@ -46,11 +46,18 @@ using GemmMicroKernel = void (*)(int64_t mr, int64_t np, int64_t kc, const float
                                  const float* w, int64_t w_stride, float* c, int64_t ldc,
                                  bool load_c, const Epilogue* ep);
 
-// A GemmMicroKernel that also prefetches the B blocks at pf (the same panel layout: panel p at
-// pf + p * w_stride) while it computes.
-using GemmMicroKernelPrefetchB = void (*)(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
-                                          const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c,
-                                          const Epilogue* ep, const float* pf);
+// What a prefetching micro-kernel fetches ahead while it computes: `b`, the B blocks the driver's
+// next call reads (the same panel layout: panel p at b + p * w_stride; its first 6-row tile, one line
+// per k, into L2), and, with `c`, the next tile's rows of C before each whole tile of a run (into
+// L1): for a C the caller passes in (load_c on the driver's first k block), which comes from beyond
+// L2 (an in-place residual, a Scan walk's later visit of a tile).
+struct GemmPrefetch {
+  const float* b = nullptr;
+  bool c = false;
+};
+using GemmMicroKernelPrefetch = void (*)(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
+                                         const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c,
+                                         const Epilogue* ep, const GemmPrefetch& pf);
 
 // A 16-wide panel (w16, 16 floats per k) and an 8-wide last panel (w8, 8 per k) side by side: C
 // columns [0, 16) and [16, 24), the epilogue's bias and residual offset the same way.
@@ -81,12 +88,17 @@ void f32_gemm_6x16_prefetch_avx2(int64_t mr, int64_t np, int64_t kc, const float
 // row pointers per k. On a Zen 3 core, in L1, at K = 24 / 96 / 320: 1.11-1.21x the strided tile.
 void f32_gemm_6x16_packa_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
     const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep);
-// f32_gemm_6x16_packa_avx2 whose first 6-row tile also prefetches into L2 one line per k of panel p
-// of `pf` (p < np, at pf + p * w_stride, 16 floats per k): the B blocks the driver's next call
-// reads, when B streams from beyond the caches (GemmConfig::wide_packed_prefetch_b). pf == nullptr
-// or mr < 6: no prefetch. The results are those of f32_gemm_6x16_packa_avx2, bit for bit.
-void f32_gemm_6x16_packa_prefetch_b_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
-    const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep, const float* pf);
+// f32_gemm_6x16_packa_avx2 prefetching what pf names (GemmPrefetch): with pf.b, its first 6-row
+// tile also prefetches into L2 one line per k of panel p of pf.b (p < np, at pf.b + p * w_stride, 16
+// floats per k), the B blocks the driver's next call reads when B streams from beyond the caches;
+// with pf.c, before each 6-row tile with another after it, that tile's rows of C into L1. pf.b ==
+// nullptr or mr < 6: no prefetch of B. The results are those of f32_gemm_6x16_packa_avx2, bit for bit.
+void f32_gemm_6x16_packa_prefetch_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
+    const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep, const GemmPrefetch& pf);
+// f32_gemm_6x16_avx2 prefetching, before each 6-row tile with another after it, that tile's rows of
+// C into L1 (GemmConfig::wide_prefetch_c). The results are those of f32_gemm_6x16_avx2, bit for bit.
+void f32_gemm_6x16_prefetch_c_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
+    const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep);
 // dst[k * mr + i] = a[i * lda + k] (i < mr <= 6, k < kc); writes up to 8 floats past dst[kc * mr).
 void f32_pack_a_6_avx2(int64_t mr, int64_t kc, const float* a, int64_t lda, float* dst);
 
@@ -141,10 +153,12 @@ struct GemmConfig {
   int64_t chunk_b_bytes = 16 * 1024;
   // Rows of `wide_narrow`'s register tile.
   int64_t wide_narrow_mr = mr;
-  // `wide_packed` prefetching the next call's B (GemmMicroKernelPrefetchB), which the driver runs
-  // on the first row group of each chunk when B is large enough to stream from memory (nullptr:
-  // no software prefetch of B on the packed path).
-  GemmMicroKernelPrefetchB wide_packed_prefetch_b = nullptr;
+  // `wide_packed` prefetching (GemmPrefetch): the next call's B, which the driver asks for on the
+  // first row group of each chunk when B is large enough to stream from memory, and the rows of a C
+  // the caller passed in (nullptr: no software prefetch of B or C on the packed path).
+  GemmMicroKernelPrefetch wide_packed_prefetch = nullptr;
+  // `wide` prefetching the rows of a C the caller passed in, within a run of tiles (nullptr: none).
+  GemmMicroKernel wide_prefetch_c = nullptr;
 };
 // Avx512: f32_gemm_12x32_avx512f (12 x 32 over two panels); Avx2: f32_gemm_6x16_avx2 (6 x 16); Generic:
 // f32_gemm_4x16_generic (4 x 16).
