@@ -367,6 +367,14 @@ TEST(GemmAvx2Tile, WideWithNarrowAgainstNaive) {
     }
 }
 
+TEST_P(GemmTest, AccumulatesIntoCBeyondL2) {
+  // A C of more than 512 KiB to accumulate into: gemm_f32 prefetches it tile by tile (packed A at 200
+  // columns, strided at 32; two k blocks at K = 300).
+  run_gemm_case({700, 200, 40, false, 1.f, true, relu(), true}, 11);
+  run_gemm_case({4200, 32, 20, true, 1.f, false, clip(-0.5f, 0.5f), true}, 12);
+  run_gemm_case({700, 200, 300, false, 1.f, true, {}, true}, 13);
+}
+
 TEST_P(GemmTest, PackedRowGroupsAcrossPanelsAndKBlocks) {
   // At least 6 full panels, so the AVX2 driver packs A: row counts over one and two 96-row groups
   // with every remainder the tile split gives, K in one and two k blocks, a ragged last panel.

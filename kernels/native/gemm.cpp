@@ -23,6 +23,11 @@ constexpr double kMinParallelFlops = 2e5; // below this, threading costs more th
 constexpr int64_t kMaxMR = 12;
 // A larger than this is assumed to come from beyond L2 and is software-prefetched (gemm_prefetch_rows).
 constexpr int64_t kPrefetchMinABytes = 512 * 1024;
+// gemm_f32 prefetches a C it accumulates into (GemmPrefetch::c) from this size on (run_block's c_cold).
+// Below it, the C of MobileNetV2's fused blocks (a band's output rows, accumulated chunk after
+// chunk): there the prefetches found the rows in cache (paired, against prefetching every C:
+// MobileNetV2 at batch 8 1.000 and 0.998, at 1 thread 0.995 and 1.000).
+constexpr int64_t kPrefetchMinCBytes = 512 * 1024;
 // An M block's rows of A beyond this are re-read from L3 by every N block (gemm_f32's task split).
 constexpr int64_t kSplitNMinABytes = 256 * 1024;
 // B streaming (stream_b): at most this many rows of A share each line of B, and B at least this large.
@@ -147,11 +152,12 @@ namespace {
 
 // Rows [m0, m1) x panels [p0, p1) of C over the reduction range [kb0, kb1) of B, in K blocks of
 // (nearly) equal size of at most kMaxKC. The first block loads C only if `accumulate`; the epilogue
-// (bias + activation) runs on the last block only, and only if `epilogue`.
+// (bias + activation) runs on the last block only, and only if `epilogue`. c_cold: a C to accumulate
+// into comes from beyond L2 (the first block prefetches it).
 void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& b, int64_t m0,
                int64_t m1, int64_t p0, int64_t p1, int64_t kb0, int64_t kb1, float* c, int64_t ldc,
                const float* bias, const Epilogue& act_ep, bool epilogue, bool accumulate,
-               bool prefetch_a, const float* residual, int64_t ldr, bool stream = false,
+               bool prefetch_a, bool c_cold, const float* residual, int64_t ldr, bool stream = false,
                PackedARows* rows = nullptr) {
   const int64_t K = b.K, N = b.N, panels = ceil_div(N, NR);
   const GemmMicroKernel wide = stream && kern.stream ? kern.stream : kern.wide;
@@ -175,14 +181,15 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
     const int64_t k0 = kb0 + off;
     const int64_t kc = std::min(kc_step, kspan - off);
     const bool load_c = accumulate || off > 0;
-    // C from the caller (accumulate, first k block): an in-place residual or a Scan walk's later
-    // visit of a tile, written long before, comes from beyond L2, so the kernels that can prefetch
-    // each next tile's rows of it (GemmPrefetch::c); later k blocks find C where this call left it.
+    // C from the caller (accumulate, first k block) that comes from beyond L2 (c_cold: an in-place
+    // residual, a Scan walk's later visit of a tile, written long before): the kernels that can
+    // prefetch each next tile's rows of it (GemmPrefetch::c); later k blocks find C where this call
+    // left it.
     // On a Zen 3 core, paired in one process: ResNet-50 0.978 and 0.991 at 1 thread (its in-place
     // residual 1x1 convs 0.1-0.36 ms faster each), 1.003 and 0.993 at 2; MobileNetV2 1.003 and 1.003
     // at 1 thread, 1.000 and 1.000 at 2, 1.010 and 1.009 at batch 8 (its fused blocks accumulate
     // into rows still in L1 or L2, where the prefetches only cost instructions).
-    const bool prefetch_c = accumulate && off == 0;
+    const bool prefetch_c = c_cold && accumulate && off == 0;
     const bool last_k = off + kc_step >= kspan;
     Epilogue ep = act_ep;
     const Epilogue* epp = (last_k && epilogue) ? &ep : nullptr;
@@ -315,16 +322,16 @@ bool stream_b(const Kernels& kern, int64_t rows, const PackedB& b) {
 // would jump to another panel every kc rows). A (few rows) is re-read per tile from L1/L2.
 void run_range(const Kernels& kern, const float* a, int64_t lda, const PackedB& b, int64_t m0, int64_t m1,
                int64_t p0, int64_t p1, int64_t kb0, int64_t kb1, float* c, int64_t ldc, const float* bias,
-               const Epilogue& act_ep, bool epilogue, bool accumulate, bool prefetch_a, const float* residual,
-               int64_t ldr, PackedARows* rows = nullptr) {
+               const Epilogue& act_ep, bool epilogue, bool accumulate, bool prefetch_a, bool c_cold,
+               const float* residual, int64_t ldr, PackedARows* rows = nullptr) {
   if (!stream_b(kern, m1 - m0, b)) {
     run_block(kern, a, lda, b, m0, m1, p0, p1, kb0, kb1, c, ldc, bias, act_ep, epilogue, accumulate, prefetch_a,
-              residual, ldr, false, rows);
+              c_cold, residual, ldr, false, rows);
     return;
   }
   for (int64_t q = p0; q < p1; q += kern.tile_panels)
     run_block(kern, a, lda, b, m0, m1, q, std::min(p1, q + kern.tile_panels), kb0, kb1, c, ldc, bias, act_ep,
-              epilogue, accumulate, prefetch_a, residual, ldr, true);
+              epilogue, accumulate, prefetch_a, c_cold, residual, ldr, true);
 }
 
 }  // namespace
@@ -338,6 +345,9 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
   const int64_t MR = kern.mr;
   const bool prefetch_a = gemm_prefetch_a(M, K);
   const int64_t panels = ceil_div(N, NR);
+  // A C to accumulate into larger than L2 comes from beyond it (an in-place residual); a smaller
+  // one is presumed the caller's working rows (a fused block's band), still in cache.
+  const bool c_cold = double(M) * double(N) * sizeof(float) > double(kPrefetchMinCBytes);
 
   const Epilogue act_ep = epilogue_for(act);
   const bool has_epilogue = bias != nullptr || act_ep.has_act() || residual != nullptr;
@@ -382,7 +392,7 @@ void gemm_f32(int64_t M, const float* a, int64_t lda, const PackedB& b, float* c
     const int64_t m0 = mb * mc, m1 = std::min(M, m0 + mc);
     const int64_t p0 = nb * panels_per_block, p1 = std::min(panels, p0 + panels_per_block);
     run_range(kern, a, lda, b, m0, m1, p0, p1, 0, K, c, ldc, bias, act_ep, has_epilogue, accumulate, prefetch_a,
-              residual, ldr);
+              c_cold, residual, ldr);
   };
 
   if (parallel && tasks > 1) {
@@ -408,7 +418,7 @@ void gemm_f32_tile(const float* a, int64_t lda, const PackedB& b, int64_t i0, in
   // j1 must be N or a multiple of 16.
   LOCUS_CHECK(j1 == b.N || j1 % NR == 0, "gemm_f32_tile: j1=", j1, " is neither N nor panel-aligned");
   run_range(kern, a, lda, b, i0, i1, j0 / NR, ceil_div(j1, NR), k0, k1, c, ldc, bias, act_ep, epilogue, accumulate,
-            prefetch_a, epilogue ? residual : nullptr, ldr, rows);
+            prefetch_a, /*c_cold=*/true, epilogue ? residual : nullptr, ldr, rows);
 }
 
 }  // namespace locus::kernels

@@ -52,7 +52,9 @@ struct PackedARows {
 // prefetch_a: software-prefetch the next rows of A while a row group computes (worth it when A
 // comes from beyond L2; see gemm_prefetch_a). residual (nullable): as in gemm_f32, indexed like c
 // (absolute row and column), added only when k1 == B.K. rows (nullable): packed rows of A shared
-// with the caller's other calls (PackedARows).
+// with the caller's other calls (PackedARows). With accumulate, C is presumed to come from beyond
+// L2 (a Scan walk's later visit of a tile, an in-place residual) and is prefetched tile by tile;
+// gemm_f32 prefetches it only when it is larger than L2.
 void gemm_f32_tile(const float* a, int64_t lda, const PackedB& b, int64_t i0, int64_t i1, int64_t j0,
                    int64_t j1, int64_t k0, int64_t k1, float* c, int64_t ldc, const float* bias,
                    const Activation& act, bool accumulate, bool prefetch_a = false,
