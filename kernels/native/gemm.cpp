@@ -185,10 +185,10 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
     // residual, a Scan walk's later visit of a tile, written long before): the kernels that can
     // prefetch each next tile's rows of it (GemmPrefetch::c); later k blocks find C where this call
     // left it.
-    // On a Zen 3 core, paired in one process: ResNet-50 0.978 and 0.991 at 1 thread (its in-place
-    // residual 1x1 convs 0.1-0.36 ms faster each), 1.003 and 0.993 at 2; MobileNetV2 1.003 and 1.003
-    // at 1 thread, 1.000 and 1.000 at 2, 1.010 and 1.009 at batch 8 (its fused blocks accumulate
-    // into rows still in L1 or L2, where the prefetches only cost instructions).
+    // On a Zen 3 core, paired in one process, prefetching every C accumulated into: ResNet-50 0.978
+    // and 0.991 at 1 thread (its in-place residual 1x1 convs 0.1-0.36 ms faster each), 1.003 and
+    // 0.993 at 2; MobileNetV2 1.003 and 1.003 at 1 thread, 1.000 and 1.000 at 2, 1.010 and 1.009 at
+    // batch 8, where its fused blocks' rows were still in cache (hence kPrefetchMinCBytes).
     const bool prefetch_c = c_cold && accumulate && off == 0;
     const bool last_k = off + kc_step >= kspan;
     Epilogue ep = act_ep;
