@@ -262,6 +262,7 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
           }
           if (prefetching && m + mr < m1)
             gemm_prefetch_rows(a + (m + mr) * lda, lda, std::min(kern.mr, m1 - m - mr), k0, kc);
+          // (The pass that prefetches A does not prefetch C: one prefetching kernel per call.)
           const GemmMicroKernel fn = m == m0 && first_tile_streams                      ? kern.stream
                                      : prefetching && mr > kern.mr                        ? kern.wide_prefetch
                                      : prefetch_c && mr > kern.mr && kern.wide_prefetch_c ? kern.wide_prefetch_c
