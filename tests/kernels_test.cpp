@@ -284,10 +284,10 @@ void expect_tile(const TileCase& t, const std::vector<float>& c, const Weight& w
 
 // The AVX2 6x16 kernels on their own, against the product written out here: the strided one, its
 // A-prefetching form and the packed-A one (f32_pack_a_6_avx2 + f32_gemm_6x16_packa_avx2; its form
-// prefetching B and C and the strided form prefetching C must give the same bits as the plain ones),
-// every row count 1..6 and runs of
-// whole tiles with a ragged or whole last one (GemmConfig::multi_tile: 12, 13, 17), k counts around
-// the packer's 8-wide transpose, 1 and 3 panels, with and without loading C, and each epilogue part
+// prefetching B and C and the strided form prefetching C, with or without A, must give the same bits
+// as the plain ones), every row count 1..6 and runs of whole tiles with a ragged or whole last one
+// (GemmConfig::multi_tile: 12, 13, 17), k counts around the packer's 8-wide transpose, 1 and 3
+// panels, with and without loading C, and each epilogue part
 // (bias, residual, clamp).
 TEST(GemmAvx2Tile, StridedAndPackedAgainstNaive) {
   if (!has_avx2(detected_isa())) GTEST_SKIP() << "this CPU has no AVX2";
@@ -329,15 +329,20 @@ TEST(GemmAvx2Tile, StridedAndPackedAgainstNaive) {
                                  << (pb ? " B" : " (no B to prefetch)") << (pc ? " and C" : "");
               }
           } else if (variant == 1) {
-            f32_gemm_6x16_prefetch_avx2(mr, np, kc, a, t.lda, w.data(), kc * NR, c.data(), t.ldc, t.load_c, epp);
+            f32_gemm_6x16_prefetch_avx2(mr, np, kc, a, t.lda, w.data(), kc * NR, c.data(), t.ldc, t.load_c, epp,
+                                        GemmPrefetch{nullptr, false, true});
           } else {
             f32_gemm_6x16_avx2(mr, np, kc, a, t.lda, w.data(), kc * NR, c.data(), t.ldc, t.load_c, epp);
-            // The form prefetching the next tile's rows of C computes the same bits.
-            std::vector<float> c2 = t.c0;
-            Epilogue ep2;
-            f32_gemm_6x16_prefetch_c_avx2(mr, np, kc, a, t.lda, w.data(), kc * NR, c2.data(), t.ldc, t.load_c,
-                                          t.epilogue(ep2));
-            ASSERT_EQ(c2, c) << "prefetching C mr=" << mr << " kc=" << kc << " np=" << np;
+            // The prefetching form computes the same bits prefetching the next tile's rows of C,
+            // alone or with those of A.
+            for (bool pa_too : {false, true}) {
+              std::vector<float> c2 = t.c0;
+              Epilogue ep2;
+              f32_gemm_6x16_prefetch_avx2(mr, np, kc, a, t.lda, w.data(), kc * NR, c2.data(), t.ldc, t.load_c,
+                                          t.epilogue(ep2), GemmPrefetch{nullptr, true, pa_too});
+              ASSERT_EQ(c2, c) << "prefetching C" << (pa_too ? " and A" : "") << " mr=" << mr << " kc=" << kc
+                               << " np=" << np;
+            }
           }
           expect_tile(t, c, [&](int64_t k, int64_t n) { return w[(n / NR) * kc * NR + k * NR + n % NR]; },
                       std::string(packed ? "packed" : variant ? "prefetching" : "strided") + " mr=" +

@@ -111,7 +111,7 @@ const GemmConfig& gemm_config(Isa isa) {
   // 1 thread, 0.969-1.005 at 2; both 0.987 at batch 8 (unbounded chunks: level with 64 KiB).
   static const GemmConfig kAvx2{f32_gemm_6x16_avx2, 6, NR, 1, nullptr, f32_gemm_4x24_avx2, f32_gemm_12x8_avx2, 12,
                                 f32_gemm_6x16_packa_avx2, f32_pack_a_6_avx2, true, f32_gemm_6x16_prefetch_avx2,
-                                64 * 1024, 4, f32_gemm_6x16_packa_prefetch_avx2, f32_gemm_6x16_prefetch_c_avx2};
+                                64 * 1024, 4, f32_gemm_6x16_packa_prefetch_avx2};
   static const GemmConfig kGeneric{f32_gemm_4x16_generic, 4, NR, 1, nullptr, nullptr, f32_gemm_4x8_generic, 4};
   switch (isa) {
     case Isa::Avx512: return kAvx512;
@@ -262,12 +262,19 @@ void run_block(const Kernels& kern, const float* a, int64_t lda, const PackedB& 
           }
           if (prefetching && m + mr < m1)
             gemm_prefetch_rows(a + (m + mr) * lda, lda, std::min(kern.mr, m1 - m - mr), k0, kc);
-          // (The pass that prefetches A does not prefetch C: one prefetching kernel per call.)
-          const GemmMicroKernel fn = m == m0 && first_tile_streams                      ? kern.stream
-                                     : prefetching && mr > kern.mr                        ? kern.wide_prefetch
-                                     : prefetch_c && mr > kern.mr && kern.wide_prefetch_c ? kern.wide_prefetch_c
-                                                                                          : wide;
-          fn(mr, np, kc, a + m * lda + k0, lda, w, K * NR, c + m * ldc + pc * NR, ldc, load_c, epp);
+          if (m == m0 && first_tile_streams) {
+            kern.stream(mr, np, kc, a + m * lda + k0, lda, w, K * NR, c + m * ldc + pc * NR, ldc, load_c, epp);
+            continue;
+          }
+          // Within a run of tiles: the next tile's rows of A and of C (GemmPrefetch::a, ::c).
+          GemmPrefetch pf;
+          pf.a = prefetching && mr > kern.mr;
+          pf.c = prefetch_c && mr > kern.mr;
+          if ((pf.a || pf.c) && kern.wide_prefetch)
+            kern.wide_prefetch(mr, np, kc, a + m * lda + k0, lda, w, K * NR, c + m * ldc + pc * NR, ldc, load_c, epp,
+                               pf);
+          else
+            wide(mr, np, kc, a + m * lda + k0, lda, w, K * NR, c + m * ldc + pc * NR, ldc, load_c, epp);
         }
       }
     }

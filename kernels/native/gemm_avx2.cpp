@@ -2,10 +2,11 @@
 //   f32_gemm_6x16_avx2         6 rows x 16 columns: 12 ymm accumulators, 2 B loads + 6 broadcasts per k
 //   f32_gemm_6x16_packa_avx2   the same tile reading A packed k-major (f32_pack_a_6_avx2): every
 //                              broadcast is one pointer plus a constant offset
+//   f32_gemm_6x16_prefetch_avx2  the strided tile prefetching (GemmPrefetch) the next tile's rows of
+//                              A and of C, and another B block
 //   f32_gemm_6x16_packa_prefetch_avx2  the packed tile whose first 6 rows also prefetch another B
 //                              block into L2, a line per k (the next chunk of a B streamed from memory),
 //                              and which can prefetch the next tile's rows of C
-//   f32_gemm_6x16_prefetch_c_avx2  the strided tile prefetching the next tile's rows of C
 //   f32_gemm_12x8_avx2         12 rows x 8 columns: 12 ymm accumulators, 1 B load + 12 broadcasts per k
 //   f32_gemm_4x24_avx2         4 rows x (16 + 8) columns, a 16-wide panel beside the 8-wide last one:
 //                              12 ymm accumulators, 3 B loads + 4 broadcasts per k
@@ -224,20 +225,18 @@ inline void prefetch_c_rows(const float* c, int64_t ldc, int64_t rows, int64_t n
 
 // Rows beyond 6 (the driver's run of whole tiles, GemmConfig::multi_tile): 6-row tiles down the
 // rows, A advancing 6 rows (strided) or 6 x kc floats (packed: tile after tile), C and the residual 6
-// rows, then the last mr <= 6 rows as one tile. Prefetch (strided A only): before each tile, the
-// next tile's rows of A are prefetched (gemm_prefetch_rows). pf.b (nullable): B the first whole
-// 6-row tile prefetches; pf.c: before each tile with another after it, that one's rows of C
-// (GemmPrefetch).
-template <bool Packed, bool Prefetch = false>
+// rows, then the last mr <= 6 rows as one tile. pf (GemmPrefetch): pf.b (nullable), B the first
+// whole 6-row tile prefetches; before each tile with another after it, that one's rows of C (pf.c)
+// and, strided A only, of A (pf.a: gemm_prefetch_rows).
+template <bool Packed>
 void rows_6x16(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride,
                float* c, int64_t ldc, bool load_c, const Epilogue* ep, const GemmPrefetch& pf = {}) {
-  static_assert(!(Packed && Prefetch));
   Epilogue e;
   if (ep) e = *ep;
   const Epilogue* epp = ep ? &e : nullptr;
   const float* prefetch_b = pf.b;
   for (; mr > 6 || (prefetch_b && mr == 6); mr -= 6) {
-    if constexpr (Prefetch) gemm_prefetch_rows(a + 6 * lda, lda, std::min<int64_t>(6, mr - 6), 0, kc);
+    if (!Packed && pf.a) gemm_prefetch_rows(a + 6 * lda, lda, std::min<int64_t>(6, mr - 6), 0, kc);
     if (pf.c) prefetch_c_rows(c + 6 * ldc, ldc, std::min<int64_t>(6, mr - 6), np);
     if (prefetch_b)
       tiles<6, 2, Packed, true>(np, kc, a, lda, w, w_stride, c, ldc, load_c, epp, prefetch_b), prefetch_b = nullptr;
@@ -258,8 +257,9 @@ void f32_gemm_6x16_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int6
 }
 
 void f32_gemm_6x16_prefetch_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
-                                 int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
-  rows_6x16<false, true>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep);
+                                 int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep,
+                                 const GemmPrefetch& pf) {
+  rows_6x16<false>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, pf);
 }
 
 void f32_gemm_6x16_packa_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
@@ -271,11 +271,6 @@ void f32_gemm_6x16_packa_prefetch_avx2(int64_t mr, int64_t np, int64_t kc, const
                                       const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c,
                                       const Epilogue* ep, const GemmPrefetch& pf) {
   rows_6x16<true>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, pf);
-}
-
-void f32_gemm_6x16_prefetch_c_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
-                                   int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
-  rows_6x16<false>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, GemmPrefetch{nullptr, true});
 }
 
 void f32_pack_a_6_avx2(int64_t mr, int64_t kc, const float* a, int64_t lda, float* dst) {

@@ -48,12 +48,15 @@ using GemmMicroKernel = void (*)(int64_t mr, int64_t np, int64_t kc, const float
 
 // What a prefetching micro-kernel fetches ahead while it computes: `b`, the B blocks the driver's
 // next call reads (the same panel layout: panel p at b + p * w_stride; its first 6-row tile, one line
-// per k, into L2), and, with `c`, the next tile's rows of C before each whole tile of a run (into
-// L1): for a C the caller passes in (load_c on the driver's first k block), which comes from beyond
-// L2 (an in-place residual, a Scan walk's later visit of a tile).
+// per k, into L2); with `c`, the next tile's rows of C before each whole tile of a run (into L1):
+// for a C the caller passes in (load_c on the driver's first k block), which comes from beyond L2
+// (an in-place residual, a Scan walk's later visit of a tile); with `a` (A read in place, not
+// packed), the next tile's rows of A the same way (gemm_prefetch_rows), for an A streamed from
+// beyond L2.
 struct GemmPrefetch {
   const float* b = nullptr;
   bool c = false;
+  bool a = false;
 };
 using GemmMicroKernelPrefetch = void (*)(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
                                          const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c,
@@ -79,10 +82,12 @@ void f32_gemm_4x24_avx2(int64_t mr, int64_t kc, const float* a, int64_t lda, con
 // The 6x16 kernels below take mr > 6 (GemmConfig::multi_tile): 6-row tiles down the rows, then the last
 // mr % 6 (or 6) rows. On a Zen 3 core, one call per run of tiles instead of one per tile: 1.01-1.14x
 // on MobileNetV2's 1x1 shapes (most where K and N are small: 12544x32x16).
-// f32_gemm_6x16_avx2 prefetching, before each 6-row tile of a run, the next tile's rows of A (for
-// an A streamed from beyond L2, gemm.cpp's prefetch_a; GemmConfig::wide_prefetch).
+// f32_gemm_6x16_avx2 prefetching what pf names (GemmPrefetch; GemmConfig::wide_prefetch): before
+// each 6-row tile of a run with another after it, that tile's rows of A (pf.a: gemm.cpp's prefetch_a)
+// and of C (pf.c); with pf.b, as f32_gemm_6x16_packa_prefetch_avx2. The results are those of
+// f32_gemm_6x16_avx2, bit for bit.
 void f32_gemm_6x16_prefetch_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
-    const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep);
+    const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep, const GemmPrefetch& pf);
 // The 6x16 tile reading A packed by f32_pack_a_6_avx2 (a: mr floats per k, lda unused): each
 // broadcast is then one pointer plus a constant, where the strided tile spends integer work on six
 // row pointers per k. On a Zen 3 core, in L1, at K = 24 / 96 / 320: 1.11-1.21x the strided tile.
@@ -92,13 +97,10 @@ void f32_gemm_6x16_packa_avx2(int64_t mr, int64_t np, int64_t kc, const float* a
 // tile also prefetches into L2 one line per k of panel p of pf.b (p < np, at pf.b + p * w_stride, 16
 // floats per k), the B blocks the driver's next call reads when B streams from beyond the caches;
 // with pf.c, before each 6-row tile with another after it, that tile's rows of C into L1. pf.b ==
-// nullptr or mr < 6: no prefetch of B. The results are those of f32_gemm_6x16_packa_avx2, bit for bit.
+// nullptr or mr < 6: no prefetch of B (pf.a is ignored: A is packed). The results are those of
+// f32_gemm_6x16_packa_avx2, bit for bit.
 void f32_gemm_6x16_packa_prefetch_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
     const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep, const GemmPrefetch& pf);
-// f32_gemm_6x16_avx2 prefetching, before each 6-row tile with another after it, that tile's rows of
-// C into L1 (GemmConfig::wide_prefetch_c). The results are those of f32_gemm_6x16_avx2, bit for bit.
-void f32_gemm_6x16_prefetch_c_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
-    const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep);
 // dst[k * mr + i] = a[i * lda + k] (i < mr <= 6, k < kc); writes up to 8 floats past dst[kc * mr).
 void f32_pack_a_6_avx2(int64_t mr, int64_t kc, const float* a, int64_t lda, float* dst);
 
@@ -143,9 +145,10 @@ struct GemmConfig {
   // and the residual advancing MR rows; packed A tile after tile), then the rest as one tile. The
   // driver then makes one call per run of whole tiles instead of one per tile.
   bool multi_tile = false;
-  // With multi_tile: `wide` prefetching the next tile's rows of A within a run, for the driver's
-  // first pass over an A it prefetches (nullptr: tile by tile there).
-  GemmMicroKernel wide_prefetch = nullptr;
+  // With multi_tile: `wide` prefetching within a run (GemmPrefetch): the next tile's rows of A, for
+  // the driver's first pass over an A it prefetches (nullptr: tile by tile there), and of a C the
+  // caller passed in (nullptr: none).
+  GemmMicroKernelPrefetch wide_prefetch = nullptr;
   // Packed B per micro-kernel call, in bytes (at least the kernel's own panels): the driver runs
   // a row group over the panels of one chunk of this size, then the next chunk. 16 KiB (half the
   // L1) keeps the chunk in L1 across the row tiles; larger chunks read B from L2, behind the
@@ -157,8 +160,6 @@ struct GemmConfig {
   // first row group of each chunk when B is large enough to stream from memory, and the rows of a C
   // the caller passed in (nullptr: no software prefetch of B or C on the packed path).
   GemmMicroKernelPrefetch wide_packed_prefetch = nullptr;
-  // `wide` prefetching the rows of a C the caller passed in, within a run of tiles (nullptr: none).
-  GemmMicroKernel wide_prefetch_c = nullptr;
 };
 // Avx512: f32_gemm_12x32_avx512f (12 x 32 over two panels); Avx2: f32_gemm_6x16_avx2 (6 x 16); Generic:
 // f32_gemm_4x16_generic (4 x 16).

@@ -5,8 +5,9 @@
 //
 // Pack time (once, at session creation): plan_pointwise() asks the planner for the cheapest tiles
 // (rounded to the register tile of the active ISA's GEMM micro-kernel, gemm_config: 12x16 on
-// AVX-512, 6x16 on AVX2, 4x16 generic) for the thread count in the requested order family, and pack_pointwise_scan() stores the plan, its
-// driver calls (the tile sequence, adjacent k visits of a tile joined) and B packed once per N strip of the plan (so every strip starts on a micro-kernel
+// AVX-512, 6x16 on AVX2, 4x16 generic) for the thread count in the requested order family, and
+// pack_pointwise_scan() stores the plan, its driver calls (the tile sequence, adjacent k visits of a
+// tile joined) and B packed once per N strip of the plan (so every strip starts on a micro-kernel
 // panel boundary whatever the planner's edge-tile placement).
 // Run time: pointwise_scan_f32() walks the sequence; every visit runs the GEMM micro-kernel driver on
 // one C tile over one K range (gemm_f32_tile; consecutive visits of one tile over adjacent K ranges
@@ -51,10 +52,10 @@ schedule::Plan plan_pointwise(int64_t M, int64_t K, int64_t N, int64_t S, schedu
 
 struct PointwiseScan {
   schedule::Plan plan;
-  // The walk's driver calls (gemm_f32_tile): the visits of plan.sequence() in order, except that consecutive
-  // visits of one C tile over adjacent k ranges are one call. The driver reloads and restores the
-  // C tile once per k block of its own (at most 256 k rows): once per plan visit when every visit
-  // was a call (29 times for ResNet-50's k = 72 plans over K = 2048, against 8). The plan's traffic
+  // The walk's driver calls (gemm_f32_tile): the visits of plan.sequence() in order, except that
+  // consecutive visits of one C tile over adjacent k ranges are one call. The driver reloads and
+  // restores the C tile once per k block of its own (at most 256 k rows): once per plan visit when
+  // every visit was a call (29 times for ResNet-50's k = 72 plans over K = 2048, against 8). The plan's traffic
   // between L2 and memory is the same either way. Paired on a Zen 3 core, ResNet-50: 0.971 and
   // 0.978 at 1 thread, 0.968 and 0.970 at 2 (its k = 72-81 plans: Conv_97 -0.65 to -0.73 ms,
   // Conv_105 and Conv_112 -0.17 to -0.38, Conv_55 -0.17 to -0.46); MobileNetV2 level (1.001, 1.005).
