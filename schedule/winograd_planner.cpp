@@ -28,10 +28,10 @@ double transform_out_ops(int64_t m) { return m == 4 ? 200.0 : 60.0; }
 // once from memory when they exceed half the L2 (smaller ones are taken to stay in the caches),
 // which the threads share (2 threads get about 1.15x one's bandwidth on the machines measured): the
 // larger of the two, as they overlap.
-double overlapped(double flops, int threads, double w_bytes, int64_t l2_bytes) {
+double overlapped(double flops, int threads, double w_bytes, int64_t l2_bytes, double dram_flops_per_byte) {
   const double share = 1.0 + 0.15 * double(std::max(threads, 1) - 1);
   const double dram = w_bytes > double(l2_bytes) / 2 ? w_bytes : 0.0;
-  return std::max(flops / double(std::max(threads, 1)), kDramFlopsPerByte * dram / share);
+  return std::max(flops / double(std::max(threads, 1)), dram_flops_per_byte * dram / share);
 }
 
 struct Variant {
@@ -39,7 +39,8 @@ struct Variant {
   double cost = 0;
 };
 
-Variant plan_variant(const WinogradConvShape& s, int64_t m, RegisterTile rt, int64_t l2_bytes, int threads) {
+Variant plan_variant(const WinogradConvShape& s, int64_t m, RegisterTile rt, int64_t l2_bytes, int threads,
+                     double dram_flops_per_byte) {
   Variant v;
   v.m = m;
   v.tiles_h = ceil_div(s.OH, m);
@@ -62,7 +63,7 @@ Variant plan_variant(const WinogradConvShape& s, int64_t m, RegisterTile rt, int
     // (write-allocate), the lines are written back when evicted, and the GEMMs / output transform
     // read them back. Re-read weights move once (clean lines, streamed by the prefetcher).
     if (block_bytes > double(l2_bytes) / 2) traffic += 3.0 * double(blocks) * block_bytes;
-    return overlapped(gemm + transforms + kFlopsPerByte * traffic, threads, w_bytes, l2_bytes);
+    return overlapped(gemm + transforms + kFlopsPerByte * traffic, threads, w_bytes, l2_bytes, dram_flops_per_byte);
   };
   int64_t best = v.tiles;
   double best_cost = cost_for(v.tiles);
@@ -84,11 +85,13 @@ Variant plan_variant(const WinogradConvShape& s, int64_t m, RegisterTile rt, int
 
 }  // namespace
 
-WinogradPlan plan_winograd(const WinogradConvShape& s, RegisterTile rt, int64_t l2_bytes, int threads, int64_t only_m) {
+WinogradPlan plan_winograd(const WinogradConvShape& s, RegisterTile rt, int64_t l2_bytes, int threads, int64_t only_m,
+                           double dram_flops_per_byte) {
   LOCUS_CHECK(s.N >= 1 && s.H >= 1 && s.W >= 1 && s.C >= 1 && s.OC >= 1 && s.OH >= 1 && s.OW >= 1,
               "plan_winograd: bad shape");
   LOCUS_CHECK(rt.mr >= 1 && l2_bytes > 0, "plan_winograd: bad register tile or L2");
   LOCUS_CHECK(only_m == 0 || only_m == 2 || only_m == 4, "plan_winograd: tile size ", only_m, " (2 or 4)");
+  LOCUS_CHECK(dram_flops_per_byte > 0, "plan_winograd: bad memory cost ", dram_flops_per_byte);
   threads = std::max(threads, 1);
   WinogradPlan p;
   const double C = double(s.C), OC = double(s.OC), P = double(s.N * s.OH * s.OW);
@@ -97,10 +100,10 @@ WinogradPlan plan_winograd(const WinogradConvShape& s, RegisterTile rt, int64_t 
   const double im2col_flops = 2.0 * P * 9.0 * C * OC;
   p.cost_im2col = overlapped(im2col_flops / row_util(std::min<int64_t>(s.N * s.OH * s.OW, 16 * rt.mr), rt.mr) +
                                  kCopyFlopsPerByte * 2.0 * P * 9.0 * C * 4.0,
-                             threads, 9.0 * C * OC * 4.0, l2_bytes);
+                             threads, 9.0 * C * OC * 4.0, l2_bytes, dram_flops_per_byte);
 
-  const Variant v4 = only_m == 2 ? Variant{} : plan_variant(s, 4, rt, l2_bytes, threads);
-  const Variant v2 = only_m == 4 ? Variant{} : plan_variant(s, 2, rt, l2_bytes, threads);
+  const Variant v4 = only_m == 2 ? Variant{} : plan_variant(s, 4, rt, l2_bytes, threads, dram_flops_per_byte);
+  const Variant v2 = only_m == 4 ? Variant{} : plan_variant(s, 2, rt, l2_bytes, threads, dram_flops_per_byte);
   const Variant& v = only_m == 4 ? v4 : only_m == 2 ? v2 : (v2.cost < v4.cost ? v2 : v4);
   p.m = v.m;
   p.tiles_h = v.tiles_h, p.tiles_w = v.tiles_w, p.tiles = v.tiles;

@@ -21,11 +21,12 @@
 //             and the packed weights re-read by every block after the first when they do not fit
 //             (one transfer: clean lines, streamed).
 //   Both: the arithmetic runs on `threads` cores (its time divided by them), while the weights'
-//             first read, when they exceed half the L2, comes from memory, whose bandwidth the threads share (kDramFlopsPerByte:
-//             one core's peak over one core's memory bandwidth, ~260 GFLOP/s over ~26 GB/s); the
-//             two overlap (the GEMM prefetches its weights), so a path costs the larger of the two.
-//             At batch 1 a layer whose transformed weights exceed the L2 is bound by them on two
-//             threads: ResNet-50's 14x14 layers (9.4 MB for F(4x4), 4.2 MB for F(2x2)) and 7x7 ones.
+//             first read, when they exceed half the L2, comes from memory, whose bandwidth the threads share
+//             (dram_flops_per_byte: one core's peak over one core's memory bandwidth); the two overlap (the GEMM
+//             prefetches its weights), so a path costs the larger of the two.
+//             Where memory is dear (10 flops per byte), a batch-1 layer whose transformed weights exceed
+//             the L2 is bound by them on two threads: ResNet-50's 14x14 layers (9.4 MB for F(4x4), 4.2 MB
+//             for F(2x2)) and 7x7 ones; at 5 the arithmetic still decides there.
 // The block T is the candidate (multiples of mr up to all tiles, and all tiles) of lowest cost per
 // tile size; the cheapest of im2col, F(4x4) and F(2x2) is chosen. Plain object, no kernels.
 #pragma once
@@ -56,13 +57,20 @@ struct WinogradPlan {
 
 // Output tile of F(4x4, 3x3), the larger of the two.
 inline constexpr int64_t kWinogradTile = 4;
-// One core's fp32 peak over one core's memory bandwidth, in flops per byte (the model above).
-inline constexpr double kDramFlopsPerByte = 10.0;
+// One core's fp32 peak over one core's memory bandwidth, in flops per byte (the model above), as
+// measured on the 2-vCPU machines locus is benchmarked on: AMD EPYC Zen 4 (family 25 model 17),
+// 117 GFLOP/s (`locus bench --peak`) over 23.9 GB/s (one thread summing 256 MB): 4.9; Zen 3
+// (model 1), 79-89 over about 12.5: 6.3-7.1. Until session 15 the model used 10 (an earlier
+// machine's ~260 GFLOP/s over ~26 GB/s); on the Zen 4 that chose F(2x2) for ResNet-50's 14x14
+// layers and im2col for its 7x7 ones on 2 threads, and ResNet-50 ran 3.5-4.6% slower there
+// (paired in one process) than with 5, which chooses F(4x4) and F(2x2).
+inline constexpr double kDramFlopsPerByte = 5.0;
 
 // rt: the GEMM micro-kernel's register tile; l2_bytes: the per-core L2 (> 0); threads: the
 // threads the conv runs with (blocks are split over them when there are enough). only_m: 4 or 2
-// to plan that tile size only (tests); 0 chooses.
+// to plan that tile size only (tests); 0 chooses. dram_flops_per_byte (> 0): what a byte from
+// memory costs, in flops of one core (kDramFlopsPerByte).
 WinogradPlan plan_winograd(const WinogradConvShape& s, RegisterTile rt, int64_t l2_bytes, int threads,
-                           int64_t only_m = 0);
+                           int64_t only_m = 0, double dram_flops_per_byte = kDramFlopsPerByte);
 
 }  // namespace locus::schedule

@@ -194,27 +194,38 @@ TEST(WinogradPlanner, KeepsIm2colWhereTheTransformedWeightsDominate) {
 
 TEST(WinogradPlanner, TakesTheSmallerTileWhereTheWeightsStreamFromMemory) {
   const schedule::RegisterTile rt{12, 16};
-  // ResNet-50's 14x14x256 layers at batch 1: F(4x4) on one thread (the arithmetic dominates), F(2x2)
-  // on two (the 9.4 MB of F(4x4) weights do; F(2x2)'s are 4.2 MB)
-  const auto one = schedule::plan_winograd({1, 14, 14, 256, 256, 14, 14}, rt, 1 << 20, 1);
-  const auto two = schedule::plan_winograd({1, 14, 14, 256, 256, 14, 14}, rt, 1 << 20, 2);
+  // Where a byte from memory costs 10 flops: ResNet-50's 14x14x256 layers at batch 1: F(4x4) on one
+  // thread (the arithmetic dominates), F(2x2) on two (the 9.4 MB of F(4x4) weights do; F(2x2)'s are
+  // 4.2 MB)
+  const double dear = 10.0;
+  const auto one = schedule::plan_winograd({1, 14, 14, 256, 256, 14, 14}, rt, 1 << 20, 1, 0, dear);
+  const auto two = schedule::plan_winograd({1, 14, 14, 256, 256, 14, 14}, rt, 1 << 20, 2, 0, dear);
   EXPECT_TRUE(one.use && one.m == 4) << one.why;
   EXPECT_TRUE(two.use && two.m == 2) << two.why;
   EXPECT_EQ(two.tiles, 49);
   EXPECT_NE(two.why.find("F(2x2)"), std::string::npos);
   // the 7x7x512 ones: F(2x2) on one thread (im2col 9.4 MB and 2.25x the multiplications, F(4x4)
   // 37.7 MB), im2col on two, where every path waits for its weights and im2col's are the fewest
-  const auto s7 = schedule::plan_winograd({1, 7, 7, 512, 512, 7, 7}, rt, 1 << 20, 1);
+  const auto s7 = schedule::plan_winograd({1, 7, 7, 512, 512, 7, 7}, rt, 1 << 20, 1, 0, dear);
   EXPECT_TRUE(s7.use && s7.m == 2) << s7.why;
   EXPECT_EQ(s7.tiles, 16);
-  EXPECT_FALSE(schedule::plan_winograd({1, 7, 7, 512, 512, 7, 7}, rt, 1 << 20, 2).use);
-  // the stage 1 and 2 layers keep F(4x4)
-  EXPECT_EQ(schedule::plan_winograd({1, 56, 56, 64, 64, 56, 56}, rt, 1 << 20, 2).m, 4);
-  EXPECT_EQ(schedule::plan_winograd({1, 28, 28, 128, 128, 28, 28}, rt, 1 << 20, 2).m, 4);
+  EXPECT_FALSE(schedule::plan_winograd({1, 7, 7, 512, 512, 7, 7}, rt, 1 << 20, 2, 0, dear).use);
+  // Where memory is half as dear (5 flops per byte), on two threads the arithmetic still decides:
+  // F(4x4) for the 14x14 layers, F(2x2) for the 7x7 ones (fewer multiplications than im2col).
+  const auto two5 = schedule::plan_winograd({1, 14, 14, 256, 256, 14, 14}, rt, 1 << 20, 2, 0, 5.0);
+  EXPECT_TRUE(two5.use && two5.m == 4) << two5.why;
+  const auto s7two5 = schedule::plan_winograd({1, 7, 7, 512, 512, 7, 7}, rt, 1 << 20, 2, 0, 5.0);
+  EXPECT_TRUE(s7two5.use && s7two5.m == 2) << s7two5.why;
+  // the stage 1 and 2 layers keep F(4x4) either way
+  for (double cost : {dear, 5.0}) {
+    EXPECT_EQ(schedule::plan_winograd({1, 56, 56, 64, 64, 56, 56}, rt, 1 << 20, 2, 0, cost).m, 4);
+    EXPECT_EQ(schedule::plan_winograd({1, 28, 28, 128, 128, 28, 28}, rt, 1 << 20, 2, 0, cost).m, 4);
+  }
   // forced sizes
   EXPECT_EQ(schedule::plan_winograd({1, 14, 14, 256, 256, 14, 14}, rt, 1 << 20, 2, 4).m, 4);
   EXPECT_EQ(schedule::plan_winograd({1, 9, 9, 8, 8, 9, 9}, rt, 1 << 20, 1, 2).tiles, 25);
   EXPECT_THROW(schedule::plan_winograd({1, 9, 9, 8, 8, 9, 9}, rt, 1 << 20, 1, 3), Error);
+  EXPECT_THROW(schedule::plan_winograd({1, 9, 9, 8, 8, 9, 9}, rt, 1 << 20, 1, 0, 0.0), Error);
 }
 
 TEST(WinogradPlanner, KeepsTheBlockInL2WhereTheWeightsAreSmall) {
