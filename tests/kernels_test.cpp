@@ -282,18 +282,24 @@ void expect_tile(const TileCase& t, const std::vector<float>& c, const Weight& w
     for (int64_t n = t.cols; n < t.ldc; ++n) ASSERT_EQ(c[r * t.ldc + n], t.c0[r * t.ldc + n]) << what << ": wrote past the tile";
 }
 
-// The AVX2 6x16 kernels on their own, against the product written out here: the strided one, its
-// A-prefetching form and the packed-A one (f32_pack_a_6_avx2 + f32_gemm_6x16_packa_avx2; its form
-// prefetching B and C and the strided form prefetching C, with or without A, must give the same bits
-// as the plain ones), every row count 1..6 and runs of whole tiles with a ragged or whole last one
-// (GemmConfig::multi_tile: 12, 13, 17), k counts around the packer's 8-wide transpose, 1 and 3
-// panels, with and without loading C, and each epilogue part
-// (bias, residual, clamp).
-TEST(GemmAvx2Tile, StridedAndPackedAgainstNaive) {
-  if (!has_avx2(detected_isa())) GTEST_SKIP() << "this CPU has no AVX2";
+// One ISA's multi-tile GEMM kernels (GemmConfig::multi_tile) and their packer: MR rows per tile.
+struct TileKernels {
+  int64_t MR;
+  GemmMicroKernel wide, packed;
+  GemmMicroKernelPrefetch prefetch, packed_prefetch;
+  void (*pack)(int64_t mr, int64_t kc, const float* a, int64_t lda, float* dst);
+};
+
+// The kernels on their own, against the product written out here: the strided one, its
+// A-prefetching form and the packed-A one (pack + packed; its form prefetching B and C and the
+// strided form prefetching C, with or without A, must give the same bits as the plain ones), every
+// row count in `rows` (1..MR and runs of whole tiles with a ragged or whole last one), k counts
+// around the packer's 8-wide transpose, 1 and 3 panels, with and without loading C, and each
+// epilogue part (bias, residual, clamp).
+void check_tile_kernels(const TileKernels& kn, const std::vector<int64_t>& rows) {
   constexpr int64_t NR = kGemmNR, kSlack = 8;
   int i = 0;
-  for (int64_t mr : {1, 2, 3, 4, 5, 6, 12, 13, 17})
+  for (int64_t mr : rows)
     for (int64_t kc : {1, 5, 8, 9, 16, 37})
       for (int64_t np : {1, 3})
         for (int variant : {0, 1, 2}) {  // strided, strided prefetching, packed
@@ -301,20 +307,21 @@ TEST(GemmAvx2Tile, StridedAndPackedAgainstNaive) {
           const TileCase t = tile_case(mr, kc, np * NR, i, 900 + i, 902 + i, 903 + i, 904 + i);
           const auto w = random_floats(np * kc * NR, 901 + i);
           const float* a = t.a.data();
-          // Packed: tile after tile (6 rows, the last mr - 6 t), each k-major.
+          // Packed: tile after tile (MR rows, the last mr % MR), each k-major.
           std::vector<float> pa(mr * kc + kSlack, -7.f);
-          for (int64_t r0 = 0; r0 < mr; r0 += 6) {
-            const int64_t rows = std::min<int64_t>(6, mr - r0);
-            f32_pack_a_6_avx2(rows, kc, a + r0 * t.lda, t.lda, pa.data() + r0 * kc);
+          for (int64_t r0 = 0; r0 < mr; r0 += kn.MR) {
+            const int64_t rows_here = std::min<int64_t>(kn.MR, mr - r0);
+            kn.pack(rows_here, kc, a + r0 * t.lda, t.lda, pa.data() + r0 * kc);
             for (int64_t k = 0; k < kc; ++k)
-              for (int64_t r = 0; r < rows; ++r)
-                ASSERT_EQ(pa[r0 * kc + k * rows + r], a[(r0 + r) * t.lda + k]) << "pack rows=" << rows << " kc=" << kc;
+              for (int64_t r = 0; r < rows_here; ++r)
+                ASSERT_EQ(pa[r0 * kc + k * rows_here + r], a[(r0 + r) * t.lda + k])
+                    << "pack rows=" << rows_here << " kc=" << kc;
           }
           std::vector<float> c = t.c0;
           Epilogue ep;
           const Epilogue* epp = t.epilogue(ep);
           if (packed) {
-            f32_gemm_6x16_packa_avx2(mr, np, kc, pa.data(), 0, w.data(), kc * NR, c.data(), t.ldc, t.load_c, epp);
+            kn.packed(mr, np, kc, pa.data(), 0, w.data(), kc * NR, c.data(), t.ldc, t.load_c, epp);
             // The form that also prefetches another B block (the driver's next chunk) and the next
             // tile's rows of C computes the same bits, with or without a block to prefetch, with or
             // without C.
@@ -323,23 +330,23 @@ TEST(GemmAvx2Tile, StridedAndPackedAgainstNaive) {
               for (bool pc : {false, true}) {
                 std::vector<float> c2 = t.c0;
                 Epilogue ep2;
-                f32_gemm_6x16_packa_prefetch_avx2(mr, np, kc, pa.data(), 0, w.data(), kc * NR, c2.data(), t.ldc,
-                                                  t.load_c, t.epilogue(ep2), GemmPrefetch{pb, pc});
+                kn.packed_prefetch(mr, np, kc, pa.data(), 0, w.data(), kc * NR, c2.data(), t.ldc, t.load_c,
+                                   t.epilogue(ep2), GemmPrefetch{pb, pc});
                 ASSERT_EQ(c2, c) << "prefetching mr=" << mr << " kc=" << kc << " np=" << np
                                  << (pb ? " B" : " (no B to prefetch)") << (pc ? " and C" : "");
               }
           } else if (variant == 1) {
-            f32_gemm_6x16_prefetch_avx2(mr, np, kc, a, t.lda, w.data(), kc * NR, c.data(), t.ldc, t.load_c, epp,
-                                        GemmPrefetch{nullptr, false, true});
+            kn.prefetch(mr, np, kc, a, t.lda, w.data(), kc * NR, c.data(), t.ldc, t.load_c, epp,
+                        GemmPrefetch{nullptr, false, true});
           } else {
-            f32_gemm_6x16_avx2(mr, np, kc, a, t.lda, w.data(), kc * NR, c.data(), t.ldc, t.load_c, epp);
+            kn.wide(mr, np, kc, a, t.lda, w.data(), kc * NR, c.data(), t.ldc, t.load_c, epp);
             // The prefetching form computes the same bits prefetching the next tile's rows of C,
             // alone or with those of A.
             for (bool pa_too : {false, true}) {
               std::vector<float> c2 = t.c0;
               Epilogue ep2;
-              f32_gemm_6x16_prefetch_avx2(mr, np, kc, a, t.lda, w.data(), kc * NR, c2.data(), t.ldc, t.load_c,
-                                          t.epilogue(ep2), GemmPrefetch{nullptr, true, pa_too});
+              kn.prefetch(mr, np, kc, a, t.lda, w.data(), kc * NR, c2.data(), t.ldc, t.load_c, t.epilogue(ep2),
+                          GemmPrefetch{nullptr, true, pa_too});
               ASSERT_EQ(c2, c) << "prefetching C" << (pa_too ? " and A" : "") << " mr=" << mr << " kc=" << kc
                                << " np=" << np;
             }
@@ -348,28 +355,56 @@ TEST(GemmAvx2Tile, StridedAndPackedAgainstNaive) {
                       std::string(packed ? "packed" : variant ? "prefetching" : "strided") + " mr=" +
                           std::to_string(mr) + " kc=" + std::to_string(kc) + " np=" + std::to_string(np));
           ++i;
-          if (HasFailure()) return;
+          if (::testing::Test::HasFailure()) return;
         }
 }
 
-// The AVX2 16 + 8 tile (f32_gemm_4x24_avx2: a 16-wide panel beside the 8-wide last one) against the
-// product written out here: every row count 1..4, runs of whole 4-row tiles with a whole or ragged
-// last one (8, 9, 13), several k counts, with and without loading C, and each epilogue part.
-TEST(GemmAvx2Tile, WideWithNarrowAgainstNaive) {
+// The AVX2 6x16 kernels: every row count 1..6 and runs of 12, 13 and 17 rows.
+TEST(GemmAvx2Tile, StridedAndPackedAgainstNaive) {
   if (!has_avx2(detected_isa())) GTEST_SKIP() << "this CPU has no AVX2";
+  check_tile_kernels({6, f32_gemm_6x16_avx2, f32_gemm_6x16_packa_avx2, f32_gemm_6x16_prefetch_avx2,
+                      f32_gemm_6x16_packa_prefetch_avx2, f32_pack_a_6_avx2},
+                     {1, 2, 3, 4, 5, 6, 12, 13, 17});
+}
+
+// The AVX-512 12x32 kernels (two panels per tile; np = 3 ends with a single one): every row count
+// 1..12 (the packer's second transpose from 9 rows on) and runs of 24, 25 and 31 rows.
+TEST(GemmAvx512Tile, StridedAndPackedAgainstNaive) {
+  if (detected_isa() != Isa::Avx512) GTEST_SKIP() << "this CPU has no AVX-512F";
+  check_tile_kernels({12, f32_gemm_12x32_avx512f, f32_gemm_12x32_packa_avx512f, f32_gemm_12x32_prefetch_avx512f,
+                      f32_gemm_12x32_packa_prefetch_avx512f, f32_pack_a_12_avx512f},
+                     {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 24, 25, 31});
+}
+
+// A 16 + 8 tile (a 16-wide panel beside the 8-wide last one) against the product written out here:
+// every row count in `rows` (one tile, runs of whole tiles with a whole or ragged last one), several
+// k counts, with and without loading C, and each epilogue part.
+void check_wide_narrow(GemmMicroKernel16x8 fn, const std::vector<int64_t>& rows, const std::string& name) {
   int i = 0;
-  for (int64_t mr : {1, 2, 3, 4, 5, 8, 9, 13})
+  for (int64_t mr : rows)
     for (int64_t kc : {1, 5, 16, 37}) {
       const TileCase t = tile_case(mr, kc, 24, i, 950 + i, 953 + i, 954 + i, 955 + i);
       const auto w16 = random_floats(kc * 16, 951 + i), w8 = random_floats(kc * 8, 952 + i);
       std::vector<float> c = t.c0;
       Epilogue ep;
-      f32_gemm_4x24_avx2(mr, kc, t.a.data(), t.lda, w16.data(), w8.data(), c.data(), t.ldc, t.load_c, t.epilogue(ep));
+      fn(mr, kc, t.a.data(), t.lda, w16.data(), w8.data(), c.data(), t.ldc, t.load_c, t.epilogue(ep));
       expect_tile(t, c, [&](int64_t k, int64_t n) { return n < 16 ? w16[k * 16 + n] : w8[k * 8 + n - 16]; },
-                  "4x24 mr=" + std::to_string(mr) + " kc=" + std::to_string(kc));
+                  name + " mr=" + std::to_string(mr) + " kc=" + std::to_string(kc));
       ++i;
-      if (HasFailure()) return;
+      if (::testing::Test::HasFailure()) return;
     }
+}
+
+// f32_gemm_4x24_avx2: rows 1..4, runs of 8, 9 and 13.
+TEST(GemmAvx2Tile, WideWithNarrowAgainstNaive) {
+  if (!has_avx2(detected_isa())) GTEST_SKIP() << "this CPU has no AVX2";
+  check_wide_narrow(f32_gemm_4x24_avx2, {1, 2, 3, 4, 5, 8, 9, 13}, "4x24");
+}
+
+// f32_gemm_12x24_avx512f: rows 1..12 (some), runs of 24, 25 and 31.
+TEST(GemmAvx512Tile, WideWithNarrowAgainstNaive) {
+  if (detected_isa() != Isa::Avx512) GTEST_SKIP() << "this CPU has no AVX-512F";
+  check_wide_narrow(f32_gemm_12x24_avx512f, {1, 5, 9, 12, 13, 24, 25, 31}, "12x24");
 }
 
 TEST_P(GemmTest, AccumulatesIntoCBeyondL2) {

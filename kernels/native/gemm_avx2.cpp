@@ -19,6 +19,7 @@
 
 #include "kernels/native/epilogue_vec.h"
 #include "kernels/native/gemm_microkernel.h"
+#include "kernels/native/transpose_avx2.h"
 
 namespace locus::kernels {
 namespace {
@@ -183,20 +184,8 @@ void pack_a(int64_t kc, const float* a, int64_t lda, float* dst) {
     __m256 r[8];
 #pragma GCC unroll 8
     for (int i = 0; i < 8; ++i) r[i] = i < R ? _mm256_loadu_ps(a + i * lda + k) : _mm256_setzero_ps();
-    // 8 x 8 transpose: t[j] = column j = (r[0][j], ..., r[7][j]).
-    const __m256 u0 = _mm256_unpacklo_ps(r[0], r[1]), u1 = _mm256_unpackhi_ps(r[0], r[1]);
-    const __m256 u2 = _mm256_unpacklo_ps(r[2], r[3]), u3 = _mm256_unpackhi_ps(r[2], r[3]);
-    const __m256 u4 = _mm256_unpacklo_ps(r[4], r[5]), u5 = _mm256_unpackhi_ps(r[4], r[5]);
-    const __m256 u6 = _mm256_unpacklo_ps(r[6], r[7]), u7 = _mm256_unpackhi_ps(r[6], r[7]);
-    const __m256 s0 = _mm256_shuffle_ps(u0, u2, 0x44), s1 = _mm256_shuffle_ps(u0, u2, 0xEE);
-    const __m256 s2 = _mm256_shuffle_ps(u1, u3, 0x44), s3 = _mm256_shuffle_ps(u1, u3, 0xEE);
-    const __m256 s4 = _mm256_shuffle_ps(u4, u6, 0x44), s5 = _mm256_shuffle_ps(u4, u6, 0xEE);
-    const __m256 s6 = _mm256_shuffle_ps(u5, u7, 0x44), s7 = _mm256_shuffle_ps(u5, u7, 0xEE);
     __m256 t[8];
-    t[0] = _mm256_permute2f128_ps(s0, s4, 0x20), t[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-    t[2] = _mm256_permute2f128_ps(s2, s6, 0x20), t[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-    t[4] = _mm256_permute2f128_ps(s0, s4, 0x31), t[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-    t[6] = _mm256_permute2f128_ps(s2, s6, 0x31), t[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+    transpose_8x8_ps(r, t);
     // Column j holds k + j's R values in its first R lanes. Stored in order, 8 floats each: the
     // 8 - R lanes past a column's R are overwritten by the next column (or, after the last, lie in
     // the slack the caller leaves).
@@ -213,16 +202,6 @@ void dispatch_pack(int64_t mr, int64_t kc, const float* a, int64_t lda, float* d
   (void)((mr == Rs + 1 ? (pack_a<Rs + 1>(kc, a, lda, dst), true) : false) || ...);
 }
 
-// Rows [0, rows) of np panels of C (row stride ldc, 16 floats per panel) into L1, one touch per
-// cache line.
-inline void prefetch_c_rows(const float* c, int64_t ldc, int64_t rows, int64_t np) {
-  for (int64_t i = 0; i < rows; ++i) {
-    const float* r = c + i * ldc;
-    for (int64_t p = 0; p < np; ++p) _mm_prefetch(reinterpret_cast<const char*>(r + 16 * p), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(r + 16 * np - 1), _MM_HINT_T0);  // C not 64-byte aligned
-  }
-}
-
 // Rows beyond 6 (the driver's run of whole tiles, GemmConfig::multi_tile): 6-row tiles down the
 // rows, A advancing 6 rows (strided) or 6 x kc floats (packed: tile after tile), C and the residual 6
 // rows, then the last mr <= 6 rows as one tile. pf (GemmPrefetch): pf.b (nullable), B the first
@@ -237,7 +216,7 @@ void rows_6x16(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, 
   const float* prefetch_b = pf.b;
   for (; mr > 6 || (prefetch_b && mr == 6); mr -= 6) {
     if (!Packed && pf.a) gemm_prefetch_rows(a + 6 * lda, lda, std::min<int64_t>(6, mr - 6), 0, kc);
-    if (pf.c) prefetch_c_rows(c + 6 * ldc, ldc, std::min<int64_t>(6, mr - 6), np);
+    if (pf.c) gemm_prefetch_c_rows(c + 6 * ldc, ldc, std::min<int64_t>(6, mr - 6), np);
     if (prefetch_b)
       tiles<6, 2, Packed, true>(np, kc, a, lda, w, w_stride, c, ldc, load_c, epp, prefetch_b), prefetch_b = nullptr;
     else

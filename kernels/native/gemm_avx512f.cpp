@@ -14,10 +14,12 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "kernels/native/epilogue_vec.h"
 #include "kernels/native/gemm_microkernel.h"
+#include "kernels/native/transpose_avx2.h"
 
 namespace locus::kernels {
 namespace {
@@ -33,11 +35,14 @@ constexpr int64_t kStreamAhead = 64;
 constexpr int64_t kStreamFar = 1024;
 
 // PF: prefetch B kStreamAhead rows ahead of the k loop (the _stream kernel; gemm.cpp says when).
-template <int R, bool PF>
+// Packed: A packed k-major (R floats per k, lda unused: f32_pack_a_12_avx512f), each broadcast one
+// pointer plus a constant. PFB: also prefetch into L2 one line per k of pfb, another B block of
+// the same panel layout (the driver's next call).
+template <int R, bool PF, bool Packed = false, bool PFB = false>
 __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restrict a, int64_t lda,
                                                 const float* __restrict w, float* __restrict c,
                                                 int64_t ldc, bool load_c, const Epilogue* ep,
-                                                int64_t col) {
+                                                int64_t col, const float* pfb = nullptr) {
   static_assert(R >= 1 && R <= 12);
   __m512 acc[R];
   const bool bias_first = !load_c && ep && ep->bias;
@@ -59,10 +64,12 @@ __attribute__((always_inline)) inline void tile(int64_t kc, const float* __restr
       _mm_prefetch(reinterpret_cast<const char*>(w + kStreamAhead * kGemmNR), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(w + kStreamFar * kGemmNR), _MM_HINT_T1);
     }
+    if constexpr (PFB) _mm_prefetch(reinterpret_cast<const char*>(pfb + k * kGemmNR), _MM_HINT_T1);
     const __m512 b = _mm512_loadu_ps(w);
     w += kGemmNR;
 #pragma GCC unroll 16
-    for (int i = 0; i < R; ++i) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(ar[i][k]), b, acc[i]);
+    for (int i = 0; i < R; ++i)
+      acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(Packed ? a[k * R + i] : ar[i][k]), b, acc[i]);
   }
 
   if (ep) {
@@ -118,11 +125,13 @@ template <> struct Lane<__m256> {
 // panel 1's at w1 (Lane<V1>::width per k); C columns, bias and residual at col and col + 16. N = 24
 // (MobileNetV2's projections) otherwise ran a 12 x 16 tile and then a 12 x 8 AVX2 one with their own
 // broadcasts, slower than N = 32 in one 12 x 32 tile.
-template <int R, class V1, bool PF>
+// Packed and PFB as for tile (pfb0 and pfb1: the other B block's two panels).
+template <int R, class V1, bool PF, bool Packed = false, bool PFB = false>
 __attribute__((always_inline)) inline void tile_pair(int64_t kc, const float* __restrict a, int64_t lda,
                                                      const float* __restrict w0, const float* __restrict w1,
                                                      float* __restrict c, int64_t ldc, bool load_c,
-                                                     const Epilogue* ep, int64_t col) {
+                                                     const Epilogue* ep, int64_t col, const float* pfb0 = nullptr,
+                                                     const float* pfb1 = nullptr) {
   static_assert(R >= 1 && R <= 12);
   using L = Lane<V1>;
   constexpr int64_t w1_step = L::width;
@@ -156,11 +165,15 @@ __attribute__((always_inline)) inline void tile_pair(int64_t kc, const float* __
       _mm_prefetch(reinterpret_cast<const char*>(w0 + (k + kStreamFar) * kGemmNR), _MM_HINT_T1);
       _mm_prefetch(reinterpret_cast<const char*>(w1 + (k + kStreamFar) * w1_step), _MM_HINT_T1);
     }
+    if constexpr (PFB) {
+      _mm_prefetch(reinterpret_cast<const char*>(pfb0 + k * kGemmNR), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(pfb1 + k * w1_step), _MM_HINT_T1);
+    }
     const __m512 b0 = _mm512_loadu_ps(w0 + k * kGemmNR);
     const V1 b1 = L::load(w1 + k * w1_step);
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
-      const __m512 av = _mm512_set1_ps(ar[i][k]);
+      const __m512 av = _mm512_set1_ps(Packed ? a[k * R + i] : ar[i][k]);
       acc0[i] = _mm512_fmadd_ps(av, b0, acc0[i]);
       acc1[i] = L::fma(L::of(av), b1, acc1[i]);
     }
@@ -213,38 +226,136 @@ void dispatch16_8(int64_t mr, int64_t kc, const float* a, int64_t lda, const flo
          ...);
 }
 
-template <int R, bool PF>
+template <int R, bool PF, bool Packed = false, bool PFB = false>
 void tiles(int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride, float* c,
-           int64_t ldc, bool load_c, const Epilogue* ep) {
+           int64_t ldc, bool load_c, const Epilogue* ep, const float* pfb = nullptr) {
   int64_t p = 0;
   for (; p + 2 <= np; p += 2)
-    tile_pair<R, __m512, PF>(kc, a, lda, w + p * w_stride, w + (p + 1) * w_stride, c + p * kGemmNR, ldc, load_c, ep,
-                             p * kGemmNR);
+    tile_pair<R, __m512, PF, Packed, PFB>(kc, a, lda, w + p * w_stride, w + (p + 1) * w_stride, c + p * kGemmNR,
+                                          ldc, load_c, ep, p * kGemmNR, PFB ? pfb + p * w_stride : nullptr,
+                                          PFB ? pfb + (p + 1) * w_stride : nullptr);
   for (; p < np; ++p)
-    tile<R, PF>(kc, a, lda, w + p * w_stride, c + p * kGemmNR, ldc, load_c, ep, p * kGemmNR);
+    tile<R, PF, Packed, PFB>(kc, a, lda, w + p * w_stride, c + p * kGemmNR, ldc, load_c, ep, p * kGemmNR,
+                             PFB ? pfb + p * w_stride : nullptr);
 }
 
-template <bool PF, int... Rs>
+template <bool PF, bool Packed, int... Rs>
 void dispatch(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride,
               float* c, int64_t ldc, bool load_c, const Epilogue* ep, std::integer_sequence<int, Rs...>) {
-  (void)((mr == Rs + 1 ? (tiles<Rs + 1, PF>(np, kc, a, lda, w, w_stride, c, ldc, load_c, ep), true) : false) || ...);
+  (void)((mr == Rs + 1 ? (tiles<Rs + 1, PF, Packed>(np, kc, a, lda, w, w_stride, c, ldc, load_c, ep), true)
+                       : false) ||
+         ...);
+}
+
+// Rows beyond 12 (the driver's run of whole tiles, GemmConfig::multi_tile): 12-row tiles down the
+// rows, A advancing 12 rows (strided) or 12 x kc floats (packed: tile after tile), C and the
+// residual 12 rows, then the last mr <= 12 rows as one tile. pf (GemmPrefetch): pf.b (nullable),
+// the B block the first whole tile prefetches; before each tile with another after it, that one's
+// rows of C (pf.c) and, strided A only, of A (pf.a).
+template <bool PF, bool Packed>
+void rows_12x32(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride,
+                float* c, int64_t ldc, bool load_c, const Epilogue* ep, const GemmPrefetch& pf = {}) {
+  Epilogue e;
+  if (ep) e = *ep;
+  const Epilogue* epp = ep ? &e : nullptr;
+  const float* prefetch_b = pf.b;
+  for (; mr > 12 || (prefetch_b && mr == 12); mr -= 12) {
+    if (!Packed && pf.a) gemm_prefetch_rows(a + 12 * lda, lda, std::min<int64_t>(12, mr - 12), 0, kc);
+    if (pf.c) gemm_prefetch_c_rows(c + 12 * ldc, ldc, std::min<int64_t>(12, mr - 12), np);
+    if (prefetch_b)
+      tiles<12, PF, Packed, true>(np, kc, a, lda, w, w_stride, c, ldc, load_c, epp, prefetch_b), prefetch_b = nullptr;
+    else
+      tiles<12, PF, Packed>(np, kc, a, lda, w, w_stride, c, ldc, load_c, epp);
+    a += Packed ? 12 * kc : 12 * lda;
+    c += 12 * ldc;
+    if (e.residual) e.residual += 12 * e.ldr;
+  }
+  dispatch<PF, Packed>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, epp, std::make_integer_sequence<int, 12>{});
+}
+
+// dst[k * R + i] = a[i * lda + k] for i < R, k < kc: eight k at a time through 8 x 8 transposes of
+// ymm rows, rows 0..7 and (R > 8) rows 8..11 (rows beyond R are not read). Writes up to 8 - R
+// floats (R <= 8) or 12 - R (R > 8) past dst[kc * R).
+template <int R>
+void pack_a(int64_t kc, const float* a, int64_t lda, float* dst) {
+  static_assert(R >= 1 && R <= 12);
+  int64_t k = 0;
+  for (; k + 8 <= kc; k += 8) {
+    __m256 r[8], t[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) r[i] = i < R ? _mm256_loadu_ps(a + i * lda + k) : _mm256_setzero_ps();
+    transpose_8x8_ps(r, t);
+    if constexpr (R > 8) {
+      __m256 r1[8], t1[8];
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) r1[i] = 8 + i < R ? _mm256_loadu_ps(a + (8 + i) * lda + k) : _mm256_setzero_ps();
+      transpose_8x8_ps(r1, t1);
+      // Column j: rows 0..7, then rows 8..11; the lanes past R are overwritten by the next column.
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) {
+        _mm256_storeu_ps(dst + (k + j) * R, t[j]);
+        _mm_storeu_ps(dst + (k + j) * R + 8, _mm256_castps256_ps128(t1[j]));
+      }
+    } else {
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) _mm256_storeu_ps(dst + (k + j) * R, t[j]);
+    }
+  }
+  for (; k < kc; ++k)
+#pragma GCC unroll 12
+    for (int i = 0; i < R; ++i) dst[k * R + i] = a[i * lda + k];
+}
+
+template <int... Rs>
+void dispatch_pack(int64_t mr, int64_t kc, const float* a, int64_t lda, float* dst, std::integer_sequence<int, Rs...>) {
+  (void)((mr == Rs + 1 ? (pack_a<Rs + 1>(kc, a, lda, dst), true) : false) || ...);
 }
 
 }  // namespace
 
 void f32_gemm_12x32_avx512f(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
                             int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
-  dispatch<false>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, std::make_integer_sequence<int, 12>{});
+  rows_12x32<false, false>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep);
+}
+
+void f32_gemm_12x32_prefetch_avx512f(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
+                                     const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c,
+                                     const Epilogue* ep, const GemmPrefetch& pf) {
+  rows_12x32<false, false>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, pf);
+}
+
+void f32_gemm_12x32_packa_avx512f(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
+                                  int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
+  rows_12x32<false, true>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep);
+}
+
+void f32_gemm_12x32_packa_prefetch_avx512f(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
+                                           const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c,
+                                           const Epilogue* ep, const GemmPrefetch& pf) {
+  rows_12x32<false, true>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, pf);
+}
+
+void f32_pack_a_12_avx512f(int64_t mr, int64_t kc, const float* a, int64_t lda, float* dst) {
+  dispatch_pack(mr, kc, a, lda, dst, std::make_integer_sequence<int, 12>{});
 }
 
 void f32_gemm_12x24_avx512f(int64_t mr, int64_t kc, const float* a, int64_t lda, const float* w16, const float* w8,
                             float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
-  dispatch16_8(mr, kc, a, lda, w16, w8, c, ldc, load_c, ep, std::make_integer_sequence<int, 12>{});
+  Epilogue e;
+  if (ep) e = *ep;
+  const Epilogue* epp = ep ? &e : nullptr;
+  for (; mr > 12; mr -= 12) {  // a run of whole 12-row tiles (GemmConfig::multi_tile), then the rest
+    tile_pair<12, __m256, false>(kc, a, lda, w16, w8, c, ldc, load_c, epp, 0);
+    a += 12 * lda;
+    c += 12 * ldc;
+    if (e.residual) e.residual += 12 * e.ldr;
+  }
+  dispatch16_8(mr, kc, a, lda, w16, w8, c, ldc, load_c, epp, std::make_integer_sequence<int, 12>{});
 }
 
 void f32_gemm_12x32_stream_avx512f(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,
                                    int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
-  dispatch<true>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep, std::make_integer_sequence<int, 12>{});
+  rows_12x32<true, false>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, ep);
 }
 
 }  // namespace locus::kernels

@@ -39,6 +39,17 @@ inline void gemm_prefetch_rows(const float* a, int64_t lda, int64_t rows, int64_
   }
 }
 
+// Software prefetch of rows [0, rows) of np 16-wide panels of C (row stride ldc) into L1, one touch
+// per cache line (and the row's last float: C need not be 64-byte aligned): the next tile's rows of
+// a C the kernel accumulates into from beyond L2 (GemmPrefetch::c).
+inline void gemm_prefetch_c_rows(const float* c, int64_t ldc, int64_t rows, int64_t np) {
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* r = c + i * ldc;
+    for (int64_t p = 0; p < np; ++p) __builtin_prefetch(r + 16 * p, 0, 3);
+    __builtin_prefetch(r + 16 * np - 1, 0, 3);
+  }
+}
+
 // np >= 1 register tiles side by side (the same A rows, np consecutive panels of the same width):
 // panel p's weights start at w + p * w_stride, its C columns at c + p * NR, its bias at
 // ep->bias + p * NR. One call per row group amortises the call and row setup over the panels.
@@ -106,18 +117,35 @@ void f32_pack_a_6_avx2(int64_t mr, int64_t kc, const float* a, int64_t lda, floa
 
 // AVX-512F (only call if active_isa() == Isa::Avx512): two 16-wide panels at a time (12 x 32, 24
 // accumulators; an odd last panel as 12 x 16), an instantiation per row count. Narrow panels use
-// f32_gemm_12x8_avx2.
+// f32_gemm_12x8_avx2. Like the AVX2 6x16 kernels, the 12-row kernels below take mr > 12
+// (GemmConfig::multi_tile): 12-row tiles down the rows, then the last mr % 12 (or 12) rows.
 void f32_gemm_12x32_avx512f(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
     const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep);
+// f32_gemm_12x32_avx512f prefetching what pf names (GemmPrefetch; GemmConfig::wide_prefetch): before
+// each 12-row tile of a run with another after it, that tile's rows of A (pf.a) and of C (pf.c). The
+// results are those of f32_gemm_12x32_avx512f, bit for bit.
+void f32_gemm_12x32_prefetch_avx512f(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
+    const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep, const GemmPrefetch& pf);
+// The 12x32 tile reading A packed by f32_pack_a_12_avx512f (mr floats per k, tile after tile; lda
+// unused): one pointer plus a constant per broadcast instead of twelve row pointers.
+void f32_gemm_12x32_packa_avx512f(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
+    const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep);
+// f32_gemm_12x32_packa_avx512f prefetching what pf names: with pf.b, its first 12-row tile also
+// prefetches into L2 one line per k of each panel of pf.b (the driver's next B block); with pf.c,
+// the next tile's rows of C. Bit for bit f32_gemm_12x32_packa_avx512f.
+void f32_gemm_12x32_packa_prefetch_avx512f(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
+    const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep, const GemmPrefetch& pf);
+// dst[k * mr + i] = a[i * lda + k] (i < mr <= 12, k < kc); writes up to 8 floats past dst[kc * mr).
+void f32_pack_a_12_avx512f(int64_t mr, int64_t kc, const float* a, int64_t lda, float* dst);
 // The same tile, software-prefetching B 64 k rows ahead in the k loop: for a B streamed from beyond
 // the caches past few rows of A (the driver's choice: gemm.cpp), where the hardware prefetchers
 // left the kernel waiting on every line (one Zen 4 core, M=49 K=4608 N=2048: 160-175 -> 200-210
 // GFLOP/s).
+void f32_gemm_12x32_stream_avx512f(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
+    const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep);
 // 12 rows x (16 + 8) columns: a zmm and a ymm accumulator per row, one broadcast for both (N = 24).
 void f32_gemm_12x24_avx512f(int64_t mr, int64_t kc, const float* a, int64_t lda, const float* w16, const float* w8,
                             float* c, int64_t ldc, bool load_c, const Epilogue* ep);
-void f32_gemm_12x32_stream_avx512f(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
-    const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c, const Epilogue* ep);
 
 // Portable C++, 4x8 blocks (auto-vectorised to SSE2 by the compiler): two per 16-wide panel, one
 // per 8-wide panel.
