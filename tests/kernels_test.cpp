@@ -416,8 +416,9 @@ TEST_P(GemmTest, AccumulatesIntoCBeyondL2) {
 }
 
 TEST_P(GemmTest, PackedRowGroupsAcrossPanelsAndKBlocks) {
-  // At least 6 full panels, so the AVX2 driver packs A: row counts over one and two 96-row groups
-  // with every remainder the tile split gives, K in one and two k blocks, a ragged last panel.
+  // At least 6 full panels, so the AVX2 and AVX-512 drivers pack A: row counts over one and two
+  // 96-row groups with every remainder the tile split gives, K in one and two k blocks, a ragged
+  // last panel.
   int i = 0;
   for (int64_t N : {96, 100, 200})
     for (int64_t M : {1, 7, 49, 97, 200})
@@ -430,8 +431,8 @@ TEST_P(GemmTest, PackedRowGroupsAcrossPanelsAndKBlocks) {
 }
 
 TEST_P(GemmTest, TilesOverKRangesWithStreamedB) {
-  // A B of at least 512 KiB (1100 x 130 floats: the AVX2 packed path prefetches the next call's
-  // B, the next chunk's or these panels' next k rows), covered by gemm_f32_tile calls over three k
+  // A B of at least 512 KiB (1100 x 130 floats: the AVX2 and AVX-512 packed paths prefetch the
+  // next call's B, the next chunk's or these panels' next k rows), covered by gemm_f32_tile calls over three k
   // ranges (72 rows, as the Scan plans of ResNet-50's 7x7 1x1 layers take; a range over two k
   // blocks; the rest) and two column ranges (7 full panels, then 18 columns with a ragged last
   // panel): bias and ReLU after the last range only.
