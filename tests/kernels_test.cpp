@@ -431,10 +431,10 @@ TEST_P(GemmTest, PackedRowGroupsAcrossPanelsAndKBlocks) {
 }
 
 TEST_P(GemmTest, TilesOverKRangesWithStreamedB) {
-  // A B of at least 512 KiB (1100 x 130 floats: the AVX2 and AVX-512 packed paths prefetch the
-  // next call's B, the next chunk's or these panels' next k rows), covered by gemm_f32_tile calls over three k
-  // ranges (72 rows, as the Scan plans of ResNet-50's 7x7 1x1 layers take; a range over two k
-  // blocks; the rest) and two column ranges (7 full panels, then 18 columns with a ragged last
+  // A B of at least 512 KiB (1100 x 130 floats: the AVX2 and AVX-512 packed paths prefetch the next
+  // call's B, the next chunk's or these panels' next k rows), covered by gemm_f32_tile calls over
+  // three k ranges (72 rows, as the Scan plans of ResNet-50's 7x7 1x1 layers take; a range over two
+  // k blocks; the rest) and two column ranges (7 full panels, then 18 columns with a ragged last
   // panel): bias and ReLU after the last range only.
   const int64_t M = 49, K = 1100, N = 130;
   const auto a = random_floats(M * K, 81), b = random_floats(K * N, 82), bias = random_floats(N, 83);
