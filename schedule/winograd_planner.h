@@ -21,12 +21,13 @@
 //             and the packed weights re-read by every block after the first when they do not fit
 //             (one transfer: clean lines, streamed).
 //   Both: the arithmetic runs on `threads` cores (its time divided by them), while the weights'
-//             first read, when they exceed half the L2, comes from memory, whose bandwidth the threads share
-//             (dram_flops_per_byte: one core's peak over one core's memory bandwidth); the two overlap (the GEMM
-//             prefetches its weights), so a path costs the larger of the two.
-//             Where memory is dear (10 flops per byte), a batch-1 layer whose transformed weights exceed
-//             the L2 is bound by them on two threads: ResNet-50's 14x14 layers (9.4 MB for F(4x4), 4.2 MB
-//             for F(2x2)) and 7x7 ones; at 5 the arithmetic still decides there.
+//             first read, when they exceed half the L2, comes from memory, whose bandwidth the
+//             threads share (dram_flops_per_byte: one core's peak over one core's memory
+//             bandwidth); the two overlap (the GEMM prefetches its weights), so a path costs the
+//             larger of the two. Where memory is dear (10 flops per byte), a batch-1 layer whose
+//             transformed weights exceed the L2 is bound by them on two threads: ResNet-50's 14x14
+//             layers (9.4 MB for F(4x4), 4.2 MB for F(2x2)) and 7x7 ones; at 5 the arithmetic
+//             still decides there.
 // The block T is the candidate (multiples of mr up to all tiles, and all tiles) of lowest cost per
 // tile size; the cheapest of im2col, F(4x4) and F(2x2) is chosen. Plain object, no kernels.
 #pragma once

@@ -19,7 +19,7 @@
 
 #include "kernels/native/epilogue_vec.h"
 #include "kernels/native/gemm_microkernel.h"
-#include "kernels/native/transpose_avx2.h"
+#include "kernels/native/pack_a_avx2.h"
 
 namespace locus::kernels {
 namespace {
@@ -175,57 +175,23 @@ void dispatch_16_8(int64_t mr, int64_t kc, const float* a, int64_t lda, const fl
   (void)((mr == Rs + 1 ? (tile_16_8<Rs + 1>(kc, a, lda, w16, w8, c, ldc, load_c, ep), true) : false) || ...);
 }
 
-// dst[k * R + i] = a[i * lda + k] for i < R, k < kc: eight k at a time through an 8 x 8 transpose
-// of ymm rows (rows beyond R are not read). Writes up to 8 - R floats past dst[kc * R).
-template <int R>
-void pack_a(int64_t kc, const float* a, int64_t lda, float* dst) {
-  int64_t k = 0;
-  for (; k + 8 <= kc; k += 8) {
-    __m256 r[8];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; ++i) r[i] = i < R ? _mm256_loadu_ps(a + i * lda + k) : _mm256_setzero_ps();
-    __m256 t[8];
-    transpose_8x8_ps(r, t);
-    // Column j holds k + j's R values in its first R lanes. Stored in order, 8 floats each: the
-    // 8 - R lanes past a column's R are overwritten by the next column (or, after the last, lie in
-    // the slack the caller leaves).
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; ++j) _mm256_storeu_ps(dst + (k + j) * R, t[j]);
-  }
-  for (; k < kc; ++k)
-#pragma GCC unroll 8
-    for (int i = 0; i < R; ++i) dst[k * R + i] = a[i * lda + k];
-}
-
-template <int... Rs>
-void dispatch_pack(int64_t mr, int64_t kc, const float* a, int64_t lda, float* dst, std::integer_sequence<int, Rs...>) {
-  (void)((mr == Rs + 1 ? (pack_a<Rs + 1>(kc, a, lda, dst), true) : false) || ...);
-}
-
-// Rows beyond 6 (the driver's run of whole tiles, GemmConfig::multi_tile): 6-row tiles down the
-// rows, A advancing 6 rows (strided) or 6 x kc floats (packed: tile after tile), C and the residual 6
-// rows, then the last mr <= 6 rows as one tile. pf (GemmPrefetch): pf.b (nullable), B the first
-// whole 6-row tile prefetches; before each tile with another after it, that one's rows of C (pf.c)
-// and, strided A only, of A (pf.a: gemm_prefetch_rows).
+// Rows beyond 6 (the driver's run of whole tiles, GemmConfig::multi_tile; gemm_tile_runs): 6-row
+// tiles down the rows, A advancing 6 rows (strided) or 6 x kc floats (packed: tile after tile), then
+// the last mr <= 6 rows as one tile. pf: GemmPrefetch (pf.a only for strided A).
 template <bool Packed>
 void rows_6x16(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride,
                float* c, int64_t ldc, bool load_c, const Epilogue* ep, const GemmPrefetch& pf = {}) {
-  Epilogue e;
-  if (ep) e = *ep;
-  const Epilogue* epp = ep ? &e : nullptr;
-  const float* prefetch_b = pf.b;
-  for (; mr > 6 || (prefetch_b && mr == 6); mr -= 6) {
-    if (!Packed && pf.a) gemm_prefetch_rows(a + 6 * lda, lda, std::min<int64_t>(6, mr - 6), 0, kc);
-    if (pf.c) gemm_prefetch_c_rows(c + 6 * ldc, ldc, std::min<int64_t>(6, mr - 6), np);
-    if (prefetch_b)
-      tiles<6, 2, Packed, true>(np, kc, a, lda, w, w_stride, c, ldc, load_c, epp, prefetch_b), prefetch_b = nullptr;
-    else
-      tiles<6, 2, Packed>(np, kc, a, lda, w, w_stride, c, ldc, load_c, epp);
-    a += Packed ? 6 * kc : 6 * lda;
-    c += 6 * ldc;
-    if (e.residual) e.residual += 6 * e.ldr;
-  }
-  dispatch<2, Packed>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, epp, std::make_integer_sequence<int, 6>{});
+  gemm_tile_runs<6>(
+      mr, np, kc, a, lda, Packed ? 6 * kc : 6 * lda, c, ldc, ep, {pf.b, pf.c, !Packed && pf.a},
+      [&](const float* at, float* ct, const Epilogue* e, const float* pb) {
+        if (pb)
+          tiles<6, 2, Packed, true>(np, kc, at, lda, w, w_stride, ct, ldc, load_c, e, pb);
+        else
+          tiles<6, 2, Packed>(np, kc, at, lda, w, w_stride, ct, ldc, load_c, e);
+      },
+      [&](int64_t m, const float* at, float* ct, const Epilogue* e) {
+        dispatch<2, Packed>(m, np, kc, at, lda, w, w_stride, ct, ldc, load_c, e, std::make_integer_sequence<int, 6>{});
+      });
 }
 
 }  // namespace
@@ -253,21 +219,19 @@ void f32_gemm_6x16_packa_prefetch_avx2(int64_t mr, int64_t np, int64_t kc, const
 }
 
 void f32_pack_a_6_avx2(int64_t mr, int64_t kc, const float* a, int64_t lda, float* dst) {
-  dispatch_pack(mr, kc, a, lda, dst, std::make_integer_sequence<int, 6>{});
+  pack_a_kmajor_rows<6>(mr, kc, a, lda, dst);
 }
 
 void f32_gemm_4x24_avx2(int64_t mr, int64_t kc, const float* a, int64_t lda, const float* w16, const float* w8,
                         float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
-  Epilogue e;
-  if (ep) e = *ep;
-  const Epilogue* epp = ep ? &e : nullptr;
-  for (; mr > 4; mr -= 4) {  // a run of whole 4-row tiles (GemmConfig::multi_tile), then the rest
-    tile_16_8<4>(kc, a, lda, w16, w8, c, ldc, load_c, epp);
-    a += 4 * lda;
-    c += 4 * ldc;
-    if (e.residual) e.residual += 4 * e.ldr;
-  }
-  dispatch_16_8(mr, kc, a, lda, w16, w8, c, ldc, load_c, epp, std::make_integer_sequence<int, 4>{});
+  gemm_tile_runs<4>(
+      mr, 1, kc, a, lda, 4 * lda, c, ldc, ep, {},
+      [&](const float* at, float* ct, const Epilogue* e, const float*) {
+        tile_16_8<4>(kc, at, lda, w16, w8, ct, ldc, load_c, e);
+      },
+      [&](int64_t m, const float* at, float* ct, const Epilogue* e) {
+        dispatch_16_8(m, kc, at, lda, w16, w8, ct, ldc, load_c, e, std::make_integer_sequence<int, 4>{});
+      });
 }
 
 void f32_gemm_12x8_avx2(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,

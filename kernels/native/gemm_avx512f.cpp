@@ -19,7 +19,7 @@
 
 #include "kernels/native/epilogue_vec.h"
 #include "kernels/native/gemm_microkernel.h"
-#include "kernels/native/transpose_avx2.h"
+#include "kernels/native/pack_a_avx2.h"
 
 namespace locus::kernels {
 namespace {
@@ -247,68 +247,23 @@ void dispatch(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, c
          ...);
 }
 
-// Rows beyond 12 (the driver's run of whole tiles, GemmConfig::multi_tile): 12-row tiles down the
-// rows, A advancing 12 rows (strided) or 12 x kc floats (packed: tile after tile), C and the
-// residual 12 rows, then the last mr <= 12 rows as one tile. pf (GemmPrefetch): pf.b (nullable),
-// the B block the first whole tile prefetches; before each tile with another after it, that one's
-// rows of C (pf.c) and, strided A only, of A (pf.a).
+// Rows beyond 12 (the driver's run of whole tiles, GemmConfig::multi_tile; gemm_tile_runs): 12-row
+// tiles down the rows, A advancing 12 rows (strided) or 12 x kc floats (packed: tile after tile),
+// then the last mr <= 12 rows as one tile. pf: GemmPrefetch (pf.a only for strided A).
 template <bool PF, bool Packed>
 void rows_12x32(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w, int64_t w_stride,
                 float* c, int64_t ldc, bool load_c, const Epilogue* ep, const GemmPrefetch& pf = {}) {
-  Epilogue e;
-  if (ep) e = *ep;
-  const Epilogue* epp = ep ? &e : nullptr;
-  const float* prefetch_b = pf.b;
-  for (; mr > 12 || (prefetch_b && mr == 12); mr -= 12) {
-    if (!Packed && pf.a) gemm_prefetch_rows(a + 12 * lda, lda, std::min<int64_t>(12, mr - 12), 0, kc);
-    if (pf.c) gemm_prefetch_c_rows(c + 12 * ldc, ldc, std::min<int64_t>(12, mr - 12), np);
-    if (prefetch_b)
-      tiles<12, PF, Packed, true>(np, kc, a, lda, w, w_stride, c, ldc, load_c, epp, prefetch_b), prefetch_b = nullptr;
-    else
-      tiles<12, PF, Packed>(np, kc, a, lda, w, w_stride, c, ldc, load_c, epp);
-    a += Packed ? 12 * kc : 12 * lda;
-    c += 12 * ldc;
-    if (e.residual) e.residual += 12 * e.ldr;
-  }
-  dispatch<PF, Packed>(mr, np, kc, a, lda, w, w_stride, c, ldc, load_c, epp, std::make_integer_sequence<int, 12>{});
-}
-
-// dst[k * R + i] = a[i * lda + k] for i < R, k < kc: eight k at a time through 8 x 8 transposes of
-// ymm rows, rows 0..7 and (R > 8) rows 8..11 (rows beyond R are not read). Writes up to 8 - R
-// floats (R <= 8) or 12 - R (R > 8) past dst[kc * R).
-template <int R>
-void pack_a(int64_t kc, const float* a, int64_t lda, float* dst) {
-  static_assert(R >= 1 && R <= 12);
-  int64_t k = 0;
-  for (; k + 8 <= kc; k += 8) {
-    __m256 r[8], t[8];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; ++i) r[i] = i < R ? _mm256_loadu_ps(a + i * lda + k) : _mm256_setzero_ps();
-    transpose_8x8_ps(r, t);
-    if constexpr (R > 8) {
-      __m256 r1[8], t1[8];
-#pragma GCC unroll 8
-      for (int i = 0; i < 8; ++i) r1[i] = 8 + i < R ? _mm256_loadu_ps(a + (8 + i) * lda + k) : _mm256_setzero_ps();
-      transpose_8x8_ps(r1, t1);
-      // Column j: rows 0..7, then rows 8..11; the lanes past R are overwritten by the next column.
-#pragma GCC unroll 8
-      for (int j = 0; j < 8; ++j) {
-        _mm256_storeu_ps(dst + (k + j) * R, t[j]);
-        _mm_storeu_ps(dst + (k + j) * R + 8, _mm256_castps256_ps128(t1[j]));
-      }
-    } else {
-#pragma GCC unroll 8
-      for (int j = 0; j < 8; ++j) _mm256_storeu_ps(dst + (k + j) * R, t[j]);
-    }
-  }
-  for (; k < kc; ++k)
-#pragma GCC unroll 12
-    for (int i = 0; i < R; ++i) dst[k * R + i] = a[i * lda + k];
-}
-
-template <int... Rs>
-void dispatch_pack(int64_t mr, int64_t kc, const float* a, int64_t lda, float* dst, std::integer_sequence<int, Rs...>) {
-  (void)((mr == Rs + 1 ? (pack_a<Rs + 1>(kc, a, lda, dst), true) : false) || ...);
+  gemm_tile_runs<12>(
+      mr, np, kc, a, lda, Packed ? 12 * kc : 12 * lda, c, ldc, ep, {pf.b, pf.c, !Packed && pf.a},
+      [&](const float* at, float* ct, const Epilogue* e, const float* pb) {
+        if (pb)
+          tiles<12, PF, Packed, true>(np, kc, at, lda, w, w_stride, ct, ldc, load_c, e, pb);
+        else
+          tiles<12, PF, Packed>(np, kc, at, lda, w, w_stride, ct, ldc, load_c, e);
+      },
+      [&](int64_t m, const float* at, float* ct, const Epilogue* e) {
+        dispatch<PF, Packed>(m, np, kc, at, lda, w, w_stride, ct, ldc, load_c, e, std::make_integer_sequence<int, 12>{});
+      });
 }
 
 }  // namespace
@@ -336,21 +291,19 @@ void f32_gemm_12x32_packa_prefetch_avx512f(int64_t mr, int64_t np, int64_t kc, c
 }
 
 void f32_pack_a_12_avx512f(int64_t mr, int64_t kc, const float* a, int64_t lda, float* dst) {
-  dispatch_pack(mr, kc, a, lda, dst, std::make_integer_sequence<int, 12>{});
+  pack_a_kmajor_rows<12>(mr, kc, a, lda, dst);
 }
 
 void f32_gemm_12x24_avx512f(int64_t mr, int64_t kc, const float* a, int64_t lda, const float* w16, const float* w8,
                             float* c, int64_t ldc, bool load_c, const Epilogue* ep) {
-  Epilogue e;
-  if (ep) e = *ep;
-  const Epilogue* epp = ep ? &e : nullptr;
-  for (; mr > 12; mr -= 12) {  // a run of whole 12-row tiles (GemmConfig::multi_tile), then the rest
-    tile_pair<12, __m256, false>(kc, a, lda, w16, w8, c, ldc, load_c, epp, 0);
-    a += 12 * lda;
-    c += 12 * ldc;
-    if (e.residual) e.residual += 12 * e.ldr;
-  }
-  dispatch16_8(mr, kc, a, lda, w16, w8, c, ldc, load_c, epp, std::make_integer_sequence<int, 12>{});
+  gemm_tile_runs<12>(
+      mr, 1, kc, a, lda, 12 * lda, c, ldc, ep, {},
+      [&](const float* at, float* ct, const Epilogue* e, const float*) {
+        tile_pair<12, __m256, false>(kc, at, lda, w16, w8, ct, ldc, load_c, e, 0);
+      },
+      [&](int64_t m, const float* at, float* ct, const Epilogue* e) {
+        dispatch16_8(m, kc, at, lda, w16, w8, ct, ldc, load_c, e, std::make_integer_sequence<int, 12>{});
+      });
 }
 
 void f32_gemm_12x32_stream_avx512f(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, const float* w,

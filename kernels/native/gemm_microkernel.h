@@ -58,8 +58,8 @@ using GemmMicroKernel = void (*)(int64_t mr, int64_t np, int64_t kc, const float
                                  bool load_c, const Epilogue* ep);
 
 // What a prefetching micro-kernel fetches ahead while it computes: `b`, the B blocks the driver's
-// next call reads (the same panel layout: panel p at b + p * w_stride; its first 6-row tile, one line
-// per k, into L2); with `c`, the next tile's rows of C before each whole tile of a run (into L1):
+// next call reads (the same panel layout: panel p at b + p * w_stride; its first whole tile, one
+// line per k, into L2); with `c`, the next tile's rows of C before each whole tile of a run (into L1):
 // for a C the caller passes in (load_c on the driver's first k block), which comes from beyond L2
 // (an in-place residual, a Scan walk's later visit of a tile); with `a` (A read in place, not
 // packed), the next tile's rows of A the same way (gemm_prefetch_rows), for an A streamed from
@@ -72,6 +72,32 @@ struct GemmPrefetch {
 using GemmMicroKernelPrefetch = void (*)(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda,
                                          const float* w, int64_t w_stride, float* c, int64_t ldc, bool load_c,
                                          const Epilogue* ep, const GemmPrefetch& pf);
+
+// A run of whole MR-row tiles (GemmConfig::multi_tile), the row walk every multi-tile kernel shares:
+// while more than MR rows remain (or exactly MR while pf.b waits for its tile), prefetches the next
+// tile's rows of A (pf.a; strided A, row stride lda) and of C (pf.c, np panels), then calls
+// whole(a, c, ep, b) on MR rows (b: pf.b on the first tile, else nullptr) and advances A by a_step
+// (MR rows, or MR x kc packed floats), C and the epilogue's residual by MR rows; the last mr <= MR
+// rows go to rest(mr, a, c, ep) (mr may be 0).
+template <int64_t MR, class Whole, class Rest>
+inline void gemm_tile_runs(int64_t mr, int64_t np, int64_t kc, const float* a, int64_t lda, int64_t a_step, float* c,
+                           int64_t ldc, const Epilogue* ep, const GemmPrefetch& pf, Whole&& whole, Rest&& rest) {
+  Epilogue e;
+  if (ep) e = *ep;
+  const Epilogue* epp = ep ? &e : nullptr;
+  const float* prefetch_b = pf.b;
+  for (; mr > MR || (prefetch_b && mr == MR); mr -= MR) {
+    const int64_t next = mr - MR < MR ? mr - MR : MR;
+    if (pf.a) gemm_prefetch_rows(a + MR * lda, lda, next, 0, kc);
+    if (pf.c) gemm_prefetch_c_rows(c + MR * ldc, ldc, next, np);
+    whole(a, c, epp, prefetch_b);
+    prefetch_b = nullptr;
+    a += a_step;
+    c += MR * ldc;
+    if (e.residual) e.residual += MR * e.ldr;
+  }
+  rest(mr, a, c, epp);
+}
 
 // A 16-wide panel (w16, 16 floats per k) and an 8-wide last panel (w8, 8 per k) side by side: C
 // columns [0, 16) and [16, 24), the epilogue's bias and residual offset the same way.
